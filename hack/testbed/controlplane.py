@@ -1,0 +1,230 @@
+"""A real, local Kubernetes control plane: etcd, kube-apiserver and kube-controller-manager.
+
+The binaries are built from pinned Go modules by ``hack/controlplane/build.sh`` (cached
+between runs). This module generates a CA, serving and client certificates and the
+service-account signing key, starts the three components on 127.0.0.1 with RBAC
+authorization, waits for ``/readyz`` and writes an admin kubeconfig. ``stop()`` (or
+leaving the ``with`` block) ends every process it started and removes its files.
+
+No kubelet runs: Deployments get ReplicaSets and Pods objects, but no container starts.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import ssl
+import subprocess
+import tempfile
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from testbed._proc import free_port, log, spawn, stop, wait_until
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
+SERVICE_CIDR = "10.96.0.0/16"  # allocated to Service objects only; nothing is routed
+
+
+def build_binaries() -> Path:
+    """Build (or reuse from cache) the pinned binaries; returns their directory."""
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(f"building the control plane failed (exit {proc.returncode})")
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+def _openssl(*args: str, cwd: Path) -> None:
+    subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
+
+
+def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
+    subj = f"/CN={cn}" + (f"/O={org}" if org else "")
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
+             "-out", f"{name}.csr", "-subj", subj, cwd=pki)
+    (pki / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
+    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
+             cwd=pki)
+
+
+def generate_pki(pki: Path) -> None:
+    pki.mkdir(parents=True, exist_ok=True)
+    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
+             "ca.crt", "-days", "30", "-subj", "/CN=asynctask-testbed-ca", cwd=pki)
+    sans = ("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
+            "extendedKeyUsage=serverAuth\n")
+    (pki / "apiserver.ext").write_text(sans)
+    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key",
+             "-out", "apiserver.csr", "-subj", "/CN=kube-apiserver", cwd=pki)
+    _openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
+             "-CAcreateserial", "-days", "30", "-extfile", "apiserver.ext", "-out",
+             "apiserver.crt", cwd=pki)
+    _client_cert(pki, "admin", "asynctask-admin", "system:masters")
+    _client_cert(pki, "controller-manager", "system:kube-controller-manager")
+    _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
+    _openssl("rsa", "-in", "sa.key", "-pubout", "-out", "sa.pub", cwd=pki)
+
+
+def kubeconfig(server: str, ca: Path, cert: Path, key: Path, user: str) -> str:
+    return f"""apiVersion: v1
+kind: Config
+clusters:
+- name: asynctask-testbed
+  cluster:
+    server: {server}
+    certificate-authority: {ca}
+users:
+- name: {user}
+  user:
+    client-certificate: {cert}
+    client-key: {key}
+contexts:
+- name: {user}@asynctask-testbed
+  context:
+    cluster: asynctask-testbed
+    user: {user}
+    namespace: default
+current-context: {user}@asynctask-testbed
+"""
+
+
+@dataclass
+class ControlPlane:
+    """A running control plane. Use as a context manager, or call start()/stop()."""
+
+    workdir: Path | None = None
+    bin_dir: Path | None = None
+    server: str = ""
+    kubeconfig: Path = field(default=Path())
+    _procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
+    _own_workdir: bool = False
+
+    def start(self) -> ControlPlane:
+        bin_dir = self.bin_dir = self.bin_dir or build_binaries()
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-controlplane-"))
+            self._own_workdir = True
+        work, pki = self.workdir, self.workdir / "pki"
+        try:
+            self._start(bin_dir, work, pki)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, bin_dir: Path, work: Path, pki: Path) -> None:
+        log("controlplane", f"generating certificates in {pki}")
+        generate_pki(pki)
+        etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
+        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self.server = f"https://127.0.0.1:{api_port}"
+
+        log("controlplane", f"starting etcd on {etcd_url}")
+        etcd_log = work / "etcd.log"
+        self._procs.append(("etcd", spawn([
+            str(bin_dir / "etcd"), "--name", "testbed", "--data-dir", str(work / "etcd"),
+            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
+            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
+            "--initial-cluster", f"testbed=http://127.0.0.1:{etcd_peer}",
+            "--unsafe-no-fsync", "--log-level", "warn",
+        ], etcd_log), etcd_log))
+        wait_until("etcd health", lambda: _http_ok(f"{etcd_url}/health"), 60, self._procs)
+
+        log("controlplane", f"starting kube-apiserver on {self.server} (authorization: Node,RBAC)")
+        api_log = work / "kube-apiserver.log"
+        self._procs.append(("kube-apiserver", spawn([
+            str(bin_dir / "kube-apiserver"),
+            "--etcd-servers", etcd_url,
+            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--secure-port", str(api_port),
+            "--tls-cert-file", str(pki / "apiserver.crt"),
+            "--tls-private-key-file", str(pki / "apiserver.key"),
+            "--client-ca-file", str(pki / "ca.crt"),
+            "--authorization-mode", "Node,RBAC",
+            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file", str(pki / "sa.pub"),
+            "--service-account-signing-key-file", str(pki / "sa.key"),
+            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--allow-privileged=false",
+            "--enable-priority-and-fairness=true",
+            "--profiling=false", "--v=1",
+        ], api_log), api_log))
+
+        admin = kubeconfig(self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key",
+                           "admin")
+        self.kubeconfig = work / "admin.kubeconfig"
+        self.kubeconfig.write_text(admin)
+        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        wait_until("kube-apiserver /readyz",
+                   lambda: _http_ok(f"{self.server}/readyz", ctx), 120, self._procs)
+
+        log("controlplane", "starting kube-controller-manager")
+        kcm_config = work / "controller-manager.kubeconfig"
+        kcm_config.write_text(kubeconfig(
+            self.server, pki / "ca.crt", pki / "controller-manager.crt",
+            pki / "controller-manager.key", "system:kube-controller-manager"))
+        kcm_log = work / "kube-controller-manager.log"
+        self._procs.append(("kube-controller-manager", spawn([
+            str(bin_dir / "kube-controller-manager"),
+            "--kubeconfig", str(kcm_config),
+            "--authentication-kubeconfig", str(kcm_config),
+            "--authorization-kubeconfig", str(kcm_config),
+            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
+            "--service-account-private-key-file", str(pki / "sa.key"),
+            "--root-ca-file", str(pki / "ca.crt"),
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
+            "--v=1",
+        ], kcm_log), kcm_log))
+        # The controller manager is ready when it has made the default ServiceAccount.
+        wait_until("kube-controller-manager (default ServiceAccount)",
+                   lambda: _http_ok(
+                       f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", ctx),
+                   120, self._procs)
+        log("controlplane", f"ready: {self.server}, kubeconfig {self.kubeconfig}")
+
+    def env(self) -> dict[str, str]:
+        """Environment for child processes: KUBECONFIG and the pinned kubectl first on PATH."""
+        assert self.bin_dir is not None
+        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
+                "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+
+    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
+                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+        assert self.bin_dir is not None
+        return subprocess.run([str(self.bin_dir / "kubectl"), *args], env=self.env(),
+                              capture_output=True, text=True, check=check, input=input,
+                              timeout=timeout)
+
+    def logs(self) -> dict[str, Path]:
+        return {name: logfile for name, _, logfile in self._procs}
+
+    def stop(self) -> None:
+        for name, proc, _ in reversed(self._procs):
+            log("controlplane", f"stopping {name}")
+            stop(proc)
+        self._procs.clear()
+        if self._own_workdir and self.workdir is not None and not os.environ.get(
+                "ASYNCTASK_KEEP_TESTBED"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> ControlPlane:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()
+
+
+def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:
+    with urllib.request.urlopen(url, timeout=2, context=ctx) as resp:
+        return bool(resp.status == 200)

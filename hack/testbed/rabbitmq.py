@@ -1,0 +1,127 @@
+"""A private RabbitMQ node from Debian's ``rabbitmq-server`` package.
+
+Own node name, AMQP port, distribution port, epmd port, data and log directories, so it
+never touches (or is touched by) a system-wide RabbitMQ. ``stop()`` ends the node and the
+epmd it started, and removes its files.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+
+from testbed._proc import free_port, log, spawn, stop, wait_until
+
+RABBITMQ_BIN = Path(os.environ.get("ASYNCTASK_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
+
+
+@dataclass
+class RabbitMQ:
+    """A running private RabbitMQ node. Use as a context manager, or start()/stop()."""
+
+    workdir: Path | None = None
+    management: bool = False
+    port: int = 0
+    management_port: int = 0
+    node: str = ""
+    _proc: subprocess.Popen[bytes] | None = None
+    _env: dict[str, str] = field(default_factory=dict)
+    _own_workdir: bool = False
+
+    @property
+    def url(self) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+
+    @property
+    def management_url(self) -> str:
+        return f"http://guest:guest@127.0.0.1:{self.management_port}"
+
+    def start(self) -> RabbitMQ:
+        if not (RABBITMQ_BIN / "rabbitmq-server").exists():
+            raise RuntimeError(
+                f"rabbitmq-server not found in {RABBITMQ_BIN}: install Debian's "
+                "rabbitmq-server package (hack/install-deps.sh does)")
+        if self.workdir is None:
+            self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-rabbitmq-"))
+            self._own_workdir = True
+        try:
+            self._start(self.workdir)
+        except BaseException:
+            self.stop()
+            raise
+        return self
+
+    def _start(self, work: Path) -> None:
+        self.port = self.port or free_port()
+        dist_port, epmd_port = free_port(), free_port()
+        self.node = f"asynctask-{self.port}@localhost"
+        conf = [f"listeners.tcp.1 = 127.0.0.1:{self.port}", "loopback_users.guest = true",
+                "log.console = false", "log.file.level = info"]
+        plugins = []
+        if self.management:
+            self.management_port = self.management_port or free_port()
+            conf += [f"management.tcp.port = {self.management_port}",
+                     "management.tcp.ip = 127.0.0.1"]
+            plugins.append("rabbitmq_management")
+        (work / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
+        (work / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
+        self._env = {
+            **os.environ,
+            "HOME": str(work),  # the Erlang cookie is written here
+            "RABBITMQ_NODENAME": self.node,
+            "RABBITMQ_USE_LONGNAME": "false",
+            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_PORT": str(self.port),
+            "RABBITMQ_DIST_PORT": str(dist_port),
+            "ERL_EPMD_PORT": str(epmd_port),
+            "ERL_EPMD_ADDRESS": "127.0.0.1",
+            "RABBITMQ_CONFIG_FILE": str(work / "rabbitmq.conf"),
+            "RABBITMQ_ENABLED_PLUGINS_FILE": str(work / "enabled_plugins"),
+            "RABBITMQ_MNESIA_BASE": str(work / "mnesia"),
+            "RABBITMQ_LOG_BASE": str(work / "log"),
+            "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"),
+        }
+        logfile = work / "rabbitmq-server.log"
+        log("rabbitmq", f"starting private node {self.node} on 127.0.0.1:{self.port}")
+        self._proc = spawn([str(RABBITMQ_BIN / "rabbitmq-server")], logfile, self._env)
+        wait_until(f"RabbitMQ {self.node} to accept AMQP connections", self._amqp_ok, 90,
+                   [("rabbitmq-server", self._proc, logfile)], interval=0.5)
+        log("rabbitmq", f"ready: amqp://127.0.0.1:{self.port}")
+
+    def _amqp_ok(self) -> bool:
+        import pika
+
+        conn = pika.BlockingConnection(pika.URLParameters(self.url + "?connection_attempts=1"))
+        conn.close()
+        return True
+
+    def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run rabbitmqctl against this node."""
+        return subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+                              env=self._env, capture_output=True, text=True, check=check,
+                              timeout=60)
+
+    def stop(self) -> None:
+        if self._proc is not None:
+            log("rabbitmq", f"stopping {self.node}")
+            stop(self._proc, timeout=20)
+            self._proc = None
+        if self._env:
+            # epmd was started for this node on its private port; end it too.
+            subprocess.run(["epmd", "-port", self._env["ERL_EPMD_PORT"], "-kill"],
+                           capture_output=True, check=False, env=self._env)
+        if self._own_workdir and self.workdir is not None and not os.environ.get(
+                "ASYNCTASK_KEEP_TESTBED"):
+            shutil.rmtree(self.workdir, ignore_errors=True)
+
+    def __enter__(self) -> RabbitMQ:
+        return self.start()
+
+    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.stop()

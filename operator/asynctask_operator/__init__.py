@@ -1,0 +1,9 @@
+"""AsyncTask operator: publishes AsyncTask resources to RabbitMQ and writes their status.
+
+Run it with ``asynctask-operator`` (see ``--help``); settings come from ``ASYNCTASK_*``.
+"""
+
+from asynctask_operator.settings import GROUP, KIND, PLURAL, VERSION, OperatorSettings
+from asynctask_operator.spec import AsyncTaskSpec
+
+__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "AsyncTaskSpec", "OperatorSettings"]

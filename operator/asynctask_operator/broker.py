@@ -1,0 +1,192 @@
+"""The operator's RabbitMQ side: one thread, one pika connection, bridged to asyncio.
+
+pika connections are not thread-safe and block, so they never run on kopf's event loop.
+This thread owns the connection: it publishes task and control messages with publisher
+confirms (the asyncio side awaits a future), consumes the status queue (deliveries are
+handed to the event loop) and performs the acks the event loop asks for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import Future
+from dataclasses import dataclass
+
+import pika
+import pika.exceptions
+from pika.adapters.blocking_connection import BlockingChannel
+from pika.spec import Basic, BasicProperties
+
+from asynctask_worker import topology
+from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
+
+log = logging.getLogger("asynctask.operator.broker")
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A status message handed to the event loop; ack or reject it through the broker."""
+
+    tag: int
+    body: bytes
+    message_id: str | None
+    generation: int  # which connection it came on: acks for older ones are moot
+
+
+_Command = Callable[[], None]
+
+
+class Broker(threading.Thread):
+    def __init__(self, amqp_url: str, *, prefetch: int = 256, heartbeat: int = 30,
+                 reconnect_max_delay: float = 30.0) -> None:
+        super().__init__(name="asynctask-broker", daemon=True)
+        self._params = pika.URLParameters(amqp_url)
+        self._params.heartbeat = heartbeat
+        self._prefetch = prefetch
+        self._max_delay = reconnect_max_delay
+        self._commands: queue.Queue[_Command] = queue.Queue()
+        self._stopping = threading.Event()
+        self._generation = 0
+        self._declared: set[str] = set()
+        self._connection: pika.BlockingConnection | None = None
+        self._publish: BlockingChannel | None = None
+        self._consume: BlockingChannel | None = None
+        self._on_delivery: Callable[[Delivery], None] | None = None
+        self.connected = threading.Event()
+
+    # asyncio side ---------------------------------------------------------------------
+
+    def start_consuming(self, loop: asyncio.AbstractEventLoop,
+                        inbox: asyncio.Queue[Delivery]) -> None:
+        """Hand every status delivery to ``inbox`` on ``loop``; then start the thread."""
+        self._on_delivery = lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d)
+        self.start()
+
+    async def publish_task(self, msg: TaskMessage) -> None:
+        """Publish a task message durably; returns once the broker confirmed it."""
+        await asyncio.wrap_future(self._submit(lambda: self._publish_task(msg)))
+
+    async def publish_control(self, msg: ControlMessage) -> None:
+        await asyncio.wrap_future(self._submit(lambda: self._publish_control(msg)))
+
+    def ack(self, delivery: Delivery) -> None:
+        self._commands.put(lambda: self._settle(delivery, ack=True))
+
+    def reject(self, delivery: Delivery) -> None:
+        """Dead-letter a delivery (malformed or unprocessable)."""
+        self._commands.put(lambda: self._settle(delivery, ack=False))
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    def _submit(self, fn: Callable[[], None]) -> Future[None]:
+        fut: Future[None] = Future()
+
+        def run() -> None:
+            if not fut.running() and not fut.set_running_or_notify_cancel():
+                return
+            try:
+                fn()
+            except pika.exceptions.AMQPConnectionError:
+                self._commands.put(run)  # retried on the next connection
+                raise
+            except pika.exceptions.AMQPChannelError as exc:
+                fut.set_exception(exc)
+                raise  # the channel may be closed: start over on a new connection
+            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
+                fut.set_exception(exc)
+            else:
+                fut.set_result(None)
+
+        self._commands.put(run)
+        return fut
+
+    # broker thread --------------------------------------------------------------------
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set():
+            try:
+                self._connect()
+                delay = 0.5
+                while not self._stopping.is_set():
+                    assert self._connection is not None
+                    self._connection.process_data_events(time_limit=0.05)
+                    self._run_commands()
+            except (pika.exceptions.AMQPError, OSError) as exc:
+                self.connected.clear()
+                if self._stopping.is_set():
+                    break
+                log.warning("lost RabbitMQ (%s); reconnecting in %.1fs", exc, delay)
+                self._close()
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+        self._close()
+
+    def _connect(self) -> None:
+        self._connection = pika.BlockingConnection(self._params)
+        self._generation += 1
+        self._declared.clear()
+        self._publish = self._connection.channel()
+        self._publish.confirm_delivery()
+        topology.declare_all(self._publish)
+        self._consume = self._connection.channel()
+        self._consume.basic_qos(prefetch_count=self._prefetch)
+        self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
+        self.connected.set()
+        log.info("connected to RabbitMQ; consuming %s", topology.STATUS_QUEUE)
+
+    def _close(self) -> None:
+        conn, self._connection = self._connection, None
+        self._publish = self._consume = None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    def _run_commands(self) -> None:
+        for _ in range(1000):
+            try:
+                command = self._commands.get_nowait()
+            except queue.Empty:
+                return
+            command()
+
+    def _deliver(self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+                 body: bytes) -> None:
+        assert self._on_delivery is not None
+        self._on_delivery(Delivery(method.delivery_tag, body, props.message_id,
+                                   self._generation))
+
+    def _settle(self, delivery: Delivery, *, ack: bool) -> None:
+        if delivery.generation != self._generation or self._consume is None:
+            return  # that channel is gone; the broker redelivers the message
+        if ack:
+            self._consume.basic_ack(delivery.tag)
+        else:
+            self._consume.basic_reject(delivery.tag, requeue=False)
+
+    def _publish_task(self, msg: TaskMessage) -> None:
+        assert self._publish is not None
+        if msg.queue not in self._declared:
+            topology.declare_task_queue(self._publish, msg.queue)
+            self._declared.add(msg.queue)
+        self._publish.basic_publish(
+            exchange="", routing_key=topology.task_queue_name(msg.queue), body=encode(msg),
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=msg.message_id, type="task"),
+            mandatory=True)
+
+    def _publish_control(self, msg: ControlMessage) -> None:
+        assert self._publish is not None
+        self._publish.basic_publish(
+            exchange=topology.CONTROL_EXCHANGE, routing_key="", body=encode(msg),
+            properties=pika.BasicProperties(content_type=CONTENT_TYPE, type="control",
+                                            message_id=f"control:{msg.action}:{msg.task.uid}"))

@@ -1,0 +1,62 @@
+"""kopf registration, and nothing else: each handler calls into the modules that own the work.
+
+Only ``@kopf.on.event`` is used for AsyncTask objects: it costs no API writes of kopf's own
+(no finalizer, no last-handled annotation, no progress annotations), which keeps a task
+within its budget of three status writes. Idempotence comes from the status itself: an
+object without ``status.phase`` has not been queued yet.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import kopf
+
+from asynctask_operator.broker import Broker, Delivery
+from asynctask_operator.kube import Kube
+from asynctask_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
+from asynctask_operator.tracking import Tracker
+
+log = logging.getLogger("asynctask.operator")
+
+
+@kopf.on.startup()
+async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) -> None:
+    config = OperatorSettings()
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330
+    kube = Kube(config.api_workers)
+    broker = Broker(config.amqp_url, prefetch=config.status_prefetch,
+                    heartbeat=config.heartbeat_seconds,
+                    reconnect_max_delay=config.reconnect_max_delay_seconds)
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    broker.start_consuming(asyncio.get_running_loop(), inbox)
+    tracker = Tracker(config, kube, broker)
+    memo.kube, memo.broker, memo.tracker = kube, broker, tracker
+    memo.consumer = asyncio.create_task(tracker.consume(inbox), name="asynctask-status")
+
+
+@kopf.on.cleanup()
+async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if "consumer" in memo:
+        memo.consumer.cancel()
+        memo.broker.stop()
+        await asyncio.to_thread(memo.broker.join, 10)
+        memo.kube.close()
+
+
+@kopf.on.probe(id="broker")
+def broker_connected(memo: kopf.Memo, **_: Any) -> bool:
+    return bool(memo.broker.connected.is_set())
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+async def task_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    tracker: Tracker = memo.tracker
+    if type == "DELETED":
+        tracker.forget(body["metadata"]["uid"])
+        return
+    await tracker.observe(dict(body))

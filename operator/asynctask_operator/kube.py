@@ -1,0 +1,70 @@
+"""The operator's own Kubernetes API calls (kopf does the watching).
+
+The official client is synchronous; calls run in a small thread pool so they never
+block kopf's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from kubernetes import client, config
+from kubernetes.client.exceptions import ApiException
+
+from asynctask_operator.settings import GROUP, PLURAL, VERSION
+
+log = logging.getLogger("asynctask.operator.kube")
+
+
+class Gone(Exception):
+    """The object is gone, or was replaced by another one with the same name."""
+
+
+class Kube:
+    def __init__(self, workers: int = 8) -> None:
+        try:
+            config.load_incluster_config()
+        except config.ConfigException:
+            config.load_kube_config()
+        self._api = client.CustomObjectsApi()
+        self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asynctask-kube")
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        return await asyncio.get_running_loop().run_in_executor(
+            self._pool, functools.partial(fn, *args, **kwargs))
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        try:
+            obj: dict[str, Any] = await self._call(
+                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+        except ApiException as exc:
+            if exc.status == 404:
+                raise Gone(f"{namespace}/{name}") from exc
+            raise
+        return obj
+
+    async def replace_status(self, namespace: str, name: str, uid: str,
+                             status: dict[str, Any]) -> dict[str, Any]:
+        """Write the whole status in one PATCH, only if the object is still ``uid``.
+
+        A JSON patch with a ``test`` on ``/metadata/uid`` makes the write conditional: a
+        task deleted and re-created under the same name is never given the old one's status.
+        """
+        body = [{"op": "test", "path": "/metadata/uid", "value": uid},
+                {"op": "add", "path": "/status", "value": status}]
+        try:
+            obj: dict[str, Any] = await self._call(
+                self._api.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
+                PLURAL, name, body, _content_type="application/json-patch+json")
+        except ApiException as exc:
+            if exc.status == 404 or (exc.status == 422 and "test" in str(exc.body)):
+                raise Gone(f"{namespace}/{name}") from exc
+            raise
+        return obj

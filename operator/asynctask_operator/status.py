@@ -1,0 +1,164 @@
+"""Pure status logic: which worker messages move a task, and the status they produce.
+
+Delivery is at-least-once and messages can arrive late, twice, or out of order, so every
+transition here is idempotent and monotonic:
+
+* a terminal phase (Succeeded, Failed, Error, Cancelled, TimedOut) never changes again;
+* an older attempt never overrides a newer one;
+* within an attempt the phase only moves forward and progress never goes backwards.
+
+Conditions follow Kubernetes conventions so that ``kubectl wait``, kstatus (Flux) and
+Argo CD understand a task: ``Ready``, ``Completed``, ``Reconciling``, ``Stalled``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from asynctask_worker.messages import Phase, StatusMessage
+
+CONDITION_TYPES = ("Ready", "Completed", "Reconciling", "Stalled")
+#: Phases GitOps tools should report as failed rather than wait on forever.
+STALLED_PHASES = frozenset({Phase.FAILED, Phase.ERROR, Phase.TIMED_OUT, Phase.CANCELLED})
+
+
+class Change(enum.Enum):
+    """What a worker message means for the stored status."""
+
+    IGNORE = "ignore"      # stale, duplicate, or the task is already finished
+    PROGRESS = "progress"  # same phase, newer progress/message: may be coalesced
+    PHASE = "phase"        # a phase change (or a new attempt): written at once
+
+
+def rfc3339(at: datetime) -> str:
+    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def phase_of(status: dict[str, Any]) -> Phase | None:
+    raw = status.get("phase")
+    try:
+        return Phase(raw) if raw else None
+    except ValueError:
+        return None
+
+
+def order(status: dict[str, Any]) -> tuple[int, int, int]:
+    """Sort key of stored statuses: later attempt, then later phase, then more progress."""
+    return (int(status.get("attempts") or 0), rank(phase_of(status)),
+            int(status.get("progress") or 0))
+
+
+def rank(phase: Phase | None) -> int:
+    if phase is None:
+        return 0
+    if phase is Phase.PENDING:
+        return 1
+    if phase is Phase.PROCESSING:
+        return 2
+    return 3
+
+
+def classify(status: dict[str, Any], msg: StatusMessage) -> Change:
+    current = phase_of(status)
+    if current is not None and current.terminal:
+        return Change.IGNORE
+    attempts = int(status.get("attempts") or 0)
+    if msg.attempt < attempts:
+        return Change.IGNORE
+    if msg.attempt > attempts:
+        return Change.PHASE  # a new attempt started (or finished at once)
+    if rank(msg.phase) > rank(current):
+        return Change.PHASE
+    if msg.phase is not Phase.PROCESSING or current is not Phase.PROCESSING:
+        return Change.IGNORE
+    progress = int(status.get("progress") or 0)
+    if msg.progress is not None and msg.progress < progress:
+        return Change.IGNORE
+    if msg.progress == progress and (msg.message is None or msg.message == status.get("message")):
+        return Change.IGNORE
+    return Change.PROGRESS
+
+
+def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
+          generation: int | None) -> dict[str, Any]:
+    """The new status after ``msg`` (call only when :func:`classify` said it changes)."""
+    new = dict(status)
+    if msg.attempt > int(status.get("attempts") or 0):
+        new["attempts"] = msg.attempt
+        new["startTime"] = rfc3339(msg.at)
+        new["progress"] = 0
+    if msg.worker:
+        new["worker"] = msg.worker
+    if msg.progress is not None:
+        new["progress"] = msg.progress
+    if msg.message is not None:
+        new["message"] = msg.message
+    new["phase"] = msg.phase.value
+    if msg.phase.terminal:
+        new["completionTime"] = rfc3339(msg.at)
+        if msg.phase is Phase.SUCCEEDED:
+            new["result"] = msg.result
+            new["progress"] = 100
+            new.pop("error", None)
+        elif msg.error is not None:
+            new["error"] = msg.error.model_dump(exclude_none=True)
+    return finish(new, now, generation)
+
+
+def pending(status: dict[str, Any], message_id: str, now: datetime,
+            generation: int | None) -> dict[str, Any]:
+    """The status once the task was handed to the broker (never downgrades a later phase)."""
+    new = dict(status)
+    new.setdefault("queuedTime", rfc3339(now))
+    new["messageId"] = message_id
+    if phase_of(status) is None:
+        new.update(phase=Phase.PENDING.value, progress=0, attempts=0,
+                   message="Waiting for a worker")
+    return finish(new, now, generation)
+
+
+def error(status: dict[str, Any], reason: str, message: str, now: datetime,
+          generation: int | None) -> dict[str, Any]:
+    """End the task in ``Error`` for a reason of the operator's own (e.g. an invalid spec)."""
+    if (phase_of(status) or Phase.PENDING).terminal:
+        return status
+    new = dict(status, phase=Phase.ERROR.value, message=message[:1024],
+               error={"reason": reason, "message": message[:4096]},
+               completionTime=rfc3339(now))
+    return finish(new, now, generation)
+
+
+def finish(status: dict[str, Any], now: datetime, generation: int | None) -> dict[str, Any]:
+    status["lastUpdateTime"] = rfc3339(now)
+    if generation is not None:
+        status["observedGeneration"] = generation
+    status["conditions"] = conditions(status, now, generation)
+    return status
+
+
+def conditions(status: dict[str, Any], now: datetime,
+               generation: int | None) -> list[dict[str, Any]]:
+    phase = phase_of(status) or Phase.PENDING
+    reason = phase.value
+    message = str(status.get("message") or phase.value)[:1024]
+    wanted = {
+        "Ready": phase is Phase.SUCCEEDED,
+        "Completed": phase.terminal,
+        "Reconciling": not phase.terminal,
+        "Stalled": phase in STALLED_PHASES,
+    }
+    old = {c.get("type"): c for c in status.get("conditions") or []}
+    out = []
+    for ctype in CONDITION_TYPES:
+        value = "True" if wanted[ctype] else "False"
+        previous = old.get(ctype) or {}
+        since = (previous.get("lastTransitionTime") if previous.get("status") == value
+                 else None) or rfc3339(now)
+        cond: dict[str, Any] = {"type": ctype, "status": value, "reason": reason,
+                                "message": message, "lastTransitionTime": since}
+        if generation is not None:
+            cond["observedGeneration"] = generation
+        out.append(cond)
+    return out

@@ -1,0 +1,170 @@
+"""The worker's status publisher: one thread, one pika connection, publisher confirms.
+
+Handler threads never touch pika. They hand messages to this thread and, for phase
+changes, wait for the broker's confirm before the task's delivery is acked. Progress is
+throttled here: at most one progress message per task per interval, the latest value wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+
+import pika
+import pika.exceptions
+
+from asynctask_worker import topology
+from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
+
+log = logging.getLogger("asynctask.worker.publishing")
+
+
+@dataclass
+class _Stream:
+    """Per task attempt: the next sequence number and the progress waiting to be sent."""
+
+    seq: int = 0
+    pending: StatusMessage | None = None
+    last_progress_at: float = 0.0
+    done: bool = False
+
+
+@dataclass
+class _Item:
+    message: StatusMessage
+    future: Future[None] = field(default_factory=Future)
+
+
+class StatusPublisher(threading.Thread):
+    def __init__(self, amqp_url: str, *, worker_id: str, progress_interval: float = 0.5,
+                 heartbeat: int = 30, reconnect_max_delay: float = 30.0) -> None:
+        super().__init__(name="asynctask-status-publisher", daemon=True)
+        self._params = pika.URLParameters(amqp_url)
+        self._params.heartbeat = heartbeat
+        self._worker_id = worker_id
+        self._interval = progress_interval
+        self._max_delay = reconnect_max_delay
+        self._inbox: queue.Queue[_Item | None] = queue.Queue()
+        self._streams: dict[tuple[str, int], _Stream] = {}
+        self._stopping = threading.Event()
+        self._connection: pika.BlockingConnection | None = None
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+
+    # called from any thread -----------------------------------------------------------
+
+    def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: object) -> Future[None]:
+        """Queue a status message; the future resolves when the broker confirmed it."""
+        msg = StatusMessage(task=task, attempt=attempt, phase=phase, worker=self._worker_id,
+                            **fields)  # type: ignore[arg-type]
+        item = _Item(msg)
+        self._inbox.put(item)
+        return item.future
+
+    def progress(self, task: TaskRef, attempt: int, percent: int, message: str | None) -> None:
+        """Record progress; it is sent within the progress interval (latest value wins)."""
+        self.send(task, attempt, Phase.PROCESSING, progress=percent, message=message)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._inbox.put(None)
+
+    # the publisher thread -------------------------------------------------------------
+
+    def run(self) -> None:
+        delay = 0.5
+        while not self._stopping.is_set() or not self._inbox.empty():
+            try:
+                self._connect()
+                delay = 0.5
+                self._loop()
+            except pika.exceptions.AMQPError as exc:
+                log.warning("status publisher lost the broker (%s); reconnecting in %.1fs",
+                            exc, delay)
+                self._close()
+                time.sleep(delay)
+                delay = min(delay * 2, self._max_delay)
+        self._close()
+
+    def _connect(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            return
+        self._connection = pika.BlockingConnection(self._params)
+        self._channel = self._connection.channel()
+        self._channel.confirm_delivery()
+        topology.declare_dead_letter(self._channel)
+        topology.declare_status_queue(self._channel)
+
+    def _close(self) -> None:
+        conn, self._connection, self._channel = self._connection, None, None
+        if conn is not None and conn.is_open:
+            try:
+                conn.close()
+            except pika.exceptions.AMQPError:
+                pass
+
+    def _loop(self) -> None:
+        assert self._connection is not None
+        while True:
+            try:
+                item = self._inbox.get(timeout=min(self._interval, 0.2))
+            except queue.Empty:
+                item = None
+            if item is None and self._stopping.is_set() and self._inbox.empty():
+                self._flush_due(force=True)
+                return
+            if item is not None:
+                self._handle(item)
+            self._flush_due()
+            self._connection.process_data_events(0)
+
+    def _handle(self, item: _Item) -> None:
+        msg = item.message
+        key = (msg.task.uid, msg.attempt)
+        stream = self._streams.setdefault(key, _Stream())
+        if msg.phase is Phase.PROCESSING and msg.progress is not None:
+            # A progress tick: coalesce, keep the newest.
+            if stream.done:
+                item.future.set_result(None)
+                return
+            stream.pending = msg
+            item.future.set_result(None)
+            return
+        if msg.phase.terminal:
+            stream.pending = None  # the terminal message carries the final word
+            stream.done = True
+        try:
+            self._publish(stream, msg)
+        except pika.exceptions.AMQPError:
+            self._inbox.put(item)  # retried after the reconnect, in order
+            raise
+        item.future.set_result(None)
+        if stream.done:
+            del self._streams[key]
+
+    def _flush_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for stream in list(self._streams.values()):
+            msg = stream.pending
+            if msg is None or (not force and now - stream.last_progress_at < self._interval):
+                continue
+            stream.pending = None
+            stream.last_progress_at = now
+            self._publish(stream, msg)
+
+    def _publish(self, stream: _Stream, msg: StatusMessage) -> None:
+        assert self._channel is not None
+        msg = msg.model_copy(update={"seq": stream.seq})
+        stream.seq += 1
+        self._channel.basic_publish(
+            exchange="",
+            routing_key=topology.STATUS_QUEUE,
+            body=encode(msg),
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=msg.message_id, type="status"),
+            mandatory=True,
+        )
