@@ -11,9 +11,18 @@ from typing import Any
 
 TASK_QUEUE_PREFIX = "asynctask.tasks."
 STATUS_QUEUE = "asynctask.status"
+#: Control messages (cancel, timeout) go to this fanout exchange, which feeds a stream:
+#: a worker that starts late still reads the cancellations of the last day, so a task
+#: cancelled while Pending is never run, whichever worker picks it up.
 CONTROL_EXCHANGE = "asynctask.control"
+CONTROL_STREAM = "asynctask.control.log"
+CONTROL_RETENTION = "1D"
+#: Dead-lettered messages keep their routing key. Everything lands in DEAD_LETTER_QUEUE
+#: (for people to inspect); task messages also land in DEAD_TASKS_QUEUE, which the
+#: operator consumes to end their tasks in Error.
 DEAD_LETTER_EXCHANGE = "asynctask.dead-letter"
 DEAD_LETTER_QUEUE = "asynctask.dead-letter"
+DEAD_TASKS_QUEUE = "asynctask.dead-letter.tasks"
 
 #: A message delivered this many times without being acked (a worker that keeps dying
 #: on it) is dead-lettered instead of being offered again.
@@ -34,11 +43,10 @@ def quorum_queue_arguments(delivery_limit: int = DEFAULT_DELIVERY_LIMIT) -> dict
 
 
 def declare_dead_letter(channel: Any) -> None:
-    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(
-        DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"}
-    )
-    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="topic", durable=True)
+    for queue, pattern in ((DEAD_LETTER_QUEUE, "#"), (DEAD_TASKS_QUEUE, TASK_QUEUE_PREFIX + "#")):
+        channel.queue_declare(queue, durable=True, arguments={"x-queue-type": "quorum"})
+        channel.queue_bind(queue, DEAD_LETTER_EXCHANGE, routing_key=pattern)
 
 
 def declare_task_queue(channel: Any, queue: str) -> str:
@@ -55,6 +63,9 @@ def declare_status_queue(channel: Any) -> str:
 
 def declare_control_exchange(channel: Any) -> None:
     channel.exchange_declare(CONTROL_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(CONTROL_STREAM, durable=True, arguments={
+        "x-queue-type": "stream", "x-max-age": CONTROL_RETENTION})
+    channel.queue_bind(CONTROL_STREAM, CONTROL_EXCHANGE)
 
 
 def declare_all(channel: Any, queues: list[str] | tuple[str, ...] = ()) -> None:

@@ -1,0 +1,17 @@
+# The two commands of the README:
+#   make dev    run the system locally (control plane, RabbitMQ, operator, example worker)
+#               and submit the example task
+#   make test   run every test (what CI runs)
+.PHONY: dev test deps lint kind-e2e
+
+dev:
+	bash hack/dev.sh
+
+test:
+	bash hack/test.sh
+
+deps:
+	bash hack/install-deps.sh
+
+lint:
+	.venv/bin/ruff check . && .venv/bin/mypy

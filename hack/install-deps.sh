@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Installs everything the dev stack and the tests need, on a fresh machine or a used one:
+#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4
+#   - a Python virtualenv in .venv with the project (editable) and its dev tools
+#   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
+#     built from Go modules and cached in ~/.cache/asynctask
+# Each step says what it does; a step that has nothing to do says so and takes a second.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+say() { printf '\n==> %s\n' "$*" >&2; }
+
+packages=(rabbitmq-server openssl lua5.4)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  say "installing Debian packages: ${missing[*]}"
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -q
+  # Do not start the distribution's own RabbitMQ service: the project runs private nodes.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_ apt-get install -y -q --no-install-recommends "${missing[@]}"
+else
+  say "Debian packages present: ${packages[*]}"
+fi
+
+python=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  say "creating the virtualenv .venv ($($python --version))"
+  $python -m venv .venv
+fi
+stamp=.venv/.asynctask-deps
+want=$(sha256sum pyproject.toml | cut -c1-16)
+if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
+  say "installing Python dependencies into .venv (pip)"
+  .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  echo "$want" > "$stamp"
+else
+  say "Python dependencies up to date in .venv"
+fi
+
+say "control plane binaries (built once from pinned Go modules, then cached)"
+bash hack/controlplane/build.sh >/dev/null

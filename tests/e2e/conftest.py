@@ -1,0 +1,86 @@
+"""e2e fixtures: the operator and the example worker as local processes against the
+real control plane and RabbitMQ."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from testbed import ControlPlane, RabbitMQ
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+class Process:
+    """A background process of the system under test, with its log kept for failures."""
+
+    def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
+        self.name = name
+        self.log = logdir / f"{name}.log"
+        self._out = self.log.open("wb")
+        self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT,
+                                     cwd=REPO)
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def text(self) -> str:
+        return self.log.read_text(errors="replace")
+
+    def wait_for_log(self, needle: str, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while needle not in self.text():
+            if not self.alive():
+                raise RuntimeError(f"{self.name} exited:\n{self.text()[-3000:]}")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{self.name}: no {needle!r} in its log:\n{self.text()[-3000:]}")
+            time.sleep(0.1)
+
+    def stop(self, timeout: float = 15) -> None:
+        if self.alive():
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._out.close()
+
+
+def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
+    env = cp.env()
+    env.update(ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
+               PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]))
+    return env
+
+
+@pytest.fixture(scope="session")
+def operator(control_plane: ControlPlane, rabbitmq: RabbitMQ,
+             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    proc = Process("operator", [sys.executable, "-m", "asynctask_operator", "--standalone"],
+                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("operator"))
+    try:
+        proc.wait_for_log("connected to RabbitMQ")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- operator log (tail) ---\n{proc.text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    proc = Process("worker", [sys.executable, "-m", "asynctask_worker", "example_tasks:app",
+                              "--concurrency", "4"],
+                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("worker"))
+    try:
+        proc.wait_for_log("serving")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- worker log (tail) ---\n{proc.text()[-2000:]}")

@@ -1,0 +1,64 @@
+"""Invalid manifests are refused by the real apiserver, with a message a person understands."""
+
+from __future__ import annotations
+
+import pytest
+from testbed import ControlPlane
+
+pytestmark = pytest.mark.e2e
+
+MANIFEST = """apiVersion: asynctask.dev/v1alpha1
+kind: AsyncTask
+metadata:
+  name: {name}
+spec:
+{spec}
+"""
+
+
+def apply(cp: ControlPlane, ns: str, name: str, spec: str) -> tuple[int, str]:
+    result = cp.kubectl("apply", "-n", ns, "-f", "-", check=False,
+                        input=MANIFEST.format(name=name, spec=spec))
+    return result.returncode, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize(("spec", "expected"), [
+    ("  queue: hello\n  timeoutSeconds: -1",
+     'spec.timeoutSeconds: Invalid value: -1: spec.timeoutSeconds in body should be greater '
+     'than or equal to 1'),
+    ("  queue: hello\n  timeoutSeconds: soon",
+     'spec.timeoutSeconds: Invalid value: "string": spec.timeoutSeconds in body must be of '
+     'type integer: "string"'),
+    ("  request: {}", "spec.queue: Required value"),
+    ("  queue: Resize_Image",
+     'spec.queue in body should match \'^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$\''),
+])
+def test_invalid_manifest_is_refused(control_plane: ControlPlane, namespace: str, spec: str,
+                                     expected: str) -> None:
+    code, output = apply(control_plane, namespace, "bad", spec)
+    assert code != 0, output
+    assert 'The AsyncTask "bad" is invalid' in output
+    assert expected in output
+    # Nothing was stored.
+    got = control_plane.kubectl("get", "asynctask", "bad", "-n", namespace, check=False)
+    assert got.returncode != 0
+
+
+def test_queue_is_immutable(control_plane: ControlPlane, namespace: str) -> None:
+    code, output = apply(control_plane, namespace, "fixed", "  queue: hello")
+    assert code == 0, output
+    result = control_plane.kubectl("patch", "asynctask", "fixed", "-n", namespace,
+                                   "--type=merge", "-p", '{"spec":{"queue":"other"}}',
+                                   check=False)
+    assert result.returncode != 0
+    assert "spec.queue is immutable: create a new AsyncTask to run on another queue" in \
+        result.stderr
+
+
+def test_printer_columns_and_short_name(control_plane: ControlPlane, namespace: str) -> None:
+    apply(control_plane, namespace, "shown", "  queue: nobody-serves-this")
+    out = control_plane.kubectl("get", "atask", "-n", namespace, "-o", "wide").stdout
+    assert out.split("\n")[0].split() == ["NAME", "QUEUE", "PHASE", "PROGRESS", "ATTEMPTS",
+                                          "WORKER", "MESSAGE", "AGE"]
+    explained = control_plane.kubectl("explain", "asynctask.spec.queue").stdout
+    assert "The worker pool (task type) that runs this task" in explained

@@ -1,0 +1,84 @@
+"""The first vertical slice, on the real control plane and RabbitMQ: apply → Succeeded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+from testbed import ControlPlane
+
+from tests.e2e.conftest import Process
+
+pytestmark = pytest.mark.e2e
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def status(cp: ControlPlane, ns: str, name: str) -> dict[str, object]:
+    out = cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "json").stdout
+    return dict(json.loads(out).get("status") or {})
+
+
+def test_example_task_succeeds(control_plane: ControlPlane, namespace: str,
+                               operator: Process, worker: Process) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
+    control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
+                          "asynctask/hello", "--timeout=60s")
+    st = status(control_plane, namespace, "hello")
+    assert st["result"] == {"greeting": "Hello, AsyncTask!", "steps": 5}
+    assert st["progress"] == 100
+    assert st["attempts"] == 1
+    assert st["observedGeneration"] == 1
+    conditions = {c["type"]: c["status"] for c in st["conditions"]}  # type: ignore[attr-defined]
+    assert conditions == {"Ready": "True", "Completed": "True", "Reconciling": "False",
+                          "Stalled": "False"}
+    # kubectl wait on the shared terminal condition works too.
+    control_plane.kubectl("wait", "-n", namespace, "--for=condition=Completed",
+                          "asynctask/hello", "--timeout=5s")
+
+
+def test_watch_shows_pending_processing_succeeded(
+        control_plane: ControlPlane, namespace: str, operator: Process,
+        worker: Process) -> None:
+    watch = subprocess.Popen(
+        [str(control_plane.bin_dir / "kubectl"), "get", "asynctasks", "-n", namespace, "-w"],  # type: ignore[operator]
+        env=control_plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.0)  # let the watch start before the object exists
+        control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
+        control_plane.kubectl("wait", "-n", namespace,
+                              "--for=jsonpath={.status.phase}=Succeeded", "asynctask/hello",
+                              "--timeout=60s")
+        time.sleep(1.0)  # the last row reaches the watch
+    finally:
+        watch.terminate()
+        output, _ = watch.communicate(timeout=10)
+    rows = [line.split() for line in output.splitlines()[1:] if line.strip()]
+    phases = [r[2] for r in rows if len(r) >= 5 and r[0] == "hello"]
+    header = output.splitlines()[0].split()
+    assert header == ["NAME", "QUEUE", "PHASE", "PROGRESS", "AGE"], output
+    # Each phase appears, in order, as rows of the watch (progress rows in between).
+    firsts = [phases.index(p) for p in ("Pending", "Processing", "Succeeded")]
+    assert firsts == sorted(firsts), output
+    assert phases[-1] == "Succeeded", output
+    progress = [int(r[3]) for r in rows if len(r) >= 5 and r[2] == "Processing"]
+    assert progress == sorted(progress), output
+
+
+def test_handler_exception_ends_in_error(control_plane: ControlPlane, namespace: str,
+                                         operator: Process, worker: Process) -> None:
+    control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "failing.yaml"))
+    control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Error",
+                          "asynctask/always-fails", "--timeout=60s")
+    st = status(control_plane, namespace, "always-fails")
+    error = st["error"]
+    assert isinstance(error, dict)
+    assert error["reason"] == "HandlerException"
+    assert "RuntimeError: this handler always raises" in error["message"]
+    assert "Traceback" in error["traceback"]
+    conditions = {c["type"]: c["status"] for c in st["conditions"]}  # type: ignore[attr-defined]
+    assert conditions["Completed"] == "True"
+    assert conditions["Stalled"] == "True"
+    assert conditions["Ready"] == "False"
