@@ -4,8 +4,8 @@
 #   make test   run every test (what CI runs)
 .PHONY: dev test deps lint kind-e2e
 
-dev:
-	bash hack/dev.sh
+dev:  ## ARGS=--once stops after the example task
+	bash hack/dev.sh $(ARGS)
 
 test:
 	bash hack/test.sh

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testbed import ControlPlane, RabbitMQ
 
 REPO = Path(__file__).resolve().parents[1]

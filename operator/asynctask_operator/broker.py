@@ -9,6 +9,7 @@ handed to the event loop) and performs the acks the event loop asks for.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -56,7 +57,7 @@ class Broker(threading.Thread):
         self._connection: pika.BlockingConnection | None = None
         self._publish: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
-        self._on_delivery: Callable[[Delivery], None] | None = None
+        self._on_delivery: Callable[[Delivery], object] | None = None
         self.connected = threading.Event()
 
     # asyncio side ---------------------------------------------------------------------
@@ -145,10 +146,8 @@ class Broker(threading.Thread):
         conn, self._connection = self._connection, None
         self._publish = self._consume = None
         if conn is not None and conn.is_open:
-            try:
+            with contextlib.suppress(pika.exceptions.AMQPError):
                 conn.close()
-            except pika.exceptions.AMQPError:
-                pass
 
     def _run_commands(self) -> None:
         for _ in range(1000):

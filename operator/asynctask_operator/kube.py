@@ -27,9 +27,9 @@ class Gone(Exception):
 class Kube:
     def __init__(self, workers: int = 8) -> None:
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
         self._api = client.CustomObjectsApi()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asynctask-kube")
 

@@ -60,7 +60,9 @@ def rank(phase: Phase | None) -> int:
     return 3
 
 
-def classify(status: dict[str, Any], msg: StatusMessage) -> Change:
+def classify(status: dict[str, Any], msg: StatusMessage, last_seq: int | None = None) -> Change:
+    """What ``msg`` means for ``status``; ``last_seq`` is the newest sequence number of the
+    current attempt already applied (if known), so reordered messages are recognised."""
     current = phase_of(status)
     if current is not None and current.terminal:
         return Change.IGNORE
@@ -72,6 +74,10 @@ def classify(status: dict[str, Any], msg: StatusMessage) -> Change:
     if rank(msg.phase) > rank(current):
         return Change.PHASE
     if msg.phase is not Phase.PROCESSING or current is not Phase.PROCESSING:
+        return Change.IGNORE
+    if last_seq is not None and msg.seq <= last_seq:
+        return Change.IGNORE
+    if msg.progress is None and msg.message is None:
         return Change.IGNORE
     progress = int(status.get("progress") or 0)
     if msg.progress is not None and msg.progress < progress:

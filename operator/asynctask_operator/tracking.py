@@ -45,6 +45,7 @@ class _Task:
     last_write: float = 0.0
     pending: StatusMessage | None = None  # progress waiting for its turn
     flush: asyncio.TimerHandle | None = None
+    seq: dict[int, int] = field(default_factory=dict)  # attempt -> newest seq applied
 
 
 class Tracker:
@@ -139,7 +140,9 @@ class Tracker:
                 return
             task = self._remember(body)
         async with task.lock:
-            change = st.classify(task.status, msg)
+            change = st.classify(task.status, msg, task.seq.get(msg.attempt))
+            if change is not st.Change.IGNORE:
+                task.seq[msg.attempt] = msg.seq
             since = time.monotonic() - task.last_write
             interval = self.settings.progress_patch_interval_seconds
             if change is st.Change.PROGRESS and since < interval:

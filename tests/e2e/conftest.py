@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from testbed import ControlPlane, RabbitMQ
 
 REPO = Path(__file__).resolve().parents[2]
@@ -55,6 +56,8 @@ class Process:
 def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
     env = cp.env()
     env.update(ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
+               ASYNCTASK_MANAGEMENT_URL=rmq.management_url,
+               ASYNCTASK_SCALE_DOWN_WINDOW_SECONDS="5",
                PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]))
     return env
 
@@ -62,7 +65,10 @@ def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def operator(control_plane: ControlPlane, rabbitmq: RabbitMQ,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = Process("operator", [sys.executable, "-m", "asynctask_operator", "--standalone"],
+    # The shared operator serves the per-test namespaces (t-*); a test that runs an operator
+    # of its own (e.g. with a ServiceAccount's token) uses a namespace outside that pattern.
+    proc = Process("operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
+                                "--namespace", "t-*"],
                    system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("operator"))
     try:
         proc.wait_for_log("connected to RabbitMQ")

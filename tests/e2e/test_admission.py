@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from testbed import ControlPlane
 
 pytestmark = pytest.mark.e2e

@@ -8,8 +8,8 @@ import time
 from pathlib import Path
 
 import pytest
-from testbed import ControlPlane
 
+from testbed import ControlPlane
 from tests.e2e.conftest import Process
 
 pytestmark = pytest.mark.e2e

@@ -1,0 +1,24 @@
+"""The README's first command works: the dev stack runs the example task to Succeeded."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.e2e
+REPO = Path(__file__).resolve().parents[2]
+
+
+def test_devstack_runs_the_example_task() -> None:
+    env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
+    proc = subprocess.run([sys.executable, "-m", "testbed.devstack", "--once"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=240)
+    output = proc.stdout + proc.stderr
+    assert proc.returncode == 0, output
+    assert 'hello: Succeeded {"greeting":"Hello, AsyncTask!","steps":5}' in output
+    rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("hello ")]
+    assert [r[2] for r in rows if len(r) == 5][-1] == "Succeeded", output

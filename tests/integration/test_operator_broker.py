@@ -1,0 +1,113 @@
+"""The operator's broker thread against the real RabbitMQ: confirms, persistence, bridging."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Iterator
+
+import pika
+import pytest
+
+from asynctask_operator.broker import Broker, Delivery
+from asynctask_worker import topology
+from asynctask_worker.messages import (
+    ControlMessage,
+    Phase,
+    StatusMessage,
+    TaskMessage,
+    TaskRef,
+    decode,
+    encode,
+)
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def channel(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    ch = conn.channel()
+    topology.declare_all(ch)
+    ch.queue_purge(topology.STATUS_QUEUE)
+    ch.queue_purge(topology.DEAD_LETTER_QUEUE)
+    yield ch
+    conn.close()
+
+
+def get(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str,
+        timeout: float = 10) -> tuple[pika.spec.BasicProperties, bytes]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        method, props, body = ch.basic_get(queue, auto_ack=True)
+        if method is not None:
+            return props, body
+        time.sleep(0.05)
+    raise AssertionError(f"nothing arrived in {queue}")
+
+
+def ref() -> TaskRef:
+    return TaskRef(uid=str(uuid.uuid4()), namespace="ns", name="task")
+
+
+async def test_publish_task_is_durable_confirmed_and_identified(
+        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    queue = f"it-{uuid.uuid4().hex[:6]}"
+    broker = Broker(amqp_url)
+    broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
+    try:
+        msg = TaskMessage(task=ref(), queue=queue, request={"n": 1}, timeout_seconds=9)
+        await asyncio.wait_for(broker.publish_task(msg), 20)
+        props, body = get(channel, topology.task_queue_name(queue))
+        assert props.delivery_mode == 2
+        assert props.message_id == f"task:{msg.task.uid}:1"
+        assert decode(TaskMessage, body) == msg
+        # The queue is a durable quorum queue with a delivery limit and dead-lettering.
+        ok = channel.queue_declare(topology.task_queue_name(queue), durable=True,
+                                   arguments=topology.quorum_queue_arguments())
+        assert ok.method.message_count == 0
+    finally:
+        broker.stop()
+        broker.join(10)
+
+
+async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
+        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    broker = Broker(amqp_url)
+    broker.start_consuming(asyncio.get_running_loop(), inbox)
+    try:
+        good = StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=3)
+        channel.basic_publish("", topology.STATUS_QUEUE, encode(good),
+                              pika.BasicProperties(message_id=good.message_id))
+        channel.basic_publish("", topology.STATUS_QUEUE, b"{not json",
+                              pika.BasicProperties(message_id="garbage"))
+        first = await asyncio.wait_for(inbox.get(), 20)
+        second = await asyncio.wait_for(inbox.get(), 20)
+        assert decode(StatusMessage, first.body) == good
+        assert second.message_id == "garbage"
+        broker.ack(first)
+        broker.reject(second)
+        props, body = get(channel, topology.DEAD_LETTER_QUEUE)
+        assert body == b"{not json"
+        assert props.headers["x-death"][0]["queue"] == topology.STATUS_QUEUE
+    finally:
+        broker.stop()
+        broker.join(10)
+
+
+async def test_control_messages_reach_the_control_stream(
+        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    broker = Broker(amqp_url)
+    broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
+    probe = channel.queue_declare("", exclusive=True).method.queue
+    channel.queue_bind(probe, topology.CONTROL_EXCHANGE)
+    try:
+        msg = ControlMessage(action="cancel", task=ref(), reason="test")
+        await asyncio.wait_for(broker.publish_control(msg), 20)
+        _, body = get(channel, probe)
+        assert decode(ControlMessage, body) == msg
+    finally:
+        broker.stop()
+        broker.join(10)
