@@ -11,6 +11,7 @@ No kubelet runs: Deployments get ReplicaSets and Pods objects, but no container 
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import ssl
@@ -20,12 +21,24 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 from testbed._proc import free_port, log, spawn, stop, wait_until
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
 SERVICE_CIDR = "10.96.0.0/16"  # allocated to Service objects only; nothing is routed
+#: Every write is audited (reads are not), so tests can count the API calls a task costs.
+AUDIT_POLICY = """apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: None
+  verbs: [get, list, watch]
+- level: None
+  nonResourceURLs: ["*"]
+- level: Metadata
+"""
 
 
 def build_binaries() -> Path:
@@ -102,6 +115,7 @@ class ControlPlane:
     bin_dir: Path | None = None
     server: str = ""
     kubeconfig: Path = field(default=Path())
+    audit_log: Path = field(default=Path())
     _procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
     _own_workdir: bool = False
 
@@ -137,6 +151,8 @@ class ControlPlane:
         ], etcd_log), etcd_log))
         wait_until("etcd health", lambda: _http_ok(f"{etcd_url}/health"), 60, self._procs)
 
+        (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
+        self.audit_log = work / "audit.log"
         log("controlplane", f"starting kube-apiserver on {self.server} (authorization: Node,RBAC)")
         api_log = work / "kube-apiserver.log"
         self._procs.append(("kube-apiserver", spawn([
@@ -155,6 +171,9 @@ class ControlPlane:
             "--allow-privileged=false",
             "--enable-priority-and-fairness=true",
             "--profiling=false", "--v=1",
+            "--audit-policy-file", str(work / "audit-policy.yaml"),
+            "--audit-log-path", str(self.audit_log),
+            "--audit-log-maxsize", "500", "--audit-log-maxbackup", "1",
         ], api_log), api_log))
 
         admin = kubeconfig(self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key",
@@ -204,6 +223,21 @@ class ControlPlane:
         return subprocess.run([str(self.bin_dir / "kubectl"), *args], env=self.env(),
                               capture_output=True, text=True, check=check, input=input,
                               timeout=timeout)
+
+    def writes(self, namespace: str) -> list[dict[str, Any]]:
+        """The audited write requests (create, update, patch, delete) in ``namespace``,
+        in order: verb, resource, subresource, name, user and response code of each."""
+        out = []
+        for line in self.audit_log.read_text().splitlines():
+            event = json.loads(line)
+            ref = event.get("objectRef") or {}
+            if ref.get("namespace") != namespace or event.get("stage") != "ResponseComplete":
+                continue
+            out.append({"verb": event["verb"], "resource": ref.get("resource"),
+                        "subresource": ref.get("subresource"), "name": ref.get("name"),
+                        "user": event["user"]["username"],
+                        "code": event.get("responseStatus", {}).get("code")})
+        return out
 
     def logs(self) -> dict[str, Path]:
         return {name: logfile for name, _, logfile in self._procs}

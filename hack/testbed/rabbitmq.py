@@ -94,10 +94,18 @@ class RabbitMQ:
         log("rabbitmq", f"ready: amqp://127.0.0.1:{self.port}")
 
     def _amqp_ok(self) -> bool:
+        import logging
+
         import pika
 
-        conn = pika.BlockingConnection(pika.URLParameters(self.url + "?connection_attempts=1"))
-        conn.close()
+        quiet = logging.getLogger("pika")
+        level, quiet.level = quiet.level, logging.CRITICAL  # refusals are expected here
+        try:
+            conn = pika.BlockingConnection(
+                pika.URLParameters(self.url + "?connection_attempts=1"))
+            conn.close()
+        finally:
+            quiet.setLevel(level)
         return True
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:

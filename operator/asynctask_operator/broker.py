@@ -16,7 +16,8 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -37,6 +38,17 @@ class Delivery:
     body: bytes
     message_id: str | None
     generation: int  # which connection it came on: acks for older ones are moot
+    queue: str = topology.STATUS_QUEUE
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dead_letter_reason(self) -> str:
+        """Why RabbitMQ dead-lettered it (``delivery_limit``, ``rejected``, ``expired``)."""
+        deaths = self.headers.get("x-death") or []
+        reason = deaths[0].get("reason") if deaths else None
+        if isinstance(reason, bytes):
+            reason = reason.decode()
+        return str(reason or self.headers.get("x-first-death-reason") or "unknown")
 
 
 _Command = Callable[[], None]
@@ -58,6 +70,7 @@ class Broker(threading.Thread):
         self._publish: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
         self._on_delivery: Callable[[Delivery], object] | None = None
+        self._dead_tag = ""
         self.connected = threading.Event()
 
     # asyncio side ---------------------------------------------------------------------
@@ -139,8 +152,10 @@ class Broker(threading.Thread):
         self._consume = self._connection.channel()
         self._consume.basic_qos(prefetch_count=self._prefetch)
         self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
+        self._dead_tag = self._consume.basic_consume(topology.DEAD_TASKS_QUEUE, self._deliver)
         self.connected.set()
-        log.info("connected to RabbitMQ; consuming %s", topology.STATUS_QUEUE)
+        log.info("connected to RabbitMQ; consuming %s and %s", topology.STATUS_QUEUE,
+                 topology.DEAD_TASKS_QUEUE)
 
     def _close(self) -> None:
         conn, self._connection = self._connection, None
@@ -160,8 +175,10 @@ class Broker(threading.Thread):
     def _deliver(self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
                  body: bytes) -> None:
         assert self._on_delivery is not None
+        queue = (topology.DEAD_TASKS_QUEUE if method.consumer_tag == self._dead_tag
+                 else topology.STATUS_QUEUE)
         self._on_delivery(Delivery(method.delivery_tag, body, props.message_id,
-                                   self._generation))
+                                   self._generation, queue, dict(props.headers or {})))
 
     def _settle(self, delivery: Delivery, *, ack: bool) -> None:
         if delivery.generation != self._generation or self._consume is None:

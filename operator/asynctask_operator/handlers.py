@@ -37,12 +37,14 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     tracker = Tracker(config, kube, broker)
     memo.kube, memo.broker, memo.tracker = kube, broker, tracker
     memo.consumer = asyncio.create_task(tracker.consume(inbox), name="asynctask-status")
+    memo.scheduler = asyncio.create_task(tracker.deadlines.run(), name="asynctask-deadlines")
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if "consumer" in memo:
         memo.consumer.cancel()
+        memo.scheduler.cancel()
         memo.broker.stop()
         await asyncio.to_thread(memo.broker.join, 10)
         memo.kube.close()
@@ -57,6 +59,6 @@ def broker_connected(memo: kopf.Memo, **_: Any) -> bool:
 async def task_event(type: str | None, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     tracker: Tracker = memo.tracker
     if type == "DELETED":
-        tracker.forget(body["metadata"]["uid"])
+        await tracker.deleted(dict(body))
         return
     await tracker.observe(dict(body))

@@ -24,6 +24,10 @@ class Gone(Exception):
     """The object is gone, or was replaced by another one with the same name."""
 
 
+class Rejected(Exception):
+    """The apiserver refused the write as invalid (e.g. a field over its size limit)."""
+
+
 class Kube:
     def __init__(self, workers: int = 8) -> None:
         try:
@@ -31,6 +35,7 @@ class Kube:
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
         self._api = client.CustomObjectsApi()
+        self._core = client.CoreV1Api()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asynctask-kube")
 
     def close(self) -> None:
@@ -64,7 +69,24 @@ class Kube:
                 self._api.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
                 PLURAL, name, body, _content_type="application/json-patch+json")
         except ApiException as exc:
-            if exc.status == 404 or (exc.status == 422 and "test" in str(exc.body)):
+            if exc.status == 404 or (exc.status == 422 and "testing value" in str(exc.body)):
                 raise Gone(f"{namespace}/{name}") from exc
+            if exc.status == 422:
+                raise Rejected(str(exc.body)[:2000]) from exc
             raise
         return obj
+
+    async def delete(self, namespace: str, name: str, uid: str) -> None:
+        """Delete the object if it is still ``uid`` (a precondition, not a race)."""
+        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid),
+                                      propagation_policy="Background")
+        try:
+            await self._call(self._api.delete_namespaced_custom_object, GROUP, VERSION,
+                             namespace, PLURAL, name, body=body)
+        except ApiException as exc:
+            if exc.status in (404, 409):
+                raise Gone(f"{namespace}/{name}") from exc
+            raise
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._call(self._core.create_namespaced_event, namespace, body)

@@ -67,8 +67,8 @@ def classify(status: dict[str, Any], msg: StatusMessage, last_seq: int | None = 
     if current is not None and current.terminal:
         return Change.IGNORE
     attempts = int(status.get("attempts") or 0)
-    if msg.attempt < attempts:
-        return Change.IGNORE
+    if msg.attempt < max(attempts, int(status.get("nextAttempt") or 0)):
+        return Change.IGNORE  # an older attempt (a retry is already scheduled past it)
     if msg.attempt > attempts:
         return Change.PHASE  # a new attempt started (or finished at once)
     if rank(msg.phase) > rank(current):
@@ -92,6 +92,8 @@ def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
     """The new status after ``msg`` (call only when :func:`classify` said it changes)."""
     new = dict(status)
     if msg.attempt > int(status.get("attempts") or 0):
+        for key in ("nextAttempt", "nextAttemptTime"):
+            new.pop(key, None)
         new["attempts"] = msg.attempt
         new["startTime"] = rfc3339(msg.at)
         new["progress"] = 0
@@ -125,15 +127,50 @@ def pending(status: dict[str, Any], message_id: str, now: datetime,
     return finish(new, now, generation)
 
 
-def error(status: dict[str, Any], reason: str, message: str, now: datetime,
-          generation: int | None) -> dict[str, Any]:
-    """End the task in ``Error`` for a reason of the operator's own (e.g. an invalid spec)."""
+def end(status: dict[str, Any], phase: Phase, reason: str, message: str, now: datetime,
+        generation: int | None) -> dict[str, Any]:
+    """End the task for a reason of the operator's own: an invalid spec, a deadline, a
+    cancellation, a dead-lettered message. A task already finished stays as it is."""
+    assert phase.terminal
     if (phase_of(status) or Phase.PENDING).terminal:
         return status
-    new = dict(status, phase=Phase.ERROR.value, message=message[:1024],
+    new = dict(status, phase=phase.value, message=message[:1024],
                error={"reason": reason, "message": message[:4096]},
                completionTime=rfc3339(now))
+    for key in ("nextAttempt", "nextAttemptTime"):
+        new.pop(key, None)
     return finish(new, now, generation)
+
+
+def error(status: dict[str, Any], reason: str, message: str, now: datetime,
+          generation: int | None) -> dict[str, Any]:
+    return end(status, Phase.ERROR, reason, message, now, generation)
+
+
+def retrying(status: dict[str, Any], msg: StatusMessage, retry_at: datetime, retries: int,
+             now: datetime, generation: int | None) -> dict[str, Any]:
+    """Attempt ``msg.attempt`` ended in Error and a retry is left: back to Pending until
+    ``retry_at``; the error is kept as ``lastError``. Not a terminal phase."""
+    new = dict(status)
+    new.update(phase=Phase.PENDING.value, attempts=max(msg.attempt, int(status.get("attempts")
+                                                                       or 0)),
+               nextAttempt=msg.attempt + 1, nextAttemptTime=rfc3339(retry_at), progress=0)
+    if msg.worker:
+        new["worker"] = msg.worker
+    reason = msg.error.reason if msg.error else "Error"
+    if msg.error is not None:
+        new["lastError"] = msg.error.model_dump(exclude_none=True)
+    new["message"] = (f"attempt {msg.attempt} ended in Error ({reason}); retry "
+                      f"{msg.attempt} of {retries} at {rfc3339(retry_at)}")
+    return finish(new, now, generation)
+
+
+def retries_left(status: dict[str, Any], msg: StatusMessage, retries: int) -> bool:
+    """Whether an Error of ``msg.attempt`` is retried: attempts so far ≤ spec.retries.
+
+    Every extra attempt counts, whether the operator retried after an Error or the broker
+    redelivered the message of a lost worker."""
+    return msg.phase is Phase.ERROR and msg.attempt <= retries
 
 
 def finish(status: dict[str, Any], now: datetime, generation: int | None) -> dict[str, Any]:

@@ -22,6 +22,7 @@ class Process:
 
     def __init__(self, name: str, args: list[str], env: dict[str, str], logdir: Path) -> None:
         self.name = name
+        self.env = env
         self.log = logdir / f"{name}.log"
         self._out = self.log.open("wb")
         self.proc = subprocess.Popen(args, env=env, stdout=self._out, stderr=subprocess.STDOUT,
@@ -41,6 +42,13 @@ class Process:
             if time.monotonic() > deadline:
                 raise TimeoutError(f"{self.name}: no {needle!r} in its log:\n{self.text()[-3000:]}")
             time.sleep(0.1)
+
+    def restart(self) -> None:
+        """Stop the process and start it again with the same command and environment."""
+        self.stop()
+        self._out = self.log.open("ab")
+        self.proc = subprocess.Popen(self.proc.args, env=self.env, stdout=self._out,
+                                     stderr=subprocess.STDOUT, cwd=REPO)
 
     def stop(self, timeout: float = 15) -> None:
         if self.alive():
@@ -90,3 +98,31 @@ def worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
     finally:
         proc.stop()
         print(f"\n--- worker log (tail) ---\n{proc.text()[-2000:]}")
+
+
+@pytest.fixture(scope="session")
+def markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where lifecycle handlers leave marker files (see lifecycle_app.py)."""
+    return tmp_path_factory.mktemp("markers")
+
+
+LIFECYCLE_QUEUES = "burst,sleepy,flaky,refuses,huge-result"
+
+
+@pytest.fixture(scope="session")
+def lifecycle_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
+                     markers: Path, tmp_path_factory: pytest.TempPathFactory
+                     ) -> Iterator[Process]:
+    """A worker for the lifecycle handlers (not poison/marker: tests run those themselves)."""
+    env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(markers),
+               ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="3")
+    proc = Process("lifecycle-worker",
+                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
+                    "--concurrency", "6", "--queues", LIFECYCLE_QUEUES],
+                   env, tmp_path_factory.mktemp("lifecycle-worker"))
+    try:
+        proc.wait_for_log("serving")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- lifecycle worker log (tail) ---\n{proc.text()[-3000:]}")

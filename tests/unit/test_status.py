@@ -130,3 +130,37 @@ def test_order_prefers_later_attempt_then_phase_then_progress() -> None:
         st.order({"attempts": 1, "phase": "Succeeded"})
     assert st.order({"attempts": 1, "phase": "Error"}) > \
         st.order({"attempts": 1, "phase": "Processing", "progress": 99})
+
+
+def test_retry_goes_back_to_pending_and_ignores_the_old_attempt() -> None:
+    s = step(pending(), msg(Phase.PROCESSING))
+    boom = msg(Phase.ERROR, seq=1, error=ErrorInfo(reason="HandlerException", message="x"))
+    assert st.retries_left(s, boom, retries=1)
+    assert not st.retries_left(s, boom, retries=0)
+    later = NOW + timedelta(seconds=5)
+    r = st.retrying(s, boom, later, 1, NOW, 1)
+    assert (r["phase"], r["nextAttempt"], r["attempts"]) == ("Pending", 2, 1)
+    assert r["lastError"]["reason"] == "HandlerException" and "error" not in r
+    assert r["nextAttemptTime"] == st.rfc3339(later)
+    # A late message of attempt 1 cannot take the task back to Processing.
+    assert st.classify(r, msg(Phase.PROCESSING, seq=2, progress=50)) is st.Change.IGNORE
+    assert st.classify(r, msg(Phase.SUCCEEDED, seq=3)) is st.Change.IGNORE
+    # Attempt 2 starts: the retry bookkeeping goes away.
+    r2 = step(r, msg(Phase.PROCESSING, attempt=2))
+    assert (r2["phase"], r2["attempts"]) == ("Processing", 2)
+    assert "nextAttempt" not in r2 and "nextAttemptTime" not in r2
+    # Its Error is final when no retry is left.
+    fail2 = msg(Phase.ERROR, attempt=2, seq=1, error=ErrorInfo(reason="HandlerException"))
+    assert not st.retries_left(r2, fail2, retries=1)
+
+
+def test_failed_is_never_retried() -> None:
+    s = step(pending(), msg(Phase.PROCESSING))
+    assert not st.retries_left(s, msg(Phase.FAILED, seq=1), retries=5)
+
+
+@pytest.mark.parametrize("phase", [Phase.CANCELLED, Phase.TIMED_OUT, Phase.ERROR])
+def test_operator_ends_a_task(phase: Phase) -> None:
+    s = st.end(pending(), phase, "Reason", "why", NOW, 1)
+    assert (s["phase"], s["error"]["reason"], s["message"]) == (phase.value, "Reason", "why")
+    assert st.end(s, Phase.CANCELLED, "Other", "x", NOW, 1) is s

@@ -1,0 +1,70 @@
+"""Handlers that exercise the lifecycle in e2e tests (served by a worker subprocess).
+
+Side effects a test must observe from outside (did the handler run? did it see the
+cancellation?) are written as marker files under $LIFECYCLE_MARKERS, named by task name.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from asynctask_worker import App, TaskContext, TaskFailed
+
+app = App("lifecycle")
+
+
+def mark(ctx: TaskContext, what: str) -> None:
+    folder = Path(os.environ["LIFECYCLE_MARKERS"])
+    (folder / f"{ctx.namespace}.{ctx.name}.{what}").write_text(str(ctx.attempt))
+
+
+@app.task("burst")
+def burst(request: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
+    """Reports progress 20 times within about a second, then succeeds."""
+    for i in range(1, 21):
+        ctx.progress(i * 5, f"tick {i}")
+        time.sleep(0.04)
+    return {"ticks": 20}
+
+
+@app.task("sleepy")
+def sleepy(request: dict[str, Any], ctx: TaskContext) -> str:
+    """Runs for request.seconds, checking for cancellation; marks what happened."""
+    mark(ctx, "started")
+    if ctx.wait_cancelled(float(request.get("seconds", 60))):
+        mark(ctx, "cancelled")
+        ctx.raise_if_cancelled()
+    return "slept"
+
+
+@app.task("flaky")
+def flaky(request: dict[str, Any], ctx: TaskContext) -> dict[str, int]:
+    """Raises until attempt request.succeed_on; then succeeds."""
+    if ctx.attempt < int(request.get("succeed_on", 1_000)):
+        raise RuntimeError(f"attempt {ctx.attempt} fails")
+    return {"attempt": ctx.attempt}
+
+
+@app.task("refuses")
+def refuses(request: dict[str, Any]) -> None:
+    raise TaskFailed("the request was refused", reason="Refused")
+
+
+@app.task("huge-result")
+def huge_result(request: dict[str, Any]) -> str:
+    return "x" * 100_000
+
+
+@app.task("poison")
+def poison(request: dict[str, Any]) -> None:
+    """Kills the worker process that runs it, every time."""
+    os._exit(3)
+
+
+@app.task("marker")
+def marker(request: dict[str, Any], ctx: TaskContext) -> str:
+    mark(ctx, "ran")
+    return "ran"

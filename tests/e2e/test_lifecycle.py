@@ -1,0 +1,199 @@
+"""The task lifecycle on the real control plane and RabbitMQ: budget, cancellation,
+deletion, timeouts, retries, monotonic status, events, TTL, limits."""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pika
+import pytest
+
+from asynctask_worker import topology
+from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
+from testbed import ControlPlane, RabbitMQ
+from tests.e2e.conftest import Process
+from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
+
+
+def test_a_progress_burst_costs_at_most_three_writes(control_plane: ControlPlane,
+                                                     namespace: str) -> None:
+    create(control_plane, namespace, "burst", queue="burst", request={})
+    st = wait_phase(control_plane, namespace, "burst", "Succeeded")
+    assert st["result"] == {"ticks": 20}
+    time.sleep(2)  # any write still coming (a late progress flush) would show up now
+    # What the task costs: writes to it and Events about it (the namespace's own
+    # ServiceAccount and ConfigMap, made by kube-controller-manager, are not the task's).
+    writes = [w for w in control_plane.writes(namespace)
+              if w["resource"] in ("asynctasks", "events")]
+    by_operator = [w for w in writes
+                   if not (w["verb"] == "create" and w["resource"] == "asynctasks")]
+    calls = [(w["verb"], w["resource"], w["subresource"]) for w in by_operator]
+    print(f"\nwrites for one task with 20 progress reports in ~1s: {len(by_operator)} "
+          f"besides the user's create: {calls}")
+    assert [w["verb"] for w in writes].count("create") == 1  # the user's
+    assert len(by_operator) <= 3, by_operator
+    assert all(w["subresource"] == "status" for w in by_operator), by_operator
+
+
+def test_cancel_a_processing_task(control_plane: ControlPlane, namespace: str,
+                                  markers: Path) -> None:
+    create(control_plane, namespace, "slow", queue="sleepy", request={"seconds": 120})
+    wait_phase(control_plane, namespace, "slow", "Processing")
+    asked = time.monotonic()
+    patch_spec(control_plane, namespace, "slow", {"cancel": True})
+    st = wait_phase(control_plane, namespace, "slow", "Cancelled", timeout=30)
+    took = time.monotonic() - asked
+    print(f"\ncancel of a Processing task: Cancelled after {took:.2f}s")
+    assert (markers / f"{namespace}.slow.cancelled").exists()  # the handler saw it
+    assert st["error"]["reason"] == "Cancelled"
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Completed"] == "True"
+    # The record is kept and cancel cannot be undone.
+    result = patch_spec(control_plane, namespace, "slow", {"cancel": False}, check=False)
+    assert result.returncode != 0
+    assert "spec.cancel cannot be undone" in result.stderr
+
+
+def test_delete_stops_a_processing_task_without_a_finalizer(
+        control_plane: ControlPlane, namespace: str, markers: Path) -> None:
+    create(control_plane, namespace, "doomed", queue="sleepy", request={"seconds": 120})
+    wait_phase(control_plane, namespace, "doomed", "Processing")
+    assert not get(control_plane, namespace, "doomed")["metadata"].get("finalizers")
+    control_plane.kubectl("delete", "asynctask", "doomed", "-n", namespace, "--timeout=10s")
+    took = wait_for("the handler to see the cancellation",
+                    lambda: (markers / f"{namespace}.doomed.cancelled").exists(), 20)
+    print(f"\ndelete of a Processing task: handler told to stop after {took:.2f}s")
+
+
+def test_run_timeout(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "too-slow", queue="sleepy", request={"seconds": 120},
+           timeoutSeconds=2)
+    st = wait_phase(control_plane, namespace, "too-slow", "TimedOut", timeout=30)
+    assert st["error"]["reason"] in ("DeadlineExceeded", "TimeLimitExceeded")
+    assert {c["type"]: c["status"] for c in st["conditions"]}["Stalled"] == "True"
+
+
+def test_queue_timeout_is_separate_from_run_timeout(control_plane: ControlPlane,
+                                                    namespace: str) -> None:
+    create(control_plane, namespace, "unserved", queue="nobody-serves-this",
+           queueTimeoutSeconds=2, timeoutSeconds=600)
+    st = wait_phase(control_plane, namespace, "unserved", "TimedOut", timeout=30)
+    assert st["error"]["reason"] == "QueueTimeout"
+    assert st["attempts"] == 0
+
+
+def test_error_is_retried_with_backoff_until_success(control_plane: ControlPlane,
+                                                     namespace: str) -> None:
+    create(control_plane, namespace, "flaky", queue="flaky", request={"succeed_on": 3},
+           retries=3, retryBackoffSeconds=1)
+    st = wait_phase(control_plane, namespace, "flaky", "Succeeded", timeout=60)
+    assert st["attempts"] == 3
+    assert st["result"] == {"attempt": 3}
+    assert st["lastError"]["reason"] == "HandlerException"
+    assert "nextAttempt" not in st
+
+
+def test_retries_run_out_and_end_in_error(control_plane: ControlPlane,
+                                          namespace: str) -> None:
+    create(control_plane, namespace, "hopeless", queue="flaky", request={}, retries=1,
+           retryBackoffSeconds=1)
+    st = wait_phase(control_plane, namespace, "hopeless", "Error", timeout=60)
+    assert st["attempts"] == 2
+    assert st["error"]["message"] == "RuntimeError: attempt 2 fails"
+
+
+def test_failed_is_never_retried(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "refused", queue="refuses", request={}, retries=3,
+           retryBackoffSeconds=1)
+    st = wait_phase(control_plane, namespace, "refused", "Failed")
+    time.sleep(2)
+    st = status(control_plane, namespace, "refused")
+    assert (st["phase"], st["attempts"], st["error"]["reason"]) == ("Failed", 1, "Refused")
+
+
+def test_terminal_phase_never_changes_on_late_messages(
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str) -> None:
+    obj = create(control_plane, namespace, "done", queue="burst", request={})
+    before = wait_phase(control_plane, namespace, "done", "Succeeded")
+    version = get(control_plane, namespace, "done")["metadata"]["resourceVersion"]
+    ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="done")
+    late = [StatusMessage(task=ref, attempt=1, seq=1, phase=Phase.PROCESSING, progress=10),
+            StatusMessage(task=ref, attempt=1, seq=99, phase=Phase.ERROR),
+            StatusMessage(task=ref, attempt=7, seq=0, phase=Phase.FAILED)]
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+    ch = conn.channel()
+    for m in late:
+        ch.basic_publish("", topology.STATUS_QUEUE, encode(m))
+    ch.basic_publish("", topology.STATUS_QUEUE, b"this is not a status message")
+    conn.close()
+    time.sleep(3)
+    after = get(control_plane, namespace, "done")
+    assert after["metadata"]["resourceVersion"] == version
+    assert after["status"] == before
+
+
+def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "broken", queue="flaky", request={})
+    wait_phase(control_plane, namespace, "broken", "Error")
+
+    def events() -> list[dict[str, str]]:
+        out = control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
+        return [e for e in json.loads(out)["items"]
+                if e["involvedObject"]["name"] == "broken"]
+
+    wait_for("an Error event", lambda: any(e["reason"] == "Error" for e in events()), 15)
+    (event,) = [e for e in events() if e["reason"] == "Error"]
+    assert event["type"] == "Warning"
+    assert "attempt 1 fails" in event["message"]
+    assert event["involvedObject"]["kind"] == "AsyncTask"
+
+
+def test_ttl_deletes_finished_tasks(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "short-lived", queue="burst", request={},
+           ttlSecondsAfterFinished=1)
+    wait_for("the task to be deleted", lambda: control_plane.kubectl(
+        "get", "asynctask", "short-lived", "-n", namespace, check=False).returncode != 0, 30)
+
+
+def test_spec_is_immutable_except_cancel(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "fixed", queue="nobody-serves-this", retries=1)
+    for field, value, message in [
+        ("retries", 5, "spec.retries is immutable"),
+        ("timeoutSeconds", 9, "spec.timeoutSeconds is immutable"),
+        ("ttlSecondsAfterFinished", 9, "spec.ttlSecondsAfterFinished is immutable"),
+    ]:
+        result = patch_spec(control_plane, namespace, "fixed", {field: value}, check=False)
+        assert result.returncode != 0
+        assert message in result.stderr
+    patch_spec(control_plane, namespace, "fixed", {"cancel": True})
+    wait_phase(control_plane, namespace, "fixed", "Cancelled")
+
+
+def test_result_and_request_size_limits(control_plane: ControlPlane, namespace: str) -> None:
+    create(control_plane, namespace, "big-result", queue="huge-result", request={})
+    st = wait_phase(control_plane, namespace, "big-result", "Error")
+    assert st["error"]["reason"] == "ResultTooLarge"
+    create(control_plane, namespace, "big-request", queue="burst",
+           request={"blob": "y" * 300_000})
+    st = wait_phase(control_plane, namespace, "big-request", "Error")
+    assert st["error"]["reason"] == "RequestTooLarge"
+    assert "limit is 262144" in st["error"]["message"]
+
+
+def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, namespace: str,
+                                               operator: Process) -> None:
+    create(control_plane, namespace, "waiting", queue="nobody-serves-this",
+           queueTimeoutSeconds=4)
+    wait_phase(control_plane, namespace, "waiting", "Pending")
+    operator.stop()
+    try:
+        time.sleep(5)  # the deadline passes while no operator runs
+        assert status(control_plane, namespace, "waiting")["phase"] == "Pending"
+    finally:
+        operator.restart()
+    operator.wait_for_log("connected to RabbitMQ")
+    st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=30)
+    assert st["error"]["reason"] == "QueueTimeout"
