@@ -30,6 +30,9 @@ def main(argv: list[str] | None = None) -> int:
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
+    if not args.verbose:
+        # kopf logs every handled watch event at INFO; the operator logs what matters.
+        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
 

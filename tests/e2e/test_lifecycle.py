@@ -4,6 +4,8 @@ deletion, timeouts, retries, monotonic status, events, TTL, limits."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -197,3 +199,31 @@ def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, name
     operator.wait_for_log("connected to RabbitMQ")
     st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=30)
     assert st["error"]["reason"] == "QueueTimeout"
+
+
+def test_a_message_that_keeps_killing_workers_is_dead_lettered(
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
+        tmp_path: Path) -> None:
+    """Each worker that takes the message dies (os._exit); the broker redelivers it to the
+    next one, until the quorum queue's delivery limit dead-letters it: the task ends in
+    Error and says why. Nothing retries it (a poison message would only kill again)."""
+    from tests.e2e.conftest import system_env
+
+    create(control_plane, namespace, "poison", queue="poison", request={}, retries=3)
+    env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(tmp_path))
+    deaths = 0
+    for _ in range(topology.DEFAULT_DELIVERY_LIMIT + 3):
+        if status(control_plane, namespace, "poison").get("phase") == "Error":
+            break
+        worker = subprocess.run(
+            [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
+             "--queues", "poison"], env=env, cwd=Path(__file__).resolve().parents[2],
+            capture_output=True, text=True, timeout=60)
+        assert worker.returncode == 3, worker.stderr[-2000:]
+        deaths += 1
+    st = wait_phase(control_plane, namespace, "poison", "Error", timeout=30)
+    print(f"\npoison message: dead-lettered after {deaths} worker deaths; "
+          f"attempts={st['attempts']}")
+    assert st["error"]["reason"] == "DeliveryLimitExceeded"
+    assert "dead-lettered" in st["error"]["message"]
+    assert deaths == topology.DEFAULT_DELIVERY_LIMIT + 1
