@@ -68,3 +68,18 @@ def poison(request: dict[str, Any]) -> None:
 def marker(request: dict[str, Any], ctx: TaskContext) -> str:
     mark(ctx, "ran")
     return "ran"
+
+
+@app.task("ticking")
+def ticking(request: dict[str, Any], ctx: TaskContext) -> str:
+    """Reports progress every 0.3 s for request.seconds; marks a cancellation."""
+    mark(ctx, "started")
+    deadline = time.monotonic() + float(request.get("seconds", 60))
+    step = 0
+    while time.monotonic() < deadline:
+        if ctx.wait_cancelled(0.3):
+            mark(ctx, "cancelled")
+            ctx.raise_if_cancelled()
+        step += 1
+        ctx.progress(min(99, step), f"tick {step}")
+    return "done"

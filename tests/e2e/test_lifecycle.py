@@ -227,3 +227,36 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     assert st["error"]["reason"] == "DeliveryLimitExceeded"
     assert "dead-lettered" in st["error"]["message"]
     assert deaths == topology.DEFAULT_DELIVERY_LIMIT + 1
+
+
+def test_work_of_a_task_deleted_while_the_operator_was_down_is_stopped(
+        control_plane: ControlPlane, namespace: str, operator: Process,
+        markers: Path) -> None:
+    create(control_plane, namespace, "orphan", queue="ticking", request={"seconds": 120})
+    wait_phase(control_plane, namespace, "orphan", "Processing")
+    operator.stop()
+    try:
+        control_plane.kubectl("delete", "asynctask", "orphan", "-n", namespace,
+                              "--timeout=10s")  # no finalizer: never waits for the operator
+    finally:
+        operator.restart()
+    operator.wait_for_log("connected to RabbitMQ")
+    took = wait_for("the orphaned handler to be stopped",
+                    lambda: (markers / f"{namespace}.orphan.cancelled").exists(), 30)
+    print(f"\norphaned work stopped {took:.2f}s after the operator came back")
+
+
+def test_a_recreated_task_never_gets_the_old_ones_status(
+        control_plane: ControlPlane, namespace: str, markers: Path) -> None:
+    old = create(control_plane, namespace, "reborn", queue="ticking", request={"seconds": 30})
+    wait_phase(control_plane, namespace, "reborn", "Processing")
+    control_plane.kubectl("delete", "asynctask", "reborn", "-n", namespace)
+    new = create(control_plane, namespace, "reborn", queue="nobody-serves-this")
+    assert new["metadata"]["uid"] != old["metadata"]["uid"]
+    wait_phase(control_plane, namespace, "reborn", "Pending")
+    wait_for("the old handler to be stopped",
+             lambda: (markers / f"{namespace}.reborn.cancelled").exists(), 20)
+    time.sleep(2)
+    st = status(control_plane, namespace, "reborn")
+    assert (st["phase"], st["attempts"], st["messageId"]) == (
+        "Pending", 0, f"task:{new['metadata']['uid']}:1")
