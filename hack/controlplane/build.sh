@@ -45,15 +45,23 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   version_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-# `go build -v` names each package as it is compiled; count them for a progress line.
+# One `go build` for all four: `-v` names each package as it is compiled (cached ones are
+# not named), so the count below is cumulative; shared packages are compiled once.
+log "  etcd, kube-apiserver, kube-controller-manager, kubectl"
+staging="$out/staging"
+rm -rf "$staging"; mkdir -p "$staging"
+CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags="-s -w $version_ldflags" \
+    -o "$staging/" "${pkgs[@]}" 2>&1 \
+  | awk -v total="$total" -v start="$start_epoch" '
+      { n++; if (n % 100 == 0) printf "[controlplane]     %d of at most %d packages compiled, %ds elapsed\n", n, total, systime() - start > "/dev/stderr" }
+      /^(#|.*\.go:[0-9]+)/ { print > "/dev/stderr" }'
+# Binaries are named after their import paths; etcd's is go.etcd.io/etcd/server/v3.
 for i in "${!bins[@]}"; do
-  log "  ${bins[$i]} ($((i + 1))/${#bins[@]})"
-  CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags="-s -w $version_ldflags" -o "$out/bin/${bins[$i]}" "${pkgs[$i]}" 2>&1 \
-    | awk -v total="$total" -v start="$start_epoch" '
-        { n++; if (n % 100 == 0) printf "[controlplane]     %d packages compiled (of ~%d), %ds elapsed\n", n, total, systime() - start > "/dev/stderr" }
-        /^(#|.*\.go:[0-9]+)/ { print > "/dev/stderr" }'
-  test -x "$out/bin/${bins[$i]}"
+  built="$staging/$(basename "${pkgs[$i]}")"
+  [ -x "$built" ] || built="$staging/server"
+  mv "$built" "$out/bin/${bins[$i]}"
 done
+rm -rf "$staging"
 printf 'kubernetes %s\netcd %s\n%s\n' "$k8s_version" "$etcd_version" "$(go env GOVERSION)" > "$out/VERSIONS"
 touch "$out/.complete"
 log "built in $((SECONDS - start))s: $out/bin"
