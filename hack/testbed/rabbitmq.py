@@ -7,10 +7,15 @@ epmd it started, and removes its files.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import shutil
 import subprocess
 import tempfile
+import urllib.error
+import urllib.parse
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -114,7 +119,10 @@ class RabbitMQ:
                               env=self._env, capture_output=True, text=True, check=check,
                               timeout=60)
 
-    def stop(self) -> None:
+    # broker restarts, as clients see them: same port, same data ------------------------
+
+    def stop_node(self) -> None:
+        """Stop the node but keep its port and data: ``start_node()`` brings it back."""
         if self._proc is not None:
             log("rabbitmq", f"stopping {self.node}")
             stop(self._proc, timeout=20)
@@ -123,6 +131,59 @@ class RabbitMQ:
             # epmd was started for this node on its private port; end it too.
             subprocess.run(["epmd", "-port", self._env["ERL_EPMD_PORT"], "-kill"],
                            capture_output=True, check=False, env=self._env)
+
+    def start_node(self) -> None:
+        """Start a node stopped with ``stop_node()`` again: same port, durable data kept."""
+        if self._proc is not None:
+            return
+        if self.workdir is None:
+            raise RuntimeError("start() the node first")
+        self._start(self.workdir)
+
+    def restart(self) -> None:
+        """A broker restart: connections drop, durable queues and messages survive."""
+        self.stop_node()
+        self.start_node()
+
+    # virtual hosts: one per test keeps tests (and other clients of the node) apart --------
+
+    def vhost_url(self, vhost: str) -> str:
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/{urllib.parse.quote(vhost, safe='')}"
+
+    def add_vhost(self, vhost: str) -> str:
+        """Create a virtual host the guest user may use fully; returns its AMQP URL."""
+        if self.management:
+            self._management("PUT", f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}")
+            self._management("PUT", "/api/permissions/"
+                             f"{urllib.parse.quote(vhost, safe='')}/guest",
+                             {"configure": ".*", "write": ".*", "read": ".*"})
+        else:
+            self.ctl("add_vhost", vhost)
+            self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
+        return self.vhost_url(vhost)
+
+    def delete_vhost(self, vhost: str) -> None:
+        """Delete a virtual host and everything in it (no error if it is gone)."""
+        if self.management:
+            try:
+                self._management("DELETE", f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}")
+            except urllib.error.HTTPError as exc:
+                if exc.code != 404:
+                    raise
+        else:
+            self.ctl("delete_vhost", vhost, check=False)
+
+    def _management(self, method: str, path: str, body: object = None) -> None:
+        data = None if body is None else json.dumps(body).encode()
+        req = urllib.request.Request(f"http://127.0.0.1:{self.management_port}{path}",
+                                     data=data, method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30):
+            pass
+
+    def stop(self) -> None:
+        self.stop_node()
         if self._own_workdir and self.workdir is not None and not os.environ.get(
                 "ASYNCTASK_KEEP_TESTBED"):
             shutil.rmtree(self.workdir, ignore_errors=True)

@@ -16,6 +16,7 @@ import kopf
 
 from asynctask_operator.broker import Broker, Delivery
 from asynctask_operator.kube import Kube
+from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
 from asynctask_operator.tracking import Tracker
 
@@ -38,10 +39,13 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     memo.kube, memo.broker, memo.tracker = kube, broker, tracker
     memo.consumer = asyncio.create_task(tracker.consume(inbox), name="asynctask-status")
     memo.scheduler = asyncio.create_task(tracker.deadlines.run(), name="asynctask-deadlines")
+    memo.scaler = Autoscaler(config).start() if config.autoscaling_enabled else None
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
+    if memo.get("scaler") is not None:
+        await memo.scaler.stop()
     if "consumer" in memo:
         memo.consumer.cancel()
         memo.scheduler.cancel()

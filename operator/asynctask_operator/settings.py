@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import ipaddress
+import json
+from typing import Annotated, Any, Literal
 
-from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
@@ -37,3 +39,63 @@ class OperatorSettings(BaseSettings):
         45.0, gt=0, description="How long a worker has to confirm a cancellation (its grace "
                                 "period plus a margin) before the operator records Cancelled.")
     retry_backoff_cap_seconds: float = Field(3600.0, gt=0)
+    # Autoscaling of worker Deployments on queue depth (scaling.py, docs/autoscaling.md)
+    autoscaling_enabled: bool = Field(
+        True, description="Scale the worker Deployments labelled asynctask.dev/autoscale=true "
+                          "on the depth of their queues.")
+    management_url: str | None = Field(
+        None, description="RabbitMQ management API, http://user:password@<host>:15672: "
+                          "counts in-flight (unacked) tasks too. Unset: ready messages only.")
+    management_timeout_seconds: float = Field(2.0, gt=0, description="Per management request.")
+    scale_interval_seconds: float = Field(
+        1.0, ge=0.2, description="How often queue depths are read and replicas decided.")
+    scale_down_window_seconds: float = Field(
+        120.0, ge=0, description="Scale down only to the highest replica count wanted over "
+                                 "this window; scale-ups are immediate.")
+    scale_discovery_interval_seconds: float = Field(
+        10.0, ge=1, description="How often the opted-in Deployments are listed (one LIST).")
+    # Webhooks (spec.webhook): see docs/webhooks.md
+    webhook_timeout_seconds: float = Field(
+        10.0, gt=0, le=300, description="Time limit of one delivery attempt, all included: "
+                                        "secret, DNS, connect, TLS, request, response headers.")
+    webhook_max_attempts: int = Field(
+        8, ge=1, le=100, description="Attempts per event before it is given up.")
+    webhook_max_age_seconds: float = Field(
+        3600.0, gt=0, description="An event not delivered this long after it was queued is "
+                                  "given up (no further retry starts later than that).")
+    webhook_backoff_base_seconds: float = Field(
+        1.0, gt=0, description="Wait before the first retry; doubled for each further retry, "
+                               "with jitter (each wait is 50-100% of the nominal one).")
+    webhook_backoff_max_seconds: float = Field(
+        300.0, gt=0, description="Longest wait between two attempts (also caps Retry-After).")
+    webhook_concurrency: int = Field(
+        8, ge=1, le=256, description="Deliveries in flight at once (one at most per task).")
+    webhook_max_queued_events: int = Field(
+        10000, ge=1, description="Events waiting for delivery, all tasks together; beyond "
+                                 "that new events are dropped (and reported as not delivered).")
+    webhook_secret_cache_seconds: float = Field(
+        60.0, ge=0, description="How long a signing key read from a Secret is reused.")
+    webhook_require_https: bool = Field(
+        False, description="Refuse http:// webhook URLs (deliveries fail without a request).")
+    webhook_allowed_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated networks (e.g. 10.20.0.0/16) that "
+                                          "webhooks may reach although they are private, "
+                                          "loopback or link-local. Empty: only public ones.")
+    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+        default_factory=list, description="Comma-separated host names (exact, or *.example.com "
+                                          "for subdomains) exempt from the cluster-internal name "
+                                          "rules and allowed to resolve to private addresses.")
+
+    @field_validator("webhook_allowed_cidrs", "webhook_allowed_hosts", mode="before")
+    @classmethod
+    def _split_list(cls, value: Any) -> Any:
+        if isinstance(value, str) and value.lstrip().startswith("["):
+            return json.loads(value)
+        if isinstance(value, str):
+            return [item.strip() for item in value.split(",") if item.strip()]
+        return value
+
+    @field_validator("webhook_allowed_cidrs")
+    @classmethod
+    def _check_cidrs(cls, value: list[str]) -> list[str]:
+        return [str(ipaddress.ip_network(item, strict=False)) for item in value]

@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pika
 import pytest
@@ -141,7 +142,7 @@ def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: s
     create(control_plane, namespace, "broken", queue="flaky", request={})
     wait_phase(control_plane, namespace, "broken", "Error")
 
-    def events() -> list[dict[str, str]]:
+    def events() -> list[dict[str, Any]]:
         out = control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         return [e for e in json.loads(out)["items"]
                 if e["involvedObject"]["name"] == "broken"]

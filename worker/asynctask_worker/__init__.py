@@ -12,12 +12,14 @@
         ...
         return {"url": "..."}
 
-Run it with ``asynctask-worker mymodule:app``.
+Run it with ``asynctask-worker mymodule:app``; test it without RabbitMQ with
+:mod:`asynctask_worker.testing`. See docs/writing-a-worker.md.
 """
 
 from asynctask_worker.app import App, TaskDefinition, TaskFailed
 from asynctask_worker.context import TaskCancelled, TaskContext
 from asynctask_worker.messages import Phase
+from asynctask_worker.metrics import WorkerMetrics
 from asynctask_worker.runtime import Worker
 from asynctask_worker.settings import WorkerSettings
 
@@ -29,5 +31,6 @@ __all__ = [
     "TaskDefinition",
     "TaskFailed",
     "Worker",
+    "WorkerMetrics",
     "WorkerSettings",
 ]

@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
 
-from pydantic import BaseModel, TypeAdapter
+from pydantic import TypeAdapter
 
 from asynctask_worker.context import TaskContext
 
+#: A handler: ``(request)`` or ``(request, ctx)``, ``def`` or ``async def``.
 Handler = Callable[..., Any]
 F = TypeVar("F", bound=Handler)
 
@@ -41,6 +43,7 @@ class TaskDefinition:
     is_async: bool
 
     def parse_request(self, raw: Any) -> Any:
+        """Validate the raw JSON request into the handler's annotated type (if any)."""
         if self.request_adapter is None:
             return raw
         return self.request_adapter.validate_python(raw)
@@ -53,11 +56,16 @@ class TaskDefinition:
         return self.func(*args)
 
 
-async def _with_cancellation(coro: Awaitable[Any], ctx: TaskContext) -> Any:
+async def _with_cancellation(coro: Coroutine[Any, Any, Any], ctx: TaskContext) -> Any:
     """Run an async handler; cancel its asyncio task as soon as the task is cancelled."""
     task = asyncio.ensure_future(coro)
     loop = asyncio.get_running_loop()
-    ctx._on_cancel(lambda: loop.call_soon_threadsafe(task.cancel))
+
+    def cancel() -> None:
+        with contextlib.suppress(RuntimeError):  # the loop is already closed: nothing to do
+            loop.call_soon_threadsafe(task.cancel)
+
+    ctx._on_cancel(cancel)
     return await task
 
 
@@ -69,6 +77,8 @@ class App:
     ... def resize(request: dict, ctx: TaskContext) -> dict:
     ...     ctx.progress(50, "halfway")
     ...     return {"ok": True}
+    >>> app.queues
+    ['resize-image']
     """
 
     def __init__(self, name: str = "asynctask") -> None:
@@ -86,12 +96,13 @@ class App:
         The handler takes the request (validated into the annotated type when the first
         parameter is annotated, e.g. with a pydantic model) and, optionally, a
         :class:`TaskContext` as second parameter. It may be ``def`` or ``async def``.
+        The decorator returns the function unchanged, so it can still be called directly.
         """
 
         def register(f: F) -> F:
             if queue in self.tasks:
                 raise ValueError(f"queue {queue!r} already has a handler")
-            self.tasks[queue] = _define(queue, f)
+            self.tasks[queue] = define(queue, f)
             return f
 
         return register(func) if func is not None else register
@@ -100,18 +111,32 @@ class App:
     def queues(self) -> list[str]:
         return sorted(self.tasks)
 
+    def definition(self, queue: str) -> TaskDefinition:
+        try:
+            return self.tasks[queue]
+        except KeyError:
+            raise KeyError(f"no handler for queue {queue!r}; the app has {self.queues}") from None
 
-def _define(queue: str, func: Handler) -> TaskDefinition:
+
+def define(queue: str, func: Handler) -> TaskDefinition:
+    """Inspect a handler: how many arguments, which request type, sync or async."""
+    if not callable(func):
+        raise TypeError(f"handler for {queue!r} is not callable: {func!r}")
     sig = inspect.signature(func)
     params = [p for p in sig.parameters.values()
               if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    if not 1 <= len(params) <= 2:
-        raise TypeError(f"handler {func.__qualname__} must take (request) or (request, ctx)")
-    hints = typing.get_type_hints(func)
+    required_kw = [p.name for p in sig.parameters.values()
+                   if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    name = getattr(func, "__qualname__", repr(func))
+    if not 1 <= len(params) <= 2 or required_kw:
+        raise TypeError(f"handler {name} must take (request) or (request, ctx)")
+    try:
+        hints = typing.get_type_hints(func)
+    except NameError as exc:
+        raise TypeError(f"handler {name}: cannot resolve its annotations ({exc}); define "
+                        "the request type at module level") from exc
     annotation = hints.get(params[0].name, Any)
     adapter = None if annotation is Any else TypeAdapter(annotation)
-    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-        adapter = TypeAdapter(annotation)
     return TaskDefinition(
         queue=queue,
         func=func,

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import enum
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
 #: Bumped on incompatible changes; consumers refuse (dead-letter) other versions.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION: Final = 1
 CONTENT_TYPE = "application/json"
 
 

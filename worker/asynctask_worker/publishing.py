@@ -7,12 +7,14 @@ throttled here: at most one progress message per task per interval, the latest v
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
 import time
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import Any
 
 import pika
 import pika.exceptions
@@ -53,13 +55,15 @@ class StatusPublisher(threading.Thread):
         self._stopping = threading.Event()
         self._connection: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+        #: Connections made so far (more than one means it reconnected).
+        self.connections = 0
 
     # called from any thread -----------------------------------------------------------
 
-    def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: object) -> Future[None]:
+    def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]:
         """Queue a status message; the future resolves when the broker confirmed it."""
         msg = StatusMessage(task=task, attempt=attempt, phase=phase, worker=self._worker_id,
-                            **fields)  # type: ignore[arg-type]
+                            **fields)
         item = _Item(msg)
         self._inbox.put(item)
         return item.future
@@ -81,9 +85,9 @@ class StatusPublisher(threading.Thread):
                 self._connect()
                 delay = 0.5
                 self._loop()
-            except pika.exceptions.AMQPError as exc:
+            except (pika.exceptions.AMQPError, OSError) as exc:
                 log.warning("status publisher lost the broker (%s); reconnecting in %.1fs",
-                            exc, delay)
+                            str(exc) or repr(exc), delay)
                 self._close()
                 time.sleep(delay)
                 delay = min(delay * 2, self._max_delay)
@@ -93,6 +97,7 @@ class StatusPublisher(threading.Thread):
         if self._connection is not None and self._connection.is_open:
             return
         self._connection = pika.BlockingConnection(self._params)
+        self.connections += 1
         self._channel = self._connection.channel()
         self._channel.confirm_delivery()
         topology.declare_dead_letter(self._channel)
@@ -101,10 +106,8 @@ class StatusPublisher(threading.Thread):
     def _close(self) -> None:
         conn, self._connection, self._channel = self._connection, None, None
         if conn is not None and conn.is_open:
-            try:
+            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
                 conn.close()
-            except pika.exceptions.AMQPError:
-                pass
 
     def _loop(self) -> None:
         assert self._connection is not None
@@ -138,9 +141,13 @@ class StatusPublisher(threading.Thread):
             stream.done = True
         try:
             self._publish(stream, msg)
-        except pika.exceptions.AMQPError:
-            self._inbox.put(item)  # retried after the reconnect, in order
+        except (pika.exceptions.AMQPError, OSError):
+            self._inbox.put(item)  # retried after the reconnect
             raise
+        except Exception as exc:  # not the broker's fault: retrying would not help
+            log.exception("could not publish a status message for task %s", msg.task.uid)
+            item.future.set_exception(exc)
+            return
         item.future.set_result(None)
         if stream.done:
             del self._streams[key]
@@ -153,7 +160,12 @@ class StatusPublisher(threading.Thread):
                 continue
             stream.pending = None
             stream.last_progress_at = now
-            self._publish(stream, msg)
+            try:
+                self._publish(stream, msg)
+            except (pika.exceptions.AMQPError, OSError):
+                if stream.pending is None and not stream.done:
+                    stream.pending = msg  # sent after the reconnect
+                raise
 
     def _publish(self, stream: _Stream, msg: StatusMessage) -> None:
         assert self._channel is not None

@@ -1,28 +1,41 @@
-"""The worker runtime: consume task messages, run handlers, report, ack.
+"""The worker runtime: RabbitMQ in, the dispatcher in the middle, status messages out.
 
 Threads, as pika requires (one connection per thread):
 
-* the **consumer** thread (``Worker.run``) owns one connection: it receives task and
-  control messages and is the only thread that acks; handler threads ask it to with
-  ``add_callback_threadsafe``. It keeps pumping while handlers run, so heartbeats flow
-  even during long CPU-bound handlers;
+* the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
+  connection. It follows the control stream (:mod:`asynctask_worker.revocation`),
+  receives task messages and is the only thread that acks; other threads ask it to with
+  ``add_callback_threadsafe``. It pumps the connection every 0.1 s whatever the handlers
+  do, so heartbeats flow even during long CPU-bound handlers;
 * the **publisher** thread (:class:`StatusPublisher`) owns another connection and sends
   status messages with publisher confirms;
-* a bounded pool of **handler** threads runs the handlers (async handlers get their own
-  event loop in their thread).
+* the **supervisor** thread (:class:`Dispatcher`) starts attempts within the concurrency
+  limit and enforces time limits and grace periods;
+* one thread per running handler (thread pool mode), or one child process plus a thread
+  minding its pipe (process pool mode).
 
-A task's delivery is acked only after its terminal status message was confirmed by the
-broker, so a worker that dies mid-task leaves the message to be redelivered: a new attempt.
+A delivery is acked only after its terminal status was confirmed by the broker, so a
+worker that dies mid-task leaves the message to be redelivered: a new attempt
+(``TaskMessage.attempt`` + the quorum queue's ``x-delivery-count``).
+
+When the connection drops, running handlers go on; the worker reconnects with
+exponential backoff. The broker redelivers what was unacked: a redelivery of a task
+still running here is adopted by the running attempt (it is acked when that attempt
+ends), one of a task that ended here meanwhile is acked at once, so a broker restart
+does not run a task twice in one worker. Deliveries not started yet are dropped: the
+broker has them again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import pickle
 import signal
 import threading
 import time
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
+from collections.abc import Callable
+from types import FrameType
 from typing import Any
 
 import pika
@@ -30,150 +43,214 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import outcome, topology
+from asynctask_worker import processes, topology
 from asynctask_worker.app import App
-from asynctask_worker.context import TaskContext
-from asynctask_worker.messages import (
-    ControlMessage,
-    MalformedMessage,
-    Phase,
-    TaskMessage,
-    decode,
-)
+from asynctask_worker.dispatch import Dispatcher
+from asynctask_worker.messages import MalformedMessage, TaskMessage, decode
+from asynctask_worker.metrics import MetricsServer, WorkerMetrics
 from asynctask_worker.publishing import StatusPublisher
+from asynctask_worker.revocation import ControlLog, RevokedSet
 from asynctask_worker.settings import WorkerSettings
 
 log = logging.getLogger("asynctask.worker")
 
+_PUMP_SECONDS = 0.1
+_BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
 
-@dataclass
-class _Running:
-    ctx: TaskContext
-    future: Future[None]
+
+class _AmqpDelivery:
+    """A task delivery on one connection; settling it is a no-op once that connection died."""
+
+    __slots__ = ("attempt", "generation", "message", "tag", "worker")
+
+    def __init__(self, worker: Worker, generation: int, tag: int, message: TaskMessage,
+                 attempt: int) -> None:
+        self.worker = worker
+        self.generation = generation
+        self.tag = tag
+        self.message = message
+        self.attempt = attempt
+
+    def ack(self) -> None:
+        self.worker._settle(self.generation, self.tag, ack=True)
+
+    def requeue(self) -> None:
+        self.worker._settle(self.generation, self.tag, ack=False)
 
 
 class Worker:
     """Serves an :class:`App`'s handlers from RabbitMQ until stopped (SIGTERM/SIGINT)."""
 
-    def __init__(self, app: App, settings: WorkerSettings | None = None) -> None:
+    def __init__(self, app: App, settings: WorkerSettings | None = None, *,
+                 metrics: WorkerMetrics | None = None) -> None:
         self.app = app
-        self.settings = settings or WorkerSettings()
-        unknown = set(self.settings.queues) - set(app.tasks)
+        self.settings = s = settings or WorkerSettings()
+        unknown = set(s.queues) - set(app.tasks)
         if unknown:
             raise ValueError(f"no handler for queue(s) {sorted(unknown)}; the app has "
                              f"{app.queues}")
-        self.queues = self.settings.queues or app.queues
+        self.queues = s.queues or app.queues
         if not self.queues:
             raise ValueError("the app has no tasks: register one with @app.task(queue)")
-        self._pool = ThreadPoolExecutor(self.settings.concurrency,
-                                        thread_name_prefix="asynctask-handler")
+        if s.pool == "process":
+            _check_process_pool(app, self.queues)
+        self.metrics = metrics or WorkerMetrics()
         self._publisher = StatusPublisher(
-            self.settings.amqp_url, worker_id=self.settings.worker_id,
-            progress_interval=self.settings.progress_interval_seconds,
-            heartbeat=self.settings.heartbeat_seconds,
-            reconnect_max_delay=self.settings.reconnect_max_delay_seconds)
-        self._running: dict[str, _Running] = {}
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
+            s.amqp_url, worker_id=s.worker_id, progress_interval=s.progress_interval_seconds,
+            heartbeat=s.heartbeat_seconds, reconnect_max_delay=s.reconnect_max_delay_seconds)
+        self.dispatcher = Dispatcher(
+            app, self._publisher, concurrency=s.concurrency, pool=s.pool,
+            cancel_grace_seconds=s.cancel_grace_seconds,
+            revoked=RevokedSet(s.revoked_capacity, s.control_history_seconds),
+            metrics=self.metrics, log_format=s.log_format, log_level=s.log_level)
+        self._control = ControlLog(self.dispatcher.control, worker_id=s.worker_id,
+                                   history_seconds=s.control_history_seconds)
+        self._generation = 0
         self._connection: pika.BlockingConnection | None = None
-        self._channel: BlockingChannel | None = None
+        self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
+        self._stopping = threading.Event()
+        self._hurry = threading.Event()
+        self._metrics_server: MetricsServer | None = None
+        #: Set while consuming task queues (cleared while reconnecting).
         self.ready = threading.Event()
+        #: Connections the consumer made so far (more than one: it reconnected).
+        self.connections = 0
 
-    # lifecycle --------------------------------------------------------------------
+    @property
+    def publisher_connections(self) -> int:
+        return self._publisher.connections
+
+    @property
+    def metrics_port(self) -> int | None:
+        return None if self._metrics_server is None else self._metrics_server.port
+
+    # lifecycle ----------------------------------------------------------------------------
 
     def install_signal_handlers(self) -> None:
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            signal.signal(sig, lambda signum, frame: self.stop())
+        """SIGTERM/SIGINT: stop gracefully; a second one: stop without waiting."""
 
-    def stop(self) -> None:
-        """Stop taking tasks; running ones get the grace period to finish."""
-        if not self._stopping.is_set():
-            log.info("stopping: no new tasks; %d running", len(self._running))
+        def handle(signum: int, frame: FrameType | None) -> None:
+            self.stop(now=self._stopping.is_set())
+
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, handle)
+
+    def stop(self, now: bool = False) -> None:
+        """Stop taking tasks; running ones get the grace period to finish (none if ``now``)."""
+        if now:
+            self._hurry.set()
         self._stopping.set()
 
     def run(self) -> None:
+        s = self.settings
+        if s.metrics_port is not None:
+            self._metrics_server = self.metrics.serve(s.metrics_port, s.metrics_address)
+            log.info("metrics on http://%s:%d/metrics", s.metrics_address,
+                     self._metrics_server.port)
         self._publisher.start()
+        self.dispatcher.start()
         delay = 0.5
         try:
             while not self._stopping.is_set():
                 try:
                     self._connect()
                     delay = 0.5
-                    self._consume()
-                except pika.exceptions.AMQPError as exc:
+                    self._pump_until(self._stopping.is_set)
+                except _BROKER_ERRORS as exc:
+                    self._lost()
                     if self._stopping.is_set():
                         break
-                    log.warning("lost the broker (%s); reconnecting in %.1fs", exc, delay)
-                    self._close()
-                    time.sleep(delay)
-                    delay = min(delay * 2, self.settings.reconnect_max_delay_seconds)
-            self._drain()
+                    log.warning("lost the broker (%s); reconnecting in %.1fs",
+                                str(exc) or repr(exc), delay)
+                    self._stopping.wait(delay)
+                    delay = min(delay * 2, s.reconnect_max_delay_seconds)
+            self._shutdown()
         finally:
             self._close()
-            self._pool.shutdown(wait=False, cancel_futures=True)
+            self.dispatcher.stop()
             self._publisher.stop()
-            self._publisher.join(timeout=10)
+            self._publisher.join(10)
+            if self._metrics_server is not None:
+                self._metrics_server.close()
             log.info("worker stopped")
 
+    # the connection -----------------------------------------------------------------------
+
     def _connect(self) -> None:
-        params = pika.URLParameters(self.settings.amqp_url)
-        params.heartbeat = self.settings.heartbeat_seconds
-        self._connection = pika.BlockingConnection(params)
-        ch = self._channel = self._connection.channel()
-        topology.declare_all(ch, self.queues)
-        ch.basic_qos(prefetch_count=self.settings.effective_prefetch)
-        self._consumer_tags = [
-            ch.basic_consume(topology.task_queue_name(q), self._on_task) for q in self.queues]
-        control = ch.queue_declare("", exclusive=True, auto_delete=True).method.queue
-        ch.queue_bind(control, topology.CONTROL_EXCHANGE)
-        ch.basic_consume(control, self._on_control, auto_ack=True)
-        log.info("worker %s serving %s (concurrency %d)", self.settings.worker_id,
-                 ", ".join(self.queues), self.settings.concurrency)
-        self.ready.set()
-
-    def _consume(self) -> None:
-        assert self._connection is not None
-        while not self._stopping.is_set():
-            self._connection.process_data_events(time_limit=0.2)
-
-    def _drain(self) -> None:
-        """After stop(): cancel consumers, let running tasks finish, requeue the rest."""
-        conn, ch = self._connection, self._channel
-        if conn is None or ch is None or not conn.is_open:
+        s = self.settings
+        params = pika.URLParameters(s.amqp_url)
+        params.heartbeat = s.heartbeat_seconds
+        conn = pika.BlockingConnection(params)
+        self._connection = conn
+        self._generation += 1
+        self.connections += 1
+        self.metrics.connections.inc()
+        setup = conn.channel()
+        topology.declare_all(setup, self.queues)
+        setup.close()
+        # Catch up with the control stream before taking any task: a task cancelled while
+        # queued must be known as revoked when it is delivered.
+        self._control.subscribe(conn)
+        deadline = time.monotonic() + s.control_sync_timeout_seconds
+        self._pump_until(lambda: self._control.synced or self._stopping.is_set()
+                         or time.monotonic() > deadline)
+        if self._stopping.is_set():
             return
-        try:
-            for tag in self._consumer_tags:
-                ch.basic_cancel(tag)
-            deadline = time.monotonic() + self.settings.grace_period_seconds
-            while self._running and time.monotonic() < deadline:
-                conn.process_data_events(time_limit=0.2)
-            with self._lock:
-                left = list(self._running.values())
-            for running in left:
-                running.ctx._cancel("WorkerShutdown")
-            if left:
-                log.warning("%d task(s) still running after the grace period: requeued",
-                            len(left))
-                # Unacked deliveries go back to the queue when the channel closes.
-        except pika.exceptions.AMQPError:
-            pass
+        if not self._control.synced:
+            self._control.sync_timed_out()
+        ch = self._tasks_channel = conn.channel()
+        ch.basic_qos(prefetch_count=s.effective_prefetch)
+        self._consumer_tags = [ch.basic_consume(topology.task_queue_name(q), self._on_task)
+                               for q in self.queues]
+        self.ready.set()
+        log.info("worker %s serving %s (concurrency %d, %s pool)", s.worker_id,
+                 ", ".join(self.queues), s.concurrency, s.pool)
+
+    def _pump_until(self, done: Callable[[], bool]) -> None:
+        while not done():
+            assert self._connection is not None
+            self._connection.process_data_events(time_limit=_PUMP_SECONDS)
+
+    def _lost(self) -> None:
+        """The connection failed: its deliveries are void; the broker will redeliver."""
+        self.ready.clear()
+        self._close()
+        dropped = self.dispatcher.forget_pending()
+        if dropped:
+            log.info("%d task(s) not started yet will be redelivered", dropped)
 
     def _close(self) -> None:
-        conn, self._connection, self._channel = self._connection, None, None
+        conn, self._connection, self._tasks_channel = self._connection, None, None
         if conn is not None and conn.is_open:
-            try:
+            with contextlib.suppress(*_BROKER_ERRORS):
                 conn.close()
-            except pika.exceptions.AMQPError:
-                pass
 
-    # consumer thread callbacks --------------------------------------------------------
+    def _settle(self, generation: int, tag: int, *, ack: bool) -> None:
+        """Ack or requeue a delivery, from any thread, on the consumer thread."""
+        conn = self._connection
+        if conn is None or generation != self._generation:
+            return  # that connection is gone: the broker redelivers the message
+
+        def settle() -> None:
+            ch = self._tasks_channel
+            if generation != self._generation or ch is None or not ch.is_open:
+                return
+            if ack:
+                ch.basic_ack(tag)
+            else:
+                ch.basic_nack(tag, requeue=True)
+
+        with contextlib.suppress(*_BROKER_ERRORS):
+            conn.add_callback_threadsafe(settle)
+
+    # consumer callbacks -------------------------------------------------------------------
 
     def _on_task(self, ch: BlockingChannel, method: Basic.Deliver,
                  props: BasicProperties, body: bytes) -> None:
         try:
             msg = decode(TaskMessage, body)
-            definition = self.app.tasks[msg.queue]
+            self.app.definition(msg.queue)
         except (MalformedMessage, KeyError) as exc:
             log.error("dead-lettering an invalid task message %s: %s", props.message_id, exc)
             ch.basic_reject(method.delivery_tag, requeue=False)
@@ -181,69 +258,59 @@ class Worker:
         # Each redelivery (a worker died holding the message) is a new attempt.
         headers: dict[str, Any] = props.headers or {}
         attempt = msg.attempt + int(headers.get("x-delivery-count", 0) or 0)
-        connection = self._connection
-        assert connection is not None
+        self.dispatcher.submit(
+            _AmqpDelivery(self, self._generation, method.delivery_tag, msg, attempt))
 
-        def ack() -> None:
-            if ch.is_open:
-                ch.basic_ack(method.delivery_tag)
+    # shutdown -----------------------------------------------------------------------------
 
-        def sink(percent: int, message: str | None) -> None:
-            self._publisher.progress(msg.task, attempt, percent, message)
-
-        ctx = TaskContext(msg.task, attempt, msg.queue, sink)
-        with self._lock:
-            future = self._pool.submit(self._execute, definition, msg, attempt, ctx,
-                                       lambda: connection.add_callback_threadsafe(ack))
-            self._running[msg.task.uid] = _Running(ctx, future)
-
-    def _on_control(self, ch: BlockingChannel, method: Basic.Deliver,
-                    props: BasicProperties, body: bytes) -> None:
-        try:
-            msg = decode(ControlMessage, body)
-        except MalformedMessage as exc:
-            log.error("ignoring an invalid control message: %s", exc)
-            return
-        with self._lock:
-            running = self._running.get(msg.task.uid)
-        if running is not None:
-            reason = "TimedOut" if msg.action == "timeout" else (msg.reason or "Cancelled")
-            log.info("task %s/%s: %s", msg.task.namespace, msg.task.name, reason)
-            running.ctx._cancel(reason)
-
-    # handler threads ------------------------------------------------------------------
-
-    def _execute(self, definition: Any, msg: TaskMessage, attempt: int, ctx: TaskContext,
-                 ack: Any) -> None:
-        timer: threading.Timer | None = None
-        try:
-            self._publisher.send(msg.task, attempt, Phase.PROCESSING, progress=None,
-                                 message="Processing").result()
-            if msg.timeout_seconds:
-                timer = threading.Timer(msg.timeout_seconds, ctx._cancel, ("TimedOut",))
-                timer.daemon = True
-                timer.start()
+    def _shutdown(self) -> None:
+        """Stop consuming, let running tasks finish within the grace period, requeue the rest."""
+        grace = 0.0 if self._hurry.is_set() else self.settings.grace_period_seconds
+        log.info("stopping: no new tasks; %d running; grace period %.1fs",
+                 self.dispatcher.active, grace)
+        ch = self._tasks_channel
+        if ch is not None and ch.is_open:
             try:
-                request = definition.parse_request(msg.request)
-                value = definition.call(request, ctx)
-                result = (outcome.stopped(ctx.cancel_reason) if ctx.cancelled
-                          else outcome.succeeded(value))
-            except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
-                result = outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
-            if ctx.cancel_reason == "WorkerShutdown":
-                return  # not acked: the broker gives the task to another worker
-            ctx.logger.info("task %s/%s attempt %d: %s", msg.task.namespace, msg.task.name,
-                            attempt, result.phase.value)
-            self._publisher.send(
-                msg.task, attempt, result.phase, result=result.result, error=result.error,
-                message=result.message, progress=100 if result.phase is Phase.SUCCEEDED else None,
-            ).result()
-            ack()
-        except Exception:
-            log.exception("task %s: could not report its outcome; left for redelivery",
-                          msg.task.uid)
-        finally:
-            if timer is not None:
-                timer.cancel()
-            with self._lock:
-                self._running.pop(msg.task.uid, None)
+                for tag in self._consumer_tags:
+                    ch.basic_cancel(tag)  # pika nacks what it buffered for these consumers
+            except _BROKER_ERRORS:
+                self._lost()
+        requeued = self.dispatcher.close_intake()
+        if requeued:
+            log.info("%d task(s) not started yet: requeued", requeued)
+        deadline = time.monotonic() + grace
+        self._wait(lambda: self.dispatcher.active == 0, deadline)
+        released = self.dispatcher.release_running()
+        if released:
+            log.warning("%d task(s) still running after the grace period: requeued", released)
+        # Terminal statuses on their way: let them be confirmed and their deliveries acked.
+        self._wait(lambda: self.dispatcher.finishing == 0, time.monotonic() + 10)
+        self._wait(lambda: False, time.monotonic() + 0.3)  # run the acks/nacks scheduled
+
+    def _wait(self, done: Callable[[], bool], deadline: float) -> None:
+        """Pump (or, without a connection, sleep) until ``done`` or the deadline."""
+        while not done() and time.monotonic() < deadline:
+            if self._hurry.is_set() and not done():
+                deadline = min(deadline, time.monotonic() + 0.3)
+            conn = self._connection
+            if conn is None or not conn.is_open:
+                time.sleep(_PUMP_SECONDS)
+                continue
+            try:
+                conn.process_data_events(time_limit=_PUMP_SECONDS)
+            except _BROKER_ERRORS:
+                self._lost()
+
+
+def _check_process_pool(app: App, queues: list[str]) -> None:
+    """Process mode sends handlers to children by reference: they must be module-level."""
+    modules = set()
+    for queue in queues:
+        func = app.definition(queue).func
+        try:
+            pickle.dumps(func)
+        except (pickle.PicklingError, AttributeError, TypeError) as exc:
+            raise ValueError(f"pool=process: the handler of {queue!r} cannot be sent to a "
+                             f"child process; define it at module level ({exc})") from exc
+        modules.add(func.__module__)
+    processes.preload(sorted(modules))

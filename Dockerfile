@@ -1,0 +1,44 @@
+# syntax=docker/dockerfile:1
+# One image for the whole project: both entrypoints, asynctask-operator and asynctask-worker,
+# from the one wheel that pyproject.toml builds. Worker pools with handlers of their own
+# build FROM this image and add their code (see docs/deploying.md).
+#
+#   docker build -t asynctask:0.1.0 .
+#   docker run --rm asynctask:0.1.0 asynctask-worker --help
+#
+# Stage 1 builds the wheel and installs it with its dependencies into a virtualenv;
+# stage 2 is the slim runtime: that virtualenv, the example handlers, a non-root user, and
+# no compilers, pip or build files. Both stages use the same base image, so the virtualenv's
+# interpreter links stay valid when it is copied.
+
+FROM python:3.11.14-slim-trixie AS build
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
+WORKDIR /src
+RUN python -m venv /opt/asynctask
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+COPY worker/ worker/
+# The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
+RUN pip wheel --no-deps --wheel-dir /wheels . \
+ && /opt/asynctask/bin/pip install /wheels/asynctask-*.whl \
+ && /opt/asynctask/bin/pip uninstall -y pip setuptools wheel \
+ && /opt/asynctask/bin/python -m compileall -q /opt/asynctask/lib
+
+FROM python:3.11.14-slim-trixie AS runtime
+LABEL org.opencontainers.image.title="asynctask" \
+      org.opencontainers.image.description="AsyncTask operator and worker (asynctask-operator, asynctask-worker)" \
+      org.opencontainers.image.licenses="Apache-2.0"
+RUN groupadd --system --gid 10001 asynctask \
+ && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
+      --shell /usr/sbin/nologin asynctask
+COPY --from=build /opt/asynctask /opt/asynctask
+# The example handlers (examples/example_tasks.py) for the chart's example worker pool.
+COPY examples/example_tasks.py /app/examples/
+ENV PATH=/opt/asynctask/bin:$PATH \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+WORKDIR /app
+# Numeric, so Kubernetes' runAsNonRoot can verify it without reading /etc/passwd.
+USER 10001:10001
+# The chart always sets the command; `docker run IMAGE` alone prints how to use it.
+CMD ["asynctask-operator", "--help"]

@@ -1,0 +1,59 @@
+"""A RabbitMQ restart while tasks run: the worker reconnects and nothing runs twice."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from asynctask_worker import Phase
+from testbed import RabbitMQ
+from tests.integration.worker_harness import BrokerClient, markers, running_worker, wait_for
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+def url(rabbitmq: RabbitMQ) -> Iterator[str]:
+    vhost = f"worker-it-{uuid.uuid4().hex[:8]}"
+    yield rabbitmq.add_vhost(vhost)
+    rabbitmq.delete_vhost(vhost)
+
+
+@pytest.fixture
+def broker(url: str) -> Iterator[BrokerClient]:
+    client = BrokerClient(url)
+    yield client
+    client.close()
+
+
+def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: BrokerClient,
+                                    tmp_path: Path) -> None:
+    release_a, release_b = tmp_path / "release-a", tmp_path / "release-b"
+    with running_worker(url, concurrency=2, heartbeat_seconds=5) as worker:
+        a = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release_a)})
+        b = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release_b)})
+        wait_for("both tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
+        rabbitmq.stop_node()
+        try:
+            # b ends while the broker is away: its outcome waits for the broker to return.
+            release_b.touch()
+            wait_for("b to end", lambda: bool(markers(tmp_path, b, "ended")))
+        finally:
+            rabbitmq.start_node()
+        # The broker redelivers a and b (unacked when it went down): a is still running
+        # here and b ended here, so neither runs again; both are acked once they report.
+        wait_for("the worker to reconnect", lambda: worker.connections >= 2
+                 and worker.ready.is_set(), timeout=60)
+        release_a.touch()
+        end_a, end_b = broker.terminal(a, timeout=60), broker.terminal(b, timeout=60)
+        c = broker.publish_task("it-run", {"dir": str(tmp_path)})  # and new work flows
+        end_c = broker.terminal(c)
+        wait_for("every delivery to be settled", lambda: worker.dispatcher.active == 0)
+    assert [e.phase for e in (end_a, end_b, end_c)] == [Phase.SUCCEEDED] * 3
+    for ref in (a, b):
+        assert len(markers(tmp_path, ref, "started")) == 1  # ran once
+        assert len([s for s in broker.statuses(ref) if s.phase.terminal]) == 1
+    assert broker.ready("it-run") == 0  # the redeliveries were acked, not left behind

@@ -1,0 +1,402 @@
+"""What the Helm chart renders, for every ci/*-values.yaml scenario: labels, pod security,
+the autoscaling contract with the operator, KEDA objects, least-privilege RBAC, no secrets.
+
+Uses the pinned helm binary (hack/helm/build.sh builds it once and caches it); no cluster.
+The e2e tests (tests/e2e/test_helm.py) apply the same renderings to a real apiserver.
+"""
+
+from __future__ import annotations
+
+import functools
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "asynctask"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+HELM_BUILD = REPO / "hack" / "helm" / "build.sh"
+RELEASE, NAMESPACE = "rel", "asynctask-system"
+STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance",
+                   "app.kubernetes.io/version", "app.kubernetes.io/managed-by",
+                   "app.kubernetes.io/part-of", "helm.sh/chart")
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+AUTOSCALE_ANNOTATIONS = ("asynctask.dev/queues", "asynctask.dev/min-replicas",
+                         "asynctask.dev/max-replicas",
+                         "asynctask.dev/target-messages-per-replica")
+
+
+@functools.cache
+def helm() -> str:
+    """The pinned helm binary (built from hack/helm/go.mod on first use, then cached)."""
+    proc = subprocess.run(["bash", str(HELM_BUILD)], stdout=subprocess.PIPE, text=True,
+                          check=False)
+    assert proc.returncode == 0, "building helm failed (see its output above)"
+    return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
+
+
+def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120,
+                          check=False)
+    if check:
+        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def template_text(*args: str, namespace: str = NAMESPACE, release: str = RELEASE) -> str:
+    return run_helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
+
+
+def render(*args: str, namespace: str = NAMESPACE, release: str = RELEASE
+           ) -> list[dict[str, Any]]:
+    text = template_text(*args, namespace=namespace, release=release)
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def values_of(path: Path) -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
+    return data
+
+
+def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
+    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
+
+
+def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: d["spec"]["template"]["spec"]
+            for name, d in by_kind(objects, "Deployment").items()}
+
+
+def worker_deployments(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    return {name: d for name, d in by_kind(objects, "Deployment").items()
+            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"}
+
+
+def env_of(container: dict[str, Any]) -> dict[str, Any]:
+    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+
+
+@pytest.fixture(params=CI_VALUES, ids=lambda p: p.name.removesuffix("-values.yaml"))
+def scenario(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]]:
+    path: Path = request.param
+    return path, render("-f", str(path))
+
+
+def test_there_are_ci_scenarios() -> None:
+    names = {p.name for p in CI_VALUES}
+    assert {"default-values.yaml", "minimal-values.yaml", "keda-values.yaml",
+            "multiple-pools-values.yaml"} <= names
+
+
+def test_every_object_has_the_standard_labels_and_namespace(
+        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, objects = scenario
+    assert objects
+    for obj in objects:
+        meta = obj["metadata"]
+        labels = meta.get("labels", {})
+        assert all(k in labels for k in STANDARD_LABELS), (obj["kind"], meta["name"], labels)
+        assert labels["app.kubernetes.io/instance"] == RELEASE
+        assert labels["app.kubernetes.io/managed-by"] == "Helm"
+        if obj["kind"] not in CLUSTER_SCOPED and obj["kind"] != "RoleBinding":
+            assert meta.get("namespace") == NAMESPACE, (obj["kind"], meta["name"])
+
+
+def test_pods_meet_the_restricted_pod_security_standard(
+        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, objects = scenario
+    for name, spec in pod_specs(objects).items():
+        pod_sc = spec["securityContext"]
+        assert pod_sc["runAsNonRoot"] is True, name
+        assert pod_sc["runAsUser"] != 0, name
+        assert pod_sc["seccompProfile"] == {"type": "RuntimeDefault"}, name
+        assert not spec.get("hostNetwork") and not spec.get("hostPID"), name
+        for container in spec["containers"] + spec.get("initContainers", []):
+            sc = container["securityContext"]
+            assert sc["allowPrivilegeEscalation"] is False, name
+            assert sc["readOnlyRootFilesystem"] is True, name
+            assert sc["capabilities"] == {"drop": ["ALL"]}, name
+            assert not sc.get("privileged"), name
+            assert ":latest" not in container["image"] and ":" in container["image"], name
+            assert container.get("resources", {}).get("requests"), name
+        # A read-only root needs a writable scratch dir.
+        assert any(v["name"] == "tmp" and "emptyDir" in v for v in spec["volumes"]), name
+
+
+def test_operator_deployment(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, objects = scenario
+    values = values_of(path)
+    operator = by_kind(objects, "Deployment")[f"{RELEASE}-asynctask-operator"]
+    spec = operator["spec"]
+    assert spec["strategy"] == {"type": "Recreate"}  # kopf: never two operators at once
+    pod = spec["template"]["spec"]
+    assert pod["serviceAccountName"] == f"{RELEASE}-asynctask-operator"
+    (container,) = pod["containers"]
+    assert container["command"] == ["asynctask-operator"]
+    args = container["args"]
+    assert "--liveness=http://0.0.0.0:8080/healthz" in args
+    peering = values.get("operator", {}).get("peering", {}).get("enabled", False)
+    assert ("--standalone" in args) is not peering
+    assert spec["replicas"] == (values.get("operator", {}).get("replicas", 1))
+    namespaces = values.get("operator", {}).get("watchNamespaces", [])
+    assert [a for a in args if a.startswith("--namespace=")] == [
+        f"--namespace={n}" for n in namespaces]
+    for probe in ("livenessProbe", "startupProbe"):
+        assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
+    assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
+    env = env_of(container)
+    assert env["ASYNCTASK_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp",
+                                                          "key": "url"}}
+    assert env["ASYNCTASK_MANAGEMENT_URL"]["secretKeyRef"]["optional"] is True
+
+
+def test_the_broker_url_is_never_in_clear_text(
+        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, objects = scenario
+    assert not by_kind(objects, "Secret")
+    text = yaml.safe_dump_all(objects)
+    assert "amqp://" not in text and "guest" not in text
+
+
+def test_workers_have_no_api_access(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    _, objects = scenario
+    worker_sa = f"{RELEASE}-asynctask-worker"
+    assert by_kind(objects, "ServiceAccount")[worker_sa]["automountServiceAccountToken"] is False
+    for name, deployment in worker_deployments(objects).items():
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["serviceAccountName"] == worker_sa, name
+        assert pod["automountServiceAccountToken"] is False, name
+        assert not any(c.get("volumeMounts", []) and any(
+            "serviceaccount" in m["mountPath"] for m in c["volumeMounts"])
+            for c in pod["containers"])
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in by_kind(objects, kind).values():
+            assert all(s["name"] != worker_sa for s in binding["subjects"]), binding
+
+
+def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    path, objects = scenario
+    values = values_of(path)
+    defaults = yaml.safe_load((CHART / "values.yaml").read_text())
+    pools = values.get("workers", {}).get("pools", defaults["workers"]["pools"])
+    merged_defaults = {**defaults["workers"]["defaults"],
+                       **values.get("workers", {}).get("defaults", {})}
+    engine = values.get("autoscaling", {}).get("engine", "builtin")
+    deployments = worker_deployments(objects)
+    assert set(deployments) == {f"{RELEASE}-asynctask-worker-{p['name']}" for p in pools}
+    scaled = by_kind(objects, "ScaledObject")
+    for pool in pools:
+        name = f"{RELEASE}-asynctask-worker-{pool['name']}"
+        deployment = deployments[name]
+        meta, spec = deployment["metadata"], deployment["spec"]
+        autoscaling = {**defaults["workers"]["defaults"]["autoscaling"],
+                       **values.get("workers", {}).get("defaults", {}).get("autoscaling", {}),
+                       **pool.get("autoscaling", {})}
+        (container,) = spec["template"]["spec"]["containers"]
+        env = env_of(container)
+        assert env["ASYNCTASK_WORKER_QUEUES"] == ",".join(pool["queues"])
+        assert env["ASYNCTASK_WORKER_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp",
+                                                                     "key": "url"}}
+        assert env["ASYNCTASK_WORKER_CONCURRENCY"] == str(
+            pool.get("concurrency", merged_defaults["concurrency"]))
+        grace = pool.get("gracePeriodSeconds", merged_defaults["gracePeriodSeconds"])
+        assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == grace + 15
+        assert container["command"] == pool.get("command", ["asynctask-worker"])
+        assert container["args"] == pool.get("args", [pool.get("app")])
+        for extra in pool.get("env", []):
+            assert env[extra["name"]] == extra["value"]
+        if "image" in pool:
+            assert container["image"] == f"{pool['image']['repository']}:{pool['image']['tag']}"
+        else:
+            assert container["image"] == "asynctask:0.1.0"
+        labels, annotations = meta["labels"], meta.get("annotations", {})
+        assert labels["asynctask.dev/pool"] == pool["name"]
+        if not autoscaling["enabled"]:
+            assert spec["replicas"] == pool.get("replicas", merged_defaults["replicas"])
+            assert "asynctask.dev/autoscale" not in labels
+            assert name not in scaled
+            continue
+        # Autoscaled: the chart never sets replicas, so upgrades and syncs never reset it.
+        assert "replicas" not in spec, name
+        if engine == "builtin":
+            assert labels["asynctask.dev/autoscale"] == "true"
+            assert annotations == {
+                "asynctask.dev/queues": ",".join(pool["queues"]),
+                "asynctask.dev/min-replicas": str(autoscaling["minReplicas"]),
+                "asynctask.dev/max-replicas": str(autoscaling["maxReplicas"]),
+                "asynctask.dev/target-messages-per-replica":
+                    str(autoscaling["targetMessagesPerReplica"]),
+            }
+            assert name not in scaled
+        else:
+            assert "asynctask.dev/autoscale" not in labels
+            assert not any(a in annotations for a in AUTOSCALE_ANNOTATIONS)
+            so = scaled[name]["spec"]
+            assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
+                                            "name": name}
+            assert so["minReplicaCount"] == autoscaling["minReplicas"]
+            assert so["maxReplicaCount"] == autoscaling["maxReplicas"]
+            assert [t["metadata"]["queueName"] for t in so["triggers"]] == [
+                f"asynctask.tasks.{q}" for q in pool["queues"]]
+            for trigger in so["triggers"]:
+                assert trigger["type"] == "rabbitmq"
+                assert trigger["metadata"]["mode"] == "QueueLength"
+                assert trigger["metadata"]["value"] == str(autoscaling["targetMessagesPerReplica"])
+                assert trigger["authenticationRef"] == {"name": f"{RELEASE}-asynctask-rabbitmq"}
+    if engine == "keda":
+        (auth,) = by_kind(objects, "TriggerAuthentication").values()
+        protocol = values["autoscaling"].get("keda", {}).get("protocol", "amqp")
+        key = "management-url" if protocol == "http" else "url"
+        assert auth["spec"]["secretTargetRef"] == [
+            {"parameter": "host", "name": "asynctask-amqp", "key": key}]
+    else:
+        assert not scaled and not by_kind(objects, "TriggerAuthentication")
+
+
+def rules_of(objects: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
+    rules: list[dict[str, Any]] = by_kind(objects, kind)[name]["rules"]
+    return rules
+
+
+OPERATOR_TASK_RULES = [
+    {"apiGroups": ["asynctask.dev"], "resources": ["asynctasks"],
+     "verbs": ["get", "list", "watch", "delete"]},
+    {"apiGroups": ["asynctask.dev"], "resources": ["asynctasks/status"],
+     "verbs": ["get", "patch", "update"]},
+    {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
+    {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
+]
+KOPF_RULES = [{"apiGroups": ["apiextensions.k8s.io"],
+               "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]}]
+AUTOSCALER_RULES = [
+    {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
+    {"apiGroups": ["apps"], "resources": ["deployments/scale"],
+     "verbs": ["get", "patch", "update"]},
+]
+
+
+def test_default_rbac_is_exactly_least_privilege() -> None:
+    objects = render()
+    op = f"{RELEASE}-asynctask-operator"
+    assert rules_of(objects, "ClusterRole", op) == OPERATOR_TASK_RULES
+    assert rules_of(objects, "ClusterRole", f"{op}-kopf") == KOPF_RULES
+    assert rules_of(objects, "Role", f"{op}-autoscaler") == AUTOSCALER_RULES
+    assert set(by_kind(objects, "ClusterRole")) == {op, f"{op}-kopf"}
+    assert set(by_kind(objects, "Role")) == {f"{op}-autoscaler"}
+    assert set(by_kind(objects, "ClusterRoleBinding")) == {op, f"{op}-kopf"}
+    assert set(by_kind(objects, "RoleBinding")) == {f"{op}-autoscaler"}
+    for kind in ("ClusterRoleBinding", "RoleBinding"):
+        for binding in by_kind(objects, kind).values():
+            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": op,
+                                            "namespace": NAMESPACE}]
+    text = yaml.safe_dump_all(objects)
+    assert "secrets" not in text and "'*'" not in text and '"*"' not in text
+
+
+def test_namespaced_rbac_binds_task_rights_per_namespace() -> None:
+    objects = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
+    op = f"{RELEASE}-asynctask-operator"
+    assert set(by_kind(objects, "ClusterRoleBinding")) == {f"{op}-kopf"}
+    bindings = [b for b in objects if b["kind"] == "RoleBinding" and b["metadata"]["name"] == op]
+    assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
+    assert all(b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                "kind": "ClusterRole", "name": op} for b in bindings)
+    # kopf watches Namespaces when it is given --namespace flags.
+    assert rules_of(objects, "ClusterRole", f"{op}-kopf") == [
+        *KOPF_RULES,
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
+    # Secrets: get, by name, in the release namespace only.
+    role = by_kind(objects, "Role")[f"{op}-secrets"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == [{"apiGroups": [""], "resources": ["secrets"],
+                              "resourceNames": ["asynctask-webhook-signing"],
+                              "verbs": ["get"]}]
+
+
+def test_keda_engine_grants_no_deployment_rights() -> None:
+    objects = render("-f", str(CHART / "ci" / "keda-values.yaml"))
+    assert not any("deployments" in r["resources"]
+                   for kind in ("Role", "ClusterRole")
+                   for role in by_kind(objects, kind).values() for r in role["rules"])
+
+
+def test_cluster_autoscaler_scope_and_peering() -> None:
+    objects = render("-f", str(CHART / "ci" / "multiple-pools-values.yaml"))
+    op = f"{RELEASE}-asynctask-operator"
+    assert rules_of(objects, "ClusterRole", f"{op}-autoscaler") == AUTOSCALER_RULES
+    assert f"{op}-autoscaler" in by_kind(objects, "ClusterRoleBinding")
+    assert not by_kind(objects, "Role")
+    peered = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
+    assert {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
+            "verbs": ["get", "list", "watch", "patch"]} in rules_of(peered, "ClusterRole",
+                                                                    f"{op}-kopf")
+
+
+def test_metrics_service_and_service_monitor() -> None:
+    objects = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
+    (service,) = by_kind(objects, "Service").values()
+    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "worker"
+    (monitor,) = by_kind(objects, "ServiceMonitor").values()
+    assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    assert monitor["metadata"]["labels"]["release"] == "prometheus"
+    for deployment in worker_deployments(objects).values():
+        (container,) = deployment["spec"]["template"]["spec"]["containers"]
+        assert env_of(container)["ASYNCTASK_WORKER_METRICS_PORT"] == "9090"
+        assert container["ports"] == [{"name": "metrics", "containerPort": 9090,
+                                       "protocol": "TCP"}]
+    assert not by_kind(render(), "Service") and not by_kind(render(), "ServiceMonitor")
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
+    (["--set", "workers.defaults.autoscalling.enabled=true"], "autoscalling"),
+    (["--set", "autoscaling.engine=hpa"], "engine"),
+    (["--set", "gateway.enabled=true"], "gateway"),
+    (["--set", "operator.replicas=2"], "peering"),
+    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
+      "--set", "workers.pools[0].app=m:app", "--set", "workers.pools[1].name=a",
+      "--set", "workers.pools[1].queues={q}", "--set", "workers.pools[1].app=m:app"],
+     "used twice"),
+    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
+      "--set", "workers.pools[0].app=m:app",
+      "--set", "workers.pools[0].autoscaling.minReplicas=9"], "greater than maxReplicas"),
+    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={Bad_Queue}",
+      "--set", "workers.pools[0].app=m:app"], "queues"),
+    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}"],
+     "set app"),
+    (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled"),
+], ids=["unknown-key", "typo-in-defaults", "engine", "gateway", "replicas-without-peering",
+        "duplicate-pool", "min-over-max", "queue-name", "no-app", "servicemonitor-alone"])
+def test_invalid_values_are_refused(args: list[str], message: str) -> None:
+    proc = run_helm("template", RELEASE, str(CHART), *args, check=False)
+    assert proc.returncode != 0, proc.stdout[:2000]
+    assert message in proc.stderr, proc.stderr
+
+
+def test_pool_values_false_and_zero_override_defaults() -> None:
+    """A pool's false/0 wins over a default's true/1 (sprig's merge would drop them)."""
+    objects = render("--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
+                     "--set", "workers.pools[0].app=m:app",
+                     "--set", "workers.pools[0].autoscaling.minReplicas=0",
+                     "--set", "workers.pools[1].name=b", "--set", "workers.pools[1].queues={r}",
+                     "--set", "workers.pools[1].app=m:app",
+                     "--set", "workers.pools[1].autoscaling.enabled=false",
+                     "--set", "workers.pools[1].replicas=0")
+    deployments = worker_deployments(objects)
+    a = deployments[f"{RELEASE}-asynctask-worker-a"]
+    assert a["metadata"]["annotations"]["asynctask.dev/min-replicas"] == "0"
+    b = deployments[f"{RELEASE}-asynctask-worker-b"]
+    assert b["spec"]["replicas"] == 0 and "annotations" not in b["metadata"]
+
+
+def test_image_digest_and_tag_overrides() -> None:
+    digest = "sha256:" + "a" * 64
+    objects = render("--set", f"image.digest={digest}", "--set", "image.repository=reg/at")
+    for spec in pod_specs(objects).values():
+        assert spec["containers"][0]["image"] == f"reg/at@{digest}"
+    objects = render("--set", "image.tag=1.2.3")
+    for spec in pod_specs(objects).values():
+        assert spec["containers"][0]["image"] == "asynctask:1.2.3"

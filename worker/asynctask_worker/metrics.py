@@ -1,0 +1,87 @@
+"""Prometheus metrics of one worker, served over HTTP when ``metrics_port`` is set.
+
+Each worker has its own registry (several workers in one process, as in tests, do not
+collide). Exposed series:
+
+* ``asynctask_worker_tasks_started_total{queue}``: handlers started;
+* ``asynctask_worker_tasks_finished_total{queue,outcome}``: terminal statuses reported,
+  including tasks revoked before they started (``outcome="Cancelled"``);
+* ``asynctask_worker_tasks_revoked_before_start_total{queue}``: of those, never run;
+* ``asynctask_worker_task_duration_seconds{queue,outcome}``: handler run time;
+* ``asynctask_worker_tasks_in_flight{queue}``: handlers running now;
+* ``asynctask_worker_abandoned_threads``: thread-mode handlers that ignored a hard stop
+  and still run in the background;
+* ``asynctask_worker_broker_connections_total``: connections made (reconnects show here).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from asynctask_worker.messages import Phase
+
+DURATION_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600)
+
+
+class WorkerMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.started = Counter("asynctask_worker_tasks_started", "Task handlers started.",
+                               ["queue"], registry=r)
+        self.finished = Counter("asynctask_worker_tasks_finished",
+                                "Task attempts ended, by outcome (terminal phase).",
+                                ["queue", "outcome"], registry=r)
+        self.revoked = Counter("asynctask_worker_tasks_revoked_before_start",
+                               "Tasks acked without running: cancelled while queued.",
+                               ["queue"], registry=r)
+        self.duration = Histogram("asynctask_worker_task_duration_seconds",
+                                  "How long handlers ran, by outcome.", ["queue", "outcome"],
+                                  buckets=DURATION_BUCKETS, registry=r)
+        self.in_flight = Gauge("asynctask_worker_tasks_in_flight", "Handlers running now.",
+                               ["queue"], registry=r)
+        self.abandoned = Gauge("asynctask_worker_abandoned_threads",
+                               "Thread-mode handlers past their hard stop, still running.",
+                               registry=r)
+        self.connections = Counter("asynctask_worker_broker_connections",
+                                   "Connections made to RabbitMQ by the consumer.", registry=r)
+
+    def task_started(self, queue: str) -> None:
+        self.started.labels(queue).inc()
+        self.in_flight.labels(queue).inc()
+
+    def task_finished(self, queue: str, phase: Phase, seconds: float) -> None:
+        self.in_flight.labels(queue).dec()
+        self.finished.labels(queue, phase.value).inc()
+        self.duration.labels(queue, phase.value).observe(seconds)
+
+    def task_revoked(self, queue: str, phase: Phase) -> None:
+        self.revoked.labels(queue).inc()
+        self.finished.labels(queue, phase.value).inc()
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0 if absent): for tests and debugging."""
+        found = self.registry.get_sample_value(name, labels)
+        return 0.0 if found is None else found
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:
+        return MetricsServer(self, port, address)
+
+
+class MetricsServer:
+    """The ``/metrics`` HTTP endpoint (prometheus_client's threaded WSGI server)."""
+
+    def __init__(self, metrics: WorkerMetrics, port: int, address: str) -> None:
+        self._server: Any
+        self._server, self._thread = start_http_server(port, address,
+                                                       registry=metrics.registry)
+        self.port = int(self._server.server_address[1])
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        if isinstance(self._thread, threading.Thread):
+            self._thread.join(5)
