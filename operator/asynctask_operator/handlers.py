@@ -19,6 +19,7 @@ from asynctask_operator.kube import Kube
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
 from asynctask_operator.tracking import Tracker
+from asynctask_operator.webhooks import WebhookDispatcher
 
 log = logging.getLogger("asynctask.operator")
 
@@ -35,7 +36,10 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
                     reconnect_max_delay=config.reconnect_max_delay_seconds)
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
     broker.start_consuming(asyncio.get_running_loop(), inbox)
-    tracker = Tracker(config, kube, broker)
+    webhooks = WebhookDispatcher(config, load_secret=kube.read_secret_key)
+    tracker = Tracker(config, kube, broker, webhooks=webhooks)
+    webhooks.on_result = tracker.webhook_result
+    memo.webhooks = webhooks
     memo.kube, memo.broker, memo.tracker = kube, broker, tracker
     memo.consumer = asyncio.create_task(tracker.consume(inbox), name="asynctask-status")
     memo.scheduler = asyncio.create_task(tracker.deadlines.run(), name="asynctask-deadlines")
@@ -49,6 +53,7 @@ async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if "consumer" in memo:
         memo.consumer.cancel()
         memo.scheduler.cancel()
+        await memo.webhooks.close()
         memo.broker.stop()
         await asyncio.to_thread(memo.broker.join, 10)
         memo.kube.close()

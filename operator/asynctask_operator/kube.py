@@ -7,6 +7,7 @@ block kopf's event loop.
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import logging
 from concurrent.futures import ThreadPoolExecutor
@@ -87,6 +88,14 @@ class Kube:
             if exc.status in (404, 409):
                 raise Gone(f"{namespace}/{name}") from exc
             raise
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
+        """The value of one key of a Secret (webhook signing keys; read with ``get``)."""
+        secret = await self._call(self._core.read_namespaced_secret, name, namespace)
+        data = (secret.data or {}).get(key)
+        if data is None:
+            raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+        return base64.b64decode(data)
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(self._core.create_namespaced_event, namespace, body)

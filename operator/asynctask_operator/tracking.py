@@ -29,6 +29,7 @@ from asynctask_operator.events import EventRecorder
 from asynctask_operator.kube import Gone, Kube, Rejected
 from asynctask_operator.settings import OperatorSettings
 from asynctask_operator.spec import AsyncTaskSpec
+from asynctask_operator.webhooks import DeliveryState, WebhookDispatcher, WebhookSpec, parse_webhook
 from asynctask_worker import topology
 from asynctask_worker.messages import (
     ControlMessage,
@@ -60,15 +61,19 @@ class _Task:
     flush: asyncio.TimerHandle | None = None
     seq: dict[int, int] = field(default_factory=dict)  # attempt -> newest seq applied
     stopped: set[int] = field(default_factory=set)  # attempts told to stop (duplicates)
+    webhook: WebhookSpec | None = None
+    delivery: DeliveryState | None = None  # webhook outcome not yet in the status
 
 
 class Tracker:
     def __init__(self, settings: OperatorSettings, kube: Kube, broker: Broker,
-                 events: EventRecorder | None = None) -> None:
+                 events: EventRecorder | None = None,
+                 webhooks: WebhookDispatcher | None = None) -> None:
         self.settings = settings
         self.kube = kube
         self.broker = broker
         self.events = events or EventRecorder(kube, settings.events)
+        self.webhooks = webhooks
         self.deadlines = Deadlines(self.fire)
         self.tasks: dict[str, _Task] = {}
         self.writes = 0  # status PATCHes sent (for logs and tests)
@@ -105,6 +110,8 @@ class Tracker:
         if task is not None and task.flush is not None:
             task.flush.cancel()
         self.deadlines.clear(uid)
+        if self.webhooks is not None:
+            self.webhooks.forget(uid)
 
     def _remember(self, body: dict[str, Any]) -> _Task:
         meta = body["metadata"]
@@ -124,6 +131,12 @@ class Tracker:
             task.spec = None
             task.spec_error = "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                         for e in exc.errors())
+        try:
+            task.webhook = parse_webhook(body.get("spec") or {})
+        except ValidationError as exc:  # the CRD's schema refuses these; be safe anyway
+            task.webhook = None
+            log.warning("%s/%s: spec.webhook ignored: %s", task.ref.namespace, task.ref.name,
+                        exc.errors()[0]["msg"])
         return task
 
     async def _submit(self, task: _Task) -> None:
@@ -363,7 +376,10 @@ class Tracker:
         """Write the whole ``status`` in one PATCH; the caller holds the task's lock."""
         if status is task.status:
             return
-        before = st.phase_of(task.status)
+        previous = task.status
+        before = st.phase_of(previous)
+        if task.delivery is not None and task.delivery != status.get("webhook"):
+            status = {**status, "webhook": dict(task.delivery)}
         try:
             await self.kube.replace_status(task.ref.namespace, task.ref.name, task.ref.uid,
                                            status)
@@ -384,6 +400,9 @@ class Tracker:
         self.writes += 1
         task.status = status
         task.last_write = time.monotonic()
+        task.delivery = None
+        if self.webhooks is not None and task.webhook is not None:
+            self.webhooks.notify(task.ref, task.webhook, status, previous)
         phase = st.phase_of(status)
         if phase is not None and phase.terminal:
             task.pending = None  # the terminal write has the final word
@@ -394,6 +413,31 @@ class Tracker:
             detail = (status.get("error") or {}).get("message") or status.get("message") or ""
             self.events.record(task.ref, phase.value, str(detail))
         self._schedule(task)
+
+
+    # webhooks ----------------------------------------------------------------------------
+
+    def webhook_result(self, ref: TaskRef, state: DeliveryState) -> None:
+        """An event was delivered or given up (called by the dispatcher, in the loop).
+
+        The outcome rides along with the task's next status write. Once the event of a
+        terminal phase is settled there is no next write, so it gets one of its own: a task
+        with a webhook costs one status write more than one without.
+        """
+        task = self.tasks.get(ref.uid)
+        if task is None:
+            return
+        task.delivery = state
+        phase = st.phase_of(task.status)
+        if phase is not None and phase.terminal and state["lastEventId"].endswith(
+                "." + phase.value.lower()):
+            asyncio.get_running_loop().create_task(self._record_delivery(task))
+
+    async def _record_delivery(self, task: _Task) -> None:
+        async with task.lock:
+            if (task.delivery is not None and self.tasks.get(task.ref.uid) is task
+                    and task.delivery != task.status.get("webhook")):
+                await self._write(task, dict(task.status))
 
 
 def _epoch(timestamp: str) -> float:

@@ -197,7 +197,7 @@ class WebhookDispatcher:
         self.policy = TargetPolicy.of(settings.webhook_allowed_cidrs,
                                       settings.webhook_allowed_hosts)
         self._load_secret = load_secret
-        self._on_result = on_result
+        self.on_result = on_result
         self._resolve = resolve
         self._rand = rand
         self._lanes: dict[str, _Lane] = {}
@@ -442,8 +442,8 @@ class WebhookDispatcher:
         if error is not None:
             state["lastError"] = error[:1024]
         self._states[lane.ref.uid] = state
-        if self._on_result is not None:
+        if self.on_result is not None:
             try:
-                self._on_result(lane.ref, state.copy())
+                self.on_result(lane.ref, state.copy())
             except Exception:
                 log.exception("webhook on_result callback failed for %s", event.id)

@@ -66,6 +66,8 @@ def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
     env.update(ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
                ASYNCTASK_MANAGEMENT_URL=rmq.management_url,
                ASYNCTASK_SCALE_DOWN_WINDOW_SECONDS="5",
+               # webhook receivers of the tests listen on 127.0.0.1 (and only there)
+               ASYNCTASK_WEBHOOK_ALLOWED_CIDRS="127.0.0.1/32",
                PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]))
     return env
 
