@@ -83,3 +83,14 @@ def ticking(request: dict[str, Any], ctx: TaskContext) -> str:
         step += 1
         ctx.progress(min(99, step), f"tick {step}")
     return "done"
+
+
+@app.task("stubborn")
+def stubborn(request: dict[str, Any], ctx: TaskContext) -> str:
+    """Ignores cancellation: only a hard stop ends it. Marks its pid, and if it ever ends."""
+    mark(ctx, "started")
+    folder = Path(os.environ["LIFECYCLE_MARKERS"])
+    (folder / f"{ctx.namespace}.{ctx.name}.pid").write_text(str(os.getpid()))
+    time.sleep(float(request.get("seconds", 120)))
+    mark(ctx, "finished")
+    return "finished"

@@ -4,6 +4,7 @@ deletion, timeouts, retries, monotonic status, events, TTL, limits."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -16,7 +17,7 @@ import pytest
 from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process
+from tests.e2e.conftest import Process, system_env
 from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
@@ -261,3 +262,71 @@ def test_a_recreated_task_never_gets_the_old_ones_status(
     st = status(control_plane, namespace, "reborn")
     assert (st["phase"], st["attempts"], st["messageId"]) == (
         "Pending", 0, f"task:{new['metadata']['uid']}:1")
+
+
+def test_a_handler_that_ignores_cancellation_is_stopped_hard(
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, operator: Process,
+        markers: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    # The process pool runs each task in a child process, killed after the grace period.
+    env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(markers),
+               ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="2")
+    worker = Process("stubborn-worker",
+                     [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
+                      "--pool", "process", "--queues", "stubborn"],
+                     env, tmp_path_factory.mktemp("stubborn-worker"))
+    try:
+        worker.wait_for_log("serving")
+        create(control_plane, namespace, "stubborn", queue="stubborn", request={"seconds": 60})
+        wait_phase(control_plane, namespace, "stubborn", "Processing")
+        pid_file = markers / f"{namespace}.stubborn.pid"
+        wait_for("the handler's pid", pid_file.exists, 10)
+        pid = int(pid_file.read_text())
+        asked = time.monotonic()
+        patch_spec(control_plane, namespace, "stubborn", {"cancel": True})
+        st = wait_phase(control_plane, namespace, "stubborn", "Cancelled", timeout=30)
+        took = time.monotonic() - asked
+        print(f"\nhandler ignoring cancellation: Cancelled after {took:.2f}s (grace 2s)")
+
+        def gone() -> bool:
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            return False
+
+        wait_for("the handler's process to be killed", gone, 10)
+        assert st["error"]["reason"] == "Cancelled"
+        assert not (markers / f"{namespace}.stubborn.finished").exists()
+        assert worker.alive()  # the worker itself goes on
+    finally:
+        worker.stop()
+
+
+def test_progress_never_goes_backwards_within_an_attempt(
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
+        lifecycle_worker: Process) -> None:
+    obj = create(control_plane, namespace, "steady", queue="sleepy", request={"seconds": 60})
+    wait_phase(control_plane, namespace, "steady", "Processing")
+    ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="steady")
+
+    def send(progress: int, seq: int) -> None:
+        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+        conn.channel().basic_publish("", topology.STATUS_QUEUE, encode(StatusMessage(
+            task=ref, attempt=1, seq=seq, phase=Phase.PROCESSING, progress=progress,
+            message=f"at {progress}")))
+        conn.close()
+
+    def progress() -> int:
+        return int(status(control_plane, namespace, "steady").get("progress") or 0)
+
+    send(60, 1000)
+    wait_for("progress 60", lambda: progress() == 60, 15)
+    send(30, 1001)  # lower: never shown
+    send(70, 999)  # an older message arriving late: ignored
+    time.sleep(2.5)  # more than the progress coalescing interval
+    assert progress() == 60
+    assert status(control_plane, namespace, "steady")["message"] == "at 60"
+    send(80, 1002)  # newer and higher: shown, so the pipe above was open
+    wait_for("progress 80", lambda: progress() == 80, 15)
+    patch_spec(control_plane, namespace, "steady", {"cancel": True})
+    wait_phase(control_plane, namespace, "steady", "Cancelled", timeout=30)
