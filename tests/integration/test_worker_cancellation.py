@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import os
 import time
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Literal
 
 import pytest
 
 from asynctask_worker import Phase
-from testbed import RabbitMQ
 from tests.integration.worker_harness import (
     BrokerClient,
     markers,
@@ -22,20 +19,6 @@ from tests.integration.worker_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def url(rabbitmq: RabbitMQ) -> Iterator[str]:
-    vhost = f"worker-it-{uuid.uuid4().hex[:8]}"
-    yield rabbitmq.add_vhost(vhost)
-    rabbitmq.delete_vhost(vhost)
-
-
-@pytest.fixture
-def broker(url: str) -> Iterator[BrokerClient]:
-    client = BrokerClient(url)
-    yield client
-    client.close()
 
 
 @pytest.mark.parametrize("queue", ["it-run", "it-async"])

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,20 +11,6 @@ from testbed import RabbitMQ
 from tests.integration.worker_harness import BrokerClient, markers, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def url(rabbitmq: RabbitMQ) -> Iterator[str]:
-    vhost = f"worker-it-{uuid.uuid4().hex[:8]}"
-    yield rabbitmq.add_vhost(vhost)
-    rabbitmq.delete_vhost(vhost)
-
-
-@pytest.fixture
-def broker(url: str) -> Iterator[BrokerClient]:
-    client = BrokerClient(url)
-    yield client
-    client.close()
 
 
 def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: BrokerClient,

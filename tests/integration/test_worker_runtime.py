@@ -4,32 +4,15 @@ from __future__ import annotations
 
 import time
 import urllib.request
-import uuid
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from asynctask_worker import Phase
-from testbed import RabbitMQ
 from tests.integration.worker_harness import BrokerClient, running_worker, wait_for
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def url(rabbitmq: RabbitMQ) -> Iterator[str]:
-    vhost = f"worker-it-{uuid.uuid4().hex[:8]}"
-    yield rabbitmq.add_vhost(vhost)
-    rabbitmq.delete_vhost(vhost)
-
-
-@pytest.fixture
-def broker(url: str) -> Iterator[BrokerClient]:
-    client = BrokerClient(url)
-    yield client
-    client.close()
 
 
 def test_progress_then_success_reach_the_status_queue_in_order(

@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 
 from asynctask_worker import Phase
-from testbed import RabbitMQ
 from tests.integration.worker_harness import (
     APP_SPEC,
     REPO,
@@ -24,20 +23,6 @@ from tests.integration.worker_harness import (
 )
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def url(rabbitmq: RabbitMQ) -> Iterator[str]:
-    vhost = f"worker-it-{uuid.uuid4().hex[:8]}"
-    yield rabbitmq.add_vhost(vhost)
-    rabbitmq.delete_vhost(vhost)
-
-
-@pytest.fixture
-def broker(url: str) -> Iterator[BrokerClient]:
-    client = BrokerClient(url)
-    yield client
-    client.close()
 
 
 class CliWorker:
