@@ -26,8 +26,8 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def channel(amqp_url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
-    conn = pika.BlockingConnection(pika.URLParameters(amqp_url))
+def channel(url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChannel]:
+    conn = pika.BlockingConnection(pika.URLParameters(url))
     ch = conn.channel()
     topology.declare_all(ch)
     ch.queue_purge(topology.STATUS_QUEUE)
@@ -52,9 +52,9 @@ def ref() -> TaskRef:
 
 
 async def test_publish_task_is_durable_confirmed_and_identified(
-        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     queue = f"it-{uuid.uuid4().hex[:6]}"
-    broker = Broker(amqp_url)
+    broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
     try:
         msg = TaskMessage(task=ref(), queue=queue, request={"n": 1}, timeout_seconds=9)
@@ -73,9 +73,9 @@ async def test_publish_task_is_durable_confirmed_and_identified(
 
 
 async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
-        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
-    broker = Broker(amqp_url)
+    broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), inbox)
     try:
         good = StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=3)
@@ -98,8 +98,8 @@ async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
 
 
 async def test_control_messages_reach_the_control_stream(
-        amqp_url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
-    broker = Broker(amqp_url)
+        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
     probe = channel.queue_declare("", exclusive=True).method.queue
     channel.queue_bind(probe, topology.CONTROL_EXCHANGE)
