@@ -15,3 +15,6 @@ deps:
 
 lint:
 	.venv/bin/ruff check . && .venv/bin/mypy
+
+kind-e2e:  ## needs Docker: the e2e suite against a kind cluster; ARGS go to pytest
+	bash hack/kind-e2e.sh $(ARGS)

@@ -42,3 +42,7 @@ fi
 
 say "control plane binaries (built once from pinned Go modules, then cached)"
 bash hack/controlplane/build.sh >/dev/null
+say "helm (built once from its pinned Go module, then cached)"
+bash hack/helm/build.sh >/dev/null
+say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
+bash hack/helm/crds/fetch.sh >/dev/null

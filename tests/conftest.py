@@ -1,12 +1,22 @@
 """Session fixtures that start the real services: RabbitMQ and the local control plane.
 
 Nothing here skips: if a service cannot start, the tests that need it fail, loudly.
+
+An existing cluster instead of the local control plane (``make kind-e2e``, docs/deploying.md):
+``ASYNCTASK_E2E_KUBECONFIG`` (admin kubeconfig; the AsyncTask CRD is applied to it) with
+``ASYNCTASK_E2E_AMQP_URL`` and ``ASYNCTASK_E2E_MANAGEMENT_URL`` (a RabbitMQ reachable from
+this machine) and, optionally, ``ASYNCTASK_E2E_AUDIT_LOG`` (the apiserver's audit log, for
+the tests that count API writes). Unset, the fixtures start their own services.
 """
 
 from __future__ import annotations
 
+import base64
 import collections
+import json
 import os
+import urllib.parse
+import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,13 +24,54 @@ from pathlib import Path
 import pytest
 
 from testbed import ControlPlane, RabbitMQ
+from testbed.controlplane import build_binaries
 
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
+EXISTING_CLUSTER = os.environ.get("ASYNCTASK_E2E_KUBECONFIG", "")
+
+
+class ExistingRabbitMQ(RabbitMQ):
+    """A broker that already runs (ASYNCTASK_E2E_AMQP_URL, ASYNCTASK_E2E_MANAGEMENT_URL):
+    the URLs and virtual hosts of a started node; nothing is started or stopped."""
+
+    def __init__(self, url: str, management_url: str) -> None:
+        super().__init__(management=True)
+        self._url, self._management_url = url, management_url.rstrip("/")
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    @property
+    def management_url(self) -> str:
+        return self._management_url
+
+    def vhost_url(self, vhost: str) -> str:
+        parts = urllib.parse.urlsplit(self._url)
+        return parts._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
+
+    def _management(self, method: str, path: str, body: object = None) -> None:
+        parts = urllib.parse.urlsplit(self._management_url)
+        base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
+        req = urllib.request.Request(base + path, method=method,
+                                     data=None if body is None else json.dumps(body).encode())
+        auth = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+        req.add_header("Content-Type", "application/json")
+        with urllib.request.urlopen(req, timeout=30):
+            pass
+
+    def stop(self) -> None:
+        pass
 
 
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[RabbitMQ]:
+    if EXISTING_CLUSTER:
+        yield ExistingRabbitMQ(os.environ["ASYNCTASK_E2E_AMQP_URL"],
+                               os.environ["ASYNCTASK_E2E_MANAGEMENT_URL"])
+        return
     with RabbitMQ(management=True) as node:
         yield node
 
@@ -32,6 +83,15 @@ def amqp_url(rabbitmq: RabbitMQ) -> str:
 
 @pytest.fixture(scope="session")
 def control_plane() -> Iterator[ControlPlane]:
+    if EXISTING_CLUSTER:  # not started nor stopped here: kubectl (pinned) and a kubeconfig
+        audit = os.environ.get("ASYNCTASK_E2E_AUDIT_LOG", "")
+        cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
+                          audit_log=Path(audit) if audit else Path())
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
+        cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev",
+                   "--timeout=60s")
+        yield cp
+        return
     with ControlPlane() as cp:
         cp.kubectl("apply", "-f", str(CRD))
         cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev",

@@ -16,6 +16,7 @@ import kopf
 
 from asynctask_operator.broker import Broker, Delivery
 from asynctask_operator.kube import Kube
+from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import GROUP, PLURAL, VERSION, OperatorSettings
 from asynctask_operator.tracking import Tracker
@@ -37,7 +38,12 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
     broker.start_consuming(asyncio.get_running_loop(), inbox)
     webhooks = WebhookDispatcher(config, load_secret=kube.read_secret_key)
-    tracker = Tracker(config, kube, broker, webhooks=webhooks)
+    metrics = OperatorMetrics()
+    tracker = Tracker(config, kube, broker, webhooks=webhooks, metrics=metrics)
+    memo.metrics_server = (None if config.metrics_port is None else
+                           metrics.serve(config.metrics_port, config.metrics_address))
+    if memo.metrics_server is not None:
+        log.info("serving metrics on %s:%d", config.metrics_address, memo.metrics_server.port)
     webhooks.on_result = tracker.webhook_result
     memo.webhooks = webhooks
     memo.kube, memo.broker, memo.tracker = kube, broker, tracker
@@ -50,6 +56,8 @@ async def startup(settings: kopf.OperatorSettings, memo: kopf.Memo, **_: Any) ->
 async def cleanup(memo: kopf.Memo, **_: Any) -> None:
     if memo.get("scaler") is not None:
         await memo.scaler.stop()
+    if memo.get("metrics_server") is not None:
+        memo.metrics_server.close()
     if "consumer" in memo:
         memo.consumer.cancel()
         memo.scheduler.cancel()

@@ -27,6 +27,9 @@ class OperatorSettings(BaseSettings):
     api_workers: int = Field(8, ge=1, le=64, description="Threads for Kubernetes API calls.")
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
+    metrics_port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any).")
+    metrics_address: str = Field("0.0.0.0", description="Address the metrics server binds.")
     # Lifecycle
     events: Literal["all", "failures", "none"] = Field(
         "failures", description="Which Kubernetes Events to record: every phase change (all: "

@@ -27,6 +27,7 @@ from asynctask_operator.broker import Broker, Delivery
 from asynctask_operator.deadlines import Deadlines, Kind
 from asynctask_operator.events import EventRecorder
 from asynctask_operator.kube import Gone, Kube, Rejected
+from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.settings import OperatorSettings
 from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.webhooks import DeliveryState, WebhookDispatcher, WebhookSpec, parse_webhook
@@ -68,15 +69,18 @@ class _Task:
 class Tracker:
     def __init__(self, settings: OperatorSettings, kube: Kube, broker: Broker,
                  events: EventRecorder | None = None,
-                 webhooks: WebhookDispatcher | None = None) -> None:
+                 webhooks: WebhookDispatcher | None = None,
+                 metrics: OperatorMetrics | None = None) -> None:
         self.settings = settings
         self.kube = kube
         self.broker = broker
         self.events = events or EventRecorder(kube, settings.events)
         self.webhooks = webhooks
+        self.metrics = metrics or OperatorMetrics()
         self.deadlines = Deadlines(self.fire)
         self.tasks: dict[str, _Task] = {}
         self.writes = 0  # status PATCHes sent (for logs and tests)
+        self.metrics.watch_sizes(lambda: len(self.tasks), lambda: len(self.deadlines))
 
     # watch events (from kopf) ----------------------------------------------------------
 
@@ -163,6 +167,7 @@ class Tracker:
         await self.broker.publish_task(TaskMessage(
             task=task.ref, queue=spec.queue, request=spec.request, attempt=attempt,
             timeout_seconds=spec.timeout_seconds))
+        self.metrics.published.labels(spec.queue).inc()
         log.info("queued %s/%s on %s (attempt %d)", task.ref.namespace, task.ref.name,
                  spec.queue, attempt)
 
@@ -214,12 +219,14 @@ class Tracker:
             msg = decode(StatusMessage, delivery.body)
         except MalformedMessage as exc:
             log.error("dead-lettering status message %s: %s", delivery.message_id, exc)
+            self.metrics.messages.labels("malformed").inc()
             self.broker.reject(delivery)
             return
         task = await self._lookup(msg.task)
         if task is None:
             log.info("status for %s/%s, which no longer exists", msg.task.namespace,
                      msg.task.name)
+            self.metrics.messages.labels("orphaned").inc()
             if not msg.phase.terminal:
                 await self._stop_work(msg.task, "cancel", "Deleted")
             self.broker.ack(delivery)
@@ -232,6 +239,7 @@ class Tracker:
     async def _apply(self, task: _Task, msg: StatusMessage) -> None:
         change = st.classify(task.status, msg, task.seq.get(msg.attempt))
         if change is st.Change.IGNORE:
+            self.metrics.messages.labels("ignored").inc()
             await self._stop_duplicate(task, msg)
             return
         task.seq[msg.attempt] = msg.seq
@@ -241,10 +249,12 @@ class Tracker:
             # Coalesced: the newest progress is written when the interval is over. Progress
             # is lossy by nature, so its message is acked now: a crash loses one tick at most.
             task.pending = msg
+            self.metrics.messages.labels("coalesced").inc()
             if task.flush is None:
                 task.flush = asyncio.get_running_loop().call_later(
                     interval - since, self._schedule_flush, task)
             return
+        self.metrics.messages.labels("applied").inc()
         now = utcnow()
         spec = task.spec
         if spec is not None and spec.retries and st.retries_left(task.status, msg,
@@ -281,6 +291,7 @@ class Tracker:
         task = await self._lookup(msg.task)
         if task is not None:
             why = delivery.dead_letter_reason
+            self.metrics.dead_lettered.labels(why or "unknown").inc()
             async with task.lock:
                 if why == "delivery_limit":
                     await self._end(task, Phase.ERROR, "DeliveryLimitExceeded",
@@ -384,10 +395,12 @@ class Tracker:
             await self.kube.replace_status(task.ref.namespace, task.ref.name, task.ref.uid,
                                            status)
         except Gone:
+            self.metrics.writes.labels("gone").inc()
             log.info("%s/%s is gone; forgetting it", task.ref.namespace, task.ref.name)
             self.forget(task.ref.uid)
             return
         except Rejected as exc:
+            self.metrics.writes.labels("rejected").inc()
             # Never leave a task stuck behind a status the apiserver refuses (e.g. a field
             # over its limit): record why instead, without the offending content.
             log.error("status of %s/%s refused: %s", task.ref.namespace, task.ref.name, exc)
@@ -398,6 +411,8 @@ class Tracker:
             await self.kube.replace_status(task.ref.namespace, task.ref.name, task.ref.uid,
                                            status)
         self.writes += 1
+        self.metrics.writes.labels("ok").inc()
+        self.metrics.phase_written(task.spec.queue if task.spec else "", previous, status)
         task.status = status
         task.last_write = time.monotonic()
         task.delivery = None
@@ -428,6 +443,7 @@ class Tracker:
         if task is None:
             return
         task.delivery = state
+        self.metrics.webhooks.labels("delivered" if state["delivered"] else "failed").inc()
         phase = st.phase_of(task.status)
         if phase is not None and phase.terminal and state["lastEventId"].endswith(
                 "." + phase.value.lower()):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from testbed import ControlPlane, RabbitMQ
+from testbed._proc import free_port
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -77,9 +78,11 @@ def operator(control_plane: ControlPlane, rabbitmq: RabbitMQ,
              tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     # The shared operator serves the per-test namespaces (t-*); a test that runs an operator
     # of its own (e.g. with a ServiceAccount's token) uses a namespace outside that pattern.
+    env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_METRICS_PORT=str(free_port()),
+               ASYNCTASK_METRICS_ADDRESS="127.0.0.1")
     proc = Process("operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
                                 "--namespace", "t-*"],
-                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("operator"))
+                   env, tmp_path_factory.mktemp("operator"))
     try:
         proc.wait_for_log("connected to RabbitMQ")
         yield proc

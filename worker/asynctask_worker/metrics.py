@@ -17,7 +17,7 @@ collide). Exposed series:
 from __future__ import annotations
 
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -71,10 +71,15 @@ class WorkerMetrics:
         return MetricsServer(self, port, address)
 
 
-class MetricsServer:
-    """The ``/metrics`` HTTP endpoint (prometheus_client's threaded WSGI server)."""
+class HasRegistry(Protocol):
+    registry: CollectorRegistry
 
-    def __init__(self, metrics: WorkerMetrics, port: int, address: str) -> None:
+
+class MetricsServer:
+    """The ``/metrics`` HTTP endpoint (prometheus_client's threaded WSGI server) of a set of
+    metrics: a worker's, or the operator's."""
+
+    def __init__(self, metrics: HasRegistry, port: int, address: str) -> None:
         self._server: Any
         self._server, self._thread = start_http_server(port, address,
                                                        registry=metrics.registry)

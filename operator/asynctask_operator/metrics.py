@@ -1,0 +1,100 @@
+"""Prometheus metrics of the operator, served over HTTP when ``ASYNCTASK_METRICS_PORT`` is set.
+
+One registry per :class:`OperatorMetrics` (tests run several operators in one process).
+Exposed series:
+
+* ``asynctask_operator_tasks_published_total{queue}``: task messages handed to RabbitMQ
+  (first attempts and retries);
+* ``asynctask_operator_phase_transitions_total{queue,phase}``: phases written to status;
+* ``asynctask_operator_task_run_seconds{queue,phase}``: start to terminal phase, by outcome;
+* ``asynctask_operator_task_wait_seconds{queue}``: queued to started (time in the queue);
+* ``asynctask_operator_status_writes_total{result}``: status PATCHes (``ok``, ``gone``,
+  ``rejected``): the API write budget, as the operator sees it;
+* ``asynctask_operator_status_messages_total{result}``: worker status messages
+  (``applied``, ``coalesced``, ``ignored``, ``malformed``, ``orphaned``);
+* ``asynctask_operator_dead_lettered_tasks_total{reason}``: task messages RabbitMQ
+  dead-lettered (``delivery_limit``, ``rejected``...);
+* ``asynctask_operator_webhook_deliveries_total{outcome}``: webhook events ``delivered`` or
+  ``failed`` (given up);
+* ``asynctask_operator_tasks_tracked``, ``asynctask_operator_deadlines_pending``: what the
+  operator holds in memory (tasks, and deadlines in its one scheduler).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from asynctask_worker.metrics import MetricsServer
+
+DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
+                    24 * 3600)
+
+
+class OperatorMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = r = registry or CollectorRegistry()
+        self.published = Counter("asynctask_operator_tasks_published",
+                                 "Task messages handed to RabbitMQ (attempts).", ["queue"],
+                                 registry=r)
+        self.transitions = Counter("asynctask_operator_phase_transitions",
+                                   "Phases written to AsyncTask status.", ["queue", "phase"],
+                                   registry=r)
+        self.run_seconds = Histogram("asynctask_operator_task_run_seconds",
+                                     "From a worker's start to the terminal phase.",
+                                     ["queue", "phase"], buckets=DURATION_BUCKETS, registry=r)
+        self.wait_seconds = Histogram("asynctask_operator_task_wait_seconds",
+                                      "From queued to started by a worker.", ["queue"],
+                                      buckets=DURATION_BUCKETS, registry=r)
+        self.writes = Counter("asynctask_operator_status_writes",
+                              "Status writes (PATCH of the status subresource) by result.",
+                              ["result"], registry=r)
+        self.messages = Counter("asynctask_operator_status_messages",
+                                "Worker status messages by what became of them.", ["result"],
+                                registry=r)
+        self.dead_lettered = Counter("asynctask_operator_dead_lettered_tasks",
+                                     "Task messages dead-lettered by RabbitMQ.", ["reason"],
+                                     registry=r)
+        self.webhooks = Counter("asynctask_operator_webhook_deliveries",
+                                "Webhook events delivered or given up.", ["outcome"],
+                                registry=r)
+        self.tracked = Gauge("asynctask_operator_tasks_tracked",
+                             "AsyncTasks the operator keeps in memory.", registry=r)
+        self.deadlines = Gauge("asynctask_operator_deadlines_pending",
+                               "Deadlines waiting in the scheduler.", registry=r)
+
+    def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:
+        return MetricsServer(self, port, address)
+
+    def value(self, name: str, **labels: str) -> float:
+        """A sample's current value (0 if absent): for tests and debugging."""
+        found = self.registry.get_sample_value(name, labels)
+        return 0.0 if found is None else found
+
+    def watch_sizes(self, tracked: Callable[[], int], deadlines: Callable[[], int]) -> None:
+        self.tracked.set_function(lambda: float(tracked()))
+        self.deadlines.set_function(lambda: float(deadlines()))
+
+    def phase_written(self, queue: str, before: dict[str, Any], after: dict[str, Any]) -> None:
+        """Count a phase change and, from the status timestamps, how long things took."""
+        phase = after.get("phase")
+        if not phase or (phase == before.get("phase") and after.get("attempts") == before.get(
+                "attempts")):
+            return
+        self.transitions.labels(queue, phase).inc()
+        started, queued = after.get("startTime"), after.get("queuedTime")
+        if phase == "Processing" and started and queued:
+            self.wait_seconds.labels(queue).observe(max(0.0, _seconds(queued, started)))
+        end = after.get("completionTime")
+        if phase in ("Succeeded", "Failed", "Error", "Cancelled", "TimedOut") and end:
+            begin = started or queued
+            if begin:
+                self.run_seconds.labels(queue, phase).observe(max(0.0, _seconds(begin, end)))
+
+
+def _seconds(start: str, end: str) -> float:
+    fmt = "%Y-%m-%dT%H:%M:%SZ"
+    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()

@@ -1,0 +1,570 @@
+"""The Helm chart against the real apiserver: lint, server-side validation of every
+ci/*-values.yaml rendering (KEDA's and the Prometheus Operator's own CRD schemas
+included), a real ``helm install`` into a namespace that enforces the ``restricted`` Pod
+Security Standard, the RBAC the chart grants (a ``kubectl auth can-i`` matrix for both
+ServiceAccounts), and the operator run with nothing but the chart's operator
+ServiceAccount token: it serves a task end to end and scales the chart's worker
+Deployment through the scale subresource.
+
+No kubelet runs on the local control plane, so the chart's Pods stay Pending; the
+operator and the worker run as local processes with the environment the chart's
+Deployments give their containers (Secret references resolved as the kubelet would).
+"""
+
+from __future__ import annotations
+
+import base64
+import functools
+import json
+import os
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from testbed import ControlPlane, RabbitMQ
+from testbed._proc import free_port
+from tests.conftest import EXISTING_CLUSTER
+from tests.e2e.conftest import Process
+from tests.e2e.tasks import create, wait_for, wait_phase
+
+pytestmark = pytest.mark.e2e
+
+REPO = Path(__file__).resolve().parents[2]
+CHART = REPO / "deploy" / "helm" / "asynctask"
+CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
+THIRD_PARTY_CRDS = {"keda.sh_scaledobjects.yaml": "scaledobjects.keda.sh",
+                    "keda.sh_triggerauthentications.yaml": "triggerauthentications.keda.sh",
+                    "monitoring.coreos.com_servicemonitors.yaml":
+                        "servicemonitors.monitoring.coreos.com"}
+RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
+              "pod-security.kubernetes.io/enforce-version": "latest",
+              "pod-security.kubernetes.io/warn": "restricted",
+              "pod-security.kubernetes.io/warn-version": "latest"}
+PSA_WARNING = "would violate PodSecurity"
+POOL_QUEUES = "hello,always-fails,business-failure"  # the chart's example pool
+
+
+def _last_line_of(script: str) -> Path:
+    proc = subprocess.run(["bash", str(REPO / script)], stdout=subprocess.PIPE, text=True,
+                          check=False, timeout=1800)
+    assert proc.returncode == 0, f"{script} failed (see its output above)"
+    return Path(proc.stdout.strip().splitlines()[-1])
+
+
+@functools.cache
+def helm_bin() -> str:
+    """The pinned helm (hack/helm/build.sh: built once, then cached)."""
+    return str(_last_line_of("hack/helm/build.sh") / "helm")
+
+
+@functools.cache
+def crds_dir() -> Path:
+    """KEDA's and the Prometheus Operator's CRDs from their pinned modules (fetch.sh)."""
+    return _last_line_of("hack/helm/crds/fetch.sh")
+
+
+def helm(cp: ControlPlane, *args: str, check: bool = True
+         ) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run([helm_bin(), *args], env=cp.env(), capture_output=True, text=True,
+                          timeout=180, check=False)
+    if check:
+        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
+    return proc
+
+
+def template(cp: ControlPlane, namespace: str, *args: str, release: str = "rel") -> str:
+    return helm(cp, "template", release, str(CHART), "--namespace", namespace, *args).stdout
+
+
+def objects_of(text: str) -> list[dict[str, Any]]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def dry_run(cp: ControlPlane, text: str) -> subprocess.CompletedProcess[str]:
+    return cp.kubectl("apply", "--dry-run=server", "-f", "-", input=text, check=False)
+
+
+def new_namespace(cp: ControlPlane, prefix: str, labels: dict[str, str]) -> str:
+    # Not t-*: the shared operator serves those namespaces.
+    name = f"{prefix}-{uuid.uuid4().hex[:6]}"
+    cp.kubectl("create", "-f", "-", input=json.dumps(
+        {"apiVersion": "v1", "kind": "Namespace",
+         "metadata": {"name": name, "labels": labels}}))
+    return name
+
+
+def print_block(title: str, text: str) -> None:
+    print(f"\n--- {title} ---\n{text.rstrip()}", flush=True)
+
+
+@pytest.fixture(scope="module")
+def third_party_crds(control_plane: ControlPlane) -> None:
+    """KEDA's ScaledObject/TriggerAuthentication and the ServiceMonitor CRD, so renderings
+    that use them are validated against their real schemas (server-side apply: the CRDs
+    are too large for the last-applied annotation of a client-side apply)."""
+    folder = crds_dir()
+    for file in THIRD_PARTY_CRDS:
+        control_plane.kubectl("apply", "--server-side", "--force-conflicts",
+                              "-f", str(folder / file))
+    control_plane.kubectl("wait", "--for=condition=Established", "--timeout=60s",
+                          *(f"crd/{name}" for name in THIRD_PARTY_CRDS.values()))
+
+
+@pytest.fixture(scope="module")
+def dry_run_namespace(control_plane: ControlPlane) -> Iterator[str]:
+    """Where the renderings are dry-run: it warns about (and enforces) ``restricted``.
+    Namespaces that ci values name (operator.watchNamespaces) are created if missing."""
+    ns = new_namespace(control_plane, "helm-dry", RESTRICTED)
+    named = {n for path in CI_VALUES
+             for n in ((yaml.safe_load(path.read_text()) or {}).get("operator", {})
+                       .get("watchNamespaces", []))}
+    existing = set(control_plane.kubectl(
+        "get", "namespaces", "-o", "jsonpath={.items[*].metadata.name}").stdout.split())
+    created = sorted(named - existing)
+    for name in created:
+        control_plane.kubectl("create", "namespace", name)
+    yield ns
+    for name in [ns, *created]:
+        control_plane.kubectl("delete", "namespace", name, "--wait=false", check=False)
+
+
+# --- lint and server-side validation of every scenario ------------------------------------
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_helm_lint_strict(control_plane: ControlPlane, values: Path) -> None:
+    out = helm(control_plane, "lint", "--strict", str(CHART), "-f", str(values))
+    assert "1 chart(s) linted, 0 chart(s) failed" in out.stdout, out.stdout
+
+
+def test_helm_lint_strict_fails_on_invalid_values(control_plane: ControlPlane) -> None:
+    out = helm(control_plane, "lint", "--strict", str(CHART), "--set",
+               "workers.defaults.concurrency=many", check=False)
+    assert out.returncode != 0
+    assert "concurrency" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("values", CI_VALUES, ids=lambda p: p.name)
+def test_rendering_passes_server_side_dry_run(control_plane: ControlPlane,
+                                              third_party_crds: None,
+                                              dry_run_namespace: str, values: Path) -> None:
+    text = template(control_plane, dry_run_namespace, "-f", str(values))
+    kinds = sorted({o["kind"] for o in objects_of(text)})
+    out = dry_run(control_plane, text)
+    print_block(f"{values.name}: {', '.join(kinds)}", out.stdout)
+    assert out.returncode == 0, out.stderr
+    assert "(server dry run)" in out.stdout
+    assert len(out.stdout.splitlines()) == len(objects_of(text))
+    # The namespace warns about pod templates that would violate "restricted": none do.
+    assert PSA_WARNING not in out.stderr, out.stderr
+
+
+def test_dry_run_refuses_what_the_schemas_refuse(control_plane: ControlPlane,
+                                                 third_party_crds: None,
+                                                 dry_run_namespace: str) -> None:
+    """The dry-run is a real check: KEDA's schema refuses a ScaledObject whose trigger
+    value is a number (the chart quotes it), and the namespace warns about a pod
+    template without the chart's security contexts."""
+    objects = objects_of(template(control_plane, dry_run_namespace,
+                                  "-f", str(CHART / "ci" / "keda-values.yaml")))
+    scaled = next(o for o in objects if o["kind"] == "ScaledObject")
+    assert dry_run(control_plane, json.dumps(scaled)).returncode == 0
+    scaled["spec"]["triggers"][0]["metadata"]["value"] = 5
+    out = dry_run(control_plane, json.dumps(scaled))
+    print_block("a ScaledObject with a number as its trigger value", out.stderr)
+    assert out.returncode != 0
+    assert "spec.triggers[0].metadata.value" in out.stderr
+    assert "must be of type string" in out.stderr
+
+    worker = next(o for o in objects if o["kind"] == "Deployment"
+                  and o["metadata"]["labels"]["app.kubernetes.io/component"] == "worker")
+    pod = worker["spec"]["template"]["spec"]
+    del pod["securityContext"]
+    del pod["containers"][0]["securityContext"]
+    out = dry_run(control_plane, json.dumps(worker))
+    assert out.returncode == 0  # Deployments are only warned about; their Pods are refused
+    assert PSA_WARNING in out.stderr, out.stderr
+
+
+# --- a real install -----------------------------------------------------------------------
+
+@dataclass
+class Release:
+    name: str
+    namespace: str
+    fullname: str
+    amqp_url: str  # the vhost of this release, as the chart's Secret holds it
+    values: dict[str, Any]
+
+    @property
+    def operator_sa(self) -> str:
+        return f"{self.fullname}-operator"
+
+    @property
+    def worker_sa(self) -> str:
+        return f"{self.fullname}-worker"
+
+    @property
+    def pool(self) -> str:
+        return f"{self.fullname}-worker-example"
+
+    def subject(self, sa: str) -> str:
+        return f"system:serviceaccount:{self.namespace}:{sa}"
+
+
+@pytest.fixture(scope="module")
+def release(control_plane: ControlPlane, rabbitmq: RabbitMQ,
+            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Release]:
+    """The chart installed into a ``restricted`` namespace that its operator serves
+    (operator.watchNamespaces), with the AMQP Secret it references; a virtual host of its
+    own keeps its queues apart from the shared operator's."""
+    ns = new_namespace(control_plane, "helm", RESTRICTED)
+    name = f"h{uuid.uuid4().hex[:6]}"
+    vhost = f"helm-{ns}"
+    amqp_url = rabbitmq.add_vhost(vhost)
+    control_plane.kubectl("create", "secret", "generic", "asynctask-amqp", "-n", ns,
+                          f"--from-literal=url={amqp_url}",
+                          f"--from-literal=management-url={rabbitmq.management_url}")
+    values: dict[str, Any] = {
+        "operator": {"watchNamespaces": [ns],
+                     "env": [{"name": "ASYNCTASK_EVENTS", "value": "all"}]},
+        # One message per worker pod, so a few queued tasks scale the pool up.
+        "workers": {"defaults": {"autoscaling": {"targetMessagesPerReplica": 1}}},
+    }
+    if EXISTING_CLUSTER:
+        # A cluster with kubelets would run the chart's operator too: the local one, with
+        # the chart's ServiceAccount token, must be the only one serving this namespace.
+        values["operator"]["replicas"] = 0
+    values_file = tmp_path_factory.mktemp("helm") / "values.yaml"
+    values_file.write_text(yaml.safe_dump(values))
+    try:
+        out = helm(control_plane, "install", name, str(CHART), "--namespace", ns,
+                   "--skip-crds", "-f", str(values_file), "--timeout", "120s")
+        print_block(f"helm install {name} --namespace {ns}", out.stdout[:600])
+        yield Release(name, ns, f"{name}-asynctask", amqp_url, values)
+    finally:
+        helm(control_plane, "uninstall", name, "--namespace", ns, "--timeout", "60s",
+             check=False)
+        control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+        rabbitmq.delete_vhost(vhost)
+
+
+def deployments(cp: ControlPlane, ns: str) -> dict[str, dict[str, Any]]:
+    items = json.loads(cp.kubectl("get", "deployments", "-n", ns, "-o", "json").stdout)["items"]
+    return {d["metadata"]["name"]: d for d in items}
+
+
+def test_install_creates_pods_that_pass_restricted(control_plane: ControlPlane,
+                                                   release: Release) -> None:
+    ns = release.namespace
+    labels = json.loads(control_plane.kubectl("get", "namespace", ns, "-o", "json").stdout)[
+        "metadata"]["labels"]
+    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    wanted = {name: d["spec"]["replicas"] for name, d in deployments(control_plane, ns).items()}
+    assert set(wanted) == {f"{release.fullname}-operator", release.pool}
+
+    def pods_by_owner() -> dict[str, int]:
+        pods = json.loads(control_plane.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)
+        counts: dict[str, int] = {}
+        for pod in pods["items"]:
+            for ref in pod["metadata"].get("ownerReferences", []):
+                deployment = ref["name"].rsplit("-", 1)[0]  # ReplicaSet <deployment>-<hash>
+                counts[deployment] = counts.get(deployment, 0) + 1
+        return counts
+
+    # kube-controller-manager creates each ReplicaSet's Pods; admission lets them in.
+    wait_for("the chart's Pods", lambda: all(pods_by_owner().get(n, 0) >= r
+                                             for n, r in wanted.items()), timeout=60)
+    table = control_plane.kubectl("get", "replicasets,pods", "-n", ns, "-o", "wide").stdout
+    print_block(f"ReplicaSets and Pods in {ns} (restricted)", table)
+    events = json.loads(control_plane.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
+    reasons = [(e["reason"], e["involvedObject"]["name"], e.get("message", ""))
+               for e in events["items"]]
+    assert not [r for r in reasons if r[0] == "FailedCreate"], reasons
+    assert any(r[0] == "SuccessfulCreate" for r in reasons), reasons
+
+    # The same namespace refuses a Pod that is not "restricted": the chart's worker pod
+    # template, without the chart's security contexts.
+    worker = deployments(control_plane, ns)[release.pool]
+    pod = {"apiVersion": "v1", "kind": "Pod",
+           "metadata": {"name": "chart-worker-pod", "namespace": ns},
+           "spec": worker["spec"]["template"]["spec"]}
+    allowed = control_plane.kubectl("create", "--dry-run=server", "-f", "-",
+                                    input=json.dumps(pod), check=False)
+    assert allowed.returncode == 0, allowed.stderr
+    del pod["spec"]["securityContext"]
+    del pod["spec"]["containers"][0]["securityContext"]
+    refused = control_plane.kubectl("create", "-f", "-", input=json.dumps(pod), check=False)
+    print_block("a Pod without the chart's security contexts", refused.stderr)
+    assert refused.returncode != 0
+    assert 'violates PodSecurity "restricted:latest"' in refused.stderr
+
+
+# --- the chart's ServiceAccounts ----------------------------------------------------------
+
+def token_kubeconfig(cp: ControlPlane, release: Release, sa: str, path: Path) -> Path:
+    """A kubeconfig with the cluster's address and CA and the ServiceAccount's token only."""
+    admin = json.loads(cp.kubectl("config", "view", "--raw", "--minify", "--flatten",
+                                  "-o", "json").stdout)
+    cluster = admin["clusters"][0]["cluster"]
+    token = cp.kubectl("create", "token", sa, "-n", release.namespace,
+                       "--duration=1h").stdout.strip()
+    config = {"apiVersion": "v1", "kind": "Config",
+              "clusters": [{"name": "cluster", "cluster": cluster}],
+              "users": [{"name": sa, "user": {"token": token}}],
+              "contexts": [{"name": sa, "context": {"cluster": "cluster", "user": sa,
+                                                     "namespace": release.namespace}}],
+              "current-context": sa}
+    path.write_text(yaml.safe_dump(config))
+    path.chmod(0o600)
+    return path
+
+
+def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str
+          ) -> subprocess.CompletedProcess[str]:
+    assert cp.bin_dir is not None
+    env = {**cp.env(), "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([str(cp.bin_dir / "kubectl"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False)
+
+
+# (verb, resource, namespace: "" for the release's, "*" cluster-wide, or a name)
+CAN_I: list[tuple[str, str, str]] = [
+    ("get", "asynctasks.asynctask.dev", ""),
+    ("list", "asynctasks.asynctask.dev", ""),
+    ("watch", "asynctasks.asynctask.dev", ""),
+    ("delete", "asynctasks.asynctask.dev", ""),
+    ("patch", "asynctasks.asynctask.dev/status", ""),
+    ("patch", "asynctasks.asynctask.dev", ""),
+    ("create", "asynctasks.asynctask.dev", ""),
+    ("get", "asynctasks.asynctask.dev", "default"),
+    ("create", "events", ""),
+    ("create", "events.events.k8s.io", ""),
+    ("get", "deployments.apps", ""),
+    ("list", "deployments.apps", ""),
+    ("watch", "deployments.apps", ""),
+    ("get", "deployments.apps/scale", ""),
+    ("patch", "deployments.apps/scale", ""),
+    ("patch", "deployments.apps", ""),
+    ("list", "deployments.apps", "default"),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", "*"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", "*"),
+    ("list", "namespaces", "*"),
+    ("get", "secrets", ""),
+    ("list", "secrets", ""),
+    ("create", "pods", ""),
+    ("create", "serviceaccounts/token", ""),
+]
+# What the chart grants its operator (operator.watchNamespaces = [the release namespace],
+# the built-in autoscaler in the release namespace, no Secret names).
+OPERATOR_MAY = {
+    ("get", "asynctasks.asynctask.dev", ""), ("list", "asynctasks.asynctask.dev", ""),
+    ("watch", "asynctasks.asynctask.dev", ""), ("delete", "asynctasks.asynctask.dev", ""),
+    ("patch", "asynctasks.asynctask.dev/status", ""),
+    ("create", "events", ""), ("create", "events.events.k8s.io", ""),
+    ("get", "deployments.apps", ""), ("list", "deployments.apps", ""),
+    ("watch", "deployments.apps", ""),
+    ("get", "deployments.apps/scale", ""), ("patch", "deployments.apps/scale", ""),
+    ("list", "customresourcedefinitions.apiextensions.k8s.io", "*"),
+    ("watch", "customresourcedefinitions.apiextensions.k8s.io", "*"),
+    ("list", "namespaces", "*"),
+}
+
+
+def can_i_matrix(cp: ControlPlane, release: Release, configs: dict[str, Path]
+                 ) -> dict[tuple[str, str, str], dict[str, str]]:
+    matrix: dict[tuple[str, str, str], dict[str, str]] = {}
+    for row in CAN_I:
+        verb, resource, where = row
+        resource, _, sub = resource.partition("/")  # kubectl reads "x/y" as resource/name
+        scope = (["--all-namespaces"] if where == "*"
+                 else ["-n", where or release.namespace])
+        if sub:
+            scope.append(f"--subresource={sub}")
+        for sa, config in configs.items():
+            out = as_sa(cp, config, "auth", "can-i", verb, resource, *scope)
+            answer = out.stdout.strip()
+            assert answer in ("yes", "no"), out.stdout + out.stderr
+            matrix.setdefault(row, {})[sa] = answer
+    return matrix
+
+
+def test_can_i_matrix_of_the_chart_service_accounts(
+        control_plane: ControlPlane, release: Release,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    folder = tmp_path_factory.mktemp("tokens")
+    configs = {"operator": token_kubeconfig(control_plane, release, release.operator_sa,
+                                            folder / "operator"),
+               "worker": token_kubeconfig(control_plane, release, release.worker_sa,
+                                          folder / "worker")}
+    for sa, config in configs.items():  # the tokens are the ServiceAccounts'
+        who = as_sa(control_plane, config, "auth", "whoami", "-o", "json")
+        assert who.returncode == 0, who.stderr
+        name = release.operator_sa if sa == "operator" else release.worker_sa
+        assert json.loads(who.stdout)["status"]["userInfo"]["username"] == \
+            release.subject(name)
+    matrix = can_i_matrix(control_plane, release, configs)
+    width = max(len(f"{v} {r}") for v, r, _ in CAN_I) + 2
+    lines = [f"{'kubectl auth can-i':<{width}}{'namespace':<20}operator  worker"]
+    for (verb, resource, where), answers in matrix.items():
+        scope = {"": "release", "*": "(cluster)"}.get(where, where)
+        lines.append(f"{verb + ' ' + resource:<{width}}{scope:<20}"
+                     f"{answers['operator']:<10}{answers['worker']}")
+    print_block(f"can-i matrix, release {release.name} in {release.namespace} "
+                "(release = the release namespace)", "\n".join(lines))
+    for row, answers in matrix.items():
+        assert answers["operator"] == ("yes" if row in OPERATOR_MAY else "no"), row
+        assert answers["worker"] == "no", row
+
+
+# --- the operator with the chart's ServiceAccount token -----------------------------------
+
+def container_env(cp: ControlPlane, release: Release, container: dict[str, Any],
+                  pod_name: str) -> dict[str, str]:
+    """A container's environment as the kubelet would give it: values, Secret keys (read
+    here with admin rights, as the kubelet reads them) and the pod's own fields."""
+    env: dict[str, str] = {}
+    secrets: dict[str, dict[str, str]] = {}
+    for item in container.get("env", []):
+        source = item.get("valueFrom")
+        if source is None:
+            env[item["name"]] = item["value"]
+        elif "secretKeyRef" in source:
+            ref = source["secretKeyRef"]
+            if ref["name"] not in secrets:
+                secrets[ref["name"]] = json.loads(cp.kubectl(
+                    "get", "secret", ref["name"], "-n", release.namespace, "-o",
+                    "jsonpath={.data}").stdout)
+            data = secrets[ref["name"]]
+            if ref["key"] in data:
+                env[item["name"]] = base64.b64decode(data[ref["key"]]).decode()
+            else:
+                assert ref.get("optional"), f"Secret {ref['name']} has no key {ref['key']}"
+        else:
+            field = source["fieldRef"]["fieldPath"]
+            env[item["name"]] = {"metadata.namespace": release.namespace,
+                                 "metadata.name": pod_name}[field]
+    return env
+
+
+def local_env(kubeconfig: Path, extra: dict[str, str]) -> dict[str, str]:
+    """This machine's environment without any cluster credentials or project settings."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith(("ASYNCTASK_", "KUBECONFIG"))}
+    return {**base, "KUBECONFIG": str(kubeconfig), **extra}
+
+
+def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
+        control_plane: ControlPlane, release: Release,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    ns, cp = release.namespace, control_plane
+    logs = tmp_path_factory.mktemp("helm-processes")
+    config = token_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
+    assert "client-key" not in config.read_text()  # a token, no admin certificate
+    found = deployments(cp, ns)
+    (op_container,) = found[f"{release.fullname}-operator"]["spec"]["template"]["spec"][
+        "containers"]
+    (wk_container,) = found[release.pool]["spec"]["template"]["spec"]["containers"]
+    assert found[release.pool]["spec"]["replicas"] == 1
+
+    # The operator's command line and environment are the chart's; only the health
+    # endpoint moves to a free loopback port.
+    assert op_container["command"] == ["asynctask-operator"]
+    args = [a if not a.startswith("--liveness=")
+            else f"--liveness=http://127.0.0.1:{free_port()}/healthz"
+            for a in op_container["args"]]
+    assert "--standalone" in args and f"--namespace={ns}" in args
+    op_env = local_env(config, container_env(cp, release, op_container, "operator-local"))
+    assert op_env["ASYNCTASK_AMQP_URL"] == release.amqp_url
+    assert op_env["ASYNCTASK_EVENTS"] == "all"
+    operator = Process("helm-operator", [sys.executable, "-m", "asynctask_operator", *args],
+                       op_env, logs)
+    worker: Process | None = None
+    try:
+        operator.wait_for_log("connected to RabbitMQ", timeout=60)
+        operator.wait_for_log(f"autoscaling {ns}/{release.pool} on {POOL_QUEUES}: 1 to 5 "
+                              "replicas, 1 message(s) per replica", timeout=30)
+
+        # Three tasks, no worker yet: the operator queues them, and scales the pool to one
+        # worker per queued message (scale subresource, with the token).
+        create(cp, ns, "hello", queue="hello",
+               request={"name": "Helm", "steps": 2, "step_seconds": 0.1})
+        create(cp, ns, "short-lived", queue="hello", ttlSecondsAfterFinished=1,
+               request={"steps": 1, "step_seconds": 0.1})
+        create(cp, ns, "fails", queue="always-fails", request={})
+        for name in ("hello", "short-lived", "fails"):
+            wait_phase(cp, ns, name, "Pending", timeout=30)
+
+        def replicas() -> int:
+            return int(deployments(cp, ns)[release.pool]["spec"]["replicas"])
+
+        wait_for("the operator to scale the pool to 3", lambda: replicas() == 3, timeout=30)
+        wait_for("kube-controller-manager to follow", lambda: any(
+            rs["spec"]["replicas"] == 3 and rs["status"].get("replicas") == 3
+            for rs in json.loads(cp.kubectl(
+                "get", "replicasets", "-n", ns, "-l", "asynctask.dev/pool=example",
+                "-o", "json").stdout)["items"]), timeout=60)
+        print_block("the operator scaled the chart's pool",
+                    "\n".join(ln for ln in operator.text().splitlines()
+                              if "scaling " in ln or "autoscaling " in ln))
+
+        # The worker: the chart's pool command and environment (its PYTHONPATH points
+        # into the image; here the examples are in the repository).
+        wk_env = container_env(cp, release, wk_container, "worker-local")
+        assert wk_env["ASYNCTASK_WORKER_QUEUES"] == POOL_QUEUES
+        wk_env["PYTHONPATH"] = str(REPO / "examples")
+        assert wk_container["command"] == ["asynctask-worker"]
+        worker = Process("helm-worker", [sys.executable, "-m", "asynctask_worker",
+                                         *wk_container["args"]],
+                         local_env(logs / "no-kubeconfig", wk_env), logs)
+        worker.wait_for_log("serving", timeout=60)
+
+        st = wait_phase(cp, ns, "hello", "Succeeded", timeout=60)
+        assert st["result"] == {"greeting": "Hello, Helm!", "steps": 2}
+        st = wait_phase(cp, ns, "fails", "Error", timeout=60)
+        assert st["error"]["reason"] == "HandlerException"
+
+        def gone() -> bool:
+            out = cp.kubectl("get", "asynctask", "short-lived", "-n", ns, check=False)
+            return out.returncode != 0 and "NotFound" in out.stderr
+
+        wait_for("ttlSecondsAfterFinished to delete short-lived", gone, timeout=60)
+
+        events = json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
+        on_tasks = [(e["involvedObject"]["name"], e["reason"]) for e in events["items"]
+                    if e["involvedObject"]["kind"] == "AsyncTask"]
+        print_block("Events the operator recorded", "\n".join(map(str, on_tasks)))
+        assert {n for n, _ in on_tasks} >= {"hello", "fails"}, on_tasks
+
+        text = operator.text()  # nothing was refused (kopf, the client and the scaler
+        assert "forbidden" not in text.lower(), text[-3000:]  # all say "Forbidden")
+        assert operator.alive() and worker.alive()
+        writes_by_operator(cp, release)
+    finally:
+        if worker is not None:
+            worker.stop()
+        operator.stop()
+        print_block("operator log (tail)", operator.text()[-2500:])
+        if worker is not None:
+            print_block("worker log (tail)", worker.text()[-1500:])
+
+
+def writes_by_operator(cp: ControlPlane, release: Release) -> None:
+    """On the local control plane, the audit log shows who wrote what: every write of the
+    operator was made as its ServiceAccount, and none was refused."""
+    if not cp.audit_log.is_file():  # an existing cluster without ASYNCTASK_E2E_AUDIT_LOG
+        return
+    sa = release.subject(release.operator_sa)
+    mine = [w for w in cp.writes(release.namespace) if w["user"] == sa]
+    kinds = {(w["verb"], w["resource"], w["subresource"]) for w in mine}
+    print_block("writes made with the operator's token (audit log)",
+                "\n".join(sorted(map(str, kinds))))
+    assert all(w["code"] < 300 for w in mine), mine
+    assert {("patch", "asynctasks", "status"), ("create", "events", None),
+            ("delete", "asynctasks", None), ("patch", "deployments", "scale")} <= kinds

@@ -1,0 +1,334 @@
+"""The worker SDK on the real control plane and RabbitMQ (issue 4): progress in
+``kubectl get``, cancellation of Pending and running (sync and async) handlers, and the
+workers of the README and of docs/writing-a-worker.md run with their documented commands."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shlex
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pika
+import pytest
+import yaml
+
+from asynctask_worker import topology
+from testbed import ControlPlane, RabbitMQ
+from tests.e2e.conftest import Process, system_env
+from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
+from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
+
+pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
+
+#: What a worker logs when it acks a revoked task's message without running it.
+SKIPPED = "task {ns}/{name}: Cancelled before it started: acked without running the handler"
+#: What a worker logs when a handler ignored its cancellation (a hard stop followed).
+HARD_STOP = "did not stop within"
+
+
+@pytest.fixture(scope="module")
+def worker_markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Marker and gate files of the handlers in worker_app.py."""
+    return tmp_path_factory.mktemp("worker-markers")
+
+
+@pytest.fixture(scope="module")
+def sdk_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
+               worker_markers: Path, tmp_path_factory: pytest.TempPathFactory
+               ) -> Iterator[Process]:
+    """A worker for the stepwise and async handlers of worker_app.py."""
+    env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers))
+    proc = Process("sdk-worker",
+                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.worker_app:app",
+                    "--concurrency", "4", "--queues", "stepwise,async-sleeper"],
+                   env, tmp_path_factory.mktemp("sdk-worker"))
+    try:
+        proc.wait_for_log("serving")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- sdk worker log (tail) ---\n{proc.text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def readme_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
+                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """The README's worker, started with the README's command (its `asynctask-worker`
+    line, as written; the AMQP URL from the variable the README exports)."""
+    (sh,) = readme_blocks("sh")
+    assert "export ASYNCTASK_WORKER_AMQP_URL=" in sh
+    (command,) = [line for line in sh.splitlines() if line.startswith("asynctask-worker ")]
+    argv = shlex.split(command)
+    script = Path(sys.executable).with_name("asynctask-worker")  # the project's entry point
+    env = system_env(control_plane, rabbitmq)  # sets ASYNCTASK_WORKER_AMQP_URL
+    proc = Process("readme-worker", [str(script), *argv[1:]], env,
+                   tmp_path_factory.mktemp("readme-worker"))
+    try:
+        proc.wait_for_log("serving greet")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- README worker log (tail) ---\n{proc.text()[-3000:]}")
+
+
+@pytest.fixture(scope="module")
+def thumbnails_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
+                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+    """The guide's thumbnails worker, started with the guide's first command as written."""
+    argv = guide_commands()[0]
+    assert argv[0] == "asynctask-worker"
+    script = Path(sys.executable).with_name("asynctask-worker")
+    proc = Process("thumbnails-worker", [str(script), *argv[1:]],
+                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("thumbnails"))
+    try:
+        proc.wait_for_log("serving thumbnails")
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- thumbnails worker log (tail) ---\n{proc.text()[-3000:]}")
+
+
+def kubectl_bin(cp: ControlPlane) -> str:
+    assert cp.bin_dir is not None
+    return str(cp.bin_dir / "kubectl")
+
+
+def columns(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
+    """One task's printer columns, as ``kubectl get -o wide`` shows them (by header)."""
+    header, row = cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "wide"
+                             ).stdout.splitlines()
+    heads = list(re.finditer(r"\S+", header))  # column names have no spaces; values may
+    ends = [h.start() for h in heads[1:]] + [len(row)]
+    return {h.group(): row[h.start():end].strip() for h, end in zip(heads, ends, strict=True)}
+
+
+def ready_messages(rabbitmq: RabbitMQ, queue: str) -> int:
+    """Messages ready for delivery in a task queue (a passive declare: exact, at once)."""
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+    try:
+        ok = conn.channel().queue_declare(topology.task_queue_name(queue), passive=True)
+        return int(ok.method.message_count)
+    finally:
+        conn.close()
+
+
+def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
+    """Messages in a task queue, ready or delivered and not acked yet, from the management
+    API (its figures for quorum queues lag a few seconds behind)."""
+    api = urllib.parse.urlsplit(rabbitmq.management_url)
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(rabbitmq.url).path[1:]) or "/"
+    path = "/api/queues/{}/{}".format(*(urllib.parse.quote(x, safe="") for x in (
+        vhost, topology.task_queue_name(queue))))
+    request = urllib.request.Request(api._replace(netloc=api.netloc.rpartition("@")[2],
+                                                  path=path).geturl())
+    auth = f"{urllib.parse.unquote(api.username or '')}:{urllib.parse.unquote(api.password or '')}"
+    request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(json.load(response).get("messages", 0))
+
+
+# progress in kubectl get ------------------------------------------------------------------
+
+
+def test_progress_shows_in_kubectl_get_while_the_handler_runs(
+        control_plane: ControlPlane, namespace: str, sdk_worker: Process,
+        worker_markers: Path) -> None:
+    """The handler reports 10%, 50%, 90% (with a message, at least 1 s apart) and after
+    each waits until the test saw it: in ``kubectl get`` (PHASE, PROGRESS, and MESSAGE of
+    ``-o wide``) and as a row of a running ``kubectl get asynctasks -w``."""
+    watch_out = worker_markers / f"{namespace}.watch"
+    with watch_out.open("w") as out:
+        watch = subprocess.Popen([kubectl_bin(control_plane), "get", "asynctasks", "-n",
+                                  namespace, "-w"], env=control_plane.env(), stdout=out,
+                                 stderr=subprocess.STDOUT, text=True)
+
+    def watched() -> list[tuple[str, int]]:
+        """(PHASE, PROGRESS) of the watch's complete rows for the task, in order."""
+        return [(f[2], int(f[3])) for f in map(str.split, watch_out.read_text().splitlines())
+                if len(f) == 5 and f[0] == "steps" and f[3].isdigit()]
+
+    try:
+        create(control_plane, namespace, "steps", queue="stepwise", request={})
+        created = time.monotonic()
+        seen: dict[int, float] = {}
+        for percent in (10, 50, 90):
+            wait_for(f"PROGRESS {percent} while Processing", lambda p=percent: (
+                (c := columns(control_plane, namespace, "steps"))["PHASE"] == "Processing"
+                and c["PROGRESS"] == str(p)), 60, 0.1)
+            seen[percent] = time.monotonic() - created
+            assert columns(control_plane, namespace, "steps")["MESSAGE"] == f"reached {percent}%"
+            wait_for(f"the watch to show {percent}",
+                     lambda p=percent: ("Processing", p) in watched(), 15, 0.1)
+            (worker_markers / f"{namespace}.steps.seen-{percent}").touch()  # go on
+        st = wait_phase(control_plane, namespace, "steps", "Succeeded", timeout=60)
+        final = columns(control_plane, namespace, "steps")
+        assert (final["PHASE"], final["PROGRESS"]) == ("Succeeded", "100")
+        assert st["result"] == {"reported": [10, 50, 90]}
+        wait_for("the watch to show Succeeded", lambda: ("Succeeded", 100) in watched(), 15)
+    finally:
+        watch.terminate()
+        watch.wait(10)
+    output = watch_out.read_text()
+    print(f"\nPROGRESS seen by kubectl get at "
+          f"{', '.join(f'{p}% {t:.1f}s' for p, t in seen.items())} after create\n{output}")
+    assert output.splitlines()[0].split() == ["NAME", "QUEUE", "PHASE", "PROGRESS", "AGE"]
+    rows = watched()
+    processing = [p for phase, p in rows if phase == "Processing"]
+    assert [p for p in processing if 0 < p < 100] == [10, 50, 90], output
+    assert processing == sorted(processing), output
+    assert rows[-1] == ("Succeeded", 100), output
+
+
+# cancellation ---------------------------------------------------------------------------
+
+
+def test_a_task_cancelled_while_pending_never_runs(
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, worker_markers: Path,
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Nobody serves the queue; the task is cancelled while its message waits there. A
+    worker that starts afterwards reads the cancellation from the control stream, acks the
+    message without calling the handler, and the record stays Cancelled."""
+    queue = f"never-runs-{namespace}"  # this test's own queue: nothing else serves it
+    create(control_plane, namespace, "skipped", queue=queue, request={})
+    wait_phase(control_plane, namespace, "skipped", "Pending")
+    assert ready_messages(rabbitmq, queue) == 1  # the task message waits in its queue
+    patch_spec(control_plane, namespace, "skipped", {"cancel": True})
+    cancelled = wait_phase(control_plane, namespace, "skipped", "Cancelled", timeout=30)
+    assert (cancelled["error"]["reason"], cancelled["attempts"]) == ("CancelRequested", 0)
+    version = get(control_plane, namespace, "skipped")["metadata"]["resourceVersion"]
+    assert ready_messages(rabbitmq, queue) == 1  # still there: nobody consumed it
+    # The management API's count (ready + unacked) catches up: from now on, 0 means acked.
+    wait_for("the management API to count the message",
+             lambda: queue_messages(rabbitmq, queue) == 1, 30, 0.5)
+
+    env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers),
+               WORKER_E2E_NEVER_RUNS_QUEUE=queue)
+    late = Process("late-worker", [sys.executable, "-m", "asynctask_worker",
+                                   "tests.e2e.worker_app:app", "--queues", queue],
+                   env, tmp_path_factory.mktemp("late-worker"))
+    try:
+        late.wait_for_log("serving")
+        serving = time.monotonic()
+        late.wait_for_log(SKIPPED.format(ns=namespace, name="skipped"), 30)
+        skipped = time.monotonic() - serving
+        took = wait_for("the message to be acked", lambda: queue_messages(rabbitmq, queue) == 0,
+                        30, 0.5)
+        print(f"\ncancelled while Pending: a worker started later skipped its message "
+              f"{skipped:.2f}s after it began serving (acked, as the management API showed "
+              f"{took:.1f}s later)")
+        assert not (worker_markers / f"{namespace}.skipped.ran").exists()
+        time.sleep(2)  # the worker's Cancelled report reached the operator: it wrote nothing
+        after = get(control_plane, namespace, "skipped")
+        assert after["status"] == cancelled
+        assert after["metadata"]["resourceVersion"] == version
+
+        # The same worker runs a task of that queue that was not cancelled: the handler
+        # above was skipped, not unable to run.
+        create(control_plane, namespace, "runs", queue=queue, request={})
+        wait_phase(control_plane, namespace, "runs", "Succeeded", timeout=60)
+        assert (worker_markers / f"{namespace}.runs.ran").exists()
+        assert not (worker_markers / f"{namespace}.skipped.ran").exists()
+        assert "did not catch up with the control stream" not in late.text()
+    finally:
+        late.stop()
+        print(f"--- late worker log (tail) ---\n{late.text()[-2000:]}")
+
+
+def test_cancel_a_running_async_handler(control_plane: ControlPlane, namespace: str,
+                                        sdk_worker: Process, worker_markers: Path) -> None:
+    create(control_plane, namespace, "awaiting", queue="async-sleeper", request={"seconds": 120})
+    wait_phase(control_plane, namespace, "awaiting", "Processing")
+    wait_for("the handler to start", (worker_markers / f"{namespace}.awaiting.started").exists,
+             15)
+    asked = time.monotonic()
+    patch_spec(control_plane, namespace, "awaiting", {"cancel": True})
+    st = wait_phase(control_plane, namespace, "awaiting", "Cancelled", timeout=30)
+    took = time.monotonic() - asked
+    print(f"\ncancel of a running async handler: Cancelled after {took:.2f}s")
+    assert st["error"]["reason"] == "Cancelled"  # confirmed by the worker
+    # The coroutine got CancelledError at its await: no hard stop was needed.
+    assert (worker_markers / f"{namespace}.awaiting.cancelled").exists()
+    assert not (worker_markers / f"{namespace}.awaiting.finished").exists()
+    assert not [line for line in sdk_worker.text().splitlines()
+                if f"{namespace}/awaiting" in line and HARD_STOP in line]
+    assert took < 10, f"Cancelled only after {took:.2f}s"
+
+
+# the README's worker, as written -----------------------------------------------------------
+
+
+def test_the_readme_worker_succeeds(control_plane: ControlPlane, namespace: str,
+                                    readme_worker: Process) -> None:
+    (manifest,) = readme_blocks("yaml")
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
+    st = wait_phase(control_plane, namespace, "greet-ada", "Succeeded", timeout=60)
+    assert st["result"] == {"greeting": "Hello, Ada!"}
+    assert (st["progress"], st["message"], st["attempts"]) == (100, "Succeeded", 1)
+
+
+def test_the_readme_worker_fails_the_business_way(control_plane: ControlPlane,
+                                                  namespace: str,
+                                                  readme_worker: Process) -> None:
+    create(control_plane, namespace, "nobody", queue="greet", request={"name": "nobody"},
+           retries=2, retryBackoffSeconds=1)
+    st = wait_phase(control_plane, namespace, "nobody", "Failed")
+    assert st["error"]["reason"] == "UnknownName"
+    assert st["error"]["message"] == "nobody cannot be greeted"
+    time.sleep(2)  # Failed is never retried
+    st = status(control_plane, namespace, "nobody")
+    assert (st["phase"], st["attempts"]) == ("Failed", 1)
+
+
+def test_cancel_the_running_readme_worker(control_plane: ControlPlane, namespace: str,
+                                          readme_worker: Process) -> None:
+    """A sync handler that checks ctx.raise_if_cancelled() between one-second steps."""
+    create(control_plane, namespace, "long", queue="greet",
+           request={"name": "Grace", "steps": 100, "step_seconds": 1})
+    wait_for("the first step's progress", lambda: (
+        (c := columns(control_plane, namespace, "long"))["PHASE"] == "Processing"
+        and c["PROGRESS"] not in ("", "0")), 60, 0.2)
+    asked = time.monotonic()
+    patch_spec(control_plane, namespace, "long", {"cancel": True})
+    st = wait_phase(control_plane, namespace, "long", "Cancelled", timeout=30)
+    took = time.monotonic() - asked
+    print(f"\ncancel of a running sync handler (1 s steps): Cancelled after {took:.2f}s")
+    assert st["error"]["reason"] == "Cancelled"  # confirmed by the worker
+    assert 0 < st["progress"] < 100
+    log = readme_worker.text()
+    assert f"task {namespace}/long attempt 1: Cancelled" in log
+    assert not [line for line in log.splitlines()
+                if f"{namespace}/long" in line and HARD_STOP in line]
+    assert took < 10, f"Cancelled only after {took:.2f}s"
+
+
+# the guide's worker (docs/writing-a-worker.md), as documented ------------------------------
+
+
+def test_the_guide_thumbnails_worker_runs_the_guide_manifest(
+        control_plane: ControlPlane, namespace: str, thumbnails_worker: Process,
+        tmp_path: Path) -> None:
+    """The guide's manifest (its image paths moved to this test's folder) through the
+    guide's worker command: Succeeded, .status.result holds what the handler returned."""
+    (manifest,) = blocks(GUIDE.read_text(), "yaml")
+    task = yaml.safe_load(manifest)
+    name, request = task["metadata"]["name"], task["spec"]["request"]
+    source, out = tmp_path / Path(request["source"]).name, tmp_path / "thumbnails"
+    source.write_bytes(b"P6\n128 64\n255\n" + bytes(range(256)) * (128 * 64 * 3 // 256))
+    request.update(source=str(source), output_dir=str(out))
+    control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=json.dumps(task))
+    st = wait_phase(control_plane, namespace, name, "Succeeded", timeout=60)
+    sizes = request["sizes"]
+    assert sizes == [256, 64]
+    made = [out / f"{source.stem}-{size}.pnm" for size in sizes]
+    assert st["result"] == {"thumbnails": [str(path) for path in made]}
+    assert made[0].read_bytes().startswith(b"P6\n128 64\n255\n")  # never enlarged
+    assert made[1].read_bytes().startswith(b"P6\n64 32\n255\n")
+    assert (st["progress"], st["attempts"]) == (100, 1)
