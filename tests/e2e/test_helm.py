@@ -49,6 +49,7 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
               "pod-security.kubernetes.io/warn-version": "latest"}
 PSA_WARNING = "would violate PodSecurity"
 POOL_QUEUES = "hello,always-fails,business-failure"  # the chart's example pool
+SIGNING_SECRET = "webhook-signing"  # rbac.secretNames of the installed release
 
 
 def _last_line_of(script: str) -> Path:
@@ -234,6 +235,7 @@ def release(control_plane: ControlPlane, rabbitmq: RabbitMQ,
     values: dict[str, Any] = {
         "operator": {"watchNamespaces": [ns],
                      "env": [{"name": "ASYNCTASK_EVENTS", "value": "all"}]},
+        "rbac": {"secretNames": [SIGNING_SECRET]},
         # One message per worker pod, so a few queued tasks scale the pool up.
         "workers": {"defaults": {"autoscaling": {"targetMessagesPerReplica": 1}}},
     }
@@ -356,13 +358,15 @@ CAN_I: list[tuple[str, str, str]] = [
     ("list", "customresourcedefinitions.apiextensions.k8s.io", "*"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", "*"),
     ("list", "namespaces", "*"),
+    ("get", f"secrets/{SIGNING_SECRET}", ""),
+    ("get", "secrets/another-secret", ""),
     ("get", "secrets", ""),
     ("list", "secrets", ""),
     ("create", "pods", ""),
     ("create", "serviceaccounts/token", ""),
 ]
 # What the chart grants its operator (operator.watchNamespaces = [the release namespace],
-# the built-in autoscaler in the release namespace, no Secret names).
+# the built-in autoscaler in the release namespace, one Secret name for webhook keys).
 OPERATOR_MAY = {
     ("get", "asynctasks.asynctask.dev", ""), ("list", "asynctasks.asynctask.dev", ""),
     ("watch", "asynctasks.asynctask.dev", ""), ("delete", "asynctasks.asynctask.dev", ""),
@@ -374,6 +378,7 @@ OPERATOR_MAY = {
     ("list", "customresourcedefinitions.apiextensions.k8s.io", "*"),
     ("watch", "customresourcedefinitions.apiextensions.k8s.io", "*"),
     ("list", "namespaces", "*"),
+    ("get", f"secrets/{SIGNING_SECRET}", ""),
 }
 
 
@@ -382,7 +387,11 @@ def can_i_matrix(cp: ControlPlane, release: Release, configs: dict[str, Path]
     matrix: dict[tuple[str, str, str], dict[str, str]] = {}
     for row in CAN_I:
         verb, resource, where = row
-        resource, _, sub = resource.partition("/")  # kubectl reads "x/y" as resource/name
+        # kubectl reads "x/y" as resource/name: a group's "x/y" is a subresource here,
+        # "secrets/y" a Secret's name.
+        resource, _, sub = resource.partition("/")
+        if sub and "." not in resource:
+            resource, sub = f"{resource}/{sub}", ""
         scope = (["--all-namespaces"] if where == "*"
                  else ["-n", where or release.namespace])
         if sub:
