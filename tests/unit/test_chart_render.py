@@ -337,10 +337,20 @@ def test_cluster_autoscaler_scope_and_peering() -> None:
 
 def test_metrics_service_and_service_monitor() -> None:
     objects = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
-    (service,) = by_kind(objects, "Service").values()
-    assert service["spec"]["selector"]["app.kubernetes.io/component"] == "worker"
+    services = by_kind(objects, "Service")
+    assert {s["spec"]["selector"]["app.kubernetes.io/component"]
+            for s in services.values()} == {"worker", "operator"}
     (monitor,) = by_kind(objects, "ServiceMonitor").values()
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
+    # One ServiceMonitor selects both Services by their component label.
+    (expr,) = monitor["spec"]["selector"]["matchExpressions"]
+    assert sorted(expr["values"]) == sorted(
+        s["metadata"]["labels"]["app.kubernetes.io/component"] for s in services.values())
+    (operator,) = [d for d in by_kind(objects, "Deployment").values()
+                   if d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
+    (container,) = operator["spec"]["template"]["spec"]["containers"]
+    assert env_of(container)["ASYNCTASK_METRICS_PORT"] == "9090"
+    assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
     assert monitor["metadata"]["labels"]["release"] == "prometheus"
     for deployment in worker_deployments(objects).values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
