@@ -216,7 +216,12 @@ class DepthReader:
             self._channel = None
             if exc.reply_code != 404:
                 raise
-            return 0  # not declared yet: nothing was ever queued there
+            # Not declared yet: nothing was ever queued there. Declare it as workers and the
+            # operator do (same arguments), so later reads find it instead of closing the
+            # channel (and pika logging that) every interval.
+            self._channel = self._conn.channel()
+            topology.declare_task_queue(self._channel, queue)
+            return 0
         return int(ok.method.message_count)
 
     def _close(self) -> None:
