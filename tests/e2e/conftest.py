@@ -3,6 +3,7 @@ real control plane and RabbitMQ."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -62,6 +63,20 @@ class Process:
         self._out.close()
 
 
+
+@contextlib.contextmanager
+def running(name: str, args: list[str], env: dict[str, str], logdir: Path, *,
+            ready: str, timeout: float = 30) -> Iterator[Process]:
+    """A process started, waited for (``ready`` in its log), stopped afterwards; the tail of
+    its log is printed, so a failing test shows what the process said."""
+    proc = Process(name, args, env, logdir)
+    try:
+        proc.wait_for_log(ready, timeout)
+        yield proc
+    finally:
+        proc.stop()
+        print(f"\n--- {name} log (tail) ---\n{proc.text()[-3000:]}")
+
 def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
     env = cp.env()
     env.update(ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
@@ -80,29 +95,21 @@ def operator(control_plane: ControlPlane, rabbitmq: RabbitMQ,
     # of its own (e.g. with a ServiceAccount's token) uses a namespace outside that pattern.
     env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_METRICS_PORT=str(free_port()),
                ASYNCTASK_METRICS_ADDRESS="127.0.0.1")
-    proc = Process("operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
-                                "--namespace", "t-*"],
-                   env, tmp_path_factory.mktemp("operator"))
-    try:
-        proc.wait_for_log("connected to RabbitMQ")
+    with running("operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
+                              "--namespace", "t-*"],
+                 env, tmp_path_factory.mktemp("operator"),
+                 ready="connected to RabbitMQ") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- operator log (tail) ---\n{proc.text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
 def worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    proc = Process("worker", [sys.executable, "-m", "asynctask_worker", "example_tasks:app",
-                              "--concurrency", "4"],
-                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("worker"))
-    try:
-        proc.wait_for_log("serving")
+    with running("worker", [sys.executable, "-m", "asynctask_worker", "example_tasks:app",
+                            "--concurrency", "4"],
+                 system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("worker"),
+                 ready="serving") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- worker log (tail) ---\n{proc.text()[-2000:]}")
 
 
 @pytest.fixture(scope="session")
@@ -121,13 +128,9 @@ def lifecycle_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: 
     """A worker for the lifecycle handlers (not poison/marker: tests run those themselves)."""
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(markers),
                ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="3")
-    proc = Process("lifecycle-worker",
-                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
-                    "--concurrency", "6", "--queues", LIFECYCLE_QUEUES],
-                   env, tmp_path_factory.mktemp("lifecycle-worker"))
-    try:
-        proc.wait_for_log("serving")
+    with running("lifecycle-worker",
+                 [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
+                  "--concurrency", "6", "--queues", LIFECYCLE_QUEUES],
+                 env, tmp_path_factory.mktemp("lifecycle-worker"),
+                 ready="serving") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- lifecycle worker log (tail) ---\n{proc.text()[-3000:]}")

@@ -22,7 +22,7 @@ import yaml
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process, system_env
+from tests.e2e.conftest import Process, running, system_env
 from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
 from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
 
@@ -46,16 +46,12 @@ def sdk_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Proces
                ) -> Iterator[Process]:
     """A worker for the stepwise and async handlers of worker_app.py."""
     env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers))
-    proc = Process("sdk-worker",
-                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.worker_app:app",
-                    "--concurrency", "4", "--queues", "stepwise,async-sleeper"],
-                   env, tmp_path_factory.mktemp("sdk-worker"))
-    try:
-        proc.wait_for_log("serving")
+    with running("sdk-worker",
+                 [sys.executable, "-m", "asynctask_worker", "tests.e2e.worker_app:app",
+                  "--concurrency", "4", "--queues", "stepwise,async-sleeper"],
+                 env, tmp_path_factory.mktemp("sdk-worker"),
+                 ready="serving") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- sdk worker log (tail) ---\n{proc.text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -69,14 +65,10 @@ def readme_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Pro
     argv = shlex.split(command)
     script = Path(sys.executable).with_name("asynctask-worker")  # the project's entry point
     env = system_env(control_plane, rabbitmq)  # sets ASYNCTASK_WORKER_AMQP_URL
-    proc = Process("readme-worker", [str(script), *argv[1:]], env,
-                   tmp_path_factory.mktemp("readme-worker"))
-    try:
-        proc.wait_for_log("serving greet")
+    with running("readme-worker", [str(script), *argv[1:]], env,
+                 tmp_path_factory.mktemp("readme-worker"),
+                 ready="serving greet") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- README worker log (tail) ---\n{proc.text()[-3000:]}")
 
 
 @pytest.fixture(scope="module")
@@ -86,14 +78,10 @@ def thumbnails_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator:
     argv = guide_commands()[0]
     assert argv[0] == "asynctask-worker"
     script = Path(sys.executable).with_name("asynctask-worker")
-    proc = Process("thumbnails-worker", [str(script), *argv[1:]],
-                   system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("thumbnails"))
-    try:
-        proc.wait_for_log("serving thumbnails")
+    with running("thumbnails-worker", [str(script), *argv[1:]],
+                 system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("thumbnails"),
+                 ready="serving thumbnails") as proc:
         yield proc
-    finally:
-        proc.stop()
-        print(f"\n--- thumbnails worker log (tail) ---\n{proc.text()[-3000:]}")
 
 
 def kubectl_bin(cp: ControlPlane) -> str:
