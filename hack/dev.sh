@@ -4,5 +4,5 @@
 # Pass --once to stop after the example task finished.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash hack/install-deps.sh
+bash hack/install-deps.sh --dev
 PYTHONPATH=hack exec .venv/bin/python -m testbed.devstack "$@"
