@@ -87,15 +87,11 @@ def control_plane() -> Iterator[ControlPlane]:
         audit = os.environ.get("ASYNCTASK_E2E_AUDIT_LOG", "")
         cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
                           audit_log=Path(audit) if audit else Path())
-        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(CRD))
-        cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev",
-                   "--timeout=60s")
+        cp.install_crd(CRD, server_side=True)
         yield cp
         return
     with ControlPlane() as cp:
-        cp.kubectl("apply", "-f", str(CRD))
-        cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev",
-                   "--timeout=60s")
+        cp.install_crd(CRD)
         yield cp
 
 

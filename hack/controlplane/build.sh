@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Builds the pinned local control plane (etcd, kube-apiserver, kube-controller-manager,
 # kubectl) from the Go modules in this folder and caches the binaries, keyed by the
-# module pins and the Go toolchain, so later runs reuse them in a second.
+# module pins, the build scripts and the Go toolchain, so later runs reuse them in a second.
 #
 # Prints the cache's bin directory on stdout as its last line; progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache_root=${ASYNCTASK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/asynctask}
-key=$( (cat "$here/go.mod" "$here/go.sum" "$here/build.sh"; go env GOVERSION GOOS GOARCH) | sha256sum | cut -c1-16)
+log_prefix=controlplane
+source "$here/../lib/cache.sh"
+key=$(cache_key "$here/go.mod" "$here/go.sum" "$here/build.sh" <(go env GOVERSION GOOS GOARCH))
 k8s_version=$(awk '$1=="k8s.io/kubernetes" {print $2; exit}' "$here/go.mod")
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3" {print $2; exit}' "$here/go.mod")
 out="$cache_root/controlplane/$k8s_version-etcd$etcd_version-$key"
@@ -15,28 +16,13 @@ bins=(etcd kube-apiserver kube-controller-manager kubectl)
 pkgs=(go.etcd.io/etcd/server/v3 k8s.io/kubernetes/cmd/kube-apiserver
       k8s.io/kubernetes/cmd/kube-controller-manager k8s.io/kubernetes/cmd/kubectl)
 
-log() { printf '[controlplane] %s\n' "$*" >&2; }
-
-if [ -f "$out/.complete" ]; then
-  log "cached: kubernetes $k8s_version, etcd $etcd_version in $out/bin"
-  echo "$out/bin"; exit 0
-fi
-
-command -v go >/dev/null || { log "go is not installed; it is needed to build the control plane"; exit 1; }
+reuse_or_lock "$out" "$out/bin"
 mkdir -p "$out/bin"
-exec 9>"$out/.lock"
-flock 9
-if [ -f "$out/.complete" ]; then echo "$out/bin"; exit 0; fi
-
 cd "$here"
-start=$SECONDS
-start_epoch=$(date +%s)
 log "building kubernetes $k8s_version and etcd $etcd_version with $(go env GOVERSION) (first run only; ~10-20 min on 2 cores)"
-log "step 1/2: downloading Go modules"
-GOFLAGS=-mod=readonly go mod download -x 2>&1 | awk '/^# get .*200 OK/ {n++; if (n % 50 == 0) printf "[controlplane]   %d module files fetched\n", n > "/dev/stderr"}' || true
-GOFLAGS=-mod=readonly go mod download
-total=$(go list -deps "${pkgs[@]}" | wc -l)
-log "step 2/2: compiling $total packages"
+download_modules
+total=$(GOFLAGS=-mod=readonly go list -deps "${pkgs[@]}" | wc -l)
+log "step 2/2: compiling $total packages: etcd, kube-apiserver, kube-controller-manager, kubectl"
 # Release builds stamp their version; without it /version says v0.0.0 and tools that
 # check the server version (helm's kubeVersion, kubectl's skew warning) are misled.
 minor=$(echo "$k8s_version" | cut -d. -f2)
@@ -45,16 +31,12 @@ for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
   version_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
   version_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
 done
-# One `go build` for all four: `-v` names each package as it is compiled (cached ones are
-# not named), so the count below is cumulative; shared packages are compiled once.
-log "  etcd, kube-apiserver, kube-controller-manager, kubectl"
+# One `go build` for all four: shared packages are compiled once, and the progress count
+# is cumulative.
 staging="$out/staging"
 rm -rf "$staging"; mkdir -p "$staging"
 CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags="-s -w $version_ldflags" \
-    -o "$staging/" "${pkgs[@]}" 2>&1 \
-  | awk -v total="$total" -v start="$start_epoch" '
-      { n++; if (n % 100 == 0) printf "[controlplane]     %d of at most %d packages compiled, %ds elapsed\n", n, total, systime() - start > "/dev/stderr" }
-      /^(#|.*\.go:[0-9]+)/ { print > "/dev/stderr" }'
+    -o "$staging/" "${pkgs[@]}" 2>&1 | compile_progress "$total"
 # Binaries are named after their import paths; etcd's is go.etcd.io/etcd/server/v3.
 for i in "${!bins[@]}"; do
   built="$staging/$(basename "${pkgs[$i]}")"
@@ -63,6 +45,4 @@ for i in "${!bins[@]}"; do
 done
 rm -rf "$staging"
 printf 'kubernetes %s\netcd %s\n%s\n' "$k8s_version" "$etcd_version" "$(go env GOVERSION)" > "$out/VERSIONS"
-touch "$out/.complete"
-log "built in $((SECONDS - start))s: $out/bin"
-echo "$out/bin"
+finish "$out" "$out/bin"

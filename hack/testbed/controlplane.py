@@ -224,6 +224,24 @@ class ControlPlane:
                               capture_output=True, text=True, check=check, input=input,
                               timeout=timeout)
 
+    def install_crd(self, manifest: Path, *, server_side: bool = False) -> None:
+        """Apply a CRD and return once it serves: Established, and a watch of its
+        resource accepted. Just after Established, the apiserver refuses watches for a
+        moment with 429 "storage is (re)initializing"; an operator started then (kopf)
+        logs an ERROR per refused watch. kubectl waits as the 429's Retry-After says."""
+        apply = ["apply", "-o", "json", "-f", str(manifest)]
+        if server_side:
+            apply[1:1] = ["--server-side", "--force-conflicts"]
+        crd = json.loads(self.kubectl(*apply).stdout)
+        self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}",
+                     "--timeout=60s")
+        spec, plural = crd["spec"], crd["spec"]["names"]["plural"]
+        (version,) = [v["name"] for v in spec["versions"] if v.get("storage")]
+        watch = f"/apis/{spec['group']}/{version}/{plural}?watch=1&timeoutSeconds=1"
+        wait_until(f"the apiserver to serve watches of {plural}",
+                   lambda: self.kubectl("get", "--raw", watch, check=False).returncode == 0,
+                   60, self._procs)
+
     def writes(self, namespace: str) -> list[dict[str, Any]]:
         """The audited write requests (create, update, patch, delete) in ``namespace``,
         in order: verb, resource, subresource, name, user and response code of each."""

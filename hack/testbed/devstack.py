@@ -42,10 +42,11 @@ def main(argv: list[str] | None = None) -> int:
             f"export KUBECONFIG={cp.kubeconfig}\nexport PATH={cp.bin_dir}:$PATH\n"
             f"export ASYNCTASK_WORKER_AMQP_URL='{rmq.url}'\n")
         log("devstack", "installing the AsyncTask CRD")
-        cp.kubectl("apply", "-f", str(CRD))
-        cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev")
+        cp.install_crd(CRD)
         python = sys.executable
         operator_log, worker_log = STATE / "operator.log", STATE / "worker.log"
+        for logfile in (operator_log, worker_log):
+            logfile.write_bytes(b"")  # each run's logs on their own
         log("devstack", f"starting the operator (log: {operator_log.relative_to(REPO)})")
         operator = spawn([python, "-m", "asynctask_operator", "--standalone"], operator_log, env)
         log("devstack", f"starting the example worker (log: {worker_log.relative_to(REPO)})")

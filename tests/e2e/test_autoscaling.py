@@ -84,8 +84,8 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     started = time.monotonic()
     control_plane.kubectl("create", "-f", "-",
                           input="\n".join(json.dumps(t) for t in burst))
-    reaction = wait_for("the Deployment to scale up", lambda: replicas() == MAX,
-                        timeout=15, interval=0.05)
+    wait_for("the Deployment to scale up", lambda: replicas() == MAX, timeout=15,
+             interval=0.05)
     reaction = time.monotonic() - started
     print(f"\nscale-up reaction from the burst (kubectl create included): {reaction:.2f}s")
     assert reaction <= 5.0
@@ -111,7 +111,6 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
         drainer.wait_for_log("serving")
         control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
                               "asynctasks", "--all", "--timeout=60s", timeout=70)
-        drained = time.monotonic()
         assert replicas() == MAX, "scaled down at once: no stabilisation window"
         took = wait_for("the Deployment to scale back to 0", lambda: replicas() == 0,
                         timeout=40, interval=0.1)
@@ -129,6 +128,5 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     waited = (log_time(log[down]) - log_time(held[-1])).total_seconds()
     print(f"the operator held {waited:.2f}s before scaling down (window {WINDOW:g}s)")
     assert waited >= WINDOW / 2
-    assert time.monotonic() - drained >= 0
     time.sleep(1.5)
     assert replicas() == 0  # and it stays there

@@ -22,3 +22,10 @@ def test_devstack_runs_the_example_task() -> None:
     assert 'hello: Succeeded {"greeting":"Hello, AsyncTask!","steps":5}' in output
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("hello ")]
     assert [r[2] for r in rows if len(r) == 5][-1] == "Succeeded", output
+    # A clean run logs no errors; the logs hold this run only (each run starts them anew).
+    for name, line in (("operator.log", "queued default/hello"),
+                       ("worker.log", "task default/hello attempt 1: Succeeded")):
+        log = (REPO / ".devstack" / name).read_text()
+        assert log.count(line) == 1, log
+        assert not [row for row in log.splitlines() if " ERROR " in row
+                    or "Traceback" in row], log

@@ -17,21 +17,10 @@ from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verif
 from testbed import ControlPlane
 from tests.e2e.conftest import Process
 from tests.e2e.tasks import create, status, wait_for, wait_phase
+from tests.webhook_hits import Hit
 
 pytestmark = pytest.mark.e2e
 KEY = b"webhook-signing-key-for-tests"
-
-
-@dataclass
-class Hit:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-
-    @property
-    def event(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
 
 
 @dataclass

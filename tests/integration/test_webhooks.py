@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import random
 import time
 from collections.abc import AsyncIterator
@@ -17,23 +16,11 @@ from asynctask_operator.settings import OperatorSettings
 from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from asynctask_operator.webhooks import DeliveryState, WebhookDispatcher, WebhookSpec
 from asynctask_worker.messages import TaskRef
+from tests.webhook_hits import Hit
 
 pytestmark = pytest.mark.integration
 
 KEY = b"a real signing key, as read from a Secret"
-
-
-@dataclass
-class Hit:
-    path: str
-    headers: dict[str, str]
-    body: bytes
-    at: float
-
-    @property
-    def event(self) -> dict[str, Any]:
-        parsed: dict[str, Any] = json.loads(self.body)
-        return parsed
 
 
 @dataclass
@@ -51,7 +38,7 @@ class Receiver:
         return f"http://{host}:{self.port}{path}"
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
-        hit = Hit(request.path, dict(request.headers), await request.read(), time.monotonic())
+        hit = Hit(request.path, dict(request.headers), await request.read())
         self.hits.append(hit)
         self.arrived.set()
         planned = self.plan.get(request.path) or []

@@ -7,8 +7,9 @@
 # Prints that folder on stdout as its last line; progress goes to stderr.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
-cache_root=${ASYNCTASK_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/asynctask}
-key=$(cat "$here/go.mod" "$here/go.sum" "$here/fetch.sh" | sha256sum | cut -c1-16)
+log_prefix=crds
+source "$here/../../lib/cache.sh"
+key=$(cache_key "$here/go.mod" "$here/go.sum" "$here/fetch.sh")
 out="$cache_root/crds/$key"
 # module path | file inside the module zip
 files=(
@@ -17,18 +18,7 @@ files=(
   "github.com/prometheus-operator/prometheus-operator|example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
 )
 
-log() { printf '[crds] %s\n' "$*" >&2; }
-
-if [ -f "$out/.complete" ]; then
-  log "cached: $(tr '\n' ' ' < "$out/VERSIONS")in $out"
-  echo "$out"; exit 0
-fi
-command -v go >/dev/null || { log "go is not installed; it is needed to fetch the CRDs"; exit 1; }
-mkdir -p "$out"
-exec 9>"$out/.lock"
-flock 9
-if [ -f "$out/.complete" ]; then echo "$out"; exit 0; fi
-
+reuse_or_lock "$out" "$out"
 cd "$here"
 : > "$out/VERSIONS"
 for module in $(printf '%s\n' "${files[@]}" | cut -d'|' -f1 | sort -u); do
@@ -44,5 +34,4 @@ for module in $(printf '%s\n' "${files[@]}" | cut -d'|' -f1 | sort -u); do
   done
   echo "$module $version" >> "$out/VERSIONS"
 done
-touch "$out/.complete"
-echo "$out"
+finish "$out" "$out" fetched
