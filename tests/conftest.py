@@ -20,6 +20,7 @@ import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,7 +52,7 @@ class ExistingRabbitMQ(RabbitMQ):
         parts = urllib.parse.urlsplit(self._url)
         return parts._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
 
-    def _management(self, method: str, path: str, body: object = None) -> None:
+    def _management(self, method: str, path: str, body: object = None) -> Any:
         parts = urllib.parse.urlsplit(self._management_url)
         base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
         req = urllib.request.Request(base + path, method=method,
@@ -59,8 +60,9 @@ class ExistingRabbitMQ(RabbitMQ):
         auth = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
         req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
         req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=30):
-            pass
+        with urllib.request.urlopen(req, timeout=30) as response:
+            text = response.read()
+        return json.loads(text) if text else None
 
     def stop(self) -> None:
         pass

@@ -1,12 +1,19 @@
-"""Helpers for e2e tests: create AsyncTasks, wait for phases, read status."""
+"""Helpers for e2e tests: create AsyncTasks, wait for phases, read status, and read the
+shared operator's metrics."""
 
 from __future__ import annotations
 
 import json
 import time
+import urllib.request
+from collections.abc import Mapping
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from testbed import ControlPlane
+
+Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 
 def create(cp: ControlPlane, ns: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -48,3 +55,32 @@ def patch_spec(cp: ControlPlane, ns: str, name: str, spec: dict[str, Any],
                check: bool = True) -> Any:
     return cp.kubectl("patch", "asynctask", name, "-n", ns, "--type=merge", "-p",
                       json.dumps({"spec": spec}), check=check)
+
+
+def scrape(operator_env: Mapping[str, str]) -> Samples:
+    """The samples an operator (started with ASYNCTASK_METRICS_PORT) serves."""
+    port = operator_env["ASYNCTASK_METRICS_PORT"]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+        text = resp.read().decode()
+    return {(s.name, tuple(sorted(s.labels.items()))): s.value
+            for family in text_string_to_metric_families(text) for s in family.samples}
+
+
+def sample(samples: Samples, name: str, **labels: str) -> float:
+    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
+
+
+class Counted:
+    """What an operator's counters counted since this was made: ``counted.wait(n, name,
+    **labels)`` waits until a counter rose by at least ``n`` (e.g. the status messages the
+    operator ignored), so a test knows its messages were handled, not merely sent."""
+
+    def __init__(self, operator_env: Mapping[str, str]) -> None:
+        self.env, self.before = operator_env, scrape(operator_env)
+
+    def delta(self, name: str, **labels: str) -> float:
+        return sample(scrape(self.env), name, **labels) - sample(self.before, name, **labels)
+
+    def wait(self, n: float, name: str, timeout: float = 15, **labels: str) -> None:
+        wait_for(f"{name}{labels} to rise by {n}", lambda: self.delta(name, **labels) >= n,
+                 timeout)

@@ -111,6 +111,11 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
         drainer.wait_for_log("serving")
         control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
                               "asynctasks", "--all", "--timeout=60s", timeout=70)
+        # The operator sees the depth fall (its management figures lag a few seconds) and
+        # holds: it wants fewer replicas but keeps them until the window has passed.
+        wait_for("the operator to hold", lambda: any(
+            f"{key}: depth " in ln and "holding until the scale-down window" in ln
+            for ln in operator.text().splitlines()), timeout=20, interval=0.1)
         assert replicas() == MAX, "scaled down at once: no stabilisation window"
         took = wait_for("the Deployment to scale back to 0", lambda: replicas() == 0,
                         timeout=40, interval=0.1)

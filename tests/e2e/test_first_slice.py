@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from testbed import ControlPlane
 from tests.e2e.conftest import Process
+from tests.e2e.tasks import wait_for
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -41,20 +41,28 @@ def test_example_task_succeeds(control_plane: ControlPlane, namespace: str,
 
 def test_watch_shows_pending_processing_succeeded(
         control_plane: ControlPlane, namespace: str, operator: Process,
-        worker: Process) -> None:
-    watch = subprocess.Popen(
-        [str(control_plane.bin_dir / "kubectl"), "get", "asynctasks", "-n", namespace, "-w"],  # type: ignore[operator]
-        env=control_plane.env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        worker: Process, tmp_path: Path) -> None:
+    out, requests = tmp_path / "watch.out", tmp_path / "watch.requests"
+    with out.open("w") as sink, requests.open("w") as log:  # -v=6: each request it makes
+        watch = subprocess.Popen(
+            [str(control_plane.bin_dir / "kubectl"), "get", "asynctasks", "-n", namespace,  # type: ignore[operator]
+             "-w", "-v=6"], env=control_plane.env(), stdout=sink, stderr=log, text=True)
     try:
-        time.sleep(1.0)  # let the watch start before the object exists
+        # The watch runs (the apiserver accepted it) before the object exists.
+        wait_for("the watch to start", lambda: any(
+            "watch=true" in line and "200 OK" in line
+            for line in requests.read_text().splitlines()), 30)
         control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
         control_plane.kubectl("wait", "-n", namespace,
                               "--for=jsonpath={.status.phase}=Succeeded", "asynctask/hello",
                               "--timeout=60s")
-        time.sleep(1.0)  # the last row reaches the watch
+        wait_for("the last row to reach the watch", lambda: any(
+            line.split()[:3] == ["hello", "hello", "Succeeded"]
+            for line in out.read_text().splitlines()), 15)
     finally:
         watch.terminate()
-        output, _ = watch.communicate(timeout=10)
+        watch.wait(10)
+    output = out.read_text()
     rows = [line.split() for line in output.splitlines()[1:] if line.strip()]
     phases = [r[2] for r in rows if len(r) >= 5 and r[0] == "hello"]
     header = output.splitlines()[0].split()

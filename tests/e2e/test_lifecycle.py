@@ -18,7 +18,9 @@ from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.conftest import Process, system_env
-from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
+from tests.e2e.tasks import Counted, create, get, patch_spec, status, wait_for, wait_phase
+
+MESSAGES = "asynctask_operator_status_messages_total"
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 
@@ -119,21 +121,26 @@ def test_failed_is_never_retried(control_plane: ControlPlane, namespace: str) ->
 
 
 def test_terminal_phase_never_changes_on_late_messages(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str) -> None:
+        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
+        operator: Process) -> None:
     obj = create(control_plane, namespace, "done", queue="burst", request={})
     before = wait_phase(control_plane, namespace, "done", "Succeeded")
     version = get(control_plane, namespace, "done")["metadata"]["resourceVersion"]
     ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="done")
-    late = [StatusMessage(task=ref, attempt=1, seq=1, phase=Phase.PROCESSING, progress=10),
+    # Newer than anything the worker sent (its stream ended below seq 30), each would change
+    # a running task: progress, a later phase, a new attempt. A Succeeded one keeps all out.
+    late = [StatusMessage(task=ref, attempt=1, seq=50, phase=Phase.PROCESSING, progress=10),
             StatusMessage(task=ref, attempt=1, seq=99, phase=Phase.ERROR),
             StatusMessage(task=ref, attempt=7, seq=0, phase=Phase.FAILED)]
+    counted = Counted(operator.env)
     conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
     ch = conn.channel()
     for m in late:
         ch.basic_publish("", topology.STATUS_QUEUE, encode(m))
     ch.basic_publish("", topology.STATUS_QUEUE, b"this is not a status message")
     conn.close()
-    time.sleep(3)
+    counted.wait(3, MESSAGES, result="ignored")  # handled, not merely sent
+    counted.wait(1, MESSAGES, result="malformed")
     after = get(control_plane, namespace, "done")
     assert after["metadata"]["resourceVersion"] == version
     assert after["status"] == before
@@ -157,9 +164,20 @@ def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: s
 
 def test_ttl_deletes_finished_tasks(control_plane: ControlPlane, namespace: str) -> None:
     create(control_plane, namespace, "short-lived", queue="burst", request={},
-           ttlSecondsAfterFinished=1)
-    wait_for("the task to be deleted", lambda: control_plane.kubectl(
-        "get", "asynctask", "short-lived", "-n", namespace, check=False).returncode != 0, 30)
+           ttlSecondsAfterFinished=3)
+    wait_phase(control_plane, namespace, "short-lived", "Succeeded")
+    finished = time.monotonic()
+    assert get(control_plane, namespace, "short-lived")  # kept while the TTL runs
+
+    def gone() -> bool:
+        result = control_plane.kubectl("get", "asynctask", "short-lived", "-n", namespace,
+                                       check=False)
+        return result.returncode != 0 and "NotFound" in result.stderr
+
+    wait_for("the task to be deleted", gone, 30)
+    took = time.monotonic() - finished
+    print(f"\nttlSecondsAfterFinished=3: deleted {took:.2f}s after Succeeded was seen")
+    assert took >= 1.5  # not at once: after the TTL (seen late by up to the write's lag)
 
 
 def test_spec_is_immutable_except_cancel(control_plane: ControlPlane, namespace: str) -> None:
@@ -190,16 +208,23 @@ def test_result_and_request_size_limits(control_plane: ControlPlane, namespace: 
 def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, namespace: str,
                                                operator: Process) -> None:
     create(control_plane, namespace, "waiting", queue="nobody-serves-this",
-           queueTimeoutSeconds=4)
+           queueTimeoutSeconds=15)
     wait_phase(control_plane, namespace, "waiting", "Pending")
     operator.stop()
     try:
-        time.sleep(5)  # the deadline passes while no operator runs
+        time.sleep(16)  # the deadline passes while no operator runs
         assert status(control_plane, namespace, "waiting")["phase"] == "Pending"
     finally:
         operator.restart()
+    restarted = time.monotonic()
     operator.wait_for_log("connected to RabbitMQ")
-    st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=30)
+    # From the object's timestamps the deadline is already past: TimedOut at once. A new
+    # 15 s timer started by the restart would need 15 s.
+    st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=10)
+    took = time.monotonic() - restarted
+    print(f"\nqueue deadline passed while the operator was down: TimedOut {took:.2f}s "
+          f"after its restart")
+    assert took < 12
     assert st["error"]["reason"] == "QueueTimeout"
 
 
@@ -214,7 +239,22 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     create(control_plane, namespace, "poison", queue="poison", request={}, retries=3)
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(tmp_path))
     deaths = 0
+
+    def ready() -> int:  # the poison message, back in its queue (a passive declare: exact)
+        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+        try:
+            ok = conn.channel().queue_declare(topology.task_queue_name("poison"), passive=True)
+            return int(ok.method.message_count)
+        except pika.exceptions.ChannelClosedByBroker:  # not declared by the operator yet
+            return 0
+        finally:
+            conn.close()
+
     for _ in range(topology.DEFAULT_DELIVERY_LIMIT + 3):
+        # Either the message waits for the next worker, or it was dead-lettered and the
+        # task ends in Error: a worker started before either would wait for nothing.
+        wait_for("the message to be requeued or the task to end", lambda: ready() == 1
+                 or status(control_plane, namespace, "poison").get("phase") == "Error", 30)
         if status(control_plane, namespace, "poison").get("phase") == "Error":
             break
         worker = subprocess.run(
@@ -304,7 +344,7 @@ def test_a_handler_that_ignores_cancellation_is_stopped_hard(
 
 def test_progress_never_goes_backwards_within_an_attempt(
         control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
-        lifecycle_worker: Process) -> None:
+        operator: Process) -> None:
     obj = create(control_plane, namespace, "steady", queue="sleepy", request={"seconds": 60})
     wait_phase(control_plane, namespace, "steady", "Processing")
     ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="steady")
@@ -321,9 +361,11 @@ def test_progress_never_goes_backwards_within_an_attempt(
 
     send(60, 1000)
     wait_for("progress 60", lambda: progress() == 60, 15)
+    counted = Counted(operator.env)
     send(30, 1001)  # lower: never shown
     send(70, 999)  # an older message arriving late: ignored
-    time.sleep(2.5)  # more than the progress coalescing interval
+    counted.wait(2, MESSAGES, result="ignored")  # both handled (the handler sends none)
+    time.sleep(1.5)  # more than the progress coalescing interval: nothing was held back
     assert progress() == 60
     assert status(control_plane, namespace, "steady")["message"] == "at 60"
     send(80, 1002)  # newer and higher: shown, so the pipe above was open

@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-import urllib.request
-
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from testbed import ControlPlane
 from tests.e2e.conftest import Process
-from tests.e2e.tasks import create, wait_for, wait_phase
+from tests.e2e.tasks import create, sample, scrape, wait_for, wait_phase
 
 pytestmark = pytest.mark.e2e
 
 
-def scrape(operator: Process) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    port = operator.env["ASYNCTASK_METRICS_PORT"]
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
-        text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
-
-
-def sample(samples: dict[tuple[str, tuple[tuple[str, str], ...]], float], name: str,
-           **labels: str) -> float:
-    return samples.get((name, tuple(sorted(labels.items()))), 0.0)
-
-
 def test_metrics_count_what_the_operator_did(control_plane: ControlPlane, namespace: str,
                                              operator: Process, worker: Process) -> None:
-    before = scrape(operator)
+    before = scrape(operator.env)
     create(control_plane, namespace, "counted", queue="hello", request={"steps": 2})
     create(control_plane, namespace, "broken", queue="always-fails", request={})
     wait_phase(control_plane, namespace, "counted", "Succeeded")
     wait_phase(control_plane, namespace, "broken", "Error")
 
     def delta(name: str, **labels: str) -> float:
-        return sample(scrape(operator), name, **labels) - sample(before, name, **labels)
+        return sample(scrape(operator.env), name, **labels) - sample(before, name, **labels)
 
     wait_for("the writes to be counted",
              lambda: delta("asynctask_operator_status_writes_total", result="ok") >= 6, 10)
@@ -50,6 +34,8 @@ def test_metrics_count_what_the_operator_did(control_plane: ControlPlane, namesp
                  phase="Succeeded") == 1
     assert delta("asynctask_operator_task_wait_seconds_count", queue="hello") == 1
     assert delta("asynctask_operator_status_messages_total", result="applied") >= 4
-    now = scrape(operator)
+    now = scrape(operator.env)
+    # Both tasks still exist, so both are held (other tests' tasks come and go meanwhile,
+    # as their namespaces are deleted: a difference from `before` would race with them).
     assert sample(now, "asynctask_operator_tasks_tracked") >= 2
     assert "asynctask_operator_deadlines_pending" in {name for name, _ in now}

@@ -134,6 +134,12 @@ def test_failed_deliveries_are_retried_with_backoff(
     assert ids == [f"{uid}.1.pending"] * 3 + [f"{uid}.1.processing", f"{uid}.1.succeeded"]
     attempts = [h.headers["X-AsyncTask-Delivery-Attempt"] for h in receiver.hits[:3]]
     assert attempts == ["1", "2", "3"]
+    # Backoff (the operator's base is 1 s, doubled, each wait 50-100% of it): the retries
+    # waited at least 0.5 s, then 1 s (a little less allowed for the clock of the receipt).
+    first, second = (b.at - a.at for a, b in zip(receiver.hits[:2], receiver.hits[1:3],
+                                                 strict=True))
+    print(f"\nwebhook retries after {first:.2f}s and {second:.2f}s")
+    assert first >= 0.45 and second >= 0.9, (first, second)
     assert SIGNATURE_HEADER not in receiver.hits[0].headers  # no secretRef: unsigned
     wait_for("status.webhook", lambda: (status(control_plane, namespace, "retried")
                                         .get("webhook") or {}).get("delivered") is True, 15)

@@ -4,7 +4,6 @@ workers of the README and of docs/writing-a-worker.md run with their documented 
 
 from __future__ import annotations
 
-import base64
 import json
 import re
 import shlex
@@ -23,7 +22,7 @@ import yaml
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.conftest import Process, running, system_env
-from tests.e2e.tasks import create, get, patch_spec, status, wait_for, wait_phase
+from tests.e2e.tasks import Counted, create, get, patch_spec, status, wait_for, wait_phase
 from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -111,16 +110,8 @@ def ready_messages(rabbitmq: RabbitMQ, queue: str) -> int:
 def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
     """Messages in a task queue, ready or delivered and not acked yet, from the management
     API (its figures for quorum queues lag a few seconds behind)."""
-    api = urllib.parse.urlsplit(rabbitmq.management_url)
     vhost = urllib.parse.unquote(urllib.parse.urlsplit(rabbitmq.url).path[1:]) or "/"
-    path = "/api/queues/{}/{}".format(*(urllib.parse.quote(x, safe="") for x in (
-        vhost, topology.task_queue_name(queue))))
-    request = urllib.request.Request(api._replace(netloc=api.netloc.rpartition("@")[2],
-                                                  path=path).geturl())
-    auth = f"{urllib.parse.unquote(api.username or '')}:{urllib.parse.unquote(api.password or '')}"
-    request.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-    with urllib.request.urlopen(request, timeout=30) as response:
-        return int(json.load(response).get("messages", 0))
+    return int(rabbitmq.queue(vhost, topology.task_queue_name(queue)).get("messages", 0))
 
 
 # progress in kubectl get ------------------------------------------------------------------
@@ -180,7 +171,7 @@ def test_progress_shows_in_kubectl_get_while_the_handler_runs(
 
 def test_a_task_cancelled_while_pending_never_runs(
         control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, worker_markers: Path,
-        tmp_path_factory: pytest.TempPathFactory) -> None:
+        operator: Process, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Nobody serves the queue; the task is cancelled while its message waits there. A
     worker that starts afterwards reads the cancellation from the control stream, acks the
     message without calling the handler, and the record stays Cancelled."""
@@ -199,6 +190,7 @@ def test_a_task_cancelled_while_pending_never_runs(
 
     env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers),
                WORKER_E2E_NEVER_RUNS_QUEUE=queue)
+    counted = Counted(operator.env)
     late = Process("late-worker", [sys.executable, "-m", "asynctask_worker",
                                    "tests.e2e.worker_app:app", "--queues", queue],
                    env, tmp_path_factory.mktemp("late-worker"))
@@ -213,7 +205,8 @@ def test_a_task_cancelled_while_pending_never_runs(
               f"{skipped:.2f}s after it began serving (acked, as the management API showed "
               f"{took:.1f}s later)")
         assert not (worker_markers / f"{namespace}.skipped.ran").exists()
-        time.sleep(2)  # the worker's Cancelled report reached the operator: it wrote nothing
+        # The worker's Cancelled report reached the operator, which had nothing to write.
+        counted.wait(1, "asynctask_operator_status_messages_total", result="ignored")
         after = get(control_plane, namespace, "skipped")
         assert after["status"] == cancelled
         assert after["metadata"]["resourceVersion"] == version

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+import urllib.parse
 import uuid
 from collections.abc import Iterator
 
@@ -21,6 +22,7 @@ from asynctask_worker.messages import (
     decode,
     encode,
 )
+from testbed import RabbitMQ
 
 pytestmark = pytest.mark.integration
 
@@ -52,7 +54,8 @@ def ref() -> TaskRef:
 
 
 async def test_publish_task_is_durable_confirmed_and_identified(
-        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+        url: str, rabbitmq: RabbitMQ,
+        channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     queue = f"it-{uuid.uuid4().hex[:6]}"
     broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
@@ -64,9 +67,11 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         assert props.message_id == f"task:{msg.task.uid}:1"
         assert decode(TaskMessage, body) == msg
         # The queue is a durable quorum queue with a delivery limit and dead-lettering.
-        ok = channel.queue_declare(topology.task_queue_name(queue), durable=True,
-                                   arguments=topology.quorum_queue_arguments())
-        assert ok.method.message_count == 0
+        vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
+        info = rabbitmq.queue(vhost, topology.task_queue_name(queue))
+        assert (info["type"], info["durable"]) == ("quorum", True)
+        assert info["arguments"]["x-delivery-limit"] == topology.DEFAULT_DELIVERY_LIMIT
+        assert info["arguments"]["x-dead-letter-exchange"] == topology.DEAD_LETTER_EXCHANGE
     finally:
         broker.stop()
         broker.join(10)

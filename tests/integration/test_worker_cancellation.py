@@ -60,18 +60,21 @@ def test_a_task_cancelled_while_queued_never_runs_even_on_a_worker_started_later
 
 def test_a_task_cancelled_while_waiting_for_a_slot_never_runs(
         url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    """One slot, two deliveries held (prefetch 2): the second waits in the worker for the
+    slot; its cancellation takes it out of the wait, reported while the first still runs."""
     release = tmp_path / "release"
-    with running_worker(url, concurrency=1) as worker:
+    with running_worker(url, concurrency=1, prefetch=2) as worker:
         blocker = broker.publish_task("it-run", {"dir": str(tmp_path),
                                                  "until_file": str(release)})
         wait_for("the first task to start", lambda: bool(markers(tmp_path, blocker, "started")))
         waiting = broker.publish_task("it-run", {"dir": str(tmp_path)})
+        wait_for("the second task to wait for the slot", lambda: worker.dispatcher.pending == 1)
         broker.publish_control("cancel", waiting)
-        wait_for("the worker to read the cancellation",
-                 lambda: worker.dispatcher.revoked.get(waiting.uid) is not None)
+        end = broker.terminal(waiting)  # while the blocker holds the only slot
+        assert worker.dispatcher.pending == 0
+        assert not markers(tmp_path, blocker, "ended")  # the blocker still runs
         release.touch()
         assert broker.terminal(blocker).phase is Phase.SUCCEEDED
-        end = broker.terminal(waiting)
     assert end.phase is Phase.CANCELLED
     assert not markers(tmp_path, waiting, "started")
     assert broker.ready("it-run") == 0

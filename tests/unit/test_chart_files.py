@@ -117,4 +117,5 @@ def test_ci_values_files_are_valid_yaml_maps() -> None:
     files = sorted((CHART / "ci").glob("*-values.yaml"))
     assert len(files) >= 4
     for path in files:
-        assert isinstance(yaml.safe_load(path.read_text()) or {}, dict), path.name
+        data = yaml.safe_load(path.read_text())
+        assert data is None or isinstance(data, dict), path.name

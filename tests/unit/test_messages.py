@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from asynctask_worker.messages import (
@@ -33,7 +35,9 @@ def test_status_message_ids_follow_attempt_and_seq() -> None:
 
 
 @pytest.mark.parametrize("body", [
-    b"", b"not json", b"[]", b'{"kind": "task"}',
+    b"", b"not json", b"[]",
+    b'{"kind": "task", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
+    b'"phase": "Processing"}',
     b'{"v": 2, "kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
     b'"phase": "Processing"}',
     b'{"kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
@@ -47,6 +51,12 @@ def test_malformed_status_messages_are_refused(body: bytes) -> None:
 
 
 def test_kinds_do_not_mix() -> None:
+    # A complete task message but for its kind: the kind alone refuses it.
+    body = json.loads(encode(TaskMessage(task=REF, queue="q")))
+    body["kind"] = "control"
+    with pytest.raises(MalformedMessage, match="kind"):
+        decode(TaskMessage, json.dumps(body).encode())
+    assert decode(TaskMessage, encode(TaskMessage(task=REF, queue="q"))).queue == "q"
     control = ControlMessage(action="cancel", task=REF)
     with pytest.raises(MalformedMessage):
         decode(TaskMessage, encode(control))

@@ -115,7 +115,7 @@ def dispatcher(sink: Sink) -> Iterator[Dispatcher]:
 
 def test_no_more_handlers_run_at_once_than_the_concurrency() -> None:
     with StubBroker(app, concurrency=2) as broker:
-        tasks = [broker.enqueue("count", {"wait": 0.2}) for _ in range(6)]
+        tasks = [broker.enqueue("count", {"wait": 0.5}) for _ in range(6)]
         results = broker.join(timeout=30)
     assert [r.phase for r in results] == [Phase.SUCCEEDED] * 6
     assert most_at_once == 2

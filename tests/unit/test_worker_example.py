@@ -21,7 +21,13 @@ def test_the_guide_shows_the_example_files_verbatim(example: str) -> None:
                                             f"paste examples/{example} into it again"
 
 
-@pytest.mark.parametrize("test", [name for name in dir(thumbnails_tests)
-                                  if name.startswith("test_")])
+EXAMPLE_TESTS = [name for name in dir(thumbnails_tests) if name.startswith("test_")]
+
+
+def test_the_example_has_tests() -> None:
+    assert len(EXAMPLE_TESTS) >= 3, EXAMPLE_TESTS  # an empty list would skip the test below
+
+
+@pytest.mark.parametrize("test", EXAMPLE_TESTS)
 def test_the_example_and_its_tests_run_as_written(test: str, tmp_path: Path) -> None:
     getattr(thumbnails_tests, test)(tmp_path)
