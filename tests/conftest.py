@@ -29,6 +29,7 @@ from testbed.controlplane import build_binaries
 
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
+ADMISSION = REPO / "deploy" / "admission"  # the policy that makes spec.request immutable
 EXISTING_CLUSTER = os.environ.get("ASYNCTASK_E2E_KUBECONFIG", "")
 
 
@@ -90,10 +91,12 @@ def control_plane() -> Iterator[ControlPlane]:
         cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
                           audit_log=Path(audit) if audit else Path())
         cp.install_crd(CRD, server_side=True)
+        cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ADMISSION))
         yield cp
         return
     with ControlPlane() as cp:
         cp.install_crd(CRD)
+        cp.kubectl("apply", "-f", str(ADMISSION))
         yield cp
 
 

@@ -19,6 +19,7 @@ from testbed.controlplane import REPO, ControlPlane
 from testbed.rabbitmq import RabbitMQ
 
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
+ADMISSION = REPO / "deploy" / "admission"
 EXAMPLE = REPO / "examples" / "hello.yaml"
 STATE = REPO / ".devstack"
 
@@ -41,8 +42,9 @@ def main(argv: list[str] | None = None) -> int:
         (STATE / "env").write_text(
             f"export KUBECONFIG={cp.kubeconfig}\nexport PATH={cp.bin_dir}:$PATH\n"
             f"export ASYNCTASK_WORKER_AMQP_URL='{rmq.url}'\n")
-        log("devstack", "installing the AsyncTask CRD")
+        log("devstack", "installing the AsyncTask CRD and its admission policy")
         cp.install_crd(CRD)
+        cp.kubectl("apply", "-f", str(ADMISSION))
         python = sys.executable
         operator_log, worker_log = STATE / "operator.log", STATE / "worker.log"
         for logfile in (operator_log, worker_log):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+
 import pytest
 
 from testbed import ControlPlane
+from tests.e2e.tasks import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +58,36 @@ def test_queue_is_immutable(control_plane: ControlPlane, namespace: str) -> None
     assert result.returncode != 0
     assert "spec.queue is immutable: create a new AsyncTask to run on another queue" in \
         result.stderr
+
+
+def test_request_is_immutable(control_plane: ControlPlane, namespace: str) -> None:
+    """The ValidatingAdmissionPolicy of deploy/admission/ (CEL cannot see into the free-form
+    request from the CRD): another request is refused; the same one, cancel and status
+    writes go through."""
+    code, output = apply(control_plane, namespace, "frozen",
+                         '  queue: nobody-serves-this\n  request: {"size": 1, "tags": ["a"]}')
+    assert code == 0, output
+
+    def patch(spec: str, *extra: str) -> subprocess.CompletedProcess[str]:
+        return control_plane.kubectl("patch", "asynctask", "frozen", "-n", namespace,
+                                     "--type=merge", "-p", f'{{"spec":{spec}}}', *extra,
+                                     check=False)
+
+    # The policy is enforced a moment after it is created (its informer syncs): wait with
+    # server-side dry runs, which go through admission and store nothing.
+    wait_for("the policy to be enforced", lambda: patch(
+        '{"request":{"size":2}}', "--dry-run=server").returncode != 0, 30)
+    message = "spec.request is immutable once the task is created"
+    for other in ('{"request":{"size":2,"tags":["a"]}}', '{"request":"small"}',
+                  '{"request":null}'):
+        result = patch(other)
+        assert result.returncode != 0, other
+        assert message in result.stderr, result.stderr
+    assert patch('{"request":{"size":1,"tags":["a"]}}').returncode == 0  # unchanged: fine
+    assert patch('{"cancel":true}').returncode == 0
+    st = control_plane.kubectl("get", "asynctask", "frozen", "-n", namespace, "-o",
+                               "jsonpath={.spec.request}").stdout
+    assert json.loads(st) == {"size": 1, "tags": ["a"]}
 
 
 def test_printer_columns_and_short_name(control_plane: ControlPlane, namespace: str) -> None:

@@ -23,7 +23,9 @@ RELEASE, NAMESPACE = "rel", "asynctask-system"
 STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance",
                    "app.kubernetes.io/version", "app.kubernetes.io/managed-by",
                    "app.kubernetes.io/part-of", "helm.sh/chart")
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace"}
+CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace",
+                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+ADMISSION = REPO / "deploy" / "admission" / "asynctask-request-immutable.yaml"
 AUTOSCALE_ANNOTATIONS = ("asynctask.dev/queues", "asynctask.dev/min-replicas",
                          "asynctask.dev/max-replicas",
                          "asynctask.dev/target-messages-per-replica")
@@ -292,7 +294,8 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
         for binding in by_kind(objects, kind).values():
             assert binding["subjects"] == [{"kind": "ServiceAccount", "name": op,
                                             "namespace": NAMESPACE}]
-    text = yaml.safe_dump_all(objects)
+    rbac = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
+    text = yaml.safe_dump_all(rbac)
     assert "secrets" not in text and "'*'" not in text and '"*"' not in text
 
 
@@ -411,3 +414,18 @@ def test_image_digest_and_tag_overrides() -> None:
     objects = render("--set", "image.tag=1.2.3")
     for spec in pod_specs(objects).values():
         assert spec["containers"][0]["image"] == "asynctask:1.2.3"
+
+
+def test_the_admission_policy_is_the_one_of_deploy_admission() -> None:
+    """The chart renders the policy of deploy/admission/ (named after the release), and
+    leaves it out when disabled."""
+    policy, binding = yaml.safe_load_all(ADMISSION.read_text())
+    objects = render()
+    [(name, rendered)] = by_kind(objects, "ValidatingAdmissionPolicy").items()
+    assert name == "rel-asynctask-request-immutable"
+    assert rendered["spec"] == policy["spec"]
+    [rendered_binding] = by_kind(objects, "ValidatingAdmissionPolicyBinding").values()
+    assert rendered_binding["spec"] == dict(binding["spec"], policyName=name)
+    off = render("--set", "admissionPolicy.enabled=false")
+    assert not by_kind(off, "ValidatingAdmissionPolicy")
+    assert not by_kind(off, "ValidatingAdmissionPolicyBinding")
