@@ -11,16 +11,12 @@ the tests that count API writes). Unset, the fixtures start their own services.
 
 from __future__ import annotations
 
-import base64
 import collections
-import json
 import os
 import urllib.parse
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -52,18 +48,6 @@ class ExistingRabbitMQ(RabbitMQ):
     def vhost_url(self, vhost: str) -> str:
         parts = urllib.parse.urlsplit(self._url)
         return parts._replace(path="/" + urllib.parse.quote(vhost, safe="")).geturl()
-
-    def _management(self, method: str, path: str, body: object = None) -> Any:
-        parts = urllib.parse.urlsplit(self._management_url)
-        base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl()
-        req = urllib.request.Request(base + path, method=method,
-                                     data=None if body is None else json.dumps(body).encode())
-        auth = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
-        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
-        req.add_header("Content-Type", "application/json")
-        with urllib.request.urlopen(req, timeout=30) as response:
-            text = response.read()
-        return json.loads(text) if text else None
 
     def stop(self) -> None:
         pass

@@ -182,10 +182,14 @@ class RabbitMQ:
         return info
 
     def _management(self, method: str, path: str, body: object = None) -> Any:
+        """One call of the management API at :attr:`management_url` (its credentials sent
+        as Basic auth); the JSON answer, or None for an empty one."""
+        parts = urllib.parse.urlsplit(self.management_url)
+        base = parts._replace(netloc=parts.netloc.rpartition("@")[2]).geturl().rstrip("/")
+        auth = ":".join(urllib.parse.unquote(x or "") for x in (parts.username, parts.password))
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(f"http://127.0.0.1:{self.management_port}{path}",
-                                     data=data, method=method)
-        req.add_header("Authorization", "Basic " + base64.b64encode(b"guest:guest").decode())
+        req = urllib.request.Request(base + path, data=data, method=method)
+        req.add_header("Authorization", "Basic " + base64.b64encode(auth.encode()).decode())
         req.add_header("Content-Type", "application/json")
         with urllib.request.urlopen(req, timeout=30) as response:
             text = response.read()

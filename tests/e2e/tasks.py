@@ -9,11 +9,15 @@ import urllib.request
 from collections.abc import Mapping
 from typing import Any
 
+import pika
 from prometheus_client.parser import text_string_to_metric_families
 
-from testbed import ControlPlane
+from asynctask_worker import topology
+from testbed import ControlPlane, RabbitMQ
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
+#: The operator's count of worker status messages, by what became of them (``result``).
+STATUS_MESSAGES = "asynctask_operator_status_messages_total"
 
 
 def create(cp: ControlPlane, ns: str, name: str, **spec: Any) -> dict[str, Any]:
@@ -55,6 +59,19 @@ def patch_spec(cp: ControlPlane, ns: str, name: str, spec: dict[str, Any],
                check: bool = True) -> Any:
     return cp.kubectl("patch", "asynctask", name, "-n", ns, "--type=merge", "-p",
                       json.dumps({"spec": spec}), check=check)
+
+
+def ready_messages(rabbitmq: RabbitMQ, queue: str) -> int:
+    """Messages ready for delivery in a task queue (a passive declare: exact, at once);
+    0 while the operator has not declared the queue yet."""
+    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
+    try:
+        ok = conn.channel().queue_declare(topology.task_queue_name(queue), passive=True)
+        return int(ok.method.message_count)
+    except pika.exceptions.ChannelClosedByBroker:
+        return 0
+    finally:
+        conn.close()
 
 
 def scrape(operator_env: Mapping[str, str]) -> Samples:

@@ -18,9 +18,17 @@ from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.conftest import Process, system_env
-from tests.e2e.tasks import Counted, create, get, patch_spec, status, wait_for, wait_phase
-
-MESSAGES = "asynctask_operator_status_messages_total"
+from tests.e2e.tasks import (
+    STATUS_MESSAGES,
+    Counted,
+    create,
+    get,
+    patch_spec,
+    ready_messages,
+    status,
+    wait_for,
+    wait_phase,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 
@@ -139,8 +147,8 @@ def test_terminal_phase_never_changes_on_late_messages(
         ch.basic_publish("", topology.STATUS_QUEUE, encode(m))
     ch.basic_publish("", topology.STATUS_QUEUE, b"this is not a status message")
     conn.close()
-    counted.wait(3, MESSAGES, result="ignored")  # handled, not merely sent
-    counted.wait(1, MESSAGES, result="malformed")
+    counted.wait(3, STATUS_MESSAGES, result="ignored")  # handled, not merely sent
+    counted.wait(1, STATUS_MESSAGES, result="malformed")
     after = get(control_plane, namespace, "done")
     assert after["metadata"]["resourceVersion"] == version
     assert after["status"] == before
@@ -240,20 +248,11 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(tmp_path))
     deaths = 0
 
-    def ready() -> int:  # the poison message, back in its queue (a passive declare: exact)
-        conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
-        try:
-            ok = conn.channel().queue_declare(topology.task_queue_name("poison"), passive=True)
-            return int(ok.method.message_count)
-        except pika.exceptions.ChannelClosedByBroker:  # not declared by the operator yet
-            return 0
-        finally:
-            conn.close()
-
     for _ in range(topology.DEFAULT_DELIVERY_LIMIT + 3):
         # Either the message waits for the next worker, or it was dead-lettered and the
         # task ends in Error: a worker started before either would wait for nothing.
-        wait_for("the message to be requeued or the task to end", lambda: ready() == 1
+        wait_for("the message to be requeued or the task to end",
+                 lambda: ready_messages(rabbitmq, "poison") == 1
                  or status(control_plane, namespace, "poison").get("phase") == "Error", 30)
         if status(control_plane, namespace, "poison").get("phase") == "Error":
             break
@@ -364,7 +363,7 @@ def test_progress_never_goes_backwards_within_an_attempt(
     counted = Counted(operator.env)
     send(30, 1001)  # lower: never shown
     send(70, 999)  # an older message arriving late: ignored
-    counted.wait(2, MESSAGES, result="ignored")  # both handled (the handler sends none)
+    counted.wait(2, STATUS_MESSAGES, result="ignored")  # both handled (the handler sends none)
     time.sleep(1.5)  # more than the progress coalescing interval: nothing was held back
     assert progress() == 60
     assert status(control_plane, namespace, "steady")["message"] == "at 60"

@@ -11,18 +11,26 @@ import subprocess
 import sys
 import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-import pika
 import pytest
 import yaml
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.conftest import Process, running, system_env
-from tests.e2e.tasks import Counted, create, get, patch_spec, status, wait_for, wait_phase
+from tests.e2e.tasks import (
+    STATUS_MESSAGES,
+    Counted,
+    create,
+    get,
+    patch_spec,
+    ready_messages,
+    status,
+    wait_for,
+    wait_phase,
+)
 from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
@@ -95,16 +103,6 @@ def columns(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
     heads = list(re.finditer(r"\S+", header))  # column names have no spaces; values may
     ends = [h.start() for h in heads[1:]] + [len(row)]
     return {h.group(): row[h.start():end].strip() for h, end in zip(heads, ends, strict=True)}
-
-
-def ready_messages(rabbitmq: RabbitMQ, queue: str) -> int:
-    """Messages ready for delivery in a task queue (a passive declare: exact, at once)."""
-    conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
-    try:
-        ok = conn.channel().queue_declare(topology.task_queue_name(queue), passive=True)
-        return int(ok.method.message_count)
-    finally:
-        conn.close()
 
 
 def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
@@ -206,7 +204,7 @@ def test_a_task_cancelled_while_pending_never_runs(
               f"{took:.1f}s later)")
         assert not (worker_markers / f"{namespace}.skipped.ran").exists()
         # The worker's Cancelled report reached the operator, which had nothing to write.
-        counted.wait(1, "asynctask_operator_status_messages_total", result="ignored")
+        counted.wait(1, STATUS_MESSAGES, result="ignored")
         after = get(control_plane, namespace, "skipped")
         assert after["status"] == cancelled
         assert after["metadata"]["resourceVersion"] == version
