@@ -14,7 +14,6 @@ Deployments give their containers (Secret references resolved as the kubelet wou
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import subprocess
@@ -31,13 +30,13 @@ import yaml
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.conftest import EXISTING_CLUSTER
+from tests.e2e.chart import CHART, crds_dir, helm, objects_of, template, token_kubeconfig
 from tests.e2e.conftest import Process
 from tests.e2e.tasks import create, wait_for, wait_phase
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "asynctask"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 THIRD_PARTY_CRDS = {"keda.sh_scaledobjects.yaml": "scaledobjects.keda.sh",
                     "keda.sh_triggerauthentications.yaml": "triggerauthentications.keda.sh",
@@ -50,42 +49,6 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 PSA_WARNING = "would violate PodSecurity"
 POOL_QUEUES = "hello,always-fails,business-failure"  # the chart's example pool
 SIGNING_SECRET = "webhook-signing"  # rbac.secretNames of the installed release
-
-
-def _last_line_of(script: str) -> Path:
-    proc = subprocess.run(["bash", str(REPO / script)], stdout=subprocess.PIPE, text=True,
-                          check=False, timeout=1800)
-    assert proc.returncode == 0, f"{script} failed (see its output above)"
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-@functools.cache
-def helm_bin() -> str:
-    """The pinned helm (hack/helm/build.sh: built once, then cached)."""
-    return str(_last_line_of("hack/helm/build.sh") / "helm")
-
-
-@functools.cache
-def crds_dir() -> Path:
-    """KEDA's and the Prometheus Operator's CRDs from their pinned modules (fetch.sh)."""
-    return _last_line_of("hack/helm/crds/fetch.sh")
-
-
-def helm(cp: ControlPlane, *args: str, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm_bin(), *args], env=cp.env(), capture_output=True, text=True,
-                          timeout=180, check=False)
-    if check:
-        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def template(cp: ControlPlane, namespace: str, *args: str, release: str = "rel") -> str:
-    return helm(cp, "template", release, str(CHART), "--namespace", namespace, *args).stdout
-
-
-def objects_of(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def dry_run(cp: ControlPlane, text: str) -> subprocess.CompletedProcess[str]:
@@ -310,22 +273,8 @@ def test_install_creates_pods_that_pass_restricted(control_plane: ControlPlane,
 
 # --- the chart's ServiceAccounts ----------------------------------------------------------
 
-def token_kubeconfig(cp: ControlPlane, release: Release, sa: str, path: Path) -> Path:
-    """A kubeconfig with the cluster's address and CA and the ServiceAccount's token only."""
-    admin = json.loads(cp.kubectl("config", "view", "--raw", "--minify", "--flatten",
-                                  "-o", "json").stdout)
-    cluster = admin["clusters"][0]["cluster"]
-    token = cp.kubectl("create", "token", sa, "-n", release.namespace,
-                       "--duration=1h").stdout.strip()
-    config = {"apiVersion": "v1", "kind": "Config",
-              "clusters": [{"name": "cluster", "cluster": cluster}],
-              "users": [{"name": sa, "user": {"token": token}}],
-              "contexts": [{"name": sa, "context": {"cluster": "cluster", "user": sa,
-                                                     "namespace": release.namespace}}],
-              "current-context": sa}
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
+def release_kubeconfig(cp: ControlPlane, release: Release, sa: str, path: Path) -> Path:
+    return token_kubeconfig(cp, release.namespace, sa, path)
 
 
 def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str
@@ -408,9 +357,9 @@ def test_can_i_matrix_of_the_chart_service_accounts(
         control_plane: ControlPlane, release: Release,
         tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("tokens")
-    configs = {"operator": token_kubeconfig(control_plane, release, release.operator_sa,
+    configs = {"operator": release_kubeconfig(control_plane, release, release.operator_sa,
                                             folder / "operator"),
-               "worker": token_kubeconfig(control_plane, release, release.worker_sa,
+               "worker": release_kubeconfig(control_plane, release, release.worker_sa,
                                           folder / "worker")}
     for sa, config in configs.items():  # the tokens are the ServiceAccounts'
         who = as_sa(control_plane, config, "auth", "whoami", "-o", "json")
@@ -474,7 +423,7 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     ns, cp = release.namespace, control_plane
     logs = tmp_path_factory.mktemp("helm-processes")
-    config = token_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
+    config = release_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
     assert "client-key" not in config.read_text()  # a token, no admin certificate
     found = deployments(cp, ns)
     (op_container,) = found[f"{release.fullname}-operator"]["spec"]["template"]["spec"][

@@ -368,7 +368,6 @@ def test_metrics_service_and_service_monitor() -> None:
     (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
     (["--set", "workers.defaults.autoscalling.enabled=true"], "autoscalling"),
     (["--set", "autoscaling.engine=hpa"], "engine"),
-    (["--set", "gateway.enabled=true"], "gateway"),
     (["--set", "operator.replicas=2"], "peering"),
     (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
       "--set", "workers.pools[0].app=m:app", "--set", "workers.pools[1].name=a",
@@ -382,7 +381,7 @@ def test_metrics_service_and_service_monitor() -> None:
     (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}"],
      "set app"),
     (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled"),
-], ids=["unknown-key", "typo-in-defaults", "engine", "gateway", "replicas-without-peering",
+], ids=["unknown-key", "typo-in-defaults", "engine", "replicas-without-peering",
         "duplicate-pool", "min-over-max", "queue-name", "no-app", "servicemonitor-alone"])
 def test_invalid_values_are_refused(args: list[str], message: str) -> None:
     proc = run_helm("template", RELEASE, str(CHART), *args, check=False)
@@ -429,3 +428,65 @@ def test_the_admission_policy_is_the_one_of_deploy_admission() -> None:
     off = render("--set", "admissionPolicy.enabled=false")
     assert not by_kind(off, "ValidatingAdmissionPolicy")
     assert not by_kind(off, "ValidatingAdmissionPolicyBinding")
+
+
+# --- the gateway ---------------------------------------------------------------------------
+
+GATEWAY_REVIEW_RULES = [
+    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
+    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
+     "verbs": ["create"]},
+]
+GATEWAY_TASK_RULES = [{"apiGroups": ["asynctask.dev"], "resources": ["asynctasks"],
+                       "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]
+
+
+def gateway_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    return [o for o in objects
+            if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
+
+
+def test_gateway_rbac_is_exactly_the_contract_cluster_wide() -> None:
+    gw = f"{RELEASE}-asynctask-gateway"
+    objects = render("--set", "gateway.enabled=true")
+    assert rules_of(objects, "ClusterRole", f"{gw}-review") == GATEWAY_REVIEW_RULES
+    assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES
+    mine = gateway_objects(objects)
+    roles = {(o["kind"], o["metadata"]["name"]) for o in mine if "rules" in o}
+    assert roles == {("ClusterRole", f"{gw}-review"), ("ClusterRole", gw)}
+    bindings = {(o["kind"], o["metadata"]["name"], o["roleRef"]["name"])
+                for o in mine if "roleRef" in o}
+    assert bindings == {("ClusterRoleBinding", f"{gw}-review", f"{gw}-review"),
+                        ("ClusterRoleBinding", gw, gw)}
+    for o in mine:
+        if "roleRef" in o:
+            assert o["subjects"] == [{"kind": "ServiceAccount", "name": gw,
+                                      "namespace": NAMESPACE}]
+    # No other role names the gateway.
+    for kind in ("RoleBinding", "ClusterRoleBinding"):
+        for binding in by_kind(objects, kind).values():
+            if binding not in mine:
+                assert all(s["name"] != gw for s in binding["subjects"]), binding
+
+
+def test_gateway_rbac_follows_the_operator_namespaces() -> None:
+    gw = f"{RELEASE}-asynctask-gateway"
+    objects = render("--set", "gateway.enabled=true",
+                     "-f", str(CHART / "ci" / "namespaced-values.yaml"))
+    mine = gateway_objects(objects)
+    assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES  # no Secret names
+    assert {o["metadata"]["name"] for o in mine if o["kind"] == "ClusterRoleBinding"} == {
+        f"{gw}-review"}
+    task_bindings = [o for o in mine if o["kind"] == "RoleBinding"]
+    assert sorted(b["metadata"]["namespace"] for b in task_bindings) == ["team-a", "team-b"]
+    for binding in task_bindings:
+        assert binding["metadata"]["name"] == gw
+        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
+                                      "kind": "ClusterRole", "name": gw}
+
+
+def test_gateway_is_off_by_default() -> None:
+    assert not gateway_objects(render())
+    no_rbac = gateway_objects(render("--set", "gateway.enabled=true", "--set",
+                                     "rbac.create=false"))
+    assert not [o for o in no_rbac if o["kind"].endswith(("Role", "RoleBinding"))]
