@@ -53,8 +53,9 @@ class Problem(Exception):
         return doc
 
     def response(self, instance: str | None = None) -> web.Response:
-        return web.Response(status=self.status, text=json.dumps(self.body(instance)),
-                            content_type=PROBLEM_JSON, headers=self.headers)
+        # No "; charset=": RFC 9457's media type is UTF-8 JSON by definition.
+        return web.Response(status=self.status, body=json.dumps(self.body(instance)).encode(),
+                            headers={"Content-Type": PROBLEM_JSON, **self.headers})
 
 
 def from_api_error(exc: ApiError) -> Problem:
