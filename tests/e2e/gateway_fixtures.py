@@ -1,5 +1,6 @@
-"""e2e support for the HTTP gateway: the gateway as a process with the chart's ServiceAccount
-token and RBAC, callers' ServiceAccounts with chosen rights, and small HTTP and SSE clients.
+"""e2e fixtures of the HTTP gateway: the gateway as a process with the chart's ServiceAccount
+token and RBAC, and a worker for the gateway tests' handlers. Test modules load them with
+``pytest_plugins = ["tests.e2e.gateway_fixtures"]``.
 
 Two served namespaces (``t-gw...``, so the shared operator serves them too): callers of the
 tests get rights in the first one only, so a call on the second shows a 403.
@@ -7,179 +8,26 @@ tests get rights in the first one only, so a call on the second shows a 403.
 
 from __future__ import annotations
 
-import http.client
-import json
-import socket
 import sys
-import time
-import urllib.parse
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
 
 import pytest
 
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
-from tests.e2e.chart import GatewayIdentity, gateway_rbac
+from tests.e2e.chart import gateway_rbac
 from tests.e2e.conftest import Process, running, system_env
-
-#: The rights a caller's Role grants on asynctasks, by kind of caller.
-CALLER_VERBS = {"writer": ["get", "list", "watch", "create", "patch", "delete"],
-                "reader": ["get", "list", "watch"]}
-
-
-@dataclass
-class Answer:
-    status: int
-    headers: dict[str, str]
-    body: bytes
-
-    def json(self) -> Any:
-        return json.loads(self.body)
-
-    @property
-    def problem(self) -> dict[str, Any]:
-        assert self.headers.get("content-type") == "application/problem+json", self.headers
-        doc: dict[str, Any] = self.json()
-        assert doc["status"] == self.status
-        return doc
-
-
-@dataclass
-class Event:
-    id: str | None = None
-    event: str = "message"
-    data: str = ""
-    received: float = 0.0  # time.monotonic() when read
-
-    @property
-    def view(self) -> dict[str, Any]:
-        doc: dict[str, Any] = json.loads(self.data)
-        return doc
-
-
-@dataclass
-class Gateway:
-    """The gateway process and what a test needs to call it."""
-
-    process: Process
-    port: int
-    namespace: str  # served; callers have rights here
-    other: str  # served too; callers have no rights here
-    identity: GatewayIdentity
-    tokens: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def tasks(self, ns: str | None = None) -> str:
-        return f"/v1/namespaces/{ns or self.namespace}/tasks"
-
-    def call(self, method: str, path: str, body: Any = None, *, token: str | None = "writer",
-             headers: dict[str, str] | None = None, raw: bytes | None = None,
-             timeout: float = 70) -> Answer:
-        """One request; ``token`` names a caller (``None``: no Authorization header)."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        all_headers = dict(headers or {})
-        if token is not None:
-            all_headers["Authorization"] = f"Bearer {self.tokens.get(token, token)}"
-        data = raw if raw is not None else None if body is None else json.dumps(body).encode()
-        if data is not None:
-            all_headers.setdefault("Content-Type", "application/json")
-        try:
-            conn.request(method, path, body=data, headers=all_headers)
-            resp = conn.getresponse()
-            return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                          resp.read())
-        finally:
-            conn.close()
-
-    def events(self, path: str, *, token: str = "writer", last_event_id: str | None = None,
-               timeout: float = 60) -> Iterator[Event]:
-        """The events of one SSE stream, as they arrive, until the server closes it."""
-        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}",
-                   "Accept": "text/event-stream"}
-        if last_event_id is not None:
-            headers["Last-Event-ID"] = last_event_id
-        conn.request("GET", path, headers=headers)
-        resp = conn.getresponse()
-        try:
-            if resp.status != 200:
-                raise StreamRefused(resp.status, resp.read())
-            assert resp.getheader("Content-Type") == "text/event-stream"
-            yield from _parse(resp)
-        finally:
-            conn.close()
-
-
-class StreamRefused(Exception):
-    def __init__(self, status: int, body: bytes) -> None:
-        super().__init__(f"{status}: {body[:300]!r}")
-        self.status = status
-
-
-def _parse(resp: http.client.HTTPResponse) -> Iterator[Event]:
-    current = Event()
-    while True:
-        raw = resp.readline()
-        if not raw:
-            return
-        line = raw.decode().rstrip("\n")
-        if line == "":
-            if current.data or current.id is not None:
-                current.received = time.monotonic()
-                yield current
-            current = Event()
-        elif line.startswith(":"):
-            continue
-        else:
-            name, _, value = line.partition(":")
-            value = value[1:] if value.startswith(" ") else value
-            if name == "id":
-                current.id = value
-            elif name == "event":
-                current.event = value
-            elif name == "data":
-                current.data = f"{current.data}\n{value}" if current.data else value
-
-
-def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
-    """A ServiceAccount in ``namespace`` with ``verbs`` on asynctasks there; its token."""
-    cp.kubectl("create", "serviceaccount", sa, "-n", namespace)
-    cp.kubectl("create", "role", f"{sa}-tasks", "-n", namespace, f"--verb={','.join(verbs)}",
-               "--resource=asynctasks.asynctask.dev")
-    cp.kubectl("create", "rolebinding", f"{sa}-tasks", "-n", namespace,
-               f"--role={sa}-tasks", f"--serviceaccount={namespace}:{sa}")
-    return cp.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
-
-
-def wait_ready(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
-        except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("the gateway never became ready")
-
-
-def count_tasks(cp: ControlPlane, namespace: str) -> int:
-    out = cp.kubectl("get", "asynctasks", "-n", namespace, "-o", "json").stdout
-    return len(json.loads(out)["items"])
+from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_app_worker, grant, wait_ready
 
 
 @pytest.fixture(scope="session")
 def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+    """The gateway serving two fresh namespaces with the chart's ServiceAccount and RBAC
+    (the process's KUBECONFIG holds that ServiceAccount's token only); a ``writer`` and a
+    ``reader`` caller with rights in the first namespace. Low per-caller limits and a short
+    keepalive let the tests reach them quickly."""
     suffix = uuid.uuid4().hex[:6]
     home, served, other = f"gw-{suffix}", f"t-gw{suffix}-a", f"t-gw{suffix}-b"
     for ns in (home, served, other):
@@ -194,22 +42,14 @@ def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
                    ASYNCTASK_GATEWAY_PORT=str(port), ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
                    ASYNCTASK_GATEWAY_NAMESPACES=f"{served},{other}",
                    ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="3",
-                   ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="3")
+                   ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="3",
+                   ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2")
         with running("gateway", [sys.executable, "-m", "asynctask_gateway"], env, folder,
                      ready="serving on") as proc:
             wait_ready(port)
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
-
-
-def sse_path(gw: Gateway, name: str) -> str:
-    return f"{gw.tasks()}/{urllib.parse.quote(name)}/events"
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as sock:
-        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture(scope="session")
@@ -220,11 +60,3 @@ def gateway_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Pr
     with gateway_app_worker(control_plane, rabbitmq, "gw-sleepy",
                             tmp_path_factory.mktemp("gateway-worker")) as proc:
         yield proc
-
-
-def gateway_app_worker(cp: ControlPlane, rabbitmq: RabbitMQ, queues: str,
-                       folder: Path) -> Any:
-    return running(f"worker-{queues}",
-                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.gateway_app:app",
-                    "--concurrency", "4", "--queues", queues],
-                   system_env(cp, rabbitmq), folder, ready="serving")

@@ -21,10 +21,10 @@ from tests.e2e.conftest import Process
 from tests.e2e.tasks import get, wait_phase
 
 if TYPE_CHECKING:
-    from tests.e2e.gateway_fixtures import Gateway
+    from tests.e2e.gateway_client import Gateway
 
 pytestmark = pytest.mark.e2e
-pytest_plugins = ["tests.e2e.gateway_fixtures"]
+pytest_plugins = ["tests.e2e.gateway_fixtures"]  # gateway, gateway_worker
 REPO = Path(__file__).resolve().parents[2]
 
 
