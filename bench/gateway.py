@@ -23,7 +23,6 @@ import argparse
 import asyncio
 import json
 import os
-import statistics
 import sys
 import time
 import urllib.request
@@ -234,6 +233,10 @@ def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> N
           f"({(after - before) * 1024 * 1024 / count:.0f} B a task)", flush=True)
 
 
+def logged(log: Path, needle: str) -> Callable[[], bool]:
+    return lambda: needle in log.read_text()
+
+
 def token_for(cp: ControlPlane, namespace: str) -> str:
     cp.kubectl("create", "serviceaccount", "bench", "-n", namespace)
     cp.kubectl("create", "role", "bench", "-n", namespace, "--resource=asynctasks",
@@ -297,9 +300,7 @@ def main() -> int:
         try:
             for name, needle in (("operator", "connected to RabbitMQ"), ("worker", "serving"),
                                  ("gateway", "serving on")):
-                log = logs / f"{name}.log"
-                wait_until(name, lambda log=log, needle=needle: needle in log.read_text(), 60,
-                           procs)
+                wait_until(name, logged(logs / f"{name}.log", needle), 60, procs)
             pid = procs[2][1].pid
             print(f"stack up; gateway pid {pid}, RSS {rss_mib(pid):.1f} MiB", flush=True)
             asyncio.run(run(args, cp, base, pid))
