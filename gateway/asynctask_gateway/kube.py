@@ -55,7 +55,10 @@ def load_configuration() -> k8s_client.Configuration:
     if os.environ.get("KUBERNETES_SERVICE_HOST"):
         k8s_config.load_incluster_config(client_configuration=cfg, try_refresh_token=True)  # type: ignore[no-untyped-call]
     else:
-        k8s_config.load_kube_config(client_configuration=cfg, persist_config=False)  # type: ignore[no-untyped-call]
+        # KUBECONFIG read now (the kubernetes package reads it once, when imported).
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=cfg,
+            persist_config=False)
     return cfg
 
 

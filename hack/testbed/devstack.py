@@ -61,6 +61,27 @@ def client_token(cp: ControlPlane) -> str:
                       "--duration=24h").stdout.strip()
 
 
+def curl_works(env: dict[str, str], http_env: dict[str, str]) -> bool:
+    """Run the README's curl against the dev gateway: the task must succeed."""
+    proc = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl()],
+                          env={**env, **http_env}, capture_output=True, text=True, timeout=60,
+                          check=False)
+    print(f"over HTTP: {proc.stdout.strip()}{proc.stderr}", flush=True)
+    return proc.returncode == 0 and '"phase": "Succeeded"' in proc.stdout
+
+
+def running_message(http_env: dict[str, str]) -> str:
+    exports = " ".join(f"{k}={v}" for k, v in http_env.items())
+    return (f"The stack is running. In another shell:\n"
+            f"  source {(STATE / 'env').relative_to(REPO)}\n"
+            f"  kubectl apply -f examples/failing.yaml\n"
+            f"  kubectl get asynctasks -w\n"
+            f"The HTTP API (docs/gateway.md), with a token for {CLIENT_SA}:\n"
+            f"  export {exports}\n"
+            f"  {readme_curl()}\n"
+            f"Press Ctrl-C to stop everything.")
+
+
 def _ready(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
@@ -134,21 +155,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "jsonpath={.status.phase} {.status.result}").stdout
             print(f"\nhello: {result}\n", flush=True)
             if args.once:
-                over_http = subprocess.run(["bash", "-euo", "pipefail", "-c", readme_curl()],
-                                           env={**env, **http_env}, capture_output=True,
-                                           text=True, timeout=60, check=False)
-                print(f"over HTTP: {over_http.stdout.strip()}{over_http.stderr}", flush=True)
-                return 0 if result.startswith("Succeeded") and over_http.returncode == 0 \
-                    and '"phase": "Succeeded"' in over_http.stdout else 1
-            exports = " ".join(f"{k}={v}" for k, v in http_env.items())
-            print(f"The stack is running. In another shell:\n"
-                  f"  source {(STATE / 'env').relative_to(REPO)}\n"
-                  f"  kubectl apply -f examples/failing.yaml\n"
-                  f"  kubectl get asynctasks -w\n"
-                  f"The HTTP API (docs/gateway.md), with a token for {CLIENT_SA}:\n"
-                  f"  export {exports}\n"
-                  f"  {readme_curl()}\n"
-                  f"Press Ctrl-C to stop everything.", flush=True)
+                return 0 if result.startswith("Succeeded") and curl_works(env, http_env) else 1
+            print(running_message(http_env), flush=True)
             while all(p.poll() is None for p in (operator, worker, gateway)):
                 time.sleep(1)
             log("devstack", "the operator, the worker or the gateway exited; stopping")
