@@ -83,11 +83,12 @@ class TaskCache:
 
     async def change(self, namespace: str, name: str, seen: str | None,
                      within: float) -> Entry | None:
-        """The entry once its resourceVersion differs from ``seen`` (or after ``within``
-        seconds, as it is then); ``None`` when the task does not exist (any more)."""
+        """The entry once its state differs from ``seen`` (its resourceVersion, or ``None``
+        for "not in the cache"), or after ``within`` seconds as it is then; ``None`` when
+        the cache does not hold the task (deleted, or not seen by the watch yet)."""
         key = (namespace, name)
         entry = self._entries.get(key)
-        if entry is None or entry.view.resource_version != seen:
+        if (entry.view.resource_version if entry else None) != seen:
             return entry
         signal = self._signals.setdefault(key, asyncio.Event())
         with contextlib.suppress(TimeoutError):

@@ -52,6 +52,26 @@ def gone(namespace: str, name: str) -> Problem:
     return Problem(404, "NotFound", f'the task "{name}" in "{namespace}" was deleted')
 
 
+async def next_view(gw: Gateway, view: TaskView, within: float) -> TaskView | None:
+    """The task's view once it differs from ``view`` (``view`` again after ``within``
+    seconds); ``None`` once the task was deleted.
+
+    A task the cache does not hold may merely be newer than the watch (created a moment ago
+    through another replica): a GET tells, and then the cache's arrival is awaited (at most
+    a second, so a lagging cache costs one GET a second, not a busy loop)."""
+    entry = await gw.cache.change(view.namespace, view.name, view.resource_version, within)
+    if entry is not None:
+        return entry.view
+    try:
+        fetched = await gw.entry(view.namespace, view.name)
+    except Problem as problem:
+        if problem.status == 404:
+            return None
+        raise
+    arrived = await gw.cache.change(view.namespace, view.name, None, min(within, 1.0))
+    return (arrived or fetched).view
+
+
 async def wait_done(gw: Gateway, call: Call, view: TaskView, seconds: float) -> TaskView:
     """The view once the task is done, or the latest after ``seconds``."""
     with gw.limits.hold("wait", call.user):
@@ -61,11 +81,10 @@ async def wait_done(gw: Gateway, call: Call, view: TaskView, seconds: float) -> 
             remaining = deadline - loop.time()
             if remaining <= 0:
                 break
-            entry = await gw.cache.change(view.namespace, view.name, view.resource_version,
-                                          remaining)
-            if entry is None:
+            latest = await next_view(gw, view, remaining)
+            if latest is None:
                 raise gone(view.namespace, view.name)
-            view = entry.view
+            view = latest
         return view
 
 
@@ -102,14 +121,13 @@ async def _follow(gw: Gateway, response: web.StreamResponse, seen: TaskView) -> 
     """Write each change after ``seen`` until the terminal one (or the task is deleted)."""
     keepalive = gw.settings.keepalive_seconds
     while not seen.done:
-        entry = await gw.cache.change(seen.namespace, seen.name, seen.resource_version,
-                                      keepalive)
-        if entry is None:
+        latest = await next_view(gw, seen, keepalive)
+        if latest is None:
             problem = gone(seen.namespace, seen.name).body()
             await response.write(f"event: deleted\ndata: {json.dumps(problem)}\n\n".encode())
             return
-        if entry.view.resource_version == seen.resource_version:
+        if latest.resource_version == seen.resource_version:
             await response.write(b": keepalive\n\n")
             continue
-        await response.write(sse_event(entry.view, event_name(entry.view, seen)))
-        seen = entry.view
+        await response.write(sse_event(latest, event_name(latest, seen)))
+        seen = latest
