@@ -1,6 +1,6 @@
 # syntax=docker/dockerfile:1
-# One image for the whole project: both entrypoints, asynctask-operator and asynctask-worker,
-# from the one wheel that pyproject.toml builds. Worker pools with handlers of their own
+# One image for the whole project: the entrypoints asynctask-operator, asynctask-worker and
+# asynctask-gateway, from the one wheel that pyproject.toml builds. Worker pools with handlers of their own
 # build FROM this image and add their code (see docs/deploying.md).
 #
 #   docker build -t asynctask:0.1.0 .
@@ -18,6 +18,7 @@ RUN python -m venv /opt/asynctask
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY worker/ worker/
+COPY gateway/ gateway/
 # The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/asynctask/bin/pip install /wheels/asynctask-*.whl \
@@ -26,7 +27,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
 
 FROM python:3.11.14-slim-trixie AS runtime
 LABEL org.opencontainers.image.title="asynctask" \
-      org.opencontainers.image.description="AsyncTask operator and worker (asynctask-operator, asynctask-worker)" \
+      org.opencontainers.image.description="AsyncTask operator, worker and HTTP gateway (asynctask-operator, asynctask-worker, asynctask-gateway)" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 asynctask \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \
