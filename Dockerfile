@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
 # One image for the whole project: the entrypoints asynctask-operator, asynctask-worker and
-# asynctask-gateway, from the one wheel that pyproject.toml builds. Worker pools with handlers of their own
-# build FROM this image and add their code (see docs/deploying.md).
+# asynctask-gateway, from the one wheel that pyproject.toml builds. Worker pools with handlers
+# of their own build FROM this image and add their code (see docs/deploying.md).
 #
 #   docker build -t asynctask:0.1.0 .
 #   docker run --rm asynctask:0.1.0 asynctask-worker --help
