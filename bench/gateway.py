@@ -245,7 +245,7 @@ def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> N
     tracemalloc.stop()
     print(f"  the cache's projection (tracemalloc): {held / len(entries):.0f} B a task, "
           f"{held * 10_000 / len(entries) / 2**20:.1f} MiB per 10k tasks "
-          f"(an object is {whole:.0f} B as JSON)", flush=True)
+          f"(an object is {whole:.0f} B as JSON without managedFields)", flush=True)
 
 
 def logged(log: Path, needle: str) -> Callable[[], bool]:
