@@ -153,3 +153,21 @@ def test_a_quiet_stream_sends_keepalive_comments(gateway: Gateway) -> None:
     finally:
         conn.close()
     assert lines[0] == b"retry: 3000\n"
+
+
+def test_a_task_created_with_kubectl_streams_and_a_deletion_ends_the_stream(
+        control_plane: ControlPlane, gateway: Gateway) -> None:
+    """Tasks need not come through the gateway; read at once after kubectl created it (the
+    cache may not have seen it yet), then deleted while a client follows it."""
+    control_plane.kubectl("create", "-n", gateway.namespace, "-f", "-", input=(
+        '{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", '
+        '"metadata": {"name": "from-kubectl"}, "spec": {"queue": "gw-unserved"}}'))
+    path = f"{gateway.tasks()}/from-kubectl"
+    assert gateway.call("GET", path).status == 200
+    stream = gateway.events(f"{path}/events")
+    assert next(stream).view["name"] == "from-kubectl"
+    control_plane.kubectl("delete", "asynctask", "from-kubectl", "-n", gateway.namespace)
+    rest = list(stream)
+    assert rest[-1].event == "deleted", [e.event for e in rest]
+    assert gateway.call("GET", path).status == 404
+    assert gateway.call("GET", f"{path}/wait?timeout=1s").status == 404
