@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 
@@ -78,7 +79,7 @@ def running_message(http_env: dict[str, str]) -> str:
             f"  kubectl get asynctasks -w\n"
             f"The HTTP API (docs/gateway.md), with a token for {CLIENT_SA}:\n"
             f"  export {exports}\n"
-            f"  {readme_curl()}\n"
+            f"{textwrap.indent(readme_curl(), '  ')}\n"
             f"Press Ctrl-C to stop everything.")
 
 
