@@ -9,15 +9,24 @@ the SubjectAccessReview for the caller stands between a caller and the second na
 
 from __future__ import annotations
 
+import base64
+import json
+import ssl
+import sys
+import urllib.error
+import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from testbed import ControlPlane
-from tests.e2e.gateway_client import StreamRefused, count_tasks
+from testbed._proc import free_port
+from tests.e2e.conftest import running
+from tests.e2e.gateway_client import Gateway, StreamRefused, count_tasks, wait_ready
 
 if TYPE_CHECKING:
-    from tests.e2e.gateway_client import Answer, Gateway
+    from tests.e2e.gateway_client import Answer
 
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.e2e.gateway_fixtures"]  # gateway, gateway_worker
@@ -143,3 +152,48 @@ def test_malformed_and_oversized_bodies(control_plane: ControlPlane, gateway: Ga
                            headers={"Idempotency-Key": '""'})
     assert bad_key.status == 400
     assert count_tasks(control_plane, gateway.namespace) == before
+
+
+def apiserver_status(cp: ControlPlane, token: str, namespace: str) -> int:
+    """The apiserver's answer to a list of asynctasks with ``token`` (and nothing else)."""
+    cluster = json.loads(cp.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o",
+                                    "json").stdout)["clusters"][0]["cluster"]
+    ctx = ssl.create_default_context(
+        cadata=base64.b64decode(cluster["certificate-authority-data"]).decode())
+    request = urllib.request.Request(
+        f"{cluster['server']}/apis/asynctask.dev/v1alpha1/namespaces/{namespace}/asynctasks",
+        headers={"Authorization": f"Bearer {token}"})
+    try:
+        with urllib.request.urlopen(request, context=ctx, timeout=10) as resp:
+            return int(resp.status)
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def test_token_audiences_and_anonymous_callers_are_configurable(
+        control_plane: ControlPlane, gateway: Gateway, tmp_path: Path) -> None:
+    """A second gateway that accepts only tokens minted for it (audience
+    ``asynctask-gateway``) and lets callers without a token in as system:anonymous, who are
+    then reviewed like anyone (and may do nothing here)."""
+    port = free_port()
+    env = dict(gateway.process.env, ASYNCTASK_GATEWAY_PORT=str(port),
+               ASYNCTASK_GATEWAY_AUDIENCES="asynctask-gateway",
+               ASYNCTASK_GATEWAY_ALLOW_ANONYMOUS="true")
+    with running("gateway-audience", [sys.executable, "-m", "asynctask_gateway"], env,
+                 tmp_path, ready="serving on"):
+        wait_ready(port)
+        other = Gateway(gateway.process, port, gateway.namespace, gateway.other,
+                        gateway.identity, dict(gateway.tokens))
+        minted = control_plane.kubectl(
+            "create", "token", "reader", "-n", gateway.namespace,
+            "--audience=asynctask-gateway", "--duration=10m").stdout.strip()
+        assert other.call("GET", other.tasks(), token=minted).status == 200
+        # A token for the apiserver's own audience is refused by this gateway...
+        unauthorized(other.call("GET", other.tasks(), token="reader"))
+        # ...and one minted for the gateway is refused by the apiserver itself.
+        assert apiserver_status(control_plane, minted, gateway.namespace) == 401
+        assert apiserver_status(control_plane, gateway.tokens["reader"],
+                                gateway.namespace) == 200
+        anonymous = other.call("GET", other.tasks(), token=None)
+        forbidden(anonymous, "list")
+        assert "system:anonymous" in anonymous.problem["detail"]
