@@ -59,6 +59,8 @@ class TaskCache:
         self.kube, self.metrics, self.watch_timeout = kube, metrics, watch_timeout
         self.scopes: list[str | None] = list(namespaces) or [None]
         self._entries: dict[Key, Entry] = {}
+        # The same entries by namespace: a list reads one namespace, never all of them.
+        self._namespaces: dict[str, dict[str, Entry]] = {}
         self._signals: dict[Key, asyncio.Event] = {}
         self._synced: set[str | None] = set()
 
@@ -75,8 +77,8 @@ class TaskCache:
 
     def in_namespace(self, namespace: str) -> list[Entry]:
         """The namespace's entries, sorted by name (the order pagination walks)."""
-        return sorted((e for k, e in self._entries.items() if k[0] == namespace),
-                      key=lambda e: e.view.name)
+        entries = self._namespaces.get(namespace, {})
+        return [entries[name] for name in sorted(entries)]
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -108,10 +110,15 @@ class TaskCache:
 
     def _store(self, entry: Entry) -> None:
         self._entries[entry.key] = entry
+        self._namespaces.setdefault(entry.key[0], {})[entry.key[1]] = entry
         self._wake(entry.key)
 
     def _drop(self, key: Key) -> None:
         if self._entries.pop(key, None) is not None:
+            names = self._namespaces.get(key[0], {})
+            names.pop(key[1], None)
+            if not names:
+                self._namespaces.pop(key[0], None)
             self._wake(key)
 
     def _wake(self, key: Key) -> None:

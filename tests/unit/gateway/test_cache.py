@@ -128,3 +128,16 @@ def test_served_namespaces() -> None:
 def test_api_errors_carry_the_status() -> None:
     exc = ApiError(410, {"reason": "Expired", "message": "too old"})
     assert exc.status == 410 and "too old" in str(exc)
+
+
+def test_a_namespace_lists_its_own_entries_by_name() -> None:
+    cache = TaskCache(cast(Kube, None), [], Metrics())
+    for name in ("b", "a", "c"):
+        cache.seed(task(name, "1"))
+    cache.seed({**task("z", "1"), "metadata": {"name": "z", "namespace": "other",
+                                               "resourceVersion": "1"}})
+    assert [e.view.name for e in cache.in_namespace("ns")] == ["a", "b", "c"]
+    cache._drop(("ns", "b"))
+    cache._drop(("other", "z"))
+    assert [e.view.name for e in cache.in_namespace("ns")] == ["a", "c"]
+    assert cache.in_namespace("other") == [] and len(cache) == 2
