@@ -85,6 +85,32 @@ def token_kubeconfig(cp: ControlPlane, namespace: str, sa: str, path: Path,
     return path
 
 
+def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str, stdin: str | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    """kubectl with nothing but the credentials of ``kubeconfig``."""
+    assert cp.bin_dir is not None
+    env = {**cp.env(), "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([str(cp.bin_dir / "kubectl"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False, input=stdin)
+
+
+def can_i(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str
+          ) -> str:
+    """``kubectl auth can-i`` as the kubeconfig's user: "yes" or "no". ``namespace`` "*"
+    asks cluster-wide (cluster-scoped resources, or all namespaces). In ``resource``, a
+    group's "x.group/y" is the subresource y, a core "x/y" the object named y."""
+    resource, _, sub = resource.partition("/")
+    if sub and "." not in resource:
+        resource, sub = f"{resource}/{sub}", ""
+    scope = ["--all-namespaces"] if namespace == "*" else ["-n", namespace]
+    if sub:
+        scope.append(f"--subresource={sub}")
+    out = as_sa(cp, kubeconfig, "auth", "can-i", verb, resource, *scope)
+    answer = out.stdout.strip()
+    assert answer in ("yes", "no"), out.stdout + out.stderr
+    return answer
+
+
 # --- the gateway's identity, from the chart -------------------------------------------------
 
 @dataclass(frozen=True)
