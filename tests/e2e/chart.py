@@ -4,8 +4,15 @@ tokens, and the gateway's RBAC taken from the chart onto a test cluster.
 The gateway's e2e tests run the gateway as a local process (no kubelet runs on the local
 control plane) but with the identity the chart gives it: ``gateway_rbac`` renders the
 chart's gateway ServiceAccount and RBAC objects, applies them, and hands out a kubeconfig
-holding only that ServiceAccount's token. So the rights those tests exercise are the
-chart's own, not a copy that could drift from it.
+holding only that ServiceAccount's token; ``gateway_container`` gives the command and
+environment the chart's Deployment gives the gateway. So the rights and settings those
+tests exercise are the chart's own, not a copy that could drift from it.
+
+    with gateway_rbac(cp, "gw-home", served=["team-a"]) as gw:
+        env = {e["name"]: e["value"] for e in gateway_container(
+            cp, "gw-home", served=["team-a"])["env"]}
+        env["KUBECONFIG"] = str(gw.kubeconfig(cp, tmp_path / "gateway.kubeconfig"))
+        ...  # start asynctask-gateway with env
 """
 
 from __future__ import annotations
@@ -156,6 +163,25 @@ def gateway_rbac_objects(cp: ControlPlane, namespace: str, *, release: str,
     rendered = objects_of(template(cp, namespace, *args, release=release))
     return [o for o in rendered
             if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
+
+
+def gateway_container(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
+                      values: Sequence[str] = ()) -> dict[str, Any]:
+    """The container of the chart's gateway Deployment (``command``, ``env``, ``ports``,
+    probes), rendered like ``gateway_rbac_objects``: run the gateway process with its
+    command and ``{e["name"]: e["value"] for e in container["env"]}`` to run it as the
+    chart configures it (the chart sets every value directly, no Secret references)."""
+    args = ["--set", "gateway.enabled=true", "--show-only", "templates/gateway-deployment.yaml"]
+    if served:
+        args += ["--set", "operator.watchNamespaces={" + ",".join(served) + "}"]
+    for value in values:
+        args += ["--set", value]
+    (deployment,) = [o for o in objects_of(template(cp, namespace, *args))
+                     if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert all("value" in e for e in container["env"]), container["env"]
+    found: dict[str, Any] = container
+    return found
 
 
 def apply_gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),

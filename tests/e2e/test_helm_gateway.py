@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from testbed import ControlPlane
-from tests.e2e.chart import GatewayIdentity, as_sa, can_i, gateway_rbac
+from tests.e2e.chart import GatewayIdentity, as_sa, can_i, gateway_container, gateway_rbac
 
 pytestmark = pytest.mark.e2e
 
@@ -127,3 +127,17 @@ def test_gateway_rbac_cluster_wide(control_plane: ControlPlane,
         kinds = sorted(o["kind"] for o in gw.objects)
         assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding",
                          "ClusterRoleBinding", "ServiceAccount"]
+
+
+def test_gateway_container_of_the_chart(control_plane: ControlPlane) -> None:
+    """What the gateway's e2e tests start: the chart's command and environment."""
+    container = gateway_container(control_plane, "gw-home", served=["a", "b"],
+                                  values=["gateway.audiences={asynctask-gateway}"])
+    assert container["command"] == ["asynctask-gateway"]
+    env = {e["name"]: e["value"] for e in container["env"]}
+    assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == "a,b"
+    assert env["ASYNCTASK_GATEWAY_AUDIENCES"] == "asynctask-gateway"
+    assert env["ASYNCTASK_GATEWAY_PORT"] == "8080"
+    everywhere = gateway_container(control_plane, "gw-home")
+    assert {e["name"]: e["value"] for e in everywhere["env"]}[
+        "ASYNCTASK_GATEWAY_NAMESPACES"] == ""
