@@ -202,9 +202,11 @@ def apply_gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str
 
 @contextmanager
 def gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
-                 release: str | None = None) -> Iterator[GatewayIdentity]:
+                 release: str | None = None, values: Sequence[str] = ()
+                 ) -> Iterator[GatewayIdentity]:
     """``apply_gateway_rbac`` for the length of a ``with`` block (or a fixture)."""
-    identity = apply_gateway_rbac(cp, namespace, served=served, release=release)
+    identity = apply_gateway_rbac(cp, namespace, served=served, release=release,
+                                  values=values)
     try:
         yield identity
     finally:

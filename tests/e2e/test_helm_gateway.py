@@ -69,8 +69,8 @@ def test_gateway_rbac_per_namespace(control_plane: ControlPlane,
         task_calls(cp, gw, config, served, other)
         reviews(cp, gw, config)
         cluster_scoped = [o for o in gw.objects if o["kind"].startswith("Cluster")]
-    # Leaving the block removed the cluster-scoped objects (the namespaced ones go with
-    # their namespaces).
+    # Leaving the block removed what it applied: the cluster-scoped objects, which would
+    # outlive the test's namespaces, are gone.
     for obj in cluster_scoped:
         gone = cp.kubectl("get", obj["kind"].lower(), obj["metadata"]["name"], check=False)
         assert gone.returncode != 0 and "NotFound" in gone.stderr, obj["metadata"]["name"]
