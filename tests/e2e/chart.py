@@ -4,8 +4,15 @@ tokens, and the gateway's RBAC taken from the chart onto a test cluster.
 The gateway's e2e tests run the gateway as a local process (no kubelet runs on the local
 control plane) but with the identity the chart gives it: ``gateway_rbac`` renders the
 chart's gateway ServiceAccount and RBAC objects, applies them, and hands out a kubeconfig
-holding only that ServiceAccount's token. So the rights those tests exercise are the
-chart's own, not a copy that could drift from it.
+holding only that ServiceAccount's token; ``gateway_container`` gives the command and
+environment the chart's Deployment gives the gateway. So the rights and settings those
+tests exercise are the chart's own, not a copy that could drift from it.
+
+    with gateway_rbac(cp, "gw-home", served=["team-a"]) as gw:
+        env = {e["name"]: e["value"] for e in gateway_container(
+            cp, "gw-home", served=["team-a"])["env"]}
+        env["KUBECONFIG"] = str(gw.kubeconfig(cp, tmp_path / "gateway.kubeconfig"))
+        ...  # start asynctask-gateway with env
 """
 
 from __future__ import annotations
@@ -85,6 +92,32 @@ def token_kubeconfig(cp: ControlPlane, namespace: str, sa: str, path: Path,
     return path
 
 
+def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str, stdin: str | None = None
+          ) -> subprocess.CompletedProcess[str]:
+    """kubectl with nothing but the credentials of ``kubeconfig``."""
+    assert cp.bin_dir is not None
+    env = {**cp.env(), "KUBECONFIG": str(kubeconfig)}
+    return subprocess.run([str(cp.bin_dir / "kubectl"), *args], env=env, capture_output=True,
+                          text=True, timeout=60, check=False, input=stdin)
+
+
+def can_i(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str
+          ) -> str:
+    """``kubectl auth can-i`` as the kubeconfig's user: "yes" or "no". ``namespace`` "*"
+    asks cluster-wide (cluster-scoped resources, or all namespaces). In ``resource``, a
+    group's "x.group/y" is the subresource y, a core "x/y" the object named y."""
+    resource, _, sub = resource.partition("/")
+    if sub and "." not in resource:
+        resource, sub = f"{resource}/{sub}", ""
+    scope = ["--all-namespaces"] if namespace == "*" else ["-n", namespace]
+    if sub:
+        scope.append(f"--subresource={sub}")
+    out = as_sa(cp, kubeconfig, "auth", "can-i", verb, resource, *scope)
+    answer = out.stdout.strip()
+    assert answer in ("yes", "no"), out.stdout + out.stderr
+    return answer
+
+
 # --- the gateway's identity, from the chart -------------------------------------------------
 
 @dataclass(frozen=True)
@@ -132,6 +165,25 @@ def gateway_rbac_objects(cp: ControlPlane, namespace: str, *, release: str,
             if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
 
 
+def gateway_container(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
+                      values: Sequence[str] = ()) -> dict[str, Any]:
+    """The container of the chart's gateway Deployment (``command``, ``env``, ``ports``,
+    probes), rendered like ``gateway_rbac_objects``: run the gateway process with its
+    command and ``{e["name"]: e["value"] for e in container["env"]}`` to run it as the
+    chart configures it (the chart sets every value directly, no Secret references)."""
+    args = ["--set", "gateway.enabled=true", "--show-only", "templates/gateway-deployment.yaml"]
+    if served:
+        args += ["--set", "operator.watchNamespaces={" + ",".join(served) + "}"]
+    for value in values:
+        args += ["--set", value]
+    (deployment,) = [o for o in objects_of(template(cp, namespace, *args))
+                     if o["kind"] == "Deployment"]
+    (container,) = deployment["spec"]["template"]["spec"]["containers"]
+    assert all("value" in e for e in container["env"]), container["env"]
+    found: dict[str, Any] = container
+    return found
+
+
 def apply_gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
                        release: str | None = None, values: Sequence[str] = ()
                        ) -> GatewayIdentity:
@@ -150,9 +202,11 @@ def apply_gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str
 
 @contextmanager
 def gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
-                 release: str | None = None) -> Iterator[GatewayIdentity]:
+                 release: str | None = None, values: Sequence[str] = ()
+                 ) -> Iterator[GatewayIdentity]:
     """``apply_gateway_rbac`` for the length of a ``with`` block (or a fixture)."""
-    identity = apply_gateway_rbac(cp, namespace, served=served, release=release)
+    identity = apply_gateway_rbac(cp, namespace, served=served, release=release,
+                                  values=values)
     try:
         yield identity
     finally:

@@ -7,78 +7,30 @@ The e2e tests (tests/e2e/test_helm.py) apply the same renderings to a real apise
 
 from __future__ import annotations
 
-import functools
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "asynctask"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-HELM_BUILD = REPO / "hack" / "helm" / "build.sh"
-RELEASE, NAMESPACE = "rel", "asynctask-system"
-STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                   "app.kubernetes.io/version", "app.kubernetes.io/managed-by",
-                   "app.kubernetes.io/part-of", "helm.sh/chart")
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace",
-                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-ADMISSION = REPO / "deploy" / "admission" / "asynctask-request-immutable.yaml"
-AUTOSCALE_ANNOTATIONS = ("asynctask.dev/queues", "asynctask.dev/min-replicas",
-                         "asynctask.dev/max-replicas",
-                         "asynctask.dev/target-messages-per-replica")
-
-
-@functools.cache
-def helm() -> str:
-    """The pinned helm binary (built from hack/helm/go.mod on first use, then cached)."""
-    proc = subprocess.run(["bash", str(HELM_BUILD)], stdout=subprocess.PIPE, text=True,
-                          check=False)
-    assert proc.returncode == 0, "building helm failed (see its output above)"
-    return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
-
-
-def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120,
-                          check=False)
-    if check:
-        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def template_text(*args: str, namespace: str = NAMESPACE, release: str = RELEASE) -> str:
-    return run_helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
-
-
-def render(*args: str, namespace: str = NAMESPACE, release: str = RELEASE
-           ) -> list[dict[str, Any]]:
-    text = template_text(*args, namespace=namespace, release=release)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def values_of(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
-    return data
-
-
-def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
-
-
-def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d["spec"]["template"]["spec"]
-            for name, d in by_kind(objects, "Deployment").items()}
-
-
-def worker_deployments(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d for name, d in by_kind(objects, "Deployment").items()
-            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"}
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+from tests.unit.chart import (
+    ADMISSION,
+    AUTOSCALE_ANNOTATIONS,
+    CHART,
+    CI_VALUES,
+    CLUSTER_SCOPED,
+    NAMESPACE,
+    RELEASE,
+    STANDARD_LABELS,
+    by_kind,
+    env_of,
+    pod_specs,
+    render,
+    rules_of,
+    run_helm,
+    values_of,
+    worker_deployments,
+)
 
 
 @pytest.fixture(params=CI_VALUES, ids=lambda p: p.name.removesuffix("-values.yaml"))
@@ -90,7 +42,7 @@ def scenario(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]
 def test_there_are_ci_scenarios() -> None:
     names = {p.name for p in CI_VALUES}
     assert {"default-values.yaml", "minimal-values.yaml", "keda-values.yaml",
-            "multiple-pools-values.yaml"} <= names
+            "multiple-pools-values.yaml", "gateway-values.yaml"} <= names
 
 
 def test_every_object_has_the_standard_labels_and_namespace(
@@ -256,11 +208,6 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
             {"parameter": "host", "name": "asynctask-amqp", "key": key}]
     else:
         assert not scaled and not by_kind(objects, "TriggerAuthentication")
-
-
-def rules_of(objects: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = by_kind(objects, kind)[name]["rules"]
-    return rules
 
 
 OPERATOR_TASK_RULES = [
@@ -429,64 +376,3 @@ def test_the_admission_policy_is_the_one_of_deploy_admission() -> None:
     assert not by_kind(off, "ValidatingAdmissionPolicy")
     assert not by_kind(off, "ValidatingAdmissionPolicyBinding")
 
-
-# --- the gateway ---------------------------------------------------------------------------
-
-GATEWAY_REVIEW_RULES = [
-    {"apiGroups": ["authentication.k8s.io"], "resources": ["tokenreviews"], "verbs": ["create"]},
-    {"apiGroups": ["authorization.k8s.io"], "resources": ["subjectaccessreviews"],
-     "verbs": ["create"]},
-]
-GATEWAY_TASK_RULES = [{"apiGroups": ["asynctask.dev"], "resources": ["asynctasks"],
-                       "verbs": ["get", "list", "watch", "create", "patch", "delete"]}]
-
-
-def gateway_objects(objects: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    return [o for o in objects
-            if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
-
-
-def test_gateway_rbac_is_exactly_the_contract_cluster_wide() -> None:
-    gw = f"{RELEASE}-asynctask-gateway"
-    objects = render("--set", "gateway.enabled=true")
-    assert rules_of(objects, "ClusterRole", f"{gw}-review") == GATEWAY_REVIEW_RULES
-    assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES
-    mine = gateway_objects(objects)
-    roles = {(o["kind"], o["metadata"]["name"]) for o in mine if "rules" in o}
-    assert roles == {("ClusterRole", f"{gw}-review"), ("ClusterRole", gw)}
-    bindings = {(o["kind"], o["metadata"]["name"], o["roleRef"]["name"])
-                for o in mine if "roleRef" in o}
-    assert bindings == {("ClusterRoleBinding", f"{gw}-review", f"{gw}-review"),
-                        ("ClusterRoleBinding", gw, gw)}
-    for o in mine:
-        if "roleRef" in o:
-            assert o["subjects"] == [{"kind": "ServiceAccount", "name": gw,
-                                      "namespace": NAMESPACE}]
-    # No other role names the gateway.
-    for kind in ("RoleBinding", "ClusterRoleBinding"):
-        for binding in by_kind(objects, kind).values():
-            if binding not in mine:
-                assert all(s["name"] != gw for s in binding["subjects"]), binding
-
-
-def test_gateway_rbac_follows_the_operator_namespaces() -> None:
-    gw = f"{RELEASE}-asynctask-gateway"
-    objects = render("--set", "gateway.enabled=true",
-                     "-f", str(CHART / "ci" / "namespaced-values.yaml"))
-    mine = gateway_objects(objects)
-    assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES  # no Secret names
-    assert {o["metadata"]["name"] for o in mine if o["kind"] == "ClusterRoleBinding"} == {
-        f"{gw}-review"}
-    task_bindings = [o for o in mine if o["kind"] == "RoleBinding"]
-    assert sorted(b["metadata"]["namespace"] for b in task_bindings) == ["team-a", "team-b"]
-    for binding in task_bindings:
-        assert binding["metadata"]["name"] == gw
-        assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
-                                      "kind": "ClusterRole", "name": gw}
-
-
-def test_gateway_is_off_by_default() -> None:
-    assert not gateway_objects(render())
-    no_rbac = gateway_objects(render("--set", "gateway.enabled=true", "--set",
-                                     "rbac.create=false"))
-    assert not [o for o in no_rbac if o["kind"].endswith(("Role", "RoleBinding"))]
