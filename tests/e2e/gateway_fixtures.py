@@ -16,7 +16,7 @@ import pytest
 
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
-from tests.e2e.chart import gateway_rbac
+from tests.e2e.chart import gateway_container, gateway_rbac
 from tests.e2e.conftest import Process, running, system_env
 from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_app_worker, grant, wait_ready
 
@@ -26,8 +26,9 @@ def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The gateway serving two fresh namespaces with the chart's ServiceAccount and RBAC
     (the process's KUBECONFIG holds that ServiceAccount's token only); a ``writer`` and a
-    ``reader`` caller with rights in the first namespace. Low per-caller limits and a short
-    keepalive let the tests reach them quickly."""
+    ``reader`` caller with rights in the first namespace, and the chart's environment for
+    the gateway container. Low per-caller limits and a short keepalive let the tests reach
+    them quickly."""
     suffix = uuid.uuid4().hex[:6]
     home, served, other = f"gw-{suffix}", f"t-gw{suffix}-a", f"t-gw{suffix}-b"
     for ns in (home, served, other):
@@ -36,14 +37,20 @@ def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
     with gateway_rbac(control_plane, home, served=[served, other]) as identity:
         tokens = {kind: grant(control_plane, served, kind, verbs)
                   for kind, verbs in CALLER_VERBS.items()}
+        # The chart's command and environment for the gateway container, with the limits
+        # set low through the chart's values; only the port (no pod network here) and the
+        # keepalive interval are the tests' own.
+        container = gateway_container(
+            control_plane, home, served=[served, other],
+            values=["gateway.maxStreamsPerUser=3", "gateway.maxWaitsPerUser=3"])
+        assert container["command"] == ["asynctask-gateway"]
         port = free_port()
-        env = dict(system_env(control_plane, rabbitmq),
-                   KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
+        env = system_env(control_plane, rabbitmq)
+        env.update({e["name"]: e["value"] for e in container["env"]})
+        env.update(KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
                    ASYNCTASK_GATEWAY_PORT=str(port), ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-                   ASYNCTASK_GATEWAY_NAMESPACES=f"{served},{other}",
-                   ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="3",
-                   ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="3",
                    ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2")
+        assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == f"{served},{other}"
         with running("gateway", [sys.executable, "-m", "asynctask_gateway"], env, folder,
                      ready="serving on") as proc:
             wait_ready(port)
