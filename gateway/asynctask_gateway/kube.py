@@ -49,6 +49,14 @@ def tasks_path(namespace: str | None, name: str | None = None) -> str:
     return f"{base}/{name}" if name else base
 
 
+def authorization(token: str) -> str:
+    """The Authorization header for a token as the kubernetes package stores it: the
+    kubeconfig loader prefixes "Bearer ", the in-cluster loader "bearer ", exec plugins
+    neither."""
+    scheme, _, rest = token.strip().partition(" ")
+    return f"Bearer {rest.strip()}" if scheme.lower() == "bearer" and rest else f"Bearer {token}"
+
+
 def load_configuration() -> k8s_client.Configuration:
     """In a pod: the ServiceAccount (token re-read when it rotates); else KUBECONFIG."""
     cfg = k8s_client.Configuration()
@@ -90,7 +98,7 @@ class Kube:
         headers = {"Accept": "application/json", "User-Agent": "asynctask-gateway"}
         token = self.cfg.get_api_key_with_prefix("BearerToken")
         if token:
-            headers["Authorization"] = token if token.startswith("Bearer ") else f"Bearer {token}"
+            headers["Authorization"] = authorization(token)
         if content_type:
             headers["Content-Type"] = content_type
         return headers

@@ -141,3 +141,4 @@ def test_a_namespace_lists_its_own_entries_by_name() -> None:
     cache._drop(("other", "z"))
     assert [e.view.name for e in cache.in_namespace("ns")] == ["a", "c"]
     assert cache.in_namespace("other") == [] and len(cache) == 2
+
