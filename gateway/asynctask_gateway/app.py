@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from asynctask_gateway import handlers, streams
+from asynctask_gateway import handlers, streams, ui, watching
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
@@ -33,6 +33,7 @@ HANDLERS: dict[str, Handler] = {
     "listTasks": handlers.list_tasks, "getTask": handlers.get_task,
     "deleteTask": handlers.delete_task, "cancelTask": handlers.cancel_task,
     "waitTask": streams.wait_task, "streamTask": streams.stream_task,
+    "watchTasks": watching.watch_tasks, "getTaskDetail": watching.get_task_detail,
 }
 
 
@@ -135,5 +136,6 @@ def make_app(gw: Gateway) -> web.Application:
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")
     app.router.add_get("/openapi.json", openapi, name="openapi")
+    ui.add_routes(app)
     app.cleanup_ctx.append(_watching)
     return app

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +44,10 @@ class Entry:
         return (self.view.namespace, self.view.name)
 
 
+#: A cache listener: (key, the entry before, the entry after), ``None`` for absent.
+Listener = Callable[[Key, "Entry | None", "Entry | None"], None]
+
+
 def project(obj: Mapping[str, Any]) -> Entry:
     spec: Mapping[str, Any] = obj.get("spec") or {}
     meta: Mapping[str, Any] = obj.get("metadata") or {}
@@ -63,6 +67,9 @@ class TaskCache:
         self._namespaces: dict[str, dict[str, Entry]] = {}
         self._signals: dict[Key, asyncio.Event] = {}
         self._synced: set[str | None] = set()
+        #: Called with (key, old entry, new entry) on every change (None: absent), e.g. by
+        #: the namespace feed (feed.py); they must not block.
+        self.listeners: list[Listener] = []
 
     # --- reads ------------------------------------------------------------------------
     @property
@@ -109,17 +116,22 @@ class TaskCache:
         return current
 
     def _store(self, entry: Entry) -> None:
+        old = self._entries.get(entry.key)
         self._entries[entry.key] = entry
         self._namespaces.setdefault(entry.key[0], {})[entry.key[1]] = entry
         self._wake(entry.key)
+        for listener in self.listeners:
+            listener(entry.key, old, entry)
 
     def _drop(self, key: Key) -> None:
-        if self._entries.pop(key, None) is not None:
+        if (old := self._entries.pop(key, None)) is not None:
             names = self._namespaces.get(key[0], {})
             names.pop(key[1], None)
             if not names:
                 self._namespaces.pop(key[0], None)
             self._wake(key)
+            for listener in self.listeners:
+                listener(key, old, None)
 
     def _wake(self, key: Key) -> None:
         signal = self._signals.pop(key, None)

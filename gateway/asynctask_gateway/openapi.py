@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from asynctask_gateway.routes import API_ROUTES, PUBLIC_PATHS, Route
+from asynctask_gateway.routes import API_ROUTES, PUBLIC_PATHS, UI_PATHS, Route
 from asynctask_gateway.submissions import MAX_BATCH, TaskRequest
 from asynctask_worker.views import TaskView
 
@@ -30,6 +30,13 @@ TASK_LIST = {"type": "object", "properties": {
 BATCH = {"type": "object", "additionalProperties": False, "required": ["tasks"],
          "properties": {"tasks": {"type": "array", "minItems": 1, "maxItems": MAX_BATCH,
                                   "items": {"$ref": REF.format(model="TaskRequest")}}}}
+TASK_DETAIL = {"type": "object", "description": "A task page's record.", "properties": {
+    "task": {"$ref": REF.format(model="TaskView")},
+    "spec": {"type": "object", "description": "The spec as written, with the request."},
+    "status": {"type": "object", "description": "conditions, webhook, lastError, "
+               "nextAttemptTime, worker, queuedTime, observedGeneration (when set)."},
+    "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+    "annotations": {"type": "object", "additionalProperties": {"type": "string"}}}}
 BATCH_ANSWER = {"type": "object", "properties": {"items": {"type": "array", "items": {
     "type": "object", "properties": {
         "status": {"type": "integer"}, "location": {"type": "string"},
@@ -41,7 +48,8 @@ def _schemas() -> dict[str, Any]:
     _, top = models_json_schema([(TaskView, "serialization"), (TaskRequest, "validation")],
                                 by_alias=True, ref_template=REF)
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
-    schemas.update(Problem=PROBLEM, TaskList=TASK_LIST, Batch=BATCH, BatchAnswer=BATCH_ANSWER)
+    schemas.update(Problem=PROBLEM, TaskList=TASK_LIST, Batch=BATCH, BatchAnswer=BATCH_ANSWER,
+                   TaskDetail=TASK_DETAIL)
     return schemas
 
 
@@ -51,7 +59,8 @@ def _parameters(route: Route) -> list[dict[str, Any]]:
         {"name": n.split("}")[0], "in": "path", "required": True, "schema": {"type": "string"}}
         for n in names]
     queries = {"listTasks": ["queue", "phase", "labelSelector", "limit", "continue"],
-               "waitTask": ["timeout"]}.get(route.name, [])
+               "waitTask": ["timeout"], "watchTasks": ["queue", "labelSelector"],
+               }.get(route.name, [])
     params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in queries]
     headers = {"createTask": ["Prefer", "Idempotency-Key"], "getTask": ["If-None-Match"],
                "streamTask": ["Last-Event-ID"]}.get(route.name, [])
@@ -64,9 +73,10 @@ def _content(route: Route, code: int) -> dict[str, Any]:
         return {}
     if code >= 400:
         return {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    if route.name == "streamTask":
+    if route.name in ("streamTask", "watchTasks"):
         return {"text/event-stream": {"schema": {"type": "string"}}}
-    model = {"listTasks": "TaskList", "createTasks": "BatchAnswer"}.get(route.name, "TaskView")
+    model = {"listTasks": "TaskList", "createTasks": "BatchAnswer",
+             "getTaskDetail": "TaskDetail"}.get(route.name, "TaskView")
     return {"application/json": {"schema": {"$ref": REF.format(model=model)}}}
 
 
@@ -94,6 +104,11 @@ def build_document() -> dict[str, Any]:
     for path in PUBLIC_PATHS:
         paths[path] = {"get": {"operationId": path.strip("/").replace(".", "_"),
                                "security": [], "responses": {"200": {"description": "200"}}}}
+    for path, operation_id in UI_PATHS.items():
+        paths[path] = {"get": {
+            "operationId": operation_id,
+            "summary": "The web dashboard (static files; no token, no data).", "security": [],
+            "responses": {"200": {"description": "200"}, "301": {"description": "301"}}}}
     return {
         "openapi": "3.1.0",
         "info": {"title": "AsyncTask gateway", "version": "v1",

@@ -46,9 +46,20 @@ API_ROUTES: tuple[Route, ...] = (
     Route("POST", TASK + "/cancel", "cancelTask", ("patch",),
           "Cancel the task (sets spec.cancel) and keep its record.",
           answers=(202, 404, 409)),
+    Route("GET", TASKS + ":watch", "watchTasks", ("list", "watch"),
+          "Server-sent events of the namespace (the dashboard's live list): `counts` per "
+          "queue and phase, then `task` (a view) or `deleted` for each change, filtered by "
+          "queue and labelSelector; never ends by itself.", answers=(200, 400, 429)),
+    Route("GET", TASK + "/detail", "getTaskDetail", ("get",),
+          "The whole record for a task page: the view, spec (with the request), status "
+          "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
+          answers=(200, 404)),
 )
 
 #: Served without authentication (probes, scraping, the API description).
 PUBLIC_PATHS = ("/healthz", "/readyz", "/metrics", "/openapi.json")
+#: The dashboard's static files (ui.py): public, they hold no data; the data comes from the
+#: API with the user's token.
+UI_PATHS = {"/ui": "dashboardRedirect", "/ui/": "dashboard", "/ui/{file}": "dashboardFile"}
 
 BY_NAME = {route.name: route for route in API_ROUTES}

@@ -14,6 +14,7 @@ from aiohttp import web
 
 from asynctask_gateway.auth import Authenticator, User
 from asynctask_gateway.cache import Entry, TaskCache, project
+from asynctask_gateway.feed import NamespaceFeed
 from asynctask_gateway.kube import ApiError, Kube, tasks_path
 from asynctask_gateway.metrics import Metrics
 from asynctask_gateway.problems import Problem, from_api_error
@@ -62,10 +63,13 @@ class Gateway:
     auth: Authenticator
     metrics: Metrics
     limits: Limits = field(init=False)
+    feed: NamespaceFeed = field(init=False)
 
     def __post_init__(self) -> None:
         self.limits = Limits(self.metrics, self.settings.max_streams_per_user,
                              self.settings.max_waits_per_user)
+        self.feed = NamespaceFeed()
+        self.cache.listeners.append(self.feed.changed)
 
     async def entry(self, namespace: str, name: str) -> Entry:
         """The task from the cache; a GET when the cache has not seen it yet (created a

@@ -76,7 +76,8 @@ def test_submit_answers_202_then_get_polls_with_etag(
     assert view["name"].startswith("task-") and view["done"] is False
     assert set(view) == {"name", "namespace", "uid", "phase", "done", "progress", "message",
                          "result", "error", "attempts", "createdAt", "startTime",
-                         "completionTime", "resourceVersion"}
+                         "completionTime", "resourceVersion", "queue"}
+    assert view["queue"] == "gw-sleepy"
     wait_phase(control_plane, gateway.namespace, view["name"], "Succeeded")
     path = answer.headers["location"]
     final = gateway.call("GET", path)

@@ -47,6 +47,7 @@ class TaskView(BaseModel):
     start_time: str | None = Field(None, alias="startTime")
     completion_time: str | None = Field(None, alias="completionTime")
     resource_version: str = Field("", alias="resourceVersion")
+    queue: str = Field("", description="spec.queue: the worker pool (task type).")
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase names, every field present)."""
@@ -65,6 +66,7 @@ def phase_of(status: Mapping[str, Any]) -> Phase:
 def task_view(obj: Mapping[str, Any]) -> TaskView:
     """The view of one AsyncTask object (a dict as the Kubernetes API returns it)."""
     meta: Mapping[str, Any] = obj.get("metadata") or {}
+    spec: Mapping[str, Any] = obj.get("spec") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
     phase = phase_of(status)
     error = status.get("error")
@@ -83,4 +85,5 @@ def task_view(obj: Mapping[str, Any]) -> TaskView:
         startTime=status.get("startTime"),
         completionTime=status.get("completionTime"),
         resourceVersion=str(meta.get("resourceVersion", "")),
+        queue=str(spec.get("queue") or ""),
     )

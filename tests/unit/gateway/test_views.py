@@ -50,8 +50,8 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
     wire = task_view(obj(phase="Processing", progress=40, message="half")).to_json()
     assert list(wire) == ["name", "namespace", "uid", "phase", "done", "progress", "message",
                           "result", "error", "attempts", "createdAt", "startTime",
-                          "completionTime", "resourceVersion"]
-    assert wire["phase"] == "Processing" and wire["progress"] == 40
+                          "completionTime", "resourceVersion", "queue"]
+    assert wire["phase"] == "Processing" and wire["progress"] == 40 and wire["queue"] == "q"
     # A client reads it back into the same model (a Python client shares it).
     assert TaskView.model_validate(wire) == task_view(obj(phase="Processing", progress=40,
                                                           message="half"))
