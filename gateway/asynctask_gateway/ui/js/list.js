@@ -32,6 +32,7 @@ export function listPage(root, { namespace, params, notify, navigate }) {
 
   append(root, [
     h("div", { className: "title" }, h("h2", {}, `Tasks in ${namespace}`), status),
+    submitForm(namespace, queues, notify),
     countsSection(counts),
     filterForm(filter, go),
     h("div", { className: "table-wrap" },
@@ -41,7 +42,6 @@ export function listPage(root, { namespace, params, notify, navigate }) {
                                     "Created"].map((c) => h("th", { scope: "col" }, c)))),
         tbody)),
     moreButton,
-    submitForm(namespace, queues, notify),
     queues,
   ]);
 
@@ -238,8 +238,7 @@ function parseLabels(text) {
 }
 
 function submitForm(namespace, queues, notify) {
-  const form = h("form", { className: "submit", "aria-labelledby": "submit-title" },
-    h("h3", { id: "submit-title" }, "Submit a task"),
+  const form = h("form", { className: "submit", "aria-label": "Submit a task" },
     h("label", { htmlFor: "submit-queue" }, "Queue"),
     h("input", { id: "submit-queue", name: "queue", required: true, spellcheck: false }),
     h("label", { htmlFor: "submit-request" }, "Request (JSON)"),
@@ -268,5 +267,6 @@ function submitForm(namespace, queues, notify) {
       notify(error);
     }
   });
-  return form;
+  return h("details", { className: "submit-box", id: "submit-box" },
+           h("summary", { id: "submit-toggle" }, "Submit a task"), form);
 }
