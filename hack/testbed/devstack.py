@@ -80,6 +80,8 @@ def running_message(http_env: dict[str, str]) -> str:
             f"The HTTP API (docs/gateway.md), with a token for {CLIENT_SA}:\n"
             f"  export {exports}\n"
             f"{textwrap.indent(readme_curl(), '  ')}\n"
+            f"The dashboard: open {http_env['GATEWAY']}/ui/#/ns/{http_env['NS']} and paste the\n"
+            f"  TOKEN above into its token field (kept in that tab only, never in a URL).\n"
             f"Press Ctrl-C to stop everything.")
 
 

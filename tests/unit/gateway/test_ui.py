@@ -28,7 +28,7 @@ def test_no_inline_script_no_inline_style_no_other_origin() -> None:
     assert not re.search(r"<script(?![^>]*\bsrc=)", html)
     assert not re.search(r"\sstyle=|\son\w+=", html)
     for name, path in ui.FILES.items():
-        text = path.read_text()
+        text = re.sub(r'xmlns="[^"]*"', "", path.read_text())  # a name, not a request
         assert not re.search(r"(https?:)?//[a-z0-9.-]+\.[a-z]{2,}/", text), name
 
 

@@ -4,9 +4,9 @@
 // Order that makes list + stream exact (see the gateway's watching.py): open the stream,
 // wait for its first `counts` event, list, then apply the events that arrived meanwhile.
 
-import { api, query, readStream, tasksPath } from "./api.js";
+import { ApiError, api, query, readStream, tasksPath } from "./api.js";
 import { PHASES, append, h, hashFor, phaseBadge, progressBar, updateBar, when } from "./dom.js";
-import { keepOpen } from "./live.js";
+import { FINAL, keepOpen } from "./live.js";
 
 const PAGE = 500;
 
@@ -150,8 +150,16 @@ export function listPage(root, { namespace, params, notify, navigate }) {
     signal: abort.signal,
     onState: (state) => {
       root.dataset.live = "false";
-      if (state === "reconnecting") status.textContent = "reconnecting…";
-      else notify(state);
+      if (state === "reconnecting") {
+        status.textContent = "reconnecting…";
+        return;
+      }
+      notify(state);
+      if (state instanceof ApiError && FINAL.has(state.status)) {
+        // Refused for good (bad token, no access): nothing below would ever fill.
+        root.replaceChildren(h("div", { className: "title" }, h("h2", {}, `Tasks in ${namespace}`)),
+                             h("p", { className: "prompt" }, `Nothing to show: ${state.message}`));
+      }
     },
   });
   return () => abort.abort();

@@ -4,7 +4,7 @@
 import { ApiError, readStream } from "./api.js";
 
 const RETRY_MS = 3000;
-const FINAL = new Set([400, 401, 403, 404]);
+export const FINAL = new Set([400, 401, 403, 404]);
 
 /**
  * Runs `connect()` (which opens one stream and resolves when it ends) again and again until

@@ -16,14 +16,16 @@ let close = () => {};
 function notify(what) {
   notice.hidden = false;
   notice.className = what instanceof Error ? "error" : "info";
+  const text = h("div", { className: "notice-text" });
   if (what instanceof Error) {
     const hint = what instanceof ApiError ? what.hint : "";
-    notice.replaceChildren(h("strong", {}, what.message), hint ? h("span", {}, ` ${hint}`) : null);
+    text.append(h("strong", {}, what.message), hint ? ` ${hint}` : "");
   } else if (what.link) {
-    notice.replaceChildren(what.text, h("a", { href: what.link[1] }, what.link[0]));
+    text.append(what.text, h("a", { href: what.link[1] }, what.link[0]));
   } else {
-    notice.replaceChildren(what.text);
+    text.append(what.text);
   }
+  notice.replaceChildren(text);
   const dismiss = h("button", { type: "button", className: "dismiss",
                                 "aria-label": "Dismiss message",
                                 onclick: () => { notice.hidden = true; } }, "×");
