@@ -5,18 +5,23 @@ its end). So by default (``ASYNCTASK_EVENTS=failures``) Events are recorded for 
 wrong or is done to a task: Failed, Error, TimedOut, Cancelled, a retry, a dead-lettered
 message. ``all`` adds one Event per phase change (Pending, Processing, Succeeded: +3
 writes a task); ``none`` records nothing. Recording never blocks status writes.
+
+(Kubernetes Events only: the CloudEvents of webhooks are in :mod:`cloudevents`.)
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from asynctask_operator.background import Background
 from asynctask_operator.kube import Kube
-from asynctask_operator.settings import GROUP, KIND, VERSION
+from asynctask_operator.limits import MESSAGE_CHARS
+from asynctask_operator.observers import Written
+from asynctask_operator.resource import GROUP, KIND, VERSION
+from asynctask_operator.status import phase_of, rfc3339
 from asynctask_worker.messages import Phase, TaskRef
 
 log = logging.getLogger("asynctask.operator.events")
@@ -38,24 +43,34 @@ class EventRecorder:
         self.kube = kube
         self.policy = policy
         self.instance = socket.gethostname()
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._posts = Background()
+
+    def status_written(self, written: Written) -> None:
+        """An observer of the status writer: an Event for a phase change (not a retry's)."""
+        status = written.status
+        phase = phase_of(status)
+        if (phase is not None and phase is not phase_of(written.previous)
+                and not status.get("nextAttempt")):
+            detail = (status.get("error") or {}).get("message") or status.get("message") or ""
+            self.record(written.ref, phase.value, str(detail))
+
+    def task_forgotten(self, uid: str) -> None:
+        pass
 
     def record(self, ref: TaskRef, reason: str, message: str) -> None:
         if not wanted(self.policy, reason):
             return
         kind = "Warning" if reason in WARNING_REASONS else "Normal"
-        task = asyncio.get_running_loop().create_task(self._post(ref, kind, reason, message))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._posts.spawn(self._post(ref, kind, reason, message), name=f"event-{reason}")
 
     async def _post(self, ref: TaskRef, kind: str, reason: str, message: str) -> None:
-        now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        now = rfc3339(datetime.now(UTC))
         body: dict[str, Any] = {
             "apiVersion": "v1", "kind": "Event",
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
                                "name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-            "type": kind, "reason": reason, "message": message[:1024],
+            "type": kind, "reason": reason, "message": message[:MESSAGE_CHARS],
             "source": {"component": "asynctask-operator"},
             "reportingComponent": "asynctask.dev/operator", "reportingInstance": self.instance,
             "firstTimestamp": now, "lastTimestamp": now, "count": 1,
