@@ -11,29 +11,28 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from asynctask_operator.kube import Deployment
 from asynctask_operator.scaling import (
     Autoscaler,
     BadAnnotations,
     Depth,
     DepthReader,
-    Found,
+    DepthSource,
     Policy,
     Problems,
     Stabiliser,
     in_scope,
     merge,
-    operator_namespaces,
     parse_policy,
 )
-from asynctask_operator.settings import OperatorSettings
+from asynctask_operator.settings import ScalingConfig
 
 CLOSED_AMQP = "amqp://guest:guest@127.0.0.1:1/%2F"  # nothing listens on port 1
 
 
-def settings(**overrides: Any) -> OperatorSettings:
-    values: dict[str, Any] = dict(amqp_url=CLOSED_AMQP, management_url=None,
-                                  scale_down_window_seconds=120.0)
-    return OperatorSettings(**(values | overrides))
+def settings(**overrides: Any) -> ScalingConfig:
+    values: dict[str, Any] = dict(management_url=None, scale_down_window_seconds=120.0)
+    return ScalingConfig(**(values | overrides))
 
 
 # Policy and annotations ------------------------------------------------------------------
@@ -141,12 +140,6 @@ def test_an_inexact_depth_scales_up_but_never_down() -> None:
 
 # Namespace scope and depth ---------------------------------------------------------------
 
-def test_operator_namespaces_come_from_its_command_line() -> None:
-    assert operator_namespaces(["--standalone", "--namespace", "t-*", "-n", "prod",
-                                "--namespace=dev", "--verbose"]) == ["t-*", "prod", "dev"]
-    assert operator_namespaces(["--standalone", "--peering", "x"]) == []
-
-
 @pytest.mark.parametrize(("namespace", "patterns", "expected"), [
     ("anything", [], True),
     ("t-1234", ["t-*"], True),
@@ -169,11 +162,11 @@ def test_merge_takes_live_ready_and_managed_unacked() -> None:
     assert merge(None, None) is None
 
 
-# The autoscaler's rounds, with fake depths and a fake scale call -------------------------
+# The autoscaler's rounds, with fake depths and a fake Deployment API ---------------------
 
 class FakeReader(DepthReader):
-    def __init__(self, config: OperatorSettings, managed: bool = True) -> None:
-        super().__init__(config, Problems())
+    def __init__(self, managed: bool = True) -> None:
+        super().__init__(DepthSource(CLOSED_AMQP), Problems())
         self.managed = managed
         self.depths: dict[str, Depth | None] = {}
         self.fail: BaseException | None = None
@@ -184,22 +177,39 @@ class FakeReader(DepthReader):
         return {q: self.depths.get(q, Depth(0, 0)) for q in queues}
 
 
-class FakeScaler(Autoscaler):
-    def __init__(self, config: OperatorSettings, namespaces: Sequence[str] = ()) -> None:
-        super().__init__(config, namespaces)
-        self.reader = FakeReader(config)
-        self.calls: list[tuple[str, int]] = []
+class FakeDeploymentApi:
+    """Kube's Deployment calls: answers a listing, records the scale calls."""
 
-    async def scale(self, key: str, pool: Any, replicas: int) -> bool:
-        self.calls.append((key, replicas))
-        return True
+    def __init__(self) -> None:
+        self.listing: list[Deployment] = []
+        self.listed: list[tuple[list[str | None], str]] = []
+        self.scaled: list[tuple[str, int]] = []
+
+    async def list_deployments(self, namespaces: Sequence[str | None],
+                               label_selector: str) -> list[Deployment]:
+        self.listed.append((list(namespaces), label_selector))
+        return list(self.listing)
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        self.scaled.append((f"{namespace}/{name}", replicas))
+
+
+class FakeScaler(Autoscaler):
+    def __init__(self, config: ScalingConfig, namespaces: Sequence[str] = ()) -> None:
+        self.fake_api = FakeDeploymentApi()
+        super().__init__(config, CLOSED_AMQP, self.fake_api, namespaces)
+        self.reader = FakeReader()
+
+    @property
+    def calls(self) -> list[tuple[str, int]]:
+        return self.fake_api.scaled
 
 
 def worker(name: str, queues: str, replicas: int = 0, namespace: str = "t-1",
-           **annotations: str) -> Found:
+           **annotations: str) -> Deployment:
     notes = {"asynctask.dev/queues": queues}
     notes.update({f"asynctask.dev/{k.replace('_', '-')}": v for k, v in annotations.items()})
-    return (namespace, name, replicas, notes)
+    return Deployment(namespace, name, replicas, notes)
 
 
 def depths(**ready: int) -> Mapping[str, Depth]:
@@ -259,7 +269,7 @@ async def test_without_unacked_counts_a_managed_reader_never_scales_down() -> No
     assert scaler.calls == [("t-1/w", 5), ("t-1/w", 0)]
 
 
-async def test_unknown_depth_leaves_the_pool_alone() -> None:
+async def test_unknown_depth_leaves_the_deployment_alone() -> None:
     scaler = FakeScaler(settings(scale_down_window_seconds=0))
     scaler.discover([worker("w", "a,b", replicas=2)], now=0)
     scaler.reader.depths = {"a": Depth(9, 0), "b": None}  # type: ignore[attr-defined]
@@ -280,38 +290,32 @@ async def test_bad_annotations_are_logged_once_and_skipped(
     assert [r.getMessage() for r in errors] == [
         "not autoscaling t-1/bad: asynctask.dev/max-replicas='lots' is not a whole number "
         "of at least 1"]
-    assert set(scaler.pools) == {"t-1/good"}
+    assert set(scaler.deployments) == {"t-1/good"}
     # Fixed: picked up at the next listing.
     scaler.discover([worker("bad", "q", max_replicas="3"), good], now=4)
-    assert set(scaler.pools) == {"t-1/bad", "t-1/good"}
-    # Broken again: logged again, and the pool is dropped.
+    assert set(scaler.deployments) == {"t-1/bad", "t-1/good"}
+    # Broken again: logged again, and the Deployment is dropped.
     scaler.discover([bad, good], now=5)
-    assert set(scaler.pools) == {"t-1/good"}
+    assert set(scaler.deployments) == {"t-1/good"}
     assert len([r for r in caplog.records if r.levelno == logging.WARNING]) == 2
 
 
 def test_discovery_follows_the_listing_and_the_namespace_scope() -> None:
     scaler = FakeScaler(settings(), namespaces=["t-*"])
     scaler.discover([worker("a", "q"), worker("b", "q", namespace="prod")], now=0)
-    assert set(scaler.pools) == {"t-1/a"}
+    assert set(scaler.deployments) == {"t-1/a"}
     scaler.discover([worker("a", "q", replicas=4, max_replicas="6")], now=1)
-    assert scaler.pools["t-1/a"].replicas == 4
-    assert scaler.pools["t-1/a"].policy.max_replicas == 6
+    assert scaler.deployments["t-1/a"].replicas == 4
+    assert scaler.deployments["t-1/a"].policy.max_replicas == 6
     scaler.discover([], now=2)
-    assert scaler.pools == {}
+    assert scaler.deployments == {}
 
 
 async def test_the_loop_survives_failures(caplog: pytest.LogCaptureFixture) -> None:
     scaler = FakeScaler(settings(scale_interval_seconds=0.2))
     reader: FakeReader = scaler.reader  # type: ignore[assignment]
     reader.fail = RuntimeError("boom")
-    listed: list[float] = []
-
-    async def list_deployments() -> list[Found] | None:
-        listed.append(asyncio.get_running_loop().time())
-        return [worker("w", "q")]
-
-    scaler.list_deployments = list_deployments  # type: ignore[method-assign]
+    scaler.fake_api.listing = [worker("w", "q")]
     task = asyncio.create_task(scaler.run())
     await asyncio.sleep(0.5)
     reader.fail = None
@@ -321,7 +325,22 @@ async def test_the_loop_survives_failures(caplog: pytest.LogCaptureFixture) -> N
     await asyncio.wait([task])
     assert "autoscaling round failed" in caplog.text
     assert scaler.calls == [("t-1/w", 1)]
-    assert len(listed) == 1  # listing is every 10 s, rounds every 0.2 s
+    # Listing is every 10 s, rounds every 0.2 s; cluster-wide: one LIST of all namespaces.
+    assert scaler.fake_api.listed == [([None], "asynctask.dev/autoscale=true")]
+
+
+async def test_plain_namespaces_are_listed_one_by_one_patterns_cluster_wide() -> None:
+    plain = FakeScaler(settings(), namespaces=["team-a", "team-b"])
+    await plain.list_deployments()
+    assert plain.fake_api.listed[0][0] == ["team-a", "team-b"]
+    patterned = FakeScaler(settings(), namespaces=["team-*"])
+    patterned.fake_api.listing = [worker("w", "q", namespace="team-x"),
+                                  worker("w", "q", namespace="other")]
+    found = await patterned.list_deployments()
+    assert patterned.fake_api.listed[0][0] == [None]
+    assert found is not None
+    patterned.discover(found, now=0)
+    assert set(patterned.deployments) == {"team-x/w"}
 
 
 # The management API reader, against a local HTTP server ----------------------------------
@@ -354,7 +373,7 @@ async def test_management_reader_counts_unacked_and_ready(
         "asynctask.tasks.busy": {"messages_ready": 4, "messages_unacknowledged": 3},
         "asynctask.tasks.fresh": {"name": "asynctask.tasks.fresh"},  # no statistics yet
     })
-    reader = DepthReader(settings(management_url=url, management_timeout_seconds=1),
+    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=1),
                          Problems())
     try:
         got = await reader.read(["busy", "fresh", "missing"])
@@ -373,7 +392,8 @@ async def test_management_reader_failure_is_reported_and_unacked_unknown(
         caplog: pytest.LogCaptureFixture) -> None:
     runner, url, _ = await management_server({"asynctask.tasks.q": "slow"})
     problems = Problems()
-    reader = DepthReader(settings(management_url=url, management_timeout_seconds=0.3), problems)
+    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=0.3),
+                         problems)
     try:
         assert await reader.read(["q"]) == {"q": None}  # neither source answered
         assert "cannot read in-flight counts from the management API (TimeoutError" in (

@@ -93,9 +93,42 @@ def test_error_records_reason_message_and_traceback() -> None:
 
 
 def test_operator_error_for_invalid_spec() -> None:
-    s = st.error({}, "InvalidSpec", "spec.queue: required", NOW, 1)
+    s = st.end({}, Phase.ERROR, "InvalidSpec", "spec.queue: required", NOW, 1)
     assert s["phase"] == "Error" and s["error"]["reason"] == "InvalidSpec"
-    assert st.error(s, "Other", "x", NOW, 1) is s  # terminal stays
+    assert st.end(s, Phase.ERROR, "Other", "x", NOW, 1) is s  # terminal stays
+
+
+def test_operator_messages_are_cut_to_the_named_limits() -> None:
+    s = st.end({}, Phase.ERROR, "Huge", "x" * 10_000, NOW, 1)
+    assert len(s["message"]) == 1024 and len(s["error"]["message"]) == 4096
+
+
+# times ----------------------------------------------------------------------------------
+
+def test_times_are_written_in_whole_seconds_and_read_back() -> None:
+    at = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
+    assert st.rfc3339(at) == "2026-03-04T05:06:07Z"
+    assert st.parse_time(st.rfc3339(at)) == at.replace(microsecond=0)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    ("2026-03-04T05:06:07.25Z", datetime(2026, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)),
+    ("2026-03-04T05:06:07.123456Z", datetime(2026, 3, 4, 5, 6, 7, 123_456, tzinfo=UTC)),
+    ("2026-03-04t05:06:07z", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
+    ("2026-03-04T07:06:07+02:00", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
+])
+def test_rfc3339_with_fractions_and_offsets_is_read(text: str, expected: datetime) -> None:
+    assert st.parse_time(text) == expected
+    assert st.parse_time(text).utcoffset() == timedelta(0)
+
+
+def test_seconds_between_two_status_times() -> None:
+    assert st.seconds_between("2026-01-01T00:00:00Z", "2026-01-01T00:01:00.5Z") == 60.5
+
+
+def test_malformed_times_are_refused() -> None:
+    with pytest.raises(ValueError, match="Invalid isoformat"):
+        st.parse_time("yesterday")
 
 
 @pytest.mark.parametrize(("phase", "ready", "completed", "reconciling", "stalled"), [
@@ -135,8 +168,8 @@ def test_order_prefers_later_attempt_then_phase_then_progress() -> None:
 def test_retry_goes_back_to_pending_and_ignores_the_old_attempt() -> None:
     s = step(pending(), msg(Phase.PROCESSING))
     boom = msg(Phase.ERROR, seq=1, error=ErrorInfo(reason="HandlerException", message="x"))
-    assert st.retries_left(s, boom, retries=1)
-    assert not st.retries_left(s, boom, retries=0)
+    assert st.retries_left(boom, retries=1)
+    assert not st.retries_left(boom, retries=0)
     later = NOW + timedelta(seconds=5)
     r = st.retrying(s, boom, later, 1, NOW, 1)
     assert (r["phase"], r["nextAttempt"], r["attempts"]) == ("Pending", 2, 1)
@@ -151,12 +184,11 @@ def test_retry_goes_back_to_pending_and_ignores_the_old_attempt() -> None:
     assert "nextAttempt" not in r2 and "nextAttemptTime" not in r2
     # Its Error is final when no retry is left.
     fail2 = msg(Phase.ERROR, attempt=2, seq=1, error=ErrorInfo(reason="HandlerException"))
-    assert not st.retries_left(r2, fail2, retries=1)
+    assert not st.retries_left(fail2, retries=1)
 
 
 def test_failed_is_never_retried() -> None:
-    s = step(pending(), msg(Phase.PROCESSING))
-    assert not st.retries_left(s, msg(Phase.FAILED, seq=1), retries=5)
+    assert not st.retries_left(msg(Phase.FAILED, seq=1), retries=5)
 
 
 @pytest.mark.parametrize("phase", [Phase.CANCELLED, Phase.TIMED_OUT, Phase.ERROR])
