@@ -23,8 +23,10 @@ from asynctask_operator.inbox import StatusInbox
 from asynctask_operator.kube import Kube
 from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.ports import OperatorApi, TaskBroker
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import Config
+from asynctask_operator.ssrf import Resolve, system_resolve
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
 from asynctask_operator.tracking import Tracker
@@ -34,6 +36,41 @@ from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer
 
 log = logging.getLogger("asynctask.operator")
+
+
+@dataclass
+class TaskLogic:
+    """Everything that acts on tasks, wired; the edges (Kubernetes, RabbitMQ) are given."""
+
+    table: TaskTable
+    timers: Deadlines
+    events: EventRecorder
+    webhooks: WebhookDispatcher
+    writer: StatusWriter
+    tracker: Tracker
+    inbox: StatusInbox
+    outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
+
+    @classmethod
+    def wire(cls, config: Config, api: OperatorApi, broker: TaskBroker,
+             metrics: OperatorMetrics, *, resolve: Resolve = system_resolve) -> TaskLogic:
+        lifecycle = config.lifecycle
+        outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
+        events = EventRecorder(api, lifecycle.events)
+        webhooks = WebhookDispatcher(
+            config.webhook, load_secret=api.read_secret_key,
+            on_outcome=lambda ref, outcome: outcomes.put_nowait((ref, outcome)),
+            resolve=resolve)
+        table = TaskTable(api)
+        timers = Deadlines()
+        # Observers run in this order after each write, as the inline calls they replace did.
+        writer = StatusWriter(api, table, metrics, [metrics, webhooks, events, timers],
+                              progress_interval_seconds=lifecycle.progress_patch_interval_seconds)
+        tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics)
+        inbox = StatusInbox(table, writer, broker, events, metrics,
+                            retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds)
+        metrics.watch_sizes(lambda: len(table), lambda: len(timers))
+        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes)
 
 
 class Operator:
@@ -46,30 +83,11 @@ class Operator:
                              heartbeat=broker.heartbeat_seconds,
                              reconnect_max_delay=broker.reconnect_max_delay_seconds)
         self.metrics = OperatorMetrics()
-        self.events = EventRecorder(self.kube, config.lifecycle.events)
-        self.outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
-        self.webhooks = WebhookDispatcher(config.webhook, load_secret=self.kube.read_secret_key,
-                                          on_outcome=self._outcome)
-        self.table = TaskTable(self.kube)
-        self.timers = Deadlines()
-        # Observers run in this order after each write, as the inline calls they replace did.
-        self.writer = StatusWriter(
-            self.kube, self.table, self.metrics,
-            [self.metrics, self.webhooks, self.events, self.timers],
-            progress_interval_seconds=config.lifecycle.progress_patch_interval_seconds)
-        self.tracker = Tracker(config.lifecycle, self.table, self.writer, self.kube,
-                               self.broker, self.timers, self.metrics)
-        self.inbox = StatusInbox(
-            self.table, self.writer, self.broker, self.events, self.metrics,
-            retry_backoff_cap_seconds=config.lifecycle.retry_backoff_cap_seconds)
-        self.metrics.watch_sizes(lambda: len(self.table), lambda: len(self.timers))
+        self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
         self.scaler = (Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
                        if config.scaling.autoscaling_enabled else None)
         self.metrics_server: MetricsServer | None = None
         self._loops: list[asyncio.Task[None]] = []
-
-    def _outcome(self, ref: TaskRef, outcome: WebhookOutcome) -> None:
-        self.outcomes.put_nowait((ref, outcome))
 
     def start(self) -> None:
         """Connect to RabbitMQ, serve metrics, and start the operator's loops."""
@@ -79,10 +97,11 @@ class Operator:
         if metrics.port is not None:
             self.metrics_server = self.metrics.serve(metrics.port, metrics.address)
             log.info("serving metrics on %s:%d", metrics.address, self.metrics_server.port)
+        logic = self.logic
         self._loops = [
-            asyncio.create_task(self.inbox.consume(deliveries), name="asynctask-status"),
-            asyncio.create_task(self.timers.run(self.tracker.fire), name="asynctask-deadlines"),
-            asyncio.create_task(self.tracker.consume_outcomes(self.outcomes),
+            asyncio.create_task(logic.inbox.consume(deliveries), name="asynctask-status"),
+            asyncio.create_task(logic.timers.run(logic.tracker.fire), name="asynctask-deadlines"),
+            asyncio.create_task(logic.tracker.consume_outcomes(logic.outcomes),
                                 name="asynctask-webhook-outcomes"),
         ]
         if self.scaler is not None:
@@ -95,7 +114,7 @@ class Operator:
             self.metrics_server.close()
         for loop in self._loops:
             loop.cancel()
-        await self.webhooks.close()
+        await self.logic.webhooks.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
         self.kube.close()
@@ -104,9 +123,9 @@ class Operator:
 
     async def task_event(self, event_type: str | None, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
-            await self.tracker.deleted(body)
+            await self.logic.tracker.deleted(body)
         else:
-            await self.tracker.observe(body)
+            await self.logic.tracker.observe(body)
 
     def broker_connected(self) -> bool:
         return self.broker.connected.is_set()

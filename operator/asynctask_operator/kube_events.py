@@ -17,9 +17,9 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 
 from asynctask_operator.background import Background
-from asynctask_operator.kube import Kube
 from asynctask_operator.limits import MESSAGE_CHARS
 from asynctask_operator.observers import Written
+from asynctask_operator.ports import EventApi
 from asynctask_operator.resource import GROUP, KIND, VERSION
 from asynctask_operator.status import phase_of, rfc3339
 from asynctask_worker.messages import Phase, TaskRef
@@ -39,7 +39,7 @@ def wanted(policy: EventPolicy, reason: str) -> bool:
 
 
 class EventRecorder:
-    def __init__(self, kube: Kube, policy: EventPolicy = "failures") -> None:
+    def __init__(self, kube: EventApi, policy: EventPolicy = "failures") -> None:
         self.kube = kube
         self.policy = policy
         self.instance = socket.gethostname()
@@ -62,6 +62,10 @@ class EventRecorder:
             return
         kind = "Warning" if reason in WARNING_REASONS else "Normal"
         self._posts.spawn(self._post(ref, kind, reason, message), name=f"event-{reason}")
+
+    async def drain(self) -> None:
+        """Wait until the Events recorded so far are posted (or failed)."""
+        await self._posts.join()
 
     async def _post(self, ref: TaskRef, kind: str, reason: str, message: str) -> None:
         now = rfc3339(datetime.now(UTC))

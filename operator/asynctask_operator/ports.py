@@ -24,6 +24,18 @@ class TaskApi(Protocol):
     async def delete(self, namespace: str, name: str, uid: str) -> None: ...
 
 
+class EventApi(Protocol):
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+
+
+class SecretApi(Protocol):
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> bytes: ...
+
+
+class OperatorApi(TaskApi, EventApi, SecretApi, Protocol):
+    """Every call the task logic makes to Kubernetes (the autoscaler's are its own)."""
+
+
 class TaskBroker(Protocol):
     """Task and control messages out; status deliveries settled."""
 
