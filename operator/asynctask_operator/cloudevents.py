@@ -68,3 +68,23 @@ def build_event(ref: TaskRef, status: Mapping[str, Any], *, progress_event: bool
 
 def encode_event(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def event_for(ref: TaskRef, status: Mapping[str, Any], previous: Mapping[str, Any] | None,
+              *, include_progress: bool = False) -> dict[str, Any] | None:
+    """The event that the change from ``previous`` to ``status`` calls for, if any.
+
+    A phase change (or a new attempt) always gets one; a change of progress or message while
+    Processing only if the webhook opted in. ``previous`` None is unknown: a phase change.
+    """
+    phase = phase_of(dict(status))
+    if phase is None:
+        return None
+    before = previous or {}
+    if phase is not phase_of(dict(before)) or event_attempt(status) != event_attempt(before):
+        return build_event(ref, status)
+    if (include_progress and phase is Phase.PROCESSING
+            and (status.get("progress"), status.get("message"))
+            != (before.get("progress"), before.get("message"))):
+        return build_event(ref, status, progress_event=True)
+    return None

@@ -5,9 +5,9 @@ only builds the event (:mod:`cloudevents`) and queues it, so it never blocks the
 bounded pool of asyncio workers delivers events (aiohttp), one at a time per task and in
 order, with a time limit on every attempt and exponential backoff with jitter, until one
 succeeds or the event is given up. Phase events are all delivered; progress events (opt-in)
-are lossy: a newer event of the task replaces one that waits. Bodies are signed
-(:mod:`signing`) with a key from a :class:`SecretCache`; targets are checked and pinned
-(:mod:`ssrf`). Each event's :class:`WebhookOutcome` goes to ``on_outcome(ref, outcome)``,
+are lossy: a newer event of the task replaces one that waits. Each attempt is
+:mod:`webhook_sender`'s (signed, target checked and pinned); when to retry is
+:mod:`webhook_retry`'s. Each event's :class:`WebhookOutcome` goes to ``on_outcome(ref, outcome)``,
 given at construction, for the operator to merge into ``status.webhook``: this module never
 writes to the API itself.
 """
@@ -24,42 +24,22 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, NotRequired, TypedDict
 
-import aiohttp
-
-from asynctask_operator import signing
-from asynctask_operator.cloudevents import CONTENT_TYPE, build_event, encode_event, event_attempt
+from asynctask_operator.cloudevents import PROGRESS_TYPE, encode_event, event_for
 from asynctask_operator.limits import MESSAGE_CHARS
 from asynctask_operator.observers import Written
-from asynctask_operator.secret_cache import SecretCache, SecretLoader
+from asynctask_operator.secret_cache import SecretLoader
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
 from asynctask_operator.ssrf import (
-    DeliveryError,
-    ResolutionFailed,
     Resolve,
-    TargetPolicy,
-    UnsafeTarget,
-    post,
     system_resolve,
 )
-from asynctask_operator.status import parse_phase, phase_of, rfc3339
+from asynctask_operator.status import parse_phase, rfc3339
+from asynctask_operator.webhook_retry import next_try
+from asynctask_operator.webhook_sender import WebhookSender
 from asynctask_worker.messages import Phase, TaskRef
 
 log = logging.getLogger("asynctask.operator.webhooks")
-
-USER_AGENT = "asynctask-operator"
-ATTEMPT_HEADER = "X-AsyncTask-Delivery-Attempt"
-
-
-def backoff_delay(retry: int, base: float, cap: float,
-                  rand: Callable[[], float] = random.random) -> float:
-    """The wait before retry number ``retry`` (1 after the first failed attempt): the nominal
-    ``min(cap, base * 2**(retry-1))``, jittered to between 50% and 100% of it."""
-    nominal = min(cap, base * 2.0 ** min(retry - 1, 64))
-    return nominal * (0.5 + 0.5 * rand())
-
-
-# delivery --------------------------------------------------------------------------------
 
 class WebhookOutcome(TypedDict):
     """What ``status.webhook`` should say after an event was delivered or given up."""
@@ -103,10 +83,8 @@ class WebhookDispatcher:
                  resolve: Resolve = system_resolve,
                  rand: Callable[[], float] = random.random) -> None:
         self.config = config
-        self.policy = TargetPolicy.of(config.allowed_cidrs, config.allowed_hosts)
-        self.secrets = SecretCache(load_secret, config.secret_cache_seconds)
+        self.sender = WebhookSender(config, load_secret, resolve)
         self._on_outcome = on_outcome
-        self._resolve = resolve
         self._rand = rand
         self._lanes: dict[str, _Lane] = {}
         self._ready: asyncio.Queue[str] = asyncio.Queue()
@@ -156,20 +134,14 @@ class WebhookDispatcher:
         """Queue the event that the change from ``previous`` to ``status`` calls for, if any;
         return its id. Never blocks: call it after each status write, with the status before
         the write as ``previous`` (None: unknown, treated as a phase change)."""
-        phase = phase_of(dict(status))
-        if webhook is None or phase is None:
+        if webhook is None:
             return None
-        before = previous or {}
-        if phase is not phase_of(dict(before)) or event_attempt(status) != event_attempt(before):
-            progress = False
-        elif (webhook.include_progress and phase is Phase.PROCESSING
-              and (status.get("progress"), status.get("message"))
-              != (before.get("progress"), before.get("message"))):
-            progress = True
-        else:
+        body = event_for(ref, status, previous, include_progress=webhook.include_progress)
+        if body is None:
             return None
-        body = build_event(ref, status, progress_event=progress)
-        event = _Event(body["id"], phase, progress, encode_event(body), webhook)
+        progress = body["type"] == PROGRESS_TYPE
+        event = _Event(body["id"], Phase(body["data"]["phase"]), progress, encode_event(body),
+                       webhook)
         lane = self._lanes.get(ref.uid)
         if lane is None:
             lane = self._lanes[ref.uid] = _Lane(ref)
@@ -266,56 +238,20 @@ class WebhookDispatcher:
 
     async def _attempt(self, lane: _Lane, event: _Event) -> float | None:
         """Try once; return the delay before the next try, or None if the event is done."""
-        config = self.config
         event.attempts += 1
         self.requests += 1
-        retry_after: float | None = None
-        error: str | None = None
-        final = True
-        try:
-            async with asyncio.timeout(config.timeout_seconds):
-                await self._send(lane.ref, event)
-        except UnsafeTarget as exc:
-            error = f"refused: {exc}"
-        except DeliveryError as exc:
-            error, final, retry_after = str(exc), not exc.retryable, exc.retry_after
-        except TimeoutError:
-            error, final = f"timed out after {config.timeout_seconds:g}s", False
-        except (aiohttp.ClientError, OSError, ResolutionFailed) as exc:
-            error, final = f"{type(exc).__name__}: {exc}", False
-        delay = backoff_delay(event.attempts, config.backoff_base_seconds,
-                              config.backoff_max_seconds, self._rand)
-        if retry_after is not None:
-            delay = max(delay, min(retry_after, config.backoff_max_seconds))
-        age = time.monotonic() - event.queued
-        if not final and event.attempts >= config.max_attempts:
-            final, error = True, f"gave up after {event.attempts} attempts: {error}"
-        elif not final and age + delay > config.max_age_seconds:
-            final, error = True, f"gave up after {event.attempts} attempts in {age:.0f}s: {error}"
-        if final:
+        failure = await self.sender.attempt(lane.ref, event.webhook, event.body, event.attempts)
+        if failure is None:
+            self._finish(lane, event, None)
+            return None
+        delay, error = next_try(failure, event.attempts, time.monotonic() - event.queued,
+                                self.config, self._rand)
+        if delay is None:
             self._finish(lane, event, error)
             return None
         log.info("webhook event %s: attempt %d failed (%s); retrying in %.1fs", event.id,
                  event.attempts, error, delay)
         return delay
-
-    async def _send(self, ref: TaskRef, event: _Event) -> None:
-        headers = {"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT,
-                   ATTEMPT_HEADER: str(event.attempts)}
-        secret = event.webhook.secret_ref
-        if secret is not None:
-            key = await self.secrets.get(ref.namespace, secret)
-            headers.update(signing.signature_headers(key, event.body))
-        else:
-            headers[signing.TIMESTAMP_HEADER] = str(int(time.time()))
-        try:
-            await post(event.webhook.url, event.body, headers, self.policy,
-                       resolve=self._resolve, time_limit=self.config.timeout_seconds,
-                       require_https=self.config.require_https)
-        except DeliveryError as exc:
-            if exc.status in (401, 403) and secret is not None:  # the key may have changed
-                self.secrets.drop(ref.namespace, secret)
-            raise
 
     def _finish(self, lane: _Lane, event: _Event, error: str | None) -> None:
         if error is None:

@@ -14,15 +14,17 @@ from aiohttp import web
 from asynctask_operator.kube import Deployment
 from asynctask_operator.scaling import (
     Autoscaler,
-    BadAnnotations,
     Depth,
     DepthReader,
     DepthSource,
-    Policy,
     Problems,
+    merge,
+)
+from asynctask_operator.scaling_policy import (
+    BadAnnotations,
+    Policy,
     Stabiliser,
     in_scope,
-    merge,
     parse_policy,
 )
 from asynctask_operator.settings import ScalingConfig

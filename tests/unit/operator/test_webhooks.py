@@ -12,7 +12,8 @@ from pydantic import ValidationError
 
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome, backoff_delay
+from asynctask_operator.webhook_retry import Failure, backoff_delay, next_try
+from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
 from asynctask_worker.messages import TaskRef
 from tests.unit.operator.fakes import resolver
 
@@ -51,6 +52,22 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_full() -> No
     for n in range(1, 8):
         assert half[n - 1] <= backoff_delay(n, 1.0, 30.0) <= full[n - 1]
     assert backoff_delay(10_000, 1.0, 60.0, lambda: 1.0) == 60.0  # no overflow
+
+
+def test_a_failure_is_retried_after_the_backoff_until_a_limit_says_stop() -> None:
+    config = WebhookConfig(backoff_base_seconds=1, backoff_max_seconds=30, max_attempts=3,
+                           max_age_seconds=100)
+    transient = Failure("HTTP 503", retryable=True)
+    assert next_try(transient, 1, 0.0, config, lambda: 1.0) == (1.0, "HTTP 503")
+    assert next_try(transient, 3, 0.0, config, lambda: 1.0) == (
+        None, "gave up after 3 attempts: HTTP 503")
+    assert next_try(transient, 2, 99.0, config, lambda: 1.0) == (
+        None, "gave up after 2 attempts in 99s: HTTP 503")
+    assert next_try(Failure("HTTP 404", retryable=False), 1, 0.0, config) == (None, "HTTP 404")
+    slow_down = Failure("HTTP 429", retryable=True, retry_after=20.0)
+    assert next_try(slow_down, 1, 0.0, config, lambda: 1.0) == (20.0, "HTTP 429")
+    too_slow = Failure("HTTP 429", retryable=True, retry_after=900.0)
+    assert next_try(too_slow, 1, 0.0, config, lambda: 1.0) == (30.0, "HTTP 429")  # capped
 
 
 
