@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from asynctask_operator.limits import SECRET_CACHE_ENTRIES
 from asynctask_operator.spec import SecretKeyRef
-from asynctask_operator.ssrf import DeliveryError
+from asynctask_operator.ssrf import WebhookError
 
 #: ``(namespace, name, key) -> bytes``: the raw value of one key of a Secret.
 SecretLoader = Callable[[str, str, str], Awaitable[bytes]]
@@ -25,10 +25,10 @@ class SecretCache:
         self._keys: dict[tuple[str, str, str], tuple[bytes, float]] = {}
 
     async def get(self, namespace: str, ref: SecretKeyRef) -> bytes:
-        """The key's value; a problem is a :class:`DeliveryError` saying which key."""
+        """The key's value; a problem is a :class:`WebhookError` saying which key."""
         where = f"key {ref.key!r} of Secret {namespace}/{ref.name}"
         if self._load is None:
-            raise DeliveryError(f"cannot sign: no secret loader for {where}", retryable=False)
+            raise WebhookError(f"cannot sign: no secret loader for {where}", retryable=False)
         cache_key = (namespace, ref.name, ref.key)
         now = time.monotonic()
         cached = self._keys.get(cache_key)
@@ -37,9 +37,9 @@ class SecretCache:
         try:
             key = await self._load(namespace, ref.name, ref.key)
         except Exception as exc:
-            raise DeliveryError(f"cannot read {where}: {exc}") from exc
+            raise WebhookError(f"cannot read {where}: {exc}") from exc
         if not key:
-            raise DeliveryError(f"{where} is empty")
+            raise WebhookError(f"{where} is empty")
         if len(self._keys) >= SECRET_CACHE_ENTRIES:  # keep the cache small: drop what expired
             self._keys = {k: v for k, v in self._keys.items() if v[1] > now}
         self._keys[cache_key] = (key, now + self._ttl)

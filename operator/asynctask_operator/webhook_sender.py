@@ -17,11 +17,11 @@ from asynctask_operator.secret_cache import SecretCache, SecretLoader
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
 from asynctask_operator.ssrf import (
-    DeliveryError,
     ResolutionFailed,
     Resolve,
     TargetPolicy,
     UnsafeTarget,
+    WebhookError,
     post,
     system_resolve,
 )
@@ -49,7 +49,7 @@ class WebhookSender:
                 await self._send(ref, webhook, body, attempt)
         except UnsafeTarget as exc:
             return Failure(f"refused: {exc}", retryable=False)
-        except DeliveryError as exc:
+        except WebhookError as exc:
             return Failure(str(exc), exc.retryable, exc.retry_after)
         except TimeoutError:
             return Failure(f"timed out after {limit:g}s", retryable=True)
@@ -71,7 +71,7 @@ class WebhookSender:
             await post(webhook.url, body, headers, self.policy, resolve=self._resolve,
                        time_limit=self.config.timeout_seconds,
                        require_https=self.config.require_https)
-        except DeliveryError as exc:
+        except WebhookError as exc:
             if exc.status in (401, 403) and secret is not None:  # the key may have changed
                 self.secrets.drop(ref.namespace, secret)
             raise
