@@ -31,7 +31,7 @@ from tests.e2e.tasks import (
     wait_for,
     wait_phase,
 )
-from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
+from tests.unit.worker.test_docs import GUIDE, blocks, guide_commands, readme_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
 

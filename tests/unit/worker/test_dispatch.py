@@ -11,9 +11,9 @@ from typing import Any
 import pytest
 
 from asynctask_worker import App, Phase, TaskContext
-from asynctask_worker.dispatch import Dispatcher
+from asynctask_worker._runtime.dispatch import Dispatcher
+from asynctask_worker._runtime.revocation import BoundedMap
 from asynctask_worker.messages import StatusMessage, TaskMessage, TaskRef
-from asynctask_worker.revocation import BoundedMap
 from asynctask_worker.testing import StubBroker
 
 app = App("unit-dispatch")

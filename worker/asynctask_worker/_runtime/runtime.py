@@ -3,7 +3,7 @@
 Threads, as pika requires (one connection per thread):
 
 * the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
-  connection. It follows the control stream (:mod:`asynctask_worker.revocation`),
+  connection. It follows the control stream (:mod:`asynctask_worker._runtime.revocation`),
   receives task messages and is the only thread that acks; other threads ask it to with
   ``add_callback_threadsafe``. It pumps the connection every 0.1 s whatever the handlers
   do, so heartbeats flow even during long CPU-bound handlers;
@@ -43,13 +43,14 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import processes, topology
+from asynctask_worker import topology
+from asynctask_worker._runtime import processes
+from asynctask_worker._runtime.dispatch import Dispatcher
+from asynctask_worker._runtime.publishing import StatusPublisher
+from asynctask_worker._runtime.revocation import ControlLog, RevokedSet
 from asynctask_worker.app import App
-from asynctask_worker.dispatch import Dispatcher
 from asynctask_worker.messages import MalformedMessage, TaskMessage, decode
 from asynctask_worker.metrics import MetricsServer, WorkerMetrics
-from asynctask_worker.publishing import StatusPublisher
-from asynctask_worker.revocation import ControlLog, RevokedSet
 from asynctask_worker.settings import WorkerSettings
 
 log = logging.getLogger("asynctask.worker")
