@@ -43,7 +43,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import topology
+from asynctask_worker import _amqp, topology
 from asynctask_worker._runtime import processes
 from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.publishing import StatusPublisher
@@ -56,27 +56,27 @@ from asynctask_worker.settings import WorkerSettings
 log = logging.getLogger("asynctask.worker")
 
 _PUMP_SECONDS = 0.1
-_BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+_BROKER_ERRORS = _amqp.BROKER_ERRORS
 
 
 class _AmqpDelivery:
     """A task delivery on one connection; settling it is a no-op once that connection died."""
 
-    __slots__ = ("attempt", "generation", "message", "tag", "worker")
+    __slots__ = ("attempt", "connection_epoch", "message", "tag", "worker")
 
-    def __init__(self, worker: Worker, generation: int, tag: int, message: TaskMessage,
+    def __init__(self, worker: Worker, connection_epoch: int, tag: int, message: TaskMessage,
                  attempt: int) -> None:
         self.worker = worker
-        self.generation = generation
+        self.connection_epoch = connection_epoch
         self.tag = tag
         self.message = message
         self.attempt = attempt
 
     def ack(self) -> None:
-        self.worker._settle(self.generation, self.tag, ack=True)
+        self.worker._settle(self.connection_epoch, self.tag, ack=True)
 
     def requeue(self) -> None:
-        self.worker._settle(self.generation, self.tag, ack=False)
+        self.worker._settle(self.connection_epoch, self.tag, ack=False)
 
 
 class Worker:
@@ -106,8 +106,8 @@ class Worker:
             metrics=self.metrics, log_format=s.log_format, log_level=s.log_level)
         self._control = ControlLog(self.dispatcher.control, worker_id=s.worker_id,
                                    history_seconds=s.control_history_seconds)
-        self._generation = 0
-        self._connection: pika.BlockingConnection | None = None
+        self._link = _amqp.Link(_amqp.parameters(s.amqp_url, heartbeat=s.heartbeat_seconds),
+                                name=f"worker {s.worker_id}", log=log)
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self._stopping = threading.Event()
@@ -115,8 +115,15 @@ class Worker:
         self._metrics_server: MetricsServer | None = None
         #: Set while consuming task queues (cleared while reconnecting).
         self.ready = threading.Event()
-        #: Connections the consumer made so far (more than one: it reconnected).
-        self.connections = 0
+
+    @property
+    def connections(self) -> int:
+        """Connections the consumer made so far (more than one: it reconnected)."""
+        return self._link.epoch
+
+    @property
+    def _connection(self) -> pika.BlockingConnection | None:
+        return self._link.connection
 
     @property
     def publisher_connections(self) -> int:
@@ -151,21 +158,10 @@ class Worker:
                      self._metrics_server.port)
         self._publisher.start()
         self.dispatcher.start()
-        delay = 0.5
         try:
-            while not self._stopping.is_set():
-                try:
-                    self._connect()
-                    delay = 0.5
-                    self._pump_until(self._stopping.is_set)
-                except _BROKER_ERRORS as exc:
-                    self._lost()
-                    if self._stopping.is_set():
-                        break
-                    log.warning("lost the broker (%s); reconnecting in %.1fs",
-                                str(exc) or repr(exc), delay)
-                    self._stopping.wait(delay)
-                    delay = min(delay * 2, s.reconnect_max_delay_seconds)
+            _amqp.run_connected(self._link, self._serve, max_delay=s.reconnect_max_delay_seconds,
+                                keep_going=lambda: not self._stopping.is_set(),
+                                on_lost=self._lost, wait=self._stopping.wait)
             self._shutdown()
         finally:
             self._close()
@@ -178,14 +174,9 @@ class Worker:
 
     # the connection -----------------------------------------------------------------------
 
-    def _connect(self) -> None:
+    def _serve(self, conn: pika.BlockingConnection) -> None:
+        """Set up a fresh connection, then consume until asked to stop."""
         s = self.settings
-        params = pika.URLParameters(s.amqp_url)
-        params.heartbeat = s.heartbeat_seconds
-        conn = pika.BlockingConnection(params)
-        self._connection = conn
-        self._generation += 1
-        self.connections += 1
         self.metrics.connections.inc()
         setup = conn.channel()
         topology.declare_all(setup, self.queues)
@@ -207,6 +198,7 @@ class Worker:
         self.ready.set()
         log.info("worker %s serving %s (concurrency %d, %s pool)", s.worker_id,
                  ", ".join(self.queues), s.concurrency, s.pool)
+        self._pump_until(self._stopping.is_set)
 
     def _pump_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -222,20 +214,18 @@ class Worker:
             log.info("%d task(s) not started yet will be redelivered", dropped)
 
     def _close(self) -> None:
-        conn, self._connection, self._tasks_channel = self._connection, None, None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(*_BROKER_ERRORS):
-                conn.close()
+        self._tasks_channel = None
+        self._link.close()
 
-    def _settle(self, generation: int, tag: int, *, ack: bool) -> None:
+    def _settle(self, epoch: int, tag: int, *, ack: bool) -> None:
         """Ack or requeue a delivery, from any thread, on the consumer thread."""
         conn = self._connection
-        if conn is None or generation != self._generation:
+        if conn is None or epoch != self._link.epoch:
             return  # that connection is gone: the broker redelivers the message
 
         def settle() -> None:
             ch = self._tasks_channel
-            if generation != self._generation or ch is None or not ch.is_open:
+            if epoch != self._link.epoch or ch is None or not ch.is_open:
                 return
             if ack:
                 ch.basic_ack(tag)
@@ -260,7 +250,7 @@ class Worker:
         headers: dict[str, Any] = props.headers or {}
         attempt = msg.attempt + int(headers.get("x-delivery-count", 0) or 0)
         self.dispatcher.submit(
-            _AmqpDelivery(self, self._generation, method.delivery_tag, msg, attempt))
+            _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt))
 
     # shutdown -----------------------------------------------------------------------------
 
