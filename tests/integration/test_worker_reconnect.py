@@ -24,6 +24,8 @@ def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: Broker
         wait_for("both tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
         rabbitmq.stop_node()
         try:
+            wait_for("the readiness gauge to drop",
+                     lambda: worker.metrics.value("asynctask_worker_ready") == 0)
             # b ends while the broker is away: its outcome waits for the broker to return.
             release_b.touch()
             wait_for("b to end", lambda: bool(markers(tmp_path, b, "ended")))
@@ -33,6 +35,7 @@ def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: Broker
         # here and b ended here, so neither runs again; both are acked once they report.
         wait_for("the worker to reconnect", lambda: worker.connections >= 2
                  and worker.ready.is_set(), timeout=60)
+        assert worker.metrics.value("asynctask_worker_ready") == 1
         release_a.touch()
         end_a, end_b = broker.terminal(a, timeout=60), broker.terminal(b, timeout=60)
         c = broker.publish_task("it-run", {"dir": str(tmp_path)})  # and new work flows

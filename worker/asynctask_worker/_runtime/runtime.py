@@ -195,7 +195,7 @@ class Worker:
         ch.basic_qos(prefetch_count=s.effective_prefetch)
         self._consumer_tags = [ch.basic_consume(topology.task_queue_name(q), self._on_task)
                                for q in self.queues]
-        self.ready.set()
+        self._set_ready(True)
         log.info("worker %s serving %s (concurrency %d, %s pool)", s.worker_id,
                  ", ".join(self.queues), s.concurrency, s.pool)
         self._pump_until(self._stopping.is_set)
@@ -207,11 +207,19 @@ class Worker:
 
     def _lost(self) -> None:
         """The connection failed: its deliveries are void; the broker will redeliver."""
-        self.ready.clear()
+        self._set_ready(False)
         self._close()
         dropped = self.dispatcher.forget_pending()
         if dropped:
             log.info("%d task(s) not started yet will be redelivered", dropped)
+
+    def _set_ready(self, ready: bool) -> None:
+        """Consuming task queues or not: the ``ready`` event and the readiness gauge."""
+        if ready:
+            self.ready.set()
+        else:
+            self.ready.clear()
+        self.metrics.ready.set(int(ready))
 
     def _close(self) -> None:
         self._tasks_channel = None
@@ -256,6 +264,7 @@ class Worker:
 
     def _shutdown(self) -> None:
         """Stop consuming, let running tasks finish within the grace period, requeue the rest."""
+        self._set_ready(False)
         grace = 0.0 if self._hurry.is_set() else self.settings.grace_period_seconds
         log.info("stopping: no new tasks; %d running; grace period %.1fs",
                  self.dispatcher.active, grace)
