@@ -43,6 +43,7 @@ from asynctask_worker._runtime.jobs import (
     StatusSink,
     Verdict,
     job_key,
+    overdue,
 )
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker._runtime.processes import ProcessExecution
@@ -59,6 +60,7 @@ from asynctask_worker.messages import ControlMessage, Phase
 from asynctask_worker.metrics import WorkerMetrics
 
 log = logging.getLogger("asynctask.worker")
+
 
 class Dispatcher:
     def __init__(self, app: App, sink: StatusSink, *, concurrency: int = 1,
@@ -194,12 +196,7 @@ class Dispatcher:
                 if self._stopped:
                     return
                 starts, early = self._take_startable()
-                now = time.monotonic()
-                soft = [j for j in self._running.values() if j.state is State.RUNNING
-                        and j.soft_deadline is not None and now >= j.soft_deadline
-                        and not j.ctx.cancelled]
-                hard = [j for j in self._running.values() if j.state is State.RUNNING
-                        and j.hard_deadline is not None and now >= j.hard_deadline]
+                soft, hard = overdue(self._running.values(), time.monotonic())
             for delivery, verdict, revocation in early:
                 self._settle_early(delivery, verdict, revocation)
             for job in starts:

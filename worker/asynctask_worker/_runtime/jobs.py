@@ -8,6 +8,7 @@ status messages go) are protocols: the RabbitMQ runtime and the in-memory
 from __future__ import annotations
 
 import enum
+from collections.abc import Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -81,3 +82,13 @@ class Job:
 
 def job_key(msg: TaskMessage) -> JobKey:
     return (msg.task.uid, msg.attempt)
+
+
+def overdue(jobs: Iterable[Job], now: float) -> tuple[list[Job], list[Job]]:
+    """Running jobs past their time limit (to be told to stop, once), and those past the
+    grace period after being told (to be stopped hard)."""
+    running = [j for j in jobs if j.state is State.RUNNING]
+    soft = [j for j in running if j.soft_deadline is not None and now >= j.soft_deadline
+            and not j.ctx.cancelled]
+    hard = [j for j in running if j.hard_deadline is not None and now >= j.hard_deadline]
+    return soft, hard

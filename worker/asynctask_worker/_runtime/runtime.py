@@ -85,29 +85,32 @@ class Worker:
     def __init__(self, app: App, settings: WorkerSettings | None = None, *,
                  metrics: WorkerMetrics | None = None) -> None:
         self.app = app
-        self.settings = s = settings or WorkerSettings()
-        unknown = set(s.queues) - set(app.tasks)
+        self.settings = settings = settings or WorkerSettings()
+        unknown = set(settings.queues) - set(app.tasks)
         if unknown:
             raise ValueError(f"no handler for queue(s) {sorted(unknown)}; the app has "
                              f"{app.queues}")
-        self.queues = s.queues or app.queues
+        self.queues = settings.queues or app.queues
         if not self.queues:
             raise ValueError("the app has no tasks: register one with @app.task(queue)")
-        if s.pool == "process":
+        if settings.pool == "process":
             _check_process_pool(app, self.queues)
         self.metrics = metrics or WorkerMetrics()
         self._publisher = StatusPublisher(
-            s.amqp_url, worker_id=s.worker_id, progress_interval=s.progress_interval_seconds,
-            heartbeat=s.heartbeat_seconds, reconnect_max_delay=s.reconnect_max_delay_seconds)
+            settings.amqp_url, worker_id=settings.worker_id,
+            progress_interval=settings.progress_interval_seconds,
+            heartbeat=settings.heartbeat_seconds,
+            reconnect_max_delay=settings.reconnect_max_delay_seconds)
         self.dispatcher = Dispatcher(
-            app, self._publisher, concurrency=s.concurrency, pool=s.pool,
-            cancel_grace_seconds=s.cancel_grace_seconds,
-            revoked=RevokedSet(s.revoked_capacity, s.control_history_seconds),
-            metrics=self.metrics, log_format=s.log_format, log_level=s.log_level)
-        self._control = ControlLog(self.dispatcher.control, worker_id=s.worker_id,
-                                   history_seconds=s.control_history_seconds)
-        self._link = _amqp.Link(_amqp.parameters(s.amqp_url, heartbeat=s.heartbeat_seconds),
-                                name=f"worker {s.worker_id}", log=log)
+            app, self._publisher, concurrency=settings.concurrency, pool=settings.pool,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            revoked=RevokedSet(settings.revoked_capacity, settings.control_history_seconds),
+            metrics=self.metrics, log_format=settings.log_format, log_level=settings.log_level)
+        self._control = ControlLog(self.dispatcher.control, worker_id=settings.worker_id,
+                                   history_seconds=settings.control_history_seconds)
+        self._link = _amqp.Link(
+            _amqp.parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds),
+            name=f"worker {settings.worker_id}", log=log)
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self._stopping = threading.Event()
@@ -151,15 +154,17 @@ class Worker:
         self._stopping.set()
 
     def run(self) -> None:
-        s = self.settings
-        if s.metrics_port is not None:
-            self._metrics_server = self.metrics.serve(s.metrics_port, s.metrics_address)
-            log.info("metrics on http://%s:%d/metrics", s.metrics_address,
+        settings = self.settings
+        if settings.metrics_port is not None:
+            self._metrics_server = self.metrics.serve(settings.metrics_port,
+                                                      settings.metrics_address)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_address,
                      self._metrics_server.port)
         self._publisher.start()
         self.dispatcher.start()
         try:
-            _amqp.run_connected(self._link, self._serve, max_delay=s.reconnect_max_delay_seconds,
+            _amqp.run_connected(self._link, self._serve,
+                                max_delay=settings.reconnect_max_delay_seconds,
                                 keep_going=lambda: not self._stopping.is_set(),
                                 on_lost=self._lost, wait=self._stopping.wait)
             self._shutdown()
@@ -176,7 +181,7 @@ class Worker:
 
     def _serve(self, conn: pika.BlockingConnection) -> None:
         """Set up a fresh connection, then consume until asked to stop."""
-        s = self.settings
+        settings = self.settings
         self.metrics.connections.inc()
         setup = conn.channel()
         topology.declare_all(setup, self.queues)
@@ -184,7 +189,7 @@ class Worker:
         # Catch up with the control stream before taking any task: a task cancelled while
         # queued must be known as revoked when it is delivered.
         self._control.subscribe(conn)
-        deadline = time.monotonic() + s.control_sync_timeout_seconds
+        deadline = time.monotonic() + settings.control_sync_timeout_seconds
         self._pump_until(lambda: self._control.synced or self._stopping.is_set()
                          or time.monotonic() > deadline)
         if self._stopping.is_set():
@@ -192,12 +197,12 @@ class Worker:
         if not self._control.synced:
             self._control.sync_timed_out()
         ch = self._tasks_channel = conn.channel()
-        ch.basic_qos(prefetch_count=s.effective_prefetch)
+        ch.basic_qos(prefetch_count=settings.effective_prefetch)
         self._consumer_tags = [ch.basic_consume(topology.task_queue_name(q), self._on_task)
                                for q in self.queues]
         self._set_ready(True)
-        log.info("worker %s serving %s (concurrency %d, %s pool)", s.worker_id,
-                 ", ".join(self.queues), s.concurrency, s.pool)
+        log.info("worker %s serving %s (concurrency %d, %s pool)", settings.worker_id,
+                 ", ".join(self.queues), settings.concurrency, settings.pool)
         self._pump_until(self._stopping.is_set)
 
     def _pump_until(self, done: Callable[[], bool]) -> None:
