@@ -48,13 +48,13 @@ from asynctask_worker._runtime.jobs import (
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker._runtime.processes import ProcessExecution
 from asynctask_worker._runtime.revocation import BoundedMap, Revocation, RevokedSet, revocation_of
+from asynctask_worker._runtime.settling import EarlySettler
 from asynctask_worker.app import App
 from asynctask_worker.context import (
     CANCELLED,
     TIMED_OUT,
     WORKER_SHUTDOWN,
     TaskContext,
-    log_fields,
 )
 from asynctask_worker.messages import ControlMessage, Phase
 from asynctask_worker.metrics import WorkerMetrics
@@ -82,6 +82,7 @@ class Dispatcher:
         self._running: dict[JobKey, Job] = {}
         #: Attempts whose terminal status the broker confirmed: a redelivery is acked.
         self._done: BoundedMap[JobKey, bool] = BoundedMap(done_capacity)
+        self._early = EarlySettler(sink, self.metrics, self._done)
         self._abandoned: list[Execution] = []
         self._intake = True
         self._stopped = False
@@ -113,7 +114,7 @@ class Dispatcher:
             if verdict is Verdict.NEW:
                 self._pending.append(delivery)
                 self._cond.notify_all()
-        self._settle_early(delivery, verdict, revocation)
+        self._early.settle(delivery, verdict, revocation)
 
     def control(self, msg: ControlMessage) -> bool:
         """A cancellation or time-out: remember it; stop the task if it is here."""
@@ -129,7 +130,7 @@ class Dispatcher:
         for job in jobs:
             self._stop(job, rev.reason, rev.detail)
         for d in queued:
-            self._report_revoked(d, rev)
+            self._early.report_revoked(d, rev)
         return bool(jobs or queued)
 
     def forget_pending(self) -> int:
@@ -198,7 +199,7 @@ class Dispatcher:
                 starts, early = self._take_startable()
                 soft, hard = overdue(self._running.values(), time.monotonic())
             for delivery, verdict, revocation in early:
-                self._settle_early(delivery, verdict, revocation)
+                self._early.settle(delivery, verdict, revocation)
             for job in starts:
                 self._start(job)
             for job in soft:
@@ -225,22 +226,6 @@ class Dispatcher:
         if (revocation := self.revoked.get(d.message.task.uid)) is not None:
             return Verdict.REVOKED, revocation
         return Verdict.NEW, None
-
-    def _settle_early(self, d: Delivery, verdict: Verdict, rev: Revocation | None) -> None:
-        """Carry out a verdict that needs no handler (lock not held)."""
-        msg = d.message
-        fields = log_fields(msg.task, d.attempt, msg.queue)
-        if verdict is Verdict.REQUEUE:
-            d.requeue()
-        elif verdict is Verdict.DUPLICATE:
-            log.info("task %s/%s: redelivered after it finished here: acked", msg.task.namespace,
-                     msg.task.name, extra=fields)
-            d.ack()
-        elif verdict is Verdict.ADOPTED:
-            log.info("task %s/%s: redelivered while it runs here: the running attempt keeps "
-                     "it", msg.task.namespace, msg.task.name, extra=fields)
-        elif verdict is Verdict.REVOKED and rev is not None:
-            self._report_revoked(d, rev)
 
     def _take_startable(self) -> tuple[list[Job], list[tuple[Delivery, Verdict,
                                                                  Revocation | None]]]:
@@ -369,24 +354,3 @@ class Dispatcher:
             log.error("task %s: could not report its outcome (%s): back to its queue",
                       job.ctx.uid, error, extra=job.ctx.log_fields)
             delivery.requeue()
-
-    def _report_revoked(self, delivery: Delivery, rev: Revocation) -> None:
-        """Cancelled before it started: report it, ack it, never run the handler."""
-        msg = delivery.message
-        result = outcome.stopped(rev.reason, rev.detail, before_start=True)
-        self.metrics.task_revoked(msg.queue, result.phase)
-        log.info("task %s/%s: %s before it started: acked without running the handler",
-                 msg.task.namespace, msg.task.name, rev.reason,
-                 extra=log_fields(msg.task, delivery.attempt, msg.queue))
-        future = self.sink.send(msg.task, delivery.attempt, result.phase, error=result.error,
-                                message=result.message)
-
-        def settled(f: Future[None]) -> None:
-            if f.exception() is None:
-                self._done.put(job_key(msg), True)
-                delivery.ack()
-            else:
-                delivery.requeue()
-
-        future.add_done_callback(settled)
-
