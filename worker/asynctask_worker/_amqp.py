@@ -61,8 +61,9 @@ def describe(exc: BaseException) -> str:
     """A cause worth logging: pika raises several errors whose ``str()`` is empty."""
     text = str(exc).strip()
     if not text or text in ("()", "''"):
-        inner = [repr(a) for a in exc.args if str(a).strip()]
-        text = ", ".join(inner) or "no detail given"
+        # e.g. AMQPConnectionError wraps the connector's error (whose str() is empty too)
+        inner = [repr(a) if isinstance(a, BaseException) else str(a) for a in exc.args]
+        text = ", ".join(i for i in inner if i.strip()) or "no detail given"
     return f"{type(exc).__name__}: {text}"
 
 

@@ -26,6 +26,15 @@ def test_a_cause_is_never_empty() -> None:
     assert "refused" in describe(wrapped)
 
 
+def test_a_refused_connection_says_so() -> None:
+    """What pika raises when nothing listens: the cause is in the wrapped connector error."""
+    try:
+        pika.BlockingConnection(parameters("amqp://guest:guest@127.0.0.1:1/", attempts=1))
+    except pika.exceptions.AMQPConnectionError as exc:
+        text = describe(exc)
+    assert text.startswith("AMQPConnectionError: ") and "Connection refused" in text, text
+
+
 def test_parameters_set_only_what_is_asked() -> None:
     params = parameters("amqp://u:p@host:5673/v", heartbeat=7, attempts=1, timeout=5)
     assert (params.host, params.port, params.virtual_host) == ("host", 5673, "v")
