@@ -14,7 +14,8 @@ import subprocess
 import sys
 import time
 
-from testbed._proc import log, spawn, stop, wait_until
+from testbed import probes
+from testbed._proc import free_port, log, spawn, stop, wait_until
 from testbed.controlplane import REPO, ControlPlane
 from testbed.rabbitmq import RabbitMQ
 
@@ -50,16 +51,21 @@ def main(argv: list[str] | None = None) -> int:
         for logfile in (operator_log, worker_log):
             logfile.write_bytes(b"")  # each run's logs on their own
         log("devstack", f"starting the operator (log: {operator_log.relative_to(REPO)})")
-        operator = spawn([python, "-m", "asynctask_operator", "--standalone"], operator_log, env)
+        live, metrics = free_port(), free_port()
+        operator = spawn([python, "-m", "asynctask_operator", "--standalone",
+                          "--liveness", probes.liveness_url(live)], operator_log, env)
         log("devstack", f"starting the example worker (log: {worker_log.relative_to(REPO)})")
         worker = spawn([python, "-m", "asynctask_worker", "example_tasks:app",
-                        "--concurrency", "2"], worker_log, env)
+                        "--concurrency", "2", "--metrics-port", str(metrics)], worker_log, env)
         try:
             procs = [("operator", operator, operator_log), ("worker", worker, worker_log)]
-            wait_until("the operator to connect to RabbitMQ",
-                       lambda: "connected to RabbitMQ" in operator_log.read_text(), 60, procs)
-            wait_until("the worker to connect",
-                       lambda: "serving" in worker_log.read_text(), 60, procs)
+            # Ready as their probe and metric say (testbed.probes), not as their logs word it.
+            wait_until("the operator to connect to RabbitMQ (its broker probe)",
+                       lambda: probes.operator_connected(probes.liveness_url(live)), 60, procs)
+            wait_until("the worker to consume its queues (asynctask_worker_ready)",
+                       lambda: probes.worker_ready(probes.metrics_url(metrics)), 60, procs)
+            log("devstack", f"operator probes: {probes.liveness_url(live)}; worker metrics: "
+                            f"{probes.metrics_url(metrics)}")
             log("devstack", f"stack up in {time.monotonic() - started:.0f}s; submitting "
                             f"{EXAMPLE.relative_to(REPO)}")
             watch = subprocess.Popen([str(cp.bin_dir / "kubectl"), "get", "asynctasks", "-w"],

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import logging
 import re
 import time
@@ -34,7 +33,7 @@ from asynctask_operator.scaling_policy import (
     parse_policy,
 )
 from asynctask_operator.settings import ScalingConfig
-from asynctask_worker import topology
+from asynctask_worker import _amqp, topology
 
 log = logging.getLogger("asynctask.operator.scaling")
 
@@ -59,9 +58,6 @@ class DepthSource:
     management_url: str | None = None
     management_timeout_seconds: float = 2.0
 
-
-#: The name :class:`DepthReader` gives its settings' type.
-OperatorSettings = DepthSource
 
 
 class Problems:
@@ -100,19 +96,18 @@ def merge(live: int | None, managed: tuple[int, int] | None) -> Depth | None:
 class DepthReader:
     """Ready: passive ``queue.declare`` (own connection and thread). Unacked: management API."""
 
-    def __init__(self, config: OperatorSettings, problems: Problems) -> None:
-        self._params = pika.URLParameters(config.amqp_url)
-        self._params.connection_attempts = 1
-        self._params.socket_timeout = self._params.stack_timeout = 5
+    def __init__(self, config: DepthSource, problems: Problems) -> None:
+        # Problems reports an outage here (once), so the link's own outage log is not used.
+        self._link = _amqp.Link(_amqp.parameters(config.amqp_url, attempts=1, timeout=5),
+                                name="autoscaler", log=log)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asynctask-scaling")
-        self._conn: Any = None
         self._channel: Any = None
         self.problems = problems
         url = yarl.URL(config.management_url or "http://unset")
         self.managed = bool(config.management_url)
         auth = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode()
         self._headers = {"Authorization": f"Basic {auth}"} if url.user else {}
-        vhost = quote(self._params.virtual_host, safe="")
+        vhost = quote(self._link.params.virtual_host, safe="")
         self._base = f"{str(url.with_user(None)).rstrip('/')}/api/queues/{vhost}"
         self._timeout = aiohttp.ClientTimeout(total=config.management_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
@@ -135,17 +130,18 @@ class DepthReader:
                 counts.update((queue, self._declare(queue)) for queue in queues)
                 self.problems.clear("amqp", "reading queue depths over AMQP again")
                 return counts
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except _amqp.BROKER_ERRORS as exc:
                 self._close()
                 error = _error(exc)
         self.problems.report("amqp", f"cannot read queue depths over AMQP ({error})")
         return counts
 
     def _declare(self, queue: str) -> int:
-        if self._conn is None or not self._conn.is_open:
-            self._conn, self._channel = pika.BlockingConnection(self._params), None
+        if not self._link.is_open:
+            self._channel = None
+        conn = self._link.open()
         if self._channel is None or not self._channel.is_open:
-            self._channel = self._conn.channel()
+            self._channel = conn.channel()
         try:
             ok = self._channel.queue_declare(topology.task_queue_name(queue), passive=True)
         except pika.exceptions.ChannelClosedByBroker as exc:
@@ -155,16 +151,14 @@ class DepthReader:
             # Not declared yet: nothing was ever queued there. Declare it as workers and the
             # operator do (same arguments), so later reads find it instead of closing the
             # channel (and pika logging that) every interval.
-            self._channel = self._conn.channel()
+            self._channel = conn.channel()
             topology.declare_task_queue(self._channel, queue)
             return 0
         return int(ok.method.message_count)
 
     def _close(self) -> None:
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                conn.close()
+        self._channel = None
+        self._link.close()
 
     async def _management(self, queues: Sequence[str]) -> dict[str, tuple[int, int]]:
         if not self.managed:

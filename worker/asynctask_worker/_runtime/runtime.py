@@ -3,7 +3,7 @@
 Threads, as pika requires (one connection per thread):
 
 * the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
-  connection. It follows the control stream (:mod:`asynctask_worker.revocation`),
+  connection. It follows the control stream (:mod:`asynctask_worker._runtime.revocation`),
   receives task messages and is the only thread that acks; other threads ask it to with
   ``add_callback_threadsafe``. It pumps the connection every 0.1 s whatever the handlers
   do, so heartbeats flow even during long CPU-bound handlers;
@@ -43,39 +43,40 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import processes, topology
+from asynctask_worker import _amqp, topology
+from asynctask_worker._runtime import processes
+from asynctask_worker._runtime.dispatch import Dispatcher
+from asynctask_worker._runtime.publishing import StatusPublisher
+from asynctask_worker._runtime.revocation import ControlLog, RevokedSet
 from asynctask_worker.app import App
-from asynctask_worker.dispatch import Dispatcher
 from asynctask_worker.messages import MalformedMessage, TaskMessage, decode
 from asynctask_worker.metrics import MetricsServer, WorkerMetrics
-from asynctask_worker.publishing import StatusPublisher
-from asynctask_worker.revocation import ControlLog, RevokedSet
 from asynctask_worker.settings import WorkerSettings
 
 log = logging.getLogger("asynctask.worker")
 
 _PUMP_SECONDS = 0.1
-_BROKER_ERRORS = (pika.exceptions.AMQPError, OSError)
+_BROKER_ERRORS = _amqp.BROKER_ERRORS
 
 
 class _AmqpDelivery:
     """A task delivery on one connection; settling it is a no-op once that connection died."""
 
-    __slots__ = ("attempt", "generation", "message", "tag", "worker")
+    __slots__ = ("attempt", "connection_epoch", "message", "tag", "worker")
 
-    def __init__(self, worker: Worker, generation: int, tag: int, message: TaskMessage,
+    def __init__(self, worker: Worker, connection_epoch: int, tag: int, message: TaskMessage,
                  attempt: int) -> None:
         self.worker = worker
-        self.generation = generation
+        self.connection_epoch = connection_epoch
         self.tag = tag
         self.message = message
         self.attempt = attempt
 
     def ack(self) -> None:
-        self.worker._settle(self.generation, self.tag, ack=True)
+        self.worker._settle(self.connection_epoch, self.tag, ack=True)
 
     def requeue(self) -> None:
-        self.worker._settle(self.generation, self.tag, ack=False)
+        self.worker._settle(self.connection_epoch, self.tag, ack=False)
 
 
 class Worker:
@@ -84,29 +85,32 @@ class Worker:
     def __init__(self, app: App, settings: WorkerSettings | None = None, *,
                  metrics: WorkerMetrics | None = None) -> None:
         self.app = app
-        self.settings = s = settings or WorkerSettings()
-        unknown = set(s.queues) - set(app.tasks)
+        self.settings = settings = settings or WorkerSettings()
+        unknown = set(settings.queues) - set(app.tasks)
         if unknown:
             raise ValueError(f"no handler for queue(s) {sorted(unknown)}; the app has "
                              f"{app.queues}")
-        self.queues = s.queues or app.queues
+        self.queues = settings.queues or app.queues
         if not self.queues:
             raise ValueError("the app has no tasks: register one with @app.task(queue)")
-        if s.pool == "process":
+        if settings.pool == "process":
             _check_process_pool(app, self.queues)
         self.metrics = metrics or WorkerMetrics()
         self._publisher = StatusPublisher(
-            s.amqp_url, worker_id=s.worker_id, progress_interval=s.progress_interval_seconds,
-            heartbeat=s.heartbeat_seconds, reconnect_max_delay=s.reconnect_max_delay_seconds)
+            settings.amqp_url, worker_id=settings.worker_id,
+            progress_interval=settings.progress_interval_seconds,
+            heartbeat=settings.heartbeat_seconds,
+            reconnect_max_delay=settings.reconnect_max_delay_seconds)
         self.dispatcher = Dispatcher(
-            app, self._publisher, concurrency=s.concurrency, pool=s.pool,
-            cancel_grace_seconds=s.cancel_grace_seconds,
-            revoked=RevokedSet(s.revoked_capacity, s.control_history_seconds),
-            metrics=self.metrics, log_format=s.log_format, log_level=s.log_level)
-        self._control = ControlLog(self.dispatcher.control, worker_id=s.worker_id,
-                                   history_seconds=s.control_history_seconds)
-        self._generation = 0
-        self._connection: pika.BlockingConnection | None = None
+            app, self._publisher, concurrency=settings.concurrency, pool=settings.pool,
+            cancel_grace_seconds=settings.cancel_grace_seconds,
+            revoked=RevokedSet(settings.revoked_capacity, settings.control_history_seconds),
+            metrics=self.metrics, log_format=settings.log_format, log_level=settings.log_level)
+        self._control = ControlLog(self.dispatcher.control, worker_id=settings.worker_id,
+                                   history_seconds=settings.control_history_seconds)
+        self._link = _amqp.Link(
+            _amqp.parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds),
+            name=f"worker {settings.worker_id}", log=log)
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self._stopping = threading.Event()
@@ -114,8 +118,15 @@ class Worker:
         self._metrics_server: MetricsServer | None = None
         #: Set while consuming task queues (cleared while reconnecting).
         self.ready = threading.Event()
-        #: Connections the consumer made so far (more than one: it reconnected).
-        self.connections = 0
+
+    @property
+    def connections(self) -> int:
+        """Connections the consumer made so far (more than one: it reconnected)."""
+        return self._link.epoch
+
+    @property
+    def _connection(self) -> pika.BlockingConnection | None:
+        return self._link.connection
 
     @property
     def publisher_connections(self) -> int:
@@ -143,28 +154,19 @@ class Worker:
         self._stopping.set()
 
     def run(self) -> None:
-        s = self.settings
-        if s.metrics_port is not None:
-            self._metrics_server = self.metrics.serve(s.metrics_port, s.metrics_address)
-            log.info("metrics on http://%s:%d/metrics", s.metrics_address,
+        settings = self.settings
+        if settings.metrics_port is not None:
+            self._metrics_server = self.metrics.serve(settings.metrics_port,
+                                                      settings.metrics_address)
+            log.info("metrics on http://%s:%d/metrics", settings.metrics_address,
                      self._metrics_server.port)
         self._publisher.start()
         self.dispatcher.start()
-        delay = 0.5
         try:
-            while not self._stopping.is_set():
-                try:
-                    self._connect()
-                    delay = 0.5
-                    self._pump_until(self._stopping.is_set)
-                except _BROKER_ERRORS as exc:
-                    self._lost()
-                    if self._stopping.is_set():
-                        break
-                    log.warning("lost the broker (%s); reconnecting in %.1fs",
-                                str(exc) or repr(exc), delay)
-                    self._stopping.wait(delay)
-                    delay = min(delay * 2, s.reconnect_max_delay_seconds)
+            _amqp.run_connected(self._link, self._serve,
+                                max_delay=settings.reconnect_max_delay_seconds,
+                                keep_going=lambda: not self._stopping.is_set(),
+                                on_lost=self._lost, wait=self._stopping.wait)
             self._shutdown()
         finally:
             self._close()
@@ -177,14 +179,9 @@ class Worker:
 
     # the connection -----------------------------------------------------------------------
 
-    def _connect(self) -> None:
-        s = self.settings
-        params = pika.URLParameters(s.amqp_url)
-        params.heartbeat = s.heartbeat_seconds
-        conn = pika.BlockingConnection(params)
-        self._connection = conn
-        self._generation += 1
-        self.connections += 1
+    def _serve(self, conn: pika.BlockingConnection) -> None:
+        """Set up a fresh connection, then consume until asked to stop."""
+        settings = self.settings
         self.metrics.connections.inc()
         setup = conn.channel()
         topology.declare_all(setup, self.queues)
@@ -192,7 +189,7 @@ class Worker:
         # Catch up with the control stream before taking any task: a task cancelled while
         # queued must be known as revoked when it is delivered.
         self._control.subscribe(conn)
-        deadline = time.monotonic() + s.control_sync_timeout_seconds
+        deadline = time.monotonic() + settings.control_sync_timeout_seconds
         self._pump_until(lambda: self._control.synced or self._stopping.is_set()
                          or time.monotonic() > deadline)
         if self._stopping.is_set():
@@ -200,12 +197,13 @@ class Worker:
         if not self._control.synced:
             self._control.sync_timed_out()
         ch = self._tasks_channel = conn.channel()
-        ch.basic_qos(prefetch_count=s.effective_prefetch)
+        ch.basic_qos(prefetch_count=settings.effective_prefetch)
         self._consumer_tags = [ch.basic_consume(topology.task_queue_name(q), self._on_task)
                                for q in self.queues]
-        self.ready.set()
-        log.info("worker %s serving %s (concurrency %d, %s pool)", s.worker_id,
-                 ", ".join(self.queues), s.concurrency, s.pool)
+        self._set_ready(True)
+        log.info("worker %s serving %s (concurrency %d, %s pool)", settings.worker_id,
+                 ", ".join(self.queues), settings.concurrency, settings.pool)
+        self._pump_until(self._stopping.is_set)
 
     def _pump_until(self, done: Callable[[], bool]) -> None:
         while not done():
@@ -214,27 +212,33 @@ class Worker:
 
     def _lost(self) -> None:
         """The connection failed: its deliveries are void; the broker will redeliver."""
-        self.ready.clear()
+        self._set_ready(False)
         self._close()
         dropped = self.dispatcher.forget_pending()
         if dropped:
             log.info("%d task(s) not started yet will be redelivered", dropped)
 
-    def _close(self) -> None:
-        conn, self._connection, self._tasks_channel = self._connection, None, None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(*_BROKER_ERRORS):
-                conn.close()
+    def _set_ready(self, ready: bool) -> None:
+        """Consuming task queues or not: the ``ready`` event and the readiness gauge."""
+        if ready:
+            self.ready.set()
+        else:
+            self.ready.clear()
+        self.metrics.ready.set(int(ready))
 
-    def _settle(self, generation: int, tag: int, *, ack: bool) -> None:
+    def _close(self) -> None:
+        self._tasks_channel = None
+        self._link.close()
+
+    def _settle(self, epoch: int, tag: int, *, ack: bool) -> None:
         """Ack or requeue a delivery, from any thread, on the consumer thread."""
         conn = self._connection
-        if conn is None or generation != self._generation:
+        if conn is None or epoch != self._link.epoch:
             return  # that connection is gone: the broker redelivers the message
 
         def settle() -> None:
             ch = self._tasks_channel
-            if generation != self._generation or ch is None or not ch.is_open:
+            if epoch != self._link.epoch or ch is None or not ch.is_open:
                 return
             if ack:
                 ch.basic_ack(tag)
@@ -259,12 +263,13 @@ class Worker:
         headers: dict[str, Any] = props.headers or {}
         attempt = msg.attempt + int(headers.get("x-delivery-count", 0) or 0)
         self.dispatcher.submit(
-            _AmqpDelivery(self, self._generation, method.delivery_tag, msg, attempt))
+            _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt))
 
     # shutdown -----------------------------------------------------------------------------
 
     def _shutdown(self) -> None:
         """Stop consuming, let running tasks finish within the grace period, requeue the rest."""
+        self._set_ready(False)
         grace = 0.0 if self._hurry.is_set() else self.settings.grace_period_seconds
         log.info("stopping: no new tasks; %d running; grace period %.1fs",
                  self.dispatcher.active, grace)

@@ -7,7 +7,6 @@ throttled here: at most one progress message per task per interval, the latest v
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import queue
 import threading
@@ -17,9 +16,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pika
-import pika.exceptions
 
-from asynctask_worker import topology
+from asynctask_worker import _amqp, topology
 from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
 
 log = logging.getLogger("asynctask.worker.publishing")
@@ -45,18 +43,20 @@ class StatusPublisher(threading.Thread):
     def __init__(self, amqp_url: str, *, worker_id: str, progress_interval: float = 0.5,
                  heartbeat: int = 30, reconnect_max_delay: float = 30.0) -> None:
         super().__init__(name="asynctask-status-publisher", daemon=True)
-        self._params = pika.URLParameters(amqp_url)
-        self._params.heartbeat = heartbeat
+        self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
+                                name=f"status publisher {worker_id}", log=log)
         self._worker_id = worker_id
         self._interval = progress_interval
         self._max_delay = reconnect_max_delay
         self._inbox: queue.Queue[_Item | None] = queue.Queue()
         self._streams: dict[tuple[str, int], _Stream] = {}
         self._stopping = threading.Event()
-        self._connection: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
-        #: Connections made so far (more than one means it reconnected).
-        self.connections = 0
+
+    @property
+    def connections(self) -> int:
+        """Connections made so far (more than one means it reconnected)."""
+        return self._link.epoch
 
     # called from any thread -----------------------------------------------------------
 
@@ -79,38 +79,25 @@ class StatusPublisher(threading.Thread):
     # the publisher thread -------------------------------------------------------------
 
     def run(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set() or not self._inbox.empty():
-            try:
-                self._connect()
-                delay = 0.5
-                self._loop()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                log.warning("status publisher lost the broker (%s); reconnecting in %.1fs",
-                            str(exc) or repr(exc), delay)
-                self._close()
-                time.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
-        self._close()
+        try:
+            _amqp.run_connected(
+                self._link, self._serve, max_delay=self._max_delay,
+                keep_going=lambda: not self._stopping.is_set() or not self._inbox.empty(),
+                on_lost=self._lost)
+        finally:
+            self._lost()
+            self._link.close()
 
-    def _connect(self) -> None:
-        if self._connection is not None and self._connection.is_open:
-            return
-        self._connection = pika.BlockingConnection(self._params)
-        self.connections += 1
-        self._channel = self._connection.channel()
-        self._channel.confirm_delivery()
-        topology.declare_dead_letter(self._channel)
-        topology.declare_status_queue(self._channel)
+    def _lost(self) -> None:
+        self._channel = None
 
-    def _close(self) -> None:
-        conn, self._connection, self._channel = self._connection, None, None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                conn.close()
-
-    def _loop(self) -> None:
-        assert self._connection is not None
+    def _serve(self, connection: pika.BlockingConnection) -> None:
+        """Publish until stopped with nothing left to send (or the connection fails)."""
+        if self._channel is None or not self._channel.is_open:
+            self._channel = connection.channel()
+            self._channel.confirm_delivery()
+            topology.declare_dead_letter(self._channel)
+            topology.declare_status_queue(self._channel)
         while True:
             try:
                 item = self._inbox.get(timeout=min(self._interval, 0.2))
@@ -122,7 +109,7 @@ class StatusPublisher(threading.Thread):
             if item is not None:
                 self._handle(item)
             self._flush_due()
-            self._connection.process_data_events(0)
+            connection.process_data_events(0)
 
     def _handle(self, item: _Item) -> None:
         msg = item.message
@@ -141,7 +128,7 @@ class StatusPublisher(threading.Thread):
             stream.done = True
         try:
             self._publish(stream, msg)
-        except (pika.exceptions.AMQPError, OSError):
+        except _amqp.BROKER_ERRORS:
             self._inbox.put(item)  # retried after the reconnect
             raise
         except Exception as exc:  # not the broker's fault: retrying would not help
@@ -162,7 +149,7 @@ class StatusPublisher(threading.Thread):
             stream.last_progress_at = now
             try:
                 self._publish(stream, msg)
-            except (pika.exceptions.AMQPError, OSError):
+            except _amqp.BROKER_ERRORS:
                 if stream.pending is None and not stream.done:
                     stream.pending = msg  # sent after the reconnect
                 raise

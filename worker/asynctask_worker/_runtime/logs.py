@@ -12,10 +12,7 @@ import logging
 import sys
 from typing import IO, Any
 
-from asynctask_worker.context import current_task
-
-TASK_FIELDS = ("task_uid", "task_namespace", "task_name", "attempt", "queue")
-LOG_FORMATS = ("text", "json")
+from asynctask_worker.context import LOG_FIELDS, current_task
 
 
 class TaskFieldsFilter(logging.Filter):
@@ -36,7 +33,7 @@ class JsonFormatter(logging.Formatter):
         entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
                                  "logger": record.name, "message": record.getMessage(),
                                  "thread": record.threadName}
-        entry.update({k: getattr(record, k) for k in TASK_FIELDS if hasattr(record, k)})
+        entry.update({k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
         return json.dumps(entry, default=str)

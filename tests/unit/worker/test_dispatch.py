@@ -11,10 +11,11 @@ from typing import Any
 import pytest
 
 from asynctask_worker import App, Phase, TaskContext
-from asynctask_worker.dispatch import Dispatcher
+from asynctask_worker._runtime.dispatch import Dispatcher
+from asynctask_worker._runtime.revocation import BoundedMap
 from asynctask_worker.messages import StatusMessage, TaskMessage, TaskRef
-from asynctask_worker.revocation import BoundedMap
 from asynctask_worker.testing import StubBroker
+from testbed._proc import wait_until as _one_wait
 
 app = App("unit-dispatch")
 gate = threading.Event()
@@ -93,10 +94,7 @@ def message(uid: str, **request: Any) -> TaskMessage:
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        assert time.monotonic() < deadline, "timed out"
-        time.sleep(0.01)
+    _one_wait("the dispatcher", check, timeout, interval=0.01)
 
 
 @pytest.fixture

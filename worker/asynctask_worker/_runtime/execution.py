@@ -2,14 +2,14 @@
 
 :func:`run_handler` is the one place a handler is called (in a handler thread, or in a
 child process in process mode): it validates the request, calls the handler and turns
-what happened into an :class:`~asynctask_worker.outcome.Outcome`.
+what happened into an :class:`~asynctask_worker._runtime.outcome.Outcome`.
 
 An *execution* runs one attempt and hands its outcome to a callback. Thread mode runs the
 handler in a daemon thread of this process. A thread cannot be killed: when a handler
 ignores its cancellation past the grace period, :meth:`ThreadExecution.kill` returns
 False, the dispatcher reports the outcome anyway and the thread is *abandoned*: it runs
 on in the background and whatever it returns is dropped. Process mode
-(:mod:`asynctask_worker.processes`) can kill.
+(:mod:`asynctask_worker._runtime.processes`) can kill.
 """
 
 from __future__ import annotations
@@ -20,10 +20,10 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from asynctask_worker import outcome
+from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker.app import TaskDefinition
 from asynctask_worker.context import TaskContext, current_task
-from asynctask_worker.outcome import Outcome
 
 OutcomeCallback = Callable[[Outcome], None]
 

@@ -8,7 +8,7 @@ import pytest
 
 import thumbnails_tests
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 GUIDE = REPO / "docs" / "writing-a-worker.md"
 
 

@@ -24,7 +24,7 @@ from asynctask_worker.cli import load_app, parse_settings
 from asynctask_worker.metrics import WorkerMetrics
 from asynctask_worker.testing import StubBroker, TaskResult, run_task
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 EXAMPLES = REPO / "examples"
 GUIDE = REPO / "docs" / "writing-a-worker.md"
 SECTION = "## Writing a worker"

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from asynctask_worker import App, Phase, TaskContext, TaskFailed, Worker, WorkerSettings
+from asynctask_worker._runtime.logs import make_handler
 from asynctask_worker.cli import load_app, parse_settings
-from asynctask_worker.logs import make_handler
 from asynctask_worker.testing import StubBroker
 
 app = App("unit-config")
@@ -63,10 +63,10 @@ def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 
 
 def test_load_app_finds_the_app_or_says_what_is_wrong() -> None:
-    assert load_app("tests.unit.test_worker_config:app") is app
+    assert load_app("tests.unit.worker.test_config:app") is app
     assert load_app("example_tasks").name == "examples"  # attribute defaults to `app`
     with pytest.raises(SystemExit, match=r"not an asynctask_worker\.App"):
-        load_app("tests.unit.test_worker_config:chatty")
+        load_app("tests.unit.worker.test_config:chatty")
 
 
 def test_the_worker_refuses_what_it_cannot_serve() -> None:

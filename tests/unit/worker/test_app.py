@@ -10,7 +10,7 @@ import pytest
 from pydantic import BaseModel
 
 from asynctask_worker import App, Phase, TaskContext, TaskFailed
-from asynctask_worker.outcome import MAX_RESULT_BYTES, TRACEBACK_CHARS
+from asynctask_worker._runtime.outcome import MAX_RESULT_BYTES, TRACEBACK_CHARS
 from asynctask_worker.testing import run_task
 
 

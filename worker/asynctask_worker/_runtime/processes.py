@@ -34,13 +34,13 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
-from asynctask_worker import outcome
+from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime.execution import OutcomeCallback, run_handler
+from asynctask_worker._runtime.logs import configure_logging
+from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker.app import Handler, TaskDefinition, define
 from asynctask_worker.context import TaskContext
-from asynctask_worker.execution import OutcomeCallback, run_handler
-from asynctask_worker.logs import configure_logging
 from asynctask_worker.messages import TaskRef
-from asynctask_worker.outcome import Outcome
 
 log = logging.getLogger("asynctask.worker.processes")
 
@@ -57,7 +57,7 @@ def preload(modules: list[str]) -> None:
     """Have the forkserver import these modules once (before it starts), not every child."""
     ctx = mp_context()
     if ctx.get_start_method() == "forkserver":
-        wanted = ["asynctask_worker.processes"] + [m for m in modules if m != "__main__"]
+        wanted = ["asynctask_worker._runtime.processes"] + [m for m in modules if m != "__main__"]
         ctx.set_forkserver_preload(sorted(set(wanted)))
 
 

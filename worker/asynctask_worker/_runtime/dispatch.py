@@ -26,82 +26,40 @@ its outcome reported and its thread abandoned.
 
 from __future__ import annotations
 
-import enum
 import logging
 import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass
-from typing import Any, Literal, Protocol
 
-from asynctask_worker import outcome
+from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime.execution import Execution, ThreadExecution
+from asynctask_worker._runtime.jobs import (
+    Delivery,
+    Job,
+    JobKey,
+    Pool,
+    State,
+    StatusSink,
+    Verdict,
+    job_key,
+    overdue,
+)
+from asynctask_worker._runtime.outcome import Outcome
+from asynctask_worker._runtime.processes import ProcessExecution
+from asynctask_worker._runtime.revocation import BoundedMap, Revocation, RevokedSet, revocation_of
+from asynctask_worker._runtime.settling import EarlySettler
 from asynctask_worker.app import App
-from asynctask_worker.context import CANCELLED, TIMED_OUT, WORKER_SHUTDOWN, TaskContext
-from asynctask_worker.execution import Execution, ThreadExecution
-from asynctask_worker.messages import ControlMessage, Phase, TaskMessage, TaskRef
+from asynctask_worker.context import (
+    CANCELLED,
+    TIMED_OUT,
+    WORKER_SHUTDOWN,
+    TaskContext,
+)
+from asynctask_worker.messages import ControlMessage, Phase
 from asynctask_worker.metrics import WorkerMetrics
-from asynctask_worker.outcome import Outcome
-from asynctask_worker.processes import ProcessExecution
-from asynctask_worker.revocation import BoundedMap, Revocation, RevokedSet, revocation_of
 
 log = logging.getLogger("asynctask.worker")
-
-Pool = Literal["thread", "process"]
-JobKey = tuple[str, int]  # (task uid, TaskMessage.attempt): one published attempt
-
-
-class Delivery(Protocol):
-    """One received task message and how to settle it with its broker (thread-safe)."""
-
-    @property
-    def message(self) -> TaskMessage: ...
-
-    @property
-    def attempt(self) -> int: ...
-
-    def ack(self) -> None: ...
-
-    def requeue(self) -> None: ...
-
-
-class StatusSink(Protocol):
-    """Where status messages go; ``send`` resolves once the message is safely stored."""
-
-    def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]: ...
-
-    def progress(self, task: TaskRef, attempt: int, percent: int,
-                 message: str | None) -> None: ...
-
-
-class State(enum.Enum):
-    RUNNING = "running"
-    FINISHING = "finishing"
-    RELEASED = "released"
-    DONE = "done"
-
-
-@dataclass(eq=False)
-class Job:
-    delivery: Delivery
-    ctx: TaskContext
-    started: float
-    soft_deadline: float | None
-    hard_deadline: float | None = None
-    state: State = State.RUNNING
-    execution: Execution | None = None
-
-    @property
-    def message(self) -> TaskMessage:
-        return self.delivery.message
-
-    @property
-    def key(self) -> JobKey:
-        return job_key(self.delivery.message)
-
-
-def job_key(msg: TaskMessage) -> JobKey:
-    return (msg.task.uid, msg.attempt)
 
 
 class Dispatcher:
@@ -124,6 +82,7 @@ class Dispatcher:
         self._running: dict[JobKey, Job] = {}
         #: Attempts whose terminal status the broker confirmed: a redelivery is acked.
         self._done: BoundedMap[JobKey, bool] = BoundedMap(done_capacity)
+        self._early = EarlySettler(sink, self.metrics, self._done)
         self._abandoned: list[Execution] = []
         self._intake = True
         self._stopped = False
@@ -147,35 +106,15 @@ class Dispatcher:
 
     def submit(self, delivery: Delivery) -> None:
         """A task message arrived: run it (when a slot is free), or settle it at once."""
-        msg = delivery.message
-        key = job_key(msg)
-        revocation: Revocation | None = None
         with self._cond:
             if not self._intake:
-                action = "requeue"
-            elif key in self._done:
-                action = "duplicate"
-            elif (job := self._running.get(key)) is not None:
-                job.delivery = delivery  # redelivered (reconnect) while running here: adopt
-                action = "adopted"
-            elif (revocation := self.revoked.get(msg.task.uid)) is not None:
-                action = "revoked"
+                verdict, revocation = Verdict.REQUEUE, None
             else:
+                verdict, revocation = self._triage(delivery)
+            if verdict is Verdict.NEW:
                 self._pending.append(delivery)
                 self._cond.notify_all()
-                action = "queued"
-        fields = _fields(msg, delivery.attempt)
-        if action == "requeue":
-            delivery.requeue()
-        elif action == "duplicate":
-            log.info("task %s/%s: redelivered after it finished here: acked", msg.task.namespace,
-                     msg.task.name, extra=fields)
-            delivery.ack()
-        elif action == "adopted":
-            log.info("task %s/%s: redelivered while it runs here: the running attempt keeps "
-                     "it", msg.task.namespace, msg.task.name, extra=fields)
-        elif revocation is not None:
-            self._report_revoked(delivery, revocation)
+        self._early.settle(delivery, verdict, revocation)
 
     def control(self, msg: ControlMessage) -> bool:
         """A cancellation or time-out: remember it; stop the task if it is here."""
@@ -191,7 +130,7 @@ class Dispatcher:
         for job in jobs:
             self._stop(job, rev.reason, rev.detail)
         for d in queued:
-            self._report_revoked(d, rev)
+            self._early.report_revoked(d, rev)
         return bool(jobs or queued)
 
     def forget_pending(self) -> int:
@@ -247,10 +186,6 @@ class Dispatcher:
         with self._cond:
             return len(self._pending)
 
-    def jobs(self) -> list[Job]:
-        with self._cond:
-            return list(self._running.values())
-
     # the supervisor thread ----------------------------------------------------------------
 
     def _supervise(self) -> None:
@@ -261,17 +196,10 @@ class Dispatcher:
                 self._cond.wait(self._tick)
                 if self._stopped:
                     return
-                starts, revoked, duplicates = self._take_startable()
-                now = time.monotonic()
-                soft = [j for j in self._running.values() if j.state is State.RUNNING
-                        and j.soft_deadline is not None and now >= j.soft_deadline
-                        and not j.ctx.cancelled]
-                hard = [j for j in self._running.values() if j.state is State.RUNNING
-                        and j.hard_deadline is not None and now >= j.hard_deadline]
-            for d in duplicates:
-                d.ack()
-            for d, rev in revoked:
-                self._report_revoked(d, rev)
+                starts, early = self._take_startable()
+                soft, hard = overdue(self._running.values(), time.monotonic())
+            for delivery, verdict, revocation in early:
+                self._early.settle(delivery, verdict, revocation)
             for job in starts:
                 self._start(job)
             for job in soft:
@@ -281,40 +209,51 @@ class Dispatcher:
                 self._hard_stop(job)
             self._count_abandoned()
 
-    def _take_startable(self) -> tuple[list[Job], list[tuple[Delivery, Revocation]],
-                                       list[Delivery]]:
+    # triage: the one decision on what a delivery needs ------------------------------------
+
+    def _triage(self, d: Delivery) -> tuple[Verdict, Revocation | None]:
+        """What to do with a delivery (lock held); adopts a redelivery of a running job.
+
+        Made on arrival and again when a slot frees up: the task may have ended or been
+        revoked while its delivery waited.
+        """
+        key = job_key(d.message)
+        if key in self._done:
+            return Verdict.DUPLICATE, None
+        if (job := self._running.get(key)) is not None:
+            job.delivery = d  # redelivered (reconnect) while running here: adopt it
+            return Verdict.ADOPTED, None
+        if (revocation := self.revoked.get(d.message.task.uid)) is not None:
+            return Verdict.REVOKED, revocation
+        return Verdict.NEW, None
+
+    def _take_startable(self) -> tuple[list[Job], list[tuple[Delivery, Verdict,
+                                                                 Revocation | None]]]:
+        """Jobs to start in the free slots, and the waiting deliveries settled meanwhile."""
         starts: list[Job] = []
-        revoked: list[tuple[Delivery, Revocation]] = []
-        duplicates: list[Delivery] = []
+        early: list[tuple[Delivery, Verdict, Revocation | None]] = []
         while self._intake and self._pending and len(self._running) < self.concurrency:
             d = self._pending.popleft()
-            key = job_key(d.message)
-            if key in self._done:
-                duplicates.append(d)
-            elif key in self._running:
-                self._running[key].delivery = d
-            elif (rev := self.revoked.get(d.message.task.uid)) is not None:
-                revoked.append((d, rev))  # cancelled while it waited for a slot
-            else:
+            verdict, revocation = self._triage(d)
+            if verdict is Verdict.NEW:
                 job = self._new_job(d)
-                self._running[key] = job
+                self._running[job.key] = job
                 starts.append(job)
-        return starts, revoked, duplicates
+            else:
+                early.append((d, verdict, revocation))
+        return starts, early
 
     def _new_job(self, d: Delivery) -> Job:
-        msg, attempt = d.message, d.attempt
-        jobs: list[Job] = []
-
-        def sink(percent: int, message: str | None) -> None:
-            # Not after the end: an abandoned or released handler may still report.
-            if jobs and jobs[0].state is State.RUNNING:
-                self.sink.progress(msg.task, attempt, percent, message)
-
-        now = time.monotonic()
-        job = Job(d, TaskContext(msg.task, attempt, msg.queue, sink), now,
-                  now + msg.timeout_seconds if msg.timeout_seconds else None)
-        jobs.append(job)
+        msg, now = d.message, time.monotonic()
+        job = Job(d, now, now + msg.timeout_seconds if msg.timeout_seconds else None)
+        job.ctx = TaskContext(msg.task, d.attempt, msg.queue,
+                              lambda percent, text: self._progress(job, percent, text))
         return job
+
+    def _progress(self, job: Job, percent: int, message: str | None) -> None:
+        # Not after the end: an abandoned or released handler may still report.
+        if job.state is State.RUNNING:
+            self.sink.progress(job.message.task, job.delivery.attempt, percent, message)
 
     def _start(self, job: Job) -> None:
         msg, ctx = job.message, job.ctx
@@ -415,28 +354,3 @@ class Dispatcher:
             log.error("task %s: could not report its outcome (%s): back to its queue",
                       job.ctx.uid, error, extra=job.ctx.log_fields)
             delivery.requeue()
-
-    def _report_revoked(self, delivery: Delivery, rev: Revocation) -> None:
-        """Cancelled before it started: report it, ack it, never run the handler."""
-        msg = delivery.message
-        result = outcome.stopped(rev.reason, rev.detail, before_start=True)
-        self.metrics.task_revoked(msg.queue, result.phase)
-        log.info("task %s/%s: %s before it started: acked without running the handler",
-                 msg.task.namespace, msg.task.name, rev.reason,
-                 extra=_fields(msg, delivery.attempt))
-        future = self.sink.send(msg.task, delivery.attempt, result.phase, error=result.error,
-                                message=result.message)
-
-        def settled(f: Future[None]) -> None:
-            if f.exception() is None:
-                self._done.put(job_key(msg), True)
-                delivery.ack()
-            else:
-                delivery.requeue()
-
-        future.add_done_callback(settled)
-
-
-def _fields(msg: TaskMessage, attempt: int) -> dict[str, Any]:
-    return {"task_uid": msg.task.uid, "task_namespace": msg.task.namespace,
-            "task_name": msg.task.name, "attempt": attempt, "queue": msg.queue}

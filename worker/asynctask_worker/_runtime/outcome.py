@@ -97,6 +97,3 @@ def stopped(reason: str, detail: str = "", *, before_start: bool = False) -> Out
         reason="Cancelled", message=f"the task was cancelled{when}{why}"[:_ERROR_CHARS]),
         message="Cancelled")
 
-
-def stopped_phase(reason: str) -> Phase:
-    return Phase.TIMED_OUT if reason == TIMED_OUT else Phase.CANCELLED
