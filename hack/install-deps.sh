@@ -5,7 +5,8 @@
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
 #   - for the chart's tests (not with --dev, which the dev stack passes): the pinned helm,
-#     and the KEDA and ServiceMonitor CRDs, from their Go modules, cached the same way
+#     and the KEDA and ServiceMonitor CRDs, from their Go modules, cached the same way,
+#     and gitops-health (hack/gitops/: kstatus and Argo CD's Lua interpreter)
 # Each step says what it does; a step that has nothing to do says so and takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,3 +52,5 @@ say "helm (built once from its pinned Go module, then cached)"
 bash hack/helm/build.sh >/dev/null
 say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
 bash hack/helm/crds/fetch.sh >/dev/null
+say "gitops-health: kstatus (Flux) and Argo CD's Lua, for the GitOps tests (pinned modules, cached)"
+bash hack/gitops/build.sh >/dev/null
