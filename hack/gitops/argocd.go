@@ -16,10 +16,10 @@ var healthStatuses = map[string]bool{
 
 // argocdHealth runs a health.lua as Argo CD runs a health check from argocd-cm
 // (resource.customizations.health.<group>_<Kind>, useOpenLibs unset): a fresh gopher-lua
-// state without the standard libraries except package, base, table and os (Argo CD opens a
-// restricted os; the check here needs none, so it gets none of os's functions), the object
-// as the global `obj`, a one-second limit, and the returned table read as
-// {status, message}.
+// state without the standard libraries except package, base and table, the object as the
+// global `obj`, a one-second limit, and the returned table read as {status, message}, an
+// unknown status becoming Unknown. Argo CD also opens a restricted os library (time
+// functions); it is left out here, so a check that used it would fail here first.
 func argocdHealth(script string, obj map[string]any) (Verdict, error) {
 	l := lua.NewState(lua.Options{SkipOpenLibs: true})
 	defer l.Close()
