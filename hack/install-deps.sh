@@ -5,8 +5,7 @@
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
 #   - for the chart's tests (not with --dev, which the dev stack passes): the pinned helm,
-#     and the KEDA and ServiceMonitor CRDs, from their Go modules, cached the same way,
-#     and gitops-health (hack/gitops/: kstatus and Argo CD's Lua interpreter)
+#     and the KEDA and ServiceMonitor CRDs, from their Go modules, cached the same way
 # Each step says what it does; a step that has nothing to do says so and takes a second.
 set -euo pipefail
 cd "$(dirname "$0")/.."
