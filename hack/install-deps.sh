@@ -52,3 +52,5 @@ say "helm (built once from its pinned Go module, then cached)"
 bash hack/helm/build.sh >/dev/null
 say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
 bash hack/helm/crds/fetch.sh >/dev/null
+say "gitops-health: kstatus (Flux) and Argo CD's Lua, for the GitOps tests (pinned modules, cached)"
+bash hack/gitops/build.sh >/dev/null
