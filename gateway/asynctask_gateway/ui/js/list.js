@@ -158,7 +158,8 @@ export function listPage(root, { namespace, params, notify, navigate }) {
       if (state instanceof ApiError && FINAL.has(state.status)) {
         // Refused for good (bad token, no access): nothing below would ever fill.
         root.replaceChildren(h("div", { className: "title" }, h("h2", {}, `Tasks in ${namespace}`)),
-                             h("p", { className: "prompt" }, `Nothing to show: ${state.message}`));
+                             h("p", { className: "prompt" },
+                               "Nothing to show with this token (see the message above)."));
       }
     },
   });
