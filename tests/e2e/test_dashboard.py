@@ -25,7 +25,7 @@ from selenium.webdriver.common.keys import Keys
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.browser import chromium, one, resource_origins, severe_logs, shot, until
 from tests.e2e.conftest import Process
-from tests.e2e.gateway_client import gateway_app_worker
+from tests.e2e.gateway_client import StreamRefused, gateway_app_worker
 
 if TYPE_CHECKING:
     from selenium import webdriver
@@ -210,3 +210,45 @@ def test_the_page_refuses_framing_and_inline_script(gateway: Gateway, tmp_path: 
     assert "frame-ancestors 'none'" in csp and "unsafe-inline" not in csp
     assert headers["X-Frame-Options"] == "DENY" and headers["Referrer-Policy"] == "no-referrer"
     assert not re.search(r"<script(?![^>]*\bsrc=)", html), "an inline script"
+
+
+def test_the_namespace_stream_sends_counts_then_each_change_and_the_deletion(
+        operator: Process, gateway: Gateway, gateway_worker: Process) -> None:
+    """What the list is built on, read without a browser: GET …/tasks:watch."""
+    stream = gateway.events(f"{gateway.tasks()}:watch?queue=gw-sleepy")
+    first = next(stream)
+    assert first.event == "counts" and first.id is None
+    before = first.view["queues"].get("gw-sleepy", {}).get("Succeeded", 0)
+    answer = gateway.call("POST", gateway.tasks(), {"queue": "gw-sleepy",
+                                                    "request": {"seconds": 1}})
+    assert answer.status == 202, answer.body
+    name = answer.json()["name"]
+    phases: list[str] = []
+    counts = first.view
+    for event in stream:
+        if event.event == "counts":
+            counts = event.view
+            continue
+        assert event.event == "task", event
+        assert event.view["queue"] == "gw-sleepy" and event.id == event.view["resourceVersion"]
+        if event.view["name"] == name and (not phases or phases[-1] != event.view["phase"]):
+            phases.append(event.view["phase"])
+        if phases[-1:] == ["Succeeded"]:
+            break
+    assert phases[0] in ("Pending", "Processing") and phases[-1] == "Succeeded", phases
+    while counts["queues"]["gw-sleepy"].get("Succeeded", 0) != before + 1:
+        event = next(stream)  # the counts follow the terminal write
+        if event.event == "counts":
+            counts = event.view
+    assert gateway.call("DELETE", f"{gateway.tasks()}/{name}").status == 204
+    for event in stream:
+        if event.event == "deleted":
+            assert event.view == {"namespace": gateway.namespace, "name": name}
+            break
+    stream.close()
+    with pytest.raises(StreamRefused) as refused:
+        next(gateway.events(f"{gateway.tasks(gateway.other)}:watch"))
+    assert refused.value.status == 403
+    with pytest.raises(StreamRefused) as bad:
+        next(gateway.events(f"{gateway.tasks()}:watch?phase=Pending"))
+    assert bad.value.status == 400
