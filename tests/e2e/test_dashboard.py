@@ -168,8 +168,20 @@ def test_a_running_task_is_cancelled_from_its_button(
                                                     "request": {"seconds": 60}})
     assert answer.status == 202, answer.body
     name = answer.json()["name"]
+    page = f"{gateway.url}/ui/#/ns/{gateway.namespace}/tasks/{name}"
+    # A reader may watch it but not cancel it: the refusal is a sentence, the task runs on.
+    open_with_token(browser, gateway, gateway.namespace, gateway.tokens["reader"])
+    browser.get(page)
+    until(browser, "the task to run", lambda d: one(d, "#main").get_attribute("data-phase")
+          == "Processing", timeout=60)
+    one(browser, "#cancel").click()
+    refusal = until(browser, "the refusal", lambda d: (
+        d.find_elements(By.CSS_SELECTOR, "#notice.error") or [None])[0]).text
+    assert refusal.startswith("Forbidden (403):") and "cannot patch" in refusal, refusal
+    assert one(browser, "#main").get_attribute("data-phase") == "Processing"
+
     open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
-    browser.get(f"{gateway.url}/ui/#/ns/{gateway.namespace}/tasks/{name}")
+    browser.get(page)
     until(browser, "the task to run", lambda d: one(d, "#main").get_attribute("data-phase")
           == "Processing", timeout=60)
     browser.execute_script("window.notReloaded = true")
@@ -182,6 +194,22 @@ def test_a_running_task_is_cancelled_from_its_button(
     assert not one(browser, "#cancel").is_displayed()
     until(browser, "the record's error", lambda d: d.find_elements(By.ID, "section-error"))
     assert gateway.call("GET", f"{gateway.tasks()}/{name}").json()["phase"] == "Cancelled"
+
+
+def test_an_error_shows_its_traceback_excerpt_on_the_task_page(
+        operator: Process, gateway: Gateway, steps_worker: Process,
+        browser: webdriver.Chrome) -> None:
+    answer = gateway.call("POST", gateway.tasks(), {"queue": "gw-steps",
+                                                    "request": {"steps": "many"}})
+    assert answer.status == 202, answer.body
+    name = answer.json()["name"]
+    open_with_token(browser, gateway, gateway.namespace, gateway.tokens["reader"])
+    browser.get(f"{gateway.url}/ui/#/ns/{gateway.namespace}/tasks/{name}")
+    until(browser, "the Error phase and its record", lambda d: one(d, "#main").get_attribute(
+        "data-phase") == "Error" and d.find_elements(By.ID, "section-error"), timeout=60)
+    error = one(browser, "#section-error-body").text
+    assert "ValueError" in error and "Traceback" in error, error
+    shot(browser, "task-error")
 
 
 def test_a_token_without_access_reads_a_403_as_a_sentence(
