@@ -5,12 +5,15 @@ never becomes markup or leaves for another origin."""
 from __future__ import annotations
 
 import re
+import tomllib
+from pathlib import Path, PurePosixPath
 
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from asynctask_gateway import ui
 
+REPO = Path(__file__).resolve().parents[3]
 JS = {name: path.read_text() for name, path in ui.FILES.items() if name.endswith(".js")}
 
 
@@ -61,3 +64,13 @@ async def test_every_file_is_served_with_its_type_and_the_security_headers() -> 
         assert redirect.status == 301 and redirect.headers["Location"] == "/ui/"
         for missing in ("/ui/nothing.js", "/ui/../settings.py", "/ui/js/../../ui.py"):
             assert (await client.get(missing)).status == 404, missing
+
+
+def test_the_wheel_ships_every_file_as_package_data() -> None:
+    config = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = config["tool"]["setuptools"]["package-data"]["asynctask_gateway"]
+    for name in ui.FILES:
+        path = PurePosixPath("ui", name)
+        # setuptools' globs: "*" stays within one folder
+        assert any(path.match(p) and len(path.parts) == len(PurePosixPath(p).parts)
+                   for p in patterns), name
