@@ -1,7 +1,8 @@
 """One shared list+watch cache of AsyncTasks per gateway process.
 
-Every read of the API (GET, list, wait, events) is served from here, never from a watch or
-a GET per client. The watch resumes from the last resourceVersion it saw (bookmarks keep
+Every read of the API (GET, list, wait, events, the namespace stream) is served from here,
+never from a watch or a GET per client (but a task page's ``/detail``, which needs the
+request the cache drops). The watch resumes from the last resourceVersion it saw (bookmarks keep
 that fresh on quiet namespaces), and lists again when the apiserver answers 410 Gone.
 
 Only a slim projection of each object is kept: the task view plus the queue and labels
