@@ -13,7 +13,7 @@ import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from asynctask_client.errors import TaskDeleted
+from asynctask_client.errors import ApiError, TaskDeleted
 from asynctask_client.http import Http
 from asynctask_client.transport import Details, Submission
 from asynctask_worker.views import TaskView
@@ -107,14 +107,19 @@ class GatewayTransport:
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:
         headers = {"Accept": "text/event-stream", "Last-Event-ID": after}
         # A read may wait through a quiet stream until the next keepalive (15 s by default).
-        with self.http.stream(self._path(name, "/events"), headers=headers,
-                              read_seconds=max(1.0, seconds)) as resp:
-            if resp.status_code == 204:  # the task had ended at the state we saw last
-                return
-            for event in sse_events(resp.iter_lines()):
-                if event.event == "deleted":
-                    raise TaskDeleted(self.namespace, name)
-                yield TaskView.model_validate_json(event.data)
+        try:
+            with self.http.stream(self._path(name, "/events"), headers=headers,
+                                  read_seconds=max(1.0, seconds)) as resp:
+                if resp.status_code == 204:  # the task had ended at the state we saw last
+                    return
+                for event in sse_events(resp.iter_lines()):
+                    if event.event == "deleted":
+                        raise TaskDeleted(self.namespace, name)
+                    yield TaskView.model_validate_json(event.data)
+        except ApiError as exc:
+            if exc.status == 404:  # deleted between two connections of the stream
+                raise TaskDeleted(self.namespace, name) from exc
+            raise
 
     def close(self) -> None:
         self.http.close()
