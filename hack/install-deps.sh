@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs everything the dev stack and the tests need, on a fresh machine or a used one:
-#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4
+#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4,
+#     tmux (the CLI's terminal tests)
 #   - a Python virtualenv in .venv with the project (editable) and its dev tools
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
@@ -11,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*" >&2; }
 
-packages=(rabbitmq-server openssl lua5.4)
+packages=(rabbitmq-server openssl lua5.4 tmux)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -32,24 +32,30 @@ class UsageError(Exception):
     """A bad argument (exit code 2)."""
 
 
-def _common() -> argparse.ArgumentParser:
+def _common(top: bool) -> argparse.ArgumentParser:
+    """The kubectl-like options, accepted before and after the command (kubectl passes
+    ``kubectl asynctask -n NS get X`` on as ``-n NS get X``); after the command they are
+    only set when given, so they never undo the ones before it."""
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("-n", "--namespace", help="the namespace (default: the context's)")
-    common.add_argument("--context", help="the kubeconfig context to use")
-    common.add_argument("--kubeconfig", help="the kubeconfig file (default: KUBECONFIG)")
-    common.add_argument("--gateway", default=os.environ.get("ASYNCTASK_GATEWAY"),
-                        help="the gateway's URL instead of the Kubernetes API "
-                             "(ASYNCTASK_GATEWAY)")
-    common.add_argument("--token", default=os.environ.get("ASYNCTASK_TOKEN"),
-                        help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)")
-    common.add_argument("-o", "--output", choices=["json", "yaml"],
-                        help="machine output instead of text")
+
+    def option(*flags: str, default: str | None = None, **kw: Any) -> None:
+        common.add_argument(*flags, default=default if top else argparse.SUPPRESS, **kw)
+
+    option("-n", "--namespace", help="the namespace (default: the context's)")
+    option("--context", help="the kubeconfig context to use")
+    option("--kubeconfig", help="the kubeconfig file (default: KUBECONFIG)")
+    option("--gateway", default=os.environ.get("ASYNCTASK_GATEWAY"),
+           help="the gateway's URL instead of the Kubernetes API (ASYNCTASK_GATEWAY)")
+    option("--token", default=os.environ.get("ASYNCTASK_TOKEN"),
+           help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)")
+    option("-o", "--output", choices=["json", "yaml"], help="machine output instead of text")
     return common
 
 
 def parser() -> argparse.ArgumentParser:
-    common = _common()
-    top = argparse.ArgumentParser(prog="asynctask", description=__doc__.split("\n\n")[0])
+    common = _common(top=False)
+    top = argparse.ArgumentParser(prog="asynctask", description=__doc__.split("\n\n")[0],
+                                  parents=[_common(top=True)])
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
@@ -57,8 +63,8 @@ def parser() -> argparse.ArgumentParser:
 
     s = command("submit", "create a task")
     s.add_argument("queue")
-    s.add_argument("--request", default="null",
-                   help="the request as JSON, or @file.json (@- reads standard input)")
+    s.add_argument("--request", default="{}",
+                   help="the request as JSON, or @file.json (@- reads standard input); default {}")
     s.add_argument("--name", help="the task's name (default: generated)")
     s.add_argument("-l", "--label", action="append", default=[], help="key=value")
     for flag in ("timeout", "queue-timeout", "retries", "retry-backoff", "ttl"):

@@ -100,6 +100,7 @@ def bar_line(view: TaskView, elapsed: float, eta: float | None, width: int) -> s
     head = f"{view.name} [{bar}] {view.progress:3d}% {view.phase.value}"
     room = width - len(head) - len(tail) - 4
     message = (view.message or "").replace("\n", " ")
+    message = "" if message == view.phase.value else message
     message = message[:room] if room > 0 else ""
     return f"{head}  {message}  {tail}" if message else f"{head}  {tail}"
 
