@@ -14,7 +14,8 @@ import asyncio
 import time
 import tracemalloc
 
-from asynctask_operator.deadlines import Deadlines, Kind
+from asynctask_operator.deadlines import Kind
+from asynctask_operator.timers import Deadlines
 
 
 async def main(tasks: int) -> None:
@@ -28,7 +29,7 @@ async def main(tasks: int) -> None:
             done.set()
 
     tracemalloc.start()
-    d = Deadlines(fire)
+    d = Deadlines()
     now = time.time()
     t0 = time.perf_counter()
     for i in range(tasks):
@@ -44,7 +45,7 @@ async def main(tasks: int) -> None:
     print(f"re-set {tasks} deadlines: {1e6 * (t2 - t1) / tasks:.2f} µs each")
     print(f"scheduler memory: {current / 2**20:.1f} MiB ({current / tasks:.0f} B a task), "
           f"peak {peak / 2**20:.1f} MiB")
-    runner = asyncio.create_task(d.run())
+    runner = asyncio.create_task(d.run(fire))
     t3 = time.perf_counter()
     await asyncio.wait_for(done.wait(), 120)
     t4 = time.perf_counter()

@@ -37,7 +37,8 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python dependencies into .venv (pip)"
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
-  .venv/bin/pip install -q --disable-pip-version-check -e '.[dev]'
+  # The SDK alone is the base distribution; the operator and the gateway are extras.
+  .venv/bin/pip install -q --disable-pip-version-check -e '.[operator,gateway,dev]'
   echo "$want" > "$stamp"
 else
   say "Python dependencies up to date in .venv"
@@ -52,3 +53,5 @@ say "helm (built once from its pinned Go module, then cached)"
 bash hack/helm/build.sh >/dev/null
 say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
 bash hack/helm/crds/fetch.sh >/dev/null
+say "gitops-health: kstatus (Flux) and Argo CD's Lua, for the GitOps tests (pinned modules, cached)"
+bash hack/gitops/build.sh >/dev/null

@@ -1,12 +1,15 @@
 #!/usr/bin/env bash
-# The whole test suite: lint, types, then unit, integration (real RabbitMQ) and e2e (real
-# kube-apiserver + kube-controller-manager + RabbitMQ) tests in one pytest run.
+# The whole test suite: lint, types, import contracts, then unit, integration (real RabbitMQ)
+# and e2e (real kube-apiserver + kube-controller-manager + RabbitMQ) tests in one pytest run.
+# Arguments go to pytest: paths run only those tests (`make test ARGS=tests/e2e/test_worker.py`),
+# options alone (-x, -k ...) apply to the whole suite (pyproject's testpaths).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 bash hack/install-deps.sh
 printf '\n==> ruff\n'; .venv/bin/ruff check .
 printf '\n==> mypy (strict)\n'; .venv/bin/mypy
-printf '\n==> pytest: tests/unit, tests/integration, tests/e2e\n'
-.venv/bin/pytest tests "$@"
+printf '\n==> import contracts (lint-imports)\n'; .venv/bin/lint-imports
+printf '\n==> pytest %s\n' "${*:-tests/unit, tests/integration, tests/e2e}"
+.venv/bin/pytest "$@"
 printf '\n==> all checks passed in %ss\n' "$((SECONDS - start))"

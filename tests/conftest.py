@@ -103,7 +103,8 @@ _outcomes: dict[str, collections.Counter[str]] = collections.defaultdict(collect
 
 
 def pytest_runtest_logreport(report: pytest.TestReport) -> None:
-    folder = Path(report.fspath).parent.name
+    # The layer (unit, integration, e2e), also for tests in sub-folders (tests/unit/worker/).
+    folder = Path(report.fspath).resolve().relative_to(REPO / "tests").parts[0]
     if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
         _outcomes[folder][report.outcome] += 1
 

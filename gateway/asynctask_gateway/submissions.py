@@ -35,9 +35,6 @@ class TaskRequest(AsyncTaskSpec):
                                       pattern=NAME_PATTERN)] = None
     labels: dict[Annotated[str, Field(max_length=317, pattern=LABEL_KEY)],
                  Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
-    # Checked by the CRD's schema and the operator; kept raw here so the spec's webhook
-    # model can change without the gateway re-spelling it.
-    webhook: dict[str, Any] | None = None
 
     @model_validator(mode="after")
     def _not_cancelled(self) -> TaskRequest:

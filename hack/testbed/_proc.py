@@ -56,13 +56,19 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 
 def wait_until(
     what: str,
-    check: Callable[[], bool],
+    check: Callable[[], object],
     timeout: float,
     procs: Sequence[tuple[str, subprocess.Popen[bytes], Path]] = (),
     interval: float = 0.25,
-) -> None:
-    """Poll ``check`` until it holds; fail fast with the log tail if a process died."""
-    deadline = time.monotonic() + timeout
+) -> float:
+    """Poll ``check`` until it is truthy; returns the seconds it took.
+
+    The one wait of the project's tests and launchers. Fails fast with the log tail if one
+    of ``procs`` died; an exception from ``check`` means "not yet" (a service still
+    starting), and the last one is shown if time runs out.
+    """
+    start = time.monotonic()
+    last_error: Exception | None = None
     while True:
         for name, proc, logfile in procs:
             if proc.poll() is not None:
@@ -72,11 +78,13 @@ def wait_until(
                 )
         try:
             if check():
-                return
-        except Exception:  # noqa: BLE001 - any failure just means "not yet"
-            pass
-        if time.monotonic() > deadline:
+                return time.monotonic() - start
+        except Exception as exc:  # noqa: BLE001 - any failure just means "not yet"
+            last_error = exc
+        if time.monotonic() - start > timeout:
             detail = "".join(f"\n--- {n} ({lf}):\n{tail(lf)}" for n, _, lf in procs)
+            if last_error is not None:
+                detail += f"\nlast error of the check: {last_error!r}"
             raise TimeoutError(f"timed out after {timeout:.0f}s waiting for {what}{detail}")
         time.sleep(interval)
 

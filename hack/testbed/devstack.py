@@ -20,6 +20,7 @@ import textwrap
 import time
 import urllib.request
 
+from testbed import probes
 from testbed._proc import free_port, log, spawn, stop, wait_until
 from testbed.controlplane import REPO, ControlPlane
 from testbed.rabbitmq import RabbitMQ
@@ -118,10 +119,12 @@ def main(argv: list[str] | None = None) -> int:
         for logfile in (operator_log, worker_log, gateway_log):
             logfile.write_bytes(b"")  # each run's logs on their own
         log("devstack", f"starting the operator (log: {operator_log.relative_to(REPO)})")
-        operator = spawn([python, "-m", "asynctask_operator", "--standalone"], operator_log, env)
+        live, metrics = free_port(), free_port()
+        operator = spawn([python, "-m", "asynctask_operator", "--standalone",
+                          "--liveness", probes.liveness_url(live)], operator_log, env)
         log("devstack", f"starting the example worker (log: {worker_log.relative_to(REPO)})")
         worker = spawn([python, "-m", "asynctask_worker", "example_tasks:app",
-                        "--concurrency", "2"], worker_log, env)
+                        "--concurrency", "2", "--metrics-port", str(metrics)], worker_log, env)
         port = gateway_port()
         gateway_url = f"http://127.0.0.1:{port}"
         log("devstack", f"starting the HTTP gateway on {gateway_url} "
@@ -132,12 +135,15 @@ def main(argv: list[str] | None = None) -> int:
         try:
             procs = [("operator", operator, operator_log), ("worker", worker, worker_log),
                      ("gateway", gateway, gateway_log)]
-            wait_until("the operator to connect to RabbitMQ",
-                       lambda: "connected to RabbitMQ" in operator_log.read_text(), 60, procs)
-            wait_until("the worker to connect",
-                       lambda: "serving" in worker_log.read_text(), 60, procs)
-            wait_until("the gateway to be ready", lambda: _ready(f"{gateway_url}/readyz"), 60,
-                       procs)
+            # Ready as their probe and metric say (testbed.probes), not as their logs word it.
+            wait_until("the operator to connect to RabbitMQ (its broker probe)",
+                       lambda: probes.operator_connected(probes.liveness_url(live)), 60, procs)
+            wait_until("the worker to consume its queues (asynctask_worker_ready)",
+                       lambda: probes.worker_ready(probes.metrics_url(metrics)), 60, procs)
+            wait_until("the gateway's cache to sync (its /readyz)",
+                       lambda: _ready(f"{gateway_url}/readyz"), 60, procs)
+            log("devstack", f"operator probes: {probes.liveness_url(live)}; worker metrics: "
+                            f"{probes.metrics_url(metrics)}")
             http_env = {"TOKEN": client_token(cp), "GATEWAY": gateway_url, "NS": "default"}
             with (STATE / "env").open("a") as out:
                 out.writelines(f"export {k}='{v}'\n" for k, v in http_env.items())

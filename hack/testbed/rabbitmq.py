@@ -146,6 +146,11 @@ class RabbitMQ:
         self.stop_node()
         self.start_node()
 
+    def close_connections(self, vhost: str) -> None:
+        """Close every client connection of a virtual host, as an operator of the broker
+        would (``rabbitmqctl close_all_connections``): clients see a connection lost."""
+        self.ctl("close_all_connections", "-p", vhost, "closed by a test")
+
     # virtual hosts: one per test keeps tests (and other clients of the node) apart --------
 
     def vhost_url(self, vhost: str) -> str:

@@ -3,7 +3,8 @@
 Run it with ``asynctask-operator`` (see ``--help``); settings come from ``ASYNCTASK_*``.
 """
 
-from asynctask_operator.settings import GROUP, KIND, PLURAL, VERSION, OperatorSettings
+from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
+from asynctask_operator.settings import Config
 from asynctask_operator.spec import AsyncTaskSpec
 
-__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "AsyncTaskSpec", "OperatorSettings"]
+__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "AsyncTaskSpec", "Config"]

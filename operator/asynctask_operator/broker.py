@@ -9,11 +9,9 @@ handed to the event loop) and performs the acks the event loop asks for.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import queue
 import threading
-import time
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
@@ -24,7 +22,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import topology
+from asynctask_worker import _amqp, topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
 
 log = logging.getLogger("asynctask.operator.broker")
@@ -37,7 +35,7 @@ class Delivery:
     tag: int
     body: bytes
     message_id: str | None
-    generation: int  # which connection it came on: acks for older ones are moot
+    connection_epoch: int  # which connection it came on: acks for older ones are moot
     queue: str = topology.STATUS_QUEUE
     headers: dict[str, Any] = field(default_factory=dict)
 
@@ -58,15 +56,13 @@ class Broker(threading.Thread):
     def __init__(self, amqp_url: str, *, prefetch: int = 256, heartbeat: int = 30,
                  reconnect_max_delay: float = 30.0) -> None:
         super().__init__(name="asynctask-broker", daemon=True)
-        self._params = pika.URLParameters(amqp_url)
-        self._params.heartbeat = heartbeat
+        self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
+                                name="operator broker", log=log)
         self._prefetch = prefetch
         self._max_delay = reconnect_max_delay
         self._commands: queue.Queue[_Command] = queue.Queue()
         self._stopping = threading.Event()
-        self._generation = 0
         self._declared: set[str] = set()
-        self._connection: pika.BlockingConnection | None = None
         self._publish: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
         self._on_delivery: Callable[[Delivery], object] | None = None
@@ -122,47 +118,39 @@ class Broker(threading.Thread):
 
     # broker thread --------------------------------------------------------------------
 
-    def run(self) -> None:
-        delay = 0.5
-        while not self._stopping.is_set():
-            try:
-                self._connect()
-                delay = 0.5
-                while not self._stopping.is_set():
-                    assert self._connection is not None
-                    self._connection.process_data_events(time_limit=0.05)
-                    self._run_commands()
-            except (pika.exceptions.AMQPError, OSError) as exc:
-                self.connected.clear()
-                if self._stopping.is_set():
-                    break
-                log.warning("lost RabbitMQ (%s); reconnecting in %.1fs", exc, delay)
-                self._close()
-                time.sleep(delay)
-                delay = min(delay * 2, self._max_delay)
-        self._close()
+    @property
+    def connection_epoch(self) -> int:
+        """Connections made so far: a delivery from an older one can no longer be settled."""
+        return self._link.epoch
 
-    def _connect(self) -> None:
-        self._connection = pika.BlockingConnection(self._params)
-        self._generation += 1
+    def run(self) -> None:
+        try:
+            _amqp.run_connected(self._link, self._serve, max_delay=self._max_delay,
+                                keep_going=lambda: not self._stopping.is_set(),
+                                on_lost=self._lost, wait=self._stopping.wait)
+        finally:
+            self._lost()
+            self._link.close()
+
+    def _serve(self, connection: pika.BlockingConnection) -> None:
         self._declared.clear()
-        self._publish = self._connection.channel()
+        self._publish = connection.channel()
         self._publish.confirm_delivery()
         topology.declare_all(self._publish)
-        self._consume = self._connection.channel()
+        self._consume = connection.channel()
         self._consume.basic_qos(prefetch_count=self._prefetch)
         self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
         self._dead_tag = self._consume.basic_consume(topology.DEAD_TASKS_QUEUE, self._deliver)
         self.connected.set()
         log.info("connected to RabbitMQ; consuming %s and %s", topology.STATUS_QUEUE,
                  topology.DEAD_TASKS_QUEUE)
+        while not self._stopping.is_set():
+            connection.process_data_events(time_limit=0.05)
+            self._run_commands()
 
-    def _close(self) -> None:
-        conn, self._connection = self._connection, None
+    def _lost(self) -> None:
+        self.connected.clear()
         self._publish = self._consume = None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError):
-                conn.close()
 
     def _run_commands(self) -> None:
         for _ in range(1000):
@@ -178,10 +166,10 @@ class Broker(threading.Thread):
         queue = (topology.DEAD_TASKS_QUEUE if method.consumer_tag == self._dead_tag
                  else topology.STATUS_QUEUE)
         self._on_delivery(Delivery(method.delivery_tag, body, props.message_id,
-                                   self._generation, queue, dict(props.headers or {})))
+                                   self._link.epoch, queue, dict(props.headers or {})))
 
     def _settle(self, delivery: Delivery, *, ack: bool) -> None:
-        if delivery.generation != self._generation or self._consume is None:
+        if delivery.connection_epoch != self._link.epoch or self._consume is None:
             return  # that channel is gone; the broker redelivers the message
         if ack:
             self._consume.basic_ack(delivery.tag)

@@ -35,8 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
+    from asynctask_operator.app import OperatorMemo
 
     asyncio.run(kopf.operator(
+        memo=OperatorMemo(namespaces=list(args.namespace)),
         standalone=args.standalone,
         peering_name=args.peering,
         namespaces=args.namespace,

@@ -1,24 +1,20 @@
-"""One deadline scheduler for every task: timeouts, retries, cancel confirmations, TTLs.
+"""Which deadlines a task's status calls for: pure, in the style of :mod:`status`.
 
-Not a kopf timer per object (each costs an asyncio task and a finalizer): a single heap
-and a single asyncio task, so 100k live tasks cost 100k small tuples. Entries are
-replaced by setting them again and dropped lazily: only the latest time for a
-``(uid, kind)`` pair fires. The scheduler holds no state that cannot be rebuilt: on
-restart the operator sets the deadlines again from the objects' timestamps.
+A deadline is a time (epoch seconds) at which the operator must look at a task again: a
+queue or run timeout, the end of a retry's backoff, a TTL after it finished. The times come
+from the status's own timestamps, so after a restart they are set again exactly as before.
+:mod:`timers` keeps them and fires them; this module only decides them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import heapq
-import itertools
-import logging
-import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Mapping
 from enum import StrEnum
+from typing import Any
 
-log = logging.getLogger("asynctask.operator.deadlines")
+from asynctask_operator.spec import AsyncTaskSpec
+from asynctask_operator.status import parse_time, phase_of
+from asynctask_worker.messages import Phase
 
 
 class Kind(StrEnum):
@@ -28,67 +24,34 @@ class Kind(StrEnum):
     CANCEL_CONFIRM = "cancel-confirm"  # the worker did not confirm a cancellation in time
     TTL = "ttl"                       # spec.ttlSecondsAfterFinished passed: delete
 
-Fire = Callable[[str, Kind], Awaitable[None]]
+
+#: What :func:`wanted` asks for: a kind set to a time, or cleared (None). A kind absent from
+#: the answer is left as it is (e.g. CANCEL_CONFIRM, which a cancellation sets, not a status).
+Wanted = dict[Kind, float | None]
 
 
-class Deadlines:
-    def __init__(self, fire: Fire, clock: Callable[[], float] = time.time) -> None:
-        self._fire = fire
-        self._clock = clock
-        self._heap: list[tuple[float, int, str, Kind]] = []
-        self._due: dict[tuple[str, Kind], float] = {}
-        self._counter = itertools.count()
-        self._wakeup = asyncio.Event()
+def epoch(timestamp: str) -> float:
+    return parse_time(timestamp).timestamp()
 
-    def __len__(self) -> int:
-        return len(self._due)
 
-    def set(self, uid: str, kind: Kind, at: float) -> None:
-        """Fire ``kind`` for ``uid`` at ``at`` (epoch seconds), replacing an earlier setting."""
-        if self._due.get((uid, kind)) == at:
-            return
-        self._due[(uid, kind)] = at
-        entry = (at, next(self._counter), uid, kind)
-        heapq.heappush(self._heap, entry)
-        if self._heap[0] is entry:
-            self._wakeup.set()  # earlier than what the scheduler sleeps towards
-        self._compact()
-
-    def clear(self, uid: str, kind: Kind | None = None) -> None:
-        for k in [kind] if kind is not None else list(Kind):
-            self._due.pop((uid, k), None)
-
-    def due(self, uid: str, kind: Kind) -> float | None:
-        return self._due.get((uid, kind))
-
-    async def run(self) -> None:
-        while True:
-            delay = self._next_delay()
-            self._wakeup.clear()
-            if delay is None or delay > 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), delay)
-                continue
-            at, _, uid, kind = heapq.heappop(self._heap)
-            if self._due.get((uid, kind)) != at:
-                continue  # replaced or cleared since
-            del self._due[(uid, kind)]
-            try:
-                await self._fire(uid, kind)
-            except Exception:
-                log.exception("deadline %s of %s failed; retrying in 5s", kind.value, uid)
-                self.set(uid, kind, self._clock() + 5)
-
-    def _next_delay(self) -> float | None:
-        while self._heap:
-            at, _, uid, kind = self._heap[0]
-            if self._due.get((uid, kind)) == at:
-                return max(0.0, at - self._clock())
-            heapq.heappop(self._heap)  # stale entry
-        return None
-
-    def _compact(self) -> None:
-        """Rebuild the heap when stale entries dominate (many re-settings)."""
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._due):
-            self._heap = [e for e in self._heap if self._due.get((e[2], e[3])) == e[0]]
-            heapq.heapify(self._heap)
+def wanted(status: Mapping[str, Any], spec: AsyncTaskSpec | None) -> Wanted:
+    """The deadlines that ``status`` (under ``spec``) calls for."""
+    phase = phase_of(dict(status))
+    if phase is None or spec is None:
+        return {}
+    if phase.terminal:
+        out: Wanted = dict.fromkeys((Kind.QUEUE_TIMEOUT, Kind.RUN_TIMEOUT, Kind.RETRY,
+                                     Kind.CANCEL_CONFIRM))
+        if spec.ttl_seconds_after_finished is not None and status.get("completionTime"):
+            out[Kind.TTL] = epoch(status["completionTime"]) + spec.ttl_seconds_after_finished
+        return out
+    if phase is Phase.PENDING and status.get("nextAttemptTime"):
+        return {Kind.RETRY: epoch(status["nextAttemptTime"])}
+    if phase is Phase.PENDING and spec.queue_timeout_seconds and status.get("queuedTime"):
+        return {Kind.QUEUE_TIMEOUT: epoch(status["queuedTime"]) + spec.queue_timeout_seconds}
+    if phase is Phase.PROCESSING:
+        out = {Kind.QUEUE_TIMEOUT: None}
+        if spec.timeout_seconds and status.get("startTime"):
+            out[Kind.RUN_TIMEOUT] = epoch(status["startTime"]) + spec.timeout_seconds
+        return out
+    return {}

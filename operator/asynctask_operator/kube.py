@@ -1,4 +1,8 @@
-"""The operator's own Kubernetes API calls (kopf does the watching).
+"""The operator's own Kubernetes API calls (kopf does the watching): every one of them.
+
+AsyncTask status writes, deletions (TTL), Secret reads (webhook signing keys), Events, and
+the worker Deployments the autoscaler lists and scales. Nothing else in the operator
+imports the Kubernetes client.
 
 The official client is synchronous; calls run in a small thread pool so they never
 block kopf's event loop.
@@ -10,15 +14,32 @@ import asyncio
 import base64
 import functools
 import logging
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
+import urllib3.exceptions
 from kubernetes import client, config
 from kubernetes.client.exceptions import ApiException
 
-from asynctask_operator.settings import GROUP, PLURAL, VERSION
+from asynctask_operator.limits import API_ERROR_CHARS
+from asynctask_operator.resource import GROUP, PLURAL, VERSION
 
 log = logging.getLogger("asynctask.operator.kube")
+
+#: What a failed API call may raise (an HTTP error, or the connection failed).
+API_ERRORS = (ApiException, OSError, urllib3.exceptions.HTTPError)
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """A worker Deployment as the autoscaler needs it."""
+
+    namespace: str
+    name: str
+    replicas: int  # spec.replicas (1 if unset, as the apiserver defaults it)
+    annotations: dict[str, str]
 
 
 class Gone(Exception):
@@ -31,12 +52,14 @@ class Rejected(Exception):
 
 class Kube:
     def __init__(self, workers: int = 8) -> None:
+        """Load the configuration (in-cluster, else kubeconfig) and start ``workers`` threads."""
         try:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
         self._api = client.CustomObjectsApi()
         self._core = client.CoreV1Api()
+        self._apps = client.AppsV1Api()
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asynctask-kube")
 
     def close(self) -> None:
@@ -73,7 +96,7 @@ class Kube:
             if exc.status == 404 or (exc.status == 422 and "testing value" in str(exc.body)):
                 raise Gone(f"{namespace}/{name}") from exc
             if exc.status == 422:
-                raise Rejected(str(exc.body)[:2000]) from exc
+                raise Rejected(str(exc.body)[:API_ERROR_CHARS]) from exc
             raise
         return obj
 
@@ -99,3 +122,26 @@ class Kube:
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(self._core.create_namespaced_event, namespace, body)
+
+    async def list_deployments(self, namespaces: Sequence[str | None],
+                               label_selector: str) -> list[Deployment]:
+        """The Deployments matching ``label_selector`` in each namespace (None: all of them),
+        except those being deleted. Raises one of :data:`API_ERRORS`."""
+        items: list[Any] = []
+        for namespace in namespaces:
+            if namespace is None:
+                found = await self._call(self._apps.list_deployment_for_all_namespaces,
+                                         label_selector=label_selector, _request_timeout=30)
+            else:
+                found = await self._call(self._apps.list_namespaced_deployment, namespace,
+                                         label_selector=label_selector, _request_timeout=30)
+            items += found.items
+        return [Deployment(d.metadata.namespace, d.metadata.name,
+                           1 if d.spec.replicas is None else int(d.spec.replicas),
+                           dict(d.metadata.annotations or {}))
+                for d in items if d.metadata.deletion_timestamp is None]
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
+        """Set a Deployment's replicas through its scale subresource (replicas only)."""
+        await self._call(self._apps.patch_namespaced_deployment_scale, name, namespace,
+                         {"spec": {"replicas": replicas}}, _request_timeout=10)

@@ -23,11 +23,13 @@ Exposed series:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from asynctask_operator.observers import Written
+from asynctask_operator.status import parse_phase, seconds_between
+from asynctask_worker.messages import Phase
 from asynctask_worker.metrics import MetricsServer
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
@@ -78,23 +80,27 @@ class OperatorMetrics:
         self.tracked.set_function(lambda: float(tracked()))
         self.deadlines.set_function(lambda: float(deadlines()))
 
+    def status_written(self, written: Written) -> None:
+        """An observer of the status writer: one write, and the phase change if any."""
+        self.writes.labels("ok").inc()
+        self.phase_written(written.spec.queue if written.spec else "", written.previous,
+                           written.status)
+
+    def task_forgotten(self, uid: str) -> None:
+        pass
+
     def phase_written(self, queue: str, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Count a phase change and, from the status timestamps, how long things took."""
-        phase = after.get("phase")
-        if not phase or (phase == before.get("phase") and after.get("attempts") == before.get(
-                "attempts")):
+        phase = parse_phase(after.get("phase"))
+        if phase is None or (phase == before.get("phase") and after.get("attempts")
+                             == before.get("attempts")):
             return
-        self.transitions.labels(queue, phase).inc()
+        self.transitions.labels(queue, phase.value).inc()
         started, queued = after.get("startTime"), after.get("queuedTime")
-        if phase == "Processing" and started and queued:
-            self.wait_seconds.labels(queue).observe(max(0.0, _seconds(queued, started)))
+        if phase is Phase.PROCESSING and started and queued:
+            self.wait_seconds.labels(queue).observe(max(0.0, seconds_between(queued, started)))
         end = after.get("completionTime")
-        if phase in ("Succeeded", "Failed", "Error", "Cancelled", "TimedOut") and end:
-            begin = started or queued
-            if begin:
-                self.run_seconds.labels(queue, phase).observe(max(0.0, _seconds(begin, end)))
-
-
-def _seconds(start: str, end: str) -> float:
-    fmt = "%Y-%m-%dT%H:%M:%SZ"
-    return (datetime.strptime(end, fmt) - datetime.strptime(start, fmt)).total_seconds()
+        begin = started or queued
+        if phase.terminal and end and begin:
+            self.run_seconds.labels(queue, phase.value).observe(
+                max(0.0, seconds_between(begin, end)))

@@ -2,54 +2,62 @@
 
 One asyncio task lists the Deployments labelled ``asynctask.dev/autoscale: "true"`` and, every
 interval, gives each ``ceil(depth / target)`` replicas clamped to [min, max]: up at once, down
-only to the highest count wanted over the scale-down window. Depth = ready (passive
-``queue.declare``: exact, immediate) + unacked (management API: lags up to 5 s), or ready only.
+only to the highest count wanted over the scale-down window (:mod:`scaling_policy`).
+Depth = ready (passive ``queue.declare``: exact, immediate) + unacked (management API: lags
+up to 5 s), or ready only.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import base64
-import contextlib
-import fnmatch
 import logging
-import math
 import re
-import sys
 import time
-from collections import deque
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
 import pika.exceptions
-import urllib3.exceptions
 import yarl
-from kubernetes import client
-from kubernetes.client.exceptions import ApiException
 
-from asynctask_operator.settings import OperatorSettings
-from asynctask_worker import topology
+from asynctask_operator.kube import API_ERRORS, Deployment
+from asynctask_operator.scaling_policy import (
+    BadAnnotations,
+    Policy,
+    Stabiliser,
+    in_scope,
+    parse_policy,
+)
+from asynctask_operator.settings import ScalingConfig
+from asynctask_worker import _amqp, topology
 
 log = logging.getLogger("asynctask.operator.scaling")
 
 LABEL = "asynctask.dev/autoscale"
-QUEUES = "asynctask.dev/queues"
-MIN_REPLICAS = "asynctask.dev/min-replicas"
-MAX_REPLICAS = "asynctask.dev/max-replicas"
-TARGET = "asynctask.dev/target-messages-per-replica"
-_QUEUE_NAME = re.compile(r"[a-z0-9]([-a-z0-9.]*[a-z0-9])?")  # spec.queue, as in the CRD
 _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
-_K8S_ERRORS = (ApiException, OSError, urllib3.exceptions.HTTPError)
-Found = tuple[str, str, int, dict[str, str]]  # a Deployment: namespace, name, replicas, notes
 
 
-class BadAnnotations(ValueError):
-    """A Deployment's autoscaling annotations cannot be used: it is left alone."""
+class DeploymentApi(Protocol):
+    """The Deployment calls of :class:`kube.Kube` (both raise one of ``API_ERRORS``)."""
+
+    async def list_deployments(self, namespaces: Sequence[str | None],
+                               label_selector: str) -> list[Deployment]: ...
+
+    async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None: ...
+
+
+@dataclass(frozen=True)
+class DepthSource:
+    """What :class:`DepthReader` reads: the AMQP URL and the management API's settings."""
+
+    amqp_url: str
+    management_url: str | None = None
+    management_timeout_seconds: float = 2.0
+
 
 
 class Problems:
@@ -74,82 +82,6 @@ def _error(exc: BaseException) -> str:
 
 
 @dataclass(frozen=True)
-class Policy:
-    queues: tuple[str, ...]
-    min_replicas: int = 0
-    max_replicas: int = 10
-    target: int = 1  # messages per replica
-
-    def desired(self, depth: int) -> int:
-        wanted = math.ceil(max(depth, 0) / self.target)
-        return max(self.min_replicas, min(self.max_replicas, wanted))
-
-
-def _count(annotations: Mapping[str, str], key: str, default: int, minimum: int) -> int:
-    raw = annotations.get(key, str(default))
-    if not re.fullmatch(r"[0-9]{1,9}", str(raw).strip()) or int(raw) < minimum:
-        raise BadAnnotations(f"{key}={raw!r} is not a whole number of at least {minimum}")
-    return int(raw)
-
-
-def parse_policy(annotations: Mapping[str, str] | None) -> Policy:
-    """The policy a Deployment's annotations describe; BadAnnotations says what is wrong."""
-    annotations = annotations or {}
-    raw = annotations.get(QUEUES) or ""
-    queues = tuple(dict.fromkeys(q.strip() for q in raw.split(",") if q.strip()))
-    if not queues:
-        raise BadAnnotations(f"{QUEUES} is missing or empty: it must name the spec.queue "
-                             "values the workers serve, comma-separated")
-    invalid = [q for q in queues if len(q) > 63 or not _QUEUE_NAME.fullmatch(q)]
-    if invalid:
-        raise BadAnnotations(f"{QUEUES}: not a valid spec.queue name: {', '.join(invalid)}")
-    low, high = _count(annotations, MIN_REPLICAS, 0, 0), _count(annotations, MAX_REPLICAS, 10, 1)
-    if low > high:
-        raise BadAnnotations(f"{MIN_REPLICAS}={low} is above {MAX_REPLICAS}={high}")
-    return Policy(queues, low, high, _count(annotations, TARGET, 1, 1))
-
-
-class Stabiliser:
-    """Up at once; down only to the highest count wanted over the window. The history
-    starts with the count found: a new operator waits a whole window before scaling down."""
-
-    def __init__(self, window: float, now: float, current: int) -> None:
-        self.window = window
-        self._wanted: deque[tuple[float, int]] = deque([(now, current)])
-
-    def decide(self, now: float, desired: int, current: int, *,
-               exact: bool = True) -> tuple[int, str] | None:
-        """The count to set and why, or None. ``exact=False`` (in-flight unknown): up only."""
-        self._wanted.append((now, desired if exact else max(desired, current)))
-        while self._wanted[0][0] < now - self.window:
-            self._wanted.popleft()
-        if desired > current:
-            return desired, "scale up at once"
-        ceiling = max(n for _, n in self._wanted)
-        if ceiling < current:
-            return ceiling, f"the highest count wanted over the last {self.window:g}s"
-        return None
-
-
-def operator_namespaces(argv: Sequence[str]) -> list[str]:
-    """The ``--namespace``/``-n`` patterns the operator runs with (none: cluster-wide)."""
-    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
-    parser.add_argument("--namespace", "-n", action="append", default=[])
-    return list(parser.parse_known_args(list(argv))[0].namespace)
-
-
-def in_scope(namespace: str, patterns: Sequence[str]) -> bool:
-    """kopf's namespace patterns: each a comma-separated list of globs, ``!glob`` excludes."""
-    for pattern in patterns:
-        globs = [g.strip() for g in pattern.split(",")]
-        include = [g for g in globs if not g.startswith("!")] or ["*"]
-        if any(fnmatch.fnmatchcase(namespace, g) for g in include) and not any(
-                fnmatch.fnmatchcase(namespace, g[1:]) for g in globs if g.startswith("!")):
-            return True
-    return not patterns
-
-
-@dataclass(frozen=True)
 class Depth:
     ready: int
     unacked: int | None = None  # None: not known (no management API, or it failed)
@@ -164,19 +96,18 @@ def merge(live: int | None, managed: tuple[int, int] | None) -> Depth | None:
 class DepthReader:
     """Ready: passive ``queue.declare`` (own connection and thread). Unacked: management API."""
 
-    def __init__(self, config: OperatorSettings, problems: Problems) -> None:
-        self._params = pika.URLParameters(config.amqp_url)
-        self._params.connection_attempts = 1
-        self._params.socket_timeout = self._params.stack_timeout = 5
+    def __init__(self, config: DepthSource, problems: Problems) -> None:
+        # Problems reports an outage here (once), so the link's own outage log is not used.
+        self._link = _amqp.Link(_amqp.parameters(config.amqp_url, attempts=1, timeout=5),
+                                name="autoscaler", log=log)
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asynctask-scaling")
-        self._conn: Any = None
         self._channel: Any = None
         self.problems = problems
         url = yarl.URL(config.management_url or "http://unset")
         self.managed = bool(config.management_url)
         auth = base64.b64encode(f"{url.user or ''}:{url.password or ''}".encode()).decode()
         self._headers = {"Authorization": f"Basic {auth}"} if url.user else {}
-        vhost = quote(self._params.virtual_host, safe="")
+        vhost = quote(self._link.params.virtual_host, safe="")
         self._base = f"{str(url.with_user(None)).rstrip('/')}/api/queues/{vhost}"
         self._timeout = aiohttp.ClientTimeout(total=config.management_timeout_seconds)
         self._session: aiohttp.ClientSession | None = None
@@ -199,17 +130,18 @@ class DepthReader:
                 counts.update((queue, self._declare(queue)) for queue in queues)
                 self.problems.clear("amqp", "reading queue depths over AMQP again")
                 return counts
-            except (pika.exceptions.AMQPError, OSError) as exc:
+            except _amqp.BROKER_ERRORS as exc:
                 self._close()
                 error = _error(exc)
         self.problems.report("amqp", f"cannot read queue depths over AMQP ({error})")
         return counts
 
     def _declare(self, queue: str) -> int:
-        if self._conn is None or not self._conn.is_open:
-            self._conn, self._channel = pika.BlockingConnection(self._params), None
+        if not self._link.is_open:
+            self._channel = None
+        conn = self._link.open()
         if self._channel is None or not self._channel.is_open:
-            self._channel = self._conn.channel()
+            self._channel = conn.channel()
         try:
             ok = self._channel.queue_declare(topology.task_queue_name(queue), passive=True)
         except pika.exceptions.ChannelClosedByBroker as exc:
@@ -219,16 +151,14 @@ class DepthReader:
             # Not declared yet: nothing was ever queued there. Declare it as workers and the
             # operator do (same arguments), so later reads find it instead of closing the
             # channel (and pika logging that) every interval.
-            self._channel = self._conn.channel()
+            self._channel = conn.channel()
             topology.declare_task_queue(self._channel, queue)
             return 0
         return int(ok.method.message_count)
 
     def _close(self) -> None:
-        conn, self._conn, self._channel = self._conn, None, None
-        if conn is not None and conn.is_open:
-            with contextlib.suppress(pika.exceptions.AMQPError, OSError):
-                conn.close()
+        self._channel = None
+        self._link.close()
 
     async def _management(self, queues: Sequence[str]) -> dict[str, tuple[int, int]]:
         if not self.managed:
@@ -255,7 +185,9 @@ class DepthReader:
 
 
 @dataclass
-class Pool:
+class ScaledDeployment:
+    """A worker Deployment under autoscaling: its policy and what was last decided."""
+
     namespace: str
     name: str
     policy: Policy
@@ -265,14 +197,16 @@ class Pool:
 
 
 class Autoscaler:
-    def __init__(self, config: OperatorSettings, namespaces: Sequence[str] | None = None) -> None:
+    def __init__(self, config: ScalingConfig, amqp_url: str, api: DeploymentApi,
+                 namespaces: Sequence[str] = ()) -> None:
         self.config = config
-        self.namespaces = list(operator_namespaces(sys.argv[1:]) if namespaces is None
-                               else namespaces)
-        self.pools: dict[str, Pool] = {}  # by namespace/name
+        self.api = api
+        self.namespaces = list(namespaces)  # kopf's patterns; none: cluster-wide
+        self.deployments: dict[str, ScaledDeployment] = {}  # by namespace/name
         self.problems = Problems()
-        self.reader = DepthReader(config, self.problems)
-        self._apps: Any = client.AppsV1Api()  # after the operator loaded its kubeconfig
+        self.reader = DepthReader(DepthSource(amqp_url, config.management_url,
+                                              config.management_timeout_seconds),
+                                  self.problems)
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> Autoscaler:
@@ -306,97 +240,94 @@ class Autoscaler:
             await asyncio.sleep(max(0.05, started + self.config.scale_interval_seconds
                                     - time.monotonic()))
 
-    async def list_deployments(self) -> list[Found] | None:
-        items, literal = [], all(_NAMESPACE.fullmatch(p) for p in self.namespaces)
-        try:  # one LIST; one per namespace if the operator names plain namespaces
-            for namespace in self.namespaces if self.namespaces and literal else [None]:
-                call, args = ((self._apps.list_namespaced_deployment, [namespace]) if namespace
-                              else (self._apps.list_deployment_for_all_namespaces, []))
-                items += (await asyncio.to_thread(call, *args, label_selector=f"{LABEL}=true",
-                                                  _request_timeout=30)).items
-        except _K8S_ERRORS as exc:
+    async def list_deployments(self) -> list[Deployment] | None:
+        """One LIST; one per namespace if the operator names plain namespaces."""
+        literal = all(_NAMESPACE.fullmatch(p) for p in self.namespaces)
+        namespaces: list[str | None] = (list(self.namespaces) if self.namespaces and literal
+                                        else [None])
+        try:
+            found = await self.api.list_deployments(namespaces, f"{LABEL}=true")
+        except API_ERRORS as exc:
             self.problems.report("list", f"cannot list worker Deployments ({_error(exc)}); "
-                                 "keeping the pools found before")
+                                 "keeping the Deployments found before")
             return None
         self.problems.clear("list", "listing worker Deployments again")
-        return [(d.metadata.namespace, d.metadata.name,
-                 1 if d.spec.replicas is None else int(d.spec.replicas),
-                 dict(d.metadata.annotations or {}))
-                for d in items if d.metadata.deletion_timestamp is None]
+        return found
 
-    def discover(self, found: Iterable[Found], now: float) -> None:
-        """Start, update or stop autoscaling pools, as the listed Deployments say."""
+    def discover(self, found: Iterable[Deployment], now: float) -> None:
+        """Start, update or stop autoscaling Deployments, as the listing says."""
         listed = set()
-        for namespace, name, replicas, notes in found:
+        for deployment in found:
+            namespace, name, replicas = deployment.namespace, deployment.name, deployment.replicas
             key = f"{namespace}/{name}"
             if not in_scope(namespace, self.namespaces):
                 continue
             listed.add(key)
             try:
-                policy = parse_policy(notes)
+                policy = parse_policy(deployment.annotations)
             except BadAnnotations as exc:
                 self.problems.report(f"bad:{key}", f"not autoscaling {key}: {exc}")
-                self.pools.pop(key, None)
+                self.deployments.pop(key, None)
                 continue
             self.problems.clear(f"bad:{key}")
-            pool = self.pools.get(key)
-            if pool is None or pool.policy != policy:
+            scaled = self.deployments.get(key)
+            if scaled is None or scaled.policy != policy:
                 log.info("autoscaling %s on %s: %d to %d replicas, %d message(s) per replica",
                          key, ",".join(policy.queues), policy.min_replicas,
                          policy.max_replicas, policy.target)
-            if pool is None:
-                self.pools[key] = Pool(namespace, name, policy, replicas, Stabiliser(
-                    self.config.scale_down_window_seconds, now, replicas))
+            if scaled is None:
+                self.deployments[key] = ScaledDeployment(
+                    namespace, name, policy, replicas,
+                    Stabiliser(self.config.scale_down_window_seconds, now, replicas))
             else:
-                pool.policy, pool.replicas = policy, replicas
-        for key in set(self.pools) - listed:
+                scaled.policy, scaled.replicas = policy, replicas
+        for key in set(self.deployments) - listed:
             log.info("no longer autoscaling %s (deleted, or no longer labelled)", key)
-            del self.pools[key]
+            del self.deployments[key]
         for key in [k for k in self.problems.current if ":" in k]:
             if key.partition(":")[2] not in listed:  # a Deployment's problem: it is gone
                 self.problems.clear(key)
 
     async def tick(self, now: float) -> None:
-        if queues := sorted({q for pool in self.pools.values() for q in pool.policy.queues}):
+        if queues := sorted({q for scaled in self.deployments.values()
+                             for q in scaled.policy.queues}):
             depths = await self.reader.read(queues)
-            for key, pool in list(self.pools.items()):
-                await self.decide(key, pool, depths, now)
+            for key, scaled in list(self.deployments.items()):
+                await self.decide(key, scaled, depths, now)
 
-    async def decide(self, key: str, pool: Pool, depths: Mapping[str, Depth | None],
+    async def decide(self, key: str, scaled: ScaledDeployment, depths: Mapping[str, Depth | None],
                      now: float) -> None:
-        known = {q: d for q in pool.policy.queues if (d := depths.get(q)) is not None}
-        if len(known) < len(pool.policy.queues):
-            return  # depth unknown (the reader said why): leave the pool as it is
+        known = {q: d for q in scaled.policy.queues if (d := depths.get(q)) is not None}
+        if len(known) < len(scaled.policy.queues):
+            return  # depth unknown (the reader said why): leave the Deployment as it is
         depth = sum(d.ready + (d.unacked or 0) for d in known.values())
         exact = not self.reader.managed or all(d.unacked is not None for d in known.values())
-        desired = pool.policy.desired(depth)
-        decision = pool.stabiliser.decide(now, desired, pool.replicas, exact=exact)
+        desired = scaled.policy.desired(depth)
+        decision = scaled.stabiliser.decide(now, desired, scaled.replicas, exact=exact)
         detail = "; ".join(f"{q}: {d.ready} ready + {'?' if d.unacked is None else d.unacked} "
                            "unacked" for q, d in known.items())
         if decision is None:
-            if desired < pool.replicas and not pool.holding:
+            if desired < scaled.replicas and not scaled.holding:
                 log.info("%s: depth %d (%s) wants %d of its %d replicas; %s", key, depth, detail,
-                         desired, pool.replicas, "holding until the scale-down window has "
+                         desired, scaled.replicas, "holding until the scale-down window has "
                          "passed" if exact else "holding: in-flight count unknown")
-            pool.holding = desired < pool.replicas
+            scaled.holding = desired < scaled.replicas
             return
         replicas, reason = decision
-        pool.holding = False
+        scaled.holding = False
         log.info("scaling %s from %d to %d replicas: depth %d (%s), %d per replica, min %d, "
-                 "max %d; %s", key, pool.replicas, replicas, depth, detail, pool.policy.target,
-                 pool.policy.min_replicas, pool.policy.max_replicas, reason)
-        if await self.scale(key, pool, replicas):
-            pool.replicas = replicas
+                 "max %d; %s", key, scaled.replicas, replicas, depth, detail, scaled.policy.target,
+                 scaled.policy.min_replicas, scaled.policy.max_replicas, reason)
+        if await self.scale(key, scaled, replicas):
+            scaled.replicas = replicas
 
-    async def scale(self, key: str, pool: Pool, replicas: int) -> bool:
-        try:  # the scale subresource: replicas only
-            await asyncio.to_thread(self._apps.patch_namespaced_deployment_scale, pool.name,
-                                    pool.namespace, {"spec": {"replicas": replicas}},
-                                    _request_timeout=10)
-        except _K8S_ERRORS as exc:
+    async def scale(self, key: str, scaled: ScaledDeployment, replicas: int) -> bool:
+        try:
+            await self.api.scale_deployment(scaled.namespace, scaled.name, replicas)
+        except API_ERRORS as exc:
             if getattr(exc, "status", None) == 404:
                 log.info("%s is gone; no longer autoscaling it", key)
-                self.pools.pop(key, None)
+                self.deployments.pop(key, None)
             else:
                 self.problems.report(f"scale:{key}", f"cannot scale {key} to {replicas} "
                                      f"({_error(exc)}); trying again")

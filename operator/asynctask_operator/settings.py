@@ -1,4 +1,9 @@
-"""Operator configuration: one validated object, read from ``ASYNCTASK_*`` variables."""
+"""Operator configuration, in groups: each a validated model read from ``ASYNCTASK_*``.
+
+The variable names are those of the flat settings this replaced (``ASYNCTASK_AMQP_URL``,
+``ASYNCTASK_WEBHOOK_TIMEOUT_SECONDS``...). :class:`Config` composes the groups, and each
+component is handed only its own group, so a component's settings can be read in one place.
+"""
 
 from __future__ import annotations
 
@@ -6,31 +11,43 @@ import ipaddress
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-GROUP = "asynctask.dev"
-VERSION = "v1alpha1"
-PLURAL = "asynctasks"
-KIND = "AsyncTask"
+from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
+
+__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "BrokerConfig", "Config", "KubeConfig",
+           "LifecycleConfig", "MetricsConfig", "ScalingConfig", "WebhookConfig"]
+
+_ENV = "ASYNCTASK_"
 
 
-class OperatorSettings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="ASYNCTASK_", extra="ignore")
+class BrokerConfig(BaseSettings):
+    """RabbitMQ: the operator's connection (broker.py) and the depth reader's (scaling.py)."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F",
                           description="RabbitMQ connection URL.")
+    status_prefetch: int = Field(256, ge=1, description="Unacked status messages in flight.")
+    heartbeat_seconds: int = Field(30, ge=0)
+    reconnect_max_delay_seconds: float = Field(30.0, gt=0)
+
+
+class KubeConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
+
+    api_workers: int = Field(8, ge=1, le=64, description="Threads for Kubernetes API calls.")
+
+
+class LifecycleConfig(BaseSettings):
+    """What happens to a task: status writes, Events, limits, cancellation, retries."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
+
     progress_patch_interval_seconds: float = Field(
         1.0, ge=0.1, description="At most one progress status patch per task per interval; "
                                  "phase changes are written at once.")
-    status_prefetch: int = Field(256, ge=1, description="Unacked status messages in flight.")
-    api_workers: int = Field(8, ge=1, le=64, description="Threads for Kubernetes API calls.")
-    heartbeat_seconds: int = Field(30, ge=0)
-    reconnect_max_delay_seconds: float = Field(30.0, gt=0)
-    metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any).")
-    metrics_address: str = Field("0.0.0.0", description="Address the metrics server binds.")
-    # Lifecycle
     events: Literal["all", "failures", "none"] = Field(
         "failures", description="Which Kubernetes Events to record: every phase change (all: "
                                 "+1 API write each), what goes wrong or is done to a task "
@@ -42,7 +59,21 @@ class OperatorSettings(BaseSettings):
         45.0, gt=0, description="How long a worker has to confirm a cancellation (its grace "
                                 "period plus a margin) before the operator records Cancelled.")
     retry_backoff_cap_seconds: float = Field(3600.0, gt=0)
-    # Autoscaling of worker Deployments on queue depth (scaling.py, docs/autoscaling.md)
+
+
+class MetricsConfig(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix=_ENV + "METRICS_", extra="ignore")
+
+    port: int | None = Field(
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any).")
+    address: str = Field("0.0.0.0", description="Address the metrics server binds.")
+
+
+class ScalingConfig(BaseSettings):
+    """Autoscaling of worker Deployments on queue depth (scaling.py, docs/autoscaling.md)."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
+
     autoscaling_enabled: bool = Field(
         True, description="Scale the worker Deployments labelled asynctask.dev/autoscale=true "
                           "on the depth of their queues.")
@@ -57,39 +88,45 @@ class OperatorSettings(BaseSettings):
                                  "this window; scale-ups are immediate.")
     scale_discovery_interval_seconds: float = Field(
         10.0, ge=1, description="How often the opted-in Deployments are listed (one LIST).")
-    # Webhooks (spec.webhook): see docs/webhooks.md
-    webhook_timeout_seconds: float = Field(
+
+
+class WebhookConfig(BaseSettings):
+    """Webhooks (spec.webhook): see docs/webhooks.md."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV + "WEBHOOK_", extra="ignore")
+
+    timeout_seconds: float = Field(
         10.0, gt=0, le=300, description="Time limit of one delivery attempt, all included: "
                                         "secret, DNS, connect, TLS, request, response headers.")
-    webhook_max_attempts: int = Field(
+    max_attempts: int = Field(
         8, ge=1, le=100, description="Attempts per event before it is given up.")
-    webhook_max_age_seconds: float = Field(
+    max_age_seconds: float = Field(
         3600.0, gt=0, description="An event not delivered this long after it was queued is "
                                   "given up (no further retry starts later than that).")
-    webhook_backoff_base_seconds: float = Field(
+    backoff_base_seconds: float = Field(
         1.0, gt=0, description="Wait before the first retry; doubled for each further retry, "
                                "with jitter (each wait is 50-100% of the nominal one).")
-    webhook_backoff_max_seconds: float = Field(
+    backoff_max_seconds: float = Field(
         300.0, gt=0, description="Longest wait between two attempts (also caps Retry-After).")
-    webhook_concurrency: int = Field(
+    concurrency: int = Field(
         8, ge=1, le=256, description="Deliveries in flight at once (one at most per task).")
-    webhook_max_queued_events: int = Field(
+    max_queued_events: int = Field(
         10000, ge=1, description="Events waiting for delivery, all tasks together; beyond "
                                  "that new events are dropped (and reported as not delivered).")
-    webhook_secret_cache_seconds: float = Field(
+    secret_cache_seconds: float = Field(
         60.0, ge=0, description="How long a signing key read from a Secret is reused.")
-    webhook_require_https: bool = Field(
+    require_https: bool = Field(
         False, description="Refuse http:// webhook URLs (deliveries fail without a request).")
-    webhook_allowed_cidrs: Annotated[list[str], NoDecode] = Field(
+    allowed_cidrs: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated networks (e.g. 10.20.0.0/16) that "
                                           "webhooks may reach although they are private, "
                                           "loopback or link-local. Empty: only public ones.")
-    webhook_allowed_hosts: Annotated[list[str], NoDecode] = Field(
+    allowed_hosts: Annotated[list[str], NoDecode] = Field(
         default_factory=list, description="Comma-separated host names (exact, or *.example.com "
                                           "for subdomains) exempt from the cluster-internal name "
                                           "rules and allowed to resolve to private addresses.")
 
-    @field_validator("webhook_allowed_cidrs", "webhook_allowed_hosts", mode="before")
+    @field_validator("allowed_cidrs", "allowed_hosts", mode="before")
     @classmethod
     def _split_list(cls, value: Any) -> Any:
         if isinstance(value, str) and value.lstrip().startswith("["):
@@ -98,7 +135,18 @@ class OperatorSettings(BaseSettings):
             return [item.strip() for item in value.split(",") if item.strip()]
         return value
 
-    @field_validator("webhook_allowed_cidrs")
+    @field_validator("allowed_cidrs")
     @classmethod
     def _check_cidrs(cls, value: list[str]) -> list[str]:
         return [str(ipaddress.ip_network(item, strict=False)) for item in value]
+
+
+class Config(BaseModel):
+    """Every group; ``Config()`` reads them all from the environment (and validates them)."""
+
+    broker: BrokerConfig = Field(default_factory=BrokerConfig)
+    kube: KubeConfig = Field(default_factory=KubeConfig)
+    lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
+    metrics: MetricsConfig = Field(default_factory=MetricsConfig)
+    scaling: ScalingConfig = Field(default_factory=ScalingConfig)
+    webhook: WebhookConfig = Field(default_factory=WebhookConfig)

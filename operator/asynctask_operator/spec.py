@@ -1,10 +1,46 @@
-"""The AsyncTask spec as the operator reads it (the CRD's schema is the first line of defence)."""
+"""The AsyncTask spec as the operator reads it (the CRD's schema is the first line of defence).
+
+One model for the whole spec, webhook included: a task's spec is parsed once, and a spec the
+model refuses (the CRD should have refused it first) ends the task in Error, reason
+InvalidSpec, saying which field is wrong.
+"""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+#: http(s)://authority[/path][?query]: no user info, no fragment, no white space.
+URL_PATTERN = r"^https?://[^\s/?#@]+([/?][^\s#]*)?$"
+
+
+class SecretKeyRef(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    name: Annotated[str, Field(min_length=1, max_length=253,
+                               pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
+
+
+class WebhookSpec(BaseModel):
+    """``spec.webhook`` of an AsyncTask."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=URL_PATTERN)]
+    secret_ref: SecretKeyRef | None = Field(None, alias="secretRef")
+    include_progress: bool = Field(False, alias="includeProgress")
+
+    @field_validator("url")
+    @classmethod
+    def _check_url(cls, url: str) -> str:
+        parts = urlsplit(url)
+        if not parts.hostname:
+            raise ValueError("the URL has no host")
+        _ = parts.port  # raises ValueError for a port that is not a number in range
+        return url
 
 
 class AsyncTaskSpec(BaseModel):
@@ -22,6 +58,7 @@ class AsyncTaskSpec(BaseModel):
     cancel: bool = False
     ttl_seconds_after_finished: Annotated[int | None, Field(
         alias="ttlSecondsAfterFinished", ge=0, le=31536000)] = None
+    webhook: WebhookSpec | None = None
 
     def retry_delay(self, retry: int, cap: float = 3600.0) -> float:
         """Seconds before retry number ``retry`` (1-based): exponential backoff."""

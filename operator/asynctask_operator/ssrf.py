@@ -232,7 +232,7 @@ class PinnedResolver(AbstractResolver):
         return None
 
 
-class DeliveryError(Exception):
+class WebhookError(Exception):
     """The request was not accepted: refused before sending, or a non-2xx response."""
 
     def __init__(self, message: str, *, retryable: bool = True, status: int | None = None,
@@ -271,13 +271,13 @@ async def post(url: str, body: bytes, headers: Mapping[str, str], policy: Target
 
     No redirects are followed, no proxy is taken from the environment, and the whole
     request, resolution included, must end within ``time_limit``. Raises
-    :class:`UnsafeTarget`, :class:`ResolutionFailed`, :class:`DeliveryError` (non-2xx:
+    :class:`UnsafeTarget`, :class:`ResolutionFailed`, :class:`WebhookError` (non-2xx:
     ``retryable`` for 408, 409, 425, 429 and 5xx), or aiohttp's and the socket's errors.
     """
     parsed = URL(url)
     if parsed.scheme not in ("http", "https") or (require_https and parsed.scheme != "https"):
         allowed = "https://" if require_https else "http:// and https://"
-        raise DeliveryError(f"refused: only {allowed} URLs are allowed", retryable=False)
+        raise WebhookError(f"refused: only {allowed} URLs are allowed", retryable=False)
     async with asyncio.timeout(time_limit):
         target = await resolve_target(parsed.raw_host or "", parsed.port or 0, policy,
                                       resolve, time_limit)
@@ -294,6 +294,6 @@ async def post(url: str, body: bytes, headers: Mapping[str, str], policy: Target
     error = f"HTTP {response.status} from {redact(parsed)}" + (f": {detail}" if detail else "")
     if 300 <= response.status < 400:
         error += " (redirects are not followed)"
-    raise DeliveryError(error, status=response.status,
+    raise WebhookError(error, status=response.status,
                         retryable=response.status >= 500 or response.status in RETRY_STATUSES,
                         retry_after=retry_after_seconds(response.headers.get("Retry-After")))

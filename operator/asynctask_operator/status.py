@@ -14,9 +14,10 @@ Argo CD understand a task: ``Ready``, ``Completed``, ``Reconciling``, ``Stalled`
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from asynctask_operator.limits import ERROR_CHARS, MESSAGE_CHARS
 from asynctask_worker.messages import Phase, StatusMessage
 
 CONDITION_TYPES = ("Ready", "Completed", "Reconciling", "Stalled")
@@ -32,14 +33,39 @@ class Change(enum.Enum):
     PHASE = "phase"        # a phase change (or a new attempt): written at once
 
 
+#: How the operator writes times: RFC 3339 in UTC, whole seconds.
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+
+
 def rfc3339(at: datetime) -> str:
-    return at.strftime("%Y-%m-%dT%H:%M:%SZ")
+    return at.strftime(TIME_FORMAT)
+
+
+def parse_time(text: str) -> datetime:
+    """An RFC 3339 time of the status (aware, UTC), with or without fractional seconds.
+
+    The operator writes whole seconds (:func:`rfc3339`); fractions and offsets are read too,
+    so statuses written with sub-second times (or by other writers) still parse.
+    """
+    parsed = datetime.fromisoformat(text.upper())
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC)
+
+
+def seconds_between(start: str, end: str) -> float:
+    """Seconds from one status timestamp to another."""
+    return (parse_time(end) - parse_time(start)).total_seconds()
 
 
 def phase_of(status: dict[str, Any]) -> Phase | None:
-    raw = status.get("phase")
+    return parse_phase(status.get("phase"))
+
+
+def parse_phase(raw: object) -> Phase | None:
+    """The phase a stored string names, or None (absent, or not a phase)."""
     try:
-        return Phase(raw) if raw else None
+        return Phase(raw) if isinstance(raw, str) and raw else None
     except ValueError:
         return None
 
@@ -134,17 +160,12 @@ def end(status: dict[str, Any], phase: Phase, reason: str, message: str, now: da
     assert phase.terminal
     if (phase_of(status) or Phase.PENDING).terminal:
         return status
-    new = dict(status, phase=phase.value, message=message[:1024],
-               error={"reason": reason, "message": message[:4096]},
+    new = dict(status, phase=phase.value, message=message[:MESSAGE_CHARS],
+               error={"reason": reason, "message": message[:ERROR_CHARS]},
                completionTime=rfc3339(now))
     for key in ("nextAttempt", "nextAttemptTime"):
         new.pop(key, None)
     return finish(new, now, generation)
-
-
-def error(status: dict[str, Any], reason: str, message: str, now: datetime,
-          generation: int | None) -> dict[str, Any]:
-    return end(status, Phase.ERROR, reason, message, now, generation)
 
 
 def retrying(status: dict[str, Any], msg: StatusMessage, retry_at: datetime, retries: int,
@@ -165,7 +186,7 @@ def retrying(status: dict[str, Any], msg: StatusMessage, retry_at: datetime, ret
     return finish(new, now, generation)
 
 
-def retries_left(status: dict[str, Any], msg: StatusMessage, retries: int) -> bool:
+def retries_left(msg: StatusMessage, retries: int) -> bool:
     """Whether an Error of ``msg.attempt`` is retried: attempts so far ≤ spec.retries.
 
     Every extra attempt counts, whether the operator retried after an Error or the broker
@@ -185,7 +206,7 @@ def conditions(status: dict[str, Any], now: datetime,
                generation: int | None) -> list[dict[str, Any]]:
     phase = phase_of(status) or Phase.PENDING
     reason = phase.value
-    message = str(status.get("message") or phase.value)[:1024]
+    message = str(status.get("message") or phase.value)[:MESSAGE_CHARS]
     wanted = {
         "Ready": phase is Phase.SUCCEEDED,
         "Completed": phase.terminal,

@@ -13,8 +13,9 @@ import pytest
 
 from asynctask_client import Client
 from testbed import ControlPlane, RabbitMQ
+from testbed._proc import free_port
 from tests.e2e.chart import token_kubeconfig
-from tests.e2e.conftest import Process, running, system_env
+from tests.e2e.conftest import Process, running, system_env, worker_ready
 from tests.e2e.gateway_client import Gateway
 
 CLIENT_QUEUES = "cl-steps,cl-refuses,cl-raises,cl-sleepy"
@@ -24,10 +25,13 @@ CLIENT_QUEUES = "cl-steps,cl-refuses,cl-raises,cl-sleepy"
 def client_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="3")
+    port = free_port()
     with running("client-worker",
                  [sys.executable, "-m", "asynctask_worker", "tests.e2e.client_app:app",
-                  "--concurrency", "6", "--queues", CLIENT_QUEUES],
-                 env, tmp_path_factory.mktemp("client-worker"), ready="serving") as proc:
+                  "--concurrency", "6", "--queues", CLIENT_QUEUES,
+                  "--metrics-port", str(port)],
+                 env, tmp_path_factory.mktemp("client-worker"),
+                 ready=worker_ready(port)) as proc:
         yield proc
 
 

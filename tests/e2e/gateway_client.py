@@ -9,14 +9,15 @@ import json
 import sys
 import time
 import urllib.parse
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from testbed import ControlPlane, RabbitMQ
+from testbed._proc import free_port
 from tests.e2e.chart import GatewayIdentity
-from tests.e2e.conftest import Process, running, system_env
+from tests.e2e.conftest import Process, running, system_env, worker_ready
 
 #: The rights a caller's Role grants on asynctasks, by kind of caller.
 CALLER_VERBS = {"writer": ["get", "list", "watch", "create", "patch", "delete"],
@@ -150,18 +151,16 @@ def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
     return cp.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
 
 
-def wait_ready(port: int, timeout: float = 30) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
+def gateway_ready(port: int) -> Callable[[], bool]:
+    """Ready as its probe says: ``/readyz`` answers 200 once its watch cache has synced."""
+    def ready() -> bool:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
             conn.request("GET", "/readyz")
-            if conn.getresponse().status == 200:
-                return
+            return conn.getresponse().status == 200
         except OSError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError("the gateway never became ready")
+            return False
+    return ready
 
 
 def count_tasks(cp: ControlPlane, namespace: str) -> int:
@@ -175,7 +174,8 @@ def sse_path(gw: Gateway, name: str) -> str:
 
 def gateway_app_worker(cp: ControlPlane, rabbitmq: RabbitMQ, queues: str,
                        folder: Path) -> Any:
+    port = free_port()
     return running(f"worker-{queues}",
                    [sys.executable, "-m", "asynctask_worker", "tests.e2e.gateway_app:app",
-                    "--concurrency", "4", "--queues", queues],
-                   system_env(cp, rabbitmq), folder, ready="serving")
+                    "--concurrency", "4", "--queues", queues, "--metrics-port", str(port)],
+                   system_env(cp, rabbitmq), folder, ready=worker_ready(port))

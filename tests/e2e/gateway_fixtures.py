@@ -18,7 +18,13 @@ from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.e2e.chart import gateway_container, gateway_rbac
 from tests.e2e.conftest import Process, running, system_env
-from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_app_worker, grant, wait_ready
+from tests.e2e.gateway_client import (
+    CALLER_VERBS,
+    Gateway,
+    gateway_app_worker,
+    gateway_ready,
+    grant,
+)
 
 
 @pytest.fixture(scope="session")
@@ -52,8 +58,7 @@ def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
                    ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2")
         assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == f"{served},{other}"
         with running("gateway", [sys.executable, "-m", "asynctask_gateway"], env, folder,
-                     ready="serving on") as proc:
-            wait_ready(port)
+                     ready=gateway_ready(port)) as proc:
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)

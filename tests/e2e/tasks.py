@@ -4,7 +4,6 @@ shared operator's metrics."""
 from __future__ import annotations
 
 import json
-import time
 import urllib.request
 from collections.abc import Mapping
 from typing import Any
@@ -14,6 +13,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
+from testbed._proc import wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 #: The operator's count of worker status messages, by what became of them (``result``).
@@ -45,14 +45,10 @@ def wait_phase(cp: ControlPlane, ns: str, name: str, phase: str,
     return status(cp, ns, name)
 
 
-def wait_for(what: str, check: Any, timeout: float = 30, interval: float = 0.2) -> float:
-    """Poll ``check()`` until truthy; returns the seconds it took."""
-    start = time.monotonic()
-    while not check():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)
-    return time.monotonic() - start
+def wait_for(what: str, check: Any, timeout: float = 30,
+             interval: float = 0.2) -> float:
+    """Poll ``check()`` until truthy; returns the seconds it took (testbed's one wait)."""
+    return wait_until(what, check, timeout, interval=interval)
 
 
 def patch_spec(cp: ControlPlane, ns: str, name: str, spec: dict[str, Any],

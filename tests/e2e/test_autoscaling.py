@@ -18,7 +18,8 @@ import pytest
 from kubernetes import client, config
 
 from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process, system_env
+from testbed._proc import free_port
+from tests.e2e.conftest import Process, system_env, worker_ready
 from tests.e2e.tasks import wait_for
 
 pytestmark = pytest.mark.e2e
@@ -104,11 +105,13 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
 
     # A worker drains the queue; the Deployment goes back to its minimum after the window.
     env = dict(system_env(control_plane, rabbitmq), SCALING_QUEUES=queue)
+    port = free_port()
     drainer = Process("scaling-worker", [sys.executable, "-m", "asynctask_worker",
-                                         "scaling_tasks:app", "--concurrency", str(BURST)],
-                      env, tmp_path_factory.mktemp("scaling-worker"))
+                                         "scaling_tasks:app", "--concurrency", str(BURST),
+                                         "--metrics-port", str(port)],
+                      env, tmp_path_factory.mktemp("scaling-worker"), worker_ready(port))
     try:
-        drainer.wait_for_log("serving")
+        drainer.wait_ready()
         control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
                               "asynctasks", "--all", "--timeout=60s", timeout=70)
         # The operator sees the depth fall (its management figures lag a few seconds) and

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
 from tests.conftest import EXISTING_CLUSTER
 from tests.e2e.chart import (
@@ -41,7 +41,7 @@ from tests.e2e.chart import (
     template,
     token_kubeconfig,
 )
-from tests.e2e.conftest import Process
+from tests.e2e.conftest import Process, operator_ready, worker_ready
 from tests.e2e.tasks import create, wait_for, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -494,18 +494,18 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
     # The operator's command line and environment are the chart's; only the health
     # endpoint moves to a free loopback port.
     assert op_container["command"] == ["asynctask-operator"]
-    args = [a if not a.startswith("--liveness=")
-            else f"--liveness=http://127.0.0.1:{free_port()}/healthz"
+    live = free_port()
+    args = [a if not a.startswith("--liveness=") else f"--liveness={probes.liveness_url(live)}"
             for a in op_container["args"]]
     assert "--standalone" in args and f"--namespace={ns}" in args
     op_env = local_env(config, container_env(cp, release, op_container, "operator-local"))
     assert op_env["ASYNCTASK_AMQP_URL"] == release.amqp_url
     assert op_env["ASYNCTASK_EVENTS"] == "all"
     operator = Process("helm-operator", [sys.executable, "-m", "asynctask_operator", *args],
-                       op_env, logs)
+                       op_env, logs, operator_ready(live))
     worker: Process | None = None
     try:
-        operator.wait_for_log("connected to RabbitMQ", timeout=60)
+        operator.wait_ready(timeout=60)
         operator.wait_for_log(f"autoscaling {ns}/{release.pool} on {POOL_QUEUES}: 1 to 5 "
                               "replicas, 1 message(s) per replica", timeout=30)
 
@@ -537,11 +537,14 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
         wk_env = container_env(cp, release, wk_container, "worker-local")
         assert wk_env["ASYNCTASK_WORKER_QUEUES"] == POOL_QUEUES
         wk_env["PYTHONPATH"] = str(REPO / "examples")
+        metrics_port = free_port()  # a free port here, for its readiness gauge
+        wk_env["ASYNCTASK_WORKER_METRICS_PORT"] = str(metrics_port)
         assert wk_container["command"] == ["asynctask-worker"]
         worker = Process("helm-worker", [sys.executable, "-m", "asynctask_worker",
                                          *wk_container["args"]],
-                         local_env(logs / "no-kubeconfig", wk_env), logs)
-        worker.wait_for_log("serving", timeout=60)
+                         local_env(logs / "no-kubeconfig", wk_env), logs,
+                         worker_ready(metrics_port))
+        worker.wait_ready(timeout=60)
 
         st = wait_phase(cp, ns, "hello", "Succeeded", timeout=60)
         assert st["result"] == {"greeting": "Hello, Helm!", "steps": 2}

@@ -17,7 +17,8 @@ import pytest
 from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process, system_env
+from testbed._proc import free_port
+from tests.e2e.conftest import Process, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,
@@ -225,7 +226,7 @@ def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, name
     finally:
         operator.restart()
     restarted = time.monotonic()
-    operator.wait_for_log("connected to RabbitMQ")
+    operator.wait_ready()
     # From the object's timestamps the deadline is already past: TimedOut at once. A new
     # 15 s timer started by the restart would need 15 s.
     st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=10)
@@ -281,7 +282,7 @@ def test_work_of_a_task_deleted_while_the_operator_was_down_is_stopped(
                               "--timeout=10s")  # no finalizer: never waits for the operator
     finally:
         operator.restart()
-    operator.wait_for_log("connected to RabbitMQ")
+    operator.wait_ready()
     took = wait_for("the orphaned handler to be stopped",
                     lambda: (markers / f"{namespace}.orphan.cancelled").exists(), 30)
     print(f"\norphaned work stopped {took:.2f}s after the operator came back")
@@ -309,12 +310,13 @@ def test_a_handler_that_ignores_cancellation_is_stopped_hard(
     # The process pool runs each task in a child process, killed after the grace period.
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(markers),
                ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="2")
+    port = free_port()
     worker = Process("stubborn-worker",
                      [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
-                      "--pool", "process", "--queues", "stubborn"],
-                     env, tmp_path_factory.mktemp("stubborn-worker"))
+                      "--pool", "process", "--queues", "stubborn", "--metrics-port", str(port)],
+                     env, tmp_path_factory.mktemp("stubborn-worker"), worker_ready(port))
     try:
-        worker.wait_for_log("serving")
+        worker.wait_ready()
         create(control_plane, namespace, "stubborn", queue="stubborn", request={"seconds": 60})
         wait_phase(control_plane, namespace, "stubborn", "Processing")
         pid_file = markers / f"{namespace}.stubborn.pid"

@@ -19,7 +19,8 @@ import yaml
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process, running, system_env
+from testbed._proc import free_port
+from tests.e2e.conftest import Process, running, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,
@@ -31,7 +32,7 @@ from tests.e2e.tasks import (
     wait_for,
     wait_phase,
 )
-from tests.unit.test_worker_docs import GUIDE, blocks, guide_commands, readme_blocks
+from tests.unit.worker.test_docs import GUIDE, blocks, guide_commands, readme_blocks
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator")]
 
@@ -53,11 +54,12 @@ def sdk_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Proces
                ) -> Iterator[Process]:
     """A worker for the stepwise and async handlers of worker_app.py."""
     env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers))
+    port = free_port()
     with running("sdk-worker",
                  [sys.executable, "-m", "asynctask_worker", "tests.e2e.worker_app:app",
-                  "--concurrency", "4", "--queues", "stepwise,async-sleeper"],
-                 env, tmp_path_factory.mktemp("sdk-worker"),
-                 ready="serving") as proc:
+                  "--concurrency", "4", "--queues", "stepwise,async-sleeper",
+                  "--metrics-port", str(port)],
+                 env, tmp_path_factory.mktemp("sdk-worker"), ready=worker_ready(port)) as proc:
         yield proc
 
 
@@ -72,9 +74,10 @@ def readme_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Pro
     argv = shlex.split(command)
     script = Path(sys.executable).with_name("asynctask-worker")  # the project's entry point
     env = system_env(control_plane, rabbitmq)  # sets ASYNCTASK_WORKER_AMQP_URL
+    port = free_port()  # metrics from the environment: the command stays as written
+    env["ASYNCTASK_WORKER_METRICS_PORT"] = str(port)
     with running("readme-worker", [str(script), *argv[1:]], env,
-                 tmp_path_factory.mktemp("readme-worker"),
-                 ready="serving greet") as proc:
+                 tmp_path_factory.mktemp("readme-worker"), ready=worker_ready(port)) as proc:
         yield proc
 
 
@@ -85,9 +88,10 @@ def thumbnails_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator:
     argv = guide_commands()[0]
     assert argv[0] == "asynctask-worker"
     script = Path(sys.executable).with_name("asynctask-worker")
-    with running("thumbnails-worker", [str(script), *argv[1:]],
-                 system_env(control_plane, rabbitmq), tmp_path_factory.mktemp("thumbnails"),
-                 ready="serving thumbnails") as proc:
+    port = free_port()  # metrics from the environment: the command stays as written
+    env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_WORKER_METRICS_PORT=str(port))
+    with running("thumbnails-worker", [str(script), *argv[1:]], env,
+                 tmp_path_factory.mktemp("thumbnails"), ready=worker_ready(port)) as proc:
         yield proc
 
 
@@ -189,11 +193,13 @@ def test_a_task_cancelled_while_pending_never_runs(
     env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers),
                WORKER_E2E_NEVER_RUNS_QUEUE=queue)
     counted = Counted(operator.env)
+    port = free_port()
     late = Process("late-worker", [sys.executable, "-m", "asynctask_worker",
-                                   "tests.e2e.worker_app:app", "--queues", queue],
-                   env, tmp_path_factory.mktemp("late-worker"))
+                                   "tests.e2e.worker_app:app", "--queues", queue,
+                                   "--metrics-port", str(port)],
+                   env, tmp_path_factory.mktemp("late-worker"), worker_ready(port))
     try:
-        late.wait_for_log("serving")
+        late.wait_ready()
         serving = time.monotonic()
         late.wait_for_log(SKIPPED.format(ns=namespace, name="skipped"), 30)
         skipped = time.monotonic() - serving

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 import urllib.parse
 import uuid
 from collections.abc import Iterator
+from contextlib import closing
 
 import pika
 import pytest
@@ -116,3 +118,49 @@ async def test_control_messages_reach_the_control_stream(
     finally:
         broker.stop()
         broker.join(10)
+
+
+async def test_a_lost_connection_is_reported_once_and_old_deliveries_are_not_settled(
+        url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    broker = Broker(url, reconnect_max_delay=1)
+    broker.start_consuming(asyncio.get_running_loop(), inbox)
+    try:
+        assert await asyncio.to_thread(broker.connected.wait, 20)  # the queues are declared
+        status = StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=3)
+        with closing(pika.BlockingConnection(pika.URLParameters(url))) as conn:
+            conn.channel().basic_publish("", topology.STATUS_QUEUE, encode(status))
+        first = await asyncio.wait_for(inbox.get(), 20)
+        assert (first.connection_epoch, broker.connection_epoch) == (1, 1)
+        rabbitmq.close_connections(vhost)
+        # Unacked, the message comes again on the next connection; the old one is void.
+        again = await asyncio.wait_for(inbox.get(), 30)
+        assert (again.body, again.connection_epoch) == (first.body, 2)
+        broker.ack(first)  # moot: that channel is gone (acking it would ack `again`)
+        broker.ack(again)
+        # Acking one tag twice would have closed the consuming channel: it still consumes.
+        later = StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=4)
+        with closing(pika.BlockingConnection(pika.URLParameters(url))) as conn:
+            conn.channel().basic_publish("", topology.STATUS_QUEUE, encode(later))
+        third = await asyncio.wait_for(inbox.get(), 20)
+        assert decode(StatusMessage, third.body) == later
+        broker.ack(third)
+        # Commands run in order on the broker thread: once this is confirmed, so are the acks.
+        await asyncio.wait_for(broker.publish_control(
+            ControlMessage(action="cancel", task=ref())), 20)
+    finally:
+        broker.stop()
+        broker.join(10)
+    with closing(pika.BlockingConnection(pika.URLParameters(url))) as conn:
+        left = conn.channel().queue_declare(topology.STATUS_QUEUE, passive=True)
+    assert left.method.message_count == 0  # acked, not requeued when the broker stopped
+    ours = [r for r in caplog.records if r.name == "asynctask.operator.broker"]
+    lost = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
+    back = [r.getMessage() for r in ours if "reconnected" in r.getMessage()]
+    assert len(lost) == 1 and "lost RabbitMQ (ConnectionClosedByBroker: " in lost[0], lost
+    assert "closed by a test" in lost[0]  # the cause, as the broker gave it
+    assert len(back) == 1 and back[0].startswith("operator broker: reconnected"), back
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
+

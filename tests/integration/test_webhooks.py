@@ -12,9 +12,10 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from asynctask_operator.settings import OperatorSettings
+from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from asynctask_operator.webhooks import DeliveryState, WebhookDispatcher, WebhookSpec
+from asynctask_operator.spec import WebhookSpec
+from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
 from asynctask_worker.messages import TaskRef
 from tests.webhook_hits import Hit
 
@@ -71,19 +72,19 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 class Results:
     def __init__(self) -> None:
-        self.states: list[tuple[str, DeliveryState]] = []
+        self.states: list[tuple[str, WebhookOutcome]] = []
 
-    def __call__(self, ref: TaskRef, state: DeliveryState) -> None:
+    def __call__(self, ref: TaskRef, state: WebhookOutcome) -> None:
         self.states.append((ref.name, state))
 
 
-def settings(allow_loopback: bool = True, **overrides: Any) -> OperatorSettings:
+def settings(allow_loopback: bool = True, **overrides: Any) -> WebhookConfig:
     values: dict[str, Any] = {
-        "webhook_allowed_cidrs": ["127.0.0.1/32"] if allow_loopback else [],
-        "webhook_backoff_base_seconds": 0.05, "webhook_backoff_max_seconds": 0.2,
-        "webhook_timeout_seconds": 2.0, "webhook_max_attempts": 4}
+        "allowed_cidrs": ["127.0.0.1/32"] if allow_loopback else [],
+        "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
+        "timeout_seconds": 2.0, "max_attempts": 4}
     values.update(overrides)
-    return OperatorSettings(**values)
+    return WebhookConfig(**values)
 
 
 def ref(name: str = "task") -> TaskRef:
@@ -102,7 +103,7 @@ async def keys(namespace: str, name: str, key: str) -> bytes:
 async def test_loopback_is_refused_by_default_then_allowed_by_the_allow_list(
         receiver: Receiver) -> None:
     results = Results()
-    refusing = WebhookDispatcher(settings(allow_loopback=False), on_result=results)
+    refusing = WebhookDispatcher(settings(allow_loopback=False), on_outcome=results)
     try:
         refusing.notify(ref(), WebhookSpec(url=receiver.url()), status("Processing"))
         await refusing.drain(5)
@@ -113,7 +114,7 @@ async def test_loopback_is_refused_by_default_then_allowed_by_the_allow_list(
     assert not refused["delivered"] and refused["attempts"] == 1
     assert refused["lastError"] == "refused: 127.0.0.1 is a loopback address"
 
-    allowing = WebhookDispatcher(settings(allow_loopback=True), on_result=results)
+    allowing = WebhookDispatcher(settings(allow_loopback=True), on_outcome=results)
     try:
         allowing.notify(ref(), WebhookSpec(url=receiver.url()), status("Processing"))
         await allowing.drain(5)
@@ -169,7 +170,7 @@ async def test_a_name_is_pinned_to_the_checked_address_and_keeps_its_host_header
         return ["127.0.0.1"]
 
     results = Results()
-    d = WebhookDispatcher(settings(), on_result=results, resolve=resolve)
+    d = WebhookDispatcher(settings(), on_outcome=results, resolve=resolve)
     try:
         d.notify(ref(), WebhookSpec(url=receiver.url(host="hooks.example.com")),
                  status("Failed", error={"reason": "Bad", "message": "no"}))
@@ -186,7 +187,7 @@ async def test_a_name_is_pinned_to_the_checked_address_and_keeps_its_host_header
 async def test_retries_with_backoff_after_two_server_errors(receiver: Receiver) -> None:
     receiver.plan["/hook"] = [500, 503]
     results = Results()
-    d = WebhookDispatcher(settings(), on_result=results, rand=lambda: 1.0)
+    d = WebhookDispatcher(settings(), on_outcome=results, rand=lambda: 1.0)
     try:
         d.notify(ref(), WebhookSpec(url=receiver.url()), status("Succeeded"))
         await d.drain(5)
@@ -204,8 +205,8 @@ async def test_retries_with_backoff_after_two_server_errors(receiver: Receiver) 
 async def test_a_hanging_receiver_times_out_and_is_given_up(receiver: Receiver) -> None:
     receiver.plan["/slow"] = ["hang", "hang"]
     results = Results()
-    d = WebhookDispatcher(settings(webhook_timeout_seconds=0.3, webhook_max_attempts=2),
-                          on_result=results)
+    d = WebhookDispatcher(settings(timeout_seconds=0.3, max_attempts=2),
+                          on_outcome=results)
     started = time.monotonic()
     try:
         d.notify(ref(), WebhookSpec(url=receiver.url("/slow")), status("Succeeded"))
@@ -221,7 +222,7 @@ async def test_a_hanging_receiver_times_out_and_is_given_up(receiver: Receiver) 
 
 async def test_notify_returns_at_once_while_receivers_hang(receiver: Receiver) -> None:
     receiver.plan["/slow"] = ["hang"] * 50
-    d = WebhookDispatcher(settings(webhook_timeout_seconds=5, webhook_concurrency=2))
+    d = WebhookDispatcher(settings(timeout_seconds=5, concurrency=2))
     try:
         spec = WebhookSpec(url=receiver.url("/slow"))
         d.notify(ref("first"), spec, status("Processing"))
@@ -241,7 +242,7 @@ async def test_phase_events_arrive_in_order_per_task(receiver: Receiver) -> None
     receiver.jitter = 0.02
     receiver.plan["/a"] = [500]  # task a's first event needs a retry: its others must wait
     results = Results()
-    d = WebhookDispatcher(settings(webhook_concurrency=4), on_result=results)
+    d = WebhookDispatcher(settings(concurrency=4), on_outcome=results)
     phases = [("Pending", {"attempts": 0}), ("Processing", {}), ("Pending", {"nextAttempt": 2}),
               ("Processing", {"attempts": 2}), ("Succeeded", {"attempts": 2})]
     names = ["a", "b", "c", "d"]
@@ -265,11 +266,11 @@ async def test_phase_events_arrive_in_order_per_task(receiver: Receiver) -> None
     assert len(results.states) == 20
 
 
-async def test_on_result_reports_each_event_and_what_was_last_delivered(
+async def test_on_outcome_reports_each_event_and_what_was_last_delivered(
         receiver: Receiver) -> None:
     receiver.plan["/hook"] = [200, 404]
     results = Results()
-    d = WebhookDispatcher(settings(), on_result=results)
+    d = WebhookDispatcher(settings(), on_outcome=results)
     spec = WebhookSpec(url=receiver.url("/hook?secret=hidden"))
     try:
         d.notify(ref(), spec, status("Processing"), status("Pending"))
@@ -285,13 +286,12 @@ async def test_on_result_reports_each_event_and_what_was_last_delivered(
     assert gone["lastDeliveredPhase"] == "Processing"  # Failed never arrived
     assert gone["lastError"] == (f"HTTP 404 from http://127.0.0.1:{receiver.port}/hook: "
                                  "receiver says no")  # the query (a token?) is left out
-    assert d.state("uid-task") == gone
 
 
 async def test_redirects_are_not_followed(receiver: Receiver) -> None:
     receiver.plan["/moved"] = [302]
     results = Results()
-    d = WebhookDispatcher(settings(), on_result=results)
+    d = WebhookDispatcher(settings(), on_outcome=results)
     try:
         d.notify(ref(), WebhookSpec(url=receiver.url("/moved")), status("Succeeded"))
         await d.drain(5)

@@ -12,6 +12,8 @@ from pathlib import Path
 import pytest
 
 from asynctask_worker import Phase
+from testbed import probes
+from testbed._proc import free_port
 from tests.integration.worker_harness import (
     APP_SPEC,
     REPO,
@@ -30,12 +32,15 @@ class CliWorker:
 
     def __init__(self, url: str, logdir: Path, *args: str) -> None:
         self.log = logdir / f"worker-{uuid.uuid4().hex[:6]}.log"
+        port = free_port()
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "asynctask_worker", APP_SPEC, *args],
+                [sys.executable, "-m", "asynctask_worker", APP_SPEC, *args,
+                 "--metrics-port", str(port)],
                 env=worker_env(url), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
-        wait_for("the worker to serve", lambda: "serving" in self.text() or not self.alive(),
-                 timeout=60)
+        # Ready as its readiness gauge says: consuming its queues.
+        wait_for("the worker to serve", lambda: not self.alive()
+                 or probes.worker_ready(probes.metrics_url(port)), timeout=60)
         assert self.alive(), self.text()
 
     def alive(self) -> bool:

@@ -122,11 +122,11 @@ def markers(directory: Path, ref: TaskRef, what: str) -> list[Path]:
 
 
 def wait_for(what: str, check: Callable[[], bool], timeout: float = 20) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+    # Imported here: this module is also the app of worker child processes, whose path has
+    # no hack/ (and which never wait).
+    from testbed._proc import wait_until
+
+    wait_until(what, check, timeout, interval=0.05)
 
 
 def pid_alive(pid: int) -> bool:

@@ -45,3 +45,15 @@ def test_phase_enum_matches_the_wire_contract() -> None:
 
     status = load()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["properties"]["phase"]["enum"] == [p.value for p in Phase]
+
+
+def test_status_defaults_to_observed_generation_zero_and_nothing_else() -> None:
+    """A task no operator has seen yet reads as in progress to kstatus (observedGeneration 0
+    < generation 1), from the apiserver's defaults alone. Nothing else is defaulted: no
+    phase (no phase means the operator never queued the task), no conditions (kubectl
+    wait), nothing a printer column shows."""
+    status = load()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
+    assert status["default"] == {}
+    defaults = {name: prop["default"] for name, prop in status["properties"].items()
+                if "default" in prop}
+    assert defaults == {"observedGeneration": 0}

@@ -91,9 +91,15 @@ def test_final_stage_has_no_build_tools() -> None:
     assert "/opt/asynctask/bin" in env, "both entrypoints must be on PATH"
 
 
+def test_the_image_installs_the_wheel_with_the_operator_extra() -> None:
+    """The base distribution is the worker SDK alone; the image also runs the operator."""
+    text = re.sub(r"\s+", " ", DOCKERFILE.read_text())
+    assert '/opt/asynctask/bin/pip install "$(ls /wheels/asynctask-*.whl)[operator]"' in text
+
+
 def test_both_entrypoints_are_declared() -> None:
     text = (REPO / "pyproject.toml").read_text()
-    assert 'asynctask-operator = "asynctask_operator.cli:main"' in text
+    assert 'asynctask-operator = "asynctask_operator._script:main"' in text
     assert 'asynctask-worker = "asynctask_worker.cli:main"' in text
     final = stages()[-1]
     assert any(op in ("CMD", "ENTRYPOINT") and "asynctask-operator" in arg
@@ -136,28 +142,30 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     context = tmp_path_factory.mktemp("context")
     build_context(context)
     out = tmp_path_factory.mktemp("wheels")
-    pip = REPO / ".venv" / "bin" / "pip"
-    proc = subprocess.run([str(pip), "wheel", "--no-deps", "--wheel-dir", str(out), "."],
-                          cwd=context, capture_output=True, text=True, timeout=600,
+    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir",
+                           str(out), "."], cwd=context, capture_output=True, text=True, timeout=600,
                           check=False)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (built,) = out.glob("asynctask-*.whl")
     return built
 
 
-def test_wheel_holds_the_three_packages_and_nothing_else(wheel: Path) -> None:
+def test_wheel_holds_the_four_packages_and_nothing_else(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway"}, tops
+    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway",
+                    "asynctask_client"}, tops
     for package in tops:
         assert f"{package}/py.typed" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as zf:
         text = zf.read(entry_points).decode()
-    assert "asynctask-operator = asynctask_operator.cli:main" in text
+    assert "asynctask-operator = asynctask_operator._script:main" in text
     assert "asynctask-worker = asynctask_worker.cli:main" in text
-    assert "asynctask-gateway = asynctask_gateway.cli:main" in text
+    assert "asynctask-gateway = asynctask_gateway._script:main" in text
+    assert "asynctask = asynctask_client._script:main" in text
+    assert "kubectl-asynctask = asynctask_client._script:main" in text
 
 
 def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
@@ -182,7 +190,8 @@ def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -
     for line in where.stdout.split():
         assert line.startswith(str(purelib)), f"imported from outside the wheel: {line}"
     for command, words in (("asynctask-operator", ["--standalone", "--liveness"]),
-                           ("asynctask-worker", ["--queues", "--concurrency"])):
+                           ("asynctask-worker", ["--queues", "--concurrency"]),
+                           ("asynctask-gateway", ["--port", "ASYNCTASK_GATEWAY_"])):
         proc = subprocess.run([str(venv / "bin" / command), "--help"], capture_output=True,
                               text=True, env=env, cwd=tmp_path, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr

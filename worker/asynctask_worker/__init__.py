@@ -16,11 +16,11 @@ Run it with ``asynctask-worker mymodule:app``; test it without RabbitMQ with
 :mod:`asynctask_worker.testing`. See docs/writing-a-worker.md.
 """
 
+from asynctask_worker._runtime.runtime import Worker
 from asynctask_worker.app import App, TaskDefinition, TaskFailed
 from asynctask_worker.context import TaskCancelled, TaskContext
 from asynctask_worker.messages import Phase
 from asynctask_worker.metrics import WorkerMetrics
-from asynctask_worker.runtime import Worker
 from asynctask_worker.settings import WorkerSettings
 
 __all__ = [

@@ -8,12 +8,12 @@ import os
 import sys
 from typing import Any
 
+from asynctask_worker._runtime.logs import configure_logging
+from asynctask_worker._runtime.runtime import Worker
 from asynctask_worker.app import App
-from asynctask_worker.logs import JsonFormatter, configure_logging
-from asynctask_worker.runtime import Worker
 from asynctask_worker.settings import WorkerSettings
 
-__all__ = ["JsonFormatter", "load_app", "main", "parse_settings"]
+__all__ = ["load_app", "main", "parse_settings"]
 
 
 def load_app(spec: str) -> App:

@@ -21,12 +21,21 @@ WORKER_SHUTDOWN = "WorkerShutdown"
 
 MAX_PROGRESS_MESSAGE = 1024
 
+#: The fields every log record about a task carries (JSON keys; the text suffix shows them).
+LOG_FIELDS = ("task_uid", "task_namespace", "task_name", "attempt", "queue")
+
 log = logging.getLogger("asynctask.worker")
 
 #: The task the current thread (or asyncio task) works for; the log filter reads it to put
 #: the task's ids on every record, whichever logger wrote it.
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
     "asynctask_current_task", default=None)
+
+
+def log_fields(task: TaskRef, attempt: int, queue: str) -> dict[str, Any]:
+    """The :data:`LOG_FIELDS` of one attempt: the one place their values are spelled out."""
+    return dict(zip(LOG_FIELDS, (task.uid, task.namespace, task.name, attempt, queue),
+                    strict=True))
 
 
 class TaskCancelled(Exception):
@@ -72,8 +81,7 @@ class TaskContext:
     @property
     def log_fields(self) -> dict[str, Any]:
         """The fields every log record about this task carries."""
-        return {"task_uid": self.task.uid, "task_namespace": self.task.namespace,
-                "task_name": self.task.name, "attempt": self.attempt, "queue": self.queue}
+        return log_fields(self.task, self.attempt, self.queue)
 
     # progress ---------------------------------------------------------------------------
 

@@ -28,7 +28,10 @@ CONTENT_TYPE = "application/json"
 
 
 class Phase(enum.StrEnum):
-    """The life of a task. The last five are terminal: once written they never change."""
+    """The life of a task. The last five are terminal: once written they never change.
+
+    :attr:`terminal` is the one definition of "terminal" in the project.
+    """
 
     PENDING = "Pending"
     PROCESSING = "Processing"
@@ -41,9 +44,6 @@ class Phase(enum.StrEnum):
     @property
     def terminal(self) -> bool:
         return self not in (Phase.PENDING, Phase.PROCESSING)
-
-
-TERMINAL_PHASES = frozenset(p for p in Phase if p.terminal)
 
 
 def utcnow() -> datetime:

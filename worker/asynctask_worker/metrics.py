@@ -11,7 +11,9 @@ collide). Exposed series:
 * ``asynctask_worker_tasks_in_flight{queue}``: handlers running now;
 * ``asynctask_worker_abandoned_threads``: thread-mode handlers that ignored a hard stop
   and still run in the background;
-* ``asynctask_worker_broker_connections_total``: connections made (reconnects show here).
+* ``asynctask_worker_broker_connections_total``: connections made (reconnects show here);
+* ``asynctask_worker_ready``: 1 while the worker consumes its task queues, 0 while it
+  connects, catches up with the control stream or reconnects (a readiness signal).
 """
 
 from __future__ import annotations
@@ -48,6 +50,9 @@ class WorkerMetrics:
                                registry=r)
         self.connections = Counter("asynctask_worker_broker_connections",
                                    "Connections made to RabbitMQ by the consumer.", registry=r)
+        self.ready = Gauge("asynctask_worker_ready",
+                           "1 while consuming task queues; 0 while connecting or reconnecting.",
+                           registry=r)
 
     def task_started(self, queue: str) -> None:
         self.started.labels(queue).inc()

@@ -35,8 +35,9 @@ from dataclasses import dataclass
 from types import TracebackType
 from typing import Any
 
+from asynctask_worker._runtime.dispatch import Dispatcher
+from asynctask_worker._runtime.jobs import Pool
 from asynctask_worker.app import App
-from asynctask_worker.dispatch import Dispatcher, Pool
 from asynctask_worker.messages import (
     ControlMessage,
     ErrorInfo,

@@ -43,3 +43,13 @@ def test_json_logs_are_one_object_per_line() -> None:
                                "serving on %s", ("x",), None)
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "serving on x" and doc["level"] == "INFO"
+
+
+def test_the_command_says_which_extra_is_missing(monkeypatch: pytest.MonkeyPatch,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    from asynctask_gateway import _script
+
+    assert _script.missing_modules() == []  # the dev install has asynctask[gateway]
+    monkeypatch.setattr(_script, "GATEWAY_MODULES", ("aiohttp", "no_such_module_here"))
+    assert _script.main(["--help"]) == 2
+    assert "asynctask[gateway]" in capsys.readouterr().err

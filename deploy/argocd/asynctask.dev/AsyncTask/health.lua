@@ -4,8 +4,10 @@
 --   Succeeded                    -> Healthy
 --   Failed, Error, TimedOut      -> Degraded     (the error's reason and message)
 --   Cancelled                    -> Degraded     (see below)
---   no status yet, or a status
---   older than the spec          -> Progressing  (the operator has not seen it yet)
+--   no phase yet, or a status
+--   older than the spec          -> Progressing  (the operator has not seen it yet; until
+--                                                 its first write the status is only
+--                                                 the CRD's default {observedGeneration: 0})
 --   any other phase              -> Unknown
 --
 -- Cancelled is Degraded, not Suspended: Suspended means "paused, may resume", and a
@@ -13,7 +15,8 @@
 -- manifest asked, which is also what the kstatus conditions say (Stalled=True), so Argo CD
 -- and Flux agree.
 --
--- Written for Argo CD's Lua (5.1 semantics, gopher-lua); tested with lua5.4 as well.
+-- Written for Argo CD's Lua (5.1 semantics, gopher-lua) with only the libraries Argo CD
+-- opens for checks from argocd-cm (base, table, package); tested in gopher-lua and lua5.4.
 local hs = {}
 
 local function describe(status, fallback)

@@ -1,0 +1,144 @@
+"""The composition root: every object of the operator is built, started and stopped here.
+
+:class:`Operator` wires the parts once, in dependency order, with each part given only what
+it needs (its group of :class:`settings.Config`, its collaborators): nothing is assigned
+after construction, and nothing re-reads the command line. Data flows one way round the
+only loop there is: a status write notifies the webhook dispatcher (an observer), whose
+outcomes come back through a queue that the operator drains into the next status write.
+
+kopf is not imported here: :mod:`handlers` registers thin handlers that call into the one
+:class:`Operator` object kept in kopf's memo (:class:`OperatorMemo`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from asynctask_operator.broker import Broker, Delivery
+from asynctask_operator.inbox import StatusInbox
+from asynctask_operator.kube import Kube
+from asynctask_operator.kube_events import EventRecorder
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.ports import OperatorApi, TaskBroker
+from asynctask_operator.scaling import Autoscaler
+from asynctask_operator.settings import Config
+from asynctask_operator.ssrf import Resolve, system_resolve
+from asynctask_operator.tasks import TaskTable
+from asynctask_operator.timers import Deadlines
+from asynctask_operator.tracking import Tracker
+from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
+from asynctask_operator.writer import StatusWriter
+from asynctask_worker.messages import TaskRef
+from asynctask_worker.metrics import MetricsServer
+
+log = logging.getLogger("asynctask.operator")
+
+
+@dataclass
+class TaskLogic:
+    """Everything that acts on tasks, wired; the edges (Kubernetes, RabbitMQ) are given."""
+
+    table: TaskTable
+    timers: Deadlines
+    events: EventRecorder
+    webhooks: WebhookDispatcher
+    writer: StatusWriter
+    tracker: Tracker
+    inbox: StatusInbox
+    outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
+
+    @classmethod
+    def wire(cls, config: Config, api: OperatorApi, broker: TaskBroker,
+             metrics: OperatorMetrics, *, resolve: Resolve = system_resolve) -> TaskLogic:
+        lifecycle = config.lifecycle
+        outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
+        events = EventRecorder(api, lifecycle.events)
+        webhooks = WebhookDispatcher(
+            config.webhook, load_secret=api.read_secret_key,
+            on_outcome=lambda ref, outcome: outcomes.put_nowait((ref, outcome)),
+            resolve=resolve)
+        table = TaskTable(api)
+        timers = Deadlines()
+        # Observers run in this order after each write, as the inline calls they replace did.
+        writer = StatusWriter(api, table, metrics, [metrics, webhooks, events, timers],
+                              progress_interval_seconds=lifecycle.progress_patch_interval_seconds)
+        tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics)
+        inbox = StatusInbox(table, writer, broker, events, metrics,
+                            retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds)
+        metrics.watch_sizes(lambda: len(table), lambda: len(timers))
+        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes)
+
+
+class Operator:
+    def __init__(self, config: Config, namespaces: Sequence[str] = ()) -> None:
+        """Build every part (no connection is made and no task started yet)."""
+        self.config = config
+        self.kube = Kube(config.kube.api_workers)
+        broker = config.broker
+        self.broker = Broker(broker.amqp_url, prefetch=broker.status_prefetch,
+                             heartbeat=broker.heartbeat_seconds,
+                             reconnect_max_delay=broker.reconnect_max_delay_seconds)
+        self.metrics = OperatorMetrics()
+        self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
+        self.scaler = (Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
+                       if config.scaling.autoscaling_enabled else None)
+        self.metrics_server: MetricsServer | None = None
+        self._loops: list[asyncio.Task[None]] = []
+
+    def start(self) -> None:
+        """Connect to RabbitMQ, serve metrics, and start the operator's loops."""
+        deliveries: asyncio.Queue[Delivery] = asyncio.Queue()
+        self.broker.start_consuming(asyncio.get_running_loop(), deliveries)
+        metrics = self.config.metrics
+        if metrics.port is not None:
+            self.metrics_server = self.metrics.serve(metrics.port, metrics.address)
+            log.info("serving metrics on %s:%d", metrics.address, self.metrics_server.port)
+        logic = self.logic
+        self._loops = [
+            asyncio.create_task(logic.inbox.consume(deliveries), name="asynctask-status"),
+            asyncio.create_task(logic.timers.run(logic.tracker.fire), name="asynctask-deadlines"),
+            asyncio.create_task(logic.tracker.consume_outcomes(logic.outcomes),
+                                name="asynctask-webhook-outcomes"),
+        ]
+        if self.scaler is not None:
+            self.scaler.start()
+
+    async def stop(self) -> None:
+        if self.scaler is not None:
+            await self.scaler.stop()
+        if self.metrics_server is not None:
+            self.metrics_server.close()
+        for loop in self._loops:
+            loop.cancel()
+        await self.logic.webhooks.close()
+        self.broker.stop()
+        await asyncio.to_thread(self.broker.join, 10)
+        self.kube.close()
+
+    # what kopf hands on ----------------------------------------------------------------
+
+    async def task_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+        if event_type == "DELETED":
+            await self.logic.tracker.deleted(body)
+        else:
+            await self.logic.tracker.observe(body)
+
+    def broker_connected(self) -> bool:
+        return self.broker.connected.is_set()
+
+
+@dataclass
+class OperatorMemo:
+    """kopf's memo: the namespaces from the command line, and the one :class:`Operator`."""
+
+    namespaces: list[str] = field(default_factory=list)
+    operator: Operator | None = None
+
+    def running(self) -> Operator:
+        if self.operator is None:
+            raise RuntimeError("the operator has not started")
+        return self.operator

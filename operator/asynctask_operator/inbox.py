@@ -1,0 +1,144 @@
+"""What the operator does with the messages that come back from RabbitMQ.
+
+Worker status messages (``asynctask.status``) move a task through its phases; delivery
+is at-least-once and messages come late, twice or out of order, so :mod:`status` decides
+what each one means and duplicates are harmless. Dead-lettered task messages
+(``asynctask.dead-tasks``) end their task in Error. A message is acked only once what it
+caused is written, so a failed write means a redelivery, never a lost update.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from datetime import UTC, datetime
+
+from asynctask_operator import status as st
+from asynctask_operator.broker import Delivery
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.ports import EventSink, TaskBroker
+from asynctask_operator.tasks import TaskState, TaskTable
+from asynctask_operator.tracking import stop_work
+from asynctask_operator.writer import StatusWriter
+from asynctask_worker import topology
+from asynctask_worker.messages import (
+    MalformedMessage,
+    Phase,
+    StatusMessage,
+    TaskMessage,
+    decode,
+    utcnow,
+)
+
+log = logging.getLogger("asynctask.operator")
+
+
+class StatusInbox:
+    def __init__(self, table: TaskTable, writer: StatusWriter, broker: TaskBroker,
+                 events: EventSink, metrics: OperatorMetrics, *,
+                 retry_backoff_cap_seconds: float) -> None:
+        self.table = table
+        self.writer = writer
+        self.broker = broker
+        self.events = events
+        self.metrics = metrics
+        self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
+
+    async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
+        """Handle the broker's deliveries, in order, until cancelled."""
+        while True:
+            delivery = await inbox.get()
+            try:
+                if delivery.queue == topology.DEAD_TASKS_QUEUE:
+                    await self.dead_letter(delivery)
+                else:
+                    await self.ingest(delivery)
+            except Exception:
+                log.exception("failed to process message %s; it will be redelivered",
+                              delivery.message_id)
+
+    async def ingest(self, delivery: Delivery) -> None:
+        try:
+            msg = decode(StatusMessage, delivery.body)
+        except MalformedMessage as exc:
+            log.error("dead-lettering status message %s: %s", delivery.message_id, exc)
+            self.metrics.messages.labels("malformed").inc()
+            self.broker.reject(delivery)
+            return
+        task = await self.table.lookup(msg.task)
+        if task is None:
+            log.info("status for %s/%s, which no longer exists", msg.task.namespace,
+                     msg.task.name)
+            self.metrics.messages.labels("orphaned").inc()
+            if not msg.phase.terminal:
+                await stop_work(self.broker, msg.task, "cancel", "Deleted")
+            self.broker.ack(delivery)
+            return
+        async with task.lock:
+            await self._apply(task, msg)
+        # Acked after the write: if the write failed (exception), the message is redelivered.
+        self.broker.ack(delivery)
+
+    async def _apply(self, task: TaskState, msg: StatusMessage) -> None:
+        change = st.classify(task.status, msg, task.seq.get(msg.attempt))
+        if change is st.Change.IGNORE:
+            self.metrics.messages.labels("ignored").inc()
+            await self._stop_duplicate(task, msg)
+            return
+        task.seq[msg.attempt] = msg.seq
+        if change is st.Change.PROGRESS and self.writer.coalesce(task, msg):
+            self.metrics.messages.labels("coalesced").inc()
+            return
+        self.metrics.messages.labels("applied").inc()
+        now = utcnow()
+        spec = task.spec
+        if spec is not None and spec.retries and st.retries_left(msg, spec.retries):
+            delay = spec.retry_delay(msg.attempt, self.retry_backoff_cap_seconds)
+            retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
+            await self.writer.write(task, st.retrying(task.status, msg, retry_at, spec.retries,
+                                                      now, task.generation))
+            self.events.record(task.ref, "Retrying", str(task.status.get("message")))
+            return
+        await self.writer.write(task, st.apply(task.status, msg, now, task.generation))
+
+    async def _stop_duplicate(self, task: TaskState, msg: StatusMessage) -> None:
+        """A worker runs an attempt that is already over (a duplicate delivery, or a task
+        cancelled or timed out meanwhile): tell it to stop, once."""
+        phase = st.phase_of(task.status)
+        if (msg.phase is Phase.PROCESSING and phase is not None and phase.terminal
+                and msg.attempt not in task.stopped):
+            task.stopped.add(msg.attempt)
+            log.info("%s/%s is %s but attempt %d runs: stopping it", task.ref.namespace,
+                     task.ref.name, phase.value, msg.attempt)
+            await stop_work(self.broker, task.ref,
+                            "timeout" if phase is Phase.TIMED_OUT else "cancel", phase.value)
+
+    async def dead_letter(self, delivery: Delivery) -> None:
+        """A task message RabbitMQ dead-lettered: its workers kept dying, or it was refused."""
+        try:
+            msg = decode(TaskMessage, delivery.body)
+        except MalformedMessage as exc:
+            log.error("a dead-lettered task message %s is not valid: %s (kept in %s)",
+                      delivery.message_id, exc, topology.DEAD_LETTER_QUEUE)
+            self.broker.ack(delivery)
+            return
+        task = await self.table.lookup(msg.task)
+        if task is not None:
+            why = delivery.dead_letter_reason
+            self.metrics.dead_lettered.labels(why or "unknown").inc()
+            async with task.lock:
+                await self.writer.end(task, Phase.ERROR, *_dead_letter_error(why, msg.attempt))
+            self.events.record(task.ref, "DeadLettered", f"task message dead-lettered: {why}")
+        self.broker.ack(delivery)
+
+
+def _dead_letter_error(why: str, attempt: int) -> tuple[str, str]:
+    """The reason and message of a task whose message was dead-lettered."""
+    if why == "delivery_limit":
+        return "DeliveryLimitExceeded", (
+            f"attempt {attempt}'s message was delivered {topology.DEFAULT_DELIVERY_LIMIT} "
+            "times and every worker that took it was lost before finishing (killed, crashed "
+            f"or disconnected); it was dead-lettered to {topology.DEAD_LETTER_QUEUE}")
+    return "MessageRejected", (f"a worker refused the task's message ({why}); it was "
+                               f"dead-lettered to {topology.DEAD_LETTER_QUEUE}")

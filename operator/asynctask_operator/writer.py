@@ -1,0 +1,123 @@
+"""The status writer: the one path by which a task's status is PATCHed.
+
+It writes the whole status in one conditional PATCH, coalesces progress (phase changes are
+written at once, progress at most once per ``progress_patch_interval_seconds`` per task),
+merges a pending webhook outcome into ``status.webhook``, and then tells its observers
+(Events, metrics, webhooks, deadlines) about the write. A task that succeeds costs three
+writes: Pending, Processing and Succeeded, plus at most one per interval of progress.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from asynctask_operator import status as st
+from asynctask_operator.background import Background
+from asynctask_operator.kube import Gone, Rejected
+from asynctask_operator.limits import REJECTION_CHARS
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.observers import StatusObserver, Written
+from asynctask_operator.ports import TaskApi
+from asynctask_operator.tasks import TaskState, TaskTable
+from asynctask_worker.messages import Phase, StatusMessage, utcnow
+
+log = logging.getLogger("asynctask.operator")
+
+
+class StatusWriter:
+    def __init__(self, api: TaskApi, table: TaskTable, metrics: OperatorMetrics,
+                 observers: Sequence[StatusObserver], *,
+                 progress_interval_seconds: float) -> None:
+        self._api = api
+        self._table = table
+        self._metrics = metrics
+        self._observers = list(observers)
+        self._interval = progress_interval_seconds
+        self._flushes = Background()
+
+    async def write(self, task: TaskState, status: dict[str, Any]) -> None:
+        """Write the whole ``status`` in one PATCH; the caller holds the task's lock."""
+        if status is task.status:
+            return
+        previous = task.status
+        if task.webhook_outcome is not None and task.webhook_outcome != status.get("webhook"):
+            status = {**status, "webhook": dict(task.webhook_outcome)}
+        try:
+            await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid,
+                                           status)
+        except Gone:
+            self._metrics.writes.labels("gone").inc()
+            log.info("%s/%s is gone; forgetting it", task.ref.namespace, task.ref.name)
+            self.forget(task.ref.uid)
+            return
+        except Rejected as exc:
+            self._metrics.writes.labels("rejected").inc()
+            status = await self._write_rejection(task, exc)
+        task.status = status
+        task.last_write = time.monotonic()
+        task.webhook_outcome = None
+        phase = st.phase_of(status)
+        if phase is not None and phase.terminal:
+            self._stop_coalescing(task)  # the terminal write has the final word
+        written = Written(task.ref, task.spec, previous, status)
+        for observer in self._observers:
+            observer.status_written(written)
+
+    async def _write_rejection(self, task: TaskState, exc: Rejected) -> dict[str, Any]:
+        """Never leave a task stuck behind a status the apiserver refuses (e.g. a field over
+        its limit): record why instead, without the offending content."""
+        log.error("status of %s/%s refused: %s", task.ref.namespace, task.ref.name, exc)
+        fallback = {k: v for k, v in task.status.items() if k not in ("result", "error")}
+        status = st.end(fallback, Phase.ERROR, "StatusRejected",
+                        f"the apiserver refused the task's status: {str(exc)[:REJECTION_CHARS]}",
+                        utcnow(), task.generation)
+        await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid, status)
+        return status
+
+    async def end(self, task: TaskState, phase: Phase, reason: str, message: str) -> None:
+        """End the task for a reason of the operator's own (see :func:`status.end`)."""
+        await self.write(task, st.end(task.status, phase, reason, message, utcnow(),
+                                      task.generation))
+
+    def forget(self, uid: str) -> None:
+        """Stop tracking a task: its pending progress, and what observers keep about it."""
+        task = self._table.pop(uid)
+        if task is not None:
+            self._stop_coalescing(task)
+        for observer in self._observers:
+            observer.task_forgotten(uid)
+
+    # progress coalescing -------------------------------------------------------------
+
+    def coalesce(self, task: TaskState, msg: StatusMessage) -> bool:
+        """Hold ``msg`` (a progress change) if the task was written too recently; then the
+        newest progress is written when the interval is over. Progress is lossy by nature, so
+        the caller acks a held message at once: a crash loses one tick at most."""
+        since = time.monotonic() - task.last_write
+        if since >= self._interval:
+            return False
+        task.coalesced_progress = msg
+        if task.flush is None:
+            task.flush = asyncio.get_running_loop().call_later(
+                self._interval - since, self._schedule_flush, task)
+        return True
+
+    def _stop_coalescing(self, task: TaskState) -> None:
+        task.coalesced_progress = None
+        if task.flush is not None:
+            task.flush.cancel()
+            task.flush = None
+
+    def _schedule_flush(self, task: TaskState) -> None:
+        task.flush = None
+        self._flushes.spawn(self._flush(task), name=f"flush-{task.ref.uid}")
+
+    async def _flush(self, task: TaskState) -> None:
+        async with task.lock:
+            msg, task.coalesced_progress = task.coalesced_progress, None
+            if msg is not None and st.classify(task.status, msg) is not st.Change.IGNORE:
+                await self.write(task, st.apply(task.status, msg, utcnow(), task.generation))

@@ -1,0 +1,97 @@
+"""Fakes shared by the operator's unit tests: they record what the code under test asked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asynctask_operator.broker import Delivery
+from asynctask_operator.kube import Gone, Rejected
+from asynctask_worker.messages import ControlMessage, TaskMessage
+
+
+def resolver(table: dict[str, list[str]], calls: list[str] | None = None) -> Any:
+    async def resolve(host: str, port: int) -> list[str]:
+        if calls is not None:
+            calls.append(host)
+        if host not in table:
+            raise OSError(f"no such host {host}")
+        return table[host]
+    return resolve
+
+
+class FakeApi:
+    """The Kubernetes side of the task logic (``ports.OperatorApi``), in memory.
+
+    Holds AsyncTask objects by namespace/name, records every call in the shared ``journal``
+    (in order, with the broker's), and can be told to refuse the next status write.
+    """
+
+    def __init__(self, journal: list[str]) -> None:
+        self.journal = journal
+        self.objects: dict[tuple[str, str], dict[str, Any]] = {}
+        self.writes: list[dict[str, Any]] = []  # every status written, in order
+        self.events: list[dict[str, Any]] = []
+        self.deleted: list[str] = []
+        self.reject_next: str | None = None
+
+    def add(self, body: dict[str, Any]) -> dict[str, Any]:
+        meta = body["metadata"]
+        self.objects[(meta["namespace"], meta["name"])] = body
+        return body
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any]:
+        self.journal.append(f"get {name}")
+        if (namespace, name) not in self.objects:
+            raise Gone(f"{namespace}/{name}")
+        return self.objects[(namespace, name)]
+
+    async def replace_status(self, namespace: str, name: str, uid: str,
+                             status: dict[str, Any]) -> dict[str, Any]:
+        self.journal.append(f"write {name} {status.get('phase')}")
+        body = self.objects.get((namespace, name))
+        if body is None or body["metadata"]["uid"] != uid:
+            raise Gone(f"{namespace}/{name}")
+        if self.reject_next is not None:
+            why, self.reject_next = self.reject_next, None
+            raise Rejected(why)
+        self.writes.append(status)
+        body["status"] = status
+        return body
+
+    async def delete(self, namespace: str, name: str, uid: str) -> None:
+        self.journal.append(f"delete {name}")
+        if self.objects.pop((namespace, name), None) is None:
+            raise Gone(f"{namespace}/{name}")
+        self.deleted.append(name)
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        self.journal.append(f"event {body['reason']}")
+        self.events.append(body)
+
+    async def read_secret_key(self, namespace: str, name: str, key: str) -> bytes:
+        raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
+
+
+class FakeBroker:
+    """The RabbitMQ side of the task logic (``ports.TaskBroker``): records what is sent."""
+
+    def __init__(self, journal: list[str]) -> None:
+        self.journal = journal
+        self.tasks: list[TaskMessage] = []
+        self.controls: list[ControlMessage] = []
+        self.acked: list[Delivery] = []
+        self.rejected: list[Delivery] = []
+
+    async def publish_task(self, msg: TaskMessage) -> None:
+        self.journal.append(f"publish {msg.task.name} attempt {msg.attempt}")
+        self.tasks.append(msg)
+
+    async def publish_control(self, msg: ControlMessage) -> None:
+        self.journal.append(f"control {msg.action} {msg.task.name} {msg.reason}")
+        self.controls.append(msg)
+
+    def ack(self, delivery: Delivery) -> None:
+        self.acked.append(delivery)
+
+    def reject(self, delivery: Delivery) -> None:
+        self.rejected.append(delivery)

@@ -1,0 +1,64 @@
+"""Config: grouped, validated, and read from the same ASYNCTASK_* variables as ever."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from asynctask_operator import settings
+from asynctask_operator.settings import Config
+
+#: The operator's variables (the chart, the docs and deployments out there set these).
+VARIABLES = {
+    "ASYNCTASK_AMQP_URL", "ASYNCTASK_STATUS_PREFETCH", "ASYNCTASK_HEARTBEAT_SECONDS",
+    "ASYNCTASK_RECONNECT_MAX_DELAY_SECONDS", "ASYNCTASK_API_WORKERS",
+    "ASYNCTASK_PROGRESS_PATCH_INTERVAL_SECONDS", "ASYNCTASK_EVENTS",
+    "ASYNCTASK_MAX_REQUEST_BYTES", "ASYNCTASK_CANCEL_CONFIRM_SECONDS",
+    "ASYNCTASK_RETRY_BACKOFF_CAP_SECONDS", "ASYNCTASK_METRICS_PORT", "ASYNCTASK_METRICS_ADDRESS",
+    "ASYNCTASK_AUTOSCALING_ENABLED", "ASYNCTASK_MANAGEMENT_URL",
+    "ASYNCTASK_MANAGEMENT_TIMEOUT_SECONDS", "ASYNCTASK_SCALE_INTERVAL_SECONDS",
+    "ASYNCTASK_SCALE_DOWN_WINDOW_SECONDS", "ASYNCTASK_SCALE_DISCOVERY_INTERVAL_SECONDS",
+    "ASYNCTASK_WEBHOOK_TIMEOUT_SECONDS", "ASYNCTASK_WEBHOOK_MAX_ATTEMPTS",
+    "ASYNCTASK_WEBHOOK_MAX_AGE_SECONDS", "ASYNCTASK_WEBHOOK_BACKOFF_BASE_SECONDS",
+    "ASYNCTASK_WEBHOOK_BACKOFF_MAX_SECONDS", "ASYNCTASK_WEBHOOK_CONCURRENCY",
+    "ASYNCTASK_WEBHOOK_MAX_QUEUED_EVENTS", "ASYNCTASK_WEBHOOK_SECRET_CACHE_SECONDS",
+    "ASYNCTASK_WEBHOOK_REQUIRE_HTTPS", "ASYNCTASK_WEBHOOK_ALLOWED_CIDRS",
+    "ASYNCTASK_WEBHOOK_ALLOWED_HOSTS",
+}
+
+
+def test_the_groups_read_exactly_the_known_variables() -> None:
+    names = set()
+    for field in Config.model_fields.values():
+        group = field.annotation
+        assert group is not None
+        prefix = group.model_config["env_prefix"]
+        names |= {(prefix + name).upper() for name in group.model_fields}
+    assert names == VARIABLES
+
+
+def test_each_variable_lands_in_its_group(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASYNCTASK_AMQP_URL", "amqp://u:p@mq:5672/%2F")
+    monkeypatch.setenv("ASYNCTASK_API_WORKERS", "3")
+    monkeypatch.setenv("ASYNCTASK_EVENTS", "all")
+    monkeypatch.setenv("ASYNCTASK_METRICS_PORT", "9100")
+    monkeypatch.setenv("ASYNCTASK_SCALE_INTERVAL_SECONDS", "2.5")
+    monkeypatch.setenv("ASYNCTASK_WEBHOOK_TIMEOUT_SECONDS", "4")
+    config = Config()
+    assert config.broker.amqp_url == "amqp://u:p@mq:5672/%2F"
+    assert config.kube.api_workers == 3
+    assert config.lifecycle.events == "all"
+    assert config.metrics.port == 9100 and config.metrics.address == "0.0.0.0"
+    assert config.scaling.scale_interval_seconds == 2.5
+    assert config.webhook.timeout_seconds == 4
+
+
+def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ASYNCTASK_WEBHOOK_CONCURRENCY", "0")
+    with pytest.raises(ValidationError, match="concurrency"):
+        Config()
+
+
+def test_the_resource_constants_are_still_importable_from_settings() -> None:
+    assert (settings.GROUP, settings.VERSION, settings.PLURAL, settings.KIND) == (
+        "asynctask.dev", "v1alpha1", "asynctasks", "AsyncTask")

@@ -1,0 +1,302 @@
+"""The task logic, wired as the operator wires it, against a fake Kubernetes API and a fake
+broker that record their calls (sample-controller's way of testing its reconcile).
+
+No cluster, no RabbitMQ, no network: a webhook aimed at ``http://kubernetes/`` is refused
+by the target policy before any request, which still yields a real webhook outcome.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from asynctask_operator.app import TaskLogic
+from asynctask_operator.broker import Delivery
+from asynctask_operator.deadlines import Kind
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.ports import OperatorApi, TaskBroker
+from asynctask_operator.settings import Config, LifecycleConfig
+from asynctask_worker import topology
+from asynctask_worker.messages import ErrorInfo, Phase, StatusMessage, TaskMessage, TaskRef, encode
+from tests.unit.operator.fakes import FakeApi, FakeBroker
+
+NS = "team-a"
+
+
+class Harness:
+    def __init__(self, progress_interval: float = 60.0, events: str = "failures") -> None:
+        self.journal: list[str] = []
+        self.api = FakeApi(self.journal)
+        self.broker = FakeBroker(self.journal)
+        api: OperatorApi = self.api  # the fakes satisfy the protocols the logic needs
+        broker: TaskBroker = self.broker
+        config = Config(lifecycle=LifecycleConfig.model_validate(
+            {"progress_patch_interval_seconds": progress_interval, "events": events}))
+        self.metrics = OperatorMetrics()
+        self.logic = TaskLogic.wire(config, api, broker, self.metrics)
+        self.tracker = self.logic.tracker
+        self.inbox = self.logic.inbox
+
+    def create(self, name: str = "t1", **spec: Any) -> dict[str, Any]:
+        return self.api.add({"metadata": {"uid": f"uid-{name}", "namespace": NS, "name": name,
+                                          "generation": 1},
+                             "spec": {"queue": "resize", "request": {"n": 1}, **spec}})
+
+    def body(self, name: str = "t1") -> dict[str, Any]:
+        return self.api.objects[(NS, name)]
+
+    async def send(self, phase: Phase, name: str = "t1", attempt: int = 1, seq: int = 0,
+                   **fields: Any) -> Delivery:
+        ref = TaskRef(uid=f"uid-{name}", namespace=NS, name=name)
+        msg = StatusMessage(task=ref, attempt=attempt, seq=seq, phase=phase,
+                            at=datetime.now(UTC), **fields)
+        delivery = Delivery(len(self.broker.acked) + 1, encode(msg), f"m-{seq}", 0)
+        await self.inbox.ingest(delivery)
+        return delivery
+
+    async def settle(self) -> None:
+        """Let the Events recorded so far be posted (they never block a status write)."""
+        await self.logic.events.drain()
+
+    def phases(self) -> list[str]:
+        return [str(w.get("phase")) for w in self.api.writes]
+
+
+@pytest.fixture
+async def harness() -> AsyncIterator[Harness]:
+    h = Harness()
+    yield h
+    await h.logic.webhooks.close()
+
+
+async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
+    """Wait for something that happens in the background (no fixed sleeps)."""
+    deadline = time.monotonic() + within
+    while not condition():
+        assert time.monotonic() < deadline, "the condition did not come true in time"
+        await asyncio.sleep(0.01)
+
+
+# a new task ------------------------------------------------------------------------------
+
+async def test_a_new_task_is_published_then_written_pending_once(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    assert harness.journal == ["publish t1 attempt 1", "write t1 Pending"]
+    [msg] = harness.broker.tasks
+    assert isinstance(msg, TaskMessage) and msg.queue == "resize" and msg.request == {"n": 1}
+    status = harness.api.writes[0]
+    assert status["messageId"] == "task:uid-t1:1" and status["observedGeneration"] == 1
+    await harness.tracker.observe(harness.body())  # the watch sees its own write
+    assert len(harness.journal) == 2  # nothing more
+
+
+async def test_an_invalid_spec_ends_in_error_without_publishing(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create(webhook={"url": "ftp://x.example/"}))
+    await harness.settle()
+    assert harness.journal == ["write t1 Error", "event Error"]
+    assert harness.api.writes[0]["error"]["reason"] == "InvalidSpec"
+    assert "spec.webhook.url" in harness.api.writes[0]["error"]["message"]
+
+
+# cancellation ----------------------------------------------------------------------------
+
+async def test_cancel_before_publishing_sends_nothing_and_ends_cancelled(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create(cancel=True))
+    await harness.settle()
+    assert harness.journal == ["write t1 Cancelled", "event Cancelled"]
+
+
+async def test_cancel_while_queued_tells_workers_and_ends_cancelled(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    harness.body()["spec"]["cancel"] = True
+    await harness.tracker.observe(harness.body())
+    await harness.settle()
+    assert harness.journal[2:] == ["control cancel t1 CancelRequested", "write t1 Cancelled",
+                                   "event Cancelled"]
+
+
+async def test_cancel_while_running_waits_for_the_worker_then_gives_up(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.PROCESSING)
+    harness.body()["spec"]["cancel"] = True
+    await harness.tracker.observe(harness.body())
+    assert harness.journal[-1] == "control cancel t1 CancelRequested"
+    assert harness.phases() == ["Pending", "Processing"]  # the worker has its grace period
+    assert harness.logic.timers.due("uid-t1", Kind.CANCEL_CONFIRM) is not None
+    await harness.tracker.observe(harness.body())  # seen again: no second control message
+    assert harness.journal.count("control cancel t1 CancelRequested") == 1
+    await harness.tracker.fire("uid-t1", Kind.CANCEL_CONFIRM)
+    assert harness.phases() == ["Pending", "Processing", "Cancelled"]
+
+
+# worker messages -------------------------------------------------------------------------
+
+async def test_duplicate_and_late_messages_are_ignored_and_acked(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.PROCESSING, seq=0)
+    await harness.send(Phase.PROCESSING, seq=0)  # a redelivery
+    await harness.send(Phase.SUCCEEDED, seq=2, result={"ok": True})
+    await harness.send(Phase.PROCESSING, seq=1, progress=50)  # late
+    assert harness.phases() == ["Pending", "Processing", "Succeeded"]
+    assert len(harness.broker.acked) == 4 and harness.broker.rejected == []
+    assert harness.metrics.value("asynctask_operator_status_messages_total",
+                                 result="ignored") == 2
+
+
+async def test_a_worker_running_a_finished_attempt_is_told_to_stop_once(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.SUCCEEDED, seq=1)
+    await harness.send(Phase.PROCESSING, seq=0)  # a duplicate delivery started elsewhere
+    await harness.send(Phase.PROCESSING, seq=0)
+    assert [c.reason for c in harness.broker.controls] == ["Succeeded"]
+
+
+async def test_progress_is_coalesced_and_the_newest_is_written_later() -> None:
+    h = Harness(progress_interval=0.2)
+    try:
+        await h.tracker.observe(h.create())
+        await h.send(Phase.PROCESSING, seq=0)
+        for seq, progress in enumerate((10, 20, 30), start=1):
+            await h.send(Phase.PROCESSING, seq=seq, progress=progress)
+        assert h.phases() == ["Pending", "Processing"]  # held back, and acked meanwhile
+        assert len(h.broker.acked) == 4
+        await until(lambda: len(h.api.writes) == 3)
+        assert h.api.writes[-1]["progress"] == 30  # only the newest
+        assert h.metrics.value("asynctask_operator_status_messages_total",
+                               result="coalesced") == 3
+    finally:
+        await h.logic.webhooks.close()
+
+
+async def test_a_terminal_write_ends_coalescing() -> None:
+    h = Harness(progress_interval=30)
+    try:
+        await h.tracker.observe(h.create())
+        await h.send(Phase.PROCESSING, seq=0)
+        await h.send(Phase.PROCESSING, seq=1, progress=40)
+        task = h.logic.table.get("uid-t1")
+        assert task is not None and task.coalesced_progress is not None
+        await h.send(Phase.SUCCEEDED, seq=2)
+        assert h.phases() == ["Pending", "Processing", "Succeeded"]
+        assert task.coalesced_progress is None and task.flush is None  # nothing left to write
+    finally:
+        await h.logic.webhooks.close()
+
+
+async def test_an_error_with_retries_left_waits_then_publishes_the_next_attempt(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create(retries=1, retryBackoffSeconds=1))
+    await harness.send(Phase.PROCESSING)
+    await harness.send(Phase.ERROR, seq=1, error=ErrorInfo(reason="Boom"))
+    pending = harness.api.writes[-1]
+    assert pending["phase"] == "Pending" and pending["nextAttempt"] == 2
+    await harness.settle()
+    assert harness.journal[-1] == "event Retrying"
+    assert harness.logic.timers.due("uid-t1", Kind.RETRY) is not None
+    await harness.tracker.fire("uid-t1", Kind.RETRY)
+    assert harness.broker.tasks[-1].attempt == 2
+
+
+async def test_malformed_messages_are_rejected_and_orphans_stop_their_work(
+        harness: Harness) -> None:
+    bad = Delivery(1, b"{not json", "bad", 0)
+    await harness.inbox.ingest(bad)
+    assert harness.broker.rejected == [bad]
+    orphan = await harness.send(Phase.PROCESSING, name="never-created")
+    assert harness.broker.acked == [orphan]
+    assert harness.journal[-1] == "control cancel never-created Deleted"
+
+
+# deletion, dead letters, refused writes --------------------------------------------------
+
+async def test_a_deleted_unfinished_task_has_its_work_cancelled(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.PROCESSING)
+    await harness.tracker.deleted(harness.api.objects.pop((NS, "t1")))
+    assert harness.journal[-1] == "control cancel t1 Deleted"
+    assert harness.logic.table.get("uid-t1") is None
+    assert harness.logic.timers.due("uid-t1", Kind.QUEUE_TIMEOUT) is None
+
+
+async def test_a_deleted_finished_task_needs_nothing(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.SUCCEEDED, seq=1)
+    calls = len(harness.journal)
+    await harness.tracker.deleted(harness.api.objects.pop((NS, "t1")))
+    assert len(harness.journal) == calls
+
+
+async def test_a_dead_lettered_task_message_ends_the_task_in_error(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    [msg] = harness.broker.tasks
+    dead = Delivery(9, encode(msg), msg.message_id, 0, queue=topology.DEAD_TASKS_QUEUE,
+                    headers={"x-death": [{"reason": b"delivery_limit"}]})
+    await harness.inbox.dead_letter(dead)
+    assert harness.broker.acked == [dead]
+    error = harness.api.writes[-1]
+    assert error["phase"] == "Error" and error["error"]["reason"] == "DeliveryLimitExceeded"
+    await harness.settle()
+    assert harness.journal[-2:] == ["event Error", "event DeadLettered"]
+
+
+async def test_a_refused_status_is_replaced_by_a_status_rejected_error(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    await harness.send(Phase.PROCESSING)
+    harness.api.reject_next = "status.result: Too long: must have at most 65536 bytes"
+    await harness.send(Phase.SUCCEEDED, seq=1, result={"blob": "x" * 10})
+    await harness.settle()
+    assert harness.journal[-3:] == ["write t1 Succeeded", "write t1 Error", "event Error"]
+    final = harness.api.writes[-1]
+    assert final["error"]["reason"] == "StatusRejected" and "result" not in final
+    assert "at most 65536 bytes" in final["error"]["message"]
+    assert harness.metrics.value("asynctask_operator_status_writes_total",
+                                 result="rejected") == 1
+
+
+async def test_a_task_gone_while_writing_is_forgotten(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    del harness.api.objects[(NS, "t1")]
+    await harness.send(Phase.PROCESSING)
+    assert harness.logic.table.get("uid-t1") is None
+    assert harness.metrics.value("asynctask_operator_status_writes_total", result="gone") == 1
+
+
+async def test_the_ttl_deletes_a_finished_task(harness: Harness) -> None:
+    await harness.tracker.observe(harness.create(ttlSecondsAfterFinished=0))
+    await harness.send(Phase.SUCCEEDED, seq=1)
+    assert harness.logic.timers.due("uid-t1", Kind.TTL) is not None
+    await harness.tracker.fire("uid-t1", Kind.TTL)
+    assert harness.api.deleted == ["t1"]
+
+
+# webhook outcomes ------------------------------------------------------------------------
+
+async def test_a_webhook_outcome_is_recorded_with_one_extra_write(harness: Harness) -> None:
+    outcomes = asyncio.create_task(harness.tracker.consume_outcomes(harness.logic.outcomes))
+    try:
+        await harness.tracker.observe(harness.create(webhook={"url": "http://kubernetes/h"}))
+        await harness.logic.webhooks.drain(5)
+        await harness.send(Phase.PROCESSING)
+        await harness.logic.webhooks.drain(5)
+        await harness.send(Phase.SUCCEEDED, seq=1)
+        await harness.logic.webhooks.drain(5)
+        await until(lambda: len(harness.api.writes) == 4)
+        assert harness.phases() == ["Pending", "Processing", "Succeeded", "Succeeded"]
+        last = harness.api.writes[-1]["webhook"]
+        assert last["lastEventId"] == "uid-t1.1.succeeded" and not last["delivered"]
+        assert "refused" in last["lastError"]
+        # The Pending event's outcome rode along with the Processing write: no write of its own.
+        assert harness.api.writes[1]["webhook"]["lastEventId"] == "uid-t1.1.pending"
+        assert harness.metrics.value("asynctask_operator_webhook_deliveries_total",
+                                     outcome="failed") == 3
+    finally:
+        outcomes.cancel()

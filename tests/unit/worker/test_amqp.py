@@ -1,0 +1,44 @@
+"""The pure parts of the shared AMQP connection helper: backoff and how causes are told."""
+
+from __future__ import annotations
+
+import pika.exceptions
+
+from asynctask_worker._amqp import Backoff, describe, parameters
+
+
+def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> None:
+    backoff = Backoff(maximum=3.0, first=0.5)
+    assert [backoff.next() for _ in range(5)] == [0.5, 1.0, 2.0, 3.0, 3.0]
+    backoff.reset()
+    assert backoff.next() == 0.5
+
+
+def test_a_cause_is_never_empty() -> None:
+    # pika raises several errors whose str() is empty, or "()", or only a tuple of codes.
+    assert describe(pika.exceptions.AMQPConnectionError()) == (
+        "AMQPConnectionError: no detail given")
+    assert describe(pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED")) == (
+        "ConnectionClosedByBroker: (320, 'CONNECTION_FORCED')")
+    assert describe(ConnectionRefusedError(111, "Connection refused")) == (
+        "ConnectionRefusedError: [Errno 111] Connection refused")
+    wrapped = pika.exceptions.AMQPConnectionError(ConnectionRefusedError(111, "refused"))
+    assert "refused" in describe(wrapped)
+
+
+def test_a_refused_connection_says_so() -> None:
+    """What pika raises when nothing listens: the cause is in the wrapped connector error."""
+    try:
+        pika.BlockingConnection(parameters("amqp://guest:guest@127.0.0.1:1/", attempts=1))
+    except pika.exceptions.AMQPConnectionError as exc:
+        text = describe(exc)
+    assert text.startswith("AMQPConnectionError: ") and "Connection refused" in text, text
+
+
+def test_parameters_set_only_what_is_asked() -> None:
+    params = parameters("amqp://u:p@host:5673/v", heartbeat=7, attempts=1, timeout=5)
+    assert (params.host, params.port, params.virtual_host) == ("host", 5673, "v")
+    assert (params.heartbeat, params.connection_attempts) == (7, 1)
+    assert params.socket_timeout == params.stack_timeout == 5
+    plain = parameters("amqp://host/")
+    assert plain.connection_attempts == pika.ConnectionParameters.DEFAULT_CONNECTION_ATTEMPTS

@@ -1,0 +1,166 @@
+"""One way to hold a blocking pika connection: open on demand, close quietly, reconnect.
+
+Four threads talk to RabbitMQ over a ``pika.BlockingConnection`` of their own (pika
+connections are not thread-safe): the worker's consumer and its status publisher, the
+operator's broker thread and its autoscaler's depth reader. They share this module, so
+that they reconnect alike and report an outage alike:
+
+* one WARNING when the connection is lost (or cannot be made), with the cause;
+* DEBUG for every further failed attempt during the same outage;
+* one INFO when the connection is back, with how long it was away.
+
+pika itself logs every failed attempt at ERROR, with a traceback; those loggers are
+quietened (:func:`quiet_pika`), because the outage is reported here, once, by the code
+that knows what the connection was for. Private to the project: the operator uses it
+too, which is why it lives in the SDK (the operator already depends on the SDK for the
+wire contract).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+
+import pika
+import pika.exceptions
+
+#: What a lost or refused connection raises: pika's errors and the socket's.
+BROKER_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
+
+#: pika's loggers that report each failed connection attempt or lost socket at ERROR.
+_PIKA_PER_ATTEMPT = (
+    "pika.adapters.base_connection",
+    "pika.adapters.blocking_connection",
+    "pika.adapters.utils.connection_workflow",
+    "pika.adapters.utils.io_services_utils",
+)
+
+
+def quiet_pika() -> None:
+    """Only CRITICAL from pika's per-attempt loggers: :class:`Link` reports outages once."""
+    for name in _PIKA_PER_ATTEMPT:
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def parameters(url: str, *, heartbeat: int | None = None, attempts: int | None = None,
+               timeout: float | None = None) -> pika.URLParameters:
+    """Connection parameters from an ``amqp://`` URL, with the knobs the project sets."""
+    params = pika.URLParameters(url)
+    if heartbeat is not None:
+        params.heartbeat = heartbeat
+    if attempts is not None:
+        params.connection_attempts = attempts
+    if timeout is not None:
+        params.socket_timeout = params.stack_timeout = timeout
+    return params
+
+
+def describe(exc: BaseException) -> str:
+    """A cause worth logging: pika raises several errors whose ``str()`` is empty."""
+    text = str(exc).strip()
+    if not text or text in ("()", "''"):
+        # e.g. AMQPConnectionError wraps the connector's error (whose str() is empty too)
+        inner = [repr(a) if isinstance(a, BaseException) else str(a) for a in exc.args]
+        text = ", ".join(i for i in inner if i.strip()) or "no detail given"
+    return f"{type(exc).__name__}: {text}"
+
+
+class Backoff:
+    """Delays between reconnection attempts: doubling from ``first`` up to ``maximum``."""
+
+    def __init__(self, maximum: float, first: float = 0.5) -> None:
+        self.first = first
+        self.maximum = maximum
+        self._delay = first
+
+    def next(self) -> float:
+        delay = self._delay
+        self._delay = min(delay * 2, self.maximum)
+        return delay
+
+    def reset(self) -> None:
+        self._delay = self.first
+
+
+class Link:
+    """One blocking connection, opened on demand; ``epoch`` counts connections made.
+
+    Only the thread that owns the link may use the connection, except for pika's
+    ``add_callback_threadsafe``. A delivery remembers the epoch it came on: after a
+    reconnect its ack is moot (the broker redelivers it), so it is dropped.
+    """
+
+    def __init__(self, params: pika.URLParameters, *, name: str,
+                 log: logging.Logger) -> None:
+        self.params = params
+        self.name = name
+        self._log = log
+        self.connection: pika.BlockingConnection | None = None
+        self.epoch = 0
+        self._down_since: float | None = None
+        self._connected_once = False
+        quiet_pika()
+
+    @property
+    def is_open(self) -> bool:
+        return self.connection is not None and bool(self.connection.is_open)
+
+    def open(self) -> pika.BlockingConnection:
+        """The open connection, or a new one (raises one of :data:`BROKER_ERRORS`)."""
+        if self.connection is not None and self.connection.is_open:
+            return self.connection
+        self.connection = pika.BlockingConnection(self.params)
+        self.epoch += 1
+        self._connected_once = True
+        if self._down_since is not None:
+            self._log.info("%s: reconnected to RabbitMQ after %.1fs", self.name,
+                           time.monotonic() - self._down_since)
+            self._down_since = None
+        return self.connection
+
+    def lost(self, exc: BaseException) -> None:
+        """The connection failed (or could not be made): close it; report the outage once."""
+        self.close()
+        if self._down_since is not None:
+            self._log.debug("%s: still no RabbitMQ (%s)", self.name, describe(exc))
+            return
+        self._down_since = time.monotonic()
+        what = "lost RabbitMQ" if self._connected_once else "cannot reach RabbitMQ"
+        self._log.warning("%s: %s (%s); reconnecting with backoff", self.name, what,
+                          describe(exc))
+
+    def close(self) -> None:
+        conn, self.connection = self.connection, None
+        if conn is not None and conn.is_open:
+            with contextlib.suppress(*BROKER_ERRORS):
+                conn.close()
+
+
+def run_connected(link: Link, session: Callable[[pika.BlockingConnection], None], *,
+                  keep_going: Callable[[], bool], max_delay: float,
+                  on_lost: Callable[[], object] = lambda: None,
+                  wait: Callable[[float], object] = time.sleep) -> None:
+    """Run ``session`` on an open connection while ``keep_going()``; reconnect when lost.
+
+    ``session`` returns when its work is done (``keep_going()`` is then checked again)
+    or raises one of :data:`BROKER_ERRORS` when the connection fails: ``on_lost`` runs,
+    the outage is reported, and the next attempt waits a doubling delay, up to
+    ``max_delay``. The link is left as it is at the end: the caller may still need it
+    (a graceful shutdown acks over it), and closes it.
+    """
+    backoff = Backoff(max_delay)
+    while keep_going():
+        try:
+            connection = link.open()
+            backoff.reset()
+            session(connection)
+        except BROKER_ERRORS as exc:
+            on_lost()
+            if not keep_going():
+                link.close()
+                return
+            link.lost(exc)
+            wait(backoff.next())
+

@@ -1,0 +1,356 @@
+"""Scheduling task attempts: bounded concurrency, revocation, time limits, finishing once.
+
+The :class:`Dispatcher` knows nothing about RabbitMQ: the runtime hands it *deliveries*
+(a task message plus ``ack()``/``requeue()``) and a *status sink* (where status messages
+go; the future resolves when the broker confirmed one). The in-memory
+:class:`~asynctask_worker.testing.StubBroker` drives the very same dispatcher.
+
+Threads: any thread may call :meth:`submit`, :meth:`control` and the shutdown methods.
+One *supervisor* thread per dispatcher starts attempts when a slot is free and enforces
+deadlines every ``tick``: one scheduler for every task's time limit and grace period,
+no timer per task. Outcomes arrive from the execution threads; a delivery is acked from
+the sink's confirm callback.
+
+The life of an attempt (a *job*), guarded by the dispatcher's lock so that exactly one
+ending wins:
+
+* ``RUNNING → FINISHING → DONE``: an outcome (the handler's, or a hard stop's) is sent as
+  the terminal status; once the broker confirmed it, the delivery is acked;
+* ``RUNNING → RELEASED``: shutdown after the grace period: the delivery is requeued and
+  nothing is reported; a late outcome of the handler is dropped.
+
+A cancelled or timed-out job gets ``ctx.cancelled`` at once and ``cancel_grace_seconds``
+to stop; then it is stopped hard: its process killed (process mode), or (thread mode)
+its outcome reported and its thread abandoned.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+
+from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime.execution import Execution, ThreadExecution
+from asynctask_worker._runtime.jobs import (
+    Delivery,
+    Job,
+    JobKey,
+    Pool,
+    State,
+    StatusSink,
+    Verdict,
+    job_key,
+    overdue,
+)
+from asynctask_worker._runtime.outcome import Outcome
+from asynctask_worker._runtime.processes import ProcessExecution
+from asynctask_worker._runtime.revocation import BoundedMap, Revocation, RevokedSet, revocation_of
+from asynctask_worker._runtime.settling import EarlySettler
+from asynctask_worker.app import App
+from asynctask_worker.context import (
+    CANCELLED,
+    TIMED_OUT,
+    WORKER_SHUTDOWN,
+    TaskContext,
+)
+from asynctask_worker.messages import ControlMessage, Phase
+from asynctask_worker.metrics import WorkerMetrics
+
+log = logging.getLogger("asynctask.worker")
+
+
+class Dispatcher:
+    def __init__(self, app: App, sink: StatusSink, *, concurrency: int = 1,
+                 pool: Pool = "thread", cancel_grace_seconds: float = 10.0,
+                 revoked: RevokedSet | None = None, metrics: WorkerMetrics | None = None,
+                 log_format: str = "text", log_level: str = "INFO",
+                 done_capacity: int = 10_000, tick: float = 0.1) -> None:
+        self.app = app
+        self.sink = sink
+        self.concurrency = concurrency
+        self.pool = pool
+        self.cancel_grace = cancel_grace_seconds
+        self.revoked = revoked if revoked is not None else RevokedSet()
+        self.metrics = metrics or WorkerMetrics()
+        self._log_format = log_format
+        self._log_level = log_level
+        self._tick = tick
+        self._pending: deque[Delivery] = deque()
+        self._running: dict[JobKey, Job] = {}
+        #: Attempts whose terminal status the broker confirmed: a redelivery is acked.
+        self._done: BoundedMap[JobKey, bool] = BoundedMap(done_capacity)
+        self._early = EarlySettler(sink, self.metrics, self._done)
+        self._abandoned: list[Execution] = []
+        self._intake = True
+        self._stopped = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._supervise, daemon=True,
+                                        name="asynctask-supervisor")
+
+    # lifecycle ----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._stopped = True
+            self._cond.notify_all()
+        if self._thread.is_alive() and self._thread is not threading.current_thread():
+            self._thread.join(5)
+
+    # what the transport calls -------------------------------------------------------------
+
+    def submit(self, delivery: Delivery) -> None:
+        """A task message arrived: run it (when a slot is free), or settle it at once."""
+        with self._cond:
+            if not self._intake:
+                verdict, revocation = Verdict.REQUEUE, None
+            else:
+                verdict, revocation = self._triage(delivery)
+            if verdict is Verdict.NEW:
+                self._pending.append(delivery)
+                self._cond.notify_all()
+        self._early.settle(delivery, verdict, revocation)
+
+    def control(self, msg: ControlMessage) -> bool:
+        """A cancellation or time-out: remember it; stop the task if it is here."""
+        rev = revocation_of(msg)
+        uid = msg.task.uid
+        self.revoked.put(uid, rev)
+        with self._cond:
+            jobs = [j for j in self._running.values()
+                    if j.message.task.uid == uid and j.state is State.RUNNING]
+            queued = [d for d in self._pending if d.message.task.uid == uid]
+            for d in queued:
+                self._pending.remove(d)
+        for job in jobs:
+            self._stop(job, rev.reason, rev.detail)
+        for d in queued:
+            self._early.report_revoked(d, rev)
+        return bool(jobs or queued)
+
+    def forget_pending(self) -> int:
+        """The connection is gone: deliveries not started yet will be redelivered."""
+        with self._cond:
+            n = len(self._pending)
+            self._pending.clear()
+        return n
+
+    def close_intake(self) -> int:
+        """Shutdown, step 1: start nothing new; requeue what has not started."""
+        with self._cond:
+            self._intake = False
+            queued = list(self._pending)
+            self._pending.clear()
+        for d in queued:
+            d.requeue()
+        return len(queued)
+
+    def release_running(self) -> int:
+        """Shutdown, step 2 (after the grace period): requeue what still runs, report nothing."""
+        with self._cond:
+            jobs = [j for j in self._running.values() if j.state is State.RUNNING]
+            for job in jobs:
+                job.state = State.RELEASED
+                del self._running[job.key]
+        for job in jobs:
+            job.ctx._cancel(WORKER_SHUTDOWN)
+            self.metrics.in_flight.labels(job.message.queue).dec()
+            job.delivery.requeue()
+            killed = job.execution is not None and job.execution.kill()
+            log.warning("task %s/%s: still running after the grace period: requeued%s",
+                        job.ctx.namespace, job.ctx.name,
+                        " (its process was killed)" if killed else "",
+                        extra=job.ctx.log_fields)
+        return len(jobs)
+
+    # introspection ------------------------------------------------------------------------
+
+    @property
+    def active(self) -> int:
+        """Attempts running or reporting their outcome."""
+        with self._cond:
+            return len(self._running)
+
+    @property
+    def finishing(self) -> int:
+        with self._cond:
+            return sum(1 for j in self._running.values() if j.state is State.FINISHING)
+
+    @property
+    def pending(self) -> int:
+        with self._cond:
+            return len(self._pending)
+
+    # the supervisor thread ----------------------------------------------------------------
+
+    def _supervise(self) -> None:
+        while True:
+            with self._cond:
+                if self._stopped:
+                    return
+                self._cond.wait(self._tick)
+                if self._stopped:
+                    return
+                starts, early = self._take_startable()
+                soft, hard = overdue(self._running.values(), time.monotonic())
+            for delivery, verdict, revocation in early:
+                self._early.settle(delivery, verdict, revocation)
+            for job in starts:
+                self._start(job)
+            for job in soft:
+                self._stop(job, TIMED_OUT,
+                           f"it ran longer than its limit of {job.message.timeout_seconds}s")
+            for job in hard:
+                self._hard_stop(job)
+            self._count_abandoned()
+
+    # triage: the one decision on what a delivery needs ------------------------------------
+
+    def _triage(self, d: Delivery) -> tuple[Verdict, Revocation | None]:
+        """What to do with a delivery (lock held); adopts a redelivery of a running job.
+
+        Made on arrival and again when a slot frees up: the task may have ended or been
+        revoked while its delivery waited.
+        """
+        key = job_key(d.message)
+        if key in self._done:
+            return Verdict.DUPLICATE, None
+        if (job := self._running.get(key)) is not None:
+            job.delivery = d  # redelivered (reconnect) while running here: adopt it
+            return Verdict.ADOPTED, None
+        if (revocation := self.revoked.get(d.message.task.uid)) is not None:
+            return Verdict.REVOKED, revocation
+        return Verdict.NEW, None
+
+    def _take_startable(self) -> tuple[list[Job], list[tuple[Delivery, Verdict,
+                                                                 Revocation | None]]]:
+        """Jobs to start in the free slots, and the waiting deliveries settled meanwhile."""
+        starts: list[Job] = []
+        early: list[tuple[Delivery, Verdict, Revocation | None]] = []
+        while self._intake and self._pending and len(self._running) < self.concurrency:
+            d = self._pending.popleft()
+            verdict, revocation = self._triage(d)
+            if verdict is Verdict.NEW:
+                job = self._new_job(d)
+                self._running[job.key] = job
+                starts.append(job)
+            else:
+                early.append((d, verdict, revocation))
+        return starts, early
+
+    def _new_job(self, d: Delivery) -> Job:
+        msg, now = d.message, time.monotonic()
+        job = Job(d, now, now + msg.timeout_seconds if msg.timeout_seconds else None)
+        job.ctx = TaskContext(msg.task, d.attempt, msg.queue,
+                              lambda percent, text: self._progress(job, percent, text))
+        return job
+
+    def _progress(self, job: Job, percent: int, message: str | None) -> None:
+        # Not after the end: an abandoned or released handler may still report.
+        if job.state is State.RUNNING:
+            self.sink.progress(job.message.task, job.delivery.attempt, percent, message)
+
+    def _start(self, job: Job) -> None:
+        msg, ctx = job.message, job.ctx
+        log.info("task %s/%s attempt %d: started", ctx.namespace, ctx.name, ctx.attempt,
+                 extra=ctx.log_fields)
+        self.metrics.task_started(msg.queue)
+        self.sink.send(msg.task, ctx.attempt, Phase.PROCESSING, message="Processing")
+        definition = self.app.definition(msg.queue)
+
+        def on_outcome(result: Outcome) -> None:
+            self._finish(job, result)
+
+        execution: Execution
+        if self.pool == "process":
+            execution = ProcessExecution(definition, msg.request, ctx, on_outcome,
+                                         log_format=self._log_format, log_level=self._log_level)
+        else:
+            execution = ThreadExecution(definition, msg.request, ctx, on_outcome)
+        job.execution = execution
+        try:
+            execution.start()
+        except Exception as exc:  # e.g. no process could be started
+            log.exception("task %s: could not start its handler", ctx.uid, extra=ctx.log_fields)
+            self._finish(job, outcome.from_exception(exc))
+
+    def _stop(self, job: Job, reason: str, detail: str) -> None:
+        """Soft stop: set ``ctx.cancelled`` and start the grace period."""
+        with self._cond:
+            if job.state is not State.RUNNING:
+                return
+            if job.hard_deadline is None:
+                job.hard_deadline = time.monotonic() + self.cancel_grace
+        if job.ctx._cancel(reason, detail):
+            log.info("task %s/%s: %s; the handler has %.1fs to stop", job.ctx.namespace,
+                     job.ctx.name, reason, self.cancel_grace, extra=job.ctx.log_fields)
+
+    def _hard_stop(self, job: Job) -> None:
+        ctx = job.ctx
+        if not self._finish(job, outcome.stopped(ctx.cancel_reason or CANCELLED,
+                                                 ctx.cancel_detail)):
+            return
+        execution = job.execution
+        if execution is not None and execution.kill():
+            log.warning("task %s/%s: the handler did not stop within %.1fs: its process was "
+                        "killed", ctx.namespace, ctx.name, self.cancel_grace,
+                        extra=ctx.log_fields)
+        elif execution is not None:
+            with self._cond:
+                self._abandoned.append(execution)
+            log.warning("task %s/%s: the handler did not stop within %.1fs: reported %s; its "
+                        "thread keeps running in the background (use pool=process to kill "
+                        "handlers)", ctx.namespace, ctx.name, self.cancel_grace,
+                        ctx.cancel_reason, extra=ctx.log_fields)
+
+    def _count_abandoned(self) -> None:
+        with self._cond:
+            self._abandoned = [e for e in self._abandoned if e.alive()]
+            n = len(self._abandoned)
+        self.metrics.abandoned.set(n)
+
+    # endings ------------------------------------------------------------------------------
+
+    def _finish(self, job: Job, result: Outcome) -> bool:
+        """Report the terminal status of a running job; False if it already ended."""
+        with self._cond:
+            if job.state is not State.RUNNING:
+                return False
+            job.state = State.FINISHING
+        ctx, msg = job.ctx, job.message
+        reason = ctx.cancel_reason
+        if reason in (CANCELLED, TIMED_OUT):
+            result = outcome.stopped(reason, ctx.cancel_detail)  # the stop wins
+        seconds = time.monotonic() - job.started
+        self.metrics.task_finished(msg.queue, result.phase, seconds)
+        log.info("task %s/%s attempt %d: %s in %.2fs%s", ctx.namespace, ctx.name, ctx.attempt,
+                 result.phase.value, seconds,
+                 f" ({result.error.reason}: {result.error.message})" if result.error else "",
+                 extra=ctx.log_fields)
+        future = self.sink.send(
+            msg.task, ctx.attempt, result.phase, result=result.result, error=result.error,
+            message=result.message, progress=100 if result.phase is Phase.SUCCEEDED else None)
+        future.add_done_callback(lambda f: self._settled(job, f))
+        return True
+
+    def _settled(self, job: Job, future: Future[None]) -> None:
+        error = future.exception()
+        with self._cond:
+            delivery = job.delivery
+            job.state = State.DONE
+            if self._running.get(job.key) is job:
+                del self._running[job.key]
+            if error is None:
+                self._done.put(job.key, True)
+            self._cond.notify_all()
+        if error is None:
+            delivery.ack()
+        else:
+            log.error("task %s: could not report its outcome (%s): back to its queue",
+                      job.ctx.uid, error, extra=job.ctx.log_fields)
+            delivery.requeue()

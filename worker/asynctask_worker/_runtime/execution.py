@@ -1,0 +1,88 @@
+"""Running one attempt of a task: the handler call itself, and the thread pool mode.
+
+:func:`run_handler` is the one place a handler is called (in a handler thread, or in a
+child process in process mode): it validates the request, calls the handler and turns
+what happened into an :class:`~asynctask_worker._runtime.outcome.Outcome`.
+
+An *execution* runs one attempt and hands its outcome to a callback. Thread mode runs the
+handler in a daemon thread of this process. A thread cannot be killed: when a handler
+ignores its cancellation past the grace period, :meth:`ThreadExecution.kill` returns
+False, the dispatcher reports the outcome anyway and the thread is *abandoned*: it runs
+on in the background and whatever it returns is dropped. Process mode
+(:mod:`asynctask_worker._runtime.processes`) can kill.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import Any, Protocol
+
+from pydantic import ValidationError
+
+from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime.outcome import Outcome
+from asynctask_worker.app import TaskDefinition
+from asynctask_worker.context import TaskContext, current_task
+
+OutcomeCallback = Callable[[Outcome], None]
+
+
+def run_handler(definition: TaskDefinition, raw_request: Any, ctx: TaskContext) -> Outcome:
+    """Validate the request, call the handler, classify the result. Never raises."""
+    token = current_task.set(ctx)
+    try:
+        try:
+            request = definition.parse_request(raw_request)
+        except ValidationError as exc:
+            return outcome.invalid_request(exc)
+        try:
+            value = definition.call(request, ctx)
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
+            return outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
+        if ctx.cancelled:
+            # Asked to stop: what the handler returned afterwards does not count.
+            return outcome.stopped(ctx.cancel_reason, ctx.cancel_detail)
+        return outcome.succeeded(value)
+    finally:
+        current_task.reset(token)
+
+
+class Execution(Protocol):
+    """One attempt of one task, running somewhere; reports through its outcome callback."""
+
+    def start(self) -> None: ...
+
+    def kill(self) -> bool:
+        """Stop the attempt hard. True if it is stopped; False if it could only be abandoned."""
+        ...
+
+    def alive(self) -> bool: ...
+
+
+class ThreadExecution:
+    """Thread mode: the handler runs in a daemon thread of the worker process."""
+
+    def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
+                 on_outcome: OutcomeCallback) -> None:
+        self._definition = definition
+        self._request = raw_request
+        self._ctx = ctx
+        self._on_outcome = on_outcome
+        # Daemon: a thread abandoned after its grace period must not keep the process alive
+        # at exit (a ThreadPoolExecutor's threads would: they are joined at exit).
+        self._thread = threading.Thread(
+            target=self._run, daemon=True,
+            name=f"asynctask-task-{ctx.namespace}/{ctx.name}#{ctx.attempt}")
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def kill(self) -> bool:
+        return False  # threads cannot be killed: the dispatcher abandons this one
+
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def _run(self) -> None:
+        self._on_outcome(run_handler(self._definition, self._request, self._ctx))

@@ -1,0 +1,72 @@
+"""Worker logging: text or JSON lines, with the task's ids on every record about a task.
+
+Records written while a handler runs (by any logger: the handler's own, a library's) get
+the ids of the task from a context variable; records the runtime writes about a task
+carry them as ``extra``. Either way they show up as fields in JSON and as a suffix in text.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import IO, Any
+
+from asynctask_worker.context import LOG_FIELDS, current_task
+
+
+class TaskFieldsFilter(logging.Filter):
+    """Adds the current task's ids to records that do not have them yet."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        ctx = current_task.get()
+        if ctx is not None and not hasattr(record, "task_uid"):
+            for key, value in ctx.log_fields.items():
+                setattr(record, key, value)
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: time, level, logger, message, task ids, exception."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
+                                 "logger": record.name, "message": record.getMessage(),
+                                 "thread": record.threadName}
+        entry.update({k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)})
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+class TextFormatter(logging.Formatter):
+    """``time LEVEL logger: message [task=ns/name uid=... attempt=N]``."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    def format(self, record: logging.LogRecord) -> str:
+        text = super().format(record)
+        if hasattr(record, "task_uid"):
+            suffix = (f" [task={getattr(record, 'task_namespace', '?')}/"
+                      f"{getattr(record, 'task_name', '?')} uid={record.task_uid} "
+                      f"attempt={getattr(record, 'attempt', '?')}]")
+            head, sep, rest = text.partition("\n")  # keep tracebacks below the suffix
+            text = head + suffix + sep + rest
+        return text
+
+
+def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.addFilter(TaskFieldsFilter())
+    return handler
+
+
+def configure_logging(fmt: str = "text", level: str = "INFO",
+                      stream: IO[str] | None = None) -> logging.Handler:
+    """Configure the root logger for a worker process (the CLI and process-mode children)."""
+    handler = make_handler(fmt, stream)
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
+    logging.getLogger("pika").setLevel(logging.WARNING)
+    return handler

@@ -1,0 +1,99 @@
+"""Turning what a handler did into the terminal status the operator receives."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import traceback
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_core import to_jsonable_python
+
+from asynctask_worker.app import TaskFailed
+from asynctask_worker.context import CANCELLED, TIMED_OUT, TaskCancelled
+from asynctask_worker.messages import ErrorInfo, Phase
+
+#: The largest result (as JSON) a worker reports; larger ones end the task in Error.
+MAX_RESULT_BYTES = 64 * 1024
+TRACEBACK_CHARS = 4000
+_MESSAGE_CHARS = 1024
+_ERROR_CHARS = 4096
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """The end of one attempt: a terminal phase plus result or error (picklable)."""
+
+    phase: Phase
+    result: Any = None
+    error: ErrorInfo | None = None
+    message: str | None = None
+
+
+def succeeded(value: Any) -> Outcome:
+    try:
+        result = to_jsonable_python(value)
+        size = len(json.dumps(result, separators=(",", ":")))
+    except (TypeError, ValueError) as exc:
+        return Outcome(Phase.ERROR, error=ErrorInfo(
+            reason="ResultNotSerializable",
+            message=f"the handler returned a value that is not JSON: {exc}"[:_ERROR_CHARS]),
+            message="ResultNotSerializable")
+    if size > MAX_RESULT_BYTES:
+        return Outcome(Phase.ERROR, error=ErrorInfo(
+            reason="ResultTooLarge",
+            message=f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}. "
+                    "Store large results elsewhere and return a reference."),
+            message="ResultTooLarge")
+    return Outcome(Phase.SUCCEEDED, result=result, message="Succeeded")
+
+
+def from_exception(exc: BaseException, *, cancel_reason: str = "") -> Outcome:
+    """``TaskFailed`` → Failed; a cancellation → Cancelled/TimedOut; anything else → Error."""
+    if cancel_reason in (CANCELLED, TIMED_OUT):
+        return stopped(cancel_reason)
+    if isinstance(exc, TaskFailed):
+        return Outcome(Phase.FAILED,
+                       error=ErrorInfo(reason=exc.reason[:128] or "TaskFailed",
+                                       message=exc.message[:_ERROR_CHARS]),
+                       message=exc.message[:_MESSAGE_CHARS])
+    if isinstance(exc, TaskCancelled | asyncio.CancelledError):
+        return stopped(cancel_reason or CANCELLED)
+    text = f"{type(exc).__name__}: {exc}"
+    tb = "".join(traceback.format_exception(exc))
+    return Outcome(Phase.ERROR, error=ErrorInfo(
+        reason="HandlerException", message=text[:_ERROR_CHARS], traceback=tb[-TRACEBACK_CHARS:]),
+        message=text[:_MESSAGE_CHARS])
+
+
+def invalid_request(exc: ValidationError) -> Outcome:
+    """The request does not fit the handler's request type: retrying will not help."""
+    text = f"the request is not valid: {exc}"
+    return Outcome(Phase.FAILED, error=ErrorInfo(reason="InvalidRequest",
+                                                 message=text[:_ERROR_CHARS]),
+                   message=text[:_MESSAGE_CHARS])
+
+
+def process_died(exitcode: int | None) -> Outcome:
+    """Process mode: the task's process ended without reporting (crash, OOM kill, exit)."""
+    how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 \
+        else f"exited with code {exitcode}"
+    text = f"the task's process {how} before reporting an outcome"
+    return Outcome(Phase.ERROR, error=ErrorInfo(reason="WorkerProcessDied", message=text),
+                   message=text)
+
+
+def stopped(reason: str, detail: str = "", *, before_start: bool = False) -> Outcome:
+    """The task was stopped: cancelled by the user, or out of time."""
+    when = " before it started" if before_start else ""
+    why = f": {detail}" if detail else ""
+    if reason == TIMED_OUT:
+        return Outcome(Phase.TIMED_OUT, error=ErrorInfo(
+            reason="TimeLimitExceeded",
+            message=f"the task ran out of time{when}{why}"[:_ERROR_CHARS]), message="TimedOut")
+    return Outcome(Phase.CANCELLED, error=ErrorInfo(
+        reason="Cancelled", message=f"the task was cancelled{when}{why}"[:_ERROR_CHARS]),
+        message="Cancelled")
+

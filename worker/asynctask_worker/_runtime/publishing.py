@@ -1,0 +1,169 @@
+"""The worker's status publisher: one thread, one pika connection, publisher confirms.
+
+Handler threads never touch pika. They hand messages to this thread and, for phase
+changes, wait for the broker's confirm before the task's delivery is acked. Progress is
+throttled here: at most one progress message per task per interval, the latest value wins.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any
+
+import pika
+
+from asynctask_worker import _amqp, topology
+from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
+
+log = logging.getLogger("asynctask.worker.publishing")
+
+
+@dataclass
+class _Stream:
+    """Per task attempt: the next sequence number and the progress waiting to be sent."""
+
+    seq: int = 0
+    pending: StatusMessage | None = None
+    last_progress_at: float = 0.0
+    done: bool = False
+
+
+@dataclass
+class _Item:
+    message: StatusMessage
+    future: Future[None] = field(default_factory=Future)
+
+
+class StatusPublisher(threading.Thread):
+    def __init__(self, amqp_url: str, *, worker_id: str, progress_interval: float = 0.5,
+                 heartbeat: int = 30, reconnect_max_delay: float = 30.0) -> None:
+        super().__init__(name="asynctask-status-publisher", daemon=True)
+        self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
+                                name=f"status publisher {worker_id}", log=log)
+        self._worker_id = worker_id
+        self._interval = progress_interval
+        self._max_delay = reconnect_max_delay
+        self._inbox: queue.Queue[_Item | None] = queue.Queue()
+        self._streams: dict[tuple[str, int], _Stream] = {}
+        self._stopping = threading.Event()
+        self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
+
+    @property
+    def connections(self) -> int:
+        """Connections made so far (more than one means it reconnected)."""
+        return self._link.epoch
+
+    # called from any thread -----------------------------------------------------------
+
+    def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]:
+        """Queue a status message; the future resolves when the broker confirmed it."""
+        msg = StatusMessage(task=task, attempt=attempt, phase=phase, worker=self._worker_id,
+                            **fields)
+        item = _Item(msg)
+        self._inbox.put(item)
+        return item.future
+
+    def progress(self, task: TaskRef, attempt: int, percent: int, message: str | None) -> None:
+        """Record progress; it is sent within the progress interval (latest value wins)."""
+        self.send(task, attempt, Phase.PROCESSING, progress=percent, message=message)
+
+    def stop(self) -> None:
+        self._stopping.set()
+        self._inbox.put(None)
+
+    # the publisher thread -------------------------------------------------------------
+
+    def run(self) -> None:
+        try:
+            _amqp.run_connected(
+                self._link, self._serve, max_delay=self._max_delay,
+                keep_going=lambda: not self._stopping.is_set() or not self._inbox.empty(),
+                on_lost=self._lost)
+        finally:
+            self._lost()
+            self._link.close()
+
+    def _lost(self) -> None:
+        self._channel = None
+
+    def _serve(self, connection: pika.BlockingConnection) -> None:
+        """Publish until stopped with nothing left to send (or the connection fails)."""
+        if self._channel is None or not self._channel.is_open:
+            self._channel = connection.channel()
+            self._channel.confirm_delivery()
+            topology.declare_dead_letter(self._channel)
+            topology.declare_status_queue(self._channel)
+        while True:
+            try:
+                item = self._inbox.get(timeout=min(self._interval, 0.2))
+            except queue.Empty:
+                item = None
+            if item is None and self._stopping.is_set() and self._inbox.empty():
+                self._flush_due(force=True)
+                return
+            if item is not None:
+                self._handle(item)
+            self._flush_due()
+            connection.process_data_events(0)
+
+    def _handle(self, item: _Item) -> None:
+        msg = item.message
+        key = (msg.task.uid, msg.attempt)
+        stream = self._streams.setdefault(key, _Stream())
+        if msg.phase is Phase.PROCESSING and msg.progress is not None:
+            # A progress tick: coalesce, keep the newest.
+            if stream.done:
+                item.future.set_result(None)
+                return
+            stream.pending = msg
+            item.future.set_result(None)
+            return
+        if msg.phase.terminal:
+            stream.pending = None  # the terminal message carries the final word
+            stream.done = True
+        try:
+            self._publish(stream, msg)
+        except _amqp.BROKER_ERRORS:
+            self._inbox.put(item)  # retried after the reconnect
+            raise
+        except Exception as exc:  # not the broker's fault: retrying would not help
+            log.exception("could not publish a status message for task %s", msg.task.uid)
+            item.future.set_exception(exc)
+            return
+        item.future.set_result(None)
+        if stream.done:
+            del self._streams[key]
+
+    def _flush_due(self, force: bool = False) -> None:
+        now = time.monotonic()
+        for stream in list(self._streams.values()):
+            msg = stream.pending
+            if msg is None or (not force and now - stream.last_progress_at < self._interval):
+                continue
+            stream.pending = None
+            stream.last_progress_at = now
+            try:
+                self._publish(stream, msg)
+            except _amqp.BROKER_ERRORS:
+                if stream.pending is None and not stream.done:
+                    stream.pending = msg  # sent after the reconnect
+                raise
+
+    def _publish(self, stream: _Stream, msg: StatusMessage) -> None:
+        assert self._channel is not None
+        msg = msg.model_copy(update={"seq": stream.seq})
+        stream.seq += 1
+        self._channel.basic_publish(
+            exchange="",
+            routing_key=topology.STATUS_QUEUE,
+            body=encode(msg),
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=msg.message_id, type="status"),
+            mandatory=True,
+        )
