@@ -23,8 +23,10 @@ from asynctask_worker.views import TaskView
 M = TypeVar("M", bound=BaseModel)
 #: The longest one streaming connection is kept before it is renewed.
 CONNECTION_SECONDS = 60.0
+#: The pause before a dropped stream is opened again.
+RECONNECT_SECONDS = 0.5
 #: Errors after which a stream is opened again (the server or a proxy dropped it).
-_DROPPED = (httpx.ReadTimeout, httpx.ReadError, httpx.RemoteProtocolError)
+_DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
 
 
 class Client:
@@ -146,8 +148,10 @@ class Task:
                     yield view
                     if view.done:
                         return
+            except httpx.ReadTimeout:
+                continue  # quiet for the whole read: the deadline is checked, then resumed
             except _DROPPED:
-                continue
+                time.sleep(RECONNECT_SECONDS)  # a server that drops at once is not hammered
 
     async def aupdates(self, timeout: float | None = None,  # noqa: ASYNC109
                        ) -> AsyncIterator[TaskView]:
