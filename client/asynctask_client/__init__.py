@@ -10,7 +10,11 @@ through the Kubernetes API or the HTTP gateway (docs/clients.md).
         print(task.wait())                            # the result, or TaskFailed...
 """
 
-from asynctask_client.client import Client, Task
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from asynctask_client.errors import (
     ApiError,
     ClientError,
@@ -27,6 +31,18 @@ from asynctask_client.errors import (
 from asynctask_client.transport import Details
 from asynctask_worker.messages import Phase
 from asynctask_worker.views import TaskView
+
+if TYPE_CHECKING:
+    from asynctask_client.client import Client, Task
+
+
+def __getattr__(name: str) -> Any:
+    """``Client`` and ``Task`` are imported when first asked for: they need httpx (the
+    ``client`` extra), and the ``asynctask`` command must be able to say so without it."""
+    if name in ("Client", "Task"):
+        return getattr(importlib.import_module("asynctask_client.client"), name)
+    raise AttributeError(f"module 'asynctask_client' has no attribute {name!r}")
+
 
 __all__ = [
     "ApiError",
