@@ -16,6 +16,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.e2e.gateway_client import Gateway
+
 pytestmark = pytest.mark.e2e
 pytest_plugins = ["tests.e2e.gateway_fixtures", "tests.e2e.client_fixtures"]
 BIN = Path(sys.executable).parent
@@ -48,10 +50,14 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(writer_kubeconfig: Path, client_worker: object) -> Iterator[Terminal]:
+def terminal(writer_kubeconfig: Path, gateway: Gateway,
+             client_worker: object) -> Iterator[Terminal]:
+    """A shell with the ``writer`` caller's kubeconfig, and the gateway's address, token
+    and namespace in ``GW_URL``, ``GW_TOKEN`` and ``GW_NS`` for a command to use."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCTASK_", "TMUX"))}
     env.update(KUBECONFIG=str(writer_kubeconfig), TERM="xterm-256color", PS1="$ ",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}")
+               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GW_URL=gateway.url,
+               GW_TOKEN=gateway.tokens["writer"], GW_NS=gateway.namespace)
     term = Terminal(env)
     try:
         yield term
@@ -93,10 +99,13 @@ def test_the_live_bar_advances_and_ends_at_100_percent_succeeded(
     assert json.loads(result) == {"steps": 4, "greeting": "Hello, world!"}
 
 
-def test_watch_shows_an_estimate_while_the_task_runs(terminal: Terminal) -> None:
-    terminal.type("N=$(asynctask submit cl-steps --request '{\"steps\": 5, \"pause\": 1.2}' "
-                  "-o json | python3 -c 'import json,sys; print(json.load(sys.stdin)[\"name\"])')"
-                  "; asynctask watch $N; echo EXIT=$?")
+def test_watch_through_the_gateway_shows_an_estimate_while_the_task_runs(
+        terminal: Terminal) -> None:
+    terminal.type('export ASYNCTASK_GATEWAY="$GW_URL" ASYNCTASK_TOKEN="$GW_TOKEN"; clear')
+    terminal.type("N=$(asynctask -n $GW_NS submit cl-steps --request '{\"steps\": 5, "
+                  "\"pause\": 1.2}' -o json | python3 -c 'import json,sys; "
+                  "print(json.load(sys.stdin)[\"name\"])'); asynctask -n $GW_NS watch $N; "
+                  "echo EXIT=$?")
     etas = set()
     deadline = time.monotonic() + 90
     screen = ""
