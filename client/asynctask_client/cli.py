@@ -27,6 +27,11 @@ from asynctask_client.errors import (
 )
 from asynctask_client.live import follow
 
+EPILOG = """exit codes:
+  0 Succeeded (or done)   10 Failed   11 Error   12 Cancelled   13 TimedOut
+  5 not done in time      2 usage     3 refused by the server   4 unreachable
+"""
+
 
 class UsageError(Exception):
     """A bad argument (exit code 2)."""
@@ -54,8 +59,10 @@ def _common(top: bool) -> argparse.ArgumentParser:
 
 def parser() -> argparse.ArgumentParser:
     common = _common(top=False)
-    top = argparse.ArgumentParser(prog="asynctask", description=__doc__.split("\n\n")[0],
-                                  parents=[_common(top=True)])
+    top = argparse.ArgumentParser(
+        prog="asynctask", parents=[_common(top=True)], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Submit, follow and inspect AsyncTasks (also run as kubectl asynctask).")
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
