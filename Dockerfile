@@ -19,6 +19,7 @@ COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY worker/ worker/
 COPY gateway/ gateway/
+COPY client/ client/
 # The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
 # The image runs the operator too: the wheel with its `operator` extra (kopf, kubernetes).
 RUN pip wheel --no-deps --wheel-dir /wheels . \

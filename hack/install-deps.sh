@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the dev stack and the tests need, on a fresh machine or a used one:
-#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4;
-#     for the tests (not with --dev): chromium and chromium-driver, the real browser of the
-#     dashboard's test (about 130 MB to download, 440 MB installed, ~25 s on a fresh machine)
+#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4,
+#     tmux (the CLI's terminal tests); for the tests (not with --dev): chromium and
+#     chromium-driver, the real browser of the dashboard's test (about 130 MB to download,
+#     440 MB installed, ~25 s on a fresh machine)
 #   - a Python virtualenv in .venv with the project (editable) and its dev tools
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
@@ -13,7 +14,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*" >&2; }
 
-packages=(rabbitmq-server openssl lua5.4)
+packages=(rabbitmq-server openssl lua5.4 tmux)
 if [ "${1:-}" != "--dev" ]; then
   packages+=(chromium chromium-driver)
 fi

@@ -150,11 +150,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_holds_the_three_packages_and_nothing_else(wheel: Path) -> None:
+def test_wheel_holds_the_four_packages_and_nothing_else(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway"}, tops
+    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway",
+                    "asynctask_client"}, tops
     for package in tops:
         assert f"{package}/py.typed" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -163,6 +164,8 @@ def test_wheel_holds_the_three_packages_and_nothing_else(wheel: Path) -> None:
     assert "asynctask-operator = asynctask_operator._script:main" in text
     assert "asynctask-worker = asynctask_worker.cli:main" in text
     assert "asynctask-gateway = asynctask_gateway._script:main" in text
+    assert "asynctask = asynctask_client._script:main" in text
+    assert "kubectl-asynctask = asynctask_client._script:main" in text
 
 
 def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
