@@ -64,11 +64,13 @@ class ThreadExecution:
     """Thread mode: the handler runs in a daemon thread of the worker process."""
 
     def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                 on_outcome: OutcomeCallback) -> None:
+                 on_outcome: OutcomeCallback,
+                 on_started: Callable[[], None] = lambda: None) -> None:
         self._definition = definition
         self._request = raw_request
         self._ctx = ctx
         self._on_outcome = on_outcome
+        self._on_started = on_started
         # Daemon: a thread abandoned after its grace period must not keep the process alive
         # at exit (a ThreadPoolExecutor's threads would: they are joined at exit).
         self._thread = threading.Thread(
@@ -85,4 +87,5 @@ class ThreadExecution:
         return self._thread.is_alive()
 
     def _run(self) -> None:
+        self._on_started()
         self._on_outcome(run_handler(self._definition, self._request, self._ctx))
