@@ -67,6 +67,10 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         props, body = get(channel, topology.task_queue_name(queue))
         assert props.delivery_mode == 2
         assert props.message_id == f"task:{msg.task.uid}:1"
+        # The task is named in headers too: a body nobody can read still names its task.
+        assert {k: v for k, v in props.headers.items() if k.startswith("asynctask-")} == {
+            "asynctask-uid": msg.task.uid, "asynctask-attempt": 1,
+            "asynctask-namespace": "ns", "asynctask-name": "task"}
         assert decode(TaskMessage, body) == msg
         # The queue is a durable quorum queue with a delivery limit and dead-lettering.
         vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
@@ -79,7 +83,7 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         broker.join(10)
 
 
-async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
+async def test_status_deliveries_reach_the_event_loop_and_refusals_dead_letter_with_why(
         url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
     broker = Broker(url)
@@ -95,13 +99,18 @@ async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
         assert decode(StatusMessage, first.body) == good
         assert second.message_id == "garbage"
         broker.ack(first)
-        broker.reject(second)
+        broker.refuse(second, "NotJson", "key must be a string at line 1 column 2")
         props, body = get(channel, topology.DEAD_LETTER_QUEUE)
-        assert body == b"{not json"
-        assert props.headers["x-death"][0]["queue"] == topology.STATUS_QUEUE
+        assert body == b"{not json" and props.message_id == "garbage"
+        assert props.headers[topology.DEAD_REASON_HEADER] == "NotJson"
+        assert props.headers[topology.DEAD_QUEUE_HEADER] == topology.STATUS_QUEUE
+        assert props.headers[topology.DEAD_BY_HEADER] == "operator"
+        assert "line 1 column 2" in props.headers[topology.DEAD_DETAIL_HEADER]
     finally:
         broker.stop()
         broker.join(10)
+    # Acked once dead-lettered: with the operator's connection closed, nothing came back.
+    assert channel.queue_declare(topology.STATUS_QUEUE, passive=True).method.message_count == 0
 
 
 async def test_control_messages_reach_the_control_stream(

@@ -62,6 +62,11 @@ from asynctask_worker.metrics import WorkerMetrics
 log = logging.getLogger("asynctask.worker")
 
 
+#: Added to a time limit counted from :meth:`Dispatcher._handler_started`, which runs just
+#: before the handler: what may pass between the two must not make the limit early.
+START_MARGIN_SECONDS = 0.05
+
+
 class Dispatcher:
     def __init__(self, app: App, sink: StatusSink, *, concurrency: int = 1,
                  pool: Pool = "thread", cancel_grace_seconds: float = 10.0,
@@ -286,14 +291,15 @@ class Dispatcher:
 
     def _handler_started(self, job: Job) -> None:
         """The handler begins now (its thread or child process runs): report Processing and
-        count the time limit from here. Both are taken after the start, so the status's
-        ``startTime`` (the operator's run timeout) and this worker's limit can only be late
-        by a little, never early."""
+        count the time limit from here, plus :data:`START_MARGIN_SECONDS`: the handler's
+        first line runs a moment after this call (another thread may hold the GIL in
+        between, a child process reports over a pipe), and a limit must never be early."""
         timeout = job.message.timeout_seconds
         with self._cond:
             if job.state is not State.RUNNING:
                 return  # already over (stopped hard before its process got going)
-            job.soft_deadline = time.monotonic() + timeout if timeout else None
+            job.soft_deadline = (time.monotonic() + timeout + START_MARGIN_SECONDS
+                                 if timeout else None)
         self.sink.send(job.message.task, job.ctx.attempt, Phase.PROCESSING,
                        message="Processing")
 

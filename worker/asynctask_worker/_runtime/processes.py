@@ -185,7 +185,7 @@ def child_main(spec: ChildTask, inbox: Connection, outbox: Connection) -> None:
                 ctx._cancel(item[1], item[2])
 
     threading.Thread(target=listen, daemon=True, name="asynctask-child-listener").start()
-    send(("started",))
-    result = run_handler(define(spec.queue, spec.func), spec.request, ctx)
+    result = run_handler(define(spec.queue, spec.func), spec.request, ctx,
+                         lambda: send(("started",)))
     send(("outcome", result))
     outbox.close()
