@@ -46,8 +46,9 @@ class Delivery:
         (``delivery_limit``, ``rejected``, ``expired``)."""
         reason: Any = self.headers.get(topology.DEAD_REASON_HEADER)
         if not reason:
-            deaths = self.headers.get("x-death") or []
-            first = deaths[0] if deaths and isinstance(deaths[0], dict) else {}
+            deaths = self.headers.get("x-death")
+            first = deaths[0] if isinstance(deaths, list) and deaths else {}
+            first = first if isinstance(first, dict) else {}
             reason = first.get("reason") or self.headers.get("x-first-death-reason")
         if isinstance(reason, bytes):
             reason = reason.decode(errors="replace")

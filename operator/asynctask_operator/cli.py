@@ -9,7 +9,6 @@ import sys
 
 import kopf
 
-
 #: The apiserver accepts JSON nested up to 10,000 levels (Kubernetes' JSON decoder and Go's
 #: both stop there); Python's json stops at the interpreter's recursion limit (1,000). A
 #: watch event the operator cannot decode (or that kopf cannot deepcopy: two Python frames

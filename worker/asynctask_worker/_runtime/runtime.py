@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import pika
 import pika.exceptions
@@ -266,8 +265,8 @@ class Worker:
                          f"{', '.join(self.app.queues)})")
             return
         # Each redelivery (a worker died holding the message) is a new attempt.
-        headers: dict[str, Any] = props.headers or {}
-        attempt = msg.attempt + int(headers.get("x-delivery-count", 0) or 0)
+        count = (props.headers or {}).get("x-delivery-count")
+        attempt = msg.attempt + (count if isinstance(count, int) and count > 0 else 0)
         self.dispatcher.submit(
             _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt))
 
