@@ -13,12 +13,8 @@ import collections
 import hashlib
 import json
 import random
-import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from contextlib import closing
-from pathlib import Path
 from typing import Any
 
 import pika
@@ -26,48 +22,17 @@ import pytest
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ
-from testbed._proc import free_port
-from tests.e2e.conftest import Process, operator_ready, running, system_env, worker_ready
+from tests.e2e.conftest import Process
 from tests.e2e.fuzz_messages import Fuzzed, generate
+from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
+
+__all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
 from tests.e2e.tasks import create, status, wait_for
 
 pytestmark = pytest.mark.e2e
 
 SEED = 14
 STATUS_MESSAGES, TASK_MESSAGES, GOOD_TASKS = 600, 500, 40
-QUEUE = "echo"
-
-
-@pytest.fixture
-def fuzz_ns(control_plane: ControlPlane) -> Iterator[str]:
-    """A namespace outside the shared operator's ``t-*``: only this test's operator sees it."""
-    name = f"fz-{uuid.uuid4().hex[:8]}"
-    control_plane.kubectl("create", "namespace", name)
-    yield name
-    control_plane.kubectl("delete", "namespace", name, "--wait=false")
-
-
-@pytest.fixture
-def fuzz_url(rabbitmq: RabbitMQ) -> Iterator[str]:
-    vhost = f"fz-{uuid.uuid4().hex[:8]}"
-    yield rabbitmq.add_vhost(vhost)
-    rabbitmq.delete_vhost(vhost)
-
-
-@pytest.fixture
-def system(control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str,
-           tmp_path: Path) -> Iterator[tuple[Process, Process]]:
-    env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_AMQP_URL=fuzz_url,
-               ASYNCTASK_WORKER_AMQP_URL=fuzz_url, LIFECYCLE_MARKERS=str(tmp_path))
-    live, metrics = free_port(), free_port()
-    with running("fuzz-operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
-                                   "--namespace", fuzz_ns, "--liveness", f"http://127.0.0.1:{live}/healthz"],
-                 env, tmp_path, ready=operator_ready(live)) as operator, \
-            running("fuzz-worker", [sys.executable, "-m", "asynctask_worker",
-                                    "tests.e2e.lifecycle_app:app", "--queues", QUEUE,
-                                    "--concurrency", "4", "--metrics-port", str(metrics)],
-                    env, tmp_path, ready=worker_ready(metrics)) as worker:
-        yield operator, worker
 
 
 def publish_all(url: str, batches: list[tuple[str, Fuzzed]]) -> None:
