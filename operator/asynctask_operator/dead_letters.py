@@ -60,3 +60,12 @@ def dead_letter_error(why: str, attempt: int | None, headers: dict[str, Any],
 #: The reasons of :class:`MalformedMessage`: a message nobody can read.
 MALFORMED = frozenset({"NotUtf8", "NotJson", "TooDeep", "NotAnObject", "UnknownVersion",
                        "WrongKind", "InvalidFields"})
+
+
+#: Every reason a dead letter may give: the metric's label is one of these or ``other``
+#: (a header anyone could set must not create new series).
+KNOWN = MALFORMED | {"NoHandler", "delivery_limit", "rejected", "expired", "maxlen", "unknown"}
+
+
+def metric_label(why: str) -> str:
+    return why if why in KNOWN else "other"

@@ -16,7 +16,7 @@ from datetime import UTC, datetime
 
 from asynctask_operator import status as st
 from asynctask_operator.broker import Delivery
-from asynctask_operator.dead_letters import dead_letter_error, wanted_task
+from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, TaskBroker
 from asynctask_operator.tasks import TaskState, TaskTable
@@ -139,7 +139,7 @@ class StatusInbox:
                         topology.DEAD_LETTER_QUEUE)
             self.broker.ack(delivery)
             return
-        self.metrics.dead_lettered.labels(why).inc()
+        self.metrics.dead_lettered.labels(metric_label(why)).inc()
         reason, text = dead_letter_error(why, attempt, delivery.headers, unreadable)
         async with task.lock:
             await self.writer.end(task, Phase.ERROR, reason, text)
