@@ -152,6 +152,7 @@ class Broker(threading.Thread):
         self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
         self._dead_tag = self._consume.basic_consume(topology.DEAD_TASKS_QUEUE, self._deliver)
         self.connected.set()
+        self._link.serving()
         log.info("connected to RabbitMQ; consuming %s and %s", topology.STATUS_QUEUE,
                  topology.DEAD_TASKS_QUEUE)
         while not self._stopping.is_set():

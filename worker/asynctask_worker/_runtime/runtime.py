@@ -203,6 +203,7 @@ class Worker:
                                  topology.task_queue_name(q) for q in self.queues}
         self._consumer_tags = list(self._consumer_queues)
         self._set_ready(True)
+        self._link.serving()
         log.info("worker %s serving %s (concurrency %d, %s pool)", settings.worker_id,
                  ", ".join(self.queues), settings.concurrency, settings.pool)
         self._pump_until(self._stopping.is_set)
