@@ -75,6 +75,18 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
                                                           STATUS_MESSAGES)]
            + [(task_queue, m) for m in generate(rng, "task", fuzz_ns, QUEUE, TASK_MESSAGES)])
     rng.shuffle(bad)
+    # One unreadable message names a real task (waiting on a queue nobody serves) in its
+    # headers, as the operator publishes them: the worker refuses it, and the operator
+    # ends that task in Error saying why, although neither could read the body.
+    parked = create(control_plane, fuzz_ns, "parked", queue="nobody-serves-this")
+    ref = parked["metadata"]
+    wait_for("parked to be Pending", lambda: status(control_plane, fuzz_ns, "parked").get(
+        "phase") == "Pending", 30)
+    named = Fuzzed("names-a-real-task", b'{"v": 1, "kind": "task", "request": ' + b"[" * 500
+                   + b"]" * 500 + b"}", "TooDeep", f"task:{ref['uid']}:1",
+                   {"asynctask-uid": ref["uid"], "asynctask-namespace": fuzz_ns,
+                    "asynctask-name": "parked", "asynctask-attempt": 1})
+    bad.insert(len(bad) // 2, (task_queue, named))
     # Real tasks created while the fuzz is published: their task and status messages
     # share the queues with the bad ones.
     names = [f"good-{i}" for i in range(GOOD_TASKS)]
@@ -90,6 +102,12 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
     wait_for("every good task to succeed", lambda: all(
         status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names), 120,
         interval=1)
+    ended = wait_for("parked to end", lambda: status(control_plane, fuzz_ns, "parked").get(
+        "phase") == "Error", 60)
+    error = status(control_plane, fuzz_ns, "parked")["error"]
+    assert error["reason"] == "MalformedTaskMessage" and "TooDeep" in error["message"]
+    print(f"\na real task named by an unreadable message: Error {error['reason']} "
+          f"after {ended:.1f}s: {error['message'][:160]}")
     expected = collections.Counter(key(q, m.body) for q, m in bad)
     letters: list[tuple[Any, bytes]] = []
 
