@@ -9,6 +9,16 @@ import sys
 
 import kopf
 
+#: The apiserver accepts JSON nested up to 10,000 levels (Kubernetes' JSON decoder and Go's
+#: both stop there); Python's json stops at the interpreter's recursion limit (1,000). A
+#: watch event the operator cannot decode (or that kopf cannot deepcopy: two Python frames
+#: a level) would be retried forever, so the limit is raised well above what the apiserver
+#: accepts: such a task is then seen, and ended in Error (RequestTooDeep) like any request
+#: nested deeper than the wire allows. Python 3.11 calls Python from Python without C
+#: recursion, so these frames do not grow the C stack.
+APISERVER_MAX_JSON_DEPTH = 10_000
+RECURSION_LIMIT = 3 * APISERVER_MAX_JSON_DEPTH + 2_000
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
@@ -34,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
         # kopf logs every handled watch event at INFO; the operator logs what matters.
         logging.getLogger("kopf.objects").setLevel(logging.WARNING)
 
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
     from asynctask_operator.app import OperatorMemo
 

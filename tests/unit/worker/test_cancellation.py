@@ -208,7 +208,8 @@ def test_process_pool_kills_a_handler_that_ignores_its_cancellation(tmp_path: Pa
     with StubBroker(app, pool="process", cancel_grace_seconds=0.3) as broker:
         task = broker.enqueue("child-stubborn", {"pidfile": str(pidfile)})
         broker.wait_started(task, timeout=30)
-        _wait_for(pidfile.exists)
+        # Written, not only created (the child creates the file, then writes its pid).
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit())
         pid = int(pidfile.read_text())
         assert pid != os.getpid()
         broker.cancel(task)
