@@ -51,3 +51,16 @@ say "helm (built once from its pinned Go module, then cached)"
 bash hack/helm/build.sh >/dev/null
 say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
 bash hack/helm/crds/fetch.sh >/dev/null
+say "the test bed's node (kubelet, kube-scheduler, kube-proxy; pinned module, cached) and its Debian packages"
+node_packages=(containerd runc containernetworking-plugins iptables conntrack iproute2 buildah mmdebstrap)
+node_missing=()
+for p in "${node_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || node_missing+=("$p")
+done
+if [ ${#node_missing[@]} -gt 0 ]; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -q
+  # containerd is started by the test bed on its own config; the distribution's service is not used.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_ apt-get install -y -q --no-install-recommends "${node_missing[@]}"
+fi
+bash hack/node/build.sh >/dev/null
