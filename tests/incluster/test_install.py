@@ -1,0 +1,58 @@
+"""The chart installed onto a real node: the operator pod as users get it, and a task
+through the in-cluster operator and worker pods."""
+
+from __future__ import annotations
+
+import json
+
+from tests.incluster.conftest import NAMESPACE, InCluster
+
+
+def test_operator_pod_runs_restricted_with_its_probes_passing(incluster: InCluster) -> None:
+    ns = incluster.get("namespace", NAMESPACE)
+    assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
+    (pod,) = incluster.pods("operator")
+    assert pod["status"]["phase"] == "Running"
+    (container,) = pod["status"]["containerStatuses"]
+    assert container["ready"] and container["started"], container
+    assert container["restartCount"] == 0, container
+    spec = pod["spec"]["containers"][0]
+    assert spec["image"] == incluster.image
+    assert spec["securityContext"]["readOnlyRootFilesystem"] is True
+    assert spec["livenessProbe"]["httpGet"]["path"] == "/healthz"
+    # The process really runs as the image's non-root user, with the projected token.
+    uid = incluster.kubectl("exec", pod["metadata"]["name"], "--", "python", "-c",
+                            "import os; print(os.getuid())").stdout.strip()
+    assert uid == "10001"
+    token = incluster.kubectl("exec", pod["metadata"]["name"], "--", "python", "-c",
+                              "print(len(open('/var/run/secrets/kubernetes.io/"
+                              "serviceaccount/token').read()) > 0)").stdout.strip()
+    assert token == "True"
+
+
+def test_a_task_succeeds_with_its_progress_visible(incluster: InCluster) -> None:
+    incluster.submit("progress", "hello", {"name": "cluster", "steps": 6,
+                                           "step_seconds": 1.0})
+    seen = incluster.wait_for(
+        "progress between 0 and 100 while Processing",
+        lambda: (lambda s: s if s.get("phase") == "Processing"
+                 and 0 < s.get("progress", 0) < 100 else None)(
+            incluster.task("progress").get("status", {})), timeout=180)
+    assert seen["worker"].startswith("asynctask-worker-example-"), seen
+    done = incluster.wait_phase("progress", {"Succeeded", "Failed", "Error", "TimedOut",
+                                             "Cancelled"})
+    assert done["status"]["phase"] == "Succeeded", done["status"]
+    assert done["status"]["result"] == {"greeting": "Hello, cluster!", "steps": 6}
+    assert done["status"]["progress"] == 100
+
+
+def test_worker_logs_are_json_without_tracebacks(incluster: InCluster) -> None:
+    incluster.submit("logged", "hello", {"steps": 1, "step_seconds": 0.1})
+    incluster.wait_phase("logged", {"Succeeded"})
+    pod = incluster.get("asynctask", "logged")["status"]["worker"].split("/")[0]
+    text = incluster.kubectl("logs", pod).stdout
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, "the worker pod logged nothing"
+    for line in lines:
+        assert isinstance(json.loads(line), dict), line
+    assert "Traceback" not in text
