@@ -64,3 +64,5 @@ if [ ${#node_missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_ apt-get install -y -q --no-install-recommends "${node_missing[@]}"
 fi
 bash hack/node/build.sh >/dev/null
+say "the test bed's images (pause, Debian base, the project's Dockerfile; cached by the hash of their inputs)"
+PYTHONPATH=hack .venv/bin/python -m testbed.images >/dev/null

@@ -46,13 +46,19 @@ def test_a_task_succeeds_with_its_progress_visible(incluster: InCluster) -> None
     assert done["status"]["progress"] == 100
 
 
-def test_worker_logs_are_json_without_tracebacks(incluster: InCluster) -> None:
+def _assert_json_lines(text: str, who: str) -> None:
+    lines = [line for line in text.splitlines() if line.strip()]
+    assert lines, f"the {who} pod logged nothing"
+    for line in lines:
+        assert isinstance(json.loads(line), dict), f"{who}: {line}"
+    assert "Traceback" not in text, text
+
+
+def test_operator_and_worker_logs_are_json_without_tracebacks(incluster: InCluster) -> None:
     incluster.submit("logged", "hello", {"steps": 1, "step_seconds": 0.1})
     incluster.wait_phase("logged", {"Succeeded"})
-    pod = incluster.get("asynctask", "logged")["status"]["worker"].split("/")[0]
-    text = incluster.kubectl("logs", pod).stdout
-    lines = [line for line in text.splitlines() if line.strip()]
-    assert lines, "the worker pod logged nothing"
-    for line in lines:
-        assert isinstance(json.loads(line), dict), line
-    assert "Traceback" not in text
+    worker = incluster.get("asynctask", "logged")["status"]["worker"].split("/")[0]
+    _assert_json_lines(incluster.kubectl("logs", worker).stdout, "worker")
+    (operator,) = incluster.pods("operator")
+    _assert_json_lines(incluster.kubectl("logs", operator["metadata"]["name"]).stdout,
+                       "operator")
