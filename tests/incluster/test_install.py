@@ -4,6 +4,7 @@ through the in-cluster operator and worker pods."""
 from __future__ import annotations
 
 import json
+import time
 
 from tests.incluster.conftest import NAMESPACE, InCluster
 
@@ -44,6 +45,21 @@ def test_a_task_succeeds_with_its_progress_visible(incluster: InCluster) -> None
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["result"] == {"greeting": "Hello, cluster!", "steps": 6}
     assert done["status"]["progress"] == 100
+
+
+def test_the_write_budget_holds_in_cluster(incluster: InCluster) -> None:
+    """The operator pod, with its own ServiceAccount, writes at most three times for a
+    task with a burst of progress reports (as tests/e2e/test_lifecycle.py measures)."""
+    incluster.submit("budget", "hello", {"steps": 10, "step_seconds": 0.05})
+    incluster.wait_phase("budget", {"Succeeded"})
+    time.sleep(2)  # a late progress flush would show up now
+    writes = [w for w in incluster.cp.writes(NAMESPACE)
+              if w["resource"] in ("asynctasks", "events") and w["name"] == "budget"
+              and not (w["verb"] == "create" and w["resource"] == "asynctasks")]
+    assert writes, "no write by the operator at all"
+    assert all(w["user"] == f"system:serviceaccount:{NAMESPACE}:asynctask-operator"
+               for w in writes), writes
+    assert len(writes) <= 3, writes
 
 
 def _assert_json_lines(text: str, who: str) -> None:
