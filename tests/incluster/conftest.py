@@ -11,11 +11,19 @@ from Debian's rabbitmq-server: it starts in seconds instead of adding an Erlang 
 build, and the tests inspect and manage the very broker the pods use, the same way the
 other e2e tests do. The test bed runs no cluster DNS, so the chart's AMQP Secret names the
 Service by its ClusterIP; kube-proxy routes it like any Service.
+
+The same tests run on a kind cluster (``make kind-e2e``): with ``ASYNCTASK_INCLUSTER_KUBECONFIG``
+set, nothing is started here; the chart is installed into that cluster with
+``ASYNCTASK_INCLUSTER_IMAGE`` (already loaded into its nodes) and the broker URLs as pods there
+see them (``ASYNCTASK_INCLUSTER_AMQP_URL``, ``ASYNCTASK_INCLUSTER_MANAGEMENT_URL``), and the audit
+log for the write budget is ``ASYNCTASK_E2E_AUDIT_LOG``. One list of tests, two clusters.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -26,8 +34,8 @@ from typing import Any
 import pytest
 
 from testbed import RabbitMQ
-from testbed.controlplane import ControlPlane
-from testbed.node import Node, cluster
+from testbed.controlplane import ControlPlane, build_binaries
+from testbed.node import cluster
 from testbed.nodeconfig import NODE_IP
 
 REPO = Path(__file__).resolve().parents[2]
@@ -36,6 +44,7 @@ NAMESPACE = "asynctask-system"
 VHOST = "incluster"
 RELEASE = "asynctask"
 POOL_DEPLOYMENT = "asynctask-worker-example"
+EXISTING_CLUSTER = os.environ.get("ASYNCTASK_INCLUSTER_KUBECONFIG", "")
 #: The example pool's worker drains for this long after SIGTERM (the chart gives the pod
 #: 15 s more); short, so that the tests of a drain and of a killed worker stay short.
 WORKER_GRACE_SECONDS = 8
@@ -51,11 +60,9 @@ def helm_binary() -> Path:
 
 @dataclass
 class InCluster:
-    """The installed system: its cluster, broker, namespace and image."""
+    """The installed system: its cluster and the image its pods run."""
 
     cp: ControlPlane
-    node: Node
-    rabbitmq: RabbitMQ
     image: str
 
     def kubectl(self, *args: str, check: bool = True, input: str | None = None,
@@ -136,17 +143,25 @@ def chart_values(image: str) -> dict[str, Any]:
     }
 
 
-def _install(cp: ControlPlane, rmq: RabbitMQ, image: str, workdir: Path) -> None:
+def _namespace(cp: ControlPlane) -> None:
     cp.kubectl("create", "namespace", NAMESPACE)
     cp.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted",
                "pod-security.kubernetes.io/enforce-version=latest")
+
+
+def _local_broker(cp: ControlPlane, rmq: RabbitMQ) -> tuple[str, str]:
+    """The host's RabbitMQ as a Service; its URLs as pods see them."""
     cp.kubectl("apply", "-f", "-", input=_broker_service(rmq))
     broker = cp.kubectl("-n", NAMESPACE, "get", "service", "rabbitmq", "-o",
                         "jsonpath={.spec.clusterIP}").stdout.strip()
     rmq.add_vhost(VHOST)
+    return (f"amqp://guest:guest@{broker}:5672/{VHOST}",
+            f"http://guest:guest@{broker}:15672")
+
+
+def _install(cp: ControlPlane, urls: tuple[str, str], image: str, workdir: Path) -> None:
     cp.kubectl("-n", NAMESPACE, "create", "secret", "generic", "asynctask-amqp",
-               f"--from-literal=url=amqp://guest:guest@{broker}:5672/{VHOST}",
-               f"--from-literal=management-url=http://guest:guest@{broker}:15672")
+               f"--from-literal=url={urls[0]}", f"--from-literal=management-url={urls[1]}")
     values = workdir / "values.json"  # JSON is YAML: tags stay strings
     values.write_text(json.dumps(chart_values(image)))
     proc = subprocess.run(
@@ -158,12 +173,37 @@ def _install(cp: ControlPlane, rmq: RabbitMQ, image: str, workdir: Path) -> None
         raise RuntimeError(f"helm install failed:\n{proc.stdout}\n{proc.stderr}\n{pods}")
 
 
+@contextlib.contextmanager
+def _existing_cluster(workdir: Path) -> Iterator[InCluster]:
+    audit = os.environ.get("ASYNCTASK_E2E_AUDIT_LOG", "")
+    cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
+                      audit_log=Path(audit) if audit else Path())
+    image = os.environ["ASYNCTASK_INCLUSTER_IMAGE"]
+    _namespace(cp)
+    try:
+        _install(cp, (os.environ["ASYNCTASK_INCLUSTER_AMQP_URL"],
+                      os.environ["ASYNCTASK_INCLUSTER_MANAGEMENT_URL"]), image, workdir)
+        yield InCluster(cp, image)
+    finally:
+        subprocess.run([str(helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE,
+                        "--wait"], env=cp.env(), capture_output=True, check=False)
+        cp.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
+
+
+@contextlib.contextmanager
+def _local_cluster(workdir: Path) -> Iterator[InCluster]:
+    with cluster() as (cp, node), RabbitMQ(management=True, address=NODE_IP) as rmq:
+        _namespace(cp)
+        image = node.images[-1].tag
+        _install(cp, _local_broker(cp, rmq), image, workdir)
+        yield InCluster(cp, image)
+
+
 @pytest.fixture(scope="session")
 def incluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCluster]:
-    with cluster() as (cp, node), RabbitMQ(management=True, address=NODE_IP) as rmq:
-        image = node.images[-1].tag
-        _install(cp, rmq, image, tmp_path_factory.mktemp("incluster"))
-        system = InCluster(cp, node, rmq, image)
+    workdir = tmp_path_factory.mktemp("incluster")
+    systems = _existing_cluster(workdir) if EXISTING_CLUSTER else _local_cluster(workdir)
+    with systems as system:
         try:
             yield system
         finally:
