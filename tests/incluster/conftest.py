@@ -207,8 +207,8 @@ def incluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCluster]:
         try:
             yield system
         finally:
-            print("\n--- pods ---\n" + system.kubectl("get", "pods", "-o", "wide",
-                                                   check=False).stdout)
+            print("\n--- nodes, pods ---\n" + system.kubectl(
+                "get", "nodes,pods", "-o", "wide", check=False).stdout)
             for component in ("operator", "worker"):
                 print(f"--- {component} logs (tail) ---\n" + system.kubectl(
                     "logs", "-l", f"app.kubernetes.io/component={component}",
