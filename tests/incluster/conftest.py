@@ -213,3 +213,13 @@ def incluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCluster]:
                 print(f"--- {component} logs (tail) ---\n" + system.kubectl(
                     "logs", "-l", f"app.kubernetes.io/component={component}",
                     "--tail=40", "--prefix", check=False).stdout)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """The first in-cluster test sets the node up, and its setup may build the project image
+    first (when the code changed since ``hack/install-deps.sh`` built it): minutes on a busy
+    2-core machine. That test alone gets a longer time limit than the suite's 300 s."""
+    here = Path(__file__).parent
+    first = next((item for item in items if here in item.path.parents), None)
+    if first is not None:
+        first.add_marker(pytest.mark.timeout(1200))
