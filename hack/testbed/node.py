@@ -177,7 +177,7 @@ class Node:
             log("node", f"stopping {name}")
             stop(proc)
         self._procs.clear()
-        nodehost.clean(self.bin_dir / "kube-proxy")
+        nodehost.clean(self.bin_dir / "kube-proxy", controlplane=False)
         if not os.environ.get("ASYNCTASK_KEEP_TESTBED"):
             shutil.rmtree(self.work, ignore_errors=True)
 
@@ -194,6 +194,8 @@ def cluster() -> Iterator[tuple[ControlPlane, Node]]:
         nodehost.clean(bin_dir / "kube-proxy")  # whatever a crashed run left
         nodehost.add_node_link()
         with ControlPlane(address=NODE_IP) as cp:
+            assert cp.workdir is not None
+            nodehost.record_workdir(cp.workdir, "controlplane")
             node = Node(cp, bin_dir, images)
             try:
                 node.start()

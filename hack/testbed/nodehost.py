@@ -98,8 +98,10 @@ def write_state(state: dict[str, str]) -> None:
     STATE.write_text(json.dumps(state))
 
 
-def record_workdir(work: Path) -> None:
-    write_state({**_read_state(), "work": str(work)})
+def record_workdir(work: Path, key: str = "work") -> None:
+    """Remember a run's work directory: the node's (``work``), or the control plane's
+    (``controlplane``: a crashed run's apiserver would live on, on the node's address)."""
+    write_state({**_read_state(), key: str(work)})
 
 
 def _processes_mentioning(text: str) -> list[int]:
@@ -205,13 +207,15 @@ def _clean_iptables() -> None:
                                    check=False)
 
 
-def clean(kube_proxy: Path | None) -> None:
-    """Undo everything a node run leaves, whether it stopped cleanly or crashed."""
+def clean(kube_proxy: Path | None, *, controlplane: bool = True) -> None:
+    """Undo everything a node run leaves, whether it stopped cleanly or crashed; with
+    ``controlplane``, also end the recorded control plane (left by a crashed run)."""
     state = _read_state()
-    work = state.get("work")
     kill_pod_processes()
-    if work:  # containerd, its shims, the kubelet, kube-proxy and the scheduler of that run
-        _kill(_processes_mentioning(work))
+    keys = ("work", "controlplane") if controlplane else ("work",)
+    for work in filter(None, (state.get(key) for key in keys)):
+        # containerd, its shims, the kubelet, kube-proxy, the scheduler; etcd and the rest
+        _kill(_processes_mentioning(work.rstrip("/") + "/"))
         time.sleep(0.5)
         _unmount_under(work)
         if not os.environ.get("ASYNCTASK_KEEP_TESTBED"):

@@ -216,10 +216,14 @@ def incluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCluster]:
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The first in-cluster test sets the node up, and its setup may build the project image
-    first (when the code changed since ``hack/install-deps.sh`` built it): minutes on a busy
-    2-core machine. That test alone gets a longer time limit than the suite's 300 s."""
+    """A test that sets a node up may build the project image first (when the code changed
+    since ``hack/install-deps.sh`` built it) and start the control plane and the node: minutes
+    on a busy 2-core machine. The first test of this folder (the crash test starts two
+    nodes) and the first that uses the shared fixture get a longer time limit than the
+    suite's 300 s; the others run on a started system."""
     here = Path(__file__).parent
-    first = next((item for item in items if here in item.path.parents), None)
-    if first is not None:
-        first.add_marker(pytest.mark.timeout(1200))
+    ours = [item for item in items if here in item.path.parents]
+    firsts = ours[:1] + [item for item in ours
+                         if "incluster" in getattr(item, "fixturenames", ())][:1]
+    for item in firsts:
+        item.add_marker(pytest.mark.timeout(1200))
