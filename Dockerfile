@@ -11,7 +11,12 @@
 # no compilers, pip or build files. Both stages use the same base image, so the virtualenv's
 # interpreter links stay valid when it is copied.
 
-FROM python:3.11.14-slim-trixie AS build
+# The base of both stages. Users build on the public image named here; the test bed, which
+# has no registry, passes a Debian-built Python 3.11 image of its own with
+# --build-arg BASE_IMAGE=... (hack/testbed/images.py), so the file users build is the file tested.
+ARG BASE_IMAGE=python:3.11.14-slim-trixie
+
+FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/asynctask
@@ -27,7 +32,7 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/asynctask/bin/pip uninstall -y pip setuptools wheel \
  && /opt/asynctask/bin/python -m compileall -q /opt/asynctask/lib
 
-FROM python:3.11.14-slim-trixie AS runtime
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="asynctask" \
       org.opencontainers.image.description="AsyncTask operator, worker and HTTP gateway (asynctask-operator, asynctask-worker, asynctask-gateway)" \
       org.opencontainers.image.licenses="Apache-2.0"

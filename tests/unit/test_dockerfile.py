@@ -38,15 +38,20 @@ class Stage:
 def stages() -> list[Stage]:
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())  # join continuation lines
     out: list[Stage] = []
+    global_args: dict[str, str] = {}  # ARGs before the first FROM: what FROM may name
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         op, _, rest = line.partition(" ")
-        if op.upper() == "FROM":
+        if op.upper() == "ARG" and not out:
+            name, _, default = rest.strip().partition("=")
+            global_args[name] = default
+        elif op.upper() == "FROM":
             m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.IGNORECASE)
             assert m, line
-            out.append(Stage(m.group(1), m.group(2) or ""))
+            base = re.sub(r"\$\{(\w+)\}", lambda a: global_args[a.group(1)], m.group(1))
+            out.append(Stage(base, m.group(2) or ""))
         else:
             assert out, f"instruction before FROM: {line}"
             out[-1].instructions.append((op.upper(), rest.strip()))
