@@ -97,7 +97,8 @@ class OperatorMetrics:
             return
         self.transitions.labels(queue, phase.value).inc()
         started, queued = after.get("startTime"), after.get("queuedTime")
-        if phase is Phase.PROCESSING and started and queued:
+        if started and queued and started != before.get("startTime"):  # a start, even
+            # one folded into the terminal write of a task that ran in under a write
             self.wait_seconds.labels(queue).observe(max(0.0, seconds_between(queued, started)))
         end = after.get("completionTime")
         begin = started or queued
