@@ -93,6 +93,10 @@ class KubeApi:
             counts[phase] = counts.get(phase, 0) + 1
         return counts
 
+    async def delete_all(self, namespace: str) -> None:
+        """Delete a namespace's AsyncTasks in one call (a collection DELETE)."""
+        await self._send("DELETE", self._tasks_url(namespace))
+
     async def phase(self, namespace: str, name: str) -> str:
         obj = await self._send("GET", self._tasks_url(namespace, name))
         return str((obj.get("status") or {}).get("phase") or "")
