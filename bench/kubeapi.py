@@ -8,6 +8,7 @@ the test bed writes: a client certificate).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from collections.abc import AsyncIterator
@@ -101,15 +102,31 @@ class KubeApi:
         obj = await self._send("GET", self._tasks_url(namespace, name))
         return str((obj.get("status") or {}).get("phase") or "")
 
-    async def watch(self, namespace: str) -> AsyncIterator[tuple[str, dict[str, Any]]]:
-        """Watch events of a namespace's AsyncTasks (type, object), from now on."""
-        url = self._tasks_url(namespace) + "?watch=1&timeoutSeconds=3600&allowWatchBookmarks=0"
-        async with self.session.get(url) as resp:
-            resp.raise_for_status()
-            async for line in resp.content:
-                if line.strip():
-                    event = json.loads(line)
-                    yield event["type"], event["object"]
+    async def list_tasks(self, namespace: str) -> tuple[list[dict[str, Any]], str]:
+        """A namespace's AsyncTasks and the list's resourceVersion (to watch from)."""
+        body = await self._send("GET", self._tasks_url(namespace))
+        return body["items"], str(body["metadata"]["resourceVersion"])
+
+    async def watch(self, namespace: str) -> AsyncIterator[dict[str, Any]]:
+        """Every AsyncTask of a namespace as it is now, then as it changes: a LIST, then a
+        watch from its resourceVersion; a watch that ends or fails is started again from a
+        new LIST (a benchmark must not stall on a lost stream)."""
+        while True:
+            try:
+                items, version = await self.list_tasks(namespace)
+                for item in items:
+                    yield item
+                url = (self._tasks_url(namespace) + "?watch=1&timeoutSeconds=600"
+                       f"&resourceVersion={version}")
+                async with self.session.get(url) as resp:
+                    resp.raise_for_status()
+                    while line := await resp.content.readuntil(b"\n"):
+                        event = json.loads(line)
+                        if event["type"] == "ERROR":
+                            break
+                        yield event["object"]
+            except (aiohttp.ClientError, ValueError, asyncio.IncompleteReadError) as exc:
+                print(f"  (the watch of {namespace} ended: {exc!r}; listing again)", flush=True)
 
     async def request_count(self, verb: str, resource: str) -> float:
         """apiserver_request_total for ``verb`` (GET, LIST, WATCH...) on ``resource``."""

@@ -48,7 +48,7 @@ class Recorder:
         self.phases: collections.Counter[str] = collections.Counter()
 
     async def follow(self, api: KubeApi, namespace: str) -> None:
-        async for _, obj in api.watch(namespace):
+        async for obj in api.watch(namespace):
             name, now = obj["metadata"]["name"], time.monotonic()
             phase = (obj.get("status") or {}).get("phase") or ""
             if phase and phase != "Pending":

@@ -29,7 +29,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from asynctask_operator.observers import Written
 from asynctask_operator.status import parse_phase, seconds_between
-from asynctask_worker.messages import Phase
 from asynctask_worker.metrics import MetricsServer
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
