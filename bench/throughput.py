@@ -258,17 +258,17 @@ async def scale(stack: Stack, tasks: int) -> None:
         await poll(lambda: stack.operator_metric("asynctask_operator_deadlines_pending")
                    >= tasks, 0.5)
         rebuilt = time.monotonic() - start
+        gets_after = await api.request_count("GET", "asynctasks")  # before a GET of ours
         await api.create_task("scale", "after-restart", spec)
         while True:
             if await api.phase("scale", "after-restart") == "Pending":
                 break
             await asyncio.sleep(0.2)
         back = time.monotonic() - start
-        gets_after = await api.request_count("GET", "asynctasks")
         print(f"scale: restarted: {tasks} deadlines rebuilt after {rebuilt:.1f}s, a new task "
-              f"queued after {back:.1f}s; single-object GETs of AsyncTasks during the "
-              f"restart: {gets_after - gets:.0f}; RSS {rss_bytes(operator.pid) / 2**20:.1f} "
-              f"MiB ({load()})")
+              f"queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
+              f"deadlines were rebuilt: {gets_after - gets:.0f}; "
+              f"RSS {rss_bytes(operator.pid) / 2**20:.1f} MiB ({load()})")
 
 
 # main -------------------------------------------------------------------------------------
