@@ -15,6 +15,7 @@ import sys
 import time
 import urllib.request
 from contextlib import ExitStack
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -126,6 +127,37 @@ class Stack:
             f"{w['verb']} {w['resource']}" for w in self.cp.writes(namespace)
             if not (w["resource"] == "asynctasks" and (w["verb"] == "create"
                                                       or w["subresource"] == "status")))
+
+
+def _stamp(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
+
+
+def audit_latencies(audit_log: Path, namespace: str) -> tuple[list[float], list[float]]:
+    """create→Processing and create→terminal per task, from the apiserver's own clock
+    (the audit log, microseconds), not from when a watch delivered the change: on a loaded
+    machine watch delivery lags. A task's last status write is its terminal one (no
+    webhook, no progress write for a no-op task); with three writes the second one is
+    Processing, with two the start was folded into the terminal write."""
+    created: dict[str, float] = {}
+    writes: dict[str, list[float]] = collections.defaultdict(list)
+    for line in audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if ref.get("namespace") != namespace or ref.get("resource") != "asynctasks" \
+                or event.get("stage") != "ResponseComplete":
+            continue
+        if event["verb"] == "create":
+            created[ref["name"]] = _stamp(event["stageTimestamp"])
+        elif ref.get("subresource") == "status":
+            writes[ref["name"]].append(_stamp(event["stageTimestamp"]))
+    started, done = [], []
+    for name, at in created.items():
+        mine = writes.get(name, [])
+        if len(mine) >= 2:
+            started.append(mine[1] - at)
+            done.append(mine[-1] - at)
+    return sorted(started), sorted(done)
 
 
 def describe(obj: Any) -> str:
