@@ -23,11 +23,7 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
-    config = Config()
-    # Unbounded, kopf starts a worker per object at once: 10k objects listed at start-up
-    # were 10k live coroutines (about 10 KiB each) while their events waited for the API.
-    settings.queueing.worker_limit = config.kube.watch_workers
-    memo.operator = Operator(config, memo.namespaces)
+    memo.operator = Operator(Config(), memo.namespaces)
     memo.operator.start()
 
 

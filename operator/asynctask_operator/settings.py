@@ -38,10 +38,6 @@ class KubeConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     api_workers: int = Field(16, ge=1, le=64, description="Threads for Kubernetes API calls.")
-    watch_workers: int = Field(
-        256, ge=1, description="Objects whose watch events are handled at once (kopf's "
-        "per-object workers; more wait their turn). Bounds memory when thousands of tasks "
-        "arrive at once, e.g. the listing at start-up.")
 
 
 class LifecycleConfig(BaseSettings):
