@@ -188,3 +188,22 @@ async def test_a_finished_task_keeps_no_result_or_request_in_memory(
     assert task.spec.request is None
     await h.tracker.observe(h.body())  # the watch brings the whole object back
     assert "result" not in task.status and task.spec.request is None
+
+
+async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
+        consuming: Consuming) -> None:
+    h = consuming.h
+    await h.tracker.observe(h.create())
+    write = h.api.replace_status
+
+    async def fails(namespace: str, name: str, uid: str,
+                    status: dict[str, Any]) -> dict[str, Any]:
+        raise OSError("connection reset")
+
+    h.api.replace_status = fails  # type: ignore[method-assign]
+    start, done = delivery(Phase.PROCESSING, tag=1), delivery(Phase.SUCCEEDED, seq=1, tag=2)
+    await consuming.deliver(start, done)
+    assert h.broker.acked == [] and h.phases() == ["Pending"]
+    h.api.replace_status = write  # type: ignore[method-assign]
+    await consuming.deliver(start, done)  # the redelivery
+    assert h.phases() == ["Pending", "Succeeded"] and h.broker.acked == [start, done]
