@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator.broker import Delivery
+from asynctask_operator.deadlines import Kind
 from asynctask_operator.inbox import lane_key
 from asynctask_operator.lanes import Lanes
 from asynctask_worker import topology
@@ -207,3 +208,21 @@ async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
     h.api.replace_status = write  # type: ignore[method-assign]
     await consuming.deliver(start, done)  # the redelivery
     assert h.phases() == ["Pending", "Succeeded"] and h.broker.acked == [start, done]
+
+
+async def test_a_late_watch_event_of_a_failed_attempt_never_undoes_its_retry(
+        consuming: Consuming) -> None:
+    # Writes of one task now go out back to back (a batch), so the watch event of the
+    # Processing write may arrive after the retry's Pending write: it must not win.
+    h = consuming.h
+    await h.tracker.observe(h.create(retries=1, retryBackoffSeconds=1))
+    task = h.logic.table.get("uid-t1")
+    assert task is not None
+    await consuming.deliver(delivery(Phase.PROCESSING, tag=1))
+    stale = {**h.body(), "status": dict(h.body()["status"])}  # as the watch saw Processing
+    await consuming.deliver(delivery(Phase.ERROR, seq=1, tag=2, error=ErrorInfo(reason="B")))
+    assert task.status["phase"] == "Pending" and task.status["nextAttempt"] == 2
+    await h.tracker.observe(stale)  # the late event
+    assert task.status["phase"] == "Pending" and task.status["nextAttempt"] == 2
+    await h.tracker.fire("uid-t1", Kind.RETRY)
+    assert h.broker.tasks[-1].attempt == 2
