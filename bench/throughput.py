@@ -1,87 +1,315 @@
-"""Benchmark: tasks end to end through the real stack, and the API writes each one costs.
+"""Benchmark: tasks end to end through the real stack, what the apiserver alone can take,
+and how many live tasks the operator holds.
 
-    PYTHONPATH=hack .venv/bin/python bench/throughput.py [--tasks 200] [--concurrency 8]
+    PYTHONPATH=hack:bench .venv/bin/python bench/throughput.py MODE [options]
 
-Starts the local control plane, RabbitMQ, the operator and one example worker, creates
---tasks AsyncTasks at once (each reports progress once and succeeds), waits until all are
-Succeeded, and reports tasks/s and the writes per task taken from the apiserver's audit log.
+Modes (each starts its own control plane, RabbitMQ, operator and worker, and prints what
+it does while it runs; every figure is printed with the load average):
+
+* ``burst``: --tasks created at once; tasks/s until all Succeeded, create→Processing and
+  create→Succeeded percentiles, status writes per task (audit log). Runs ``ceiling`` in
+  the same run first (--no-ceiling to skip it) and prints the ratio.
+* ``ceiling``: exactly the operator's API writes for --tasks tasks (a create and three
+  status JSON patches each, as the operator sends them) from an asyncio/aiohttp client with
+  --connections requests in flight: what the apiserver takes, in task-equivalents/s.
+* ``rate``: --rate new tasks/s for --seconds; latency percentiles and the backlog (created,
+  not yet Succeeded) every 5 s.
+* ``scale``: --tasks Pending tasks and no worker; operator RSS and bytes per task; then an
+  operator restart: time until the deadlines are rebuilt and a new task is queued, and the
+  single-object GETs of AsyncTasks the restart cost (apiserver metrics).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import collections
-import json
 import os
 import sys
 import time
+from collections.abc import Callable
+from typing import Any
 
-from testbed._proc import spawn, stop, wait_until
-from testbed.controlplane import REPO, ControlPlane
-from testbed.rabbitmq import RabbitMQ
+from kubeapi import KubeApi
+from stack import Stack, audit_latencies, load, rss_bytes
 
+TERMINAL = {"Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
+NOOP = {"queue": "hello", "request": {"steps": 1, "step_seconds": 0}}
+
+
+class Recorder:
+    """When each task was created, first seen past Pending, and first seen terminal (the
+    watch of the namespace)."""
+
+    def __init__(self) -> None:
+        self.created: dict[str, float] = {}
+        self.started: dict[str, float] = {}
+        self.done: dict[str, float] = {}
+        self.phases: collections.Counter[str] = collections.Counter()
+
+    async def follow(self, api: KubeApi, namespace: str) -> None:
+        async for obj in api.watch(namespace):
+            name, now = obj["metadata"]["name"], time.monotonic()
+            phase = (obj.get("status") or {}).get("phase") or ""
+            if phase and phase != "Pending":
+                self.started.setdefault(name, now)
+            if phase in TERMINAL and name not in self.done:
+                self.done[name] = now
+                self.phases[phase] += 1
+
+    def latencies(self, until: dict[str, float]) -> list[float]:
+        return sorted(until[n] - t for n, t in self.created.items() if n in until)
+
+
+async def poll(done: Callable[[], bool], interval: float = 1.0) -> None:
+    """Wait until ``done()`` (checked every ``interval`` seconds)."""
+    while True:
+        if done():
+            return
+        await asyncio.sleep(interval)
+
+
+def pct(values: list[float], q: float) -> str:
+    if not values:
+        return "n/a"
+    return f"{values[min(len(values) - 1, int(q * len(values)))] * 1000:.0f} ms"
+
+
+def latency_line(label: str, values: list[float]) -> str:
+    return (f"  {label}: p50 {pct(values, 0.5)}, p90 {pct(values, 0.9)}, "
+            f"p99 {pct(values, 0.99)}, max {pct(values, 1.0)} ({len(values)} tasks)")
+
+
+async def create_all(api: KubeApi, namespace: str, names: list[str], spec: dict[str, Any],
+                     rec: Recorder | None, parallel: int) -> None:
+    sem = asyncio.Semaphore(parallel)
+
+    async def one(name: str) -> None:
+        async with sem:
+            if rec is not None:
+                rec.created[name] = time.monotonic()
+            await api.create_task(namespace, name, spec)
+
+    await asyncio.gather(*(one(n) for n in names))
+
+
+# ceiling ----------------------------------------------------------------------------------
+
+def _statuses(queued: str) -> list[dict[str, Any]]:
+    """Three statuses shaped like the operator's (Pending, Processing, Succeeded)."""
+    def cond(kind: str, true: bool) -> dict[str, Any]:
+        return {"type": kind, "status": "True" if true else "False", "reason": "Bench",
+                "message": "", "lastTransitionTime": queued, "observedGeneration": 1}
+
+    def status(phase: str, **more: Any) -> dict[str, Any]:
+        done = phase == "Succeeded"
+        return {"phase": phase, "observedGeneration": 1, "queuedTime": queued,
+                "conditions": [cond("Ready", done), cond("Completed", done),
+                               cond("Reconciling", not done), cond("Stalled", False)],
+                **more}
+    return [status("Pending", progress=0, message="queued"),
+            status("Processing", attempts=1, startTime=queued, worker="bench-1", progress=0),
+            status("Succeeded", attempts=1, startTime=queued, completionTime=queued,
+                   worker="bench-1", progress=100, result={"greeting": "Hello, world!"})]
+
+
+async def ceiling(stack: Stack, tasks: int, connections: int) -> float:
+    print(f"ceiling: {tasks} x (create + 3 status JSON patches), asyncio + aiohttp, "
+          f"{connections} requests in flight ({load()})", flush=True)
+    statuses = _statuses(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
+    done = 0
+    async with KubeApi(stack.cp.kubeconfig, connections) as api:
+        sem = asyncio.Semaphore(connections)
+
+        async def one(i: int) -> None:
+            nonlocal done
+            async with sem:
+                name = f"ceiling-{i:06d}"
+                obj = await api.create_task("ceiling", name, NOOP)
+                for status in statuses:
+                    await api.replace_status("ceiling", name, obj["metadata"]["uid"], status)
+                done += 1
+
+        async def report(start: float) -> None:
+            while True:
+                await asyncio.sleep(2)
+                print(f"  {done}/{tasks} after {time.monotonic() - start:.1f}s", flush=True)
+
+        start = time.monotonic()
+        reporter = asyncio.create_task(report(start))
+        await asyncio.gather(*(one(i) for i in range(tasks)))
+        reporter.cancel()
+        took = time.monotonic() - start
+        await api.delete_all("ceiling")  # so that the operator, started next, never sees them
+    rate = tasks / took
+    print(f"ceiling: {tasks} task-equivalents in {took:.1f}s: {rate:.1f} tasks/s, "
+          f"{4 * rate:.0f} requests/s ({load()})", flush=True)
+    return rate
+
+
+# burst ------------------------------------------------------------------------------------
+
+async def burst(stack: Stack, tasks: int, parallel: int) -> float:
+    rec = Recorder()
+    names = [f"burst-{i:06d}" for i in range(tasks)]
+    print(f"burst: creating {tasks} no-op tasks at once ({parallel} creates in flight; "
+          f"{load()})", flush=True)
+    async with KubeApi(stack.cp.kubeconfig, parallel + 2) as api:
+        watch = asyncio.create_task(rec.follow(api, "bench"))
+        await asyncio.sleep(0.5)  # the watch is established
+        start = time.monotonic()
+        creating = asyncio.create_task(create_all(api, "bench", names, NOOP, rec, parallel))
+        while len(rec.done) < tasks:
+            await asyncio.sleep(1)
+            print(f"  after {time.monotonic() - start:.1f}s: {len(rec.created)} created, "
+                  f"{len(rec.started)} started, {len(rec.done)} done", flush=True)
+        await creating
+        took = max(rec.done.values()) - start
+        watch.cancel()
+    rate = tasks / took
+    created = max(rec.created.values()) - start
+    print(f"burst: {tasks} tasks created in {created:.1f}s, all done after {took:.1f}s: "
+          f"{rate:.1f} tasks/s end to end ({load()}); phases {dict(rec.phases)}")
+    print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
+    print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
+    report_writes(stack, "bench", tasks)
+    return rate
+
+
+def report_writes(stack: Stack, namespace: str, tasks: int) -> None:
+    time.sleep(2)  # the audit log is written asynchronously
+    started, done = audit_latencies(stack.cp.audit_log, namespace)
+    print(latency_line("create→Processing (apiserver clock)", started))
+    print(latency_line("create→terminal (apiserver clock)", done))
+    dist = stack.status_writes(namespace)
+    total = sum(n * k for n, k in dist.items())
+    print(f"  status writes per task: {total / tasks:.2f} on average; distribution "
+          + ", ".join(f"{n} writes: {k} tasks" for n, k in sorted(dist.items())))
+    others = stack.other_writes(namespace)
+    if others:
+        print(f"  other writes: {dict(others)}")
+
+
+# fixed rate -------------------------------------------------------------------------------
+
+async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
+    rec = Recorder()
+    total = int(rate * seconds)
+    print(f"rate: {rate:g} new tasks/s for {seconds:g}s ({total} tasks; {load()})", flush=True)
+    async with KubeApi(stack.cp.kubeconfig, 64) as api:
+        watch = asyncio.create_task(rec.follow(api, "bench"))
+        await asyncio.sleep(0.5)
+        start = time.monotonic()
+        pending: set[asyncio.Task[Any]] = set()
+
+        async def one(name: str) -> None:
+            rec.created[name] = time.monotonic()
+            await api.create_task("bench", name, NOOP)
+
+        backlog: list[int] = []
+        next_report = 5.0
+        for i in range(total):
+            due = start + i / rate
+            await asyncio.sleep(max(0.0, due - time.monotonic()))
+            task = asyncio.create_task(one(f"rate-{i:06d}"))
+            pending.add(task)
+            task.add_done_callback(pending.discard)
+            if time.monotonic() - start >= next_report:
+                backlog.append(len(rec.created) - len(rec.done))
+                print(f"  t={next_report:.0f}s: {len(rec.created)} created, backlog "
+                      f"{backlog[-1]} not yet done ({load()})", flush=True)
+                next_report += 5
+        await asyncio.gather(*pending)
+        await poll(lambda: len(rec.done) >= total or time.monotonic() - start > seconds + 120)
+        watch.cancel()
+    print(f"rate: {len(rec.done)}/{total} done ({load()})")
+    print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
+    print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
+    print(f"  backlog every 5 s: {backlog}")
+    report_writes(stack, "bench", total)
+
+
+# scale ------------------------------------------------------------------------------------
+
+async def scale(stack: Stack, tasks: int) -> None:
+    assert stack.operator is not None
+    spec = {"queue": "nobody-serves-this", "request": {"n": 1}, "queueTimeoutSeconds": 86400}
+    base = rss_bytes(stack.operator.pid)
+    print(f"scale: operator RSS {base / 2**20:.1f} MiB with no task; creating {tasks} "
+          f"Pending tasks, no worker ({load()})", flush=True)
+    names = [f"scale-{i:06d}" for i in range(tasks)]
+    async with KubeApi(stack.cp.kubeconfig, 34) as api:
+        start = time.monotonic()
+        creating = asyncio.create_task(create_all(api, "scale", names, spec, None, 32))
+        while not creating.done() or stack.operator_metric(
+                "asynctask_operator_deadlines_pending") < tasks:
+            await asyncio.sleep(5)
+            print(f"  after {time.monotonic() - start:.0f}s: operator tracks "
+                  f"{stack.operator_metric('asynctask_operator_tasks_tracked'):.0f}, "
+                  f"deadlines {stack.operator_metric('asynctask_operator_deadlines_pending'):.0f}"
+                  f", RSS {rss_bytes(stack.operator.pid) / 2**20:.1f} MiB ({load()})",
+                  flush=True)
+        await creating
+        rss = rss_bytes(stack.operator.pid)
+        print(f"scale: {tasks} Pending tasks: operator RSS {rss / 2**20:.1f} MiB, "
+              f"{(rss - base) / tasks:.0f} bytes a task above the empty operator ({load()})")
+        gets = await api.request_count("GET", "asynctasks")
+        print("scale: restarting the operator", flush=True)
+        stack.stop_operator()
+        start = time.monotonic()
+        operator = stack.start_operator()
+        await poll(lambda: stack.operator_metric("asynctask_operator_deadlines_pending")
+                   >= tasks, 0.5)
+        rebuilt = time.monotonic() - start
+        gets_after = await api.request_count("GET", "asynctasks")  # before a GET of ours
+        await api.create_task("scale", "after-restart", spec)
+        while True:
+            if await api.phase("scale", "after-restart") == "Pending":
+                break
+            await asyncio.sleep(0.2)
+        back = time.monotonic() - start
+        print(f"scale: restarted: {tasks} deadlines rebuilt after {rebuilt:.1f}s, a new task "
+              f"queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
+              f"deadlines were rebuilt: {gets_after - gets:.0f}; "
+              f"RSS {rss_bytes(operator.pid) / 2**20:.1f} MiB ({load()})")
+
+
+# main -------------------------------------------------------------------------------------
 
 def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--tasks", type=int, default=200)
-    parser.add_argument("--concurrency", type=int, default=8)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=["burst", "ceiling", "rate", "scale"])
+    parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--concurrency", type=int, default=8, help="worker concurrency")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--parallel", type=int, default=32, help="creates in flight")
+    parser.add_argument("--connections", type=int, default=64,
+                        help="requests in flight in the ceiling mode")
+    parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument("--rate", type=float, default=50)
+    parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
-    with ControlPlane() as cp, RabbitMQ() as rmq:
-        env = dict(cp.env(), ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
-                   PYTHONPATH=str(REPO / "examples"))
-        cp.kubectl("apply", "-f", str(REPO / "deploy/crds/asynctask.dev_asynctasks.yaml"))
-        cp.kubectl("wait", "--for=condition=Established", "crd/asynctasks.asynctask.dev")
-        cp.kubectl("create", "namespace", "bench")
-        assert cp.workdir is not None
-        logs = cp.workdir
-        operator = spawn([sys.executable, "-m", "asynctask_operator", "--standalone"],
-                         logs / "operator.log", env)
-        worker = spawn([sys.executable, "-m", "asynctask_worker", "example_tasks:app",
-                        "--concurrency", str(args.concurrency)], logs / "worker.log", env)
-        try:
-            procs = [("operator", operator, logs / "operator.log"),
-                     ("worker", worker, logs / "worker.log")]
-            wait_until("operator", lambda: "connected to RabbitMQ" in
-                       (logs / "operator.log").read_text(), 60, procs)
-            wait_until("worker", lambda: "serving" in (logs / "worker.log").read_text(), 60,
-                       procs)
-            items = [{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-                      "metadata": {"name": f"bench-{i:05d}", "namespace": "bench"},
-                      "spec": {"queue": "hello",
-                               "request": {"steps": 1, "step_seconds": 0}}}
-                     for i in range(args.tasks)]
-            print(f"creating {args.tasks} tasks (worker concurrency {args.concurrency})",
-                  flush=True)
-            start = time.monotonic()
-            cp.kubectl("create", "-f", "-", input=json.dumps({"apiVersion": "v1",
-                                                              "kind": "List",
-                                                              "items": items}), timeout=300)
-            created = time.monotonic() - start
-            done = 0
-            while done < args.tasks:
-                out = cp.kubectl("get", "asynctasks", "-n", "bench", "-o",
-                                 "jsonpath={.items[*].status.phase}").stdout.split()
-                done = out.count("Succeeded")
-                print(f"  {done}/{args.tasks} Succeeded after {time.monotonic() - start:.1f}s",
-                      flush=True)
-                if done < args.tasks:
-                    time.sleep(1)
-            took = time.monotonic() - start
-            time.sleep(2)
-            writes = [w for w in cp.writes("bench") if w["resource"] in ("asynctasks", "events")]
-            kinds = collections.Counter((w["verb"], w["resource"], w["subresource"])
-                                        for w in writes)
-            operator_writes = sum(n for (verb, res, _), n in kinds.items()
-                                  if not (verb == "create" and res == "asynctasks"))
-            print(f"\n{args.tasks} tasks created in {created:.1f}s, all Succeeded after "
-                  f"{took:.1f}s: {args.tasks / took:.1f} tasks/s end to end")
-            print(f"API writes besides the user's creates: {operator_writes} = "
-                  f"{operator_writes / args.tasks:.2f} per task")
-            for key, n in sorted(kinds.items(), key=str):
-                print(f"  {n:6d} {' '.join(k for k in key if k)}")
-        finally:
-            stop(worker)
-            stop(operator)
+    with Stack() as stack:
+        if args.mode == "ceiling":
+            asyncio.run(ceiling(stack, args.tasks, args.connections))
+            return 0
+        top = None
+        if args.mode == "burst" and not args.no_ceiling:
+            # Before the operator starts, so that it neither sees nor handles these objects.
+            top = asyncio.run(ceiling(stack, args.tasks, args.connections))
+        stack.start_operator()
+        if args.mode == "scale":
+            asyncio.run(scale(stack, args.tasks))
+            return 0
+        for _ in range(args.workers):
+            stack.start_worker(args.concurrency)
+        if args.mode == "burst":
+            rate = asyncio.run(burst(stack, args.tasks, args.parallel))
+            if top is not None:
+                print(f"burst/ceiling: {rate:.1f} / {top:.1f} tasks/s = {rate / top:.0%} "
+                      f"({load()})")
+        else:
+            asyncio.run(fixed_rate(stack, args.rate, args.seconds))
     return 0
 
 

@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable
 from datetime import UTC, datetime
+from typing import Any
 
 from asynctask_operator import status as st
 from asynctask_operator.broker import Delivery
 from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
+from asynctask_operator.lanes import Lanes
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, TaskBroker
 from asynctask_operator.tasks import TaskState, TaskTable
@@ -46,64 +49,127 @@ class StatusInbox:
         self.events = events
         self.metrics = metrics
         self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
+        self.lanes: Lanes[Delivery] = Lanes(self._handle)
 
     async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
-        """Handle the broker's deliveries, in order, until cancelled."""
-        while True:
-            delivery = await inbox.get()
-            try:
-                if delivery.queue == topology.DEAD_TASKS_QUEUE:
-                    await self.dead_letter(delivery)
-                else:
-                    await self.ingest(delivery)
-            except Exception:
-                log.exception("failed to process message %s; it will be redelivered",
-                              delivery.message_id)
+        """Hand the broker's deliveries to their task's lane, in order, until cancelled.
+
+        Messages of one task are handled in the order they came; different tasks' are
+        handled concurrently (see :mod:`lanes`), so their status writes overlap.
+        """
+        try:
+            while True:
+                delivery = await inbox.get()
+                self.lanes.submit(lane_key(delivery), delivery)
+        finally:
+            self.lanes.cancel()
+
+    async def _handle(self, key: str, batch: list[Delivery]) -> None:
+        """One lane's batch: runs of status messages folded, dead letters one by one."""
+        run: list[Delivery] = []
+        for delivery in [*batch, None]:
+            if delivery is None or delivery.queue == topology.DEAD_TASKS_QUEUE:
+                await self._guarded(self.ingest_many(run), run)
+                run = []
+                if delivery is not None:
+                    await self._guarded(self.dead_letter(delivery), [delivery])
+            else:
+                run.append(delivery)
+
+    @staticmethod
+    async def _guarded(work: Awaitable[None], deliveries: list[Delivery]) -> None:
+        try:
+            await work
+        except Exception:
+            log.exception("failed to process message(s) %s; unacked ones will be redelivered",
+                          ", ".join(str(d.message_id) for d in deliveries))
 
     async def ingest(self, delivery: Delivery) -> None:
-        try:
-            msg = decode(StatusMessage, delivery.body)
-        except MalformedMessage as exc:
-            log.warning("dead-lettering status message %s: %s (%s)", delivery.message_id,
-                        exc.reason, str(exc)[:300])
-            self.metrics.messages.labels("malformed").inc()
-            self.broker.refuse(delivery, exc.reason, str(exc))
-            return
-        task = await self.table.lookup(msg.task)
-        if task is None:
-            log.info("status for %s/%s, which no longer exists", msg.task.namespace,
-                     msg.task.name)
-            self.metrics.messages.labels("orphaned").inc()
-            if not msg.phase.terminal:
-                await stop_work(self.broker, msg.task, "cancel", "Deleted")
-            self.broker.ack(delivery)
-            return
-        async with task.lock:
-            await self._apply(task, msg)
-        # Acked after the write: if the write failed (exception), the message is redelivered.
-        self.broker.ack(delivery)
+        await self.ingest_many([delivery])
 
-    async def _apply(self, task: TaskState, msg: StatusMessage) -> None:
-        change = st.classify(task.status, msg, task.seq.get(msg.attempt))
-        if change is st.Change.IGNORE:
-            self.metrics.messages.labels("ignored").inc()
-            await self._stop_duplicate(task, msg)
-            return
-        task.seq[msg.attempt] = msg.seq
-        if change is st.Change.PROGRESS and self.writer.coalesce(task, msg):
-            self.metrics.messages.labels("coalesced").inc()
-            return
-        self.metrics.messages.labels("applied").inc()
-        now = utcnow()
+    async def ingest_many(self, deliveries: list[Delivery]) -> None:
+        """Status messages in the order they came: each task's run applied under its lock,
+        then acked (after the write: a failed write means a redelivery)."""
+        runs: list[tuple[TaskRef, list[tuple[Delivery, StatusMessage]]]] = []
+        for delivery in deliveries:
+            try:
+                msg = decode(StatusMessage, delivery.body)
+            except MalformedMessage as exc:
+                log.warning("dead-lettering status message %s: %s (%s)", delivery.message_id,
+                            exc.reason, str(exc)[:300])
+                self.metrics.messages.labels("malformed").inc()
+                self.broker.refuse(delivery, exc.reason, str(exc))
+                continue
+            if runs and runs[-1][0].uid == msg.task.uid:
+                runs[-1][1].append((delivery, msg))
+            else:
+                runs.append((msg.task, [(delivery, msg)]))
+        for ref, run in runs:
+            await self._ingest_run(ref, run)
+
+    async def _ingest_run(self, ref: TaskRef, run: list[tuple[Delivery, StatusMessage]]
+                          ) -> None:
+        task = await self.table.lookup(ref)
+        if task is None:
+            log.info("status for %s/%s, which no longer exists", ref.namespace, ref.name)
+            self.metrics.messages.labels("orphaned").inc(len(run))
+            if not all(msg.phase.terminal for _, msg in run):
+                await stop_work(self.broker, ref, "cancel", "Deleted")
+        else:
+            async with task.lock:
+                await self._apply(task, [msg for _, msg in run])
+        for delivery, _ in run:
+            self.broker.ack(delivery)
+
+    async def _apply(self, task: TaskState, msgs: list[StatusMessage]) -> None:
+        """Apply a task's messages in order. A change that is not terminal may be held
+        (``staged``) while later messages of the same batch are applied on top of it, so
+        a task that started and finished before its Processing write went out is written
+        once (with its startTime and attempts); terminal phases and retries are written at
+        once, and whatever is staged is written before this returns (before the acks)."""
+        staged: dict[str, Any] | None = None
+        fold = task.spec is None or task.spec.webhook is None  # webhooks: an event a phase
+        for msg in msgs:
+            current = task.status if staged is None else staged
+            change = st.classify(current, msg, task.seq.get(msg.attempt))
+            if change is st.Change.IGNORE:
+                self.metrics.messages.labels("ignored").inc()
+                await self._stop_duplicate(task, msg)
+                continue
+            task.seq[msg.attempt] = msg.seq
+            if (change is st.Change.PROGRESS and staged is None
+                    and self.writer.coalesce(task, msg)):
+                self.metrics.messages.labels("coalesced").inc()
+                continue
+            self.metrics.messages.labels("applied").inc()
+            if self._retries(task, msg):
+                if staged is not None:
+                    await self.writer.write(task, staged)
+                    staged = None
+                await self._retry(task, msg)
+                continue
+            if staged is not None:
+                self.metrics.messages.labels("folded").inc()  # one write fewer
+            staged = st.apply(current, msg, utcnow(), task.generation)
+            phase = st.phase_of(staged)
+            if not fold or (phase is not None and phase.terminal):
+                await self.writer.write(task, staged)
+                staged = None
+        if staged is not None:
+            await self.writer.write(task, staged)
+
+    def _retries(self, task: TaskState, msg: StatusMessage) -> bool:
         spec = task.spec
-        if spec is not None and spec.retries and st.retries_left(msg, spec.retries):
-            delay = spec.retry_delay(msg.attempt, self.retry_backoff_cap_seconds)
-            retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
-            await self.writer.write(task, st.retrying(task.status, msg, retry_at, spec.retries,
-                                                      now, task.generation))
-            self.events.record(task.ref, "Retrying", str(task.status.get("message")))
-            return
-        await self.writer.write(task, st.apply(task.status, msg, now, task.generation))
+        return bool(spec is not None and spec.retries and st.retries_left(msg, spec.retries))
+
+    async def _retry(self, task: TaskState, msg: StatusMessage) -> None:
+        spec = task.spec
+        assert spec is not None
+        delay = spec.retry_delay(msg.attempt, self.retry_backoff_cap_seconds)
+        retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
+        await self.writer.write(task, st.retrying(task.status, msg, retry_at, spec.retries,
+                                                  utcnow(), task.generation))
+        self.events.record(task.ref, "Retrying", str(task.status.get("message")))
 
     async def _stop_duplicate(self, task: TaskState, msg: StatusMessage) -> None:
         """A worker runs an attempt that is already over (a duplicate delivery, or a task
@@ -151,3 +217,11 @@ class StatusInbox:
             return await self.table.lookup(ref)
         return self.table.get(ref) if ref else None
 
+
+def lane_key(delivery: Delivery) -> str:
+    """The task a delivery is about, from its deterministic message id (``status:<uid>:…``,
+    ``task:<uid>:…``), so a task's status messages and dead letters share one lane; a
+    delivery without such an id goes to the shared lane ``""`` (still in order)."""
+    kind, _, rest = (delivery.message_id or "").partition(":")
+    uid = rest.partition(":")[0]
+    return uid if kind in ("status", "task") and uid else ""

@@ -57,9 +57,15 @@ class Kube:
             config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
             config.load_kube_config()  # type: ignore[no-untyped-call]
-        self._api = client.CustomObjectsApi()
-        self._core = client.CoreV1Api()
-        self._apps = client.AppsV1Api()
+        # One pooled HTTPS connection per thread: urllib3 keeps at most
+        # ``connection_pool_maxsize`` (5 per core by default) and opens, then discards, a
+        # new connection (a TLS handshake) for each call beyond it.
+        conf = client.Configuration.get_default_copy()
+        conf.connection_pool_maxsize = max(workers, conf.connection_pool_maxsize or 0)
+        api = client.ApiClient(conf)
+        self._api = client.CustomObjectsApi(api)
+        self._core = client.CoreV1Api(api)
+        self._apps = client.AppsV1Api(api)
         self._pool = ThreadPoolExecutor(workers, thread_name_prefix="asynctask-kube")
 
     def close(self) -> None:

@@ -30,7 +30,6 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from asynctask_operator.observers import Written
 from asynctask_operator.status import parse_phase, seconds_between
-from asynctask_worker.messages import Phase
 from asynctask_worker.metrics import MetricsServer
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
@@ -98,7 +97,8 @@ class OperatorMetrics:
             return
         self.transitions.labels(queue, phase.value).inc()
         started, queued = after.get("startTime"), after.get("queuedTime")
-        if phase is Phase.PROCESSING and started and queued:
+        if started and queued and started != before.get("startTime"):  # a start, even
+            # one folded into the terminal write of a task that ran in under a write
             self.wait_seconds.labels(queue).observe(max(0.0, seconds_between(queued, started)))
         end = after.get("completionTime")
         begin = started or queued

@@ -37,7 +37,7 @@ class BrokerConfig(BaseSettings):
 class KubeConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
-    api_workers: int = Field(8, ge=1, le=64, description="Threads for Kubernetes API calls.")
+    api_workers: int = Field(16, ge=1, le=64, description="Threads for Kubernetes API calls.")
 
 
 class LifecycleConfig(BaseSettings):

@@ -79,10 +79,14 @@ def parse_phase(raw: object) -> Phase | None:
         return None
 
 
-def order(status: dict[str, Any]) -> tuple[int, int, int]:
-    """Sort key of stored statuses: later attempt, then later phase, then more progress."""
-    return (int(status.get("attempts") or 0), rank(phase_of(status)),
-            int(status.get("progress") or 0))
+def order(status: dict[str, Any]) -> tuple[int, int, int, int]:
+    """Sort key of stored statuses: later attempt, then a retry scheduled past it, then
+    later phase, then more progress. A status waiting for a retry (Pending, ``nextAttempt``)
+    comes after everything of the attempt that failed: a late watch event of that attempt's
+    Processing must not take the task back from its retry (which would then never fire)."""
+    attempts = int(status.get("attempts") or 0)
+    retry = 1 if int(status.get("nextAttempt") or 0) > attempts else 0
+    return (attempts, retry, rank(phase_of(status)), int(status.get("progress") or 0))
 
 
 def rank(phase: Phase | None) -> int:

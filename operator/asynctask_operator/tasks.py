@@ -48,6 +48,33 @@ def parse_spec(raw: Any) -> tuple[AsyncTaskSpec | None, str]:
                                for e in exc.errors())
 
 
+#: What a finished task's status keeps in memory of its result and error: nothing of the
+#: result (up to 64 KiB; the object has it), the error's reason and message (no traceback).
+_DROPPED = ("result",)
+
+
+def compact(task: TaskState) -> None:
+    """Drop from memory what a finished task no longer needs: its result, its error's
+    traceback and its request. The operator keeps what it must know of each task (phase,
+    timestamps for deadlines, spec), so 100k finished tasks cost little more than 100k
+    pending ones. A task with a webhook keeps its status whole: its terminal event's outcome
+    is written after the event (the whole status again, result included)."""
+    phase = st.phase_of(task.status)
+    if phase is None or not phase.terminal:
+        return
+    if task.spec is not None and task.spec.request is not None:
+        task.spec = task.spec.model_copy(update={"request": None})
+    if task.spec is not None and task.spec.webhook is not None:
+        return
+    error = task.status.get("error")
+    if any(key in task.status for key in _DROPPED) or (
+            isinstance(error, dict) and "traceback" in error):
+        kept = {k: v for k, v in task.status.items() if k not in _DROPPED}
+        if isinstance(error, dict):
+            kept["error"] = {k: v for k, v in error.items() if k != "traceback"}
+        task.status = kept
+
+
 class TaskTable:
     def __init__(self, api: TaskApi) -> None:
         self._api = api
@@ -80,6 +107,7 @@ class TaskTable:
             task.status = seen  # e.g. written by a previous operator instance
         task.generation = meta.get("generation", task.generation)
         task.spec, task.spec_error = parse_spec(body.get("spec"))
+        compact(task)
         return task
 
     async def lookup(self, ref: TaskRef) -> TaskState | None:

@@ -22,7 +22,7 @@ from asynctask_operator.limits import REJECTION_CHARS
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import StatusObserver, Written
 from asynctask_operator.ports import TaskApi
-from asynctask_operator.tasks import TaskState, TaskTable
+from asynctask_operator.tasks import TaskState, TaskTable, compact
 from asynctask_worker.messages import Phase, StatusMessage, utcnow
 
 log = logging.getLogger("asynctask.operator")
@@ -66,6 +66,7 @@ class StatusWriter:
         written = Written(task.ref, task.spec, previous, status)
         for observer in self._observers:
             observer.status_written(written)
+        compact(task)  # observers saw the whole status; memory keeps what is needed
 
     async def _write_rejection(self, task: TaskState, exc: Rejected) -> dict[str, Any]:
         """Never leave a task stuck behind a status the apiserver refuses (e.g. a field over
