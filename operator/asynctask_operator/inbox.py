@@ -4,7 +4,8 @@ Worker status messages (``asynctask.status``) move a task through its phases; de
 is at-least-once and messages come late, twice or out of order, so :mod:`status` decides
 what each one means and duplicates are harmless. Dead-lettered task messages
 (``asynctask.dead-tasks``) end their task in Error. A message is acked only once what it
-caused is written, so a failed write means a redelivery, never a lost update.
+caused is written, so a failed write means a redelivery, never a lost update; while the
+apiserver is unavailable, a message waits (unacked) and its write is tried again.
 """
 
 from __future__ import annotations
@@ -16,12 +17,13 @@ from datetime import UTC, datetime
 
 from asynctask_operator import status as st
 from asynctask_operator.broker import Delivery
+from asynctask_operator.kube import unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, TaskBroker
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.tracking import stop_work
 from asynctask_operator.writer import StatusWriter
-from asynctask_worker import topology
+from asynctask_worker import _amqp, topology
 from asynctask_worker.messages import (
     MalformedMessage,
     Phase,
@@ -44,19 +46,52 @@ class StatusInbox:
         self.events = events
         self.metrics = metrics
         self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
+        #: Longest wait between two tries of a status write while the API is unavailable.
+        self.api_retry_max_seconds = 5.0
+        self._api_down_since: float | None = None
 
     async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
         """Handle the broker's deliveries, in order, until cancelled."""
         while True:
             delivery = await inbox.get()
             try:
+                await self.handle(delivery)
+            except Exception:
+                log.exception("failed to process message %s; it will be redelivered",
+                              delivery.message_id)
+
+    async def handle(self, delivery: Delivery) -> None:
+        """Handle one delivery; while the apiserver is unavailable, wait and try again.
+
+        The message stays unacked meanwhile (nothing else would bring it back before the
+        broker connection drops: an unacked message is not redelivered on its own), and
+        the deliveries behind it wait too, in order. An outage is told once, with its
+        cause, and its end once, with how long it lasted.
+        """
+        backoff = _amqp.Backoff(self.api_retry_max_seconds,
+                                first=min(0.5, self.api_retry_max_seconds))
+        while True:
+            try:
                 if delivery.queue == topology.DEAD_TASKS_QUEUE:
                     await self.dead_letter(delivery)
                 else:
                     await self.ingest(delivery)
-            except Exception:
-                log.exception("failed to process message %s; it will be redelivered",
-                              delivery.message_id)
+            except Exception as exc:
+                if not unavailable(exc):
+                    raise
+                if self._api_down_since is None:
+                    self._api_down_since = time.monotonic()
+                    log.warning("cannot write status: the Kubernetes API is unavailable "
+                                "(%s); status messages wait, unacked, and are retried",
+                                _amqp.describe(exc))
+                await asyncio.sleep(backoff.next())
+                continue
+            if self._api_down_since is not None:
+                log.info("the Kubernetes API answers again after %.1fs; writing the "
+                         "status messages that waited",
+                         time.monotonic() - self._api_down_since)
+                self._api_down_since = None
+            return
 
     async def ingest(self, delivery: Delivery) -> None:
         try:

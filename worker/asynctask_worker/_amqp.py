@@ -125,6 +125,8 @@ class Link:
         nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
         if not nodes:
             raise ValueError("a link needs at least one node's connection parameters")
+        for node in nodes:  # RabbitMQ's management UI and API show whose connection it is
+            node.client_properties = {**(node.client_properties or {}), "connection_name": name}
         self.nodes = nodes
         self.name = name
         self._log = log

@@ -1,0 +1,88 @@
+"""Faults during bursts of tasks: nothing lost, nothing run beyond what a fault explains,
+no terminal phase ever changed.
+
+Each scenario runs a few hundred short tasks on the 3-node RabbitMQ cluster with four
+workers (concurrency 1, so a fault cuts at most one task per worker connection short) and
+one operator, injects its faults as the burst reaches given points, and checks, from a
+watch of every version of every task (etcd), that:
+
+* every task ends terminal, in Succeeded (none lost, none stuck);
+* no terminal phase is ever followed by another phase;
+* executions (counted by the handler itself) <= tasks + deliveries a fault cut short.
+
+The bounds are correctness bounds; the figures (including catch-up times) are printed.
+"""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from asynctask_worker import topology
+from tests.chaos.system import TASK_QUEUE, ChaosSystem, Figures
+
+pytestmark = pytest.mark.chaos
+
+TASKS = 250
+
+
+def check(figures: Figures) -> None:
+    result = figures.result
+    assert result is not None
+    assert result.lost == [], f"tasks never terminal: {result.lost[:20]}"
+    assert result.double_terminal == [], (
+        f"terminal phase changed afterwards: {result.double_terminal[:20]}")
+    assert result.terminal == {"Succeeded": figures.tasks}, result.terminal
+    assert figures.executions >= figures.tasks  # every task ran (the counting works)
+    assert figures.executions <= figures.tasks + figures.interrupted, (
+        f"{figures.executions} executions for {figures.tasks} tasks and "
+        f"{figures.interrupted} interrupted deliveries")
+
+
+def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosSystem) -> None:
+    figures = Figures("worker SIGKILLs + operator SIGKILL")
+    system.submit(TASKS)
+    for k, share in enumerate((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
+        system.wait_terminal(int(TASKS * share))
+        system.kill_worker(k % len(system.workers))
+        figures.worker_kills += 1
+        if k == 3:
+            system.kill_operator()
+            figures.operator_restarts += 1
+    system.wait_terminal(TASKS)
+    figures.interrupted = figures.worker_kills  # concurrency 1: one task each at most
+    check(system.finish(figures))
+
+
+@pytest.mark.parametrize("queue", [TASK_QUEUE, topology.STATUS_QUEUE])
+def test_the_node_leading_a_queue_is_killed(system: ChaosSystem, queue: str) -> None:
+    members = system.members()
+    print(f"[chaos] quorum queue members: {members}")
+    nodes = sorted(n.node for n in system.cluster.nodes)
+    assert members and all(m == nodes for m in members.values()), members
+    figures = Figures(f"SIGKILL of the node leading {queue}")
+    system.submit(TASKS)
+    system.wait_terminal(TASKS // 5)
+    leader = system.leader(queue)
+    figures.interrupted = system.worker_consumers_on(leader)
+    system.cluster.kill(leader)
+    figures.node_kills.append(leader.node)
+    system.wait_terminal(TASKS * 3 // 5)
+    system.cluster.restart(leader)
+    system.wait_terminal(TASKS)
+    check(system.finish(figures))
+
+
+@pytest.mark.parametrize("outage", [10, 60])
+def test_the_apiserver_is_away_during_a_burst(system: ChaosSystem, outage: int) -> None:
+    figures = Figures(f"kube-apiserver away for {outage}s")
+    system.submit(TASKS)
+    system.wait_terminal(TASKS // 10)
+    with system.apiserver_down():
+        time.sleep(outage)  # the outage itself: the fault, not a wait for something
+    figures.apiserver_outages.append(outage)
+    back = time.monotonic()
+    system.wait_terminal(TASKS)
+    figures.catch_up_seconds.append(time.monotonic() - back)
+    check(system.finish(figures))
