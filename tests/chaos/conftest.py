@@ -5,8 +5,8 @@ etcd), not an existing cluster."""
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -20,14 +20,19 @@ def cluster() -> Iterator[RabbitMQCluster]:
         yield nodes
 
 
-@pytest.fixture
-def system(control_plane: ControlPlane, cluster: RabbitMQCluster, namespace: str,
-           tmp_path: Path) -> Iterator[ChaosSystem]:
+@pytest.fixture(scope="module")
+def system(control_plane: ControlPlane, cluster: RabbitMQCluster,
+           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosSystem]:
+    """One operator and four workers for the scenarios of a module, in a namespace and a
+    virtual host of their own."""
     assert control_plane.etcd_url, (
         "the chaos suite runs against the local control plane (it stops kube-apiserver "
         "and watches etcd), not an existing cluster")
-    chaos = ChaosSystem(control_plane, cluster, namespace, tmp_path)
+    namespace = f"chaos-{uuid.uuid4().hex[:8]}"
+    control_plane.kubectl("create", "namespace", namespace)
+    chaos = ChaosSystem(control_plane, cluster, namespace, tmp_path_factory.mktemp("chaos"))
     try:
         yield chaos
     finally:
         chaos.stop()
+        control_plane.kubectl("delete", "namespace", namespace, "--wait=false", check=False)

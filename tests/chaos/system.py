@@ -1,5 +1,8 @@
-"""One chaos scenario's system: an operator and workers (processes) on the 3-node cluster,
+"""The chaos scenarios' system: an operator and workers (processes) on the 3-node cluster,
 a namespace and a virtual host of their own, the faults, and the figures.
+
+The scenarios of a module share one system (starting an operator and four workers takes
+a while); each scenario counts only its own tasks (:meth:`ChaosSystem.begin`).
 
 Faults are injected when the burst has reached a given point (a number of tasks
 terminal), never after a sleep; the only sleeps are the outages themselves.
@@ -85,8 +88,10 @@ class ChaosSystem:
         self.workers: list[Process] = []
         self.operator.wait_ready(60)
         urls = self.url.split(",")
+        self.worker_metrics: list[str] = []
         for i in range(workers):
             port = free_port()
+            self.worker_metrics.append(probes.metrics_url(port))
             # Each worker tries the nodes from a different one, as a load balancer in
             # front of the cluster would spread them: a node's death cuts some of them.
             start = i % len(urls)
@@ -99,7 +104,20 @@ class ChaosSystem:
         for w in self.workers:
             w.wait_ready(60)
         self.watch = PhaseWatch(cp.etcd_url, namespace).start()
-        self.names: list[str] = []
+        self.names: list[str] = []  # the current scenario's tasks
+        self.uids: set[str] = set()
+        self._created = 0
+        self._redelivered: dict[str, int] = {}
+
+    def begin(self, scenario: str) -> Figures:
+        """Start counting a scenario: its tasks, executions and redeliveries only. The
+        cluster is whole again (a node killed before is back)."""
+        for node in self.cluster.nodes:
+            if node._proc is None:
+                self.cluster.restart(node)
+        self.names, self.uids = [], set()
+        self._redelivered = self.redeliveries()
+        return Figures(scenario)
 
     # work ---------------------------------------------------------------------------
 
@@ -108,10 +126,13 @@ class ChaosSystem:
         items = [{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
                   "metadata": {"name": f"c-{i:04d}", "namespace": self.namespace},
                   "spec": {"queue": QUEUE, "request": {"sleep": sleep, "n": i}}}
-                 for i in range(len(self.names), len(self.names) + n)]
-        self.cp.kubectl("create", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "List", "items": items}), timeout=120)
-        self.names += [item["metadata"]["name"] for item in items]  # type: ignore[index]
+                 for i in range(self._created, self._created + n)]
+        self._created += n
+        out = self.cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps({
+            "apiVersion": "v1", "kind": "List", "items": items}), timeout=120).stdout
+        created = json.loads(out)["items"]
+        self.names += [c["metadata"]["name"] for c in created]
+        self.uids |= {c["metadata"]["uid"] for c in created}
 
     def terminal(self) -> int:
         return self.watch.terminal(self.names)
@@ -124,6 +145,26 @@ class ChaosSystem:
                           interval=0.1)
 
     # faults ---------------------------------------------------------------------------
+
+    def busy_worker(self) -> int | None:
+        """A worker running a handler now (its in-flight gauge says so), if any."""
+        for i, url in enumerate(self.worker_metrics):
+            if probes.metric(url, "asynctask_worker_tasks_in_flight", queue=QUEUE) == 1:
+                return i
+        return None
+
+    def kill_busy_worker(self) -> None:
+        """SIGKILL a worker while it runs a task (which is cut short) and start another."""
+        found: list[int] = []
+
+        def busy() -> bool:
+            i = self.busy_worker()
+            if i is not None:
+                found.append(i)
+            return i is not None
+
+        wait_until("a worker running a task", busy, 60, interval=0.05)
+        self.kill_worker(found[-1])
 
     def kill_worker(self, i: int) -> None:
         """SIGKILL a worker (what it runs is cut short) and start a new one in its place."""
@@ -184,11 +225,12 @@ class ChaosSystem:
                 for q in self.cluster.quorum_queues(self.vhost)}
 
     def finish(self, figures: Figures) -> Figures:
-        runs = self.executions()
+        runs = [(uid, attempt) for uid, attempt in self.executions() if uid in self.uids]
         figures.tasks = len(self.names)
         figures.executions = len(runs)
         figures.reruns = len(runs) - len({uid for uid, _ in runs})
-        figures.redeliveries = self.redeliveries()
+        figures.redeliveries = {q: n - self._redelivered.get(q, 0)
+                                for q, n in self.redeliveries().items()}
         figures.result = summary(self.watch.snapshot(), self.names)
         print(figures.line())
         return figures
@@ -197,11 +239,8 @@ class ChaosSystem:
         self.watch.stop()
         for p in [*self.workers, self.operator]:
             p.stop()
-        for node in self.cluster.nodes:
-            if node._proc is None:
-                self.cluster.restart(node)
         if not os.environ.get("ASYNCTASK_KEEP_TESTBED"):
-            self.cluster.nodes[0].delete_vhost(self.vhost)
+            self.cluster.live()[0].delete_vhost(self.vhost)
         for p in [self.operator, *self.workers]:
             if "Traceback" in p.text():
                 print(f"--- {p.name} log (tail) ---\n{p.text()[-3000:]}")
