@@ -130,7 +130,11 @@ class ChaosSystem:
         self._created += n
         out = self.cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps({
             "apiVersion": "v1", "kind": "List", "items": items}), timeout=120).stdout
-        created = json.loads(out)["items"]
+        created, decoder, at = [], json.JSONDecoder(), 0  # one JSON document per object
+        while at < len(out.rstrip()):
+            obj, at = decoder.raw_decode(out, at)
+            created.append(obj)
+            at += len(out[at:]) - len(out[at:].lstrip())
         self.names += [c["metadata"]["name"] for c in created]
         self.uids |= {c["metadata"]["uid"] for c in created}
 
