@@ -46,7 +46,9 @@ class Figures:
     interrupted: int = 0  # deliveries a fault may have cut short (each may run again)
     executions: int = 0
     reruns: int = 0  # executions beyond the first of a task
-    redeliveries: dict[str, int] = field(default_factory=dict)
+    #: RabbitMQ's redelivery counts per queue (None: its statistics were reset meanwhile,
+    #: which a node's death does to the queues it led)
+    redeliveries: dict[str, int | None] = field(default_factory=dict)
     catch_up_seconds: list[float] = field(default_factory=list)
     result: Summary | None = None
 
@@ -148,6 +150,15 @@ class ChaosSystem:
                           [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
                           interval=0.1)
 
+    def wait_executed(self, count: int, timeout: float = SETTLE_SECONDS) -> None:
+        """Until handlers have started ``count`` executions of this scenario's tasks.
+        Workers may run ahead of the operator's status writes: a fault meant to cut work
+        short waits on executions, not on terminal phases."""
+        wait_until(f"{count} executions started",
+                   lambda: sum(1 for uid, _ in self.executions() if uid in self.uids) >= count,
+                   timeout, [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
+                   interval=0.05)
+
     # faults ---------------------------------------------------------------------------
 
     def busy_worker(self) -> int | None:
@@ -233,7 +244,8 @@ class ChaosSystem:
         figures.tasks = len(self.names)
         figures.executions = len(runs)
         figures.reruns = len(runs) - len({uid for uid, _ in runs})
-        figures.redeliveries = {q: n - self._redelivered.get(q, 0)
+        figures.redeliveries = {q: (n - self._redelivered.get(q, 0))
+                                if n >= self._redelivered.get(q, 0) else None
                                 for q, n in self.redeliveries().items()}
         figures.result = summary(self.watch.snapshot(), self.names)
         print(figures.line())
