@@ -44,8 +44,12 @@ class Figures:
     node_kills: list[str] = field(default_factory=list)
     apiserver_outages: list[float] = field(default_factory=list)
     interrupted: int = 0  # deliveries a fault may have cut short (each may run again)
+    #: task messages that may be in the queue twice: publishes the operator did again after
+    #: a lost confirm, and tasks an operator killed before it recorded them Pending
+    republished: int = 0
     executions: int = 0
     reruns: int = 0  # executions beyond the first of a task
+    duplicates: int = 0  # of which: the same attempt run again (a message there twice)
     #: RabbitMQ's redelivery counts per queue (None: its statistics were reset meanwhile,
     #: which a node's death does to the queues it led)
     redeliveries: dict[str, int | None] = field(default_factory=dict)
@@ -59,8 +63,9 @@ class Figures:
                 f"lost={len(r.lost)} double_terminal={len(r.double_terminal)} "
                 f"worker_kills={self.worker_kills} operator_restarts={self.operator_restarts} "
                 f"node_kills={self.node_kills} apiserver_outages_s={self.apiserver_outages} "
-                f"interrupted={self.interrupted} executions={self.executions} "
-                f"reruns={self.reruns} redeliveries={self.redeliveries} "
+                f"interrupted={self.interrupted} republished<={self.republished} "
+                f"executions={self.executions} reruns={self.reruns} "
+                f"(same attempt again: {self.duplicates}) redeliveries={self.redeliveries} "
                 f"catch_up_s={[round(s, 1) for s in self.catch_up_seconds]}")
 
 
@@ -110,6 +115,8 @@ class ChaosSystem:
         self.uids: set[str] = set()
         self._created = 0
         self._redelivered: dict[str, int] = {}
+        self._retries = 0.0
+        self.operator_metrics = probes.metrics_url(int(env["ASYNCTASK_METRICS_PORT"]))
 
     def begin(self, scenario: str) -> Figures:
         """Start counting a scenario: its tasks, executions and redeliveries only. The
@@ -119,6 +126,7 @@ class ChaosSystem:
                 self.cluster.restart(node)
         self.names, self.uids = [], set()
         self._redelivered = self.redeliveries()
+        self._retries = self.publish_retries()
         return Figures(scenario)
 
     # work ---------------------------------------------------------------------------
@@ -178,7 +186,7 @@ class ChaosSystem:
                 found.append(i)
             return i is not None
 
-        wait_until("a worker running a task", busy, 60, interval=0.05)
+        wait_until("a worker running a task", busy, SETTLE_SECONDS, interval=0.05)
         self.kill_worker(found[-1])
 
     def kill_worker(self, i: int) -> None:
@@ -189,12 +197,24 @@ class ChaosSystem:
         worker.restart()
         worker.wait_ready(60)
 
-    def kill_operator(self) -> None:
-        """SIGKILL the operator (a crash: nothing is acked or flushed) and start it again."""
+    def publish_retries(self) -> float:
+        return probes.metric(self.operator_metrics,
+                             "asynctask_operator_publish_retries_total") or 0.0
+
+    def kill_operator(self) -> int:
+        """SIGKILL the operator (a crash: nothing is acked or flushed) and start it again.
+
+        Returns how many tasks had no status yet: the operator publishes a task, then
+        writes Pending, so any of them may have been published by the killed operator and
+        is published again by the new one (its message then twice in the queue)."""
+        self._retries -= self.publish_retries()  # the new operator counts from 0
+        unrecorded = sum(1 for n in self.names
+                         if not any(self.watch.snapshot().get(n) or [None]))
         self.operator.proc.send_signal(signal.SIGKILL)
         self.operator.proc.wait()
         self.operator.restart()
         self.operator.wait_ready(60)
+        return unrecorded
 
     def leader(self, queue: str) -> RabbitMQ:
         return self.cluster.leader(self.vhost, queue)
@@ -244,6 +264,8 @@ class ChaosSystem:
         figures.tasks = len(self.names)
         figures.executions = len(runs)
         figures.reruns = len(runs) - len({uid for uid, _ in runs})
+        figures.duplicates = len(runs) - len(set(runs))
+        figures.republished += int(self.publish_retries() - self._retries)
         figures.redeliveries = {q: (n - self._redelivered.get(q, 0))
                                 if n >= self._redelivered.get(q, 0) else None
                                 for q, n in self.redeliveries().items()}

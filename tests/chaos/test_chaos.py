@@ -9,7 +9,12 @@ task (etcd), that:
 
 * every task ends terminal, in Succeeded (none lost, none stuck);
 * no terminal phase is ever followed by another phase;
-* executions (counted by the handler itself) <= tasks + deliveries a fault cut short.
+* executions (counted by the handler itself) <= tasks + deliveries a fault cut short +
+  task messages a fault may have put in a queue twice (a publish whose confirm was lost
+  with its node, done again; a task published by an operator killed before it recorded
+  it Pending, published again by its successor). Exactly once is not promised: a re-run
+  of the same attempt is told apart from a redelivery (the next attempt) and bounded by
+  the second term, the others by the first.
 
 The bounds are correctness bounds; the figures (including catch-up times) are printed.
 """
@@ -37,9 +42,14 @@ def check(figures: Figures) -> None:
         f"terminal phase changed afterwards: {result.double_terminal[:20]}")
     assert result.terminal == {"Succeeded": figures.tasks}, result.terminal
     assert figures.executions >= figures.tasks  # every task ran (the counting works)
-    assert figures.executions <= figures.tasks + figures.interrupted, (
-        f"{figures.executions} executions for {figures.tasks} tasks and "
-        f"{figures.interrupted} interrupted deliveries")
+    # A task runs again only after a fault: a delivery cut short (redelivered, the next
+    # attempt), or a task message in its queue twice (the same attempt again).
+    assert figures.reruns - figures.duplicates <= figures.interrupted, figures
+    assert figures.duplicates <= figures.republished, figures
+    assert figures.executions <= figures.tasks + figures.interrupted + figures.republished, (
+        f"{figures.executions} executions for {figures.tasks} tasks, "
+        f"{figures.interrupted} interrupted deliveries and {figures.republished} task "
+        "messages perhaps published twice")
 
 
 def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosSystem) -> None:
@@ -50,7 +60,7 @@ def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosS
         system.kill_busy_worker()
         figures.worker_kills += 1
         if k == 3:
-            system.kill_operator()
+            figures.republished += system.kill_operator()
             figures.operator_restarts += 1
     system.wait_terminal(TASKS)
     figures.interrupted = figures.worker_kills  # concurrency 1: one task each at most
