@@ -176,18 +176,26 @@ class ChaosSystem:
                 return i
         return None
 
-    def kill_busy_worker(self) -> None:
-        """SIGKILL a worker while it runs a task (which is cut short) and start another."""
+    def executed(self) -> int:
+        """Tasks of this scenario that some handler has started."""
+        return len({uid for uid, _ in self.executions() if uid in self.uids})
+
+    def kill_busy_worker(self) -> bool:
+        """SIGKILL a worker while it runs a task (which is cut short) and start another;
+        False (and no kill) if every task has run already."""
         found: list[int] = []
 
         def busy() -> bool:
             i = self.busy_worker()
             if i is not None:
                 found.append(i)
-            return i is not None
+            return i is not None or self.executed() >= len(self.names)
 
         wait_until("a worker running a task", busy, SETTLE_SECONDS, interval=0.05)
+        if not found:
+            return False
         self.kill_worker(found[-1])
+        return True
 
     def kill_worker(self, i: int) -> None:
         """SIGKILL a worker (what it runs is cut short) and start a new one in its place."""

@@ -54,10 +54,11 @@ def check(figures: Figures) -> None:
 
 def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosSystem) -> None:
     figures = system.begin("worker SIGKILLs + operator SIGKILL")
-    system.submit(TASKS, sleep=0.3)
-    for k, share in enumerate((0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8)):
+    system.submit(TASKS, sleep=0.6)  # long enough for eight kills and their restarts
+    for k, share in enumerate((0.05, 0.1, 0.15, 0.2, 0.25, 0.3, 0.35, 0.4)):
         system.wait_executed(int(TASKS * share))
-        system.kill_busy_worker()
+        if not system.kill_busy_worker():
+            break  # every task has run: nothing left to cut short
         figures.worker_kills += 1
         if k == 3:
             figures.republished += system.kill_operator()
@@ -66,6 +67,7 @@ def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosS
     figures.interrupted = figures.worker_kills  # concurrency 1: one task each at most
     figures = system.finish(figures)
     check(figures)
+    assert figures.worker_kills >= 4 and figures.operator_restarts == 1, figures
     assert figures.reruns >= 1  # the kills did cut tasks short: the redelivery path ran
 
 
