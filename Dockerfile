@@ -1,7 +1,7 @@
 # syntax=docker/dockerfile:1
-# One image for the whole project: both entrypoints, asynctask-operator and asynctask-worker,
-# from the one wheel that pyproject.toml builds. Worker pools with handlers of their own
-# build FROM this image and add their code (see docs/deploying.md).
+# One image for the whole project: the entrypoints asynctask-operator, asynctask-worker and
+# asynctask-gateway, from the one wheel that pyproject.toml builds. Worker pools with handlers
+# of their own build FROM this image and add their code (see docs/deploying.md).
 #
 #   docker build -t asynctask:0.1.0 .
 #   docker run --rm asynctask:0.1.0 asynctask-worker --help
@@ -11,13 +11,20 @@
 # no compilers, pip or build files. Both stages use the same base image, so the virtualenv's
 # interpreter links stay valid when it is copied.
 
-FROM python:3.11.14-slim-trixie AS build
+# The base of both stages. Users build on the public image named here; the test bed, which
+# has no registry, passes a Debian-built Python 3.11 image of its own with
+# --build-arg BASE_IMAGE=... (hack/testbed/images.py), so the file users build is the file tested.
+ARG BASE_IMAGE=python:3.11.14-slim-trixie
+
+FROM ${BASE_IMAGE} AS build
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 PIP_NO_CACHE_DIR=1 PYTHONDONTWRITEBYTECODE=1
 WORKDIR /src
 RUN python -m venv /opt/asynctask
 COPY pyproject.toml README.md ./
 COPY operator/ operator/
 COPY worker/ worker/
+COPY gateway/ gateway/
+COPY client/ client/
 # The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
 # The image runs the operator too: the wheel with its `operator` extra (kopf, kubernetes).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
@@ -25,9 +32,9 @@ RUN pip wheel --no-deps --wheel-dir /wheels . \
  && /opt/asynctask/bin/pip uninstall -y pip setuptools wheel \
  && /opt/asynctask/bin/python -m compileall -q /opt/asynctask/lib
 
-FROM python:3.11.14-slim-trixie AS runtime
+FROM ${BASE_IMAGE} AS runtime
 LABEL org.opencontainers.image.title="asynctask" \
-      org.opencontainers.image.description="AsyncTask operator and worker (asynctask-operator, asynctask-worker)" \
+      org.opencontainers.image.description="AsyncTask operator, worker and HTTP gateway (asynctask-operator, asynctask-worker, asynctask-gateway)" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 asynctask \
  && useradd --system --uid 10001 --gid 10001 --no-create-home --home-dir /nonexistent \

@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the dev stack and the tests need, on a fresh machine or a used one:
-#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4
+#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4,
+#     tmux (the CLI's terminal tests); for the tests (not with --dev): chromium and
+#     chromium-driver, the real browser of the dashboard's test (about 130 MB to download,
+#     440 MB installed, ~25 s on a fresh machine)
 #   - a Python virtualenv in .venv with the project (editable) and its dev tools
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
@@ -11,7 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*" >&2; }
 
-packages=(rabbitmq-server openssl lua5.4)
+packages=(rabbitmq-server openssl lua5.4 tmux)
+if [ "${1:-}" != "--dev" ]; then
+  packages+=(chromium chromium-driver)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -54,3 +60,18 @@ say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned module
 bash hack/helm/crds/fetch.sh >/dev/null
 say "gitops-health: kstatus (Flux) and Argo CD's Lua, for the GitOps tests (pinned modules, cached)"
 bash hack/gitops/build.sh >/dev/null
+say "the test bed's node (kubelet, kube-scheduler, kube-proxy; pinned module, cached) and its Debian packages"
+node_packages=(containerd runc containernetworking-plugins iptables conntrack iproute2 buildah mmdebstrap)
+node_missing=()
+for p in "${node_packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || node_missing+=("$p")
+done
+if [ ${#node_missing[@]} -gt 0 ]; then
+  sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
+  $sudo_ apt-get update -q
+  # containerd is started by the test bed on its own config; the distribution's service is not used.
+  DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_ apt-get install -y -q --no-install-recommends "${node_missing[@]}"
+fi
+bash hack/node/build.sh >/dev/null
+say "the test bed's images (pause, Debian base, the project's Dockerfile; cached by the hash of their inputs)"
+PYTHONPATH=hack .venv/bin/python -m testbed.images >/dev/null

@@ -7,12 +7,10 @@
 #      apiserver's audit log in a folder of this machine
 #   3. builds the project's image from the Dockerfile and loads it into the cluster
 #   4. runs RabbitMQ in the cluster (hack/kind/rabbitmq.yaml)
-#   5. installs the Helm chart with that image into a namespace that enforces the
-#      "restricted" Pod Security Standard, waits for its pods (real kubelet: the image, its
-#      non-root user and read-only root filesystem are exercised) and runs examples/hello.yaml
-#      through the in-cluster operator and worker
-#   6. runs the same e2e suite as `make test` (pytest tests/e2e) against that cluster: the
-#      fixtures of tests/conftest.py use ASYNCTASK_E2E_* instead of starting local services
+#   5. runs the same e2e and in-cluster suites as `make test` (pytest tests/e2e tests/incluster)
+#      against that cluster: the fixtures use ASYNCTASK_E2E_* and ASYNCTASK_INCLUSTER_*
+#      instead of starting local services; the in-cluster tests install the Helm chart with
+#      that image into a namespace that enforces the "restricted" Pod Security Standard
 #
 # Arguments go to pytest (e.g. `make kind-e2e ARGS="-k helm -x"`). The cluster is deleted at
 # the end; ASYNCTASK_KIND_KEEP=1 keeps it (its kubeconfig is printed). Machines without a
@@ -29,7 +27,6 @@ NODE_IMAGE=kindest/node:v1.35.0@sha256:452d707d4862f52530247495d180205e029056831
 CLUSTER=${ASYNCTASK_KIND_CLUSTER:-asynctask-e2e}
 IMAGE_REPOSITORY=asynctask
 IMAGE_TAG="kind-e2e"
-RELEASE_NAMESPACE=asynctask-system
 BROKER_NAMESPACE=asynctask-e2e
 
 # Fail early, before anything is installed or built, when there is no Docker engine.
@@ -104,31 +101,9 @@ say "RabbitMQ in the cluster (hack/kind/rabbitmq.yaml)"
 "$kubectl" -n "$BROKER_NAMESPACE" exec deploy/rabbitmq -- \
   rabbitmqctl set_permissions -p kind-chart guest '.*' '.*' '.*'
 
-say "installing the chart into $RELEASE_NAMESPACE (Pod Security: restricted)"
-"$kubectl" create namespace "$RELEASE_NAMESPACE"
-"$kubectl" label namespace "$RELEASE_NAMESPACE" \
-  pod-security.kubernetes.io/enforce=restricted pod-security.kubernetes.io/enforce-version=latest
+# The in-cluster tests (tests/incluster) install the chart themselves, with this image and
+# this broker as pods see it, exactly as on the test bed's own node.
 broker="rabbitmq.$BROKER_NAMESPACE.svc"
-"$kubectl" -n "$RELEASE_NAMESPACE" create secret generic asynctask-amqp \
-  --from-literal=url="amqp://guest:guest@$broker:5672/kind-chart" \
-  --from-literal=management-url="http://guest:guest@$broker:15672"
-# The operator serves its own namespace only (the e2e suite's local operator serves t-*);
-# the CRD comes from the chart's crds/ folder.
-"$helm" install asynctask deploy/helm/asynctask --namespace "$RELEASE_NAMESPACE" \
-  --set image.repository="$IMAGE_REPOSITORY" --set image.tag="$IMAGE_TAG" \
-  --set image.pullPolicy=Never --set "operator.watchNamespaces={$RELEASE_NAMESPACE}" \
-  --wait --timeout 5m
-"$kubectl" -n "$RELEASE_NAMESPACE" get deployments,pods
-
-say "the example task through the in-cluster operator and worker"
-"$kubectl" -n "$RELEASE_NAMESPACE" apply -f examples/hello.yaml
-"$kubectl" -n "$RELEASE_NAMESPACE" wait --for=condition=Completed asynctask/hello --timeout=180s
-phase=$("$kubectl" -n "$RELEASE_NAMESPACE" get asynctask hello -o 'jsonpath={.status.phase}')
-"$kubectl" -n "$RELEASE_NAMESPACE" get asynctask hello
-[ "$phase" = Succeeded ] || {
-  "$kubectl" -n "$RELEASE_NAMESPACE" logs deployment/asynctask-operator --tail=50 || true
-  die "the example task ended $phase, not Succeeded"
-}
 
 say "forwarding RabbitMQ to this machine for the e2e suite"
 read -r amqp_port management_port < <(.venv/bin/python - <<'PY'
@@ -148,9 +123,13 @@ for _ in $(seq 1 60); do
   sleep 0.5
 done
 
-say "pytest tests/e2e against the kind cluster"
+say "pytest tests/e2e tests/incluster against the kind cluster"
 ASYNCTASK_E2E_KUBECONFIG="$kubeconfig" \
+ASYNCTASK_INCLUSTER_KUBECONFIG="$kubeconfig" \
+ASYNCTASK_INCLUSTER_IMAGE="$IMAGE_REPOSITORY:$IMAGE_TAG" \
+ASYNCTASK_INCLUSTER_AMQP_URL="amqp://guest:guest@$broker:5672/kind-chart" \
+ASYNCTASK_INCLUSTER_MANAGEMENT_URL="http://guest:guest@$broker:15672" \
 ASYNCTASK_E2E_AMQP_URL="amqp://guest:guest@127.0.0.1:$amqp_port/%2F" \
 ASYNCTASK_E2E_MANAGEMENT_URL="http://guest:guest@127.0.0.1:$management_port" \
 ASYNCTASK_E2E_AUDIT_LOG="$audit/audit.log" \
-  .venv/bin/pytest tests/e2e "$@"
+  .venv/bin/pytest tests/e2e tests/incluster "$@"

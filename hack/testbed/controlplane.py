@@ -65,11 +65,13 @@ def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
              cwd=pki)
 
 
-def generate_pki(pki: Path) -> None:
+def generate_pki(pki: Path, address: str = "127.0.0.1") -> None:
     pki.mkdir(parents=True, exist_ok=True)
     _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
              "ca.crt", "-days", "30", "-subj", "/CN=asynctask-testbed-ca", cwd=pki)
-    sans = ("subjectAltName=IP:127.0.0.1,DNS:localhost,DNS:kubernetes,DNS:kubernetes.default,"
+    extra = "" if address == "127.0.0.1" else f"IP:{address},"
+    sans = (f"subjectAltName={extra}IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+            "DNS:kubernetes.default,"
             "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
             "extendedKeyUsage=serverAuth\n")
     (pki / "apiserver.ext").write_text(sans)
@@ -119,6 +121,9 @@ class ControlPlane:
     audit_log: Path = field(default=Path())
     _procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
     _own_workdir: bool = False
+    #: Where the apiserver listens and what it advertises (the ``kubernetes`` Service's
+    #: endpoint). Loopback unless pods must reach it: the test bed's node passes its own IP.
+    address: str = "127.0.0.1"
     _api_args: list[str] = field(default_factory=list)
     _admin_tls: ssl.SSLContext | None = None
 
@@ -137,10 +142,10 @@ class ControlPlane:
 
     def _start(self, bin_dir: Path, work: Path, pki: Path) -> None:
         log("controlplane", f"generating certificates in {pki}")
-        generate_pki(pki)
+        generate_pki(pki, self.address)
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
         etcd_url = self.etcd_url = f"http://127.0.0.1:{etcd_port}"
-        self.server = f"https://127.0.0.1:{api_port}"
+        self.server = f"https://{self.address}:{api_port}"
 
         log("controlplane", f"starting etcd on {etcd_url}")
         etcd_log = work / "etcd.log"
@@ -160,7 +165,7 @@ class ControlPlane:
         self._api_args = [
             str(bin_dir / "kube-apiserver"),
             "--etcd-servers", etcd_url,
-            "--bind-address", "127.0.0.1", "--advertise-address", "127.0.0.1",
+            "--bind-address", self.address, "--advertise-address", self.address,
             "--secure-port", str(api_port),
             "--tls-cert-file", str(pki / "apiserver.crt"),
             "--tls-private-key-file", str(pki / "apiserver.key"),
@@ -171,6 +176,9 @@ class ControlPlane:
             "--service-account-signing-key-file", str(pki / "sa.key"),
             "--service-cluster-ip-range", SERVICE_CIDR,
             "--allow-privileged=false",
+            # A node of the test bed (testbed.node) is reached by its IP: its name resolves
+            # nowhere (kubectl logs/exec would fail with "no such host").
+            "--kubelet-preferred-address-types", "InternalIP,Hostname",
             "--enable-priority-and-fairness=true",
             "--profiling=false", "--v=1",
             "--audit-policy-file", str(work / "audit-policy.yaml"),

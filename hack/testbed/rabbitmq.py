@@ -37,6 +37,10 @@ class RabbitMQ:
     port: int = 0
     management_port: int = 0
     node: str = ""
+    #: Where AMQP and the management API listen. Loopback, unless pods must reach the
+    #: node: the in-cluster tests pass the test bed node's IP (then ``guest`` may log in
+    #: from other addresses, which RabbitMQ refuses by default).
+    address: str = "127.0.0.1"
     #: Set by a cluster (:mod:`testbed.rabbitmq_cluster`): an epmd port its nodes share (the
     #: cluster runs that epmd, so a node never ends it) and one Erlang cookie.
     epmd_port: int = 0
@@ -47,11 +51,11 @@ class RabbitMQ:
 
     @property
     def url(self) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/%2F"
+        return f"amqp://guest:guest@{self.address}:{self.port}/%2F"
 
     @property
     def management_url(self) -> str:
-        return f"http://guest:guest@127.0.0.1:{self.management_port}"
+        return f"http://guest:guest@{self.address}:{self.management_port}"
 
     def start(self) -> RabbitMQ:
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
@@ -84,13 +88,15 @@ class RabbitMQ:
                 cookie.chmod(0o600)
             cookie.write_text(self.cookie)
             cookie.chmod(0o400)
-        conf = [f"listeners.tcp.1 = 127.0.0.1:{self.port}", "loopback_users.guest = true",
+        loopback = "true" if self.address == "127.0.0.1" else "false"
+        conf = [f"listeners.tcp.1 = {self.address}:{self.port}",
+                f"loopback_users.guest = {loopback}",
                 "log.console = false", "log.file.level = info"]
         plugins = []
         if self.management:
             self.management_port = self.management_port or free_port()
             conf += [f"management.tcp.port = {self.management_port}",
-                     "management.tcp.ip = 127.0.0.1"]
+                     f"management.tcp.ip = {self.address}"]
             plugins.append("rabbitmq_management")
         (work / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
         (work / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
@@ -99,7 +105,7 @@ class RabbitMQ:
             "HOME": str(work),  # the Erlang cookie is written here
             "RABBITMQ_NODENAME": self.node,
             "RABBITMQ_USE_LONGNAME": "false",
-            "RABBITMQ_NODE_IP_ADDRESS": "127.0.0.1",
+            "RABBITMQ_NODE_IP_ADDRESS": self.address,
             "RABBITMQ_NODE_PORT": str(self.port),
             "RABBITMQ_DIST_PORT": str(dist_port),
             "ERL_EPMD_PORT": str(epmd_port),
@@ -110,7 +116,7 @@ class RabbitMQ:
             "RABBITMQ_LOG_BASE": str(work / "log"),
             "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"),
         }
-        log("rabbitmq", f"starting private node {self.node} on 127.0.0.1:{self.port}")
+        log("rabbitmq", f"starting private node {self.node} on {self.address}:{self.port}")
         self._proc = spawn([str(RABBITMQ_BIN / "rabbitmq-server")], self._logfile, self._env)
 
     @property
@@ -122,7 +128,7 @@ class RabbitMQ:
         assert self._proc is not None
         wait_until(f"RabbitMQ {self.node} to accept AMQP connections", self._amqp_ok, timeout,
                    [("rabbitmq-server", self._proc, self._logfile)], interval=0.5)
-        log("rabbitmq", f"ready: amqp://127.0.0.1:{self.port}")
+        log("rabbitmq", f"ready: amqp://{self.address}:{self.port}")
 
     def _amqp_ok(self) -> bool:
         import logging
@@ -189,7 +195,8 @@ class RabbitMQ:
     # virtual hosts: one per test keeps tests (and other clients of the node) apart --------
 
     def vhost_url(self, vhost: str) -> str:
-        return f"amqp://guest:guest@127.0.0.1:{self.port}/{urllib.parse.quote(vhost, safe='')}"
+        return (f"amqp://guest:guest@{self.address}:{self.port}/"
+                f"{urllib.parse.quote(vhost, safe='')}")
 
     def add_vhost(self, vhost: str) -> str:
         """Create a virtual host the guest user may use fully; returns its AMQP URL."""

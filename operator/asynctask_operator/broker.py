@@ -41,12 +41,18 @@ class Delivery:
 
     @property
     def dead_letter_reason(self) -> str:
-        """Why RabbitMQ dead-lettered it (``delivery_limit``, ``rejected``, ``expired``)."""
-        deaths = self.headers.get("x-death") or []
-        reason = deaths[0].get("reason") if deaths else None
+        """Why it was dead-lettered: the refusing consumer's reason (``NotJson``, ``TooDeep``,
+        ``NoHandler``…, see :mod:`asynctask_worker.topology`) or RabbitMQ's
+        (``delivery_limit``, ``rejected``, ``expired``)."""
+        reason: Any = self.headers.get(topology.DEAD_REASON_HEADER)
+        if not reason:
+            deaths = self.headers.get("x-death")
+            first = deaths[0] if isinstance(deaths, list) and deaths else {}
+            first = first if isinstance(first, dict) else {}
+            reason = first.get("reason") or self.headers.get("x-first-death-reason")
         if isinstance(reason, bytes):
-            reason = reason.decode()
-        return str(reason or self.headers.get("x-first-death-reason") or "unknown")
+            reason = reason.decode(errors="replace")
+        return str(reason or "unknown")
 
 
 _Command = Callable[[], None]
@@ -92,6 +98,10 @@ class Broker(threading.Thread):
     def reject(self, delivery: Delivery) -> None:
         """Dead-letter a delivery (malformed or unprocessable)."""
         self._commands.put(lambda: self._settle(delivery, ack=False))
+
+    def refuse(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Dead-letter a delivery with why in its headers (confirmed), then ack it."""
+        self._commands.put(lambda: self._refuse(delivery, reason, detail))
 
     def stop(self) -> None:
         self._stopping.set()
@@ -147,6 +157,7 @@ class Broker(threading.Thread):
         self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
         self._dead_tag = self._consume.basic_consume(topology.DEAD_TASKS_QUEUE, self._deliver)
         self.connected.set()
+        self._link.serving()
         log.info("connected to RabbitMQ; consuming %s and %s", topology.STATUS_QUEUE,
                  topology.DEAD_TASKS_QUEUE)
         while not self._stopping.is_set():
@@ -181,6 +192,18 @@ class Broker(threading.Thread):
         else:
             self._consume.basic_reject(delivery.tag, requeue=False)
 
+    def _refuse(self, delivery: Delivery, reason: str, detail: str) -> None:
+        if delivery.connection_epoch != self._link.epoch or self._publish is None:
+            return  # that channel is gone; the broker redelivers the message
+        topology.dead_letter(
+            self._publish, queue=delivery.queue, body=delivery.body,
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=delivery.message_id),
+            headers=topology.dead_letter_headers(delivery.headers, queue=delivery.queue,
+                                                 reason=reason, detail=detail, by="operator"))
+        self._settle(delivery, ack=True)
+
     def _publish_task(self, msg: TaskMessage) -> None:
         assert self._publish is not None
         if msg.queue not in self._declared:
@@ -190,7 +213,12 @@ class Broker(threading.Thread):
             exchange="", routing_key=topology.task_queue_name(msg.queue), body=encode(msg),
             properties=pika.BasicProperties(
                 content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=msg.message_id, type="task"),
+                message_id=msg.message_id, type="task", headers={
+                    # the task, readable even if the body is not (see topology)
+                    topology.TASK_UID_HEADER: msg.task.uid,
+                    topology.TASK_NAMESPACE_HEADER: msg.task.namespace,
+                    topology.TASK_NAME_HEADER: msg.task.name,
+                    topology.TASK_ATTEMPT_HEADER: msg.attempt}),
             mandatory=True)
 
     def _publish_control(self, msg: ControlMessage) -> None:

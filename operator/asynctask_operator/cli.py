@@ -4,10 +4,22 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
+import os
 import sys
 
 import kopf
+
+from asynctask_operator.logs import LOG_FORMATS, configure_logging
+
+#: The apiserver accepts JSON nested up to 10,000 levels (Kubernetes' JSON decoder and Go's
+#: both stop there); Python's json stops at the interpreter's recursion limit (1,000). A
+#: watch event the operator cannot decode (or that kopf cannot deepcopy: two Python frames
+#: a level) would be retried forever, so the limit is raised well above what the apiserver
+#: accepts: such a task is then seen, and ended in Error (RequestTooDeep) like any request
+#: nested deeper than the wire allows. Python 3.11 calls Python from Python without C
+#: recursion, so these frames do not grow the C stack.
+APISERVER_MAX_JSON_DEPTH = 10_000
+RECURSION_LIMIT = 3 * APISERVER_MAX_JSON_DEPTH + 2_000
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,16 +36,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--liveness", default=None,
                         help="serve health probes, e.g. http://0.0.0.0:8080/healthz")
     parser.add_argument("--verbose", "-v", action="store_true")
+    parser.add_argument("--log-format", choices=LOG_FORMATS,
+                        default=os.environ.get("ASYNCTASK_LOG_FORMAT", "text"),
+                        help="text or json lines (default: $ASYNCTASK_LOG_FORMAT, else text)")
     args = parser.parse_args(argv)
+    configure_logging(args.log_format, args.verbose)
 
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("pika").setLevel(logging.WARNING)
-    logging.getLogger("kubernetes").setLevel(logging.WARNING)
-    if not args.verbose:
-        # kopf logs every handled watch event at INFO; the operator logs what matters.
-        logging.getLogger("kopf.objects").setLevel(logging.WARNING)
-
+    sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
     from asynctask_operator.app import OperatorMemo
 

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 
 from asynctask_operator import status as st
 from asynctask_operator.broker import Delivery
+from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
 from asynctask_operator.kube import unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, TaskBroker
@@ -29,6 +30,7 @@ from asynctask_worker.messages import (
     Phase,
     StatusMessage,
     TaskMessage,
+    TaskRef,
     decode,
     utcnow,
 )
@@ -97,9 +99,10 @@ class StatusInbox:
         try:
             msg = decode(StatusMessage, delivery.body)
         except MalformedMessage as exc:
-            log.error("dead-lettering status message %s: %s", delivery.message_id, exc)
+            log.warning("dead-lettering status message %s: %s (%s)", delivery.message_id,
+                        exc.reason, str(exc)[:300])
             self.metrics.messages.labels("malformed").inc()
-            self.broker.reject(delivery)
+            self.broker.refuse(delivery, exc.reason, str(exc))
             return
         task = await self.table.lookup(msg.task)
         if task is None:
@@ -150,30 +153,36 @@ class StatusInbox:
                             "timeout" if phase is Phase.TIMED_OUT else "cancel", phase.value)
 
     async def dead_letter(self, delivery: Delivery) -> None:
-        """A task message RabbitMQ dead-lettered: its workers kept dying, or it was refused."""
+        """A task message RabbitMQ dead-lettered: its workers kept dying, or it was refused.
+
+        Its task ends in Error even when its body cannot be read: the headers (or the
+        message id, ``task:<uid>:<attempt>``) still say which task it was."""
+        why = delivery.dead_letter_reason
+        unreadable = ""
         try:
             msg = decode(TaskMessage, delivery.body)
+            ref: TaskRef | str | None = msg.task
+            attempt: int | None = msg.attempt
         except MalformedMessage as exc:
-            log.error("a dead-lettered task message %s is not valid: %s (kept in %s)",
-                      delivery.message_id, exc, topology.DEAD_LETTER_QUEUE)
+            unreadable = f"{exc.reason}: {exc}"
+            ref, attempt = wanted_task(delivery.headers, delivery.message_id)
+        task = await self._dead_letter_task(ref)
+        if task is None:
+            log.warning("dead-lettered task message %s (%s) names no task this operator "
+                        "knows%s; it is kept in %s", delivery.message_id, why,
+                        f" and cannot be read ({unreadable[:300]})" if unreadable else "",
+                        topology.DEAD_LETTER_QUEUE)
             self.broker.ack(delivery)
             return
-        task = await self.table.lookup(msg.task)
-        if task is not None:
-            why = delivery.dead_letter_reason
-            self.metrics.dead_lettered.labels(why or "unknown").inc()
-            async with task.lock:
-                await self.writer.end(task, Phase.ERROR, *_dead_letter_error(why, msg.attempt))
-            self.events.record(task.ref, "DeadLettered", f"task message dead-lettered: {why}")
+        self.metrics.dead_lettered.labels(metric_label(why)).inc()
+        reason, text = dead_letter_error(why, attempt, delivery.headers, unreadable)
+        async with task.lock:
+            await self.writer.end(task, Phase.ERROR, reason, text)
+        self.events.record(task.ref, "DeadLettered", f"task message dead-lettered: {why}")
         self.broker.ack(delivery)
 
+    async def _dead_letter_task(self, ref: TaskRef | str | None) -> TaskState | None:
+        if isinstance(ref, TaskRef):
+            return await self.table.lookup(ref)
+        return self.table.get(ref) if ref else None
 
-def _dead_letter_error(why: str, attempt: int) -> tuple[str, str]:
-    """The reason and message of a task whose message was dead-lettered."""
-    if why == "delivery_limit":
-        return "DeliveryLimitExceeded", (
-            f"attempt {attempt}'s message was delivered {topology.DEFAULT_DELIVERY_LIMIT} "
-            "times and every worker that took it was lost before finishing (killed, crashed "
-            f"or disconnected); it was dead-lettered to {topology.DEAD_LETTER_QUEUE}")
-    return "MessageRejected", (f"a worker refused the task's message ({why}); it was "
-                               f"dead-lettered to {topology.DEAD_LETTER_QUEUE}")

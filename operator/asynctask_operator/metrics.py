@@ -12,8 +12,9 @@ Exposed series:
   ``rejected``): the API write budget, as the operator sees it;
 * ``asynctask_operator_status_messages_total{result}``: worker status messages
   (``applied``, ``coalesced``, ``ignored``, ``malformed``, ``orphaned``);
-* ``asynctask_operator_dead_lettered_tasks_total{reason}``: task messages RabbitMQ
-  dead-lettered (``delivery_limit``, ``rejected``...);
+* ``asynctask_operator_dead_lettered_tasks_total{reason}``: dead-lettered task messages
+  that ended a task, by reason: RabbitMQ's (``delivery_limit``...) or the refusing
+  worker's (``NotJson``, ``TooDeep``, ``NoHandler``...; ``other`` for unknown ones);
 * ``asynctask_operator_webhook_deliveries_total{outcome}``: webhook events ``delivered`` or
   ``failed`` (given up);
 * ``asynctask_operator_tasks_tracked``, ``asynctask_operator_deadlines_pending``: what the
@@ -62,7 +63,7 @@ class OperatorMetrics:
                                 "Worker status messages by what became of them.", ["result"],
                                 registry=r)
         self.dead_lettered = Counter("asynctask_operator_dead_lettered_tasks",
-                                     "Task messages dead-lettered by RabbitMQ.", ["reason"],
+                                     "Dead-lettered task messages that ended a task.", ["reason"],
                                      registry=r)
         self.webhooks = Counter("asynctask_operator_webhook_deliveries",
                                 "Webhook events delivered or given up.", ["outcome"],

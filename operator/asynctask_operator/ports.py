@@ -45,7 +45,9 @@ class TaskBroker(Protocol):
 
     def ack(self, delivery: Delivery) -> None: ...
 
-    def reject(self, delivery: Delivery) -> None: ...
+    def refuse(self, delivery: Delivery, reason: str, detail: str) -> None:
+        """Dead-letter ``delivery`` with why in its headers; it is acked once that is done."""
+        ...
 
 
 class EventSink(Protocol):

@@ -35,17 +35,26 @@ class Change(enum.Enum):
 
 #: How the operator writes times: RFC 3339 in UTC, whole seconds.
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+#: Times a deadline counts from (queuedTime, startTime, completionTime, nextAttemptTime)
+#: keep microseconds, like Kubernetes' MicroTime: cut to whole seconds, a timeout counted
+#: from them would fire up to a second early.
+PRECISE_TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
 
 def rfc3339(at: datetime) -> str:
     return at.strftime(TIME_FORMAT)
 
 
+def precise_time(at: datetime) -> str:
+    """RFC 3339 in UTC with microseconds, for the times deadlines are computed from."""
+    return at.astimezone(UTC).strftime(PRECISE_TIME_FORMAT)
+
+
 def parse_time(text: str) -> datetime:
     """An RFC 3339 time of the status (aware, UTC), with or without fractional seconds.
 
-    The operator writes whole seconds (:func:`rfc3339`); fractions and offsets are read too,
-    so statuses written with sub-second times (or by other writers) still parse.
+    The operator writes deadline times with microseconds (:func:`precise_time`) and the
+    others in whole seconds (:func:`rfc3339`); both parse, as do offsets of other writers.
     """
     parsed = datetime.fromisoformat(text.upper())
     if parsed.tzinfo is None:
@@ -121,7 +130,7 @@ def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
         for key in ("nextAttempt", "nextAttemptTime"):
             new.pop(key, None)
         new["attempts"] = msg.attempt
-        new["startTime"] = rfc3339(msg.at)
+        new["startTime"] = precise_time(msg.at)
         new["progress"] = 0
     if msg.worker:
         new["worker"] = msg.worker
@@ -131,7 +140,7 @@ def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
         new["message"] = msg.message
     new["phase"] = msg.phase.value
     if msg.phase.terminal:
-        new["completionTime"] = rfc3339(msg.at)
+        new["completionTime"] = precise_time(msg.at)
         if msg.phase is Phase.SUCCEEDED:
             new["result"] = msg.result
             new["progress"] = 100
@@ -145,7 +154,7 @@ def pending(status: dict[str, Any], message_id: str, now: datetime,
             generation: int | None) -> dict[str, Any]:
     """The status once the task was handed to the broker (never downgrades a later phase)."""
     new = dict(status)
-    new.setdefault("queuedTime", rfc3339(now))
+    new.setdefault("queuedTime", precise_time(now))
     new["messageId"] = message_id
     if phase_of(status) is None:
         new.update(phase=Phase.PENDING.value, progress=0, attempts=0,
@@ -162,7 +171,7 @@ def end(status: dict[str, Any], phase: Phase, reason: str, message: str, now: da
         return status
     new = dict(status, phase=phase.value, message=message[:MESSAGE_CHARS],
                error={"reason": reason, "message": message[:ERROR_CHARS]},
-               completionTime=rfc3339(now))
+               completionTime=precise_time(now))
     for key in ("nextAttempt", "nextAttemptTime"):
         new.pop(key, None)
     return finish(new, now, generation)
@@ -175,7 +184,7 @@ def retrying(status: dict[str, Any], msg: StatusMessage, retry_at: datetime, ret
     new = dict(status)
     new.update(phase=Phase.PENDING.value, attempts=max(msg.attempt, int(status.get("attempts")
                                                                        or 0)),
-               nextAttempt=msg.attempt + 1, nextAttemptTime=rfc3339(retry_at), progress=0)
+               nextAttempt=msg.attempt + 1, nextAttemptTime=precise_time(retry_at), progress=0)
     if msg.worker:
         new["worker"] = msg.worker
     reason = msg.error.reason if msg.error else "Error"

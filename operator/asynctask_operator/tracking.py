@@ -28,10 +28,12 @@ from asynctask_operator.timers import Deadlines
 from asynctask_operator.webhooks import WebhookOutcome
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import (
+    MAX_REQUEST_DEPTH,
     ControlMessage,
     Phase,
     TaskMessage,
     TaskRef,
+    json_depth,
     task_message_id,
     utcnow,
 )
@@ -89,6 +91,14 @@ class Tracker:
         spec = task.spec
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
+            return
+        depth = json_depth(spec.request)
+        if depth > MAX_REQUEST_DEPTH:
+            # Checked first: the wire's JSON parser (and json.dumps below) would fail on it.
+            await self.writer.end(task, Phase.ERROR, "RequestTooDeep",
+                                  f"spec.request nests {depth} levels deep; the limit is "
+                                  f"{MAX_REQUEST_DEPTH}. Flatten it, or pass it by reference "
+                                  "(e.g. a URL).")
             return
         size = len(json.dumps(spec.request, separators=(",", ":")))
         limit = self.config.max_request_bytes

@@ -141,7 +141,7 @@ def markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("markers")
 
 
-LIFECYCLE_QUEUES = "burst,sleepy,ticking,flaky,refuses,huge-result"
+LIFECYCLE_QUEUES = "burst,sleepy,ticking,flaky,refuses,huge-result,stopwatch,echo"
 
 
 @pytest.fixture(scope="session")

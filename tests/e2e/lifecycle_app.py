@@ -6,6 +6,8 @@ cancellation?) are written as marker files under $LIFECYCLE_MARKERS, named by ta
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from pathlib import Path
@@ -94,3 +96,23 @@ def stubborn(request: dict[str, Any], ctx: TaskContext) -> str:
     time.sleep(float(request.get("seconds", 120)))
     mark(ctx, "finished")
     return "finished"
+
+
+@app.task("stopwatch")
+def stopwatch(request: dict[str, Any], ctx: TaskContext) -> None:
+    """Runs until told to stop; marks when it began and when it was told (wall clock)."""
+    began = time.time()
+    while not ctx.cancelled and time.time() - began < 60:
+        time.sleep(0.001)
+    told = time.time()
+    mark(ctx, f"ran-{told - began:.6f}")
+    ctx.raise_if_cancelled()
+
+
+@app.task("echo")
+def echo(request: Any) -> dict[str, Any]:
+    """What arrived, as a digest of its canonical JSON: the test compares it with what the
+    apiserver stored."""
+    text = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return {"sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+            "type": type(request).__name__}

@@ -15,9 +15,10 @@ from typing import Any
 
 import pytest
 
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, probes
+from testbed._proc import free_port
 from tests import gitops
-from tests.e2e.conftest import running, system_env
+from tests.e2e.conftest import operator_ready, running, system_env
 from tests.e2e.tasks import create, get, patch_spec, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -56,7 +57,9 @@ def test_before_the_operator_and_while_it_is_down(
     ns, url = unwatched
     cp = control_plane
     env = dict(system_env(cp, rabbitmq), ASYNCTASK_AMQP_URL=url)
-    operator = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", ns]
+    live = free_port()
+    operator = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", ns,
+                "--liveness", probes.liveness_url(live)]
 
     # Just created, no operator watching: the apiserver's status default alone.
     create(cp, ns, "early", queue=UNSERVED)
@@ -74,7 +77,7 @@ def test_before_the_operator_and_while_it_is_down(
     assert waited.returncode != 0 and "timed out" in waited.stderr
 
     # The operator starts and queues it: Pending.
-    with running("gitops-operator", operator, env, tmp_path, ready="connected to RabbitMQ"):
+    with running("gitops-operator", operator, env, tmp_path, ready=operator_ready(live)):
         wait_phase(cp, ns, "early", "Pending")
     obj = get(cp, ns, "early")
     print(f"Pending: {shown(obj)}")
@@ -92,7 +95,7 @@ def test_before_the_operator_and_while_it_is_down(
 
     # The operator is back and observes it: Cancelled, which both tools call a failure.
     with running("gitops-operator-again", operator, env, tmp_path,
-                 ready="connected to RabbitMQ"):
+                 ready=operator_ready(live)):
         wait_phase(cp, ns, "early", "Cancelled")
     obj = get(cp, ns, "early")
     print(f"Cancelled while Pending: {shown(obj)}")

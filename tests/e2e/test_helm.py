@@ -1,10 +1,11 @@
 """The Helm chart against the real apiserver: lint, server-side validation of every
 ci/*-values.yaml rendering (KEDA's and the Prometheus Operator's own CRD schemas
 included), a real ``helm install`` into a namespace that enforces the ``restricted`` Pod
-Security Standard, the RBAC the chart grants (a ``kubectl auth can-i`` matrix for both
-ServiceAccounts), and the operator run with nothing but the chart's operator
-ServiceAccount token: it serves a task end to end and scales the chart's worker
-Deployment through the scale subresource.
+Security Standard (the HTTP gateway enabled: its Service and PodDisruptionBudget select its
+Pods), the RBAC the chart grants (a ``kubectl auth can-i`` matrix for the operator's, the
+workers' and the gateway's ServiceAccounts), and the operator run with nothing but the
+chart's operator ServiceAccount token: it serves a task end to end and scales the chart's
+worker Deployment through the scale subresource.
 
 No kubelet runs on the local control plane, so the chart's Pods stay Pending; the
 operator and the worker run as local processes with the environment the chart's
@@ -14,7 +15,6 @@ Deployments give their containers (Secret references resolved as the kubelet wou
 from __future__ import annotations
 
 import base64
-import functools
 import json
 import os
 import subprocess
@@ -31,13 +31,22 @@ import yaml
 from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
 from tests.conftest import EXISTING_CLUSTER
+from tests.e2e.chart import (
+    CHART,
+    as_sa,
+    can_i,
+    crds_dir,
+    helm,
+    objects_of,
+    template,
+    token_kubeconfig,
+)
 from tests.e2e.conftest import Process, operator_ready, worker_ready
 from tests.e2e.tasks import create, wait_for, wait_phase
 
 pytestmark = pytest.mark.e2e
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "asynctask"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 THIRD_PARTY_CRDS = {"keda.sh_scaledobjects.yaml": "scaledobjects.keda.sh",
                     "keda.sh_triggerauthentications.yaml": "triggerauthentications.keda.sh",
@@ -50,42 +59,6 @@ RESTRICTED = {"pod-security.kubernetes.io/enforce": "restricted",
 PSA_WARNING = "would violate PodSecurity"
 POOL_QUEUES = "hello,always-fails,business-failure"  # the chart's example pool
 SIGNING_SECRET = "webhook-signing"  # rbac.secretNames of the installed release
-
-
-def _last_line_of(script: str) -> Path:
-    proc = subprocess.run(["bash", str(REPO / script)], stdout=subprocess.PIPE, text=True,
-                          check=False, timeout=1800)
-    assert proc.returncode == 0, f"{script} failed (see its output above)"
-    return Path(proc.stdout.strip().splitlines()[-1])
-
-
-@functools.cache
-def helm_bin() -> str:
-    """The pinned helm (hack/helm/build.sh: built once, then cached)."""
-    return str(_last_line_of("hack/helm/build.sh") / "helm")
-
-
-@functools.cache
-def crds_dir() -> Path:
-    """KEDA's and the Prometheus Operator's CRDs from their pinned modules (fetch.sh)."""
-    return _last_line_of("hack/helm/crds/fetch.sh")
-
-
-def helm(cp: ControlPlane, *args: str, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm_bin(), *args], env=cp.env(), capture_output=True, text=True,
-                          timeout=180, check=False)
-    if check:
-        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def template(cp: ControlPlane, namespace: str, *args: str, release: str = "rel") -> str:
-    return helm(cp, "template", release, str(CHART), "--namespace", namespace, *args).stdout
-
-
-def objects_of(text: str) -> list[dict[str, Any]]:
-    return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
 def dry_run(cp: ControlPlane, text: str) -> subprocess.CompletedProcess[str]:
@@ -212,6 +185,10 @@ class Release:
         return f"{self.fullname}-worker"
 
     @property
+    def gateway_sa(self) -> str:
+        return f"{self.fullname}-gateway"
+
+    @property
     def pool(self) -> str:
         return f"{self.fullname}-worker-example"
 
@@ -236,6 +213,8 @@ def release(control_plane: ControlPlane, rabbitmq: RabbitMQ,
         "operator": {"watchNamespaces": [ns],
                      "env": [{"name": "ASYNCTASK_EVENTS", "value": "all"}]},
         "rbac": {"secretNames": [SIGNING_SECRET]},
+        # The HTTP gateway, serving the same namespace (its defaults: 2 replicas).
+        "gateway": {"enabled": True},
         # One message per worker pod, so a few queued tasks scale the pool up.
         "workers": {"defaults": {"autoscaling": {"targetMessagesPerReplica": 1}}},
     }
@@ -269,7 +248,9 @@ def test_install_creates_pods_that_pass_restricted(control_plane: ControlPlane,
         "metadata"]["labels"]
     assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
     wanted = {name: d["spec"]["replicas"] for name, d in deployments(control_plane, ns).items()}
-    assert set(wanted) == {f"{release.fullname}-operator", release.pool}
+    gateway = f"{release.fullname}-gateway"
+    assert set(wanted) == {f"{release.fullname}-operator", release.pool, gateway}
+    assert wanted[gateway] == 2
 
     def pods_by_owner() -> dict[str, int]:
         pods = json.loads(control_plane.kubectl("get", "pods", "-n", ns, "-o", "json").stdout)
@@ -308,32 +289,49 @@ def test_install_creates_pods_that_pass_restricted(control_plane: ControlPlane,
     assert 'violates PodSecurity "restricted:latest"' in refused.stderr
 
 
+def test_gateway_service_and_budget_select_the_gateway_pods(control_plane: ControlPlane,
+                                                           release: Release) -> None:
+    """The gateway's Service and PodDisruptionBudget select exactly the Pods that its
+    ReplicaSet created (kube-controller-manager's disruption controller counts them), and
+    those Pods carry the chart's identity and namespaces."""
+    cp, ns, gateway = control_plane, release.namespace, f"{release.fullname}-gateway"
+
+    def pods(selector: dict[str, str]) -> set[str]:
+        label = ",".join(f"{k}={v}" for k, v in selector.items())
+        items = json.loads(cp.kubectl("get", "pods", "-n", ns, "-l", label, "-o", "json")
+                           .stdout)["items"]
+        return {p["metadata"]["name"] for p in items}
+
+    owned = {"app.kubernetes.io/instance": release.name,
+             "app.kubernetes.io/component": "gateway"}
+    wait_for("the gateway's two Pods", lambda: len(pods(owned)) == 2, timeout=60)
+    mine = pods(owned)
+    assert all(name.startswith(f"{gateway}-") for name in mine), mine
+    service = json.loads(cp.kubectl("get", "service", gateway, "-n", ns, "-o", "json").stdout)
+    assert service["spec"]["ports"] == [{"name": "http", "port": 80, "targetPort": "http",
+                                         "protocol": "TCP"}]
+    assert pods(service["spec"]["selector"]) == mine
+
+    def budget() -> dict[str, Any]:
+        out = cp.kubectl("get", "poddisruptionbudget", gateway, "-n", ns, "-o", "json")
+        status: dict[str, Any] = json.loads(out.stdout).get("status", {})
+        return status
+
+    wait_for("the disruption controller to count the gateway Pods",
+             lambda: budget().get("expectedPods") == 2, timeout=60)
+    print_block(f"PodDisruptionBudget {gateway}", json.dumps(budget(), indent=1)[:800])
+    pod = json.loads(cp.kubectl("get", "pod", sorted(mine)[0], "-n", ns, "-o", "json").stdout)
+    assert pod["spec"]["serviceAccountName"] == release.gateway_sa
+    (container,) = pod["spec"]["containers"]
+    env = {e["name"]: e.get("value") for e in container["env"]}
+    assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == ns  # operator.watchNamespaces
+    assert container["command"] == ["asynctask-gateway"]
+
+
 # --- the chart's ServiceAccounts ----------------------------------------------------------
 
-def token_kubeconfig(cp: ControlPlane, release: Release, sa: str, path: Path) -> Path:
-    """A kubeconfig with the cluster's address and CA and the ServiceAccount's token only."""
-    admin = json.loads(cp.kubectl("config", "view", "--raw", "--minify", "--flatten",
-                                  "-o", "json").stdout)
-    cluster = admin["clusters"][0]["cluster"]
-    token = cp.kubectl("create", "token", sa, "-n", release.namespace,
-                       "--duration=1h").stdout.strip()
-    config = {"apiVersion": "v1", "kind": "Config",
-              "clusters": [{"name": "cluster", "cluster": cluster}],
-              "users": [{"name": sa, "user": {"token": token}}],
-              "contexts": [{"name": sa, "context": {"cluster": "cluster", "user": sa,
-                                                     "namespace": release.namespace}}],
-              "current-context": sa}
-    path.write_text(yaml.safe_dump(config))
-    path.chmod(0o600)
-    return path
-
-
-def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str
-          ) -> subprocess.CompletedProcess[str]:
-    assert cp.bin_dir is not None
-    env = {**cp.env(), "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run([str(cp.bin_dir / "kubectl"), *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False)
+def release_kubeconfig(cp: ControlPlane, release: Release, sa: str, path: Path) -> Path:
+    return token_kubeconfig(cp, release.namespace, sa, path)
 
 
 # (verb, resource, namespace: "" for the release's, "*" cluster-wide, or a name)
@@ -343,9 +341,19 @@ CAN_I: list[tuple[str, str, str]] = [
     ("watch", "asynctasks.asynctask.dev", ""),
     ("delete", "asynctasks.asynctask.dev", ""),
     ("patch", "asynctasks.asynctask.dev/status", ""),
+    ("update", "asynctasks.asynctask.dev/status", ""),
     ("patch", "asynctasks.asynctask.dev", ""),
+    ("update", "asynctasks.asynctask.dev", ""),
     ("create", "asynctasks.asynctask.dev", ""),
     ("get", "asynctasks.asynctask.dev", "default"),
+    ("create", "asynctasks.asynctask.dev", "default"),
+    ("delete", "asynctasks.asynctask.dev", "default"),
+    ("list", "asynctasks.asynctask.dev", "*"),
+    ("create", "tokenreviews.authentication.k8s.io", "*"),
+    ("create", "subjectaccessreviews.authorization.k8s.io", "*"),
+    ("create", "localsubjectaccessreviews.authorization.k8s.io", ""),
+    ("impersonate", "users", "*"),
+    ("impersonate", "serviceaccounts", ""),
     ("create", "events", ""),
     ("create", "events.events.k8s.io", ""),
     ("get", "deployments.apps", ""),
@@ -371,6 +379,7 @@ OPERATOR_MAY = {
     ("get", "asynctasks.asynctask.dev", ""), ("list", "asynctasks.asynctask.dev", ""),
     ("watch", "asynctasks.asynctask.dev", ""), ("delete", "asynctasks.asynctask.dev", ""),
     ("patch", "asynctasks.asynctask.dev/status", ""),
+    ("update", "asynctasks.asynctask.dev/status", ""),
     ("create", "events", ""), ("create", "events.events.k8s.io", ""),
     ("get", "deployments.apps", ""), ("list", "deployments.apps", ""),
     ("watch", "deployments.apps", ""),
@@ -380,56 +389,56 @@ OPERATOR_MAY = {
     ("list", "namespaces", "*"),
     ("get", f"secrets/{SIGNING_SECRET}", ""),
 }
+# What it grants its gateway (same namespaces): review callers, and do to tasks what an
+# allowed caller asked (never their status, never Secrets, nowhere else, no impersonation).
+GATEWAY_MAY = {
+    ("get", "asynctasks.asynctask.dev", ""), ("list", "asynctasks.asynctask.dev", ""),
+    ("watch", "asynctasks.asynctask.dev", ""), ("create", "asynctasks.asynctask.dev", ""),
+    ("patch", "asynctasks.asynctask.dev", ""), ("delete", "asynctasks.asynctask.dev", ""),
+    ("create", "tokenreviews.authentication.k8s.io", "*"),
+    ("create", "subjectaccessreviews.authorization.k8s.io", "*"),
+}
+MAY = {"operator": OPERATOR_MAY, "worker": set(), "gateway": GATEWAY_MAY}
 
 
 def can_i_matrix(cp: ControlPlane, release: Release, configs: dict[str, Path]
                  ) -> dict[tuple[str, str, str], dict[str, str]]:
-    matrix: dict[tuple[str, str, str], dict[str, str]] = {}
-    for row in CAN_I:
-        verb, resource, where = row
-        # kubectl reads "x/y" as resource/name: a group's "x/y" is a subresource here,
-        # "secrets/y" a Secret's name.
-        resource, _, sub = resource.partition("/")
-        if sub and "." not in resource:
-            resource, sub = f"{resource}/{sub}", ""
-        scope = (["--all-namespaces"] if where == "*"
-                 else ["-n", where or release.namespace])
-        if sub:
-            scope.append(f"--subresource={sub}")
-        for sa, config in configs.items():
-            out = as_sa(cp, config, "auth", "can-i", verb, resource, *scope)
-            answer = out.stdout.strip()
-            assert answer in ("yes", "no"), out.stdout + out.stderr
-            matrix.setdefault(row, {})[sa] = answer
-    return matrix
+    return {row: {sa: can_i(cp, config, row[0], row[1], row[2] or release.namespace)
+                  for sa, config in configs.items()}
+            for row in CAN_I}
+
+
+def print_matrix(release: Release, matrix: dict[tuple[str, str, str], dict[str, str]]
+                 ) -> None:
+    width = max(len(f"{v} {r}") for v, r, _ in CAN_I) + 2
+    lines = [f"{'kubectl auth can-i':<{width}}{'namespace':<20}"
+             + "".join(f"{sa:<10}" for sa in MAY)]
+    for (verb, resource, where), answers in matrix.items():
+        scope = {"": "release", "*": "(cluster)"}.get(where, where)
+        lines.append((f"{verb + ' ' + resource:<{width}}{scope:<20}"
+                      + "".join(f"{answers[sa]:<10}" for sa in MAY)).rstrip())
+    print_block(f"can-i matrix, release {release.name} in {release.namespace} "
+                "(release = the release namespace)", "\n".join(lines))
 
 
 def test_can_i_matrix_of_the_chart_service_accounts(
         control_plane: ControlPlane, release: Release,
         tmp_path_factory: pytest.TempPathFactory) -> None:
     folder = tmp_path_factory.mktemp("tokens")
-    configs = {"operator": token_kubeconfig(control_plane, release, release.operator_sa,
-                                            folder / "operator"),
-               "worker": token_kubeconfig(control_plane, release, release.worker_sa,
-                                          folder / "worker")}
+    accounts = {"operator": release.operator_sa, "worker": release.worker_sa,
+                "gateway": release.gateway_sa}
+    configs = {sa: release_kubeconfig(control_plane, release, name, folder / sa)
+               for sa, name in accounts.items()}
     for sa, config in configs.items():  # the tokens are the ServiceAccounts'
         who = as_sa(control_plane, config, "auth", "whoami", "-o", "json")
         assert who.returncode == 0, who.stderr
-        name = release.operator_sa if sa == "operator" else release.worker_sa
         assert json.loads(who.stdout)["status"]["userInfo"]["username"] == \
-            release.subject(name)
+            release.subject(accounts[sa])
     matrix = can_i_matrix(control_plane, release, configs)
-    width = max(len(f"{v} {r}") for v, r, _ in CAN_I) + 2
-    lines = [f"{'kubectl auth can-i':<{width}}{'namespace':<20}operator  worker"]
-    for (verb, resource, where), answers in matrix.items():
-        scope = {"": "release", "*": "(cluster)"}.get(where, where)
-        lines.append(f"{verb + ' ' + resource:<{width}}{scope:<20}"
-                     f"{answers['operator']:<10}{answers['worker']}")
-    print_block(f"can-i matrix, release {release.name} in {release.namespace} "
-                "(release = the release namespace)", "\n".join(lines))
+    print_matrix(release, matrix)
     for row, answers in matrix.items():
-        assert answers["operator"] == ("yes" if row in OPERATOR_MAY else "no"), row
-        assert answers["worker"] == "no", row
+        for sa, may in MAY.items():
+            assert answers[sa] == ("yes" if row in may else "no"), (sa, row)
 
 
 # --- the operator with the chart's ServiceAccount token -----------------------------------
@@ -474,7 +483,7 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
         tmp_path_factory: pytest.TempPathFactory) -> None:
     ns, cp = release.namespace, control_plane
     logs = tmp_path_factory.mktemp("helm-processes")
-    config = token_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
+    config = release_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
     assert "client-key" not in config.read_text()  # a token, no admin certificate
     found = deployments(cp, ns)
     (op_container,) = found[f"{release.fullname}-operator"]["spec"]["template"]["spec"][

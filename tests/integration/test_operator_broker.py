@@ -25,6 +25,7 @@ from asynctask_worker.messages import (
     encode,
 )
 from testbed import RabbitMQ
+from testbed._proc import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -67,6 +68,10 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         props, body = get(channel, topology.task_queue_name(queue))
         assert props.delivery_mode == 2
         assert props.message_id == f"task:{msg.task.uid}:1"
+        # The task is named in headers too: a body nobody can read still names its task.
+        assert {k: v for k, v in props.headers.items() if k.startswith("asynctask-")} == {
+            "asynctask-uid": msg.task.uid, "asynctask-attempt": 1,
+            "asynctask-namespace": "ns", "asynctask-name": "task"}
         assert decode(TaskMessage, body) == msg
         # The queue is a durable quorum queue with a delivery limit and dead-lettering.
         vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
@@ -79,7 +84,7 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         broker.join(10)
 
 
-async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
+async def test_status_deliveries_reach_the_event_loop_and_refusals_dead_letter_with_why(
         url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
     broker = Broker(url)
@@ -95,13 +100,18 @@ async def test_status_deliveries_reach_the_event_loop_and_rejects_dead_letter(
         assert decode(StatusMessage, first.body) == good
         assert second.message_id == "garbage"
         broker.ack(first)
-        broker.reject(second)
+        broker.refuse(second, "NotJson", "key must be a string at line 1 column 2")
         props, body = get(channel, topology.DEAD_LETTER_QUEUE)
-        assert body == b"{not json"
-        assert props.headers["x-death"][0]["queue"] == topology.STATUS_QUEUE
+        assert body == b"{not json" and props.message_id == "garbage"
+        assert props.headers[topology.DEAD_REASON_HEADER] == "NotJson"
+        assert props.headers[topology.DEAD_QUEUE_HEADER] == topology.STATUS_QUEUE
+        assert props.headers[topology.DEAD_BY_HEADER] == "operator"
+        assert "line 1 column 2" in props.headers[topology.DEAD_DETAIL_HEADER]
     finally:
         broker.stop()
         broker.join(10)
+    # Acked once dead-lettered: with the operator's connection closed, nothing came back.
+    assert channel.queue_declare(topology.STATUS_QUEUE, passive=True).method.message_count == 0
 
 
 async def test_control_messages_reach_the_control_stream(
@@ -164,3 +174,42 @@ async def test_a_lost_connection_is_reported_once_and_old_deliveries_are_not_set
     assert len(back) == 1 and back[0].startswith("operator broker: reconnected"), back
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
+
+
+async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
+        url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture) -> None:
+    """A real restart of the node (not a closed connection): one WARNING with the cause,
+    one INFO when back, DEBUG for each failed attempt in between, never an ERROR or a
+    traceback; a task published during the outage is confirmed once it is back."""
+    caplog.set_level(logging.DEBUG)
+    broker = Broker(url, reconnect_max_delay=1)
+    broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
+    queue = f"it-{uuid.uuid4().hex[:6]}"
+    try:
+        assert await asyncio.to_thread(broker.connected.wait, 20)
+        rabbitmq.stop_node()
+        try:
+            await asyncio.to_thread(wait_until, "the broker to notice",
+                                    lambda: not broker.connected.is_set(), 30)
+            msg = TaskMessage(task=ref(), queue=queue, request={"during": "outage"})
+            publish = asyncio.ensure_future(broker.publish_task(msg))
+            # A few attempts fail while the node is down (each logged at DEBUG only).
+            await asyncio.to_thread(wait_until, "failed reconnection attempts", lambda: sum(
+                "still no RabbitMQ" in r.getMessage() for r in caplog.records) >= 2, 30)
+            assert not publish.done()
+        finally:
+            rabbitmq.start_node()
+        await asyncio.wait_for(publish, 60)  # confirmed after the reconnect
+    finally:
+        broker.stop()
+        broker.join(10)
+    ours = [r for r in caplog.records if r.name == "asynctask.operator.broker"]
+    warnings = [r.getMessage() for r in ours if r.levelno == logging.WARNING]
+    back = [r.getMessage() for r in ours if "reconnected" in r.getMessage()]
+    assert len(warnings) == 1 and "operator broker: lost RabbitMQ (" in warnings[0], warnings
+    assert "no detail given" not in warnings[0] and "()" not in warnings[0]
+    assert len(back) == 1, back
+    loud = [(r.name, r.getMessage()) for r in caplog.records
+            if r.levelno >= logging.ERROR or r.exc_info]
+    assert loud == []
+    print(f"\noutage told as: {warnings[0]!r}, then {back[0]!r}")

@@ -46,8 +46,8 @@ APP = textwrap.dedent('''
 
 
 @pytest.fixture(scope="module")
-def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A virtualenv with the wheel installed without extras (dependencies from the index)."""
+def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The wheel, built as the Dockerfile builds it."""
     context, wheels = tmp_path_factory.mktemp("context"), tmp_path_factory.mktemp("wheels")
     build_context(context)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
@@ -56,6 +56,13 @@ def sdk_venv(tmp_path_factory: pytest.TempPathFactory) -> Path:
                            check=False)
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = wheels.glob("asynctask-*.whl")
+    return wheel
+
+
+@pytest.fixture(scope="module")
+def sdk_venv(sdk_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A virtualenv with the wheel installed without extras (dependencies from the index)."""
+    wheel = sdk_wheel
     venv = tmp_path_factory.mktemp("sdk") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     proc = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--prefer-binary",
@@ -91,3 +98,31 @@ def test_the_operator_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path:
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "asynctask[operator]" in proc.stderr, proc.stderr
     assert "kopf" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_gateway_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:
+    proc = run(sdk_venv, "asynctask-gateway", "--help", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "asynctask[gateway]" in proc.stderr, proc.stderr
+    assert "aiohttp" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_client_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:
+    proc = run(sdk_venv, "asynctask", "--help", cwd=tmp_path)
+    assert proc.returncode == 2, proc.stdout + proc.stderr
+    assert "asynctask[client]" in proc.stderr, proc.stderr
+    assert "httpx" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_the_client_extra_brings_neither_kopf_nor_kubernetes(
+        sdk_venv: Path, sdk_wheel: Path, tmp_path: Path) -> None:
+    """``asynctask[client]``: httpx and PyYAML on top of the SDK, and the CLI runs (last in
+    this module: it adds to the SDK's virtualenv)."""
+    added = run(sdk_venv, "pip", "install", "-q", "--prefer-binary",
+                "--disable-pip-version-check", f"{sdk_wheel}[client]", cwd=tmp_path)
+    assert added.returncode == 0, added.stderr[-3000:]
+    installed = run(sdk_venv, "pip", "list", "--format=freeze", cwd=tmp_path)
+    names = {line.split("==")[0].lower().replace("_", "-") for line in installed.stdout.split()}
+    assert {"httpx", "pyyaml"} <= names and not names & OPERATOR_ONLY, names
+    proc = run(sdk_venv, "kubectl-asynctask", "--help", cwd=tmp_path)
+    assert proc.returncode == 0 and "submit" in proc.stdout, proc.stderr

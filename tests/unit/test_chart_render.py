@@ -7,78 +7,30 @@ The e2e tests (tests/e2e/test_helm.py) apply the same renderings to a real apise
 
 from __future__ import annotations
 
-import functools
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "asynctask"
-CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
-HELM_BUILD = REPO / "hack" / "helm" / "build.sh"
-RELEASE, NAMESPACE = "rel", "asynctask-system"
-STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                   "app.kubernetes.io/version", "app.kubernetes.io/managed-by",
-                   "app.kubernetes.io/part-of", "helm.sh/chart")
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace",
-                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
-ADMISSION = REPO / "deploy" / "admission" / "asynctask-request-immutable.yaml"
-AUTOSCALE_ANNOTATIONS = ("asynctask.dev/queues", "asynctask.dev/min-replicas",
-                         "asynctask.dev/max-replicas",
-                         "asynctask.dev/target-messages-per-replica")
-
-
-@functools.cache
-def helm() -> str:
-    """The pinned helm binary (built from hack/helm/go.mod on first use, then cached)."""
-    proc = subprocess.run(["bash", str(HELM_BUILD)], stdout=subprocess.PIPE, text=True,
-                          check=False)
-    assert proc.returncode == 0, "building helm failed (see its output above)"
-    return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
-
-
-def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120,
-                          check=False)
-    if check:
-        assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
-    return proc
-
-
-def template_text(*args: str, namespace: str = NAMESPACE, release: str = RELEASE) -> str:
-    return run_helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
-
-
-def render(*args: str, namespace: str = NAMESPACE, release: str = RELEASE
-           ) -> list[dict[str, Any]]:
-    text = template_text(*args, namespace=namespace, release=release)
-    return [doc for doc in yaml.safe_load_all(text) if doc]
-
-
-def values_of(path: Path) -> dict[str, Any]:
-    data: dict[str, Any] = yaml.safe_load(path.read_text()) or {}
-    return data
-
-
-def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any]]:
-    return {o["metadata"]["name"]: o for o in objects if o["kind"] == kind}
-
-
-def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d["spec"]["template"]["spec"]
-            for name, d in by_kind(objects, "Deployment").items()}
-
-
-def worker_deployments(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d for name, d in by_kind(objects, "Deployment").items()
-            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"}
-
-
-def env_of(container: dict[str, Any]) -> dict[str, Any]:
-    return {e["name"]: e.get("value", e.get("valueFrom")) for e in container.get("env", [])}
+from tests.unit.chart import (
+    ADMISSION,
+    AUTOSCALE_ANNOTATIONS,
+    CHART,
+    CI_VALUES,
+    CLUSTER_SCOPED,
+    NAMESPACE,
+    RELEASE,
+    STANDARD_LABELS,
+    by_kind,
+    env_of,
+    pod_specs,
+    render,
+    rules_of,
+    run_helm,
+    values_of,
+    worker_deployments,
+)
 
 
 @pytest.fixture(params=CI_VALUES, ids=lambda p: p.name.removesuffix("-values.yaml"))
@@ -90,7 +42,7 @@ def scenario(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]
 def test_there_are_ci_scenarios() -> None:
     names = {p.name for p in CI_VALUES}
     assert {"default-values.yaml", "minimal-values.yaml", "keda-values.yaml",
-            "multiple-pools-values.yaml"} <= names
+            "multiple-pools-values.yaml", "gateway-values.yaml"} <= names
 
 
 def test_every_object_has_the_standard_labels_and_namespace(
@@ -258,11 +210,6 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
         assert not scaled and not by_kind(objects, "TriggerAuthentication")
 
 
-def rules_of(objects: list[dict[str, Any]], kind: str, name: str) -> list[dict[str, Any]]:
-    rules: list[dict[str, Any]] = by_kind(objects, kind)[name]["rules"]
-    return rules
-
-
 OPERATOR_TASK_RULES = [
     {"apiGroups": ["asynctask.dev"], "resources": ["asynctasks"],
      "verbs": ["get", "list", "watch", "delete"]},
@@ -368,7 +315,6 @@ def test_metrics_service_and_service_monitor() -> None:
     (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
     (["--set", "workers.defaults.autoscalling.enabled=true"], "autoscalling"),
     (["--set", "autoscaling.engine=hpa"], "engine"),
-    (["--set", "gateway.enabled=true"], "gateway"),
     (["--set", "operator.replicas=2"], "peering"),
     (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
       "--set", "workers.pools[0].app=m:app", "--set", "workers.pools[1].name=a",
@@ -382,7 +328,7 @@ def test_metrics_service_and_service_monitor() -> None:
     (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}"],
      "set app"),
     (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled"),
-], ids=["unknown-key", "typo-in-defaults", "engine", "gateway", "replicas-without-peering",
+], ids=["unknown-key", "typo-in-defaults", "engine", "replicas-without-peering",
         "duplicate-pool", "min-over-max", "queue-name", "no-app", "servicemonitor-alone"])
 def test_invalid_values_are_refused(args: list[str], message: str) -> None:
     proc = run_helm("template", RELEASE, str(CHART), *args, check=False)
@@ -429,3 +375,4 @@ def test_the_admission_policy_is_the_one_of_deploy_admission() -> None:
     off = render("--set", "admissionPolicy.enabled=false")
     assert not by_kind(off, "ValidatingAdmissionPolicy")
     assert not by_kind(off, "ValidatingAdmissionPolicyBinding")
+

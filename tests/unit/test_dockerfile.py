@@ -38,15 +38,20 @@ class Stage:
 def stages() -> list[Stage]:
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())  # join continuation lines
     out: list[Stage] = []
+    global_args: dict[str, str] = {}  # ARGs before the first FROM: what FROM may name
     for raw in text.splitlines():
         line = raw.strip()
         if not line or line.startswith("#"):
             continue
         op, _, rest = line.partition(" ")
-        if op.upper() == "FROM":
+        if op.upper() == "ARG" and not out:
+            name, _, default = rest.strip().partition("=")
+            global_args[name] = default
+        elif op.upper() == "FROM":
             m = re.fullmatch(r"(\S+)(?:\s+AS\s+(\S+))?", rest.strip(), re.IGNORECASE)
             assert m, line
-            out.append(Stage(m.group(1), m.group(2) or ""))
+            base = re.sub(r"\$\{(\w+)\}", lambda a: global_args[a.group(1)], m.group(1))
+            out.append(Stage(base, m.group(2) or ""))
         else:
             assert out, f"instruction before FROM: {line}"
             out[-1].instructions.append((op.upper(), rest.strip()))
@@ -150,17 +155,22 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return built
 
 
-def test_wheel_holds_both_packages_and_nothing_else(wheel: Path) -> None:
+def test_wheel_holds_the_four_packages_and_nothing_else(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"asynctask_operator", "asynctask_worker"}, tops
-    assert "asynctask_operator/py.typed" in names and "asynctask_worker/py.typed" in names
+    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway",
+                    "asynctask_client"}, tops
+    for package in tops:
+        assert f"{package}/py.typed" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
     with zipfile.ZipFile(wheel) as zf:
         text = zf.read(entry_points).decode()
     assert "asynctask-operator = asynctask_operator._script:main" in text
     assert "asynctask-worker = asynctask_worker.cli:main" in text
+    assert "asynctask-gateway = asynctask_gateway._script:main" in text
+    assert "asynctask = asynctask_client._script:main" in text
+    assert "kubectl-asynctask = asynctask_client._script:main" in text
 
 
 def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -> None:
@@ -185,7 +195,8 @@ def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -
     for line in where.stdout.split():
         assert line.startswith(str(purelib)), f"imported from outside the wheel: {line}"
     for command, words in (("asynctask-operator", ["--standalone", "--liveness"]),
-                           ("asynctask-worker", ["--queues", "--concurrency"])):
+                           ("asynctask-worker", ["--queues", "--concurrency"]),
+                           ("asynctask-gateway", ["--port", "ASYNCTASK_GATEWAY_"])):
         proc = subprocess.run([str(venv / "bin" / command), "--help"], capture_output=True,
                               text=True, env=env, cwd=tmp_path, timeout=120, check=False)
         assert proc.returncode == 0, proc.stderr

@@ -154,12 +154,20 @@ class Link:
         self.connection = self._connect()
         self.epoch += 1
         self._connected_once = True
-        if self._down_since is not None:
-            self._log.info("%s: reconnected to RabbitMQ (%s) after %.1fs", self.name,
-                           node_name(self.nodes[self._first]),
-                           time.monotonic() - self._down_since)
-            self._down_since = None
         return self.connection
+
+    def serving(self) -> None:
+        """The session on the new connection is set up: the outage (if any) is over.
+
+        Told here rather than when the connection opens: just after a restart a node
+        accepts connections before its queues are back (``NOT_FOUND - home node ... is
+        down``), and a session that fails while setting up is the same outage, not a
+        second one."""
+        if self._down_since is not None:
+            self._log.info("%s: reconnected to RabbitMQ after %.1fs (%s)", self.name,
+                           time.monotonic() - self._down_since,
+                           node_name(self.node or self.nodes[self._first]))
+            self._down_since = None
 
     def _connect(self) -> pika.BlockingConnection:
         """A connection to the first node that takes one, in turn from ``_first``."""
@@ -206,6 +214,9 @@ def run_connected(link: Link, session: Callable[[pika.BlockingConnection], None]
                   on_lost: Callable[[], object] = lambda: None,
                   wait: Callable[[float], object] = time.sleep) -> None:
     """Run ``session`` on an open connection while ``keep_going()``; reconnect when lost.
+
+    ``session`` calls ``link.serving()`` once it is set up (declared, consuming), which
+    ends the outage in the log.
 
     ``session`` returns when its work is done (``keep_going()`` is then checked again)
     or raises one of :data:`BROKER_ERRORS` when the connection fails: ``on_lost`` runs,

@@ -20,7 +20,7 @@ import enum
 from datetime import UTC, datetime
 from typing import Annotated, Any, Final, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 #: Bumped on incompatible changes; consumers refuse (dead-letter) other versions.
 SCHEMA_VERSION: Final = 1
@@ -57,13 +57,20 @@ class _Message(BaseModel):
 
 
 class TaskRef(BaseModel):
-    """Which AsyncTask object a message is about."""
+    """Which AsyncTask object a message is about.
+
+    Spelled as Kubernetes spells them (a namespace is a DNS label, a name a DNS subdomain),
+    so that a message naming anything else is refused as malformed rather than turned into
+    an API request for a path that cannot exist.
+    """
 
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    uid: Annotated[str, Field(min_length=1, max_length=64)]
-    namespace: Annotated[str, Field(min_length=1, max_length=253)]
-    name: Annotated[str, Field(min_length=1, max_length=253)]
+    uid: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
+    namespace: Annotated[str, Field(min_length=1, max_length=63,
+                                    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
+    name: Annotated[str, Field(min_length=1, max_length=253,
+                               pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
 
 
 class TaskMessage(_Message):
@@ -136,16 +143,76 @@ def status_message_id(uid: str, attempt: int, seq: int) -> str:
 M = TypeVar("M", bound=_Message)
 
 
+#: How deep ``spec.request`` may nest (a scalar is 0, ``{"a": 1}`` is 1). pydantic's JSON
+#: parser refuses documents nested much deeper than 200 levels, so a deeper request would
+#: reach no handler: the operator refuses it at submit (``RequestTooDeep``) instead.
+MAX_REQUEST_DEPTH: Final = 100
+
+
 class MalformedMessage(ValueError):
-    """A message that is not valid JSON of the expected kind and version."""
+    """A message that is not valid JSON of the expected kind and version.
+
+    ``reason`` names what is wrong in one word, for dead-letter headers, metrics and the
+    Error a task ends in: ``NotUtf8``, ``NotJson``, ``TooDeep``, ``NotAnObject``,
+    ``UnknownVersion``, ``WrongKind`` or ``InvalidFields``.
+    """
+
+    def __init__(self, message: str, reason: str = "InvalidFields") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 def decode(model: type[M], body: bytes) -> M:
     """Parse a message body, raising :class:`MalformedMessage` on anything invalid."""
     try:
+        body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise MalformedMessage(f"not a valid {model.__name__}: not UTF-8 ({exc})",
+                               "NotUtf8") from exc
+    try:
         return model.model_validate_json(body)
-    except ValueError as exc:  # pydantic.ValidationError is a ValueError
-        raise MalformedMessage(f"not a valid {model.__name__}: {exc}") from exc
+    except ValidationError as exc:
+        raise MalformedMessage(f"not a valid {model.__name__}: {_first_lines(exc)}",
+                               _malformed_reason(exc)) from exc
+    except (ValueError, RecursionError) as exc:
+        raise MalformedMessage(f"not a valid {model.__name__}: {exc}", "NotJson") from exc
+
+
+def _malformed_reason(exc: ValidationError) -> str:
+    """What a validation error means, in one word (see :class:`MalformedMessage`)."""
+    errors = exc.errors()
+    first = errors[0] if errors else {"type": "", "loc": (), "msg": ""}
+    if first["type"] == "json_invalid":
+        return "TooDeep" if "recursion limit" in str(first["msg"]) else "NotJson"
+    if first["type"] == "model_type" and not first["loc"]:
+        return "NotAnObject"
+    if tuple(first["loc"]) == ("v",):
+        return "UnknownVersion"
+    if tuple(first["loc"]) == ("kind",):
+        return "WrongKind"
+    return "InvalidFields"
+
+
+def _first_lines(exc: ValidationError, limit: int = 600) -> str:
+    text = str(exc)
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def json_depth(value: Any) -> int:
+    """How deep a JSON value nests (a scalar is 0), without recursion: safe on any input."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict):
+            children: Any = item.values()
+        elif isinstance(item, list):
+            children = item
+        else:
+            continue
+        deepest = max(deepest, depth + 1)
+        stack.extend((child, depth + 1) for child in children)
+    return deepest
 
 
 def encode(message: _Message) -> bytes:

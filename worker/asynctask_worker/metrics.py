@@ -48,6 +48,9 @@ class WorkerMetrics:
         self.abandoned = Gauge("asynctask_worker_abandoned_threads",
                                "Thread-mode handlers past their hard stop, still running.",
                                registry=r)
+        self.dead_lettered = Counter("asynctask_worker_messages_dead_lettered",
+                                     "Task messages refused (dead-lettered), by reason.",
+                                     ["reason"], registry=r)
         self.connections = Counter("asynctask_worker_broker_connections",
                                    "Connections made to RabbitMQ by the consumer.", registry=r)
         self.ready = Gauge("asynctask_worker_ready",

@@ -24,6 +24,22 @@ DEAD_LETTER_EXCHANGE = "asynctask.dead-letter"
 DEAD_LETTER_QUEUE = "asynctask.dead-letter"
 DEAD_TASKS_QUEUE = "asynctask.dead-letter.tasks"
 
+#: A consumer that refuses a message says why in these headers: it publishes the message
+#: to DEAD_LETTER_EXCHANGE itself, with them, then acks it. (A plain reject leaves only
+#: ``x-death: rejected``, which tells nobody what was wrong.)
+DEAD_REASON_HEADER = "x-asynctask-dead-reason"    # one word: NotJson, TooDeep, NoHandler…
+DEAD_DETAIL_HEADER = "x-asynctask-dead-detail"    # the parser's words, cut short
+DEAD_BY_HEADER = "x-asynctask-dead-by"            # who refused it (a worker id, "operator")
+DEAD_QUEUE_HEADER = "x-asynctask-dead-queue"      # the queue it was refused from
+DEAD_DETAIL_CHARS = 1000
+
+#: Task messages carry their task in headers too, so that a message whose body cannot be
+#: read still names the task it belongs to (the message id has the uid; these have all).
+TASK_UID_HEADER = "asynctask-uid"
+TASK_NAMESPACE_HEADER = "asynctask-namespace"
+TASK_NAME_HEADER = "asynctask-name"
+TASK_ATTEMPT_HEADER = "asynctask-attempt"
+
 #: A message delivered this many times without being acked (a worker that keeps dying
 #: on it) is dead-lettered instead of being offered again.
 DEFAULT_DELIVERY_LIMIT = 5
@@ -75,3 +91,25 @@ def declare_all(channel: Any, queues: list[str] | tuple[str, ...] = ()) -> None:
     declare_control_exchange(channel)
     for queue in queues:
         declare_task_queue(channel, queue)
+
+
+def dead_letter_headers(headers: dict[str, Any] | None, *, queue: str, reason: str,
+                        detail: str, by: str) -> dict[str, Any]:
+    """The headers of a message refused from ``queue``: its own, plus why and by whom."""
+    out = dict(headers or {})
+    out.update({DEAD_REASON_HEADER: reason, DEAD_DETAIL_HEADER: detail[:DEAD_DETAIL_CHARS],
+                DEAD_BY_HEADER: by, DEAD_QUEUE_HEADER: queue})
+    return out
+
+
+def dead_letter(channel: Any, *, queue: str, body: bytes, properties: Any,
+                headers: dict[str, Any]) -> None:
+    """Publish a refused message to the dead-letter exchange, as RabbitMQ would have, but
+    with the reason in ``headers``. Task queues' messages also reach DEAD_TASKS_QUEUE.
+
+    ``channel`` should be in confirm mode: the caller acks the original only after this
+    returned, so a crash in between means a second dead letter, never none.
+    """
+    properties.headers = headers
+    channel.basic_publish(exchange=DEAD_LETTER_EXCHANGE, routing_key=queue, body=body,
+                          properties=properties)

@@ -84,7 +84,7 @@ class FakeBroker:
         self.tasks: list[TaskMessage] = []
         self.controls: list[ControlMessage] = []
         self.acked: list[Delivery] = []
-        self.rejected: list[Delivery] = []
+        self.refused: list[tuple[Delivery, str, str]] = []
 
     async def publish_task(self, msg: TaskMessage) -> None:
         self.journal.append(f"publish {msg.task.name} attempt {msg.attempt}")
@@ -97,5 +97,5 @@ class FakeBroker:
     def ack(self, delivery: Delivery) -> None:
         self.acked.append(delivery)
 
-    def reject(self, delivery: Delivery) -> None:
-        self.rejected.append(delivery)
+    def refuse(self, delivery: Delivery, reason: str, detail: str) -> None:
+        self.refused.append((delivery, reason, detail))

@@ -5,13 +5,16 @@ from __future__ import annotations
 
 import asyncio
 import time
+from datetime import datetime
 from typing import Any
 
 import pytest
 
+from asynctask_operator import status as st
 from asynctask_operator.deadlines import Kind, epoch, wanted
 from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.timers import Deadlines
+from asynctask_worker.messages import Phase, StatusMessage, TaskRef
 
 SPEC = AsyncTaskSpec.model_validate({"queue": "q", "timeoutSeconds": 60,
                                      "queueTimeoutSeconds": 30, "ttlSecondsAfterFinished": 10})
@@ -136,3 +139,43 @@ def test_many_tasks_are_cheap() -> None:
     assert len(d) == 100_000
     assert len(d._heap) <= 4 * len(d)
     assert d.due("task-7", Kind.RUN_TIMEOUT) == 10_000.0 + 4 * 100_000 + 7
+
+
+# deadlines from sub-second times: late by a little at most, never early -------------------
+
+def _at(text: str) -> datetime:
+    return datetime.fromisoformat(text)
+
+
+def test_a_queue_timeout_counts_from_the_exact_time_the_task_was_queued() -> None:
+    queued = _at("2030-01-01T00:00:00.700000+00:00")
+    status = st.pending({}, "task:u:1", queued, None)
+    due = wanted(status, SPEC)[Kind.QUEUE_TIMEOUT]
+    assert due is not None and due >= queued.timestamp() + 30 - 1e-6
+    assert due == pytest.approx(queued.timestamp() + 30, abs=1e-6)
+
+
+def test_a_run_timeout_counts_from_the_exact_time_the_handler_started() -> None:
+    started = _at("2030-01-01T00:00:10.999999+00:00")
+    ref = TaskRef(uid="u", namespace="ns", name="n")
+    processing = StatusMessage(task=ref, phase=Phase.PROCESSING, at=started)
+    status = st.apply(st.pending({}, "task:u:1", started, None), processing, started, None)
+    due = wanted(status, SPEC)[Kind.RUN_TIMEOUT]
+    assert due == pytest.approx(started.timestamp() + 60, abs=1e-6)
+
+
+def test_a_retry_waits_its_whole_backoff() -> None:
+    ended = _at("2030-01-01T00:00:03.250000+00:00")
+    retry_at = _at("2030-01-01T00:00:08.250000+00:00")
+    ref = TaskRef(uid="u", namespace="ns", name="n")
+    failed = StatusMessage(task=ref, phase=Phase.ERROR, at=ended)
+    status = st.retrying({"phase": "Processing"}, failed, retry_at, 2, ended, None)
+    assert wanted(status, SPEC)[Kind.RETRY] == pytest.approx(retry_at.timestamp(), abs=1e-6)
+
+
+def test_the_ttl_counts_from_the_exact_completion_time() -> None:
+    done = _at("2030-01-01T00:00:04.500000+00:00")
+    ref = TaskRef(uid="u", namespace="ns", name="n")
+    succeeded = StatusMessage(task=ref, phase=Phase.SUCCEEDED, at=done)
+    status = st.apply({"phase": "Processing", "attempts": 1}, succeeded, done, None)
+    assert wanted(status, SPEC)[Kind.TTL] == pytest.approx(done.timestamp() + 10, abs=1e-6)

@@ -39,7 +39,7 @@ async def test_a_status_write_waits_for_the_apiserver_and_is_acked_once_written(
     await harness.inbox.handle(processing)
     assert harness.journal[-4:] == ["write t1 Processing"] * 4  # 3 refused, then written
     assert harness.phases() == ["Pending", "Processing"]
-    assert harness.broker.acked == [processing] and harness.broker.rejected == []
+    assert harness.broker.acked == [processing] and harness.broker.refused == []
     # The outage is told once, its end once; the next message needs no retry.
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [m for lvl, m in said if lvl == logging.WARNING] == [

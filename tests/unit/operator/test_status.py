@@ -174,7 +174,7 @@ def test_retry_goes_back_to_pending_and_ignores_the_old_attempt() -> None:
     r = st.retrying(s, boom, later, 1, NOW, 1)
     assert (r["phase"], r["nextAttempt"], r["attempts"]) == ("Pending", 2, 1)
     assert r["lastError"]["reason"] == "HandlerException" and "error" not in r
-    assert r["nextAttemptTime"] == st.rfc3339(later)
+    assert r["nextAttemptTime"] == st.precise_time(later)
     # A late message of attempt 1 cannot take the task back to Processing.
     assert st.classify(r, msg(Phase.PROCESSING, seq=2, progress=50)) is st.Change.IGNORE
     assert st.classify(r, msg(Phase.SUCCEEDED, seq=3)) is st.Change.IGNORE

@@ -22,7 +22,15 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import OperatorApi, TaskBroker
 from asynctask_operator.settings import Config, LifecycleConfig
 from asynctask_worker import topology
-from asynctask_worker.messages import ErrorInfo, Phase, StatusMessage, TaskMessage, TaskRef, encode
+from asynctask_worker.messages import (
+    MAX_REQUEST_DEPTH,
+    ErrorInfo,
+    Phase,
+    StatusMessage,
+    TaskMessage,
+    TaskRef,
+    encode,
+)
 from tests.unit.operator.fakes import FakeApi, FakeBroker
 
 NS = "team-a"
@@ -145,7 +153,7 @@ async def test_duplicate_and_late_messages_are_ignored_and_acked(harness: Harnes
     await harness.send(Phase.SUCCEEDED, seq=2, result={"ok": True})
     await harness.send(Phase.PROCESSING, seq=1, progress=50)  # late
     assert harness.phases() == ["Pending", "Processing", "Succeeded"]
-    assert len(harness.broker.acked) == 4 and harness.broker.rejected == []
+    assert len(harness.broker.acked) == 4 and harness.broker.refused == []
     assert harness.metrics.value("asynctask_operator_status_messages_total",
                                  result="ignored") == 2
 
@@ -209,7 +217,7 @@ async def test_malformed_messages_are_rejected_and_orphans_stop_their_work(
         harness: Harness) -> None:
     bad = Delivery(1, b"{not json", "bad", 0)
     await harness.inbox.ingest(bad)
-    assert harness.broker.rejected == [bad]
+    assert [(d, reason) for d, reason, _ in harness.broker.refused] == [(bad, "NotJson")]
     orphan = await harness.send(Phase.PROCESSING, name="never-created")
     assert harness.broker.acked == [orphan]
     assert harness.journal[-1] == "control cancel never-created Deleted"
@@ -245,6 +253,55 @@ async def test_a_dead_lettered_task_message_ends_the_task_in_error(harness: Harn
     assert error["phase"] == "Error" and error["error"]["reason"] == "DeliveryLimitExceeded"
     await harness.settle()
     assert harness.journal[-2:] == ["event Error", "event DeadLettered"]
+
+
+async def test_an_unreadable_dead_letter_still_ends_its_task_with_why(
+        harness: Harness) -> None:
+    # A request nested deeper than pydantic's JSON parser goes: the worker could not read
+    # the message, refused it with a reason, and neither can the operator read the body.
+    await harness.tracker.observe(harness.create())
+    [msg] = harness.broker.tasks
+    body = b'{"v": 1, "kind": "task", "request": ' + b'[' * 300 + b']' * 300 + b'}'
+    headers = {"x-asynctask-dead-reason": "TooDeep", "x-asynctask-dead-by": "worker w1",
+               "x-asynctask-dead-detail": "Invalid JSON: recursion limit exceeded",
+               "asynctask-uid": "uid-t1", "asynctask-namespace": NS, "asynctask-name": "t1",
+               "asynctask-attempt": 1}
+    dead = Delivery(9, body, msg.message_id, 0, queue=topology.DEAD_TASKS_QUEUE,
+                    headers=headers)
+    await harness.inbox.dead_letter(dead)
+    assert harness.broker.acked == [dead]
+    error = harness.api.writes[-1]
+    assert error["phase"] == "Error" and error["error"]["reason"] == "MalformedTaskMessage"
+    assert "TooDeep" in error["error"]["message"] and "worker w1" in error["error"]["message"]
+
+
+async def test_an_unreadable_dead_letter_without_headers_is_found_by_its_message_id(
+        harness: Harness) -> None:
+    await harness.tracker.observe(harness.create())
+    dead = Delivery(9, b"\xff garbage", "task:uid-t1:1", 0, queue=topology.DEAD_TASKS_QUEUE,
+                    headers={"x-death": [{"reason": b"rejected"}]})
+    await harness.inbox.dead_letter(dead)
+    assert harness.broker.acked == [dead]
+    error = harness.api.writes[-1]
+    assert error["phase"] == "Error" and error["error"]["reason"] == "MalformedTaskMessage"
+    assert "NotUtf8" in error["error"]["message"]
+
+
+async def test_a_request_nested_too_deep_for_the_wire_ends_at_submit(
+        harness: Harness) -> None:
+    deep: Any = 1
+    for _ in range(MAX_REQUEST_DEPTH + 1):
+        deep = [deep]
+    await harness.tracker.observe(harness.create(request=deep))
+    assert harness.broker.tasks == []
+    error = harness.api.writes[-1]
+    assert error["phase"] == "Error" and error["error"]["reason"] == "RequestTooDeep"
+    assert f"{MAX_REQUEST_DEPTH + 1} levels" in error["error"]["message"]
+    fine: Any = 1
+    for _ in range(MAX_REQUEST_DEPTH):
+        fine = [fine]
+    await harness.tracker.observe(harness.create("t2", request=fine))
+    assert len(harness.broker.tasks) == 1
 
 
 async def test_a_refused_status_is_replaced_by_a_status_rejected_error(

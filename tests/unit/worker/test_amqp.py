@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import logging
+
 import pika.exceptions
 import pytest
 
-from asynctask_worker._amqp import Backoff, describe, node_name, parameters, split_urls
+from asynctask_worker._amqp import Backoff, Link, describe, node_name, parameters, split_urls
 
 
 def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> None:
@@ -65,3 +67,25 @@ def test_nodes_of_different_virtual_hosts_are_refused() -> None:
 def test_no_url_at_all_is_refused() -> None:
     with pytest.raises(ValueError, match="no AMQP URL"):
         split_urls(" , ")
+
+
+def test_an_outage_is_one_warning_and_one_info_even_if_the_first_session_fails(
+        caplog: pytest.LogCaptureFixture) -> None:
+    """Just after a restart a node accepts connections before its queues are back: a
+    session that fails while setting up is the same outage, told at DEBUG only."""
+    caplog.set_level(logging.DEBUG, logger="t")
+    link = Link(parameters("amqp://guest:guest@127.0.0.1:1/"), name="worker w",
+                log=logging.getLogger("t"))
+    link._connected_once = True  # it was connected before the outage
+    closed = pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED - shutdown")
+    link.lost(closed)
+    link.lost(pika.exceptions.AMQPConnectionError(ConnectionRefusedError(111, "refused")))
+    # The connection opens again, but setting up the session fails: still the same outage.
+    link.lost(pika.exceptions.ChannelClosedByBroker(404, "NOT_FOUND - home node is down"))
+    link.serving()
+    link.serving()  # serving again on the same connection says nothing
+    said = [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records]
+    assert said == [("WARNING", "worker w: lost RabbitMQ"),
+                    ("DEBUG", "worker w: still no RabbitMQ"),
+                    ("DEBUG", "worker w: still no RabbitMQ"),
+                    ("INFO", "worker w: reconnected to RabbitMQ after 0.0s")]

@@ -67,6 +67,26 @@ def huge(request: None) -> str:
     return "x" * (MAX_RESULT_BYTES + 1)
 
 
+def _nested(depth: int) -> object:
+    value: object = 1
+    for _ in range(depth):
+        value = [value]
+    return value
+
+
+deep_app = App("unit-deep-results")
+
+
+@deep_app.task("deep")
+def deep(request: None) -> object:
+    return _nested(150)  # the operator's JSON parser would refuse the status message
+
+
+@deep_app.task("deeper-than-python")
+def deeper_than_python(request: None) -> object:
+    return _nested(5000)
+
+
 @app.task("async-sum")
 async def async_sum(request: list[int], ctx: TaskContext) -> int:
     await asyncio.sleep(0)
@@ -154,9 +174,11 @@ def test_an_unexpected_exception_is_an_error_with_a_traceback_excerpt() -> None:
 
 
 @pytest.mark.parametrize(("queue", "reason"), [("not-json", "ResultNotSerializable"),
-                                                ("huge", "ResultTooLarge")])
+                                                ("huge", "ResultTooLarge"),
+                                                ("deep", "ResultTooDeep"),
+                                                ("deeper-than-python", "ResultTooDeep")])
 def test_results_that_cannot_be_reported_are_errors(queue: str, reason: str) -> None:
-    result = run_task(app, queue, None)
+    result = run_task(deep_app if queue in deep_app.tasks else app, queue, None)
     assert result.phase is Phase.ERROR and result.error is not None
     assert result.error.reason == reason
 

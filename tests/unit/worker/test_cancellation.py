@@ -208,14 +208,14 @@ def test_process_pool_kills_a_handler_that_ignores_its_cancellation(tmp_path: Pa
     with StubBroker(app, pool="process", cancel_grace_seconds=0.3) as broker:
         task = broker.enqueue("child-stubborn", {"pidfile": str(pidfile)})
         broker.wait_started(task, timeout=30)
-        _wait_for(pidfile.exists)
+        # Written, not only created (the child creates the file, then writes its pid).
+        _wait_for(lambda: pidfile.exists() and pidfile.read_text().strip().isdigit())
         pid = int(pidfile.read_text())
         assert pid != os.getpid()
         broker.cancel(task)
         result = broker.result(task, timeout=10)
     assert result.phase is Phase.CANCELLED
-    _wait_for(lambda: not Path(f"/proc/{pid}").exists()
-              or Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] in "ZX")
+    _wait_for(lambda: _gone(pid))
 
 
 def test_process_pool_plumbs_progress_and_cancellation_through_the_pipe(tmp_path: Path) -> None:
@@ -234,6 +234,16 @@ def test_process_pool_reports_a_crashed_handler_as_an_error() -> None:
     result = run_task(app, "child-crash", None, pool="process")
     assert result.phase is Phase.ERROR and result.error is not None
     assert result.error.reason == "WorkerProcessDied" and "code 3" in result.error.message
+
+
+def _gone(pid: int) -> bool:
+    """The process has exited (reaped, or a zombie). It may vanish between two reads of
+    /proc, so a missing file means gone too."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except FileNotFoundError:
+        return True
+    return state in "ZX"
 
 
 def _wait_for(check: Any, timeout: float = 10) -> None:

@@ -194,6 +194,7 @@ def test_the_guide_lists_every_metric() -> None:
                 "asynctask_worker_tasks_finished_total": metrics.finished,
                 "asynctask_worker_tasks_revoked_before_start_total": metrics.revoked,
                 "asynctask_worker_task_duration_seconds": metrics.duration,
+                "asynctask_worker_messages_dead_lettered_total": metrics.dead_lettered,
                 "asynctask_worker_tasks_in_flight": metrics.in_flight}
     for name, labels in documented.items():
         metric = labelled.get(name)

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from asynctask_worker.messages import (
+    MAX_REQUEST_DEPTH,
     ControlMessage,
     MalformedMessage,
     Phase,
@@ -15,6 +16,7 @@ from asynctask_worker.messages import (
     TaskRef,
     decode,
     encode,
+    json_depth,
 )
 
 REF = TaskRef(uid="0b5a", namespace="default", name="hello")
@@ -65,3 +67,40 @@ def test_kinds_do_not_mix() -> None:
 def test_terminal_phases() -> None:
     assert {p.value for p in Phase if p.terminal} == {
         "Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
+
+
+def _good_task() -> dict[str, object]:
+    return dict(json.loads(encode(TaskMessage(task=REF, queue="hello"))))
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b"\xff\xfe{}", "NotUtf8"),
+    (b"{not json", "NotJson"),
+    (b"", "NotJson"),
+    (b"[1, 2]", "NotAnObject"),
+    (b'{"request": ' + b"[" * 300 + b"]" * 300 + b"}", "TooDeep"),
+    (json.dumps({**_good_task(), "v": 2}).encode(), "UnknownVersion"),
+    (json.dumps({**_good_task(), "kind": "status"}).encode(), "WrongKind"),
+    (json.dumps({**_good_task(), "attempt": "one"}).encode(), "InvalidFields"),
+])
+def test_a_malformed_message_says_in_one_word_what_is_wrong(body: bytes, reason: str) -> None:
+    with pytest.raises(MalformedMessage) as caught:
+        decode(TaskMessage, body)
+    assert caught.value.reason == reason
+
+
+def test_a_request_as_deep_as_the_operator_allows_crosses_the_wire() -> None:
+    deep: object = "leaf"
+    for i in range(MAX_REQUEST_DEPTH):
+        deep = {"k": deep} if i % 2 else [deep]
+    assert json_depth(deep) == MAX_REQUEST_DEPTH
+    msg = TaskMessage(task=REF, queue="hello", request=deep)
+    assert decode(TaskMessage, encode(msg)).request == deep
+
+
+def test_json_depth_counts_containers_without_recursing() -> None:
+    assert json_depth(1) == 0 and json_depth([]) == 1 and json_depth({"a": [1, {}]}) == 3
+    deep: object = 1
+    for _ in range(100_000):
+        deep = [deep]
+    assert json_depth(deep) == 100_000

@@ -62,6 +62,11 @@ from asynctask_worker.metrics import WorkerMetrics
 log = logging.getLogger("asynctask.worker")
 
 
+#: Added to a time limit counted from :meth:`Dispatcher._handler_started`, which runs just
+#: before the handler: what may pass between the two must not make the limit early.
+START_MARGIN_SECONDS = 0.05
+
+
 class Dispatcher:
     def __init__(self, app: App, sink: StatusSink, *, concurrency: int = 1,
                  pool: Pool = "thread", cancel_grace_seconds: float = 10.0,
@@ -244,8 +249,11 @@ class Dispatcher:
         return starts, early
 
     def _new_job(self, d: Delivery) -> Job:
-        msg, now = d.message, time.monotonic()
-        job = Job(d, now, now + msg.timeout_seconds if msg.timeout_seconds else None)
+        # The time limit is set when the handler starts (:meth:`_handler_started`), not
+        # here: a process pool child takes a while to start, and a limit counted from
+        # before would stop the handler early.
+        msg = d.message
+        job = Job(d, time.monotonic(), None)
         job.ctx = TaskContext(msg.task, d.attempt, msg.queue,
                               lambda percent, text: self._progress(job, percent, text))
         return job
@@ -260,24 +268,40 @@ class Dispatcher:
         log.info("task %s/%s attempt %d: started", ctx.namespace, ctx.name, ctx.attempt,
                  extra=ctx.log_fields)
         self.metrics.task_started(msg.queue)
-        self.sink.send(msg.task, ctx.attempt, Phase.PROCESSING, message="Processing")
         definition = self.app.definition(msg.queue)
 
         def on_outcome(result: Outcome) -> None:
             self._finish(job, result)
 
+        def on_started() -> None:
+            self._handler_started(job)
+
         execution: Execution
         if self.pool == "process":
-            execution = ProcessExecution(definition, msg.request, ctx, on_outcome,
+            execution = ProcessExecution(definition, msg.request, ctx, on_outcome, on_started,
                                          log_format=self._log_format, log_level=self._log_level)
         else:
-            execution = ThreadExecution(definition, msg.request, ctx, on_outcome)
+            execution = ThreadExecution(definition, msg.request, ctx, on_outcome, on_started)
         job.execution = execution
         try:
             execution.start()
         except Exception as exc:  # e.g. no process could be started
             log.exception("task %s: could not start its handler", ctx.uid, extra=ctx.log_fields)
             self._finish(job, outcome.from_exception(exc))
+
+    def _handler_started(self, job: Job) -> None:
+        """The handler begins now (its thread or child process runs): report Processing and
+        count the time limit from here, plus :data:`START_MARGIN_SECONDS`: the handler's
+        first line runs a moment after this call (another thread may hold the GIL in
+        between, a child process reports over a pipe), and a limit must never be early."""
+        timeout = job.message.timeout_seconds
+        with self._cond:
+            if job.state is not State.RUNNING:
+                return  # already over (stopped hard before its process got going)
+            job.soft_deadline = (time.monotonic() + timeout + START_MARGIN_SECONDS
+                                 if timeout else None)
+        self.sink.send(job.message.task, job.ctx.attempt, Phase.PROCESSING,
+                       message="Processing")
 
     def _stop(self, job: Job, reason: str, detail: str) -> None:
         """Soft stop: set ``ctx.cancelled`` and start the grace period."""

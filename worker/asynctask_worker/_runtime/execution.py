@@ -28,14 +28,18 @@ from asynctask_worker.context import TaskContext, current_task
 OutcomeCallback = Callable[[Outcome], None]
 
 
-def run_handler(definition: TaskDefinition, raw_request: Any, ctx: TaskContext) -> Outcome:
-    """Validate the request, call the handler, classify the result. Never raises."""
+def run_handler(definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
+                on_started: Callable[[], None] = lambda: None) -> Outcome:
+    """Validate the request, call the handler, classify the result. Never raises.
+
+    ``on_started`` is called right before the handler: its time limit counts from there."""
     token = current_task.set(ctx)
     try:
         try:
             request = definition.parse_request(raw_request)
         except ValidationError as exc:
             return outcome.invalid_request(exc)
+        on_started()
         try:
             value = definition.call(request, ctx)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
@@ -64,11 +68,13 @@ class ThreadExecution:
     """Thread mode: the handler runs in a daemon thread of the worker process."""
 
     def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                 on_outcome: OutcomeCallback) -> None:
+                 on_outcome: OutcomeCallback,
+                 on_started: Callable[[], None] = lambda: None) -> None:
         self._definition = definition
         self._request = raw_request
         self._ctx = ctx
         self._on_outcome = on_outcome
+        self._on_started = on_started
         # Daemon: a thread abandoned after its grace period must not keep the process alive
         # at exit (a ThreadPoolExecutor's threads would: they are joined at exit).
         self._thread = threading.Thread(
@@ -85,4 +91,5 @@ class ThreadExecution:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        self._on_outcome(run_handler(self._definition, self._request, self._ctx))
+        self._on_outcome(run_handler(self._definition, self._request, self._ctx,
+                                     self._on_started))

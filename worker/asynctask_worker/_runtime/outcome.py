@@ -13,7 +13,7 @@ from pydantic_core import to_jsonable_python
 
 from asynctask_worker.app import TaskFailed
 from asynctask_worker.context import CANCELLED, TIMED_OUT, TaskCancelled
-from asynctask_worker.messages import ErrorInfo, Phase
+from asynctask_worker.messages import MAX_REQUEST_DEPTH, ErrorInfo, Phase, json_depth
 
 #: The largest result (as JSON) a worker reports; larger ones end the task in Error.
 MAX_RESULT_BYTES = 64 * 1024
@@ -35,12 +35,22 @@ class Outcome:
 def succeeded(value: Any) -> Outcome:
     try:
         result = to_jsonable_python(value)
+        depth = json_depth(result)
+        if depth > MAX_REQUEST_DEPTH:
+            # The status message would be refused by the operator's JSON parser: nobody
+            # would end the task. Said here, where the handler's author can see why.
+            return Outcome(Phase.ERROR, error=ErrorInfo(
+                reason="ResultTooDeep",
+                message=f"the result nests {depth} levels deep; the limit is "
+                        f"{MAX_REQUEST_DEPTH}. Flatten it."), message="ResultTooDeep")
         size = len(json.dumps(result, separators=(",", ":")))
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, RecursionError) as exc:
+        too_deep = isinstance(exc, RecursionError) or "depth exceeded" in str(exc)
+        reason = "ResultTooDeep" if too_deep else "ResultNotSerializable"
         return Outcome(Phase.ERROR, error=ErrorInfo(
-            reason="ResultNotSerializable",
+            reason=reason,
             message=f"the handler returned a value that is not JSON: {exc}"[:_ERROR_CHARS]),
-            message="ResultNotSerializable")
+            message=reason)
     if size > MAX_RESULT_BYTES:
         return Outcome(Phase.ERROR, error=ErrorInfo(
             reason="ResultTooLarge",

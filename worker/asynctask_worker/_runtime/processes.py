@@ -30,6 +30,7 @@ import multiprocessing
 import os
 import signal
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
@@ -78,12 +79,13 @@ class ProcessExecution:
     """Process mode: one child process per attempt, plus a parent thread minding its pipe."""
 
     def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                 on_outcome: OutcomeCallback, *, log_format: str = "text",
-                 log_level: str = "INFO") -> None:
+                 on_outcome: OutcomeCallback, on_started: Callable[[], None] = lambda: None,
+                 *, log_format: str = "text", log_level: str = "INFO") -> None:
         self._spec = ChildTask(definition.queue, definition.func, ctx.task, ctx.attempt,
                                raw_request, log_format, log_level)
         self._ctx = ctx
         self._on_outcome = on_outcome
+        self._on_started = on_started
         self._killed = threading.Event()
         self._proc: Any = None
         self._thread = threading.Thread(
@@ -141,7 +143,9 @@ class ProcessExecution:
                 item = self._from_child.recv()
             except (EOFError, OSError):
                 break  # the child closed its end: it exited (or was killed)
-            if item[0] == "progress":
+            if item[0] == "started":
+                self._on_started()
+            elif item[0] == "progress":
                 self._ctx.progress(item[1], item[2])
             elif item[0] == "outcome":
                 result = item[1]
@@ -181,6 +185,7 @@ def child_main(spec: ChildTask, inbox: Connection, outbox: Connection) -> None:
                 ctx._cancel(item[1], item[2])
 
     threading.Thread(target=listen, daemon=True, name="asynctask-child-listener").start()
-    result = run_handler(define(spec.queue, spec.func), spec.request, ctx)
+    result = run_handler(define(spec.queue, spec.func), spec.request, ctx,
+                         lambda: send(("started",)))
     send(("outcome", result))
     outbox.close()

@@ -98,6 +98,7 @@ class StatusPublisher(threading.Thread):
             self._channel.confirm_delivery()
             topology.declare_dead_letter(self._channel)
             topology.declare_status_queue(self._channel)
+        self._link.serving()
         while True:
             try:
                 item = self._inbox.get(timeout=min(self._interval, 0.2))

@@ -36,7 +36,6 @@ import threading
 import time
 from collections.abc import Callable
 from types import FrameType
-from typing import Any
 
 import pika
 import pika.exceptions
@@ -113,6 +112,8 @@ class Worker:
             name=f"worker {settings.worker_id}", log=log)
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
+        self._consumer_queues: dict[str, str] = {}
+        self._refusals: BlockingChannel | None = None  # confirmed dead-letter publishes
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._metrics_server: MetricsServer | None = None
@@ -198,9 +199,11 @@ class Worker:
             self._control.sync_timed_out()
         ch = self._tasks_channel = conn.channel()
         ch.basic_qos(prefetch_count=settings.effective_prefetch)
-        self._consumer_tags = [ch.basic_consume(topology.task_queue_name(q), self._on_task)
-                               for q in self.queues]
+        self._consumer_queues = {ch.basic_consume(topology.task_queue_name(q), self._on_task):
+                                 topology.task_queue_name(q) for q in self.queues}
+        self._consumer_tags = list(self._consumer_queues)
         self._set_ready(True)
+        self._link.serving()
         log.info("worker %s serving %s (concurrency %d, %s pool)", settings.worker_id,
                  ", ".join(self.queues), settings.concurrency, settings.pool)
         self._pump_until(self._stopping.is_set)
@@ -227,7 +230,7 @@ class Worker:
         self.metrics.ready.set(int(ready))
 
     def _close(self) -> None:
-        self._tasks_channel = None
+        self._tasks_channel = self._refusals = None
         self._link.close()
 
     def _settle(self, epoch: int, tag: int, *, ack: bool) -> None:
@@ -254,16 +257,40 @@ class Worker:
                  props: BasicProperties, body: bytes) -> None:
         try:
             msg = decode(TaskMessage, body)
-            self.app.definition(msg.queue)
-        except (MalformedMessage, KeyError) as exc:
-            log.error("dead-lettering an invalid task message %s: %s", props.message_id, exc)
-            ch.basic_reject(method.delivery_tag, requeue=False)
+        except MalformedMessage as exc:
+            self._refuse(ch, method, props, body, exc.reason, str(exc))
+            return
+        if msg.queue not in self.app.tasks:
+            self._refuse(ch, method, props, body, "NoHandler",
+                         f"no handler for queue {msg.queue!r} in this worker (it has "
+                         f"{', '.join(self.app.queues)})")
             return
         # Each redelivery (a worker died holding the message) is a new attempt.
-        headers: dict[str, Any] = props.headers or {}
-        attempt = msg.attempt + int(headers.get("x-delivery-count", 0) or 0)
+        count = (props.headers or {}).get("x-delivery-count")
+        attempt = msg.attempt + (count if isinstance(count, int) and count > 0 else 0)
         self.dispatcher.submit(
             _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt))
+
+    def _refuse(self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
+                body: bytes, reason: str, detail: str) -> None:
+        """Dead-letter a task message this worker cannot run, saying why in its headers
+        (the operator ends the task in Error with it). Published with confirms, then acked:
+        if the connection fails in between, the message comes back and is refused again."""
+        queue = self._consumer_queues.get(method.consumer_tag or "", method.routing_key or "")
+        log.warning("dead-lettering task message %s from %s: %s (%s)", props.message_id,
+                    queue, reason, detail[:300])
+        self.metrics.dead_lettered.labels(reason).inc()
+        conn = self._connection
+        assert conn is not None
+        if self._refusals is None or not self._refusals.is_open:
+            self._refusals = conn.channel()
+            self._refusals.confirm_delivery()
+        topology.dead_letter(
+            self._refusals, queue=queue, body=body, properties=props,
+            headers=topology.dead_letter_headers(props.headers, queue=queue, reason=reason,
+                                                 detail=detail,
+                                                 by=f"worker {self.settings.worker_id}"))
+        ch.basic_ack(method.delivery_tag)
 
     # shutdown -----------------------------------------------------------------------------
 

@@ -42,6 +42,18 @@
 {{- end -}}
 {{- end -}}
 
+{{- define "asynctask.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "asynctask.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "asynctask.gateway.serviceAccountName" -}}
+{{- if .Values.gateway.serviceAccount.create -}}
+{{- default (include "asynctask.gateway.fullname" .) .Values.gateway.serviceAccount.name -}}
+{{- else -}}
+{{- required "gateway.serviceAccount.name is required when gateway.serviceAccount.create is false" .Values.gateway.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
 {{/* A pool's Deployment name: dict "root" $ "pool" $pool */}}
 {{- define "asynctask.pool.fullname" -}}
 {{- printf "%s-worker-%s" (include "asynctask.fullname" .root) .pool.name | trunc 63 | trimSuffix "-" -}}

@@ -1,0 +1,265 @@
+"""``asynctask`` (also ``kubectl asynctask``): submit, follow and inspect AsyncTasks.
+
+The Kubernetes API is reached as kubectl does (``KUBECONFIG``, ``--context``, ``-n``), or
+the gateway with ``--gateway URL`` and a token (``--token`` or ``ASYNCTASK_TOKEN``).
+Exit codes (docs/clients.md): 0 Succeeded, 10 Failed, 11 Error, 12 Cancelled, 13 TimedOut,
+5 not done (yet, or within ``--timeout``), 2 usage, 3 refused by the server, 4 unreachable.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+from asynctask_client import render
+from asynctask_client.client import Client, Task
+from asynctask_client.errors import (
+    ApiError,
+    ConfigError,
+    ConnectionFailed,
+    TaskDeleted,
+    WaitTimeout,
+)
+from asynctask_client.live import follow
+
+EPILOG = """exit codes:
+  0 Succeeded (or done)   10 Failed   11 Error   12 Cancelled   13 TimedOut
+  5 not done in time      2 usage     3 refused by the server   4 unreachable
+"""
+
+
+class UsageError(Exception):
+    """A bad argument (exit code 2)."""
+
+
+def _common(top: bool) -> argparse.ArgumentParser:
+    """The kubectl-like options, accepted before and after the command (kubectl passes
+    ``kubectl asynctask -n NS get X`` on as ``-n NS get X``); after the command they are
+    only set when given, so they never undo the ones before it."""
+    common = argparse.ArgumentParser(add_help=False)
+
+    def option(*flags: str, default: str | None = None, **kw: Any) -> None:
+        common.add_argument(*flags, default=default if top else argparse.SUPPRESS, **kw)
+
+    option("-n", "--namespace", help="the namespace (default: the context's)")
+    option("--context", help="the kubeconfig context to use")
+    option("--kubeconfig", help="the kubeconfig file (default: KUBECONFIG)")
+    option("--gateway", default=os.environ.get("ASYNCTASK_GATEWAY"),
+           help="the gateway's URL instead of the Kubernetes API (ASYNCTASK_GATEWAY)")
+    option("--token", default=os.environ.get("ASYNCTASK_TOKEN"),
+           help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)")
+    option("-o", "--output", choices=["json", "yaml"], help="machine output instead of text")
+    return common
+
+
+def parser() -> argparse.ArgumentParser:
+    common = _common(top=False)
+    top = argparse.ArgumentParser(
+        prog="asynctask", parents=[_common(top=True)], epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Submit, follow and inspect AsyncTasks (also run as kubectl asynctask).")
+    sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, text: str) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[common], help=text, description=text)
+
+    s = command("submit", "create a task")
+    s.add_argument("queue")
+    s.add_argument("--request", default="{}",
+                   help="the request as JSON, or @file.json (@- reads standard input); default {}")
+    s.add_argument("--name", help="the task's name (default: generated)")
+    s.add_argument("-l", "--label", action="append", default=[], help="key=value")
+    for flag in ("timeout", "queue-timeout", "retries", "retry-backoff", "ttl"):
+        s.add_argument(f"--{flag}", type=int, metavar="N")
+    s.add_argument("--webhook", help="a URL that receives the task's CloudEvents")
+    s.add_argument("--idempotency-key", help="a retry with this key returns the same task")
+    s.add_argument("--wait", action="store_true", help="follow the task to its end")
+    s.add_argument("--wait-timeout", type=float, metavar="SECONDS")
+    for name, text in (("get", "show a task"), ("describe", "a task in detail"),
+                       ("result", "print the result of a task that ended"),
+                       ("cancel", "cancel a task (the record is kept)"),
+                       ("delete", "delete a task")):
+        command(name, text).add_argument("name")
+    for name, text in (("watch", "follow a task's progress to its end"),
+                       ("wait", "wait for a task to end; the exit code says how")):
+        w = command(name, text)
+        w.add_argument("name")
+        w.add_argument("--timeout", type=float, metavar="SECONDS")
+    ls = command("list", "list tasks")
+    ls.add_argument("--queue")
+    ls.add_argument("--phase", choices=[str(c) for c in render.EXIT_CODES] +
+                    ["Pending", "Processing"])
+    ls.add_argument("-l", "--selector", help="a label selector")
+    return top
+
+
+def connect(args: argparse.Namespace) -> Client:
+    if args.gateway:
+        return Client(args.gateway, token=args.token, namespace=args.namespace or "default")
+    return Client.from_kubeconfig(context=args.context, namespace=args.namespace,
+                                  path=args.kubeconfig)
+
+
+def read_request(value: str) -> Any:
+    """``--request``: JSON text, or ``@path`` (``@-``: standard input)."""
+    if value.startswith("@"):
+        try:
+            value = sys.stdin.read() if value == "@-" else Path(value[1:]).read_text()
+        except OSError as exc:
+            raise UsageError(f"cannot read {value[1:]}: {exc.strerror}") from exc
+    try:
+        return json.loads(value)
+    except ValueError as exc:
+        raise UsageError(f"--request is not JSON: {exc}") from exc
+
+
+def labels(pairs: list[str]) -> dict[str, str]:
+    out = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--label {pair!r}: expected key=value")
+        out[key] = value
+    return out
+
+
+def show(args: argparse.Namespace, task: Task, text: str) -> None:
+    print(render.machine(task.view.to_json(), args.output) if args.output else text)
+
+
+def finish(args: argparse.Namespace, task: Task, *, live: bool,
+           timeout: float | None) -> int:
+    """Follow to the end (live on a terminal unless ``-o``), then the outcome."""
+    if live and not args.output:
+        follow(task, sys.stdout, tty=sys.stdout.isatty(), timeout=timeout)
+    else:
+        for _ in task.updates(timeout):
+            pass
+    view = task.view
+    if args.output:
+        show(args, task, "")
+    elif not live:
+        print(render.plain_line(view))
+    if view.done and view.error is not None:
+        print(f"{view.phase.value}: {view.error.reason}: {view.error.message}", file=sys.stderr)
+    elif view.done and live and not args.output and view.result is not None:
+        print(json.dumps(view.result, ensure_ascii=False))
+    return render.exit_code(view)
+
+
+def cmd_submit(args: argparse.Namespace, client: Client) -> int:
+    request = read_request(args.request)
+    task = client.submit(args.queue, request, timeout=args.timeout,
+                         queue_timeout=args.queue_timeout, retries=args.retries,
+                         retry_backoff=args.retry_backoff, ttl=args.ttl, webhook=args.webhook,
+                         idempotency_key=args.idempotency_key, name=args.name,
+                         labels=labels(args.label))
+    if args.wait:
+        if not args.output:
+            print(f"asynctask/{task.name} submitted", file=sys.stderr)
+        return finish(args, task, live=True, timeout=args.wait_timeout)
+    show(args, task, f"asynctask/{task.name} submitted")
+    return 0
+
+
+def cmd_get(args: argparse.Namespace, client: Client) -> int:
+    task = client.get(args.name)
+    show(args, task, render.table([task.view]))
+    return 0
+
+
+def cmd_list(args: argparse.Namespace, client: Client) -> int:
+    tasks = client.list(queue=args.queue, phase=args.phase, label_selector=args.selector)
+    if args.output:
+        print(render.machine({"items": [t.view.to_json() for t in tasks]}, args.output))
+    elif tasks:
+        print(render.table([t.view for t in tasks]))
+    else:
+        print(f"No tasks found in {client.namespace} namespace.", file=sys.stderr)
+    return 0
+
+
+def cmd_describe(args: argparse.Namespace, client: Client) -> int:
+    details = client.describe(args.name)
+    if args.output:
+        print(render.machine({"task": details.view.to_json(), "spec": details.spec,
+                              "status": details.status, "events": details.events},
+                             args.output))
+    else:
+        print(render.describe(details))
+    return 0
+
+
+def cmd_result(args: argparse.Namespace, client: Client) -> int:
+    view = client.get(args.name).view
+    if not view.done:
+        print(f"the task {view.name} is still {view.phase.value}", file=sys.stderr)
+    elif view.error is not None:
+        print(f"{view.phase.value}: {view.error.reason}: {view.error.message}", file=sys.stderr)
+    elif args.output:
+        print(render.machine(view.result, args.output))
+    else:
+        print(json.dumps(view.result, ensure_ascii=False))
+    return render.exit_code(view)
+
+
+def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
+    task = client.get(args.name)
+    task.cancel()
+    show(args, task, f"asynctask/{task.name} cancel requested")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace, client: Client) -> int:
+    client.get(args.name).delete()
+    print(f'asynctask "{args.name}" deleted')
+    return 0
+
+
+def cmd_watch(args: argparse.Namespace, client: Client) -> int:
+    return finish(args, client.get(args.name), live=True, timeout=args.timeout)
+
+
+def cmd_wait(args: argparse.Namespace, client: Client) -> int:
+    return finish(args, client.get(args.name), live=False, timeout=args.timeout)
+
+
+COMMANDS: dict[str, Callable[[argparse.Namespace, Client], int]] = {
+    "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "describe": cmd_describe,
+    "result": cmd_result, "cancel": cmd_cancel, "delete": cmd_delete, "watch": cmd_watch,
+    "wait": cmd_wait}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    try:
+        with connect(args) as client:
+            return COMMANDS[args.command](args, client)
+    except UsageError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return render.USAGE
+    except ApiError as exc:
+        print(f"Error from server ({exc.reason}): {exc.message}", file=sys.stderr)
+        for cause in exc.causes:
+            print(f"  {cause.get('field', '')}: {cause.get('message', '')}", file=sys.stderr)
+        return render.REFUSED
+    except TaskDeleted as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return render.REFUSED
+    except (ConnectionFailed, ConfigError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return render.UNREACHABLE
+    except WaitTimeout as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return render.NOT_DONE
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,3 @@
+from asynctask_gateway.cli import main
+
+main()

@@ -1,0 +1,141 @@
+"""The composition root: one function builds the gateway's aiohttp application.
+
+aiohttp.web serves it because it is already installed (kopf depends on it), runs on the
+same asyncio loop as the watch cache, and its ``StreamResponse`` does long-polls and
+server-sent events without another framework.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from aiohttp import web
+
+from asynctask_gateway import handlers, streams, ui, watching
+from asynctask_gateway.auth import Authenticator
+from asynctask_gateway.cache import TaskCache
+from asynctask_gateway.kube import ApiError, Kube
+from asynctask_gateway.metrics import CONTENT_TYPE_LATEST, Metrics
+from asynctask_gateway.openapi import build_document
+from asynctask_gateway.problems import Problem, from_api_error
+from asynctask_gateway.routes import API_ROUTES, BY_NAME
+from asynctask_gateway.settings import GatewaySettings
+from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, json_response
+
+log = logging.getLogger(__name__)
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+HANDLERS: dict[str, Handler] = {
+    "createTask": handlers.create_task, "createTasks": handlers.create_tasks,
+    "listTasks": handlers.list_tasks, "getTask": handlers.get_task,
+    "deleteTask": handlers.delete_task, "cancelTask": handlers.cancel_task,
+    "waitTask": streams.wait_task, "streamTask": streams.stream_task,
+    "watchTasks": watching.watch_tasks, "getTaskDetail": watching.get_task_detail,
+}
+
+
+async def _authorize(request: web.Request, gw: Gateway, route_name: str) -> None:
+    """Who calls (TokenReview), whether they may (SubjectAccessReview per verb), and
+    whether this gateway serves the namespace; the answer is the request's :class:`Call`."""
+    route = BY_NAME[route_name]
+    user = await gw.auth.authenticate(request.headers.get("Authorization"))
+    namespace = request.match_info["namespace"]
+    name = request.match_info.get("name", "")
+    await gw.auth.authorize(user, route.verbs, namespace, name)
+    if not gw.cache.serves(namespace):
+        raise Problem(404, "NamespaceNotServed",
+                      f'this gateway does not serve the namespace "{namespace}"')
+    request[CALL] = Call(user, namespace, name)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Authorization for the API routes, problem+json for every error, and metrics."""
+    gw = request.app[GATEWAY]
+    route_name = request.match_info.route.name or "other"
+    started, code = time.monotonic(), 500
+    try:
+        if route_name in BY_NAME:
+            await _authorize(request, gw, route_name)
+        response = await handler(request)
+        code = response.status
+        return response
+    except Problem as problem:
+        code = problem.status
+        return problem.response(request.path)
+    except ApiError as exc:
+        translated = from_api_error(exc)
+        code = translated.status
+        return translated.response(request.path)
+    except web.HTTPException as exc:
+        code = exc.status
+        if exc.status >= 400:
+            return Problem(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason,
+                           headers={k: v for k, v in exc.headers.items()
+                                    if k in ("Allow",)}).response(request.path)
+        raise
+    finally:
+        gw.metrics.requests.labels(request.method, route_name, str(code)).inc()
+        gw.metrics.latency.labels(request.method, route_name).observe(
+            time.monotonic() - started)
+
+
+async def healthz(request: web.Request) -> web.StreamResponse:
+    return web.Response(text="ok\n")
+
+
+async def readyz(request: web.Request) -> web.StreamResponse:
+    if request.app[GATEWAY].cache.synced:
+        return web.Response(text="ok\n")
+    return web.Response(status=503, text="the watch cache has not synced yet\n")
+
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    body = request.app[GATEWAY].metrics.exposition()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+
+OPENAPI = web.AppKey("openapi", dict)
+
+
+async def openapi(request: web.Request) -> web.StreamResponse:
+    return json_response(request.app[OPENAPI])
+
+
+async def _watching(app: web.Application) -> AsyncIterator[None]:
+    gw = app[GATEWAY]
+    task = asyncio.create_task(gw.cache.run(), name="watch-cache")
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await gw.kube.close()
+
+
+def make_gateway(settings: GatewaySettings, kube: Kube) -> Gateway:
+    metrics = Metrics()
+    return Gateway(
+        settings=settings, kube=kube, metrics=metrics,
+        cache=TaskCache(kube, settings.namespaces, metrics, settings.watch_timeout_seconds),
+        auth=Authenticator(kube, metrics, audiences=settings.audiences,
+                           allow_anonymous=settings.allow_anonymous,
+                           cache_seconds=settings.auth_cache_seconds))
+
+
+def make_app(gw: Gateway) -> web.Application:
+    app = web.Application(middlewares=[middleware],
+                          client_max_size=gw.settings.max_batch_body_bytes)
+    app[GATEWAY] = gw
+    app[OPENAPI] = build_document()
+    for route in API_ROUTES:
+        app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
+    app.router.add_get("/healthz", healthz, name="healthz")
+    app.router.add_get("/readyz", readyz, name="readyz")
+    app.router.add_get("/metrics", metrics, name="metrics")
+    app.router.add_get("/openapi.json", openapi, name="openapi")
+    ui.add_routes(app)
+    app.cleanup_ctx.append(_watching)
+    return app

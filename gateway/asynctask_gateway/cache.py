@@ -1,0 +1,208 @@
+"""One shared list+watch cache of AsyncTasks per gateway process.
+
+Every read of the API (GET, list, wait, events, the namespace stream) is served from here,
+never from a watch or a GET per client (but a task page's ``/detail``, which needs the
+request the cache drops). The watch resumes from the last resourceVersion it saw (bookmarks keep
+that fresh on quiet namespaces), and lists again when the apiserver answers 410 Gone.
+
+Only a slim projection of each object is kept: the task view plus the queue and labels
+the list filters on (about a quarter of a whole object; the spec's request is dropped).
+
+Waiters and streams are woken by the cache itself: each key has at most one
+:class:`asyncio.Event`, set and dropped when the entry changes. A waiter then reads the
+*latest* entry, so a slow client skips states it had no time for instead of queueing them,
+and never holds anyone else back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from asynctask_gateway.kube import ApiError, Kube, tasks_path
+from asynctask_gateway.metrics import Metrics
+from asynctask_worker.views import TaskView, task_view
+
+log = logging.getLogger(__name__)
+Key = tuple[str, str]  # (namespace, name)
+
+
+@dataclass(frozen=True)
+class Entry:
+    """The slim projection of one AsyncTask."""
+
+    view: TaskView
+    queue: str = ""
+    labels: Mapping[str, str] = field(default_factory=dict)
+    cancel: bool = False
+
+    @property
+    def key(self) -> Key:
+        return (self.view.namespace, self.view.name)
+
+
+#: A cache listener: (key, the entry before, the entry after), ``None`` for absent.
+Listener = Callable[[Key, "Entry | None", "Entry | None"], None]
+
+
+def project(obj: Mapping[str, Any]) -> Entry:
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    return Entry(view=task_view(obj), queue=str(spec.get("queue") or ""),
+                 labels=dict(meta.get("labels") or {}), cancel=bool(spec.get("cancel")))
+
+
+class TaskCache:
+    """The entries of the watched scopes (namespaces, or ``None`` for all of them)."""
+
+    def __init__(self, kube: Kube, namespaces: Iterable[str], metrics: Metrics,
+                 watch_timeout: int = 300) -> None:
+        self.kube, self.metrics, self.watch_timeout = kube, metrics, watch_timeout
+        self.scopes: list[str | None] = list(namespaces) or [None]
+        self._entries: dict[Key, Entry] = {}
+        # The same entries by namespace: a list reads one namespace, never all of them.
+        self._namespaces: dict[str, dict[str, Entry]] = {}
+        self._signals: dict[Key, asyncio.Event] = {}
+        self._synced: set[str | None] = set()
+        #: Called with (key, old entry, new entry) on every change (None: absent), e.g. by
+        #: the namespace feed (feed.py); they must not block.
+        self.listeners: list[Listener] = []
+
+    # --- reads ------------------------------------------------------------------------
+    @property
+    def synced(self) -> bool:
+        return len(self._synced) == len(self.scopes)
+
+    def serves(self, namespace: str) -> bool:
+        return self.scopes == [None] or namespace in self.scopes
+
+    def get(self, namespace: str, name: str) -> Entry | None:
+        return self._entries.get((namespace, name))
+
+    def in_namespace(self, namespace: str) -> list[Entry]:
+        """The namespace's entries, sorted by name (the order pagination walks)."""
+        entries = self._namespaces.get(namespace, {})
+        return [entries[name] for name in sorted(entries)]
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    async def change(self, namespace: str, name: str, seen: str | None,
+                     within: float) -> Entry | None:
+        """The entry once its state differs from ``seen`` (its resourceVersion, or ``None``
+        for "not in the cache"), or after ``within`` seconds as it is then; ``None`` when
+        the cache does not hold the task (deleted, or not seen by the watch yet)."""
+        key = (namespace, name)
+        entry = self._entries.get(key)
+        if (entry.view.resource_version if entry else None) != seen:
+            return entry
+        signal = self._signals.setdefault(key, asyncio.Event())
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(signal.wait(), within)
+        return self._entries.get(key)
+
+    # --- writes -----------------------------------------------------------------------
+    def seed(self, obj: Mapping[str, Any]) -> Entry:
+        """An object the gateway itself just created: known before the watch reports it
+        (a ``Prefer: wait`` needs it at once). A newer entry from the watch is kept."""
+        entry = project(obj)
+        current = self._entries.get(entry.key)
+        if current is None:
+            self._store(entry)
+            return entry
+        return current
+
+    def _store(self, entry: Entry) -> None:
+        old = self._entries.get(entry.key)
+        self._entries[entry.key] = entry
+        self._namespaces.setdefault(entry.key[0], {})[entry.key[1]] = entry
+        self._wake(entry.key)
+        for listener in self.listeners:
+            listener(entry.key, old, entry)
+
+    def _drop(self, key: Key) -> None:
+        if (old := self._entries.pop(key, None)) is not None:
+            names = self._namespaces.get(key[0], {})
+            names.pop(key[1], None)
+            if not names:
+                self._namespaces.pop(key[0], None)
+            self._wake(key)
+            for listener in self.listeners:
+                listener(key, old, None)
+
+    def _wake(self, key: Key) -> None:
+        signal = self._signals.pop(key, None)
+        if signal is not None:
+            signal.set()
+        self.metrics.cache_tasks.set(len(self._entries))
+
+    # --- list+watch -------------------------------------------------------------------
+    async def run(self) -> None:
+        """Watch every scope until cancelled."""
+        await asyncio.gather(*(self._run_scope(scope) for scope in self.scopes))
+
+    async def _run_scope(self, scope: str | None) -> None:
+        version: str | None = None
+        while True:
+            try:
+                if version is None:
+                    version = await self._relist(scope)
+                    self._synced.add(scope)
+                version = await self._watch(scope, version)
+            except asyncio.CancelledError:
+                raise
+            except ApiError as exc:
+                if exc.status == 410:
+                    log.info("watch of %s expired (410 Gone): listing again", scope or "*")
+                    self.metrics.watch_restarts.labels(reason="gone").inc()
+                    version = None
+                    continue
+                log.warning("watch of %s failed: %s", scope or "*", exc)
+                self.metrics.watch_restarts.labels(reason="error").inc()
+                await asyncio.sleep(1)
+            except Exception as exc:  # noqa: BLE001 - a broken connection: resume after a pause
+                log.warning("watch of %s broke: %r", scope or "*", exc)
+                self.metrics.watch_restarts.labels(reason="error").inc()
+                await asyncio.sleep(1)
+
+    async def _relist(self, scope: str | None) -> str:
+        """A full (paginated) list of the scope, replacing what the cache held for it."""
+        seen: set[Key] = set()
+        params: dict[str, str] = {"limit": "500"}
+        while True:
+            page = await self.kube.request("GET", tasks_path(scope), params=params)
+            for obj in page.get("items") or []:
+                entry = project(obj)
+                seen.add(entry.key)
+                if self._entries.get(entry.key) != entry:
+                    self._store(entry)
+            meta = page.get("metadata") or {}
+            if not meta.get("continue"):
+                break
+            params["continue"] = str(meta["continue"])
+        stale = [k for k in self._entries if (scope is None or k[0] == scope) and k not in seen]
+        for key in stale:
+            self._drop(key)
+        log.info("listed %d tasks in %s", len(seen), scope or "all namespaces")
+        return str(meta.get("resourceVersion") or "")
+
+    async def _watch(self, scope: str | None, version: str) -> str:
+        """One watch request; returns the resourceVersion to resume from."""
+        params = {"resourceVersion": version, "allowWatchBookmarks": "true",
+                  "timeoutSeconds": str(self.watch_timeout)}
+        async for event in self.kube.watch(tasks_path(scope), params,
+                                           read_timeout=self.watch_timeout + 30):
+            kind, obj = event.get("type"), event.get("object") or {}
+            if kind == "ERROR":
+                raise ApiError(int(obj.get("code") or 500), obj)
+            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+            if kind in ("ADDED", "MODIFIED"):
+                self._store(project(obj))
+            elif kind == "DELETED":
+                meta = obj.get("metadata") or {}
+                self._drop((str(meta.get("namespace")), str(meta.get("name"))))
+        return version

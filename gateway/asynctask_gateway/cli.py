@@ -1,0 +1,69 @@
+"""``asynctask-gateway``: serve the HTTP API until SIGTERM/SIGINT."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sys
+
+from aiohttp import web
+
+from asynctask_gateway.app import make_app, make_gateway
+from asynctask_gateway.kube import Kube
+from asynctask_gateway.settings import GatewaySettings
+
+log = logging.getLogger("asynctask_gateway")
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        doc = {"time": self.formatTime(record), "level": record.levelname,
+               "logger": record.name, "message": record.getMessage()}
+        if record.exc_info:
+            doc["exception"] = self.formatException(record.exc_info)
+        return json.dumps(doc)
+
+
+def setup_logging(settings: GatewaySettings) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else
+                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
+
+
+async def serve(settings: GatewaySettings) -> None:
+    gw = make_gateway(settings, Kube.from_environment())
+    # handler_cancellation: a client that hangs up ends its wait or stream at once.
+    runner = web.AppRunner(make_app(gw), handler_cancellation=True, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.address, settings.port)
+    await site.start()
+    ports = [s.getsockname()[1] for s in site._server.sockets]  # type: ignore[union-attr]
+    log.info("serving on http://%s:%s (namespaces: %s)", settings.address, ports[0],
+             ",".join(settings.namespaces) or "all")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        log.info("shutting down")
+        await runner.cleanup()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        prog="asynctask-gateway",
+        description="HTTP gateway for AsyncTasks; configured by ASYNCTASK_GATEWAY_* variables.")
+    parser.add_argument("--port", type=int, help="overrides ASYNCTASK_GATEWAY_PORT")
+    args = parser.parse_args(argv)
+    settings = GatewaySettings()
+    if args.port is not None:
+        settings = settings.model_copy(update={"port": args.port})
+    setup_logging(settings)
+    asyncio.run(serve(settings))

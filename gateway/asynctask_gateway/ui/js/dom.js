@@ -1,0 +1,56 @@
+// Building the page from data without ever parsing it as HTML: every value goes through
+// textContent or a property, so a task's message or result cannot inject markup.
+
+export function h(tag, attrs = {}, ...children) {
+  const el = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === undefined || value === null || value === false) continue;
+    if (key.startsWith("on")) el.addEventListener(key.slice(2), value);
+    else if (key in el && !key.includes("-") && key !== "list") el[key] = value;
+    else el.setAttribute(key, value === true ? "" : String(value));
+  }
+  append(el, children);
+  return el;
+}
+
+export function append(el, children) {
+  for (const child of children.flat(Infinity)) {
+    if (child === undefined || child === null || child === false) continue;
+    el.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return el;
+}
+
+export const PHASES = ["Pending", "Processing", "Succeeded", "Failed", "Error", "Cancelled",
+                       "TimedOut"];
+
+export function phaseBadge(phase) {
+  return h("span", { className: `phase phase-${phase}`, "data-phase": phase }, phase);
+}
+
+export function progressBar(view, label) {
+  const bar = h("progress", { max: 100, value: view.progress,
+                              "aria-label": label || `progress of ${view.name}` });
+  const text = h("span", { className: "percent" }, `${view.progress}%`);
+  return h("span", { className: "bar" }, bar, text);
+}
+
+export function updateBar(wrapper, view) {
+  wrapper.querySelector("progress").value = view.progress;
+  wrapper.querySelector(".percent").textContent = `${view.progress}%`;
+}
+
+export function when(iso) {
+  if (!iso) return "—";
+  const date = new Date(iso);
+  return Number.isNaN(date.getTime()) ? iso : date.toLocaleString();
+}
+
+export function json(value) {
+  return JSON.stringify(value, null, 2);
+}
+
+export function hashFor(namespace, name) {
+  const ns = encodeURIComponent(namespace);
+  return name ? `#/ns/${ns}/tasks/${encodeURIComponent(name)}` : `#/ns/${ns}`;
+}

@@ -1,0 +1,3 @@
+module asynctask.dev/hack/images/pause
+
+go 1.25.0

@@ -1,0 +1,27 @@
+// Command pause is the sandbox process of every pod on the test bed's node: it holds the
+// pod's namespaces, reaps orphaned children (it is PID 1 when the pod shares its process
+// namespace) and exits on SIGINT or SIGTERM. containerd's CRI is configured to use the
+// image built from it, because the node has no registry to pull the usual one from.
+package main
+
+import (
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	signals := make(chan os.Signal, 4)
+	signal.Notify(signals, syscall.SIGINT, syscall.SIGTERM, syscall.SIGCHLD)
+	for sig := range signals {
+		if sig != syscall.SIGCHLD {
+			os.Exit(0)
+		}
+		for {
+			pid, err := syscall.Wait4(-1, nil, syscall.WNOHANG, nil)
+			if pid <= 0 || err != nil {
+				break
+			}
+		}
+	}
+}

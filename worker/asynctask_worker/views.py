@@ -1,0 +1,89 @@
+"""The task view: what an HTTP client (or a program) needs to know about one AsyncTask.
+
+One pure function, :func:`task_view`, builds it from an object's ``metadata`` and ``.status``;
+the HTTP gateway answers with it and a Python client can read it back with
+:class:`TaskView` without depending on the operator (this module needs pydantic only).
+The names follow the CRD's status fields, so a view reads like ``kubectl get -o yaml``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from asynctask_worker.messages import Phase
+
+
+class TaskError(BaseModel):
+    """Why a task did not succeed (``status.error``)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    reason: str | None = None
+    message: str | None = None
+    traceback: str | None = None
+
+
+class TaskView(BaseModel):
+    """One task as clients see it. ``done`` is true once the phase is terminal (it never
+    changes again); ``resourceVersion`` identifies this exact state (an HTTP ETag)."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, populate_by_name=True)
+
+    name: str
+    namespace: str
+    uid: str = ""
+    phase: Phase = Field(Phase.PENDING, description=(
+        "Pending (also before the operator has queued it), Processing, or a terminal phase."))
+    done: bool = False
+    progress: int = 0
+    message: str | None = None
+    result: Any = None
+    error: TaskError | None = None
+    attempts: int = 0
+    created_at: str | None = Field(None, alias="createdAt")
+    start_time: str | None = Field(None, alias="startTime")
+    completion_time: str | None = Field(None, alias="completionTime")
+    resource_version: str = Field("", alias="resourceVersion")
+    queue: str = Field("", description="spec.queue: the worker pool (task type).")
+
+    def to_json(self) -> dict[str, Any]:
+        """The wire form (camelCase names, every field present)."""
+        return self.model_dump(mode="json", by_alias=True)
+
+
+def phase_of(status: Mapping[str, Any]) -> Phase:
+    """The stored phase; a task the operator has not queued yet (no or unknown phase) is
+    Pending: it waits, like a queued one, and clients need no extra state for it."""
+    try:
+        return Phase(status.get("phase") or Phase.PENDING)
+    except ValueError:
+        return Phase.PENDING
+
+
+def task_view(obj: Mapping[str, Any]) -> TaskView:
+    """The view of one AsyncTask object (a dict as the Kubernetes API returns it)."""
+    meta: Mapping[str, Any] = obj.get("metadata") or {}
+    spec: Mapping[str, Any] = obj.get("spec") or {}
+    status: Mapping[str, Any] = obj.get("status") or {}
+    phase = phase_of(status)
+    error = status.get("error")
+    return TaskView(
+        name=str(meta.get("name", "")),
+        namespace=str(meta.get("namespace", "")),
+        uid=str(meta.get("uid", "")),
+        phase=phase,
+        done=phase.terminal,
+        progress=int(status.get("progress") or 0),
+        message=status.get("message"),
+        result=status.get("result") if phase is Phase.SUCCEEDED else None,
+        error=TaskError.model_validate(error) if isinstance(error, Mapping) else None,
+        attempts=int(status.get("attempts") or 0),
+        createdAt=meta.get("creationTimestamp"),
+        startTime=status.get("startTime"),
+        completionTime=status.get("completionTime"),
+        resourceVersion=str(meta.get("resourceVersion", "")),
+        queue=str(spec.get("queue") or ""),
+    )
