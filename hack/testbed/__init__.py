@@ -6,5 +6,6 @@ Used by the pytest fixtures (``tests/conftest.py``) and by the dev stack
 
 from testbed.controlplane import ControlPlane
 from testbed.rabbitmq import RabbitMQ
+from testbed.rabbitmq_cluster import RabbitMQCluster
 
-__all__ = ["ControlPlane", "RabbitMQ"]
+__all__ = ["ControlPlane", "RabbitMQ", "RabbitMQCluster"]

@@ -116,6 +116,7 @@ class ControlPlane:
     workdir: Path | None = None
     bin_dir: Path | None = None
     server: str = ""
+    etcd_url: str = ""  # etcd's client URL (its v3 JSON gateway serves watches of every change)
     kubeconfig: Path = field(default=Path())
     audit_log: Path = field(default=Path())
     _procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
@@ -123,6 +124,8 @@ class ControlPlane:
     #: Where the apiserver listens and what it advertises (the ``kubernetes`` Service's
     #: endpoint). Loopback unless pods must reach it: the test bed's node passes its own IP.
     address: str = "127.0.0.1"
+    _api_args: list[str] = field(default_factory=list)
+    _admin_tls: ssl.SSLContext | None = None
 
     def start(self) -> ControlPlane:
         bin_dir = self.bin_dir = self.bin_dir or build_binaries()
@@ -141,7 +144,7 @@ class ControlPlane:
         log("controlplane", f"generating certificates in {pki}")
         generate_pki(pki, self.address)
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-        etcd_url = f"http://127.0.0.1:{etcd_port}"
+        etcd_url = self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.server = f"https://{self.address}:{api_port}"
 
         log("controlplane", f"starting etcd on {etcd_url}")
@@ -159,8 +162,7 @@ class ControlPlane:
         (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self.audit_log = work / "audit.log"
         log("controlplane", f"starting kube-apiserver on {self.server} (authorization: Node,RBAC)")
-        api_log = work / "kube-apiserver.log"
-        self._procs.append(("kube-apiserver", spawn([
+        self._api_args = [
             str(bin_dir / "kube-apiserver"),
             "--etcd-servers", etcd_url,
             "--bind-address", self.address, "--advertise-address", self.address,
@@ -182,16 +184,17 @@ class ControlPlane:
             "--audit-policy-file", str(work / "audit-policy.yaml"),
             "--audit-log-path", str(self.audit_log),
             "--audit-log-maxsize", "500", "--audit-log-maxbackup", "1",
-        ], api_log), api_log))
+        ]
+        api_log = work / "kube-apiserver.log"
+        self._procs.append(("kube-apiserver", spawn(self._api_args, api_log), api_log))
 
         admin = kubeconfig(self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key",
                            "admin")
         self.kubeconfig = work / "admin.kubeconfig"
         self.kubeconfig.write_text(admin)
-        ctx = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx = self._admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
         ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        wait_until("kube-apiserver /readyz",
-                   lambda: _http_ok(f"{self.server}/readyz", ctx), 120, self._procs)
+        self._wait_apiserver_ready()
 
         log("controlplane", "starting kube-controller-manager")
         kcm_config = work / "controller-manager.kubeconfig"
@@ -218,6 +221,31 @@ class ControlPlane:
                        f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", ctx),
                    120, self._procs)
         log("controlplane", f"ready: {self.server}, kubeconfig {self.kubeconfig}")
+
+    def _wait_apiserver_ready(self) -> None:
+        ctx = self._admin_tls
+        wait_until("kube-apiserver /readyz",
+                   lambda: _http_ok(f"{self.server}/readyz", ctx), 120, self._procs)
+
+    # an apiserver outage, as clients see it: same address, same etcd, same objects --------
+
+    def stop_apiserver(self) -> None:
+        """Stop kube-apiserver (etcd and the controller manager keep running): every
+        client's calls and watches fail until :meth:`start_apiserver`."""
+        (entry,) = [p for p in self._procs if p[0] == "kube-apiserver"]
+        log("controlplane", "stopping kube-apiserver (an outage)")
+        stop(entry[1])
+        self._procs.remove(entry)
+
+    def start_apiserver(self) -> None:
+        """Start kube-apiserver again on the same port and etcd; returns once it is ready."""
+        assert self._api_args and self.workdir is not None, "start() the control plane first"
+        if any(p[0] == "kube-apiserver" for p in self._procs):
+            return
+        log("controlplane", f"starting kube-apiserver again on {self.server}")
+        api_log = self.workdir / "kube-apiserver.log"
+        self._procs.insert(1, ("kube-apiserver", spawn(self._api_args, api_log), api_log))
+        self._wait_apiserver_ready()
 
     def env(self) -> dict[str, str]:
         """Environment for child processes: KUBECONFIG and the pinned kubectl first on PATH."""

@@ -8,9 +8,11 @@ epmd it started, and removes its files.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import tempfile
 import urllib.error
@@ -39,6 +41,10 @@ class RabbitMQ:
     #: node: the in-cluster tests pass the test bed node's IP (then ``guest`` may log in
     #: from other addresses, which RabbitMQ refuses by default).
     address: str = "127.0.0.1"
+    #: Set by a cluster (:mod:`testbed.rabbitmq_cluster`): an epmd port its nodes share (the
+    #: cluster runs that epmd, so a node never ends it) and one Erlang cookie.
+    epmd_port: int = 0
+    cookie: str = ""
     _proc: subprocess.Popen[bytes] | None = None
     _env: dict[str, str] = field(default_factory=dict)
     _own_workdir: bool = False
@@ -67,9 +73,21 @@ class RabbitMQ:
         return self
 
     def _start(self, work: Path) -> None:
+        self.launch(work)
+        self.wait_ready()
+
+    def launch(self, work: Path) -> None:
+        """Start the node's process; :meth:`wait_ready` waits for it (a cluster starts its
+        nodes at once, then waits for each)."""
         self.port = self.port or free_port()
-        dist_port, epmd_port = free_port(), free_port()
+        dist_port, epmd_port = free_port(), self.epmd_port or free_port()
         self.node = f"asynctask-{self.port}@localhost"
+        if self.cookie:
+            cookie = work / ".erlang.cookie"
+            if cookie.exists():
+                cookie.chmod(0o600)
+            cookie.write_text(self.cookie)
+            cookie.chmod(0o400)
         loopback = "true" if self.address == "127.0.0.1" else "false"
         conf = [f"listeners.tcp.1 = {self.address}:{self.port}",
                 f"loopback_users.guest = {loopback}",
@@ -98,11 +116,18 @@ class RabbitMQ:
             "RABBITMQ_LOG_BASE": str(work / "log"),
             "RABBITMQ_PID_FILE": str(work / "rabbitmq.pid"),
         }
-        logfile = work / "rabbitmq-server.log"
         log("rabbitmq", f"starting private node {self.node} on {self.address}:{self.port}")
-        self._proc = spawn([str(RABBITMQ_BIN / "rabbitmq-server")], logfile, self._env)
-        wait_until(f"RabbitMQ {self.node} to accept AMQP connections", self._amqp_ok, 90,
-                   [("rabbitmq-server", self._proc, logfile)], interval=0.5)
+        self._proc = spawn([str(RABBITMQ_BIN / "rabbitmq-server")], self._logfile, self._env)
+
+    @property
+    def _logfile(self) -> Path:
+        assert self.workdir is not None
+        return self.workdir / "rabbitmq-server.log"
+
+    def wait_ready(self, timeout: float = 90) -> None:
+        assert self._proc is not None
+        wait_until(f"RabbitMQ {self.node} to accept AMQP connections", self._amqp_ok, timeout,
+                   [("rabbitmq-server", self._proc, self._logfile)], interval=0.5)
         log("rabbitmq", f"ready: amqp://{self.address}:{self.port}")
 
     def _amqp_ok(self) -> bool:
@@ -134,10 +159,20 @@ class RabbitMQ:
             log("rabbitmq", f"stopping {self.node}")
             stop(self._proc, timeout=20)
             self._proc = None
-        if self._env:
+        if self._env and not self.epmd_port:
             # epmd was started for this node on its private port; end it too.
             subprocess.run(["epmd", "-port", self._env["ERL_EPMD_PORT"], "-kill"],
                            capture_output=True, check=False, env=self._env)
+
+    def kill(self) -> None:
+        """SIGKILL the node (a crash: nothing is flushed, no goodbye to clients or peers);
+        ``start_node()`` brings it back with its port and data."""
+        if self._proc is not None:
+            log("rabbitmq", f"SIGKILL {self.node}")
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            self._proc.wait(30)
+            self._proc = None
 
     def start_node(self) -> None:
         """Start a node stopped with ``stop_node()`` again: same port, durable data kept."""

@@ -79,10 +79,11 @@ class Operator:
         self.config = config
         self.kube = Kube(config.kube.api_workers)
         broker = config.broker
+        self.metrics = OperatorMetrics()
         self.broker = Broker(broker.amqp_url, prefetch=broker.status_prefetch,
                              heartbeat=broker.heartbeat_seconds,
-                             reconnect_max_delay=broker.reconnect_max_delay_seconds)
-        self.metrics = OperatorMetrics()
+                             reconnect_max_delay=broker.reconnect_max_delay_seconds,
+                             on_retry=self.metrics.publish_retries.inc)
         self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
         self.scaler = (Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
                        if config.scaling.autoscaling_enabled else None)

@@ -60,7 +60,8 @@ _Command = Callable[[], None]
 
 class Broker(threading.Thread):
     def __init__(self, amqp_url: str, *, prefetch: int = 256, heartbeat: int = 30,
-                 reconnect_max_delay: float = 30.0) -> None:
+                 reconnect_max_delay: float = 30.0,
+                 on_retry: Callable[[], object] = lambda: None) -> None:
         super().__init__(name="asynctask-broker", daemon=True)
         self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
                                 name="operator broker", log=log)
@@ -72,6 +73,7 @@ class Broker(threading.Thread):
         self._publish: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
         self._on_delivery: Callable[[Delivery], object] | None = None
+        self._on_retry = on_retry  # a publish cut short by a lost connection, done again
         self._dead_tag = ""
         self.connected = threading.Event()
 
@@ -113,7 +115,10 @@ class Broker(threading.Thread):
             try:
                 fn()
             except pika.exceptions.AMQPConnectionError:
-                self._commands.put(run)  # retried on the next connection
+                # Retried on the next connection. The message may have reached its queue
+                # already (only the confirm was lost): it may then be there twice.
+                self._on_retry()
+                self._commands.put(run)
                 raise
             except pika.exceptions.AMQPChannelError as exc:
                 fut.set_exception(exc)

@@ -32,6 +32,14 @@ log = logging.getLogger("asynctask.operator.kube")
 API_ERRORS = (ApiException, OSError, urllib3.exceptions.HTTPError)
 
 
+def unavailable(exc: BaseException) -> bool:
+    """The apiserver could not be reached, or answered "not now" (429, 5xx): the same call
+    is worth making again later, unchanged (an outage, a restart, overload)."""
+    if isinstance(exc, ApiException):
+        return not exc.status or exc.status == 429 or exc.status >= 500
+    return isinstance(exc, (OSError, urllib3.exceptions.HTTPError))
+
+
 @dataclass(frozen=True)
 class Deployment:
     """A worker Deployment as the autoscaler needs it."""

@@ -42,6 +42,10 @@ class OperatorMetrics:
         self.published = Counter("asynctask_operator_tasks_published",
                                  "Task messages handed to RabbitMQ (attempts).", ["queue"],
                                  registry=r)
+        self.publish_retries = Counter(
+            "asynctask_operator_publish_retries",
+            "Messages published again on a new connection because the old one was lost "
+            "before RabbitMQ confirmed them: each may be in its queue twice.", registry=r)
         self.transitions = Counter("asynctask_operator_phase_transitions",
                                    "Phases written to AsyncTask status.", ["queue", "phase"],
                                    registry=r)

@@ -28,7 +28,8 @@ class BrokerConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F",
-                          description="RabbitMQ connection URL.")
+                          description="RabbitMQ connection URL, or the URLs of a cluster's "
+                                      "nodes separated by commas (tried in turn).")
     status_prefetch: int = Field(256, ge=1, description="Unacked status messages in flight.")
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)

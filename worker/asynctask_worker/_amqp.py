@@ -21,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import pika
 import pika.exceptions
@@ -44,17 +44,40 @@ def quiet_pika() -> None:
         logging.getLogger(name).setLevel(logging.CRITICAL)
 
 
+def split_urls(value: str) -> list[str]:
+    """The URLs of ``ASYNCTASK_AMQP_URL`` / ``ASYNCTASK_WORKER_AMQP_URL``: one ``amqp://``
+    URL, or the nodes of one cluster separated by commas (a comma inside a URL, e.g. in a
+    password, is written ``%2C``). Blanks around them are ignored."""
+    urls = [u.strip() for u in value.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("no AMQP URL given")
+    return urls
+
+
 def parameters(url: str, *, heartbeat: int | None = None, attempts: int | None = None,
-               timeout: float | None = None) -> pika.URLParameters:
-    """Connection parameters from an ``amqp://`` URL, with the knobs the project sets."""
-    params = pika.URLParameters(url)
-    if heartbeat is not None:
-        params.heartbeat = heartbeat
-    if attempts is not None:
-        params.connection_attempts = attempts
-    if timeout is not None:
-        params.socket_timeout = params.stack_timeout = timeout
-    return params
+               timeout: float | None = None) -> list[pika.URLParameters]:
+    """Connection parameters, one per URL of ``url`` (see :func:`split_urls`), with the
+    knobs the project sets. Every URL must name the same virtual host: they are nodes of
+    one cluster, and the queues the project declares live in that virtual host."""
+    nodes = []
+    for one in split_urls(url):
+        params = pika.URLParameters(one)
+        if heartbeat is not None:
+            params.heartbeat = heartbeat
+        if attempts is not None:
+            params.connection_attempts = attempts
+        if timeout is not None:
+            params.socket_timeout = params.stack_timeout = timeout
+        nodes.append(params)
+    vhosts = {p.virtual_host for p in nodes}
+    if len(vhosts) > 1:
+        raise ValueError(f"the AMQP URLs name different virtual hosts: {sorted(vhosts)}")
+    return nodes
+
+
+def node_name(params: pika.ConnectionParameters) -> str:
+    """``host:port`` of a node, for logs (never the credentials)."""
+    return f"{params.host}:{params.port}"
 
 
 def describe(exc: BaseException) -> str:
@@ -90,18 +113,35 @@ class Link:
     Only the thread that owns the link may use the connection, except for pika's
     ``add_callback_threadsafe``. A delivery remembers the epoch it came on: after a
     reconnect its ack is moot (the broker redelivers it), so it is dropped.
+
+    With several nodes (a cluster), ``open()`` tries them in turn, starting after the
+    node whose connection was lost last, so a reconnect goes to a survivor first rather
+    than waiting on the node that just failed. Quorum queues live on every node: any
+    node serves every queue.
     """
 
-    def __init__(self, params: pika.URLParameters, *, name: str,
-                 log: logging.Logger) -> None:
-        self.params = params
+    def __init__(self, params: pika.ConnectionParameters | Sequence[pika.ConnectionParameters],
+                 *, name: str, log: logging.Logger) -> None:
+        nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
+        if not nodes:
+            raise ValueError("a link needs at least one node's connection parameters")
+        for node in nodes:  # RabbitMQ's management UI and API show whose connection it is
+            node.client_properties = {**(node.client_properties or {}), "connection_name": name}
+        self.nodes = nodes
         self.name = name
         self._log = log
         self.connection: pika.BlockingConnection | None = None
         self.epoch = 0
+        self.node: pika.ConnectionParameters | None = None  # the node connected to last
+        self._first = 0  # the index of the node tried first
         self._down_since: float | None = None
         self._connected_once = False
         quiet_pika()
+
+    @property
+    def params(self) -> pika.ConnectionParameters:
+        """The first node's parameters (every node's name the same virtual host)."""
+        return self.nodes[0]
 
     @property
     def is_open(self) -> bool:
@@ -111,7 +151,7 @@ class Link:
         """The open connection, or a new one (raises one of :data:`BROKER_ERRORS`)."""
         if self.connection is not None and self.connection.is_open:
             return self.connection
-        self.connection = pika.BlockingConnection(self.params)
+        self.connection = self._connect()
         self.epoch += 1
         self._connected_once = True
         return self.connection
@@ -124,20 +164,43 @@ class Link:
         down``), and a session that fails while setting up is the same outage, not a
         second one."""
         if self._down_since is not None:
-            self._log.info("%s: reconnected to RabbitMQ after %.1fs", self.name,
-                           time.monotonic() - self._down_since)
+            self._log.info("%s: reconnected to RabbitMQ after %.1fs (%s)", self.name,
+                           time.monotonic() - self._down_since,
+                           node_name(self.node or self.nodes[self._first]))
             self._down_since = None
 
+    def _connect(self) -> pika.BlockingConnection:
+        """A connection to the first node that takes one, in turn from ``_first``."""
+        error: BaseException | None = None
+        for i in range(len(self.nodes)):
+            index = (self._first + i) % len(self.nodes)
+            try:
+                connection = pika.BlockingConnection(self.nodes[index])
+            except BROKER_ERRORS as exc:
+                error = exc
+                continue
+            self._first = index
+            self.node = self.nodes[index]
+            return connection
+        assert error is not None
+        raise error
+
     def lost(self, exc: BaseException) -> None:
-        """The connection failed (or could not be made): close it; report the outage once."""
+        """The connection failed (or could not be made): close it; report the outage once.
+
+        A lost connection's node is tried last next time."""
+        if self.connection is not None:
+            self._first = (self._first + 1) % len(self.nodes)
         self.close()
         if self._down_since is not None:
             self._log.debug("%s: still no RabbitMQ (%s)", self.name, describe(exc))
             return
         self._down_since = time.monotonic()
         what = "lost RabbitMQ" if self._connected_once else "cannot reach RabbitMQ"
-        self._log.warning("%s: %s (%s); reconnecting with backoff", self.name, what,
-                          describe(exc))
+        where = node_name(self.node) if self.node is not None and self._connected_once else (
+            ", ".join(node_name(p) for p in self.nodes))
+        self._log.warning("%s: %s (%s) at %s; reconnecting with backoff", self.name, what,
+                          describe(exc), where)
 
     def close(self) -> None:
         conn, self.connection = self.connection, None

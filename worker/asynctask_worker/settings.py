@@ -23,7 +23,8 @@ class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASYNCTASK_WORKER_", extra="ignore")
 
     amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F",
-                          description="RabbitMQ connection URL.")
+                          description="RabbitMQ connection URL, or the URLs of a cluster's "
+                                      "nodes separated by commas (tried in turn).")
     queues: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Queues to serve (comma-separated); empty serves every queue the app has.")

@@ -33,6 +33,7 @@ class FakeApi:
         self.events: list[dict[str, Any]] = []
         self.deleted: list[str] = []
         self.reject_next: str | None = None
+        self.unavailable_next = 0  # status writes to fail as if the apiserver were down
 
     def add(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -48,6 +49,9 @@ class FakeApi:
     async def replace_status(self, namespace: str, name: str, uid: str,
                              status: dict[str, Any]) -> dict[str, Any]:
         self.journal.append(f"write {name} {status.get('phase')}")
+        if self.unavailable_next:
+            self.unavailable_next -= 1
+            raise ConnectionRefusedError(111, "Connection refused")
         body = self.objects.get((namespace, name))
         if body is None or body["metadata"]["uid"] != uid:
             raise Gone(f"{namespace}/{name}")

@@ -199,7 +199,8 @@ async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
 
     async def fails(namespace: str, name: str, uid: str,
                     status: dict[str, Any]) -> dict[str, Any]:
-        raise OSError("connection reset")
+        # Not an outage (those are waited out in place: test_inbox_outage.py), a failure.
+        raise RuntimeError("the write failed")
 
     h.api.replace_status = fails  # type: ignore[method-assign]
     start, done = delivery(Phase.PROCESSING, tag=1), delivery(Phase.SUCCEEDED, seq=1, tag=2)

@@ -7,7 +7,7 @@ import logging
 import pika.exceptions
 import pytest
 
-from asynctask_worker._amqp import Backoff, Link, describe, parameters
+from asynctask_worker._amqp import Backoff, Link, describe, node_name, parameters, split_urls
 
 
 def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> None:
@@ -39,12 +39,34 @@ def test_a_refused_connection_says_so() -> None:
 
 
 def test_parameters_set_only_what_is_asked() -> None:
-    params = parameters("amqp://u:p@host:5673/v", heartbeat=7, attempts=1, timeout=5)
+    (params,) = parameters("amqp://u:p@host:5673/v", heartbeat=7, attempts=1, timeout=5)
     assert (params.host, params.port, params.virtual_host) == ("host", 5673, "v")
     assert (params.heartbeat, params.connection_attempts) == (7, 1)
     assert params.socket_timeout == params.stack_timeout == 5
-    plain = parameters("amqp://host/")
+    (plain,) = parameters("amqp://host/")
     assert plain.connection_attempts == pika.ConnectionParameters.DEFAULT_CONNECTION_ATTEMPTS
+
+
+def test_several_urls_are_the_nodes_of_one_cluster_in_their_order() -> None:
+    nodes = parameters("amqp://u:p@a:5672/v, amqp://u:p@b:5673/v,amqp://u:p@c/v",
+                       heartbeat=7)
+    assert [node_name(n) for n in nodes] == ["a:5672", "b:5673", "c:5672"]
+    assert {n.heartbeat for n in nodes} == {7}
+
+
+def test_a_comma_in_a_password_is_written_percent_encoded() -> None:
+    (node,) = parameters("amqp://u:p%2Cq@a/v")
+    assert node.credentials.password == "p,q"
+
+
+def test_nodes_of_different_virtual_hosts_are_refused() -> None:
+    with pytest.raises(ValueError, match="different virtual hosts"):
+        parameters("amqp://a/one,amqp://b/two")
+
+
+def test_no_url_at_all_is_refused() -> None:
+    with pytest.raises(ValueError, match="no AMQP URL"):
+        split_urls(" , ")
 
 
 def test_an_outage_is_one_warning_and_one_info_even_if_the_first_session_fails(
