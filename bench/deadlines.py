@@ -43,8 +43,10 @@ async def main(tasks: int) -> None:
     current, peak = tracemalloc.get_traced_memory()
     print(f"set {tasks} deadlines: {1e6 * (t1 - t0) / tasks:.2f} µs each")
     print(f"re-set {tasks} deadlines: {1e6 * (t2 - t1) / tasks:.2f} µs each")
-    print(f"scheduler memory: {current / 2**20:.1f} MiB ({current / tasks:.0f} B a task), "
-          f"peak {peak / 2**20:.1f} MiB")
+    print(
+        f"scheduler memory: {current / 2**20:.1f} MiB ({current / tasks:.0f} B a task), "
+        f"peak {peak / 2**20:.1f} MiB"
+    )
     runner = asyncio.create_task(d.run(fire))
     t3 = time.perf_counter()
     await asyncio.wait_for(done.wait(), 120)

@@ -51,8 +51,10 @@ def pct(values: list[float], q: float) -> float:
 
 def summary(name: str, seconds: list[float]) -> str:
     ms = [s * 1000 for s in seconds]
-    return (f"{name}: p50 {pct(ms, 0.5):.1f} ms, p99 {pct(ms, 0.99):.1f} ms, "
-            f"max {max(ms):.1f} ms (n={len(ms)})")
+    return (
+        f"{name}: p50 {pct(ms, 0.5):.1f} ms, p99 {pct(ms, 0.99):.1f} ms, "
+        f"max {max(ms):.1f} ms (n={len(ms)})"
+    )
 
 
 def rss_mib(pid: int) -> float:
@@ -71,8 +73,9 @@ class Client:
     def __init__(self, base: str, token: str, namespace: str) -> None:
         self.base, self.namespace = base, namespace
         self.headers = {"Authorization": f"Bearer {token}"}
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0),
-                                             timeout=aiohttp.ClientTimeout(total=None))
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=None)
+        )
 
     def tasks(self, name: str = "") -> str:
         return f"{self.base}/v1/namespaces/{self.namespace}/tasks" + (f"/{name}" if name else "")
@@ -84,17 +87,18 @@ class Client:
             return view
 
     async def wait(self, name: str) -> tuple[float, dict[str, Any]]:
-        async with self.session.get(self.tasks(name) + "/wait?timeout=55s",
-                                    headers=self.headers) as resp:
+        async with self.session.get(
+            self.tasks(name) + "/wait?timeout=55s", headers=self.headers
+        ) as resp:
             assert resp.status == 200, await resp.text()
             view: dict[str, Any] = await resp.json()
             return time.monotonic(), view
 
-    async def terminal_event(self, name: str, opened: asyncio.Event | None = None
-                             ) -> tuple[float, str]:
+    async def terminal_event(
+        self, name: str, opened: asyncio.Event | None = None
+    ) -> tuple[float, str]:
         """When the stream's terminal event arrived, and its name."""
-        async with self.session.get(self.tasks(name) + "/events",
-                                    headers=self.headers) as resp:
+        async with self.session.get(self.tasks(name) + "/events", headers=self.headers) as resp:
             assert resp.status == 200, await resp.text()
             if opened is not None:
                 opened.set()
@@ -108,8 +112,7 @@ class Client:
         raise AssertionError(f"the stream of {name} closed without a terminal event")
 
     async def cancel(self, name: str) -> None:
-        async with self.session.post(self.tasks(name) + "/cancel",
-                                     headers=self.headers) as resp:
+        async with self.session.post(self.tasks(name) + "/cancel", headers=self.headers) as resp:
             assert resp.status == 202, await resp.text()
 
 
@@ -124,8 +127,9 @@ class TerminalWatch:
     async def run(self) -> None:
         listing = await self.kube.request("GET", tasks_path(self.namespace))
         version = listing["metadata"]["resourceVersion"]
-        async for event in self.kube.watch(tasks_path(self.namespace),
-                                           {"resourceVersion": version}, read_timeout=600):
+        async for event in self.kube.watch(
+            tasks_path(self.namespace), {"resourceVersion": version}, read_timeout=600
+        ):
             obj = event.get("object") or {}
             if (obj.get("status") or {}).get("phase") in TERMINAL:
                 self.seen.setdefault(obj["metadata"]["name"], time.monotonic())
@@ -148,8 +152,7 @@ async def delays(client: Client, watch: TerminalWatch, count: int) -> None:
     to_wait, to_event = [], []
 
     async def one() -> None:
-        view = await client.submit({"queue": "hello",
-                                    "request": {"steps": 2, "step_seconds": 0.5}})
+        view = await client.submit({"queue": "hello", "request": {"steps": 2, "step_seconds": 0.5}})
         opened = asyncio.Event()
         event = asyncio.create_task(client.terminal_event(view["name"], opened))
         await opened.wait()
@@ -190,8 +193,11 @@ async def fanout(client: Client, gateway_pid: int, tasks: int, per_task: int) ->
     await asyncio.sleep(5)
     idle_cpu = (cpu_seconds(gateway_pid) - cpu_start) / (time.monotonic() - at)
     held_rss = rss_mib(gateway_pid)
-    print(f"  open: gateway RSS {held_rss:.1f} MiB (was {base_rss:.1f} MiB), "
-          f"CPU while idle {idle_cpu * 100:.1f}% of a core", flush=True)
+    print(
+        f"  open: gateway RSS {held_rss:.1f} MiB (was {base_rss:.1f} MiB), "
+        f"CPU while idle {idle_cpu * 100:.1f}% of a core",
+        flush=True,
+    )
     cpu_before, start = cpu_seconds(gateway_pid), time.monotonic()
     await asyncio.gather(*(client.cancel(v["name"]) for v in views))
     events = await asyncio.gather(*streams)
@@ -199,11 +205,13 @@ async def fanout(client: Client, gateway_pid: int, tasks: int, per_task: int) ->
     took = time.monotonic() - start
     delivered = sum(1 for _, name in events if name == "Cancelled")
     done = sum(1 for _, view in answers if view["done"])
-    print(f"  cancelled {tasks} tasks: {delivered}/{total} streams got the terminal event, "
-          f"{done}/{total} waits answered done, in {took:.1f}s; gateway CPU "
-          f"{cpu_seconds(gateway_pid) - cpu_before:.2f}s, total since start "
-          f"{cpu_seconds(gateway_pid) - base_cpu:.2f}s; RSS {rss_mib(gateway_pid):.1f} MiB",
-          flush=True)
+    print(
+        f"  cancelled {tasks} tasks: {delivered}/{total} streams got the terminal event, "
+        f"{done}/{total} waits answered done, in {took:.1f}s; gateway CPU "
+        f"{cpu_seconds(gateway_pid) - cpu_before:.2f}s, total since start "
+        f"{cpu_seconds(gateway_pid) - base_cpu:.2f}s; RSS {rss_mib(gateway_pid):.1f} MiB",
+        flush=True,
+    )
 
 
 def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> None:
@@ -212,40 +220,62 @@ def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> N
     def cached() -> float:
         with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
             text = resp.read().decode()
-        line = next(x for x in text.splitlines()
-                    if x.startswith("asynctask_gateway_cache_tasks "))
+        line = next(x for x in text.splitlines() if x.startswith("asynctask_gateway_cache_tasks "))
         return float(line.split()[1])
 
     before_tasks, before = cached(), rss_mib(gateway_pid)
     for start in range(0, count, 1000):
-        items = [{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-                  "metadata": {"name": f"c-{i:06d}", "namespace": "bench-cache",
-                               "labels": {"app": "bench", "batch": str(start)}},
-                  "spec": {"queue": "bench-cache", "timeoutSeconds": 600,
-                           "request": {"url": f"s3://bucket/images/{i:06d}.png",
-                                       "sizes": [64, 128, 256]}}}
-                 for i in range(start, min(start + 1000, count))]
-        cp.kubectl("create", "-f", "-", "-o", "name",
-                   input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-                   timeout=300)
+        items = [
+            {
+                "apiVersion": "asynctask.dev/v1alpha1",
+                "kind": "AsyncTask",
+                "metadata": {
+                    "name": f"c-{i:06d}",
+                    "namespace": "bench-cache",
+                    "labels": {"app": "bench", "batch": str(start)},
+                },
+                "spec": {
+                    "queue": "bench-cache",
+                    "timeoutSeconds": 600,
+                    "request": {"url": f"s3://bucket/images/{i:06d}.png", "sizes": [64, 128, 256]},
+                },
+            }
+            for i in range(start, min(start + 1000, count))
+        ]
+        cp.kubectl(
+            "create",
+            "-f",
+            "-",
+            "-o",
+            "name",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+            timeout=300,
+        )
         print(f"  created {min(start + 1000, count)}/{count}", flush=True)
     wait_until("the cache to hold every task", lambda: cached() >= before_tasks + count, 120)
     after = rss_mib(gateway_pid)
-    print(f"  gateway RSS {before:.1f} -> {after:.1f} MiB: "
-          f"{(after - before) * 10_000 / count:.1f} MiB per 10k tasks "
-          f"({(after - before) * 1024 * 1024 / count:.0f} B a task)", flush=True)
+    print(
+        f"  gateway RSS {before:.1f} -> {after:.1f} MiB: "
+        f"{(after - before) * 10_000 / count:.1f} MiB per 10k tasks "
+        f"({(after - before) * 1024 * 1024 / count:.0f} B a task)",
+        flush=True,
+    )
     # The same projection built here, measured exactly (RSS also counts the allocator's
     # slack and the decoding buffers of the list and watch).
-    items = json.loads(cp.kubectl("get", "asynctasks", "-n", "bench-cache", "-o", "json",
-                                  timeout=300).stdout)["items"]
+    items = json.loads(
+        cp.kubectl("get", "asynctasks", "-n", "bench-cache", "-o", "json", timeout=300).stdout
+    )["items"]
     whole = len(json.dumps(items)) / len(items)
     tracemalloc.start()
     entries = [project(obj) for obj in items]
     held, _ = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    print(f"  the cache's projection (tracemalloc): {held / len(entries):.0f} B a task, "
-          f"{held * 10_000 / len(entries) / 2**20:.1f} MiB per 10k tasks "
-          f"(an object is {whole:.0f} B as JSON without managedFields)", flush=True)
+    print(
+        f"  the cache's projection (tracemalloc): {held / len(entries):.0f} B a task, "
+        f"{held * 10_000 / len(entries) / 2**20:.1f} MiB per 10k tasks "
+        f"(an object is {whole:.0f} B as JSON without managedFields)",
+        flush=True,
+    )
 
 
 def logged(log: Path, needle: str) -> Callable[[], bool]:
@@ -254,10 +284,24 @@ def logged(log: Path, needle: str) -> Callable[[], bool]:
 
 def token_for(cp: ControlPlane, namespace: str) -> str:
     cp.kubectl("create", "serviceaccount", "bench", "-n", namespace)
-    cp.kubectl("create", "role", "bench", "-n", namespace, "--resource=asynctasks",
-               "--verb=get,list,watch,create,patch,delete")
-    cp.kubectl("create", "rolebinding", "bench", "-n", namespace, "--role=bench",
-               f"--serviceaccount={namespace}:bench")
+    cp.kubectl(
+        "create",
+        "role",
+        "bench",
+        "-n",
+        namespace,
+        "--resource=asynctasks",
+        "--verb=get,list,watch,create,patch,delete",
+    )
+    cp.kubectl(
+        "create",
+        "rolebinding",
+        "bench",
+        "-n",
+        namespace,
+        "--role=bench",
+        f"--serviceaccount={namespace}:bench",
+    )
     return cp.kubectl("create", "token", "bench", "-n", namespace).stdout.strip()
 
 
@@ -270,7 +314,8 @@ async def run(args: argparse.Namespace, cp: ControlPlane, base: str, pid: int) -
     steps: list[Callable[[], Awaitable[None]]] = [
         lambda: post_latency(client, args.posts),
         lambda: delays(client, watch, args.delays),
-        lambda: fanout(client, pid, args.fanout_tasks, args.per_task)]
+        lambda: fanout(client, pid, args.fanout_tasks, args.per_task),
+    ]
     try:
         # First, while the gateway's heap has not grown for anything else.
         cache_memory(cp, base, pid, args.cache_tasks)
@@ -291,8 +336,12 @@ def main() -> int:
     parser.add_argument("--cache-tasks", type=int, default=10_000)
     args = parser.parse_args()
     with ControlPlane() as cp, RabbitMQ() as rmq:
-        env = dict(cp.env(), ASYNCTASK_AMQP_URL=rmq.url, ASYNCTASK_WORKER_AMQP_URL=rmq.url,
-                   PYTHONPATH=str(REPO / "examples"))
+        env = dict(
+            cp.env(),
+            ASYNCTASK_AMQP_URL=rmq.url,
+            ASYNCTASK_WORKER_AMQP_URL=rmq.url,
+            PYTHONPATH=str(REPO / "examples"),
+        )
         cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctasks.yaml")
         for ns in ("bench", "bench-cache"):
             cp.kubectl("create", "namespace", ns)
@@ -300,22 +349,61 @@ def main() -> int:
         logs, port = cp.workdir, free_port()
         base = f"http://127.0.0.1:{port}"
         procs = [
-            ("operator", spawn([sys.executable, "-m", "asynctask_operator", "--standalone",
-                                "--namespace", "bench"], logs / "operator.log", env),
-             logs / "operator.log"),
-            ("worker", spawn([sys.executable, "-m", "asynctask_worker", "example_tasks:app",
-                              "--concurrency", "8"], logs / "worker.log", env),
-             logs / "worker.log"),
-            ("gateway", spawn([sys.executable, "-m", "asynctask_gateway"], logs / "gateway.log",
-                              dict(env, ASYNCTASK_GATEWAY_PORT=str(port),
-                                   ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-                                   ASYNCTASK_GATEWAY_NAMESPACES="bench,bench-cache",
-                                   ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="100000",
-                                   ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="100000")),
-             logs / "gateway.log")]
+            (
+                "operator",
+                spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "asynctask_operator",
+                        "--standalone",
+                        "--namespace",
+                        "bench",
+                    ],
+                    logs / "operator.log",
+                    env,
+                ),
+                logs / "operator.log",
+            ),
+            (
+                "worker",
+                spawn(
+                    [
+                        sys.executable,
+                        "-m",
+                        "asynctask_worker",
+                        "example_tasks:app",
+                        "--concurrency",
+                        "8",
+                    ],
+                    logs / "worker.log",
+                    env,
+                ),
+                logs / "worker.log",
+            ),
+            (
+                "gateway",
+                spawn(
+                    [sys.executable, "-m", "asynctask_gateway"],
+                    logs / "gateway.log",
+                    dict(
+                        env,
+                        ASYNCTASK_GATEWAY_PORT=str(port),
+                        ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+                        ASYNCTASK_GATEWAY_NAMESPACES="bench,bench-cache",
+                        ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="100000",
+                        ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="100000",
+                    ),
+                ),
+                logs / "gateway.log",
+            ),
+        ]
         try:
-            for name, needle in (("operator", "connected to RabbitMQ"), ("worker", "serving"),
-                                 ("gateway", "serving on")):
+            for name, needle in (
+                ("operator", "connected to RabbitMQ"),
+                ("worker", "serving"),
+                ("gateway", "serving on"),
+            ):
                 wait_until(name, logged(logs / f"{name}.log", needle), 60, procs)
             pid = procs[2][1].pid
             print(f"stack up; gateway pid {pid}, RSS {rss_mib(pid):.1f} MiB", flush=True)

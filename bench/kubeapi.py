@@ -43,7 +43,8 @@ class KubeApi:
     async def __aenter__(self) -> KubeApi:
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(ssl=self._ssl, limit=self._connections),
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10))
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+        )
         return self
 
     async def __aexit__(self, *_: object) -> None:
@@ -59,31 +60,44 @@ class KubeApi:
         url = f"{self.server}/apis/{GROUP_VERSION}/namespaces/{namespace}/asynctasks"
         return url + (f"/{name}" if name else "") + (f"/{sub}" if sub else "")
 
-    async def _send(self, method: str, url: str, body: Any = None,
-                    content_type: str = "application/json") -> dict[str, Any]:
+    async def _send(
+        self, method: str, url: str, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any]:
         data = None if body is None else json.dumps(body)
-        async with self.session.request(method, url, data=data,
-                                        headers={"Content-Type": content_type}) as resp:
+        async with self.session.request(
+            method, url, data=data, headers={"Content-Type": content_type}
+        ) as resp:
             text = await resp.text()
             if resp.status >= 300:
                 raise RuntimeError(f"{method} {url}: {resp.status} {text[:300]}")
             result: dict[str, Any] = json.loads(text)
             return result
 
-    async def create_task(self, namespace: str, name: str, spec: dict[str, Any]
-                          ) -> dict[str, Any]:
-        return await self._send("POST", self._tasks_url(namespace), {
-            "apiVersion": GROUP_VERSION, "kind": "AsyncTask",
-            "metadata": {"name": name, "namespace": namespace}, "spec": spec})
+    async def create_task(self, namespace: str, name: str, spec: dict[str, Any]) -> dict[str, Any]:
+        return await self._send(
+            "POST",
+            self._tasks_url(namespace),
+            {
+                "apiVersion": GROUP_VERSION,
+                "kind": "AsyncTask",
+                "metadata": {"name": name, "namespace": namespace},
+                "spec": spec,
+            },
+        )
 
-    async def replace_status(self, namespace: str, name: str, uid: str,
-                             status: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
         """The operator's status write exactly: a JSON patch that tests the uid."""
         return await self._send(
-            "PATCH", self._tasks_url(namespace, name, "status"),
-            [{"op": "test", "path": "/metadata/uid", "value": uid},
-             {"op": "add", "path": "/status", "value": status}],
-            "application/json-patch+json")
+            "PATCH",
+            self._tasks_url(namespace, name, "status"),
+            [
+                {"op": "test", "path": "/metadata/uid", "value": uid},
+                {"op": "add", "path": "/status", "value": status},
+            ],
+            "application/json-patch+json",
+        )
 
     async def count_phases(self, namespace: str) -> dict[str, int]:
         """Tasks by phase (one LIST; "" for no phase yet)."""
@@ -116,8 +130,10 @@ class KubeApi:
                 items, version = await self.list_tasks(namespace)
                 for item in items:
                     yield item
-                url = (self._tasks_url(namespace) + "?watch=1&timeoutSeconds=600"
-                       f"&resourceVersion={version}")
+                url = (
+                    self._tasks_url(namespace) + "?watch=1&timeoutSeconds=600"
+                    f"&resourceVersion={version}"
+                )
                 async with self.session.get(url) as resp:
                     resp.raise_for_status()
                     while line := await resp.content.readuntil(b"\n"):
@@ -134,7 +150,10 @@ class KubeApi:
             text = await resp.text()
         total = 0.0
         for line in text.splitlines():
-            if (line.startswith("apiserver_request_total{") and f'verb="{verb}"' in line
-                    and f'resource="{resource}"' in line):
+            if (
+                line.startswith("apiserver_request_total{")
+                and f'verb="{verb}"' in line
+                and f'resource="{resource}"' in line
+            ):
                 total += float(line.rsplit(" ", 1)[1])
         return total

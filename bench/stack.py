@@ -54,12 +54,15 @@ class Stack:
         self._exit.enter_context(self.rmq)
         assert self.cp.workdir is not None
         self.logs = self.cp.workdir
-        self.env = dict(self.cp.env(), ASYNCTASK_AMQP_URL=self.rmq.url,
-                        ASYNCTASK_WORKER_AMQP_URL=self.rmq.url,
-                        ASYNCTASK_METRICS_PORT=str(self.metrics_port),
-                        PYTHONPATH=os.pathsep.join(
-                            [str(REPO / "examples"), *os.environ.get("PYTHONPATH", "").split(
-                                os.pathsep)]).rstrip(os.pathsep))
+        self.env = dict(
+            self.cp.env(),
+            ASYNCTASK_AMQP_URL=self.rmq.url,
+            ASYNCTASK_WORKER_AMQP_URL=self.rmq.url,
+            ASYNCTASK_METRICS_PORT=str(self.metrics_port),
+            PYTHONPATH=os.pathsep.join(
+                [str(REPO / "examples"), *os.environ.get("PYTHONPATH", "").split(os.pathsep)]
+            ).rstrip(os.pathsep),
+        )
         self.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctasks.yaml")
         for namespace in NAMESPACES:
             self.cp.kubectl("create", "namespace", namespace)
@@ -75,11 +78,13 @@ class Stack:
     def start_operator(self) -> subprocess.Popen[bytes]:
         log = self.logs / "operator.log"
         mark = log.stat().st_size if log.exists() else 0
-        self.operator = spawn([sys.executable, "-m", "asynctask_operator", "--standalone"],
-                              log, self.env)
+        self.operator = spawn(
+            [sys.executable, "-m", "asynctask_operator", "--standalone"], log, self.env
+        )
         procs = [("operator", self.operator, log)]
-        wait_until("operator", lambda: "connected to RabbitMQ" in
-                   log.read_text()[mark:], 120, procs)
+        wait_until(
+            "operator", lambda: "connected to RabbitMQ" in log.read_text()[mark:], 120, procs
+        )
         return self.operator
 
     def stop_operator(self) -> None:
@@ -89,17 +94,27 @@ class Stack:
 
     def start_worker(self, concurrency: int) -> None:
         log = self.logs / f"worker-{len(self.workers)}.log"
-        worker = spawn([sys.executable, "-m", "asynctask_worker", "example_tasks:app",
-                        "--concurrency", str(concurrency)], log, self.env)
+        worker = spawn(
+            [
+                sys.executable,
+                "-m",
+                "asynctask_worker",
+                "example_tasks:app",
+                "--concurrency",
+                str(concurrency),
+            ],
+            log,
+            self.env,
+        )
         self.workers.append(worker)
-        wait_until("worker", lambda: "serving" in log.read_text(), 60,
-                   [("worker", worker, log)])
+        wait_until("worker", lambda: "serving" in log.read_text(), 60, [("worker", worker, log)])
 
     def operator_metric(self, name: str) -> float:
         """One unlabelled series of the operator's metrics (NaN if it does not answer)."""
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics",
-                                        timeout=5) as resp:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+            ) as resp:
                 text = resp.read().decode()
         except OSError:
             return float("nan")
@@ -124,9 +139,13 @@ class Stack:
     def other_writes(self, namespace: str) -> collections.Counter[str]:
         """Writes besides creates and status PATCHes (Events, deletes...)."""
         return collections.Counter(
-            f"{w['verb']} {w['resource']}" for w in self.cp.writes(namespace)
-            if not (w["resource"] == "asynctasks" and (w["verb"] == "create"
-                                                      or w["subresource"] == "status")))
+            f"{w['verb']} {w['resource']}"
+            for w in self.cp.writes(namespace)
+            if not (
+                w["resource"] == "asynctasks"
+                and (w["verb"] == "create" or w["subresource"] == "status")
+            )
+        )
 
 
 def _stamp(text: str) -> float:
@@ -144,8 +163,11 @@ def audit_latencies(audit_log: Path, namespace: str) -> tuple[list[float], list[
     for line in audit_log.read_text().splitlines():
         event = json.loads(line)
         ref = event.get("objectRef") or {}
-        if ref.get("namespace") != namespace or ref.get("resource") != "asynctasks" \
-                or event.get("stage") != "ResponseComplete":
+        if (
+            ref.get("namespace") != namespace
+            or ref.get("resource") != "asynctasks"
+            or event.get("stage") != "ResponseComplete"
+        ):
             continue
         if event["verb"] == "create":
             created[ref["name"]] = _stamp(event["stageTimestamp"])

@@ -76,12 +76,20 @@ def pct(values: list[float], q: float) -> str:
 
 
 def latency_line(label: str, values: list[float]) -> str:
-    return (f"  {label}: p50 {pct(values, 0.5)}, p90 {pct(values, 0.9)}, "
-            f"p99 {pct(values, 0.99)}, max {pct(values, 1.0)} ({len(values)} tasks)")
+    return (
+        f"  {label}: p50 {pct(values, 0.5)}, p90 {pct(values, 0.9)}, "
+        f"p99 {pct(values, 0.99)}, max {pct(values, 1.0)} ({len(values)} tasks)"
+    )
 
 
-async def create_all(api: KubeApi, namespace: str, names: list[str], spec: dict[str, Any],
-                     rec: Recorder | None, parallel: int) -> None:
+async def create_all(
+    api: KubeApi,
+    namespace: str,
+    names: list[str],
+    spec: dict[str, Any],
+    rec: Recorder | None,
+    parallel: int,
+) -> None:
     sem = asyncio.Semaphore(parallel)
 
     async def one(name: str) -> None:
@@ -95,27 +103,56 @@ async def create_all(api: KubeApi, namespace: str, names: list[str], spec: dict[
 
 # ceiling ----------------------------------------------------------------------------------
 
+
 def _statuses(queued: str) -> list[dict[str, Any]]:
     """Three statuses shaped like the operator's (Pending, Processing, Succeeded)."""
+
     def cond(kind: str, true: bool) -> dict[str, Any]:
-        return {"type": kind, "status": "True" if true else "False", "reason": "Bench",
-                "message": "", "lastTransitionTime": queued, "observedGeneration": 1}
+        return {
+            "type": kind,
+            "status": "True" if true else "False",
+            "reason": "Bench",
+            "message": "",
+            "lastTransitionTime": queued,
+            "observedGeneration": 1,
+        }
 
     def status(phase: str, **more: Any) -> dict[str, Any]:
         done = phase == "Succeeded"
-        return {"phase": phase, "observedGeneration": 1, "queuedTime": queued,
-                "conditions": [cond("Ready", done), cond("Completed", done),
-                               cond("Reconciling", not done), cond("Stalled", False)],
-                **more}
-    return [status("Pending", progress=0, message="queued"),
-            status("Processing", attempts=1, startTime=queued, worker="bench-1", progress=0),
-            status("Succeeded", attempts=1, startTime=queued, completionTime=queued,
-                   worker="bench-1", progress=100, result={"greeting": "Hello, world!"})]
+        return {
+            "phase": phase,
+            "observedGeneration": 1,
+            "queuedTime": queued,
+            "conditions": [
+                cond("Ready", done),
+                cond("Completed", done),
+                cond("Reconciling", not done),
+                cond("Stalled", False),
+            ],
+            **more,
+        }
+
+    return [
+        status("Pending", progress=0, message="queued"),
+        status("Processing", attempts=1, startTime=queued, worker="bench-1", progress=0),
+        status(
+            "Succeeded",
+            attempts=1,
+            startTime=queued,
+            completionTime=queued,
+            worker="bench-1",
+            progress=100,
+            result={"greeting": "Hello, world!"},
+        ),
+    ]
 
 
 async def ceiling(stack: Stack, tasks: int, connections: int) -> float:
-    print(f"ceiling: {tasks} x (create + 3 status JSON patches), asyncio + aiohttp, "
-          f"{connections} requests in flight ({load()})", flush=True)
+    print(
+        f"ceiling: {tasks} x (create + 3 status JSON patches), asyncio + aiohttp, "
+        f"{connections} requests in flight ({load()})",
+        flush=True,
+    )
     statuses = _statuses(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
     done = 0
     async with KubeApi(stack.cp.kubeconfig, connections) as api:
@@ -142,18 +179,24 @@ async def ceiling(stack: Stack, tasks: int, connections: int) -> float:
         took = time.monotonic() - start
         await api.delete_all("ceiling")  # so that the operator, started next, never sees them
     rate = tasks / took
-    print(f"ceiling: {tasks} task-equivalents in {took:.1f}s: {rate:.1f} tasks/s, "
-          f"{4 * rate:.0f} requests/s ({load()})", flush=True)
+    print(
+        f"ceiling: {tasks} task-equivalents in {took:.1f}s: {rate:.1f} tasks/s, "
+        f"{4 * rate:.0f} requests/s ({load()})",
+        flush=True,
+    )
     return rate
 
 
 # burst ------------------------------------------------------------------------------------
 
+
 async def burst(stack: Stack, tasks: int, parallel: int) -> float:
     rec = Recorder()
     names = [f"burst-{i:06d}" for i in range(tasks)]
-    print(f"burst: creating {tasks} no-op tasks at once ({parallel} creates in flight; "
-          f"{load()})", flush=True)
+    print(
+        f"burst: creating {tasks} no-op tasks at once ({parallel} creates in flight; {load()})",
+        flush=True,
+    )
     async with KubeApi(stack.cp.kubeconfig, parallel + 2) as api:
         watch = asyncio.create_task(rec.follow(api, "bench"))
         await asyncio.sleep(0.5)  # the watch is established
@@ -161,15 +204,20 @@ async def burst(stack: Stack, tasks: int, parallel: int) -> float:
         creating = asyncio.create_task(create_all(api, "bench", names, NOOP, rec, parallel))
         while len(rec.done) < tasks:
             await asyncio.sleep(1)
-            print(f"  after {time.monotonic() - start:.1f}s: {len(rec.created)} created, "
-                  f"{len(rec.started)} started, {len(rec.done)} done", flush=True)
+            print(
+                f"  after {time.monotonic() - start:.1f}s: {len(rec.created)} created, "
+                f"{len(rec.started)} started, {len(rec.done)} done",
+                flush=True,
+            )
         await creating
         took = max(rec.done.values()) - start
         watch.cancel()
     rate = tasks / took
     created = max(rec.created.values()) - start
-    print(f"burst: {tasks} tasks created in {created:.1f}s, all done after {took:.1f}s: "
-          f"{rate:.1f} tasks/s end to end ({load()}); phases {dict(rec.phases)}")
+    print(
+        f"burst: {tasks} tasks created in {created:.1f}s, all done after {took:.1f}s: "
+        f"{rate:.1f} tasks/s end to end ({load()}); phases {dict(rec.phases)}"
+    )
     print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
     print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
     report_writes(stack, "bench", tasks)
@@ -183,14 +231,17 @@ def report_writes(stack: Stack, namespace: str, tasks: int) -> None:
     print(latency_line("create→terminal (apiserver clock)", done))
     dist = stack.status_writes(namespace)
     total = sum(n * k for n, k in dist.items())
-    print(f"  status writes per task: {total / tasks:.2f} on average; distribution "
-          + ", ".join(f"{n} writes: {k} tasks" for n, k in sorted(dist.items())))
+    print(
+        f"  status writes per task: {total / tasks:.2f} on average; distribution "
+        + ", ".join(f"{n} writes: {k} tasks" for n, k in sorted(dist.items()))
+    )
     others = stack.other_writes(namespace)
     if others:
         print(f"  other writes: {dict(others)}")
 
 
 # fixed rate -------------------------------------------------------------------------------
+
 
 async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
     rec = Recorder()
@@ -216,8 +267,11 @@ async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
             task.add_done_callback(pending.discard)
             if time.monotonic() - start >= next_report:
                 backlog.append(len(rec.created) - len(rec.done))
-                print(f"  t={next_report:.0f}s: {len(rec.created)} created, backlog "
-                      f"{backlog[-1]} not yet done ({load()})", flush=True)
+                print(
+                    f"  t={next_report:.0f}s: {len(rec.created)} created, backlog "
+                    f"{backlog[-1]} not yet done ({load()})",
+                    flush=True,
+                )
                 next_report += 5
         await asyncio.gather(*pending)
         await poll(lambda: len(rec.done) >= total or time.monotonic() - start > seconds + 120)
@@ -231,35 +285,46 @@ async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
 
 # scale ------------------------------------------------------------------------------------
 
+
 async def scale(stack: Stack, tasks: int) -> None:
     assert stack.operator is not None
     spec = {"queue": "nobody-serves-this", "request": {"n": 1}, "queueTimeoutSeconds": 86400}
     base = rss_bytes(stack.operator.pid)
-    print(f"scale: operator RSS {base / 2**20:.1f} MiB with no task; creating {tasks} "
-          f"Pending tasks, no worker ({load()})", flush=True)
+    print(
+        f"scale: operator RSS {base / 2**20:.1f} MiB with no task; creating {tasks} "
+        f"Pending tasks, no worker ({load()})",
+        flush=True,
+    )
     names = [f"scale-{i:06d}" for i in range(tasks)]
     async with KubeApi(stack.cp.kubeconfig, 34) as api:
         start = time.monotonic()
         creating = asyncio.create_task(create_all(api, "scale", names, spec, None, 32))
-        while not creating.done() or stack.operator_metric(
-                "asynctask_operator_deadlines_pending") < tasks:
+        while (
+            not creating.done()
+            or stack.operator_metric("asynctask_operator_deadlines_pending") < tasks
+        ):
             await asyncio.sleep(5)
-            print(f"  after {time.monotonic() - start:.0f}s: operator tracks "
-                  f"{stack.operator_metric('asynctask_operator_tasks_tracked'):.0f}, "
-                  f"deadlines {stack.operator_metric('asynctask_operator_deadlines_pending'):.0f}"
-                  f", RSS {rss_bytes(stack.operator.pid) / 2**20:.1f} MiB ({load()})",
-                  flush=True)
+            print(
+                f"  after {time.monotonic() - start:.0f}s: operator tracks "
+                f"{stack.operator_metric('asynctask_operator_tasks_tracked'):.0f}, "
+                f"deadlines {stack.operator_metric('asynctask_operator_deadlines_pending'):.0f}"
+                f", RSS {rss_bytes(stack.operator.pid) / 2**20:.1f} MiB ({load()})",
+                flush=True,
+            )
         await creating
         rss = rss_bytes(stack.operator.pid)
-        print(f"scale: {tasks} Pending tasks: operator RSS {rss / 2**20:.1f} MiB, "
-              f"{(rss - base) / tasks:.0f} bytes a task above the empty operator ({load()})")
+        print(
+            f"scale: {tasks} Pending tasks: operator RSS {rss / 2**20:.1f} MiB, "
+            f"{(rss - base) / tasks:.0f} bytes a task above the empty operator ({load()})"
+        )
         gets = await api.request_count("GET", "asynctasks")
         print("scale: restarting the operator", flush=True)
         stack.stop_operator()
         start = time.monotonic()
         operator = stack.start_operator()
-        await poll(lambda: stack.operator_metric("asynctask_operator_deadlines_pending")
-                   >= tasks, 0.5)
+        await poll(
+            lambda: stack.operator_metric("asynctask_operator_deadlines_pending") >= tasks, 0.5
+        )
         rebuilt = time.monotonic() - start
         gets_after = await api.request_count("GET", "asynctasks")  # before a GET of ours
         await api.create_task("scale", "after-restart", spec)
@@ -268,13 +333,16 @@ async def scale(stack: Stack, tasks: int) -> None:
                 break
             await asyncio.sleep(0.2)
         back = time.monotonic() - start
-        print(f"scale: restarted: {tasks} deadlines rebuilt after {rebuilt:.1f}s, a new task "
-              f"queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
-              f"deadlines were rebuilt: {gets_after - gets:.0f}; "
-              f"RSS {rss_bytes(operator.pid) / 2**20:.1f} MiB ({load()})")
+        print(
+            f"scale: restarted: {tasks} deadlines rebuilt after {rebuilt:.1f}s, a new task "
+            f"queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
+            f"deadlines were rebuilt: {gets_after - gets:.0f}; "
+            f"RSS {rss_bytes(operator.pid) / 2**20:.1f} MiB ({load()})"
+        )
 
 
 # main -------------------------------------------------------------------------------------
+
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -283,8 +351,9 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=8, help="worker concurrency")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--parallel", type=int, default=32, help="creates in flight")
-    parser.add_argument("--connections", type=int, default=64,
-                        help="requests in flight in the ceiling mode")
+    parser.add_argument(
+        "--connections", type=int, default=64, help="requests in flight in the ceiling mode"
+    )
     parser.add_argument("--no-ceiling", action="store_true")
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=60)
@@ -306,8 +375,9 @@ def main() -> int:
         if args.mode == "burst":
             rate = asyncio.run(burst(stack, args.tasks, args.parallel))
             if top is not None:
-                print(f"burst/ceiling: {rate:.1f} / {top:.1f} tasks/s = {rate / top:.0%} "
-                      f"({load()})")
+                print(
+                    f"burst/ceiling: {rate:.1f} / {top:.1f} tasks/s = {rate / top:.0%} ({load()})"
+                )
         else:
             asyncio.run(fixed_rate(stack, args.rate, args.seconds))
     return 0

@@ -48,8 +48,9 @@ def make_thumbnails(request: ThumbnailRequest, ctx: TaskContext) -> dict[str, li
         ctx.raise_if_cancelled()  # cancelled or out of time: stop between two thumbnails
         thumb = shrink(image, size)
         path = out_dir / f"{Path(request.source).stem}-{size}.pnm"
-        path.write_bytes(b"%s\n%d %d\n255\n" % (thumb.magic, thumb.width, thumb.height)
-                         + thumb.pixels)
+        path.write_bytes(
+            b"%s\n%d %d\n255\n" % (thumb.magic, thumb.width, thumb.height) + thumb.pixels
+        )
         made.append(str(path))
         ctx.progress(100 * done / len(request.sizes), f"{size}px done")
     return {"thumbnails": made}
@@ -64,22 +65,21 @@ def read_image(path: Path) -> Image:
     fields: list[bytes] = []
     pos = 0
     while len(fields) < 4:  # magic, width, height, maxval; `#` starts a comment
-        while pos < len(data) and data[pos:pos + 1].isspace():
+        while pos < len(data) and data[pos : pos + 1].isspace():
             pos += 1
-        if data[pos:pos + 1] == b"#":
+        if data[pos : pos + 1] == b"#":
             pos = data.index(b"\n", pos)
             continue
         end = pos
-        while end < len(data) and not data[end:end + 1].isspace():
+        while end < len(data) and not data[end : end + 1].isspace():
             end += 1
         if end == pos:
             break
         fields.append(data[pos:end])
         pos = end
     if len(fields) < 4 or fields[0] not in (b"P5", b"P6") or fields[3] != b"255":
-        raise TaskFailed(f"{path} is not an 8-bit binary PGM/PPM image",
-                         reason="UnsupportedImage")
-    image = Image(fields[0], int(fields[1]), int(fields[2]), data[pos + 1:])
+        raise TaskFailed(f"{path} is not an 8-bit binary PGM/PPM image", reason="UnsupportedImage")
+    image = Image(fields[0], int(fields[1]), int(fields[2]), data[pos + 1 :])
     if len(image.pixels) < image.width * image.height * image.channels:
         raise TaskFailed(f"{path} is truncated", reason="UnsupportedImage")
     return image
@@ -95,5 +95,5 @@ def shrink(image: Image, size: int) -> Image:
         sy = min(image.height - 1, int(y / scale))
         for x in range(width):
             src = (sy * image.width + min(image.width - 1, int(x / scale))) * c
-            rows.append(image.pixels[src:src + c])
+            rows.append(image.pixels[src : src + c])
     return Image(image.magic, width, height, b"".join(rows))

@@ -56,8 +56,9 @@ class ExistingRabbitMQ(RabbitMQ):
 @pytest.fixture(scope="session")
 def rabbitmq() -> Iterator[RabbitMQ]:
     if EXISTING_CLUSTER:
-        yield ExistingRabbitMQ(os.environ["ASYNCTASK_E2E_AMQP_URL"],
-                               os.environ["ASYNCTASK_E2E_MANAGEMENT_URL"])
+        yield ExistingRabbitMQ(
+            os.environ["ASYNCTASK_E2E_AMQP_URL"], os.environ["ASYNCTASK_E2E_MANAGEMENT_URL"]
+        )
         return
     with RabbitMQ(management=True) as node:
         yield node
@@ -72,8 +73,11 @@ def amqp_url(rabbitmq: RabbitMQ) -> str:
 def control_plane() -> Iterator[ControlPlane]:
     if EXISTING_CLUSTER:  # not started nor stopped here: kubectl (pinned) and a kubeconfig
         audit = os.environ.get("ASYNCTASK_E2E_AUDIT_LOG", "")
-        cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
-                          audit_log=Path(audit) if audit else Path())
+        cp = ControlPlane(
+            bin_dir=build_binaries(),
+            kubeconfig=Path(EXISTING_CLUSTER),
+            audit_log=Path(audit) if audit else Path(),
+        )
         cp.install_crd(CRD, server_side=True)
         cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ADMISSION))
         yield cp
@@ -115,6 +119,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         counts = _outcomes[folder]
         terminalreporter.write_line(
             f"tests/{folder}: {counts['passed']} passed, {counts['failed']} failed, "
-            f"{counts['skipped']} skipped")
+            f"{counts['skipped']} skipped"
+        )
     if os.environ.get("CI") and any(c["skipped"] for c in _outcomes.values()):
         terminalreporter.write_line("CI: some tests were skipped (see above)")

@@ -25,15 +25,22 @@ Verdict = dict[str, str]
 @functools.cache
 def binary() -> str:
     """The gitops-health binary (hack/gitops/build.sh: built on first use, then cached)."""
-    proc = subprocess.run(["bash", str(BUILD)], stdout=subprocess.PIPE, text=True,
-                          check=False, timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(BUILD)], stdout=subprocess.PIPE, text=True, check=False, timeout=1800
+    )
     assert proc.returncode == 0, "building gitops-health failed (see its output above)"
     return str(Path(proc.stdout.strip().splitlines()[-1]) / "gitops-health")
 
 
 def _run(args: Sequence[str], objects: Sequence[dict[str, Any]]) -> list[Verdict]:
-    proc = subprocess.run([binary(), *args], input=json.dumps(list(objects)),
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [binary(), *args],
+        input=json.dumps(list(objects)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     assert proc.returncode == 0, f"gitops-health {' '.join(args)}: {proc.stderr}"
     verdicts: list[Verdict] = json.loads(proc.stdout)
     assert len(verdicts) == len(objects)
@@ -54,6 +61,12 @@ def argocd(*objects: dict[str, Any], script: Path = HEALTH_LUA) -> list[Verdict]
 def argocd_error(obj: dict[str, Any], script: Path) -> str:
     """The interpreter's error for a script that cannot run in Argo CD (for tests that
     prove the interpreter is the one Argo CD embeds); empty if it ran."""
-    proc = subprocess.run([binary(), "argocd", str(script)], input=json.dumps(obj),
-                          capture_output=True, text=True, timeout=60, check=False)
+    proc = subprocess.run(
+        [binary(), "argocd", str(script)],
+        input=json.dumps(obj),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
     return proc.stderr if proc.returncode != 0 else ""

@@ -18,9 +18,12 @@ def missing_modules() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     missing = missing_modules()
     if missing:
-        print(f"asynctask needs {', '.join(missing)}, which this installation lacks: the "
-              "client's dependencies come with the extra `asynctask[client]` "
-              "(pip install 'asynctask[client]').", file=sys.stderr)
+        print(
+            f"asynctask needs {', '.join(missing)}, which this installation lacks: the "
+            "client's dependencies come with the extra `asynctask[client]` "
+            "(pip install 'asynctask[client]').",
+            file=sys.stderr,
+        )
         return 2
     from asynctask_client.cli import main as run  # after the check
 

@@ -49,10 +49,16 @@ def _common(top: bool) -> argparse.ArgumentParser:
     option("-n", "--namespace", help="the namespace (default: the context's)")
     option("--context", help="the kubeconfig context to use")
     option("--kubeconfig", help="the kubeconfig file (default: KUBECONFIG)")
-    option("--gateway", default=os.environ.get("ASYNCTASK_GATEWAY"),
-           help="the gateway's URL instead of the Kubernetes API (ASYNCTASK_GATEWAY)")
-    option("--token", default=os.environ.get("ASYNCTASK_TOKEN"),
-           help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)")
+    option(
+        "--gateway",
+        default=os.environ.get("ASYNCTASK_GATEWAY"),
+        help="the gateway's URL instead of the Kubernetes API (ASYNCTASK_GATEWAY)",
+    )
+    option(
+        "--token",
+        default=os.environ.get("ASYNCTASK_TOKEN"),
+        help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)",
+    )
     option("-o", "--output", choices=["json", "yaml"], help="machine output instead of text")
     return common
 
@@ -60,9 +66,12 @@ def _common(top: bool) -> argparse.ArgumentParser:
 def parser() -> argparse.ArgumentParser:
     common = _common(top=False)
     top = argparse.ArgumentParser(
-        prog="asynctask", parents=[_common(top=True)], epilog=EPILOG,
+        prog="asynctask",
+        parents=[_common(top=True)],
+        epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Submit, follow and inspect AsyncTasks (also run as kubectl asynctask).")
+        description="Submit, follow and inspect AsyncTasks (also run as kubectl asynctask).",
+    )
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:
@@ -70,8 +79,11 @@ def parser() -> argparse.ArgumentParser:
 
     s = command("submit", "create a task")
     s.add_argument("queue")
-    s.add_argument("--request", default="{}",
-                   help="the request as JSON, or @file.json (@- reads standard input); default {}")
+    s.add_argument(
+        "--request",
+        default="{}",
+        help="the request as JSON, or @file.json (@- reads standard input); default {}",
+    )
     s.add_argument("--name", help="the task's name (default: generated)")
     s.add_argument("-l", "--label", action="append", default=[], help="key=value")
     for flag in ("timeout", "queue-timeout", "retries", "retry-backoff", "ttl"):
@@ -80,20 +92,26 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("--idempotency-key", help="a retry with this key returns the same task")
     s.add_argument("--wait", action="store_true", help="follow the task to its end")
     s.add_argument("--wait-timeout", type=float, metavar="SECONDS")
-    for name, text in (("get", "show a task"), ("describe", "a task in detail"),
-                       ("result", "print the result of a task that ended"),
-                       ("cancel", "cancel a task (the record is kept)"),
-                       ("delete", "delete a task")):
+    for name, text in (
+        ("get", "show a task"),
+        ("describe", "a task in detail"),
+        ("result", "print the result of a task that ended"),
+        ("cancel", "cancel a task (the record is kept)"),
+        ("delete", "delete a task"),
+    ):
         command(name, text).add_argument("name")
-    for name, text in (("watch", "follow a task's progress to its end"),
-                       ("wait", "wait for a task to end; the exit code says how")):
+    for name, text in (
+        ("watch", "follow a task's progress to its end"),
+        ("wait", "wait for a task to end; the exit code says how"),
+    ):
         w = command(name, text)
         w.add_argument("name")
         w.add_argument("--timeout", type=float, metavar="SECONDS")
     ls = command("list", "list tasks")
     ls.add_argument("--queue")
-    ls.add_argument("--phase", choices=[str(c) for c in render.EXIT_CODES] +
-                    ["Pending", "Processing"])
+    ls.add_argument(
+        "--phase", choices=[str(c) for c in render.EXIT_CODES] + ["Pending", "Processing"]
+    )
     ls.add_argument("-l", "--selector", help="a label selector")
     return top
 
@@ -101,8 +119,9 @@ def parser() -> argparse.ArgumentParser:
 def connect(args: argparse.Namespace) -> Client:
     if args.gateway:
         return Client(args.gateway, token=args.token, namespace=args.namespace or "default")
-    return Client.from_kubeconfig(context=args.context, namespace=args.namespace,
-                                  path=args.kubeconfig)
+    return Client.from_kubeconfig(
+        context=args.context, namespace=args.namespace, path=args.kubeconfig
+    )
 
 
 def read_request(value: str) -> Any:
@@ -132,8 +151,7 @@ def show(args: argparse.Namespace, task: Task, text: str) -> None:
     print(render.machine(task.view.to_json(), args.output) if args.output else text)
 
 
-def finish(args: argparse.Namespace, task: Task, *, live: bool,
-           timeout: float | None) -> int:
+def finish(args: argparse.Namespace, task: Task, *, live: bool, timeout: float | None) -> int:
     """Follow to the end (live on a terminal unless ``-o``), then the outcome."""
     if live and not args.output:
         follow(task, sys.stdout, tty=sys.stdout.isatty(), timeout=timeout)
@@ -154,11 +172,19 @@ def finish(args: argparse.Namespace, task: Task, *, live: bool,
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     request = read_request(args.request)
-    task = client.submit(args.queue, request, timeout=args.timeout,
-                         queue_timeout=args.queue_timeout, retries=args.retries,
-                         retry_backoff=args.retry_backoff, ttl=args.ttl, webhook=args.webhook,
-                         idempotency_key=args.idempotency_key, name=args.name,
-                         labels=labels(args.label))
+    task = client.submit(
+        args.queue,
+        request,
+        timeout=args.timeout,
+        queue_timeout=args.queue_timeout,
+        retries=args.retries,
+        retry_backoff=args.retry_backoff,
+        ttl=args.ttl,
+        webhook=args.webhook,
+        idempotency_key=args.idempotency_key,
+        name=args.name,
+        labels=labels(args.label),
+    )
     if args.wait:
         if not args.output:
             print(f"asynctask/{task.name} submitted", file=sys.stderr)
@@ -187,9 +213,17 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
 def cmd_describe(args: argparse.Namespace, client: Client) -> int:
     details = client.describe(args.name)
     if args.output:
-        print(render.machine({"task": details.view.to_json(), "spec": details.spec,
-                              "status": details.status, "events": details.events},
-                             args.output))
+        print(
+            render.machine(
+                {
+                    "task": details.view.to_json(),
+                    "spec": details.spec,
+                    "status": details.status,
+                    "events": details.events,
+                },
+                args.output,
+            )
+        )
     else:
         print(render.describe(details))
     return 0
@@ -230,9 +264,16 @@ def cmd_wait(args: argparse.Namespace, client: Client) -> int:
 
 
 COMMANDS: dict[str, Callable[[argparse.Namespace, Client], int]] = {
-    "submit": cmd_submit, "get": cmd_get, "list": cmd_list, "describe": cmd_describe,
-    "result": cmd_result, "cancel": cmd_cancel, "delete": cmd_delete, "watch": cmd_watch,
-    "wait": cmd_wait}
+    "submit": cmd_submit,
+    "get": cmd_get,
+    "list": cmd_list,
+    "describe": cmd_describe,
+    "result": cmd_result,
+    "cancel": cmd_cancel,
+    "delete": cmd_delete,
+    "watch": cmd_watch,
+    "wait": cmd_wait,
+}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

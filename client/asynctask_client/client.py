@@ -33,9 +33,15 @@ class Client:
     """Tasks in one namespace. ``Client(gateway_url, token=...)`` talks to an
     asynctask-gateway; :meth:`from_kubeconfig` to the Kubernetes API directly."""
 
-    def __init__(self, gateway_url: str | None = None, *, token: str | None = None,
-                 namespace: str = "default", verify: bool | str = True,
-                 transport: Transport | None = None) -> None:
+    def __init__(
+        self,
+        gateway_url: str | None = None,
+        *,
+        token: str | None = None,
+        namespace: str = "default",
+        verify: bool | str = True,
+        transport: Transport | None = None,
+    ) -> None:
         if transport is None:
             if not gateway_url:
                 raise ValueError("give the gateway's URL, or use Client.from_kubeconfig()")
@@ -43,8 +49,9 @@ class Client:
         self.transport = transport
 
     @classmethod
-    def from_kubeconfig(cls, context: str | None = None, namespace: str | None = None,
-                        path: str | None = None) -> Client:
+    def from_kubeconfig(
+        cls, context: str | None = None, namespace: str | None = None, path: str | None = None
+    ) -> Client:
         """The Kubernetes API as kubectl would reach it (``KUBECONFIG``, ``~/.kube/config``,
         the context's namespace), or the pod's ServiceAccount when there is no kubeconfig."""
         return cls(transport=KubeTransport(kubeconfig.load(path, context, namespace)))
@@ -62,22 +69,41 @@ class Client:
     def close(self) -> None:
         self.transport.close()
 
-    def submit(self, queue: str, request: Any = None, *, timeout: int | None = None,
-               queue_timeout: int | None = None, retries: int | None = None,
-               retry_backoff: int | None = None, ttl: int | None = None,
-               webhook: str | Mapping[str, Any] | None = None,
-               idempotency_key: str | None = None, name: str | None = None,
-               labels: Mapping[str, str] | None = None, wait: float | None = None) -> Task:
+    def submit(
+        self,
+        queue: str,
+        request: Any = None,
+        *,
+        timeout: int | None = None,
+        queue_timeout: int | None = None,
+        retries: int | None = None,
+        retry_backoff: int | None = None,
+        ttl: int | None = None,
+        webhook: str | Mapping[str, Any] | None = None,
+        idempotency_key: str | None = None,
+        name: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        wait: float | None = None,
+    ) -> Task:
         """Create a task for ``queue``'s workers. ``timeout``, ``queue_timeout``, ``ttl`` and
         ``retry_backoff`` are seconds (the spec's ``timeoutSeconds``...). With
         ``idempotency_key``, a retry returns the task the first call created. With
         ``wait``, the call returns once the task is done or after ``wait`` seconds,
         whichever is first (it never raises for the task's outcome: see :meth:`Task.wait`)."""
-        spec = spec_of(queue, request, timeout=timeout, queue_timeout=queue_timeout,
-                       retries=retries, retry_backoff=retry_backoff, ttl=ttl, webhook=webhook)
+        spec = spec_of(
+            queue,
+            request,
+            timeout=timeout,
+            queue_timeout=queue_timeout,
+            retries=retries,
+            retry_backoff=retry_backoff,
+            ttl=ttl,
+            webhook=webhook,
+        )
         started = time.monotonic()
-        view = self.transport.create(Submission(spec, name, dict(labels or {})),
-                                     idempotency_key=idempotency_key, wait=wait)
+        view = self.transport.create(
+            Submission(spec, name, dict(labels or {})), idempotency_key=idempotency_key, wait=wait
+        )
         task = Task(self, view)
         if wait is not None and not view.done:
             remaining = wait - (time.monotonic() - started)
@@ -88,8 +114,13 @@ class Client:
     def get(self, name: str) -> Task:
         return Task(self, self.transport.get(name))
 
-    def list(self, *, queue: str | None = None, phase: str | None = None,
-             label_selector: str | None = None) -> list[Task]:
+    def list(
+        self,
+        *,
+        queue: str | None = None,
+        phase: str | None = None,
+        label_selector: str | None = None,
+    ) -> list[Task]:
         """The namespace's tasks, by name, optionally only of a queue, a phase or labels."""
         views = self.transport.list(queue=queue, phase=phase, label_selector=label_selector)
         return [Task(self, view) for view in views]
@@ -141,7 +172,8 @@ class Task:
                 raise WaitTimeout(self.view, timeout or 0)
             try:
                 for view in self.client.transport.changes(
-                        self.name, self.view.resource_version, min(left, CONNECTION_SECONDS)):
+                    self.name, self.view.resource_version, min(left, CONNECTION_SECONDS)
+                ):
                     if view.resource_version == self.view.resource_version:
                         continue
                     self.view = view
@@ -153,8 +185,10 @@ class Task:
             except _DROPPED:
                 time.sleep(RECONNECT_SECONDS)  # a server that drops at once is not hammered
 
-    async def aupdates(self, timeout: float | None = None,  # noqa: ASYNC109
-                       ) -> AsyncIterator[TaskView]:
+    async def aupdates(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109
+    ) -> AsyncIterator[TaskView]:
         """:meth:`updates` for asyncio code: each blocking read runs in a worker thread, so
         the event loop is never held up (one thread per followed task). ``timeout`` is
         handed to that thread's stream, which ``asyncio.timeout`` could not interrupt."""
@@ -189,8 +223,12 @@ class Task:
             pass
         return self.result(model=model)
 
-    async def wait_async(self, timeout: float | None = None, *,  # noqa: ASYNC109
-                         model: type[M] | None = None) -> Any:
+    async def wait_async(
+        self,
+        timeout: float | None = None,  # noqa: ASYNC109
+        *,
+        model: type[M] | None = None,
+    ) -> Any:
         async for _ in self.aupdates(timeout):
             pass
         return self.result(model=model)

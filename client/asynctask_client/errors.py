@@ -32,8 +32,9 @@ class ApiError(ClientError):
     """A refusal of the API: ``status`` (HTTP), ``reason`` (``NotFound``, ``Forbidden``,
     ``Invalid``...), ``message`` and ``causes`` (``[{field, reason, message}]``)."""
 
-    def __init__(self, status: int, reason: str, message: str,
-                 causes: list[dict[str, Any]] | None = None) -> None:
+    def __init__(
+        self, status: int, reason: str, message: str, causes: list[dict[str, Any]] | None = None
+    ) -> None:
         self.status, self.reason, self.message = status, reason, message
         self.causes = causes or []
         detail = "; ".join(f"{c.get('field', '')}: {c.get('message', '')}" for c in self.causes)
@@ -43,22 +44,36 @@ class ApiError(ClientError):
     def from_kubernetes(cls, status: int, body: Mapping[str, Any]) -> ApiError:
         """From a Kubernetes ``Status`` object."""
         details = body.get("details") or {}
-        return cls(status, str(body.get("reason") or _reason(status)),
-                   str(body.get("message") or "the apiserver refused the call"),
-                   list(details.get("causes") or []))
+        return cls(
+            status,
+            str(body.get("reason") or _reason(status)),
+            str(body.get("message") or "the apiserver refused the call"),
+            list(details.get("causes") or []),
+        )
 
     @classmethod
     def from_problem(cls, status: int, body: Mapping[str, Any]) -> ApiError:
         """From an RFC 9457 problem of the gateway."""
-        return cls(status, str(body.get("reason") or _reason(status)),
-                   str(body.get("detail") or body.get("title") or "the gateway refused the call"),
-                   list(body.get("causes") or []))
+        return cls(
+            status,
+            str(body.get("reason") or _reason(status)),
+            str(body.get("detail") or body.get("title") or "the gateway refused the call"),
+            list(body.get("causes") or []),
+        )
 
 
 def _reason(status: int) -> str:
-    return {400: "BadRequest", 401: "Unauthorized", 403: "Forbidden", 404: "NotFound",
-            409: "Conflict", 410: "Gone", 413: "RequestEntityTooLarge", 422: "Invalid",
-            429: "TooManyRequests"}.get(status, "InternalError" if status >= 500 else "Error")
+    return {
+        400: "BadRequest",
+        401: "Unauthorized",
+        403: "Forbidden",
+        404: "NotFound",
+        409: "Conflict",
+        410: "Gone",
+        413: "RequestEntityTooLarge",
+        422: "Invalid",
+        429: "TooManyRequests",
+    }.get(status, "InternalError" if status >= 500 else "Error")
 
 
 class TaskDeleted(ClientError):
@@ -75,8 +90,9 @@ class WaitTimeout(ClientError, TimeoutError):
 
     def __init__(self, view: TaskView, seconds: float) -> None:
         self.view = view
-        super().__init__(f'the task "{view.name}" is still {view.phase.value} '
-                         f"after waiting {seconds:g} s")
+        super().__init__(
+            f'the task "{view.name}" is still {view.phase.value} after waiting {seconds:g} s'
+        )
 
 
 class TaskNotSucceeded(ClientError):
@@ -124,7 +140,8 @@ class TaskTimedOut(TaskNotSucceeded):
 
 
 OUTCOMES: dict[Phase, type[TaskNotSucceeded]] = {
-    cls.phase: cls for cls in (TaskFailed, TaskError, TaskCancelled, TaskTimedOut)}
+    cls.phase: cls for cls in (TaskFailed, TaskError, TaskCancelled, TaskTimedOut)
+}
 
 
 def raise_for_outcome(view: TaskView) -> None:

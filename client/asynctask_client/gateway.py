@@ -56,8 +56,9 @@ class GatewayTransport:
 
     kind = "gateway"
 
-    def __init__(self, url: str, token: str | None, namespace: str,
-                 verify: bool | str = True) -> None:
+    def __init__(
+        self, url: str, token: str | None, namespace: str, verify: bool | str = True
+    ) -> None:
         self.namespace = namespace
         self.http = Http(url, token=lambda: token, verify=_verify(verify))
 
@@ -65,23 +66,26 @@ class GatewayTransport:
         base = f"/v1/namespaces/{urllib.parse.quote(self.namespace)}/tasks"
         return base + (f"/{urllib.parse.quote(name)}" if name else "") + action
 
-    def create(self, submission: Submission, *, idempotency_key: str | None,
-               wait: float | None) -> TaskView:
+    def create(
+        self, submission: Submission, *, idempotency_key: str | None, wait: float | None
+    ) -> TaskView:
         headers = {}
         if idempotency_key is not None:
             headers["Idempotency-Key"] = json.dumps(idempotency_key)
         if wait is not None and wait > 0:
             headers["Prefer"] = f"wait={int(min(wait, MAX_WAIT))}"
         seconds = 30 + (min(wait, MAX_WAIT) if wait else 0)
-        _, answer = self.http.call("POST", self._path(), body=submission.body(),
-                                   headers=headers, seconds=seconds)
+        _, answer = self.http.call(
+            "POST", self._path(), body=submission.body(), headers=headers, seconds=seconds
+        )
         return TaskView.model_validate(answer)
 
     def get(self, name: str) -> TaskView:
         return TaskView.model_validate(self.http.call("GET", self._path(name))[1])
 
-    def list(self, *, queue: str | None, phase: str | None,
-             label_selector: str | None) -> list[TaskView]:
+    def list(
+        self, *, queue: str | None, phase: str | None, label_selector: str | None
+    ) -> list[TaskView]:
         params = {"limit": str(PAGE)}
         for key, value in (("queue", queue), ("phase", phase), ("labelSelector", label_selector)):
             if value:
@@ -108,8 +112,9 @@ class GatewayTransport:
         headers = {"Accept": "text/event-stream", "Last-Event-ID": after}
         # A read may wait through a quiet stream until the next keepalive (15 s by default).
         try:
-            with self.http.stream(self._path(name, "/events"), headers=headers,
-                                  read_seconds=max(1.0, seconds)) as resp:
+            with self.http.stream(
+                self._path(name, "/events"), headers=headers, read_seconds=max(1.0, seconds)
+            ) as resp:
                 if resp.status_code == 204:  # the task had ended at the state we saw last
                     return
                 for event in sse_events(resp.iter_lines()):

@@ -23,12 +23,19 @@ USER_AGENT = "asynctask-client"
 class Http:
     """Calls to one server; ``token`` is asked for on each call (tokens rotate)."""
 
-    def __init__(self, base: str, *, token: Callable[[], str | None],
-                 verify: ssl.SSLContext | bool = True, seconds: float = 30) -> None:
+    def __init__(
+        self,
+        base: str,
+        *,
+        token: Callable[[], str | None],
+        verify: ssl.SSLContext | bool = True,
+        seconds: float = 30,
+    ) -> None:
         self.base = base.rstrip("/")
         self.token = token
-        self.client = httpx.Client(verify=verify, timeout=httpx.Timeout(seconds),
-                                   headers={"User-Agent": USER_AGENT})
+        self.client = httpx.Client(
+            verify=verify, timeout=httpx.Timeout(seconds), headers={"User-Agent": USER_AGENT}
+        )
 
     def headers(self, extra: Mapping[str, str] | None = None) -> dict[str, str]:
         headers = {"Accept": "application/json", **(extra or {})}
@@ -37,10 +44,17 @@ class Http:
             headers["Authorization"] = f"Bearer {token}"
         return headers
 
-    def call(self, method: str, path: str, *, body: Any = None,
-             params: Mapping[str, str] | None = None,
-             headers: Mapping[str, str] | None = None, seconds: float | None = None,
-             content_type: str = "application/json") -> tuple[int, dict[str, Any]]:
+    def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        seconds: float | None = None,
+        content_type: str = "application/json",
+    ) -> tuple[int, dict[str, Any]]:
         """One call: ``(status, JSON body)``; raises on a refusal or a failed connection."""
         all_headers = self.headers(headers)
         content = None
@@ -49,8 +63,14 @@ class Http:
             all_headers["Content-Type"] = content_type
         timeout = httpx.Timeout(seconds) if seconds is not None else httpx.USE_CLIENT_DEFAULT
         try:
-            resp = self.client.request(method, self.base + path, content=content,
-                                       params=params, headers=all_headers, timeout=timeout)
+            resp = self.client.request(
+                method,
+                self.base + path,
+                content=content,
+                params=params,
+                headers=all_headers,
+                timeout=timeout,
+            )
         except httpx.TransportError as exc:
             raise ConnectionFailed(f"cannot reach {self.base}: {exc}") from exc
         answer = _json(resp.content)
@@ -59,19 +79,30 @@ class Http:
         return resp.status_code, answer
 
     @contextmanager
-    def stream(self, path: str, *, params: Mapping[str, str] | None = None,
-               headers: Mapping[str, str] | None = None,
-               read_seconds: float) -> Iterator[httpx.Response]:
+    def stream(
+        self,
+        path: str,
+        *,
+        params: Mapping[str, str] | None = None,
+        headers: Mapping[str, str] | None = None,
+        read_seconds: float,
+    ) -> Iterator[httpx.Response]:
         """A streamed GET; a read that waits more than ``read_seconds`` raises
         ``httpx.ReadTimeout`` (the caller resumes or gives up)."""
         timeout = httpx.Timeout(30, read=read_seconds)
         try:
-            with self.client.stream("GET", self.base + path, params=params,
-                                    headers=self.headers(headers), timeout=timeout) as resp:
+            with self.client.stream(
+                "GET",
+                self.base + path,
+                params=params,
+                headers=self.headers(headers),
+                timeout=timeout,
+            ) as resp:
                 if resp.status_code >= 300:
                     resp.read()
-                    raise refusal(resp.status_code, resp.headers.get("content-type", ""),
-                                  _json(resp.content))
+                    raise refusal(
+                        resp.status_code, resp.headers.get("content-type", ""), _json(resp.content)
+                    )
                 yield resp
         except httpx.ConnectError as exc:
             raise ConnectionFailed(f"cannot reach {self.base}: {exc}") from exc

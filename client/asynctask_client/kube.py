@@ -50,7 +50,8 @@ class KubeTransport:
     def manifest(self, submission: Submission, key: str | None) -> dict[str, Any]:
         metadata: dict[str, Any] = {
             "namespace": self.namespace,
-            "annotations": {REQUEST_HASH: request_hash(submission.body())}}
+            "annotations": {REQUEST_HASH: request_hash(submission.body())},
+        }
         if submission.labels:
             metadata["labels"] = dict(submission.labels)
         name = submission.name or (idempotent_name(self.namespace, key) if key else None)
@@ -58,11 +59,16 @@ class KubeTransport:
             metadata["name"] = name
         else:
             metadata["generateName"] = "task-"
-        return {"apiVersion": f"{GROUP}/v1alpha1", "kind": KIND, "metadata": metadata,
-                "spec": submission.spec}
+        return {
+            "apiVersion": f"{GROUP}/v1alpha1",
+            "kind": KIND,
+            "metadata": metadata,
+            "spec": submission.spec,
+        }
 
-    def create(self, submission: Submission, *, idempotency_key: str | None,
-               wait: float | None) -> TaskView:
+    def create(
+        self, submission: Submission, *, idempotency_key: str | None, wait: float | None
+    ) -> TaskView:
         body = self.manifest(submission, idempotency_key)
         try:
             _, obj = self.http.call("POST", self._path(), body=body)
@@ -77,16 +83,19 @@ class KubeTransport:
         _, obj = self.http.call("GET", self._path(name))
         found = ((obj.get("metadata") or {}).get("annotations") or {}).get(REQUEST_HASH)
         if found != body["metadata"]["annotations"][REQUEST_HASH]:
-            raise ApiError(422, "IdempotencyKeyReused",
-                           f'this idempotency key created the task "{name}" with another '
-                           "request")
+            raise ApiError(
+                422,
+                "IdempotencyKeyReused",
+                f'this idempotency key created the task "{name}" with another request',
+            )
         return obj
 
     def get(self, name: str) -> TaskView:
         return task_view(self.http.call("GET", self._path(name))[1])
 
-    def list(self, *, queue: str | None, phase: str | None,
-             label_selector: str | None) -> list[TaskView]:
+    def list(
+        self, *, queue: str | None, phase: str | None, label_selector: str | None
+    ) -> list[TaskView]:
         params = {"limit": "500"}
         if label_selector:
             params["labelSelector"] = label_selector
@@ -96,7 +105,8 @@ class KubeTransport:
             for obj in answer.get("items") or []:
                 view = task_view(obj)
                 if (queue is None or (obj.get("spec") or {}).get("queue") == queue) and (
-                        phase is None or view.phase.value == phase):
+                    phase is None or view.phase.value == phase
+                ):
                     views.append(view)
             token = (answer.get("metadata") or {}).get("continue")
             if not token:
@@ -106,10 +116,15 @@ class KubeTransport:
     def cancel(self, name: str) -> TaskView:
         view = self.get(name)
         if view.done:
-            raise ApiError(409, "AlreadyFinished",
-                           f'the task "{name}" has already ended ({view.phase.value})')
-        _, obj = self.http.call("PATCH", self._path(name), body={"spec": {"cancel": True}},
-                                content_type="application/merge-patch+json")
+            raise ApiError(
+                409, "AlreadyFinished", f'the task "{name}" has already ended ({view.phase.value})'
+            )
+        _, obj = self.http.call(
+            "PATCH",
+            self._path(name),
+            body={"spec": {"cancel": True}},
+            content_type="application/merge-patch+json",
+        )
         return task_view(obj)
 
     def delete(self, name: str) -> None:
@@ -117,19 +132,27 @@ class KubeTransport:
 
     def describe(self, name: str) -> Details:
         _, obj = self.http.call("GET", self._path(name))
-        selector = (f"involvedObject.kind={KIND},involvedObject.name={name},"
-                    f"involvedObject.uid={(obj.get('metadata') or {}).get('uid', '')}")
+        selector = (
+            f"involvedObject.kind={KIND},involvedObject.name={name},"
+            f"involvedObject.uid={(obj.get('metadata') or {}).get('uid', '')}"
+        )
         try:
             _, answer = self.http.call(
-                "GET", f"/api/v1/namespaces/{urllib.parse.quote(self.namespace)}/events",
-                params={"fieldSelector": selector})
+                "GET",
+                f"/api/v1/namespaces/{urllib.parse.quote(self.namespace)}/events",
+                params={"fieldSelector": selector},
+            )
             events: list[dict[str, Any]] | None = list(answer.get("items") or [])
         except ApiError as exc:
             if exc.status != 403:
                 raise
             events = None  # not allowed to read Events: describe says so
-        return Details(view=task_view(obj), spec=obj.get("spec") or {},
-                       status=obj.get("status") or {}, events=events)
+        return Details(
+            view=task_view(obj),
+            spec=obj.get("spec") or {},
+            status=obj.get("status") or {},
+            events=events,
+        )
 
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:
         cursor = after
@@ -139,8 +162,9 @@ class KubeTransport:
                 return
             # The resourceVersion is too old to watch from: the object as it is now, and
             # a watch from the list's resourceVersion.
-            _, answer = self.http.call("GET", self._path(), params={
-                "fieldSelector": f"metadata.name={name}"})
+            _, answer = self.http.call(
+                "GET", self._path(), params={"fieldSelector": f"metadata.name={name}"}
+            )
             items = answer.get("items") or []
             if not items:
                 raise TaskDeleted(self.namespace, name)
@@ -149,14 +173,18 @@ class KubeTransport:
                 yield current
             cursor = str((answer.get("metadata") or {}).get("resourceVersion") or "")
 
-    def _watch(self, name: str, cursor: str, seconds: float
-               ) -> Generator[TaskView, None, bool]:
+    def _watch(self, name: str, cursor: str, seconds: float) -> Generator[TaskView, None, bool]:
         """One watch request; ``True`` when the apiserver answered ``410 Gone``."""
-        params = {"watch": "1", "fieldSelector": f"metadata.name={name}",
-                  "resourceVersion": cursor, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(max(1, min(MAX_WATCH, math.ceil(seconds))))}
-        with self.http.stream(self._path(), params=params,
-                              read_seconds=max(1.0, seconds) + 5) as resp:
+        params = {
+            "watch": "1",
+            "fieldSelector": f"metadata.name={name}",
+            "resourceVersion": cursor,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(max(1, min(MAX_WATCH, math.ceil(seconds)))),
+        }
+        with self.http.stream(
+            self._path(), params=params, read_seconds=max(1.0, seconds) + 5
+        ) as resp:
             for line in resp.iter_lines():
                 if not line.strip():
                     continue

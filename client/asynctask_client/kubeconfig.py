@@ -52,17 +52,20 @@ def kubeconfig_paths(explicit: str | None = None) -> list[Path]:
     return [Path.home() / ".kube" / "config"]
 
 
-def load(path: str | None = None, context: str | None = None,
-         namespace: str | None = None) -> Connection:
+def load(
+    path: str | None = None, context: str | None = None, namespace: str | None = None
+) -> Connection:
     """The connection a kubectl with these flags would use; in a pod with no kubeconfig
     file, the pod's ServiceAccount."""
     files = [p for p in kubeconfig_paths(path) if p.is_file()]
     if not files:
         if os.environ.get("KUBERNETES_SERVICE_HOST") and not path:
             return in_cluster(namespace)
-        raise ConfigError("no kubeconfig found (looked for "
-                          + ", ".join(str(p) for p in kubeconfig_paths(path))
-                          + "); set KUBECONFIG, or use --gateway")
+        raise ConfigError(
+            "no kubeconfig found (looked for "
+            + ", ".join(str(p) for p in kubeconfig_paths(path))
+            + "); set KUBECONFIG, or use --gateway"
+        )
     config = merge([_read(p) for p in files])
     return from_config(config, context, namespace, base=files[0].parent)
 
@@ -89,8 +92,9 @@ def merge(docs: list[dict[str, Any]]) -> dict[str, Any]:
     return merged
 
 
-def from_config(config: Mapping[str, Any], context: str | None, namespace: str | None,
-                base: Path) -> Connection:
+def from_config(
+    config: Mapping[str, Any], context: str | None, namespace: str | None, base: Path
+) -> Connection:
     name = context or config.get("current-context")
     if not name:
         raise ConfigError("the kubeconfig has no current-context; pass --context")
@@ -102,9 +106,12 @@ def from_config(config: Mapping[str, Any], context: str | None, namespace: str |
         raise ConfigError(f'the context "{name}" names no cluster with a server')
     user = config["users"].get(ctx.get("user")) or {}
     tls = _tls(cluster, user, base)
-    return Connection(server=str(cluster["server"]).rstrip("/"), ssl_context=tls,
-                      namespace=namespace or ctx.get("namespace") or "default",
-                      token=_token_source(user, base, tls))
+    return Connection(
+        server=str(cluster["server"]).rstrip("/"),
+        ssl_context=tls,
+        namespace=namespace or ctx.get("namespace") or "default",
+        token=_token_source(user, base, tls),
+    )
 
 
 def _data_or_file(entry: Mapping[str, Any], key: str, base: Path) -> bytes | None:
@@ -116,8 +123,7 @@ def _data_or_file(entry: Mapping[str, Any], key: str, base: Path) -> bytes | Non
     return None
 
 
-def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any],
-         base: Path) -> ssl.SSLContext | None:
+def _tls(cluster: Mapping[str, Any], user: Mapping[str, Any], base: Path) -> ssl.SSLContext | None:
     if not str(cluster.get("server", "")).startswith("https"):
         return None
     ca = _data_or_file(cluster, "certificate-authority", base)
@@ -140,8 +146,9 @@ def load_cert_chain(ctx: ssl.SSLContext, cert: bytes, key: bytes) -> None:
         ctx.load_cert_chain(pem)
 
 
-def _token_source(user: Mapping[str, Any], base: Path,
-                  tls: ssl.SSLContext | None) -> Callable[[], str | None]:
+def _token_source(
+    user: Mapping[str, Any], base: Path, tls: ssl.SSLContext | None
+) -> Callable[[], str | None]:
     if user.get("auth-provider"):
         raise ConfigError("auth-provider plugins are not supported; use an exec plugin")
     if user.get("token"):
@@ -172,36 +179,57 @@ class ExecPlugin:
 
     def _run(self) -> None:
         version = self.spec.get("apiVersion") or "client.authentication.k8s.io/v1"
-        env = dict(os.environ, KUBERNETES_EXEC_INFO=json.dumps(
-            {"apiVersion": version, "kind": "ExecCredential", "spec": {"interactive": False}}))
+        env = dict(
+            os.environ,
+            KUBERNETES_EXEC_INFO=json.dumps(
+                {"apiVersion": version, "kind": "ExecCredential", "spec": {"interactive": False}}
+            ),
+        )
         env.update({e["name"]: e["value"] for e in self.spec.get("env") or []})
         try:
-            done = subprocess.run([self.spec["command"], *(self.spec.get("args") or [])],
-                                  env=env, capture_output=True, text=True, timeout=60,
-                                  cwd=self.base, check=False)
+            done = subprocess.run(
+                [self.spec["command"], *(self.spec.get("args") or [])],
+                env=env,
+                capture_output=True,
+                text=True,
+                timeout=60,
+                cwd=self.base,
+                check=False,
+            )
         except (OSError, subprocess.TimeoutExpired) as exc:
             raise ConfigError(f"the exec plugin {self.spec.get('command')} failed: {exc}") from exc
         if done.returncode != 0:
-            raise ConfigError(f"the exec plugin {self.spec['command']} exited "
-                              f"{done.returncode}: {done.stderr.strip()[:500]}")
+            raise ConfigError(
+                f"the exec plugin {self.spec['command']} exited "
+                f"{done.returncode}: {done.stderr.strip()[:500]}"
+            )
         status = (json.loads(done.stdout or "{}").get("status")) or {}
         self._token = status.get("token")
         if status.get("clientCertificateData") and self.tls is not None:
-            load_cert_chain(self.tls, status["clientCertificateData"].encode(),
-                            status["clientKeyData"].encode())
+            load_cert_chain(
+                self.tls, status["clientCertificateData"].encode(), status["clientKeyData"].encode()
+            )
         expiry = status.get("expirationTimestamp")
-        self._expires = (datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp()
-                         - 10) if expiry else float("inf")
+        self._expires = (
+            (datetime.fromisoformat(expiry.replace("Z", "+00:00")).timestamp() - 10)
+            if expiry
+            else float("inf")
+        )
 
 
 def in_cluster(namespace: str | None = None) -> Connection:
-    host, port = os.environ["KUBERNETES_SERVICE_HOST"], os.environ.get(
-        "KUBERNETES_SERVICE_PORT", "443")
+    host, port = (
+        os.environ["KUBERNETES_SERVICE_HOST"],
+        os.environ.get("KUBERNETES_SERVICE_PORT", "443"),
+    )
     host = f"[{host}]" if ":" in host else host
     token_file = SERVICE_ACCOUNT / "token"
     ctx = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
     ns_file = SERVICE_ACCOUNT / "namespace"
     default_ns = ns_file.read_text().strip() if ns_file.is_file() else "default"
-    return Connection(server=f"https://{host}:{port}", ssl_context=ctx,
-                      namespace=namespace or default_ns,
-                      token=lambda: token_file.read_text().strip())
+    return Connection(
+        server=f"https://{host}:{port}",
+        ssl_context=ctx,
+        namespace=namespace or default_ns,
+        token=lambda: token_file.read_text().strip(),
+    )

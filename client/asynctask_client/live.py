@@ -38,8 +38,9 @@ def follow(task: Task, out: IO[str], *, tty: bool, timeout: float | None = None)
     return (_bar if tty else _lines)(task, inbox, out)
 
 
-def _next(inbox: queue.Queue[TaskView | BaseException | None],
-          wait: float | None) -> TaskView | bool | None:
+def _next(
+    inbox: queue.Queue[TaskView | BaseException | None], wait: float | None
+) -> TaskView | bool | None:
     """A view, ``None`` at the end, ``False`` when nothing arrived within ``wait``."""
     try:
         item = inbox.get(timeout=wait)
@@ -50,8 +51,9 @@ def _next(inbox: queue.Queue[TaskView | BaseException | None],
     return item
 
 
-def _lines(task: Task, inbox: queue.Queue[TaskView | BaseException | None],
-           out: IO[str]) -> TaskView:
+def _lines(
+    task: Task, inbox: queue.Queue[TaskView | BaseException | None], out: IO[str]
+) -> TaskView:
     while True:
         item = _next(inbox, None)
         if item is None or item is False:
@@ -61,8 +63,7 @@ def _lines(task: Task, inbox: queue.Queue[TaskView | BaseException | None],
         out.flush()
 
 
-def _bar(task: Task, inbox: queue.Queue[TaskView | BaseException | None],
-         out: IO[str]) -> TaskView:
+def _bar(task: Task, inbox: queue.Queue[TaskView | BaseException | None], out: IO[str]) -> TaskView:
     started = time.monotonic()
     rate = Rate()
     view = task.view

@@ -19,8 +19,13 @@ from asynctask_worker.views import TaskView
 
 OK, UNEXPECTED, USAGE, REFUSED, UNREACHABLE, NOT_DONE = 0, 1, 2, 3, 4, 5
 #: The exit code of each terminal phase (``wait``, ``submit --wait``, ``watch``, ``result``).
-EXIT_CODES = {Phase.SUCCEEDED: OK, Phase.FAILED: 10, Phase.ERROR: 11, Phase.CANCELLED: 12,
-              Phase.TIMED_OUT: 13}
+EXIT_CODES = {
+    Phase.SUCCEEDED: OK,
+    Phase.FAILED: 10,
+    Phase.ERROR: 11,
+    Phase.CANCELLED: 12,
+    Phase.TIMED_OUT: 13,
+}
 
 
 def exit_code(view: TaskView) -> int:
@@ -49,11 +54,21 @@ def age(timestamp: str | None, now: datetime | None = None) -> str:
 def table(views: Sequence[TaskView], now: datetime | None = None) -> str:
     """``list``: NAME PHASE PROGRESS AGE MESSAGE, columns as wide as their widest cell."""
     rows = [("NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE")]
-    rows += [(v.name, v.phase.value, f"{v.progress}%", age(v.created_at, now),
-              (v.message or "").replace("\n", " ")[:60]) for v in views]
+    rows += [
+        (
+            v.name,
+            v.phase.value,
+            f"{v.progress}%",
+            age(v.created_at, now),
+            (v.message or "").replace("\n", " ")[:60],
+        )
+        for v in views
+    ]
     widths = [max(len(row[i]) for row in rows) for i in range(4)]
-    return "\n".join("   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4]))
-                     + "   " + row[4] for row in rows).rstrip()
+    return "\n".join(
+        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "   " + row[4]
+        for row in rows
+    ).rstrip()
 
 
 def plain_line(view: TaskView) -> str:
@@ -77,7 +92,8 @@ class Rate:
 
     def add(self, at: float, view: TaskView) -> None:
         if view.phase is Phase.PROCESSING and (
-                not self.samples or view.progress != self.samples[-1][1]):
+            not self.samples or view.progress != self.samples[-1][1]
+        ):
             self.samples.append((at, view.progress))
 
     def eta(self, now: float) -> float | None:
@@ -95,8 +111,7 @@ def bar_line(view: TaskView, elapsed: float, eta: float | None, width: int) -> s
     size = max(10, min(40, width // 4))
     filled = size * view.progress // 100
     bar = "=" * filled + (">" if filled < size else "") + " " * max(size - filled - 1, 0)
-    tail = f"{clock(elapsed)}" + (f" ETA {clock(eta)}" if eta is not None and not view.done
-                                  else "")
+    tail = f"{clock(elapsed)}" + (f" ETA {clock(eta)}" if eta is not None and not view.done else "")
     head = f"{view.name} [{bar}] {view.progress:3d}% {view.phase.value}"
     room = width - len(head) - len(tail) - 4
     message = (view.message or "").replace("\n", " ")
@@ -109,11 +124,17 @@ def describe(details: Details, now: datetime | None = None) -> str:
     """``describe``: the view, then spec, conditions, webhook delivery and Events when the
     transport has them (the Kubernetes API does; the gateway serves views only)."""
     v = details.view
-    lines = [f"Name:         {v.name}", f"Namespace:    {v.namespace}",
-             f"Phase:        {v.phase.value}", f"Progress:     {v.progress}%",
-             f"Message:      {v.message or ''}", f"Attempts:     {v.attempts}",
-             f"Created:      {v.created_at or ''}", f"Started:      {v.start_time or ''}",
-             f"Completed:    {v.completion_time or ''}"]
+    lines = [
+        f"Name:         {v.name}",
+        f"Namespace:    {v.namespace}",
+        f"Phase:        {v.phase.value}",
+        f"Progress:     {v.progress}%",
+        f"Message:      {v.message or ''}",
+        f"Attempts:     {v.attempts}",
+        f"Created:      {v.created_at or ''}",
+        f"Started:      {v.start_time or ''}",
+        f"Completed:    {v.completion_time or ''}",
+    ]
     if details.spec is not None:
         lines.append(f"Queue:        {details.spec.get('queue', '')}")
     if v.result is not None:
@@ -123,21 +144,26 @@ def describe(details: Details, now: datetime | None = None) -> str:
         if v.error.traceback:
             lines += ["Traceback:", *("  " + t for t in v.error.traceback.splitlines())]
     if details.status is None:
-        lines.append("(conditions, webhook delivery and Events: through the Kubernetes API "
-                     "only, not the gateway)")
+        lines.append(
+            "(conditions, webhook delivery and Events: through the Kubernetes API "
+            "only, not the gateway)"
+        )
         return "\n".join(lines)
     lines += _conditions(details.status.get("conditions") or [])
     webhook = details.status.get("webhook")
-    lines.append("Webhook:      " + (json.dumps(webhook, ensure_ascii=False) if webhook
-                                     else "<none>"))
+    lines.append(
+        "Webhook:      " + (json.dumps(webhook, ensure_ascii=False) if webhook else "<none>")
+    )
     lines += _events(details.events, now)
     return "\n".join(lines)
 
 
 def _conditions(conditions: list[dict[str, Any]]) -> list[str]:
     lines = ["Conditions:", "  TYPE          STATUS  REASON"]
-    lines += [f"  {c.get('type', ''):<13} {c.get('status', ''):<7} {c.get('reason', '')}"
-              for c in conditions]
+    lines += [
+        f"  {c.get('type', ''):<13} {c.get('status', ''):<7} {c.get('reason', '')}"
+        for c in conditions
+    ]
     return lines if conditions else ["Conditions:   <none>"]
 
 
@@ -149,6 +175,8 @@ def _events(events: list[dict[str, Any]] | None, now: datetime | None) -> list[s
     lines = ["Events:", "  TYPE      REASON         AGE   MESSAGE"]
     for e in sorted(events, key=lambda e: e.get("lastTimestamp") or e.get("eventTime") or ""):
         when = e.get("lastTimestamp") or e.get("eventTime") or e.get("firstTimestamp")
-        lines.append(f"  {e.get('type', ''):<9} {e.get('reason', ''):<14} "
-                     f"{age(when, now):<5} {e.get('message', '')}")
+        lines.append(
+            f"  {e.get('type', ''):<9} {e.get('reason', ''):<14} "
+            f"{age(when, now):<5} {e.get('message', '')}"
+        )
     return lines

@@ -41,16 +41,27 @@ class Submission:
         return body
 
 
-def spec_of(queue: str, request: Any, *, timeout: int | None = None,
-            queue_timeout: int | None = None, retries: int | None = None,
-            retry_backoff: int | None = None, ttl: int | None = None,
-            webhook: str | Mapping[str, Any] | None = None) -> dict[str, Any]:
+def spec_of(
+    queue: str,
+    request: Any,
+    *,
+    timeout: int | None = None,
+    queue_timeout: int | None = None,
+    retries: int | None = None,
+    retry_backoff: int | None = None,
+    ttl: int | None = None,
+    webhook: str | Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
     """The AsyncTask spec for these arguments; unset ones are left to the CRD's defaults.
     ``webhook`` is a URL or the whole ``spec.webhook`` (``{"url", "secretRef"}``)."""
     spec: dict[str, Any] = {"queue": queue, "request": request}
-    optional = {"timeoutSeconds": timeout, "queueTimeoutSeconds": queue_timeout,
-                "retries": retries, "retryBackoffSeconds": retry_backoff,
-                "ttlSecondsAfterFinished": ttl}
+    optional = {
+        "timeoutSeconds": timeout,
+        "queueTimeoutSeconds": queue_timeout,
+        "retries": retries,
+        "retryBackoffSeconds": retry_backoff,
+        "ttlSecondsAfterFinished": ttl,
+    }
     spec.update({k: v for k, v in optional.items() if v is not None})
     if webhook is not None:
         spec["webhook"] = {"url": webhook} if isinstance(webhook, str) else dict(webhook)
@@ -90,13 +101,15 @@ class Transport(Protocol):
     namespace: str
     kind: str  # "kubernetes" or "gateway", for messages
 
-    def create(self, submission: Submission, *, idempotency_key: str | None,
-               wait: float | None) -> TaskView: ...
+    def create(
+        self, submission: Submission, *, idempotency_key: str | None, wait: float | None
+    ) -> TaskView: ...
 
     def get(self, name: str) -> TaskView: ...
 
-    def list(self, *, queue: str | None, phase: str | None,
-             label_selector: str | None) -> list[TaskView]: ...
+    def list(
+        self, *, queue: str | None, phase: str | None, label_selector: str | None
+    ) -> list[TaskView]: ...
 
     def cancel(self, name: str) -> TaskView: ...
 

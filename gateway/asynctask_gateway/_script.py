@@ -21,9 +21,12 @@ def missing_modules() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     missing = missing_modules()
     if missing:
-        print(f"asynctask-gateway needs {', '.join(missing)}, which this installation lacks: "
-              "the gateway's dependencies come with the extra `asynctask[gateway]` "
-              "(pip install 'asynctask[gateway]').", file=sys.stderr)
+        print(
+            f"asynctask-gateway needs {', '.join(missing)}, which this installation lacks: "
+            "the gateway's dependencies come with the extra `asynctask[gateway]` "
+            "(pip install 'asynctask[gateway]').",
+            file=sys.stderr,
+        )
         return 2
     from asynctask_gateway.cli import main as run  # after the check
 

@@ -29,11 +29,16 @@ from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, json_response
 log = logging.getLogger(__name__)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HANDLERS: dict[str, Handler] = {
-    "createTask": handlers.create_task, "createTasks": handlers.create_tasks,
-    "listTasks": handlers.list_tasks, "getTask": handlers.get_task,
-    "deleteTask": handlers.delete_task, "cancelTask": handlers.cancel_task,
-    "waitTask": streams.wait_task, "streamTask": streams.stream_task,
-    "watchTasks": watching.watch_tasks, "getTaskDetail": watching.get_task_detail,
+    "createTask": handlers.create_task,
+    "createTasks": handlers.create_tasks,
+    "listTasks": handlers.list_tasks,
+    "getTask": handlers.get_task,
+    "deleteTask": handlers.delete_task,
+    "cancelTask": handlers.cancel_task,
+    "waitTask": streams.wait_task,
+    "streamTask": streams.stream_task,
+    "watchTasks": watching.watch_tasks,
+    "getTaskDetail": watching.get_task_detail,
 }
 
 
@@ -46,8 +51,9 @@ async def _authorize(request: web.Request, gw: Gateway, route_name: str) -> None
     name = request.match_info.get("name", "")
     await gw.auth.authorize(user, route.verbs, namespace, name)
     if not gw.cache.serves(namespace):
-        raise Problem(404, "NamespaceNotServed",
-                      f'this gateway does not serve the namespace "{namespace}"')
+        raise Problem(
+            404, "NamespaceNotServed", f'this gateway does not serve the namespace "{namespace}"'
+        )
     request[CALL] = Call(user, namespace, name)
 
 
@@ -73,14 +79,16 @@ async def middleware(request: web.Request, handler: Handler) -> web.StreamRespon
     except web.HTTPException as exc:
         code = exc.status
         if exc.status >= 400:
-            return Problem(exc.status, exc.reason.replace(" ", ""), exc.text or exc.reason,
-                           headers={k: v for k, v in exc.headers.items()
-                                    if k in ("Allow",)}).response(request.path)
+            return Problem(
+                exc.status,
+                exc.reason.replace(" ", ""),
+                exc.text or exc.reason,
+                headers={k: v for k, v in exc.headers.items() if k in ("Allow",)},
+            ).response(request.path)
         raise
     finally:
         gw.metrics.requests.labels(request.method, route_name, str(code)).inc()
-        gw.metrics.latency.labels(request.method, route_name).observe(
-            time.monotonic() - started)
+        gw.metrics.latency.labels(request.method, route_name).observe(time.monotonic() - started)
 
 
 async def healthz(request: web.Request) -> web.StreamResponse:
@@ -118,16 +126,24 @@ async def _watching(app: web.Application) -> AsyncIterator[None]:
 def make_gateway(settings: GatewaySettings, kube: Kube) -> Gateway:
     metrics = Metrics()
     return Gateway(
-        settings=settings, kube=kube, metrics=metrics,
+        settings=settings,
+        kube=kube,
+        metrics=metrics,
         cache=TaskCache(kube, settings.namespaces, metrics, settings.watch_timeout_seconds),
-        auth=Authenticator(kube, metrics, audiences=settings.audiences,
-                           allow_anonymous=settings.allow_anonymous,
-                           cache_seconds=settings.auth_cache_seconds))
+        auth=Authenticator(
+            kube,
+            metrics,
+            audiences=settings.audiences,
+            allow_anonymous=settings.allow_anonymous,
+            cache_seconds=settings.auth_cache_seconds,
+        ),
+    )
 
 
 def make_app(gw: Gateway) -> web.Application:
-    app = web.Application(middlewares=[middleware],
-                          client_max_size=gw.settings.max_batch_body_bytes)
+    app = web.Application(
+        middlewares=[middleware], client_max_size=gw.settings.max_batch_body_bytes
+    )
     app[GATEWAY] = gw
     app[OPENAPI] = build_document()
     for route in API_ROUTES:

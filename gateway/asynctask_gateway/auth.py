@@ -68,19 +68,31 @@ def bearer_token(header: str | None) -> str | None:
         return None
     scheme, _, token = header.strip().partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
-        raise Problem(401, "Unauthorized", "the Authorization header must be 'Bearer <token>'",
-                      headers={"WWW-Authenticate": 'Bearer realm="asynctask"'})
+        raise Problem(
+            401,
+            "Unauthorized",
+            "the Authorization header must be 'Bearer <token>'",
+            headers={"WWW-Authenticate": 'Bearer realm="asynctask"'},
+        )
     return token.strip()
 
 
 def unauthorized(detail: str) -> Problem:
-    return Problem(401, "Unauthorized", detail,
-                   headers={"WWW-Authenticate": 'Bearer realm="asynctask"'})
+    return Problem(
+        401, "Unauthorized", detail, headers={"WWW-Authenticate": 'Bearer realm="asynctask"'}
+    )
 
 
 class Authenticator:
-    def __init__(self, kube: Kube, metrics: Metrics, *, audiences: Iterable[str] = (),
-                 allow_anonymous: bool = False, cache_seconds: float = 10.0) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        metrics: Metrics,
+        *,
+        audiences: Iterable[str] = (),
+        allow_anonymous: bool = False,
+        cache_seconds: float = 10.0,
+    ) -> None:
         self.kube, self.metrics = kube, metrics
         self.audiences = list(audiences)
         self.allow_anonymous = allow_anonymous
@@ -106,25 +118,34 @@ class Authenticator:
         if self.audiences:
             spec["audiences"] = self.audiences
         answer = await self.kube.request(
-            "POST", "/apis/authentication.k8s.io/v1/tokenreviews",
-            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview",
-                  "spec": spec})
+            "POST",
+            "/apis/authentication.k8s.io/v1/tokenreviews",
+            body={"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": spec},
+        )
         status = answer.get("status") or {}
         if not status.get("authenticated"):
             raise unauthorized("the token was not accepted")
         info = status.get("user") or {}
         extra = tuple(sorted((k, tuple(v)) for k, v in (info.get("extra") or {}).items()))
-        return User(str(info.get("username") or ""), str(info.get("uid") or ""),
-                    tuple(info.get("groups") or ()), extra)
+        return User(
+            str(info.get("username") or ""),
+            str(info.get("uid") or ""),
+            tuple(info.get("groups") or ()),
+            extra,
+        )
 
-    async def authorize(self, user: User, verbs: Iterable[str], namespace: str,
-                        name: str = "") -> None:
+    async def authorize(
+        self, user: User, verbs: Iterable[str], namespace: str, name: str = ""
+    ) -> None:
         """Raise 403 unless ``user`` may do every one of ``verbs``."""
         for verb in verbs:
             if not await self._allowed(user, verb, namespace, name):
                 what = f"{PLURAL}.{GROUP}" + (f' "{name}"' if name else "")
-                raise Problem(403, "Forbidden", f'{user.name} cannot {verb} {what} in the '
-                                                f'namespace "{namespace}"')
+                raise Problem(
+                    403,
+                    "Forbidden",
+                    f'{user.name} cannot {verb} {what} in the namespace "{namespace}"',
+                )
 
     async def _allowed(self, user: User, verb: str, namespace: str, name: str) -> bool:
         key = (user.name, user.uid, user.groups, user.extra, verb, namespace, name)
@@ -133,21 +154,34 @@ class Authenticator:
         if allowed is not None:
             return allowed
         spec: dict[str, Any] = {
-            "user": user.name, "groups": list(user.groups),
-            "resourceAttributes": {"group": GROUP, "resource": PLURAL, "verb": verb,
-                                   "namespace": namespace, "name": name}}
+            "user": user.name,
+            "groups": list(user.groups),
+            "resourceAttributes": {
+                "group": GROUP,
+                "resource": PLURAL,
+                "verb": verb,
+                "namespace": namespace,
+                "name": name,
+            },
+        }
         if user.uid:
             spec["uid"] = user.uid
         if user.extra:
             spec["extra"] = {k: list(v) for k, v in user.extra}
         try:
             answer = await self.kube.request(
-                "POST", "/apis/authorization.k8s.io/v1/subjectaccessreviews",
-                body={"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-                      "spec": spec})
+                "POST",
+                "/apis/authorization.k8s.io/v1/subjectaccessreviews",
+                body={
+                    "apiVersion": "authorization.k8s.io/v1",
+                    "kind": "SubjectAccessReview",
+                    "spec": spec,
+                },
+            )
         except ApiError as exc:
-            raise Problem(503, "AuthorizationUnavailable",
-                          f"the access review failed: {exc.message}") from exc
+            raise Problem(
+                503, "AuthorizationUnavailable", f"the access review failed: {exc.message}"
+            ) from exc
         allowed = bool((answer.get("status") or {}).get("allowed"))
         self._decisions.put(key, allowed)
         return allowed

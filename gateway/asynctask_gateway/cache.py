@@ -52,15 +52,20 @@ Listener = Callable[[Key, "Entry | None", "Entry | None"], None]
 def project(obj: Mapping[str, Any]) -> Entry:
     spec: Mapping[str, Any] = obj.get("spec") or {}
     meta: Mapping[str, Any] = obj.get("metadata") or {}
-    return Entry(view=task_view(obj), queue=str(spec.get("queue") or ""),
-                 labels=dict(meta.get("labels") or {}), cancel=bool(spec.get("cancel")))
+    return Entry(
+        view=task_view(obj),
+        queue=str(spec.get("queue") or ""),
+        labels=dict(meta.get("labels") or {}),
+        cancel=bool(spec.get("cancel")),
+    )
 
 
 class TaskCache:
     """The entries of the watched scopes (namespaces, or ``None`` for all of them)."""
 
-    def __init__(self, kube: Kube, namespaces: Iterable[str], metrics: Metrics,
-                 watch_timeout: int = 300) -> None:
+    def __init__(
+        self, kube: Kube, namespaces: Iterable[str], metrics: Metrics, watch_timeout: int = 300
+    ) -> None:
         self.kube, self.metrics, self.watch_timeout = kube, metrics, watch_timeout
         self.scopes: list[str | None] = list(namespaces) or [None]
         self._entries: dict[Key, Entry] = {}
@@ -91,8 +96,9 @@ class TaskCache:
     def __len__(self) -> int:
         return len(self._entries)
 
-    async def change(self, namespace: str, name: str, seen: str | None,
-                     within: float) -> Entry | None:
+    async def change(
+        self, namespace: str, name: str, seen: str | None, within: float
+    ) -> Entry | None:
         """The entry once its state differs from ``seen`` (its resourceVersion, or ``None``
         for "not in the cache"), or after ``within`` seconds as it is then; ``None`` when
         the cache does not hold the task (deleted, or not seen by the watch yet)."""
@@ -192,10 +198,14 @@ class TaskCache:
 
     async def _watch(self, scope: str | None, version: str) -> str:
         """One watch request; returns the resourceVersion to resume from."""
-        params = {"resourceVersion": version, "allowWatchBookmarks": "true",
-                  "timeoutSeconds": str(self.watch_timeout)}
-        async for event in self.kube.watch(tasks_path(scope), params,
-                                           read_timeout=self.watch_timeout + 30):
+        params = {
+            "resourceVersion": version,
+            "allowWatchBookmarks": "true",
+            "timeoutSeconds": str(self.watch_timeout),
+        }
+        async for event in self.kube.watch(
+            tasks_path(scope), params, read_timeout=self.watch_timeout + 30
+        ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
                 raise ApiError(int(obj.get("code") or 500), obj)

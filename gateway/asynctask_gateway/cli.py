@@ -20,8 +20,12 @@ log = logging.getLogger("asynctask_gateway")
 
 class JsonFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
-        doc = {"time": self.formatTime(record), "level": record.levelname,
-               "logger": record.name, "message": record.getMessage()}
+        doc = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         if record.exc_info:
             doc["exception"] = self.formatException(record.exc_info)
         return json.dumps(doc)
@@ -29,8 +33,11 @@ class JsonFormatter(logging.Formatter):
 
 def setup_logging(settings: GatewaySettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if settings.log_format == "json" else
-                         logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.setFormatter(
+        JsonFormatter()
+        if settings.log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 
@@ -43,8 +50,12 @@ async def serve(settings: GatewaySettings) -> None:
     site = web.TCPSite(runner, settings.address, settings.port)
     await site.start()
     ports = [s.getsockname()[1] for s in site._server.sockets]  # type: ignore[union-attr]
-    log.info("serving on http://%s:%s (namespaces: %s)", settings.address, ports[0],
-             ",".join(settings.namespaces) or "all")
+    log.info(
+        "serving on http://%s:%s (namespaces: %s)",
+        settings.address,
+        ports[0],
+        ",".join(settings.namespaces) or "all",
+    )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -59,7 +70,8 @@ async def serve(settings: GatewaySettings) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(
         prog="asynctask-gateway",
-        description="HTTP gateway for AsyncTasks; configured by ASYNCTASK_GATEWAY_* variables.")
+        description="HTTP gateway for AsyncTasks; configured by ASYNCTASK_GATEWAY_* variables.",
+    )
     parser.add_argument("--port", type=int, help="overrides ASYNCTASK_GATEWAY_PORT")
     args = parser.parse_args(argv)
     settings = GatewaySettings()

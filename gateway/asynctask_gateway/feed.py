@@ -49,8 +49,11 @@ def counts_document(counts: Counter[tuple[str, str]]) -> dict[str, Any]:
             continue
         phases[phase] += n
         queues.setdefault(queue, Counter())[phase] += n
-    return {"total": sum(phases.values()), "phases": dict(sorted(phases.items())),
-            "queues": {q: dict(sorted(c.items())) for q, c in sorted(queues.items())}}
+    return {
+        "total": sum(phases.values()),
+        "phases": dict(sorted(phases.items())),
+        "queues": {q: dict(sorted(c.items())) for q, c in sorted(queues.items())},
+    }
 
 
 class NamespaceFeed:

@@ -64,9 +64,12 @@ def validate(gw: Gateway, raw: Any) -> TaskRequest:
         raise from_validation_error(exc) from exc
     size = len(json.dumps(req.request))
     if size > gw.settings.max_request_bytes:
-        raise Problem(413, "RequestTooLarge",
-                      f"request is {size} bytes as JSON, more than the "
-                      f"{gw.settings.max_request_bytes} allowed: pass large data by reference")
+        raise Problem(
+            413,
+            "RequestTooLarge",
+            f"request is {size} bytes as JSON, more than the "
+            f"{gw.settings.max_request_bytes} allowed: pass large data by reference",
+        )
     return req
 
 
@@ -76,8 +79,7 @@ async def submit(gw: Gateway, call: Call, raw: Any, key: str | None) -> tuple[Ta
     req = validate(gw, raw)
     digest = request_hash(raw)
     name = idempotent_name(call.namespace, call.user.name, key) if key else None
-    body = manifest(req, call.namespace, user=call.user.name, digest=digest, name=name,
-                    key=key)
+    body = manifest(req, call.namespace, user=call.user.name, digest=digest, name=name, key=key)
     try:
         obj = await gw.kube.request("POST", tasks_path(call.namespace), body=body)
     except ApiError as exc:
@@ -94,8 +96,11 @@ async def _existing(gw: Gateway, namespace: str, name: str, digest: str) -> Task
         raise from_api_error(exc) from exc
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     if annotations.get(REQUEST_HASH) != digest:
-        raise Problem(422, "IdempotencyKeyReused",
-                      f'this Idempotency-Key created the task "{name}" with another body')
+        raise Problem(
+            422,
+            "IdempotencyKeyReused",
+            f'this Idempotency-Key created the task "{name}" with another body',
+        )
     return task_view(obj)
 
 
@@ -121,8 +126,9 @@ async def create_tasks(request: web.Request) -> web.StreamResponse:
     raw = await read_json(request, gw.settings.max_batch_body_bytes)
     tasks = raw.get("tasks") if isinstance(raw, dict) else None
     if not isinstance(tasks, list) or not 1 <= len(tasks) <= MAX_BATCH or set(raw) != {"tasks"}:
-        raise Problem(400, "BadRequest",
-                      f'the body must be {{"tasks": [...]}} with 1 to {MAX_BATCH} tasks')
+        raise Problem(
+            400, "BadRequest", f'the body must be {{"tasks": [...]}} with 1 to {MAX_BATCH} tasks'
+        )
     gate = asyncio.Semaphore(BATCH_CONCURRENCY)
 
     async def one(item: Any) -> dict[str, Any]:
@@ -159,12 +165,18 @@ async def cancel_task(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
     entry = await gw.entry(call.namespace, call.name)
     if entry.view.done:
-        raise Problem(409, "AlreadyFinished",
-                      f'the task "{call.name}" has already ended ({entry.view.phase.value})')
+        raise Problem(
+            409,
+            "AlreadyFinished",
+            f'the task "{call.name}" has already ended ({entry.view.phase.value})',
+        )
     try:
-        obj = await gw.kube.request("PATCH", tasks_path(call.namespace, call.name),
-                                    body={"spec": {"cancel": True}},
-                                    content_type="application/merge-patch+json")
+        obj = await gw.kube.request(
+            "PATCH",
+            tasks_path(call.namespace, call.name),
+            body={"spec": {"cancel": True}},
+            content_type="application/merge-patch+json",
+        )
     except ApiError as exc:
         raise from_api_error(exc) from exc
     return view_response(task_view(obj), 202)
@@ -173,8 +185,11 @@ async def cancel_task(request: web.Request) -> web.StreamResponse:
 async def delete_task(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
     try:
-        await gw.kube.request("DELETE", tasks_path(call.namespace, call.name),
-                              params={"propagationPolicy": "Background"})
+        await gw.kube.request(
+            "DELETE",
+            tasks_path(call.namespace, call.name),
+            params={"propagationPolicy": "Background"},
+        )
     except ApiError as exc:
         raise from_api_error(exc) from exc
     return web.Response(status=204)

@@ -65,8 +65,10 @@ def load_configuration() -> k8s_client.Configuration:
     else:
         # KUBECONFIG read now (the kubernetes package reads it once, when imported).
         k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
-            config_file=os.environ.get("KUBECONFIG") or None, client_configuration=cfg,
-            persist_config=False)
+            config_file=os.environ.get("KUBECONFIG") or None,
+            client_configuration=cfg,
+            persist_config=False,
+        )
     return cfg
 
 
@@ -114,16 +116,26 @@ class Kube:
         if self._session is not None:
             await self._session.close()
 
-    async def request(self, method: str, path: str, *, body: Any = None,
-                      params: Mapping[str, str] | None = None,
-                      content_type: str = "application/json",
-                      seconds: float = 30) -> dict[str, Any]:
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        seconds: float = 30,
+    ) -> dict[str, Any]:
         """One call; raises :class:`ApiError` on a non-2xx answer."""
         data = None if body is None else json.dumps(body).encode()
         async with self.session.request(
-                method, self.host + path, data=data, params=params,
-                headers=self._headers(content_type if data is not None else None),
-                timeout=aiohttp.ClientTimeout(total=seconds)) as resp:
+            method,
+            self.host + path,
+            data=data,
+            params=params,
+            headers=self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as resp:
             raw = await resp.read()
             try:
                 answer = json.loads(raw) if raw else {}
@@ -133,14 +145,17 @@ class Kube:
                 raise ApiError(resp.status, answer if isinstance(answer, dict) else {})
             return answer if isinstance(answer, dict) else {}
 
-    async def watch(self, path: str, params: Mapping[str, str],
-                    read_timeout: float) -> AsyncIterator[dict[str, Any]]:
+    async def watch(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
         """The events of one watch request, as the apiserver sends them (one JSON per line)."""
         query = dict(params, watch="1")
         async with self.session.get(
-                self.host + path, params=query, headers=self._headers(),
-                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10,
-                                              sock_read=read_timeout)) as resp:
+            self.host + path,
+            params=query,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+        ) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, await _json_or_empty(resp))
             # Lines can be far longer than aiohttp's readline limit (a task's result is up

@@ -100,16 +100,20 @@ class Query:
         if not 1 <= limit <= MAX_LIMIT:
             raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
         selector = params.get("labelSelector") or ""
-        return cls(queue=params.get("queue") or None,
-                   phase=Phase(phase) if phase else None,
-                   selector=parse_selector(selector) if selector.strip() else None,
-                   limit=limit,
-                   after=decode_continue(params["continue"]) if params.get("continue") else "")
+        return cls(
+            queue=params.get("queue") or None,
+            phase=Phase(phase) if phase else None,
+            selector=parse_selector(selector) if selector.strip() else None,
+            limit=limit,
+            after=decode_continue(params["continue"]) if params.get("continue") else "",
+        )
 
     def matches(self, entry: Entry) -> bool:
-        return ((self.queue is None or entry.queue == self.queue)
-                and (self.phase is None or entry.view.phase is self.phase)
-                and (self.selector is None or self.selector(entry.labels)))
+        return (
+            (self.queue is None or entry.queue == self.queue)
+            and (self.phase is None or entry.view.phase is self.phase)
+            and (self.selector is None or self.selector(entry.labels))
+        )
 
 
 def page(entries: Iterable[Entry], query: Query) -> tuple[list[Entry], str | None]:

@@ -14,30 +14,45 @@ class Metrics:
         self.registry = CollectorRegistry()
         r = self.registry
         self.requests = Counter(
-            "asynctask_gateway_requests", "HTTP requests answered, by route and status code.",
-            ["method", "route", "code"], registry=r)
+            "asynctask_gateway_requests",
+            "HTTP requests answered, by route and status code.",
+            ["method", "route", "code"],
+            registry=r,
+        )
         self.latency = Histogram(
             "asynctask_gateway_request_seconds",
             "Time to the answer's headers (streams and waits: until they end).",
-            ["method", "route"], registry=r,
-            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
-        self.open_streams = Gauge("asynctask_gateway_open_streams",
-                                  "Event streams (SSE) open now.", registry=r)
-        self.open_waits = Gauge("asynctask_gateway_open_waits",
-                                "Long-polls (wait, Prefer: wait) open now.", registry=r)
-        self.cache_tasks = Gauge("asynctask_gateway_cache_tasks",
-                                 "AsyncTasks held in the watch cache.", registry=r)
+            ["method", "route"],
+            registry=r,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+        )
+        self.open_streams = Gauge(
+            "asynctask_gateway_open_streams", "Event streams (SSE) open now.", registry=r
+        )
+        self.open_waits = Gauge(
+            "asynctask_gateway_open_waits", "Long-polls (wait, Prefer: wait) open now.", registry=r
+        )
+        self.cache_tasks = Gauge(
+            "asynctask_gateway_cache_tasks", "AsyncTasks held in the watch cache.", registry=r
+        )
         self.watch_restarts = Counter(
             "asynctask_gateway_watch_restarts",
             "Watches started again: gone (410, listed again) or error (resumed).",
-            ["reason"], registry=r)
+            ["reason"],
+            registry=r,
+        )
         self.reviews = Counter(
             "asynctask_gateway_reviews",
             "TokenReviews and SubjectAccessReviews, by kind and whether the cache answered.",
-            ["kind", "cached"], registry=r)
-        self.limited = Counter("asynctask_gateway_limited",
-                               "Requests refused with 429 by the per-caller limits.",
-                               ["kind"], registry=r)
+            ["kind", "cached"],
+            registry=r,
+        )
+        self.limited = Counter(
+            "asynctask_gateway_limited",
+            "Requests refused with 429 by the per-caller limits.",
+            ["kind"],
+            registry=r,
+        )
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -19,11 +19,22 @@ from asynctask_gateway.kube import ApiError
 
 PROBLEM_JSON = "application/problem+json"
 TYPE_BASE = "https://asynctask.dev/problems/"
-TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found",
-          405: "Method Not Allowed", 409: "Conflict", 413: "Content Too Large",
-          415: "Unsupported Media Type", 422: "Unprocessable Content",
-          429: "Too Many Requests", 500: "Internal Server Error", 502: "Bad Gateway",
-          503: "Service Unavailable", 504: "Gateway Timeout"}
+TITLES = {
+    400: "Bad Request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    413: "Content Too Large",
+    415: "Unsupported Media Type",
+    422: "Unprocessable Content",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
 
 
 def kebab(reason: str) -> str:
@@ -33,19 +44,28 @@ def kebab(reason: str) -> str:
 class Problem(Exception):
     """An error answer; raise it anywhere in a handler."""
 
-    def __init__(self, status: int, reason: str, detail: str, *,
-                 causes: Iterable[Mapping[str, Any]] = (),
-                 headers: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        status: int,
+        reason: str,
+        detail: str,
+        *,
+        causes: Iterable[Mapping[str, Any]] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
         super().__init__(detail)
         self.status, self.reason, self.detail = status, reason, detail
         self.causes = [dict(c) for c in causes]
         self.headers = dict(headers or {})
 
     def body(self, instance: str | None = None) -> dict[str, Any]:
-        doc: dict[str, Any] = {"type": TYPE_BASE + kebab(self.reason),
-                               "title": TITLES.get(self.status, "Error"),
-                               "status": self.status, "detail": self.detail,
-                               "reason": self.reason}
+        doc: dict[str, Any] = {
+            "type": TYPE_BASE + kebab(self.reason),
+            "title": TITLES.get(self.status, "Error"),
+            "status": self.status,
+            "detail": self.detail,
+            "reason": self.reason,
+        }
         if instance:
             doc["instance"] = instance
         if self.causes:
@@ -54,8 +74,11 @@ class Problem(Exception):
 
     def response(self, instance: str | None = None) -> web.Response:
         # No "; charset=": RFC 9457's media type is UTF-8 JSON by definition.
-        return web.Response(status=self.status, body=json.dumps(self.body(instance)).encode(),
-                            headers={"Content-Type": PROBLEM_JSON, **self.headers})
+        return web.Response(
+            status=self.status,
+            body=json.dumps(self.body(instance)).encode(),
+            headers={"Content-Type": PROBLEM_JSON, **self.headers},
+        )
 
 
 def from_api_error(exc: ApiError) -> Problem:
@@ -65,8 +88,11 @@ def from_api_error(exc: ApiError) -> Problem:
     (who was authorized already), so it is reported as a 502 misconfiguration rather than
     blamed on the caller."""
     details = exc.body.get("details") or {}
-    causes = [{k: c[k] for k in ("field", "reason", "message") if k in c}
-              for c in details.get("causes") or [] if isinstance(c, Mapping)]
+    causes = [
+        {k: c[k] for k in ("field", "reason", "message") if k in c}
+        for c in details.get("causes") or []
+        if isinstance(c, Mapping)
+    ]
     status = exc.status if exc.status in (400, 404, 409, 410, 413, 422, 429) else 502
     if exc.status in (401, 403):
         detail = f"the gateway's own ServiceAccount was refused: {exc.message}"
@@ -80,8 +106,9 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> Problem:
     for err in exc.errors(include_url=False):
         loc = ".".join(str(part) for part in err["loc"])
         field = f"{prefix}{loc}" if loc else prefix.rstrip(".")
-        reason = "FieldValueNotSupported" if err["type"] == "extra_forbidden" else \
-            "FieldValueInvalid"
+        reason = (
+            "FieldValueNotSupported" if err["type"] == "extra_forbidden" else "FieldValueInvalid"
+        )
         causes.append({"field": field, "reason": reason, "message": err["msg"]})
     fields = ", ".join(c["field"] for c in causes) or "the body"
     return Problem(422, "Invalid", f"the task is invalid: {fields}", causes=causes)

@@ -15,7 +15,7 @@ Body = Literal["task", "batch", "none"]
 class Route:
     method: str
     path: str
-    name: str            # the OpenAPI operationId and the aiohttp route name
+    name: str  # the OpenAPI operationId and the aiohttp route name
     verbs: tuple[str, ...]  # SubjectAccessReview verbs on asynctasks, all required
     summary: str
     body: Body = "none"
@@ -23,37 +23,94 @@ class Route:
 
 
 API_ROUTES: tuple[Route, ...] = (
-    Route("POST", TASKS, "createTask", ("create",),
-          "Submit a task: 202 with Location and the task view (200 with the final view if "
-          "it ends within `Prefer: wait=N`).", "task", (200, 202, 400, 409, 413, 422)),
-    Route("POST", TASKS + ":batch", "createTasks", ("create",),
-          "Submit up to 500 tasks; one answer per item, in order.", "batch", (200, 400, 413)),
-    Route("GET", TASKS, "listTasks", ("list",),
-          "Tasks of the namespace (from the cache), filtered and paginated.",
-          answers=(200, 400)),
-    Route("GET", TASK, "getTask", ("get",),
-          "One task's view; ETag is its resourceVersion (If-None-Match: 304).",
-          answers=(200, 304, 404)),
-    Route("DELETE", TASK, "deleteTask", ("delete",), "Delete the task and its record.",
-          answers=(204, 404)),
-    Route("GET", TASK + "/wait", "waitTask", ("get", "watch"),
-          "Long-poll: answers as soon as the task is done, or at the timeout with done: "
-          "false (at most 55 s).", answers=(200, 400, 404, 429)),
-    Route("GET", TASK + "/events", "streamTask", ("get", "watch"),
-          "Server-sent events: one per change (event: the phase, or progress), until the "
-          "terminal one; Last-Event-ID resumes; 204 once the task has ended and been seen.",
-          answers=(200, 204, 404, 429)),
-    Route("POST", TASK + "/cancel", "cancelTask", ("patch",),
-          "Cancel the task (sets spec.cancel) and keep its record.",
-          answers=(202, 404, 409)),
-    Route("GET", TASKS + ":watch", "watchTasks", ("list", "watch"),
-          "Server-sent events of the namespace (the dashboard's live list): `counts` per "
-          "queue and phase, then `task` (a view) or `deleted` for each change, filtered by "
-          "queue and labelSelector; never ends by itself.", answers=(200, 400, 429)),
-    Route("GET", TASK + "/detail", "getTaskDetail", ("get",),
-          "The whole record for a task page: the view, spec (with the request), status "
-          "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
-          answers=(200, 404)),
+    Route(
+        "POST",
+        TASKS,
+        "createTask",
+        ("create",),
+        "Submit a task: 202 with Location and the task view (200 with the final view if "
+        "it ends within `Prefer: wait=N`).",
+        "task",
+        (200, 202, 400, 409, 413, 422),
+    ),
+    Route(
+        "POST",
+        TASKS + ":batch",
+        "createTasks",
+        ("create",),
+        "Submit up to 500 tasks; one answer per item, in order.",
+        "batch",
+        (200, 400, 413),
+    ),
+    Route(
+        "GET",
+        TASKS,
+        "listTasks",
+        ("list",),
+        "Tasks of the namespace (from the cache), filtered and paginated.",
+        answers=(200, 400),
+    ),
+    Route(
+        "GET",
+        TASK,
+        "getTask",
+        ("get",),
+        "One task's view; ETag is its resourceVersion (If-None-Match: 304).",
+        answers=(200, 304, 404),
+    ),
+    Route(
+        "DELETE",
+        TASK,
+        "deleteTask",
+        ("delete",),
+        "Delete the task and its record.",
+        answers=(204, 404),
+    ),
+    Route(
+        "GET",
+        TASK + "/wait",
+        "waitTask",
+        ("get", "watch"),
+        "Long-poll: answers as soon as the task is done, or at the timeout with done: "
+        "false (at most 55 s).",
+        answers=(200, 400, 404, 429),
+    ),
+    Route(
+        "GET",
+        TASK + "/events",
+        "streamTask",
+        ("get", "watch"),
+        "Server-sent events: one per change (event: the phase, or progress), until the "
+        "terminal one; Last-Event-ID resumes; 204 once the task has ended and been seen.",
+        answers=(200, 204, 404, 429),
+    ),
+    Route(
+        "POST",
+        TASK + "/cancel",
+        "cancelTask",
+        ("patch",),
+        "Cancel the task (sets spec.cancel) and keep its record.",
+        answers=(202, 404, 409),
+    ),
+    Route(
+        "GET",
+        TASKS + ":watch",
+        "watchTasks",
+        ("list", "watch"),
+        "Server-sent events of the namespace (the dashboard's live list): `counts` per "
+        "queue and phase, then `task` (a view) or `deleted` for each change, filtered by "
+        "queue and labelSelector; never ends by itself.",
+        answers=(200, 400, 429),
+    ),
+    Route(
+        "GET",
+        TASK + "/detail",
+        "getTaskDetail",
+        ("get",),
+        "The whole record for a task page: the view, spec (with the request), status "
+        "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
+        answers=(200, 404),
+    ),
 )
 
 #: Served without authentication (probes, scraping, the API description).

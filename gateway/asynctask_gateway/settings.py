@@ -24,29 +24,40 @@ class GatewaySettings(BaseSettings):
     port: int = Field(8080, ge=0, le=65535, description="The one HTTP port (0: any free one).")
     address: str = Field("0.0.0.0", description="The address to bind.")
     namespaces: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Namespaces served and watched (comma-separated); "
-                                          "empty: all namespaces.")
+        default_factory=list,
+        description="Namespaces served and watched (comma-separated); empty: all namespaces.",
+    )
     audiences: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Token audiences for TokenReview (comma-separated); "
-                                          "empty: the apiserver's default audiences.")
-    allow_anonymous: bool = Field(False, description="Serve callers without a token as "
-                                                     "system:anonymous (still authorized).")
-    auth_cache_seconds: float = Field(10.0, ge=0, description="How long TokenReview and "
-                                                               "SubjectAccessReview answers "
-                                                               "are reused.")
+        default_factory=list,
+        description="Token audiences for TokenReview (comma-separated); "
+        "empty: the apiserver's default audiences.",
+    )
+    allow_anonymous: bool = Field(
+        False, description="Serve callers without a token as system:anonymous (still authorized)."
+    )
+    auth_cache_seconds: float = Field(
+        10.0, ge=0, description="How long TokenReview and SubjectAccessReview answers are reused."
+    )
     max_streams_per_user: int = Field(100, ge=1, description="Open event streams per caller.")
     max_waits_per_user: int = Field(100, ge=1, description="Open long-polls per caller.")
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     max_body_bytes: int = Field(1024 * 1024, ge=1024, description="Largest body of one POST.")
-    max_batch_body_bytes: int = Field(16 * 1024 * 1024, ge=1024,
-                                      description="Largest body of a batch POST.")
-    max_request_bytes: int = Field(256 * 1024, ge=1024, description=(
-        "Largest spec.request (as JSON); the operator's ASYNCTASK_MAX_REQUEST_BYTES default."))
+    max_batch_body_bytes: int = Field(
+        16 * 1024 * 1024, ge=1024, description="Largest body of a batch POST."
+    )
+    max_request_bytes: int = Field(
+        256 * 1024,
+        ge=1024,
+        description=(
+            "Largest spec.request (as JSON); the operator's ASYNCTASK_MAX_REQUEST_BYTES default."
+        ),
+    )
     keepalive_seconds: float = Field(15.0, gt=0, description="SSE keepalive comment interval.")
     default_wait_seconds: float = Field(30.0, gt=0, le=MAX_WAIT_SECONDS)
-    watch_timeout_seconds: int = Field(300, ge=10, description="Server-side watch length "
-                                                               "before it is resumed.")
+    watch_timeout_seconds: int = Field(
+        300, ge=10, description="Server-side watch length before it is resumed."
+    )
 
     @field_validator("namespaces", "audiences", mode="before")
     @classmethod

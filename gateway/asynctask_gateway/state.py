@@ -40,9 +40,12 @@ class Limits:
         key = (kind, user.name)
         if self.open[key] >= self.maximum[kind]:
             self.metrics.limited.labels(kind=kind).inc()
-            raise Problem(429, "TooManyRequests",
-                          f"{user.name} has {self.open[key]} open {kind}s, the most allowed",
-                          headers={"Retry-After": LIMITED_RETRY_AFTER})
+            raise Problem(
+                429,
+                "TooManyRequests",
+                f"{user.name} has {self.open[key]} open {kind}s, the most allowed",
+                headers={"Retry-After": LIMITED_RETRY_AFTER},
+            )
         gauge = self.metrics.open_streams if kind == "stream" else self.metrics.open_waits
         self.open[key] += 1
         gauge.inc()
@@ -66,8 +69,9 @@ class Gateway:
     feed: NamespaceFeed = field(init=False)
 
     def __post_init__(self) -> None:
-        self.limits = Limits(self.metrics, self.settings.max_streams_per_user,
-                             self.settings.max_waits_per_user)
+        self.limits = Limits(
+            self.metrics, self.settings.max_streams_per_user, self.settings.max_waits_per_user
+        )
         self.feed = NamespaceFeed()
         self.cache.listeners.append(self.feed.changed)
 
@@ -111,12 +115,18 @@ def view_headers(view: TaskView) -> dict[str, str]:
     return headers
 
 
-def json_response(body: Any, status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> web.Response:
-    return web.Response(status=status, text=json.dumps(body), content_type="application/json",
-                        headers=dict(headers or {}))
+def json_response(
+    body: Any, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
+    return web.Response(
+        status=status,
+        text=json.dumps(body),
+        content_type="application/json",
+        headers=dict(headers or {}),
+    )
 
 
-def view_response(view: TaskView, status: int = 200,
-                  headers: Mapping[str, str] | None = None) -> web.Response:
+def view_response(
+    view: TaskView, status: int = 200, headers: Mapping[str, str] | None = None
+) -> web.Response:
     return json_response(view.to_json(), status, {**view_headers(view), **(headers or {})})

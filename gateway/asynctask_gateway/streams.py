@@ -26,8 +26,11 @@ from asynctask_worker.views import TaskView
 #: Milliseconds a browser waits before reconnecting a dropped stream.
 RECONNECT_MS = 3000
 Start = Literal["end", "send", "wait"]
-SSE_HEADERS = {"Content-Type": "text/event-stream", "Cache-Control": "no-cache",
-               "X-Accel-Buffering": "no"}  # nginx must not buffer the stream
+SSE_HEADERS = {
+    "Content-Type": "text/event-stream",
+    "Cache-Control": "no-cache",
+    "X-Accel-Buffering": "no",
+}  # nginx must not buffer the stream
 
 
 def on_connect(view: TaskView, last_event_id: str | None) -> Start:

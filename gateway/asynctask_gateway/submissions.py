@@ -31,10 +31,11 @@ class TaskRequest(AsyncTaskSpec):
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    name: Annotated[str | None, Field(min_length=1, max_length=253,
-                                      pattern=NAME_PATTERN)] = None
-    labels: dict[Annotated[str, Field(max_length=317, pattern=LABEL_KEY)],
-                 Annotated[str, Field(max_length=63)]] = Field(default_factory=dict)
+    name: Annotated[str | None, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)] = None
+    labels: dict[
+        Annotated[str, Field(max_length=317, pattern=LABEL_KEY)],
+        Annotated[str, Field(max_length=63)],
+    ] = Field(default_factory=dict)
 
     @model_validator(mode="after")
     def _not_cancelled(self) -> TaskRequest:
@@ -44,8 +45,9 @@ class TaskRequest(AsyncTaskSpec):
 
     def spec(self) -> dict[str, Any]:
         """The AsyncTask's spec, in the CRD's camelCase names, unset fields left out."""
-        spec = self.model_dump(mode="json", by_alias=True, exclude_unset=True,
-                               exclude={"name", "labels", "cancel"})
+        spec = self.model_dump(
+            mode="json", by_alias=True, exclude_unset=True, exclude={"name", "labels", "cancel"}
+        )
         return {k: v for k, v in spec.items() if v is not None}
 
 
@@ -75,8 +77,15 @@ def parse_idempotency_key(header: str | None) -> str | None:
     return key
 
 
-def manifest(req: TaskRequest, namespace: str, *, user: str, digest: str,
-             name: str | None = None, key: str | None = None) -> dict[str, Any]:
+def manifest(
+    req: TaskRequest,
+    namespace: str,
+    *,
+    user: str,
+    digest: str,
+    name: str | None = None,
+    key: str | None = None,
+) -> dict[str, Any]:
     """The AsyncTask to create: ``name`` (an idempotent one) or the body's, else a
     generated one; the creator and the request's digest recorded in annotations."""
     annotations = {CREATED_BY: user, REQUEST_HASH: digest}
@@ -90,5 +99,9 @@ def manifest(req: TaskRequest, namespace: str, *, user: str, digest: str,
         metadata["name"] = chosen
     else:
         metadata["generateName"] = GENERATE_NAME
-    return {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND, "metadata": metadata,
-            "spec": req.spec()}
+    return {
+        "apiVersion": f"{GROUP}/{VERSION}",
+        "kind": KIND,
+        "metadata": metadata,
+        "spec": req.spec(),
+    }

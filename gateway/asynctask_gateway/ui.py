@@ -15,11 +15,17 @@ from pathlib import Path
 from aiohttp import web
 
 UI_DIR = Path(__file__).resolve().parent / "ui"
-CONTENT_TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
-                 ".css": "text/css; charset=utf-8", ".svg": "image/svg+xml",
-                 ".txt": "text/plain; charset=utf-8"}
-CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
-       "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
+CONTENT_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".txt": "text/plain; charset=utf-8",
+}
+CSP = (
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self'; "
+    "connect-src 'self'; base-uri 'none'; form-action 'none'; frame-ancestors 'none'"
+)
 SECURITY_HEADERS = {
     "Content-Security-Policy": CSP,
     "X-Frame-Options": "DENY",
@@ -34,8 +40,11 @@ SECURITY_HEADERS = {
 
 def ui_files(root: Path = UI_DIR) -> dict[str, Path]:
     """The servable files by their path under /ui/ (only known types; read once)."""
-    return {p.relative_to(root).as_posix(): p for p in sorted(root.rglob("*"))
-            if p.is_file() and p.suffix in CONTENT_TYPES}
+    return {
+        p.relative_to(root).as_posix(): p
+        for p in sorted(root.rglob("*"))
+        if p.is_file() and p.suffix in CONTENT_TYPES
+    }
 
 
 FILES = ui_files()
@@ -46,9 +55,10 @@ async def ui_file(request: web.Request) -> web.StreamResponse:
     path = FILES.get(name)
     if path is None:
         raise web.HTTPNotFound(text=f"no file {name!r} in the dashboard")
-    return web.Response(body=path.read_bytes(),
-                        headers={"Content-Type": CONTENT_TYPES[path.suffix],
-                                 **SECURITY_HEADERS})
+    return web.Response(
+        body=path.read_bytes(),
+        headers={"Content-Type": CONTENT_TYPES[path.suffix], **SECURITY_HEADERS},
+    )
 
 
 async def ui_redirect(request: web.Request) -> web.StreamResponse:

@@ -29,19 +29,30 @@ from asynctask_worker.views import task_view
 #: the phase filter is the client's: it holds the views and sees a task leave the phase).
 WATCH_PARAMS = ("queue", "labelSelector")
 #: The status fields a task page shows besides the view.
-DETAIL_STATUS = ("conditions", "webhook", "lastError", "nextAttemptTime", "worker",
-                 "queuedTime", "observedGeneration")
+DETAIL_STATUS = (
+    "conditions",
+    "webhook",
+    "lastError",
+    "nextAttemptTime",
+    "worker",
+    "queuedTime",
+    "observedGeneration",
+)
 
 
 def watch_query(params: Mapping[str, str]) -> Query:
     """The stream's filter; ValueError names a bad or unsupported parameter."""
     unknown = sorted(set(params) - set(WATCH_PARAMS))
     if unknown:
-        raise ValueError(f"unsupported parameter {unknown[0]!r}: the stream filters by "
-                         f"{' and '.join(WATCH_PARAMS)} only")
+        raise ValueError(
+            f"unsupported parameter {unknown[0]!r}: the stream filters by "
+            f"{' and '.join(WATCH_PARAMS)} only"
+        )
     selector = params.get("labelSelector") or ""
-    return Query(queue=params.get("queue") or None,
-                 selector=parse_selector(selector) if selector.strip() else None)
+    return Query(
+        queue=params.get("queue") or None,
+        selector=parse_selector(selector) if selector.strip() else None,
+    )
 
 
 def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
@@ -54,10 +65,13 @@ def detail(obj: Mapping[str, Any]) -> dict[str, Any]:
     status fields the view leaves out, and the labels and annotations."""
     meta: Mapping[str, Any] = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
-    return {"task": task_view(obj).to_json(), "spec": dict(obj.get("spec") or {}),
-            "status": {k: status[k] for k in DETAIL_STATUS if k in status},
-            "labels": dict(meta.get("labels") or {}),
-            "annotations": dict(meta.get("annotations") or {})}
+    return {
+        "task": task_view(obj).to_json(),
+        "spec": dict(obj.get("spec") or {}),
+        "status": {k: status[k] for k in DETAIL_STATUS if k in status},
+        "labels": dict(meta.get("labels") or {}),
+        "annotations": dict(meta.get("annotations") or {}),
+    }
 
 
 async def watch_tasks(request: web.Request) -> web.StreamResponse:
@@ -78,8 +92,9 @@ async def watch_tasks(request: web.Request) -> web.StreamResponse:
             for name in names:
                 entry = gw.cache.get(call.namespace, name)
                 if entry is None:
-                    await response.write(frame("deleted", {"namespace": call.namespace,
-                                                           "name": name}))
+                    await response.write(
+                        frame("deleted", {"namespace": call.namespace, "name": name})
+                    )
                 elif query.matches(entry):
                     view = entry.view
                     await response.write(frame("task", view.to_json(), view.resource_version))

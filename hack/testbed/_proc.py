@@ -23,8 +23,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def spawn(args: list[str], logfile: Path,
-          env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+def spawn(
+    args: list[str], logfile: Path, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """Start a service in its own process group, output to ``logfile``."""
     out = logfile.open("ab")
     try:

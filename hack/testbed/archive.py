@@ -25,8 +25,9 @@ def sha256_file(path: Path) -> str:
     return digest.hexdigest()
 
 
-def image_config(diff_ids: list[str], env: list[str], cmd: list[str],
-                 user: str = "", workdir: str = "/") -> dict[str, Any]:
+def image_config(
+    diff_ids: list[str], env: list[str], cmd: list[str], user: str = "", workdir: str = "/"
+) -> dict[str, Any]:
     """The OCI/Docker image config. ``created`` is fixed, so equal inputs give equal bytes
     (and an equal image id): a rebuild of the same inputs is recognisably the same image."""
     config: dict[str, Any] = {"Env": env, "Cmd": cmd, "WorkingDir": workdir}
@@ -38,8 +39,10 @@ def image_config(diff_ids: list[str], env: list[str], cmd: list[str],
         "created": "1970-01-01T00:00:00Z",
         "config": config,
         "rootfs": {"type": "layers", "diff_ids": [f"sha256:{d}" for d in diff_ids]},
-        "history": [{"created": "1970-01-01T00:00:00Z", "created_by": "asynctask test bed"}
-                    for _ in diff_ids],
+        "history": [
+            {"created": "1970-01-01T00:00:00Z", "created_by": "asynctask test bed"}
+            for _ in diff_ids
+        ],
     }
 
 
@@ -54,8 +57,9 @@ def _add_bytes(tar: tarfile.TarFile, name: str, data: bytes) -> None:
     tar.addfile(info, io.BytesIO(data))
 
 
-def write_docker_archive(out: Path, tag: str, layers: list[Path], env: list[str],
-                         cmd: list[str], user: str = "") -> None:
+def write_docker_archive(
+    out: Path, tag: str, layers: list[Path], env: list[str], cmd: list[str], user: str = ""
+) -> None:
     """Write ``out``: an image tagged ``tag`` whose layers are the given uncompressed tars,
     bottom first. Written to a temporary name and renamed, so a crash leaves no half file
     that a later run would take for a cached image."""
@@ -68,8 +72,9 @@ def write_docker_archive(out: Path, tag: str, layers: list[Path], env: list[str]
         _add_bytes(tar, config_name, config)
         for name, layer in zip(layer_names, layers, strict=True):
             tar.add(layer, arcname=name)
-        _add_bytes(tar, "manifest.json",
-                   json.dumps(manifest(config_name, tag, layer_names)).encode())
+        _add_bytes(
+            tar, "manifest.json", json.dumps(manifest(config_name, tag, layer_names)).encode()
+        )
     partial.rename(out)
 
 

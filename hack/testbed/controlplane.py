@@ -57,29 +57,99 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
     subj = f"/CN={cn}" + (f"/O={org}" if org else "")
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", f"{name}.key",
-             "-out", f"{name}.csr", "-subj", subj, cwd=pki)
+    _openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        f"{name}.key",
+        "-out",
+        f"{name}.csr",
+        "-subj",
+        subj,
+        cwd=pki,
+    )
     (pki / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
-    _openssl("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "30", "-extfile", f"{name}.ext", "-out", f"{name}.crt",
-             cwd=pki)
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        f"{name}.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        f"{name}.ext",
+        "-out",
+        f"{name}.crt",
+        cwd=pki,
+    )
 
 
 def generate_pki(pki: Path, address: str = "127.0.0.1") -> None:
     pki.mkdir(parents=True, exist_ok=True)
-    _openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out",
-             "ca.crt", "-days", "30", "-subj", "/CN=asynctask-testbed-ca", cwd=pki)
+    _openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "30",
+        "-subj",
+        "/CN=asynctask-testbed-ca",
+        cwd=pki,
+    )
     extra = "" if address == "127.0.0.1" else f"IP:{address},"
-    sans = (f"subjectAltName={extra}IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
-            "DNS:kubernetes.default,"
-            "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
-            "extendedKeyUsage=serverAuth\n")
+    sans = (
+        f"subjectAltName={extra}IP:127.0.0.1,DNS:localhost,DNS:kubernetes,"
+        "DNS:kubernetes.default,"
+        "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
+        "extendedKeyUsage=serverAuth\n"
+    )
     (pki / "apiserver.ext").write_text(sans)
-    _openssl("req", "-new", "-newkey", "rsa:2048", "-nodes", "-keyout", "apiserver.key",
-             "-out", "apiserver.csr", "-subj", "/CN=kube-apiserver", cwd=pki)
-    _openssl("x509", "-req", "-in", "apiserver.csr", "-CA", "ca.crt", "-CAkey", "ca.key",
-             "-CAcreateserial", "-days", "30", "-extfile", "apiserver.ext", "-out",
-             "apiserver.crt", cwd=pki)
+    _openssl(
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "apiserver.key",
+        "-out",
+        "apiserver.csr",
+        "-subj",
+        "/CN=kube-apiserver",
+        cwd=pki,
+    )
+    _openssl(
+        "x509",
+        "-req",
+        "-in",
+        "apiserver.csr",
+        "-CA",
+        "ca.crt",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "30",
+        "-extfile",
+        "apiserver.ext",
+        "-out",
+        "apiserver.crt",
+        cwd=pki,
+    )
     _client_cert(pki, "admin", "asynctask-admin", "system:masters")
     _client_cert(pki, "controller-manager", "system:kube-controller-manager")
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
@@ -149,14 +219,35 @@ class ControlPlane:
 
         log("controlplane", f"starting etcd on {etcd_url}")
         etcd_log = work / "etcd.log"
-        self._procs.append(("etcd", spawn([
-            str(bin_dir / "etcd"), "--name", "testbed", "--data-dir", str(work / "etcd"),
-            "--listen-client-urls", etcd_url, "--advertise-client-urls", etcd_url,
-            "--listen-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-advertise-peer-urls", f"http://127.0.0.1:{etcd_peer}",
-            "--initial-cluster", f"testbed=http://127.0.0.1:{etcd_peer}",
-            "--unsafe-no-fsync", "--log-level", "warn",
-        ], etcd_log), etcd_log))
+        self._procs.append(
+            (
+                "etcd",
+                spawn(
+                    [
+                        str(bin_dir / "etcd"),
+                        "--name",
+                        "testbed",
+                        "--data-dir",
+                        str(work / "etcd"),
+                        "--listen-client-urls",
+                        etcd_url,
+                        "--advertise-client-urls",
+                        etcd_url,
+                        "--listen-peer-urls",
+                        f"http://127.0.0.1:{etcd_peer}",
+                        "--initial-advertise-peer-urls",
+                        f"http://127.0.0.1:{etcd_peer}",
+                        "--initial-cluster",
+                        f"testbed=http://127.0.0.1:{etcd_peer}",
+                        "--unsafe-no-fsync",
+                        "--log-level",
+                        "warn",
+                    ],
+                    etcd_log,
+                ),
+                etcd_log,
+            )
+        )
         wait_until("etcd health", lambda: _http_ok(f"{etcd_url}/health"), 60, self._procs)
 
         (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
@@ -164,32 +255,53 @@ class ControlPlane:
         log("controlplane", f"starting kube-apiserver on {self.server} (authorization: Node,RBAC)")
         self._api_args = [
             str(bin_dir / "kube-apiserver"),
-            "--etcd-servers", etcd_url,
-            "--bind-address", self.address, "--advertise-address", self.address,
-            "--secure-port", str(api_port),
-            "--tls-cert-file", str(pki / "apiserver.crt"),
-            "--tls-private-key-file", str(pki / "apiserver.key"),
-            "--client-ca-file", str(pki / "ca.crt"),
-            "--authorization-mode", "Node,RBAC",
-            "--service-account-issuer", "https://kubernetes.default.svc.cluster.local",
-            "--service-account-key-file", str(pki / "sa.pub"),
-            "--service-account-signing-key-file", str(pki / "sa.key"),
-            "--service-cluster-ip-range", SERVICE_CIDR,
+            "--etcd-servers",
+            etcd_url,
+            "--bind-address",
+            self.address,
+            "--advertise-address",
+            self.address,
+            "--secure-port",
+            str(api_port),
+            "--tls-cert-file",
+            str(pki / "apiserver.crt"),
+            "--tls-private-key-file",
+            str(pki / "apiserver.key"),
+            "--client-ca-file",
+            str(pki / "ca.crt"),
+            "--authorization-mode",
+            "Node,RBAC",
+            "--service-account-issuer",
+            "https://kubernetes.default.svc.cluster.local",
+            "--service-account-key-file",
+            str(pki / "sa.pub"),
+            "--service-account-signing-key-file",
+            str(pki / "sa.key"),
+            "--service-cluster-ip-range",
+            SERVICE_CIDR,
             "--allow-privileged=false",
             # A node of the test bed (testbed.node) is reached by its IP: its name resolves
             # nowhere (kubectl logs/exec would fail with "no such host").
-            "--kubelet-preferred-address-types", "InternalIP,Hostname",
+            "--kubelet-preferred-address-types",
+            "InternalIP,Hostname",
             "--enable-priority-and-fairness=true",
-            "--profiling=false", "--v=1",
-            "--audit-policy-file", str(work / "audit-policy.yaml"),
-            "--audit-log-path", str(self.audit_log),
-            "--audit-log-maxsize", "500", "--audit-log-maxbackup", "1",
+            "--profiling=false",
+            "--v=1",
+            "--audit-policy-file",
+            str(work / "audit-policy.yaml"),
+            "--audit-log-path",
+            str(self.audit_log),
+            "--audit-log-maxsize",
+            "500",
+            "--audit-log-maxbackup",
+            "1",
         ]
         api_log = work / "kube-apiserver.log"
         self._procs.append(("kube-apiserver", spawn(self._api_args, api_log), api_log))
 
-        admin = kubeconfig(self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key",
-                           "admin")
+        admin = kubeconfig(
+            self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key", "admin"
+        )
         self.kubeconfig = work / "admin.kubeconfig"
         self.kubeconfig.write_text(admin)
         ctx = self._admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
@@ -198,34 +310,66 @@ class ControlPlane:
 
         log("controlplane", "starting kube-controller-manager")
         kcm_config = work / "controller-manager.kubeconfig"
-        kcm_config.write_text(kubeconfig(
-            self.server, pki / "ca.crt", pki / "controller-manager.crt",
-            pki / "controller-manager.key", "system:kube-controller-manager"))
+        kcm_config.write_text(
+            kubeconfig(
+                self.server,
+                pki / "ca.crt",
+                pki / "controller-manager.crt",
+                pki / "controller-manager.key",
+                "system:kube-controller-manager",
+            )
+        )
         kcm_log = work / "kube-controller-manager.log"
-        self._procs.append(("kube-controller-manager", spawn([
-            str(bin_dir / "kube-controller-manager"),
-            "--kubeconfig", str(kcm_config),
-            "--authentication-kubeconfig", str(kcm_config),
-            "--authorization-kubeconfig", str(kcm_config),
-            "--bind-address", "127.0.0.1", "--secure-port", str(free_port()),
-            "--service-account-private-key-file", str(pki / "sa.key"),
-            "--root-ca-file", str(pki / "ca.crt"),
-            "--use-service-account-credentials=true",
-            "--leader-elect=false",
-            "--controllers", "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
-            "--v=1",
-        ], kcm_log), kcm_log))
+        self._procs.append(
+            (
+                "kube-controller-manager",
+                spawn(
+                    [
+                        str(bin_dir / "kube-controller-manager"),
+                        "--kubeconfig",
+                        str(kcm_config),
+                        "--authentication-kubeconfig",
+                        str(kcm_config),
+                        "--authorization-kubeconfig",
+                        str(kcm_config),
+                        "--bind-address",
+                        "127.0.0.1",
+                        "--secure-port",
+                        str(free_port()),
+                        "--service-account-private-key-file",
+                        str(pki / "sa.key"),
+                        "--root-ca-file",
+                        str(pki / "ca.crt"),
+                        "--use-service-account-credentials=true",
+                        "--leader-elect=false",
+                        "--controllers",
+                        "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
+                        "--v=1",
+                    ],
+                    kcm_log,
+                ),
+                kcm_log,
+            )
+        )
         # The controller manager is ready when it has made the default ServiceAccount.
-        wait_until("kube-controller-manager (default ServiceAccount)",
-                   lambda: _http_ok(
-                       f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", ctx),
-                   120, self._procs)
+        wait_until(
+            "kube-controller-manager (default ServiceAccount)",
+            lambda: _http_ok(
+                f"{self.server}/api/v1/namespaces/default/serviceaccounts/default", ctx
+            ),
+            120,
+            self._procs,
+        )
         log("controlplane", f"ready: {self.server}, kubeconfig {self.kubeconfig}")
 
     def _wait_apiserver_ready(self) -> None:
         ctx = self._admin_tls
-        wait_until("kube-apiserver /readyz",
-                   lambda: _http_ok(f"{self.server}/readyz", ctx), 120, self._procs)
+        wait_until(
+            "kube-apiserver /readyz",
+            lambda: _http_ok(f"{self.server}/readyz", ctx),
+            120,
+            self._procs,
+        )
 
     # an apiserver outage, as clients see it: same address, same etcd, same objects --------
 
@@ -250,15 +394,25 @@ class ControlPlane:
     def env(self) -> dict[str, str]:
         """Environment for child processes: KUBECONFIG and the pinned kubectl first on PATH."""
         assert self.bin_dir is not None
-        return {**os.environ, "KUBECONFIG": str(self.kubeconfig),
-                "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"}
+        return {
+            **os.environ,
+            "KUBECONFIG": str(self.kubeconfig),
+            "PATH": f"{self.bin_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+        }
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
         assert self.bin_dir is not None
-        return subprocess.run([str(self.bin_dir / "kubectl"), *args], env=self.env(),
-                              capture_output=True, text=True, check=check, input=input,
-                              timeout=timeout)
+        return subprocess.run(
+            [str(self.bin_dir / "kubectl"), *args],
+            env=self.env(),
+            capture_output=True,
+            text=True,
+            check=check,
+            input=input,
+            timeout=timeout,
+        )
 
     def install_crd(self, manifest: Path, *, server_side: bool = False) -> None:
         """Apply a CRD and return once it serves: Established, and a watch of its
@@ -269,14 +423,18 @@ class ControlPlane:
         if server_side:
             apply[1:1] = ["--server-side", "--force-conflicts"]
         crd = json.loads(self.kubectl(*apply).stdout)
-        self.kubectl("wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}",
-                     "--timeout=60s")
+        self.kubectl(
+            "wait", "--for=condition=Established", f"crd/{crd['metadata']['name']}", "--timeout=60s"
+        )
         spec, plural = crd["spec"], crd["spec"]["names"]["plural"]
         (version,) = [v["name"] for v in spec["versions"] if v.get("storage")]
         watch = f"/apis/{spec['group']}/{version}/{plural}?watch=1&timeoutSeconds=1"
-        wait_until(f"the apiserver to serve watches of {plural}",
-                   lambda: self.kubectl("get", "--raw", watch, check=False).returncode == 0,
-                   60, self._procs)
+        wait_until(
+            f"the apiserver to serve watches of {plural}",
+            lambda: self.kubectl("get", "--raw", watch, check=False).returncode == 0,
+            60,
+            self._procs,
+        )
 
     def writes(self, namespace: str) -> list[dict[str, Any]]:
         """The audited write requests (create, update, patch, delete) in ``namespace``,
@@ -287,10 +445,16 @@ class ControlPlane:
             ref = event.get("objectRef") or {}
             if ref.get("namespace") != namespace or event.get("stage") != "ResponseComplete":
                 continue
-            out.append({"verb": event["verb"], "resource": ref.get("resource"),
-                        "subresource": ref.get("subresource"), "name": ref.get("name"),
-                        "user": event["user"]["username"],
-                        "code": event.get("responseStatus", {}).get("code")})
+            out.append(
+                {
+                    "verb": event["verb"],
+                    "resource": ref.get("resource"),
+                    "subresource": ref.get("subresource"),
+                    "name": ref.get("name"),
+                    "user": event["user"]["username"],
+                    "code": event.get("responseStatus", {}).get("code"),
+                }
+            )
         return out
 
     def logs(self) -> dict[str, Path]:
@@ -301,15 +465,19 @@ class ControlPlane:
             log("controlplane", f"stopping {name}")
             stop(proc)
         self._procs.clear()
-        if self._own_workdir and self.workdir is not None and not os.environ.get(
-                "ASYNCTASK_KEEP_TESTBED"):
+        if (
+            self._own_workdir
+            and self.workdir is not None
+            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
+        ):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> ControlPlane:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()
 
 

@@ -37,19 +37,26 @@ DOCKERFILE = REPO / "Dockerfile"
 SUITE = "bookworm"  # Debian 12: its python3 is 3.11, the version the Dockerfile pins
 #: What the Dockerfile's stages need from a python:3.11-slim image: `python`, `pip`, venv,
 #: and useradd/groupadd (passwd) for the runtime stage's user.
-BASE_PACKAGES = ["python3", "python3-venv", "python3-pip", "python-is-python3", "passwd",
-                 "ca-certificates"]
-BASE_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
-            "LANG=C.UTF-8"]
+BASE_PACKAGES = [
+    "python3",
+    "python3-venv",
+    "python3-pip",
+    "python-is-python3",
+    "passwd",
+    "ca-certificates",
+]
+BASE_ENV = ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin", "LANG=C.UTF-8"]
 #: How mmdebstrap makes the base image's root filesystem (part of its cache key).
 MMDEBSTRAP_OPTIONS = [
-    "--variant=minbase", "--mode=root", "--format=tar",
+    "--variant=minbase",
+    "--mode=root",
+    "--format=tar",
     "--skip=output/dev",  # device nodes come from the container runtime
-    "--aptopt=Acquire::Languages \"none\"",
+    '--aptopt=Acquire::Languages "none"',
     "--dpkgopt=path-exclude=/usr/share/doc/*",
     "--dpkgopt=path-exclude=/usr/share/man/*",
     "--dpkgopt=path-exclude=/usr/share/locale/*",
-    "--customize-hook=rm -rf \"$1\"/var/lib/apt/lists/* \"$1\"/var/cache/apt/*",
+    '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
 ]
 PROJECT_REPOSITORY = "localhost/asynctask"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
@@ -66,7 +73,8 @@ class Image:
 def cache_dir() -> Path:
     """The same cache root as hack/lib/cache.sh."""
     root = os.environ.get("ASYNCTASK_CACHE_DIR") or str(
-        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asynctask")
+        Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "asynctask"
+    )
     path = Path(root) / "images"
     path.mkdir(parents=True, exist_ok=True)
     return path
@@ -104,11 +112,12 @@ def dockerfile_sources(dockerfile: str) -> list[str]:
 
 
 def _run(args: list[str], what: str, **kwargs: object) -> str:
-    proc = subprocess.run(args, capture_output=True, text=True, check=False,
-                          **kwargs)  # type: ignore[call-overload]
+    proc = subprocess.run(args, capture_output=True, text=True, check=False, **kwargs)  # type: ignore[call-overload]
     if proc.returncode != 0:
-        raise RuntimeError(f"{what} failed (exit {proc.returncode}): {' '.join(args[:3])}…\n"
-                           f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}")
+        raise RuntimeError(
+            f"{what} failed (exit {proc.returncode}): {' '.join(args[:3])}…\n"
+            f"{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
+        )
     return str(proc.stdout)
 
 
@@ -138,17 +147,22 @@ def _build_pause(out: Path) -> None:
     log("images", "building the pause image (go build)")
     with tempfile.TemporaryDirectory(prefix="asynctask-pause-") as tmp:
         binary, layer = Path(tmp) / "pause", Path(tmp) / "layer.tar"
-        _run(["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary), "."],
-             "building pause", cwd=PAUSE_SRC,
-             env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"})
+        _run(
+            ["go", "build", "-trimpath", "-ldflags=-s -w", "-o", str(binary), "."],
+            "building pause",
+            cwd=PAUSE_SRC,
+            env={**os.environ, "CGO_ENABLED": "0", "GOFLAGS": "-mod=mod"},
+        )
         single_file_layer(layer, binary, "pause")
-        write_docker_archive(out, PAUSE_IMAGE, [layer], env=BASE_ENV, cmd=["/pause"],
-                             user="65535:65535")
+        write_docker_archive(
+            out, PAUSE_IMAGE, [layer], env=BASE_ENV, cmd=["/pause"], user="65535:65535"
+        )
 
 
 def base_image() -> Image:
-    key = hash_inputs([REPO / "hack/testbed/archive.py"],
-                      [SUITE, *BASE_PACKAGES, *BASE_ENV, *MMDEBSTRAP_OPTIONS])
+    key = hash_inputs(
+        [REPO / "hack/testbed/archive.py"], [SUITE, *BASE_PACKAGES, *BASE_ENV, *MMDEBSTRAP_OPTIONS]
+    )
     tag = f"localhost/asynctask/python-base:{key}"
     out = cache_dir() / f"base-{key}.tar"
     with _building(out) as needed:
@@ -158,18 +172,41 @@ def base_image() -> Image:
 
 
 def _build_base(out: Path, tag: str) -> None:
-    log("images", f"building the base image: Debian {SUITE} + {' '.join(BASE_PACKAGES)} "
-        "(mmdebstrap, first run only)")
+    log(
+        "images",
+        f"building the base image: Debian {SUITE} + {' '.join(BASE_PACKAGES)} "
+        "(mmdebstrap, first run only)",
+    )
     with tempfile.TemporaryDirectory(prefix="asynctask-base-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
-        _run(["mmdebstrap", *MMDEBSTRAP_OPTIONS, f"--include={','.join(BASE_PACKAGES)}",
-              SUITE, str(rootfs)], "mmdebstrap")
+        _run(
+            [
+                "mmdebstrap",
+                *MMDEBSTRAP_OPTIONS,
+                f"--include={','.join(BASE_PACKAGES)}",
+                SUITE,
+                str(rootfs),
+            ],
+            "mmdebstrap",
+        )
         write_docker_archive(out, tag, [rootfs], env=BASE_ENV, cmd=["python3"])
 
 
 def _buildah(storage: Path, *args: str, what: str, cwd: Path | None = None) -> str:
-    return _run(["buildah", "--root", str(storage / "root"), "--runroot",
-                 str(storage / "run"), "--storage-driver", "vfs", *args], what, cwd=cwd)
+    return _run(
+        [
+            "buildah",
+            "--root",
+            str(storage / "root"),
+            "--runroot",
+            str(storage / "run"),
+            "--storage-driver",
+            "vfs",
+            *args,
+        ],
+        what,
+        cwd=cwd,
+    )
 
 
 def project_image(base: Image) -> Image:
@@ -188,18 +225,44 @@ def _build_project(out: Path, tag: str, base: Image) -> None:
     log("images", f"building the project image from the Dockerfile (buildah, base {base.tag})")
     with tempfile.TemporaryDirectory(prefix="asynctask-buildah-") as tmp:
         storage = Path(tmp)
-        _buildah(storage, "pull", "--quiet", f"docker-archive:{base.archive}",
-                 what="buildah pull of the base image")
+        _buildah(
+            storage,
+            "pull",
+            "--quiet",
+            f"docker-archive:{base.archive}",
+            what="buildah pull of the base image",
+        )
         # The build's RUN steps see this machine's CA bundle (read-only, not in the image):
         # pip reaches PyPI through whatever TLS-inspecting proxy the machine trusts.
-        _buildah(storage, "bud", "--isolation", "chroot", "--pull-never", "--layers=false",
-                 "--volume", f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
-                 "--build-arg", f"BASE_IMAGE={base.tag}", "-t", tag, "-f", str(DOCKERFILE),
-                 str(REPO), what="buildah bud of the Dockerfile", cwd=REPO)
+        _buildah(
+            storage,
+            "bud",
+            "--isolation",
+            "chroot",
+            "--pull-never",
+            "--layers=false",
+            "--volume",
+            f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
+            "--build-arg",
+            f"BASE_IMAGE={base.tag}",
+            "-t",
+            tag,
+            "-f",
+            str(DOCKERFILE),
+            str(REPO),
+            what="buildah bud of the Dockerfile",
+            cwd=REPO,
+        )
         partial = out.with_name(out.name + ".partial")
         partial.unlink(missing_ok=True)
-        _buildah(storage, "push", "--quiet", tag, f"docker-archive:{partial}:{tag}",
-                 what="buildah push to a docker-archive")
+        _buildah(
+            storage,
+            "push",
+            "--quiet",
+            tag,
+            f"docker-archive:{partial}:{tag}",
+            what="buildah push to a docker-archive",
+        )
         partial.rename(out)
         # vfs storage keeps full copies of every layer; nothing of it is needed any more.
         shutil.rmtree(storage, ignore_errors=True)
@@ -214,8 +277,19 @@ def import_all(images: Iterable[Image], socket: Path) -> None:
     """Load the archives into containerd's ``k8s.io`` namespace (the CRI's)."""
     for image in images:
         log("images", f"importing {image.tag} into containerd")
-        _run(["ctr", "--address", str(socket), "--namespace", "k8s.io", "images", "import",
-              str(image.archive)], f"ctr import of {image.tag}")
+        _run(
+            [
+                "ctr",
+                "--address",
+                str(socket),
+                "--namespace",
+                "k8s.io",
+                "images",
+                "import",
+                str(image.archive),
+            ],
+            f"ctr import of {image.tag}",
+        )
 
 
 if __name__ == "__main__":

@@ -48,8 +48,9 @@ NOT_READY_TAINT = "node.kubernetes.io/not-ready:NoSchedule"
 
 def build_node_binaries() -> Path:
     """Build (or reuse from cache) kubelet, kube-scheduler and kube-proxy."""
-    proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(
+        ["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False
+    )
     if proc.returncode != 0:
         raise RuntimeError(f"building the node binaries failed (exit {proc.returncode})")
     return Path(proc.stdout.strip().splitlines()[-1])
@@ -59,13 +60,20 @@ def preflight() -> None:
     """Fail with what is missing, before anything is changed on the machine."""
     if os.geteuid() != 0:
         raise RuntimeError("the test bed's node needs root (namespaces, cgroups, mounts)")
-    missing = [tool for tool in ("containerd", "runc", "ctr", "iptables", "ip", "conntrack")
-               if shutil.which(tool) is None]
-    missing += [f"{CNI_BIN_DIR}/{p}" for p in ("bridge", "host-local", "loopback")
-                if not (CNI_BIN_DIR / p).exists()]
+    missing = [
+        tool
+        for tool in ("containerd", "runc", "ctr", "iptables", "ip", "conntrack")
+        if shutil.which(tool) is None
+    ]
+    missing += [
+        f"{CNI_BIN_DIR}/{p}"
+        for p in ("bridge", "host-local", "loopback")
+        if not (CNI_BIN_DIR / p).exists()
+    ]
     if missing:
-        raise RuntimeError(f"missing for the node: {', '.join(missing)} "
-                           "(bash hack/install-deps.sh installs them)")
+        raise RuntimeError(
+            f"missing for the node: {', '.join(missing)} (bash hack/install-deps.sh installs them)"
+        )
 
 
 @dataclass
@@ -84,8 +92,11 @@ class Node:
 
     def start(self) -> Node:
         layout = cgroup_layout(Path("/proc/self/mountinfo").read_text())
-        log("node", f"cgroup layout: {layout}; kubelet with cgroupfs"
-            + ("" if layout == "v2" else ", failCgroupV1: false"))
+        log(
+            "node",
+            f"cgroup layout: {layout}; kubelet with cgroupfs"
+            + ("" if layout == "v2" else ", failCgroupV1: false"),
+        )
         nodehost.record_workdir(self.work)
         nodehost.enable_forwarding()
         self._start_containerd()
@@ -101,8 +112,9 @@ class Node:
         pki = self.cp.workdir / "pki"
         _client_cert(pki, name, cn, org)
         path = self.work / f"{name}.kubeconfig"
-        path.write_text(kubeconfig(self.cp.server, pki / "ca.crt", pki / f"{name}.crt",
-                                   pki / f"{name}.key", cn))
+        path.write_text(
+            kubeconfig(self.cp.server, pki / "ca.crt", pki / f"{name}.crt", pki / f"{name}.key", cn)
+        )
         return path
 
     def _spawn(self, name: str, args: list[str]) -> None:
@@ -111,48 +123,93 @@ class Node:
 
     def _start_containerd(self) -> None:
         paths = self.paths
-        for d in (paths.cni_conf_dir, paths.cni_data_dir, paths.containerd_root,
-                  paths.containerd_state):
+        for d in (
+            paths.cni_conf_dir,
+            paths.cni_data_dir,
+            paths.containerd_root,
+            paths.containerd_state,
+        ):
             d.mkdir(parents=True, exist_ok=True)
         (paths.cni_conf_dir / "10-asynctask.conflist").write_text(cni_config(paths))
         config = self.work / "containerd.toml"
         config.write_text(containerd_config(paths, CNI_BIN_DIR))
         log("node", "starting containerd")
         self._spawn("containerd", ["containerd", "--config", str(config)])
-        wait_until("containerd's socket", lambda: subprocess.run(
-            ["ctr", "--address", str(paths.containerd_socket), "version"],
-            capture_output=True, check=False).returncode == 0, 60, self._procs)
+        wait_until(
+            "containerd's socket",
+            lambda: (
+                subprocess.run(
+                    ["ctr", "--address", str(paths.containerd_socket), "version"],
+                    capture_output=True,
+                    check=False,
+                ).returncode
+                == 0
+            ),
+            60,
+            self._procs,
+        )
 
     def _start_scheduler(self) -> None:
         kc = self._kubeconfig("kube-scheduler", "system:kube-scheduler")
         log("node", "starting kube-scheduler")
-        self._spawn("kube-scheduler", [
-            str(self.bin_dir / "kube-scheduler"), "--kubeconfig", str(kc),
-            "--authentication-kubeconfig", str(kc), "--authorization-kubeconfig", str(kc),
-            "--leader-elect=false", "--bind-address", "127.0.0.1",
-            "--secure-port", str(free_port()), "--v=1"])
+        self._spawn(
+            "kube-scheduler",
+            [
+                str(self.bin_dir / "kube-scheduler"),
+                "--kubeconfig",
+                str(kc),
+                "--authentication-kubeconfig",
+                str(kc),
+                "--authorization-kubeconfig",
+                str(kc),
+                "--leader-elect=false",
+                "--bind-address",
+                "127.0.0.1",
+                "--secure-port",
+                str(free_port()),
+                "--v=1",
+            ],
+        )
 
     def _start_kubelet(self, layout: CgroupLayout) -> None:
         assert self.cp.workdir is not None
         kc = self._kubeconfig("kubelet", f"system:node:{NODE_NAME}", "system:nodes")
         config = self.work / "kubelet.yaml"
-        config.write_text(kubelet_config(self.paths, self.cp.workdir / "pki" / "ca.crt",
-                                         layout) + f"podLogsDir: {self.work / 'pod-logs'}\n")
+        config.write_text(
+            kubelet_config(self.paths, self.cp.workdir / "pki" / "ca.crt", layout)
+            + f"podLogsDir: {self.work / 'pod-logs'}\n"
+        )
         log("node", f"starting the kubelet ({NODE_NAME}, {NODE_IP})")
-        self._spawn("kubelet", [
-            str(self.bin_dir / "kubelet"), "--config", str(config), "--kubeconfig", str(kc),
-            "--node-ip", NODE_IP, "--hostname-override", NODE_NAME,
-            "--container-runtime-endpoint", f"unix://{self.paths.containerd_socket}",
-            "--root-dir", str(self.paths.kubelet_root),
-            "--cert-dir", str(self.work / "kubelet-pki"), "--v=1"])
+        self._spawn(
+            "kubelet",
+            [
+                str(self.bin_dir / "kubelet"),
+                "--config",
+                str(config),
+                "--kubeconfig",
+                str(kc),
+                "--node-ip",
+                NODE_IP,
+                "--hostname-override",
+                NODE_NAME,
+                "--container-runtime-endpoint",
+                f"unix://{self.paths.containerd_socket}",
+                "--root-dir",
+                str(self.paths.kubelet_root),
+                "--cert-dir",
+                str(self.work / "kubelet-pki"),
+                "--v=1",
+            ],
+        )
 
     def _start_kube_proxy(self) -> None:
         kc = self._kubeconfig("kube-proxy", "system:kube-proxy")
         config = self.work / "kube-proxy.yaml"
         config.write_text(kube_proxy_config(kc, free_port(), free_port()))
         log("node", "starting kube-proxy")
-        self._spawn("kube-proxy", [str(self.bin_dir / "kube-proxy"), "--config", str(config),
-                                   "--v=1"])
+        self._spawn(
+            "kube-proxy", [str(self.bin_dir / "kube-proxy"), "--config", str(config), "--v=1"]
+        )
 
     def _node_ready(self) -> bool:
         out = self.cp.kubectl("get", "node", NODE_NAME, "-o", "json", check=False)

@@ -143,22 +143,34 @@ def cni_config(paths: NodePaths) -> str:
     and to this machine (the apiserver and RabbitMQ on NODE_IP), so the bridge plugin adds
     no iptables rules that a crashed run could leave behind. host-local keeps its leases in
     the run's work directory."""
-    return json.dumps({
-        "cniVersion": "1.0.0",
-        "name": CNI_NETWORK,
-        "plugins": [
-            {"type": "bridge", "bridge": BRIDGE, "isGateway": True, "ipMasq": False,
-             "hairpinMode": True,
-             "ipam": {"type": "host-local", "dataDir": str(paths.cni_data_dir),
-                      "ranges": [[{"subnet": POD_CIDR, "gateway": POD_GATEWAY}]],
-                      "routes": [{"dst": "0.0.0.0/0"}]}},
-            {"type": "loopback"},
-        ],
-    }, indent=2)
+    return json.dumps(
+        {
+            "cniVersion": "1.0.0",
+            "name": CNI_NETWORK,
+            "plugins": [
+                {
+                    "type": "bridge",
+                    "bridge": BRIDGE,
+                    "isGateway": True,
+                    "ipMasq": False,
+                    "hairpinMode": True,
+                    "ipam": {
+                        "type": "host-local",
+                        "dataDir": str(paths.cni_data_dir),
+                        "ranges": [[{"subnet": POD_CIDR, "gateway": POD_GATEWAY}]],
+                        "routes": [{"dst": "0.0.0.0/0"}],
+                    },
+                },
+                {"type": "loopback"},
+            ],
+        },
+        indent=2,
+    )
 
 
-def kubelet_config(paths: NodePaths, client_ca: Path, layout: CgroupLayout,
-                   cluster_dns: str | None = None) -> str:
+def kubelet_config(
+    paths: NodePaths, client_ca: Path, layout: CgroupLayout, cluster_dns: str | None = None
+) -> str:
     """The KubeletConfiguration. cgroupfs, because no systemd runs here; on cgroup v1 (or
     hybrid) the kubelet of 1.35 refuses to start unless ``failCgroupV1: false``.
 

@@ -198,13 +198,13 @@ def _clean_iptables() -> None:
         rules, chains = kube_rules(saved.stdout)
         for table, table_rules in rules.items():
             for rule in table_rules:
-                subprocess.run([tool, "-w", "-t", table, *rule], capture_output=True,
-                               check=False)
+                subprocess.run([tool, "-w", "-t", table, *rule], capture_output=True, check=False)
         for table, names in chains.items():
             for flag in ("-F", "-X"):
                 for name in names:
-                    subprocess.run([tool, "-w", "-t", table, flag, name], capture_output=True,
-                                   check=False)
+                    subprocess.run(
+                        [tool, "-w", "-t", table, flag, name], capture_output=True, check=False
+                    )
 
 
 def clean(kube_proxy: Path | None, *, controlplane: bool = True) -> None:

@@ -61,7 +61,8 @@ class RabbitMQ:
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
             raise RuntimeError(
                 f"rabbitmq-server not found in {RABBITMQ_BIN}: install Debian's "
-                "rabbitmq-server package (hack/install-deps.sh does)")
+                "rabbitmq-server package (hack/install-deps.sh does)"
+            )
         if self.workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-rabbitmq-"))
             self._own_workdir = True
@@ -89,14 +90,19 @@ class RabbitMQ:
             cookie.write_text(self.cookie)
             cookie.chmod(0o400)
         loopback = "true" if self.address == "127.0.0.1" else "false"
-        conf = [f"listeners.tcp.1 = {self.address}:{self.port}",
-                f"loopback_users.guest = {loopback}",
-                "log.console = false", "log.file.level = info"]
+        conf = [
+            f"listeners.tcp.1 = {self.address}:{self.port}",
+            f"loopback_users.guest = {loopback}",
+            "log.console = false",
+            "log.file.level = info",
+        ]
         plugins = []
         if self.management:
             self.management_port = self.management_port or free_port()
-            conf += [f"management.tcp.port = {self.management_port}",
-                     f"management.tcp.ip = {self.address}"]
+            conf += [
+                f"management.tcp.port = {self.management_port}",
+                f"management.tcp.ip = {self.address}",
+            ]
             plugins.append("rabbitmq_management")
         (work / "rabbitmq.conf").write_text("\n".join(conf) + "\n")
         (work / "enabled_plugins").write_text(f"[{','.join(plugins)}].\n")
@@ -126,8 +132,13 @@ class RabbitMQ:
 
     def wait_ready(self, timeout: float = 90) -> None:
         assert self._proc is not None
-        wait_until(f"RabbitMQ {self.node} to accept AMQP connections", self._amqp_ok, timeout,
-                   [("rabbitmq-server", self._proc, self._logfile)], interval=0.5)
+        wait_until(
+            f"RabbitMQ {self.node} to accept AMQP connections",
+            self._amqp_ok,
+            timeout,
+            [("rabbitmq-server", self._proc, self._logfile)],
+            interval=0.5,
+        )
         log("rabbitmq", f"ready: amqp://{self.address}:{self.port}")
 
     def _amqp_ok(self) -> bool:
@@ -138,8 +149,7 @@ class RabbitMQ:
         quiet = logging.getLogger("pika")
         level, quiet.level = quiet.level, logging.CRITICAL  # refusals are expected here
         try:
-            conn = pika.BlockingConnection(
-                pika.URLParameters(self.url + "?connection_attempts=1"))
+            conn = pika.BlockingConnection(pika.URLParameters(self.url + "?connection_attempts=1"))
             conn.close()
         finally:
             quiet.setLevel(level)
@@ -147,9 +157,14 @@ class RabbitMQ:
 
     def ctl(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run rabbitmqctl against this node."""
-        return subprocess.run([str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
-                              env=self._env, capture_output=True, text=True, check=check,
-                              timeout=60)
+        return subprocess.run(
+            [str(RABBITMQ_BIN / "rabbitmqctl"), "-n", self.node, *args],
+            env=self._env,
+            capture_output=True,
+            text=True,
+            check=check,
+            timeout=60,
+        )
 
     # broker restarts, as clients see them: same port, same data ------------------------
 
@@ -161,8 +176,12 @@ class RabbitMQ:
             self._proc = None
         if self._env and not self.epmd_port:
             # epmd was started for this node on its private port; end it too.
-            subprocess.run(["epmd", "-port", self._env["ERL_EPMD_PORT"], "-kill"],
-                           capture_output=True, check=False, env=self._env)
+            subprocess.run(
+                ["epmd", "-port", self._env["ERL_EPMD_PORT"], "-kill"],
+                capture_output=True,
+                check=False,
+                env=self._env,
+            )
 
     def kill(self) -> None:
         """SIGKILL the node (a crash: nothing is flushed, no goodbye to clients or peers);
@@ -195,16 +214,17 @@ class RabbitMQ:
     # virtual hosts: one per test keeps tests (and other clients of the node) apart --------
 
     def vhost_url(self, vhost: str) -> str:
-        return (f"amqp://guest:guest@{self.address}:{self.port}/"
-                f"{urllib.parse.quote(vhost, safe='')}")
+        return f"amqp://guest:guest@{self.address}:{self.port}/{urllib.parse.quote(vhost, safe='')}"
 
     def add_vhost(self, vhost: str) -> str:
         """Create a virtual host the guest user may use fully; returns its AMQP URL."""
         if self.management:
             self._management("PUT", f"/api/vhosts/{urllib.parse.quote(vhost, safe='')}")
-            self._management("PUT", "/api/permissions/"
-                             f"{urllib.parse.quote(vhost, safe='')}/guest",
-                             {"configure": ".*", "write": ".*", "read": ".*"})
+            self._management(
+                "PUT",
+                f"/api/permissions/{urllib.parse.quote(vhost, safe='')}/guest",
+                {"configure": ".*", "write": ".*", "read": ".*"},
+            )
         else:
             self.ctl("add_vhost", vhost)
             self.ctl("set_permissions", "-p", vhost, "guest", ".*", ".*", ".*")
@@ -244,13 +264,17 @@ class RabbitMQ:
 
     def stop(self) -> None:
         self.stop_node()
-        if self._own_workdir and self.workdir is not None and not os.environ.get(
-                "ASYNCTASK_KEEP_TESTBED"):
+        if (
+            self._own_workdir
+            and self.workdir is not None
+            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
+        ):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RabbitMQ:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

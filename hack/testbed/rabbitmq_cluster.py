@@ -72,8 +72,14 @@ class RabbitMQCluster:
         cookie = secrets.token_hex(16)
         for i in range(SIZE):
             (work / f"node-{i}").mkdir(parents=True, exist_ok=True)
-            self.nodes.append(RabbitMQ(workdir=work / f"node-{i}", management=True,
-                                       epmd_port=self.epmd_port, cookie=cookie))
+            self.nodes.append(
+                RabbitMQ(
+                    workdir=work / f"node-{i}",
+                    management=True,
+                    epmd_port=self.epmd_port,
+                    cookie=cookie,
+                )
+            )
         for node in self.nodes:  # booting takes a while: the three boot at once
             assert node.workdir is not None
             node.launch(node.workdir)
@@ -86,8 +92,11 @@ class RabbitMQCluster:
             node.ctl("reset")
             node.ctl("join_cluster", first.node)
             node.ctl("start_app")
-        wait_until("the three RabbitMQ nodes to run as one cluster",
-                   lambda: len(self.running_nodes()) == SIZE, 60)
+        wait_until(
+            "the three RabbitMQ nodes to run as one cluster",
+            lambda: len(self.running_nodes()) == SIZE,
+            60,
+        )
         log("rabbitmq", f"cluster ready: {self.url}")
 
     def running_nodes(self, via: RabbitMQ | None = None) -> list[str]:
@@ -137,23 +146,31 @@ class RabbitMQCluster:
         """Start a killed node again (same ports, same data): it rejoins the cluster, and
         its quorum queue members catch up from the leaders."""
         node.start_node()
-        wait_until(f"{node.node} to be running in the cluster again",
-                   lambda: node.node in self.running_nodes(via=node), 90)
+        wait_until(
+            f"{node.node} to be running in the cluster again",
+            lambda: node.node in self.running_nodes(via=node),
+            90,
+        )
 
     def stop(self) -> None:
         for node in reversed(self.nodes):
             with contextlib.suppress(Exception):
                 node.stop_node()
         if self.epmd_port:
-            subprocess.run(["epmd", "-port", str(self.epmd_port), "-kill"],
-                           capture_output=True, check=False)
-        if self._own_workdir and self.workdir is not None and not os.environ.get(
-                "ASYNCTASK_KEEP_TESTBED"):
+            subprocess.run(
+                ["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True, check=False
+            )
+        if (
+            self._own_workdir
+            and self.workdir is not None
+            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
+        ):
             shutil.rmtree(self.workdir, ignore_errors=True)
 
     def __enter__(self) -> RabbitMQCluster:
         return self.start()
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.stop()

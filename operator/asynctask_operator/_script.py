@@ -22,9 +22,12 @@ def missing_modules() -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     missing = missing_modules()
     if missing:
-        print(f"asynctask-operator needs {', '.join(missing)}, which this installation lacks: "
-              "the operator's dependencies come with the extra `asynctask[operator]` "
-              "(pip install 'asynctask[operator]').", file=sys.stderr)
+        print(
+            f"asynctask-operator needs {', '.join(missing)}, which this installation lacks: "
+            "the operator's dependencies come with the extra `asynctask[operator]` "
+            "(pip install 'asynctask[operator]').",
+            file=sys.stderr,
+        )
         return 2
     from asynctask_operator.cli import main as run  # after the check
 

@@ -52,23 +52,43 @@ class TaskLogic:
     outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
 
     @classmethod
-    def wire(cls, config: Config, api: OperatorApi, broker: TaskBroker,
-             metrics: OperatorMetrics, *, resolve: Resolve = system_resolve) -> TaskLogic:
+    def wire(
+        cls,
+        config: Config,
+        api: OperatorApi,
+        broker: TaskBroker,
+        metrics: OperatorMetrics,
+        *,
+        resolve: Resolve = system_resolve,
+    ) -> TaskLogic:
         lifecycle = config.lifecycle
         outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
         events = EventRecorder(api, lifecycle.events)
         webhooks = WebhookDispatcher(
-            config.webhook, load_secret=api.read_secret_key,
+            config.webhook,
+            load_secret=api.read_secret_key,
             on_outcome=lambda ref, outcome: outcomes.put_nowait((ref, outcome)),
-            resolve=resolve)
+            resolve=resolve,
+        )
         table = TaskTable(api)
         timers = Deadlines()
         # Observers run in this order after each write, as the inline calls they replace did.
-        writer = StatusWriter(api, table, metrics, [metrics, webhooks, events, timers],
-                              progress_interval_seconds=lifecycle.progress_patch_interval_seconds)
+        writer = StatusWriter(
+            api,
+            table,
+            metrics,
+            [metrics, webhooks, events, timers],
+            progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
+        )
         tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics)
-        inbox = StatusInbox(table, writer, broker, events, metrics,
-                            retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds)
+        inbox = StatusInbox(
+            table,
+            writer,
+            broker,
+            events,
+            metrics,
+            retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
+        )
         metrics.watch_sizes(lambda: len(table), lambda: len(timers))
         return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes)
 
@@ -80,13 +100,19 @@ class Operator:
         self.kube = Kube(config.kube.api_workers)
         broker = config.broker
         self.metrics = OperatorMetrics()
-        self.broker = Broker(broker.amqp_url, prefetch=broker.status_prefetch,
-                             heartbeat=broker.heartbeat_seconds,
-                             reconnect_max_delay=broker.reconnect_max_delay_seconds,
-                             on_retry=self.metrics.publish_retries.inc)
+        self.broker = Broker(
+            broker.amqp_url,
+            prefetch=broker.status_prefetch,
+            heartbeat=broker.heartbeat_seconds,
+            reconnect_max_delay=broker.reconnect_max_delay_seconds,
+            on_retry=self.metrics.publish_retries.inc,
+        )
         self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
-        self.scaler = (Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
-                       if config.scaling.autoscaling_enabled else None)
+        self.scaler = (
+            Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
+            if config.scaling.autoscaling_enabled
+            else None
+        )
         self.metrics_server: MetricsServer | None = None
         self._loops: list[asyncio.Task[None]] = []
 
@@ -102,8 +128,9 @@ class Operator:
         self._loops = [
             asyncio.create_task(logic.inbox.consume(deliveries), name="asynctask-status"),
             asyncio.create_task(logic.timers.run(logic.tracker.fire), name="asynctask-deadlines"),
-            asyncio.create_task(logic.tracker.consume_outcomes(logic.outcomes),
-                                name="asynctask-webhook-outcomes"),
+            asyncio.create_task(
+                logic.tracker.consume_outcomes(logic.outcomes), name="asynctask-webhook-outcomes"
+            ),
         ]
         if self.scaler is not None:
             self.scaler.start()

@@ -59,12 +59,19 @@ _Command = Callable[[], None]
 
 
 class Broker(threading.Thread):
-    def __init__(self, amqp_url: str, *, prefetch: int = 256, heartbeat: int = 30,
-                 reconnect_max_delay: float = 30.0,
-                 on_retry: Callable[[], object] = lambda: None) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        prefetch: int = 256,
+        heartbeat: int = 30,
+        reconnect_max_delay: float = 30.0,
+        on_retry: Callable[[], object] = lambda: None,
+    ) -> None:
         super().__init__(name="asynctask-broker", daemon=True)
-        self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
-                                name="operator broker", log=log)
+        self._link = _amqp.Link(
+            _amqp.parameters(amqp_url, heartbeat=heartbeat), name="operator broker", log=log
+        )
         self._prefetch = prefetch
         self._max_delay = reconnect_max_delay
         self._commands: queue.Queue[_Command] = queue.Queue()
@@ -79,8 +86,9 @@ class Broker(threading.Thread):
 
     # asyncio side ---------------------------------------------------------------------
 
-    def start_consuming(self, loop: asyncio.AbstractEventLoop,
-                        inbox: asyncio.Queue[Delivery]) -> None:
+    def start_consuming(
+        self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[Delivery]
+    ) -> None:
         """Hand every status delivery to ``inbox`` on ``loop``; then start the thread."""
         self._on_delivery = lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d)
         self.start()
@@ -140,9 +148,14 @@ class Broker(threading.Thread):
 
     def run(self) -> None:
         try:
-            _amqp.run_connected(self._link, self._serve, max_delay=self._max_delay,
-                                keep_going=lambda: not self._stopping.is_set(),
-                                on_lost=self._lost, wait=self._stopping.wait)
+            _amqp.run_connected(
+                self._link,
+                self._serve,
+                max_delay=self._max_delay,
+                keep_going=lambda: not self._stopping.is_set(),
+                on_lost=self._lost,
+                wait=self._stopping.wait,
+            )
         finally:
             self._lost()
             self._link.close()
@@ -158,8 +171,11 @@ class Broker(threading.Thread):
         self._dead_tag = self._consume.basic_consume(topology.DEAD_TASKS_QUEUE, self._deliver)
         self.connected.set()
         self._link.serving()
-        log.info("connected to RabbitMQ; consuming %s and %s", topology.STATUS_QUEUE,
-                 topology.DEAD_TASKS_QUEUE)
+        log.info(
+            "connected to RabbitMQ; consuming %s and %s",
+            topology.STATUS_QUEUE,
+            topology.DEAD_TASKS_QUEUE,
+        )
         while not self._stopping.is_set():
             connection.process_data_events(time_limit=0.05)
             self._run_commands()
@@ -176,13 +192,25 @@ class Broker(threading.Thread):
                 return
             command()
 
-    def _deliver(self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
-                 body: bytes) -> None:
+    def _deliver(
+        self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
         assert self._on_delivery is not None
-        queue = (topology.DEAD_TASKS_QUEUE if method.consumer_tag == self._dead_tag
-                 else topology.STATUS_QUEUE)
-        self._on_delivery(Delivery(method.delivery_tag, body, props.message_id,
-                                   self._link.epoch, queue, dict(props.headers or {})))
+        queue = (
+            topology.DEAD_TASKS_QUEUE
+            if method.consumer_tag == self._dead_tag
+            else topology.STATUS_QUEUE
+        )
+        self._on_delivery(
+            Delivery(
+                method.delivery_tag,
+                body,
+                props.message_id,
+                self._link.epoch,
+                queue,
+                dict(props.headers or {}),
+            )
+        )
 
     def _settle(self, delivery: Delivery, *, ack: bool) -> None:
         if delivery.connection_epoch != self._link.epoch or self._consume is None:
@@ -196,12 +224,18 @@ class Broker(threading.Thread):
         if delivery.connection_epoch != self._link.epoch or self._publish is None:
             return  # that channel is gone; the broker redelivers the message
         topology.dead_letter(
-            self._publish, queue=delivery.queue, body=delivery.body,
+            self._publish,
+            queue=delivery.queue,
+            body=delivery.body,
             properties=pika.BasicProperties(
-                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=delivery.message_id),
-            headers=topology.dead_letter_headers(delivery.headers, queue=delivery.queue,
-                                                 reason=reason, detail=detail, by="operator"))
+                content_type=CONTENT_TYPE,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=delivery.message_id,
+            ),
+            headers=topology.dead_letter_headers(
+                delivery.headers, queue=delivery.queue, reason=reason, detail=detail, by="operator"
+            ),
+        )
         self._settle(delivery, ack=True)
 
     def _publish_task(self, msg: TaskMessage) -> None:
@@ -210,20 +244,34 @@ class Broker(threading.Thread):
             topology.declare_task_queue(self._publish, msg.queue)
             self._declared.add(msg.queue)
         self._publish.basic_publish(
-            exchange="", routing_key=topology.task_queue_name(msg.queue), body=encode(msg),
+            exchange="",
+            routing_key=topology.task_queue_name(msg.queue),
+            body=encode(msg),
             properties=pika.BasicProperties(
-                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=msg.message_id, type="task", headers={
+                content_type=CONTENT_TYPE,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=msg.message_id,
+                type="task",
+                headers={
                     # the task, readable even if the body is not (see topology)
                     topology.TASK_UID_HEADER: msg.task.uid,
                     topology.TASK_NAMESPACE_HEADER: msg.task.namespace,
                     topology.TASK_NAME_HEADER: msg.task.name,
-                    topology.TASK_ATTEMPT_HEADER: msg.attempt}),
-            mandatory=True)
+                    topology.TASK_ATTEMPT_HEADER: msg.attempt,
+                },
+            ),
+            mandatory=True,
+        )
 
     def _publish_control(self, msg: ControlMessage) -> None:
         assert self._publish is not None
         self._publish.basic_publish(
-            exchange=topology.CONTROL_EXCHANGE, routing_key="", body=encode(msg),
-            properties=pika.BasicProperties(content_type=CONTENT_TYPE, type="control",
-                                            message_id=f"control:{msg.action}:{msg.task.uid}"))
+            exchange=topology.CONTROL_EXCHANGE,
+            routing_key="",
+            body=encode(msg),
+            properties=pika.BasicProperties(
+                content_type=CONTENT_TYPE,
+                type="control",
+                message_id=f"control:{msg.action}:{msg.task.uid}",
+            ),
+        )

@@ -25,20 +25,36 @@ RECURSION_LIMIT = 3 * APISERVER_MAX_JSON_DEPTH + 2_000
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="asynctask-operator",
-        description="Run the AsyncTask operator. Settings come from ASYNCTASK_* variables.")
+        description="Run the AsyncTask operator. Settings come from ASYNCTASK_* variables.",
+    )
     scope = parser.add_mutually_exclusive_group()
-    scope.add_argument("--namespace", "-n", action="append", default=[],
-                       help="watch this namespace (repeatable); default: all namespaces")
-    parser.add_argument("--standalone", action="store_true",
-                        help="no peering: for local runs with a single operator")
-    parser.add_argument("--peering", default=None,
-                        help="peering object name (replicas: one active, the others standby)")
-    parser.add_argument("--liveness", default=None,
-                        help="serve health probes, e.g. http://0.0.0.0:8080/healthz")
+    scope.add_argument(
+        "--namespace",
+        "-n",
+        action="append",
+        default=[],
+        help="watch this namespace (repeatable); default: all namespaces",
+    )
+    parser.add_argument(
+        "--standalone",
+        action="store_true",
+        help="no peering: for local runs with a single operator",
+    )
+    parser.add_argument(
+        "--peering",
+        default=None,
+        help="peering object name (replicas: one active, the others standby)",
+    )
+    parser.add_argument(
+        "--liveness", default=None, help="serve health probes, e.g. http://0.0.0.0:8080/healthz"
+    )
     parser.add_argument("--verbose", "-v", action="store_true")
-    parser.add_argument("--log-format", choices=LOG_FORMATS,
-                        default=os.environ.get("ASYNCTASK_LOG_FORMAT", "text"),
-                        help="text or json lines (default: $ASYNCTASK_LOG_FORMAT, else text)")
+    parser.add_argument(
+        "--log-format",
+        choices=LOG_FORMATS,
+        default=os.environ.get("ASYNCTASK_LOG_FORMAT", "text"),
+        help="text or json lines (default: $ASYNCTASK_LOG_FORMAT, else text)",
+    )
     args = parser.parse_args(argv)
     configure_logging(args.log_format, args.verbose)
 
@@ -46,14 +62,16 @@ def main(argv: list[str] | None = None) -> int:
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
     from asynctask_operator.app import OperatorMemo
 
-    asyncio.run(kopf.operator(
-        memo=OperatorMemo(namespaces=list(args.namespace)),
-        standalone=args.standalone,
-        peering_name=args.peering,
-        namespaces=args.namespace,
-        clusterwide=not args.namespace,
-        liveness_endpoint=args.liveness,
-    ))
+    asyncio.run(
+        kopf.operator(
+            memo=OperatorMemo(namespaces=list(args.namespace)),
+            standalone=args.standalone,
+            peering_name=args.peering,
+            namespaces=args.namespace,
+            clusterwide=not args.namespace,
+            liveness_endpoint=args.liveness,
+        )
+    )
     return 0
 
 

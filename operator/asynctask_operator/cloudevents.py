@@ -29,8 +29,9 @@ def event_attempt(status: Mapping[str, Any]) -> int:
     return max(int(status.get("attempts") or 0), 1)
 
 
-def event_id(uid: str, attempt: int, phase: Phase, progress: int | None = None,
-             message: str | None = None) -> str:
+def event_id(
+    uid: str, attempt: int, phase: Phase, progress: int | None = None, message: str | None = None
+) -> str:
     """Deterministic: the same change of the same task always gets the same id."""
     if progress is None:
         return f"{uid}.{attempt}.{phase.value.lower()}"
@@ -38,8 +39,13 @@ def event_id(uid: str, attempt: int, phase: Phase, progress: int | None = None,
     return f"{uid}.{attempt}.progress.{progress}.{digest}"
 
 
-def build_event(ref: TaskRef, status: Mapping[str, Any], *, progress_event: bool = False,
-                now: datetime | None = None) -> dict[str, Any]:
+def build_event(
+    ref: TaskRef,
+    status: Mapping[str, Any],
+    *,
+    progress_event: bool = False,
+    now: datetime | None = None,
+) -> dict[str, Any]:
     """A CloudEvents 1.0 event (structured mode) describing ``status``."""
     phase = phase_of(dict(status))
     if phase is None:
@@ -49,18 +55,30 @@ def build_event(ref: TaskRef, status: Mapping[str, Any], *, progress_event: bool
     message = status.get("message")
     return {
         "specversion": "1.0",
-        "id": event_id(ref.uid, attempt, phase, progress if progress_event else None,
-                       message if progress_event else None),
+        "id": event_id(
+            ref.uid,
+            attempt,
+            phase,
+            progress if progress_event else None,
+            message if progress_event else None,
+        ),
         "source": f"/apis/{GROUP}/{VERSION}/namespaces/{ref.namespace}/{PLURAL}/{ref.name}",
         "type": PROGRESS_TYPE if progress_event else TYPE_PREFIX + phase.value.lower(),
         "subject": ref.name,
         "time": status.get("lastUpdateTime") or rfc3339(now or datetime.now(UTC)),
         "datacontenttype": "application/json",
         "data": {
-            "name": ref.name, "namespace": ref.namespace, "uid": ref.uid, "phase": phase.value,
-            "attempt": attempt, "attempts": int(status.get("attempts") or 0),
-            "progress": progress, "message": message, "result": status.get("result"),
-            "error": status.get("error"), "lastError": status.get("lastError"),
+            "name": ref.name,
+            "namespace": ref.namespace,
+            "uid": ref.uid,
+            "phase": phase.value,
+            "attempt": attempt,
+            "attempts": int(status.get("attempts") or 0),
+            "progress": progress,
+            "message": message,
+            "result": status.get("result"),
+            "error": status.get("error"),
+            "lastError": status.get("lastError"),
             "nextAttemptTime": status.get("nextAttemptTime"),
         },
     }
@@ -70,8 +88,13 @@ def encode_event(event: Mapping[str, Any]) -> bytes:
     return json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def event_for(ref: TaskRef, status: Mapping[str, Any], previous: Mapping[str, Any] | None,
-              *, include_progress: bool = False) -> dict[str, Any] | None:
+def event_for(
+    ref: TaskRef,
+    status: Mapping[str, Any],
+    previous: Mapping[str, Any] | None,
+    *,
+    include_progress: bool = False,
+) -> dict[str, Any] | None:
     """The event that the change from ``previous`` to ``status`` calls for, if any.
 
     A phase change (or a new attempt) always gets one; a change of progress or message while
@@ -83,8 +106,11 @@ def event_for(ref: TaskRef, status: Mapping[str, Any], previous: Mapping[str, An
     before = previous or {}
     if phase is not phase_of(dict(before)) or event_attempt(status) != event_attempt(before):
         return build_event(ref, status)
-    if (include_progress and phase is Phase.PROCESSING
-            and (status.get("progress"), status.get("message"))
-            != (before.get("progress"), before.get("message"))):
+    if (
+        include_progress
+        and phase is Phase.PROCESSING
+        and (status.get("progress"), status.get("message"))
+        != (before.get("progress"), before.get("message"))
+    ):
         return build_event(ref, status, progress_event=True)
     return None

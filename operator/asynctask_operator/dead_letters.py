@@ -15,10 +15,12 @@ from asynctask_worker import topology
 from asynctask_worker.messages import TaskRef
 
 
-def wanted_task(headers: dict[str, Any], message_id: str | None
-                ) -> tuple[TaskRef | str | None, int | None]:
+def wanted_task(
+    headers: dict[str, Any], message_id: str | None
+) -> tuple[TaskRef | str | None, int | None]:
     """Which task (a full ref, or only a uid) and attempt an unreadable task message was
     for: from the headers the operator publishes it with, else from its message id."""
+
     def text(key: str) -> str:
         value = headers.get(key)
         return value.decode(errors="replace") if isinstance(value, bytes) else str(value or "")
@@ -26,9 +28,11 @@ def wanted_task(headers: dict[str, Any], message_id: str | None
     attempt_header = headers.get(topology.TASK_ATTEMPT_HEADER)
     attempt = attempt_header if isinstance(attempt_header, int) else None
     try:
-        return TaskRef(uid=text(topology.TASK_UID_HEADER),
-                       namespace=text(topology.TASK_NAMESPACE_HEADER),
-                       name=text(topology.TASK_NAME_HEADER)), attempt
+        return TaskRef(
+            uid=text(topology.TASK_UID_HEADER),
+            namespace=text(topology.TASK_NAMESPACE_HEADER),
+            name=text(topology.TASK_NAME_HEADER),
+        ), attempt
     except ValueError:
         pass
     parts = (message_id or "").split(":")
@@ -37,8 +41,9 @@ def wanted_task(headers: dict[str, Any], message_id: str | None
     return None, attempt
 
 
-def dead_letter_error(why: str, attempt: int | None, headers: dict[str, Any],
-                      unreadable: str = "") -> tuple[str, str]:
+def dead_letter_error(
+    why: str, attempt: int | None, headers: dict[str, Any], unreadable: str = ""
+) -> tuple[str, str]:
     """The reason and message of a task whose message was dead-lettered."""
     which = f"attempt {attempt}'s message" if attempt else "its message"
     where = f"it was dead-lettered to {topology.DEAD_LETTER_QUEUE}"
@@ -46,7 +51,8 @@ def dead_letter_error(why: str, attempt: int | None, headers: dict[str, Any],
         return "DeliveryLimitExceeded", (
             f"{which} was delivered {topology.DEFAULT_DELIVERY_LIMIT} times and every worker "
             "that took it was lost before finishing (killed, crashed or disconnected); "
-            f"{where}")
+            f"{where}"
+        )
     detail = headers.get(topology.DEAD_DETAIL_HEADER) or unreadable
     if isinstance(detail, bytes):
         detail = detail.decode(errors="replace")
@@ -58,8 +64,9 @@ def dead_letter_error(why: str, attempt: int | None, headers: dict[str, Any],
 
 
 #: The reasons of :class:`MalformedMessage`: a message nobody can read.
-MALFORMED = frozenset({"NotUtf8", "NotJson", "TooDeep", "NotAnObject", "UnknownVersion",
-                       "WrongKind", "InvalidFields"})
+MALFORMED = frozenset(
+    {"NotUtf8", "NotJson", "TooDeep", "NotAnObject", "UnknownVersion", "WrongKind", "InvalidFields"}
+)
 
 
 #: Every reason a dead letter may give: the metric's label is one of these or ``other``

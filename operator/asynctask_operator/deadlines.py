@@ -18,11 +18,11 @@ from asynctask_worker.messages import Phase
 
 
 class Kind(StrEnum):
-    QUEUE_TIMEOUT = "queue-timeout"   # still Pending after spec.queueTimeoutSeconds
-    RUN_TIMEOUT = "run-timeout"       # still Processing after spec.timeoutSeconds
-    RETRY = "retry"                   # backoff over: queue the next attempt
+    QUEUE_TIMEOUT = "queue-timeout"  # still Pending after spec.queueTimeoutSeconds
+    RUN_TIMEOUT = "run-timeout"  # still Processing after spec.timeoutSeconds
+    RETRY = "retry"  # backoff over: queue the next attempt
     CANCEL_CONFIRM = "cancel-confirm"  # the worker did not confirm a cancellation in time
-    TTL = "ttl"                       # spec.ttlSecondsAfterFinished passed: delete
+    TTL = "ttl"  # spec.ttlSecondsAfterFinished passed: delete
 
 
 #: What :func:`wanted` asks for: a kind set to a time, or cleared (None). A kind absent from
@@ -40,8 +40,9 @@ def wanted(status: Mapping[str, Any], spec: AsyncTaskSpec | None) -> Wanted:
     if phase is None or spec is None:
         return {}
     if phase.terminal:
-        out: Wanted = dict.fromkeys((Kind.QUEUE_TIMEOUT, Kind.RUN_TIMEOUT, Kind.RETRY,
-                                     Kind.CANCEL_CONFIRM))
+        out: Wanted = dict.fromkeys(
+            (Kind.QUEUE_TIMEOUT, Kind.RUN_TIMEOUT, Kind.RETRY, Kind.CANCEL_CONFIRM)
+        )
         if spec.ttl_seconds_after_finished is not None and status.get("completionTime"):
             out[Kind.TTL] = epoch(status["completionTime"]) + spec.ttl_seconds_after_finished
         return out

@@ -43,9 +43,16 @@ log = logging.getLogger("asynctask.operator")
 
 
 class StatusInbox:
-    def __init__(self, table: TaskTable, writer: StatusWriter, broker: TaskBroker,
-                 events: EventSink, metrics: OperatorMetrics, *,
-                 retry_backoff_cap_seconds: float) -> None:
+    def __init__(
+        self,
+        table: TaskTable,
+        writer: StatusWriter,
+        broker: TaskBroker,
+        events: EventSink,
+        metrics: OperatorMetrics,
+        *,
+        retry_backoff_cap_seconds: float,
+    ) -> None:
         self.table = table
         self.writer = writer
         self.broker = broker
@@ -83,8 +90,8 @@ class StatusInbox:
                 run = []
                 if delivery is not None:
                     await self._guarded(
-                        self._retrying(functools.partial(self.dead_letter, delivery)),
-                        [delivery])
+                        self._retrying(functools.partial(self.dead_letter, delivery)), [delivery]
+                    )
             else:
                 run.append(delivery)
 
@@ -93,8 +100,10 @@ class StatusInbox:
         try:
             await work
         except Exception:
-            log.exception("failed to process message(s) %s; unacked ones will be redelivered",
-                          ", ".join(str(d.message_id) for d in deliveries))
+            log.exception(
+                "failed to process message(s) %s; unacked ones will be redelivered",
+                ", ".join(str(d.message_id) for d in deliveries),
+            )
 
     async def _retrying(self, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work``; while the apiserver is unavailable, wait and run it again.
@@ -106,8 +115,9 @@ class StatusInbox:
         applied are then stale), so running it again is safe. An outage is told once, with
         its cause, and its end once, with how long it lasted.
         """
-        backoff = _amqp.Backoff(self.api_retry_max_seconds,
-                                first=min(0.5, self.api_retry_max_seconds))
+        backoff = _amqp.Backoff(
+            self.api_retry_max_seconds, first=min(0.5, self.api_retry_max_seconds)
+        )
         while True:
             try:
                 await work()
@@ -116,15 +126,19 @@ class StatusInbox:
                     raise
                 if self._api_down_since is None:
                     self._api_down_since = time.monotonic()
-                    log.warning("cannot write status: the Kubernetes API is unavailable "
-                                "(%s); status messages wait, unacked, and are retried",
-                                _amqp.describe(exc))
+                    log.warning(
+                        "cannot write status: the Kubernetes API is unavailable "
+                        "(%s); status messages wait, unacked, and are retried",
+                        _amqp.describe(exc),
+                    )
                 await asyncio.sleep(backoff.next())
                 continue
             if self._api_down_since is not None:
-                log.info("the Kubernetes API answers again after %.1fs; writing the "
-                         "status messages that waited",
-                         time.monotonic() - self._api_down_since)
+                log.info(
+                    "the Kubernetes API answers again after %.1fs; writing the "
+                    "status messages that waited",
+                    time.monotonic() - self._api_down_since,
+                )
                 self._api_down_since = None
             return
 
@@ -139,8 +153,12 @@ class StatusInbox:
             try:
                 msg = decode(StatusMessage, delivery.body)
             except MalformedMessage as exc:
-                log.warning("dead-lettering status message %s: %s (%s)", delivery.message_id,
-                            exc.reason, str(exc)[:300])
+                log.warning(
+                    "dead-lettering status message %s: %s (%s)",
+                    delivery.message_id,
+                    exc.reason,
+                    str(exc)[:300],
+                )
                 self.metrics.messages.labels("malformed").inc()
                 self.broker.refuse(delivery, exc.reason, str(exc))
                 continue
@@ -151,8 +169,7 @@ class StatusInbox:
         for ref, run in runs:
             await self._retrying(functools.partial(self._ingest_run, ref, run))
 
-    async def _ingest_run(self, ref: TaskRef, run: list[tuple[Delivery, StatusMessage]]
-                          ) -> None:
+    async def _ingest_run(self, ref: TaskRef, run: list[tuple[Delivery, StatusMessage]]) -> None:
         task = await self.table.lookup(ref)
         if task is None:
             log.info("status for %s/%s, which no longer exists", ref.namespace, ref.name)
@@ -181,8 +198,7 @@ class StatusInbox:
                 await self._stop_duplicate(task, msg)
                 continue
             task.seq[msg.attempt] = msg.seq
-            if (change is st.Change.PROGRESS and staged is None
-                    and self.writer.coalesce(task, msg)):
+            if change is st.Change.PROGRESS and staged is None and self.writer.coalesce(task, msg):
                 self.metrics.messages.labels("coalesced").inc()
                 continue
             self.metrics.messages.labels("applied").inc()
@@ -211,21 +227,35 @@ class StatusInbox:
         assert spec is not None
         delay = spec.retry_delay(msg.attempt, self.retry_backoff_cap_seconds)
         retry_at = datetime.fromtimestamp(time.time() + delay, UTC)
-        await self.writer.write(task, st.retrying(task.status, msg, retry_at, spec.retries,
-                                                  utcnow(), task.generation))
+        await self.writer.write(
+            task, st.retrying(task.status, msg, retry_at, spec.retries, utcnow(), task.generation)
+        )
         self.events.record(task.ref, "Retrying", str(task.status.get("message")))
 
     async def _stop_duplicate(self, task: TaskState, msg: StatusMessage) -> None:
         """A worker runs an attempt that is already over (a duplicate delivery, or a task
         cancelled or timed out meanwhile): tell it to stop, once."""
         phase = st.phase_of(task.status)
-        if (msg.phase is Phase.PROCESSING and phase is not None and phase.terminal
-                and msg.attempt not in task.stopped):
+        if (
+            msg.phase is Phase.PROCESSING
+            and phase is not None
+            and phase.terminal
+            and msg.attempt not in task.stopped
+        ):
             task.stopped.add(msg.attempt)
-            log.info("%s/%s is %s but attempt %d runs: stopping it", task.ref.namespace,
-                     task.ref.name, phase.value, msg.attempt)
-            await stop_work(self.broker, task.ref,
-                            "timeout" if phase is Phase.TIMED_OUT else "cancel", phase.value)
+            log.info(
+                "%s/%s is %s but attempt %d runs: stopping it",
+                task.ref.namespace,
+                task.ref.name,
+                phase.value,
+                msg.attempt,
+            )
+            await stop_work(
+                self.broker,
+                task.ref,
+                "timeout" if phase is Phase.TIMED_OUT else "cancel",
+                phase.value,
+            )
 
     async def dead_letter(self, delivery: Delivery) -> None:
         """A task message RabbitMQ dead-lettered: its workers kept dying, or it was refused.
@@ -243,10 +273,14 @@ class StatusInbox:
             ref, attempt = wanted_task(delivery.headers, delivery.message_id)
         task = await self._dead_letter_task(ref)
         if task is None:
-            log.warning("dead-lettered task message %s (%s) names no task this operator "
-                        "knows%s; it is kept in %s", delivery.message_id, why,
-                        f" and cannot be read ({unreadable[:300]})" if unreadable else "",
-                        topology.DEAD_LETTER_QUEUE)
+            log.warning(
+                "dead-lettered task message %s (%s) names no task this operator "
+                "knows%s; it is kept in %s",
+                delivery.message_id,
+                why,
+                f" and cannot be read ({unreadable[:300]})" if unreadable else "",
+                topology.DEAD_LETTER_QUEUE,
+            )
             self.broker.ack(delivery)
             return
         self.metrics.dead_lettered.labels(metric_label(why)).inc()

@@ -81,31 +81,43 @@ class Kube:
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         return await asyncio.get_running_loop().run_in_executor(
-            self._pool, functools.partial(fn, *args, **kwargs))
+            self._pool, functools.partial(fn, *args, **kwargs)
+        )
 
     async def get(self, namespace: str, name: str) -> dict[str, Any]:
         try:
             obj: dict[str, Any] = await self._call(
-                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name)
+                self._api.get_namespaced_custom_object, GROUP, VERSION, namespace, PLURAL, name
+            )
         except ApiException as exc:
             if exc.status == 404:
                 raise Gone(f"{namespace}/{name}") from exc
             raise
         return obj
 
-    async def replace_status(self, namespace: str, name: str, uid: str,
-                             status: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
         """Write the whole status in one PATCH, only if the object is still ``uid``.
 
         A JSON patch with a ``test`` on ``/metadata/uid`` makes the write conditional: a
         task deleted and re-created under the same name is never given the old one's status.
         """
-        body = [{"op": "test", "path": "/metadata/uid", "value": uid},
-                {"op": "add", "path": "/status", "value": status}]
+        body = [
+            {"op": "test", "path": "/metadata/uid", "value": uid},
+            {"op": "add", "path": "/status", "value": status},
+        ]
         try:
             obj: dict[str, Any] = await self._call(
-                self._api.patch_namespaced_custom_object_status, GROUP, VERSION, namespace,
-                PLURAL, name, body, _content_type="application/json-patch+json")
+                self._api.patch_namespaced_custom_object_status,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body,
+                _content_type="application/json-patch+json",
+            )
         except ApiException as exc:
             if exc.status == 404 or (exc.status == 422 and "testing value" in str(exc.body)):
                 raise Gone(f"{namespace}/{name}") from exc
@@ -116,11 +128,19 @@ class Kube:
 
     async def delete(self, namespace: str, name: str, uid: str) -> None:
         """Delete the object if it is still ``uid`` (a precondition, not a race)."""
-        body = client.V1DeleteOptions(preconditions=client.V1Preconditions(uid=uid),
-                                      propagation_policy="Background")
+        body = client.V1DeleteOptions(
+            preconditions=client.V1Preconditions(uid=uid), propagation_policy="Background"
+        )
         try:
-            await self._call(self._api.delete_namespaced_custom_object, GROUP, VERSION,
-                             namespace, PLURAL, name, body=body)
+            await self._call(
+                self._api.delete_namespaced_custom_object,
+                GROUP,
+                VERSION,
+                namespace,
+                PLURAL,
+                name,
+                body=body,
+            )
         except ApiException as exc:
             if exc.status in (404, 409):
                 raise Gone(f"{namespace}/{name}") from exc
@@ -137,25 +157,44 @@ class Kube:
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(self._core.create_namespaced_event, namespace, body)
 
-    async def list_deployments(self, namespaces: Sequence[str | None],
-                               label_selector: str) -> list[Deployment]:
+    async def list_deployments(
+        self, namespaces: Sequence[str | None], label_selector: str
+    ) -> list[Deployment]:
         """The Deployments matching ``label_selector`` in each namespace (None: all of them),
         except those being deleted. Raises one of :data:`API_ERRORS`."""
         items: list[Any] = []
         for namespace in namespaces:
             if namespace is None:
-                found = await self._call(self._apps.list_deployment_for_all_namespaces,
-                                         label_selector=label_selector, _request_timeout=30)
+                found = await self._call(
+                    self._apps.list_deployment_for_all_namespaces,
+                    label_selector=label_selector,
+                    _request_timeout=30,
+                )
             else:
-                found = await self._call(self._apps.list_namespaced_deployment, namespace,
-                                         label_selector=label_selector, _request_timeout=30)
+                found = await self._call(
+                    self._apps.list_namespaced_deployment,
+                    namespace,
+                    label_selector=label_selector,
+                    _request_timeout=30,
+                )
             items += found.items
-        return [Deployment(d.metadata.namespace, d.metadata.name,
-                           1 if d.spec.replicas is None else int(d.spec.replicas),
-                           dict(d.metadata.annotations or {}))
-                for d in items if d.metadata.deletion_timestamp is None]
+        return [
+            Deployment(
+                d.metadata.namespace,
+                d.metadata.name,
+                1 if d.spec.replicas is None else int(d.spec.replicas),
+                dict(d.metadata.annotations or {}),
+            )
+            for d in items
+            if d.metadata.deletion_timestamp is None
+        ]
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
         """Set a Deployment's replicas through its scale subresource (replicas only)."""
-        await self._call(self._apps.patch_namespaced_deployment_scale, name, namespace,
-                         {"spec": {"replicas": replicas}}, _request_timeout=10)
+        await self._call(
+            self._apps.patch_namespaced_deployment_scale,
+            name,
+            namespace,
+            {"spec": {"replicas": replicas}},
+            _request_timeout=10,
+        )

@@ -49,8 +49,11 @@ class EventRecorder:
         """An observer of the status writer: an Event for a phase change (not a retry's)."""
         status = written.status
         phase = phase_of(status)
-        if (phase is not None and phase is not phase_of(written.previous)
-                and not status.get("nextAttempt")):
+        if (
+            phase is not None
+            and phase is not phase_of(written.previous)
+            and not status.get("nextAttempt")
+        ):
             detail = (status.get("error") or {}).get("message") or status.get("message") or ""
             self.record(written.ref, phase.value, str(detail))
 
@@ -70,17 +73,29 @@ class EventRecorder:
     async def _post(self, ref: TaskRef, kind: str, reason: str, message: str) -> None:
         now = rfc3339(datetime.now(UTC))
         body: dict[str, Any] = {
-            "apiVersion": "v1", "kind": "Event",
+            "apiVersion": "v1",
+            "kind": "Event",
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
-            "involvedObject": {"apiVersion": f"{GROUP}/{VERSION}", "kind": KIND,
-                               "name": ref.name, "namespace": ref.namespace, "uid": ref.uid},
-            "type": kind, "reason": reason, "message": message[:MESSAGE_CHARS],
+            "involvedObject": {
+                "apiVersion": f"{GROUP}/{VERSION}",
+                "kind": KIND,
+                "name": ref.name,
+                "namespace": ref.namespace,
+                "uid": ref.uid,
+            },
+            "type": kind,
+            "reason": reason,
+            "message": message[:MESSAGE_CHARS],
             "source": {"component": "asynctask-operator"},
-            "reportingComponent": "asynctask.dev/operator", "reportingInstance": self.instance,
-            "firstTimestamp": now, "lastTimestamp": now, "count": 1,
+            "reportingComponent": "asynctask.dev/operator",
+            "reportingInstance": self.instance,
+            "firstTimestamp": now,
+            "lastTimestamp": now,
+            "count": 1,
         }
         try:
             await self.kube.create_event(ref.namespace, body)
         except Exception as exc:  # noqa: BLE001 - an Event is best effort
-            log.warning("could not record event %s for %s/%s: %s", reason, ref.namespace,
-                        ref.name, exc)
+            log.warning(
+                "could not record event %s for %s/%s: %s", reason, ref.namespace, ref.name, exc
+            )

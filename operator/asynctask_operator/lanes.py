@@ -58,8 +58,11 @@ class Lanes(Generic[T]):
                     await self._handle(key, batch)
                 except Exception:
                     # The handler settles what it can; what it could not is redelivered.
-                    log.exception("failed to handle %d message(s) of %s; unacked ones will "
-                                  "be redelivered", len(batch), key)
+                    log.exception(
+                        "failed to handle %d message(s) of %s; unacked ones will be redelivered",
+                        len(batch),
+                        key,
+                    )
         finally:
             del self._queues[key]
 

@@ -21,8 +21,12 @@ class JsonFormatter(logging.Formatter):
     kopf's per-object records carry the object's reference (``k8s_ref``); it is kept."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
-                                 "logger": record.name, "message": record.getMessage()}
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
         ref = getattr(record, "k8s_ref", None)
         if isinstance(ref, dict):
             entry["object"] = {k: ref[k] for k in ("namespace", "name") if k in ref}
@@ -36,8 +40,9 @@ def configure_logging(fmt: str, verbose: bool) -> None:
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
-    logging.basicConfig(level=logging.DEBUG if verbose else logging.INFO, handlers=[handler],
-                        force=True)
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
+    )
     logging.getLogger("pika").setLevel(logging.WARNING)
     logging.getLogger("kubernetes").setLevel(logging.WARNING)
     if not verbose:

@@ -32,45 +32,78 @@ from asynctask_operator.observers import Written
 from asynctask_operator.status import parse_phase, seconds_between
 from asynctask_worker.metrics import MetricsServer
 
-DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600,
-                    24 * 3600)
+DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
 
 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
-        self.published = Counter("asynctask_operator_tasks_published",
-                                 "Task messages handed to RabbitMQ (attempts).", ["queue"],
-                                 registry=r)
+        self.published = Counter(
+            "asynctask_operator_tasks_published",
+            "Task messages handed to RabbitMQ (attempts).",
+            ["queue"],
+            registry=r,
+        )
         self.publish_retries = Counter(
             "asynctask_operator_publish_retries",
             "Messages published again on a new connection because the old one was lost "
-            "before RabbitMQ confirmed them: each may be in its queue twice.", registry=r)
-        self.transitions = Counter("asynctask_operator_phase_transitions",
-                                   "Phases written to AsyncTask status.", ["queue", "phase"],
-                                   registry=r)
-        self.run_seconds = Histogram("asynctask_operator_task_run_seconds",
-                                     "From a worker's start to the terminal phase.",
-                                     ["queue", "phase"], buckets=DURATION_BUCKETS, registry=r)
-        self.wait_seconds = Histogram("asynctask_operator_task_wait_seconds",
-                                      "From queued to started by a worker.", ["queue"],
-                                      buckets=DURATION_BUCKETS, registry=r)
-        self.writes = Counter("asynctask_operator_status_writes",
-                              "Status writes (PATCH of the status subresource) by result.",
-                              ["result"], registry=r)
-        self.messages = Counter("asynctask_operator_status_messages",
-                                "Worker status messages by what became of them.", ["result"],
-                                registry=r)
-        self.dead_lettered = Counter("asynctask_operator_dead_lettered_tasks",
-                                     "Dead-lettered task messages that ended a task.", ["reason"],
-                                     registry=r)
-        self.webhooks = Counter("asynctask_operator_webhook_deliveries",
-                                "Webhook events delivered or given up.", ["outcome"],
-                                registry=r)
-        self.tracked = Gauge("asynctask_operator_tasks_tracked",
-                             "AsyncTasks the operator keeps in memory.", registry=r)
-        self.deadlines = Gauge("asynctask_operator_deadlines_pending",
-                               "Deadlines waiting in the scheduler.", registry=r)
+            "before RabbitMQ confirmed them: each may be in its queue twice.",
+            registry=r,
+        )
+        self.transitions = Counter(
+            "asynctask_operator_phase_transitions",
+            "Phases written to AsyncTask status.",
+            ["queue", "phase"],
+            registry=r,
+        )
+        self.run_seconds = Histogram(
+            "asynctask_operator_task_run_seconds",
+            "From a worker's start to the terminal phase.",
+            ["queue", "phase"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.wait_seconds = Histogram(
+            "asynctask_operator_task_wait_seconds",
+            "From queued to started by a worker.",
+            ["queue"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.writes = Counter(
+            "asynctask_operator_status_writes",
+            "Status writes (PATCH of the status subresource) by result.",
+            ["result"],
+            registry=r,
+        )
+        self.messages = Counter(
+            "asynctask_operator_status_messages",
+            "Worker status messages by what became of them.",
+            ["result"],
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "asynctask_operator_dead_lettered_tasks",
+            "Dead-lettered task messages that ended a task.",
+            ["reason"],
+            registry=r,
+        )
+        self.webhooks = Counter(
+            "asynctask_operator_webhook_deliveries",
+            "Webhook events delivered or given up.",
+            ["outcome"],
+            registry=r,
+        )
+        self.tracked = Gauge(
+            "asynctask_operator_tasks_tracked",
+            "AsyncTasks the operator keeps in memory.",
+            registry=r,
+        )
+        self.deadlines = Gauge(
+            "asynctask_operator_deadlines_pending",
+            "Deadlines waiting in the scheduler.",
+            registry=r,
+        )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:
         return MetricsServer(self, port, address)
@@ -87,8 +120,9 @@ class OperatorMetrics:
     def status_written(self, written: Written) -> None:
         """An observer of the status writer: one write, and the phase change if any."""
         self.writes.labels("ok").inc()
-        self.phase_written(written.spec.queue if written.spec else "", written.previous,
-                           written.status)
+        self.phase_written(
+            written.spec.queue if written.spec else "", written.previous, written.status
+        )
 
     def task_forgotten(self, uid: str) -> None:
         pass
@@ -96,8 +130,9 @@ class OperatorMetrics:
     def phase_written(self, queue: str, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Count a phase change and, from the status timestamps, how long things took."""
         phase = parse_phase(after.get("phase"))
-        if phase is None or (phase == before.get("phase") and after.get("attempts")
-                             == before.get("attempts")):
+        if phase is None or (
+            phase == before.get("phase") and after.get("attempts") == before.get("attempts")
+        ):
             return
         self.transitions.labels(queue, phase.value).inc()
         started, queued = after.get("startTime"), after.get("queuedTime")
@@ -108,4 +143,5 @@ class OperatorMetrics:
         begin = started or queued
         if phase.terminal and end and begin:
             self.run_seconds.labels(queue, phase.value).observe(
-                max(0.0, seconds_between(begin, end)))
+                max(0.0, seconds_between(begin, end))
+            )

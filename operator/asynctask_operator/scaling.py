@@ -44,8 +44,9 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 class DeploymentApi(Protocol):
     """The Deployment calls of :class:`kube.Kube` (both raise one of ``API_ERRORS``)."""
 
-    async def list_deployments(self, namespaces: Sequence[str | None],
-                               label_selector: str) -> list[Deployment]: ...
+    async def list_deployments(
+        self, namespaces: Sequence[str | None], label_selector: str
+    ) -> list[Deployment]: ...
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None: ...
 
@@ -57,7 +58,6 @@ class DepthSource:
     amqp_url: str
     management_url: str | None = None
     management_timeout_seconds: float = 2.0
-
 
 
 class Problems:
@@ -98,8 +98,9 @@ class DepthReader:
 
     def __init__(self, config: DepthSource, problems: Problems) -> None:
         # Problems reports an outage here (once), so the link's own outage log is not used.
-        self._link = _amqp.Link(_amqp.parameters(config.amqp_url, attempts=1, timeout=5),
-                                name="autoscaler", log=log)
+        self._link = _amqp.Link(
+            _amqp.parameters(config.amqp_url, attempts=1, timeout=5), name="autoscaler", log=log
+        )
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asynctask-scaling")
         self._channel: Any = None
         self.problems = problems
@@ -168,8 +169,11 @@ class DepthReader:
         try:
             results = await asyncio.gather(*(self._one(self._session, q) for q in queues))
         except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
-            self.problems.report("management", "cannot read in-flight counts from the "
-                                 f"management API ({_error(exc)}): scaling up only")
+            self.problems.report(
+                "management",
+                "cannot read in-flight counts from the "
+                f"management API ({_error(exc)}): scaling up only",
+            )
             return {}
         self.problems.clear("management", "reading in-flight counts from the management API")
         return dict(zip(queues, results, strict=True))
@@ -197,24 +201,35 @@ class ScaledDeployment:
 
 
 class Autoscaler:
-    def __init__(self, config: ScalingConfig, amqp_url: str, api: DeploymentApi,
-                 namespaces: Sequence[str] = ()) -> None:
+    def __init__(
+        self,
+        config: ScalingConfig,
+        amqp_url: str,
+        api: DeploymentApi,
+        namespaces: Sequence[str] = (),
+    ) -> None:
         self.config = config
         self.api = api
         self.namespaces = list(namespaces)  # kopf's patterns; none: cluster-wide
         self.deployments: dict[str, ScaledDeployment] = {}  # by namespace/name
         self.problems = Problems()
-        self.reader = DepthReader(DepthSource(amqp_url, config.management_url,
-                                              config.management_timeout_seconds),
-                                  self.problems)
+        self.reader = DepthReader(
+            DepthSource(amqp_url, config.management_url, config.management_timeout_seconds),
+            self.problems,
+        )
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> Autoscaler:
         if not self.reader.managed:
-            log.warning("ASYNCTASK_MANAGEMENT_URL is not set: queue depth counts ready "
-                        "messages only, so tasks in flight do not keep their workers")
-        log.info("autoscaling Deployments labelled %s=true in %s", LABEL,
-                 ", ".join(self.namespaces) or "all namespaces")
+            log.warning(
+                "ASYNCTASK_MANAGEMENT_URL is not set: queue depth counts ready "
+                "messages only, so tasks in flight do not keep their workers"
+            )
+        log.info(
+            "autoscaling Deployments labelled %s=true in %s",
+            LABEL,
+            ", ".join(self.namespaces) or "all namespaces",
+        )
         self._task = asyncio.create_task(self.run(), name="asynctask-autoscaler")
         return self
 
@@ -237,19 +252,24 @@ class Autoscaler:
                 await self.tick(started)
             except Exception:  # one bad round must not end autoscaling
                 log.exception("autoscaling round failed; trying again")
-            await asyncio.sleep(max(0.05, started + self.config.scale_interval_seconds
-                                    - time.monotonic()))
+            await asyncio.sleep(
+                max(0.05, started + self.config.scale_interval_seconds - time.monotonic())
+            )
 
     async def list_deployments(self) -> list[Deployment] | None:
         """One LIST; one per namespace if the operator names plain namespaces."""
         literal = all(_NAMESPACE.fullmatch(p) for p in self.namespaces)
-        namespaces: list[str | None] = (list(self.namespaces) if self.namespaces and literal
-                                        else [None])
+        namespaces: list[str | None] = (
+            list(self.namespaces) if self.namespaces and literal else [None]
+        )
         try:
             found = await self.api.list_deployments(namespaces, f"{LABEL}=true")
         except API_ERRORS as exc:
-            self.problems.report("list", f"cannot list worker Deployments ({_error(exc)}); "
-                                 "keeping the Deployments found before")
+            self.problems.report(
+                "list",
+                f"cannot list worker Deployments ({_error(exc)}); "
+                "keeping the Deployments found before",
+            )
             return None
         self.problems.clear("list", "listing worker Deployments again")
         return found
@@ -272,13 +292,22 @@ class Autoscaler:
             self.problems.clear(f"bad:{key}")
             scaled = self.deployments.get(key)
             if scaled is None or scaled.policy != policy:
-                log.info("autoscaling %s on %s: %d to %d replicas, %d message(s) per replica",
-                         key, ",".join(policy.queues), policy.min_replicas,
-                         policy.max_replicas, policy.target)
+                log.info(
+                    "autoscaling %s on %s: %d to %d replicas, %d message(s) per replica",
+                    key,
+                    ",".join(policy.queues),
+                    policy.min_replicas,
+                    policy.max_replicas,
+                    policy.target,
+                )
             if scaled is None:
                 self.deployments[key] = ScaledDeployment(
-                    namespace, name, policy, replicas,
-                    Stabiliser(self.config.scale_down_window_seconds, now, replicas))
+                    namespace,
+                    name,
+                    policy,
+                    replicas,
+                    Stabiliser(self.config.scale_down_window_seconds, now, replicas),
+                )
             else:
                 scaled.policy, scaled.replicas = policy, replicas
         for key in set(self.deployments) - listed:
@@ -289,14 +318,16 @@ class Autoscaler:
                 self.problems.clear(key)
 
     async def tick(self, now: float) -> None:
-        if queues := sorted({q for scaled in self.deployments.values()
-                             for q in scaled.policy.queues}):
+        if queues := sorted(
+            {q for scaled in self.deployments.values() for q in scaled.policy.queues}
+        ):
             depths = await self.reader.read(queues)
             for key, scaled in list(self.deployments.items()):
                 await self.decide(key, scaled, depths, now)
 
-    async def decide(self, key: str, scaled: ScaledDeployment, depths: Mapping[str, Depth | None],
-                     now: float) -> None:
+    async def decide(
+        self, key: str, scaled: ScaledDeployment, depths: Mapping[str, Depth | None], now: float
+    ) -> None:
         known = {q: d for q in scaled.policy.queues if (d := depths.get(q)) is not None}
         if len(known) < len(scaled.policy.queues):
             return  # depth unknown (the reader said why): leave the Deployment as it is
@@ -304,20 +335,39 @@ class Autoscaler:
         exact = not self.reader.managed or all(d.unacked is not None for d in known.values())
         desired = scaled.policy.desired(depth)
         decision = scaled.stabiliser.decide(now, desired, scaled.replicas, exact=exact)
-        detail = "; ".join(f"{q}: {d.ready} ready + {'?' if d.unacked is None else d.unacked} "
-                           "unacked" for q, d in known.items())
+        detail = "; ".join(
+            f"{q}: {d.ready} ready + {'?' if d.unacked is None else d.unacked} unacked"
+            for q, d in known.items()
+        )
         if decision is None:
             if desired < scaled.replicas and not scaled.holding:
-                log.info("%s: depth %d (%s) wants %d of its %d replicas; %s", key, depth, detail,
-                         desired, scaled.replicas, "holding until the scale-down window has "
-                         "passed" if exact else "holding: in-flight count unknown")
+                log.info(
+                    "%s: depth %d (%s) wants %d of its %d replicas; %s",
+                    key,
+                    depth,
+                    detail,
+                    desired,
+                    scaled.replicas,
+                    "holding until the scale-down window has passed"
+                    if exact
+                    else "holding: in-flight count unknown",
+                )
             scaled.holding = desired < scaled.replicas
             return
         replicas, reason = decision
         scaled.holding = False
-        log.info("scaling %s from %d to %d replicas: depth %d (%s), %d per replica, min %d, "
-                 "max %d; %s", key, scaled.replicas, replicas, depth, detail, scaled.policy.target,
-                 scaled.policy.min_replicas, scaled.policy.max_replicas, reason)
+        log.info(
+            "scaling %s from %d to %d replicas: depth %d (%s), %d per replica, min %d, max %d; %s",
+            key,
+            scaled.replicas,
+            replicas,
+            depth,
+            detail,
+            scaled.policy.target,
+            scaled.policy.min_replicas,
+            scaled.policy.max_replicas,
+            reason,
+        )
         if await self.scale(key, scaled, replicas):
             scaled.replicas = replicas
 
@@ -329,8 +379,10 @@ class Autoscaler:
                 log.info("%s is gone; no longer autoscaling it", key)
                 self.deployments.pop(key, None)
             else:
-                self.problems.report(f"scale:{key}", f"cannot scale {key} to {replicas} "
-                                     f"({_error(exc)}); trying again")
+                self.problems.report(
+                    f"scale:{key}",
+                    f"cannot scale {key} to {replicas} ({_error(exc)}); trying again",
+                )
             return False
         self.problems.clear(f"scale:{key}")
         return True

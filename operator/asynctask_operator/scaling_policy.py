@@ -50,8 +50,10 @@ def parse_policy(annotations: Mapping[str, str] | None) -> Policy:
     raw = annotations.get(QUEUES) or ""
     queues = tuple(dict.fromkeys(q.strip() for q in raw.split(",") if q.strip()))
     if not queues:
-        raise BadAnnotations(f"{QUEUES} is missing or empty: it must name the spec.queue "
-                             "values the workers serve, comma-separated")
+        raise BadAnnotations(
+            f"{QUEUES} is missing or empty: it must name the spec.queue "
+            "values the workers serve, comma-separated"
+        )
     invalid = [q for q in queues if len(q) > 63 or not _QUEUE_NAME.fullmatch(q)]
     if invalid:
         raise BadAnnotations(f"{QUEUES}: not a valid spec.queue name: {', '.join(invalid)}")
@@ -69,8 +71,9 @@ class Stabiliser:
         self.window = window
         self._wanted: deque[tuple[float, int]] = deque([(now, current)])
 
-    def decide(self, now: float, desired: int, current: int, *,
-               exact: bool = True) -> tuple[int, str] | None:
+    def decide(
+        self, now: float, desired: int, current: int, *, exact: bool = True
+    ) -> tuple[int, str] | None:
         """The count to set and why, or None. ``exact=False`` (in-flight unknown): up only."""
         self._wanted.append((now, desired if exact else max(desired, current)))
         while self._wanted[0][0] < now - self.window:
@@ -89,6 +92,7 @@ def in_scope(namespace: str, patterns: Sequence[str]) -> bool:
         globs = [g.strip() for g in pattern.split(",")]
         include = [g for g in globs if not g.startswith("!")] or ["*"]
         if any(fnmatch.fnmatchcase(namespace, g) for g in include) and not any(
-                fnmatch.fnmatchcase(namespace, g[1:]) for g in globs if g.startswith("!")):
+            fnmatch.fnmatchcase(namespace, g[1:]) for g in globs if g.startswith("!")
+        ):
             return True
     return not patterns

@@ -16,8 +16,19 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
 
-__all__ = ["GROUP", "KIND", "PLURAL", "VERSION", "BrokerConfig", "Config", "KubeConfig",
-           "LifecycleConfig", "MetricsConfig", "ScalingConfig", "WebhookConfig"]
+__all__ = [
+    "GROUP",
+    "KIND",
+    "PLURAL",
+    "VERSION",
+    "BrokerConfig",
+    "Config",
+    "KubeConfig",
+    "LifecycleConfig",
+    "MetricsConfig",
+    "ScalingConfig",
+    "WebhookConfig",
+]
 
 _ENV = "ASYNCTASK_"
 
@@ -27,9 +38,11 @@ class BrokerConfig(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
-    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F",
-                          description="RabbitMQ connection URL, or the URLs of a cluster's "
-                                      "nodes separated by commas (tried in turn).")
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="RabbitMQ connection URL, or the URLs of a cluster's "
+        "nodes separated by commas (tried in turn).",
+    )
     status_prefetch: int = Field(256, ge=1, description="Unacked status messages in flight.")
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
@@ -47,18 +60,29 @@ class LifecycleConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     progress_patch_interval_seconds: float = Field(
-        1.0, ge=0.1, description="At most one progress status patch per task per interval; "
-                                 "phase changes are written at once.")
+        1.0,
+        ge=0.1,
+        description="At most one progress status patch per task per interval; "
+        "phase changes are written at once.",
+    )
     events: Literal["all", "failures", "none"] = Field(
-        "failures", description="Which Kubernetes Events to record: every phase change (all: "
-                                "+1 API write each), what goes wrong or is done to a task "
-                                "(failures), or none.")
+        "failures",
+        description="Which Kubernetes Events to record: every phase change (all: "
+        "+1 API write each), what goes wrong or is done to a task "
+        "(failures), or none.",
+    )
     max_request_bytes: int = Field(
-        256 * 1024, ge=1024, description="Largest spec.request (as JSON) the operator queues; "
-                                         "larger ones end in Error, reason RequestTooLarge.")
+        256 * 1024,
+        ge=1024,
+        description="Largest spec.request (as JSON) the operator queues; "
+        "larger ones end in Error, reason RequestTooLarge.",
+    )
     cancel_confirm_seconds: float = Field(
-        45.0, gt=0, description="How long a worker has to confirm a cancellation (its grace "
-                                "period plus a margin) before the operator records Cancelled.")
+        45.0,
+        gt=0,
+        description="How long a worker has to confirm a cancellation (its grace "
+        "period plus a margin) before the operator records Cancelled.",
+    )
     retry_backoff_cap_seconds: float = Field(3600.0, gt=0)
 
 
@@ -66,7 +90,8 @@ class MetricsConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV + "METRICS_", extra="ignore")
 
     port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any).")
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any)."
+    )
     address: str = Field("0.0.0.0", description="Address the metrics server binds.")
 
 
@@ -76,19 +101,28 @@ class ScalingConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     autoscaling_enabled: bool = Field(
-        True, description="Scale the worker Deployments labelled asynctask.dev/autoscale=true "
-                          "on the depth of their queues.")
+        True,
+        description="Scale the worker Deployments labelled asynctask.dev/autoscale=true "
+        "on the depth of their queues.",
+    )
     management_url: str | None = Field(
-        None, description="RabbitMQ management API, http://user:password@<host>:15672: "
-                          "counts in-flight (unacked) tasks too. Unset: ready messages only.")
+        None,
+        description="RabbitMQ management API, http://user:password@<host>:15672: "
+        "counts in-flight (unacked) tasks too. Unset: ready messages only.",
+    )
     management_timeout_seconds: float = Field(2.0, gt=0, description="Per management request.")
     scale_interval_seconds: float = Field(
-        1.0, ge=0.2, description="How often queue depths are read and replicas decided.")
+        1.0, ge=0.2, description="How often queue depths are read and replicas decided."
+    )
     scale_down_window_seconds: float = Field(
-        120.0, ge=0, description="Scale down only to the highest replica count wanted over "
-                                 "this window; scale-ups are immediate.")
+        120.0,
+        ge=0,
+        description="Scale down only to the highest replica count wanted over "
+        "this window; scale-ups are immediate.",
+    )
     scale_discovery_interval_seconds: float = Field(
-        10.0, ge=1, description="How often the opted-in Deployments are listed (one LIST).")
+        10.0, ge=1, description="How often the opted-in Deployments are listed (one LIST)."
+    )
 
 
 class WebhookConfig(BaseSettings):
@@ -97,35 +131,57 @@ class WebhookConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV + "WEBHOOK_", extra="ignore")
 
     timeout_seconds: float = Field(
-        10.0, gt=0, le=300, description="Time limit of one delivery attempt, all included: "
-                                        "secret, DNS, connect, TLS, request, response headers.")
+        10.0,
+        gt=0,
+        le=300,
+        description="Time limit of one delivery attempt, all included: "
+        "secret, DNS, connect, TLS, request, response headers.",
+    )
     max_attempts: int = Field(
-        8, ge=1, le=100, description="Attempts per event before it is given up.")
+        8, ge=1, le=100, description="Attempts per event before it is given up."
+    )
     max_age_seconds: float = Field(
-        3600.0, gt=0, description="An event not delivered this long after it was queued is "
-                                  "given up (no further retry starts later than that).")
+        3600.0,
+        gt=0,
+        description="An event not delivered this long after it was queued is "
+        "given up (no further retry starts later than that).",
+    )
     backoff_base_seconds: float = Field(
-        1.0, gt=0, description="Wait before the first retry; doubled for each further retry, "
-                               "with jitter (each wait is 50-100% of the nominal one).")
+        1.0,
+        gt=0,
+        description="Wait before the first retry; doubled for each further retry, "
+        "with jitter (each wait is 50-100% of the nominal one).",
+    )
     backoff_max_seconds: float = Field(
-        300.0, gt=0, description="Longest wait between two attempts (also caps Retry-After).")
+        300.0, gt=0, description="Longest wait between two attempts (also caps Retry-After)."
+    )
     concurrency: int = Field(
-        8, ge=1, le=256, description="Deliveries in flight at once (one at most per task).")
+        8, ge=1, le=256, description="Deliveries in flight at once (one at most per task)."
+    )
     max_queued_events: int = Field(
-        10000, ge=1, description="Events waiting for delivery, all tasks together; beyond "
-                                 "that new events are dropped (and reported as not delivered).")
+        10000,
+        ge=1,
+        description="Events waiting for delivery, all tasks together; beyond "
+        "that new events are dropped (and reported as not delivered).",
+    )
     secret_cache_seconds: float = Field(
-        60.0, ge=0, description="How long a signing key read from a Secret is reused.")
+        60.0, ge=0, description="How long a signing key read from a Secret is reused."
+    )
     require_https: bool = Field(
-        False, description="Refuse http:// webhook URLs (deliveries fail without a request).")
+        False, description="Refuse http:// webhook URLs (deliveries fail without a request)."
+    )
     allowed_cidrs: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated networks (e.g. 10.20.0.0/16) that "
-                                          "webhooks may reach although they are private, "
-                                          "loopback or link-local. Empty: only public ones.")
+        default_factory=list,
+        description="Comma-separated networks (e.g. 10.20.0.0/16) that "
+        "webhooks may reach although they are private, "
+        "loopback or link-local. Empty: only public ones.",
+    )
     allowed_hosts: Annotated[list[str], NoDecode] = Field(
-        default_factory=list, description="Comma-separated host names (exact, or *.example.com "
-                                          "for subdomains) exempt from the cluster-internal name "
-                                          "rules and allowed to resolve to private addresses.")
+        default_factory=list,
+        description="Comma-separated host names (exact, or *.example.com "
+        "for subdomains) exempt from the cluster-internal name "
+        "rules and allowed to resolve to private addresses.",
+    )
 
     @field_validator("allowed_cidrs", "allowed_hosts", mode="before")
     @classmethod

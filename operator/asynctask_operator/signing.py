@@ -40,12 +40,20 @@ def sign(secret: bytes | str, timestamp: int | str, body: bytes) -> str:
 def signature_headers(secret: bytes | str, body: bytes, now: float | None = None) -> dict[str, str]:
     """The timestamp and signature headers for one delivery attempt of ``body``."""
     timestamp = str(int(time.time() if now is None else now))
-    return {TIMESTAMP_HEADER: timestamp,
-            SIGNATURE_HEADER: f"{SCHEME}={sign(secret, timestamp, body)}"}
+    return {
+        TIMESTAMP_HEADER: timestamp,
+        SIGNATURE_HEADER: f"{SCHEME}={sign(secret, timestamp, body)}",
+    }
 
 
-def verify_signature(secret: bytes | str, timestamp: str, body: bytes, header: str,
-                     tolerance: float = DEFAULT_TOLERANCE, now: float | None = None) -> bool:
+def verify_signature(
+    secret: bytes | str,
+    timestamp: str,
+    body: bytes,
+    header: str,
+    tolerance: float = DEFAULT_TOLERANCE,
+    now: float | None = None,
+) -> bool:
     """Whether ``header`` (the ``X-AsyncTask-Signature`` value) signs ``body`` as sent at
     ``timestamp`` (the ``X-AsyncTask-Timestamp`` value) under ``secret``.
 

@@ -19,8 +19,9 @@ URL_PATTERN = r"^https?://[^\s/?#@]+([/?][^\s#]*)?$"
 class SecretKeyRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
-    name: Annotated[str, Field(min_length=1, max_length=253,
-                               pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    name: Annotated[
+        str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    ]
     key: Annotated[str, Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")]
 
 
@@ -46,18 +47,20 @@ class WebhookSpec(BaseModel):
 class AsyncTaskSpec(BaseModel):
     model_config = ConfigDict(extra="ignore", populate_by_name=True, frozen=True)
 
-    queue: Annotated[str, Field(min_length=1, max_length=63,
-                                pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    queue: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    ]
     request: Any = None
     timeout_seconds: Annotated[int | None, Field(alias="timeoutSeconds", ge=1, le=604800)] = None
-    queue_timeout_seconds: Annotated[int | None, Field(alias="queueTimeoutSeconds", ge=1,
-                                                       le=604800)] = None
+    queue_timeout_seconds: Annotated[
+        int | None, Field(alias="queueTimeoutSeconds", ge=1, le=604800)
+    ] = None
     retries: Annotated[int, Field(ge=0, le=10)] = 0
-    retry_backoff_seconds: Annotated[int, Field(alias="retryBackoffSeconds", ge=1,
-                                                le=3600)] = 5
+    retry_backoff_seconds: Annotated[int, Field(alias="retryBackoffSeconds", ge=1, le=3600)] = 5
     cancel: bool = False
-    ttl_seconds_after_finished: Annotated[int | None, Field(
-        alias="ttlSecondsAfterFinished", ge=0, le=31536000)] = None
+    ttl_seconds_after_finished: Annotated[
+        int | None, Field(alias="ttlSecondsAfterFinished", ge=0, le=31536000)
+    ] = None
     webhook: WebhookSpec | None = None
 
     def retry_delay(self, retry: int, cap: float = 3600.0) -> float:

@@ -44,15 +44,15 @@ IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 #: ``(host, port) -> addresses``: how names are resolved (injectable for tests).
 Resolve = Callable[[str, int], Awaitable[list[str]]]
 
-INTERNAL_SUFFIXES = (".svc", ".cluster.local", ".local", ".internal", ".localhost",
-                     ".home.arpa")
+INTERNAL_SUFFIXES = (".svc", ".cluster.local", ".local", ".internal", ".localhost", ".home.arpa")
 #: Kinds of address a host allow-list entry may reach (the rest need a CIDR allow-list).
 HOST_LIFTS = frozenset({"private", "shared", "non-global"})
 #: HTTP statuses worth retrying (and 5xx); any other non-2xx status, redirects included, is final.
 RETRY_STATUSES = frozenset({408, 409, 425, 429})
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-_METADATA = frozenset({ipaddress.ip_address("169.254.169.254"),
-                       ipaddress.ip_address("fd00:ec2::254")})
+_METADATA = frozenset(
+    {ipaddress.ip_address("169.254.169.254"), ipaddress.ip_address("fd00:ec2::254")}
+)
 
 
 class UnsafeTarget(Exception):
@@ -128,8 +128,10 @@ class TargetPolicy:
 
     @classmethod
     def of(cls, cidrs: Iterable[str] = (), hosts: Iterable[str] = ()) -> TargetPolicy:
-        return cls(tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs),
-                   tuple(normalise_host(h) for h in hosts))
+        return cls(
+            tuple(ipaddress.ip_network(c.strip(), strict=False) for c in cidrs),
+            tuple(normalise_host(h) for h in hosts),
+        )
 
     def host_allowed(self, host: str) -> bool:
         host = normalise_host(host)
@@ -145,8 +147,12 @@ class TargetPolicy:
         inner = embedded_ipv4(ip)
         if inner is not None:
             candidates.append(inner)
-        return any(c in net for c in candidates for net in self.allowed_networks
-                   if c.version == net.version)
+        return any(
+            c in net
+            for c in candidates
+            for net in self.allowed_networks
+            if c.version == net.version
+        )
 
     def check_address(self, ip: IPAddress, *, trusted_host: bool = False) -> None:
         """Raise :class:`UnsafeTarget` unless ``ip`` may be connected to."""
@@ -175,12 +181,18 @@ class Target:
 
 async def system_resolve(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(
-        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP
+    )
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-async def resolve_target(host: str, port: int, policy: TargetPolicy,
-                         resolve: Resolve = system_resolve, time_limit: float = 5.0) -> Target:
+async def resolve_target(
+    host: str,
+    port: int,
+    policy: TargetPolicy,
+    resolve: Resolve = system_resolve,
+    time_limit: float = 5.0,
+) -> Target:
     """Check ``host`` and every address it resolves to; raise :class:`UnsafeTarget` (refused)
     or :class:`ResolutionFailed` (no answer within ``time_limit``, or none at all)."""
     host = normalise_host(host)
@@ -204,8 +216,7 @@ async def resolve_target(host: str, port: int, policy: TargetPolicy,
     for address in addresses:
         ip = parse_ip(address.split("%", 1)[0])
         if ip is None:
-            raise UnsafeTarget(f"{host} resolved to something that is not an address: "
-                               f"{address!r}")
+            raise UnsafeTarget(f"{host} resolved to something that is not an address: {address!r}")
         try:
             policy.check_address(ip, trusted_host=trusted)
         except UnsafeTarget as exc:
@@ -219,14 +230,22 @@ class PinnedResolver(AbstractResolver):
     def __init__(self, target: Target) -> None:
         self.target = target
 
-    async def resolve(self, host: str, port: int = 0,
-                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+    async def resolve(
+        self, host: str, port: int = 0, family: socket.AddressFamily = socket.AF_INET
+    ) -> list[ResolveResult]:
         if normalise_host(host) != self.target.host:
             raise OSError(f"refusing to resolve {host!r}: only {self.target.host!r} was checked")
-        return [ResolveResult(hostname=host, host=address, port=port or self.target.port,
-                              family=socket.AF_INET6 if ":" in address else socket.AF_INET,
-                              proto=0, flags=socket.AI_NUMERICHOST)
-                for address in self.target.addresses]
+        return [
+            ResolveResult(
+                hostname=host,
+                host=address,
+                port=port or self.target.port,
+                family=socket.AF_INET6 if ":" in address else socket.AF_INET,
+                proto=0,
+                flags=socket.AI_NUMERICHOST,
+            )
+            for address in self.target.addresses
+        ]
 
     async def close(self) -> None:
         return None
@@ -235,8 +254,14 @@ class PinnedResolver(AbstractResolver):
 class WebhookError(Exception):
     """The request was not accepted: refused before sending, or a non-2xx response."""
 
-    def __init__(self, message: str, *, retryable: bool = True, status: int | None = None,
-                 retry_after: float | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool = True,
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         super().__init__(message)
         self.retryable = retryable
         self.status = status
@@ -264,9 +289,16 @@ def redact(url: URL) -> str:
     return str(url.with_query(None).with_fragment(None))
 
 
-async def post(url: str, body: bytes, headers: Mapping[str, str], policy: TargetPolicy, *,
-               resolve: Resolve = system_resolve, time_limit: float = 10.0,
-               require_https: bool = False) -> int:
+async def post(
+    url: str,
+    body: bytes,
+    headers: Mapping[str, str],
+    policy: TargetPolicy,
+    *,
+    resolve: Resolve = system_resolve,
+    time_limit: float = 10.0,
+    require_https: bool = False,
+) -> int:
     """POST ``body`` to a checked, pinned target; return the (2xx) status.
 
     No redirects are followed, no proxy is taken from the environment, and the whole
@@ -279,21 +311,31 @@ async def post(url: str, body: bytes, headers: Mapping[str, str], policy: Target
         allowed = "https://" if require_https else "http:// and https://"
         raise WebhookError(f"refused: only {allowed} URLs are allowed", retryable=False)
     async with asyncio.timeout(time_limit):
-        target = await resolve_target(parsed.raw_host or "", parsed.port or 0, policy,
-                                      resolve, time_limit)
-        connector = aiohttp.TCPConnector(resolver=PinnedResolver(target),
-                                         use_dns_cache=False, force_close=True)
-        async with aiohttp.ClientSession(
-                connector=connector, trust_env=False,
-                timeout=aiohttp.ClientTimeout(total=time_limit)) as session, \
-                session.post(parsed, data=body, headers=dict(headers),
-                             allow_redirects=False) as response:
+        target = await resolve_target(
+            parsed.raw_host or "", parsed.port or 0, policy, resolve, time_limit
+        )
+        connector = aiohttp.TCPConnector(
+            resolver=PinnedResolver(target), use_dns_cache=False, force_close=True
+        )
+        async with (
+            aiohttp.ClientSession(
+                connector=connector,
+                trust_env=False,
+                timeout=aiohttp.ClientTimeout(total=time_limit),
+            ) as session,
+            session.post(
+                parsed, data=body, headers=dict(headers), allow_redirects=False
+            ) as response,
+        ):
             if 200 <= response.status < 300:
                 return response.status
             detail = (await response.content.read(200)).decode(errors="replace").strip()
     error = f"HTTP {response.status} from {redact(parsed)}" + (f": {detail}" if detail else "")
     if 300 <= response.status < 400:
         error += " (redirects are not followed)"
-    raise WebhookError(error, status=response.status,
-                        retryable=response.status >= 500 or response.status in RETRY_STATUSES,
-                        retry_after=retry_after_seconds(response.headers.get("Retry-After")))
+    raise WebhookError(
+        error,
+        status=response.status,
+        retryable=response.status >= 500 or response.status in RETRY_STATUSES,
+        retry_after=retry_after_seconds(response.headers.get("Retry-After")),
+    )

@@ -28,9 +28,9 @@ STALLED_PHASES = frozenset({Phase.FAILED, Phase.ERROR, Phase.TIMED_OUT, Phase.CA
 class Change(enum.Enum):
     """What a worker message means for the stored status."""
 
-    IGNORE = "ignore"      # stale, duplicate, or the task is already finished
+    IGNORE = "ignore"  # stale, duplicate, or the task is already finished
     PROGRESS = "progress"  # same phase, newer progress/message: may be coalesced
-    PHASE = "phase"        # a phase change (or a new attempt): written at once
+    PHASE = "phase"  # a phase change (or a new attempt): written at once
 
 
 #: How the operator writes times: RFC 3339 in UTC, whole seconds.
@@ -126,8 +126,9 @@ def classify(status: dict[str, Any], msg: StatusMessage, last_seq: int | None = 
     return Change.PROGRESS
 
 
-def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
-          generation: int | None) -> dict[str, Any]:
+def apply(
+    status: dict[str, Any], msg: StatusMessage, now: datetime, generation: int | None
+) -> dict[str, Any]:
     """The new status after ``msg`` (call only when :func:`classify` said it changes)."""
     new = dict(status)
     if msg.attempt > int(status.get("attempts") or 0):
@@ -154,48 +155,72 @@ def apply(status: dict[str, Any], msg: StatusMessage, now: datetime,
     return finish(new, now, generation)
 
 
-def pending(status: dict[str, Any], message_id: str, now: datetime,
-            generation: int | None) -> dict[str, Any]:
+def pending(
+    status: dict[str, Any], message_id: str, now: datetime, generation: int | None
+) -> dict[str, Any]:
     """The status once the task was handed to the broker (never downgrades a later phase)."""
     new = dict(status)
     new.setdefault("queuedTime", precise_time(now))
     new["messageId"] = message_id
     if phase_of(status) is None:
-        new.update(phase=Phase.PENDING.value, progress=0, attempts=0,
-                   message="Waiting for a worker")
+        new.update(
+            phase=Phase.PENDING.value, progress=0, attempts=0, message="Waiting for a worker"
+        )
     return finish(new, now, generation)
 
 
-def end(status: dict[str, Any], phase: Phase, reason: str, message: str, now: datetime,
-        generation: int | None) -> dict[str, Any]:
+def end(
+    status: dict[str, Any],
+    phase: Phase,
+    reason: str,
+    message: str,
+    now: datetime,
+    generation: int | None,
+) -> dict[str, Any]:
     """End the task for a reason of the operator's own: an invalid spec, a deadline, a
     cancellation, a dead-lettered message. A task already finished stays as it is."""
     assert phase.terminal
     if (phase_of(status) or Phase.PENDING).terminal:
         return status
-    new = dict(status, phase=phase.value, message=message[:MESSAGE_CHARS],
-               error={"reason": reason, "message": message[:ERROR_CHARS]},
-               completionTime=precise_time(now))
+    new = dict(
+        status,
+        phase=phase.value,
+        message=message[:MESSAGE_CHARS],
+        error={"reason": reason, "message": message[:ERROR_CHARS]},
+        completionTime=precise_time(now),
+    )
     for key in ("nextAttempt", "nextAttemptTime"):
         new.pop(key, None)
     return finish(new, now, generation)
 
 
-def retrying(status: dict[str, Any], msg: StatusMessage, retry_at: datetime, retries: int,
-             now: datetime, generation: int | None) -> dict[str, Any]:
+def retrying(
+    status: dict[str, Any],
+    msg: StatusMessage,
+    retry_at: datetime,
+    retries: int,
+    now: datetime,
+    generation: int | None,
+) -> dict[str, Any]:
     """Attempt ``msg.attempt`` ended in Error and a retry is left: back to Pending until
     ``retry_at``; the error is kept as ``lastError``. Not a terminal phase."""
     new = dict(status)
-    new.update(phase=Phase.PENDING.value, attempts=max(msg.attempt, int(status.get("attempts")
-                                                                       or 0)),
-               nextAttempt=msg.attempt + 1, nextAttemptTime=precise_time(retry_at), progress=0)
+    new.update(
+        phase=Phase.PENDING.value,
+        attempts=max(msg.attempt, int(status.get("attempts") or 0)),
+        nextAttempt=msg.attempt + 1,
+        nextAttemptTime=precise_time(retry_at),
+        progress=0,
+    )
     if msg.worker:
         new["worker"] = msg.worker
     reason = msg.error.reason if msg.error else "Error"
     if msg.error is not None:
         new["lastError"] = msg.error.model_dump(exclude_none=True)
-    new["message"] = (f"attempt {msg.attempt} ended in Error ({reason}); retry "
-                      f"{msg.attempt} of {retries} at {rfc3339(retry_at)}")
+    new["message"] = (
+        f"attempt {msg.attempt} ended in Error ({reason}); retry "
+        f"{msg.attempt} of {retries} at {rfc3339(retry_at)}"
+    )
     return finish(new, now, generation)
 
 
@@ -215,8 +240,9 @@ def finish(status: dict[str, Any], now: datetime, generation: int | None) -> dic
     return status
 
 
-def conditions(status: dict[str, Any], now: datetime,
-               generation: int | None) -> list[dict[str, Any]]:
+def conditions(
+    status: dict[str, Any], now: datetime, generation: int | None
+) -> list[dict[str, Any]]:
     phase = phase_of(status) or Phase.PENDING
     reason = phase.value
     message = str(status.get("message") or phase.value)[:MESSAGE_CHARS]
@@ -231,10 +257,16 @@ def conditions(status: dict[str, Any], now: datetime,
     for ctype in CONDITION_TYPES:
         value = "True" if wanted[ctype] else "False"
         previous = old.get(ctype) or {}
-        since = (previous.get("lastTransitionTime") if previous.get("status") == value
-                 else None) or rfc3339(now)
-        cond: dict[str, Any] = {"type": ctype, "status": value, "reason": reason,
-                                "message": message, "lastTransitionTime": since}
+        since = (
+            previous.get("lastTransitionTime") if previous.get("status") == value else None
+        ) or rfc3339(now)
+        cond: dict[str, Any] = {
+            "type": ctype,
+            "status": value,
+            "reason": reason,
+            "message": message,
+            "lastTransitionTime": since,
+        }
         if generation is not None:
             cond["observedGeneration"] = generation
         out.append(cond)

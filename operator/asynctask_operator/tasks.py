@@ -44,8 +44,9 @@ def parse_spec(raw: Any) -> tuple[AsyncTaskSpec | None, str]:
     try:
         return AsyncTaskSpec.model_validate(raw or {}), ""
     except ValidationError as exc:
-        return None, "; ".join(f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-                               for e in exc.errors())
+        return None, "; ".join(
+            f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
+        )
 
 
 #: What a finished task's status keeps in memory of its result and error: nothing of the
@@ -68,7 +69,8 @@ def compact(task: TaskState) -> None:
         return
     error = task.status.get("error")
     if any(key in task.status for key in _DROPPED) or (
-            isinstance(error, dict) and "traceback" in error):
+        isinstance(error, dict) and "traceback" in error
+    ):
         kept = {k: v for k, v in task.status.items() if k not in _DROPPED}
         if isinstance(error, dict):
             kept["error"] = {k: v for k, v in error.items() if k != "traceback"}
@@ -102,7 +104,9 @@ class TaskTable:
         if task is None:
             task = self._tasks[uid] = TaskState(
                 TaskRef(uid=uid, namespace=meta["namespace"], name=meta["name"]),
-                meta.get("generation"), seen)
+                meta.get("generation"),
+                seen,
+            )
         elif st.order(seen) > st.order(task.status):
             task.status = seen  # e.g. written by a previous operator instance
         task.generation = meta.get("generation", task.generation)

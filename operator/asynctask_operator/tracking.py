@@ -50,9 +50,16 @@ async def stop_work(broker: TaskBroker, ref: TaskRef, action: StopAction, reason
 
 
 class Tracker:
-    def __init__(self, config: LifecycleConfig, table: TaskTable, writer: StatusWriter,
-                 api: TaskApi, broker: TaskBroker, timers: Deadlines,
-                 metrics: OperatorMetrics) -> None:
+    def __init__(
+        self,
+        config: LifecycleConfig,
+        table: TaskTable,
+        writer: StatusWriter,
+        api: TaskApi,
+        broker: TaskBroker,
+        timers: Deadlines,
+        metrics: OperatorMetrics,
+    ) -> None:
         self.config = config
         self.table = table
         self.writer = writer
@@ -95,32 +102,53 @@ class Tracker:
         depth = json_depth(spec.request)
         if depth > MAX_REQUEST_DEPTH:
             # Checked first: the wire's JSON parser (and json.dumps below) would fail on it.
-            await self.writer.end(task, Phase.ERROR, "RequestTooDeep",
-                                  f"spec.request nests {depth} levels deep; the limit is "
-                                  f"{MAX_REQUEST_DEPTH}. Flatten it, or pass it by reference "
-                                  "(e.g. a URL).")
+            await self.writer.end(
+                task,
+                Phase.ERROR,
+                "RequestTooDeep",
+                f"spec.request nests {depth} levels deep; the limit is "
+                f"{MAX_REQUEST_DEPTH}. Flatten it, or pass it by reference "
+                "(e.g. a URL).",
+            )
             return
         size = len(json.dumps(spec.request, separators=(",", ":")))
         limit = self.config.max_request_bytes
         if size > limit:
-            await self.writer.end(task, Phase.ERROR, "RequestTooLarge",
-                                  f"spec.request is {size} bytes as JSON; the limit is {limit}. "
-                                  "Pass large inputs by reference (e.g. a URL).")
+            await self.writer.end(
+                task,
+                Phase.ERROR,
+                "RequestTooLarge",
+                f"spec.request is {size} bytes as JSON; the limit is {limit}. "
+                "Pass large inputs by reference (e.g. a URL).",
+            )
             return
         await self.publish(task, spec, attempt=1)
         task.submitted = True
-        await self.writer.write(task, st.pending(task.status, task_message_id(task.ref.uid, 1),
-                                                 utcnow(), task.generation))
+        await self.writer.write(
+            task,
+            st.pending(task.status, task_message_id(task.ref.uid, 1), utcnow(), task.generation),
+        )
 
     async def publish(self, task: TaskState, spec: AsyncTaskSpec, attempt: int) -> None:
         # Publish first, then record: a crash in between re-publishes the same message id
         # on restart (at-least-once); the reverse order could lose the task.
-        await self.broker.publish_task(TaskMessage(
-            task=task.ref, queue=spec.queue, request=spec.request, attempt=attempt,
-            timeout_seconds=spec.timeout_seconds))
+        await self.broker.publish_task(
+            TaskMessage(
+                task=task.ref,
+                queue=spec.queue,
+                request=spec.request,
+                attempt=attempt,
+                timeout_seconds=spec.timeout_seconds,
+            )
+        )
         self.metrics.published.labels(spec.queue).inc()
-        log.info("queued %s/%s on %s (attempt %d)", task.ref.namespace, task.ref.name,
-                 spec.queue, attempt)
+        log.info(
+            "queued %s/%s on %s (attempt %d)",
+            task.ref.namespace,
+            task.ref.name,
+            spec.queue,
+            attempt,
+        )
 
     async def _cancel(self, task: TaskState, reason: str, message: str) -> None:
         phase = st.phase_of(task.status)
@@ -128,11 +156,13 @@ class Tracker:
             await stop_work(self.broker, task.ref, "cancel", reason)
         task.cancel_sent = True
         if phase is None or phase is Phase.PENDING:
-            await self.writer.end(task, Phase.CANCELLED, reason,
-                                  f"{message} before a worker started it")
+            await self.writer.end(
+                task, Phase.CANCELLED, reason, f"{message} before a worker started it"
+            )
         elif self.timers.due(task.ref.uid, Kind.CANCEL_CONFIRM) is None:
-            self.timers.set(task.ref.uid, Kind.CANCEL_CONFIRM,
-                            time.time() + self.config.cancel_confirm_seconds)
+            self.timers.set(
+                task.ref.uid, Kind.CANCEL_CONFIRM, time.time() + self.config.cancel_confirm_seconds
+            )
 
     # deadlines -----------------------------------------------------------------------
 
@@ -147,37 +177,54 @@ class Tracker:
                 return
             if kind is Kind.TTL and phase.terminal:
                 await self._expire(task)
-            elif kind is Kind.QUEUE_TIMEOUT and phase is Phase.PENDING \
-                    and not task.status.get("nextAttempt"):
+            elif (
+                kind is Kind.QUEUE_TIMEOUT
+                and phase is Phase.PENDING
+                and not task.status.get("nextAttempt")
+            ):
                 await stop_work(self.broker, task.ref, "cancel", "QueueTimeout")
-                await self.writer.end(task, Phase.TIMED_OUT, "QueueTimeout",
-                                      "no worker started the task within "
-                                      f"spec.queueTimeoutSeconds ({spec.queue_timeout_seconds}s)"
-                                      "; it will not run")
+                await self.writer.end(
+                    task,
+                    Phase.TIMED_OUT,
+                    "QueueTimeout",
+                    "no worker started the task within "
+                    f"spec.queueTimeoutSeconds ({spec.queue_timeout_seconds}s)"
+                    "; it will not run",
+                )
             elif kind is Kind.RUN_TIMEOUT and phase is Phase.PROCESSING:
                 await stop_work(self.broker, task.ref, "timeout", "TimedOut")
-                await self.writer.end(task, Phase.TIMED_OUT, "DeadlineExceeded",
-                                      f"the task ran longer than spec.timeoutSeconds "
-                                      f"({spec.timeout_seconds}s); the worker was told to stop")
+                await self.writer.end(
+                    task,
+                    Phase.TIMED_OUT,
+                    "DeadlineExceeded",
+                    f"the task ran longer than spec.timeoutSeconds "
+                    f"({spec.timeout_seconds}s); the worker was told to stop",
+                )
             elif kind is Kind.RETRY and phase is Phase.PENDING and task.status.get("nextAttempt"):
                 await self.publish(task, spec, int(task.status["nextAttempt"]))
             elif kind is Kind.CANCEL_CONFIRM and phase is Phase.PROCESSING:
-                await self.writer.end(task, Phase.CANCELLED, "CancelRequested",
-                                      "cancelled; the worker did not confirm it stopped within "
-                                      f"{self.config.cancel_confirm_seconds:.0f}s")
+                await self.writer.end(
+                    task,
+                    Phase.CANCELLED,
+                    "CancelRequested",
+                    "cancelled; the worker did not confirm it stopped within "
+                    f"{self.config.cancel_confirm_seconds:.0f}s",
+                )
 
     async def _expire(self, task: TaskState) -> None:
         try:
             await self.api.delete(task.ref.namespace, task.ref.name, task.ref.uid)
-            log.info("deleted %s/%s: ttlSecondsAfterFinished passed", task.ref.namespace,
-                     task.ref.name)
+            log.info(
+                "deleted %s/%s: ttlSecondsAfterFinished passed", task.ref.namespace, task.ref.name
+            )
         except Gone:
             pass
 
     # webhook outcomes ------------------------------------------------------------------
 
-    async def consume_outcomes(self, outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
-                               ) -> None:
+    async def consume_outcomes(
+        self, outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
+    ) -> None:
         """Take the webhook dispatcher's outcomes, in order, until cancelled."""
         while True:
             ref, outcome = await outcomes.get()
@@ -196,13 +243,20 @@ class Tracker:
         task.webhook_outcome = outcome
         self.metrics.webhooks.labels("delivered" if outcome["delivered"] else "failed").inc()
         phase = st.phase_of(task.status)
-        if phase is not None and phase.terminal and outcome["lastEventId"].endswith(
-                "." + phase.value.lower()):
-            self._outcome_writes.spawn(self._record_outcome(task),
-                                       name=f"webhook-outcome-{ref.uid}")
+        if (
+            phase is not None
+            and phase.terminal
+            and outcome["lastEventId"].endswith("." + phase.value.lower())
+        ):
+            self._outcome_writes.spawn(
+                self._record_outcome(task), name=f"webhook-outcome-{ref.uid}"
+            )
 
     async def _record_outcome(self, task: TaskState) -> None:
         async with task.lock:
-            if (task.webhook_outcome is not None and self.table.holds(task)
-                    and task.webhook_outcome != task.status.get("webhook")):
+            if (
+                task.webhook_outcome is not None
+                and self.table.holds(task)
+                and task.webhook_outcome != task.status.get("webhook")
+            ):
                 await self.writer.write(task, dict(task.status))

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from asynctask_operator.settings import WebhookConfig
 
 
-def backoff_delay(retry: int, base: float, cap: float,
-                  rand: Callable[[], float] = random.random) -> float:
+def backoff_delay(
+    retry: int, base: float, cap: float, rand: Callable[[], float] = random.random
+) -> float:
     """The wait before retry number ``retry`` (1 after the first failed attempt): the nominal
     ``min(cap, base * 2**(retry-1))``, jittered to between 50% and 100% of it."""
     nominal = min(cap, base * 2.0 ** min(retry - 1, 64))
@@ -31,14 +32,18 @@ class Failure:
     retry_after: float | None = None  # seconds, from the receiver's Retry-After
 
 
-def next_try(failure: Failure, attempts: int, age: float, config: WebhookConfig,
-             rand: Callable[[], float] = random.random) -> tuple[float | None, str]:
+def next_try(
+    failure: Failure,
+    attempts: int,
+    age: float,
+    config: WebhookConfig,
+    rand: Callable[[], float] = random.random,
+) -> tuple[float | None, str]:
     """After ``attempts`` attempts over ``age`` seconds: the wait before the next attempt
     (None: the event is given up) and the error to report."""
     if not failure.retryable:
         return None, failure.error
-    delay = backoff_delay(attempts, config.backoff_base_seconds, config.backoff_max_seconds,
-                          rand)
+    delay = backoff_delay(attempts, config.backoff_base_seconds, config.backoff_max_seconds, rand)
     if failure.retry_after is not None:
         delay = max(delay, min(failure.retry_after, config.backoff_max_seconds))
     if attempts >= config.max_attempts:

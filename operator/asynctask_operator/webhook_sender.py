@@ -33,15 +33,20 @@ ATTEMPT_HEADER = "X-AsyncTask-Delivery-Attempt"
 
 
 class WebhookSender:
-    def __init__(self, config: WebhookConfig, load_secret: SecretLoader | None = None,
-                 resolve: Resolve = system_resolve) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        load_secret: SecretLoader | None = None,
+        resolve: Resolve = system_resolve,
+    ) -> None:
         self.config = config
         self.policy = TargetPolicy.of(config.allowed_cidrs, config.allowed_hosts)
         self.secrets = SecretCache(load_secret, config.secret_cache_seconds)
         self._resolve = resolve
 
-    async def attempt(self, ref: TaskRef, webhook: WebhookSpec, body: bytes,
-                      attempt: int) -> Failure | None:
+    async def attempt(
+        self, ref: TaskRef, webhook: WebhookSpec, body: bytes, attempt: int
+    ) -> Failure | None:
         """One attempt, within the time limit: None if it succeeded, else what went wrong."""
         limit = self.config.timeout_seconds
         try:
@@ -57,10 +62,12 @@ class WebhookSender:
             return Failure(f"{type(exc).__name__}: {exc}", retryable=True)
         return None
 
-    async def _send(self, ref: TaskRef, webhook: WebhookSpec, body: bytes,
-                    attempt: int) -> None:
-        headers = {"Content-Type": CONTENT_TYPE, "User-Agent": USER_AGENT,
-                   ATTEMPT_HEADER: str(attempt)}
+    async def _send(self, ref: TaskRef, webhook: WebhookSpec, body: bytes, attempt: int) -> None:
+        headers = {
+            "Content-Type": CONTENT_TYPE,
+            "User-Agent": USER_AGENT,
+            ATTEMPT_HEADER: str(attempt),
+        }
         secret = webhook.secret_ref
         if secret is not None:
             key = await self.secrets.get(ref.namespace, secret)
@@ -68,9 +75,15 @@ class WebhookSender:
         else:
             headers[signing.TIMESTAMP_HEADER] = str(int(time.time()))
         try:
-            await post(webhook.url, body, headers, self.policy, resolve=self._resolve,
-                       time_limit=self.config.timeout_seconds,
-                       require_https=self.config.require_https)
+            await post(
+                webhook.url,
+                body,
+                headers,
+                self.policy,
+                resolve=self._resolve,
+                time_limit=self.config.timeout_seconds,
+                require_https=self.config.require_https,
+            )
         except WebhookError as exc:
             if exc.status in (401, 403) and secret is not None:  # the key may have changed
                 self.secrets.drop(ref.namespace, secret)

@@ -41,6 +41,7 @@ from asynctask_worker.messages import Phase, TaskRef
 
 log = logging.getLogger("asynctask.operator.webhooks")
 
+
 class WebhookOutcome(TypedDict):
     """What ``status.webhook`` should say after an event was delivered or given up."""
 
@@ -78,10 +79,15 @@ class _Lane:  # one task's events: delivered one at a time, in order
 
 
 class WebhookDispatcher:
-    def __init__(self, config: WebhookConfig, load_secret: SecretLoader | None = None,
-                 on_outcome: OutcomeCallback | None = None, *,
-                 resolve: Resolve = system_resolve,
-                 rand: Callable[[], float] = random.random) -> None:
+    def __init__(
+        self,
+        config: WebhookConfig,
+        load_secret: SecretLoader | None = None,
+        on_outcome: OutcomeCallback | None = None,
+        *,
+        resolve: Resolve = system_resolve,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
         self.config = config
         self.sender = WebhookSender(config, load_secret, resolve)
         self._on_outcome = on_outcome
@@ -102,8 +108,10 @@ class WebhookDispatcher:
         """Start the delivery workers (``notify`` does it on first use)."""
         if not self._workers:
             loop = asyncio.get_running_loop()
-            self._workers = [loop.create_task(self._work(), name=f"asynctask-webhook-{i}")
-                             for i in range(self.config.concurrency)]
+            self._workers = [
+                loop.create_task(self._work(), name=f"asynctask-webhook-{i}")
+                for i in range(self.config.concurrency)
+            ]
 
     async def close(self) -> None:
         """Stop delivering; events still queued are dropped."""
@@ -129,8 +137,13 @@ class WebhookDispatcher:
     def task_forgotten(self, uid: str) -> None:
         self.forget(uid)
 
-    def notify(self, ref: TaskRef, webhook: WebhookSpec | None, status: Mapping[str, Any],
-               previous: Mapping[str, Any] | None = None) -> str | None:
+    def notify(
+        self,
+        ref: TaskRef,
+        webhook: WebhookSpec | None,
+        status: Mapping[str, Any],
+        previous: Mapping[str, Any] | None = None,
+    ) -> str | None:
         """Queue the event that the change from ``previous`` to ``status`` calls for, if any;
         return its id. Never blocks: call it after each status write, with the status before
         the write as ``previous`` (None: unknown, treated as a phase change)."""
@@ -140,8 +153,9 @@ class WebhookDispatcher:
         if body is None:
             return None
         progress = body["type"] == PROGRESS_TYPE
-        event = _Event(body["id"], Phase(body["data"]["phase"]), progress, encode_event(body),
-                       webhook)
+        event = _Event(
+            body["id"], Phase(body["data"]["phase"]), progress, encode_event(body), webhook
+        )
         lane = self._lanes.get(ref.uid)
         if lane is None:
             lane = self._lanes[ref.uid] = _Lane(ref)
@@ -244,13 +258,19 @@ class WebhookDispatcher:
         if failure is None:
             self._finish(lane, event, None)
             return None
-        delay, error = next_try(failure, event.attempts, time.monotonic() - event.queued,
-                                self.config, self._rand)
+        delay, error = next_try(
+            failure, event.attempts, time.monotonic() - event.queued, self.config, self._rand
+        )
         if delay is None:
             self._finish(lane, event, error)
             return None
-        log.info("webhook event %s: attempt %d failed (%s); retrying in %.1fs", event.id,
-                 event.attempts, error, delay)
+        log.info(
+            "webhook event %s: attempt %d failed (%s); retrying in %.1fs",
+            event.id,
+            event.attempts,
+            error,
+            delay,
+        )
         return delay
 
     def _finish(self, lane: _Lane, event: _Event, error: str | None) -> None:
@@ -259,9 +279,12 @@ class WebhookDispatcher:
             log.info("webhook event %s delivered (attempt %d)", event.id, event.attempts)
         else:
             log.warning("webhook event %s not delivered: %s", event.id, error)
-        outcome = WebhookOutcome(delivered=error is None, attempts=event.attempts,
-                                 lastAttemptTime=rfc3339(datetime.now(UTC)),
-                                 lastEventId=event.id)
+        outcome = WebhookOutcome(
+            delivered=error is None,
+            attempts=event.attempts,
+            lastAttemptTime=rfc3339(datetime.now(UTC)),
+            lastEventId=event.id,
+        )
         if lane.delivered_phase is not None:
             outcome["lastDeliveredPhase"] = lane.delivered_phase
         if error is not None:

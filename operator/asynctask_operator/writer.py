@@ -29,9 +29,15 @@ log = logging.getLogger("asynctask.operator")
 
 
 class StatusWriter:
-    def __init__(self, api: TaskApi, table: TaskTable, metrics: OperatorMetrics,
-                 observers: Sequence[StatusObserver], *,
-                 progress_interval_seconds: float) -> None:
+    def __init__(
+        self,
+        api: TaskApi,
+        table: TaskTable,
+        metrics: OperatorMetrics,
+        observers: Sequence[StatusObserver],
+        *,
+        progress_interval_seconds: float,
+    ) -> None:
         self._api = api
         self._table = table
         self._metrics = metrics
@@ -47,8 +53,7 @@ class StatusWriter:
         if task.webhook_outcome is not None and task.webhook_outcome != status.get("webhook"):
             status = {**status, "webhook": dict(task.webhook_outcome)}
         try:
-            await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid,
-                                           status)
+            await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid, status)
         except Gone:
             self._metrics.writes.labels("gone").inc()
             log.info("%s/%s is gone; forgetting it", task.ref.namespace, task.ref.name)
@@ -73,16 +78,22 @@ class StatusWriter:
         its limit): record why instead, without the offending content."""
         log.error("status of %s/%s refused: %s", task.ref.namespace, task.ref.name, exc)
         fallback = {k: v for k, v in task.status.items() if k not in ("result", "error")}
-        status = st.end(fallback, Phase.ERROR, "StatusRejected",
-                        f"the apiserver refused the task's status: {str(exc)[:REJECTION_CHARS]}",
-                        utcnow(), task.generation)
+        status = st.end(
+            fallback,
+            Phase.ERROR,
+            "StatusRejected",
+            f"the apiserver refused the task's status: {str(exc)[:REJECTION_CHARS]}",
+            utcnow(),
+            task.generation,
+        )
         await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid, status)
         return status
 
     async def end(self, task: TaskState, phase: Phase, reason: str, message: str) -> None:
         """End the task for a reason of the operator's own (see :func:`status.end`)."""
-        await self.write(task, st.end(task.status, phase, reason, message, utcnow(),
-                                      task.generation))
+        await self.write(
+            task, st.end(task.status, phase, reason, message, utcnow(), task.generation)
+        )
 
     def forget(self, uid: str) -> None:
         """Stop tracking a task: its pending progress, and what observers keep about it."""
@@ -104,7 +115,8 @@ class StatusWriter:
         task.coalesced_progress = msg
         if task.flush is None:
             task.flush = asyncio.get_running_loop().call_later(
-                self._interval - since, self._schedule_flush, task)
+                self._interval - since, self._schedule_flush, task
+            )
         return True
 
     def _stop_coalescing(self, task: TaskState) -> None:

@@ -21,13 +21,15 @@ def cluster() -> Iterator[RabbitMQCluster]:
 
 
 @pytest.fixture(scope="module")
-def system(control_plane: ControlPlane, cluster: RabbitMQCluster,
-           tmp_path_factory: pytest.TempPathFactory) -> Iterator[ChaosSystem]:
+def system(
+    control_plane: ControlPlane, cluster: RabbitMQCluster, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[ChaosSystem]:
     """One operator and four workers for the scenarios of a module, in a namespace and a
     virtual host of their own."""
     assert control_plane.etcd_url, (
         "the chaos suite runs against the local control plane (it stops kube-apiserver "
-        "and watches etcd), not an existing cluster")
+        "and watches etcd), not an existing cluster"
+    )
     namespace = f"chaos-{uuid.uuid4().hex[:8]}"
     control_plane.kubectl("create", "namespace", namespace)
     chaos = ChaosSystem(control_plane, cluster, namespace, tmp_path_factory.mktemp("chaos"))

@@ -34,7 +34,7 @@ def changed_after_terminal(phases: Sequence[str | None]) -> bool:
     first = next((p for p in phases if p in TERMINAL), None)
     if first is None:
         return False
-    after = phases[phases.index(first):]
+    after = phases[phases.index(first) :]
     return any(p is not None and p != first for p in after)
 
 
@@ -91,16 +91,23 @@ class PhaseWatch:
         url = urllib.parse.urlsplit(self.etcd_url)
         conn = http.client.HTTPConnection(url.hostname or "127.0.0.1", url.port)
         prefix = f"/registry/asynctask.dev/asynctasks/{self.namespace}/"
-        revision = int(self._post(conn, "/v3/kv/range", {"key": _b64(prefix)})
-                       ["header"]["revision"])
+        revision = int(
+            self._post(conn, "/v3/kv/range", {"key": _b64(prefix)})["header"]["revision"]
+        )
         conn.connect()
         self._sock = conn.sock
-        body = {"create_request": {"key": _b64(prefix), "range_end": _b64(_prefix_end(prefix)),
-                                   "start_revision": str(revision + 1)}}
+        body = {
+            "create_request": {
+                "key": _b64(prefix),
+                "range_end": _b64(_prefix_end(prefix)),
+                "start_revision": str(revision + 1),
+            }
+        }
         conn.request("POST", "/v3/watch", json.dumps(body))
         response = conn.getresponse()
-        self._thread = threading.Thread(target=self._read, args=(response,), daemon=True,
-                                        name="chaos-phase-watch")
+        self._thread = threading.Thread(
+            target=self._read, args=(response,), daemon=True, name="chaos-phase-watch"
+        )
         self._thread.start()
         return self
 

@@ -59,22 +59,31 @@ class Figures:
     def line(self) -> str:
         r = self.result
         assert r is not None
-        return (f"[chaos] {self.scenario}: tasks={self.tasks} terminal={r.terminal} "
-                f"lost={len(r.lost)} double_terminal={len(r.double_terminal)} "
-                f"worker_kills={self.worker_kills} operator_restarts={self.operator_restarts} "
-                f"node_kills={self.node_kills} apiserver_outages_s={self.apiserver_outages} "
-                f"interrupted={self.interrupted} republished<={self.republished} "
-                f"executions={self.executions} reruns={self.reruns} "
-                f"(same attempt again: {self.duplicates}) redeliveries={self.redeliveries} "
-                f"catch_up_s={[round(s, 1) for s in self.catch_up_seconds]}")
+        return (
+            f"[chaos] {self.scenario}: tasks={self.tasks} terminal={r.terminal} "
+            f"lost={len(r.lost)} double_terminal={len(r.double_terminal)} "
+            f"worker_kills={self.worker_kills} operator_restarts={self.operator_restarts} "
+            f"node_kills={self.node_kills} apiserver_outages_s={self.apiserver_outages} "
+            f"interrupted={self.interrupted} republished<={self.republished} "
+            f"executions={self.executions} reruns={self.reruns} "
+            f"(same attempt again: {self.duplicates}) redeliveries={self.redeliveries} "
+            f"catch_up_s={[round(s, 1) for s in self.catch_up_seconds]}"
+        )
 
 
 class ChaosSystem:
     """Operator + ``workers`` worker processes (concurrency 1: a kill cuts one task short
     at most) against ``cluster``, serving ``namespace`` in a virtual host of its own."""
 
-    def __init__(self, cp: ControlPlane, cluster: RabbitMQCluster, namespace: str,
-                 workdir: Path, *, workers: int = 4) -> None:
+    def __init__(
+        self,
+        cp: ControlPlane,
+        cluster: RabbitMQCluster,
+        namespace: str,
+        workdir: Path,
+        *,
+        workers: int = 4,
+    ) -> None:
         self.cp, self.cluster, self.namespace = cp, cluster, namespace
         self.vhost = f"chaos-{namespace}"
         self.url = cluster.add_vhost(self.vhost)
@@ -82,16 +91,31 @@ class ChaosSystem:
         self.executions_dir.mkdir()
         self.workdir = workdir
         env = cp.env()
-        env.update(ASYNCTASK_AMQP_URL=self.url, ASYNCTASK_WORKER_AMQP_URL=self.url,
-                   CHAOS_EXECUTIONS=str(self.executions_dir),
-                   ASYNCTASK_METRICS_PORT=str(free_port()),
-                   ASYNCTASK_METRICS_ADDRESS="127.0.0.1")
+        env.update(
+            ASYNCTASK_AMQP_URL=self.url,
+            ASYNCTASK_WORKER_AMQP_URL=self.url,
+            CHAOS_EXECUTIONS=str(self.executions_dir),
+            ASYNCTASK_METRICS_PORT=str(free_port()),
+            ASYNCTASK_METRICS_ADDRESS="127.0.0.1",
+        )
         self.env = env
         live = free_port()
         self.operator = Process(
-            "operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
-                         "--namespace", namespace, "--liveness", probes.liveness_url(live)],
-            env, workdir, operator_ready(live))
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "asynctask_operator",
+                "--standalone",
+                "--namespace",
+                namespace,
+                "--liveness",
+                probes.liveness_url(live),
+            ],
+            env,
+            workdir,
+            operator_ready(live),
+        )
         self.workers: list[Process] = []
         self.operator.wait_ready(60)
         urls = self.url.split(",")
@@ -102,12 +126,26 @@ class ChaosSystem:
             # Each worker tries the nodes from a different one, as a load balancer in
             # front of the cluster would spread them: a node's death cuts some of them.
             start = i % len(urls)
-            self.workers.append(Process(
-                f"worker-{i}", [sys.executable, "-m", "asynctask_worker",
-                                "tests.chaos.chaos_app:app", "--concurrency", "1",
-                                "--queues", QUEUE, "--metrics-port", str(port)],
-                dict(env, ASYNCTASK_WORKER_AMQP_URL=",".join(urls[start:] + urls[:start])),
-                workdir, worker_ready(port)))
+            self.workers.append(
+                Process(
+                    f"worker-{i}",
+                    [
+                        sys.executable,
+                        "-m",
+                        "asynctask_worker",
+                        "tests.chaos.chaos_app:app",
+                        "--concurrency",
+                        "1",
+                        "--queues",
+                        QUEUE,
+                        "--metrics-port",
+                        str(port),
+                    ],
+                    dict(env, ASYNCTASK_WORKER_AMQP_URL=",".join(urls[start:] + urls[:start])),
+                    workdir,
+                    worker_ready(port),
+                )
+            )
         for w in self.workers:
             w.wait_ready(60)
         self.watch = PhaseWatch(cp.etcd_url, namespace).start()
@@ -133,13 +171,25 @@ class ChaosSystem:
 
     def submit(self, n: int, sleep: float = 0.1) -> None:
         """Create ``n`` tasks in one request (a List), each sleeping ``sleep`` seconds."""
-        items = [{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-                  "metadata": {"name": f"c-{i:04d}", "namespace": self.namespace},
-                  "spec": {"queue": QUEUE, "request": {"sleep": sleep, "n": i}}}
-                 for i in range(self._created, self._created + n)]
+        items = [
+            {
+                "apiVersion": "asynctask.dev/v1alpha1",
+                "kind": "AsyncTask",
+                "metadata": {"name": f"c-{i:04d}", "namespace": self.namespace},
+                "spec": {"queue": QUEUE, "request": {"sleep": sleep, "n": i}},
+            }
+            for i in range(self._created, self._created + n)
+        ]
         self._created += n
-        out = self.cp.kubectl("create", "-o", "json", "-f", "-", input=json.dumps({
-            "apiVersion": "v1", "kind": "List", "items": items}), timeout=120).stdout
+        out = self.cp.kubectl(
+            "create",
+            "-o",
+            "json",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
+            timeout=120,
+        ).stdout
         created, decoder, at = [], json.JSONDecoder(), 0  # one JSON document per object
         while at < len(out.rstrip()):
             obj, at = decoder.raw_decode(out, at)
@@ -153,19 +203,25 @@ class ChaosSystem:
 
     def wait_terminal(self, count: int, timeout: float = SETTLE_SECONDS) -> float:
         """Until ``count`` tasks are terminal; the seconds it took."""
-        return wait_until(f"{count} of {len(self.names)} tasks terminal",
-                          lambda: self.terminal() >= count, timeout,
-                          [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
-                          interval=0.1)
+        return wait_until(
+            f"{count} of {len(self.names)} tasks terminal",
+            lambda: self.terminal() >= count,
+            timeout,
+            [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
+            interval=0.1,
+        )
 
     def wait_executed(self, count: int, timeout: float = SETTLE_SECONDS) -> None:
         """Until handlers have started ``count`` executions of this scenario's tasks.
         Workers may run ahead of the operator's status writes: a fault meant to cut work
         short waits on executions, not on terminal phases."""
-        wait_until(f"{count} executions started",
-                   lambda: sum(1 for uid, _ in self.executions() if uid in self.uids) >= count,
-                   timeout, [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
-                   interval=0.05)
+        wait_until(
+            f"{count} executions started",
+            lambda: sum(1 for uid, _ in self.executions() if uid in self.uids) >= count,
+            timeout,
+            [(p.name, p.proc, p.log) for p in [self.operator, *self.workers]],
+            interval=0.05,
+        )
 
     # faults ---------------------------------------------------------------------------
 
@@ -206,8 +262,9 @@ class ChaosSystem:
         worker.wait_ready(60)
 
     def publish_retries(self) -> float:
-        return probes.metric(self.operator_metrics,
-                             "asynctask_operator_publish_retries_total") or 0.0
+        return (
+            probes.metric(self.operator_metrics, "asynctask_operator_publish_retries_total") or 0.0
+        )
 
     def kill_operator(self) -> int:
         """SIGKILL the operator (a crash: nothing is acked or flushed) and start it again.
@@ -216,8 +273,7 @@ class ChaosSystem:
         writes Pending, so any of them may have been published by the killed operator and
         is published again by the new one (its message then twice in the queue)."""
         self._retries -= self.publish_retries()  # the new operator counts from 0
-        unrecorded = sum(1 for n in self.names
-                         if not any(self.watch.snapshot().get(n) or [None]))
+        unrecorded = sum(1 for n in self.names if not any(self.watch.snapshot().get(n) or [None]))
         self.operator.proc.send_signal(signal.SIGKILL)
         self.operator.proc.wait()
         self.operator.restart()
@@ -231,10 +287,15 @@ class ChaosSystem:
         """Worker consumer connections of this scenario on ``node``: each holds at most one
         unacked task (prefetch 1), which a kill of the node hands to another worker."""
         conns = self.cluster.live()[0]._management("GET", "/api/connections")
-        return sum(1 for c in conns
-                   if c.get("node") == node.node and c.get("vhost") == self.vhost
-                   and str((c.get("client_properties") or {}).get("connection_name", ""))
-                   .startswith("worker "))
+        return sum(
+            1
+            for c in conns
+            if c.get("node") == node.node
+            and c.get("vhost") == self.vhost
+            and str((c.get("client_properties") or {}).get("connection_name", "")).startswith(
+                "worker "
+            )
+        )
 
     @contextmanager
     def apiserver_down(self) -> Iterator[None]:
@@ -264,8 +325,10 @@ class ChaosSystem:
         return out
 
     def members(self) -> dict[str, list[str]]:
-        return {q["name"]: sorted(q.get("members") or [])
-                for q in self.cluster.quorum_queues(self.vhost)}
+        return {
+            q["name"]: sorted(q.get("members") or [])
+            for q in self.cluster.quorum_queues(self.vhost)
+        }
 
     def finish(self, figures: Figures) -> Figures:
         runs = [(uid, attempt) for uid, attempt in self.executions() if uid in self.uids]
@@ -274,9 +337,10 @@ class ChaosSystem:
         figures.reruns = len(runs) - len({uid for uid, _ in runs})
         figures.duplicates = len(runs) - len(set(runs))
         figures.republished += int(self.publish_retries() - self._retries)
-        figures.redeliveries = {q: (n - self._redelivered.get(q, 0))
-                                if n >= self._redelivered.get(q, 0) else None
-                                for q, n in self.redeliveries().items()}
+        figures.redeliveries = {
+            q: (n - self._redelivered.get(q, 0)) if n >= self._redelivered.get(q, 0) else None
+            for q, n in self.redeliveries().items()
+        }
         figures.result = summary(self.watch.snapshot(), self.names)
         print(figures.line())
         return figures

@@ -39,7 +39,8 @@ def check(figures: Figures) -> None:
     assert result is not None
     assert result.lost == [], f"tasks never terminal: {result.lost[:20]}"
     assert result.double_terminal == [], (
-        f"terminal phase changed afterwards: {result.double_terminal[:20]}")
+        f"terminal phase changed afterwards: {result.double_terminal[:20]}"
+    )
     assert result.terminal == {"Succeeded": figures.tasks}, result.terminal
     assert figures.executions >= figures.tasks  # every task ran (the counting works)
     # A task runs again only after a fault: a delivery cut short (redelivered, the next
@@ -49,7 +50,8 @@ def check(figures: Figures) -> None:
     assert figures.executions <= figures.tasks + figures.interrupted + figures.republished, (
         f"{figures.executions} executions for {figures.tasks} tasks, "
         f"{figures.interrupted} interrupted deliveries and {figures.republished} task "
-        "messages perhaps published twice")
+        "messages perhaps published twice"
+    )
 
 
 def test_workers_killed_again_and_again_and_the_operator_crashing(system: ChaosSystem) -> None:

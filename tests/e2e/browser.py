@@ -23,9 +23,18 @@ REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / ".artifacts" / "dashboard"
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         "--disable-dev-shm-usage", "--window-size=1280,800"]
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-dev-shm-usage",
+    "--window-size=1280,800",
+]
 
 
 @contextlib.contextmanager
@@ -75,13 +84,16 @@ def severe_logs(driver: webdriver.Chrome, allowed: str | None = None) -> list[st
     """The browser console's errors (CSP violations, script errors, failed loads), except
     those matching ``allowed`` (a regular expression)."""
     logs = driver.get_log("browser")  # type: ignore[no-untyped-call]
-    return [entry["message"] for entry in logs if entry["level"] == "SEVERE"
-            and not (allowed and re.search(allowed, entry["message"]))]
+    return [
+        entry["message"]
+        for entry in logs
+        if entry["level"] == "SEVERE" and not (allowed and re.search(allowed, entry["message"]))
+    ]
 
 
 def resource_origins(driver: webdriver.Chrome) -> set[str]:
     """The origins of everything the page loaded or fetched."""
     urls: list[str] = driver.execute_script(
-        "return performance.getEntriesByType('resource').map(e => e.name)"
-        ".concat([location.href])")
+        "return performance.getEntriesByType('resource').map(e => e.name).concat([location.href])"
+    )
     return {re.sub(r"^(\w+://[^/]+).*$", r"\1", url) for url in urls}

@@ -37,8 +37,9 @@ GATEWAY_TEMPLATES = ("templates/serviceaccounts.yaml", "templates/gateway-rbac.y
 
 
 def _last_line_of(script: str) -> Path:
-    proc = subprocess.run(["bash", str(REPO / script)], stdout=subprocess.PIPE, text=True,
-                          check=False, timeout=1800)
+    proc = subprocess.run(
+        ["bash", str(REPO / script)], stdout=subprocess.PIPE, text=True, check=False, timeout=1800
+    )
     assert proc.returncode == 0, f"{script} failed (see its output above)"
     return Path(proc.stdout.strip().splitlines()[-1])
 
@@ -55,10 +56,10 @@ def crds_dir() -> Path:
     return _last_line_of("hack/helm/crds/fetch.sh")
 
 
-def helm(cp: ControlPlane, *args: str, check: bool = True
-         ) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm_bin(), *args], env=cp.env(), capture_output=True, text=True,
-                          timeout=180, check=False)
+def helm(cp: ControlPlane, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    proc = subprocess.run(
+        [helm_bin(), *args], env=cp.env(), capture_output=True, text=True, timeout=180, check=False
+    )
     if check:
         assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -72,37 +73,51 @@ def objects_of(text: str) -> list[dict[str, Any]]:
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
 
-def token_kubeconfig(cp: ControlPlane, namespace: str, sa: str, path: Path,
-                     duration: str = "1h") -> Path:
+def token_kubeconfig(
+    cp: ControlPlane, namespace: str, sa: str, path: Path, duration: str = "1h"
+) -> Path:
     """A kubeconfig with the cluster's address and CA and the ServiceAccount's token only
     (no admin certificate), its context's namespace set to ``namespace``."""
-    admin = json.loads(cp.kubectl("config", "view", "--raw", "--minify", "--flatten",
-                                  "-o", "json").stdout)
+    admin = json.loads(
+        cp.kubectl("config", "view", "--raw", "--minify", "--flatten", "-o", "json").stdout
+    )
     cluster = admin["clusters"][0]["cluster"]
-    token = cp.kubectl("create", "token", sa, "-n", namespace,
-                       f"--duration={duration}").stdout.strip()
-    config = {"apiVersion": "v1", "kind": "Config",
-              "clusters": [{"name": "cluster", "cluster": cluster}],
-              "users": [{"name": sa, "user": {"token": token}}],
-              "contexts": [{"name": sa, "context": {"cluster": "cluster", "user": sa,
-                                                     "namespace": namespace}}],
-              "current-context": sa}
+    token = cp.kubectl(
+        "create", "token", sa, "-n", namespace, f"--duration={duration}"
+    ).stdout.strip()
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "cluster", "cluster": cluster}],
+        "users": [{"name": sa, "user": {"token": token}}],
+        "contexts": [
+            {"name": sa, "context": {"cluster": "cluster", "user": sa, "namespace": namespace}}
+        ],
+        "current-context": sa,
+    }
     path.write_text(yaml.safe_dump(config))
     path.chmod(0o600)
     return path
 
 
-def as_sa(cp: ControlPlane, kubeconfig: Path, *args: str, stdin: str | None = None
-          ) -> subprocess.CompletedProcess[str]:
+def as_sa(
+    cp: ControlPlane, kubeconfig: Path, *args: str, stdin: str | None = None
+) -> subprocess.CompletedProcess[str]:
     """kubectl with nothing but the credentials of ``kubeconfig``."""
     assert cp.bin_dir is not None
     env = {**cp.env(), "KUBECONFIG": str(kubeconfig)}
-    return subprocess.run([str(cp.bin_dir / "kubectl"), *args], env=env, capture_output=True,
-                          text=True, timeout=60, check=False, input=stdin)
+    return subprocess.run(
+        [str(cp.bin_dir / "kubectl"), *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        input=stdin,
+    )
 
 
-def can_i(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str
-          ) -> str:
+def can_i(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespace: str) -> str:
     """``kubectl auth can-i`` as the kubeconfig's user: "yes" or "no". ``namespace`` "*"
     asks cluster-wide (cluster-scoped resources, or all namespaces). In ``resource``, a
     group's "x.group/y" is the subresource y, a core "x/y" the object named y."""
@@ -119,6 +134,7 @@ def can_i(cp: ControlPlane, kubeconfig: Path, verb: str, resource: str, namespac
 
 
 # --- the gateway's identity, from the chart -------------------------------------------------
+
 
 @dataclass(frozen=True)
 class GatewayIdentity:
@@ -142,14 +158,25 @@ class GatewayIdentity:
 
     def remove(self, cp: ControlPlane) -> None:
         """Delete what was applied (the cluster-scoped objects outlive a namespace)."""
-        cp.kubectl("delete", "--ignore-not-found", "--wait=false", "-f", "-",
-                   input=json.dumps({"apiVersion": "v1", "kind": "List",
-                                     "items": self.objects}), check=False)
+        cp.kubectl(
+            "delete",
+            "--ignore-not-found",
+            "--wait=false",
+            "-f",
+            "-",
+            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": self.objects}),
+            check=False,
+        )
 
 
-def gateway_rbac_objects(cp: ControlPlane, namespace: str, *, release: str,
-                         served: Sequence[str] = (), values: Sequence[str] = ()
-                         ) -> list[dict[str, Any]]:
+def gateway_rbac_objects(
+    cp: ControlPlane,
+    namespace: str,
+    *,
+    release: str,
+    served: Sequence[str] = (),
+    values: Sequence[str] = (),
+) -> list[dict[str, Any]]:
     """The chart's gateway ServiceAccount, (Cluster)Roles and bindings, rendered with
     ``gateway.enabled=true`` and ``operator.watchNamespaces=served``; ``values`` are more
     ``--set`` arguments (e.g. ``gateway.serviceAccount.name=x``)."""
@@ -161,12 +188,16 @@ def gateway_rbac_objects(cp: ControlPlane, namespace: str, *, release: str,
     for show in GATEWAY_TEMPLATES:
         args += ["--show-only", show]
     rendered = objects_of(template(cp, namespace, *args, release=release))
-    return [o for o in rendered
-            if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
+    return [
+        o
+        for o in rendered
+        if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"
+    ]
 
 
-def gateway_container(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
-                      values: Sequence[str] = ()) -> dict[str, Any]:
+def gateway_container(
+    cp: ControlPlane, namespace: str, *, served: Sequence[str] = (), values: Sequence[str] = ()
+) -> dict[str, Any]:
     """The container of the chart's gateway Deployment (``command``, ``env``, ``ports``,
     probes), rendered like ``gateway_rbac_objects``: run the gateway process with its
     command and ``{e["name"]: e["value"] for e in container["env"]}`` to run it as the
@@ -176,37 +207,47 @@ def gateway_container(cp: ControlPlane, namespace: str, *, served: Sequence[str]
         args += ["--set", "operator.watchNamespaces={" + ",".join(served) + "}"]
     for value in values:
         args += ["--set", value]
-    (deployment,) = [o for o in objects_of(template(cp, namespace, *args))
-                     if o["kind"] == "Deployment"]
+    (deployment,) = [
+        o for o in objects_of(template(cp, namespace, *args)) if o["kind"] == "Deployment"
+    ]
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     assert all("value" in e for e in container["env"]), container["env"]
     found: dict[str, Any] = container
     return found
 
 
-def apply_gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
-                       release: str | None = None, values: Sequence[str] = ()
-                       ) -> GatewayIdentity:
+def apply_gateway_rbac(
+    cp: ControlPlane,
+    namespace: str,
+    *,
+    served: Sequence[str] = (),
+    release: str | None = None,
+    values: Sequence[str] = (),
+) -> GatewayIdentity:
     """Apply the chart's gateway ServiceAccount (in ``namespace``) and its RBAC: task
     rights in the ``served`` namespaces (RoleBindings; they must exist), or cluster-wide
     when ``served`` is empty. A fresh release name by default, so the cluster-scoped
     objects of two callers never collide."""
     release = release or f"gw{uuid.uuid4().hex[:6]}"
-    objects = gateway_rbac_objects(cp, namespace, release=release, served=served,
-                                   values=values)
+    objects = gateway_rbac_objects(cp, namespace, release=release, served=served, values=values)
     (sa,) = [o["metadata"]["name"] for o in objects if o["kind"] == "ServiceAccount"]
-    cp.kubectl("apply", "-f", "-", input=json.dumps(
-        {"apiVersion": "v1", "kind": "List", "items": objects}))
+    cp.kubectl(
+        "apply", "-f", "-", input=json.dumps({"apiVersion": "v1", "kind": "List", "items": objects})
+    )
     return GatewayIdentity(release, namespace, sa, tuple(served), objects)
 
 
 @contextmanager
-def gateway_rbac(cp: ControlPlane, namespace: str, *, served: Sequence[str] = (),
-                 release: str | None = None, values: Sequence[str] = ()
-                 ) -> Iterator[GatewayIdentity]:
+def gateway_rbac(
+    cp: ControlPlane,
+    namespace: str,
+    *,
+    served: Sequence[str] = (),
+    release: str | None = None,
+    values: Sequence[str] = (),
+) -> Iterator[GatewayIdentity]:
     """``apply_gateway_rbac`` for the length of a ``with`` block (or a fixture)."""
-    identity = apply_gateway_rbac(cp, namespace, served=served, release=release,
-                                  values=values)
+    identity = apply_gateway_rbac(cp, namespace, served=served, release=release, values=values)
     try:
         yield identity
     finally:

@@ -22,31 +22,53 @@ CLIENT_QUEUES = "cl-steps,cl-refuses,cl-raises,cl-sleepy"
 
 
 @pytest.fixture(scope="session")
-def client_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def client_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
     env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="3")
     port = free_port()
-    with running("client-worker",
-                 [sys.executable, "-m", "asynctask_worker", "tests.e2e.client_app:app",
-                  "--concurrency", "6", "--queues", CLIENT_QUEUES,
-                  "--metrics-port", str(port)],
-                 env, tmp_path_factory.mktemp("client-worker"),
-                 ready=worker_ready(port)) as proc:
+    with running(
+        "client-worker",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "tests.e2e.client_app:app",
+            "--concurrency",
+            "6",
+            "--queues",
+            CLIENT_QUEUES,
+            "--metrics-port",
+            str(port),
+        ],
+        env,
+        tmp_path_factory.mktemp("client-worker"),
+        ready=worker_ready(port),
+    ) as proc:
         yield proc
 
 
 @pytest.fixture(scope="session")
-def writer_kubeconfig(control_plane: ControlPlane, gateway: Gateway,
-                      tmp_path_factory: pytest.TempPathFactory) -> Path:
+def writer_kubeconfig(
+    control_plane: ControlPlane, gateway: Gateway, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
     """The gateway tests' ``writer`` caller, as a kubeconfig for the Kubernetes API (its
     token, the cluster's CA, the served namespace as the context's)."""
-    return token_kubeconfig(control_plane, gateway.namespace, "writer",
-                            tmp_path_factory.mktemp("writer") / "kubeconfig")
+    return token_kubeconfig(
+        control_plane, gateway.namespace, "writer", tmp_path_factory.mktemp("writer") / "kubeconfig"
+    )
 
 
 @pytest.fixture(params=["kubernetes", "gateway"])
-def client(request: pytest.FixtureRequest, gateway: Gateway, writer_kubeconfig: Path,
-           client_worker: Process) -> Iterator[Client]:
+def client(
+    request: pytest.FixtureRequest,
+    gateway: Gateway,
+    writer_kubeconfig: Path,
+    client_worker: Process,
+) -> Iterator[Client]:
     """The same caller, through the Kubernetes API or through the gateway."""
     if request.param == "kubernetes":
         made = Client.from_kubeconfig(path=str(writer_kubeconfig))

@@ -39,28 +39,47 @@ class Fuzzed:
 
 
 def _ref(rng: random.Random, namespace: str) -> TaskRef:
-    return TaskRef(uid=f"ghost-{rng.randrange(10**12):012d}", namespace=namespace,
-                   name=f"ghost-{rng.randrange(10**6)}")
+    return TaskRef(
+        uid=f"ghost-{rng.randrange(10**12):012d}",
+        namespace=namespace,
+        name=f"ghost-{rng.randrange(10**6)}",
+    )
 
 
 def real_task(rng: random.Random, namespace: str, queue: str) -> TaskMessage:
-    return TaskMessage(task=_ref(rng, namespace), queue=queue, request={"n": rng.random()},
-                       attempt=rng.randint(1, 3), timeout_seconds=rng.choice([None, 30]))
+    return TaskMessage(
+        task=_ref(rng, namespace),
+        queue=queue,
+        request={"n": rng.random()},
+        attempt=rng.randint(1, 3),
+        timeout_seconds=rng.choice([None, 30]),
+    )
 
 
 def real_status(rng: random.Random, namespace: str) -> StatusMessage:
     phase = rng.choice(list(Phase))
-    return StatusMessage(task=_ref(rng, namespace), attempt=1, seq=rng.randint(0, 9),
-                         phase=phase, progress=rng.choice([None, rng.randint(0, 100)]),
-                         message="fuzz", worker="fuzz-worker")
+    return StatusMessage(
+        task=_ref(rng, namespace),
+        attempt=1,
+        seq=rng.randint(0, 9),
+        phase=phase,
+        progress=rng.choice([None, rng.randint(0, 100)]),
+        message="fuzz",
+        worker="fuzz-worker",
+    )
 
 
 WRONG_VALUES: list[Any] = ["abc", [], {}, -5, 0, 1.5, None, True, {"nested": [1, {"x": None}]}]
-BAD_REFS: list[Any] = ["a string", [], {}, {"uid": ""}, {"uid": "u", "namespace": "Bad_NS!",
-                                                           "name": "n"},
-                       {"uid": "u", "namespace": "ns", "name": "../../etc/passwd"},
-                       {"uid": "u/../x", "namespace": "ns", "name": "n"},
-                       {"uid": "u", "namespace": "n" * 64, "name": "n"}]
+BAD_REFS: list[Any] = [
+    "a string",
+    [],
+    {},
+    {"uid": ""},
+    {"uid": "u", "namespace": "Bad_NS!", "name": "n"},
+    {"uid": "u", "namespace": "ns", "name": "../../etc/passwd"},
+    {"uid": "u/../x", "namespace": "ns", "name": "n"},
+    {"uid": "u", "namespace": "n" * 64, "name": "n"},
+]
 
 
 def _wrong_type(rng: random.Random, doc: Doc) -> Doc:
@@ -101,8 +120,11 @@ def _nested(rng: random.Random) -> bytes:
 
 
 JSON_MUTATIONS: dict[str, Callable[[random.Random, Doc], Doc]] = {
-    "wrong-type": _wrong_type, "missing-field": _missing, "unknown-version": _version,
-    "wrong-kind": _kind, "deep": _deep,
+    "wrong-type": _wrong_type,
+    "missing-field": _missing,
+    "unknown-version": _version,
+    "wrong-kind": _kind,
+    "deep": _deep,
 }
 
 
@@ -112,20 +134,33 @@ def _dumps(doc: Any) -> bytes:
 
 def _bytes_mutation(rng: random.Random, category: str, body: bytes) -> bytes:
     if category == "not-json":
-        return rng.choice([body[:rng.randrange(len(body))], b"{not json}", b"", b"   ",
-                           b'{"v": 1,}', b"NaN", body.replace(b'"', b"'"),
-                           b'{"v": 1, "kind": "task"' + b" " * 100])
+        return rng.choice(
+            [
+                body[: rng.randrange(len(body))],
+                b"{not json}",
+                b"",
+                b"   ",
+                b'{"v": 1,}',
+                b"NaN",
+                body.replace(b'"', b"'"),
+                b'{"v": 1, "kind": "task"' + b" " * 100,
+            ]
+        )
     if category == "not-utf8":
         at = rng.randrange(len(body))
         return body[:at] + rng.choice([b"\xff", b"\xc3\x28", b"\xed\xa0\x80", b"\x80"]) + body[at:]
     if category == "not-object":
-        return rng.choice([b"[]", b"42", b'"a string"', b"null", b"true", b"[1, 2, 3]",
-                           b"-0.0"])
+        return rng.choice([b"[]", b"42", b'"a string"', b"null", b"true", b"[1, 2, 3]", b"-0.0"])
     if category == "huge":
         size = rng.randint(200_000, 1_500_000)
-        return rng.choice([b'{"v": 1, "garbage": "' + b"x" * size,  # not JSON, and big
-                           _dumps({**json.loads(body), "task": {"uid": "u" * size,
-                                                                 "namespace": "n", "name": "n"}})])
+        return rng.choice(
+            [
+                b'{"v": 1, "garbage": "' + b"x" * size,  # not JSON, and big
+                _dumps(
+                    {**json.loads(body), "task": {"uid": "u" * size, "namespace": "n", "name": "n"}}
+                ),
+            ]
+        )
     raise ValueError(category)
 
 
@@ -140,47 +175,62 @@ def mutate(rng: random.Random, category: str, real: TaskMessage | StatusMessage)
     return _bytes_mutation(rng, category, body)
 
 
-def _props(rng: random.Random, real_id: str, real_headers: dict[str, Any] | None
-           ) -> tuple[str, str | None, dict[str, Any] | None]:
+def _props(
+    rng: random.Random, real_id: str, real_headers: dict[str, Any] | None
+) -> tuple[str, str | None, dict[str, Any] | None]:
     kind = rng.choice(["real", "real", "none", "garbage-headers", "garbage-id"])
     if kind == "real":
         return kind, real_id, real_headers
     if kind == "none":
         return kind, None, None
     if kind == "garbage-id":
-        return kind, rng.choice(["task:::", "\U0001F4A5", "task:x:y:z", "status:", "x" * 200,
-                                 "task:not-a-uid!:1"]), real_headers
-    return kind, real_id, {
-        "asynctask-uid": rng.choice([123, b"\xff\xfe", "", "ghost", ["a"]]),
-        "asynctask-namespace": rng.choice([b"\xff", "Bad NS", None, {"t": 1}]),
-        "asynctask-attempt": rng.choice(["one", -1, 2**40, None]),
-        "x-death": rng.choice(["garbage", 5, [1, 2], [{"reason": 7}]]),
-        "x-delivery-count": rng.choice(["lots", -3, None]),
-        "x-fuzz": {"nested": {"deeper": [1, "two", None, True]}},
-    }
+        return (
+            kind,
+            rng.choice(
+                ["task:::", "\U0001f4a5", "task:x:y:z", "status:", "x" * 200, "task:not-a-uid!:1"]
+            ),
+            real_headers,
+        )
+    return (
+        kind,
+        real_id,
+        {
+            "asynctask-uid": rng.choice([123, b"\xff\xfe", "", "ghost", ["a"]]),
+            "asynctask-namespace": rng.choice([b"\xff", "Bad NS", None, {"t": 1}]),
+            "asynctask-attempt": rng.choice(["one", -1, 2**40, None]),
+            "x-death": rng.choice(["garbage", 5, [1, 2], [{"reason": 7}]]),
+            "x-delivery-count": rng.choice(["lots", -3, None]),
+            "x-fuzz": {"nested": {"deeper": [1, "two", None, True]}},
+        },
+    )
 
 
 def _task_headers(msg: TaskMessage) -> dict[str, Any]:
-    return {"asynctask-uid": msg.task.uid, "asynctask-namespace": msg.task.namespace,
-            "asynctask-name": msg.task.name, "asynctask-attempt": msg.attempt}
+    return {
+        "asynctask-uid": msg.task.uid,
+        "asynctask-namespace": msg.task.namespace,
+        "asynctask-name": msg.task.name,
+        "asynctask-attempt": msg.attempt,
+    }
 
 
 def generate(rng: random.Random, flow: str, namespace: str, queue: str, n: int) -> list[Fuzzed]:
     """``n`` bad messages for ``flow`` ("task": a task queue, "status": the status queue),
     spread evenly over the categories (the task flow adds ``no-handler``)."""
-    categories = [c for c in CATEGORIES if c != "huge"] + (
-        ["no-handler"] if flow == "task" else [])
+    categories = [c for c in CATEGORIES if c != "huge"] + (["no-handler"] if flow == "task" else [])
     out: list[Fuzzed] = []
     while len(out) < n:
         # Huge bodies (0.2-1.5 MB) one in 40, to keep the run short.
-        category = ("huge" if len(out) % 40 == 39
-                    else categories[len(out) % len(categories)])
-        real: TaskMessage | StatusMessage = (real_task(rng, namespace, queue) if flow == "task"
-                                             else real_status(rng, namespace))
+        category = "huge" if len(out) % 40 == 39 else categories[len(out) % len(categories)]
+        real: TaskMessage | StatusMessage = (
+            real_task(rng, namespace, queue) if flow == "task" else real_status(rng, namespace)
+        )
         if category == "no-handler":
             assert isinstance(real, TaskMessage)
-            body, reason = encode(real.model_copy(update={"queue": "nobody-serves-this"})), \
-                "NoHandler"
+            body, reason = (
+                encode(real.model_copy(update={"queue": "nobody-serves-this"})),
+                "NoHandler",
+            )
         else:
             body = mutate(rng, category, real)
             try:

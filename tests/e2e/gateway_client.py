@@ -20,8 +20,10 @@ from tests.e2e.chart import GatewayIdentity
 from tests.e2e.conftest import Process, running, system_env, worker_ready
 
 #: The rights a caller's Role grants on asynctasks, by kind of caller.
-CALLER_VERBS = {"writer": ["get", "list", "watch", "create", "patch", "delete"],
-                "reader": ["get", "list", "watch"]}
+CALLER_VERBS = {
+    "writer": ["get", "list", "watch", "create", "patch", "delete"],
+    "reader": ["get", "list", "watch"],
+}
 
 
 @dataclass
@@ -72,9 +74,17 @@ class Gateway:
     def tasks(self, ns: str | None = None) -> str:
         return f"/v1/namespaces/{ns or self.namespace}/tasks"
 
-    def call(self, method: str, path: str, body: Any = None, *, token: str | None = "writer",
-             headers: dict[str, str] | None = None, raw: bytes | None = None,
-             timeout: float = 70) -> Answer:
+    def call(
+        self,
+        method: str,
+        path: str,
+        body: Any = None,
+        *,
+        token: str | None = "writer",
+        headers: dict[str, str] | None = None,
+        raw: bytes | None = None,
+        timeout: float = 70,
+    ) -> Answer:
         """One request; ``token`` names a caller (``None``: no Authorization header)."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         all_headers = dict(headers or {})
@@ -86,17 +96,24 @@ class Gateway:
         try:
             conn.request(method, path, body=data, headers=all_headers)
             resp = conn.getresponse()
-            return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()},
-                          resp.read())
+            return Answer(resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read())
         finally:
             conn.close()
 
-    def events(self, path: str, *, token: str = "writer", last_event_id: str | None = None,
-               timeout: float = 60) -> Generator[Event, None, None]:
+    def events(
+        self,
+        path: str,
+        *,
+        token: str = "writer",
+        last_event_id: str | None = None,
+        timeout: float = 60,
+    ) -> Generator[Event, None, None]:
         """The events of one SSE stream, as they arrive, until the server closes it."""
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
-        headers = {"Authorization": f"Bearer {self.tokens.get(token, token)}",
-                   "Accept": "text/event-stream"}
+        headers = {
+            "Authorization": f"Bearer {self.tokens.get(token, token)}",
+            "Accept": "text/event-stream",
+        }
         if last_event_id is not None:
             headers["Last-Event-ID"] = last_event_id
         conn.request("GET", path, headers=headers)
@@ -144,15 +161,30 @@ def _parse(resp: http.client.HTTPResponse) -> Iterator[Event]:
 def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
     """A ServiceAccount in ``namespace`` with ``verbs`` on asynctasks there; its token."""
     cp.kubectl("create", "serviceaccount", sa, "-n", namespace)
-    cp.kubectl("create", "role", f"{sa}-tasks", "-n", namespace, f"--verb={','.join(verbs)}",
-               "--resource=asynctasks.asynctask.dev")
-    cp.kubectl("create", "rolebinding", f"{sa}-tasks", "-n", namespace,
-               f"--role={sa}-tasks", f"--serviceaccount={namespace}:{sa}")
+    cp.kubectl(
+        "create",
+        "role",
+        f"{sa}-tasks",
+        "-n",
+        namespace,
+        f"--verb={','.join(verbs)}",
+        "--resource=asynctasks.asynctask.dev",
+    )
+    cp.kubectl(
+        "create",
+        "rolebinding",
+        f"{sa}-tasks",
+        "-n",
+        namespace,
+        f"--role={sa}-tasks",
+        f"--serviceaccount={namespace}:{sa}",
+    )
     return cp.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
 
 
 def gateway_ready(port: int) -> Callable[[], bool]:
     """Ready as its probe says: ``/readyz`` answers 200 once its watch cache has synced."""
+
     def ready() -> bool:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
@@ -160,6 +192,7 @@ def gateway_ready(port: int) -> Callable[[], bool]:
             return conn.getresponse().status == 200
         except OSError:
             return False
+
     return ready
 
 
@@ -172,10 +205,23 @@ def sse_path(gw: Gateway, name: str) -> str:
     return f"{gw.tasks()}/{urllib.parse.quote(name)}/events"
 
 
-def gateway_app_worker(cp: ControlPlane, rabbitmq: RabbitMQ, queues: str,
-                       folder: Path) -> Any:
+def gateway_app_worker(cp: ControlPlane, rabbitmq: RabbitMQ, queues: str, folder: Path) -> Any:
     port = free_port()
-    return running(f"worker-{queues}",
-                   [sys.executable, "-m", "asynctask_worker", "tests.e2e.gateway_app:app",
-                    "--concurrency", "4", "--queues", queues, "--metrics-port", str(port)],
-                   system_env(cp, rabbitmq), folder, ready=worker_ready(port))
+    return running(
+        f"worker-{queues}",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "tests.e2e.gateway_app:app",
+            "--concurrency",
+            "4",
+            "--queues",
+            queues,
+            "--metrics-port",
+            str(port),
+        ],
+        system_env(cp, rabbitmq),
+        folder,
+        ready=worker_ready(port),
+    )

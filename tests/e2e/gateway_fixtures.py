@@ -28,8 +28,9 @@ from tests.e2e.gateway_client import (
 
 
 @pytest.fixture(scope="session")
-def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
-            tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
+def gateway(
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
     """The gateway serving two fresh namespaces with the chart's ServiceAccount and RBAC
     (the process's KUBECONFIG holds that ServiceAccount's token only); a ``writer`` and a
     ``reader`` caller with rights in the first namespace, and the chart's environment for
@@ -41,34 +42,51 @@ def gateway(control_plane: ControlPlane, rabbitmq: RabbitMQ,
         control_plane.kubectl("create", "namespace", ns)
     folder = tmp_path_factory.mktemp("gateway")
     with gateway_rbac(control_plane, home, served=[served, other]) as identity:
-        tokens = {kind: grant(control_plane, served, kind, verbs)
-                  for kind, verbs in CALLER_VERBS.items()}
+        tokens = {
+            kind: grant(control_plane, served, kind, verbs) for kind, verbs in CALLER_VERBS.items()
+        }
         # The chart's command and environment for the gateway container, with the limits
         # set low through the chart's values; only the port (no pod network here) and the
         # keepalive interval are the tests' own.
         container = gateway_container(
-            control_plane, home, served=[served, other],
-            values=["gateway.maxStreamsPerUser=3", "gateway.maxWaitsPerUser=3"])
+            control_plane,
+            home,
+            served=[served, other],
+            values=["gateway.maxStreamsPerUser=3", "gateway.maxWaitsPerUser=3"],
+        )
         assert container["command"] == ["asynctask-gateway"]
         port = free_port()
         env = system_env(control_plane, rabbitmq)
         env.update({e["name"]: e["value"] for e in container["env"]})
-        env.update(KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
-                   ASYNCTASK_GATEWAY_PORT=str(port), ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-                   ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2")
+        env.update(
+            KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
+            ASYNCTASK_GATEWAY_PORT=str(port),
+            ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+            ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2",
+        )
         assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == f"{served},{other}"
-        with running("gateway", [sys.executable, "-m", "asynctask_gateway"], env, folder,
-                     ready=gateway_ready(port)) as proc:
+        with running(
+            "gateway",
+            [sys.executable, "-m", "asynctask_gateway"],
+            env,
+            folder,
+            ready=gateway_ready(port),
+        ) as proc:
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
 @pytest.fixture(scope="session")
-def gateway_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-                   tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def gateway_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
     """A worker for ``gw-sleepy`` (``gw-steps`` is served by workers the tests start, so a
     stream can be opened before any worker takes the task)."""
-    with gateway_app_worker(control_plane, rabbitmq, "gw-sleepy",
-                            tmp_path_factory.mktemp("gateway-worker")) as proc:
+    with gateway_app_worker(
+        control_plane, rabbitmq, "gw-sleepy", tmp_path_factory.mktemp("gateway-worker")
+    ) as proc:
         yield proc

@@ -115,5 +115,7 @@ def echo(request: Any) -> dict[str, Any]:
     """What arrived, as a digest of its canonical JSON: the test compares it with what the
     apiserver stored."""
     text = json.dumps(request, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-    return {"sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-            "type": type(request).__name__}
+    return {
+        "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
+        "type": type(request).__name__,
+    }

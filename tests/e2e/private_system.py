@@ -38,16 +38,50 @@ def fuzz_url(rabbitmq: RabbitMQ) -> Iterator[str]:
 
 
 @pytest.fixture
-def system(control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str,
-           tmp_path: Path) -> Iterator[tuple[Process, Process]]:
-    env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_AMQP_URL=fuzz_url,
-               ASYNCTASK_WORKER_AMQP_URL=fuzz_url, LIFECYCLE_MARKERS=str(tmp_path))
+def system(
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str, tmp_path: Path
+) -> Iterator[tuple[Process, Process]]:
+    env = dict(
+        system_env(control_plane, rabbitmq),
+        ASYNCTASK_AMQP_URL=fuzz_url,
+        ASYNCTASK_WORKER_AMQP_URL=fuzz_url,
+        LIFECYCLE_MARKERS=str(tmp_path),
+    )
     live, metrics = free_port(), free_port()
-    with running("private-operator", [sys.executable, "-m", "asynctask_operator", "--standalone",
-                                   "--namespace", fuzz_ns, "--liveness", probes.liveness_url(live)],
-                 env, tmp_path, ready=operator_ready(live)) as operator, \
-            running("private-worker", [sys.executable, "-m", "asynctask_worker",
-                                    "tests.e2e.lifecycle_app:app", "--queues", QUEUE,
-                                    "--concurrency", "4", "--metrics-port", str(metrics)],
-                    env, tmp_path, ready=worker_ready(metrics)) as worker:
+    with (
+        running(
+            "private-operator",
+            [
+                sys.executable,
+                "-m",
+                "asynctask_operator",
+                "--standalone",
+                "--namespace",
+                fuzz_ns,
+                "--liveness",
+                probes.liveness_url(live),
+            ],
+            env,
+            tmp_path,
+            ready=operator_ready(live),
+        ) as operator,
+        running(
+            "private-worker",
+            [
+                sys.executable,
+                "-m",
+                "asynctask_worker",
+                "tests.e2e.lifecycle_app:app",
+                "--queues",
+                QUEUE,
+                "--concurrency",
+                "4",
+                "--metrics-port",
+                str(metrics),
+            ],
+            env,
+            tmp_path,
+            ready=worker_ready(metrics),
+        ) as worker,
+    ):
         yield operator, worker

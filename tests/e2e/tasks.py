@@ -21,8 +21,12 @@ STATUS_MESSAGES = "asynctask_operator_status_messages_total"
 
 
 def create(cp: ControlPlane, ns: str, name: str, **spec: Any) -> dict[str, Any]:
-    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-                "metadata": {"name": name, "namespace": ns}, "spec": spec}
+    manifest = {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "AsyncTask",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": spec,
+    }
     out = cp.kubectl("create", "-f", "-", "-o", "json", input=json.dumps(manifest)).stdout
     created: dict[str, Any] = json.loads(out)
     return created
@@ -30,7 +34,8 @@ def create(cp: ControlPlane, ns: str, name: str, **spec: Any) -> dict[str, Any]:
 
 def get(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
     obj: dict[str, Any] = json.loads(
-        cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "json").stdout)
+        cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "json").stdout
+    )
     return obj
 
 
@@ -38,23 +43,40 @@ def status(cp: ControlPlane, ns: str, name: str) -> dict[str, Any]:
     return dict(get(cp, ns, name).get("status") or {})
 
 
-def wait_phase(cp: ControlPlane, ns: str, name: str, phase: str,
-               timeout: float = 60) -> dict[str, Any]:
-    cp.kubectl("wait", "-n", ns, f"--for=jsonpath={{.status.phase}}={phase}",
-               f"asynctask/{name}", f"--timeout={int(timeout)}s", timeout=timeout + 10)
+def wait_phase(
+    cp: ControlPlane, ns: str, name: str, phase: str, timeout: float = 60
+) -> dict[str, Any]:
+    cp.kubectl(
+        "wait",
+        "-n",
+        ns,
+        f"--for=jsonpath={{.status.phase}}={phase}",
+        f"asynctask/{name}",
+        f"--timeout={int(timeout)}s",
+        timeout=timeout + 10,
+    )
     return status(cp, ns, name)
 
 
-def wait_for(what: str, check: Any, timeout: float = 30,
-             interval: float = 0.2) -> float:
+def wait_for(what: str, check: Any, timeout: float = 30, interval: float = 0.2) -> float:
     """Poll ``check()`` until truthy; returns the seconds it took (testbed's one wait)."""
     return wait_until(what, check, timeout, interval=interval)
 
 
-def patch_spec(cp: ControlPlane, ns: str, name: str, spec: dict[str, Any],
-               check: bool = True) -> Any:
-    return cp.kubectl("patch", "asynctask", name, "-n", ns, "--type=merge", "-p",
-                      json.dumps({"spec": spec}), check=check)
+def patch_spec(
+    cp: ControlPlane, ns: str, name: str, spec: dict[str, Any], check: bool = True
+) -> Any:
+    return cp.kubectl(
+        "patch",
+        "asynctask",
+        name,
+        "-n",
+        ns,
+        "--type=merge",
+        "-p",
+        json.dumps({"spec": spec}),
+        check=check,
+    )
 
 
 def ready_messages(rabbitmq: RabbitMQ, queue: str) -> int:
@@ -75,8 +97,11 @@ def scrape(operator_env: Mapping[str, str]) -> Samples:
     port = operator_env["ASYNCTASK_METRICS_PORT"]
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
-    return {(s.name, tuple(sorted(s.labels.items()))): s.value
-            for family in text_string_to_metric_families(text) for s in family.samples}
+    return {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+    }
 
 
 def sample(samples: Samples, name: str, **labels: str) -> float:
@@ -95,5 +120,4 @@ class Counted:
         return sample(scrape(self.env), name, **labels) - sample(self.before, name, **labels)
 
     def wait(self, n: float, name: str, timeout: float = 15, **labels: str) -> None:
-        wait_for(f"{name}{labels} to rise by {n}", lambda: self.delta(name, **labels) >= n,
-                 timeout)
+        wait_for(f"{name}{labels} to rise by {n}", lambda: self.delta(name, **labels) >= n, timeout)

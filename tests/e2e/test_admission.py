@@ -22,24 +22,35 @@ spec:
 
 
 def apply(cp: ControlPlane, ns: str, name: str, spec: str) -> tuple[int, str]:
-    result = cp.kubectl("apply", "-n", ns, "-f", "-", check=False,
-                        input=MANIFEST.format(name=name, spec=spec))
+    result = cp.kubectl(
+        "apply", "-n", ns, "-f", "-", check=False, input=MANIFEST.format(name=name, spec=spec)
+    )
     return result.returncode, result.stdout + result.stderr
 
 
-@pytest.mark.parametrize(("spec", "expected"), [
-    ("  queue: hello\n  timeoutSeconds: -1",
-     'spec.timeoutSeconds: Invalid value: -1: spec.timeoutSeconds in body should be greater '
-     'than or equal to 1'),
-    ("  queue: hello\n  timeoutSeconds: soon",
-     'spec.timeoutSeconds: Invalid value: "string": spec.timeoutSeconds in body must be of '
-     'type integer: "string"'),
-    ("  request: {}", "spec.queue: Required value"),
-    ("  queue: Resize_Image",
-     'spec.queue in body should match \'^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$\''),
-])
-def test_invalid_manifest_is_refused(control_plane: ControlPlane, namespace: str, spec: str,
-                                     expected: str) -> None:
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (
+            "  queue: hello\n  timeoutSeconds: -1",
+            "spec.timeoutSeconds: Invalid value: -1: spec.timeoutSeconds in body should be greater "
+            "than or equal to 1",
+        ),
+        (
+            "  queue: hello\n  timeoutSeconds: soon",
+            'spec.timeoutSeconds: Invalid value: "string": spec.timeoutSeconds in body must be of '
+            'type integer: "string"',
+        ),
+        ("  request: {}", "spec.queue: Required value"),
+        (
+            "  queue: Resize_Image",
+            "spec.queue in body should match '^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$'",
+        ),
+    ],
+)
+def test_invalid_manifest_is_refused(
+    control_plane: ControlPlane, namespace: str, spec: str, expected: str
+) -> None:
     code, output = apply(control_plane, namespace, "bad", spec)
     assert code != 0, output
     assert 'The AsyncTask "bad" is invalid' in output
@@ -52,48 +63,81 @@ def test_invalid_manifest_is_refused(control_plane: ControlPlane, namespace: str
 def test_queue_is_immutable(control_plane: ControlPlane, namespace: str) -> None:
     code, output = apply(control_plane, namespace, "fixed", "  queue: hello")
     assert code == 0, output
-    result = control_plane.kubectl("patch", "asynctask", "fixed", "-n", namespace,
-                                   "--type=merge", "-p", '{"spec":{"queue":"other"}}',
-                                   check=False)
+    result = control_plane.kubectl(
+        "patch",
+        "asynctask",
+        "fixed",
+        "-n",
+        namespace,
+        "--type=merge",
+        "-p",
+        '{"spec":{"queue":"other"}}',
+        check=False,
+    )
     assert result.returncode != 0
-    assert "spec.queue is immutable: create a new AsyncTask to run on another queue" in \
-        result.stderr
+    assert (
+        "spec.queue is immutable: create a new AsyncTask to run on another queue" in result.stderr
+    )
 
 
 def test_request_is_immutable(control_plane: ControlPlane, namespace: str) -> None:
     """The ValidatingAdmissionPolicy of deploy/admission/ (CEL cannot see into the free-form
     request from the CRD): another request is refused; the same one, cancel and status
     writes go through."""
-    code, output = apply(control_plane, namespace, "frozen",
-                         '  queue: nobody-serves-this\n  request: {"size": 1, "tags": ["a"]}')
+    code, output = apply(
+        control_plane,
+        namespace,
+        "frozen",
+        '  queue: nobody-serves-this\n  request: {"size": 1, "tags": ["a"]}',
+    )
     assert code == 0, output
 
     def patch(spec: str, *extra: str) -> subprocess.CompletedProcess[str]:
-        return control_plane.kubectl("patch", "asynctask", "frozen", "-n", namespace,
-                                     "--type=merge", "-p", f'{{"spec":{spec}}}', *extra,
-                                     check=False)
+        return control_plane.kubectl(
+            "patch",
+            "asynctask",
+            "frozen",
+            "-n",
+            namespace,
+            "--type=merge",
+            "-p",
+            f'{{"spec":{spec}}}',
+            *extra,
+            check=False,
+        )
 
     # The policy is enforced a moment after it is created (its informer syncs): wait with
     # server-side dry runs, which go through admission and store nothing.
-    wait_for("the policy to be enforced", lambda: patch(
-        '{"request":{"size":2}}', "--dry-run=server").returncode != 0, 30)
+    wait_for(
+        "the policy to be enforced",
+        lambda: patch('{"request":{"size":2}}', "--dry-run=server").returncode != 0,
+        30,
+    )
     message = "spec.request is immutable once the task is created"
-    for other in ('{"request":{"size":2,"tags":["a"]}}', '{"request":"small"}',
-                  '{"request":null}'):
+    for other in ('{"request":{"size":2,"tags":["a"]}}', '{"request":"small"}', '{"request":null}'):
         result = patch(other)
         assert result.returncode != 0, other
         assert message in result.stderr, result.stderr
     assert patch('{"request":{"size":1,"tags":["a"]}}').returncode == 0  # unchanged: fine
     assert patch('{"cancel":true}').returncode == 0
-    st = control_plane.kubectl("get", "asynctask", "frozen", "-n", namespace, "-o",
-                               "jsonpath={.spec.request}").stdout
+    st = control_plane.kubectl(
+        "get", "asynctask", "frozen", "-n", namespace, "-o", "jsonpath={.spec.request}"
+    ).stdout
     assert json.loads(st) == {"size": 1, "tags": ["a"]}
 
 
 def test_printer_columns_and_short_name(control_plane: ControlPlane, namespace: str) -> None:
     apply(control_plane, namespace, "shown", "  queue: nobody-serves-this")
     out = control_plane.kubectl("get", "atask", "-n", namespace, "-o", "wide").stdout
-    assert out.split("\n")[0].split() == ["NAME", "QUEUE", "PHASE", "PROGRESS", "ATTEMPTS",
-                                          "WORKER", "MESSAGE", "AGE"]
+    assert out.split("\n")[0].split() == [
+        "NAME",
+        "QUEUE",
+        "PHASE",
+        "PROGRESS",
+        "ATTEMPTS",
+        "WORKER",
+        "MESSAGE",
+        "AGE",
+    ]
     explained = control_plane.kubectl("explain", "asynctask.spec.queue").stdout
     assert "The worker pool (task type) that runs this task" in explained

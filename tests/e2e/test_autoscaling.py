@@ -31,29 +31,43 @@ BURST, TARGET, MAX = 5, 2, 3  # 5 messages at 2 per replica: ceil(5 / 2) = 3 rep
 def deployment(name: str, queue: str) -> dict[str, Any]:
     labels = {"app": name}
     return {
-        "apiVersion": "apps/v1", "kind": "Deployment",
-        "metadata": {"name": name, "labels": {"asynctask.dev/autoscale": "true"},
-                     "annotations": {"asynctask.dev/queues": queue,
-                                     "asynctask.dev/min-replicas": "0",
-                                     "asynctask.dev/max-replicas": str(MAX),
-                                     "asynctask.dev/target-messages-per-replica": str(TARGET)}},
-        "spec": {"replicas": 0, "selector": {"matchLabels": labels},
-                 "template": {"metadata": {"labels": labels},
-                              "spec": {"containers": [{"name": "worker",
-                                                       "image": "asynctask-worker:e2e"}]}}},
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {
+            "name": name,
+            "labels": {"asynctask.dev/autoscale": "true"},
+            "annotations": {
+                "asynctask.dev/queues": queue,
+                "asynctask.dev/min-replicas": "0",
+                "asynctask.dev/max-replicas": str(MAX),
+                "asynctask.dev/target-messages-per-replica": str(TARGET),
+            },
+        },
+        "spec": {
+            "replicas": 0,
+            "selector": {"matchLabels": labels},
+            "template": {
+                "metadata": {"labels": labels},
+                "spec": {"containers": [{"name": "worker", "image": "asynctask-worker:e2e"}]},
+            },
+        },
     }
 
 
 def task(ns: str, name: str, queue: str) -> dict[str, Any]:
-    return {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"queue": queue, "request": {"seconds": 0.2}}}
+    return {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "AsyncTask",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"queue": queue, "request": {"seconds": 0.2}},
+    }
 
 
 @pytest.fixture
 def apps(control_plane: ControlPlane) -> Iterator[client.AppsV1Api]:
     api = config.new_client_from_config(  # type: ignore[no-untyped-call]
-        config_file=str(control_plane.kubeconfig))
+        config_file=str(control_plane.kubeconfig)
+    )
     try:
         yield client.AppsV1Api(api)
     finally:
@@ -65,14 +79,22 @@ def log_time(line: str) -> datetime:
 
 
 def test_burst_scales_up_then_back_to_min_after_the_window(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, operator: Process,
-        apps: client.AppsV1Api, tmp_path_factory: pytest.TempPathFactory) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    namespace: str,
+    operator: Process,
+    apps: client.AppsV1Api,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     queue, name = f"scale-{uuid.uuid4().hex[:6]}", "scaling-workers"
     key = f"{namespace}/{name}"
-    control_plane.kubectl("apply", "-n", namespace, "-f", "-",
-                          input=json.dumps(deployment(name, queue)))
-    operator.wait_for_log(f"autoscaling {key} on {queue}: 0 to {MAX} replicas, "
-                          f"{TARGET} message(s) per replica", timeout=30)
+    control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(deployment(name, queue))
+    )
+    operator.wait_for_log(
+        f"autoscaling {key} on {queue}: 0 to {MAX} replicas, {TARGET} message(s) per replica",
+        timeout=30,
+    )
 
     def replicas() -> int:
         spec = apps.read_namespaced_deployment_scale(name, namespace).spec
@@ -83,10 +105,8 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     # A burst on a queue no worker serves: the depth stays up.
     burst = [task(namespace, f"burst-{i}", queue) for i in range(BURST)]
     started = time.monotonic()
-    control_plane.kubectl("create", "-f", "-",
-                          input="\n".join(json.dumps(t) for t in burst))
-    wait_for("the Deployment to scale up", lambda: replicas() == MAX, timeout=15,
-             interval=0.05)
+    control_plane.kubectl("create", "-f", "-", input="\n".join(json.dumps(t) for t in burst))
+    wait_for("the Deployment to scale up", lambda: replicas() == MAX, timeout=15, interval=0.05)
     reaction = time.monotonic() - started
     print(f"\nscale-up reaction from the burst (kubectl create included): {reaction:.2f}s")
     assert reaction <= 5.0
@@ -106,32 +126,68 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     # A worker drains the queue; the Deployment goes back to its minimum after the window.
     env = dict(system_env(control_plane, rabbitmq), SCALING_QUEUES=queue)
     port = free_port()
-    drainer = Process("scaling-worker", [sys.executable, "-m", "asynctask_worker",
-                                         "scaling_tasks:app", "--concurrency", str(BURST),
-                                         "--metrics-port", str(port)],
-                      env, tmp_path_factory.mktemp("scaling-worker"), worker_ready(port))
+    drainer = Process(
+        "scaling-worker",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "scaling_tasks:app",
+            "--concurrency",
+            str(BURST),
+            "--metrics-port",
+            str(port),
+        ],
+        env,
+        tmp_path_factory.mktemp("scaling-worker"),
+        worker_ready(port),
+    )
     try:
         drainer.wait_ready()
-        control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
-                              "asynctasks", "--all", "--timeout=60s", timeout=70)
+        control_plane.kubectl(
+            "wait",
+            "-n",
+            namespace,
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "asynctasks",
+            "--all",
+            "--timeout=60s",
+            timeout=70,
+        )
         # The operator sees the depth fall (its management figures lag a few seconds) and
         # holds: it wants fewer replicas but keeps them until the window has passed.
-        wait_for("the operator to hold", lambda: any(
-            f"{key}: depth " in ln and "holding until the scale-down window" in ln
-            for ln in operator.text().splitlines()), timeout=20, interval=0.1)
+        wait_for(
+            "the operator to hold",
+            lambda: any(
+                f"{key}: depth " in ln and "holding until the scale-down window" in ln
+                for ln in operator.text().splitlines()
+            ),
+            timeout=20,
+            interval=0.1,
+        )
         assert replicas() == MAX, "scaled down at once: no stabilisation window"
-        took = wait_for("the Deployment to scale back to 0", lambda: replicas() == 0,
-                        timeout=40, interval=0.1)
+        took = wait_for(
+            "the Deployment to scale back to 0", lambda: replicas() == 0, timeout=40, interval=0.1
+        )
     finally:
         drainer.stop()
-    print(f"back to min-replicas {took:.2f}s after the last task succeeded "
-          f"(window {WINDOW:g}s, management statistics lag up to 5s)")
+    print(
+        f"back to min-replicas {took:.2f}s after the last task succeeded "
+        f"(window {WINDOW:g}s, management statistics lag up to 5s)"
+    )
     log = operator.text().splitlines()
-    down = next(i for i, ln in enumerate(log)
-                if re.search(rf"scaling {key} from {MAX} to [0-{MAX - 1}] replicas", ln))
+    down = next(
+        i
+        for i, ln in enumerate(log)
+        if re.search(rf"scaling {key} from {MAX} to [0-{MAX - 1}] replicas", ln)
+    )
     assert f"the highest count wanted over the last {WINDOW:g}s" in log[down]
-    held = [ln for ln in log[:down] if ln.split(": ", 1)[-1].startswith(f"{key}: depth ")
-            and "holding until the scale-down window has passed" in ln]
+    held = [
+        ln
+        for ln in log[:down]
+        if ln.split(": ", 1)[-1].startswith(f"{key}: depth ")
+        and "holding until the scale-down window has passed" in ln
+    ]
     assert held, "no hold before the scale-down"
     waited = (log_time(log[down]) - log_time(held[-1])).total_seconds()
     print(f"the operator held {waited:.2f}s before scaling down (window {WINDOW:g}s)")

@@ -30,8 +30,13 @@ def not_ready(proc: Process) -> Callable[[], bool]:
 
 
 def test_a_broker_restart_is_one_warning_and_one_info_per_connection(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str,
-        system: tuple[Process, Process], operator: Process, lifecycle_worker: Process) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    system: tuple[Process, Process],
+    operator: Process,
+    lifecycle_worker: Process,
+) -> None:
     own_operator, own_worker = system
     shared = (operator, lifecycle_worker)
     rabbitmq.stop_node()
@@ -43,8 +48,11 @@ def test_a_broker_restart_is_one_warning_and_one_info_per_connection(
         rabbitmq.start_node()
     for proc in (own_operator, own_worker, *shared):  # the shared ones too, for later tests
         proc.wait_ready(90)
-    wait_for("the task created during the outage to succeed", lambda: status(
-        control_plane, fuzz_ns, "during-outage").get("phase") == "Succeeded", 60)
+    wait_for(
+        "the task created during the outage to succeed",
+        lambda: status(control_plane, fuzz_ns, "during-outage").get("phase") == "Succeeded",
+        60,
+    )
     for proc in (own_operator, own_worker):
         text = proc.text()
         lost = collections.Counter(m.group(1) for m in LOST.finditer(text))

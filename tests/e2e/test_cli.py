@@ -23,15 +23,16 @@ BIN = Path(sys.executable).parent
 
 def cli_env(kubeconfig: Path, **extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("ASYNCTASK_")}
-    env.update(KUBECONFIG=str(kubeconfig), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
-               **extra)
+    env.update(KUBECONFIG=str(kubeconfig), PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", **extra)
     return env
 
 
-def run(env: dict[str, str], *args: str, program: str = "asynctask",
-        timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    done = subprocess.run([program, *args], env=env, capture_output=True, text=True,
-                          timeout=timeout, check=False)
+def run(
+    env: dict[str, str], *args: str, program: str = "asynctask", timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [program, *args], env=env, capture_output=True, text=True, timeout=timeout, check=False
+    )
     print(f"$ {program} {' '.join(args)}  -> {done.returncode}\n{done.stdout}{done.stderr}")
     return done
 
@@ -42,8 +43,7 @@ def env(writer_kubeconfig: Path, client_worker: object) -> dict[str, str]:
     return cli_env(writer_kubeconfig)
 
 
-def test_submit_wait_off_a_terminal_prints_plain_lines_and_the_result(
-        env: dict[str, str]) -> None:
+def test_submit_wait_off_a_terminal_prints_plain_lines_and_the_result(env: dict[str, str]) -> None:
     done = run(env, "submit", "cl-steps", "--request", '{"steps": 2, "pause": 0.8}', "--wait")
     assert done.returncode == 0
     assert "\x1b" not in done.stdout + done.stderr and "\r" not in done.stdout
@@ -53,13 +53,17 @@ def test_submit_wait_off_a_terminal_prints_plain_lines_and_the_result(
     assert json.loads(lines[-1]) == {"steps": 2, "greeting": "Hello, world!"}
 
 
-@pytest.mark.parametrize(("queue", "request_", "flags", "code"), [
-    ("cl-refuses", "{}", [], 10),
-    ("cl-raises", "{}", [], 11),
-    ("cl-sleepy", '{"seconds": 30}', ["--timeout", "1"], 13),
-])
-def test_the_exit_code_says_the_outcome(env: dict[str, str], queue: str, request_: str,
-                                        flags: list[str], code: int) -> None:
+@pytest.mark.parametrize(
+    ("queue", "request_", "flags", "code"),
+    [
+        ("cl-refuses", "{}", [], 10),
+        ("cl-raises", "{}", [], 11),
+        ("cl-sleepy", '{"seconds": 30}', ["--timeout", "1"], 13),
+    ],
+)
+def test_the_exit_code_says_the_outcome(
+    env: dict[str, str], queue: str, request_: str, flags: list[str], code: int
+) -> None:
     done = run(env, "submit", queue, "--request", request_, *flags, "--wait")
     assert done.returncode == code
     assert "\x1b" not in done.stdout + done.stderr
@@ -77,8 +81,18 @@ def test_cancel_then_wait_exits_12_and_a_short_wait_exits_5(env: dict[str, str])
 
 def test_machine_output_and_requests_from_files(env: dict[str, str], tmp_path: Path) -> None:
     (tmp_path / "request.json").write_text('{"steps": 1, "pause": 0.1, "name": "file"}')
-    done = run(env, "submit", "cl-steps", "--request", f"@{tmp_path / 'request.json'}",
-               "--wait", "-o", "json", "-l", "source=file")
+    done = run(
+        env,
+        "submit",
+        "cl-steps",
+        "--request",
+        f"@{tmp_path / 'request.json'}",
+        "--wait",
+        "-o",
+        "json",
+        "-l",
+        "source=file",
+    )
     view = json.loads(done.stdout)
     assert done.returncode == 0 and view["phase"] == "Succeeded"
     assert view["result"]["greeting"] == "Hello, file!"
@@ -105,7 +119,8 @@ def test_usage_refusal_and_unreachable_servers_have_their_codes(env: dict[str, s
 
 
 def test_the_gateway_transport_with_a_token_from_the_environment(
-        env: dict[str, str], gateway: Gateway) -> None:
+    env: dict[str, str], gateway: Gateway
+) -> None:
     through = dict(env, ASYNCTASK_GATEWAY=gateway.url, ASYNCTASK_TOKEN=gateway.tokens["writer"])
     done = run(through, "submit", "cl-refuses", "-n", gateway.namespace, "--wait", "-o", "json")
     assert done.returncode == 10
@@ -117,18 +132,30 @@ def test_the_gateway_transport_with_a_token_from_the_environment(
 
 
 def test_kubectl_finds_the_plugin_and_describe_shows_conditions_and_events(
-        control_plane: ControlPlane, gateway: Gateway, client_worker: object) -> None:
+    control_plane: ControlPlane, gateway: Gateway, client_worker: object
+) -> None:
     assert control_plane.bin_dir is not None
     admin = cli_env(control_plane.kubeconfig)  # a client certificate, allowed to read Events
     kubectl = str(control_plane.bin_dir / "kubectl")
     plugins = run(admin, "plugin", "list", program=kubectl)
     assert str(BIN / "kubectl-asynctask") in plugins.stdout
-    done = run(admin, "asynctask", "-n", gateway.namespace, "submit", "cl-raises", "--wait",
-               "-o", "json", program=kubectl)
+    done = run(
+        admin,
+        "asynctask",
+        "-n",
+        gateway.namespace,
+        "submit",
+        "cl-raises",
+        "--wait",
+        "-o",
+        "json",
+        program=kubectl,
+    )
     assert done.returncode == 11
     name = json.loads(done.stdout)["name"]
-    described = run(admin, "asynctask", "describe", name, "-n", gateway.namespace,
-                    program=kubectl).stdout
+    described = run(
+        admin, "asynctask", "describe", name, "-n", gateway.namespace, program=kubectl
+    ).stdout
     assert "Phase:        Error" in described and "RuntimeError: the handler broke" in described
     assert "Completed     True" in described and "Stalled       True" in described
     assert "Events:" in described and "Error " in described.split("Events:")[1]

@@ -31,13 +31,19 @@ class Terminal:
     def __init__(self, env: dict[str, str]) -> None:
         self.socket = f"asynctask-{uuid.uuid4().hex[:8]}"
         self.env = env
-        self.tmux("new-session", "-d", "-s", "t", "-x", "110", "-y", "20",
-                  "bash --norc --noprofile")
+        self.tmux(
+            "new-session", "-d", "-s", "t", "-x", "110", "-y", "20", "bash --norc --noprofile"
+        )
 
     def tmux(self, *args: str) -> str:
-        return subprocess.run(["tmux", "-L", self.socket, "-f", os.devnull, *args],
-                              env=self.env, capture_output=True, text=True, check=True,
-                              timeout=30).stdout
+        return subprocess.run(
+            ["tmux", "-L", self.socket, "-f", os.devnull, *args],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            check=True,
+            timeout=30,
+        ).stdout
 
     def type(self, line: str) -> None:
         self.tmux("send-keys", "-t", "t", line, "Enter")
@@ -50,14 +56,21 @@ class Terminal:
 
 
 @pytest.fixture
-def terminal(writer_kubeconfig: Path, gateway: Gateway,
-             client_worker: object) -> Iterator[Terminal]:
+def terminal(
+    writer_kubeconfig: Path, gateway: Gateway, client_worker: object
+) -> Iterator[Terminal]:
     """A shell with the ``writer`` caller's kubeconfig, and the gateway's address, token
     and namespace in ``GW_URL``, ``GW_TOKEN`` and ``GW_NS`` for a command to use."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCTASK_", "TMUX"))}
-    env.update(KUBECONFIG=str(writer_kubeconfig), TERM="xterm-256color", PS1="$ ",
-               PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}", GW_URL=gateway.url,
-               GW_TOKEN=gateway.tokens["writer"], GW_NS=gateway.namespace)
+    env.update(
+        KUBECONFIG=str(writer_kubeconfig),
+        TERM="xterm-256color",
+        PS1="$ ",
+        PATH=f"{BIN}{os.pathsep}{env.get('PATH', '')}",
+        GW_URL=gateway.url,
+        GW_TOKEN=gateway.tokens["writer"],
+        GW_NS=gateway.namespace,
+    )
     term = Terminal(env)
     try:
         yield term
@@ -66,9 +79,11 @@ def terminal(writer_kubeconfig: Path, gateway: Gateway,
 
 
 def test_the_live_bar_advances_and_ends_at_100_percent_succeeded(
-        terminal: Terminal, tmp_path: Path) -> None:
-    terminal.type("asynctask submit cl-steps --request '{\"steps\": 4, \"pause\": 1.5}' "
-                  "--wait; echo EXIT=$?")
+    terminal: Terminal, tmp_path: Path
+) -> None:
+    terminal.type(
+        'asynctask submit cl-steps --request \'{"steps": 4, "pause": 1.5}\' --wait; echo EXIT=$?'
+    )
     seen: list[tuple[int, str]] = []
     screens: list[str] = []
     deadline = time.monotonic() + 90
@@ -100,12 +115,15 @@ def test_the_live_bar_advances_and_ends_at_100_percent_succeeded(
 
 
 def test_watch_through_the_gateway_shows_an_estimate_while_the_task_runs(
-        terminal: Terminal) -> None:
+    terminal: Terminal,
+) -> None:
     terminal.type('export ASYNCTASK_GATEWAY="$GW_URL" ASYNCTASK_TOKEN="$GW_TOKEN"; clear')
-    terminal.type("N=$(asynctask -n $GW_NS submit cl-steps --request '{\"steps\": 5, "
-                  "\"pause\": 1.2}' -o json | python3 -c 'import json,sys; "
-                  "print(json.load(sys.stdin)[\"name\"])'); asynctask -n $GW_NS watch $N; "
-                  "echo EXIT=$?")
+    terminal.type(
+        'N=$(asynctask -n $GW_NS submit cl-steps --request \'{"steps": 5, '
+        "\"pause\": 1.2}' -o json | python3 -c 'import json,sys; "
+        'print(json.load(sys.stdin)["name"])\'); asynctask -n $GW_NS watch $N; '
+        "echo EXIT=$?"
+    )
     etas = set()
     deadline = time.monotonic() + 90
     screen = ""

@@ -32,15 +32,17 @@ class Steps(BaseModel):
 
 
 def test_updates_follow_a_task_to_its_result_and_the_result_validates_into_a_model(
-        client: Client) -> None:
+    client: Client,
+) -> None:
     task = client.submit("cl-steps", {"steps": 3, "pause": 1.2, "name": "Ada"}, timeout=60)
     assert task.view.phase is Phase.PENDING and not task.done
     views = list(task.updates(timeout=60))
     for view in views:
         print(f"{view.phase.value:<11} {view.progress:3d}% {view.message}")
     assert views[-1].phase is Phase.SUCCEEDED and views[-1].progress == 100
-    assert [v for v in views if v.phase is Phase.PROCESSING and 0 < v.progress < 100], \
+    assert [v for v in views if v.phase is Phase.PROCESSING and 0 < v.progress < 100], (
         "no progress was seen while the task ran"
+    )
     progress = [v.progress for v in views]
     assert progress == sorted(progress)
     assert len({v.resource_version for v in views}) == len(views), "a state was repeated"
@@ -64,7 +66,8 @@ def test_each_terminal_phase_raises_its_own_exception(client: Client) -> None:
 
 
 def test_a_cancelled_task_raises_cancelled_and_a_short_wait_raises_wait_timeout(
-        client: Client) -> None:
+    client: Client,
+) -> None:
     task = client.submit("cl-sleepy", {"seconds": 60})
     for view in task.updates(timeout=30):
         if view.phase is Phase.PROCESSING:
@@ -93,8 +96,7 @@ def test_submit_and_wait_in_one_call_and_idempotent_retries(client: Client) -> N
 
 def test_get_and_list_by_queue_and_phase(client: Client) -> None:
     label = uuid.uuid4().hex[:8]
-    done = client.submit("cl-steps", {"steps": 1, "pause": 0.1}, labels={"run": label},
-                         wait=30)
+    done = client.submit("cl-steps", {"steps": 1, "pause": 0.1}, labels={"run": label}, wait=30)
     waiting = client.submit("cl-sleepy", {"seconds": 30}, labels={"run": label}, ttl=60)
     assert client.get(done.name).view == done.view
     mine = client.list(label_selector=f"run={label}")
@@ -118,7 +120,8 @@ def test_the_async_twin_follows_the_same_states(client: Client) -> None:
 
 
 def test_refusals_are_api_errors_with_their_causes_and_a_deleted_task_ends_updates(
-        client: Client) -> None:
+    client: Client,
+) -> None:
     with pytest.raises(ApiError) as missing:
         client.get("no-such-task")
     assert missing.value.status == 404

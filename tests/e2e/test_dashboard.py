@@ -43,10 +43,15 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[webdriver.Chro
 
 
 @pytest.fixture(scope="module")
-def steps_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-                 tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
-    with gateway_app_worker(control_plane, rabbitmq, "gw-steps",
-                            tmp_path_factory.mktemp("dashboard-worker")) as proc:
+def steps_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
+    with gateway_app_worker(
+        control_plane, rabbitmq, "gw-steps", tmp_path_factory.mktemp("dashboard-worker")
+    ) as proc:
         yield proc
 
 
@@ -64,31 +69,41 @@ def open_with_token(driver: webdriver.Chrome, gw: Gateway, namespace: str, token
     driver.get(f"{gw.url}/ui/#/ns/{namespace}")
     driver.execute_script("sessionStorage.clear()")
     driver.refresh()  # a fresh page without a token, focus at its start
-    until(driver, "the prompt for a token", lambda d: "Paste a bearer token" in one(
-        d, "#main").text)
+    until(
+        driver, "the prompt for a token", lambda d: "Paste a bearer token" in one(d, "#main").text
+    )
     order = []
     for _ in range(6):
         ActionChains(driver).send_keys(Keys.TAB).perform()
-        order.append(driver.switch_to.active_element.get_attribute("id")
-                     or driver.switch_to.active_element.text)
+        order.append(
+            driver.switch_to.active_element.get_attribute("id")
+            or driver.switch_to.active_element.text
+        )
         if order[-1] == "token":
             break
     assert order == ["Skip to content", "AsyncTask", "namespace", "Open", "token"], order
     focused = driver.switch_to.active_element
     assert focused.value_of_css_property("outline-style") != "none", "no visible focus"
     focused.send_keys(token, Keys.ENTER)
-    until(driver, "the token kept for the tab", lambda d: d.execute_script(
-        "return sessionStorage.getItem('asynctask.token') !== null"))
+    until(
+        driver,
+        "the token kept for the tab",
+        lambda d: d.execute_script("return sessionStorage.getItem('asynctask.token') !== null"),
+    )
     assert token not in driver.current_url
 
 
 def live_list(driver: webdriver.Chrome) -> None:
-    until(driver, "the list to be live",
-          lambda d: one(d, "#main").get_attribute("data-live") == "true")
+    until(
+        driver,
+        "the list to be live",
+        lambda d: one(d, "#main").get_attribute("data-live") == "true",
+    )
 
 
-def submit_from_form(driver: webdriver.Chrome, queue: str, request: dict[str, object],
-                     labels: str = "") -> str:
+def submit_from_form(
+    driver: webdriver.Chrome, queue: str, request: dict[str, object], labels: str = ""
+) -> str:
     one(driver, "#submit-toggle").click()  # a <details>: the form opens
     one(driver, "#submit-queue").send_keys(queue)
     area = one(driver, "#submit-request")
@@ -97,22 +112,28 @@ def submit_from_form(driver: webdriver.Chrome, queue: str, request: dict[str, ob
     if labels:
         one(driver, "#submit-labels").send_keys(labels)
     one(driver, "form.submit button[type=submit]").click()
-    link = until(driver, "the submitted task's link",
-                 lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a"))[0]
+    link = until(
+        driver, "the submitted task's link", lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a")
+    )[0]
     name: str = link.text
     assert name.startswith("task-"), link.text
     return name
 
 
 def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
-        control_plane: ControlPlane, operator: Process, gateway: Gateway,
-        steps_worker: Process, browser: webdriver.Chrome) -> None:
+    control_plane: ControlPlane,
+    operator: Process,
+    gateway: Gateway,
+    steps_worker: Process,
+    browser: webdriver.Chrome,
+) -> None:
     open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
     live_list(browser)
     browser.execute_script("window.notReloaded = true")
     before = reads(gateway)
-    name = submit_from_form(browser, "gw-steps", {"steps": 4, "pause": 1.5},
-                            labels="suite=dashboard")
+    name = submit_from_form(
+        browser, "gw-steps", {"steps": 4, "pause": 1.5}, labels="suite=dashboard"
+    )
     row = f'tr[data-name="{name}"]'
     seen: list[tuple[str, int]] = []
 
@@ -120,9 +141,10 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
         rows = d.find_elements(By.CSS_SELECTOR, row)
         if not rows:
             return False
-        state = (rows[0].get_attribute("data-phase") or "",
-                 int(rows[0].find_element(By.TAG_NAME, "progress").get_attribute("value")
-                     or 0))
+        state = (
+            rows[0].get_attribute("data-phase") or "",
+            int(rows[0].find_element(By.TAG_NAME, "progress").get_attribute("value") or 0),
+        )
         if not seen or seen[-1] != state:
             seen.append(state)
         return state[0] == "Succeeded"
@@ -130,8 +152,9 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
     until(browser, "the row to turn Succeeded", succeeded, timeout=60)
     print("row states seen:", seen)
     assert browser.execute_script("return window.notReloaded === true"), "the page reloaded"
-    assert [s for s in seen if s[0] == "Processing" and 0 < s[1] < 100], \
+    assert [s for s in seen if s[0] == "Processing" and 0 < s[1] < 100], (
         f"the bar never showed partial progress: {seen}"
+    )
     progress = [s[1] for s in seen]
     assert progress == sorted(progress) and seen[-1] == ("Succeeded", 100)
     assert reads(gateway) == before, "the page polled (list or get calls while it ran)"
@@ -141,8 +164,14 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
     shot(browser, "list")
 
     one(browser, f"{row} a").click()
-    until(browser, "the task page", lambda d: one(d, "#main").get_attribute("data-phase")
-          == "Succeeded" and d.find_elements(By.ID, "section-result"))
+    until(
+        browser,
+        "the task page",
+        lambda d: (
+            one(d, "#main").get_attribute("data-phase") == "Succeeded"
+            and d.find_elements(By.ID, "section-result")
+        ),
+    )
     assert json.loads(one(browser, "#section-result-body pre").text) == {"steps": 4}
     assert '"pause": 1.5' in one(browser, "#section-request-body pre").text
     conditions = one(browser, "#section-conditions-body").text
@@ -162,34 +191,50 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
 
 
 def test_a_running_task_is_cancelled_from_its_button(
-        operator: Process, gateway: Gateway, gateway_worker: Process,
-        browser: webdriver.Chrome) -> None:
-    answer = gateway.call("POST", gateway.tasks(), {"queue": "gw-sleepy",
-                                                    "request": {"seconds": 60}})
+    operator: Process, gateway: Gateway, gateway_worker: Process, browser: webdriver.Chrome
+) -> None:
+    answer = gateway.call(
+        "POST", gateway.tasks(), {"queue": "gw-sleepy", "request": {"seconds": 60}}
+    )
     assert answer.status == 202, answer.body
     name = answer.json()["name"]
     page = f"{gateway.url}/ui/#/ns/{gateway.namespace}/tasks/{name}"
     # A reader may watch it but not cancel it: the refusal is a sentence, the task runs on.
     open_with_token(browser, gateway, gateway.namespace, gateway.tokens["reader"])
     browser.get(page)
-    until(browser, "the task to run", lambda d: one(d, "#main").get_attribute("data-phase")
-          == "Processing", timeout=60)
+    until(
+        browser,
+        "the task to run",
+        lambda d: one(d, "#main").get_attribute("data-phase") == "Processing",
+        timeout=60,
+    )
     one(browser, "#cancel").click()
-    refusal = until(browser, "the refusal", lambda d: (
-        d.find_elements(By.CSS_SELECTOR, "#notice.error") or [None])[0]).text
+    refusal = until(
+        browser,
+        "the refusal",
+        lambda d: (d.find_elements(By.CSS_SELECTOR, "#notice.error") or [None])[0],
+    ).text
     assert refusal.startswith("Forbidden (403):") and "cannot patch" in refusal, refusal
     assert one(browser, "#main").get_attribute("data-phase") == "Processing"
 
     open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
     browser.get(page)
-    until(browser, "the task to run", lambda d: one(d, "#main").get_attribute("data-phase")
-          == "Processing", timeout=60)
+    until(
+        browser,
+        "the task to run",
+        lambda d: one(d, "#main").get_attribute("data-phase") == "Processing",
+        timeout=60,
+    )
     browser.execute_script("window.notReloaded = true")
     button = one(browser, "#cancel")
     assert button.is_displayed() and button.text == "Cancel task"
     button.click()
-    until(browser, "the phase to turn Cancelled", lambda d: one(d, "#main").get_attribute(
-        "data-phase") == "Cancelled", timeout=60)
+    until(
+        browser,
+        "the phase to turn Cancelled",
+        lambda d: one(d, "#main").get_attribute("data-phase") == "Cancelled",
+        timeout=60,
+    )
     assert browser.execute_script("return window.notReloaded === true")
     assert not one(browser, "#cancel").is_displayed()
     until(browser, "the record's error", lambda d: d.find_elements(By.ID, "section-error"))
@@ -197,26 +242,38 @@ def test_a_running_task_is_cancelled_from_its_button(
 
 
 def test_an_error_shows_its_traceback_excerpt_on_the_task_page(
-        operator: Process, gateway: Gateway, steps_worker: Process,
-        browser: webdriver.Chrome) -> None:
-    answer = gateway.call("POST", gateway.tasks(), {"queue": "gw-steps",
-                                                    "request": {"steps": "many"}})
+    operator: Process, gateway: Gateway, steps_worker: Process, browser: webdriver.Chrome
+) -> None:
+    answer = gateway.call(
+        "POST", gateway.tasks(), {"queue": "gw-steps", "request": {"steps": "many"}}
+    )
     assert answer.status == 202, answer.body
     name = answer.json()["name"]
     open_with_token(browser, gateway, gateway.namespace, gateway.tokens["reader"])
     browser.get(f"{gateway.url}/ui/#/ns/{gateway.namespace}/tasks/{name}")
-    until(browser, "the Error phase and its record", lambda d: one(d, "#main").get_attribute(
-        "data-phase") == "Error" and d.find_elements(By.ID, "section-error"), timeout=60)
+    until(
+        browser,
+        "the Error phase and its record",
+        lambda d: (
+            one(d, "#main").get_attribute("data-phase") == "Error"
+            and d.find_elements(By.ID, "section-error")
+        ),
+        timeout=60,
+    )
     error = one(browser, "#section-error-body").text
     assert "ValueError" in error and "Traceback" in error, error
     shot(browser, "task-error")
 
 
 def test_a_token_without_access_reads_a_403_as_a_sentence(
-        gateway: Gateway, browser: webdriver.Chrome) -> None:
+    gateway: Gateway, browser: webdriver.Chrome
+) -> None:
     open_with_token(browser, gateway, gateway.other, gateway.tokens["writer"])
-    notice = until(browser, "the refusal", lambda d: (
-        d.find_elements(By.CSS_SELECTOR, "#notice.error") or [None])[0])
+    notice = until(
+        browser,
+        "the refusal",
+        lambda d: (d.find_elements(By.CSS_SELECTOR, "#notice.error") or [None])[0],
+    )
     until(browser, "its text", lambda d: notice.text.strip())
     text = notice.text
     print("403 as shown:", text)
@@ -241,14 +298,16 @@ def test_the_page_refuses_framing_and_inline_script(gateway: Gateway, tmp_path: 
 
 
 def test_the_namespace_stream_sends_counts_then_each_change_and_the_deletion(
-        operator: Process, gateway: Gateway, gateway_worker: Process) -> None:
+    operator: Process, gateway: Gateway, gateway_worker: Process
+) -> None:
     """What the list is built on, read without a browser: GET …/tasks:watch."""
     stream = gateway.events(f"{gateway.tasks()}:watch?queue=gw-sleepy")
     first = next(stream)
     assert first.event == "counts" and first.id is None
     before = first.view["queues"].get("gw-sleepy", {}).get("Succeeded", 0)
-    answer = gateway.call("POST", gateway.tasks(), {"queue": "gw-sleepy",
-                                                    "request": {"seconds": 1}})
+    answer = gateway.call(
+        "POST", gateway.tasks(), {"queue": "gw-sleepy", "request": {"seconds": 1}}
+    )
     assert answer.status == 202, answer.body
     name = answer.json()["name"]
     phases: list[str] = []

@@ -20,20 +20,20 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_wo
 
 
 def test_a_two_second_handler_runs_two_seconds_before_it_is_told_to_stop(
-        control_plane: ControlPlane, namespace: str, markers: Path) -> None:
-    create(control_plane, namespace, "two-seconds", queue="stopwatch", request={},
-           timeoutSeconds=2)
+    control_plane: ControlPlane, namespace: str, markers: Path
+) -> None:
+    create(control_plane, namespace, "two-seconds", queue="stopwatch", request={}, timeoutSeconds=2)
     st = wait_phase(control_plane, namespace, "two-seconds", "TimedOut", timeout=30)
-    wait_for("the handler's record", lambda: list(markers.glob(f"{namespace}.two-seconds.ran-*")),
-             10)
+    wait_for(
+        "the handler's record", lambda: list(markers.glob(f"{namespace}.two-seconds.ran-*")), 10
+    )
     [ran] = markers.glob(f"{namespace}.two-seconds.ran-*")
     seconds = float(ran.name.rsplit("ran-", 1)[1])
     print(f"\ntimeoutSeconds: 2: the handler ran {seconds:.3f}s before it was told to stop")
     assert seconds >= 2.0
     # The status's startTime is the handler's start, to the microsecond.
     assert "." in st["startTime"] and "." in st["completionTime"]
-    assert (parse_time(st["completionTime"]) - parse_time(st["startTime"])
-            ).total_seconds() >= 2.0
+    assert (parse_time(st["completionTime"]) - parse_time(st["startTime"])).total_seconds() >= 2.0
 
 
 def created_at(control_plane: ControlPlane, namespace: str, name: str) -> datetime:
@@ -42,20 +42,25 @@ def created_at(control_plane: ControlPlane, namespace: str, name: str) -> dateti
     for line in control_plane.audit_log.read_text().splitlines():
         event = json.loads(line)
         ref = event.get("objectRef") or {}
-        if (event.get("verb"), event.get("stage"), ref.get("namespace"), ref.get("name"),
-                ref.get("subresource")) == ("create", "ResponseComplete", namespace, name,
-                                             None):
+        if (
+            event.get("verb"),
+            event.get("stage"),
+            ref.get("namespace"),
+            ref.get("name"),
+            ref.get("subresource"),
+        ) == ("create", "ResponseComplete", namespace, name, None):
             return parse_time(event["stageTimestamp"])
     raise AssertionError(f"no audited create of {namespace}/{name}")
 
 
 def test_a_three_second_queue_timeout_ends_the_task_three_seconds_after_creation(
-        control_plane: ControlPlane, namespace: str) -> None:
-    create(control_plane, namespace, "unserved", queue="nobody-serves-this",
-           queueTimeoutSeconds=3)
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    create(control_plane, namespace, "unserved", queue="nobody-serves-this", queueTimeoutSeconds=3)
     st = wait_phase(control_plane, namespace, "unserved", "TimedOut", timeout=30)
     assert st["error"]["reason"] == "QueueTimeout"
-    after = (parse_time(st["completionTime"])
-             - created_at(control_plane, namespace, "unserved")).total_seconds()
+    after = (
+        parse_time(st["completionTime"]) - created_at(control_plane, namespace, "unserved")
+    ).total_seconds()
     print(f"\nqueueTimeoutSeconds: 3: TimedOut {after:.3f}s after the object was created")
     assert after >= 3.0

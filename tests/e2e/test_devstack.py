@@ -15,17 +15,24 @@ REPO = Path(__file__).resolve().parents[2]
 
 def test_devstack_runs_the_example_task() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
-    proc = subprocess.run([sys.executable, "-m", "testbed.devstack", "--once"], cwd=REPO,
-                          env=env, capture_output=True, text=True, timeout=240)
+    proc = subprocess.run(
+        [sys.executable, "-m", "testbed.devstack", "--once"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
     output = proc.stdout + proc.stderr
     assert proc.returncode == 0, output
     assert 'hello: Succeeded {"greeting":"Hello, AsyncTask!","steps":5}' in output
     rows = [line.split() for line in proc.stdout.splitlines() if line.startswith("hello ")]
     assert [r[2] for r in rows if len(r) == 5][-1] == "Succeeded", output
     # A clean run logs no errors; the logs hold this run only (each run starts them anew).
-    for name, line in (("operator.log", "queued default/hello"),
-                       ("worker.log", "task default/hello attempt 1: Succeeded")):
+    for name, line in (
+        ("operator.log", "queued default/hello"),
+        ("worker.log", "task default/hello attempt 1: Succeeded"),
+    ):
         log = (REPO / ".devstack" / name).read_text()
         assert log.count(line) == 1, log
-        assert not [row for row in log.splitlines() if " ERROR " in row
-                    or "Traceback" in row], log
+        assert not [row for row in log.splitlines() if " ERROR " in row or "Traceback" in row], log

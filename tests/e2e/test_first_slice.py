@@ -21,44 +21,83 @@ def status(cp: ControlPlane, ns: str, name: str) -> dict[str, object]:
     return dict(json.loads(out).get("status") or {})
 
 
-def test_example_task_succeeds(control_plane: ControlPlane, namespace: str,
-                               operator: Process, worker: Process) -> None:
+def test_example_task_succeeds(
+    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process
+) -> None:
     control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
-    control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Succeeded",
-                          "asynctask/hello", "--timeout=60s")
+    control_plane.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=jsonpath={.status.phase}=Succeeded",
+        "asynctask/hello",
+        "--timeout=60s",
+    )
     st = status(control_plane, namespace, "hello")
     assert st["result"] == {"greeting": "Hello, AsyncTask!", "steps": 5}
     assert st["progress"] == 100
     assert st["attempts"] == 1
     assert st["observedGeneration"] == 1
     conditions = {c["type"]: c["status"] for c in st["conditions"]}  # type: ignore[attr-defined]
-    assert conditions == {"Ready": "True", "Completed": "True", "Reconciling": "False",
-                          "Stalled": "False"}
+    assert conditions == {
+        "Ready": "True",
+        "Completed": "True",
+        "Reconciling": "False",
+        "Stalled": "False",
+    }
     # kubectl wait on the shared terminal condition works too.
-    control_plane.kubectl("wait", "-n", namespace, "--for=condition=Completed",
-                          "asynctask/hello", "--timeout=5s")
+    control_plane.kubectl(
+        "wait", "-n", namespace, "--for=condition=Completed", "asynctask/hello", "--timeout=5s"
+    )
 
 
 def test_watch_shows_pending_processing_succeeded(
-        control_plane: ControlPlane, namespace: str, operator: Process,
-        worker: Process, tmp_path: Path) -> None:
+    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process, tmp_path: Path
+) -> None:
     out, requests = tmp_path / "watch.out", tmp_path / "watch.requests"
     with out.open("w") as sink, requests.open("w") as log:  # -v=6: each request it makes
         watch = subprocess.Popen(
-            [str(control_plane.bin_dir / "kubectl"), "get", "asynctasks", "-n", namespace,  # type: ignore[operator]
-             "-w", "-v=6"], env=control_plane.env(), stdout=sink, stderr=log, text=True)
+            [
+                str(control_plane.bin_dir / "kubectl"),  # type: ignore[operator]
+                "get",
+                "asynctasks",
+                "-n",
+                namespace,
+                "-w",
+                "-v=6",
+            ],
+            env=control_plane.env(),
+            stdout=sink,
+            stderr=log,
+            text=True,
+        )
     try:
         # The watch runs (the apiserver accepted it) before the object exists.
-        wait_for("the watch to start", lambda: any(
-            "watch=true" in line and "200 OK" in line
-            for line in requests.read_text().splitlines()), 30)
+        wait_for(
+            "the watch to start",
+            lambda: any(
+                "watch=true" in line and "200 OK" in line
+                for line in requests.read_text().splitlines()
+            ),
+            30,
+        )
         control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
-        control_plane.kubectl("wait", "-n", namespace,
-                              "--for=jsonpath={.status.phase}=Succeeded", "asynctask/hello",
-                              "--timeout=60s")
-        wait_for("the last row to reach the watch", lambda: any(
-            line.split()[:3] == ["hello", "hello", "Succeeded"]
-            for line in out.read_text().splitlines()), 15)
+        control_plane.kubectl(
+            "wait",
+            "-n",
+            namespace,
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "asynctask/hello",
+            "--timeout=60s",
+        )
+        wait_for(
+            "the last row to reach the watch",
+            lambda: any(
+                line.split()[:3] == ["hello", "hello", "Succeeded"]
+                for line in out.read_text().splitlines()
+            ),
+            15,
+        )
     finally:
         watch.terminate()
         watch.wait(10)
@@ -75,11 +114,18 @@ def test_watch_shows_pending_processing_succeeded(
     assert progress == sorted(progress), output
 
 
-def test_handler_exception_ends_in_error(control_plane: ControlPlane, namespace: str,
-                                         operator: Process, worker: Process) -> None:
+def test_handler_exception_ends_in_error(
+    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process
+) -> None:
     control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "failing.yaml"))
-    control_plane.kubectl("wait", "-n", namespace, "--for=jsonpath={.status.phase}=Error",
-                          "asynctask/always-fails", "--timeout=60s")
+    control_plane.kubectl(
+        "wait",
+        "-n",
+        namespace,
+        "--for=jsonpath={.status.phase}=Error",
+        "asynctask/always-fails",
+        "--timeout=60s",
+    )
     st = status(control_plane, namespace, "always-fails")
     error = st["error"]
     assert isinstance(error, dict)

@@ -40,9 +40,17 @@ def publish_all(url: str, batches: list[tuple[str, Fuzzed]]) -> None:
         ch = conn.channel()
         ch.confirm_delivery()
         for queue, msg in batches:
-            ch.basic_publish("", queue, msg.body, pika.BasicProperties(
-                message_id=msg.message_id, headers=msg.headers,
-                delivery_mode=pika.DeliveryMode.Persistent), mandatory=True)
+            ch.basic_publish(
+                "",
+                queue,
+                msg.body,
+                pika.BasicProperties(
+                    message_id=msg.message_id,
+                    headers=msg.headers,
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                ),
+                mandatory=True,
+            )
 
 
 def drain(url: str, queue: str) -> list[tuple[Any, bytes]]:
@@ -66,48 +74,74 @@ def key(queue: str, body: bytes) -> tuple[str, str]:
 
 
 def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str,
-        system: tuple[Process, Process]) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    fuzz_url: str,
+    system: tuple[Process, Process],
+) -> None:
     operator, worker = system
     rng = random.Random(SEED)
     task_queue = topology.task_queue_name(QUEUE)
-    bad = ([(topology.STATUS_QUEUE, m) for m in generate(rng, "status", fuzz_ns, QUEUE,
-                                                          STATUS_MESSAGES)]
-           + [(task_queue, m) for m in generate(rng, "task", fuzz_ns, QUEUE, TASK_MESSAGES)])
+    bad = [
+        (topology.STATUS_QUEUE, m) for m in generate(rng, "status", fuzz_ns, QUEUE, STATUS_MESSAGES)
+    ] + [(task_queue, m) for m in generate(rng, "task", fuzz_ns, QUEUE, TASK_MESSAGES)]
     rng.shuffle(bad)
     # One unreadable message names a real task (waiting on a queue nobody serves) in its
     # headers, as the operator publishes them: the worker refuses it, and the operator
     # ends that task in Error saying why, although neither could read the body.
     parked = create(control_plane, fuzz_ns, "parked", queue="nobody-serves-this")
     ref = parked["metadata"]
-    wait_for("parked to be Pending", lambda: status(control_plane, fuzz_ns, "parked").get(
-        "phase") == "Pending", 30)
-    named = Fuzzed("names-a-real-task", b'{"v": 1, "kind": "task", "request": ' + b"[" * 500
-                   + b"]" * 500 + b"}", "TooDeep", f"task:{ref['uid']}:1",
-                   {"asynctask-uid": ref["uid"], "asynctask-namespace": fuzz_ns,
-                    "asynctask-name": "parked", "asynctask-attempt": 1})
+    wait_for(
+        "parked to be Pending",
+        lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Pending",
+        30,
+    )
+    named = Fuzzed(
+        "names-a-real-task",
+        b'{"v": 1, "kind": "task", "request": ' + b"[" * 500 + b"]" * 500 + b"}",
+        "TooDeep",
+        f"task:{ref['uid']}:1",
+        {
+            "asynctask-uid": ref["uid"],
+            "asynctask-namespace": fuzz_ns,
+            "asynctask-name": "parked",
+            "asynctask-attempt": 1,
+        },
+    )
     bad.insert(len(bad) // 2, (task_queue, named))
     # Real tasks created while the fuzz is published: their task and status messages
     # share the queues with the bad ones.
     names = [f"good-{i}" for i in range(GOOD_TASKS)]
-    creator = threading.Thread(target=lambda: [create(control_plane, fuzz_ns, n, queue=QUEUE,
-                                                      request={"i": i})
-                                               for i, n in enumerate(names)])
+    creator = threading.Thread(
+        target=lambda: [
+            create(control_plane, fuzz_ns, n, queue=QUEUE, request={"i": i})
+            for i, n in enumerate(names)
+        ]
+    )
     creator.start()
     chunk = len(bad) // 10
     for start in range(0, len(bad), chunk):
-        publish_all(fuzz_url, bad[start:start + chunk])
+        publish_all(fuzz_url, bad[start : start + chunk])
     creator.join()
 
-    wait_for("every good task to succeed", lambda: all(
-        status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names), 120,
-        interval=1)
-    ended = wait_for("parked to end", lambda: status(control_plane, fuzz_ns, "parked").get(
-        "phase") == "Error", 60)
+    wait_for(
+        "every good task to succeed",
+        lambda: all(status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names),
+        120,
+        interval=1,
+    )
+    ended = wait_for(
+        "parked to end",
+        lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Error",
+        60,
+    )
     error = status(control_plane, fuzz_ns, "parked")["error"]
     assert error["reason"] == "MalformedTaskMessage" and "TooDeep" in error["message"]
-    print(f"\na real task named by an unreadable message: Error {error['reason']} "
-          f"after {ended:.1f}s: {error['message'][:160]}")
+    print(
+        f"\na real task named by an unreadable message: Error {error['reason']} "
+        f"after {ended:.1f}s: {error['message'][:160]}"
+    )
     expected = collections.Counter(key(q, m.body) for q, m in bad)
     letters: list[tuple[Any, bytes]] = []
 
@@ -127,14 +161,19 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
         assert headers.get(topology.DEAD_REASON_HEADER) == reasons[k]
         assert headers.get(topology.DEAD_DETAIL_HEADER)
         assert headers.get(topology.DEAD_BY_HEADER) == (
-            "operator" if queue == topology.STATUS_QUEUE else headers[topology.DEAD_BY_HEADER])
+            "operator" if queue == topology.STATUS_QUEUE else headers[topology.DEAD_BY_HEADER]
+        )
         found[k] += 1
     assert found == expected
     # Nothing left behind: the status queue and the dead tasks (which the operator reads
     # to end tasks) are empty once their consumers stopped (unacked would come back).
     assert operator.alive() and worker.alive()
-    assert operator.ready is not None and operator.ready() and worker.ready is not None \
+    assert (
+        operator.ready is not None
+        and operator.ready()
+        and worker.ready is not None
         and worker.ready()
+    )
     operator.stop()
     worker.stop()
     for proc in (operator, worker):  # refusals are WARNINGs: nothing went wrong inside
@@ -142,8 +181,10 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
     for queue in (topology.STATUS_QUEUE, topology.DEAD_TASKS_QUEUE, task_queue):
         assert ready_count(fuzz_url, queue) == 0, queue
     table = collections.Counter((q.split(".")[-1], m.category, m.reason) for q, m in bad)
-    print(f"\nfuzzed {len(bad)} bad messages (seed {SEED}) among {GOOD_TASKS} real tasks, "
-          f"all {GOOD_TASKS} Succeeded; dead-lettered with x-asynctask-dead-reason:")
+    print(
+        f"\nfuzzed {len(bad)} bad messages (seed {SEED}) among {GOOD_TASKS} real tasks, "
+        f"all {GOOD_TASKS} Succeeded; dead-lettered with x-asynctask-dead-reason:"
+    )
     for (queue, category, reason), n in sorted(table.items()):
         print(f"  {queue:7} {category:16} {reason:15} {n:4}")
     props_kinds = collections.Counter(m.props for _, m in bad)

@@ -35,8 +35,12 @@ def submit(gw: Gateway, body: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_a_stream_sees_every_phase_and_resumes_after_a_dropped_connection(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-        gateway: Gateway, tmp_path: Path) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    gateway: Gateway,
+    tmp_path: Path,
+) -> None:
     # No worker serves gw-steps yet: the stream is open before the task can start.
     view = submit(gateway, {"queue": "gw-steps", "request": {"steps": 3, "pause": 1.5}})
     path = sse_path(gateway, view["name"])
@@ -46,8 +50,11 @@ def test_a_stream_sees_every_phase_and_resumes_after_a_dropped_connection(
     with gateway_app_worker(control_plane, rabbitmq, "gw-steps", tmp_path):
         for event in stream:  # until the first progress report of the handler
             seen.append(event)
-            if event.event == "progress" and event.view["phase"] == "Processing" \
-                    and event.view["progress"] > 0:
+            if (
+                event.event == "progress"
+                and event.view["phase"] == "Processing"
+                and event.view["progress"] > 0
+            ):
                 break
         stream.close()  # the connection drops
         resumed = list(gateway.events(path, last_event_id=seen[-1].id))
@@ -70,28 +77,38 @@ def test_a_stream_sees_every_phase_and_resumes_after_a_dropped_connection(
     assert [e.event for e in gateway.events(path, last_event_id=ids[0])] == ["Succeeded"]
 
 
-def terminal_seen_at(cp: ControlPlane, namespace: str, name: str, out: dict[str, float],
-                     ready: threading.Event) -> None:
+def terminal_seen_at(
+    cp: ControlPlane, namespace: str, name: str, out: dict[str, float], ready: threading.Event
+) -> None:
     """When this test's own watch sees the terminal status write (monotonic clock)."""
-    api = k8s_client.CustomObjectsApi(
-        k8s_config.new_client_from_config(str(cp.kubeconfig)))  # type: ignore[no-untyped-call]
+    api = k8s_client.CustomObjectsApi(k8s_config.new_client_from_config(str(cp.kubeconfig)))  # type: ignore[no-untyped-call]
     watcher = k8s_watch.Watch()  # type: ignore[no-untyped-call]
     ready.set()
     for event in watcher.stream(  # type: ignore[no-untyped-call]
-            api.list_namespaced_custom_object, "asynctask.dev", "v1alpha1", namespace,
-            "asynctasks", field_selector=f"metadata.name={name}", timeout_seconds=60):
+        api.list_namespaced_custom_object,
+        "asynctask.dev",
+        "v1alpha1",
+        namespace,
+        "asynctasks",
+        field_selector=f"metadata.name={name}",
+        timeout_seconds=60,
+    ):
         if (event["object"].get("status") or {}).get("phase") in TERMINAL:
             out["watch"] = time.monotonic()
             watcher.stop()  # type: ignore[no-untyped-call]
 
 
 def test_a_long_poll_answers_at_the_terminal_status_write(
-        control_plane: ControlPlane, gateway: Gateway, gateway_worker: Process) -> None:
+    control_plane: ControlPlane, gateway: Gateway, gateway_worker: Process
+) -> None:
     view = submit(gateway, {"queue": "gw-sleepy", "request": {"seconds": 2}})
     times: dict[str, float] = {}
     ready = threading.Event()
-    watcher = threading.Thread(target=terminal_seen_at, daemon=True, args=(
-        control_plane, gateway.namespace, view["name"], times, ready))
+    watcher = threading.Thread(
+        target=terminal_seen_at,
+        daemon=True,
+        args=(control_plane, gateway.namespace, view["name"], times, ready),
+    )
     watcher.start()
     ready.wait(10)
     started = time.monotonic()
@@ -100,8 +117,10 @@ def test_a_long_poll_answers_at_the_terminal_status_write(
     watcher.join(30)
     assert answer.status == 200 and answer.json()["phase"] == "Succeeded", answer.body
     delay = times["answer"] - times["watch"]
-    print(f"wait answered {delay * 1000:+.0f} ms after a watch saw the terminal write "
-          f"(the wait was open {times['answer'] - started:.1f} s)")
+    print(
+        f"wait answered {delay * 1000:+.0f} ms after a watch saw the terminal write "
+        f"(the wait was open {times['answer'] - started:.1f} s)"
+    )
     assert started < times["watch"], "the wait was not open before the task ended"
     assert delay < 0.2  # woken by the cache's watch, not by a polling loop
 
@@ -116,8 +135,10 @@ def test_per_caller_limits_answer_429_with_retry_after(gateway: Gateway) -> None
     view = submit(gateway, {"queue": "gw-unserved"})
     path = f"{gateway.tasks()}/{view['name']}"
     # The fixture allows 3 waits and 3 streams per caller.
-    waits = [threading.Thread(target=gateway.call, args=("GET", f"{path}/wait?timeout=6s"))
-             for _ in range(3)]
+    waits = [
+        threading.Thread(target=gateway.call, args=("GET", f"{path}/wait?timeout=6s"))
+        for _ in range(3)
+    ]
     for thread in waits:
         thread.start()
     wait_for("3 open waits", lambda: open_waits(gateway) >= 3, timeout=10)
@@ -142,8 +163,11 @@ def test_per_caller_limits_answer_429_with_retry_after(gateway: Gateway) -> None
 def test_a_quiet_stream_sends_keepalive_comments(gateway: Gateway) -> None:
     view = submit(gateway, {"queue": "gw-unserved"})
     conn = http.client.HTTPConnection("127.0.0.1", gateway.port, timeout=10)
-    conn.request("GET", f"{gateway.tasks()}/{view['name']}/events",
-                 headers={"Authorization": f"Bearer {gateway.tokens['writer']}"})
+    conn.request(
+        "GET",
+        f"{gateway.tasks()}/{view['name']}/events",
+        headers={"Authorization": f"Bearer {gateway.tokens['writer']}"},
+    )
     resp = conn.getresponse()
     assert resp.status == 200 and resp.getheader("Cache-Control") == "no-cache"
     lines = []
@@ -156,12 +180,21 @@ def test_a_quiet_stream_sends_keepalive_comments(gateway: Gateway) -> None:
 
 
 def test_a_task_created_with_kubectl_streams_and_a_deletion_ends_the_stream(
-        control_plane: ControlPlane, gateway: Gateway) -> None:
+    control_plane: ControlPlane, gateway: Gateway
+) -> None:
     """Tasks need not come through the gateway; read at once after kubectl created it (the
     cache may not have seen it yet), then deleted while a client follows it."""
-    control_plane.kubectl("create", "-n", gateway.namespace, "-f", "-", input=(
-        '{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", '
-        '"metadata": {"name": "from-kubectl"}, "spec": {"queue": "gw-unserved"}}'))
+    control_plane.kubectl(
+        "create",
+        "-n",
+        gateway.namespace,
+        "-f",
+        "-",
+        input=(
+            '{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", '
+            '"metadata": {"name": "from-kubectl"}, "spec": {"queue": "gw-unserved"}}'
+        ),
+    )
     path = f"{gateway.tasks()}/from-kubectl"
     assert gateway.call("GET", path).status == 200
     stream = gateway.events(f"{path}/events")

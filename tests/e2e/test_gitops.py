@@ -52,28 +52,46 @@ def unwatched(control_plane: ControlPlane, rabbitmq: RabbitMQ) -> Iterator[tuple
 
 
 def test_before_the_operator_and_while_it_is_down(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, unwatched: tuple[str, str],
-        tmp_path: Path) -> None:
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, unwatched: tuple[str, str], tmp_path: Path
+) -> None:
     ns, url = unwatched
     cp = control_plane
     env = dict(system_env(cp, rabbitmq), ASYNCTASK_AMQP_URL=url)
     live = free_port()
-    operator = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", ns,
-                "--liveness", probes.liveness_url(live)]
+    operator = [
+        sys.executable,
+        "-m",
+        "asynctask_operator",
+        "--standalone",
+        "--namespace",
+        ns,
+        "--liveness",
+        probes.liveness_url(live),
+    ]
 
     # Just created, no operator watching: the apiserver's status default alone.
     create(cp, ns, "early", queue=UNSERVED)
     obj = get(cp, ns, "early")
     print(f"\njust created, no operator: status={obj.get('status')} -> {shown(obj)}")
     assert shown(obj) == (
-        "InProgress", "AsyncTask generation is 1, but latest observed generation is 0",
-        "Progressing", "Waiting for the AsyncTask operator to queue the task")
+        "InProgress",
+        "AsyncTask generation is 1, but latest observed generation is 0",
+        "Progressing",
+        "Waiting for the AsyncTask operator to queue the task",
+    )
     assert obj["status"] == {"observedGeneration": 0}  # no phase: never queued
     # kubectl shows what it showed before: no phase, no progress, no condition to wait on.
     row = cp.kubectl("get", "asynctask", "early", "-n", ns, "--no-headers").stdout.split()
     assert row[:2] == ["early", UNSERVED] and len(row) == 3, row
-    waited = cp.kubectl("wait", "-n", ns, "--for=condition=Completed", "asynctask/early",
-                        "--timeout=1s", check=False)
+    waited = cp.kubectl(
+        "wait",
+        "-n",
+        ns,
+        "--for=condition=Completed",
+        "asynctask/early",
+        "--timeout=1s",
+        check=False,
+    )
     assert waited.returncode != 0 and "timed out" in waited.stderr
 
     # The operator starts and queues it: Pending.
@@ -90,12 +108,14 @@ def test_before_the_operator_and_while_it_is_down(
     print(f"cancel requested, not observed: {shown(obj)}")
     assert (obj["metadata"]["generation"], obj["status"]["observedGeneration"]) == (2, 1)
     assert shown(obj) == (
-        "InProgress", "AsyncTask generation is 2, but latest observed generation is 1",
-        "Progressing", "Waiting for the AsyncTask operator to observe generation 2")
+        "InProgress",
+        "AsyncTask generation is 2, but latest observed generation is 1",
+        "Progressing",
+        "Waiting for the AsyncTask operator to observe generation 2",
+    )
 
     # The operator is back and observes it: Cancelled, which both tools call a failure.
-    with running("gitops-operator-again", operator, env, tmp_path,
-                 ready=operator_ready(live)):
+    with running("gitops-operator-again", operator, env, tmp_path, ready=operator_ready(live)):
         wait_phase(cp, ns, "early", "Cancelled")
     obj = get(cp, ns, "early")
     print(f"Cancelled while Pending: {shown(obj)}")
@@ -103,15 +123,19 @@ def test_before_the_operator_and_while_it_is_down(
     assert shown(obj)[3].startswith("Cancelled (CancelRequested): ")
 
     # The status default costs no write: the operator's two writes are all there are.
-    writes = [(w["verb"], w["subresource"]) for w in cp.writes(ns)
-              if w["resource"] == "asynctasks"]
-    assert writes == [("create", None), ("patch", "status"), ("patch", None),
-                      ("patch", "status")], writes
+    writes = [(w["verb"], w["subresource"]) for w in cp.writes(ns) if w["resource"] == "asynctasks"]
+    assert writes == [
+        ("create", None),
+        ("patch", "status"),
+        ("patch", None),
+        ("patch", "status"),
+    ], writes
 
 
 @pytest.mark.usefixtures("operator", "lifecycle_worker")
-def test_each_moment_of_tasks_run_by_the_operator(control_plane: ControlPlane,
-                                                  namespace: str) -> None:
+def test_each_moment_of_tasks_run_by_the_operator(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     create(cp, ns, "queued", queue=UNSERVED)
     create(cp, ns, "running", queue="ticking", request={"seconds": 120})
@@ -126,23 +150,34 @@ def test_each_moment_of_tasks_run_by_the_operator(control_plane: ControlPlane,
     seen = {"Pending": get(cp, ns, "queued"), "Processing": get(cp, ns, "running")}
     wait_phase(cp, ns, "cancelled", "Processing")
     patch_spec(cp, ns, "cancelled", {"cancel": True})
-    for name, phase in [("cancelled", "Cancelled"), ("succeeded", "Succeeded"),
-                        ("failed", "Failed"), ("error", "Error"), ("timedout", "TimedOut")]:
+    for name, phase in [
+        ("cancelled", "Cancelled"),
+        ("succeeded", "Succeeded"),
+        ("failed", "Failed"),
+        ("error", "Error"),
+        ("timedout", "TimedOut"),
+    ]:
         wait_phase(cp, ns, name, phase)
         seen[phase] = get(cp, ns, name)
 
-    expected = {"Pending": ("InProgress", "Progressing"),
-                "Processing": ("InProgress", "Progressing"),
-                "Succeeded": ("Current", "Healthy"),
-                "Failed": ("Failed", "Degraded"), "Error": ("Failed", "Degraded"),
-                "TimedOut": ("Failed", "Degraded"), "Cancelled": ("Failed", "Degraded")}
+    expected = {
+        "Pending": ("InProgress", "Progressing"),
+        "Processing": ("InProgress", "Progressing"),
+        "Succeeded": ("Current", "Healthy"),
+        "Failed": ("Failed", "Degraded"),
+        "Error": ("Failed", "Degraded"),
+        "TimedOut": ("Failed", "Degraded"),
+        "Cancelled": ("Failed", "Degraded"),
+    }
     phases = list(expected)
     k = gitops.kstatus(*(seen[p] for p in phases))
     a = gitops.argocd(*(seen[p] for p in phases))
     got = {p: (kv["status"], av["status"]) for p, kv, av in zip(phases, k, a, strict=True)}
     for p, kv, av in zip(phases, k, a, strict=True):
-        print(f"\n{p:10} kstatus {kv['status']:10} {kv['message']!r:60.60} "
-              f"Argo CD {av['status']:11} {av['message']!r:.60}")
+        print(
+            f"\n{p:10} kstatus {kv['status']:10} {kv['message']!r:60.60} "
+            f"Argo CD {av['status']:11} {av['message']!r:.60}"
+        )
     assert got == expected
     assert k[phases.index("Succeeded")]["message"] == "Resource is Ready"
     assert a[phases.index("Processing")]["message"].startswith("Processing (")

@@ -36,22 +36,28 @@ def two_namespaces(control_plane: ControlPlane) -> Iterator[tuple[str, str]]:
 
 
 def task(ns: str, name: str) -> dict[str, Any]:
-    return {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-            "metadata": {"name": name, "namespace": ns},
-            "spec": {"queue": "hello", "request": {"name": "gateway"}}}
+    return {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "AsyncTask",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"queue": "hello", "request": {"name": "gateway"}},
+    }
 
 
-def create_as(cp: ControlPlane, config: Path, obj: dict[str, Any]
-              ) -> subprocess.CompletedProcess[str]:
+def create_as(
+    cp: ControlPlane, config: Path, obj: dict[str, Any]
+) -> subprocess.CompletedProcess[str]:
     """POST ``obj`` with the kubeconfig's token. --validate=false: kubectl's own schema
     check would list CRDs, a right the gateway neither has nor needs (the apiserver still
     validates the object)."""
-    return as_sa(cp, config, "create", "--validate=false", "-o", "json", "-f", "-",
-                 stdin=json.dumps(obj))
+    return as_sa(
+        cp, config, "create", "--validate=false", "-o", "json", "-f", "-", stdin=json.dumps(obj)
+    )
 
 
-def test_gateway_rbac_per_namespace(control_plane: ControlPlane,
-                                    two_namespaces: tuple[str, str], tmp_path: Path) -> None:
+def test_gateway_rbac_per_namespace(
+    control_plane: ControlPlane, two_namespaces: tuple[str, str], tmp_path: Path
+) -> None:
     cp, (served, other) = control_plane, two_namespaces
     with gateway_rbac(cp, served, served=[served]) as gw:
         config = gw.kubeconfig(cp, tmp_path / "gateway")
@@ -64,8 +70,9 @@ def test_gateway_rbac_per_namespace(control_plane: ControlPlane,
         assert can_i(cp, config, "patch", "asynctasks.asynctask.dev/status", served) == "no"
         assert can_i(cp, config, "get", "secrets", served) == "no"
         assert can_i(cp, config, "create", "tokenreviews.authentication.k8s.io", "*") == "yes"
-        assert can_i(cp, config, "create", "subjectaccessreviews.authorization.k8s.io",
-                     "*") == "yes"
+        assert (
+            can_i(cp, config, "create", "subjectaccessreviews.authorization.k8s.io", "*") == "yes"
+        )
         task_calls(cp, gw, config, served, other)
         reviews(cp, gw, config)
         cluster_scoped = [o for o in gw.objects if o["kind"].startswith("Cluster")]
@@ -76,18 +83,39 @@ def test_gateway_rbac_per_namespace(control_plane: ControlPlane,
         assert gone.returncode != 0 and "NotFound" in gone.stderr, obj["metadata"]["name"]
 
 
-def task_calls(cp: ControlPlane, gw: GatewayIdentity, config: Path, served: str,
-               other: str) -> None:
+def task_calls(
+    cp: ControlPlane, gw: GatewayIdentity, config: Path, served: str, other: str
+) -> None:
     """What the gateway does to tasks, done with its token: allowed where it serves, refused
     by the RBAC authorizer elsewhere and on the status subresource."""
     created = create_as(cp, config, task(served, "via-gateway"))
     assert created.returncode == 0, created.stderr
-    cancel = as_sa(cp, config, "patch", "asynctask", "via-gateway", "-n", served,
-                   "--type=merge", "-p", '{"spec": {"cancel": true}}')
+    cancel = as_sa(
+        cp,
+        config,
+        "patch",
+        "asynctask",
+        "via-gateway",
+        "-n",
+        served,
+        "--type=merge",
+        "-p",
+        '{"spec": {"cancel": true}}',
+    )
     assert cancel.returncode == 0, cancel.stderr
-    status = as_sa(cp, config, "patch", "asynctask", "via-gateway", "-n", served,
-                   "--subresource=status", "--type=merge", "-p",
-                   '{"status": {"phase": "Succeeded"}}')
+    status = as_sa(
+        cp,
+        config,
+        "patch",
+        "asynctask",
+        "via-gateway",
+        "-n",
+        served,
+        "--subresource=status",
+        "--type=merge",
+        "-p",
+        '{"status": {"phase": "Succeeded"}}',
+    )
     assert status.returncode != 0 and "forbidden" in status.stderr.lower(), status.stderr
     elsewhere = create_as(cp, config, task(other, "via-gateway"))
     assert elsewhere.returncode != 0 and "forbidden" in elsewhere.stderr.lower()
@@ -98,23 +126,40 @@ def task_calls(cp: ControlPlane, gw: GatewayIdentity, config: Path, served: str,
 
 def reviews(cp: ControlPlane, gw: GatewayIdentity, config: Path) -> None:
     """The two reviews the gateway makes for each caller, made with its token."""
-    token = cp.kubectl("create", "token", gw.service_account, "-n", gw.namespace,
-                       "--duration=10m").stdout.strip()
-    out = create_as(cp, config, {"apiVersion": "authentication.k8s.io/v1",
-                                 "kind": "TokenReview", "spec": {"token": token}})
+    token = cp.kubectl(
+        "create", "token", gw.service_account, "-n", gw.namespace, "--duration=10m"
+    ).stdout.strip()
+    out = create_as(
+        cp,
+        config,
+        {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "spec": {"token": token}},
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"]["user"]["username"] == gw.subject
-    out = create_as(cp, config, {
-        "apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview",
-        "spec": {"user": "someone", "resourceAttributes": {
-            "group": "asynctask.dev", "resource": "asynctasks", "verb": "create",
-            "namespace": gw.namespace}}})
+    out = create_as(
+        cp,
+        config,
+        {
+            "apiVersion": "authorization.k8s.io/v1",
+            "kind": "SubjectAccessReview",
+            "spec": {
+                "user": "someone",
+                "resourceAttributes": {
+                    "group": "asynctask.dev",
+                    "resource": "asynctasks",
+                    "verb": "create",
+                    "namespace": gw.namespace,
+                },
+            },
+        },
+    )
     assert out.returncode == 0, out.stderr
     assert json.loads(out.stdout)["status"]["allowed"] is False
 
 
-def test_gateway_rbac_cluster_wide(control_plane: ControlPlane,
-                                   two_namespaces: tuple[str, str], tmp_path: Path) -> None:
+def test_gateway_rbac_cluster_wide(
+    control_plane: ControlPlane, two_namespaces: tuple[str, str], tmp_path: Path
+) -> None:
     cp, (home, other) = control_plane, two_namespaces
     with gateway_rbac(cp, home) as gw:
         assert gw.served == ()
@@ -125,19 +170,27 @@ def test_gateway_rbac_cluster_wide(control_plane: ControlPlane,
         assert can_i(cp, config, "update", "asynctasks.asynctask.dev/status", other) == "no"
         assert can_i(cp, config, "list", "secrets", "*") == "no"
         kinds = sorted(o["kind"] for o in gw.objects)
-        assert kinds == ["ClusterRole", "ClusterRole", "ClusterRoleBinding",
-                         "ClusterRoleBinding", "ServiceAccount"]
+        assert kinds == [
+            "ClusterRole",
+            "ClusterRole",
+            "ClusterRoleBinding",
+            "ClusterRoleBinding",
+            "ServiceAccount",
+        ]
 
 
 def test_gateway_container_of_the_chart(control_plane: ControlPlane) -> None:
     """What the gateway's e2e tests start: the chart's command and environment."""
-    container = gateway_container(control_plane, "gw-home", served=["a", "b"],
-                                  values=["gateway.audiences={asynctask-gateway}"])
+    container = gateway_container(
+        control_plane,
+        "gw-home",
+        served=["a", "b"],
+        values=["gateway.audiences={asynctask-gateway}"],
+    )
     assert container["command"] == ["asynctask-gateway"]
     env = {e["name"]: e["value"] for e in container["env"]}
     assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == "a,b"
     assert env["ASYNCTASK_GATEWAY_AUDIENCES"] == "asynctask-gateway"
     assert env["ASYNCTASK_GATEWAY_PORT"] == "8080"
     everywhere = gateway_container(control_plane, "gw-home")
-    assert {e["name"]: e["value"] for e in everywhere["env"]}[
-        "ASYNCTASK_GATEWAY_NAMESPACES"] == ""
+    assert {e["name"]: e["value"] for e in everywhere["env"]}["ASYNCTASK_GATEWAY_NAMESPACES"] == ""

@@ -24,14 +24,22 @@ pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_wo
 PATH = "/apis/asynctask.dev/v1alpha1/namespaces/{ns}/asynctasks"
 
 
-def submit(cp: ControlPlane, ns: str, name: str, request_json: str, queue: str = "echo",
-           ) -> subprocess.CompletedProcess[str]:
+def submit(
+    cp: ControlPlane,
+    ns: str,
+    name: str,
+    request_json: str,
+    queue: str = "echo",
+) -> subprocess.CompletedProcess[str]:
     """POST an AsyncTask whose spec.request is ``request_json``, verbatim."""
-    body = ('{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": '
-            f'{{"name": "{name}", "namespace": "{ns}"}}, "spec": {{"queue": "{queue}", '
-            f'"request": {request_json}}}}}')
-    return cp.kubectl("create", "--raw", PATH.format(ns=ns), "-f", "-", input=body,
-                      check=False, timeout=120)
+    body = (
+        '{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": '
+        f'{{"name": "{name}", "namespace": "{ns}"}}, "spec": {{"queue": "{queue}", '
+        f'"request": {request_json}}}}}'
+    )
+    return cp.kubectl(
+        "create", "--raw", PATH.format(ns=ns), "-f", "-", input=body, check=False, timeout=120
+    )
 
 
 def terminal(cp: ControlPlane, ns: str, name: str, timeout: float = 30) -> dict[str, Any]:
@@ -40,8 +48,7 @@ def terminal(cp: ControlPlane, ns: str, name: str, timeout: float = 30) -> dict[
 
     def done() -> bool:
         # Only the status: the object may be nested deeper than Python's json reads.
-        text = cp.kubectl("get", "asynctask", name, "-n", ns, "-o",
-                          "jsonpath={.status}").stdout
+        text = cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "jsonpath={.status}").stdout
         final.update(json.loads(text or "{}"))
         return final.get("phase") in ("Succeeded", "Failed", "Error", "Cancelled", "TimedOut")
 
@@ -72,7 +79,8 @@ def outcome(cp: ControlPlane, ns: str, name: str, request_json: str) -> str:
 
 
 def test_nesting_as_deep_as_the_wire_allows_runs_and_deeper_ends_in_request_too_deep(
-        control_plane: ControlPlane, namespace: str) -> None:
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     assert submit(cp, ns, "deep-ok", nested(MAX_REQUEST_DEPTH)).returncode == 0
     st = terminal(cp, ns, "deep-ok")
@@ -87,9 +95,9 @@ def test_nesting_as_deep_as_the_wire_allows_runs_and_deeper_ends_in_request_too_
         print(f"\nrequest nested {depth} deep: Error RequestTooDeep")
 
 
-
 def test_the_apiserver_refuses_nesting_beyond_ten_thousand_levels(
-        control_plane: ControlPlane, namespace: str) -> None:
+    control_plane: ControlPlane, namespace: str
+) -> None:
     refused = submit(control_plane, namespace, "deep-10001", nested(10_001))
     assert refused.returncode != 0 and "exceeded max depth" in refused.stderr
 
@@ -107,31 +115,46 @@ def run_echo(cp: ControlPlane, ns: str, name: str, request_json: str) -> Any:
 
 
 def test_unusual_unicode_reaches_the_handler_as_the_apiserver_stored_it(
-        control_plane: ControlPlane, namespace: str) -> None:
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
-    text = json.dumps({"rtl": "\u0645\u0631\u062d\u0628\u0627 \u202e gnp.exe",
-                       "emoji": "\U0001F469\u200d\U0001F52C", "nul": "a\u0000b",
-                       "escaped-pair": "x", "lone-high": "y", "lone-low": "z"})
+    text = json.dumps(
+        {
+            "rtl": "\u0645\u0631\u062d\u0628\u0627 \u202e gnp.exe",
+            "emoji": "\U0001f469\u200d\U0001f52c",
+            "nul": "a\u0000b",
+            "escaped-pair": "x",
+            "lone-high": "y",
+            "lone-low": "z",
+        }
+    )
     # JSON escapes written by hand: a surrogate pair, and lone surrogates (invalid Unicode).
-    text = (text.replace('"x"', '"\\ud83d\\ude00"').replace('"y"', '"\\ud800"')
-            .replace('"z"', '"\\udc00!"'))
+    text = (
+        text.replace('"x"', '"\\ud83d\\ude00"')
+        .replace('"y"', '"\\ud800"')
+        .replace('"z"', '"\\udc00!"')
+    )
     stored = run_echo(cp, ns, "unicode", text)
-    assert stored["nul"] == "a\u0000b" and stored["escaped-pair"] == "\U0001F600"
-    assert stored["emoji"] == "\U0001F469\u200d\U0001F52C"
+    assert stored["nul"] == "a\u0000b" and stored["escaped-pair"] == "\U0001f600"
+    assert stored["emoji"] == "\U0001f469\u200d\U0001f52c"
     # Go's JSON decoder turns a lone surrogate into U+FFFD: what every reader gets.
     assert stored["lone-high"] == "\ufffd" and stored["lone-low"] == "\ufffd!"
     print(f"\nunicode: Succeeded; lone surrogates stored as U+FFFD: {stored!r}")
 
 
 def test_invalid_utf8_is_stored_as_replacement_characters(
-        control_plane: ControlPlane, namespace: str, tmp_path: Path) -> None:
-    body = (b'{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": '
-            b'{"name": "bad-utf8", "namespace": "' + namespace.encode() + b'"}, "spec": '
-            b'{"queue": "echo", "request": {"b": "\xff\xfe ok"}}}')
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
+    body = (
+        b'{"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": '
+        b'{"name": "bad-utf8", "namespace": "' + namespace.encode() + b'"}, "spec": '
+        b'{"queue": "echo", "request": {"b": "\xff\xfe ok"}}}'
+    )
     manifest = tmp_path / "bad-utf8.json"
     manifest.write_bytes(body)
-    created = control_plane.kubectl("create", "--raw", PATH.format(ns=namespace), "-f",
-                                    str(manifest), check=False)
+    created = control_plane.kubectl(
+        "create", "--raw", PATH.format(ns=namespace), "-f", str(manifest), check=False
+    )
     print(f"\ninvalid UTF-8: {'created' if created.returncode == 0 else created.stderr}")
     assert created.returncode == 0, created.stderr
     st = terminal(control_plane, namespace, "bad-utf8")
@@ -140,24 +163,29 @@ def test_invalid_utf8_is_stored_as_replacement_characters(
     assert stored == {"b": "\ufffd\ufffd ok"}
 
 
-def test_numbers_outside_int64_and_float64(control_plane: ControlPlane,
-                                           namespace: str) -> None:
+def test_numbers_outside_int64_and_float64(control_plane: ControlPlane, namespace: str) -> None:
     cp, ns = control_plane, namespace
     # Out of float64's range: the apiserver refuses it, saying so.
     refused = submit(cp, ns, "huge-float", '{"n": 1e400}')
     assert refused.returncode != 0
     assert "cannot unmarshal number 1e400" in refused.stderr
     # Beyond int64, and below float64's smallest: stored as the apiserver reads them.
-    stored = run_echo(cp, ns, "big-numbers", '{"big": 123456789012345678901234567890, '
-                      '"int64max+1": 9223372036854775808, "neg": -99999999999999999999, '
-                      '"tiny": 1e-400}')
+    stored = run_echo(
+        cp,
+        ns,
+        "big-numbers",
+        '{"big": 123456789012345678901234567890, '
+        '"int64max+1": 9223372036854775808, "neg": -99999999999999999999, '
+        '"tiny": 1e-400}',
+    )
     print(f"\nnumbers beyond int64 / below float64, as stored: {stored!r}")
     assert stored["tiny"] == 0
     assert stored["big"] == pytest.approx(1.2345678901234568e29)
 
 
 def test_many_keys_run_and_sizes_up_to_what_admission_allows_end_clearly(
-        control_plane: ControlPlane, namespace: str) -> None:
+    control_plane: ControlPlane, namespace: str
+) -> None:
     cp, ns = control_plane, namespace
     many = json.dumps({f"k{i}": i for i in range(15_000)})
     assert len(many) < 256 * 1024
@@ -177,18 +205,29 @@ def test_many_keys_run_and_sizes_up_to_what_admission_allows_end_clearly(
 
 
 def test_kubectl_apply_refuses_near_the_limit_but_server_side_apply_does_not(
-        control_plane: ControlPlane, namespace: str, tmp_path: Path) -> None:
+    control_plane: ControlPlane, namespace: str, tmp_path: Path
+) -> None:
     manifest = tmp_path / "near-limit.json"
-    manifest.write_text(json.dumps({
-        "apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-        "metadata": {"name": "near-limit", "namespace": namespace},
-        "spec": {"queue": "echo", "request": {"blob": "x" * (256 * 1024 - 100)}}}))
+    manifest.write_text(
+        json.dumps(
+            {
+                "apiVersion": "asynctask.dev/v1alpha1",
+                "kind": "AsyncTask",
+                "metadata": {"name": "near-limit", "namespace": namespace},
+                "spec": {"queue": "echo", "request": {"blob": "x" * (256 * 1024 - 100)}},
+            }
+        )
+    )
     client_side = control_plane.kubectl("apply", "-f", str(manifest), check=False)
     assert client_side.returncode != 0 and "Too long" in client_side.stderr
     # Nothing was created: the last-applied annotation (the whole manifest) is over the
     # apiserver's 256 KiB limit for all annotations together.
-    assert control_plane.kubectl("get", "asynctask", "near-limit", "-n", namespace,
-                                 check=False).returncode != 0
+    assert (
+        control_plane.kubectl(
+            "get", "asynctask", "near-limit", "-n", namespace, check=False
+        ).returncode
+        != 0
+    )
     print(f"\nkubectl apply, a request of 256 KiB - 100 bytes: {client_side.stderr.strip()[:200]}")
     control_plane.kubectl("apply", "--server-side", "-f", str(manifest))
     assert terminal(control_plane, namespace, "near-limit")["phase"] == "Succeeded"

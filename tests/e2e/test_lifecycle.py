@@ -34,28 +34,34 @@ from tests.e2e.tasks import (
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 
 
-def test_a_progress_burst_costs_at_most_three_writes(control_plane: ControlPlane,
-                                                     namespace: str) -> None:
+def test_a_progress_burst_costs_at_most_three_writes(
+    control_plane: ControlPlane, namespace: str
+) -> None:
     create(control_plane, namespace, "burst", queue="burst", request={})
     st = wait_phase(control_plane, namespace, "burst", "Succeeded")
     assert st["result"] == {"ticks": 20}
     time.sleep(2)  # any write still coming (a late progress flush) would show up now
     # What the task costs: writes to it and Events about it (the namespace's own
     # ServiceAccount and ConfigMap, made by kube-controller-manager, are not the task's).
-    writes = [w for w in control_plane.writes(namespace)
-              if w["resource"] in ("asynctasks", "events")]
-    by_operator = [w for w in writes
-                   if not (w["verb"] == "create" and w["resource"] == "asynctasks")]
+    writes = [
+        w for w in control_plane.writes(namespace) if w["resource"] in ("asynctasks", "events")
+    ]
+    by_operator = [
+        w for w in writes if not (w["verb"] == "create" and w["resource"] == "asynctasks")
+    ]
     calls = [(w["verb"], w["resource"], w["subresource"]) for w in by_operator]
-    print(f"\nwrites for one task with 20 progress reports in ~0.5s: {len(by_operator)} "
-          f"besides the user's create: {calls}")
+    print(
+        f"\nwrites for one task with 20 progress reports in ~0.5s: {len(by_operator)} "
+        f"besides the user's create: {calls}"
+    )
     assert [w["verb"] for w in writes].count("create") == 1  # the user's
     assert len(by_operator) <= 3, by_operator
     assert all(w["subresource"] == "status" for w in by_operator), by_operator
 
 
-def test_cancel_a_processing_task(control_plane: ControlPlane, namespace: str,
-                                  markers: Path) -> None:
+def test_cancel_a_processing_task(
+    control_plane: ControlPlane, namespace: str, markers: Path
+) -> None:
     create(control_plane, namespace, "slow", queue="sleepy", request={"seconds": 120})
     wait_phase(control_plane, namespace, "slow", "Processing")
     asked = time.monotonic()
@@ -73,37 +79,62 @@ def test_cancel_a_processing_task(control_plane: ControlPlane, namespace: str,
 
 
 def test_delete_stops_a_processing_task_without_a_finalizer(
-        control_plane: ControlPlane, namespace: str, markers: Path) -> None:
+    control_plane: ControlPlane, namespace: str, markers: Path
+) -> None:
     create(control_plane, namespace, "doomed", queue="sleepy", request={"seconds": 120})
     wait_phase(control_plane, namespace, "doomed", "Processing")
     assert not get(control_plane, namespace, "doomed")["metadata"].get("finalizers")
     control_plane.kubectl("delete", "asynctask", "doomed", "-n", namespace, "--timeout=10s")
-    took = wait_for("the handler to see the cancellation",
-                    lambda: (markers / f"{namespace}.doomed.cancelled").exists(), 20)
+    took = wait_for(
+        "the handler to see the cancellation",
+        lambda: (markers / f"{namespace}.doomed.cancelled").exists(),
+        20,
+    )
     print(f"\ndelete of a Processing task: handler told to stop after {took:.2f}s")
 
 
 def test_run_timeout(control_plane: ControlPlane, namespace: str) -> None:
-    create(control_plane, namespace, "too-slow", queue="sleepy", request={"seconds": 120},
-           timeoutSeconds=2)
+    create(
+        control_plane,
+        namespace,
+        "too-slow",
+        queue="sleepy",
+        request={"seconds": 120},
+        timeoutSeconds=2,
+    )
     st = wait_phase(control_plane, namespace, "too-slow", "TimedOut", timeout=30)
     assert st["error"]["reason"] in ("DeadlineExceeded", "TimeLimitExceeded")
     assert {c["type"]: c["status"] for c in st["conditions"]}["Stalled"] == "True"
 
 
-def test_queue_timeout_is_separate_from_run_timeout(control_plane: ControlPlane,
-                                                    namespace: str) -> None:
-    create(control_plane, namespace, "unserved", queue="nobody-serves-this",
-           queueTimeoutSeconds=2, timeoutSeconds=600)
+def test_queue_timeout_is_separate_from_run_timeout(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    create(
+        control_plane,
+        namespace,
+        "unserved",
+        queue="nobody-serves-this",
+        queueTimeoutSeconds=2,
+        timeoutSeconds=600,
+    )
     st = wait_phase(control_plane, namespace, "unserved", "TimedOut", timeout=30)
     assert st["error"]["reason"] == "QueueTimeout"
     assert st["attempts"] == 0
 
 
-def test_error_is_retried_with_backoff_until_success(control_plane: ControlPlane,
-                                                     namespace: str) -> None:
-    create(control_plane, namespace, "flaky", queue="flaky", request={"succeed_on": 3},
-           retries=3, retryBackoffSeconds=1)
+def test_error_is_retried_with_backoff_until_success(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    create(
+        control_plane,
+        namespace,
+        "flaky",
+        queue="flaky",
+        request={"succeed_on": 3},
+        retries=3,
+        retryBackoffSeconds=1,
+    )
     st = wait_phase(control_plane, namespace, "flaky", "Succeeded", timeout=60)
     assert st["attempts"] == 3
     assert st["result"] == {"attempt": 3}
@@ -111,18 +142,31 @@ def test_error_is_retried_with_backoff_until_success(control_plane: ControlPlane
     assert "nextAttempt" not in st
 
 
-def test_retries_run_out_and_end_in_error(control_plane: ControlPlane,
-                                          namespace: str) -> None:
-    create(control_plane, namespace, "hopeless", queue="flaky", request={}, retries=1,
-           retryBackoffSeconds=1)
+def test_retries_run_out_and_end_in_error(control_plane: ControlPlane, namespace: str) -> None:
+    create(
+        control_plane,
+        namespace,
+        "hopeless",
+        queue="flaky",
+        request={},
+        retries=1,
+        retryBackoffSeconds=1,
+    )
     st = wait_phase(control_plane, namespace, "hopeless", "Error", timeout=60)
     assert st["attempts"] == 2
     assert st["error"]["message"] == "RuntimeError: attempt 2 fails"
 
 
 def test_failed_is_never_retried(control_plane: ControlPlane, namespace: str) -> None:
-    create(control_plane, namespace, "refused", queue="refuses", request={}, retries=3,
-           retryBackoffSeconds=1)
+    create(
+        control_plane,
+        namespace,
+        "refused",
+        queue="refuses",
+        request={},
+        retries=3,
+        retryBackoffSeconds=1,
+    )
     st = wait_phase(control_plane, namespace, "refused", "Failed")
     time.sleep(2)
     st = status(control_plane, namespace, "refused")
@@ -130,17 +174,19 @@ def test_failed_is_never_retried(control_plane: ControlPlane, namespace: str) ->
 
 
 def test_terminal_phase_never_changes_on_late_messages(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
-        operator: Process) -> None:
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, operator: Process
+) -> None:
     obj = create(control_plane, namespace, "done", queue="burst", request={})
     before = wait_phase(control_plane, namespace, "done", "Succeeded")
     version = get(control_plane, namespace, "done")["metadata"]["resourceVersion"]
     ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="done")
     # Newer than anything the worker sent (its stream ended below seq 30), each would change
     # a running task: progress, a later phase, a new attempt. A Succeeded one keeps all out.
-    late = [StatusMessage(task=ref, attempt=1, seq=50, phase=Phase.PROCESSING, progress=10),
-            StatusMessage(task=ref, attempt=1, seq=99, phase=Phase.ERROR),
-            StatusMessage(task=ref, attempt=7, seq=0, phase=Phase.FAILED)]
+    late = [
+        StatusMessage(task=ref, attempt=1, seq=50, phase=Phase.PROCESSING, progress=10),
+        StatusMessage(task=ref, attempt=1, seq=99, phase=Phase.ERROR),
+        StatusMessage(task=ref, attempt=7, seq=0, phase=Phase.FAILED),
+    ]
     counted = Counted(operator.env)
     conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
     ch = conn.channel()
@@ -161,8 +207,7 @@ def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: s
 
     def events() -> list[dict[str, Any]]:
         out = control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
-        return [e for e in json.loads(out)["items"]
-                if e["involvedObject"]["name"] == "broken"]
+        return [e for e in json.loads(out)["items"] if e["involvedObject"]["name"] == "broken"]
 
     wait_for("an Error event", lambda: any(e["reason"] == "Error" for e in events()), 15)
     (event,) = [e for e in events() if e["reason"] == "Error"]
@@ -172,15 +217,22 @@ def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: s
 
 
 def test_ttl_deletes_finished_tasks(control_plane: ControlPlane, namespace: str) -> None:
-    create(control_plane, namespace, "short-lived", queue="burst", request={},
-           ttlSecondsAfterFinished=3)
+    create(
+        control_plane,
+        namespace,
+        "short-lived",
+        queue="burst",
+        request={},
+        ttlSecondsAfterFinished=3,
+    )
     wait_phase(control_plane, namespace, "short-lived", "Succeeded")
     finished = time.monotonic()
     assert get(control_plane, namespace, "short-lived")  # kept while the TTL runs
 
     def gone() -> bool:
-        result = control_plane.kubectl("get", "asynctask", "short-lived", "-n", namespace,
-                                       check=False)
+        result = control_plane.kubectl(
+            "get", "asynctask", "short-lived", "-n", namespace, check=False
+        )
         return result.returncode != 0 and "NotFound" in result.stderr
 
     wait_for("the task to be deleted", gone, 30)
@@ -207,17 +259,16 @@ def test_result_and_request_size_limits(control_plane: ControlPlane, namespace: 
     create(control_plane, namespace, "big-result", queue="huge-result", request={})
     st = wait_phase(control_plane, namespace, "big-result", "Error")
     assert st["error"]["reason"] == "ResultTooLarge"
-    create(control_plane, namespace, "big-request", queue="burst",
-           request={"blob": "y" * 300_000})
+    create(control_plane, namespace, "big-request", queue="burst", request={"blob": "y" * 300_000})
     st = wait_phase(control_plane, namespace, "big-request", "Error")
     assert st["error"]["reason"] == "RequestTooLarge"
     assert "limit is 262144" in st["error"]["message"]
 
 
-def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, namespace: str,
-                                               operator: Process) -> None:
-    create(control_plane, namespace, "waiting", queue="nobody-serves-this",
-           queueTimeoutSeconds=15)
+def test_deadlines_survive_an_operator_restart(
+    control_plane: ControlPlane, namespace: str, operator: Process
+) -> None:
+    create(control_plane, namespace, "waiting", queue="nobody-serves-this", queueTimeoutSeconds=15)
     wait_phase(control_plane, namespace, "waiting", "Pending")
     operator.stop()
     try:
@@ -231,15 +282,17 @@ def test_deadlines_survive_an_operator_restart(control_plane: ControlPlane, name
     # 15 s timer started by the restart would need 15 s.
     st = wait_phase(control_plane, namespace, "waiting", "TimedOut", timeout=10)
     took = time.monotonic() - restarted
-    print(f"\nqueue deadline passed while the operator was down: TimedOut {took:.2f}s "
-          f"after its restart")
+    print(
+        f"\nqueue deadline passed while the operator was down: TimedOut {took:.2f}s "
+        f"after its restart"
+    )
     assert took < 12
     assert st["error"]["reason"] == "QueueTimeout"
 
 
 def test_a_message_that_keeps_killing_workers_is_dead_lettered(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
-        tmp_path: Path) -> None:
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, tmp_path: Path
+) -> None:
     """Each worker that takes the message dies (os._exit); the broker redelivers it to the
     next one, until the quorum queue's delivery limit dead-letters it: the task ends in
     Error and says why. Nothing retries it (a poison message would only kill again)."""
@@ -252,69 +305,119 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     for _ in range(topology.DEFAULT_DELIVERY_LIMIT + 3):
         # Either the message waits for the next worker, or it was dead-lettered and the
         # task ends in Error: a worker started before either would wait for nothing.
-        wait_for("the message to be requeued or the task to end",
-                 lambda: ready_messages(rabbitmq, "poison") == 1
-                 or status(control_plane, namespace, "poison").get("phase") == "Error", 30)
+        wait_for(
+            "the message to be requeued or the task to end",
+            lambda: (
+                ready_messages(rabbitmq, "poison") == 1
+                or status(control_plane, namespace, "poison").get("phase") == "Error"
+            ),
+            30,
+        )
         if status(control_plane, namespace, "poison").get("phase") == "Error":
             break
         worker = subprocess.run(
-            [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
-             "--queues", "poison"], env=env, cwd=Path(__file__).resolve().parents[2],
-            capture_output=True, text=True, timeout=60)
+            [
+                sys.executable,
+                "-m",
+                "asynctask_worker",
+                "tests.e2e.lifecycle_app:app",
+                "--queues",
+                "poison",
+            ],
+            env=env,
+            cwd=Path(__file__).resolve().parents[2],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         assert worker.returncode == 3, worker.stderr[-2000:]
         deaths += 1
     st = wait_phase(control_plane, namespace, "poison", "Error", timeout=30)
-    print(f"\npoison message: dead-lettered after {deaths} worker deaths; "
-          f"attempts={st['attempts']}")
+    print(
+        f"\npoison message: dead-lettered after {deaths} worker deaths; attempts={st['attempts']}"
+    )
     assert st["error"]["reason"] == "DeliveryLimitExceeded"
     assert "dead-lettered" in st["error"]["message"]
     assert deaths == topology.DEFAULT_DELIVERY_LIMIT + 1
 
 
 def test_work_of_a_task_deleted_while_the_operator_was_down_is_stopped(
-        control_plane: ControlPlane, namespace: str, operator: Process,
-        markers: Path) -> None:
+    control_plane: ControlPlane, namespace: str, operator: Process, markers: Path
+) -> None:
     create(control_plane, namespace, "orphan", queue="ticking", request={"seconds": 120})
     wait_phase(control_plane, namespace, "orphan", "Processing")
     operator.stop()
     try:
-        control_plane.kubectl("delete", "asynctask", "orphan", "-n", namespace,
-                              "--timeout=10s")  # no finalizer: never waits for the operator
+        control_plane.kubectl(
+            "delete", "asynctask", "orphan", "-n", namespace, "--timeout=10s"
+        )  # no finalizer: never waits for the operator
     finally:
         operator.restart()
     operator.wait_ready()
-    took = wait_for("the orphaned handler to be stopped",
-                    lambda: (markers / f"{namespace}.orphan.cancelled").exists(), 30)
+    took = wait_for(
+        "the orphaned handler to be stopped",
+        lambda: (markers / f"{namespace}.orphan.cancelled").exists(),
+        30,
+    )
     print(f"\norphaned work stopped {took:.2f}s after the operator came back")
 
 
 def test_a_recreated_task_never_gets_the_old_ones_status(
-        control_plane: ControlPlane, namespace: str, markers: Path) -> None:
+    control_plane: ControlPlane, namespace: str, markers: Path
+) -> None:
     old = create(control_plane, namespace, "reborn", queue="ticking", request={"seconds": 30})
     wait_phase(control_plane, namespace, "reborn", "Processing")
     control_plane.kubectl("delete", "asynctask", "reborn", "-n", namespace)
     new = create(control_plane, namespace, "reborn", queue="nobody-serves-this")
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
     wait_phase(control_plane, namespace, "reborn", "Pending")
-    wait_for("the old handler to be stopped",
-             lambda: (markers / f"{namespace}.reborn.cancelled").exists(), 20)
+    wait_for(
+        "the old handler to be stopped",
+        lambda: (markers / f"{namespace}.reborn.cancelled").exists(),
+        20,
+    )
     time.sleep(2)
     st = status(control_plane, namespace, "reborn")
     assert (st["phase"], st["attempts"], st["messageId"]) == (
-        "Pending", 0, f"task:{new['metadata']['uid']}:1")
+        "Pending",
+        0,
+        f"task:{new['metadata']['uid']}:1",
+    )
 
 
 def test_a_handler_that_ignores_cancellation_is_stopped_hard(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, operator: Process,
-        markers: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    namespace: str,
+    operator: Process,
+    markers: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     # The process pool runs each task in a child process, killed after the grace period.
-    env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(markers),
-               ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="2")
+    env = dict(
+        system_env(control_plane, rabbitmq),
+        LIFECYCLE_MARKERS=str(markers),
+        ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS="2",
+    )
     port = free_port()
-    worker = Process("stubborn-worker",
-                     [sys.executable, "-m", "asynctask_worker", "tests.e2e.lifecycle_app:app",
-                      "--pool", "process", "--queues", "stubborn", "--metrics-port", str(port)],
-                     env, tmp_path_factory.mktemp("stubborn-worker"), worker_ready(port))
+    worker = Process(
+        "stubborn-worker",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "tests.e2e.lifecycle_app:app",
+            "--pool",
+            "process",
+            "--queues",
+            "stubborn",
+            "--metrics-port",
+            str(port),
+        ],
+        env,
+        tmp_path_factory.mktemp("stubborn-worker"),
+        worker_ready(port),
+    )
     try:
         worker.wait_ready()
         create(control_plane, namespace, "stubborn", queue="stubborn", request={"seconds": 60})
@@ -344,17 +447,28 @@ def test_a_handler_that_ignores_cancellation_is_stopped_hard(
 
 
 def test_progress_never_goes_backwards_within_an_attempt(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str,
-        operator: Process) -> None:
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, operator: Process
+) -> None:
     obj = create(control_plane, namespace, "steady", queue="sleepy", request={"seconds": 60})
     wait_phase(control_plane, namespace, "steady", "Processing")
     ref = TaskRef(uid=obj["metadata"]["uid"], namespace=namespace, name="steady")
 
     def send(progress: int, seq: int) -> None:
         conn = pika.BlockingConnection(pika.URLParameters(rabbitmq.url))
-        conn.channel().basic_publish("", topology.STATUS_QUEUE, encode(StatusMessage(
-            task=ref, attempt=1, seq=seq, phase=Phase.PROCESSING, progress=progress,
-            message=f"at {progress}")))
+        conn.channel().basic_publish(
+            "",
+            topology.STATUS_QUEUE,
+            encode(
+                StatusMessage(
+                    task=ref,
+                    attempt=1,
+                    seq=seq,
+                    phase=Phase.PROCESSING,
+                    progress=progress,
+                    message=f"at {progress}",
+                )
+            ),
+        )
         conn.close()
 
     def progress() -> int:

@@ -11,8 +11,9 @@ from tests.e2e.tasks import create, sample, scrape, wait_for, wait_phase
 pytestmark = pytest.mark.e2e
 
 
-def test_metrics_count_what_the_operator_did(control_plane: ControlPlane, namespace: str,
-                                             operator: Process, worker: Process) -> None:
+def test_metrics_count_what_the_operator_did(
+    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process
+) -> None:
     before = scrape(operator.env)
     create(control_plane, namespace, "counted", queue="hello", request={"steps": 2})
     create(control_plane, namespace, "broken", queue="always-fails", request={})
@@ -26,19 +27,32 @@ def test_metrics_count_what_the_operator_did(control_plane: ControlPlane, namesp
         """Status PATCHes the apiserver answered with 200 for this namespace (its audit
         log): three for a task written phase by phase, two for one whose start and end
         came together and were folded into one write."""
-        return len([w for w in control_plane.writes(namespace)
-                    if w["subresource"] == "status" and w["code"] == 200])
+        return len(
+            [
+                w
+                for w in control_plane.writes(namespace)
+                if w["subresource"] == "status" and w["code"] == 200
+            ]
+        )
 
-    wait_for("the writes to be counted", lambda: status_writes() >= 4 and delta(
-        "asynctask_operator_status_writes_total", result="ok") >= status_writes(), 10)
+    wait_for(
+        "the writes to be counted",
+        lambda: (
+            status_writes() >= 4
+            and delta("asynctask_operator_status_writes_total", result="ok") >= status_writes()
+        ),
+        10,
+    )
     assert delta("asynctask_operator_tasks_published_total", queue="hello") == 1
     assert delta("asynctask_operator_tasks_published_total", queue="always-fails") == 1
-    assert delta("asynctask_operator_phase_transitions_total", queue="hello",
-                 phase="Succeeded") == 1
-    assert delta("asynctask_operator_phase_transitions_total", queue="always-fails",
-                 phase="Error") == 1
-    assert delta("asynctask_operator_task_run_seconds_count", queue="hello",
-                 phase="Succeeded") == 1
+    assert (
+        delta("asynctask_operator_phase_transitions_total", queue="hello", phase="Succeeded") == 1
+    )
+    assert (
+        delta("asynctask_operator_phase_transitions_total", queue="always-fails", phase="Error")
+        == 1
+    )
+    assert delta("asynctask_operator_task_run_seconds_count", queue="hello", phase="Succeeded") == 1
     assert delta("asynctask_operator_task_wait_seconds_count", queue="hello") == 1
     assert delta("asynctask_operator_status_messages_total", result="applied") >= 4
     now = scrape(operator.env)

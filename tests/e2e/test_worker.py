@@ -49,23 +49,44 @@ def worker_markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def sdk_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-               worker_markers: Path, tmp_path_factory: pytest.TempPathFactory
-               ) -> Iterator[Process]:
+def sdk_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    worker_markers: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
     """A worker for the stepwise and async handlers of worker_app.py."""
     env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers))
     port = free_port()
-    with running("sdk-worker",
-                 [sys.executable, "-m", "asynctask_worker", "tests.e2e.worker_app:app",
-                  "--concurrency", "4", "--queues", "stepwise,async-sleeper",
-                  "--metrics-port", str(port)],
-                 env, tmp_path_factory.mktemp("sdk-worker"), ready=worker_ready(port)) as proc:
+    with running(
+        "sdk-worker",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "tests.e2e.worker_app:app",
+            "--concurrency",
+            "4",
+            "--queues",
+            "stepwise,async-sleeper",
+            "--metrics-port",
+            str(port),
+        ],
+        env,
+        tmp_path_factory.mktemp("sdk-worker"),
+        ready=worker_ready(port),
+    ) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def readme_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-                  tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def readme_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
     """The README's worker, started with the README's command (its `asynctask-worker`
     line, as written; the AMQP URL from the variable the README exports)."""
     (sh,) = readme_blocks("sh")
@@ -76,22 +97,36 @@ def readme_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Pro
     env = system_env(control_plane, rabbitmq)  # sets ASYNCTASK_WORKER_AMQP_URL
     port = free_port()  # metrics from the environment: the command stays as written
     env["ASYNCTASK_WORKER_METRICS_PORT"] = str(port)
-    with running("readme-worker", [str(script), *argv[1:]], env,
-                 tmp_path_factory.mktemp("readme-worker"), ready=worker_ready(port)) as proc:
+    with running(
+        "readme-worker",
+        [str(script), *argv[1:]],
+        env,
+        tmp_path_factory.mktemp("readme-worker"),
+        ready=worker_ready(port),
+    ) as proc:
         yield proc
 
 
 @pytest.fixture(scope="module")
-def thumbnails_worker(control_plane: ControlPlane, rabbitmq: RabbitMQ, operator: Process,
-                      tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
+def thumbnails_worker(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Process]:
     """The guide's thumbnails worker, started with the guide's first command as written."""
     argv = guide_commands()[0]
     assert argv[0] == "asynctask-worker"
     script = Path(sys.executable).with_name("asynctask-worker")
     port = free_port()  # metrics from the environment: the command stays as written
     env = dict(system_env(control_plane, rabbitmq), ASYNCTASK_WORKER_METRICS_PORT=str(port))
-    with running("thumbnails-worker", [str(script), *argv[1:]], env,
-                 tmp_path_factory.mktemp("thumbnails"), ready=worker_ready(port)) as proc:
+    with running(
+        "thumbnails-worker",
+        [str(script), *argv[1:]],
+        env,
+        tmp_path_factory.mktemp("thumbnails"),
+        ready=worker_ready(port),
+    ) as proc:
         yield proc
 
 
@@ -102,11 +137,10 @@ def kubectl_bin(cp: ControlPlane) -> str:
 
 def columns(cp: ControlPlane, ns: str, name: str) -> dict[str, str]:
     """One task's printer columns, as ``kubectl get -o wide`` shows them (by header)."""
-    header, row = cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "wide"
-                             ).stdout.splitlines()
+    header, row = cp.kubectl("get", "asynctask", name, "-n", ns, "-o", "wide").stdout.splitlines()
     heads = list(re.finditer(r"\S+", header))  # column names have no spaces; values may
     ends = [h.start() for h in heads[1:]] + [len(row)]
-    return {h.group(): row[h.start():end].strip() for h, end in zip(heads, ends, strict=True)}
+    return {h.group(): row[h.start() : end].strip() for h, end in zip(heads, ends, strict=True)}
 
 
 def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
@@ -120,34 +154,51 @@ def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
 
 
 def test_progress_shows_in_kubectl_get_while_the_handler_runs(
-        control_plane: ControlPlane, namespace: str, sdk_worker: Process,
-        worker_markers: Path) -> None:
+    control_plane: ControlPlane, namespace: str, sdk_worker: Process, worker_markers: Path
+) -> None:
     """The handler reports 10%, 50%, 90% (with a message, at least 1 s apart) and after
     each waits until the test saw it: in ``kubectl get`` (PHASE, PROGRESS, and MESSAGE of
     ``-o wide``) and as a row of a running ``kubectl get asynctasks -w``."""
     watch_out = worker_markers / f"{namespace}.watch"
     with watch_out.open("w") as out:
-        watch = subprocess.Popen([kubectl_bin(control_plane), "get", "asynctasks", "-n",
-                                  namespace, "-w"], env=control_plane.env(), stdout=out,
-                                 stderr=subprocess.STDOUT, text=True)
+        watch = subprocess.Popen(
+            [kubectl_bin(control_plane), "get", "asynctasks", "-n", namespace, "-w"],
+            env=control_plane.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
 
     def watched() -> list[tuple[str, int]]:
         """(PHASE, PROGRESS) of the watch's complete rows for the task, in order."""
-        return [(f[2], int(f[3])) for f in map(str.split, watch_out.read_text().splitlines())
-                if len(f) == 5 and f[0] == "steps" and f[3].isdigit()]
+        return [
+            (f[2], int(f[3]))
+            for f in map(str.split, watch_out.read_text().splitlines())
+            if len(f) == 5 and f[0] == "steps" and f[3].isdigit()
+        ]
 
     try:
         create(control_plane, namespace, "steps", queue="stepwise", request={})
         created = time.monotonic()
         seen: dict[int, float] = {}
         for percent in (10, 50, 90):
-            wait_for(f"PROGRESS {percent} while Processing", lambda p=percent: (
-                (c := columns(control_plane, namespace, "steps"))["PHASE"] == "Processing"
-                and c["PROGRESS"] == str(p)), 60, 0.1)
+            wait_for(
+                f"PROGRESS {percent} while Processing",
+                lambda p=percent: (
+                    (c := columns(control_plane, namespace, "steps"))["PHASE"] == "Processing"
+                    and c["PROGRESS"] == str(p)
+                ),
+                60,
+                0.1,
+            )
             seen[percent] = time.monotonic() - created
             assert columns(control_plane, namespace, "steps")["MESSAGE"] == f"reached {percent}%"
-            wait_for(f"the watch to show {percent}",
-                     lambda p=percent: ("Processing", p) in watched(), 15, 0.1)
+            wait_for(
+                f"the watch to show {percent}",
+                lambda p=percent: ("Processing", p) in watched(),
+                15,
+                0.1,
+            )
             (worker_markers / f"{namespace}.steps.seen-{percent}").touch()  # go on
         st = wait_phase(control_plane, namespace, "steps", "Succeeded", timeout=60)
         final = columns(control_plane, namespace, "steps")
@@ -158,8 +209,10 @@ def test_progress_shows_in_kubectl_get_while_the_handler_runs(
         watch.terminate()
         watch.wait(10)
     output = watch_out.read_text()
-    print(f"\nPROGRESS seen by kubectl get at "
-          f"{', '.join(f'{p}% {t:.1f}s' for p, t in seen.items())} after create\n{output}")
+    print(
+        f"\nPROGRESS seen by kubectl get at "
+        f"{', '.join(f'{p}% {t:.1f}s' for p, t in seen.items())} after create\n{output}"
+    )
     assert output.splitlines()[0].split() == ["NAME", "QUEUE", "PHASE", "PROGRESS", "AGE"]
     rows = watched()
     processing = [p for phase, p in rows if phase == "Processing"]
@@ -172,8 +225,13 @@ def test_progress_shows_in_kubectl_get_while_the_handler_runs(
 
 
 def test_a_task_cancelled_while_pending_never_runs(
-        control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, worker_markers: Path,
-        operator: Process, tmp_path_factory: pytest.TempPathFactory) -> None:
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    namespace: str,
+    worker_markers: Path,
+    operator: Process,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
     """Nobody serves the queue; the task is cancelled while its message waits there. A
     worker that starts afterwards reads the cancellation from the control stream, acks the
     message without calling the handler, and the record stays Cancelled."""
@@ -187,27 +245,49 @@ def test_a_task_cancelled_while_pending_never_runs(
     version = get(control_plane, namespace, "skipped")["metadata"]["resourceVersion"]
     assert ready_messages(rabbitmq, queue) == 1  # still there: nobody consumed it
     # The management API's count (ready + unacked) catches up: from now on, 0 means acked.
-    wait_for("the management API to count the message",
-             lambda: queue_messages(rabbitmq, queue) == 1, 30, 0.5)
+    wait_for(
+        "the management API to count the message",
+        lambda: queue_messages(rabbitmq, queue) == 1,
+        30,
+        0.5,
+    )
 
-    env = dict(system_env(control_plane, rabbitmq), WORKER_E2E_MARKERS=str(worker_markers),
-               WORKER_E2E_NEVER_RUNS_QUEUE=queue)
+    env = dict(
+        system_env(control_plane, rabbitmq),
+        WORKER_E2E_MARKERS=str(worker_markers),
+        WORKER_E2E_NEVER_RUNS_QUEUE=queue,
+    )
     counted = Counted(operator.env)
     port = free_port()
-    late = Process("late-worker", [sys.executable, "-m", "asynctask_worker",
-                                   "tests.e2e.worker_app:app", "--queues", queue,
-                                   "--metrics-port", str(port)],
-                   env, tmp_path_factory.mktemp("late-worker"), worker_ready(port))
+    late = Process(
+        "late-worker",
+        [
+            sys.executable,
+            "-m",
+            "asynctask_worker",
+            "tests.e2e.worker_app:app",
+            "--queues",
+            queue,
+            "--metrics-port",
+            str(port),
+        ],
+        env,
+        tmp_path_factory.mktemp("late-worker"),
+        worker_ready(port),
+    )
     try:
         late.wait_ready()
         serving = time.monotonic()
         late.wait_for_log(SKIPPED.format(ns=namespace, name="skipped"), 30)
         skipped = time.monotonic() - serving
-        took = wait_for("the message to be acked", lambda: queue_messages(rabbitmq, queue) == 0,
-                        30, 0.5)
-        print(f"\ncancelled while Pending: a worker started later skipped its message "
-              f"{skipped:.2f}s after it began serving (acked, as the management API showed "
-              f"{took:.1f}s later)")
+        took = wait_for(
+            "the message to be acked", lambda: queue_messages(rabbitmq, queue) == 0, 30, 0.5
+        )
+        print(
+            f"\ncancelled while Pending: a worker started later skipped its message "
+            f"{skipped:.2f}s after it began serving (acked, as the management API showed "
+            f"{took:.1f}s later)"
+        )
         assert not (worker_markers / f"{namespace}.skipped.ran").exists()
         # The worker's Cancelled report reached the operator, which had nothing to write.
         counted.wait(1, STATUS_MESSAGES, result="ignored")
@@ -227,12 +307,12 @@ def test_a_task_cancelled_while_pending_never_runs(
         print(f"--- late worker log (tail) ---\n{late.text()[-2000:]}")
 
 
-def test_cancel_a_running_async_handler(control_plane: ControlPlane, namespace: str,
-                                        sdk_worker: Process, worker_markers: Path) -> None:
+def test_cancel_a_running_async_handler(
+    control_plane: ControlPlane, namespace: str, sdk_worker: Process, worker_markers: Path
+) -> None:
     create(control_plane, namespace, "awaiting", queue="async-sleeper", request={"seconds": 120})
     wait_phase(control_plane, namespace, "awaiting", "Processing")
-    wait_for("the handler to start", (worker_markers / f"{namespace}.awaiting.started").exists,
-             15)
+    wait_for("the handler to start", (worker_markers / f"{namespace}.awaiting.started").exists, 15)
     asked = time.monotonic()
     patch_spec(control_plane, namespace, "awaiting", {"cancel": True})
     st = wait_phase(control_plane, namespace, "awaiting", "Cancelled", timeout=30)
@@ -242,16 +322,20 @@ def test_cancel_a_running_async_handler(control_plane: ControlPlane, namespace: 
     # The coroutine got CancelledError at its await: no hard stop was needed.
     assert (worker_markers / f"{namespace}.awaiting.cancelled").exists()
     assert not (worker_markers / f"{namespace}.awaiting.finished").exists()
-    assert not [line for line in sdk_worker.text().splitlines()
-                if f"{namespace}/awaiting" in line and HARD_STOP in line]
+    assert not [
+        line
+        for line in sdk_worker.text().splitlines()
+        if f"{namespace}/awaiting" in line and HARD_STOP in line
+    ]
     assert took < 10, f"Cancelled only after {took:.2f}s"
 
 
 # the README's worker, as written -----------------------------------------------------------
 
 
-def test_the_readme_worker_succeeds(control_plane: ControlPlane, namespace: str,
-                                    readme_worker: Process) -> None:
+def test_the_readme_worker_succeeds(
+    control_plane: ControlPlane, namespace: str, readme_worker: Process
+) -> None:
     (manifest,) = readme_blocks("yaml")
     control_plane.kubectl("apply", "-n", namespace, "-f", "-", input=manifest)
     st = wait_phase(control_plane, namespace, "greet-ada", "Succeeded", timeout=60)
@@ -259,11 +343,18 @@ def test_the_readme_worker_succeeds(control_plane: ControlPlane, namespace: str,
     assert (st["progress"], st["message"], st["attempts"]) == (100, "Succeeded", 1)
 
 
-def test_the_readme_worker_fails_the_business_way(control_plane: ControlPlane,
-                                                  namespace: str,
-                                                  readme_worker: Process) -> None:
-    create(control_plane, namespace, "nobody", queue="greet", request={"name": "nobody"},
-           retries=2, retryBackoffSeconds=1)
+def test_the_readme_worker_fails_the_business_way(
+    control_plane: ControlPlane, namespace: str, readme_worker: Process
+) -> None:
+    create(
+        control_plane,
+        namespace,
+        "nobody",
+        queue="greet",
+        request={"name": "nobody"},
+        retries=2,
+        retryBackoffSeconds=1,
+    )
     st = wait_phase(control_plane, namespace, "nobody", "Failed")
     assert st["error"]["reason"] == "UnknownName"
     assert st["error"]["message"] == "nobody cannot be greeted"
@@ -272,14 +363,26 @@ def test_the_readme_worker_fails_the_business_way(control_plane: ControlPlane,
     assert (st["phase"], st["attempts"]) == ("Failed", 1)
 
 
-def test_cancel_the_running_readme_worker(control_plane: ControlPlane, namespace: str,
-                                          readme_worker: Process) -> None:
+def test_cancel_the_running_readme_worker(
+    control_plane: ControlPlane, namespace: str, readme_worker: Process
+) -> None:
     """A sync handler that checks ctx.raise_if_cancelled() between one-second steps."""
-    create(control_plane, namespace, "long", queue="greet",
-           request={"name": "Grace", "steps": 100, "step_seconds": 1})
-    wait_for("the first step's progress", lambda: (
-        (c := columns(control_plane, namespace, "long"))["PHASE"] == "Processing"
-        and c["PROGRESS"] not in ("", "0")), 60, 0.2)
+    create(
+        control_plane,
+        namespace,
+        "long",
+        queue="greet",
+        request={"name": "Grace", "steps": 100, "step_seconds": 1},
+    )
+    wait_for(
+        "the first step's progress",
+        lambda: (
+            (c := columns(control_plane, namespace, "long"))["PHASE"] == "Processing"
+            and c["PROGRESS"] not in ("", "0")
+        ),
+        60,
+        0.2,
+    )
     asked = time.monotonic()
     patch_spec(control_plane, namespace, "long", {"cancel": True})
     st = wait_phase(control_plane, namespace, "long", "Cancelled", timeout=30)
@@ -289,8 +392,9 @@ def test_cancel_the_running_readme_worker(control_plane: ControlPlane, namespace
     assert 0 < st["progress"] < 100
     log = readme_worker.text()
     assert f"task {namespace}/long attempt 1: Cancelled" in log
-    assert not [line for line in log.splitlines()
-                if f"{namespace}/long" in line and HARD_STOP in line]
+    assert not [
+        line for line in log.splitlines() if f"{namespace}/long" in line and HARD_STOP in line
+    ]
     assert took < 10, f"Cancelled only after {took:.2f}s"
 
 
@@ -298,8 +402,8 @@ def test_cancel_the_running_readme_worker(control_plane: ControlPlane, namespace
 
 
 def test_the_guide_thumbnails_worker_runs_the_guide_manifest(
-        control_plane: ControlPlane, namespace: str, thumbnails_worker: Process,
-        tmp_path: Path) -> None:
+    control_plane: ControlPlane, namespace: str, thumbnails_worker: Process, tmp_path: Path
+) -> None:
     """The guide's manifest (its image paths moved to this test's folder) through the
     guide's worker command: Succeeded, .status.result holds what the handler returned."""
     (manifest,) = blocks(GUIDE.read_text(), "yaml")

@@ -49,8 +49,9 @@ def stepwise(request: StepwiseRequest, ctx: TaskContext) -> dict[str, list[int]]
         deadline = reported + request.gate_timeout
         while not gate.exists() or time.monotonic() - reported < request.min_seconds:
             if time.monotonic() > deadline:
-                raise TaskFailed(f"nobody saw {percent}% within {request.gate_timeout}s",
-                                 reason="GateTimeout")
+                raise TaskFailed(
+                    f"nobody saw {percent}% within {request.gate_timeout}s", reason="GateTimeout"
+                )
             if ctx.wait_cancelled(0.1):
                 ctx.raise_if_cancelled()
     return {"reported": request.steps}

@@ -53,8 +53,12 @@ SCALE_DOWN_WINDOW_SECONDS = 5
 
 
 def helm_binary() -> Path:
-    proc = subprocess.run(["bash", str(REPO / "hack" / "helm" / "build.sh")],
-                          stdout=subprocess.PIPE, text=True, check=True)
+    proc = subprocess.run(
+        ["bash", str(REPO / "hack" / "helm" / "build.sh")],
+        stdout=subprocess.PIPE,
+        text=True,
+        check=True,
+    )
     return Path(proc.stdout.strip().splitlines()[-1]) / "helm"
 
 
@@ -65,17 +69,18 @@ class InCluster:
     cp: ControlPlane
     image: str
 
-    def kubectl(self, *args: str, check: bool = True, input: str | None = None,
-                timeout: float = 60) -> subprocess.CompletedProcess[str]:
-        return self.cp.kubectl("-n", NAMESPACE, *args, check=check, input=input,
-                               timeout=timeout)
+    def kubectl(
+        self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
+    ) -> subprocess.CompletedProcess[str]:
+        return self.cp.kubectl("-n", NAMESPACE, *args, check=check, input=input, timeout=timeout)
 
     def get(self, *args: str) -> Any:
         return json.loads(self.kubectl("get", *args, "-o", "json").stdout)
 
     def pods(self, component: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = self.get(
-            "pods", "-l", f"app.kubernetes.io/component={component}")["items"]
+            "pods", "-l", f"app.kubernetes.io/component={component}"
+        )["items"]
         return [p for p in items if not p["metadata"].get("deletionTimestamp")]
 
     def wait_for(self, what: str, check: Any, timeout: float = 120) -> Any:
@@ -93,81 +98,154 @@ class InCluster:
         result: dict[str, Any] = self.get("asynctask", name)
         return result
 
-    def submit(self, name: str, queue: str, request: dict[str, Any],
-               **spec: Any) -> None:
-        manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask",
-                    "metadata": {"name": name, "namespace": NAMESPACE},
-                    "spec": {"queue": queue, "request": request, **spec}}
+    def submit(self, name: str, queue: str, request: dict[str, Any], **spec: Any) -> None:
+        manifest = {
+            "apiVersion": "asynctask.dev/v1alpha1",
+            "kind": "AsyncTask",
+            "metadata": {"name": name, "namespace": NAMESPACE},
+            "spec": {"queue": queue, "request": request, **spec},
+        }
         self.kubectl("apply", "-f", "-", input=json.dumps(manifest))
 
     def wait_phase(self, name: str, phases: set[str], timeout: float = 180) -> dict[str, Any]:
         def reached() -> dict[str, Any] | None:
             task = self.task(name)
             return task if task.get("status", {}).get("phase") in phases else None
-        result: dict[str, Any] = self.wait_for(f"{name} to reach {sorted(phases)}", reached,
-                                               timeout)
+
+        result: dict[str, Any] = self.wait_for(
+            f"{name} to reach {sorted(phases)}", reached, timeout
+        )
         return result
 
 
 def _broker_service(rmq: RabbitMQ) -> str:
     """A selector-less Service with manual Endpoints for the host's RabbitMQ node."""
-    return json.dumps({"apiVersion": "v1", "kind": "List", "items": [
-        {"apiVersion": "v1", "kind": "Service",
-         "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
-         "spec": {"ports": [{"name": "amqp", "port": 5672, "targetPort": rmq.port},
-                            {"name": "management", "port": 15672,
-                             "targetPort": rmq.management_port}]}},
-        {"apiVersion": "v1", "kind": "Endpoints",
-         "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
-         "subsets": [{"addresses": [{"ip": NODE_IP}],
-                      "ports": [{"name": "amqp", "port": rmq.port},
-                                {"name": "management", "port": rmq.management_port}]}]},
-    ]})
+    return json.dumps(
+        {
+            "apiVersion": "v1",
+            "kind": "List",
+            "items": [
+                {
+                    "apiVersion": "v1",
+                    "kind": "Service",
+                    "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
+                    "spec": {
+                        "ports": [
+                            {"name": "amqp", "port": 5672, "targetPort": rmq.port},
+                            {
+                                "name": "management",
+                                "port": 15672,
+                                "targetPort": rmq.management_port,
+                            },
+                        ]
+                    },
+                },
+                {
+                    "apiVersion": "v1",
+                    "kind": "Endpoints",
+                    "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
+                    "subsets": [
+                        {
+                            "addresses": [{"ip": NODE_IP}],
+                            "ports": [
+                                {"name": "amqp", "port": rmq.port},
+                                {"name": "management", "port": rmq.management_port},
+                            ],
+                        }
+                    ],
+                },
+            ],
+        }
+    )
 
 
 def chart_values(image: str) -> dict[str, Any]:
     repository, _, tag = image.rpartition(":")
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
-        "operator": {"watchNamespaces": [NAMESPACE],
-                     "env": [{"name": "ASYNCTASK_SCALE_DOWN_WINDOW_SECONDS",
-                              "value": str(SCALE_DOWN_WINDOW_SECONDS)}]},
-        "workers": {"pools": [{
-            "name": "example", "app": "example_tasks:app",
-            "queues": ["hello", "always-fails", "business-failure"],
-            "gracePeriodSeconds": WORKER_GRACE_SECONDS,
-            "autoscaling": {"enabled": True, "minReplicas": 0, "maxReplicas": 3,
-                            "targetMessagesPerReplica": 2},
-            "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
-        }]},
+        "operator": {
+            "watchNamespaces": [NAMESPACE],
+            "env": [
+                {
+                    "name": "ASYNCTASK_SCALE_DOWN_WINDOW_SECONDS",
+                    "value": str(SCALE_DOWN_WINDOW_SECONDS),
+                }
+            ],
+        },
+        "workers": {
+            "pools": [
+                {
+                    "name": "example",
+                    "app": "example_tasks:app",
+                    "queues": ["hello", "always-fails", "business-failure"],
+                    "gracePeriodSeconds": WORKER_GRACE_SECONDS,
+                    "autoscaling": {
+                        "enabled": True,
+                        "minReplicas": 0,
+                        "maxReplicas": 3,
+                        "targetMessagesPerReplica": 2,
+                    },
+                    "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
+                }
+            ]
+        },
     }
 
 
 def _namespace(cp: ControlPlane) -> None:
     cp.kubectl("create", "namespace", NAMESPACE)
-    cp.kubectl("label", "namespace", NAMESPACE, "pod-security.kubernetes.io/enforce=restricted",
-               "pod-security.kubernetes.io/enforce-version=latest")
+    cp.kubectl(
+        "label",
+        "namespace",
+        NAMESPACE,
+        "pod-security.kubernetes.io/enforce=restricted",
+        "pod-security.kubernetes.io/enforce-version=latest",
+    )
 
 
 def _local_broker(cp: ControlPlane, rmq: RabbitMQ) -> tuple[str, str]:
     """The host's RabbitMQ as a Service; its URLs as pods see them."""
     cp.kubectl("apply", "-f", "-", input=_broker_service(rmq))
-    broker = cp.kubectl("-n", NAMESPACE, "get", "service", "rabbitmq", "-o",
-                        "jsonpath={.spec.clusterIP}").stdout.strip()
+    broker = cp.kubectl(
+        "-n", NAMESPACE, "get", "service", "rabbitmq", "-o", "jsonpath={.spec.clusterIP}"
+    ).stdout.strip()
     rmq.add_vhost(VHOST)
-    return (f"amqp://guest:guest@{broker}:5672/{VHOST}",
-            f"http://guest:guest@{broker}:15672")
+    return (f"amqp://guest:guest@{broker}:5672/{VHOST}", f"http://guest:guest@{broker}:15672")
 
 
 def _install(cp: ControlPlane, urls: tuple[str, str], image: str, workdir: Path) -> None:
-    cp.kubectl("-n", NAMESPACE, "create", "secret", "generic", "asynctask-amqp",
-               f"--from-literal=url={urls[0]}", f"--from-literal=management-url={urls[1]}")
+    cp.kubectl(
+        "-n",
+        NAMESPACE,
+        "create",
+        "secret",
+        "generic",
+        "asynctask-amqp",
+        f"--from-literal=url={urls[0]}",
+        f"--from-literal=management-url={urls[1]}",
+    )
     values = workdir / "values.json"  # JSON is YAML: tags stay strings
     values.write_text(json.dumps(chart_values(image)))
     proc = subprocess.run(
-        [str(helm_binary()), "install", RELEASE, str(CHART), "--namespace", NAMESPACE,
-         "-f", str(values), "--wait", "--timeout", "5m"],
-        env=cp.env(), capture_output=True, text=True, check=False, timeout=400)
+        [
+            str(helm_binary()),
+            "install",
+            RELEASE,
+            str(CHART),
+            "--namespace",
+            NAMESPACE,
+            "-f",
+            str(values),
+            "--wait",
+            "--timeout",
+            "5m",
+        ],
+        env=cp.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=400,
+    )
     if proc.returncode != 0:
         pods = cp.kubectl("-n", NAMESPACE, "get", "pods,events", check=False).stdout
         raise RuntimeError(f"helm install failed:\n{proc.stdout}\n{proc.stderr}\n{pods}")
@@ -176,17 +254,31 @@ def _install(cp: ControlPlane, urls: tuple[str, str], image: str, workdir: Path)
 @contextlib.contextmanager
 def _existing_cluster(workdir: Path) -> Iterator[InCluster]:
     audit = os.environ.get("ASYNCTASK_E2E_AUDIT_LOG", "")
-    cp = ControlPlane(bin_dir=build_binaries(), kubeconfig=Path(EXISTING_CLUSTER),
-                      audit_log=Path(audit) if audit else Path())
+    cp = ControlPlane(
+        bin_dir=build_binaries(),
+        kubeconfig=Path(EXISTING_CLUSTER),
+        audit_log=Path(audit) if audit else Path(),
+    )
     image = os.environ["ASYNCTASK_INCLUSTER_IMAGE"]
     _namespace(cp)
     try:
-        _install(cp, (os.environ["ASYNCTASK_INCLUSTER_AMQP_URL"],
-                      os.environ["ASYNCTASK_INCLUSTER_MANAGEMENT_URL"]), image, workdir)
+        _install(
+            cp,
+            (
+                os.environ["ASYNCTASK_INCLUSTER_AMQP_URL"],
+                os.environ["ASYNCTASK_INCLUSTER_MANAGEMENT_URL"],
+            ),
+            image,
+            workdir,
+        )
         yield InCluster(cp, image)
     finally:
-        subprocess.run([str(helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE,
-                        "--wait"], env=cp.env(), capture_output=True, check=False)
+        subprocess.run(
+            [str(helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
+            env=cp.env(),
+            capture_output=True,
+            check=False,
+        )
         cp.kubectl("delete", "namespace", NAMESPACE, "--wait=false", check=False)
 
 
@@ -207,12 +299,22 @@ def incluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[InCluster]:
         try:
             yield system
         finally:
-            print("\n--- nodes, pods ---\n" + system.kubectl(
-                "get", "nodes,pods", "-o", "wide", check=False).stdout)
+            print(
+                "\n--- nodes, pods ---\n"
+                + system.kubectl("get", "nodes,pods", "-o", "wide", check=False).stdout
+            )
             for component in ("operator", "worker"):
-                print(f"--- {component} logs (tail) ---\n" + system.kubectl(
-                    "logs", "-l", f"app.kubernetes.io/component={component}",
-                    "--tail=40", "--prefix", check=False).stdout)
+                print(
+                    f"--- {component} logs (tail) ---\n"
+                    + system.kubectl(
+                        "logs",
+                        "-l",
+                        f"app.kubernetes.io/component={component}",
+                        "--tail=40",
+                        "--prefix",
+                        check=False,
+                    ).stdout
+                )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -223,7 +325,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     suite's 300 s; the others run on a started system."""
     here = Path(__file__).parent
     ours = [item for item in items if here in item.path.parents]
-    firsts = ours[:1] + [item for item in ours
-                         if "incluster" in getattr(item, "fixturenames", ())][:1]
+    firsts = (
+        ours[:1] + [item for item in ours if "incluster" in getattr(item, "fixturenames", ())][:1]
+    )
     for item in firsts:
         item.add_marker(pytest.mark.timeout(1200))

@@ -37,18 +37,29 @@ CRASHING_RUN = textwrap.dedent("""
 
 def restricted_pod(image: str) -> dict[str, object]:
     return {
-        "apiVersion": "v1", "kind": "Pod", "metadata": {"name": "hello"},
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": "hello"},
         "spec": {
             "restartPolicy": "Never",
-            "securityContext": {"runAsNonRoot": True, "runAsUser": 10001,
-                                "seccompProfile": {"type": "RuntimeDefault"}},
-            "containers": [{
-                "name": "hello", "image": image, "imagePullPolicy": "Never",
-                "command": ["python3", "-c", "import os; print('hello from uid', os.getuid())"],
-                "securityContext": {"allowPrivilegeEscalation": False,
-                                    "readOnlyRootFilesystem": True,
-                                    "capabilities": {"drop": ["ALL"]}},
-            }],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 10001,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "containers": [
+                {
+                    "name": "hello",
+                    "image": image,
+                    "imagePullPolicy": "Never",
+                    "command": ["python3", "-c", "import os; print('hello from uid', os.getuid())"],
+                    "securityContext": {
+                        "allowPrivilegeEscalation": False,
+                        "readOnlyRootFilesystem": True,
+                        "capabilities": {"drop": ["ALL"]},
+                    },
+                }
+            ],
         },
     }
 
@@ -68,8 +79,15 @@ def _kube_chains() -> dict[str, list[str]]:
 
 def test_a_run_after_a_crashed_one_starts_clean_and_runs_a_restricted_pod() -> None:
     env = {**os.environ, "PYTHONPATH": str(REPO / "hack")}
-    crashed = subprocess.run([sys.executable, "-c", CRASHING_RUN], env=env, cwd=REPO,
-                             capture_output=True, text=True, timeout=600, check=False)
+    crashed = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert crashed.returncode == 9, crashed.stderr[-3000:]
     left = json.loads(crashed.stdout.strip().splitlines()[-1])
     assert any(_alive(pid) for pid in left), "the crash left no process: nothing was tested"
@@ -78,8 +96,9 @@ def test_a_run_after_a_crashed_one_starts_clean_and_runs_a_restricted_pod() -> N
     with cluster() as (cp, node):
         assert not [pid for pid in left if _alive(pid)], "the crashed run's processes live on"
         cp.kubectl("apply", "-f", "-", input=json.dumps(restricted_pod(node.images[1].tag)))
-        cp.kubectl("wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/hello",
-                   "--timeout=120s")
+        cp.kubectl(
+            "wait", "--for=jsonpath={.status.phase}=Succeeded", "pod/hello", "--timeout=120s"
+        )
         assert cp.kubectl("logs", "hello").stdout.strip() == "hello from uid 10001"
         nodes = cp.kubectl("get", "nodes", "-o", "wide").stdout
         print(f"\n{nodes}{cp.kubectl('get', 'pods', '-o', 'wide').stdout}")

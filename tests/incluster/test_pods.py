@@ -20,6 +20,7 @@ def _processing(incluster: InCluster, name: str) -> dict[str, Any]:
     def check() -> dict[str, Any] | None:
         status: dict[str, Any] = incluster.task(name).get("status", {})
         return status if status.get("phase") == "Processing" and status.get("progress") else None
+
     result: dict[str, Any] = incluster.wait_for(f"{name} Processing with progress", check, 180)
     return result
 
@@ -31,15 +32,15 @@ def _replicas(incluster: InCluster) -> int:
 def test_cancel_of_a_processing_task(incluster: InCluster) -> None:
     incluster.submit("cancel-me", "hello", {"steps": 120, "step_seconds": 1.0})
     _processing(incluster, "cancel-me")
-    incluster.kubectl("patch", "asynctask", "cancel-me", "--type=merge",
-                      "-p", '{"spec":{"cancel":true}}')
+    incluster.kubectl(
+        "patch", "asynctask", "cancel-me", "--type=merge", "-p", '{"spec":{"cancel":true}}'
+    )
     done = incluster.wait_phase("cancel-me", TERMINAL, timeout=60)
     assert done["status"]["phase"] == "Cancelled", done["status"]
 
 
 def test_run_timeout(incluster: InCluster) -> None:
-    incluster.submit("too-slow", "hello", {"steps": 120, "step_seconds": 1.0},
-                     timeoutSeconds=4)
+    incluster.submit("too-slow", "hello", {"steps": 120, "step_seconds": 1.0}, timeoutSeconds=4)
     done = incluster.wait_phase("too-slow", TERMINAL)
     assert done["status"]["phase"] == "TimedOut", done["status"]
 
@@ -55,16 +56,15 @@ def test_sigterm_drains_a_worker_pod_within_its_grace_period(incluster: InCluste
     done = incluster.wait_phase("drained", TERMINAL)
     assert done["status"]["phase"] == "Succeeded", done["status"]
     assert done["status"]["attempts"] == 1 and done["status"]["worker"] == status["worker"], (
-        "the task finished in the draining pod, not after a redelivery")
+        "the task finished in the draining pod, not after a redelivery"
+    )
     assert took < WORKER_GRACE_SECONDS + 15, f"the pod took {took:.0f}s to stop"
 
 
-def test_a_worker_pod_killed_mid_task_is_redelivered_and_finishes(
-        incluster: InCluster) -> None:
+def test_a_worker_pod_killed_mid_task_is_redelivered_and_finishes(incluster: InCluster) -> None:
     # Longer than the grace period: the drain gives up, the pod is killed, the
     # unacknowledged message goes to the Deployment's next pod.
-    incluster.submit("killed", "hello", {"steps": WORKER_GRACE_SECONDS + 12,
-                                         "step_seconds": 1.0})
+    incluster.submit("killed", "hello", {"steps": WORKER_GRACE_SECONDS + 12, "step_seconds": 1.0})
     first = _processing(incluster, "killed")
     pod = first["worker"].split("/")[0]
     incluster.kubectl("delete", "pod", pod, "--grace-period=1", "--wait=true", timeout=120)
@@ -85,10 +85,17 @@ def test_the_operator_pod_replaced_mid_flight_loses_nothing(incluster: InCluster
     incluster.submit("after-restart", "hello", {"steps": 1, "step_seconds": 0.1})
 
     def new_operator_ready() -> bool:
-        pods = [p for p in incluster.pods("operator")
-                if p["metadata"]["name"] != old["metadata"]["name"]]
-        return any(all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
-                   and p["status"].get("containerStatuses") for p in pods)
+        pods = [
+            p
+            for p in incluster.pods("operator")
+            if p["metadata"]["name"] != old["metadata"]["name"]
+        ]
+        return any(
+            all(c.get("ready") for c in p["status"].get("containerStatuses", [{}]))
+            and p["status"].get("containerStatuses")
+            for p in pods
+        )
+
     incluster.wait_for("a new operator pod, ready", new_operator_ready, 120)
     for name in [*names, "after-restart"]:
         done = incluster.wait_phase(name, TERMINAL, timeout=240)
@@ -96,14 +103,12 @@ def test_the_operator_pod_replaced_mid_flight_loses_nothing(incluster: InCluster
 
 
 def test_scale_from_zero_and_back(incluster: InCluster) -> None:
-    incluster.wait_for("the idle pool at zero replicas", lambda: _replicas(incluster) == 0,
-                       120)
+    incluster.wait_for("the idle pool at zero replicas", lambda: _replicas(incluster) == 0, 120)
     incluster.wait_for("no worker pods left", lambda: not incluster.pods("worker"), 120)
     names = [f"burst-{i}" for i in range(8)]
     for name in names:
         incluster.submit(name, "hello", {"steps": 3, "step_seconds": 1.0})
-    peak = incluster.wait_for("the autoscaler to raise replicas", lambda: _replicas(incluster),
-                              120)
+    peak = incluster.wait_for("the autoscaler to raise replicas", lambda: _replicas(incluster), 120)
     assert peak >= 1
     for name in names:
         done = incluster.wait_phase(name, TERMINAL, timeout=240)

@@ -16,7 +16,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_a_link_skips_a_dead_node_and_reconnects_to_a_live_one(
-        rabbitmq: RabbitMQ, url: str, caplog: pytest.LogCaptureFixture) -> None:
+    rabbitmq: RabbitMQ, url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     dead = urllib.parse.urlsplit(url)._replace(netloc=f"guest:guest@127.0.0.1:{free_port()}")
     nodes = _amqp.parameters(f"{dead.geturl()},{url}", attempts=1)
@@ -37,7 +38,7 @@ def test_a_link_skips_a_dead_node_and_reconnects_to_a_live_one(
         link.close()
     said = [r.getMessage() for r in caplog.records if r.name == "test"]
     live = _amqp.node_name(nodes[1])
-    assert any("lost RabbitMQ" in m and m.endswith(f"at {live}; reconnecting with backoff")
-               for m in said), said
-    assert any("reconnected to RabbitMQ after" in m and m.endswith(f"({live})")
-               for m in said), said
+    assert any(
+        "lost RabbitMQ" in m and m.endswith(f"at {live}; reconnecting with backoff") for m in said
+    ), said
+    assert any("reconnected to RabbitMQ after" in m and m.endswith(f"({live})") for m in said), said

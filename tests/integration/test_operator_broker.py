@@ -41,8 +41,9 @@ def channel(url: str) -> Iterator[pika.adapters.blocking_connection.BlockingChan
     conn.close()
 
 
-def get(ch: pika.adapters.blocking_connection.BlockingChannel, queue: str,
-        timeout: float = 10) -> tuple[pika.spec.BasicProperties, bytes]:
+def get(
+    ch: pika.adapters.blocking_connection.BlockingChannel, queue: str, timeout: float = 10
+) -> tuple[pika.spec.BasicProperties, bytes]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         method, props, body = ch.basic_get(queue, auto_ack=True)
@@ -57,8 +58,8 @@ def ref() -> TaskRef:
 
 
 async def test_publish_task_is_durable_confirmed_and_identified(
-        url: str, rabbitmq: RabbitMQ,
-        channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    url: str, rabbitmq: RabbitMQ, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
     queue = f"it-{uuid.uuid4().hex[:6]}"
     broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
@@ -70,8 +71,11 @@ async def test_publish_task_is_durable_confirmed_and_identified(
         assert props.message_id == f"task:{msg.task.uid}:1"
         # The task is named in headers too: a body nobody can read still names its task.
         assert {k: v for k, v in props.headers.items() if k.startswith("asynctask-")} == {
-            "asynctask-uid": msg.task.uid, "asynctask-attempt": 1,
-            "asynctask-namespace": "ns", "asynctask-name": "task"}
+            "asynctask-uid": msg.task.uid,
+            "asynctask-attempt": 1,
+            "asynctask-namespace": "ns",
+            "asynctask-name": "task",
+        }
         assert decode(TaskMessage, body) == msg
         # The queue is a durable quorum queue with a delivery limit and dead-lettering.
         vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
@@ -85,16 +89,22 @@ async def test_publish_task_is_durable_confirmed_and_identified(
 
 
 async def test_status_deliveries_reach_the_event_loop_and_refusals_dead_letter_with_why(
-        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
     broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), inbox)
     try:
         good = StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=3)
-        channel.basic_publish("", topology.STATUS_QUEUE, encode(good),
-                              pika.BasicProperties(message_id=good.message_id))
-        channel.basic_publish("", topology.STATUS_QUEUE, b"{not json",
-                              pika.BasicProperties(message_id="garbage"))
+        channel.basic_publish(
+            "",
+            topology.STATUS_QUEUE,
+            encode(good),
+            pika.BasicProperties(message_id=good.message_id),
+        )
+        channel.basic_publish(
+            "", topology.STATUS_QUEUE, b"{not json", pika.BasicProperties(message_id="garbage")
+        )
         first = await asyncio.wait_for(inbox.get(), 20)
         second = await asyncio.wait_for(inbox.get(), 20)
         assert decode(StatusMessage, first.body) == good
@@ -115,7 +125,8 @@ async def test_status_deliveries_reach_the_event_loop_and_refusals_dead_letter_w
 
 
 async def test_control_messages_reach_the_control_stream(
-        url: str, channel: pika.adapters.blocking_connection.BlockingChannel) -> None:
+    url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
     broker = Broker(url)
     broker.start_consuming(asyncio.get_running_loop(), asyncio.Queue())
     probe = channel.queue_declare("", exclusive=True).method.queue
@@ -131,7 +142,8 @@ async def test_control_messages_reach_the_control_stream(
 
 
 async def test_a_lost_connection_is_reported_once_and_old_deliveries_are_not_settled(
-        url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture) -> None:
+    url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO)
     vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
     inbox: asyncio.Queue[Delivery] = asyncio.Queue()
@@ -158,8 +170,9 @@ async def test_a_lost_connection_is_reported_once_and_old_deliveries_are_not_set
         assert decode(StatusMessage, third.body) == later
         broker.ack(third)
         # Commands run in order on the broker thread: once this is confirmed, so are the acks.
-        await asyncio.wait_for(broker.publish_control(
-            ControlMessage(action="cancel", task=ref())), 20)
+        await asyncio.wait_for(
+            broker.publish_control(ControlMessage(action="cancel", task=ref())), 20
+        )
     finally:
         broker.stop()
         broker.join(10)
@@ -175,9 +188,9 @@ async def test_a_lost_connection_is_reported_once_and_old_deliveries_are_not_set
     assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []
 
 
-
 async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
-        url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture) -> None:
+    url: str, rabbitmq: RabbitMQ, caplog: pytest.LogCaptureFixture
+) -> None:
     """A real restart of the node (not a closed connection): one WARNING with the cause,
     one INFO when back, DEBUG for each failed attempt in between, never an ERROR or a
     traceback; a task published during the outage is confirmed once it is back."""
@@ -189,13 +202,18 @@ async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
         assert await asyncio.to_thread(broker.connected.wait, 20)
         rabbitmq.stop_node()
         try:
-            await asyncio.to_thread(wait_until, "the broker to notice",
-                                    lambda: not broker.connected.is_set(), 30)
+            await asyncio.to_thread(
+                wait_until, "the broker to notice", lambda: not broker.connected.is_set(), 30
+            )
             msg = TaskMessage(task=ref(), queue=queue, request={"during": "outage"})
             publish = asyncio.ensure_future(broker.publish_task(msg))
             # A few attempts fail while the node is down (each logged at DEBUG only).
-            await asyncio.to_thread(wait_until, "failed reconnection attempts", lambda: sum(
-                "still no RabbitMQ" in r.getMessage() for r in caplog.records) >= 2, 30)
+            await asyncio.to_thread(
+                wait_until,
+                "failed reconnection attempts",
+                lambda: sum("still no RabbitMQ" in r.getMessage() for r in caplog.records) >= 2,
+                30,
+            )
             assert not publish.done()
         finally:
             rabbitmq.start_node()
@@ -209,7 +227,8 @@ async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
     assert len(warnings) == 1 and "operator broker: lost RabbitMQ (" in warnings[0], warnings
     assert "no detail given" not in warnings[0] and "()" not in warnings[0]
     assert len(back) == 1, back
-    loud = [(r.name, r.getMessage()) for r in caplog.records
-            if r.levelno >= logging.ERROR or r.exc_info]
+    loud = [
+        (r.name, r.getMessage()) for r in caplog.records if r.levelno >= logging.ERROR or r.exc_info
+    ]
     assert loud == []
     print(f"\noutage told as: {warnings[0]!r}, then {back[0]!r}")

@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 SDK_DEPENDENCIES = {"pika", "pydantic", "pydantic-settings", "prometheus-client"}
 OPERATOR_ONLY = {"kopf", "kubernetes", "aiohttp"}
 
-APP = textwrap.dedent('''
+APP = textwrap.dedent("""
     from asynctask_worker import App, Phase, TaskContext
     from asynctask_worker.testing import run_task
 
@@ -42,7 +42,7 @@ APP = textwrap.dedent('''
         import kopf  # noqa: F401
     except ModuleNotFoundError as exc:
         print("no kopf:", exc.name)
-''')
+""")
 
 
 @pytest.fixture(scope="module")
@@ -51,9 +51,14 @@ def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     context, wheels = tmp_path_factory.mktemp("context"), tmp_path_factory.mktemp("wheels")
     build_context(context)
     pip = [sys.executable, "-m", "pip", "--disable-pip-version-check"]
-    built = subprocess.run([*pip, "wheel", "--no-deps", "-q", "--wheel-dir", str(wheels), "."],
-                           cwd=context, capture_output=True, text=True, timeout=600,
-                           check=False)
+    built = subprocess.run(
+        [*pip, "wheel", "--no-deps", "-q", "--wheel-dir", str(wheels), "."],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
     (wheel,) = wheels.glob("asynctask-*.whl")
     return wheel
@@ -65,21 +70,40 @@ def sdk_venv(sdk_wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     wheel = sdk_wheel
     venv = tmp_path_factory.mktemp("sdk") / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
-    proc = subprocess.run([str(venv / "bin" / "pip"), "install", "-q", "--prefer-binary",
-                           "--disable-pip-version-check", str(wheel)],
-                          capture_output=True, text=True, timeout=600, check=False)
+    proc = subprocess.run(
+        [
+            str(venv / "bin" / "pip"),
+            "install",
+            "-q",
+            "--prefer-binary",
+            "--disable-pip-version-check",
+            str(wheel),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     return venv
 
 
 def run(venv: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
-    return subprocess.run([str(venv / "bin" / args[0]), *args[1:]], capture_output=True,
-                          text=True, env=env, cwd=cwd, timeout=120, check=False)
+    return subprocess.run(
+        [str(venv / "bin" / args[0]), *args[1:]],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=cwd,
+        timeout=120,
+        check=False,
+    )
 
 
 def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
-        sdk_venv: Path, tmp_path: Path) -> None:
+    sdk_venv: Path, tmp_path: Path
+) -> None:
     installed = run(sdk_venv, "pip", "list", "--format=freeze", cwd=tmp_path)
     names = {line.split("==")[0].lower().replace("_", "-") for line in installed.stdout.split()}
     assert SDK_DEPENDENCIES | {"asynctask"} <= names, names
@@ -88,8 +112,13 @@ def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
     proc = run(sdk_venv, "python", "app.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.splitlines() == ["result {'n': 42}", "no kopf: kopf"], proc.stdout
-    where = run(sdk_venv, "python", "-c",
-                "import asynctask_worker; print(asynctask_worker.__file__)", cwd=tmp_path)
+    where = run(
+        sdk_venv,
+        "python",
+        "-c",
+        "import asynctask_worker; print(asynctask_worker.__file__)",
+        cwd=tmp_path,
+    )
     assert where.stdout.startswith(str(sdk_venv)), where.stdout  # the wheel's, not this tree's
 
 
@@ -115,11 +144,20 @@ def test_the_client_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: P
 
 
 def test_the_client_extra_brings_neither_kopf_nor_kubernetes(
-        sdk_venv: Path, sdk_wheel: Path, tmp_path: Path) -> None:
+    sdk_venv: Path, sdk_wheel: Path, tmp_path: Path
+) -> None:
     """``asynctask[client]``: httpx and PyYAML on top of the SDK, and the CLI runs (last in
     this module: it adds to the SDK's virtualenv)."""
-    added = run(sdk_venv, "pip", "install", "-q", "--prefer-binary",
-                "--disable-pip-version-check", f"{sdk_wheel}[client]", cwd=tmp_path)
+    added = run(
+        sdk_venv,
+        "pip",
+        "install",
+        "-q",
+        "--prefer-binary",
+        "--disable-pip-version-check",
+        f"{sdk_wheel}[client]",
+        cwd=tmp_path,
+    )
     assert added.returncode == 0, added.stderr[-3000:]
     installed = run(sdk_venv, "pip", "list", "--format=freeze", cwd=tmp_path)
     names = {line.split("==")[0].lower().replace("_", "-") for line in installed.stdout.split()}

@@ -81,8 +81,11 @@ class Results:
 def settings(allow_loopback: bool = True, **overrides: Any) -> WebhookConfig:
     values: dict[str, Any] = {
         "allowed_cidrs": ["127.0.0.1/32"] if allow_loopback else [],
-        "backoff_base_seconds": 0.05, "backoff_max_seconds": 0.2,
-        "timeout_seconds": 2.0, "max_attempts": 4}
+        "backoff_base_seconds": 0.05,
+        "backoff_max_seconds": 0.2,
+        "timeout_seconds": 2.0,
+        "max_attempts": 4,
+    }
     values.update(overrides)
     return WebhookConfig(**values)
 
@@ -101,7 +104,8 @@ async def keys(namespace: str, name: str, key: str) -> bytes:
 
 
 async def test_loopback_is_refused_by_default_then_allowed_by_the_allow_list(
-        receiver: Receiver) -> None:
+    receiver: Receiver,
+) -> None:
     results = Results()
     refusing = WebhookDispatcher(settings(allow_loopback=False), on_outcome=results)
     try:
@@ -123,8 +127,7 @@ async def test_loopback_is_refused_by_default_then_allowed_by_the_allow_list(
     assert len(receiver.hits) == 1 and results.states[-1][1]["delivered"]
 
 
-async def test_delivery_carries_the_event_and_a_verifiable_signature(
-        receiver: Receiver) -> None:
+async def test_delivery_carries_the_event_and_a_verifiable_signature(receiver: Receiver) -> None:
     asked: list[str] = []
 
     async def loader(namespace: str, name: str, key: str) -> bytes:
@@ -132,12 +135,14 @@ async def test_delivery_carries_the_event_and_a_verifiable_signature(
         return await keys(namespace, name, key)
 
     d = WebhookDispatcher(settings(), loader)
-    spec = WebhookSpec.model_validate({"url": receiver.url("/in?token=t"),
-                                       "secretRef": {"name": "hook-key", "key": "hmac"}})
+    spec = WebhookSpec.model_validate(
+        {"url": receiver.url("/in?token=t"), "secretRef": {"name": "hook-key", "key": "hmac"}}
+    )
     try:
         d.notify(ref(), spec, status("Processing"), status("Pending"))
-        d.notify(ref(), spec, status("Succeeded", result={"n": 42}, progress=100),
-                 status("Processing"))
+        d.notify(
+            ref(), spec, status("Succeeded", result={"n": 42}, progress=100), status("Processing")
+        )
         await d.drain(5)
     finally:
         await d.close()
@@ -147,12 +152,15 @@ async def test_delivery_carries_the_event_and_a_verifiable_signature(
     assert first.headers["Host"] == f"127.0.0.1:{receiver.port}"
     assert first.headers["X-AsyncTask-Delivery-Attempt"] == "1"
     for hit in (first, second):
-        assert verify_signature(KEY, hit.headers[TIMESTAMP_HEADER], hit.body,
-                                hit.headers[SIGNATURE_HEADER])
-        assert not verify_signature(b"wrong key", hit.headers[TIMESTAMP_HEADER], hit.body,
-                                    hit.headers[SIGNATURE_HEADER])
-        assert not verify_signature(KEY, hit.headers[TIMESTAMP_HEADER], hit.body + b" ",
-                                    hit.headers[SIGNATURE_HEADER])
+        assert verify_signature(
+            KEY, hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+        assert not verify_signature(
+            b"wrong key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+        assert not verify_signature(
+            KEY, hit.headers[TIMESTAMP_HEADER], hit.body + b" ", hit.headers[SIGNATURE_HEADER]
+        )
     event = second.event
     assert event["specversion"] == "1.0" and event["type"] == "dev.asynctask.task.succeeded"
     assert event["id"] == "uid-task.1.succeeded"
@@ -162,7 +170,8 @@ async def test_delivery_carries_the_event_and_a_verifiable_signature(
 
 
 async def test_a_name_is_pinned_to_the_checked_address_and_keeps_its_host_header(
-        receiver: Receiver) -> None:
+    receiver: Receiver,
+) -> None:
     lookups: list[str] = []
 
     async def resolve(host: str, port: int) -> list[str]:
@@ -172,8 +181,11 @@ async def test_a_name_is_pinned_to_the_checked_address_and_keeps_its_host_header
     results = Results()
     d = WebhookDispatcher(settings(), on_outcome=results, resolve=resolve)
     try:
-        d.notify(ref(), WebhookSpec(url=receiver.url(host="hooks.example.com")),
-                 status("Failed", error={"reason": "Bad", "message": "no"}))
+        d.notify(
+            ref(),
+            WebhookSpec(url=receiver.url(host="hooks.example.com")),
+            status("Failed", error={"reason": "Bad", "message": "no"}),
+        )
         await d.drain(5)
     finally:
         await d.close()
@@ -205,8 +217,7 @@ async def test_retries_with_backoff_after_two_server_errors(receiver: Receiver) 
 async def test_a_hanging_receiver_times_out_and_is_given_up(receiver: Receiver) -> None:
     receiver.plan["/slow"] = ["hang", "hang"]
     results = Results()
-    d = WebhookDispatcher(settings(timeout_seconds=0.3, max_attempts=2),
-                          on_outcome=results)
+    d = WebhookDispatcher(settings(timeout_seconds=0.3, max_attempts=2), on_outcome=results)
     started = time.monotonic()
     try:
         d.notify(ref(), WebhookSpec(url=receiver.url("/slow")), status("Succeeded"))
@@ -243,8 +254,13 @@ async def test_phase_events_arrive_in_order_per_task(receiver: Receiver) -> None
     receiver.plan["/a"] = [500]  # task a's first event needs a retry: its others must wait
     results = Results()
     d = WebhookDispatcher(settings(concurrency=4), on_outcome=results)
-    phases = [("Pending", {"attempts": 0}), ("Processing", {}), ("Pending", {"nextAttempt": 2}),
-              ("Processing", {"attempts": 2}), ("Succeeded", {"attempts": 2})]
+    phases = [
+        ("Pending", {"attempts": 0}),
+        ("Processing", {}),
+        ("Pending", {"nextAttempt": 2}),
+        ("Processing", {"attempts": 2}),
+        ("Succeeded", {"attempts": 2}),
+    ]
     names = ["a", "b", "c", "d"]
     try:
         previous: dict[str, dict[str, Any] | None] = dict.fromkeys(names)
@@ -258,8 +274,11 @@ async def test_phase_events_arrive_in_order_per_task(receiver: Receiver) -> None
     finally:
         await d.close()
     for name in names:
-        seen = [h.event["id"].removeprefix(f"uid-{name}.") for h in receiver.hits
-                if h.path == f"/{name}"]
+        seen = [
+            h.event["id"].removeprefix(f"uid-{name}.")
+            for h in receiver.hits
+            if h.path == f"/{name}"
+        ]
         expected = ["1.pending", "1.processing", "2.pending", "2.processing", "2.succeeded"]
         assert seen == (["1.pending", *expected] if name == "a" else expected)
     assert all(state["delivered"] for _, state in results.states)
@@ -267,7 +286,8 @@ async def test_phase_events_arrive_in_order_per_task(receiver: Receiver) -> None
 
 
 async def test_on_outcome_reports_each_event_and_what_was_last_delivered(
-        receiver: Receiver) -> None:
+    receiver: Receiver,
+) -> None:
     receiver.plan["/hook"] = [200, 404]
     results = Results()
     d = WebhookDispatcher(settings(), on_outcome=results)
@@ -284,8 +304,9 @@ async def test_on_outcome_reports_each_event_and_what_was_last_delivered(
     assert len(ok["lastAttemptTime"]) == 20 and ok["lastAttemptTime"].endswith("Z")
     assert not gone["delivered"] and gone["attempts"] == 1  # a 404 is not retried
     assert gone["lastDeliveredPhase"] == "Processing"  # Failed never arrived
-    assert gone["lastError"] == (f"HTTP 404 from http://127.0.0.1:{receiver.port}/hook: "
-                                 "receiver says no")  # the query (a token?) is left out
+    assert gone["lastError"] == (
+        f"HTTP 404 from http://127.0.0.1:{receiver.port}/hook: receiver says no"
+    )  # the query (a token?) is left out
 
 
 async def test_redirects_are_not_followed(receiver: Receiver) -> None:
@@ -310,14 +331,18 @@ async def test_progress_events_only_when_asked_for(receiver: Receiver) -> None:
         for name, spec in (("quiet", quiet), ("chatty", chatty)):
             d.notify(ref(name), spec, status("Processing", progress=0), status("Pending"))
             await d.drain(5)
-            d.notify(ref(name), spec, status("Processing", progress=50),
-                     status("Processing", progress=0))
+            d.notify(
+                ref(name), spec, status("Processing", progress=50), status("Processing", progress=0)
+            )
             await d.drain(5)
     finally:
         await d.close()
     assert [h.event["type"] for h in receiver.hits if h.path == "/quiet"] == [
-        "dev.asynctask.task.processing"]
+        "dev.asynctask.task.processing"
+    ]
     chatty_hits = [h.event for h in receiver.hits if h.path == "/chatty"]
-    assert [e["type"] for e in chatty_hits] == ["dev.asynctask.task.processing",
-                                                "dev.asynctask.task.progress"]
+    assert [e["type"] for e in chatty_hits] == [
+        "dev.asynctask.task.processing",
+        "dev.asynctask.task.progress",
+    ]
     assert chatty_hits[1]["data"]["progress"] == 50

@@ -22,8 +22,9 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.mark.parametrize("queue", ["it-run", "it-async"])
-def test_a_running_handler_is_told_and_stops(url: str, broker: BrokerClient, tmp_path: Path,
-                                             queue: str) -> None:
+def test_a_running_handler_is_told_and_stops(
+    url: str, broker: BrokerClient, tmp_path: Path, queue: str
+) -> None:
     # The grace period is 30 s: a Cancelled status well before means the handler stopped
     # by itself: the sync one saw ctx.cancelled, the async one got CancelledError.
     with running_worker(url, cancel_grace_seconds=30):
@@ -31,8 +32,11 @@ def test_a_running_handler_is_told_and_stops(url: str, broker: BrokerClient, tmp
         wait_for("the handler to start", lambda: bool(markers(tmp_path, ref, "started")))
         cancelled_at = time.monotonic()
         broker.publish_control("cancel", ref)
-        wait_for("the handler to see the cancellation",
-                 lambda: bool(markers(tmp_path, ref, "cancel-seen")), timeout=20)
+        wait_for(
+            "the handler to see the cancellation",
+            lambda: bool(markers(tmp_path, ref, "cancel-seen")),
+            timeout=20,
+        )
         told_after = time.monotonic() - cancelled_at
         end = broker.terminal(ref, timeout=20)
     assert end.phase is Phase.CANCELLED and end.error is not None
@@ -43,7 +47,8 @@ def test_a_running_handler_is_told_and_stops(url: str, broker: BrokerClient, tmp
 
 
 def test_a_task_cancelled_while_queued_never_runs_even_on_a_worker_started_later(
-        url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     ref = broker.publish_task("it-run", {"dir": str(tmp_path)})
     broker.publish_control("cancel", ref)
     # No worker was running: the new one learns it from the control stream's history.
@@ -59,13 +64,13 @@ def test_a_task_cancelled_while_queued_never_runs_even_on_a_worker_started_later
 
 
 def test_a_task_cancelled_while_waiting_for_a_slot_never_runs(
-        url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     """One slot, two deliveries held (prefetch 2): the second waits in the worker for the
     slot; its cancellation takes it out of the wait, reported while the first still runs."""
     release = tmp_path / "release"
     with running_worker(url, concurrency=1, prefetch=2) as worker:
-        blocker = broker.publish_task("it-run", {"dir": str(tmp_path),
-                                                 "until_file": str(release)})
+        blocker = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release)})
         wait_for("the first task to start", lambda: bool(markers(tmp_path, blocker, "started")))
         waiting = broker.publish_task("it-run", {"dir": str(tmp_path)})
         wait_for("the second task to wait for the slot", lambda: worker.dispatcher.pending == 1)
@@ -80,25 +85,33 @@ def test_a_task_cancelled_while_waiting_for_a_slot_never_runs(
     assert broker.ready("it-run") == 0
 
 
-def test_the_time_limit_ends_a_task_as_timed_out(url: str, broker: BrokerClient,
-                                                 tmp_path: Path) -> None:
+def test_the_time_limit_ends_a_task_as_timed_out(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     with running_worker(url, cancel_grace_seconds=30):
-        ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 120},
-                                  timeout_seconds=1)
+        ref = broker.publish_task(
+            "it-run", {"dir": str(tmp_path), "seconds": 120}, timeout_seconds=1
+        )
         end = broker.terminal(ref, timeout=20)
     assert end.phase is Phase.TIMED_OUT and end.error is not None
     assert end.error.reason == "TimeLimitExceeded"
     assert markers(tmp_path, ref, "cancel-seen")[0].read_text() == "TimedOut"
 
 
-@pytest.mark.parametrize(("action", "phase"), [("cancel", Phase.CANCELLED),
-                                               ("timeout", Phase.TIMED_OUT)])
+@pytest.mark.parametrize(
+    ("action", "phase"), [("cancel", Phase.CANCELLED), ("timeout", Phase.TIMED_OUT)]
+)
 def test_process_pool_kills_a_handler_that_does_not_stop(
-        url: str, broker: BrokerClient, tmp_path: Path,
-        action: Literal["cancel", "timeout"], phase: Phase) -> None:
+    url: str,
+    broker: BrokerClient,
+    tmp_path: Path,
+    action: Literal["cancel", "timeout"],
+    phase: Phase,
+) -> None:
     with running_worker(url, pool="process", cancel_grace_seconds=0.5):
-        ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 120,
-                                             "cooperative": False})
+        ref = broker.publish_task(
+            "it-run", {"dir": str(tmp_path), "seconds": 120, "cooperative": False}
+        )
         wait_for("the handler to start", lambda: bool(markers(tmp_path, ref, "started")))
         pid = int(markers(tmp_path, ref, "started")[0].read_text())
         assert pid != os.getpid() and pid_alive(pid)

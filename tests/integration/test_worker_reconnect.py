@@ -14,8 +14,13 @@ from tests.integration.worker_harness import BrokerClient, markers, running_work
 pytestmark = pytest.mark.integration
 
 
-def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: BrokerClient,
-                                    tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+def test_broker_restart_during_work(
+    rabbitmq: RabbitMQ,
+    url: str,
+    broker: BrokerClient,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO)
     release_a, release_b = tmp_path / "release-a", tmp_path / "release-b"
     with running_worker(url, concurrency=2, heartbeat_seconds=5) as worker:
@@ -24,8 +29,10 @@ def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: Broker
         wait_for("both tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
         rabbitmq.stop_node()
         try:
-            wait_for("the readiness gauge to drop",
-                     lambda: worker.metrics.value("asynctask_worker_ready") == 0)
+            wait_for(
+                "the readiness gauge to drop",
+                lambda: worker.metrics.value("asynctask_worker_ready") == 0,
+            )
             # b ends while the broker is away: its outcome waits for the broker to return.
             release_b.touch()
             wait_for("b to end", lambda: bool(markers(tmp_path, b, "ended")))
@@ -33,8 +40,11 @@ def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: Broker
             rabbitmq.start_node()
         # The broker redelivers a and b (unacked when it went down): a is still running
         # here and b ended here, so neither runs again; both are acked once they report.
-        wait_for("the worker to reconnect", lambda: worker.connections >= 2
-                 and worker.ready.is_set(), timeout=60)
+        wait_for(
+            "the worker to reconnect",
+            lambda: worker.connections >= 2 and worker.ready.is_set(),
+            timeout=60,
+        )
         assert worker.metrics.value("asynctask_worker_ready") == 1
         release_a.touch()
         end_a, end_b = broker.terminal(a, timeout=60), broker.terminal(b, timeout=60)
@@ -49,9 +59,17 @@ def test_broker_restart_during_work(rabbitmq: RabbitMQ, url: str, broker: Broker
     # The outage is told once per connection (consumer, status publisher), with its cause,
     # and so is the recovery; no ERROR (pika's own per-attempt tracebacks are quiet).
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
-    lost = sorted(m.partition(":")[0] for lvl, m in said
-                  if lvl == logging.WARNING and ": lost RabbitMQ (" in m)
+    lost = sorted(
+        m.partition(":")[0]
+        for lvl, m in said
+        if lvl == logging.WARNING and ": lost RabbitMQ (" in m
+    )
     back = sorted(m.partition(":")[0] for lvl, m in said if ": reconnected to RabbitMQ" in m)
-    assert lost == back == sorted([f"worker {worker.settings.worker_id}",
-                                   f"status publisher {worker.settings.worker_id}"]), said
+    assert (
+        lost
+        == back
+        == sorted(
+            [f"worker {worker.settings.worker_id}", f"status publisher {worker.settings.worker_id}"]
+        )
+    ), said
     assert [m for lvl, m in said if lvl >= logging.ERROR] == []

@@ -33,10 +33,15 @@ def dead_letters(url: str, queue: str, n: int, timeout: float = 30) -> list[tupl
 
 
 def test_unreadable_task_messages_are_dead_lettered_with_their_reason(
-        url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     ref = TaskRef(uid="d1", namespace="it", name="deep")
-    deep = b'{"v": 1, "kind": "task", "queue": "it-run", "request": ' + \
-        b"[" * 300 + b"]" * 300 + b', "task": {"uid": "d1", "namespace": "it", "name": "deep"}}'
+    deep = (
+        b'{"v": 1, "kind": "task", "queue": "it-run", "request": '
+        + b"[" * 300
+        + b"]" * 300
+        + b', "task": {"uid": "d1", "namespace": "it", "name": "deep"}}'
+    )
     good = json.loads(encode(TaskMessage(task=ref, queue="it-run")))
     cases = {
         "TooDeep": deep,
@@ -47,10 +52,21 @@ def test_unreadable_task_messages_are_dead_lettered_with_their_reason(
     with running_worker(url) as worker:
         ch = broker._channel()
         for reason, body in cases.items():
-            ch.basic_publish("", topology.task_queue_name("it-run"), body, pika.BasicProperties(
-                content_type=CONTENT_TYPE, message_id=f"task:d1:{reason}",
-                headers={"asynctask-uid": "d1", "asynctask-namespace": "it",
-                         "asynctask-name": "deep", "asynctask-attempt": 1}))
+            ch.basic_publish(
+                "",
+                topology.task_queue_name("it-run"),
+                body,
+                pika.BasicProperties(
+                    content_type=CONTENT_TYPE,
+                    message_id=f"task:d1:{reason}",
+                    headers={
+                        "asynctask-uid": "d1",
+                        "asynctask-namespace": "it",
+                        "asynctask-name": "deep",
+                        "asynctask-attempt": 1,
+                    },
+                ),
+            )
         # A good task after them still runs: the worker is alive and consuming.
         after = broker.publish_task("it-run", {"dir": str(tmp_path)})
         assert broker.terminal(after).phase is Phase.SUCCEEDED

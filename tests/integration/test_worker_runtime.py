@@ -17,7 +17,8 @@ pytestmark = pytest.mark.integration
 
 
 def test_progress_then_success_reach_the_status_queue_in_order(
-        url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     with running_worker(url):
         ref = broker.publish_task("it-run", {"dir": str(tmp_path), "steps": 4})
         end = broker.terminal(ref)
@@ -34,7 +35,8 @@ def test_progress_then_success_reach_the_status_queue_in_order(
 
 
 def test_business_failure_and_unexpected_error_are_told_apart(
-        url: str, broker: BrokerClient, tmp_path: Path) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     with running_worker(url, concurrency=2):
         refused = broker.publish_task("it-run", {"dir": str(tmp_path), "fail": "business"})
         broken = broker.publish_task("it-run", {"dir": str(tmp_path), "fail": "error"})
@@ -48,18 +50,21 @@ def test_business_failure_and_unexpected_error_are_told_apart(
     assert broker.ready("it-run") == 0
 
 
-def test_concurrency_runs_tasks_side_by_side(url: str, broker: BrokerClient,
-                                             tmp_path: Path) -> None:
+def test_concurrency_runs_tasks_side_by_side(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     # Each handler waits until all three started: one at a time, they would fail.
     with running_worker(url, concurrency=3):
-        refs = [broker.publish_task("it-run", {"dir": str(tmp_path), "barrier": 3})
-                for _ in range(3)]
+        refs = [
+            broker.publish_task("it-run", {"dir": str(tmp_path), "barrier": 3}) for _ in range(3)
+        ]
         ends = [broker.terminal(r) for r in refs]
     assert [e.phase for e in ends] == [Phase.SUCCEEDED] * 3, [e.error for e in ends]
 
 
-def test_heartbeats_flow_while_a_handler_burns_cpu(url: str, broker: BrokerClient,
-                                                   tmp_path: Path) -> None:
+def test_heartbeats_flow_while_a_handler_burns_cpu(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     # 8 s of pure-Python CPU with a 2 s heartbeat. RabbitMQ drops a connection that sends
     # nothing for 2-3 heartbeat intervals, so a consumer that stopped pumping meanwhile
     # would have reconnected by the time the task is acked.
@@ -73,19 +78,24 @@ def test_heartbeats_flow_while_a_handler_burns_cpu(url: str, broker: BrokerClien
         assert worker.ready.is_set()
 
 
-def test_metrics_endpoint_counts_tasks_by_outcome(url: str, broker: BrokerClient,
-                                                  tmp_path: Path) -> None:
+def test_metrics_endpoint_counts_tasks_by_outcome(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
     with running_worker(url, metrics_port=0, metrics_address="127.0.0.1") as worker:
         for request in ({"dir": str(tmp_path)}, {"dir": str(tmp_path), "fail": "business"}):
             broker.terminal(broker.publish_task("it-run", request))
         with urllib.request.urlopen(f"http://127.0.0.1:{worker.metrics_port}/metrics") as r:
             body = r.read().decode()
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(body) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(body)
+        for s in family.samples
+    }
     q = ("queue", "it-run")
     assert samples[("asynctask_worker_tasks_started_total", (q,))] == 2
     assert samples[("asynctask_worker_tasks_finished_total", (("outcome", "Succeeded"), q))] == 1
     assert samples[("asynctask_worker_tasks_finished_total", (("outcome", "Failed"), q))] == 1
-    assert samples[("asynctask_worker_task_duration_seconds_count",
-                    (("outcome", "Failed"), q))] == 1
+    assert (
+        samples[("asynctask_worker_task_duration_seconds_count", (("outcome", "Failed"), q))] == 1
+    )
     assert samples[("asynctask_worker_tasks_in_flight", (q,))] == 0

@@ -35,12 +35,26 @@ class CliWorker:
         port = free_port()
         with self.log.open("wb") as out:
             self.proc = subprocess.Popen(
-                [sys.executable, "-m", "asynctask_worker", APP_SPEC, *args,
-                 "--metrics-port", str(port)],
-                env=worker_env(url), cwd=REPO, stdout=out, stderr=subprocess.STDOUT)
+                [
+                    sys.executable,
+                    "-m",
+                    "asynctask_worker",
+                    APP_SPEC,
+                    *args,
+                    "--metrics-port",
+                    str(port),
+                ],
+                env=worker_env(url),
+                cwd=REPO,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
         # Ready as its readiness gauge says: consuming its queues.
-        wait_for("the worker to serve", lambda: not self.alive()
-                 or probes.worker_ready(probes.metrics_url(port)), timeout=60)
+        wait_for(
+            "the worker to serve",
+            lambda: not self.alive() or probes.worker_ready(probes.metrics_url(port)),
+            timeout=60,
+        )
         assert self.alive(), self.text()
 
     def alive(self) -> bool:
@@ -71,13 +85,13 @@ def cli(url: str, tmp_path: Path) -> Iterator[list[CliWorker]]:
 
 
 def test_sigterm_requeues_work_still_running_after_the_grace_period(
-        url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]
+) -> None:
     worker = CliWorker(url, tmp_path, "--concurrency", "2", "--grace-period", "1")
     cli.append(worker)
     hold = tmp_path / "hold"  # the handlers work while it exists
     hold.touch()
-    request = {"dir": str(tmp_path), "seconds": 0.2, "while_file": str(hold),
-               "cooperative": False}
+    request = {"dir": str(tmp_path), "seconds": 0.2, "while_file": str(hold), "cooperative": False}
     refs = [broker.publish_task("it-run", request) for _ in range(3)]
     wait_for("two tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
     worker.proc.send_signal(signal.SIGTERM)
@@ -99,7 +113,8 @@ def test_sigterm_requeues_work_still_running_after_the_grace_period(
 
 
 def test_sigterm_lets_running_work_finish_within_the_grace_period(
-        url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]
+) -> None:
     worker = CliWorker(url, tmp_path, "--grace-period", "60")
     cli.append(worker)
     ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 2})
@@ -112,11 +127,13 @@ def test_sigterm_lets_running_work_finish_within_the_grace_period(
 
 
 def test_the_task_of_a_killed_worker_is_redelivered_as_a_new_attempt(
-        url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]) -> None:
+    url: str, broker: BrokerClient, tmp_path: Path, cli: list[CliWorker]
+) -> None:
     worker = CliWorker(url, tmp_path)
     cli.append(worker)
-    ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 0.2,
-                                         "first_attempt_seconds": 120})
+    ref = broker.publish_task(
+        "it-run", {"dir": str(tmp_path), "seconds": 0.2, "first_attempt_seconds": 120}
+    )
     wait_for("the task to start", lambda: bool(markers(tmp_path, ref, "started")))
     worker.kill()  # SIGKILL: no goodbye, the delivery is simply unacked
     with running_worker(url):

@@ -86,9 +86,11 @@ def run(step: Step, ctx: TaskContext) -> dict[str, Any]:
         if ctx.attempt == 1 and step.first_attempt_seconds is not None:
             seconds = step.first_attempt_seconds
         deadline = time.monotonic() + seconds
-        while (time.monotonic() < deadline
-               or (step.until_file and not Path(step.until_file).exists())
-               or (step.while_file and Path(step.while_file).exists())):
+        while (
+            time.monotonic() < deadline
+            or (step.until_file and not Path(step.until_file).exists())
+            or (step.while_file and Path(step.while_file).exists())
+        ):
             if step.cooperative and ctx.cancelled:
                 _mark(step, ctx, "cancel-seen", ctx.cancel_reason)
                 ctx.raise_if_cancelled()
@@ -166,33 +168,54 @@ class BrokerClient:
                     raise
                 time.sleep(0.5)
 
-    def publish_task(self, queue: str, request: Any = None, *,
-                     timeout_seconds: int | None = None) -> TaskRef:
+    def publish_task(
+        self, queue: str, request: Any = None, *, timeout_seconds: int | None = None
+    ) -> TaskRef:
         ref = TaskRef(uid=str(uuid.uuid4()), namespace="it", name=f"{queue}-{uuid.uuid4().hex[:6]}")
         msg = TaskMessage(task=ref, queue=queue, request=request, timeout_seconds=timeout_seconds)
 
         def publish(ch: Any) -> None:
             topology.declare_task_queue(ch, queue)
-            ch.basic_publish("", topology.task_queue_name(queue), encode(msg),
-                             pika.BasicProperties(content_type=CONTENT_TYPE, type="task",
-                                                  delivery_mode=pika.DeliveryMode.Persistent,
-                                                  message_id=msg.message_id),
-                             mandatory=True)
+            ch.basic_publish(
+                "",
+                topology.task_queue_name(queue),
+                encode(msg),
+                pika.BasicProperties(
+                    content_type=CONTENT_TYPE,
+                    type="task",
+                    delivery_mode=pika.DeliveryMode.Persistent,
+                    message_id=msg.message_id,
+                ),
+                mandatory=True,
+            )
 
         self._retry(publish)
         return ref
 
     def publish_control(self, action: Literal["cancel", "timeout"], ref: TaskRef) -> None:
         msg = ControlMessage(action=action, task=ref)
-        self._retry(lambda ch: ch.basic_publish(
-            topology.CONTROL_EXCHANGE, "", encode(msg),
-            pika.BasicProperties(content_type=CONTENT_TYPE, type="control")))
+        self._retry(
+            lambda ch: ch.basic_publish(
+                topology.CONTROL_EXCHANGE,
+                "",
+                encode(msg),
+                pika.BasicProperties(content_type=CONTENT_TYPE, type="control"),
+            )
+        )
 
     def ready(self, queue: str) -> int:
         """Messages ready in a task queue (unacked ones are not counted)."""
-        return int(self._retry(lambda ch: ch.queue_declare(
-            topology.task_queue_name(queue), durable=True,
-            arguments=topology.quorum_queue_arguments()).method.message_count))
+        return int(
+            self._retry(
+                lambda ch: (
+                    ch.queue_declare(
+                        topology.task_queue_name(queue),
+                        durable=True,
+                        arguments=topology.quorum_queue_arguments(),
+                    ).method.message_count
+                )
+            )
+        )
 
     def _drain(self) -> None:
         def drain(ch: Any) -> None:
@@ -209,16 +232,19 @@ class BrokerClient:
         self._drain()
         return sorted(self._statuses[ref.uid], key=lambda m: (m.attempt, m.seq))
 
-    def wait_status(self, ref: TaskRef, check: Callable[[StatusMessage], bool],
-                    what: str, timeout: float = 30) -> StatusMessage:
+    def wait_status(
+        self, ref: TaskRef, check: Callable[[StatusMessage], bool], what: str, timeout: float = 30
+    ) -> StatusMessage:
         deadline = time.monotonic() + timeout
         while True:
             for msg in self.statuses(ref):
                 if check(msg):
                     return msg
             if time.monotonic() > deadline:
-                raise AssertionError(f"task {ref.name}: no {what} status in {timeout}s; got "
-                                     f"{[(m.phase.value, m.progress) for m in self.statuses(ref)]}")
+                raise AssertionError(
+                    f"task {ref.name}: no {what} status in {timeout}s; got "
+                    f"{[(m.phase.value, m.progress) for m in self.statuses(ref)]}"
+                )
             time.sleep(0.1)
 
     def terminal(self, ref: TaskRef, timeout: float = 30) -> StatusMessage:
@@ -231,10 +257,15 @@ class BrokerClient:
 
 
 def settings(url: str, **overrides: Any) -> WorkerSettings:
-    values: dict[str, Any] = {"amqp_url": url, "queues": ["it-run", "it-async"],
-                              "grace_period_seconds": 0, "cancel_grace_seconds": 30,
-                              "progress_interval_seconds": 0.05, "reconnect_max_delay_seconds": 1,
-                              "control_sync_timeout_seconds": 15}
+    values: dict[str, Any] = {
+        "amqp_url": url,
+        "queues": ["it-run", "it-async"],
+        "grace_period_seconds": 0,
+        "cancel_grace_seconds": 30,
+        "progress_interval_seconds": 0.05,
+        "reconnect_max_delay_seconds": 1,
+        "control_sync_timeout_seconds": 15,
+    }
     values.update(overrides)
     return WorkerSettings(**values)
 
@@ -258,8 +289,11 @@ def running_worker(url: str, **overrides: Any) -> Iterator[Worker]:
 def worker_env(url: str, **extra: str) -> dict[str, str]:
     """Environment for a worker subprocess serving :data:`app`."""
     env = dict(os.environ)
-    env.update(ASYNCTASK_WORKER_AMQP_URL=url, ASYNCTASK_WORKER_QUEUES="it-run,it-async",
-               ASYNCTASK_WORKER_RECONNECT_MAX_DELAY_SECONDS="1",
-               PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])))
+    env.update(
+        ASYNCTASK_WORKER_AMQP_URL=url,
+        ASYNCTASK_WORKER_QUEUES="it-run,it-async",
+        ASYNCTASK_WORKER_RECONNECT_MAX_DELAY_SECONDS="1",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), env.get("PYTHONPATH")])),
+    )
     env.update(extra)
     return env

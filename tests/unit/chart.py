@@ -15,29 +15,41 @@ CHART = REPO / "deploy" / "helm" / "asynctask"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM_BUILD = REPO / "hack" / "helm" / "build.sh"
 RELEASE, NAMESPACE = "rel", "asynctask-system"
-STANDARD_LABELS = ("app.kubernetes.io/name", "app.kubernetes.io/instance",
-                   "app.kubernetes.io/version", "app.kubernetes.io/managed-by",
-                   "app.kubernetes.io/part-of", "helm.sh/chart")
-CLUSTER_SCOPED = {"ClusterRole", "ClusterRoleBinding", "CustomResourceDefinition", "Namespace",
-                  "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+STANDARD_LABELS = (
+    "app.kubernetes.io/name",
+    "app.kubernetes.io/instance",
+    "app.kubernetes.io/version",
+    "app.kubernetes.io/managed-by",
+    "app.kubernetes.io/part-of",
+    "helm.sh/chart",
+)
+CLUSTER_SCOPED = {
+    "ClusterRole",
+    "ClusterRoleBinding",
+    "CustomResourceDefinition",
+    "Namespace",
+    "ValidatingAdmissionPolicy",
+    "ValidatingAdmissionPolicyBinding",
+}
 ADMISSION = REPO / "deploy" / "admission" / "asynctask-request-immutable.yaml"
-AUTOSCALE_ANNOTATIONS = ("asynctask.dev/queues", "asynctask.dev/min-replicas",
-                         "asynctask.dev/max-replicas",
-                         "asynctask.dev/target-messages-per-replica")
+AUTOSCALE_ANNOTATIONS = (
+    "asynctask.dev/queues",
+    "asynctask.dev/min-replicas",
+    "asynctask.dev/max-replicas",
+    "asynctask.dev/target-messages-per-replica",
+)
 
 
 @functools.cache
 def helm() -> str:
     """The pinned helm binary (built from hack/helm/go.mod on first use, then cached)."""
-    proc = subprocess.run(["bash", str(HELM_BUILD)], stdout=subprocess.PIPE, text=True,
-                          check=False)
+    proc = subprocess.run(["bash", str(HELM_BUILD)], stdout=subprocess.PIPE, text=True, check=False)
     assert proc.returncode == 0, "building helm failed (see its output above)"
     return str(Path(proc.stdout.strip().splitlines()[-1]) / "helm")
 
 
 def run_helm(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
-    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120,
-                          check=False)
+    proc = subprocess.run([helm(), *args], capture_output=True, text=True, timeout=120, check=False)
     if check:
         assert proc.returncode == 0, f"helm {' '.join(args)}:\n{proc.stdout}\n{proc.stderr}"
     return proc
@@ -47,8 +59,7 @@ def template_text(*args: str, namespace: str = NAMESPACE, release: str = RELEASE
     return run_helm("template", release, str(CHART), "--namespace", namespace, *args).stdout
 
 
-def render(*args: str, namespace: str = NAMESPACE, release: str = RELEASE
-           ) -> list[dict[str, Any]]:
+def render(*args: str, namespace: str = NAMESPACE, release: str = RELEASE) -> list[dict[str, Any]]:
     text = template_text(*args, namespace=namespace, release=release)
     return [doc for doc in yaml.safe_load_all(text) if doc]
 
@@ -63,13 +74,17 @@ def by_kind(objects: list[dict[str, Any]], kind: str) -> dict[str, dict[str, Any
 
 
 def pod_specs(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d["spec"]["template"]["spec"]
-            for name, d in by_kind(objects, "Deployment").items()}
+    return {
+        name: d["spec"]["template"]["spec"] for name, d in by_kind(objects, "Deployment").items()
+    }
 
 
 def worker_deployments(objects: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    return {name: d for name, d in by_kind(objects, "Deployment").items()
-            if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"}
+    return {
+        name: d
+        for name, d in by_kind(objects, "Deployment").items()
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "worker"
+    }
 
 
 def env_of(container: dict[str, Any]) -> dict[str, Any]:

@@ -21,13 +21,24 @@ REPO = Path(__file__).resolve().parents[2]
 CHECK = REPO / "deploy" / "argocd" / "asynctask.dev" / "AsyncTask"
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
 EXPECTED = {  # phase -> Argo CD health, as docs/deploying.md states it
-    "Pending": "Progressing", "Processing": "Progressing", "Succeeded": "Healthy",
-    "Failed": "Degraded", "Error": "Degraded", "TimedOut": "Degraded", "Cancelled": "Degraded",
+    "Pending": "Progressing",
+    "Processing": "Progressing",
+    "Succeeded": "Healthy",
+    "Failed": "Degraded",
+    "Error": "Degraded",
+    "TimedOut": "Degraded",
+    "Cancelled": "Degraded",
 }
 KSTATUS = {  # sample -> what kstatus (Flux) computes, as docs/deploying.md states it
-    "new": "InProgress", "pending": "InProgress", "processing": "InProgress",
-    "cancel-requested": "InProgress", "succeeded": "Current", "failed": "Failed",
-    "error": "Failed", "timedout": "Failed", "cancelled": "Failed",
+    "new": "InProgress",
+    "pending": "InProgress",
+    "processing": "InProgress",
+    "cancel-requested": "InProgress",
+    "succeeded": "Current",
+    "failed": "Failed",
+    "error": "Failed",
+    "timedout": "Failed",
+    "cancelled": "Failed",
     # Without the CRD's status default; the apiserver never shows such an object any more.
     "no-status": "Current",
     "unknown-phase": "Current",  # no conditions to go by: kstatus assumes current
@@ -55,21 +66,31 @@ def lua_literal(value: Any) -> str:
     if isinstance(value, list):
         return "{" + ", ".join(lua_literal(v) for v in value if v is not None) + "}"
     if isinstance(value, dict):
-        return "{" + ", ".join(f"[{lua_literal(str(k))}] = {lua_literal(v)}"
-                               for k, v in value.items() if v is not None) + "}"
+        return (
+            "{"
+            + ", ".join(
+                f"[{lua_literal(str(k))}] = {lua_literal(v)}"
+                for k, v in value.items()
+                if v is not None
+            )
+            + "}"
+        )
     raise TypeError(f"no Lua literal for {value!r}")
 
 
-def run_check(obj: dict[str, Any], tmp_path: Path,
-              script: Path = CHECK / "health.lua") -> dict[str, str]:
+def run_check(
+    obj: dict[str, Any], tmp_path: Path, script: Path = CHECK / "health.lua"
+) -> dict[str, str]:
     harness = tmp_path / "harness.lua"
     harness.write_text(
         f"obj = {lua_literal(obj)}\n"
         f"local check = assert(loadfile({lua_literal(str(script))}))\n"
         "local hs = check()\n"
-        'io.write(tostring(hs.status), "\\n", tostring(hs.message), "\\n")\n')
-    proc = subprocess.run([lua(), str(harness)], capture_output=True, text=True, timeout=30,
-                          check=False)
+        'io.write(tostring(hs.status), "\\n", tostring(hs.message), "\\n")\n'
+    )
+    proc = subprocess.run(
+        [lua(), str(harness)], capture_output=True, text=True, timeout=30, check=False
+    )
     assert proc.returncode == 0, proc.stderr
     status, message = proc.stdout.split("\n", 2)[:2]
     return {"status": status, "message": message}
@@ -112,7 +133,8 @@ def test_the_new_sample_is_what_the_crd_defaults_give() -> None:
     bare = yaml.safe_load((CHECK / "testdata" / "no-status.yaml").read_text())
     assert "status" not in bare
     assert yaml.safe_load((CHECK / "testdata" / "new.yaml").read_text()) == dict(
-        bare, status=defaulted)
+        bare, status=defaulted
+    )
 
 
 def test_gopher_lua_is_argo_cds_lua_not_lua54(tmp_path: Path) -> None:
@@ -142,8 +164,10 @@ def test_every_phase_has_a_sample_and_the_documented_health(tmp_path: Path) -> N
     for case in cases():
         obj = yaml.safe_load((CHECK / case["inputPath"]).read_text())
         phase = (obj.get("status") or {}).get("phase")
-        generation, observed = obj["metadata"].get("generation"), (
-            obj.get("status") or {}).get("observedGeneration")
+        generation, observed = (
+            obj["metadata"].get("generation"),
+            (obj.get("status") or {}).get("observedGeneration"),
+        )
         if phase in EXPECTED and observed == generation:
             covered[phase] = case["healthStatus"]["status"]
     assert covered == EXPECTED
@@ -157,8 +181,9 @@ def test_every_sample_is_a_valid_asynctask() -> None:
     def unknown(value: Any, sub: dict[str, Any], path: str) -> list[str]:
         if not isinstance(value, dict) or "properties" not in sub:
             if isinstance(value, list) and "items" in sub:
-                return [u for i, v in enumerate(value)
-                        for u in unknown(v, sub["items"], f"{path}[{i}]")]
+                return [
+                    u for i, v in enumerate(value) for u in unknown(v, sub["items"], f"{path}[{i}]")
+                ]
             return []
         out = []
         for key, v in value.items():

@@ -21,7 +21,8 @@ def test_chart_crds_are_byte_identical_to_deploy_crds() -> None:
     assert copy == source, "the chart's crds/ must hold exactly the files of deploy/crds/"
     for name in source:
         assert (CHART / "crds" / name).read_bytes() == (CRDS / name).read_bytes(), (
-            f"crds/{name} differs: copy deploy/crds/{name} into the chart")
+            f"crds/{name} differs: copy deploy/crds/{name} into the chart"
+        )
 
 
 def test_chart_versions() -> None:
@@ -77,8 +78,9 @@ def documented_keys(text: str) -> set[str]:
             stack.pop()
         stack.append((indent, m.group(2)))
         j = i - 1
-        while j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith(
-                "# --"):
+        while (
+            j >= 0 and lines[j].strip().startswith("#") and not lines[j].strip().startswith("# --")
+        ):
             j -= 1
         if j >= 0 and lines[j].strip().startswith("# --"):
             documented.add("." + ".".join(k for _, k in stack))

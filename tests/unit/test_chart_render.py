@@ -41,12 +41,18 @@ def scenario(request: pytest.FixtureRequest) -> tuple[Path, list[dict[str, Any]]
 
 def test_there_are_ci_scenarios() -> None:
     names = {p.name for p in CI_VALUES}
-    assert {"default-values.yaml", "minimal-values.yaml", "keda-values.yaml",
-            "multiple-pools-values.yaml", "gateway-values.yaml"} <= names
+    assert {
+        "default-values.yaml",
+        "minimal-values.yaml",
+        "keda-values.yaml",
+        "multiple-pools-values.yaml",
+        "gateway-values.yaml",
+    } <= names
 
 
 def test_every_object_has_the_standard_labels_and_namespace(
-        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    scenario: tuple[Path, list[dict[str, Any]]],
+) -> None:
     _, objects = scenario
     assert objects
     for obj in objects:
@@ -60,7 +66,8 @@ def test_every_object_has_the_standard_labels_and_namespace(
 
 
 def test_pods_meet_the_restricted_pod_security_standard(
-        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+    scenario: tuple[Path, list[dict[str, Any]]],
+) -> None:
     _, objects = scenario
     for name, spec in pod_specs(objects).items():
         pod_sc = spec["securityContext"]
@@ -97,18 +104,17 @@ def test_operator_deployment(scenario: tuple[Path, list[dict[str, Any]]]) -> Non
     assert spec["replicas"] == (values.get("operator", {}).get("replicas", 1))
     namespaces = values.get("operator", {}).get("watchNamespaces", [])
     assert [a for a in args if a.startswith("--namespace=")] == [
-        f"--namespace={n}" for n in namespaces]
+        f"--namespace={n}" for n in namespaces
+    ]
     for probe in ("livenessProbe", "startupProbe"):
         assert container[probe]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8080, "protocol": "TCP"} in container["ports"]
     env = env_of(container)
-    assert env["ASYNCTASK_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp",
-                                                          "key": "url"}}
+    assert env["ASYNCTASK_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp", "key": "url"}}
     assert env["ASYNCTASK_MANAGEMENT_URL"]["secretKeyRef"]["optional"] is True
 
 
-def test_the_broker_url_is_never_in_clear_text(
-        scenario: tuple[Path, list[dict[str, Any]]]) -> None:
+def test_the_broker_url_is_never_in_clear_text(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
     _, objects = scenario
     assert not by_kind(objects, "Secret")
     text = yaml.safe_dump_all(objects)
@@ -123,9 +129,11 @@ def test_workers_have_no_api_access(scenario: tuple[Path, list[dict[str, Any]]])
         pod = deployment["spec"]["template"]["spec"]
         assert pod["serviceAccountName"] == worker_sa, name
         assert pod["automountServiceAccountToken"] is False, name
-        assert not any(c.get("volumeMounts", []) and any(
-            "serviceaccount" in m["mountPath"] for m in c["volumeMounts"])
-            for c in pod["containers"])
+        assert not any(
+            c.get("volumeMounts", [])
+            and any("serviceaccount" in m["mountPath"] for m in c["volumeMounts"])
+            for c in pod["containers"]
+        )
     for kind in ("RoleBinding", "ClusterRoleBinding"):
         for binding in by_kind(objects, kind).values():
             assert all(s["name"] != worker_sa for s in binding["subjects"]), binding
@@ -136,8 +144,10 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
     values = values_of(path)
     defaults = yaml.safe_load((CHART / "values.yaml").read_text())
     pools = values.get("workers", {}).get("pools", defaults["workers"]["pools"])
-    merged_defaults = {**defaults["workers"]["defaults"],
-                       **values.get("workers", {}).get("defaults", {})}
+    merged_defaults = {
+        **defaults["workers"]["defaults"],
+        **values.get("workers", {}).get("defaults", {}),
+    }
     engine = values.get("autoscaling", {}).get("engine", "builtin")
     deployments = worker_deployments(objects)
     assert set(deployments) == {f"{RELEASE}-asynctask-worker-{p['name']}" for p in pools}
@@ -146,16 +156,20 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
         name = f"{RELEASE}-asynctask-worker-{pool['name']}"
         deployment = deployments[name]
         meta, spec = deployment["metadata"], deployment["spec"]
-        autoscaling = {**defaults["workers"]["defaults"]["autoscaling"],
-                       **values.get("workers", {}).get("defaults", {}).get("autoscaling", {}),
-                       **pool.get("autoscaling", {})}
+        autoscaling = {
+            **defaults["workers"]["defaults"]["autoscaling"],
+            **values.get("workers", {}).get("defaults", {}).get("autoscaling", {}),
+            **pool.get("autoscaling", {}),
+        }
         (container,) = spec["template"]["spec"]["containers"]
         env = env_of(container)
         assert env["ASYNCTASK_WORKER_QUEUES"] == ",".join(pool["queues"])
-        assert env["ASYNCTASK_WORKER_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp",
-                                                                     "key": "url"}}
+        assert env["ASYNCTASK_WORKER_AMQP_URL"] == {
+            "secretKeyRef": {"name": "asynctask-amqp", "key": "url"}
+        }
         assert env["ASYNCTASK_WORKER_CONCURRENCY"] == str(
-            pool.get("concurrency", merged_defaults["concurrency"]))
+            pool.get("concurrency", merged_defaults["concurrency"])
+        )
         grace = pool.get("gracePeriodSeconds", merged_defaults["gracePeriodSeconds"])
         assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == grace + 15
         assert container["command"] == pool.get("command", ["asynctask-worker"])
@@ -181,20 +195,25 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
                 "asynctask.dev/queues": ",".join(pool["queues"]),
                 "asynctask.dev/min-replicas": str(autoscaling["minReplicas"]),
                 "asynctask.dev/max-replicas": str(autoscaling["maxReplicas"]),
-                "asynctask.dev/target-messages-per-replica":
-                    str(autoscaling["targetMessagesPerReplica"]),
+                "asynctask.dev/target-messages-per-replica": str(
+                    autoscaling["targetMessagesPerReplica"]
+                ),
             }
             assert name not in scaled
         else:
             assert "asynctask.dev/autoscale" not in labels
             assert not any(a in annotations for a in AUTOSCALE_ANNOTATIONS)
             so = scaled[name]["spec"]
-            assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment",
-                                            "name": name}
+            assert so["scaleTargetRef"] == {
+                "apiVersion": "apps/v1",
+                "kind": "Deployment",
+                "name": name,
+            }
             assert so["minReplicaCount"] == autoscaling["minReplicas"]
             assert so["maxReplicaCount"] == autoscaling["maxReplicas"]
             assert [t["metadata"]["queueName"] for t in so["triggers"]] == [
-                f"asynctask.tasks.{q}" for q in pool["queues"]]
+                f"asynctask.tasks.{q}" for q in pool["queues"]
+            ]
             for trigger in so["triggers"]:
                 assert trigger["type"] == "rabbitmq"
                 assert trigger["metadata"]["mode"] == "QueueLength"
@@ -205,25 +224,40 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
         protocol = values["autoscaling"].get("keda", {}).get("protocol", "amqp")
         key = "management-url" if protocol == "http" else "url"
         assert auth["spec"]["secretTargetRef"] == [
-            {"parameter": "host", "name": "asynctask-amqp", "key": key}]
+            {"parameter": "host", "name": "asynctask-amqp", "key": key}
+        ]
     else:
         assert not scaled and not by_kind(objects, "TriggerAuthentication")
 
 
 OPERATOR_TASK_RULES = [
-    {"apiGroups": ["asynctask.dev"], "resources": ["asynctasks"],
-     "verbs": ["get", "list", "watch", "delete"]},
-    {"apiGroups": ["asynctask.dev"], "resources": ["asynctasks/status"],
-     "verbs": ["get", "patch", "update"]},
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asynctasks"],
+        "verbs": ["get", "list", "watch", "delete"],
+    },
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asynctasks/status"],
+        "verbs": ["get", "patch", "update"],
+    },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-KOPF_RULES = [{"apiGroups": ["apiextensions.k8s.io"],
-               "resources": ["customresourcedefinitions"], "verbs": ["list", "watch"]}]
+KOPF_RULES = [
+    {
+        "apiGroups": ["apiextensions.k8s.io"],
+        "resources": ["customresourcedefinitions"],
+        "verbs": ["list", "watch"],
+    }
+]
 AUTOSCALER_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
-    {"apiGroups": ["apps"], "resources": ["deployments/scale"],
-     "verbs": ["get", "patch", "update"]},
+    {
+        "apiGroups": ["apps"],
+        "resources": ["deployments/scale"],
+        "verbs": ["get", "patch", "update"],
+    },
 ]
 
 
@@ -239,8 +273,9 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
     assert set(by_kind(objects, "RoleBinding")) == {f"{op}-autoscaler"}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in by_kind(objects, kind).values():
-            assert binding["subjects"] == [{"kind": "ServiceAccount", "name": op,
-                                            "namespace": NAMESPACE}]
+            assert binding["subjects"] == [
+                {"kind": "ServiceAccount", "name": op, "namespace": NAMESPACE}
+            ]
     rbac = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
     text = yaml.safe_dump_all(rbac)
     assert "secrets" not in text and "'*'" not in text and '"*"' not in text
@@ -252,24 +287,35 @@ def test_namespaced_rbac_binds_task_rights_per_namespace() -> None:
     assert set(by_kind(objects, "ClusterRoleBinding")) == {f"{op}-kopf"}
     bindings = [b for b in objects if b["kind"] == "RoleBinding" and b["metadata"]["name"] == op]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
-    assert all(b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io",
-                                "kind": "ClusterRole", "name": op} for b in bindings)
+    assert all(
+        b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": op}
+        for b in bindings
+    )
     # kopf watches Namespaces when it is given --namespace flags.
     assert rules_of(objects, "ClusterRole", f"{op}-kopf") == [
         *KOPF_RULES,
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]}]
+        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
+    ]
     # Secrets (webhook signing keys live beside the tasks): get, by name, through the same
     # ClusterRole, so only in the namespaces bound above; no Role of its own.
-    assert {"apiGroups": [""], "resources": ["secrets"],
-            "resourceNames": ["asynctask-webhook-signing"],
-            "verbs": ["get"]} in rules_of(objects, "ClusterRole", op)
+    assert {
+        "apiGroups": [""],
+        "resources": ["secrets"],
+        "resourceNames": ["asynctask-webhook-signing"],
+        "verbs": ["get"],
+    } in rules_of(objects, "ClusterRole", op)
     assert f"{op}-secrets" not in by_kind(objects, "Role")
 
 
 def test_keda_engine_grants_no_deployment_rights() -> None:
     objects = render("-f", str(CHART / "ci" / "keda-values.yaml"))
-    granted = [res for kind in ("Role", "ClusterRole") for role in by_kind(objects, kind).values()
-               for r in role["rules"] for res in r["resources"]]
+    granted = [
+        res
+        for kind in ("Role", "ClusterRole")
+        for role in by_kind(objects, kind).values()
+        for r in role["rules"]
+        for res in r["resources"]
+    ]
     assert "asynctasks" in granted  # the operator's rules are there
     assert not [res for res in granted if res.split("/")[0] == "deployments"], granted
 
@@ -281,24 +327,32 @@ def test_cluster_autoscaler_scope_and_peering() -> None:
     assert f"{op}-autoscaler" in by_kind(objects, "ClusterRoleBinding")
     assert f"{op}-secrets" not in by_kind(objects, "Role")
     peered = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
-    assert {"apiGroups": ["kopf.dev"], "resources": ["clusterkopfpeerings"],
-            "verbs": ["get", "list", "watch", "patch"]} in rules_of(peered, "ClusterRole",
-                                                                    f"{op}-kopf")
+    assert {
+        "apiGroups": ["kopf.dev"],
+        "resources": ["clusterkopfpeerings"],
+        "verbs": ["get", "list", "watch", "patch"],
+    } in rules_of(peered, "ClusterRole", f"{op}-kopf")
 
 
 def test_metrics_service_and_service_monitor() -> None:
     objects = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
     services = by_kind(objects, "Service")
-    assert {s["spec"]["selector"]["app.kubernetes.io/component"]
-            for s in services.values()} == {"worker", "operator"}
+    assert {s["spec"]["selector"]["app.kubernetes.io/component"] for s in services.values()} == {
+        "worker",
+        "operator",
+    }
     (monitor,) = by_kind(objects, "ServiceMonitor").values()
     assert monitor["spec"]["endpoints"][0]["port"] == "metrics"
     # One ServiceMonitor selects both Services by their component label.
     (expr,) = monitor["spec"]["selector"]["matchExpressions"]
     assert sorted(expr["values"]) == sorted(
-        s["metadata"]["labels"]["app.kubernetes.io/component"] for s in services.values())
-    (operator,) = [d for d in by_kind(objects, "Deployment").values()
-                   if d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"]
+        s["metadata"]["labels"]["app.kubernetes.io/component"] for s in services.values()
+    )
+    (operator,) = [
+        d
+        for d in by_kind(objects, "Deployment").values()
+        if d["metadata"]["labels"]["app.kubernetes.io/component"] == "operator"
+    ]
     (container,) = operator["spec"]["template"]["spec"]["containers"]
     assert env_of(container)["ASYNCTASK_METRICS_PORT"] == "9090"
     assert {"name": "metrics", "containerPort": 9090, "protocol": "TCP"} in container["ports"]
@@ -306,30 +360,73 @@ def test_metrics_service_and_service_monitor() -> None:
     for deployment in worker_deployments(objects).values():
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
         assert env_of(container)["ASYNCTASK_WORKER_METRICS_PORT"] == "9090"
-        assert container["ports"] == [{"name": "metrics", "containerPort": 9090,
-                                       "protocol": "TCP"}]
+        assert container["ports"] == [{"name": "metrics", "containerPort": 9090, "protocol": "TCP"}]
     assert not by_kind(render(), "Service") and not by_kind(render(), "ServiceMonitor")
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
-    (["--set", "workers.defaults.autoscalling.enabled=true"], "autoscalling"),
-    (["--set", "autoscaling.engine=hpa"], "engine"),
-    (["--set", "operator.replicas=2"], "peering"),
-    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
-      "--set", "workers.pools[0].app=m:app", "--set", "workers.pools[1].name=a",
-      "--set", "workers.pools[1].queues={q}", "--set", "workers.pools[1].app=m:app"],
-     "used twice"),
-    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
-      "--set", "workers.pools[0].app=m:app",
-      "--set", "workers.pools[0].autoscaling.minReplicas=9"], "greater than maxReplicas"),
-    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={Bad_Queue}",
-      "--set", "workers.pools[0].app=m:app"], "queues"),
-    (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}"],
-     "set app"),
-    (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled"),
-], ids=["unknown-key", "typo-in-defaults", "engine", "replicas-without-peering",
-        "duplicate-pool", "min-over-max", "queue-name", "no-app", "servicemonitor-alone"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--set", "unknownKey=1"], "additional properties 'unknownKey' not allowed"),
+        (["--set", "workers.defaults.autoscalling.enabled=true"], "autoscalling"),
+        (["--set", "autoscaling.engine=hpa"], "engine"),
+        (["--set", "operator.replicas=2"], "peering"),
+        (
+            [
+                "--set",
+                "workers.pools[0].name=a",
+                "--set",
+                "workers.pools[0].queues={q}",
+                "--set",
+                "workers.pools[0].app=m:app",
+                "--set",
+                "workers.pools[1].name=a",
+                "--set",
+                "workers.pools[1].queues={q}",
+                "--set",
+                "workers.pools[1].app=m:app",
+            ],
+            "used twice",
+        ),
+        (
+            [
+                "--set",
+                "workers.pools[0].name=a",
+                "--set",
+                "workers.pools[0].queues={q}",
+                "--set",
+                "workers.pools[0].app=m:app",
+                "--set",
+                "workers.pools[0].autoscaling.minReplicas=9",
+            ],
+            "greater than maxReplicas",
+        ),
+        (
+            [
+                "--set",
+                "workers.pools[0].name=a",
+                "--set",
+                "workers.pools[0].queues={Bad_Queue}",
+                "--set",
+                "workers.pools[0].app=m:app",
+            ],
+            "queues",
+        ),
+        (["--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}"], "set app"),
+        (["--set", "metrics.serviceMonitor.enabled=true"], "needs metrics.enabled"),
+    ],
+    ids=[
+        "unknown-key",
+        "typo-in-defaults",
+        "engine",
+        "replicas-without-peering",
+        "duplicate-pool",
+        "min-over-max",
+        "queue-name",
+        "no-app",
+        "servicemonitor-alone",
+    ],
+)
 def test_invalid_values_are_refused(args: list[str], message: str) -> None:
     proc = run_helm("template", RELEASE, str(CHART), *args, check=False)
     assert proc.returncode != 0, proc.stdout[:2000]
@@ -338,13 +435,26 @@ def test_invalid_values_are_refused(args: list[str], message: str) -> None:
 
 def test_pool_values_false_and_zero_override_defaults() -> None:
     """A pool's false/0 wins over a default's true/1 (sprig's merge would drop them)."""
-    objects = render("--set", "workers.pools[0].name=a", "--set", "workers.pools[0].queues={q}",
-                     "--set", "workers.pools[0].app=m:app",
-                     "--set", "workers.pools[0].autoscaling.minReplicas=0",
-                     "--set", "workers.pools[1].name=b", "--set", "workers.pools[1].queues={r}",
-                     "--set", "workers.pools[1].app=m:app",
-                     "--set", "workers.pools[1].autoscaling.enabled=false",
-                     "--set", "workers.pools[1].replicas=0")
+    objects = render(
+        "--set",
+        "workers.pools[0].name=a",
+        "--set",
+        "workers.pools[0].queues={q}",
+        "--set",
+        "workers.pools[0].app=m:app",
+        "--set",
+        "workers.pools[0].autoscaling.minReplicas=0",
+        "--set",
+        "workers.pools[1].name=b",
+        "--set",
+        "workers.pools[1].queues={r}",
+        "--set",
+        "workers.pools[1].app=m:app",
+        "--set",
+        "workers.pools[1].autoscaling.enabled=false",
+        "--set",
+        "workers.pools[1].replicas=0",
+    )
     deployments = worker_deployments(objects)
     a = deployments[f"{RELEASE}-asynctask-worker-a"]
     assert a["metadata"]["annotations"]["asynctask.dev/min-replicas"] == "0"
@@ -375,4 +485,3 @@ def test_the_admission_policy_is_the_one_of_deploy_admission() -> None:
     off = render("--set", "admissionPolicy.enabled=false")
     assert not by_kind(off, "ValidatingAdmissionPolicy")
     assert not by_kind(off, "ValidatingAdmissionPolicyBinding")
-

@@ -54,6 +54,7 @@ def test_status_defaults_to_observed_generation_zero_and_nothing_else() -> None:
     wait), nothing a printer column shows."""
     status = load()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["status"]
     assert status["default"] == {}
-    defaults = {name: prop["default"] for name, prop in status["properties"].items()
-                if "default" in prop}
+    defaults = {
+        name: prop["default"] for name, prop in status["properties"].items() if "default" in prop
+    }
     assert defaults == {"observedGeneration": 0}

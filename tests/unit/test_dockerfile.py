@@ -24,8 +24,10 @@ import pytest
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
-BUILD_TOOLS = re.compile(r"\b(gcc|g\+\+|clang|make|build-essential|python3?-dev|"
-                         r"apt-get|apt|apk|pip|pip3|setuptools|wheel|git|curl|wget)\b")
+BUILD_TOOLS = re.compile(
+    r"\b(gcc|g\+\+|clang|make|build-essential|python3?-dev|"
+    r"apt-get|apt|apk|pip|pip3|setuptools|wheel|git|curl|wget)\b"
+)
 
 
 @dataclass
@@ -65,10 +67,12 @@ def test_multi_stage_with_pinned_slim_python_bases() -> None:
         image, _, tag = stage.base.partition(":")
         assert image == "python", stage.base
         assert re.fullmatch(r"3\.11\.\d+-slim(-[a-z]+)?", tag), (
-            f"{stage.base}: pin python 3.11 slim by its full version tag")
+            f"{stage.base}: pin python 3.11 slim by its full version tag"
+        )
         assert "latest" not in stage.base
     assert all_stages[0].name and all_stages[-1].base == all_stages[0].base, (
-        "the runtime stage uses the build stage's base, so the copied virtualenv works")
+        "the runtime stage uses the build stage's base, so the copied virtualenv works"
+    )
 
 
 def test_final_stage_runs_as_a_numeric_non_root_user() -> None:
@@ -89,7 +93,8 @@ def test_final_stage_has_no_build_tools() -> None:
         if op == "COPY" and not arg.startswith("--from="):
             *sources, _ = arg.split()
             assert all(src.startswith("examples/") for src in sources), (
-                f"the final stage takes the built virtualenv, not sources: COPY {arg}")
+                f"the final stage takes the built virtualenv, not sources: COPY {arg}"
+            )
     copies = [arg for op, arg in final.instructions if op == "COPY"]
     assert any(arg.startswith(f"--from={stages()[0].name} ") for arg in copies)
     env = " ".join(arg for op, arg in final.instructions if op == "ENV")
@@ -107,14 +112,19 @@ def test_both_entrypoints_are_declared() -> None:
     assert 'asynctask-operator = "asynctask_operator._script:main"' in text
     assert 'asynctask-worker = "asynctask_worker.cli:main"' in text
     final = stages()[-1]
-    assert any(op in ("CMD", "ENTRYPOINT") and "asynctask-operator" in arg
-               for op, arg in final.instructions), final.instructions
+    assert any(
+        op in ("CMD", "ENTRYPOINT") and "asynctask-operator" in arg
+        for op, arg in final.instructions
+    ), final.instructions
 
 
 def build_context(dest: Path) -> None:
     """Copy what .dockerignore lets into the build context (it denies all, then allows)."""
-    lines = [ln.strip() for ln in DOCKERIGNORE.read_text().splitlines()
-             if ln.strip() and not ln.startswith("#")]
+    lines = [
+        ln.strip()
+        for ln in DOCKERIGNORE.read_text().splitlines()
+        if ln.strip() and not ln.startswith("#")
+    ]
     assert lines[0] == "*", ".dockerignore must start by excluding everything"
     for pattern in (ln[1:].rstrip("/") for ln in lines if ln.startswith("!")):
         src = REPO / pattern
@@ -122,15 +132,19 @@ def build_context(dest: Path) -> None:
         target = dest / pattern
         target.parent.mkdir(parents=True, exist_ok=True)
         if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns(
-                "__pycache__", "*.pyc", "*.egg-info"))
+            shutil.copytree(
+                src, target, ignore=shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info")
+            )
         else:
             shutil.copy2(src, target)
 
 
 def test_dockerfile_copies_only_what_dockerignore_allows() -> None:
-    allowed = {ln.strip()[1:].rstrip("/") for ln in DOCKERIGNORE.read_text().splitlines()
-               if ln.strip().startswith("!")}
+    allowed = {
+        ln.strip()[1:].rstrip("/")
+        for ln in DOCKERIGNORE.read_text().splitlines()
+        if ln.strip().startswith("!")
+    }
     for stage in stages():
         for op, arg in stage.instructions:
             if op == "COPY" and not arg.startswith("--from="):
@@ -143,13 +157,19 @@ def test_dockerfile_copies_only_what_dockerignore_allows() -> None:
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The wheel, built as the Dockerfile builds it: pip wheel --no-deps on the context."""
     assert "pip wheel --no-deps --wheel-dir /wheels ." in re.sub(
-        r"\s+", " ", DOCKERFILE.read_text())
+        r"\s+", " ", DOCKERFILE.read_text()
+    )
     context = tmp_path_factory.mktemp("context")
     build_context(context)
     out = tmp_path_factory.mktemp("wheels")
-    proc = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir",
-                           str(out), "."], cwd=context, capture_output=True, text=True, timeout=600,
-                          check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--wheel-dir", str(out), "."],
+        cwd=context,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     (built,) = out.glob("asynctask-*.whl")
     return built
@@ -159,8 +179,12 @@ def test_wheel_holds_the_four_packages_and_nothing_else(wheel: Path) -> None:
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     tops = {n.split("/")[0] for n in names if not n.split("/")[0].endswith(".dist-info")}
-    assert tops == {"asynctask_operator", "asynctask_worker", "asynctask_gateway",
-                    "asynctask_client"}, tops
+    assert tops == {
+        "asynctask_operator",
+        "asynctask_worker",
+        "asynctask_gateway",
+        "asynctask_client",
+    }, tops
     for package in tops:
         assert f"{package}/py.typed" in names
     entry_points = next(n for n in names if n.endswith(".dist-info/entry_points.txt"))
@@ -177,28 +201,46 @@ def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     pip = venv / "bin" / "pip"
-    subprocess.run([str(pip), "install", "--no-deps", "--no-index", "-q", str(wheel)],
-                   check=True, timeout=300)
+    subprocess.run(
+        [str(pip), "install", "--no-deps", "--no-index", "-q", str(wheel)], check=True, timeout=300
+    )
     # The dependencies come from the project's .venv (a plain path entry: its own .pth
     # files, such as the editable install of this checkout, are not processed), so the
     # packages themselves can only come from the wheel.
-    purelib = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})[
-        "purelib"])
+    purelib = Path(sysconfig.get_paths(vars={"base": str(venv), "platbase": str(venv)})["purelib"])
     deps = Path(sysconfig.get_paths()["purelib"])
     (purelib / "_asynctask_test_deps.pth").write_text(f"{deps}\n")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "VIRTUAL_ENV")}
     where = subprocess.run(
-        [str(venv / "bin" / "python"), "-c",
-         "import asynctask_operator, asynctask_worker; "
-         "print(asynctask_operator.__file__); print(asynctask_worker.__file__)"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, check=True, timeout=60)
+        [
+            str(venv / "bin" / "python"),
+            "-c",
+            "import asynctask_operator, asynctask_worker; "
+            "print(asynctask_operator.__file__); print(asynctask_worker.__file__)",
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        check=True,
+        timeout=60,
+    )
     for line in where.stdout.split():
         assert line.startswith(str(purelib)), f"imported from outside the wheel: {line}"
-    for command, words in (("asynctask-operator", ["--standalone", "--liveness"]),
-                           ("asynctask-worker", ["--queues", "--concurrency"]),
-                           ("asynctask-gateway", ["--port", "ASYNCTASK_GATEWAY_"])):
-        proc = subprocess.run([str(venv / "bin" / command), "--help"], capture_output=True,
-                              text=True, env=env, cwd=tmp_path, timeout=120, check=False)
+    for command, words in (
+        ("asynctask-operator", ["--standalone", "--liveness"]),
+        ("asynctask-worker", ["--queues", "--concurrency"]),
+        ("asynctask-gateway", ["--port", "ASYNCTASK_GATEWAY_"]),
+    ):
+        proc = subprocess.run(
+            [str(venv / "bin" / command), "--help"],
+            capture_output=True,
+            text=True,
+            env=env,
+            cwd=tmp_path,
+            timeout=120,
+            check=False,
+        )
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"usage: {command}"), proc.stdout
         assert all(w in proc.stdout for w in words), proc.stdout

@@ -100,8 +100,19 @@ COMMIT
 
 def test_kube_rules_finds_jumps_and_chains_only() -> None:
     rules, chains = kube_rules(SAVED)
-    assert rules == {"filter": [["-D", "INPUT", "-j", "KUBE-FIREWALL"]],
-                     "nat": [["-D", "PREROUTING", "-m", "comment", "--comment",
-                              "kubernetes service portals", "-j", "KUBE-SERVICES"]]}
-    assert chains == {"filter": ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY"],
-                      "nat": ["KUBE-SERVICES"]}
+    assert rules == {
+        "filter": [["-D", "INPUT", "-j", "KUBE-FIREWALL"]],
+        "nat": [
+            [
+                "-D",
+                "PREROUTING",
+                "-m",
+                "comment",
+                "--comment",
+                "kubernetes service portals",
+                "-j",
+                "KUBE-SERVICES",
+            ]
+        ],
+    }
+    assert chains == {"filter": ["KUBE-FIREWALL", "KUBE-KUBELET-CANARY"], "nat": ["KUBE-SERVICES"]}

@@ -17,9 +17,11 @@ def _record(exc: bool = False) -> logging.LogRecord:
             raise RuntimeError("boom")
         except RuntimeError:
             import sys
+
             exc_info = sys.exc_info()
-    record = logging.LogRecord("kopf.objects", logging.ERROR, __file__, 1, "failed %s",
-                               ("x",), exc_info)
+    record = logging.LogRecord(
+        "kopf.objects", logging.ERROR, __file__, 1, "failed %s", ("x",), exc_info
+    )
     record.k8s_ref = {"namespace": "ns", "name": "t1", "uid": "u"}
     return record
 

@@ -54,8 +54,13 @@ def split_urls(value: str) -> list[str]:
     return urls
 
 
-def parameters(url: str, *, heartbeat: int | None = None, attempts: int | None = None,
-               timeout: float | None = None) -> list[pika.URLParameters]:
+def parameters(
+    url: str,
+    *,
+    heartbeat: int | None = None,
+    attempts: int | None = None,
+    timeout: float | None = None,
+) -> list[pika.URLParameters]:
     """Connection parameters, one per URL of ``url`` (see :func:`split_urls`), with the
     knobs the project sets. Every URL must name the same virtual host: they are nodes of
     one cluster, and the queues the project declares live in that virtual host."""
@@ -120,8 +125,13 @@ class Link:
     node serves every queue.
     """
 
-    def __init__(self, params: pika.ConnectionParameters | Sequence[pika.ConnectionParameters],
-                 *, name: str, log: logging.Logger) -> None:
+    def __init__(
+        self,
+        params: pika.ConnectionParameters | Sequence[pika.ConnectionParameters],
+        *,
+        name: str,
+        log: logging.Logger,
+    ) -> None:
         nodes = [params] if isinstance(params, pika.ConnectionParameters) else list(params)
         if not nodes:
             raise ValueError("a link needs at least one node's connection parameters")
@@ -164,9 +174,12 @@ class Link:
         down``), and a session that fails while setting up is the same outage, not a
         second one."""
         if self._down_since is not None:
-            self._log.info("%s: reconnected to RabbitMQ after %.1fs (%s)", self.name,
-                           time.monotonic() - self._down_since,
-                           node_name(self.node or self.nodes[self._first]))
+            self._log.info(
+                "%s: reconnected to RabbitMQ after %.1fs (%s)",
+                self.name,
+                time.monotonic() - self._down_since,
+                node_name(self.node or self.nodes[self._first]),
+            )
             self._down_since = None
 
     def _connect(self) -> pika.BlockingConnection:
@@ -197,10 +210,14 @@ class Link:
             return
         self._down_since = time.monotonic()
         what = "lost RabbitMQ" if self._connected_once else "cannot reach RabbitMQ"
-        where = node_name(self.node) if self.node is not None and self._connected_once else (
-            ", ".join(node_name(p) for p in self.nodes))
-        self._log.warning("%s: %s (%s) at %s; reconnecting with backoff", self.name, what,
-                          describe(exc), where)
+        where = (
+            node_name(self.node)
+            if self.node is not None and self._connected_once
+            else (", ".join(node_name(p) for p in self.nodes))
+        )
+        self._log.warning(
+            "%s: %s (%s) at %s; reconnecting with backoff", self.name, what, describe(exc), where
+        )
 
     def close(self) -> None:
         conn, self.connection = self.connection, None
@@ -209,10 +226,15 @@ class Link:
                 conn.close()
 
 
-def run_connected(link: Link, session: Callable[[pika.BlockingConnection], None], *,
-                  keep_going: Callable[[], bool], max_delay: float,
-                  on_lost: Callable[[], object] = lambda: None,
-                  wait: Callable[[float], object] = time.sleep) -> None:
+def run_connected(
+    link: Link,
+    session: Callable[[pika.BlockingConnection], None],
+    *,
+    keep_going: Callable[[], bool],
+    max_delay: float,
+    on_lost: Callable[[], object] = lambda: None,
+    wait: Callable[[float], object] = time.sleep,
+) -> None:
     """Run ``session`` on an open connection while ``keep_going()``; reconnect when lost.
 
     ``session`` calls ``link.serving()`` once it is set up (declared, consuming), which
@@ -237,4 +259,3 @@ def run_connected(link: Link, session: Callable[[pika.BlockingConnection], None]
                 return
             link.lost(exc)
             wait(backoff.next())
-

@@ -123,18 +123,22 @@ def define(queue: str, func: Handler) -> TaskDefinition:
     if not callable(func):
         raise TypeError(f"handler for {queue!r} is not callable: {func!r}")
     sig = inspect.signature(func)
-    params = [p for p in sig.parameters.values()
-              if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
-    required_kw = [p.name for p in sig.parameters.values()
-                   if p.kind is p.KEYWORD_ONLY and p.default is p.empty]
+    params = [
+        p for p in sig.parameters.values() if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+    ]
+    required_kw = [
+        p.name for p in sig.parameters.values() if p.kind is p.KEYWORD_ONLY and p.default is p.empty
+    ]
     name = getattr(func, "__qualname__", repr(func))
     if not 1 <= len(params) <= 2 or required_kw:
         raise TypeError(f"handler {name} must take (request) or (request, ctx)")
     try:
         hints = typing.get_type_hints(func)
     except NameError as exc:
-        raise TypeError(f"handler {name}: cannot resolve its annotations ({exc}); define "
-                        "the request type at module level") from exc
+        raise TypeError(
+            f"handler {name}: cannot resolve its annotations ({exc}); define "
+            "the request type at module level"
+        ) from exc
     annotation = hints.get(params[0].name, Any)
     adapter = None if annotation is Any else TypeAdapter(annotation)
     return TaskDefinition(

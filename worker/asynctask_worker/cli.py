@@ -32,17 +32,29 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asynctask-worker",
         description="Run AsyncTask handlers. Settings come from ASYNCTASK_WORKER_* variables; "
-                    "flags override them. SIGTERM stops gracefully; a second one at once.")
+        "flags override them. SIGTERM stops gracefully; a second one at once.",
+    )
     parser.add_argument("app", help="the App to serve, as module:attribute (e.g. myapp.tasks:app)")
     parser.add_argument("--amqp-url", help="RabbitMQ URL (ASYNCTASK_WORKER_AMQP_URL)")
     parser.add_argument("--queues", help="comma-separated queues to serve (default: all)")
     parser.add_argument("--concurrency", type=int, help="tasks run at once")
-    parser.add_argument("--pool", choices=["thread", "process"],
-                        help="run handlers in threads or in killable child processes")
-    parser.add_argument("--grace-period", type=float, dest="grace_period_seconds",
-                        help="seconds running tasks get to finish on SIGTERM")
-    parser.add_argument("--cancel-grace", type=float, dest="cancel_grace_seconds",
-                        help="seconds a cancelled handler gets before a hard stop")
+    parser.add_argument(
+        "--pool",
+        choices=["thread", "process"],
+        help="run handlers in threads or in killable child processes",
+    )
+    parser.add_argument(
+        "--grace-period",
+        type=float,
+        dest="grace_period_seconds",
+        help="seconds running tasks get to finish on SIGTERM",
+    )
+    parser.add_argument(
+        "--cancel-grace",
+        type=float,
+        dest="cancel_grace_seconds",
+        help="seconds a cancelled handler gets before a hard stop",
+    )
     parser.add_argument("--metrics-port", type=int, help="serve Prometheus metrics on this port")
     parser.add_argument("--log-format", choices=["text", "json"])
     parser.add_argument("--log-level")

@@ -29,13 +29,13 @@ log = logging.getLogger("asynctask.worker")
 #: The task the current thread (or asyncio task) works for; the log filter reads it to put
 #: the task's ids on every record, whichever logger wrote it.
 current_task: contextvars.ContextVar[TaskContext | None] = contextvars.ContextVar(
-    "asynctask_current_task", default=None)
+    "asynctask_current_task", default=None
+)
 
 
 def log_fields(task: TaskRef, attempt: int, queue: str) -> dict[str, Any]:
     """The :data:`LOG_FIELDS` of one attempt: the one place their values are spelled out."""
-    return dict(zip(LOG_FIELDS, (task.uid, task.namespace, task.name, attempt, queue),
-                    strict=True))
+    return dict(zip(LOG_FIELDS, (task.uid, task.namespace, task.name, attempt, queue), strict=True))
 
 
 class TaskCancelled(Exception):
@@ -49,8 +49,14 @@ class TaskContext:
     second and the operator writes at most one status patch per second.
     """
 
-    def __init__(self, task: TaskRef, attempt: int, queue: str, sink: ProgressSink,
-                 logger: logging.Logger | None = None) -> None:
+    def __init__(
+        self,
+        task: TaskRef,
+        attempt: int,
+        queue: str,
+        sink: ProgressSink,
+        logger: logging.Logger | None = None,
+    ) -> None:
         self.task = task
         self.attempt = attempt
         self.queue = queue
@@ -60,8 +66,9 @@ class TaskContext:
         self._cancel_detail = ""
         self._callbacks: list[Callable[[], None]] = []
         self._lock = threading.Lock()
-        self.logger = logging.LoggerAdapter(logger or logging.getLogger("asynctask.task"),
-                                            self.log_fields)
+        self.logger = logging.LoggerAdapter(
+            logger or logging.getLogger("asynctask.task"), self.log_fields
+        )
 
     # identity ---------------------------------------------------------------------------
 

@@ -67,10 +67,12 @@ class TaskRef(BaseModel):
     model_config = ConfigDict(extra="ignore", frozen=True)
 
     uid: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9-]+$")]
-    namespace: Annotated[str, Field(min_length=1, max_length=63,
-                                    pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")]
-    name: Annotated[str, Field(min_length=1, max_length=253,
-                               pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")]
+    namespace: Annotated[
+        str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    ]
+    name: Annotated[
+        str, Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    ]
 
 
 class TaskMessage(_Message):
@@ -167,13 +169,15 @@ def decode(model: type[M], body: bytes) -> M:
     try:
         body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise MalformedMessage(f"not a valid {model.__name__}: not UTF-8 ({exc})",
-                               "NotUtf8") from exc
+        raise MalformedMessage(
+            f"not a valid {model.__name__}: not UTF-8 ({exc})", "NotUtf8"
+        ) from exc
     try:
         return model.model_validate_json(body)
     except ValidationError as exc:
-        raise MalformedMessage(f"not a valid {model.__name__}: {_first_lines(exc)}",
-                               _malformed_reason(exc)) from exc
+        raise MalformedMessage(
+            f"not a valid {model.__name__}: {_first_lines(exc)}", _malformed_reason(exc)
+        ) from exc
     except (ValueError, RecursionError) as exc:
         raise MalformedMessage(f"not a valid {model.__name__}: {exc}", "NotJson") from exc
 

@@ -32,30 +32,52 @@ class WorkerMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
-        self.started = Counter("asynctask_worker_tasks_started", "Task handlers started.",
-                               ["queue"], registry=r)
-        self.finished = Counter("asynctask_worker_tasks_finished",
-                                "Task attempts ended, by outcome (terminal phase).",
-                                ["queue", "outcome"], registry=r)
-        self.revoked = Counter("asynctask_worker_tasks_revoked_before_start",
-                               "Tasks acked without running: cancelled while queued.",
-                               ["queue"], registry=r)
-        self.duration = Histogram("asynctask_worker_task_duration_seconds",
-                                  "How long handlers ran, by outcome.", ["queue", "outcome"],
-                                  buckets=DURATION_BUCKETS, registry=r)
-        self.in_flight = Gauge("asynctask_worker_tasks_in_flight", "Handlers running now.",
-                               ["queue"], registry=r)
-        self.abandoned = Gauge("asynctask_worker_abandoned_threads",
-                               "Thread-mode handlers past their hard stop, still running.",
-                               registry=r)
-        self.dead_lettered = Counter("asynctask_worker_messages_dead_lettered",
-                                     "Task messages refused (dead-lettered), by reason.",
-                                     ["reason"], registry=r)
-        self.connections = Counter("asynctask_worker_broker_connections",
-                                   "Connections made to RabbitMQ by the consumer.", registry=r)
-        self.ready = Gauge("asynctask_worker_ready",
-                           "1 while consuming task queues; 0 while connecting or reconnecting.",
-                           registry=r)
+        self.started = Counter(
+            "asynctask_worker_tasks_started", "Task handlers started.", ["queue"], registry=r
+        )
+        self.finished = Counter(
+            "asynctask_worker_tasks_finished",
+            "Task attempts ended, by outcome (terminal phase).",
+            ["queue", "outcome"],
+            registry=r,
+        )
+        self.revoked = Counter(
+            "asynctask_worker_tasks_revoked_before_start",
+            "Tasks acked without running: cancelled while queued.",
+            ["queue"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "asynctask_worker_task_duration_seconds",
+            "How long handlers ran, by outcome.",
+            ["queue", "outcome"],
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.in_flight = Gauge(
+            "asynctask_worker_tasks_in_flight", "Handlers running now.", ["queue"], registry=r
+        )
+        self.abandoned = Gauge(
+            "asynctask_worker_abandoned_threads",
+            "Thread-mode handlers past their hard stop, still running.",
+            registry=r,
+        )
+        self.dead_lettered = Counter(
+            "asynctask_worker_messages_dead_lettered",
+            "Task messages refused (dead-lettered), by reason.",
+            ["reason"],
+            registry=r,
+        )
+        self.connections = Counter(
+            "asynctask_worker_broker_connections",
+            "Connections made to RabbitMQ by the consumer.",
+            registry=r,
+        )
+        self.ready = Gauge(
+            "asynctask_worker_ready",
+            "1 while consuming task queues; 0 while connecting or reconnecting.",
+            registry=r,
+        )
 
     def task_started(self, queue: str) -> None:
         self.started.labels(queue).inc()
@@ -89,8 +111,7 @@ class MetricsServer:
 
     def __init__(self, metrics: HasRegistry, port: int, address: str) -> None:
         self._server: Any
-        self._server, self._thread = start_http_server(port, address,
-                                                       registry=metrics.registry)
+        self._server, self._thread = start_http_server(port, address, registry=metrics.registry)
         self.port = int(self._server.server_address[1])
 
     def close(self) -> None:

@@ -22,41 +22,62 @@ def _default_worker_id() -> str:
 class WorkerSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="ASYNCTASK_WORKER_", extra="ignore")
 
-    amqp_url: str = Field("amqp://guest:guest@127.0.0.1:5672/%2F",
-                          description="RabbitMQ connection URL, or the URLs of a cluster's "
-                                      "nodes separated by commas (tried in turn).")
+    amqp_url: str = Field(
+        "amqp://guest:guest@127.0.0.1:5672/%2F",
+        description="RabbitMQ connection URL, or the URLs of a cluster's "
+        "nodes separated by commas (tried in turn).",
+    )
     queues: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
-        description="Queues to serve (comma-separated); empty serves every queue the app has.")
+        description="Queues to serve (comma-separated); empty serves every queue the app has.",
+    )
     concurrency: int = Field(1, ge=1, le=256, description="Tasks run at once.")
     prefetch: int | None = Field(
-        None, ge=1, description="Unacked deliveries held; default: the concurrency.")
+        None, ge=1, description="Unacked deliveries held; default: the concurrency."
+    )
     pool: Literal["thread", "process"] = Field(
-        "thread", description="Run handlers in threads, or in child processes that can be "
-                              "killed when they do not stop after a cancellation.")
+        "thread",
+        description="Run handlers in threads, or in child processes that can be "
+        "killed when they do not stop after a cancellation.",
+    )
     grace_period_seconds: float = Field(
-        30.0, ge=0, description="On SIGTERM, how long running tasks may take to finish "
-                                "before they are requeued.")
+        30.0,
+        ge=0,
+        description="On SIGTERM, how long running tasks may take to finish "
+        "before they are requeued.",
+    )
     cancel_grace_seconds: float = Field(
-        10.0, ge=0, description="After a cancellation or the time limit, how long a handler "
-                                "may take to stop before it is stopped hard.")
+        10.0,
+        ge=0,
+        description="After a cancellation or the time limit, how long a handler "
+        "may take to stop before it is stopped hard.",
+    )
     progress_interval_seconds: float = Field(
-        0.5, ge=0.05, description="At most one progress message per task per interval.")
+        0.5, ge=0.05, description="At most one progress message per task per interval."
+    )
     heartbeat_seconds: int = Field(30, ge=0, description="AMQP heartbeat.")
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
     control_history_seconds: float = Field(
-        86_400.0, gt=0, description="How far back a starting worker reads cancellations "
-                                    "(the control stream keeps one day).")
+        86_400.0,
+        gt=0,
+        description="How far back a starting worker reads cancellations "
+        "(the control stream keeps one day).",
+    )
     control_sync_timeout_seconds: float = Field(
-        30.0, gt=0, description="How long a connecting worker waits to catch up with the "
-                                "control stream before it serves tasks anyway.")
+        30.0,
+        gt=0,
+        description="How long a connecting worker waits to catch up with the "
+        "control stream before it serves tasks anyway.",
+    )
     revoked_capacity: int = Field(
-        100_000, ge=100, description="How many revoked task ids a worker remembers.")
+        100_000, ge=100, description="How many revoked task ids a worker remembers."
+    )
     worker_id: str = Field(default_factory=_default_worker_id)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"
     metrics_port: int | None = Field(
-        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any).")
+        None, ge=0, le=65535, description="Serve Prometheus metrics on this port (0: any)."
+    )
     metrics_address: str = Field("0.0.0.0", description="Address the metrics server binds.")
 
     @field_validator("queues", mode="before")

@@ -87,8 +87,9 @@ class _MemorySink:
         with self._cond:
             seq = self._seq[(task.uid, attempt)]
             self._seq[(task.uid, attempt)] += 1
-            msg = StatusMessage(task=task, attempt=attempt, seq=seq, phase=phase, worker="stub",
-                                **fields)
+            msg = StatusMessage(
+                task=task, attempt=attempt, seq=seq, phase=phase, worker="stub", **fields
+            )
             self.statuses[task.uid].append(msg)
             self._cond.notify_all()
         future: Future[None] = Future()
@@ -100,8 +101,9 @@ class _MemorySink:
             self.progress_calls[task.uid].append((percent, message))
         self.send(task, attempt, Phase.PROCESSING, progress=percent, message=message)
 
-    def wait(self, uid: str, what: str, predicate: Callable[[StatusMessage], bool],
-             timeout: float) -> StatusMessage:
+    def wait(
+        self, uid: str, what: str, predicate: Callable[[StatusMessage], bool], timeout: float
+    ) -> StatusMessage:
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -110,8 +112,10 @@ class _MemorySink:
                         return msg
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise TimeoutError(f"task {uid}: not {what} after {timeout}s; statuses: "
-                                       f"{[m.phase.value for m in self.statuses[uid]]}")
+                    raise TimeoutError(
+                        f"task {uid}: not {what} after {timeout}s; statuses: "
+                        f"{[m.phase.value for m in self.statuses[uid]]}"
+                    )
                 self._cond.wait(left)
 
 
@@ -133,14 +137,26 @@ class _StubDelivery:
 class StubBroker:
     """An in-memory broker plus worker: enqueue tasks, cancel them, read their outcomes."""
 
-    def __init__(self, app: App, *, concurrency: int = 1, pool: Pool = "thread",
-                 cancel_grace_seconds: float = 1.0) -> None:
+    def __init__(
+        self,
+        app: App,
+        *,
+        concurrency: int = 1,
+        pool: Pool = "thread",
+        cancel_grace_seconds: float = 1.0,
+    ) -> None:
         self.app = app
         self.metrics = WorkerMetrics()
         self._sink = _MemorySink()
-        self._dispatcher = Dispatcher(app, self._sink, concurrency=concurrency, pool=pool,
-                                      cancel_grace_seconds=cancel_grace_seconds,
-                                      metrics=self.metrics, tick=0.02)
+        self._dispatcher = Dispatcher(
+            app,
+            self._sink,
+            concurrency=concurrency,
+            pool=pool,
+            cancel_grace_seconds=cancel_grace_seconds,
+            metrics=self.metrics,
+            tick=0.02,
+        )
         self._lock = threading.Lock()
         self._tasks: list[TaskRef] = []
         #: Tasks whose delivery was acked / requeued, in order.
@@ -148,15 +164,27 @@ class StubBroker:
         self.requeued: list[TaskRef] = []
         self._dispatcher.start()
 
-    def enqueue(self, queue: str, request: Any = None, *, task: TaskRef | None = None,
-                name: str | None = None, namespace: str = "default",
-                timeout_seconds: int | None = None, attempt: int = 1) -> TaskRef:
+    def enqueue(
+        self,
+        queue: str,
+        request: Any = None,
+        *,
+        task: TaskRef | None = None,
+        name: str | None = None,
+        namespace: str = "default",
+        timeout_seconds: int | None = None,
+        attempt: int = 1,
+    ) -> TaskRef:
         """Publish a task as the operator would; returns its reference."""
         self.app.definition(queue)
-        ref = task or TaskRef(uid=str(uuid.uuid4()), namespace=namespace,
-                              name=name or f"{queue}-{len(self._tasks) + 1}")
-        msg = TaskMessage(task=ref, queue=queue, request=request, attempt=attempt,
-                          timeout_seconds=timeout_seconds)
+        ref = task or TaskRef(
+            uid=str(uuid.uuid4()),
+            namespace=namespace,
+            name=name or f"{queue}-{len(self._tasks) + 1}",
+        )
+        msg = TaskMessage(
+            task=ref, queue=queue, request=request, attempt=attempt, timeout_seconds=timeout_seconds
+        )
         msg = decode(TaskMessage, encode(msg))  # what a worker receives: JSON
         with self._lock:
             self._tasks.append(ref)
@@ -178,9 +206,16 @@ class StubBroker:
     def result(self, task: TaskRef, timeout: float = 10.0) -> TaskResult:
         """Wait for the task's terminal status and return how it ended."""
         end = self._sink.wait(task.uid, "finished", lambda m: m.phase.terminal, timeout)
-        return TaskResult(task=task, phase=end.phase, attempt=end.attempt, result=end.result,
-                          error=end.error, message=end.message, progress=self.progress(task),
-                          statuses=self.statuses(task))
+        return TaskResult(
+            task=task,
+            phase=end.phase,
+            attempt=end.attempt,
+            result=end.result,
+            error=end.error,
+            message=end.message,
+            progress=self.progress(task),
+            statuses=self.statuses(task),
+        )
 
     def join(self, timeout: float = 10.0) -> list[TaskResult]:
         """Wait for every enqueued task to end; their results in enqueue order."""
@@ -207,14 +242,23 @@ class StubBroker:
     def __enter__(self) -> StubBroker:
         return self
 
-    def __exit__(self, et: type[BaseException] | None, ev: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
 
-def run_task(app: App, queue: str, request: Any = None, *, timeout_seconds: int | None = None,
-             cancel_after: float | None = None, cancel_grace_seconds: float = 1.0,
-             pool: Pool = "thread", wait: float = 30.0) -> TaskResult:
+def run_task(
+    app: App,
+    queue: str,
+    request: Any = None,
+    *,
+    timeout_seconds: int | None = None,
+    cancel_after: float | None = None,
+    cancel_grace_seconds: float = 1.0,
+    pool: Pool = "thread",
+    wait: float = 30.0,
+) -> TaskResult:
     """Run one task to its end, in memory, and return how it ended.
 
     ``cancel_after`` cancels it that many seconds after its handler started;

@@ -27,10 +27,10 @@ DEAD_TASKS_QUEUE = "asynctask.dead-letter.tasks"
 #: A consumer that refuses a message says why in these headers: it publishes the message
 #: to DEAD_LETTER_EXCHANGE itself, with them, then acks it. (A plain reject leaves only
 #: ``x-death: rejected``, which tells nobody what was wrong.)
-DEAD_REASON_HEADER = "x-asynctask-dead-reason"    # one word: NotJson, TooDeep, NoHandler…
-DEAD_DETAIL_HEADER = "x-asynctask-dead-detail"    # the parser's words, cut short
-DEAD_BY_HEADER = "x-asynctask-dead-by"            # who refused it (a worker id, "operator")
-DEAD_QUEUE_HEADER = "x-asynctask-dead-queue"      # the queue it was refused from
+DEAD_REASON_HEADER = "x-asynctask-dead-reason"  # one word: NotJson, TooDeep, NoHandler…
+DEAD_DETAIL_HEADER = "x-asynctask-dead-detail"  # the parser's words, cut short
+DEAD_BY_HEADER = "x-asynctask-dead-by"  # who refused it (a worker id, "operator")
+DEAD_QUEUE_HEADER = "x-asynctask-dead-queue"  # the queue it was refused from
 DEAD_DETAIL_CHARS = 1000
 
 #: Task messages carry their task in headers too, so that a message whose body cannot be
@@ -79,8 +79,11 @@ def declare_status_queue(channel: Any) -> str:
 
 def declare_control_exchange(channel: Any) -> None:
     channel.exchange_declare(CONTROL_EXCHANGE, exchange_type="fanout", durable=True)
-    channel.queue_declare(CONTROL_STREAM, durable=True, arguments={
-        "x-queue-type": "stream", "x-max-age": CONTROL_RETENTION})
+    channel.queue_declare(
+        CONTROL_STREAM,
+        durable=True,
+        arguments={"x-queue-type": "stream", "x-max-age": CONTROL_RETENTION},
+    )
     channel.queue_bind(CONTROL_STREAM, CONTROL_EXCHANGE)
 
 
@@ -93,17 +96,25 @@ def declare_all(channel: Any, queues: list[str] | tuple[str, ...] = ()) -> None:
         declare_task_queue(channel, queue)
 
 
-def dead_letter_headers(headers: dict[str, Any] | None, *, queue: str, reason: str,
-                        detail: str, by: str) -> dict[str, Any]:
+def dead_letter_headers(
+    headers: dict[str, Any] | None, *, queue: str, reason: str, detail: str, by: str
+) -> dict[str, Any]:
     """The headers of a message refused from ``queue``: its own, plus why and by whom."""
     out = dict(headers or {})
-    out.update({DEAD_REASON_HEADER: reason, DEAD_DETAIL_HEADER: detail[:DEAD_DETAIL_CHARS],
-                DEAD_BY_HEADER: by, DEAD_QUEUE_HEADER: queue})
+    out.update(
+        {
+            DEAD_REASON_HEADER: reason,
+            DEAD_DETAIL_HEADER: detail[:DEAD_DETAIL_CHARS],
+            DEAD_BY_HEADER: by,
+            DEAD_QUEUE_HEADER: queue,
+        }
+    )
     return out
 
 
-def dead_letter(channel: Any, *, queue: str, body: bytes, properties: Any,
-                headers: dict[str, Any]) -> None:
+def dead_letter(
+    channel: Any, *, queue: str, body: bytes, properties: Any, headers: dict[str, Any]
+) -> None:
     """Publish a refused message to the dead-letter exchange, as RabbitMQ would have, but
     with the reason in ``headers``. Task queues' messages also reach DEAD_TASKS_QUEUE.
 
@@ -111,5 +122,6 @@ def dead_letter(channel: Any, *, queue: str, body: bytes, properties: Any,
     returned, so a crash in between means a second dead letter, never none.
     """
     properties.headers = headers
-    channel.basic_publish(exchange=DEAD_LETTER_EXCHANGE, routing_key=queue, body=body,
-                          properties=properties)
+    channel.basic_publish(
+        exchange=DEAD_LETTER_EXCHANGE, routing_key=queue, body=body, properties=properties
+    )

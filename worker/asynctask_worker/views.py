@@ -35,8 +35,12 @@ class TaskView(BaseModel):
     name: str
     namespace: str
     uid: str = ""
-    phase: Phase = Field(Phase.PENDING, description=(
-        "Pending (also before the operator has queued it), Processing, or a terminal phase."))
+    phase: Phase = Field(
+        Phase.PENDING,
+        description=(
+            "Pending (also before the operator has queued it), Processing, or a terminal phase."
+        ),
+    )
     done: bool = False
     progress: int = 0
     message: str | None = None

@@ -21,7 +21,7 @@ def test_options_work_before_and_after_the_command_as_kubectl_passes_them() -> N
 
 def test_requests_come_from_json_text_or_a_file(tmp_path: Path) -> None:
     assert cli.read_request('{"x": 1}') == {"x": 1}
-    (tmp_path / "r.json").write_text('[1, 2]')
+    (tmp_path / "r.json").write_text("[1, 2]")
     assert cli.read_request(f"@{tmp_path / 'r.json'}") == [1, 2]
     with pytest.raises(cli.UsageError, match="not JSON"):
         cli.read_request("{x")
@@ -35,8 +35,9 @@ def test_labels_need_key_equals_value() -> None:
         cli.labels(["nokey"])
 
 
-def test_a_bad_request_exits_2_before_any_connection(capsys: pytest.CaptureFixture[str],
-                                                     tmp_path: Path) -> None:
+def test_a_bad_request_exits_2_before_any_connection(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
     code = cli.main(["submit", "q", "--request", "{x", "--gateway", "http://127.0.0.1:9"])
     assert code == 2 and "--request is not JSON" in capsys.readouterr().err
     missing = cli.main(["get", "t", "--kubeconfig", str(tmp_path / "none")])

@@ -19,13 +19,20 @@ from asynctask_client.http import refusal
 
 
 def ended(phase: str, **error: str) -> TaskView:
-    return TaskView.model_validate({"name": "t", "namespace": "ns", "phase": phase,
-                                    "done": True, "error": error or None})
+    return TaskView.model_validate(
+        {"name": "t", "namespace": "ns", "phase": phase, "done": True, "error": error or None}
+    )
 
 
-@pytest.mark.parametrize(("phase", "kind"), [("Failed", TaskFailed), ("Error", TaskError),
-                                             ("Cancelled", TaskCancelled),
-                                             ("TimedOut", TaskTimedOut)])
+@pytest.mark.parametrize(
+    ("phase", "kind"),
+    [
+        ("Failed", TaskFailed),
+        ("Error", TaskError),
+        ("Cancelled", TaskCancelled),
+        ("TimedOut", TaskTimedOut),
+    ],
+)
 def test_each_terminal_phase_raises_its_exception(phase: str, kind: type[Exception]) -> None:
     with pytest.raises(kind) as raised:
         raise_for_outcome(ended(phase, reason="R", message="M"))
@@ -50,12 +57,25 @@ def test_a_wait_timeout_is_a_timeout_error_and_not_a_task_outcome() -> None:
 
 
 def test_problems_and_kubernetes_statuses_become_the_same_api_error() -> None:
-    problem = refusal(422, "application/problem+json", {
-        "reason": "Invalid", "detail": "bad", "causes": [{"field": "spec.retries",
-                                                          "message": "too many"}]})
-    status = refusal(422, "application/json", {
-        "kind": "Status", "reason": "Invalid", "message": "bad",
-        "details": {"causes": [{"field": "spec.retries", "message": "too many"}]}})
+    problem = refusal(
+        422,
+        "application/problem+json",
+        {
+            "reason": "Invalid",
+            "detail": "bad",
+            "causes": [{"field": "spec.retries", "message": "too many"}],
+        },
+    )
+    status = refusal(
+        422,
+        "application/json",
+        {
+            "kind": "Status",
+            "reason": "Invalid",
+            "message": "bad",
+            "details": {"causes": [{"field": "spec.retries", "message": "too many"}]},
+        },
+    )
     for error in (problem, status):
         assert isinstance(error, ApiError)
         assert (error.status, error.reason, error.message) == (422, "Invalid", "bad")

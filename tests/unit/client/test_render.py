@@ -51,9 +51,13 @@ def test_age_reads_like_kubectl() -> None:
 
 
 def test_the_table_has_a_progress_column_and_aligned_cells() -> None:
-    rows = table([view(name="short", phase="Processing", progress=40, message="step 2"),
-                  view(name="a-much-longer-name", phase="Succeeded", progress=100)],
-                 NOW).splitlines()
+    rows = table(
+        [
+            view(name="short", phase="Processing", progress=40, message="step 2"),
+            view(name="a-much-longer-name", phase="Succeeded", progress=100),
+        ],
+        NOW,
+    ).splitlines()
     assert rows[0].split() == ["NAME", "PHASE", "PROGRESS", "AGE", "MESSAGE"]
     assert rows[1].split() == ["short", "Processing", "40%", "42s", "step", "2"]
     assert rows[0].index("PHASE") == rows[1].index("Processing") == rows[2].index("Succeeded")
@@ -71,8 +75,9 @@ def test_the_estimate_comes_from_the_progress_rate_while_processing() -> None:
 
 
 def test_the_bar_line_shows_percent_phase_message_elapsed_and_eta_within_the_width() -> None:
-    line = bar_line(view(phase="Processing", progress=50, message="step 2 of 4"),
-                    elapsed=65, eta=12, width=100)
+    line = bar_line(
+        view(phase="Processing", progress=50, message="step 2 of 4"), elapsed=65, eta=12, width=100
+    )
     assert "[============>            ]" in line
     assert " 50% Processing  step 2 of 4  1:05 ETA 0:12" in line
     assert len(line) <= 100 and "\x1b" not in line
@@ -90,12 +95,26 @@ def test_plain_lines_and_machine_output() -> None:
 
 
 def test_describe_shows_conditions_webhook_and_events_or_says_why_not() -> None:
-    failed = view(phase="Error", error={"reason": "HandlerError", "message": "boom",
-                                        "traceback": "Traceback...\nRuntimeError: boom"})
-    status = {"conditions": [{"type": "Completed", "status": "True", "reason": "Error"}],
-              "webhook": {"phase": "Error", "delivered": True}}
-    events = [{"type": "Warning", "reason": "Error", "message": "boom",
-               "lastTimestamp": "2026-11-24T11:59:00Z"}]
+    failed = view(
+        phase="Error",
+        error={
+            "reason": "HandlerError",
+            "message": "boom",
+            "traceback": "Traceback...\nRuntimeError: boom",
+        },
+    )
+    status = {
+        "conditions": [{"type": "Completed", "status": "True", "reason": "Error"}],
+        "webhook": {"phase": "Error", "delivered": True},
+    }
+    events = [
+        {
+            "type": "Warning",
+            "reason": "Error",
+            "message": "boom",
+            "lastTimestamp": "2026-11-24T11:59:00Z",
+        }
+    ]
     text = describe(Details(failed, {"queue": "q"}, status, events), NOW)
     assert "Queue:        q" in text and "  RuntimeError: boom" in text
     assert "  Completed     True    Error" in text

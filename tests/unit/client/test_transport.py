@@ -8,12 +8,26 @@ from asynctask_client.transport import Submission, idempotent_name, request_hash
 
 def test_the_spec_leaves_unset_fields_to_the_crd_and_names_them_as_the_crd_does() -> None:
     assert spec_of("q", {"x": 1}) == {"queue": "q", "request": {"x": 1}}
-    spec = spec_of("q", None, timeout=60, queue_timeout=600, retries=2, retry_backoff=5,
-                   ttl=3600, webhook="https://hooks.example.com/t")
-    assert spec == {"queue": "q", "request": None, "timeoutSeconds": 60,
-                    "queueTimeoutSeconds": 600, "retries": 2, "retryBackoffSeconds": 5,
-                    "ttlSecondsAfterFinished": 3600,
-                    "webhook": {"url": "https://hooks.example.com/t"}}
+    spec = spec_of(
+        "q",
+        None,
+        timeout=60,
+        queue_timeout=600,
+        retries=2,
+        retry_backoff=5,
+        ttl=3600,
+        webhook="https://hooks.example.com/t",
+    )
+    assert spec == {
+        "queue": "q",
+        "request": None,
+        "timeoutSeconds": 60,
+        "queueTimeoutSeconds": 600,
+        "retries": 2,
+        "retryBackoffSeconds": 5,
+        "ttlSecondsAfterFinished": 3600,
+        "webhook": {"url": "https://hooks.example.com/t"},
+    }
     secret = {"url": "https://h", "secretRef": {"name": "s", "key": "k"}}
     assert spec_of("q", None, webhook=secret)["webhook"] == secret
 
@@ -33,8 +47,22 @@ def test_idempotent_names_are_stable_valid_and_per_namespace() -> None:
 
 
 def test_sse_events_are_parsed_with_ids_names_multiline_data_and_comments_skipped() -> None:
-    lines = ["retry: 3000", "", ": keepalive", "", "id: 7", "event: Processing",
-             "data: {\"a\":", "data: 1}", "", "event: deleted", "data:x", ""]
+    lines = [
+        "retry: 3000",
+        "",
+        ": keepalive",
+        "",
+        "id: 7",
+        "event: Processing",
+        'data: {"a":',
+        "data: 1}",
+        "",
+        "event: deleted",
+        "data:x",
+        "",
+    ]
     events = list(sse_events(iter(lines)))
     assert [(e.id, e.event, e.data) for e in events] == [
-        ("7", "Processing", "{\"a\":\n1}"), (None, "deleted", "x")]
+        ("7", "Processing", '{"a":\n1}'),
+        (None, "deleted", "x"),
+    ]

@@ -16,15 +16,19 @@ from asynctask_gateway.metrics import Metrics
 
 
 def task(name: str, rv: str, phase: str | None = None) -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
-            "spec": {"queue": "q"}, "status": {"phase": phase} if phase else {}}
+    return {
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
+        "spec": {"queue": "q"},
+        "status": {"phase": phase} if phase else {},
+    }
 
 
 class ScriptedApiserver:
     """Lists answer ``lists`` in turn; each watch plays the next script of ``watches``."""
 
-    def __init__(self, lists: list[list[dict[str, Any]]],
-                 watches: list[list[dict[str, Any]]]) -> None:
+    def __init__(
+        self, lists: list[list[dict[str, Any]]], watches: list[list[dict[str, Any]]]
+    ) -> None:
         self.lists, self.watches = lists, watches
         self.watch_versions: list[str] = []
         self.list_calls = 0
@@ -34,8 +38,9 @@ class ScriptedApiserver:
         self.list_calls += 1
         return {"items": items, "metadata": {"resourceVersion": f"list{self.list_calls}"}}
 
-    async def watch(self, path: str, params: Mapping[str, str],
-                    read_timeout: float) -> AsyncIterator[dict[str, Any]]:
+    async def watch(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
         self.watch_versions.append(params["resourceVersion"])
         assert params["allowWatchBookmarks"] == "true"
         script = self.watches.pop(0) if self.watches else []
@@ -57,11 +62,16 @@ async def test_list_then_watch_resumes_from_the_last_version_and_relists_on_gone
     api = ScriptedApiserver(
         lists=[[task("a", "1"), task("b", "2")], [task("a", "9", "Succeeded")]],
         watches=[
-            [{"type": "MODIFIED", "object": task("a", "3", "Processing")},
-             {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}}],
-            [{"type": "ADDED", "object": task("c", "6")},
-             {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}],
-        ])
+            [
+                {"type": "MODIFIED", "object": task("a", "3", "Processing")},
+                {"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "5"}}},
+            ],
+            [
+                {"type": "ADDED", "object": task("c", "6")},
+                {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}},
+            ],
+        ],
+    )
     metrics = Metrics()
     cache = TaskCache(cast(Kube, api), ["ns"], metrics)
     runner = asyncio.create_task(cache.run())
@@ -134,11 +144,11 @@ def test_a_namespace_lists_its_own_entries_by_name() -> None:
     cache = TaskCache(cast(Kube, None), [], Metrics())
     for name in ("b", "a", "c"):
         cache.seed(task(name, "1"))
-    cache.seed({**task("z", "1"), "metadata": {"name": "z", "namespace": "other",
-                                               "resourceVersion": "1"}})
+    cache.seed(
+        {**task("z", "1"), "metadata": {"name": "z", "namespace": "other", "resourceVersion": "1"}}
+    )
     assert [e.view.name for e in cache.in_namespace("ns")] == ["a", "b", "c"]
     cache._drop(("ns", "b"))
     cache._drop(("other", "z"))
     assert [e.view.name for e in cache.in_namespace("ns")] == ["a", "c"]
     assert cache.in_namespace("other") == [] and len(cache) == 2
-

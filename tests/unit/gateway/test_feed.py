@@ -16,12 +16,19 @@ from asynctask_gateway.watching import detail, frame, watch_query
 from tests.unit.gateway.test_cache import ScriptedApiserver, settle
 
 
-def task(name: str, rv: str, phase: str | None = None, queue: str = "q",
-         namespace: str = "ns") -> dict[str, Any]:
-    return {"metadata": {"name": name, "namespace": namespace, "resourceVersion": rv,
-                         "labels": {"app": "web"}},
-            "spec": {"queue": queue, "request": {"x": 1}},
-            "status": {"phase": phase} if phase else {}}
+def task(
+    name: str, rv: str, phase: str | None = None, queue: str = "q", namespace: str = "ns"
+) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "name": name,
+            "namespace": namespace,
+            "resourceVersion": rv,
+            "labels": {"app": "web"},
+        },
+        "spec": {"queue": queue, "request": {"x": 1}},
+        "status": {"phase": phase} if phase else {},
+    }
 
 
 def test_counts_follow_each_change_without_recounting() -> None:
@@ -30,8 +37,11 @@ def test_counts_follow_each_change_without_recounting() -> None:
     b1 = project(task("b", "3", "Succeeded", queue="r"))
     feed.changed(("ns", "a"), None, a1)
     feed.changed(("ns", "b"), None, b1)
-    assert feed.counts("ns") == {"total": 2, "phases": {"Pending": 1, "Succeeded": 1},
-                                 "queues": {"q": {"Pending": 1}, "r": {"Succeeded": 1}}}
+    assert feed.counts("ns") == {
+        "total": 2,
+        "phases": {"Pending": 1, "Succeeded": 1},
+        "queues": {"q": {"Pending": 1}, "r": {"Succeeded": 1}},
+    }
     feed.changed(("ns", "a"), a1, a2)
     assert feed.counts("ns")["phases"] == {"Processing": 1, "Succeeded": 1}
     feed.changed(("ns", "a"), a2, None)
@@ -61,8 +71,13 @@ def test_a_slow_stream_gets_each_changed_name_once_and_counts_only_when_they_mov
 async def test_the_watch_cache_feeds_it_from_list_watch_and_deletions() -> None:
     api = ScriptedApiserver(
         lists=[[task("a", "1"), task("b", "2", "Processing")]],
-        watches=[[{"type": "MODIFIED", "object": task("a", "3", "Succeeded")},
-                  {"type": "DELETED", "object": task("b", "4", "Processing")}]])
+        watches=[
+            [
+                {"type": "MODIFIED", "object": task("a", "3", "Succeeded")},
+                {"type": "DELETED", "object": task("b", "4", "Processing")},
+            ]
+        ],
+    )
     feed = NamespaceFeed()
     cache = TaskCache(cast(Kube, api), ["ns"], Metrics())
     cache.listeners.append(feed.changed)
@@ -74,14 +89,21 @@ async def test_the_watch_cache_feeds_it_from_list_watch_and_deletions() -> None:
             runner.cancel()
         names, counts_changed = sub.take()
     assert names == ["a", "b"] and counts_changed
-    assert feed.counts("ns") == {"total": 1, "phases": {"Succeeded": 1},
-                                 "queues": {"q": {"Succeeded": 1}}}
+    assert feed.counts("ns") == {
+        "total": 1,
+        "phases": {"Succeeded": 1},
+        "queues": {"q": {"Succeeded": 1}},
+    }
 
 
 def test_counts_document_leaves_out_empty_cells() -> None:
     from collections import Counter
-    assert counts_document(Counter({("q", "Pending"): 0})) == {"total": 0, "phases": {},
-                                                               "queues": {}}
+
+    assert counts_document(Counter({("q", "Pending"): 0})) == {
+        "total": 0,
+        "phases": {},
+        "queues": {},
+    }
 
 
 def test_the_stream_filters_by_queue_and_labels_and_refuses_a_phase() -> None:
@@ -101,9 +123,12 @@ def test_a_frame_is_one_sse_event_of_compact_json() -> None:
 
 def test_the_detail_has_the_request_and_the_status_the_view_leaves_out() -> None:
     obj = task("a", "5", "Succeeded")
-    obj["status"].update(conditions=[{"type": "Ready", "status": "True"}],
-                         webhook={"phase": "Succeeded", "delivered": True}, result={"r": 1},
-                         queuedTime="2026-01-01T00:00:00Z")
+    obj["status"].update(
+        conditions=[{"type": "Ready", "status": "True"}],
+        webhook={"phase": "Succeeded", "delivered": True},
+        result={"r": 1},
+        queuedTime="2026-01-01T00:00:00Z",
+    )
     obj["metadata"]["annotations"] = {"asynctask.dev/created-by": "ada"}
     doc = detail(obj)
     assert doc["spec"]["request"] == {"x": 1} and doc["task"]["result"] == {"r": 1}

@@ -24,7 +24,8 @@ def test_the_gateways_own_token_header_whatever_the_loader_stored() -> None:
 
 
 def test_kubeconfig_is_read_when_the_configuration_is_loaded(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "config"
     path.write_text(KUBECONFIG)
     monkeypatch.delenv("KUBERNETES_SERVICE_HOST", raising=False)
@@ -32,8 +33,10 @@ def test_kubeconfig_is_read_when_the_configuration_is_loaded(
     kube = Kube(load_configuration())
     assert kube.host == "http://127.0.0.1:9"
     assert kube._headers()["Authorization"] == "Bearer secret-token"
-    assert kube._headers("application/merge-patch+json")["Content-Type"] == \
-        "application/merge-patch+json"
+    assert (
+        kube._headers("application/merge-patch+json")["Content-Type"]
+        == "application/merge-patch+json"
+    )
 
 
 def test_paths() -> None:

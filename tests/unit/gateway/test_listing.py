@@ -9,16 +9,30 @@ from asynctask_gateway.listing import Query, decode_continue, page, parse_select
 
 
 def entry(name: str, queue: str = "q", phase: str | None = None, **labels: str) -> Entry:
-    return project({"metadata": {"name": name, "namespace": "ns", "labels": labels},
-                    "spec": {"queue": queue}, "status": {"phase": phase} if phase else {}})
+    return project(
+        {
+            "metadata": {"name": name, "namespace": "ns", "labels": labels},
+            "spec": {"queue": queue},
+            "status": {"phase": phase} if phase else {},
+        }
+    )
 
 
-@pytest.mark.parametrize(("selector", "labels", "expected"), [
-    ("a=b", {"a": "b"}, True), ("a==b", {"a": "c"}, False), ("a!=b", {"a": "c"}, True),
-    ("a!=b", {}, True), ("a", {"a": ""}, True), ("!a", {"a": "x"}, False),
-    ("a in (x, y)", {"a": "y"}, True), ("a notin (x,y)", {"a": "y"}, False),
-    ("a=b,c in (1,2)", {"a": "b", "c": "2"}, True), ("a=b,c in (1,2)", {"a": "b"}, False),
-])
+@pytest.mark.parametrize(
+    ("selector", "labels", "expected"),
+    [
+        ("a=b", {"a": "b"}, True),
+        ("a==b", {"a": "c"}, False),
+        ("a!=b", {"a": "c"}, True),
+        ("a!=b", {}, True),
+        ("a", {"a": ""}, True),
+        ("!a", {"a": "x"}, False),
+        ("a in (x, y)", {"a": "y"}, True),
+        ("a notin (x,y)", {"a": "y"}, False),
+        ("a=b,c in (1,2)", {"a": "b", "c": "2"}, True),
+        ("a=b,c in (1,2)", {"a": "b"}, False),
+    ],
+)
 def test_label_selectors(selector: str, labels: dict[str, str], expected: bool) -> None:
     assert parse_selector(selector)(labels) is expected
 
@@ -39,8 +53,9 @@ def test_pages_walk_every_match_once_in_name_order() -> None:
         pages += 1
         if token is None:
             break
-        query = Query.parse({"queue": "a", "labelSelector": "team=x", "limit": "2",
-                             "continue": token})
+        query = Query.parse(
+            {"queue": "a", "labelSelector": "team=x", "limit": "2", "continue": token}
+        )
         assert decode_continue(token) == names[-1]
     assert names == ["t1", "t3", "t5"] and pages == 2
 
@@ -51,11 +66,16 @@ def test_phase_filter() -> None:
     assert [e.view.name for e in items] == ["c"]
 
 
-@pytest.mark.parametrize(("params", "word"), [({"phase": "Done"}, "phase"),
-                                              ({"limit": "0"}, "limit"),
-                                              ({"limit": "x"}, "limit"),
-                                              ({"limit": "501"}, "limit"),
-                                              ({"continue": "%%%"}, "continue")])
+@pytest.mark.parametrize(
+    ("params", "word"),
+    [
+        ({"phase": "Done"}, "phase"),
+        ({"limit": "0"}, "limit"),
+        ({"limit": "x"}, "limit"),
+        ({"limit": "501"}, "limit"),
+        ({"continue": "%%%"}, "continue"),
+    ],
+)
 def test_bad_queries_name_the_parameter(params: dict[str, str], word: str) -> None:
     with pytest.raises(ValueError, match=word):
         Query.parse(params)

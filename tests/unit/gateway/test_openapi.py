@@ -21,14 +21,17 @@ def served_routes() -> set[tuple[str, str]]:
     cfg = k8s_client.Configuration()
     cfg.host = "http://127.0.0.1:9"  # never contacted: the app is only built
     app = make_app(make_gateway(GatewaySettings(), Kube(cfg)))
-    return {(route.method.lower(), route.resource.canonical)
-            for route in app.router.routes()
-            if route.method != "HEAD" and route.resource is not None}
+    return {
+        (route.method.lower(), route.resource.canonical)
+        for route in app.router.routes()
+        if route.method != "HEAD" and route.resource is not None
+    }
 
 
 def test_the_checked_in_document_is_current() -> None:
-    assert (REPO / "docs" / "openapi.json").read_text() == render(), \
+    assert (REPO / "docs" / "openapi.json").read_text() == render(), (
         "regenerate: python -m asynctask_gateway.openapi > docs/openapi.json"
+    )
 
 
 def test_served_routes_and_the_document_agree() -> None:

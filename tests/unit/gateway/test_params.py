@@ -8,8 +8,9 @@ from asynctask_gateway.params import etag_matches, parse_duration, prefer_wait, 
 from asynctask_gateway.settings import MAX_WAIT_SECONDS
 
 
-@pytest.mark.parametrize(("text", "seconds"), [("30s", 30), ("30", 30), ("1.5s", 1.5),
-                                               ("500ms", 0.5), ("1m", 60)])
+@pytest.mark.parametrize(
+    ("text", "seconds"), [("30s", 30), ("30", 30), ("1.5s", 1.5), ("500ms", 0.5), ("1m", 60)]
+)
 def test_durations(text: str, seconds: float) -> None:
     assert parse_duration(text) == seconds
 

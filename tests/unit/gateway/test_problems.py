@@ -17,11 +17,23 @@ from asynctask_gateway.problems import (
 )
 from asynctask_gateway.submissions import TaskRequest
 
-INVALID = {"kind": "Status", "status": "Failure", "reason": "Invalid", "code": 422,
-           "message": 'AsyncTask.asynctask.dev "x" is invalid: spec.webhook.url: Invalid '
-                      'value: "ftp://h": spec.webhook.url in body should match \'^https?://\'',
-           "details": {"causes": [{"reason": "FieldValueInvalid", "field": "spec.webhook.url",
-                                   "message": "Invalid value: \"ftp://h\""}]}}
+INVALID = {
+    "kind": "Status",
+    "status": "Failure",
+    "reason": "Invalid",
+    "code": 422,
+    "message": 'AsyncTask.asynctask.dev "x" is invalid: spec.webhook.url: Invalid '
+    "value: \"ftp://h\": spec.webhook.url in body should match '^https?://'",
+    "details": {
+        "causes": [
+            {
+                "reason": "FieldValueInvalid",
+                "field": "spec.webhook.url",
+                "message": 'Invalid value: "ftp://h"',
+            }
+        ]
+    },
+}
 
 
 def test_admission_refusals_pass_through_with_the_field() -> None:
@@ -29,8 +41,13 @@ def test_admission_refusals_pass_through_with_the_field() -> None:
     body = problem.body("/v1/namespaces/ns/tasks")
     assert body["status"] == 422 and body["reason"] == "Invalid"
     assert body["detail"] == INVALID["message"]
-    assert body["causes"] == [{"field": "spec.webhook.url", "reason": "FieldValueInvalid",
-                               "message": "Invalid value: \"ftp://h\""}]
+    assert body["causes"] == [
+        {
+            "field": "spec.webhook.url",
+            "reason": "FieldValueInvalid",
+            "message": 'Invalid value: "ftp://h"',
+        }
+    ]
     assert body["type"] == "https://asynctask.dev/problems/invalid"
     assert body["instance"] == "/v1/namespaces/ns/tasks"
 
@@ -50,14 +67,18 @@ def test_validation_errors_name_each_field() -> None:
         TaskRequest.model_validate({"queue": 5, "retries": "x", "bogus": 1})
     problem = from_validation_error(info.value)
     fields = {c["field"]: c["reason"] for c in problem.causes}
-    assert fields == {"queue": "FieldValueInvalid", "retries": "FieldValueInvalid",
-                      "bogus": "FieldValueNotSupported"}
+    assert fields == {
+        "queue": "FieldValueInvalid",
+        "retries": "FieldValueInvalid",
+        "bogus": "FieldValueNotSupported",
+    }
     assert problem.status == 422
 
 
 def test_the_response_is_problem_json() -> None:
-    response = Problem(429, "TooManyRequests", "slow down",
-                       headers={"Retry-After": "5"}).response("/x")
+    response = Problem(429, "TooManyRequests", "slow down", headers={"Retry-After": "5"}).response(
+        "/x"
+    )
     assert response.headers["Content-Type"] == PROBLEM_JSON
     assert response.headers["Retry-After"] == "5"
     assert response.body is not None

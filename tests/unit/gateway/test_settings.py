@@ -39,14 +39,16 @@ def test_the_default_wait_stays_below_proxy_limits(monkeypatch: pytest.MonkeyPat
 
 
 def test_json_logs_are_one_object_per_line() -> None:
-    record = logging.LogRecord("asynctask_gateway", logging.INFO, __file__, 1,
-                               "serving on %s", ("x",), None)
+    record = logging.LogRecord(
+        "asynctask_gateway", logging.INFO, __file__, 1, "serving on %s", ("x",), None
+    )
     doc = json.loads(JsonFormatter().format(record))
     assert doc["message"] == "serving on x" and doc["level"] == "INFO"
 
 
-def test_the_command_says_which_extra_is_missing(monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_the_command_says_which_extra_is_missing(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     from asynctask_gateway import _script
 
     assert _script.missing_modules() == []  # the dev install has asynctask[gateway]

@@ -11,8 +11,9 @@ from asynctask_worker.views import TaskView, task_view
 
 def view(rv: str, phase: str | None = None, progress: int = 0) -> TaskView:
     status = {"phase": phase, "progress": progress} if phase else {}
-    return task_view({"metadata": {"name": "t", "namespace": "ns", "resourceVersion": rv},
-                      "status": status})
+    return task_view(
+        {"metadata": {"name": "t", "namespace": "ns", "resourceVersion": rv}, "status": status}
+    )
 
 
 def test_a_new_stream_gets_the_current_state_at_once() -> None:

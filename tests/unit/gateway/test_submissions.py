@@ -19,20 +19,29 @@ from asynctask_operator.spec import AsyncTaskSpec
 
 def test_the_body_is_the_operators_spec_model() -> None:
     assert issubclass(TaskRequest, AsyncTaskSpec)
-    req = TaskRequest.model_validate({"queue": "q", "request": {"a": 1}, "timeoutSeconds": 60,
-                                      "webhook": {"url": "https://x.example"}})
+    req = TaskRequest.model_validate(
+        {
+            "queue": "q",
+            "request": {"a": 1},
+            "timeoutSeconds": 60,
+            "webhook": {"url": "https://x.example"},
+        }
+    )
     assert req.timeout_seconds == 60
 
 
-@pytest.mark.parametrize(("body", "field"), [
-    ({"queue": "q", "extra": 1}, "extra"),
-    ({"queue": "Not A Queue"}, "queue"),
-    ({"queue": "q", "timeoutSeconds": "soon"}, "timeoutSeconds"),
-    ({"queue": "q", "retries": 11}, "retries"),
-    ({"queue": "q", "labels": {"bad key!": "x"}}, "labels"),
-    ({"queue": "q", "cancel": True}, ""),
-    ({}, "queue"),
-])
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"queue": "q", "extra": 1}, "extra"),
+        ({"queue": "Not A Queue"}, "queue"),
+        ({"queue": "q", "timeoutSeconds": "soon"}, "timeoutSeconds"),
+        ({"queue": "q", "retries": 11}, "retries"),
+        ({"queue": "q", "labels": {"bad key!": "x"}}, "labels"),
+        ({"queue": "q", "cancel": True}, ""),
+        ({}, "queue"),
+    ],
+)
 def test_invalid_bodies_are_refused(body: dict[str, object], field: str) -> None:
     with pytest.raises(ValidationError) as info:
         TaskRequest.model_validate(body)
@@ -48,8 +57,9 @@ def test_the_manifest_carries_the_spec_the_creator_and_the_digest() -> None:
     assert obj["metadata"]["annotations"][CREATED_BY] == "alice"
     assert obj["metadata"]["annotations"][REQUEST_HASH] == request_hash(body)
     assert obj["spec"] == {"queue": "q", "request": {"x": 1}, "retries": 2}
-    named = manifest(TaskRequest.model_validate({"queue": "q", "name": "mine"}), "ns",
-                     user="alice", digest="d")
+    named = manifest(
+        TaskRequest.model_validate({"queue": "q", "name": "mine"}), "ns", user="alice", digest="d"
+    )
     assert named["metadata"]["name"] == "mine" and named["spec"] == {"queue": "q"}
 
 

@@ -37,8 +37,9 @@ def test_no_inline_script_no_inline_style_no_other_origin() -> None:
 
 def test_data_is_never_parsed_as_markup_and_tokens_never_go_in_a_url() -> None:
     for name, source in JS.items():
-        assert not re.search(r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(",
-                             source), name
+        assert not re.search(
+            r"innerHTML|outerHTML|insertAdjacentHTML|document\.write|eval\(", source
+        ), name
         assert "localStorage" not in source, name  # sessionStorage: this tab only
         assert not re.search(r"[?&](token|access_token)=", source), name
     assert 'credentials: "omit"' in JS["js/api.js"]  # no cookie is ever sent
@@ -48,8 +49,11 @@ async def test_every_file_is_served_with_its_type_and_the_security_headers() -> 
     app = web.Application()
     ui.add_routes(app)
     async with TestClient(TestServer(app)) as client:
-        for path, kind in [("/ui/", "text/html"), ("/ui/app.css", "text/css"),
-                           ("/ui/js/main.js", "text/javascript")]:
+        for path, kind in [
+            ("/ui/", "text/html"),
+            ("/ui/app.css", "text/css"),
+            ("/ui/js/main.js", "text/javascript"),
+        ]:
             resp = await client.get(path)
             assert resp.status == 200, path
             assert resp.headers["Content-Type"].startswith(kind), path
@@ -72,5 +76,6 @@ def test_the_wheel_ships_every_file_as_package_data() -> None:
     for name in ui.FILES:
         path = PurePosixPath("ui", name)
         # setuptools' globs: "*" stays within one folder
-        assert any(path.match(p) and len(path.parts) == len(PurePosixPath(p).parts)
-                   for p in patterns), name
+        assert any(
+            path.match(p) and len(path.parts) == len(PurePosixPath(p).parts) for p in patterns
+        ), name

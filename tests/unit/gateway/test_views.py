@@ -7,13 +7,21 @@ from typing import Any
 from asynctask_worker.messages import Phase
 from asynctask_worker.views import TaskView, task_view
 
-META = {"name": "t1", "namespace": "ns", "uid": "u-1", "resourceVersion": "42",
-        "creationTimestamp": "2026-11-24T10:00:00Z"}
+META = {
+    "name": "t1",
+    "namespace": "ns",
+    "uid": "u-1",
+    "resourceVersion": "42",
+    "creationTimestamp": "2026-11-24T10:00:00Z",
+}
 
 
 def obj(**status: Any) -> dict[str, Any]:
-    return {"metadata": META, "spec": {"queue": "q", "request": {"big": "x" * 10}},
-            "status": status}
+    return {
+        "metadata": META,
+        "spec": {"queue": "q", "request": {"big": "x" * 10}},
+        "status": status,
+    }
 
 
 def test_a_task_not_yet_queued_is_pending_and_not_done() -> None:
@@ -24,9 +32,16 @@ def test_a_task_not_yet_queued_is_pending_and_not_done() -> None:
 
 
 def test_a_succeeded_task_is_done_with_its_result() -> None:
-    view = task_view(obj(phase="Succeeded", progress=100, result={"ok": 1}, attempts=1,
-                         startTime="2026-11-24T10:00:01Z",
-                         completionTime="2026-11-24T10:00:02Z"))
+    view = task_view(
+        obj(
+            phase="Succeeded",
+            progress=100,
+            result={"ok": 1},
+            attempts=1,
+            startTime="2026-11-24T10:00:01Z",
+            completionTime="2026-11-24T10:00:02Z",
+        )
+    )
     assert view.done and view.result == {"ok": 1} and view.error is None
     assert view.start_time == "2026-11-24T10:00:01Z"
     assert view.completion_time == "2026-11-24T10:00:02Z"
@@ -34,8 +49,7 @@ def test_a_succeeded_task_is_done_with_its_result() -> None:
 
 def test_every_terminal_phase_is_done_and_carries_its_error() -> None:
     for phase in ("Failed", "Error", "Cancelled", "TimedOut"):
-        view = task_view(obj(phase=phase, error={"reason": "R", "message": "m",
-                                                 "traceback": "tb"}))
+        view = task_view(obj(phase=phase, error={"reason": "R", "message": "m", "traceback": "tb"}))
         assert view.done and view.phase.value == phase
         assert view.error is not None and view.error.reason == "R"
     for phase in ("Pending", "Processing"):
@@ -48,13 +62,28 @@ def test_an_unknown_phase_reads_as_pending() -> None:
 
 def test_the_wire_form_has_exactly_the_documented_fields() -> None:
     wire = task_view(obj(phase="Processing", progress=40, message="half")).to_json()
-    assert list(wire) == ["name", "namespace", "uid", "phase", "done", "progress", "message",
-                          "result", "error", "attempts", "createdAt", "startTime",
-                          "completionTime", "resourceVersion", "queue"]
+    assert list(wire) == [
+        "name",
+        "namespace",
+        "uid",
+        "phase",
+        "done",
+        "progress",
+        "message",
+        "result",
+        "error",
+        "attempts",
+        "createdAt",
+        "startTime",
+        "completionTime",
+        "resourceVersion",
+        "queue",
+    ]
     assert wire["phase"] == "Processing" and wire["progress"] == 40 and wire["queue"] == "q"
     # A client reads it back into the same model (a Python client shares it).
-    assert TaskView.model_validate(wire) == task_view(obj(phase="Processing", progress=40,
-                                                          message="half"))
+    assert TaskView.model_validate(wire) == task_view(
+        obj(phase="Processing", progress=40, message="half")
+    )
 
 
 def test_the_request_is_never_part_of_the_view() -> None:

@@ -16,6 +16,7 @@ def resolver(table: dict[str, list[str]], calls: list[str] | None = None) -> Any
         if host not in table:
             raise OSError(f"no such host {host}")
         return table[host]
+
     return resolve
 
 
@@ -46,8 +47,9 @@ class FakeApi:
             raise Gone(f"{namespace}/{name}")
         return self.objects[(namespace, name)]
 
-    async def replace_status(self, namespace: str, name: str, uid: str,
-                             status: dict[str, Any]) -> dict[str, Any]:
+    async def replace_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
         self.journal.append(f"write {name} {status.get('phase')}")
         if self.unavailable_next:
             self.unavailable_next -= 1

@@ -11,8 +11,7 @@ from asynctask_operator import cli
 from asynctask_operator.app import OperatorMemo
 
 
-def test_the_namespaces_of_the_command_line_reach_the_memo(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_namespaces_of_the_command_line_reach_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
     async def operator(**kwargs: Any) -> None:  # kopf.operator, which would run forever
@@ -26,8 +25,7 @@ def test_the_namespaces_of_the_command_line_reach_the_memo(
     assert memo.operator is None  # built by the startup handler, once kopf runs
 
 
-def test_without_namespaces_the_operator_is_cluster_wide(
-        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_namespaces_the_operator_is_cluster_wide(monkeypatch: pytest.MonkeyPatch) -> None:
     seen: dict[str, Any] = {}
 
     async def operator(**kwargs: Any) -> None:

@@ -14,8 +14,14 @@ REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
 
 
 def status(phase: str, **extra: Any) -> dict[str, Any]:
-    return {"phase": phase, "attempts": 1, "progress": 0, "message": "m",
-            "lastUpdateTime": "2030-01-02T03:04:05Z", **extra}
+    return {
+        "phase": phase,
+        "attempts": 1,
+        "progress": 0,
+        "message": "m",
+        "lastUpdateTime": "2030-01-02T03:04:05Z",
+        **extra,
+    }
 
 
 # the event ---------------------------------------------------------------------------
@@ -32,9 +38,19 @@ def test_event_is_a_structured_cloudevent_with_the_task_in_data() -> None:
     assert event["time"] == "2030-01-02T03:04:05Z"
     assert event["datacontenttype"] == "application/json"
     assert event["data"] == {
-        "name": "resize-1", "namespace": "team-a", "uid": REF.uid, "phase": "Succeeded",
-        "attempt": 1, "attempts": 1, "progress": 100, "message": "done",
-        "result": {"url": "s3://x"}, "error": None, "lastError": None, "nextAttemptTime": None}
+        "name": "resize-1",
+        "namespace": "team-a",
+        "uid": REF.uid,
+        "phase": "Succeeded",
+        "attempt": 1,
+        "attempts": 1,
+        "progress": 100,
+        "message": "done",
+        "result": {"url": "s3://x"},
+        "error": None,
+        "lastError": None,
+        "nextAttemptTime": None,
+    }
     assert json.loads(encode_event(event)) == event
 
 
@@ -52,20 +68,33 @@ def test_ids_are_deterministic_so_receivers_can_deduplicate() -> None:
     assert build_event(REF, s)["data"]["error"] == {"reason": "Bad", "message": "no"}
     p10 = build_event(REF, status("Processing", progress=10), progress_event=True)
     assert p10["type"] == "dev.asynctask.task.progress"
-    assert p10["id"] == build_event(REF, status("Processing", progress=10),
-                                    progress_event=True)["id"]
-    assert p10["id"] != build_event(REF, status("Processing", progress=20),
-                                    progress_event=True)["id"]
-    assert p10["id"] != build_event(REF, status("Processing", progress=10, message="other"),
-                                    progress_event=True)["id"]
+    assert (
+        p10["id"] == build_event(REF, status("Processing", progress=10), progress_event=True)["id"]
+    )
+    assert (
+        p10["id"] != build_event(REF, status("Processing", progress=20), progress_event=True)["id"]
+    )
+    assert (
+        p10["id"]
+        != build_event(
+            REF, status("Processing", progress=10, message="other"), progress_event=True
+        )["id"]
+    )
     assert event_id("u", 1, Phase.TIMED_OUT) == "u.1.timedout"
 
 
 def test_a_waiting_retry_is_about_the_next_attempt() -> None:
     queued = build_event(REF, status("Pending", attempts=0))
-    retry = build_event(REF, status("Pending", attempts=1, nextAttempt=2,
-                                    nextAttemptTime="2030-01-02T03:05:00Z",
-                                    lastError={"reason": "Boom"}))
+    retry = build_event(
+        REF,
+        status(
+            "Pending",
+            attempts=1,
+            nextAttempt=2,
+            nextAttemptTime="2030-01-02T03:05:00Z",
+            lastError={"reason": "Boom"},
+        ),
+    )
     assert queued["id"] == f"{REF.uid}.1.pending"
     assert retry["id"] == f"{REF.uid}.2.pending"
     assert retry["data"]["attempt"] == 2 and retry["data"]["attempts"] == 1

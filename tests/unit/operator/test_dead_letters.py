@@ -9,8 +9,12 @@ import pytest
 from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
 from asynctask_worker.messages import TaskRef
 
-HEADERS = {"asynctask-uid": "u-1", "asynctask-namespace": "team-a", "asynctask-name": "t",
-           "asynctask-attempt": 2}
+HEADERS = {
+    "asynctask-uid": "u-1",
+    "asynctask-namespace": "team-a",
+    "asynctask-name": "t",
+    "asynctask-attempt": 2,
+}
 
 
 def test_the_headers_name_the_task_and_attempt() -> None:
@@ -19,14 +23,18 @@ def test_the_headers_name_the_task_and_attempt() -> None:
     assert wanted_task(as_bytes, None)[0] == TaskRef(uid="u-1", namespace="team-a", name="t")
 
 
-@pytest.mark.parametrize("headers", [
-    {}, {"asynctask-uid": 123, "asynctask-namespace": b"\xff", "asynctask-attempt": "one"},
-    {"asynctask-uid": ["a"], "asynctask-namespace": {"t": 1}, "asynctask-name": None},
-    {**HEADERS, "asynctask-namespace": "Bad NS"},
-])
+@pytest.mark.parametrize(
+    "headers",
+    [
+        {},
+        {"asynctask-uid": 123, "asynctask-namespace": b"\xff", "asynctask-attempt": "one"},
+        {"asynctask-uid": ["a"], "asynctask-namespace": {"t": 1}, "asynctask-name": None},
+        {**HEADERS, "asynctask-namespace": "Bad NS"},
+    ],
+)
 def test_garbage_headers_fall_back_to_the_message_id(headers: dict[str, Any]) -> None:
     assert wanted_task(headers, "task:u-9:3")[0] == "u-9"
-    for garbage in (None, "", "task:::", "task:x:y:z", "status:u:1:2", "\U0001F4A5"):
+    for garbage in (None, "", "task:::", "task:x:y:z", "status:u:1:2", "\U0001f4a5"):
         assert wanted_task(headers, garbage)[0] is None
 
 

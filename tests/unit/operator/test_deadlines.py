@@ -16,12 +16,14 @@ from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.timers import Deadlines
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef
 
-SPEC = AsyncTaskSpec.model_validate({"queue": "q", "timeoutSeconds": 60,
-                                     "queueTimeoutSeconds": 30, "ttlSecondsAfterFinished": 10})
+SPEC = AsyncTaskSpec.model_validate(
+    {"queue": "q", "timeoutSeconds": 60, "queueTimeoutSeconds": 30, "ttlSecondsAfterFinished": 10}
+)
 T0 = "2030-01-01T00:00:00Z"
 
 
 # what a status calls for ----------------------------------------------------------------
+
 
 def test_nothing_is_wanted_without_a_phase_or_a_valid_spec() -> None:
     assert wanted({}, SPEC) == {}
@@ -30,14 +32,19 @@ def test_nothing_is_wanted_without_a_phase_or_a_valid_spec() -> None:
 
 def test_a_queued_task_wants_its_queue_timeout() -> None:
     assert wanted({"phase": "Pending", "queuedTime": T0}, SPEC) == {
-        Kind.QUEUE_TIMEOUT: epoch(T0) + 30}
+        Kind.QUEUE_TIMEOUT: epoch(T0) + 30
+    }
     no_limit = AsyncTaskSpec.model_validate({"queue": "q"})
     assert wanted({"phase": "Pending", "queuedTime": T0}, no_limit) == {}
 
 
 def test_a_waiting_retry_wants_its_time_and_no_queue_timeout() -> None:
-    status = {"phase": "Pending", "queuedTime": T0, "nextAttempt": 2,
-              "nextAttemptTime": "2030-01-01T00:00:05Z"}
+    status = {
+        "phase": "Pending",
+        "queuedTime": T0,
+        "nextAttempt": 2,
+        "nextAttemptTime": "2030-01-01T00:00:05Z",
+    }
     assert wanted(status, SPEC) == {Kind.RETRY: epoch(T0) + 5}
 
 
@@ -49,9 +56,13 @@ def test_a_running_task_clears_its_queue_timeout_and_wants_its_run_timeout() -> 
 @pytest.mark.parametrize("phase", ["Succeeded", "Failed", "Error", "Cancelled", "TimedOut"])
 def test_a_finished_task_clears_everything_but_its_ttl(phase: str) -> None:
     status: dict[str, Any] = {"phase": phase, "completionTime": "2030-01-01T00:01:00Z"}
-    assert wanted(status, SPEC) == {Kind.QUEUE_TIMEOUT: None, Kind.RUN_TIMEOUT: None,
-                                    Kind.RETRY: None, Kind.CANCEL_CONFIRM: None,
-                                    Kind.TTL: epoch(T0) + 70}
+    assert wanted(status, SPEC) == {
+        Kind.QUEUE_TIMEOUT: None,
+        Kind.RUN_TIMEOUT: None,
+        Kind.RETRY: None,
+        Kind.CANCEL_CONFIRM: None,
+        Kind.TTL: epoch(T0) + 70,
+    }
 
 
 def test_times_with_fractional_seconds_are_read() -> None:
@@ -64,8 +75,11 @@ def test_the_scheduler_applies_what_is_wanted_and_leaves_other_kinds() -> None:
     d.set("t", Kind.CANCEL_CONFIRM, 5.0)
     d.set("t", Kind.QUEUE_TIMEOUT, 1.0)
     d.apply("t", {Kind.QUEUE_TIMEOUT: None, Kind.RUN_TIMEOUT: 9.0})
-    assert (d.due("t", Kind.QUEUE_TIMEOUT), d.due("t", Kind.RUN_TIMEOUT),
-            d.due("t", Kind.CANCEL_CONFIRM)) == (None, 9.0, 5.0)
+    assert (
+        d.due("t", Kind.QUEUE_TIMEOUT),
+        d.due("t", Kind.RUN_TIMEOUT),
+        d.due("t", Kind.CANCEL_CONFIRM),
+    ) == (None, 9.0, 5.0)
 
 
 # the scheduler --------------------------------------------------------------------------
@@ -85,15 +99,19 @@ async def test_fires_in_time_order_only_the_latest_setting() -> None:
     d.set("b", Kind.RUN_TIMEOUT, base + 0.10)
     d.set("a", Kind.RUN_TIMEOUT, base + 0.05)
     d.set("c", Kind.TTL, base + 0.01)
-    d.set("c", Kind.TTL, base + 0.15)      # replaced: fires once, later
+    d.set("c", Kind.TTL, base + 0.15)  # replaced: fires once, later
     d.set("gone", Kind.RETRY, base + 0.02)
     d.clear("gone")
     d.set("last", Kind.RETRY, base + 0.2)
     runner = asyncio.create_task(d.run(fire))
     await asyncio.wait_for(done.wait(), 5)
     runner.cancel()
-    assert fired == [("a", Kind.RUN_TIMEOUT), ("b", Kind.RUN_TIMEOUT), ("c", Kind.TTL),
-                     ("last", Kind.RETRY)]
+    assert fired == [
+        ("a", Kind.RUN_TIMEOUT),
+        ("b", Kind.RUN_TIMEOUT),
+        ("c", Kind.TTL),
+        ("last", Kind.RETRY),
+    ]
     assert len(d) == 0
 
 
@@ -142,6 +160,7 @@ def test_many_tasks_are_cheap() -> None:
 
 
 # deadlines from sub-second times: late by a little at most, never early -------------------
+
 
 def _at(text: str) -> datetime:
     return datetime.fromisoformat(text)

@@ -25,13 +25,19 @@ async def harness() -> AsyncIterator[Harness]:
 
 
 def delivery(phase: Phase, seq: int) -> Delivery:
-    msg = StatusMessage(task=TaskRef(uid="uid-t1", namespace=NS, name="t1"), attempt=1,
-                        seq=seq, phase=phase, at=datetime.now(UTC))
+    msg = StatusMessage(
+        task=TaskRef(uid="uid-t1", namespace=NS, name="t1"),
+        attempt=1,
+        seq=seq,
+        phase=phase,
+        at=datetime.now(UTC),
+    )
     return Delivery(seq + 1, encode(msg), f"m-{seq}", 0)
 
 
 async def test_a_status_write_waits_for_the_apiserver_and_is_acked_once_written(
-        harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.INFO, logger="asynctask.operator")
     await harness.tracker.observe(harness.create())
     harness.api.unavailable_next = 3
@@ -44,7 +50,8 @@ async def test_a_status_write_waits_for_the_apiserver_and_is_acked_once_written(
     said = [(r.levelno, r.getMessage()) for r in caplog.records]
     assert [m for lvl, m in said if lvl == logging.WARNING] == [
         "cannot write status: the Kubernetes API is unavailable (ConnectionRefusedError: "
-        "[Errno 111] Connection refused); status messages wait, unacked, and are retried"]
+        "[Errno 111] Connection refused); status messages wait, unacked, and are retried"
+    ]
     assert len([m for _, m in said if "answers again after" in m]) == 1
     await harness.inbox.handle(delivery(Phase.SUCCEEDED, 1))
     assert harness.phases() == ["Pending", "Processing", "Succeeded"]

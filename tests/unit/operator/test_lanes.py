@@ -20,10 +20,15 @@ from asynctask_worker.messages import ErrorInfo, Phase, StatusMessage, TaskRef, 
 from tests.unit.operator.test_tracking import NS, Harness, until
 
 
-def delivery(phase: Phase, name: str = "t1", seq: int = 0, tag: int = 0,
-             **fields: Any) -> Delivery:
-    msg = StatusMessage(task=TaskRef(uid=f"uid-{name}", namespace=NS, name=name), attempt=1,
-                        seq=seq, phase=phase, at=datetime.now(UTC), **fields)
+def delivery(phase: Phase, name: str = "t1", seq: int = 0, tag: int = 0, **fields: Any) -> Delivery:
+    msg = StatusMessage(
+        task=TaskRef(uid=f"uid-{name}", namespace=NS, name=name),
+        attempt=1,
+        seq=seq,
+        phase=phase,
+        at=datetime.now(UTC),
+        **fields,
+    )
     return Delivery(tag, encode(msg), msg.message_id, 0)
 
 
@@ -98,14 +103,17 @@ def test_the_lane_of_a_delivery_is_its_task_from_the_message_id() -> None:
 
 
 async def test_a_task_done_before_its_processing_write_is_written_once(
-        consuming: Consuming) -> None:
+    consuming: Consuming,
+) -> None:
     h = consuming.h
     await h.tracker.observe(h.create())
     task = h.logic.table.get("uid-t1")
     assert task is not None
     async with task.lock:  # e.g. the Pending write still in flight
-        start, done = (delivery(Phase.PROCESSING, tag=1),
-                       delivery(Phase.SUCCEEDED, seq=1, tag=2, result={"ok": True}))
+        start, done = (
+            delivery(Phase.PROCESSING, tag=1),
+            delivery(Phase.SUCCEEDED, seq=1, tag=2, result={"ok": True}),
+        )
         consuming.queue.put_nowait(start)
         consuming.queue.put_nowait(done)
         await until(lambda: consuming.queue.empty())
@@ -141,24 +149,25 @@ async def test_a_retry_in_a_batch_writes_the_start_first(consuming: Consuming) -
     assert task is not None
     async with task.lock:
         consuming.queue.put_nowait(delivery(Phase.PROCESSING, tag=1))
-        consuming.queue.put_nowait(delivery(Phase.ERROR, seq=1, tag=2,
-                                            error=ErrorInfo(reason="Boom")))
+        consuming.queue.put_nowait(
+            delivery(Phase.ERROR, seq=1, tag=2, error=ErrorInfo(reason="Boom"))
+        )
         await until(lambda: consuming.queue.empty())
     await h.inbox.lanes.join()
     assert h.phases() == ["Pending", "Processing", "Pending"]
     assert h.api.writes[-1]["nextAttempt"] == 2
 
 
-async def test_different_tasks_are_written_at_once_and_each_in_order(
-        consuming: Consuming) -> None:
+async def test_different_tasks_are_written_at_once_and_each_in_order(consuming: Consuming) -> None:
     h = consuming.h
     for name in ("a", "b"):
         await h.tracker.observe(h.create(name))
     gate = asyncio.Event()
     write = h.api.replace_status
 
-    async def slow_for_a(namespace: str, name: str, uid: str,
-                         status: dict[str, Any]) -> dict[str, Any]:
+    async def slow_for_a(
+        namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
         if name == "a":
             await gate.wait()
         return await write(namespace, name, uid, status)
@@ -177,8 +186,7 @@ async def test_different_tasks_are_written_at_once_and_each_in_order(
     assert mine == ["write a Pending", "write a Processing", "write a Succeeded"]
 
 
-async def test_a_finished_task_keeps_no_result_or_request_in_memory(
-        consuming: Consuming) -> None:
+async def test_a_finished_task_keeps_no_result_or_request_in_memory(consuming: Consuming) -> None:
     h = consuming.h
     await h.tracker.observe(h.create(request={"big": "x" * 1000}))
     await consuming.deliver(delivery(Phase.SUCCEEDED, seq=1, tag=1, result={"r": "y" * 1000}))
@@ -192,13 +200,13 @@ async def test_a_finished_task_keeps_no_result_or_request_in_memory(
 
 
 async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
-        consuming: Consuming) -> None:
+    consuming: Consuming,
+) -> None:
     h = consuming.h
     await h.tracker.observe(h.create())
     write = h.api.replace_status
 
-    async def fails(namespace: str, name: str, uid: str,
-                    status: dict[str, Any]) -> dict[str, Any]:
+    async def fails(namespace: str, name: str, uid: str, status: dict[str, Any]) -> dict[str, Any]:
         # Not an outage (those are waited out in place: test_inbox_outage.py), a failure.
         raise RuntimeError("the write failed")
 
@@ -212,7 +220,8 @@ async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
 
 
 async def test_a_late_watch_event_of_a_failed_attempt_never_undoes_its_retry(
-        consuming: Consuming) -> None:
+    consuming: Consuming,
+) -> None:
     # Writes of one task now go out back to back (a batch), so the watch event of the
     # Processing write may arrive after the retry's Pending write: it must not win.
     h = consuming.h

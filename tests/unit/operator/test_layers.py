@@ -16,25 +16,48 @@ import sys
 import pytest
 
 FORBIDDEN_LIBRARIES = ("kopf", "kubernetes", "pika", "aiohttp")
-IO_MODULES = ("app", "broker", "handlers", "inbox", "kube", "kube_events", "scaling", "timers",
-              "tracking", "webhooks", "webhook_sender", "writer")
+IO_MODULES = (
+    "app",
+    "broker",
+    "handlers",
+    "inbox",
+    "kube",
+    "kube_events",
+    "scaling",
+    "timers",
+    "tracking",
+    "webhooks",
+    "webhook_sender",
+    "writer",
+)
 
 
 def loaded_after(module: str) -> set[str]:
     code = f"import json, sys; import {module}; print(json.dumps(sorted(sys.modules)))"
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True,
-                         text=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout
     return set(json.loads(out))
 
 
-@pytest.mark.parametrize("module", ["asynctask_operator.status", "asynctask_operator.deadlines",
-                                    "asynctask_operator.spec", "asynctask_operator.resource"])
+@pytest.mark.parametrize(
+    "module",
+    [
+        "asynctask_operator.status",
+        "asynctask_operator.deadlines",
+        "asynctask_operator.spec",
+        "asynctask_operator.resource",
+    ],
+)
 def test_pure_modules_import_no_io(module: str) -> None:
     loaded = loaded_after(module) - loaded_after("asynctask_worker.messages")
     libraries = {name for name in loaded if name.split(".")[0] in FORBIDDEN_LIBRARIES}
     assert libraries == set(), f"{module} pulls in {sorted(libraries)}"
-    io = {name for name in loaded if name.startswith("asynctask_operator.")
-          and name.split(".")[1] in IO_MODULES}
+    io = {
+        name
+        for name in loaded
+        if name.startswith("asynctask_operator.") and name.split(".")[1] in IO_MODULES
+    }
     assert io == set(), f"{module} pulls in {sorted(io)}"
 
 

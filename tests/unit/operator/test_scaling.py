@@ -39,8 +39,11 @@ def settings(**overrides: Any) -> ScalingConfig:
 
 # Policy and annotations ------------------------------------------------------------------
 
-@pytest.mark.parametrize(("depth", "expected"), [
-    (0, 0), (1, 1), (3, 1), (4, 1), (5, 2), (8, 2), (9, 3), (1000, 5), (-1, 0)])
+
+@pytest.mark.parametrize(
+    ("depth", "expected"),
+    [(0, 0), (1, 1), (3, 1), (4, 1), (5, 2), (8, 2), (9, 3), (1000, 5), (-1, 0)],
+)
 def test_desired_is_ceil_of_depth_over_target_clamped(depth: int, expected: int) -> None:
     assert Policy(("q",), min_replicas=0, max_replicas=5, target=4).desired(depth) == expected
 
@@ -56,32 +59,50 @@ def test_defaults() -> None:
 
 
 def test_annotations_are_parsed() -> None:
-    policy = parse_policy({
-        "asynctask.dev/queues": " resize , thumbs,resize,",
-        "asynctask.dev/min-replicas": "1",
-        "asynctask.dev/max-replicas": " 7 ",
-        "asynctask.dev/target-messages-per-replica": "4",
-    })
+    policy = parse_policy(
+        {
+            "asynctask.dev/queues": " resize , thumbs,resize,",
+            "asynctask.dev/min-replicas": "1",
+            "asynctask.dev/max-replicas": " 7 ",
+            "asynctask.dev/target-messages-per-replica": "4",
+        }
+    )
     assert policy == Policy(("resize", "thumbs"), 1, 7, 4)
 
 
-@pytest.mark.parametrize(("annotations", "message"), [
-    ({}, "asynctask.dev/queues is missing or empty"),
-    ({"asynctask.dev/queues": " , "}, "asynctask.dev/queues is missing or empty"),
-    ({"asynctask.dev/queues": "Resize,ok"}, "not a valid spec.queue name: Resize"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/max-replicas": "ten"},
-     "asynctask.dev/max-replicas='ten' is not a whole number"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/min-replicas": "-1"},
-     "asynctask.dev/min-replicas='-1' is not a whole number"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/max-replicas": "0"}, "of at least 1"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/target-messages-per-replica": "0"},
-     "asynctask.dev/target-messages-per-replica='0' is not a whole number of at least 1"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/target-messages-per-replica": "1.5"},
-     "is not a whole number"),
-    ({"asynctask.dev/queues": "q", "asynctask.dev/min-replicas": "3",
-      "asynctask.dev/max-replicas": "2"},
-     "asynctask.dev/min-replicas=3 is above asynctask.dev/max-replicas=2"),
-])
+@pytest.mark.parametrize(
+    ("annotations", "message"),
+    [
+        ({}, "asynctask.dev/queues is missing or empty"),
+        ({"asynctask.dev/queues": " , "}, "asynctask.dev/queues is missing or empty"),
+        ({"asynctask.dev/queues": "Resize,ok"}, "not a valid spec.queue name: Resize"),
+        (
+            {"asynctask.dev/queues": "q", "asynctask.dev/max-replicas": "ten"},
+            "asynctask.dev/max-replicas='ten' is not a whole number",
+        ),
+        (
+            {"asynctask.dev/queues": "q", "asynctask.dev/min-replicas": "-1"},
+            "asynctask.dev/min-replicas='-1' is not a whole number",
+        ),
+        ({"asynctask.dev/queues": "q", "asynctask.dev/max-replicas": "0"}, "of at least 1"),
+        (
+            {"asynctask.dev/queues": "q", "asynctask.dev/target-messages-per-replica": "0"},
+            "asynctask.dev/target-messages-per-replica='0' is not a whole number of at least 1",
+        ),
+        (
+            {"asynctask.dev/queues": "q", "asynctask.dev/target-messages-per-replica": "1.5"},
+            "is not a whole number",
+        ),
+        (
+            {
+                "asynctask.dev/queues": "q",
+                "asynctask.dev/min-replicas": "3",
+                "asynctask.dev/max-replicas": "2",
+            },
+            "asynctask.dev/min-replicas=3 is above asynctask.dev/max-replicas=2",
+        ),
+    ],
+)
 def test_bad_annotations_say_what_is_wrong(annotations: dict[str, str], message: str) -> None:
     with pytest.raises(BadAnnotations) as info:
         parse_policy(annotations)
@@ -89,6 +110,7 @@ def test_bad_annotations_say_what_is_wrong(annotations: dict[str, str], message:
 
 
 # The scale-down window -------------------------------------------------------------------
+
 
 def test_scale_up_is_immediate() -> None:
     s = Stabiliser(window=120, now=0, current=0)
@@ -122,7 +144,9 @@ def test_the_window_starts_with_the_replicas_found() -> None:
     assert s.decide(101, desired=0, current=5) is None
     assert s.decide(109, desired=0, current=5) is None
     assert s.decide(110.5, desired=0, current=5) == (
-        0, "the highest count wanted over the last 10s")
+        0,
+        "the highest count wanted over the last 10s",
+    )
 
 
 def test_a_zero_window_scales_down_at_once() -> None:
@@ -142,18 +166,23 @@ def test_an_inexact_depth_scales_up_but_never_down() -> None:
 
 # Namespace scope and depth ---------------------------------------------------------------
 
-@pytest.mark.parametrize(("namespace", "patterns", "expected"), [
-    ("anything", [], True),
-    ("t-1234", ["t-*"], True),
-    ("prod", ["t-*"], False),
-    ("prod", ["t-*", "prod"], True),
-    ("kube-system", ["!kube-*"], False),
-    ("apps", ["!kube-*"], True),
-    ("myapp-pr-1", ["myapp-*,!*-pr-*"], False),
-    ("myapp-live", ["myapp-*,!*-pr-*"], True),
-])
-def test_namespace_patterns_follow_kopf(namespace: str, patterns: list[str],
-                                        expected: bool) -> None:
+
+@pytest.mark.parametrize(
+    ("namespace", "patterns", "expected"),
+    [
+        ("anything", [], True),
+        ("t-1234", ["t-*"], True),
+        ("prod", ["t-*"], False),
+        ("prod", ["t-*", "prod"], True),
+        ("kube-system", ["!kube-*"], False),
+        ("apps", ["!kube-*"], True),
+        ("myapp-pr-1", ["myapp-*,!*-pr-*"], False),
+        ("myapp-live", ["myapp-*,!*-pr-*"], True),
+    ],
+)
+def test_namespace_patterns_follow_kopf(
+    namespace: str, patterns: list[str], expected: bool
+) -> None:
     assert in_scope(namespace, patterns) is expected
 
 
@@ -165,6 +194,7 @@ def test_merge_takes_live_ready_and_managed_unacked() -> None:
 
 
 # The autoscaler's rounds, with fake depths and a fake Deployment API ---------------------
+
 
 class FakeReader(DepthReader):
     def __init__(self, managed: bool = True) -> None:
@@ -187,8 +217,9 @@ class FakeDeploymentApi:
         self.listed: list[tuple[list[str | None], str]] = []
         self.scaled: list[tuple[str, int]] = []
 
-    async def list_deployments(self, namespaces: Sequence[str | None],
-                               label_selector: str) -> list[Deployment]:
+    async def list_deployments(
+        self, namespaces: Sequence[str | None], label_selector: str
+    ) -> list[Deployment]:
         self.listed.append((list(namespaces), label_selector))
         return list(self.listing)
 
@@ -207,8 +238,9 @@ class FakeScaler(Autoscaler):
         return self.fake_api.scaled
 
 
-def worker(name: str, queues: str, replicas: int = 0, namespace: str = "t-1",
-           **annotations: str) -> Deployment:
+def worker(
+    name: str, queues: str, replicas: int = 0, namespace: str = "t-1", **annotations: str
+) -> Deployment:
     notes = {"asynctask.dev/queues": queues}
     notes.update({f"asynctask.dev/{k.replace('_', '-')}": v for k, v in annotations.items()})
     return Deployment(namespace, name, replicas, notes)
@@ -219,11 +251,14 @@ def depths(**ready: int) -> Mapping[str, Depth]:
 
 
 async def test_a_round_scales_up_and_only_when_the_count_changes(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, "asynctask.operator.scaling")
     scaler = FakeScaler(settings())
-    scaler.discover([worker("resize", "resize,thumbs", max_replicas="4",
-                            target_messages_per_replica="3")], now=0)
+    scaler.discover(
+        [worker("resize", "resize,thumbs", max_replicas="4", target_messages_per_replica="3")],
+        now=0,
+    )
     scaler.reader.depths = {"resize": Depth(5, 2), "thumbs": Depth(1, 0)}  # type: ignore[attr-defined]
     await scaler.tick(1)
     assert scaler.calls == [("t-1/resize", 3)]  # ceil(8 / 3)
@@ -236,8 +271,7 @@ async def test_a_round_scales_up_and_only_when_the_count_changes(
     assert line.endswith("3 per replica, min 0, max 4; scale up at once")
 
 
-async def test_a_round_scales_to_zero_after_the_window(
-        caplog: pytest.LogCaptureFixture) -> None:
+async def test_a_round_scales_to_zero_after_the_window(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.INFO, "asynctask.operator.scaling")
     scaler = FakeScaler(settings(scale_down_window_seconds=5))
     scaler.discover([worker("w", "q")], now=0)
@@ -248,8 +282,10 @@ async def test_a_round_scales_to_zero_after_the_window(
     for t in range(2, 7):
         await scaler.tick(t)
     assert scaler.calls == [("t-1/w", 2)]
-    assert any("wants 0 of its 2 replicas; holding until the scale-down window" in r.getMessage()
-               for r in caplog.records)
+    assert any(
+        "wants 0 of its 2 replicas; holding until the scale-down window" in r.getMessage()
+        for r in caplog.records
+    )
     await scaler.tick(6.5)
     assert scaler.calls == [("t-1/w", 2), ("t-1/w", 0)]
     assert "the highest count wanted over the last 5s" in caplog.records[-1].getMessage()
@@ -280,7 +316,8 @@ async def test_unknown_depth_leaves_the_deployment_alone() -> None:
 
 
 async def test_bad_annotations_are_logged_once_and_skipped(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     caplog.set_level(logging.INFO, "asynctask.operator.scaling")
     scaler = FakeScaler(settings())
     bad = worker("bad", "q", max_replicas="lots")
@@ -291,7 +328,8 @@ async def test_bad_annotations_are_logged_once_and_skipped(
     errors = [r for r in caplog.records if r.levelno == logging.WARNING]
     assert [r.getMessage() for r in errors] == [
         "not autoscaling t-1/bad: asynctask.dev/max-replicas='lots' is not a whole number "
-        "of at least 1"]
+        "of at least 1"
+    ]
     assert set(scaler.deployments) == {"t-1/good"}
     # Fixed: picked up at the next listing.
     scaler.discover([worker("bad", "q", max_replicas="3"), good], now=4)
@@ -336,8 +374,10 @@ async def test_plain_namespaces_are_listed_one_by_one_patterns_cluster_wide() ->
     await plain.list_deployments()
     assert plain.fake_api.listed[0][0] == ["team-a", "team-b"]
     patterned = FakeScaler(settings(), namespaces=["team-*"])
-    patterned.fake_api.listing = [worker("w", "q", namespace="team-x"),
-                                  worker("w", "q", namespace="other")]
+    patterned.fake_api.listing = [
+        worker("w", "q", namespace="team-x"),
+        worker("w", "q", namespace="other"),
+    ]
     found = await patterned.list_deployments()
     assert patterned.fake_api.listed[0][0] == [None]
     assert found is not None
@@ -346,6 +386,7 @@ async def test_plain_namespaces_are_listed_one_by_one_patterns_cluster_wide() ->
 
 
 # The management API reader, against a local HTTP server ----------------------------------
+
 
 async def management_server(routes: dict[str, Any]) -> tuple[web.AppRunner, str, list[Any]]:
     seen: list[Any] = []
@@ -369,14 +410,14 @@ async def management_server(routes: dict[str, Any]) -> tuple[web.AppRunner, str,
     return runner, f"http://guest:secret@127.0.0.1:{port}", seen
 
 
-async def test_management_reader_counts_unacked_and_ready(
-        caplog: pytest.LogCaptureFixture) -> None:
-    runner, url, seen = await management_server({
-        "asynctask.tasks.busy": {"messages_ready": 4, "messages_unacknowledged": 3},
-        "asynctask.tasks.fresh": {"name": "asynctask.tasks.fresh"},  # no statistics yet
-    })
-    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=1),
-                         Problems())
+async def test_management_reader_counts_unacked_and_ready(caplog: pytest.LogCaptureFixture) -> None:
+    runner, url, seen = await management_server(
+        {
+            "asynctask.tasks.busy": {"messages_ready": 4, "messages_unacknowledged": 3},
+            "asynctask.tasks.fresh": {"name": "asynctask.tasks.fresh"},  # no statistics yet
+        }
+    )
+    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=1), Problems())
     try:
         got = await reader.read(["busy", "fresh", "missing"])
         # No AMQP here (closed port): the management API's ready counts stand in.
@@ -391,15 +432,14 @@ async def test_management_reader_counts_unacked_and_ready(
 
 
 async def test_management_reader_failure_is_reported_and_unacked_unknown(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     runner, url, _ = await management_server({"asynctask.tasks.q": "slow"})
     problems = Problems()
-    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=0.3),
-                         problems)
+    reader = DepthReader(DepthSource(CLOSED_AMQP, url, management_timeout_seconds=0.3), problems)
     try:
         assert await reader.read(["q"]) == {"q": None}  # neither source answered
-        assert "cannot read in-flight counts from the management API (TimeoutError" in (
-            caplog.text)
+        assert "cannot read in-flight counts from the management API (TimeoutError" in (caplog.text)
         assert set(problems.current) == {"amqp", "management"}
     finally:
         await reader.close()

@@ -18,10 +18,12 @@ def test_signature_round_trip() -> None:
     headers = signature_headers(b"s3cret", body, now=1_700_000_000)
     assert headers[TIMESTAMP_HEADER] == "1700000000"
     assert headers[SIGNATURE_HEADER].startswith("v1=")
-    assert verify_signature(b"s3cret", headers[TIMESTAMP_HEADER], body,
-                            headers[SIGNATURE_HEADER], now=1_700_000_010)
-    assert verify_signature("s3cret", "1700000000", body, headers[SIGNATURE_HEADER],
-                            now=1_700_000_000)
+    assert verify_signature(
+        b"s3cret", headers[TIMESTAMP_HEADER], body, headers[SIGNATURE_HEADER], now=1_700_000_010
+    )
+    assert verify_signature(
+        "s3cret", "1700000000", body, headers[SIGNATURE_HEADER], now=1_700_000_000
+    )
 
 
 def test_tampering_fails_verification() -> None:

@@ -11,9 +11,16 @@ from asynctask_operator.spec import AsyncTaskSpec, WebhookSpec
 
 
 def test_webhook_spec_reads_the_crd_field_names() -> None:
-    spec = AsyncTaskSpec.model_validate({"queue": "q", "webhook": {
-        "url": "https://hooks.example.com/t?x=1", "includeProgress": True,
-        "secretRef": {"name": "hook-key", "key": "hmac"}}}).webhook
+    spec = AsyncTaskSpec.model_validate(
+        {
+            "queue": "q",
+            "webhook": {
+                "url": "https://hooks.example.com/t?x=1",
+                "includeProgress": True,
+                "secretRef": {"name": "hook-key", "key": "hmac"},
+            },
+        }
+    ).webhook
     assert spec is not None and spec.include_progress and spec.secret_ref is not None
     assert (spec.secret_ref.name, spec.secret_ref.key) == ("hook-key", "hmac")
     assert AsyncTaskSpec.model_validate({"queue": "q"}).webhook is None
@@ -21,11 +28,19 @@ def test_webhook_spec_reads_the_crd_field_names() -> None:
     assert plain.secret_ref is None and not plain.include_progress
 
 
-@pytest.mark.parametrize("url", [
-    "ftp://hooks.example.com/", "https://user:pw@hooks.example.com/", "https:///path",
-    "https://hooks.example.com/#frag", "https://hooks.example.com:99999/",
-    "https://hooks example.com/", "hooks.example.com/x", "https://h.example.com/" + "a" * 2048,
-])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://hooks.example.com/",
+        "https://user:pw@hooks.example.com/",
+        "https:///path",
+        "https://hooks.example.com/#frag",
+        "https://hooks.example.com:99999/",
+        "https://hooks example.com/",
+        "hooks.example.com/x",
+        "https://h.example.com/" + "a" * 2048,
+    ],
+)
 def test_webhook_spec_refuses_bad_urls(url: str) -> None:
     with pytest.raises(ValidationError):
         WebhookSpec.model_validate({"url": url})
@@ -33,12 +48,13 @@ def test_webhook_spec_refuses_bad_urls(url: str) -> None:
 
 def test_webhook_spec_refuses_bad_secret_refs() -> None:
     with pytest.raises(ValidationError):
-        WebhookSpec.model_validate({"url": "https://h.example.com/",
-                                    "secretRef": {"name": "Not_A_Name", "key": "k"}})
+        WebhookSpec.model_validate(
+            {"url": "https://h.example.com/", "secretRef": {"name": "Not_A_Name", "key": "k"}}
+        )
     with pytest.raises(ValidationError):
-        WebhookSpec.model_validate({"url": "https://h.example.com/",
-                                    "secretRef": {"name": "ok", "key": "a/b"}})
-
+        WebhookSpec.model_validate(
+            {"url": "https://h.example.com/", "secretRef": {"name": "ok", "key": "a/b"}}
+        )
 
 
 def test_an_invalid_webhook_makes_the_spec_invalid() -> None:

@@ -44,8 +44,12 @@ def test_pending_then_processing_then_succeeded() -> None:
 def test_terminal_phases_never_change(final: Phase) -> None:
     s = step(step(pending(), msg(Phase.PROCESSING)), msg(final, seq=1))
     assert s["phase"] == final.value
-    for late in (msg(Phase.PROCESSING, seq=5, progress=99), msg(Phase.SUCCEEDED, seq=6),
-                 msg(Phase.ERROR, attempt=2), msg(Phase.PROCESSING, attempt=3)):
+    for late in (
+        msg(Phase.PROCESSING, seq=5, progress=99),
+        msg(Phase.SUCCEEDED, seq=6),
+        msg(Phase.ERROR, attempt=2),
+        msg(Phase.PROCESSING, attempt=3),
+    ):
         assert st.classify(s, late) is st.Change.IGNORE
 
 
@@ -80,15 +84,24 @@ def test_a_new_attempt_resets_progress_and_an_old_one_is_ignored() -> None:
     s = step(step(pending(), msg(Phase.PROCESSING)), msg(Phase.PROCESSING, seq=1, progress=70))
     s2 = step(s, msg(Phase.PROCESSING, attempt=2, worker="w2"))
     assert (s2["attempts"], s2["progress"], s2["worker"]) == (2, 0, "w2")
-    assert st.classify(s2, msg(Phase.PROCESSING, attempt=1, seq=9, progress=90)) is \
-        st.Change.IGNORE
+    assert st.classify(s2, msg(Phase.PROCESSING, attempt=1, seq=9, progress=90)) is st.Change.IGNORE
 
 
 def test_error_records_reason_message_and_traceback() -> None:
-    s = step(pending(), msg(Phase.ERROR, error=ErrorInfo(
-        reason="HandlerException", message="ValueError: x", traceback="Traceback ...")))
-    assert s["error"] == {"reason": "HandlerException", "message": "ValueError: x",
-                          "traceback": "Traceback ..."}
+    s = step(
+        pending(),
+        msg(
+            Phase.ERROR,
+            error=ErrorInfo(
+                reason="HandlerException", message="ValueError: x", traceback="Traceback ..."
+            ),
+        ),
+    )
+    assert s["error"] == {
+        "reason": "HandlerException",
+        "message": "ValueError: x",
+        "traceback": "Traceback ...",
+    }
     assert "result" not in s
 
 
@@ -105,18 +118,22 @@ def test_operator_messages_are_cut_to_the_named_limits() -> None:
 
 # times ----------------------------------------------------------------------------------
 
+
 def test_times_are_written_in_whole_seconds_and_read_back() -> None:
     at = datetime(2026, 3, 4, 5, 6, 7, 890_000, tzinfo=UTC)
     assert st.rfc3339(at) == "2026-03-04T05:06:07Z"
     assert st.parse_time(st.rfc3339(at)) == at.replace(microsecond=0)
 
 
-@pytest.mark.parametrize(("text", "expected"), [
-    ("2026-03-04T05:06:07.25Z", datetime(2026, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)),
-    ("2026-03-04T05:06:07.123456Z", datetime(2026, 3, 4, 5, 6, 7, 123_456, tzinfo=UTC)),
-    ("2026-03-04t05:06:07z", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
-    ("2026-03-04T07:06:07+02:00", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
-])
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2026-03-04T05:06:07.25Z", datetime(2026, 3, 4, 5, 6, 7, 250_000, tzinfo=UTC)),
+        ("2026-03-04T05:06:07.123456Z", datetime(2026, 3, 4, 5, 6, 7, 123_456, tzinfo=UTC)),
+        ("2026-03-04t05:06:07z", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
+        ("2026-03-04T07:06:07+02:00", datetime(2026, 3, 4, 5, 6, 7, tzinfo=UTC)),
+    ],
+)
 def test_rfc3339_with_fractions_and_offsets_is_read(text: str, expected: datetime) -> None:
     assert st.parse_time(text) == expected
     assert st.parse_time(text).utcoffset() == timedelta(0)
@@ -131,22 +148,29 @@ def test_malformed_times_are_refused() -> None:
         st.parse_time("yesterday")
 
 
-@pytest.mark.parametrize(("phase", "ready", "completed", "reconciling", "stalled"), [
-    (Phase.PENDING, "False", "False", "True", "False"),
-    (Phase.PROCESSING, "False", "False", "True", "False"),
-    (Phase.SUCCEEDED, "True", "True", "False", "False"),
-    (Phase.FAILED, "False", "True", "False", "True"),
-    (Phase.ERROR, "False", "True", "False", "True"),
-    (Phase.TIMED_OUT, "False", "True", "False", "True"),
-    (Phase.CANCELLED, "False", "True", "False", "True"),
-])
-def test_conditions_per_phase(phase: Phase, ready: str, completed: str, reconciling: str,
-                              stalled: str) -> None:
+@pytest.mark.parametrize(
+    ("phase", "ready", "completed", "reconciling", "stalled"),
+    [
+        (Phase.PENDING, "False", "False", "True", "False"),
+        (Phase.PROCESSING, "False", "False", "True", "False"),
+        (Phase.SUCCEEDED, "True", "True", "False", "False"),
+        (Phase.FAILED, "False", "True", "False", "True"),
+        (Phase.ERROR, "False", "True", "False", "True"),
+        (Phase.TIMED_OUT, "False", "True", "False", "True"),
+        (Phase.CANCELLED, "False", "True", "False", "True"),
+    ],
+)
+def test_conditions_per_phase(
+    phase: Phase, ready: str, completed: str, reconciling: str, stalled: str
+) -> None:
     conds = {c["type"]: c for c in st.conditions({"phase": phase.value}, NOW, 3)}
-    assert [conds[t]["status"] for t in ("Ready", "Completed", "Reconciling", "Stalled")] == \
-        [ready, completed, reconciling, stalled]
-    assert all(c["observedGeneration"] == 3 and c["reason"] == phase.value
-               for c in conds.values())
+    assert [conds[t]["status"] for t in ("Ready", "Completed", "Reconciling", "Stalled")] == [
+        ready,
+        completed,
+        reconciling,
+        stalled,
+    ]
+    assert all(c["observedGeneration"] == 3 and c["reason"] == phase.value for c in conds.values())
 
 
 def test_condition_transition_time_kept_while_status_unchanged() -> None:
@@ -159,10 +183,12 @@ def test_condition_transition_time_kept_while_status_unchanged() -> None:
 
 
 def test_order_prefers_later_attempt_then_phase_then_progress() -> None:
-    assert st.order({"attempts": 2, "phase": "Processing"}) > \
-        st.order({"attempts": 1, "phase": "Succeeded"})
-    assert st.order({"attempts": 1, "phase": "Error"}) > \
-        st.order({"attempts": 1, "phase": "Processing", "progress": 99})
+    assert st.order({"attempts": 2, "phase": "Processing"}) > st.order(
+        {"attempts": 1, "phase": "Succeeded"}
+    )
+    assert st.order({"attempts": 1, "phase": "Error"}) > st.order(
+        {"attempts": 1, "phase": "Processing", "progress": 99}
+    )
 
 
 def test_retry_goes_back_to_pending_and_ignores_the_old_attempt() -> None:

@@ -43,26 +43,34 @@ class Harness:
         self.broker = FakeBroker(self.journal)
         api: OperatorApi = self.api  # the fakes satisfy the protocols the logic needs
         broker: TaskBroker = self.broker
-        config = Config(lifecycle=LifecycleConfig.model_validate(
-            {"progress_patch_interval_seconds": progress_interval, "events": events}))
+        config = Config(
+            lifecycle=LifecycleConfig.model_validate(
+                {"progress_patch_interval_seconds": progress_interval, "events": events}
+            )
+        )
         self.metrics = OperatorMetrics()
         self.logic = TaskLogic.wire(config, api, broker, self.metrics)
         self.tracker = self.logic.tracker
         self.inbox = self.logic.inbox
 
     def create(self, name: str = "t1", **spec: Any) -> dict[str, Any]:
-        return self.api.add({"metadata": {"uid": f"uid-{name}", "namespace": NS, "name": name,
-                                          "generation": 1},
-                             "spec": {"queue": "resize", "request": {"n": 1}, **spec}})
+        return self.api.add(
+            {
+                "metadata": {"uid": f"uid-{name}", "namespace": NS, "name": name, "generation": 1},
+                "spec": {"queue": "resize", "request": {"n": 1}, **spec},
+            }
+        )
 
     def body(self, name: str = "t1") -> dict[str, Any]:
         return self.api.objects[(NS, name)]
 
-    async def send(self, phase: Phase, name: str = "t1", attempt: int = 1, seq: int = 0,
-                   **fields: Any) -> Delivery:
+    async def send(
+        self, phase: Phase, name: str = "t1", attempt: int = 1, seq: int = 0, **fields: Any
+    ) -> Delivery:
         ref = TaskRef(uid=f"uid-{name}", namespace=NS, name=name)
-        msg = StatusMessage(task=ref, attempt=attempt, seq=seq, phase=phase,
-                            at=datetime.now(UTC), **fields)
+        msg = StatusMessage(
+            task=ref, attempt=attempt, seq=seq, phase=phase, at=datetime.now(UTC), **fields
+        )
         delivery = Delivery(len(self.broker.acked) + 1, encode(msg), f"m-{seq}", 0)
         await self.inbox.ingest(delivery)
         return delivery
@@ -92,6 +100,7 @@ async def until(condition: Callable[[], bool], within: float = 5.0) -> None:
 
 # a new task ------------------------------------------------------------------------------
 
+
 async def test_a_new_task_is_published_then_written_pending_once(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     assert harness.journal == ["publish t1 attempt 1", "write t1 Pending"]
@@ -113,8 +122,8 @@ async def test_an_invalid_spec_ends_in_error_without_publishing(harness: Harness
 
 # cancellation ----------------------------------------------------------------------------
 
-async def test_cancel_before_publishing_sends_nothing_and_ends_cancelled(
-        harness: Harness) -> None:
+
+async def test_cancel_before_publishing_sends_nothing_and_ends_cancelled(harness: Harness) -> None:
     await harness.tracker.observe(harness.create(cancel=True))
     await harness.settle()
     assert harness.journal == ["write t1 Cancelled", "event Cancelled"]
@@ -125,12 +134,14 @@ async def test_cancel_while_queued_tells_workers_and_ends_cancelled(harness: Har
     harness.body()["spec"]["cancel"] = True
     await harness.tracker.observe(harness.body())
     await harness.settle()
-    assert harness.journal[2:] == ["control cancel t1 CancelRequested", "write t1 Cancelled",
-                                   "event Cancelled"]
+    assert harness.journal[2:] == [
+        "control cancel t1 CancelRequested",
+        "write t1 Cancelled",
+        "event Cancelled",
+    ]
 
 
-async def test_cancel_while_running_waits_for_the_worker_then_gives_up(
-        harness: Harness) -> None:
+async def test_cancel_while_running_waits_for_the_worker_then_gives_up(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     await harness.send(Phase.PROCESSING)
     harness.body()["spec"]["cancel"] = True
@@ -146,6 +157,7 @@ async def test_cancel_while_running_waits_for_the_worker_then_gives_up(
 
 # worker messages -------------------------------------------------------------------------
 
+
 async def test_duplicate_and_late_messages_are_ignored_and_acked(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     await harness.send(Phase.PROCESSING, seq=0)
@@ -154,12 +166,10 @@ async def test_duplicate_and_late_messages_are_ignored_and_acked(harness: Harnes
     await harness.send(Phase.PROCESSING, seq=1, progress=50)  # late
     assert harness.phases() == ["Pending", "Processing", "Succeeded"]
     assert len(harness.broker.acked) == 4 and harness.broker.refused == []
-    assert harness.metrics.value("asynctask_operator_status_messages_total",
-                                 result="ignored") == 2
+    assert harness.metrics.value("asynctask_operator_status_messages_total", result="ignored") == 2
 
 
-async def test_a_worker_running_a_finished_attempt_is_told_to_stop_once(
-        harness: Harness) -> None:
+async def test_a_worker_running_a_finished_attempt_is_told_to_stop_once(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     await harness.send(Phase.SUCCEEDED, seq=1)
     await harness.send(Phase.PROCESSING, seq=0)  # a duplicate delivery started elsewhere
@@ -178,8 +188,7 @@ async def test_progress_is_coalesced_and_the_newest_is_written_later() -> None:
         assert len(h.broker.acked) == 4
         await until(lambda: len(h.api.writes) == 3)
         assert h.api.writes[-1]["progress"] == 30  # only the newest
-        assert h.metrics.value("asynctask_operator_status_messages_total",
-                               result="coalesced") == 3
+        assert h.metrics.value("asynctask_operator_status_messages_total", result="coalesced") == 3
     finally:
         await h.logic.webhooks.close()
 
@@ -200,7 +209,8 @@ async def test_a_terminal_write_ends_coalescing() -> None:
 
 
 async def test_an_error_with_retries_left_waits_then_publishes_the_next_attempt(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     await harness.tracker.observe(harness.create(retries=1, retryBackoffSeconds=1))
     await harness.send(Phase.PROCESSING)
     await harness.send(Phase.ERROR, seq=1, error=ErrorInfo(reason="Boom"))
@@ -214,7 +224,8 @@ async def test_an_error_with_retries_left_waits_then_publishes_the_next_attempt(
 
 
 async def test_malformed_messages_are_rejected_and_orphans_stop_their_work(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     bad = Delivery(1, b"{not json", "bad", 0)
     await harness.inbox.ingest(bad)
     assert [(d, reason) for d, reason, _ in harness.broker.refused] == [(bad, "NotJson")]
@@ -224,6 +235,7 @@ async def test_malformed_messages_are_rejected_and_orphans_stop_their_work(
 
 
 # deletion, dead letters, refused writes --------------------------------------------------
+
 
 async def test_a_deleted_unfinished_task_has_its_work_cancelled(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
@@ -245,8 +257,14 @@ async def test_a_deleted_finished_task_needs_nothing(harness: Harness) -> None:
 async def test_a_dead_lettered_task_message_ends_the_task_in_error(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     [msg] = harness.broker.tasks
-    dead = Delivery(9, encode(msg), msg.message_id, 0, queue=topology.DEAD_TASKS_QUEUE,
-                    headers={"x-death": [{"reason": b"delivery_limit"}]})
+    dead = Delivery(
+        9,
+        encode(msg),
+        msg.message_id,
+        0,
+        queue=topology.DEAD_TASKS_QUEUE,
+        headers={"x-death": [{"reason": b"delivery_limit"}]},
+    )
     await harness.inbox.dead_letter(dead)
     assert harness.broker.acked == [dead]
     error = harness.api.writes[-1]
@@ -255,19 +273,22 @@ async def test_a_dead_lettered_task_message_ends_the_task_in_error(harness: Harn
     assert harness.journal[-2:] == ["event Error", "event DeadLettered"]
 
 
-async def test_an_unreadable_dead_letter_still_ends_its_task_with_why(
-        harness: Harness) -> None:
+async def test_an_unreadable_dead_letter_still_ends_its_task_with_why(harness: Harness) -> None:
     # A request nested deeper than pydantic's JSON parser goes: the worker could not read
     # the message, refused it with a reason, and neither can the operator read the body.
     await harness.tracker.observe(harness.create())
     [msg] = harness.broker.tasks
-    body = b'{"v": 1, "kind": "task", "request": ' + b'[' * 300 + b']' * 300 + b'}'
-    headers = {"x-asynctask-dead-reason": "TooDeep", "x-asynctask-dead-by": "worker w1",
-               "x-asynctask-dead-detail": "Invalid JSON: recursion limit exceeded",
-               "asynctask-uid": "uid-t1", "asynctask-namespace": NS, "asynctask-name": "t1",
-               "asynctask-attempt": 1}
-    dead = Delivery(9, body, msg.message_id, 0, queue=topology.DEAD_TASKS_QUEUE,
-                    headers=headers)
+    body = b'{"v": 1, "kind": "task", "request": ' + b"[" * 300 + b"]" * 300 + b"}"
+    headers = {
+        "x-asynctask-dead-reason": "TooDeep",
+        "x-asynctask-dead-by": "worker w1",
+        "x-asynctask-dead-detail": "Invalid JSON: recursion limit exceeded",
+        "asynctask-uid": "uid-t1",
+        "asynctask-namespace": NS,
+        "asynctask-name": "t1",
+        "asynctask-attempt": 1,
+    }
+    dead = Delivery(9, body, msg.message_id, 0, queue=topology.DEAD_TASKS_QUEUE, headers=headers)
     await harness.inbox.dead_letter(dead)
     assert harness.broker.acked == [dead]
     error = harness.api.writes[-1]
@@ -276,10 +297,17 @@ async def test_an_unreadable_dead_letter_still_ends_its_task_with_why(
 
 
 async def test_an_unreadable_dead_letter_without_headers_is_found_by_its_message_id(
-        harness: Harness) -> None:
+    harness: Harness,
+) -> None:
     await harness.tracker.observe(harness.create())
-    dead = Delivery(9, b"\xff garbage", "task:uid-t1:1", 0, queue=topology.DEAD_TASKS_QUEUE,
-                    headers={"x-death": [{"reason": b"rejected"}]})
+    dead = Delivery(
+        9,
+        b"\xff garbage",
+        "task:uid-t1:1",
+        0,
+        queue=topology.DEAD_TASKS_QUEUE,
+        headers={"x-death": [{"reason": b"rejected"}]},
+    )
     await harness.inbox.dead_letter(dead)
     assert harness.broker.acked == [dead]
     error = harness.api.writes[-1]
@@ -287,8 +315,7 @@ async def test_an_unreadable_dead_letter_without_headers_is_found_by_its_message
     assert "NotUtf8" in error["error"]["message"]
 
 
-async def test_a_request_nested_too_deep_for_the_wire_ends_at_submit(
-        harness: Harness) -> None:
+async def test_a_request_nested_too_deep_for_the_wire_ends_at_submit(harness: Harness) -> None:
     deep: Any = 1
     for _ in range(MAX_REQUEST_DEPTH + 1):
         deep = [deep]
@@ -304,8 +331,7 @@ async def test_a_request_nested_too_deep_for_the_wire_ends_at_submit(
     assert len(harness.broker.tasks) == 1
 
 
-async def test_a_refused_status_is_replaced_by_a_status_rejected_error(
-        harness: Harness) -> None:
+async def test_a_refused_status_is_replaced_by_a_status_rejected_error(harness: Harness) -> None:
     await harness.tracker.observe(harness.create())
     await harness.send(Phase.PROCESSING)
     harness.api.reject_next = "status.result: Too long: must have at most 65536 bytes"
@@ -315,8 +341,7 @@ async def test_a_refused_status_is_replaced_by_a_status_rejected_error(
     final = harness.api.writes[-1]
     assert final["error"]["reason"] == "StatusRejected" and "result" not in final
     assert "at most 65536 bytes" in final["error"]["message"]
-    assert harness.metrics.value("asynctask_operator_status_writes_total",
-                                 result="rejected") == 1
+    assert harness.metrics.value("asynctask_operator_status_writes_total", result="rejected") == 1
 
 
 async def test_a_task_gone_while_writing_is_forgotten(harness: Harness) -> None:
@@ -337,6 +362,7 @@ async def test_the_ttl_deletes_a_finished_task(harness: Harness) -> None:
 
 # webhook outcomes ------------------------------------------------------------------------
 
+
 async def test_a_webhook_outcome_is_recorded_with_one_extra_write(harness: Harness) -> None:
     outcomes = asyncio.create_task(harness.tracker.consume_outcomes(harness.logic.outcomes))
     try:
@@ -353,7 +379,9 @@ async def test_a_webhook_outcome_is_recorded_with_one_extra_write(harness: Harne
         assert "refused" in last["lastError"]
         # The Pending event's outcome rode along with the Processing write: no write of its own.
         assert harness.api.writes[1]["webhook"]["lastEventId"] == "uid-t1.1.pending"
-        assert harness.metrics.value("asynctask_operator_webhook_deliveries_total",
-                                     outcome="failed") == 3
+        assert (
+            harness.metrics.value("asynctask_operator_webhook_deliveries_total", outcome="failed")
+            == 3
+        )
     finally:
         outcomes.cancel()

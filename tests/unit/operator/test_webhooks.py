@@ -21,8 +21,14 @@ REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
 
 
 def status(phase: str, **extra: Any) -> dict[str, Any]:
-    return {"phase": phase, "attempts": 1, "progress": 0, "message": "m",
-            "lastUpdateTime": "2030-01-02T03:04:05Z", **extra}
+    return {
+        "phase": phase,
+        "attempts": 1,
+        "progress": 0,
+        "message": "m",
+        "lastUpdateTime": "2030-01-02T03:04:05Z",
+        **extra,
+    }
 
 
 def test_allow_lists_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -55,14 +61,19 @@ def test_backoff_doubles_up_to_the_cap_with_jitter_between_half_and_full() -> No
 
 
 def test_a_failure_is_retried_after_the_backoff_until_a_limit_says_stop() -> None:
-    config = WebhookConfig(backoff_base_seconds=1, backoff_max_seconds=30, max_attempts=3,
-                           max_age_seconds=100)
+    config = WebhookConfig(
+        backoff_base_seconds=1, backoff_max_seconds=30, max_attempts=3, max_age_seconds=100
+    )
     transient = Failure("HTTP 503", retryable=True)
     assert next_try(transient, 1, 0.0, config, lambda: 1.0) == (1.0, "HTTP 503")
     assert next_try(transient, 3, 0.0, config, lambda: 1.0) == (
-        None, "gave up after 3 attempts: HTTP 503")
+        None,
+        "gave up after 3 attempts: HTTP 503",
+    )
     assert next_try(transient, 2, 99.0, config, lambda: 1.0) == (
-        None, "gave up after 2 attempts in 99s: HTTP 503")
+        None,
+        "gave up after 2 attempts in 99s: HTTP 503",
+    )
     assert next_try(Failure("HTTP 404", retryable=False), 1, 0.0, config) == (None, "HTTP 404")
     slow_down = Failure("HTTP 429", retryable=True, retry_after=20.0)
     assert next_try(slow_down, 1, 0.0, config, lambda: 1.0) == (20.0, "HTTP 429")
@@ -70,13 +81,16 @@ def test_a_failure_is_retried_after_the_backoff_until_a_limit_says_stop() -> Non
     assert next_try(too_slow, 1, 0.0, config, lambda: 1.0) == (30.0, "HTTP 429")  # capped
 
 
-
 # the dispatcher (no receiver needed) -------------------------------------------------
 
 
 def settings(**overrides: Any) -> WebhookConfig:
-    values: dict[str, Any] = {"backoff_base_seconds": 0.01, "backoff_max_seconds": 0.02,
-                              "timeout_seconds": 2.0, "max_attempts": 3}
+    values: dict[str, Any] = {
+        "backoff_base_seconds": 0.01,
+        "backoff_max_seconds": 0.02,
+        "timeout_seconds": 2.0,
+        "max_attempts": 3,
+    }
     values.update(overrides)
     return WebhookConfig(**values)
 
@@ -99,22 +113,27 @@ async def test_notify_queues_phase_changes_and_opted_in_progress_only() -> None:
         processing = status("Processing", progress=0)
         assert d.notify(REF, None, processing) is None  # no webhook
         assert d.notify(REF, REFUSED, {}) is None  # no phase yet
-        assert d.notify(REF, REFUSED, processing, status("Pending", attempts=0)) \
+        assert (
+            d.notify(REF, REFUSED, processing, status("Pending", attempts=0))
             == f"{REF.uid}.1.processing"
+        )
         assert d.notify(REF, REFUSED, dict(processing, progress=5), processing) is None
         with_progress = WebhookSpec(url="http://kubernetes/", includeProgress=True)
-        assert d.notify(REF, with_progress, dict(processing, progress=5), processing) \
-            is not None
+        assert d.notify(REF, with_progress, dict(processing, progress=5), processing) is not None
         assert d.notify(REF, with_progress, processing, processing) is None  # no change
         retried = status("Pending", nextAttempt=2)
-        assert d.notify(REF, REFUSED, status("Processing", attempts=2), retried) \
+        assert (
+            d.notify(REF, REFUSED, status("Processing", attempts=2), retried)
             == f"{REF.uid}.2.processing"
+        )
         await d.drain(5)
     finally:
         await d.close()
     # The progress event was still waiting when the next phase event came: superseded.
     assert [state["lastEventId"] for _, state in results.states] == [
-        f"{REF.uid}.1.processing", f"{REF.uid}.2.processing"]
+        f"{REF.uid}.1.processing",
+        f"{REF.uid}.2.processing",
+    ]
     assert d.dropped == 1
 
 
@@ -138,8 +157,12 @@ async def test_transient_failures_are_retried_then_given_up() -> None:
     results = Results()
     d = WebhookDispatcher(settings(), on_outcome=results, resolve=resolver({}, calls))
     try:
-        d.notify(REF, WebhookSpec(url="https://down.example.com/h"),
-                 status("Succeeded"), status("Processing"))
+        d.notify(
+            REF,
+            WebhookSpec(url="https://down.example.com/h"),
+            status("Succeeded"),
+            status("Processing"),
+        )
         await d.drain(5)
     finally:
         await d.close()
@@ -153,8 +176,9 @@ async def test_events_older_than_the_max_age_are_given_up() -> None:
     results = Results()
     # The first retries wait 5-10 ms, doubling: at most ~30 attempts fit in 0.3 s, so the
     # age gives up first, and saying so ("in Ns") tells it from the attempt limit.
-    d = WebhookDispatcher(settings(max_attempts=100, max_age_seconds=0.3),
-                          on_outcome=results, resolve=resolver({}))
+    d = WebhookDispatcher(
+        settings(max_attempts=100, max_age_seconds=0.3), on_outcome=results, resolve=resolver({})
+    )
     try:
         d.notify(REF, WebhookSpec(url="https://down.example.com/h"), status("Failed"))
         await d.drain(5)
@@ -167,8 +191,9 @@ async def test_events_older_than_the_max_age_are_given_up() -> None:
 
 async def test_secret_problems() -> None:
     results = Results()
-    signed = WebhookSpec.model_validate({"url": "https://hooks.example.com/",
-                                         "secretRef": {"name": "hook", "key": "k"}})
+    signed = WebhookSpec.model_validate(
+        {"url": "https://hooks.example.com/", "secretRef": {"name": "hook", "key": "k"}}
+    )
     no_loader = WebhookDispatcher(settings(), on_outcome=results)
     try:
         no_loader.notify(REF, signed, status("Failed"))
@@ -182,7 +207,7 @@ async def test_secret_problems() -> None:
 
     async def missing(namespace: str, name: str, key: str) -> bytes:
         asked.append((namespace, name, key))
-        raise LookupError("secrets \"hook\" not found")
+        raise LookupError('secrets "hook" not found')
 
     d = WebhookDispatcher(settings(), missing, results)
     try:
@@ -211,15 +236,16 @@ async def test_newer_events_replace_waiting_progress_but_never_phase_events() ->
         for n in (10, 20, 30):
             d.notify(REF, spec, dict(base, progress=n), dict(base, progress=n - 10))
         assert d.queued == 2  # Processing (in flight) + progress 30
-        d.notify(REF, spec, dict(base, phase="Succeeded", progress=100),
-                 dict(base, progress=30))
+        d.notify(REF, spec, dict(base, phase="Succeeded", progress=100), dict(base, progress=30))
         assert d.queued == 2 and d.dropped == 3
         gate.set()
         await d.drain(5)
     finally:
         await d.close()
     assert [s["lastEventId"].split(".", 2)[2] for _, s in results.states] == [
-        "processing", "succeeded"]
+        "processing",
+        "succeeded",
+    ]
 
 
 async def test_a_full_queue_drops_and_reports_phase_events() -> None:
@@ -230,8 +256,7 @@ async def test_a_full_queue_drops_and_reports_phase_events() -> None:
         await gate.wait()
         return ["10.0.0.1"]
 
-    d = WebhookDispatcher(settings(max_queued_events=1), on_outcome=results,
-                          resolve=held)
+    d = WebhookDispatcher(settings(max_queued_events=1), on_outcome=results, resolve=held)
     spec = WebhookSpec(url="https://hooks.example.com/")
     try:
         other = TaskRef(uid="other", namespace="team-a", name="b")

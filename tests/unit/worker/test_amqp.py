@@ -20,11 +20,14 @@ def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> No
 def test_a_cause_is_never_empty() -> None:
     # pika raises several errors whose str() is empty, or "()", or only a tuple of codes.
     assert describe(pika.exceptions.AMQPConnectionError()) == (
-        "AMQPConnectionError: no detail given")
+        "AMQPConnectionError: no detail given"
+    )
     assert describe(pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED")) == (
-        "ConnectionClosedByBroker: (320, 'CONNECTION_FORCED')")
+        "ConnectionClosedByBroker: (320, 'CONNECTION_FORCED')"
+    )
     assert describe(ConnectionRefusedError(111, "Connection refused")) == (
-        "ConnectionRefusedError: [Errno 111] Connection refused")
+        "ConnectionRefusedError: [Errno 111] Connection refused"
+    )
     wrapped = pika.exceptions.AMQPConnectionError(ConnectionRefusedError(111, "refused"))
     assert "refused" in describe(wrapped)
 
@@ -48,8 +51,7 @@ def test_parameters_set_only_what_is_asked() -> None:
 
 
 def test_several_urls_are_the_nodes_of_one_cluster_in_their_order() -> None:
-    nodes = parameters("amqp://u:p@a:5672/v, amqp://u:p@b:5673/v,amqp://u:p@c/v",
-                       heartbeat=7)
+    nodes = parameters("amqp://u:p@a:5672/v, amqp://u:p@b:5673/v,amqp://u:p@c/v", heartbeat=7)
     assert [node_name(n) for n in nodes] == ["a:5672", "b:5673", "c:5672"]
     assert {n.heartbeat for n in nodes} == {7}
 
@@ -70,12 +72,14 @@ def test_no_url_at_all_is_refused() -> None:
 
 
 def test_an_outage_is_one_warning_and_one_info_even_if_the_first_session_fails(
-        caplog: pytest.LogCaptureFixture) -> None:
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     """Just after a restart a node accepts connections before its queues are back: a
     session that fails while setting up is the same outage, told at DEBUG only."""
     caplog.set_level(logging.DEBUG, logger="t")
-    link = Link(parameters("amqp://guest:guest@127.0.0.1:1/"), name="worker w",
-                log=logging.getLogger("t"))
+    link = Link(
+        parameters("amqp://guest:guest@127.0.0.1:1/"), name="worker w", log=logging.getLogger("t")
+    )
     link._connected_once = True  # it was connected before the outage
     closed = pika.exceptions.ConnectionClosedByBroker(320, "CONNECTION_FORCED - shutdown")
     link.lost(closed)
@@ -85,7 +89,9 @@ def test_an_outage_is_one_warning_and_one_info_even_if_the_first_session_fails(
     link.serving()
     link.serving()  # serving again on the same connection says nothing
     said = [(r.levelname, r.getMessage().split(" (")[0]) for r in caplog.records]
-    assert said == [("WARNING", "worker w: lost RabbitMQ"),
-                    ("DEBUG", "worker w: still no RabbitMQ"),
-                    ("DEBUG", "worker w: still no RabbitMQ"),
-                    ("INFO", "worker w: reconnected to RabbitMQ after 0.0s")]
+    assert said == [
+        ("WARNING", "worker w: lost RabbitMQ"),
+        ("DEBUG", "worker w: still no RabbitMQ"),
+        ("DEBUG", "worker w: still no RabbitMQ"),
+        ("INFO", "worker w: reconnected to RabbitMQ after 0.0s"),
+    ]

@@ -173,10 +173,15 @@ def test_an_unexpected_exception_is_an_error_with_a_traceback_excerpt() -> None:
     assert tb is not None and "nested_helper_that_breaks" in tb and len(tb) <= TRACEBACK_CHARS
 
 
-@pytest.mark.parametrize(("queue", "reason"), [("not-json", "ResultNotSerializable"),
-                                                ("huge", "ResultTooLarge"),
-                                                ("deep", "ResultTooDeep"),
-                                                ("deeper-than-python", "ResultTooDeep")])
+@pytest.mark.parametrize(
+    ("queue", "reason"),
+    [
+        ("not-json", "ResultNotSerializable"),
+        ("huge", "ResultTooLarge"),
+        ("deep", "ResultTooDeep"),
+        ("deeper-than-python", "ResultTooDeep"),
+    ],
+)
 def test_results_that_cannot_be_reported_are_errors(queue: str, reason: str) -> None:
     result = run_task(deep_app if queue in deep_app.tasks else app, queue, None)
     assert result.phase is Phase.ERROR and result.error is not None
@@ -192,5 +197,6 @@ def test_an_async_handler_runs_to_completion() -> None:
 def _ctx() -> TaskContext:
     from asynctask_worker.messages import TaskRef
 
-    return TaskContext(TaskRef(uid="u", namespace="n", name="x"), 1, "order",
-                       lambda percent, message: None)
+    return TaskContext(
+        TaskRef(uid="u", namespace="n", name="x"), 1, "order", lambda percent, message: None
+    )

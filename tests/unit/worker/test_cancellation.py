@@ -140,8 +140,10 @@ def test_a_task_cancelled_before_it_is_delivered_never_runs() -> None:
     assert result.error is not None and "before it started" in result.error.message
     assert [s.phase for s in result.statuses] == [Phase.CANCELLED]
     assert task.uid not in seen and broker.acked == [task]
-    assert broker.metrics.value("asynctask_worker_tasks_revoked_before_start_total",
-                                queue="never") == 1
+    assert (
+        broker.metrics.value("asynctask_worker_tasks_revoked_before_start_total", queue="never")
+        == 1
+    )
 
 
 def test_a_task_cancelled_while_waiting_for_a_slot_is_reported_at_once_and_never_runs() -> None:

@@ -39,13 +39,24 @@ def captured() -> Iterator[tuple[io.StringIO, logging.Handler]]:
 
 
 def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
-    for key, value in {"CONCURRENCY": "3", "QUEUES": "a, b,", "POOL": "process",
-                       "CANCEL_GRACE_SECONDS": "2.5", "METRICS_PORT": "9100",
-                       "LOG_FORMAT": "json"}.items():
+    for key, value in {
+        "CONCURRENCY": "3",
+        "QUEUES": "a, b,",
+        "POOL": "process",
+        "CANCEL_GRACE_SECONDS": "2.5",
+        "METRICS_PORT": "9100",
+        "LOG_FORMAT": "json",
+    }.items():
         monkeypatch.setenv(f"ASYNCTASK_WORKER_{key}", value)
     s = WorkerSettings()
-    assert (s.concurrency, s.queues, s.pool, s.cancel_grace_seconds, s.metrics_port,
-            s.log_format) == (3, ["a", "b"], "process", 2.5, 9100, "json")
+    assert (
+        s.concurrency,
+        s.queues,
+        s.pool,
+        s.cancel_grace_seconds,
+        s.metrics_port,
+        s.log_format,
+    ) == (3, ["a", "b"], "process", 2.5, 9100, "json")
     assert s.effective_prefetch == 3  # prefetch follows the concurrency
     monkeypatch.setenv("ASYNCTASK_WORKER_POOL", "fork")
     with pytest.raises(ValueError, match="pool"):
@@ -55,11 +66,27 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
 def test_cli_flags_override_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCTASK_WORKER_CONCURRENCY", "3")
     monkeypatch.setenv("ASYNCTASK_WORKER_GRACE_PERIOD_SECONDS", "7")
-    spec, s = parse_settings(["mod:app", "--concurrency", "5", "--pool", "process",
-                              "--cancel-grace", "1.5", "--metrics-port", "0"])
+    spec, s = parse_settings(
+        [
+            "mod:app",
+            "--concurrency",
+            "5",
+            "--pool",
+            "process",
+            "--cancel-grace",
+            "1.5",
+            "--metrics-port",
+            "0",
+        ]
+    )
     assert spec == "mod:app"
-    assert (s.concurrency, s.pool, s.cancel_grace_seconds, s.grace_period_seconds,
-            s.metrics_port) == (5, "process", 1.5, 7.0, 0)
+    assert (
+        s.concurrency,
+        s.pool,
+        s.cancel_grace_seconds,
+        s.grace_period_seconds,
+        s.metrics_port,
+    ) == (5, "process", 1.5, 7.0, 0)
 
 
 def test_load_app_finds_the_app_or_says_what_is_wrong() -> None:
@@ -83,27 +110,41 @@ def test_the_worker_refuses_what_it_cannot_serve() -> None:
 
 
 def test_json_logs_carry_the_task_ids_on_every_record(
-        captured: tuple[io.StringIO, logging.Handler]) -> None:
+    captured: tuple[io.StringIO, logging.Handler],
+) -> None:
     out, _ = captured
     with StubBroker(app) as broker:
         task = broker.enqueue("chatty", {}, namespace="team", name="job-1")
         assert broker.result(task).phase is Phase.FAILED
     records = [json.loads(line) for line in out.getvalue().splitlines()]
-    about_task = [r for r in records if r["message"] in ("a library speaks", "the handler speaks")
-                  or r["logger"] == "asynctask.worker"]
+    about_task = [
+        r
+        for r in records
+        if r["message"] in ("a library speaks", "the handler speaks")
+        or r["logger"] == "asynctask.worker"
+    ]
     assert {r["message"] for r in about_task} >= {"a library speaks", "the handler speaks"}
     assert len(about_task) >= 4  # + the runtime's "started" and outcome lines
     for r in about_task:
-        assert (r["task_uid"], r["task_namespace"], r["task_name"], r["attempt"],
-                r["queue"]) == (task.uid, "team", "job-1", 1, "chatty"), r
+        assert (r["task_uid"], r["task_namespace"], r["task_name"], r["attempt"], r["queue"]) == (
+            task.uid,
+            "team",
+            "job-1",
+            1,
+            "chatty",
+        ), r
 
 
 def test_text_logs_append_the_task_ids() -> None:
     out = io.StringIO()
     handler = make_handler("text", out)
     record = logging.LogRecord("x", logging.INFO, __file__, 1, "hello", None, None)
-    for key, value in {"task_uid": "u1", "task_namespace": "ns", "task_name": "n",
-                       "attempt": 2}.items():
+    for key, value in {
+        "task_uid": "u1",
+        "task_namespace": "ns",
+        "task_name": "n",
+        "attempt": 2,
+    }.items():
         setattr(record, key, value)
     handler.handle(record)
     assert out.getvalue().rstrip().endswith("hello [task=ns/n uid=u1 attempt=2]")
@@ -115,8 +156,9 @@ def test_metrics_count_starts_outcomes_and_durations() -> None:
         broker.join()
     m = broker.metrics
     assert m.value("asynctask_worker_tasks_started_total", queue="chatty") == 1
-    assert m.value("asynctask_worker_tasks_finished_total", queue="chatty",
-                   outcome="Failed") == 1
-    assert m.value("asynctask_worker_task_duration_seconds_count", queue="chatty",
-                   outcome="Failed") == 1
+    assert m.value("asynctask_worker_tasks_finished_total", queue="chatty", outcome="Failed") == 1
+    assert (
+        m.value("asynctask_worker_task_duration_seconds_count", queue="chatty", outcome="Failed")
+        == 1
+    )
     assert m.value("asynctask_worker_tasks_in_flight", queue="chatty") == 0

@@ -61,8 +61,9 @@ class Sink:
     def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]:
         future: Future[None] = Future()
         with self._lock:
-            self.sent.append((StatusMessage(task=task, attempt=attempt, phase=phase, **fields),
-                              future))
+            self.sent.append(
+                (StatusMessage(task=task, attempt=attempt, phase=phase, **fields), future)
+            )
         if self.confirm or not phase.terminal:
             future.set_result(None)
         return future
@@ -89,8 +90,9 @@ class Delivery:
 
 
 def message(uid: str, **request: Any) -> TaskMessage:
-    return TaskMessage(task=TaskRef(uid=uid, namespace="ns", name=uid), queue="count",
-                       request=request)
+    return TaskMessage(
+        task=TaskRef(uid=uid, namespace="ns", name=uid), queue="count", request=request
+    )
 
 
 def wait_until(check: Callable[[], bool], timeout: float = 10) -> None:
@@ -121,7 +123,8 @@ def test_no_more_handlers_run_at_once_than_the_concurrency() -> None:
 
 
 def test_a_redelivery_of_a_finished_attempt_is_acked_without_running(
-        dispatcher: Dispatcher, sink: Sink) -> None:
+    dispatcher: Dispatcher, sink: Sink
+) -> None:
     first, again = Delivery(message("a")), Delivery(message("a"), attempt=2)
     dispatcher.submit(first)
     wait_until(lambda: first.settled == ["ack"])
@@ -131,7 +134,8 @@ def test_a_redelivery_of_a_finished_attempt_is_acked_without_running(
 
 
 def test_a_redelivery_while_running_is_adopted_by_the_running_attempt(
-        dispatcher: Dispatcher, sink: Sink) -> None:
+    dispatcher: Dispatcher, sink: Sink
+) -> None:
     lost = Delivery(message("b", wait=30))  # its connection dies while the handler runs
     dispatcher.submit(lost)
     wait_until(lambda: runs == ["b"])
@@ -140,7 +144,7 @@ def test_a_redelivery_while_running_is_adopted_by_the_running_attempt(
     gate.set()
     wait_until(lambda: redelivered.settled == ["ack"])
     assert lost.settled == [] and runs == ["b"]
-    (end, _), = sink.terminal("b")
+    ((end, _),) = sink.terminal("b")
     assert end.phase is Phase.SUCCEEDED and end.attempt == 1
 
 
@@ -149,8 +153,9 @@ def test_a_new_published_attempt_of_the_same_task_does_run(dispatcher: Dispatche
     first = Delivery(message("c"))
     dispatcher.submit(first)
     wait_until(lambda: first.settled == ["ack"])
-    retry = Delivery(TaskMessage(task=first.message.task, queue="count", request={}, attempt=2),
-                     attempt=2)
+    retry = Delivery(
+        TaskMessage(task=first.message.task, queue="count", request={}, attempt=2), attempt=2
+    )
     dispatcher.submit(retry)
     wait_until(lambda: retry.settled == ["ack"])
     assert runs == ["c", "c"]
@@ -177,7 +182,8 @@ def test_the_ack_waits_for_the_confirm_and_a_failed_report_requeues() -> None:
 
 
 def test_shutdown_requeues_what_waits_and_releases_what_runs(
-        dispatcher: Dispatcher, sink: Sink) -> None:
+    dispatcher: Dispatcher, sink: Sink
+) -> None:
     running = [Delivery(message(f"r{i}", wait=30)) for i in range(2)]
     waiting = Delivery(message("w"))
     for d in [*running, waiting]:

@@ -49,8 +49,12 @@ def readme_blocks(language: str) -> list[str]:
 
 def guide_commands() -> list[list[str]]:
     """The guide's ``$ asynctask-worker ...`` command lines, split as a shell would."""
-    return [shlex.split(line[2:]) for block in blocks(GUIDE.read_text(), "console")
-            for line in block.splitlines() if line.startswith("$ asynctask-worker ")]
+    return [
+        shlex.split(line[2:])
+        for block in blocks(GUIDE.read_text(), "console")
+        for line in block.splitlines()
+        if line.startswith("$ asynctask-worker ")
+    ]
 
 
 # the README -------------------------------------------------------------------------------
@@ -58,7 +62,8 @@ def guide_commands() -> list[list[str]]:
 
 def test_the_readme_shows_the_example_verbatim() -> None:
     assert readme_blocks("python") == [(EXAMPLES / "greetings.py").read_text()], (
-        "README.md is out of date: paste examples/greetings.py into its worker section")
+        "README.md is out of date: paste examples/greetings.py into its worker section"
+    )
 
 
 def test_the_readme_manifest_is_the_example_manifest_and_fits_the_worker() -> None:
@@ -94,8 +99,10 @@ def test_the_example_fails_the_business_way() -> None:
     result = run_task(greetings.app, "greet", {"name": "nobody"})
     assert result.phase is Phase.FAILED and result.ran
     assert result.error is not None
-    assert (result.error.reason, result.error.message) == ("UnknownName",
-                                                           "nobody cannot be greeted")
+    assert (result.error.reason, result.error.message) == (
+        "UnknownName",
+        "nobody cannot be greeted",
+    )
     assert result.progress == []
 
 
@@ -121,8 +128,13 @@ def test_the_example_stops_between_steps_when_cancelled() -> None:
 
 def test_the_example_stops_when_it_runs_out_of_time() -> None:
     started = time.monotonic()
-    result = run_task(greetings.app, "greet", {"name": "Ada", "steps": 100, "step_seconds": 0.1},
-                      timeout_seconds=1, cancel_grace_seconds=60)
+    result = run_task(
+        greetings.app,
+        "greet",
+        {"name": "Ada", "steps": 100, "step_seconds": 0.1},
+        timeout_seconds=1,
+        cancel_grace_seconds=60,
+    )
     assert result.phase is Phase.TIMED_OUT
     assert 0 < len(result.progress) < 100
     assert time.monotonic() - started < 5  # it stopped at its next check, not after 10 s
@@ -137,8 +149,7 @@ def test_the_guide_commands_parse_and_load_the_example() -> None:
     for argv in commands:
         spec, settings = parse_settings(argv[1:])
         assert load_app(spec).queues == ["thumbnails"]
-    assert (settings.pool, settings.log_format, settings.metrics_port) == ("thread", "json",
-                                                                           9100)
+    assert (settings.pool, settings.log_format, settings.metrics_port) == ("thread", "json", 9100)
 
 
 def _table(header: str) -> list[list[str]]:
@@ -146,7 +157,7 @@ def _table(header: str) -> list[list[str]]:
     lines = GUIDE.read_text().splitlines()
     (start,) = [i for i, line in enumerate(lines) if line.startswith(header)]
     rows = []
-    for line in lines[start + 2:]:  # after the header and its |---| line
+    for line in lines[start + 2 :]:  # after the header and its |---| line
         if not line.startswith("|"):
             break
         rows.append([cell.strip() for cell in line.strip("|").split("|")])
@@ -176,26 +187,32 @@ def test_the_guide_names_only_context_members_that_exist() -> None:
     members = {m for cells in rows for m in re.findall(r"`ctx\.(\w+)", cells[0])}
     assert members >= {"progress", "cancelled", "raise_if_cancelled", "wait_cancelled"}
     for member in members:
-        assert hasattr(TaskContext, member) or member in inspect.signature(
-            TaskContext.__init__).parameters, f"TaskContext has no {member}"
+        assert (
+            hasattr(TaskContext, member)
+            or member in inspect.signature(TaskContext.__init__).parameters
+        ), f"TaskContext has no {member}"
 
 
 def test_the_guide_lists_every_metric() -> None:
     rows = _table("| metric | labels |")
-    documented = {re.findall(r"`(\w+)`", cells[0])[0]:
-                  sorted(re.findall(r"`(\w+)`", cells[1])) for cells in rows}
+    documented = {
+        re.findall(r"`(\w+)`", cells[0])[0]: sorted(re.findall(r"`(\w+)`", cells[1]))
+        for cells in rows
+    }
     actual = {}
     for collector in WorkerMetrics().registry.collect():
         name = collector.name + ("_total" if collector.type == "counter" else "")
         actual[name] = collector
     assert set(documented) == set(actual)
     metrics = WorkerMetrics()
-    labelled = {"asynctask_worker_tasks_started_total": metrics.started,
-                "asynctask_worker_tasks_finished_total": metrics.finished,
-                "asynctask_worker_tasks_revoked_before_start_total": metrics.revoked,
-                "asynctask_worker_task_duration_seconds": metrics.duration,
-                "asynctask_worker_messages_dead_lettered_total": metrics.dead_lettered,
-                "asynctask_worker_tasks_in_flight": metrics.in_flight}
+    labelled = {
+        "asynctask_worker_tasks_started_total": metrics.started,
+        "asynctask_worker_tasks_finished_total": metrics.finished,
+        "asynctask_worker_tasks_revoked_before_start_total": metrics.revoked,
+        "asynctask_worker_task_duration_seconds": metrics.duration,
+        "asynctask_worker_messages_dead_lettered_total": metrics.dead_lettered,
+        "asynctask_worker_tasks_in_flight": metrics.in_flight,
+    }
     for name, labels in documented.items():
         metric = labelled.get(name)
         assert labels == sorted(metric._labelnames if metric is not None else ()), name
@@ -207,8 +224,10 @@ def _documented_signature(call: str) -> list[str]:
     return [a.split("=")[0].strip() for a in args.split(",")]
 
 
-@pytest.mark.parametrize(("call", "func"), [
-    ("run_task", run_task), ("StubBroker", StubBroker), ("enqueue", StubBroker.enqueue)])
+@pytest.mark.parametrize(
+    ("call", "func"),
+    [("run_task", run_task), ("StubBroker", StubBroker), ("enqueue", StubBroker.enqueue)],
+)
 def test_the_guide_shows_the_testing_signatures(call: str, func: object) -> None:
     assert callable(func)
     expected: list[str] = []

@@ -17,8 +17,9 @@ def test_the_guide_shows_the_example_files_verbatim(example: str) -> None:
     code = (REPO / "examples" / example).read_text()
     guide = GUIDE.read_text()
     assert "## Writing a worker" in guide
-    assert f"```python\n{code}```" in guide, f"docs/writing-a-worker.md is out of date: " \
-                                            f"paste examples/{example} into it again"
+    assert f"```python\n{code}```" in guide, (
+        f"docs/writing-a-worker.md is out of date: paste examples/{example} into it again"
+    )
 
 
 EXAMPLE_TESTS = [name for name in dir(thumbnails_tests) if name.startswith("test_")]

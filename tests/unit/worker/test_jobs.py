@@ -21,8 +21,13 @@ class _Delivery:
 
 def job(soft: float | None, hard: float | None = None, state: State = State.RUNNING) -> Job:
     ref = TaskRef(uid="u", namespace="ns", name="t")
-    made = Job(_Delivery(TaskMessage(task=ref, queue="q")), started=0.0, soft_deadline=soft,
-               hard_deadline=hard, state=state)
+    made = Job(
+        _Delivery(TaskMessage(task=ref, queue="q")),
+        started=0.0,
+        soft_deadline=soft,
+        hard_deadline=hard,
+        state=state,
+    )
     made.ctx = TaskContext(ref, 1, "q", lambda percent, message: None)
     return made
 

@@ -36,17 +36,21 @@ def test_status_message_ids_follow_attempt_and_seq() -> None:
     assert decode(StatusMessage, encode(m)).progress == 5
 
 
-@pytest.mark.parametrize("body", [
-    b"", b"not json", b"[]",
-    b'{"kind": "task", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
-    b'"phase": "Processing"}',
-    b'{"v": 2, "kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
-    b'"phase": "Processing"}',
-    b'{"kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
-    b'"phase": "Done"}',
-    b'{"kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
-    b'"phase": "Processing", "progress": 101}',
-])
+@pytest.mark.parametrize(
+    "body",
+    [
+        b"",
+        b"not json",
+        b"[]",
+        b'{"kind": "task", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
+        b'"phase": "Processing"}',
+        b'{"v": 2, "kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
+        b'"phase": "Processing"}',
+        b'{"kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, "phase": "Done"}',
+        b'{"kind": "status", "task": {"uid": "u", "namespace": "n", "name": "x"}, '
+        b'"phase": "Processing", "progress": 101}',
+    ],
+)
 def test_malformed_status_messages_are_refused(body: bytes) -> None:
     with pytest.raises(MalformedMessage):
         decode(StatusMessage, body)
@@ -66,23 +70,31 @@ def test_kinds_do_not_mix() -> None:
 
 def test_terminal_phases() -> None:
     assert {p.value for p in Phase if p.terminal} == {
-        "Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
+        "Succeeded",
+        "Failed",
+        "Error",
+        "Cancelled",
+        "TimedOut",
+    }
 
 
 def _good_task() -> dict[str, object]:
     return dict(json.loads(encode(TaskMessage(task=REF, queue="hello"))))
 
 
-@pytest.mark.parametrize(("body", "reason"), [
-    (b"\xff\xfe{}", "NotUtf8"),
-    (b"{not json", "NotJson"),
-    (b"", "NotJson"),
-    (b"[1, 2]", "NotAnObject"),
-    (b'{"request": ' + b"[" * 300 + b"]" * 300 + b"}", "TooDeep"),
-    (json.dumps({**_good_task(), "v": 2}).encode(), "UnknownVersion"),
-    (json.dumps({**_good_task(), "kind": "status"}).encode(), "WrongKind"),
-    (json.dumps({**_good_task(), "attempt": "one"}).encode(), "InvalidFields"),
-])
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"\xff\xfe{}", "NotUtf8"),
+        (b"{not json", "NotJson"),
+        (b"", "NotJson"),
+        (b"[1, 2]", "NotAnObject"),
+        (b'{"request": ' + b"[" * 300 + b"]" * 300 + b"}", "TooDeep"),
+        (json.dumps({**_good_task(), "v": 2}).encode(), "UnknownVersion"),
+        (json.dumps({**_good_task(), "kind": "status"}).encode(), "WrongKind"),
+        (json.dumps({**_good_task(), "attempt": "one"}).encode(), "InvalidFields"),
+    ],
+)
 def test_a_malformed_message_says_in_one_word_what_is_wrong(body: bytes, reason: str) -> None:
     with pytest.raises(MalformedMessage) as caught:
         decode(TaskMessage, body)

@@ -35,8 +35,7 @@ def stopwatch(request: dict[str, Any], ctx: TaskContext) -> None:
 
 @pytest.fixture(params=["process", "thread"])
 def dispatcher(request: pytest.FixtureRequest, sink: Sink) -> Iterator[Dispatcher]:
-    d = Dispatcher(app, sink, concurrency=1, pool=request.param, tick=0.01,
-                   cancel_grace_seconds=5)
+    d = Dispatcher(app, sink, concurrency=1, pool=request.param, tick=0.01, cancel_grace_seconds=5)
     d.start()
     yield d
     d.stop()
@@ -48,14 +47,16 @@ def sink() -> Sink:
 
 
 def test_the_handler_runs_its_whole_time_limit_before_it_is_told_to_stop(
-        dispatcher: Dispatcher, sink: Sink, tmp_path: Path) -> None:
+    dispatcher: Dispatcher, sink: Sink, tmp_path: Path
+) -> None:
     ref = TaskRef(uid="t1", namespace="ns", name="t1")
     record = tmp_path / "stopwatch.json"
-    delivery = Delivery(TaskMessage(task=ref, queue="stopwatch",
-                                    request={"record": str(record)}, timeout_seconds=1))
+    delivery = Delivery(
+        TaskMessage(task=ref, queue="stopwatch", request={"record": str(record)}, timeout_seconds=1)
+    )
     dispatcher.submit(delivery)
     wait_until(lambda: delivery.settled == ["ack"], timeout=30)
-    (end, _), = sink.terminal("t1")
+    ((end, _),) = sink.terminal("t1")
     assert end.phase is Phase.TIMED_OUT
     times = json.loads(record.read_text())
     assert times["told"] - times["began"] >= 1.0

@@ -68,11 +68,21 @@ START_MARGIN_SECONDS = 0.05
 
 
 class Dispatcher:
-    def __init__(self, app: App, sink: StatusSink, *, concurrency: int = 1,
-                 pool: Pool = "thread", cancel_grace_seconds: float = 10.0,
-                 revoked: RevokedSet | None = None, metrics: WorkerMetrics | None = None,
-                 log_format: str = "text", log_level: str = "INFO",
-                 done_capacity: int = 10_000, tick: float = 0.1) -> None:
+    def __init__(
+        self,
+        app: App,
+        sink: StatusSink,
+        *,
+        concurrency: int = 1,
+        pool: Pool = "thread",
+        cancel_grace_seconds: float = 10.0,
+        revoked: RevokedSet | None = None,
+        metrics: WorkerMetrics | None = None,
+        log_format: str = "text",
+        log_level: str = "INFO",
+        done_capacity: int = 10_000,
+        tick: float = 0.1,
+    ) -> None:
         self.app = app
         self.sink = sink
         self.concurrency = concurrency
@@ -92,8 +102,9 @@ class Dispatcher:
         self._intake = True
         self._stopped = False
         self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._supervise, daemon=True,
-                                        name="asynctask-supervisor")
+        self._thread = threading.Thread(
+            target=self._supervise, daemon=True, name="asynctask-supervisor"
+        )
 
     # lifecycle ----------------------------------------------------------------------------
 
@@ -127,8 +138,11 @@ class Dispatcher:
         uid = msg.task.uid
         self.revoked.put(uid, rev)
         with self._cond:
-            jobs = [j for j in self._running.values()
-                    if j.message.task.uid == uid and j.state is State.RUNNING]
+            jobs = [
+                j
+                for j in self._running.values()
+                if j.message.task.uid == uid and j.state is State.RUNNING
+            ]
             queued = [d for d in self._pending if d.message.task.uid == uid]
             for d in queued:
                 self._pending.remove(d)
@@ -167,10 +181,13 @@ class Dispatcher:
             self.metrics.in_flight.labels(job.message.queue).dec()
             job.delivery.requeue()
             killed = job.execution is not None and job.execution.kill()
-            log.warning("task %s/%s: still running after the grace period: requeued%s",
-                        job.ctx.namespace, job.ctx.name,
-                        " (its process was killed)" if killed else "",
-                        extra=job.ctx.log_fields)
+            log.warning(
+                "task %s/%s: still running after the grace period: requeued%s",
+                job.ctx.namespace,
+                job.ctx.name,
+                " (its process was killed)" if killed else "",
+                extra=job.ctx.log_fields,
+            )
         return len(jobs)
 
     # introspection ------------------------------------------------------------------------
@@ -208,8 +225,11 @@ class Dispatcher:
             for job in starts:
                 self._start(job)
             for job in soft:
-                self._stop(job, TIMED_OUT,
-                           f"it ran longer than its limit of {job.message.timeout_seconds}s")
+                self._stop(
+                    job,
+                    TIMED_OUT,
+                    f"it ran longer than its limit of {job.message.timeout_seconds}s",
+                )
             for job in hard:
                 self._hard_stop(job)
             self._count_abandoned()
@@ -232,8 +252,9 @@ class Dispatcher:
             return Verdict.REVOKED, revocation
         return Verdict.NEW, None
 
-    def _take_startable(self) -> tuple[list[Job], list[tuple[Delivery, Verdict,
-                                                                 Revocation | None]]]:
+    def _take_startable(
+        self,
+    ) -> tuple[list[Job], list[tuple[Delivery, Verdict, Revocation | None]]]:
         """Jobs to start in the free slots, and the waiting deliveries settled meanwhile."""
         starts: list[Job] = []
         early: list[tuple[Delivery, Verdict, Revocation | None]] = []
@@ -254,8 +275,9 @@ class Dispatcher:
         # before would stop the handler early.
         msg = d.message
         job = Job(d, time.monotonic(), None)
-        job.ctx = TaskContext(msg.task, d.attempt, msg.queue,
-                              lambda percent, text: self._progress(job, percent, text))
+        job.ctx = TaskContext(
+            msg.task, d.attempt, msg.queue, lambda percent, text: self._progress(job, percent, text)
+        )
         return job
 
     def _progress(self, job: Job, percent: int, message: str | None) -> None:
@@ -265,8 +287,13 @@ class Dispatcher:
 
     def _start(self, job: Job) -> None:
         msg, ctx = job.message, job.ctx
-        log.info("task %s/%s attempt %d: started", ctx.namespace, ctx.name, ctx.attempt,
-                 extra=ctx.log_fields)
+        log.info(
+            "task %s/%s attempt %d: started",
+            ctx.namespace,
+            ctx.name,
+            ctx.attempt,
+            extra=ctx.log_fields,
+        )
         self.metrics.task_started(msg.queue)
         definition = self.app.definition(msg.queue)
 
@@ -278,8 +305,15 @@ class Dispatcher:
 
         execution: Execution
         if self.pool == "process":
-            execution = ProcessExecution(definition, msg.request, ctx, on_outcome, on_started,
-                                         log_format=self._log_format, log_level=self._log_level)
+            execution = ProcessExecution(
+                definition,
+                msg.request,
+                ctx,
+                on_outcome,
+                on_started,
+                log_format=self._log_format,
+                log_level=self._log_level,
+            )
         else:
             execution = ThreadExecution(definition, msg.request, ctx, on_outcome, on_started)
         job.execution = execution
@@ -298,10 +332,10 @@ class Dispatcher:
         with self._cond:
             if job.state is not State.RUNNING:
                 return  # already over (stopped hard before its process got going)
-            job.soft_deadline = (time.monotonic() + timeout + START_MARGIN_SECONDS
-                                 if timeout else None)
-        self.sink.send(job.message.task, job.ctx.attempt, Phase.PROCESSING,
-                       message="Processing")
+            job.soft_deadline = (
+                time.monotonic() + timeout + START_MARGIN_SECONDS if timeout else None
+            )
+        self.sink.send(job.message.task, job.ctx.attempt, Phase.PROCESSING, message="Processing")
 
     def _stop(self, job: Job, reason: str, detail: str) -> None:
         """Soft stop: set ``ctx.cancelled`` and start the grace period."""
@@ -311,26 +345,43 @@ class Dispatcher:
             if job.hard_deadline is None:
                 job.hard_deadline = time.monotonic() + self.cancel_grace
         if job.ctx._cancel(reason, detail):
-            log.info("task %s/%s: %s; the handler has %.1fs to stop", job.ctx.namespace,
-                     job.ctx.name, reason, self.cancel_grace, extra=job.ctx.log_fields)
+            log.info(
+                "task %s/%s: %s; the handler has %.1fs to stop",
+                job.ctx.namespace,
+                job.ctx.name,
+                reason,
+                self.cancel_grace,
+                extra=job.ctx.log_fields,
+            )
 
     def _hard_stop(self, job: Job) -> None:
         ctx = job.ctx
-        if not self._finish(job, outcome.stopped(ctx.cancel_reason or CANCELLED,
-                                                 ctx.cancel_detail)):
+        if not self._finish(
+            job, outcome.stopped(ctx.cancel_reason or CANCELLED, ctx.cancel_detail)
+        ):
             return
         execution = job.execution
         if execution is not None and execution.kill():
-            log.warning("task %s/%s: the handler did not stop within %.1fs: its process was "
-                        "killed", ctx.namespace, ctx.name, self.cancel_grace,
-                        extra=ctx.log_fields)
+            log.warning(
+                "task %s/%s: the handler did not stop within %.1fs: its process was killed",
+                ctx.namespace,
+                ctx.name,
+                self.cancel_grace,
+                extra=ctx.log_fields,
+            )
         elif execution is not None:
             with self._cond:
                 self._abandoned.append(execution)
-            log.warning("task %s/%s: the handler did not stop within %.1fs: reported %s; its "
-                        "thread keeps running in the background (use pool=process to kill "
-                        "handlers)", ctx.namespace, ctx.name, self.cancel_grace,
-                        ctx.cancel_reason, extra=ctx.log_fields)
+            log.warning(
+                "task %s/%s: the handler did not stop within %.1fs: reported %s; its "
+                "thread keeps running in the background (use pool=process to kill "
+                "handlers)",
+                ctx.namespace,
+                ctx.name,
+                self.cancel_grace,
+                ctx.cancel_reason,
+                extra=ctx.log_fields,
+            )
 
     def _count_abandoned(self) -> None:
         with self._cond:
@@ -352,13 +403,25 @@ class Dispatcher:
             result = outcome.stopped(reason, ctx.cancel_detail)  # the stop wins
         seconds = time.monotonic() - job.started
         self.metrics.task_finished(msg.queue, result.phase, seconds)
-        log.info("task %s/%s attempt %d: %s in %.2fs%s", ctx.namespace, ctx.name, ctx.attempt,
-                 result.phase.value, seconds,
-                 f" ({result.error.reason}: {result.error.message})" if result.error else "",
-                 extra=ctx.log_fields)
+        log.info(
+            "task %s/%s attempt %d: %s in %.2fs%s",
+            ctx.namespace,
+            ctx.name,
+            ctx.attempt,
+            result.phase.value,
+            seconds,
+            f" ({result.error.reason}: {result.error.message})" if result.error else "",
+            extra=ctx.log_fields,
+        )
         future = self.sink.send(
-            msg.task, ctx.attempt, result.phase, result=result.result, error=result.error,
-            message=result.message, progress=100 if result.phase is Phase.SUCCEEDED else None)
+            msg.task,
+            ctx.attempt,
+            result.phase,
+            result=result.result,
+            error=result.error,
+            message=result.message,
+            progress=100 if result.phase is Phase.SUCCEEDED else None,
+        )
         future.add_done_callback(lambda f: self._settled(job, f))
         return True
 
@@ -375,6 +438,10 @@ class Dispatcher:
         if error is None:
             delivery.ack()
         else:
-            log.error("task %s: could not report its outcome (%s): back to its queue",
-                      job.ctx.uid, error, extra=job.ctx.log_fields)
+            log.error(
+                "task %s: could not report its outcome (%s): back to its queue",
+                job.ctx.uid,
+                error,
+                extra=job.ctx.log_fields,
+            )
             delivery.requeue()

@@ -28,8 +28,12 @@ from asynctask_worker.context import TaskContext, current_task
 OutcomeCallback = Callable[[Outcome], None]
 
 
-def run_handler(definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                on_started: Callable[[], None] = lambda: None) -> Outcome:
+def run_handler(
+    definition: TaskDefinition,
+    raw_request: Any,
+    ctx: TaskContext,
+    on_started: Callable[[], None] = lambda: None,
+) -> Outcome:
     """Validate the request, call the handler, classify the result. Never raises.
 
     ``on_started`` is called right before the handler: its time limit counts from there."""
@@ -67,9 +71,14 @@ class Execution(Protocol):
 class ThreadExecution:
     """Thread mode: the handler runs in a daemon thread of the worker process."""
 
-    def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                 on_outcome: OutcomeCallback,
-                 on_started: Callable[[], None] = lambda: None) -> None:
+    def __init__(
+        self,
+        definition: TaskDefinition,
+        raw_request: Any,
+        ctx: TaskContext,
+        on_outcome: OutcomeCallback,
+        on_started: Callable[[], None] = lambda: None,
+    ) -> None:
         self._definition = definition
         self._request = raw_request
         self._ctx = ctx
@@ -78,8 +87,10 @@ class ThreadExecution:
         # Daemon: a thread abandoned after its grace period must not keep the process alive
         # at exit (a ThreadPoolExecutor's threads would: they are joined at exit).
         self._thread = threading.Thread(
-            target=self._run, daemon=True,
-            name=f"asynctask-task-{ctx.namespace}/{ctx.name}#{ctx.attempt}")
+            target=self._run,
+            daemon=True,
+            name=f"asynctask-task-{ctx.namespace}/{ctx.name}#{ctx.attempt}",
+        )
 
     def start(self) -> None:
         self._thread.start()
@@ -91,5 +102,4 @@ class ThreadExecution:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        self._on_outcome(run_handler(self._definition, self._request, self._ctx,
-                                     self._on_started))
+        self._on_outcome(run_handler(self._definition, self._request, self._ctx, self._on_started))

@@ -40,8 +40,7 @@ class StatusSink(Protocol):
 
     def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]: ...
 
-    def progress(self, task: TaskRef, attempt: int, percent: int,
-                 message: str | None) -> None: ...
+    def progress(self, task: TaskRef, attempt: int, percent: int, message: str | None) -> None: ...
 
 
 class State(enum.Enum):
@@ -88,7 +87,10 @@ def overdue(jobs: Iterable[Job], now: float) -> tuple[list[Job], list[Job]]:
     """Running jobs past their time limit (to be told to stop, once), and those past the
     grace period after being told (to be stopped hard)."""
     running = [j for j in jobs if j.state is State.RUNNING]
-    soft = [j for j in running if j.soft_deadline is not None and now >= j.soft_deadline
-            and not j.ctx.cancelled]
+    soft = [
+        j
+        for j in running
+        if j.soft_deadline is not None and now >= j.soft_deadline and not j.ctx.cancelled
+    ]
     hard = [j for j in running if j.hard_deadline is not None and now >= j.hard_deadline]
     return soft, hard

@@ -30,9 +30,13 @@ class JsonFormatter(logging.Formatter):
     """One JSON object per line: time, level, logger, message, task ids, exception."""
 
     def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {"time": self.formatTime(record), "level": record.levelname,
-                                 "logger": record.name, "message": record.getMessage(),
-                                 "thread": record.threadName}
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record),
+            "level": record.levelname,
+            "logger": record.name,
+            "message": record.getMessage(),
+            "thread": record.threadName,
+        }
         entry.update({k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)})
         if record.exc_info:
             entry["exception"] = self.formatException(record.exc_info)
@@ -48,9 +52,11 @@ class TextFormatter(logging.Formatter):
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
         if hasattr(record, "task_uid"):
-            suffix = (f" [task={getattr(record, 'task_namespace', '?')}/"
-                      f"{getattr(record, 'task_name', '?')} uid={record.task_uid} "
-                      f"attempt={getattr(record, 'attempt', '?')}]")
+            suffix = (
+                f" [task={getattr(record, 'task_namespace', '?')}/"
+                f"{getattr(record, 'task_name', '?')} uid={record.task_uid} "
+                f"attempt={getattr(record, 'attempt', '?')}]"
+            )
             head, sep, rest = text.partition("\n")  # keep tracebacks below the suffix
             text = head + suffix + sep + rest
         return text
@@ -63,8 +69,9 @@ def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Ha
     return handler
 
 
-def configure_logging(fmt: str = "text", level: str = "INFO",
-                      stream: IO[str] | None = None) -> logging.Handler:
+def configure_logging(
+    fmt: str = "text", level: str = "INFO", stream: IO[str] | None = None
+) -> logging.Handler:
     """Configure the root logger for a worker process (the CLI and process-mode children)."""
     handler = make_handler(fmt, stream)
     logging.basicConfig(level=level.upper(), handlers=[handler], force=True)

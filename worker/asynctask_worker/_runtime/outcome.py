@@ -39,24 +39,37 @@ def succeeded(value: Any) -> Outcome:
         if depth > MAX_REQUEST_DEPTH:
             # The status message would be refused by the operator's JSON parser: nobody
             # would end the task. Said here, where the handler's author can see why.
-            return Outcome(Phase.ERROR, error=ErrorInfo(
-                reason="ResultTooDeep",
-                message=f"the result nests {depth} levels deep; the limit is "
-                        f"{MAX_REQUEST_DEPTH}. Flatten it."), message="ResultTooDeep")
+            return Outcome(
+                Phase.ERROR,
+                error=ErrorInfo(
+                    reason="ResultTooDeep",
+                    message=f"the result nests {depth} levels deep; the limit is "
+                    f"{MAX_REQUEST_DEPTH}. Flatten it.",
+                ),
+                message="ResultTooDeep",
+            )
         size = len(json.dumps(result, separators=(",", ":")))
     except (TypeError, ValueError, RecursionError) as exc:
         too_deep = isinstance(exc, RecursionError) or "depth exceeded" in str(exc)
         reason = "ResultTooDeep" if too_deep else "ResultNotSerializable"
-        return Outcome(Phase.ERROR, error=ErrorInfo(
-            reason=reason,
-            message=f"the handler returned a value that is not JSON: {exc}"[:_ERROR_CHARS]),
-            message=reason)
+        return Outcome(
+            Phase.ERROR,
+            error=ErrorInfo(
+                reason=reason,
+                message=f"the handler returned a value that is not JSON: {exc}"[:_ERROR_CHARS],
+            ),
+            message=reason,
+        )
     if size > MAX_RESULT_BYTES:
-        return Outcome(Phase.ERROR, error=ErrorInfo(
-            reason="ResultTooLarge",
-            message=f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}. "
-                    "Store large results elsewhere and return a reference."),
-            message="ResultTooLarge")
+        return Outcome(
+            Phase.ERROR,
+            error=ErrorInfo(
+                reason="ResultTooLarge",
+                message=f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}. "
+                "Store large results elsewhere and return a reference.",
+            ),
+            message="ResultTooLarge",
+        )
     return Outcome(Phase.SUCCEEDED, result=result, message="Succeeded")
 
 
@@ -65,34 +78,47 @@ def from_exception(exc: BaseException, *, cancel_reason: str = "") -> Outcome:
     if cancel_reason in (CANCELLED, TIMED_OUT):
         return stopped(cancel_reason)
     if isinstance(exc, TaskFailed):
-        return Outcome(Phase.FAILED,
-                       error=ErrorInfo(reason=exc.reason[:128] or "TaskFailed",
-                                       message=exc.message[:_ERROR_CHARS]),
-                       message=exc.message[:_MESSAGE_CHARS])
+        return Outcome(
+            Phase.FAILED,
+            error=ErrorInfo(
+                reason=exc.reason[:128] or "TaskFailed", message=exc.message[:_ERROR_CHARS]
+            ),
+            message=exc.message[:_MESSAGE_CHARS],
+        )
     if isinstance(exc, TaskCancelled | asyncio.CancelledError):
         return stopped(cancel_reason or CANCELLED)
     text = f"{type(exc).__name__}: {exc}"
     tb = "".join(traceback.format_exception(exc))
-    return Outcome(Phase.ERROR, error=ErrorInfo(
-        reason="HandlerException", message=text[:_ERROR_CHARS], traceback=tb[-TRACEBACK_CHARS:]),
-        message=text[:_MESSAGE_CHARS])
+    return Outcome(
+        Phase.ERROR,
+        error=ErrorInfo(
+            reason="HandlerException", message=text[:_ERROR_CHARS], traceback=tb[-TRACEBACK_CHARS:]
+        ),
+        message=text[:_MESSAGE_CHARS],
+    )
 
 
 def invalid_request(exc: ValidationError) -> Outcome:
     """The request does not fit the handler's request type: retrying will not help."""
     text = f"the request is not valid: {exc}"
-    return Outcome(Phase.FAILED, error=ErrorInfo(reason="InvalidRequest",
-                                                 message=text[:_ERROR_CHARS]),
-                   message=text[:_MESSAGE_CHARS])
+    return Outcome(
+        Phase.FAILED,
+        error=ErrorInfo(reason="InvalidRequest", message=text[:_ERROR_CHARS]),
+        message=text[:_MESSAGE_CHARS],
+    )
 
 
 def process_died(exitcode: int | None) -> Outcome:
     """Process mode: the task's process ended without reporting (crash, OOM kill, exit)."""
-    how = f"was killed by signal {-exitcode}" if exitcode is not None and exitcode < 0 \
+    how = (
+        f"was killed by signal {-exitcode}"
+        if exitcode is not None and exitcode < 0
         else f"exited with code {exitcode}"
+    )
     text = f"the task's process {how} before reporting an outcome"
-    return Outcome(Phase.ERROR, error=ErrorInfo(reason="WorkerProcessDied", message=text),
-                   message=text)
+    return Outcome(
+        Phase.ERROR, error=ErrorInfo(reason="WorkerProcessDied", message=text), message=text
+    )
 
 
 def stopped(reason: str, detail: str = "", *, before_start: bool = False) -> Outcome:
@@ -100,10 +126,18 @@ def stopped(reason: str, detail: str = "", *, before_start: bool = False) -> Out
     when = " before it started" if before_start else ""
     why = f": {detail}" if detail else ""
     if reason == TIMED_OUT:
-        return Outcome(Phase.TIMED_OUT, error=ErrorInfo(
-            reason="TimeLimitExceeded",
-            message=f"the task ran out of time{when}{why}"[:_ERROR_CHARS]), message="TimedOut")
-    return Outcome(Phase.CANCELLED, error=ErrorInfo(
-        reason="Cancelled", message=f"the task was cancelled{when}{why}"[:_ERROR_CHARS]),
-        message="Cancelled")
-
+        return Outcome(
+            Phase.TIMED_OUT,
+            error=ErrorInfo(
+                reason="TimeLimitExceeded",
+                message=f"the task ran out of time{when}{why}"[:_ERROR_CHARS],
+            ),
+            message="TimedOut",
+        )
+    return Outcome(
+        Phase.CANCELLED,
+        error=ErrorInfo(
+            reason="Cancelled", message=f"the task was cancelled{when}{why}"[:_ERROR_CHARS]
+        ),
+        message="Cancelled",
+    )

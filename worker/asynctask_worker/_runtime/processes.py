@@ -78,19 +78,36 @@ class ChildTask:
 class ProcessExecution:
     """Process mode: one child process per attempt, plus a parent thread minding its pipe."""
 
-    def __init__(self, definition: TaskDefinition, raw_request: Any, ctx: TaskContext,
-                 on_outcome: OutcomeCallback, on_started: Callable[[], None] = lambda: None,
-                 *, log_format: str = "text", log_level: str = "INFO") -> None:
-        self._spec = ChildTask(definition.queue, definition.func, ctx.task, ctx.attempt,
-                               raw_request, log_format, log_level)
+    def __init__(
+        self,
+        definition: TaskDefinition,
+        raw_request: Any,
+        ctx: TaskContext,
+        on_outcome: OutcomeCallback,
+        on_started: Callable[[], None] = lambda: None,
+        *,
+        log_format: str = "text",
+        log_level: str = "INFO",
+    ) -> None:
+        self._spec = ChildTask(
+            definition.queue,
+            definition.func,
+            ctx.task,
+            ctx.attempt,
+            raw_request,
+            log_format,
+            log_level,
+        )
         self._ctx = ctx
         self._on_outcome = on_outcome
         self._on_started = on_started
         self._killed = threading.Event()
         self._proc: Any = None
         self._thread = threading.Thread(
-            target=self._mind, daemon=True,
-            name=f"asynctask-child-{ctx.namespace}/{ctx.name}#{ctx.attempt}")
+            target=self._mind,
+            daemon=True,
+            name=f"asynctask-child-{ctx.namespace}/{ctx.name}#{ctx.attempt}",
+        )
 
     @property
     def pid(self) -> int | None:
@@ -100,8 +117,12 @@ class ProcessExecution:
         mp = mp_context()
         to_child_r, self._to_child = mp.Pipe(duplex=False)
         self._from_child, from_child_w = mp.Pipe(duplex=False)
-        self._proc = mp.Process(target=child_main, args=(self._spec, to_child_r, from_child_w),
-                                daemon=True, name=f"asynctask-task-{self._ctx.uid}")
+        self._proc = mp.Process(
+            target=child_main,
+            args=(self._spec, to_child_r, from_child_w),
+            daemon=True,
+            name=f"asynctask-task-{self._ctx.uid}",
+        )
         try:
             self._proc.start()
         finally:
@@ -133,8 +154,9 @@ class ProcessExecution:
             if self._ctx.cancelled and not cancel_sent:
                 cancel_sent = True
                 with contextlib.suppress(OSError):
-                    self._to_child.send(("cancel", self._ctx.cancel_reason,
-                                         self._ctx.cancel_detail))
+                    self._to_child.send(
+                        ("cancel", self._ctx.cancel_reason, self._ctx.cancel_detail)
+                    )
             try:
                 if not self._from_child.poll(_POLL_SECONDS):
                     if not self._proc.is_alive() and not self._from_child.poll(0):
@@ -172,8 +194,12 @@ def child_main(spec: ChildTask, inbox: Connection, outbox: Connection) -> None:
         with send_lock:
             outbox.send(item)
 
-    ctx = TaskContext(spec.task, spec.attempt, spec.queue,
-                      lambda percent, message: send(("progress", percent, message)))
+    ctx = TaskContext(
+        spec.task,
+        spec.attempt,
+        spec.queue,
+        lambda percent, message: send(("progress", percent, message)),
+    )
 
     def listen() -> None:
         while True:
@@ -185,7 +211,8 @@ def child_main(spec: ChildTask, inbox: Connection, outbox: Connection) -> None:
                 ctx._cancel(item[1], item[2])
 
     threading.Thread(target=listen, daemon=True, name="asynctask-child-listener").start()
-    result = run_handler(define(spec.queue, spec.func), spec.request, ctx,
-                         lambda: send(("started",)))
+    result = run_handler(
+        define(spec.queue, spec.func), spec.request, ctx, lambda: send(("started",))
+    )
     send(("outcome", result))
     outbox.close()

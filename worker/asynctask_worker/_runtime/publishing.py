@@ -40,11 +40,21 @@ class _Item:
 
 
 class StatusPublisher(threading.Thread):
-    def __init__(self, amqp_url: str, *, worker_id: str, progress_interval: float = 0.5,
-                 heartbeat: int = 30, reconnect_max_delay: float = 30.0) -> None:
+    def __init__(
+        self,
+        amqp_url: str,
+        *,
+        worker_id: str,
+        progress_interval: float = 0.5,
+        heartbeat: int = 30,
+        reconnect_max_delay: float = 30.0,
+    ) -> None:
         super().__init__(name="asynctask-status-publisher", daemon=True)
-        self._link = _amqp.Link(_amqp.parameters(amqp_url, heartbeat=heartbeat),
-                                name=f"status publisher {worker_id}", log=log)
+        self._link = _amqp.Link(
+            _amqp.parameters(amqp_url, heartbeat=heartbeat),
+            name=f"status publisher {worker_id}",
+            log=log,
+        )
         self._worker_id = worker_id
         self._interval = progress_interval
         self._max_delay = reconnect_max_delay
@@ -62,8 +72,9 @@ class StatusPublisher(threading.Thread):
 
     def send(self, task: TaskRef, attempt: int, phase: Phase, **fields: Any) -> Future[None]:
         """Queue a status message; the future resolves when the broker confirmed it."""
-        msg = StatusMessage(task=task, attempt=attempt, phase=phase, worker=self._worker_id,
-                            **fields)
+        msg = StatusMessage(
+            task=task, attempt=attempt, phase=phase, worker=self._worker_id, **fields
+        )
         item = _Item(msg)
         self._inbox.put(item)
         return item.future
@@ -81,9 +92,12 @@ class StatusPublisher(threading.Thread):
     def run(self) -> None:
         try:
             _amqp.run_connected(
-                self._link, self._serve, max_delay=self._max_delay,
+                self._link,
+                self._serve,
+                max_delay=self._max_delay,
                 keep_going=lambda: not self._stopping.is_set() or not self._inbox.empty(),
-                on_lost=self._lost)
+                on_lost=self._lost,
+            )
         finally:
             self._lost()
             self._link.close()
@@ -164,7 +178,10 @@ class StatusPublisher(threading.Thread):
             routing_key=topology.STATUS_QUEUE,
             body=encode(msg),
             properties=pika.BasicProperties(
-                content_type=CONTENT_TYPE, delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=msg.message_id, type="status"),
+                content_type=CONTENT_TYPE,
+                delivery_mode=pika.DeliveryMode.Persistent,
+                message_id=msg.message_id,
+                type="status",
+            ),
             mandatory=True,
         )

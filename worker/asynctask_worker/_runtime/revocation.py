@@ -53,8 +53,12 @@ V = TypeVar("V")
 class BoundedMap(Generic[K, V]):
     """A thread-safe map that forgets its oldest entries beyond ``capacity`` or ``max_age``."""
 
-    def __init__(self, capacity: int, max_age: float | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        capacity: int,
+        max_age: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.capacity = capacity
         self.max_age = max_age
         self._clock = clock
@@ -116,8 +120,14 @@ class ControlLog:
     Not thread-safe: only the consumer thread (the one that owns the connection) uses it.
     """
 
-    def __init__(self, on_control: Callable[[ControlMessage], object], *, worker_id: str,
-                 history_seconds: float = 86_400.0, prefetch: int = 256) -> None:
+    def __init__(
+        self,
+        on_control: Callable[[ControlMessage], object],
+        *,
+        worker_id: str,
+        history_seconds: float = 86_400.0,
+        prefetch: int = 256,
+    ) -> None:
         self._on_control = on_control
         self._worker_id = worker_id
         self._history = history_seconds
@@ -139,24 +149,37 @@ class ControlLog:
         offset: Any = self._next_offset
         if offset is None:
             offset = datetime.now(UTC) - timedelta(seconds=self._history)
-        channel.basic_consume(topology.CONTROL_STREAM, self._deliver, auto_ack=False,
-                              arguments={"x-stream-offset": offset})
+        channel.basic_consume(
+            topology.CONTROL_STREAM,
+            self._deliver,
+            auto_ack=False,
+            arguments={"x-stream-offset": offset},
+        )
         self._synced = False
         self._marker = f"sync:{self._worker_id}:{uuid.uuid4().hex}"
         publisher = connection.channel()
         publisher.confirm_delivery()
-        publisher.basic_publish("", topology.CONTROL_STREAM, b"", pika.BasicProperties(
-            type=SYNC_TYPE, message_id=self._marker, delivery_mode=pika.DeliveryMode.Persistent))
+        publisher.basic_publish(
+            "",
+            topology.CONTROL_STREAM,
+            b"",
+            pika.BasicProperties(
+                type=SYNC_TYPE, message_id=self._marker, delivery_mode=pika.DeliveryMode.Persistent
+            ),
+        )
         publisher.close()
 
     def sync_timed_out(self) -> None:
         """The marker did not come back in time: next time, attach by timestamp again."""
-        log.warning("did not catch up with the control stream in time; serving anyway "
-                    "(cancellations published while queued may be missed)")
+        log.warning(
+            "did not catch up with the control stream in time; serving anyway "
+            "(cancellations published while queued may be missed)"
+        )
         self._next_offset = None
 
-    def _deliver(self, channel: BlockingChannel, method: Basic.Deliver,
-                 props: BasicProperties, body: bytes) -> None:
+    def _deliver(
+        self, channel: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
         offset = (props.headers or {}).get("x-stream-offset")
         if isinstance(offset, int):
             self._next_offset = offset + 1
@@ -164,8 +187,9 @@ class ControlLog:
         if props.type == SYNC_TYPE:
             if props.message_id == self._marker:
                 self._synced = True
-                log.debug("caught up with the control stream (%d control messages applied)",
-                          self.applied)
+                log.debug(
+                    "caught up with the control stream (%d control messages applied)", self.applied
+                )
             return
         try:
             msg = decode(ControlMessage, body)

@@ -63,8 +63,9 @@ class _AmqpDelivery:
 
     __slots__ = ("attempt", "connection_epoch", "message", "tag", "worker")
 
-    def __init__(self, worker: Worker, connection_epoch: int, tag: int, message: TaskMessage,
-                 attempt: int) -> None:
+    def __init__(
+        self, worker: Worker, connection_epoch: int, tag: int, message: TaskMessage, attempt: int
+    ) -> None:
         self.worker = worker
         self.connection_epoch = connection_epoch
         self.tag = tag
@@ -81,14 +82,18 @@ class _AmqpDelivery:
 class Worker:
     """Serves an :class:`App`'s handlers from RabbitMQ until stopped (SIGTERM/SIGINT)."""
 
-    def __init__(self, app: App, settings: WorkerSettings | None = None, *,
-                 metrics: WorkerMetrics | None = None) -> None:
+    def __init__(
+        self,
+        app: App,
+        settings: WorkerSettings | None = None,
+        *,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings = settings or WorkerSettings()
         unknown = set(settings.queues) - set(app.tasks)
         if unknown:
-            raise ValueError(f"no handler for queue(s) {sorted(unknown)}; the app has "
-                             f"{app.queues}")
+            raise ValueError(f"no handler for queue(s) {sorted(unknown)}; the app has {app.queues}")
         self.queues = settings.queues or app.queues
         if not self.queues:
             raise ValueError("the app has no tasks: register one with @app.task(queue)")
@@ -96,20 +101,33 @@ class Worker:
             _check_process_pool(app, self.queues)
         self.metrics = metrics or WorkerMetrics()
         self._publisher = StatusPublisher(
-            settings.amqp_url, worker_id=settings.worker_id,
+            settings.amqp_url,
+            worker_id=settings.worker_id,
             progress_interval=settings.progress_interval_seconds,
             heartbeat=settings.heartbeat_seconds,
-            reconnect_max_delay=settings.reconnect_max_delay_seconds)
+            reconnect_max_delay=settings.reconnect_max_delay_seconds,
+        )
         self.dispatcher = Dispatcher(
-            app, self._publisher, concurrency=settings.concurrency, pool=settings.pool,
+            app,
+            self._publisher,
+            concurrency=settings.concurrency,
+            pool=settings.pool,
             cancel_grace_seconds=settings.cancel_grace_seconds,
             revoked=RevokedSet(settings.revoked_capacity, settings.control_history_seconds),
-            metrics=self.metrics, log_format=settings.log_format, log_level=settings.log_level)
-        self._control = ControlLog(self.dispatcher.control, worker_id=settings.worker_id,
-                                   history_seconds=settings.control_history_seconds)
+            metrics=self.metrics,
+            log_format=settings.log_format,
+            log_level=settings.log_level,
+        )
+        self._control = ControlLog(
+            self.dispatcher.control,
+            worker_id=settings.worker_id,
+            history_seconds=settings.control_history_seconds,
+        )
         self._link = _amqp.Link(
             _amqp.parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds),
-            name=f"worker {settings.worker_id}", log=log)
+            name=f"worker {settings.worker_id}",
+            log=log,
+        )
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self._consumer_queues: dict[str, str] = {}
@@ -157,17 +175,25 @@ class Worker:
     def run(self) -> None:
         settings = self.settings
         if settings.metrics_port is not None:
-            self._metrics_server = self.metrics.serve(settings.metrics_port,
-                                                      settings.metrics_address)
-            log.info("metrics on http://%s:%d/metrics", settings.metrics_address,
-                     self._metrics_server.port)
+            self._metrics_server = self.metrics.serve(
+                settings.metrics_port, settings.metrics_address
+            )
+            log.info(
+                "metrics on http://%s:%d/metrics",
+                settings.metrics_address,
+                self._metrics_server.port,
+            )
         self._publisher.start()
         self.dispatcher.start()
         try:
-            _amqp.run_connected(self._link, self._serve,
-                                max_delay=settings.reconnect_max_delay_seconds,
-                                keep_going=lambda: not self._stopping.is_set(),
-                                on_lost=self._lost, wait=self._stopping.wait)
+            _amqp.run_connected(
+                self._link,
+                self._serve,
+                max_delay=settings.reconnect_max_delay_seconds,
+                keep_going=lambda: not self._stopping.is_set(),
+                on_lost=self._lost,
+                wait=self._stopping.wait,
+            )
             self._shutdown()
         finally:
             self._close()
@@ -191,21 +217,31 @@ class Worker:
         # queued must be known as revoked when it is delivered.
         self._control.subscribe(conn)
         deadline = time.monotonic() + settings.control_sync_timeout_seconds
-        self._pump_until(lambda: self._control.synced or self._stopping.is_set()
-                         or time.monotonic() > deadline)
+        self._pump_until(
+            lambda: self._control.synced or self._stopping.is_set() or time.monotonic() > deadline
+        )
         if self._stopping.is_set():
             return
         if not self._control.synced:
             self._control.sync_timed_out()
         ch = self._tasks_channel = conn.channel()
         ch.basic_qos(prefetch_count=settings.effective_prefetch)
-        self._consumer_queues = {ch.basic_consume(topology.task_queue_name(q), self._on_task):
-                                 topology.task_queue_name(q) for q in self.queues}
+        self._consumer_queues = {
+            ch.basic_consume(topology.task_queue_name(q), self._on_task): topology.task_queue_name(
+                q
+            )
+            for q in self.queues
+        }
         self._consumer_tags = list(self._consumer_queues)
         self._set_ready(True)
         self._link.serving()
-        log.info("worker %s serving %s (concurrency %d, %s pool)", settings.worker_id,
-                 ", ".join(self.queues), settings.concurrency, settings.pool)
+        log.info(
+            "worker %s serving %s (concurrency %d, %s pool)",
+            settings.worker_id,
+            ", ".join(self.queues),
+            settings.concurrency,
+            settings.pool,
+        )
         self._pump_until(self._stopping.is_set)
 
     def _pump_until(self, done: Callable[[], bool]) -> None:
@@ -253,32 +289,52 @@ class Worker:
 
     # consumer callbacks -------------------------------------------------------------------
 
-    def _on_task(self, ch: BlockingChannel, method: Basic.Deliver,
-                 props: BasicProperties, body: bytes) -> None:
+    def _on_task(
+        self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
+    ) -> None:
         try:
             msg = decode(TaskMessage, body)
         except MalformedMessage as exc:
             self._refuse(ch, method, props, body, exc.reason, str(exc))
             return
         if msg.queue not in self.app.tasks:
-            self._refuse(ch, method, props, body, "NoHandler",
-                         f"no handler for queue {msg.queue!r} in this worker (it has "
-                         f"{', '.join(self.app.queues)})")
+            self._refuse(
+                ch,
+                method,
+                props,
+                body,
+                "NoHandler",
+                f"no handler for queue {msg.queue!r} in this worker (it has "
+                f"{', '.join(self.app.queues)})",
+            )
             return
         # Each redelivery (a worker died holding the message) is a new attempt.
         count = (props.headers or {}).get("x-delivery-count")
         attempt = msg.attempt + (count if isinstance(count, int) and count > 0 else 0)
         self.dispatcher.submit(
-            _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt))
+            _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt)
+        )
 
-    def _refuse(self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties,
-                body: bytes, reason: str, detail: str) -> None:
+    def _refuse(
+        self,
+        ch: BlockingChannel,
+        method: Basic.Deliver,
+        props: BasicProperties,
+        body: bytes,
+        reason: str,
+        detail: str,
+    ) -> None:
         """Dead-letter a task message this worker cannot run, saying why in its headers
         (the operator ends the task in Error with it). Published with confirms, then acked:
         if the connection fails in between, the message comes back and is refused again."""
         queue = self._consumer_queues.get(method.consumer_tag or "", method.routing_key or "")
-        log.warning("dead-lettering task message %s from %s: %s (%s)", props.message_id,
-                    queue, reason, detail[:300])
+        log.warning(
+            "dead-lettering task message %s from %s: %s (%s)",
+            props.message_id,
+            queue,
+            reason,
+            detail[:300],
+        )
         self.metrics.dead_lettered.labels(reason).inc()
         conn = self._connection
         assert conn is not None
@@ -286,10 +342,18 @@ class Worker:
             self._refusals = conn.channel()
             self._refusals.confirm_delivery()
         topology.dead_letter(
-            self._refusals, queue=queue, body=body, properties=props,
-            headers=topology.dead_letter_headers(props.headers, queue=queue, reason=reason,
-                                                 detail=detail,
-                                                 by=f"worker {self.settings.worker_id}"))
+            self._refusals,
+            queue=queue,
+            body=body,
+            properties=props,
+            headers=topology.dead_letter_headers(
+                props.headers,
+                queue=queue,
+                reason=reason,
+                detail=detail,
+                by=f"worker {self.settings.worker_id}",
+            ),
+        )
         ch.basic_ack(method.delivery_tag)
 
     # shutdown -----------------------------------------------------------------------------
@@ -298,8 +362,9 @@ class Worker:
         """Stop consuming, let running tasks finish within the grace period, requeue the rest."""
         self._set_ready(False)
         grace = 0.0 if self._hurry.is_set() else self.settings.grace_period_seconds
-        log.info("stopping: no new tasks; %d running; grace period %.1fs",
-                 self.dispatcher.active, grace)
+        log.info(
+            "stopping: no new tasks; %d running; grace period %.1fs", self.dispatcher.active, grace
+        )
         ch = self._tasks_channel
         if ch is not None and ch.is_open:
             try:
@@ -342,7 +407,9 @@ def _check_process_pool(app: App, queues: list[str]) -> None:
         try:
             pickle.dumps(func)
         except (pickle.PicklingError, AttributeError, TypeError) as exc:
-            raise ValueError(f"pool=process: the handler of {queue!r} cannot be sent to a "
-                             f"child process; define it at module level ({exc})") from exc
+            raise ValueError(
+                f"pool=process: the handler of {queue!r} cannot be sent to a "
+                f"child process; define it at module level ({exc})"
+            ) from exc
         modules.add(func.__module__)
     processes.preload(sorted(modules))

@@ -21,8 +21,9 @@ log = logging.getLogger("asynctask.worker")
 class EarlySettler:
     """Carries out the verdicts that need no handler; remembers revoked tasks as done."""
 
-    def __init__(self, sink: StatusSink, metrics: WorkerMetrics,
-                 done: BoundedMap[JobKey, bool]) -> None:
+    def __init__(
+        self, sink: StatusSink, metrics: WorkerMetrics, done: BoundedMap[JobKey, bool]
+    ) -> None:
         self.sink = sink
         self.metrics = metrics
         self._done = done
@@ -34,12 +35,20 @@ class EarlySettler:
         if verdict is Verdict.REQUEUE:
             d.requeue()
         elif verdict is Verdict.DUPLICATE:
-            log.info("task %s/%s: redelivered after it finished here: acked", msg.task.namespace,
-                     msg.task.name, extra=fields)
+            log.info(
+                "task %s/%s: redelivered after it finished here: acked",
+                msg.task.namespace,
+                msg.task.name,
+                extra=fields,
+            )
             d.ack()
         elif verdict is Verdict.ADOPTED:
-            log.info("task %s/%s: redelivered while it runs here: the running attempt keeps "
-                     "it", msg.task.namespace, msg.task.name, extra=fields)
+            log.info(
+                "task %s/%s: redelivered while it runs here: the running attempt keeps it",
+                msg.task.namespace,
+                msg.task.name,
+                extra=fields,
+            )
         elif verdict is Verdict.REVOKED and rev is not None:
             self.report_revoked(d, rev)
 
@@ -48,11 +57,16 @@ class EarlySettler:
         msg = delivery.message
         result = outcome.stopped(rev.reason, rev.detail, before_start=True)
         self.metrics.task_revoked(msg.queue, result.phase)
-        log.info("task %s/%s: %s before it started: acked without running the handler",
-                 msg.task.namespace, msg.task.name, rev.reason,
-                 extra=log_fields(msg.task, delivery.attempt, msg.queue))
-        future = self.sink.send(msg.task, delivery.attempt, result.phase, error=result.error,
-                                message=result.message)
+        log.info(
+            "task %s/%s: %s before it started: acked without running the handler",
+            msg.task.namespace,
+            msg.task.name,
+            rev.reason,
+            extra=log_fields(msg.task, delivery.attempt, msg.queue),
+        )
+        future = self.sink.send(
+            msg.task, delivery.attempt, result.phase, error=result.error, message=result.message
+        )
 
         def settled(f: Future[None]) -> None:
             if f.exception() is None:
