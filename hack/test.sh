@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$SECONDS
 bash hack/install-deps.sh
-printf '\n==> ruff\n'; .venv/bin/ruff check .
+printf '\n==> ruff\n'; .venv/bin/ruff check . && .venv/bin/ruff format --check .
 printf '\n==> mypy (strict)\n'; .venv/bin/mypy
 printf '\n==> import contracts (lint-imports)\n'; .venv/bin/lint-imports
 printf '\n==> pytest %s\n' "${*:-tests/unit, tests/integration, tests/e2e, tests/incluster, tests/chaos}"
