@@ -19,7 +19,7 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
 
-LOST = re.compile(r" WARNING .*?: (.+?): lost RabbitMQ \((.+)\); reconnecting")
+LOST = re.compile(r" WARNING .*?: (.+?): lost RabbitMQ \((.+)\)(?: at \S+)?; reconnecting")
 BACK = re.compile(r" INFO .*?: (.+?): reconnected to RabbitMQ after")
 
 
