@@ -55,8 +55,10 @@ def _openssl(*args: str, cwd: Path) -> None:
     subprocess.run(["openssl", *args], cwd=cwd, check=True, capture_output=True)
 
 
-def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
-    subj = f"/CN={cn}" + (f"/O={org}" if org else "")
+def _signed_cert(pki: Path, name: str, subj: str, extensions: str) -> None:
+    """A new key and certificate ``name.{key,crt}`` for ``subj``, signed by the test bed's
+    CA with the given X.509 extensions (one per line)."""
+    (pki / f"{name}.ext").write_text(extensions)
     _openssl(
         "req",
         "-new",
@@ -71,7 +73,6 @@ def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
         subj,
         cwd=pki,
     )
-    (pki / f"{name}.ext").write_text("extendedKeyUsage=clientAuth\n")
     _openssl(
         "x509",
         "-req",
@@ -90,6 +91,11 @@ def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
         f"{name}.crt",
         cwd=pki,
     )
+
+
+def _client_cert(pki: Path, name: str, cn: str, org: str | None = None) -> None:
+    subj = f"/CN={cn}" + (f"/O={org}" if org else "")
+    _signed_cert(pki, name, subj, "extendedKeyUsage=clientAuth\n")
 
 
 def generate_pki(pki: Path, address: str = "127.0.0.1") -> None:
@@ -117,39 +123,7 @@ def generate_pki(pki: Path, address: str = "127.0.0.1") -> None:
         "DNS:kubernetes.default.svc,DNS:kubernetes.default.svc.cluster.local,IP:10.96.0.1\n"
         "extendedKeyUsage=serverAuth\n"
     )
-    (pki / "apiserver.ext").write_text(sans)
-    _openssl(
-        "req",
-        "-new",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-keyout",
-        "apiserver.key",
-        "-out",
-        "apiserver.csr",
-        "-subj",
-        "/CN=kube-apiserver",
-        cwd=pki,
-    )
-    _openssl(
-        "x509",
-        "-req",
-        "-in",
-        "apiserver.csr",
-        "-CA",
-        "ca.crt",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "30",
-        "-extfile",
-        "apiserver.ext",
-        "-out",
-        "apiserver.crt",
-        cwd=pki,
-    )
+    _signed_cert(pki, "apiserver", "/CN=kube-apiserver", sans)
     _client_cert(pki, "admin", "asynctask-admin", "system:masters")
     _client_cert(pki, "controller-manager", "system:kube-controller-manager")
     _openssl("genrsa", "-out", "sa.key", "2048", cwd=pki)
