@@ -23,6 +23,10 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any)
     settings.posting.level = logging.WARNING
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330
+    # 100k live tasks: list them in pages (not one response of them all), and let a task's
+    # kopf worker go soon after its event (each holds the object it last saw).
+    settings.watching.chunk_size = 500
+    settings.queueing.idle_timeout = 1.0
     memo.operator = Operator(Config(), memo.namespaces)
     memo.operator.start()
 

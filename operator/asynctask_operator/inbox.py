@@ -192,12 +192,12 @@ class StatusInbox:
         fold = task.spec is None or task.spec.webhook is None  # webhooks: an event a phase
         for msg in msgs:
             current = task.status if staged is None else staged
-            change = st.classify(current, msg, task.seq.get(msg.attempt))
+            change = st.classify(current, msg, task.last_seq(msg.attempt))
             if change is st.Change.IGNORE:
                 self.metrics.messages.labels("ignored").inc()
                 await self._stop_duplicate(task, msg)
                 continue
-            task.seq[msg.attempt] = msg.seq
+            task.applied(msg.attempt, msg.seq)
             if change is st.Change.PROGRESS and staged is None and self.writer.coalesce(task, msg):
                 self.metrics.messages.labels("coalesced").inc()
                 continue
@@ -240,13 +240,12 @@ class StatusInbox:
             msg.phase is Phase.PROCESSING
             and phase is not None
             and phase.terminal
-            and msg.attempt not in task.stopped
+            and task.stop_once(msg.attempt)
         ):
-            task.stopped.add(msg.attempt)
             log.info(
                 "%s/%s is %s but attempt %d runs: stopping it",
-                task.ref.namespace,
-                task.ref.name,
+                task.namespace,
+                task.name,
                 phase.value,
                 msg.attempt,
             )

@@ -3,50 +3,76 @@
 One :class:`TaskState` per AsyncTask (by uid): the latest status written or seen, the
 spec parsed once, and the bookkeeping that makes duplicate and late messages harmless.
 Every change of a task's status happens under its lock, so writes of one task never race.
+
+The table is sized for 100k live tasks: a task holds what the operator must know (phase,
+the times deadlines count from, the spec) in parts shared with other tasks (:mod:`sharing`),
+and no result.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from dataclasses import dataclass, field
 from typing import Any
-
-from pydantic import ValidationError
 
 from asynctask_operator import status as st
 from asynctask_operator.kube import Gone
 from asynctask_operator.ports import TaskApi
+from asynctask_operator.sharing import Shared, pack_request
 from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.webhooks import WebhookOutcome
 from asynctask_worker.messages import StatusMessage, TaskRef
 
 
-@dataclass
+@dataclass(slots=True, eq=False)
 class TaskState:
-    ref: TaskRef
+    """What the operator holds of one task. The spec is held without its request, which is
+    kept apart as JSON (:attr:`request`) until the task finishes."""
+
+    uid: str
+    namespace: str
+    name: str
     generation: int | None
-    status: dict[str, Any]
-    spec: AsyncTaskSpec | None = None
+    status: dict[str, Any]  # of shared parts: replaced, never changed in place
+    spec: AsyncTaskSpec | None = None  # shared between tasks; its request is None
     spec_error: str = ""  # why the spec is invalid (spec is None then)
+    request: str | None = None  # spec.request as compact JSON; None once finished
+    request_depth: int = 0  # how deep spec.request nests
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     submitted: bool = False  # the first attempt's message was published
     cancel_sent: bool = False
     last_write: float = 0.0  # time.monotonic() of the latest status write
     coalesced_progress: StatusMessage | None = None  # progress waiting for its turn
     flush: asyncio.TimerHandle | None = None  # when coalesced_progress is written
-    seq: dict[int, int] = field(default_factory=dict)  # attempt -> newest seq applied
-    stopped: set[int] = field(default_factory=set)  # attempts told to stop (duplicates)
+    seqs: dict[int, int] | None = None  # attempt -> newest seq applied
+    stopped: frozenset[int] = frozenset()  # attempts told to stop (duplicates)
     webhook_outcome: WebhookOutcome | None = None  # not yet in the status
 
+    @property
+    def ref(self) -> TaskRef:
+        """The task as messages name it (built when asked: kept, it would cost 0.5 KB)."""
+        return TaskRef.model_construct(uid=self.uid, namespace=self.namespace, name=self.name)
 
-def parse_spec(raw: Any) -> tuple[AsyncTaskSpec | None, str]:
-    """The spec, or None and what is wrong with it (field by field)."""
-    try:
-        return AsyncTaskSpec.model_validate(raw or {}), ""
-    except ValidationError as exc:
-        return None, "; ".join(
-            f"spec.{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors()
-        )
+    def request_value(self) -> Any:
+        """spec.request, parsed (None when absent, and once the task finished)."""
+        return None if self.request is None else json.loads(self.request)
+
+    def last_seq(self, attempt: int) -> int | None:
+        """The newest sequence number applied of an attempt's messages."""
+        return None if self.seqs is None else self.seqs.get(attempt)
+
+    def applied(self, attempt: int, seq: int) -> None:
+        if self.seqs is None:
+            self.seqs = {}
+        self.seqs[attempt] = seq
+
+    def stop_once(self, attempt: int) -> bool:
+        """True the first time an attempt is to be told to stop, False after."""
+        if attempt in self.stopped:
+            return False
+        self.stopped = self.stopped | {attempt}
+        return True
 
 
 #: What a finished task's status keeps in memory of its result and error: nothing of the
@@ -54,33 +80,38 @@ def parse_spec(raw: Any) -> tuple[AsyncTaskSpec | None, str]:
 _DROPPED = ("result",)
 
 
-def compact(task: TaskState) -> None:
-    """Drop from memory what a finished task no longer needs: its result, its error's
-    traceback and its request. The operator keeps what it must know of each task (phase,
-    timestamps for deadlines, spec), so 100k finished tasks cost little more than 100k
-    pending ones. A task with a webhook keeps its status whole: its terminal event's outcome
-    is written after the event (the whole status again, result included)."""
+def compact(task: TaskState, shared: Shared) -> None:
+    """Keep in memory what the operator must know of a task, in shared parts.
+
+    A finished task drops its request, its result and its error's traceback: the operator
+    keeps phase, the times deadlines count from and the spec, so 100k finished tasks cost
+    little more than 100k pending ones. A task with a webhook keeps its status whole: its
+    terminal event's outcome is written after the event (the whole status again, result
+    included)."""
     phase = st.phase_of(task.status)
-    if phase is None or not phase.terminal:
-        return
-    if task.spec is not None and task.spec.request is not None:
-        task.spec = task.spec.model_copy(update={"request": None})
-    if task.spec is not None and task.spec.webhook is not None:
-        return
-    error = task.status.get("error")
-    if any(key in task.status for key in _DROPPED) or (
-        isinstance(error, dict) and "traceback" in error
-    ):
-        kept = {k: v for k, v in task.status.items() if k not in _DROPPED}
-        if isinstance(error, dict):
-            kept["error"] = {k: v for k, v in error.items() if k != "traceback"}
-        task.status = kept
+    if phase is not None and phase.terminal:
+        task.request = None
+        if task.spec is None or task.spec.webhook is None:
+            task.status = _without_payload(task.status)
+    task.status = shared.status(task.status)
+
+
+def _without_payload(status: dict[str, Any]) -> dict[str, Any]:
+    error = status.get("error")
+    traceback = isinstance(error, dict) and "traceback" in error
+    if not traceback and not any(key in status for key in _DROPPED):
+        return status
+    kept = {k: v for k, v in status.items() if k not in _DROPPED}
+    if isinstance(error, dict):
+        kept["error"] = {k: v for k, v in error.items() if k != "traceback"}
+    return kept
 
 
 class TaskTable:
     def __init__(self, api: TaskApi) -> None:
         self._api = api
         self._tasks: dict[str, TaskState] = {}
+        self.shared = Shared()
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -90,7 +121,7 @@ class TaskTable:
 
     def holds(self, task: TaskState) -> bool:
         """Is ``task`` still the one tracked under its uid (not forgotten meanwhile)?"""
-        return self._tasks.get(task.ref.uid) is task
+        return self._tasks.get(task.uid) is task
 
     def pop(self, uid: str) -> TaskState | None:
         return self._tasks.pop(uid, None)
@@ -101,18 +132,26 @@ class TaskTable:
         uid = meta["uid"]
         seen = dict(body.get("status") or {})
         task = self._tasks.get(uid)
+        changed = task is None or st.order(seen) > st.order(task.status)
         if task is None:
             task = self._tasks[uid] = TaskState(
-                TaskRef(uid=uid, namespace=meta["namespace"], name=meta["name"]),
-                meta.get("generation"),
-                seen,
+                uid, self.shared.text(meta["namespace"]), meta["name"], meta.get("generation"), seen
             )
-        elif st.order(seen) > st.order(task.status):
+        elif changed:
             task.status = seen  # e.g. written by a previous operator instance
         task.generation = meta.get("generation", task.generation)
-        task.spec, task.spec_error = parse_spec(body.get("spec"))
-        compact(task)
+        raw_spec = body.get("spec")
+        task.spec, task.spec_error = self.shared.spec(raw_spec)
+        phase = st.phase_of(task.status)
+        if phase is None or not phase.terminal:
+            task.request, task.request_depth = pack_request(raw_spec)
+        if changed:
+            self.compact(task)
         return task
+
+    def compact(self, task: TaskState) -> None:
+        """Keep only what is needed of a task, in shared parts (see :func:`compact`)."""
+        compact(task, self.shared)
 
     async def lookup(self, ref: TaskRef) -> TaskState | None:
         """The task a message is about: tracked, or read from the API (None: gone)."""

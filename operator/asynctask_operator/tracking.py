@@ -10,7 +10,6 @@ after backoff, TTLs) and to webhook outcomes. Worker status messages are the bus
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from typing import Any, Literal
@@ -33,7 +32,6 @@ from asynctask_worker.messages import (
     Phase,
     TaskMessage,
     TaskRef,
-    json_depth,
     task_message_id,
     utcnow,
 )
@@ -81,7 +79,7 @@ class Tracker:
                     await self._cancel(task, "CancelRequested", "cancelled by spec.cancel")
                 elif phase is None and not task.submitted:
                     await self._submit(task)
-            self.timers.apply(task.ref.uid, wanted(task.status, task.spec))
+            self.timers.apply(task.uid, wanted(task.status, task.spec))
 
     async def deleted(self, body: dict[str, Any]) -> None:
         """The object is gone: stop its work if it was not finished (no finalizer needed)."""
@@ -99,9 +97,9 @@ class Tracker:
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
             return
-        depth = json_depth(spec.request)
+        depth = task.request_depth
         if depth > MAX_REQUEST_DEPTH:
-            # Checked first: the wire's JSON parser (and json.dumps below) would fail on it.
+            # Checked first: the wire's JSON parser would fail on it.
             await self.writer.end(
                 task,
                 Phase.ERROR,
@@ -111,7 +109,7 @@ class Tracker:
                 "(e.g. a URL).",
             )
             return
-        size = len(json.dumps(spec.request, separators=(",", ":")))
+        size = len(task.request or "null")
         limit = self.config.max_request_bytes
         if size > limit:
             await self.writer.end(
@@ -126,7 +124,7 @@ class Tracker:
         task.submitted = True
         await self.writer.write(
             task,
-            st.pending(task.status, task_message_id(task.ref.uid, 1), utcnow(), task.generation),
+            st.pending(task.status, task_message_id(task.uid, 1), utcnow(), task.generation),
         )
 
     async def publish(self, task: TaskState, spec: AsyncTaskSpec, attempt: int) -> None:
@@ -136,7 +134,7 @@ class Tracker:
             TaskMessage(
                 task=task.ref,
                 queue=spec.queue,
-                request=spec.request,
+                request=task.request_value(),
                 attempt=attempt,
                 timeout_seconds=spec.timeout_seconds,
             )
@@ -144,8 +142,8 @@ class Tracker:
         self.metrics.published.labels(spec.queue).inc()
         log.info(
             "queued %s/%s on %s (attempt %d)",
-            task.ref.namespace,
-            task.ref.name,
+            task.namespace,
+            task.name,
             spec.queue,
             attempt,
         )
@@ -159,9 +157,9 @@ class Tracker:
             await self.writer.end(
                 task, Phase.CANCELLED, reason, f"{message} before a worker started it"
             )
-        elif self.timers.due(task.ref.uid, Kind.CANCEL_CONFIRM) is None:
+        elif self.timers.due(task.uid, Kind.CANCEL_CONFIRM) is None:
             self.timers.set(
-                task.ref.uid, Kind.CANCEL_CONFIRM, time.time() + self.config.cancel_confirm_seconds
+                task.uid, Kind.CANCEL_CONFIRM, time.time() + self.config.cancel_confirm_seconds
             )
 
     # deadlines -----------------------------------------------------------------------
@@ -213,10 +211,8 @@ class Tracker:
 
     async def _expire(self, task: TaskState) -> None:
         try:
-            await self.api.delete(task.ref.namespace, task.ref.name, task.ref.uid)
-            log.info(
-                "deleted %s/%s: ttlSecondsAfterFinished passed", task.ref.namespace, task.ref.name
-            )
+            await self.api.delete(task.namespace, task.name, task.uid)
+            log.info("deleted %s/%s: ttlSecondsAfterFinished passed", task.namespace, task.name)
         except Gone:
             pass
 

@@ -22,7 +22,7 @@ from asynctask_operator.limits import REJECTION_CHARS
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import StatusObserver, Written
 from asynctask_operator.ports import TaskApi
-from asynctask_operator.tasks import TaskState, TaskTable, compact
+from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_worker.messages import Phase, StatusMessage, utcnow
 
 log = logging.getLogger("asynctask.operator")
@@ -53,11 +53,11 @@ class StatusWriter:
         if task.webhook_outcome is not None and task.webhook_outcome != status.get("webhook"):
             status = {**status, "webhook": dict(task.webhook_outcome)}
         try:
-            await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid, status)
+            await self._api.replace_status(task.namespace, task.name, task.uid, status)
         except Gone:
             self._metrics.writes.labels("gone").inc()
-            log.info("%s/%s is gone; forgetting it", task.ref.namespace, task.ref.name)
-            self.forget(task.ref.uid)
+            log.info("%s/%s is gone; forgetting it", task.namespace, task.name)
+            self.forget(task.uid)
             return
         except Rejected as exc:
             self._metrics.writes.labels("rejected").inc()
@@ -71,12 +71,12 @@ class StatusWriter:
         written = Written(task.ref, task.spec, previous, status)
         for observer in self._observers:
             observer.status_written(written)
-        compact(task)  # observers saw the whole status; memory keeps what is needed
+        self._table.compact(task)  # observers saw the whole status; memory keeps what is needed
 
     async def _write_rejection(self, task: TaskState, exc: Rejected) -> dict[str, Any]:
         """Never leave a task stuck behind a status the apiserver refuses (e.g. a field over
         its limit): record why instead, without the offending content."""
-        log.error("status of %s/%s refused: %s", task.ref.namespace, task.ref.name, exc)
+        log.error("status of %s/%s refused: %s", task.namespace, task.name, exc)
         fallback = {k: v for k, v in task.status.items() if k not in ("result", "error")}
         status = st.end(
             fallback,
@@ -86,7 +86,7 @@ class StatusWriter:
             utcnow(),
             task.generation,
         )
-        await self._api.replace_status(task.ref.namespace, task.ref.name, task.ref.uid, status)
+        await self._api.replace_status(task.namespace, task.name, task.uid, status)
         return status
 
     async def end(self, task: TaskState, phase: Phase, reason: str, message: str) -> None:
@@ -127,7 +127,7 @@ class StatusWriter:
 
     def _schedule_flush(self, task: TaskState) -> None:
         task.flush = None
-        self._flushes.spawn(self._flush(task), name=f"flush-{task.ref.uid}")
+        self._flushes.spawn(self._flush(task), name=f"flush-{task.uid}")
 
     async def _flush(self, task: TaskState) -> None:
         async with task.lock:

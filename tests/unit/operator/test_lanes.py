@@ -189,14 +189,16 @@ async def test_different_tasks_are_written_at_once_and_each_in_order(consuming: 
 async def test_a_finished_task_keeps_no_result_or_request_in_memory(consuming: Consuming) -> None:
     h = consuming.h
     await h.tracker.observe(h.create(request={"big": "x" * 1000}))
+    task = h.logic.table.get("uid-t1")
+    assert task is not None and task.request_value() == {"big": "x" * 1000}  # for retries
     await consuming.deliver(delivery(Phase.SUCCEEDED, seq=1, tag=1, result={"r": "y" * 1000}))
     assert h.api.writes[-1]["result"] == {"r": "y" * 1000}  # the object has it all
     task = h.logic.table.get("uid-t1")
     assert task is not None and task.spec is not None
     assert "result" not in task.status and task.status["phase"] == "Succeeded"
-    assert task.spec.request is None
+    assert task.request is None
     await h.tracker.observe(h.body())  # the watch brings the whole object back
-    assert "result" not in task.status and task.spec.request is None
+    assert "result" not in task.status and task.request is None
 
 
 async def test_a_failed_write_leaves_its_messages_unacked_for_redelivery(
