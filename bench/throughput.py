@@ -27,7 +27,8 @@ import collections
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from kubeapi import KubeApi
@@ -286,9 +287,16 @@ async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
 # scale ------------------------------------------------------------------------------------
 
 
+SCALE_SPEC = {"queue": "nobody-serves-this", "queueTimeoutSeconds": 86400}
+
+
+def scale_spec(i: int) -> dict[str, Any]:
+    """A task of the scale modes: a request of its own (as real tasks have), a deadline."""
+    return {**SCALE_SPEC, "request": {"n": i}, "ttlSecondsAfterFinished": 86400}
+
+
 async def scale(stack: Stack, tasks: int) -> None:
     assert stack.operator is not None
-    spec = {"queue": "nobody-serves-this", "request": {"n": 1}, "queueTimeoutSeconds": 86400}
     base = rss_bytes(stack.operator.pid)
     print(
         f"scale: operator RSS {base / 2**20:.1f} MiB with no task; creating {tasks} "
@@ -298,7 +306,13 @@ async def scale(stack: Stack, tasks: int) -> None:
     names = [f"scale-{i:06d}" for i in range(tasks)]
     async with KubeApi(stack.cp.kubeconfig, 34) as api:
         start = time.monotonic()
-        creating = asyncio.create_task(create_all(api, "scale", names, spec, None, 32))
+        sem = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with sem:
+                await api.create_task("scale", names[i], scale_spec(i))
+
+        creating = asyncio.gather(*(one(i) for i in range(tasks)))
         while (
             not creating.done()
             or stack.operator_metric("asynctask_operator_deadlines_pending") < tasks
@@ -317,28 +331,90 @@ async def scale(stack: Stack, tasks: int) -> None:
             f"scale: {tasks} Pending tasks: operator RSS {rss / 2**20:.1f} MiB, "
             f"{(rss - base) / tasks:.0f} bytes a task above the empty operator ({load()})"
         )
-        gets = await api.request_count("GET", "asynctasks")
         print("scale: restarting the operator", flush=True)
         stack.stop_operator()
-        start = time.monotonic()
-        operator = stack.start_operator()
-        await poll(
-            lambda: stack.operator_metric("asynctask_operator_deadlines_pending") >= tasks, 0.5
-        )
-        rebuilt = time.monotonic() - start
-        gets_after = await api.request_count("GET", "asynctasks")  # before a GET of ours
-        await api.create_task("scale", "after-restart", spec)
-        while True:
-            if await api.phase("scale", "after-restart") == "Pending":
-                break
-            await asyncio.sleep(0.2)
-        back = time.monotonic() - start
-        print(
-            f"scale: restarted: {tasks} deadlines rebuilt after {rebuilt:.1f}s, a new task "
-            f"queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
-            f"deadlines were rebuilt: {gets_after - gets:.0f}; "
-            f"RSS {rss_bytes(operator.pid) / 2**20:.1f} MiB ({load()})"
-        )
+        await restart(stack, api, tasks, base)
+
+
+async def restart(stack: Stack, api: KubeApi, tasks: int, base: int) -> None:
+    """Start the operator with ``tasks`` tasks in the cluster: how soon every deadline is
+    rebuilt and a new task queued, what it read one by one, and its memory."""
+    gets = await api.request_count("GET", "asynctasks")
+    start = time.monotonic()
+    operator = stack.start_operator()
+    await poll(lambda: stack.operator_metric("asynctask_operator_deadlines_pending") >= tasks, 0.5)
+    rebuilt = time.monotonic() - start
+    gets_after = await api.request_count("GET", "asynctasks")  # before a GET of ours
+    name = f"after-restart-{int(start)}"
+    await api.create_task("scale", name, SCALE_SPEC)
+    while await api.phase("scale", name) != "Pending":  # noqa: ASYNC110 (a GET, not a flag)
+        await asyncio.sleep(0.2)
+    back = time.monotonic() - start
+    rss, peak = rss_bytes(operator.pid), rss_bytes(operator.pid, "VmHWM")
+    print(
+        f"scale: started with {tasks} tasks: {tasks} deadlines rebuilt after {rebuilt:.1f}s, "
+        f"a new task queued after {back:.1f}s; single-object GETs of AsyncTasks until the "
+        f"deadlines were rebuilt: {gets_after - gets:.0f}; RSS {rss / 2**20:.1f} MiB "
+        f"(peak {peak / 2**20:.1f} MiB), {(rss - base) / tasks:.0f} bytes a task above the "
+        f"empty operator ({load()})",
+        flush=True,
+    )
+
+
+async def prefilled(stack: Stack, tasks: int) -> None:
+    """--prefill: the bench writes the tasks and their statuses (as the operator would) while
+    no operator runs, then starts one: first with them all Pending, then all Succeeded."""
+    from asynctask_operator import status as st
+
+    operator = stack.start_operator()
+    base = rss_bytes(operator.pid)
+    stack.stop_operator()
+    print(f"scale: operator RSS {base / 2**20:.1f} MiB with no task ({load()})", flush=True)
+    now = datetime.now(UTC)
+    async with KubeApi(stack.cp.kubeconfig, 66) as api:
+        uids: dict[int, str] = {}
+
+        async def pending(i: int) -> None:
+            obj = await api.create_task("scale", f"scale-{i:06d}", scale_spec(i))
+            uids[i] = obj["metadata"]["uid"]
+            status = st.pending({}, f"task:{uids[i]}:1", now, 1)
+            await api.replace_status("scale", f"scale-{i:06d}", uids[i], status)
+
+        await fill(tasks, "Pending", pending)
+        await restart(stack, api, tasks, base)
+        stack.stop_operator()
+
+        async def succeeded(i: int) -> None:
+            status = st.pending({}, f"task:{uids[i]}:1", now, 1)
+            status.update(
+                phase="Succeeded",
+                attempts=1,
+                startTime=status["queuedTime"],
+                completionTime=st.precise_time(now),
+                progress=100,
+                message="done",
+                worker="bench-worker-0/1",
+                result={"greeting": "Hello, world!", "n": i},
+            )
+            await api.replace_status("scale", f"scale-{i:06d}", uids[i], st.finish(status, now, 1))
+
+        await fill(tasks, "Succeeded", succeeded)
+        await restart(stack, api, tasks, base)
+
+
+async def fill(tasks: int, phase: str, one: Callable[[int], Awaitable[None]]) -> None:
+    print(f"scale: writing {tasks} {phase} tasks, no operator running ({load()})", flush=True)
+    sem, done, start = asyncio.Semaphore(64), 0, time.monotonic()
+
+    async def limited(i: int) -> None:
+        nonlocal done
+        async with sem:
+            await one(i)
+            done += 1
+            if done % 10000 == 0 or done == tasks:
+                print(f"  {done}/{tasks} after {time.monotonic() - start:.0f}s", flush=True)
+
+    await asyncio.gather(*(limited(i) for i in range(tasks)))
 
 
 # main -------------------------------------------------------------------------------------
@@ -355,6 +431,12 @@ def main() -> int:
         "--connections", type=int, default=64, help="requests in flight in the ceiling mode"
     )
     parser.add_argument("--no-ceiling", action="store_true")
+    parser.add_argument(
+        "--prefill",
+        action="store_true",
+        help="scale: write the tasks (Pending, then Succeeded) with no operator running, "
+        "then start one",
+    )
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=60)
     args = parser.parse_args()
@@ -363,6 +445,9 @@ def main() -> int:
             asyncio.run(ceiling(stack, args.tasks, args.connections))
             return 0
         top = None
+        if args.mode == "scale" and args.prefill:
+            asyncio.run(prefilled(stack, args.tasks))
+            return 0
         if args.mode == "burst" and not args.no_ceiling:
             # Before the operator starts, so that it neither sees nor handles these objects.
             top = asyncio.run(ceiling(stack, args.tasks, args.connections))
