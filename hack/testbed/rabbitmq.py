@@ -211,6 +211,17 @@ class RabbitMQ:
         would (``rabbitmqctl close_all_connections``): clients see a connection lost."""
         self.ctl("close_all_connections", "-p", vhost, "closed by a test")
 
+    def connection_names(self, vhost: str) -> list[str]:
+        """The names clients gave their open connections to a virtual host (the
+        ``connection_name`` client property), sorted."""
+        out = self.ctl("list_connections", "vhost", "client_properties", "--formatter", "json")
+        names = []
+        for conn in json.loads(out.stdout or "[]"):
+            props = {p[0]: p[2] for p in conn.get("client_properties") or []}
+            if conn.get("vhost") == vhost and "connection_name" in props:
+                names.append(str(props["connection_name"]))
+        return sorted(names)
+
     # virtual hosts: one per test keeps tests (and other clients of the node) apart --------
 
     def vhost_url(self, vhost: str) -> str:

@@ -103,6 +103,7 @@ class Operator:
         self.broker = Broker(
             broker.amqp_url,
             prefetch=broker.status_prefetch,
+            publishers=broker.publishers,
             heartbeat=broker.heartbeat_seconds,
             reconnect_max_delay=broker.reconnect_max_delay_seconds,
             on_retry=self.metrics.publish_retries.inc,

@@ -1,9 +1,11 @@
-"""The operator's RabbitMQ side: one thread, one pika connection, bridged to asyncio.
+"""The operator's RabbitMQ side: one consuming thread and a few publishing ones, bridged
+to asyncio.
 
 pika connections are not thread-safe and block, so they never run on kopf's event loop.
-This thread owns the connection: it publishes task and control messages with publisher
-confirms (the asyncio side awaits a future), consumes the status queue (deliveries are
-handed to the event loop) and performs the acks the event loop asks for.
+This thread owns the consuming connection: it consumes the status and dead-letter queues
+(deliveries are handed to the event loop) and performs the acks (and dead-letterings) the
+event loop asks for. Task and control messages go out through :mod:`publishers`, with
+publisher confirms, several at a time (the asyncio side awaits a future).
 """
 
 from __future__ import annotations
@@ -13,7 +15,6 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -22,8 +23,9 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
+from asynctask_operator.publishers import Publishers
 from asynctask_worker import _amqp, topology
-from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
+from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage
 
 log = logging.getLogger("asynctask.operator.broker")
 
@@ -64,6 +66,7 @@ class Broker(threading.Thread):
         amqp_url: str,
         *,
         prefetch: int = 256,
+        publishers: int = 4,
         heartbeat: int = 30,
         reconnect_max_delay: float = 30.0,
         on_retry: Callable[[], object] = lambda: None,
@@ -76,13 +79,18 @@ class Broker(threading.Thread):
         self._max_delay = reconnect_max_delay
         self._commands: queue.Queue[_Command] = queue.Queue()
         self._stopping = threading.Event()
-        self._declared: set[str] = set()
         self._publish: BlockingChannel | None = None
         self._consume: BlockingChannel | None = None
         self._on_delivery: Callable[[Delivery], object] | None = None
-        self._on_retry = on_retry  # a publish cut short by a lost connection, done again
         self._dead_tag = ""
         self.connected = threading.Event()
+        self._publishers = Publishers(
+            amqp_url,
+            size=publishers,
+            heartbeat=heartbeat,
+            reconnect_max_delay=reconnect_max_delay,
+            on_retry=on_retry,
+        )
 
     # asyncio side ---------------------------------------------------------------------
 
@@ -91,14 +99,15 @@ class Broker(threading.Thread):
     ) -> None:
         """Hand every status delivery to ``inbox`` on ``loop``; then start the thread."""
         self._on_delivery = lambda d: loop.call_soon_threadsafe(inbox.put_nowait, d)
+        self._publishers.start()
         self.start()
 
     async def publish_task(self, msg: TaskMessage) -> None:
         """Publish a task message durably; returns once the broker confirmed it."""
-        await asyncio.wrap_future(self._submit(lambda: self._publish_task(msg)))
+        await self._publishers.publish_task(msg)
 
     async def publish_control(self, msg: ControlMessage) -> None:
-        await asyncio.wrap_future(self._submit(lambda: self._publish_control(msg)))
+        await self._publishers.publish_control(msg)
 
     def ack(self, delivery: Delivery) -> None:
         self._commands.put(lambda: self._settle(delivery, ack=True))
@@ -113,31 +122,11 @@ class Broker(threading.Thread):
 
     def stop(self) -> None:
         self._stopping.set()
+        self._publishers.stop()
 
-    def _submit(self, fn: Callable[[], None]) -> Future[None]:
-        fut: Future[None] = Future()
-
-        def run() -> None:
-            if not fut.running() and not fut.set_running_or_notify_cancel():
-                return
-            try:
-                fn()
-            except pika.exceptions.AMQPConnectionError:
-                # Retried on the next connection. The message may have reached its queue
-                # already (only the confirm was lost): it may then be there twice.
-                self._on_retry()
-                self._commands.put(run)
-                raise
-            except pika.exceptions.AMQPChannelError as exc:
-                fut.set_exception(exc)
-                raise  # the channel may be closed: start over on a new connection
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
-                fut.set_exception(exc)
-            else:
-                fut.set_result(None)
-
-        self._commands.put(run)
-        return fut
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        self._publishers.join(timeout or 10)
 
     # broker thread --------------------------------------------------------------------
 
@@ -161,10 +150,10 @@ class Broker(threading.Thread):
             self._link.close()
 
     def _serve(self, connection: pika.BlockingConnection) -> None:
-        self._declared.clear()
         self._publish = connection.channel()
         self._publish.confirm_delivery()
-        topology.declare_all(self._publish)
+        with self._publishers.declaring:
+            topology.declare_all(self._publish)
         self._consume = connection.channel()
         self._consume.basic_qos(prefetch_count=self._prefetch)
         self._consume.basic_consume(topology.STATUS_QUEUE, self._deliver)
@@ -179,6 +168,7 @@ class Broker(threading.Thread):
         while not self._stopping.is_set():
             connection.process_data_events(time_limit=0.05)
             self._run_commands()
+        self._run_commands()  # what was asked before stop() (acks) is done before closing
 
     def _lost(self) -> None:
         self.connected.clear()
@@ -237,41 +227,3 @@ class Broker(threading.Thread):
             ),
         )
         self._settle(delivery, ack=True)
-
-    def _publish_task(self, msg: TaskMessage) -> None:
-        assert self._publish is not None
-        if msg.queue not in self._declared:
-            topology.declare_task_queue(self._publish, msg.queue)
-            self._declared.add(msg.queue)
-        self._publish.basic_publish(
-            exchange="",
-            routing_key=topology.task_queue_name(msg.queue),
-            body=encode(msg),
-            properties=pika.BasicProperties(
-                content_type=CONTENT_TYPE,
-                delivery_mode=pika.DeliveryMode.Persistent,
-                message_id=msg.message_id,
-                type="task",
-                headers={
-                    # the task, readable even if the body is not (see topology)
-                    topology.TASK_UID_HEADER: msg.task.uid,
-                    topology.TASK_NAMESPACE_HEADER: msg.task.namespace,
-                    topology.TASK_NAME_HEADER: msg.task.name,
-                    topology.TASK_ATTEMPT_HEADER: msg.attempt,
-                },
-            ),
-            mandatory=True,
-        )
-
-    def _publish_control(self, msg: ControlMessage) -> None:
-        assert self._publish is not None
-        self._publish.basic_publish(
-            exchange=topology.CONTROL_EXCHANGE,
-            routing_key="",
-            body=encode(msg),
-            properties=pika.BasicProperties(
-                content_type=CONTENT_TYPE,
-                type="control",
-                message_id=f"control:{msg.action}:{msg.task.uid}",
-            ),
-        )

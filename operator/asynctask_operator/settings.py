@@ -44,6 +44,13 @@ class BrokerConfig(BaseSettings):
         "nodes separated by commas (tried in turn).",
     )
     status_prefetch: int = Field(256, ge=1, description="Unacked status messages in flight.")
+    publishers: int = Field(
+        4,
+        ge=1,
+        le=32,
+        description="Connections that publish task and control messages, each with one "
+        "publisher confirm awaited at a time (publishers.py).",
+    )
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
 
