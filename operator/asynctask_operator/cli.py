@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import os
 import sys
 
@@ -20,6 +21,19 @@ from asynctask_operator.logs import LOG_FORMATS, configure_logging
 #: recursion, so these frames do not grow the C stack.
 APISERVER_MAX_JSON_DEPTH = 10_000
 RECURSION_LIMIT = 3 * APISERVER_MAX_JSON_DEPTH + 2_000
+
+#: The cyclic garbage collector's youngest generation runs after this many allocations
+#: (Python's default: 700). Listing 100k tasks at start-up allocates millions of objects,
+#: nearly none of them garbage in cycles; at the default, collections took about 40% of
+#: the listing (bench/README.md). A young collection of 50k objects takes milliseconds.
+GC_YOUNG_THRESHOLD = 50_000
+
+
+def tune_gc() -> None:
+    """Collect cycles less often, and never look again at what start-up imported."""
+    gc.freeze()
+    _, middle, old = gc.get_threshold()
+    gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -62,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers
     from asynctask_operator.app import OperatorMemo
 
+    tune_gc()
     asyncio.run(
         kopf.operator(
             memo=OperatorMemo(namespaces=list(args.namespace)),

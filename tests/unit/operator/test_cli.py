@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
 from typing import Any
 
 import kopf
@@ -9,6 +11,24 @@ import pytest
 
 from asynctask_operator import cli
 from asynctask_operator.app import OperatorMemo
+
+
+@pytest.fixture(autouse=True)
+def own_gc() -> Iterator[None]:
+    """main() tunes the garbage collector of its process: give the test process its own back."""
+    threshold = gc.get_threshold()
+    yield
+    gc.unfreeze()
+    gc.set_threshold(*threshold)
+
+
+def test_the_operator_collects_cycles_less_often(monkeypatch: pytest.MonkeyPatch) -> None:
+    async def operator(**kwargs: Any) -> None:
+        assert gc.get_threshold()[0] == cli.GC_YOUNG_THRESHOLD
+        assert gc.get_freeze_count() > 0  # what was imported is never looked at again
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    assert cli.main(["--standalone"]) == 0
 
 
 def test_the_namespaces_of_the_command_line_reach_the_memo(monkeypatch: pytest.MonkeyPatch) -> None:
