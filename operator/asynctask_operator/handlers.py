@@ -8,11 +8,11 @@ object without ``status.phase`` has not been queued yet.
 
 from __future__ import annotations
 
-import logging
 from typing import Any
 
 import kopf
 
+from asynctask_operator import kopf_settings
 from asynctask_operator.app import Operator, OperatorMemo
 from asynctask_operator.resource import GROUP, PLURAL, VERSION
 from asynctask_operator.settings import Config
@@ -20,13 +20,7 @@ from asynctask_operator.settings import Config
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
-    settings.posting.level = logging.WARNING
-    settings.watching.server_timeout = 300
-    settings.watching.client_timeout = 330
-    # 100k live tasks: list them in pages (not one response of them all), and let a task's
-    # kopf worker go soon after its event (each holds the object it last saw).
-    settings.watching.chunk_size = 500
-    settings.queueing.idle_timeout = 1.0
+    kopf_settings.configure(settings)
     memo.operator = Operator(Config(), memo.namespaces)
     memo.operator.start()
 
