@@ -110,6 +110,11 @@ class Stack:
         self.workers.append(worker)
         wait_until("worker", lambda: "serving" in log.read_text(), 60, [("worker", worker, log)])
 
+    def stop_workers(self) -> None:
+        for worker in self.workers:
+            stop(worker)
+        self.workers.clear()
+
     def operator_metric(self, name: str) -> float:
         """One unlabelled series of the operator's metrics (NaN if it does not answer)."""
         try:

@@ -8,7 +8,8 @@ it does while it runs; every figure is printed with the load average):
 
 * ``burst``: --tasks created at once; tasks/s until all Succeeded, create→Processing and
   create→Succeeded percentiles, status writes per task (audit log). Runs ``ceiling`` in
-  the same run first (--no-ceiling to skip it) and prints the ratio.
+  the same run first (--no-ceiling to skip it) and prints the ratio; with --celery, then
+  the same burst through Celery on the same RabbitMQ, and that ratio.
 * ``ceiling``: exactly the operator's API writes for --tasks tasks (a create and three
   status JSON patches each, as the operator sends them) from an asyncio/aiohttp client with
   --connections requests in flight: what the apiserver takes, in task-equivalents/s.
@@ -31,6 +32,7 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import celery_side
 from kubeapi import KubeApi
 from stack import Stack, audit_latencies, load, rss_bytes
 
@@ -432,6 +434,12 @@ def main() -> int:
     )
     parser.add_argument("--no-ceiling", action="store_true")
     parser.add_argument(
+        "--celery",
+        action="store_true",
+        help="burst: then the same burst through Celery on the same RabbitMQ (needs "
+        "asynctask[bench])",
+    )
+    parser.add_argument(
         "--prefill",
         action="store_true",
         help="scale: write the tasks (Pending, then Succeeded) with no operator running, "
@@ -463,6 +471,10 @@ def main() -> int:
                 print(
                     f"burst/ceiling: {rate:.1f} / {top:.1f} tasks/s = {rate / top:.0%} ({load()})"
                 )
+            if args.celery:
+                stack.stop_workers()  # Celery's worker gets the cores AsyncTask's had
+                other = celery_side.burst(stack, args.tasks, args.concurrency * args.workers)
+                print(f"asynctask/celery: {rate:.1f} / {other:.1f} tasks/s = {rate / other:.0%}")
         else:
             asyncio.run(fixed_rate(stack, args.rate, args.seconds))
     return 0
