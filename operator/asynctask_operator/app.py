@@ -29,7 +29,7 @@ from asynctask_operator.settings import Config
 from asynctask_operator.ssrf import Resolve, system_resolve
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
-from asynctask_operator.tracking import Tracker
+from asynctask_operator.tracking import SUBMITTERS, Tracker
 from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import TaskRef
@@ -132,6 +132,10 @@ class Operator:
             asyncio.create_task(
                 logic.tracker.consume_outcomes(logic.outcomes), name="asynctask-webhook-outcomes"
             ),
+            *(
+                asyncio.create_task(logic.tracker.submitting(), name=f"asynctask-submit-{i}")
+                for i in range(SUBMITTERS)
+            ),
         ]
         if self.scaler is not None:
             self.scaler.start()
@@ -154,7 +158,7 @@ class Operator:
         if event_type == "DELETED":
             await self.logic.tracker.deleted(body)
         else:
-            await self.logic.tracker.observe(body)
+            await self.logic.tracker.observe(body, defer=True)
 
     def broker_connected(self) -> bool:
         return self.broker.connected.is_set()

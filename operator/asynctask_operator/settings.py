@@ -91,6 +91,11 @@ class LifecycleConfig(BaseSettings):
         "period plus a margin) before the operator records Cancelled.",
     )
     retry_backoff_cap_seconds: float = Field(3600.0, gt=0)
+    submit_retry_seconds: float = Field(
+        5.0,
+        gt=0,
+        description="How soon a new task whose message could not be published is tried again.",
+    )
 
 
 class MetricsConfig(BaseSettings):

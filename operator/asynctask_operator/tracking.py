@@ -38,6 +38,9 @@ from asynctask_worker.messages import (
 
 log = logging.getLogger("asynctask.operator")
 
+#: How many deferred submissions run at once (each a publish and a status write).
+SUBMITTERS = 32
+
 #: What a control message asks of the workers running a task.
 StopAction = Literal["cancel", "timeout"]
 
@@ -66,11 +69,18 @@ class Tracker:
         self.timers = timers
         self.metrics = metrics
         self._outcome_writes = Background()
+        self._submissions: asyncio.Queue[str] = asyncio.Queue()
+        self._deferred: set[str] = set()  # uids waiting in _submissions
 
     # watch events (from kopf) ----------------------------------------------------------
 
-    async def observe(self, body: dict[str, Any]) -> None:
-        """An object as the watch saw it: queue it if new, act on spec.cancel, set deadlines."""
+    async def observe(self, body: dict[str, Any], *, defer: bool = False) -> None:
+        """An object as the watch saw it: queue it if new, act on spec.cancel, set deadlines.
+
+        With ``defer`` (the watch's way), a new task is handed to :meth:`submitting` rather
+        than submitted before this returns: a storm of new objects then waits as uids in
+        one queue, not as kopf workers each holding its whole object (kopf keeps a worker
+        per object until its handler returns)."""
         task = self.table.remember(body)
         async with task.lock:
             phase = st.phase_of(task.status)
@@ -78,8 +88,47 @@ class Tracker:
                 if task.spec is not None and task.spec.cancel:
                     await self._cancel(task, "CancelRequested", "cancelled by spec.cancel")
                 elif phase is None and not task.submitted:
-                    await self._submit(task)
+                    if defer:
+                        self._defer(task.uid)
+                    else:
+                        await self._submit(task)
             self.timers.apply(task.uid, wanted(task.status, task.spec))
+
+    def _defer(self, uid: str) -> None:
+        if uid not in self._deferred:
+            self._deferred.add(uid)
+            self._submissions.put_nowait(uid)
+
+    async def submitting(self) -> None:
+        """Submit the tasks :meth:`observe` deferred, one at a time, until cancelled (the
+        operator runs :data:`SUBMITTERS` of these). A task cancelled, deleted or submitted
+        meanwhile is skipped; one whose message could not be published is tried again."""
+        while True:
+            uid = await self._submissions.get()
+            self._deferred.discard(uid)
+            task = self.table.get(uid)
+            if task is None:
+                continue
+            try:
+                async with task.lock:
+                    if self._still_new(task):
+                        await self._submit(task)
+            except Exception:
+                log.exception("submitting %s/%s failed", task.namespace, task.name)
+                if not task.submitted:  # nothing published: safe to do again
+                    self._retry_later(uid)
+
+    def _still_new(self, task: TaskState) -> bool:
+        return (
+            self.table.holds(task)
+            and st.phase_of(task.status) is None
+            and not task.submitted
+            and not (task.spec is not None and task.spec.cancel)
+        )
+
+    def _retry_later(self, uid: str) -> None:
+        loop = asyncio.get_running_loop()
+        loop.call_later(self.config.submit_retry_seconds, self._defer, uid)
 
     async def deleted(self, body: dict[str, Any]) -> None:
         """The object is gone: stop its work if it was not finished (no finalizer needed)."""

@@ -112,6 +112,64 @@ async def test_a_new_task_is_published_then_written_pending_once(harness: Harnes
     assert len(harness.journal) == 2  # nothing more
 
 
+@pytest.fixture
+async def submitting(harness: Harness) -> AsyncIterator[Harness]:
+    """The harness with one deferred-submission loop running, as the operator runs them."""
+    loop = asyncio.create_task(harness.tracker.submitting())
+    yield harness
+    loop.cancel()
+
+
+async def test_the_watch_defers_a_new_task_to_the_submitters(submitting: Harness) -> None:
+    h = submitting
+    await h.tracker.observe(h.create(), defer=True)
+    await h.tracker.observe(h.body(), defer=True)  # seen again before its turn: queued once
+    assert h.journal == []  # the watch's handler returned at once (kopf's worker can go)
+    await until(lambda: len(h.journal) == 2)
+    assert h.journal == ["publish t1 attempt 1", "write t1 Pending"]
+    await h.tracker.observe(h.body(), defer=True)  # its own write
+    await asyncio.sleep(0.05)
+    assert len(h.journal) == 2
+
+
+async def test_a_task_cancelled_or_deleted_while_it_waits_is_never_published(
+    harness: Harness,
+) -> None:
+    h = harness
+    await h.tracker.observe(h.create("a"), defer=True)
+    await h.tracker.observe(h.create("b"), defer=True)
+    await h.tracker.observe(h.create("a", cancel=True), defer=True)
+    await h.tracker.deleted(h.api.objects.pop((NS, "b")))
+    loop = asyncio.create_task(h.tracker.submitting())
+    try:
+        await until(lambda: h.tracker._submissions.empty())
+        await asyncio.sleep(0.05)
+    finally:
+        loop.cancel()
+    assert h.broker.tasks == []
+    assert h.phases() == ["Cancelled"]  # a, before a worker could start it
+    assert "control cancel b Deleted" in h.journal  # b: its (never sent) work is stopped
+
+
+async def test_a_task_whose_message_could_not_be_published_is_tried_again(
+    submitting: Harness,
+) -> None:
+    h = submitting
+    h.tracker.config = h.tracker.config.model_copy(update={"submit_retry_seconds": 0.05})
+    publish = h.broker.publish_task
+    failures = [RuntimeError("the channel closed")]
+
+    async def flaky(msg: TaskMessage) -> None:
+        if failures:
+            raise failures.pop()
+        await publish(msg)
+
+    h.broker.publish_task = flaky  # type: ignore[method-assign]
+    await h.tracker.observe(h.create(), defer=True)
+    await until(lambda: h.phases() == ["Pending"])
+    assert h.journal == ["publish t1 attempt 1", "write t1 Pending"]  # once, the second time
+
+
 async def test_an_invalid_spec_ends_in_error_without_publishing(harness: Harness) -> None:
     await harness.tracker.observe(harness.create(webhook={"url": "ftp://x.example/"}))
     await harness.settle()
