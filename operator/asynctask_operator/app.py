@@ -88,6 +88,7 @@ class TaskLogic:
             events,
             metrics,
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
+            fold_window_seconds=lifecycle.fold_window_seconds,
         )
         metrics.watch_sizes(lambda: len(table), lambda: len(timers))
         return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes)

@@ -52,6 +52,7 @@ class StatusInbox:
         metrics: OperatorMetrics,
         *,
         retry_backoff_cap_seconds: float,
+        fold_window_seconds: float = 0.0,
     ) -> None:
         self.table = table
         self.writer = writer
@@ -59,7 +60,8 @@ class StatusInbox:
         self.events = events
         self.metrics = metrics
         self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
-        self.lanes: Lanes[Delivery] = Lanes(self._handle)
+        self.fold_window_seconds = fold_window_seconds
+        self.lanes: Lanes[Delivery] = Lanes(self._handle, linger=self.linger)
         #: Longest wait between two tries of a status write while the API is unavailable.
         self.api_retry_max_seconds = 5.0
         self._api_down_since: float | None = None
@@ -76,6 +78,24 @@ class StatusInbox:
                 self.lanes.submit(lane_key(delivery), delivery)
         finally:
             self.lanes.cancel()
+
+    def linger(self, batch: list[Delivery]) -> float:
+        """How long a lane waits before handing over ``batch``: the fold window if it ends
+        with an attempt's start (a task that runs briefly sends its end right after, and
+        both are then written as one: a write fewer), else not at all. Terminal phases,
+        progress and retries are never held."""
+        last = batch[-1]
+        if self.fold_window_seconds <= 0 or last.queue != topology.STATUS_QUEUE:
+            return 0.0
+        try:
+            msg = decode(StatusMessage, last.body)
+        except MalformedMessage:
+            return 0.0
+        if msg.phase is not Phase.PROCESSING or msg.seq != 0:
+            return 0.0
+        task = self.table.get(msg.task.uid)
+        webhook = task is not None and task.spec is not None and task.spec.webhook is not None
+        return 0.0 if webhook else self.fold_window_seconds  # webhooks: an event a phase
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one delivery as its lane would (waiting out an unavailable apiserver)."""

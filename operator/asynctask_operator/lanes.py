@@ -8,8 +8,10 @@ at most one coroutine working through it. Different tasks' writes overlap; the b
 prefetch bounds how many messages (so how many lanes) are in flight.
 
 A lane hands its handler every item queued so far as one batch (up to ``max_batch``), in
-order: a handler may then fold several messages of one task into one write. A lane that
-runs dry is dropped, so idle tasks cost nothing here.
+order: a handler may then fold several messages of one task into one write. ``linger``
+may ask a lane to wait a moment for more before handing over a batch (see
+:meth:`inbox.StatusInbox.linger`). A lane that runs dry is dropped, so idle tasks cost
+nothing here.
 """
 
 from __future__ import annotations
@@ -28,9 +30,16 @@ Handler = Callable[[str, list[T]], Awaitable[None]]
 
 
 class Lanes(Generic[T]):
-    def __init__(self, handle: Handler[T], *, max_batch: int = 32) -> None:
+    def __init__(
+        self,
+        handle: Handler[T],
+        *,
+        max_batch: int = 32,
+        linger: Callable[[list[T]], float] = lambda _: 0.0,
+    ) -> None:
         self._handle = handle
         self._max_batch = max_batch
+        self._linger = linger
         self._queues: dict[str, deque[T]] = {}
         self._runners: set[asyncio.Task[None]] = set()
 
@@ -54,6 +63,11 @@ class Lanes(Generic[T]):
         try:
             while lane:
                 batch = [lane.popleft() for _ in range(min(len(lane), self._max_batch))]
+                wait = 0.0 if lane else self._linger(batch)
+                if wait > 0:
+                    await asyncio.sleep(wait)
+                    more = min(len(lane), self._max_batch - len(batch))
+                    batch.extend(lane.popleft() for _ in range(more))
                 try:
                     await self._handle(key, batch)
                 except Exception:

@@ -91,6 +91,14 @@ class LifecycleConfig(BaseSettings):
         "period plus a margin) before the operator records Cancelled.",
     )
     retry_backoff_cap_seconds: float = Field(3600.0, gt=0)
+    fold_window_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="How long a task's start waits for its end before it is written: a "
+        "task that finishes within it goes Pending -> Succeeded in one write (0: never "
+        "wait).",
+    )
     submit_retry_seconds: float = Field(
         5.0,
         gt=0,

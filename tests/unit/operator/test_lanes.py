@@ -238,3 +238,43 @@ async def test_a_late_watch_event_of_a_failed_attempt_never_undoes_its_retry(
     assert task.status["phase"] == "Pending" and task.status["nextAttempt"] == 2
     await h.tracker.fire("uid-t1", Kind.RETRY)
     assert h.broker.tasks[-1].attempt == 2
+
+
+async def test_a_lane_asked_to_linger_hands_over_what_came_meanwhile_in_the_same_batch() -> None:
+    seen: list[list[int]] = []
+
+    async def handle(key: str, batch: list[int]) -> None:
+        seen.append(batch)
+
+    lanes: Lanes[int] = Lanes(handle, linger=lambda batch: 0.2 if batch[-1] == 1 else 0.0)
+    lanes.submit("k", 1)
+    await asyncio.sleep(0.01)  # well inside the 0.2 s the lane waits
+    lanes.submit("k", 2)
+    await lanes.join()
+    lanes.submit("k", 3)  # no lingering for this one
+    await lanes.join()
+    assert seen == [[1, 2], [3]]
+
+
+async def test_a_start_waits_for_its_end_and_both_are_written_once(consuming: Consuming) -> None:
+    h = consuming.h
+    h.inbox.fold_window_seconds = 0.2
+    await h.tracker.observe(h.create())
+    consuming.queue.put_nowait(delivery(Phase.PROCESSING, tag=1))
+    await asyncio.sleep(0.01)  # the end comes well inside the fold window
+    await consuming.deliver(delivery(Phase.SUCCEEDED, seq=1, tag=2, result={"r": 1}))
+    assert h.phases() == ["Pending", "Succeeded"]
+    assert h.api.writes[-1]["startTime"] and h.api.writes[-1]["attempts"] == 1
+    assert sorted(d.tag for d in h.broker.acked) == [1, 2]
+
+
+async def test_progress_and_ends_are_never_held(consuming: Consuming) -> None:
+    h = consuming.h
+    h.inbox.fold_window_seconds = 30.0  # a test that waited for it would time out
+    await h.tracker.observe(h.create())
+    assert h.inbox.linger([delivery(Phase.PROCESSING, seq=1, progress=50)]) == 0.0
+    assert h.inbox.linger([delivery(Phase.SUCCEEDED, seq=2)]) == 0.0
+    assert h.inbox.linger([delivery(Phase.PROCESSING)]) == 30.0  # a start
+    h.inbox.fold_window_seconds = 0.0
+    await consuming.deliver(delivery(Phase.PROCESSING, tag=1))
+    assert h.phases() == ["Pending", "Processing"]  # no window: the start is written at once
