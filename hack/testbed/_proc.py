@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -17,10 +18,46 @@ def log(component: str, text: str) -> None:
     print(f"[{component}] {text}", file=sys.stderr, flush=True)
 
 
+#: Ports handed out by :func:`free_port` in this process (never handed out twice).
+_HANDED_OUT: set[int] = set()
+#: How many ports below the kernel's ephemeral range :func:`free_port` chooses from.
+_PORT_SPAN = 10_000
+#: Kubernetes' NodePort range starts here (kube-proxy may answer them on 127.0.0.1 too).
+_NODE_PORTS = 30_000
+
+
+def _ephemeral_low() -> int:
+    """The first port of the kernel's range for outgoing connections' source ports."""
+    try:
+        text = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text()
+        return int(text.split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768  # Linux's default
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    """A free TCP port on 127.0.0.1 for a test-bed service, below the ephemeral range.
+
+    A port from the ephemeral range (what binding port 0 gives) can be taken as the
+    source port of any outgoing connection between this check and the service's bind, or
+    while a killed service restarts on it: clients that reconnect to a stopped RabbitMQ
+    node make many connections, and a restarted node once found its distribution port so
+    taken (``dist_port_already_used``). Below the range, only a listener can take it.
+    Kubernetes' NodePorts are avoided too."""
+    low = min(_ephemeral_low(), _NODE_PORTS)
+    first = max(1024, low - _PORT_SPAN)
+    for _ in range(1000):
+        port = random.randrange(first, low)
+        if port in _HANDED_OUT:
+            continue
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        _HANDED_OUT.add(port)
+        return port
+    raise RuntimeError(f"no free port in {first}-{low - 1}")
 
 
 def spawn(
