@@ -7,7 +7,8 @@ only loop there is: a status write notifies the webhook dispatcher (an observer)
 outcomes come back through a queue that the operator drains into the next status write.
 
 kopf is not imported here: :mod:`handlers` registers thin handlers that call into the one
-:class:`Operator` object kept in kopf's memo (:class:`OperatorMemo`).
+:class:`Operator` object kept in kopf's memo (:class:`OperatorMemo`). The watch of
+AsyncTasks is the operator's own (:class:`task_watch.TaskWatch`), started with the rest.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from asynctask_operator.apiclient import ApiClient
 from asynctask_operator.broker import Broker, Delivery
 from asynctask_operator.inbox import StatusInbox
 from asynctask_operator.kube import Kube
@@ -27,6 +29,7 @@ from asynctask_operator.ports import OperatorApi, TaskBroker
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import Config
 from asynctask_operator.ssrf import Resolve, system_resolve
+from asynctask_operator.task_watch import TaskWatch
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
 from asynctask_operator.tracking import SUBMITTERS, Tracker
@@ -110,6 +113,14 @@ class Operator:
             on_retry=self.metrics.publish_retries.inc,
         )
         self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
+        self.api = OperatorApiClient.from_environment()
+        table = self.logic.table
+        self.watch = TaskWatch(
+            self.api,
+            namespaces,
+            self.task_event,
+            known=lambda: ((t.uid, t.namespace, t.name) for t in table),
+        )
         self.scaler = (
             Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
             if config.scaling.autoscaling_enabled
@@ -129,6 +140,7 @@ class Operator:
         logic = self.logic
         self._loops = [
             asyncio.create_task(logic.inbox.consume(deliveries), name="asynctask-status"),
+            asyncio.create_task(self.watch.run(), name="asynctask-watch"),
             asyncio.create_task(logic.timers.run(logic.tracker.fire), name="asynctask-deadlines"),
             asyncio.create_task(
                 logic.tracker.consume_outcomes(logic.outcomes), name="asynctask-webhook-outcomes"
@@ -148,14 +160,16 @@ class Operator:
             self.metrics_server.close()
         for loop in self._loops:
             loop.cancel()
+        self.watch.stop()
+        await self.api.close()
         await self.logic.webhooks.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
         self.kube.close()
 
-    # what kopf hands on ----------------------------------------------------------------
+    # what the watch hands on -----------------------------------------------------------
 
-    async def task_event(self, event_type: str | None, body: dict[str, Any]) -> None:
+    async def task_event(self, event_type: str, body: dict[str, Any]) -> None:
         if event_type == "DELETED":
             await self.logic.tracker.deleted(body)
         else:
@@ -163,6 +177,10 @@ class Operator:
 
     def broker_connected(self) -> bool:
         return self.broker.connected.is_set()
+
+
+class OperatorApiClient(ApiClient):
+    user_agent = "asynctask-operator"
 
 
 @dataclass

@@ -48,7 +48,8 @@ def main(argv: list[str] | None = None) -> int:
         "-n",
         action="append",
         default=[],
-        help="watch this namespace (repeatable); default: all namespaces",
+        help="watch this namespace (repeatable; a glob such as 'team-*' watches all "
+        "namespaces and keeps the matching ones); default: all namespaces",
     )
     parser.add_argument(
         "--standalone",
@@ -83,8 +84,9 @@ def main(argv: list[str] | None = None) -> int:
             memo=OperatorMemo(namespaces=list(args.namespace)),
             standalone=args.standalone,
             peering_name=args.peering,
-            namespaces=args.namespace,
-            clusterwide=not args.namespace,
+            # kopf watches nothing (the operator watches its namespaces itself): no
+            # namespace of kopf's own, so it needs no right to list namespaces.
+            clusterwide=True,
             liveness_endpoint=args.liveness,
         )
     )

@@ -10,3 +10,10 @@ GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
 PLURAL = "asynctasks"
 KIND = "AsyncTask"
+API = f"/apis/{GROUP}/{VERSION}"
+
+
+def tasks_path(namespace: str | None, name: str | None = None) -> str:
+    """The API path of a namespace's AsyncTasks (None: all namespaces), or of one of them."""
+    base = f"{API}/namespaces/{namespace}/{PLURAL}" if namespace else f"{API}/{PLURAL}"
+    return f"{base}/{name}" if name else base

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +116,9 @@ class TaskTable:
 
     def __len__(self) -> int:
         return len(self._tasks)
+
+    def __iter__(self) -> Iterator[TaskState]:
+        return iter(self._tasks.values())
 
     def get(self, uid: str) -> TaskState | None:
         return self._tasks.get(uid)

@@ -1,31 +1,28 @@
-"""kopf set up for 100k tasks: paged listing, short-lived workers, no diff base."""
+"""kopf runs the process and watches nothing: AsyncTasks are the operator's own watch."""
 
 from __future__ import annotations
+
+import logging
 
 import kopf
 
 from asynctask_operator import handlers, kopf_settings
 
 
-def test_the_listing_is_paged_and_idle_workers_go_soon() -> None:
+def test_kopf_posts_only_warnings_and_scans_for_no_resources() -> None:
     settings = kopf.OperatorSettings()
     kopf_settings.configure(settings)
-    assert settings.watching.chunk_size == kopf_settings.LIST_CHUNK
-    assert settings.queueing.idle_timeout == kopf_settings.WORKER_IDLE_SECONDS
-    assert isinstance(settings.persistence.diffbase_storage, kopf_settings.NoDiffBase)
+    assert settings.posting.level == logging.WARNING
+    assert settings.scanning.disabled
 
 
-def test_no_diff_base_is_built_or_stored() -> None:
-    storage = kopf_settings.NoDiffBase()
-    body = kopf.Body({"metadata": {"name": "t"}, "spec": {"queue": "q"}})
-    assert storage.build(body=body) == {}
-    assert storage.fetch(body=body) is None
-
-
-def test_the_operator_registers_no_change_handlers_which_would_need_a_diff_base() -> None:
-    """With ``on.create``/``on.update``/``on.field``… the empty diff base would hide every
-    change from them: whoever adds one must give kopf its diff base back."""
-    assert handlers.task_event  # registered on import
+def test_the_operator_registers_no_resource_handlers_with_kopf() -> None:
+    """A resource handler would make kopf list and watch that resource with its
+    per-object machinery, beside the operator's own watch (task_watch)."""
+    assert handlers.startup  # registered on import
     registry = kopf.get_default_registry()
     assert registry._changing.get_all_handlers() == []
-    assert [h.id for h in registry._watching.get_all_handlers()] == ["task_event"]
+    assert registry._watching.get_all_handlers() == []
+    assert registry._spawning.get_all_handlers() == []
+    assert registry._indexing.get_all_handlers() == []
+    assert registry._webhooks.get_all_handlers() == []

@@ -1,0 +1,171 @@
+"""A small async Kubernetes client: aiohttp against the apiserver, JSON dicts in and out.
+
+The operator lists and watches AsyncTasks with it, and the gateway makes all its calls with
+it. Why not kubernetes_asyncio: both need a handful of calls on raw JSON. A generated client
+would turn each object into model instances only for the caller to read them back as
+dicts, costing memory and CPU on every watch event; and aiohttp is already installed (kopf
+needs it). Configuration (kubeconfig with certificates, tokens or exec plugins; the
+in-cluster ServiceAccount with its rotating projected token) is loaded by the
+``kubernetes`` package the operator already depends on, so nothing is re-implemented there.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from collections.abc import AsyncIterator, Mapping
+from typing import Any, Self
+
+import aiohttp
+from kubernetes import client as k8s_client
+from kubernetes import config as k8s_config
+
+
+class ApiError(Exception):
+    """A non-2xx answer of the apiserver, with its ``Status`` object when it sent one."""
+
+    def __init__(self, status: int, body: Mapping[str, Any]) -> None:
+        self.status, self.body = status, dict(body)
+        super().__init__(f"{status} {self.reason}: {self.message}")
+
+    @property
+    def reason(self) -> str:
+        return str(self.body.get("reason") or "")
+
+    @property
+    def message(self) -> str:
+        return str(self.body.get("message") or "")
+
+
+def authorization(token: str) -> str:
+    """The Authorization header for a token as the kubernetes package stores it: the
+    kubeconfig loader prefixes "Bearer ", the in-cluster loader "bearer ", exec plugins
+    neither."""
+    scheme, _, rest = token.strip().partition(" ")
+    return f"Bearer {rest.strip()}" if scheme.lower() == "bearer" and rest else f"Bearer {token}"
+
+
+def load_configuration() -> k8s_client.Configuration:
+    """In a pod: the ServiceAccount (token re-read when it rotates); else KUBECONFIG."""
+    cfg = k8s_client.Configuration()
+    if os.environ.get("KUBERNETES_SERVICE_HOST"):
+        k8s_config.load_incluster_config(client_configuration=cfg, try_refresh_token=True)  # type: ignore[no-untyped-call]
+    else:
+        # KUBECONFIG read now (the kubernetes package reads it once, when imported).
+        k8s_config.load_kube_config(  # type: ignore[no-untyped-call]
+            config_file=os.environ.get("KUBECONFIG") or None,
+            client_configuration=cfg,
+            persist_config=False,
+        )
+    return cfg
+
+
+def ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(cafile=cfg.ssl_ca_cert or None)
+    if cfg.cert_file:
+        ctx.load_cert_chain(cfg.cert_file, cfg.key_file)
+    if not cfg.verify_ssl:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
+
+
+class ApiClient:
+    """One connection pool to the apiserver for the whole process."""
+
+    #: Sent as the User-Agent: what the apiserver's audit log names the caller.
+    user_agent = "asynctask"
+
+    def __init__(self, cfg: k8s_client.Configuration, pool_size: int = 64) -> None:
+        self.cfg = cfg
+        self.host = str(cfg.host).rstrip("/")
+        self._ssl = ssl_context(cfg) if self.host.startswith("https") else None
+        self._pool_size = pool_size
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_environment(cls) -> Self:
+        return cls(load_configuration())
+
+    def _headers(self, content_type: str | None = None) -> dict[str, str]:
+        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+        token = self.cfg.get_api_key_with_prefix("BearerToken")
+        if token:
+            headers["Authorization"] = authorization(token)
+        if content_type:
+            headers["Content-Type"] = content_type
+        return headers
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl or False, limit=self._pool_size)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        seconds: float = 30,
+    ) -> dict[str, Any]:
+        """One call; raises :class:`ApiError` on a non-2xx answer."""
+        data = None if body is None else json.dumps(body).encode()
+        async with self.session.request(
+            method,
+            self.host + path,
+            data=data,
+            params=params,
+            headers=self._headers(content_type if data is not None else None),
+            timeout=aiohttp.ClientTimeout(total=seconds),
+        ) as resp:
+            raw = await resp.read()
+            try:
+                answer = json.loads(raw) if raw else {}
+            except ValueError:
+                answer = {"message": raw.decode(errors="replace")[:1024]}
+            if resp.status >= 300:
+                raise ApiError(resp.status, answer if isinstance(answer, dict) else {})
+            return answer if isinstance(answer, dict) else {}
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request, as the apiserver sends them (one JSON per line)."""
+        query = dict(params, watch="1")
+        async with self.session.get(
+            self.host + path,
+            params=query,
+            headers=self._headers(),
+            timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=read_timeout),
+        ) as resp:
+            if resp.status >= 300:
+                raise ApiError(resp.status, await _json_or_empty(resp))
+            # Lines can be far longer than aiohttp's readline limit (a task's result is up
+            # to a few hundred KiB), so chunks are split here.
+            buffer = b""
+            async for chunk in resp.content.iter_any():
+                buffer += chunk
+                *lines, buffer = buffer.split(b"\n")
+                for line in lines:
+                    if line.strip():
+                        event = json.loads(line)
+                        if isinstance(event, dict):
+                            yield event
+
+
+async def _json_or_empty(resp: aiohttp.ClientResponse) -> dict[str, Any]:
+    try:
+        answer = await resp.json(content_type=None)
+    except ValueError:
+        return {}
+    return answer if isinstance(answer, dict) else {}
