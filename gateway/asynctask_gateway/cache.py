@@ -2,8 +2,10 @@
 
 Every read of the API (GET, list, wait, events, the namespace stream) is served from here,
 never from a watch or a GET per client (but a task page's ``/detail``, which needs the
-request the cache drops). The watch resumes from the last resourceVersion it saw (bookmarks keep
-that fresh on quiet namespaces), and lists again when the apiserver answers 410 Gone.
+request the cache drops). The list+watch loop is the operator's
+(:mod:`asynctask_operator.listwatch`): the watch resumes from the last resourceVersion it
+saw (bookmarks keep that fresh on quiet namespaces), and lists again when the apiserver
+answers 410 Gone.
 
 Only a slim projection of each object is kept: the task view plus the queue and labels
 the list filters on (about a quarter of a whole object; the spec's request is dropped).
@@ -23,8 +25,9 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from asynctask_gateway.kube import ApiError, Kube, tasks_path
+from asynctask_gateway.kube import Kube, tasks_path
 from asynctask_gateway.metrics import Metrics
+from asynctask_operator.listwatch import Kind, ListWatch
 from asynctask_worker.views import TaskView, task_view
 
 log = logging.getLogger(__name__)
@@ -73,6 +76,7 @@ class TaskCache:
         self._namespaces: dict[str, dict[str, Entry]] = {}
         self._signals: dict[Key, asyncio.Event] = {}
         self._synced: set[str | None] = set()
+        self._listing: dict[str | None, set[Key]] = {}  # keys seen by a list under way
         #: Called with (key, old entry, new entry) on every change (None: absent), e.g. by
         #: the namespace feed (feed.py); they must not block.
         self.listeners: list[Listener] = []
@@ -146,73 +150,37 @@ class TaskCache:
             signal.set()
         self.metrics.cache_tasks.set(len(self._entries))
 
-    # --- list+watch -------------------------------------------------------------------
+    # --- list+watch (asynctask_operator.listwatch calls these) ---------------------------
     async def run(self) -> None:
         """Watch every scope until cancelled."""
-        await asyncio.gather(*(self._run_scope(scope) for scope in self.scopes))
+        await ListWatch(
+            self.kube,
+            tasks_path,
+            self.scopes,
+            self,
+            watch_timeout=self.watch_timeout,
+            on_restart=lambda reason: self.metrics.watch_restarts.labels(reason=reason).inc(),
+        ).run()
 
-    async def _run_scope(self, scope: str | None) -> None:
-        version: str | None = None
-        while True:
-            try:
-                if version is None:
-                    version = await self._relist(scope)
-                    self._synced.add(scope)
-                version = await self._watch(scope, version)
-            except asyncio.CancelledError:
-                raise
-            except ApiError as exc:
-                if exc.status == 410:
-                    log.info("watch of %s expired (410 Gone): listing again", scope or "*")
-                    self.metrics.watch_restarts.labels(reason="gone").inc()
-                    version = None
-                    continue
-                log.warning("watch of %s failed: %s", scope or "*", exc)
-                self.metrics.watch_restarts.labels(reason="error").inc()
-                await asyncio.sleep(1)
-            except Exception as exc:  # noqa: BLE001 - a broken connection: resume after a pause
-                log.warning("watch of %s broke: %r", scope or "*", exc)
-                self.metrics.watch_restarts.labels(reason="error").inc()
-                await asyncio.sleep(1)
+    def relisting(self, scope: str | None) -> None:
+        self._listing[scope] = set()
 
-    async def _relist(self, scope: str | None) -> str:
-        """A full (paginated) list of the scope, replacing what the cache held for it."""
-        seen: set[Key] = set()
-        params: dict[str, str] = {"limit": "500"}
-        while True:
-            page = await self.kube.request("GET", tasks_path(scope), params=params)
-            for obj in page.get("items") or []:
-                entry = project(obj)
+    def event(self, kind: Kind, obj: dict[str, Any]) -> None:
+        entry = project(obj)
+        if kind == "DELETED":
+            self._drop(entry.key)
+            return
+        if kind == "LISTED":
+            seen = self._listing.get(entry.key[0], self._listing.get(None))
+            if seen is not None:
                 seen.add(entry.key)
-                if self._entries.get(entry.key) != entry:
-                    self._store(entry)
-            meta = page.get("metadata") or {}
-            if not meta.get("continue"):
-                break
-            params["continue"] = str(meta["continue"])
+        if self._entries.get(entry.key) != entry:
+            self._store(entry)
+
+    def listed(self, scope: str | None) -> None:
+        """A full list replaced what the cache held for the scope."""
+        seen = self._listing.pop(scope, set())
         stale = [k for k in self._entries if (scope is None or k[0] == scope) and k not in seen]
         for key in stale:
             self._drop(key)
-        log.info("listed %d tasks in %s", len(seen), scope or "all namespaces")
-        return str(meta.get("resourceVersion") or "")
-
-    async def _watch(self, scope: str | None, version: str) -> str:
-        """One watch request; returns the resourceVersion to resume from."""
-        params = {
-            "resourceVersion": version,
-            "allowWatchBookmarks": "true",
-            "timeoutSeconds": str(self.watch_timeout),
-        }
-        async for event in self.kube.watch(
-            tasks_path(scope), params, read_timeout=self.watch_timeout + 30
-        ):
-            kind, obj = event.get("type"), event.get("object") or {}
-            if kind == "ERROR":
-                raise ApiError(int(obj.get("code") or 500), obj)
-            version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-            if kind in ("ADDED", "MODIFIED"):
-                self._store(project(obj))
-            elif kind == "DELETED":
-                meta = obj.get("metadata") or {}
-                self._drop((str(meta.get("namespace")), str(meta.get("name"))))
-        return version
+        self._synced.add(scope)

@@ -36,8 +36,10 @@ class Lanes(Generic[T]):
         *,
         max_batch: int = 32,
         linger: Callable[[list[T]], float] = lambda _: 0.0,
+        on_failure: str = "unacked ones will be redelivered",
     ) -> None:
         self._handle = handle
+        self._on_failure = on_failure  # what becomes of a batch whose handler failed
         self._max_batch = max_batch
         self._linger = linger
         self._queues: dict[str, deque[T]] = {}
@@ -71,11 +73,9 @@ class Lanes(Generic[T]):
                 try:
                     await self._handle(key, batch)
                 except Exception:
-                    # The handler settles what it can; what it could not is redelivered.
+                    # The handler settles what it can (e.g. the inbox acks what it wrote).
                     log.exception(
-                        "failed to handle %d message(s) of %s; unacked ones will be redelivered",
-                        len(batch),
-                        key,
+                        "failed to handle %d item(s) of %s; %s", len(batch), key, self._on_failure
                     )
         finally:
             del self._queues[key]

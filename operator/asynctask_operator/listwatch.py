@@ -41,7 +41,7 @@ class WatchSink(Protocol):
     def event(self, kind: Kind, obj: dict[str, Any]) -> None:
         """An object as listed, added, modified or deleted."""
 
-    def synced(self, scope: Scope) -> None:
+    def listed(self, scope: Scope) -> None:
         """The list of ``scope`` is complete: an object not in it is gone."""
 
 
@@ -109,7 +109,7 @@ class ListWatch:
             if not meta.get("continue"):
                 break
             params["continue"] = str(meta["continue"])
-        self.sink.synced(scope)
+        self.sink.listed(scope)
         log.info("listed %d objects in %s", count, _name(scope))
         return str(meta.get("resourceVersion") or "")
 

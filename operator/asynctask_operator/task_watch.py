@@ -67,7 +67,9 @@ class TaskWatch:
         self._handle = handle
         self._known = known
         watched, self._serves = scopes(namespaces)
-        self._lanes: Lanes[Event] = Lanes(self._handle_latest)
+        self._lanes: Lanes[Event] = Lanes(
+            self._handle_latest, on_failure="its next event or the next start handles it again"
+        )
         self._listing: dict[Scope, set[str]] = {}
         self.listwatch = ListWatch(api, tasks_path, watched, self, watch_timeout=watch_timeout)
 
@@ -97,7 +99,7 @@ class TaskWatch:
                 seen.add(uid)
         self._lanes.submit(uid, (kind, obj))
 
-    def synced(self, scope: Scope) -> None:
+    def listed(self, scope: Scope) -> None:
         seen = self._listing.pop(scope, set())
         for uid, namespace, name in list(self._known()):
             in_scope = (scope is None or namespace == scope) and self._serves(namespace)

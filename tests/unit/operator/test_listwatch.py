@@ -1,0 +1,150 @@
+"""The list+watch loop's decisions: pages, resuming, 410 Gone, failures.
+
+A scripted apiserver stands in here for the loop's logic alone; the loop runs against the
+real apiserver in every e2e test (the operator's and the gateway's watch).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+
+import pytest
+from kubernetes import client as k8s_client
+
+from asynctask_operator import listwatch
+from asynctask_operator.apiclient import ApiClient, ApiError
+from asynctask_operator.listwatch import Kind, ListWatch, Scope
+
+
+def item(uid: str, version: str) -> dict[str, Any]:
+    return {"metadata": {"uid": uid, "namespace": "ns", "resourceVersion": version}}
+
+
+class Scripted(ApiClient):
+    """Lists and watches answered from scripts; each watch call takes the next script."""
+
+    def __init__(self, pages: list[dict[str, Any]], watches: list[list[Any]]) -> None:
+        super().__init__(k8s_client.Configuration(host="http://127.0.0.1:9"))
+        self.pages, self.watches = pages, watches
+        self.lists: list[dict[str, str]] = []
+        self.watched_from: list[str] = []
+
+    async def request(
+        self, method: str, path: str, *, params: Mapping[str, str] | None = None, **_: Any
+    ) -> dict[str, Any]:
+        self.lists.append(dict(params or {}))
+        return self.pages[(len(self.lists) - 1) % len(self.pages)]
+
+    async def watch(
+        self, path: str, params: Mapping[str, str], read_timeout: float
+    ) -> AsyncIterator[dict[str, Any]]:
+        self.watched_from.append(params["resourceVersion"])
+        if not self.watches:
+            await asyncio.Event().wait()  # a quiet watch, until cancelled
+        for event in self.watches.pop(0):
+            if isinstance(event, Exception):
+                raise event
+            yield event
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.log: list[tuple[str, Any]] = []
+
+    def relisting(self, scope: Scope) -> None:
+        self.log.append(("relisting", scope))
+
+    def event(self, kind: Kind, obj: dict[str, Any]) -> None:
+        self.log.append((kind, obj["metadata"]["uid"]))
+
+    def listed(self, scope: Scope) -> None:
+        self.log.append(("listed", scope))
+
+
+_yield = asyncio.sleep  # before a test replaces it
+
+
+async def run_until(lw: ListWatch, done: Any) -> None:
+    task = asyncio.create_task(lw.run())
+    for _ in range(200):
+        await _yield(0)
+        if done():
+            break
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_pages_then_a_watch_from_the_lists_version_resumed_after_it_ends() -> None:
+    pages = [
+        {"items": [item("a", "5")], "metadata": {"continue": "c1", "resourceVersion": "9"}},
+        {"items": [item("b", "7")], "metadata": {"resourceVersion": "9"}},
+    ]
+    watches = [
+        [
+            {"type": "ADDED", "object": item("c", "10")},
+            {"type": "BOOKMARK", "object": item("", "12")},
+        ],
+        [{"type": "DELETED", "object": item("a", "13")}],
+    ]
+    api, sink = Scripted(pages, watches), Sink()
+    await run_until(
+        ListWatch(api, lambda s: "/x", [None], sink), lambda: len(api.watched_from) == 3
+    )
+    assert all(p["limit"] == str(listwatch.PAGE) for p in api.lists)
+    assert [p.get("continue") for p in api.lists] == [None, "c1"]
+    assert sink.log == [
+        ("relisting", None),
+        ("LISTED", "a"),
+        ("LISTED", "b"),
+        ("listed", None),
+        ("ADDED", "c"),
+        ("DELETED", "a"),
+    ]
+    assert api.watched_from == ["9", "12", "13"]  # a bookmark moves the resume point
+
+
+async def test_410_gone_lists_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    pages = [{"items": [item("a", "5")], "metadata": {"resourceVersion": "9"}}]
+    gone = {"type": "ERROR", "object": {"code": 410, "reason": "Expired"}}
+    restarts: list[str] = []
+    api, sink = Scripted(pages, [[gone]]), Sink()
+    lw = ListWatch(api, lambda s: "/x", ["ns"], sink, on_restart=restarts.append)
+    await run_until(lw, lambda: len(api.lists) == 2 and len(api.watched_from) == 2)
+    assert restarts == ["gone"]
+    assert [entry for entry in sink.log if entry[0] != "LISTED"] == [
+        ("relisting", "ns"),
+        ("listed", "ns"),
+        ("relisting", "ns"),
+        ("listed", "ns"),
+    ]
+
+
+async def test_a_failure_is_retried_after_a_pause_from_where_it_was(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    pauses: list[float] = []
+
+    async def sleep(seconds: float) -> None:
+        pauses.append(seconds)
+        await _yield(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    pages = [{"items": [], "metadata": {"resourceVersion": "9"}}]
+    watches: list[list[Any]] = [
+        [ConnectionResetError("reset")],
+        [ApiError(503, {"message": "unavailable"})],
+        [ApiError(500, {})],
+        [ApiError(500, {})],
+        [ApiError(500, {})],
+        [ApiError(500, {})],
+    ]
+    restarts: list[str] = []
+    api, sink = Scripted(pages, watches), Sink()
+    lw = ListWatch(api, lambda s: "/x", [None], sink, on_restart=restarts.append)
+    await run_until(lw, lambda: len(api.watched_from) == 7)
+    assert api.watched_from == ["9"] * 7 and len(api.lists) == 1  # never listed again
+    assert restarts == ["error"] * 6
+    assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, listwatch.MAX_BACKOFF_SECONDS]
