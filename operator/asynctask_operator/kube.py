@@ -1,4 +1,4 @@
-"""The operator's own Kubernetes API calls (kopf does the watching): every one of them.
+"""The operator's own Kubernetes API calls, but the watch (:mod:`task_watch`): all of them.
 
 AsyncTask status writes, deletions (TTL), Secret reads (webhook signing keys), Events, and
 the worker Deployments the autoscaler lists and scales. Nothing else in the operator
