@@ -16,7 +16,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asynctask_operator.broker import Broker, Delivery
 from asynctask_operator.inbox import StatusInbox
@@ -34,6 +34,10 @@ from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer
+
+if TYPE_CHECKING:
+    from asynctask_operator.leadership import Campaign
+    from asynctask_operator.standby import Gate
 
 log = logging.getLogger("asynctask.operator")
 
@@ -167,10 +171,14 @@ class Operator:
 
 @dataclass
 class OperatorMemo:
-    """kopf's memo: the namespaces from the command line, and the one :class:`Operator`."""
+    """kopf's memo: the namespaces and the Lease (``--peering``) from the command line, the
+    one :class:`Operator`, and with a Lease, the election and the standby's gate."""
 
     namespaces: list[str] = field(default_factory=list)
+    peering: str | None = None
     operator: Operator | None = None
+    campaign: Campaign | None = None
+    gate: Gate | None = None
 
     def running(self) -> Operator:
         if self.operator is None:
