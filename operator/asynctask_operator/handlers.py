@@ -79,6 +79,7 @@ def leader(memo: OperatorMemo, **_: Any) -> str:
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def task_event(type: str | None, body: kopf.Body, memo: OperatorMemo, **_: Any) -> None:
-    if memo.gate is not None and memo.gate.hold(type, dict(body)):
+    obj = dict(body)
+    if memo.gate is not None and memo.gate.hold(type, obj):
         return  # a standby: kept until it is elected (standby.py)
-    await memo.running().task_event(type, dict(body))
+    await memo.running().task_event(type, obj)

@@ -6,7 +6,11 @@ but the leader it replaces may have died with tasks it never queued, or deadline
 kept, and kopf hands an unchanged object over only once. So, until the operator starts,
 :class:`Gate` keeps each task's latest object (a deleted task is forgotten), and once it
 starts it hands them all over, as kopf's first listing would have, before any new event
-goes through. A replica without ``--peering`` opens its gate at once.
+goes through. A replica without ``--peering`` has no gate.
+
+A standby thus holds what the leader holds, and more (whole objects: a request is kept as
+the watch gave it, a result too); the operator's own list and watch, started only once
+elected, will make this unnecessary.
 """
 
 from __future__ import annotations
@@ -45,9 +49,15 @@ class Gate:
         """Keep the event if the operator has not started (True: the caller is done)."""
         if self.open:
             return False
-        uid = str(body["metadata"]["uid"])
+        meta = body["metadata"]
+        uid = str(meta["uid"])
         if event_type == "DELETED":
             self._held.pop(uid, None)
+        elif "managedFields" in meta:  # never read, and often the larger part of metadata
+            self._held[uid] = {
+                **body,
+                "metadata": {k: v for k, v in meta.items() if k != "managedFields"},
+            }
         else:
             self._held[uid] = body
         return True

@@ -12,6 +12,22 @@ def task(uid: str, version: str) -> dict[str, Any]:
     return {"metadata": {"uid": uid, "resourceVersion": version}}
 
 
+async def test_what_is_kept_leaves_out_the_managed_fields() -> None:
+    gate = Gate()
+    body = {"metadata": {"uid": "a", "managedFields": [{"manager": "kubectl"}]}, "spec": {}}
+    gate.hold(None, body)
+    handed: list[dict[str, Any]] = []
+
+    async def handle(event_type: str | None, obj: dict[str, Any]) -> None:
+        handed.append(obj)
+
+    gate.start(handle)
+    for _ in range(3):
+        await asyncio.sleep(0)
+    assert gate.open and handed == [{"metadata": {"uid": "a"}, "spec": {}}]
+    assert body["metadata"]["managedFields"]  # the watch's object itself is left as it was
+
+
 async def test_a_standby_keeps_the_latest_object_of_each_task_and_forgets_the_deleted() -> None:
     gate = Gate()
     assert gate.hold(None, task("a", "1")) and gate.hold("ADDED", task("b", "2"))
