@@ -189,9 +189,9 @@ class Elector:
         Lease then expires after its duration."""
         try:
             obj = await self.lock.read()
-            if obj is None or LeaseRecord.from_object(obj).holder != self.me:
+            record = None if obj is None else LeaseRecord.from_object(obj)
+            if obj is None or record is None or record.holder != self.me:
                 return
-            record = LeaseRecord.from_object(obj)
             await self.lock.replace(obj, released(record, dt.datetime.now(dt.UTC)))
             log.info("released the Lease %s/%s", self.lock.namespace, self.lock.name)
         except (Conflict, *API_ERRORS) as exc:
