@@ -3,7 +3,8 @@
 Log wording is for people and may change; a probe or a metric is an interface:
 
 * the operator serves kopf's liveness endpoint (``--liveness URL``), which reports its
-  probes as JSON; the ``broker`` probe is true while it is connected to RabbitMQ;
+  probes as JSON; the ``broker`` probe is true while it is connected to RabbitMQ (or
+  stands by), the ``leader`` probe says whether it leads (``--peering``);
 * a worker serves ``asynctask_worker_ready`` on its metrics port: 1 while it consumes its
   task queues (after catching up with the control stream).
 
@@ -31,14 +32,25 @@ def metrics_url(port: int) -> str:
     return f"http://127.0.0.1:{port}/metrics"
 
 
-def operator_connected(url: str) -> bool:
-    """The operator's ``broker`` probe says it is connected to RabbitMQ."""
+def _operator_probes(url: str) -> dict[str, object]:
     try:
         with urllib.request.urlopen(url, timeout=5) as resp:
             probes = json.loads(resp.read() or b"{}")
     except _UNREACHABLE:
-        return False
-    return isinstance(probes, dict) and probes.get("broker") is True
+        return {}
+    return probes if isinstance(probes, dict) else {}
+
+
+def operator_connected(url: str) -> bool:
+    """The operator's ``broker`` probe says it is connected to RabbitMQ (a standby's says
+    True: it is healthy, and connects to nothing until it is elected)."""
+    return _operator_probes(url).get("broker") is True
+
+
+def operator_role(url: str) -> object:
+    """The operator's ``leader`` probe: ``leading``, ``standby`` or ``standalone`` (None:
+    no answer yet). kopf serves probes computed up to 10 s earlier."""
+    return _operator_probes(url).get("leader")
 
 
 def metric(url: str, name: str, **labels: str) -> float | None:

@@ -17,7 +17,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from asynctask_operator.apiclient import ApiClient
 from asynctask_operator.broker import Broker, Delivery
@@ -37,6 +37,9 @@ from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer
+
+if TYPE_CHECKING:
+    from asynctask_operator.leadership import Campaign
 
 log = logging.getLogger("asynctask.operator")
 
@@ -175,6 +178,11 @@ class Operator:
         else:
             await self.logic.tracker.observe(body, defer=True)
 
+    @property
+    def started(self) -> bool:
+        """:meth:`start` was called (a standby's operator is built, never started)."""
+        return bool(self._loops)
+
     def broker_connected(self) -> bool:
         return self.broker.connected.is_set()
 
@@ -185,10 +193,13 @@ class OperatorApiClient(ApiClient):
 
 @dataclass
 class OperatorMemo:
-    """kopf's memo: the namespaces from the command line, and the one :class:`Operator`."""
+    """kopf's memo: the namespaces and the Lease (``--peering``) from the command line, the
+    one :class:`Operator`, and with a Lease, the election."""
 
     namespaces: list[str] = field(default_factory=list)
+    peering: str | None = None
     operator: Operator | None = None
+    campaign: Campaign | None = None
 
     def running(self) -> Operator:
         if self.operator is None:

@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import gc
 import os
+import re
 import sys
 
 import kopf
@@ -30,6 +31,12 @@ RECURSION_LIMIT = 3 * APISERVER_MAX_JSON_DEPTH + 2_000
 GC_YOUNG_THRESHOLD = 50_000
 
 
+_LABEL = r"[a-z0-9]([-a-z0-9]*[a-z0-9])?"
+#: A Lease's name: a DNS subdomain (what the apiserver accepts for most objects' names).
+LEASE_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*")
+LEASE_RULE = "lowercase letters, digits, '-' and '.', at most 253 characters"
+
+
 def tune_gc() -> None:
     """Collect cycles less often, and never look again at what start-up imported."""
     gc.freeze()
@@ -51,15 +58,19 @@ def main(argv: list[str] | None = None) -> int:
         help="watch this namespace (repeatable; a glob such as 'team-*' watches all "
         "namespaces and keeps the matching ones); default: all namespaces",
     )
-    parser.add_argument(
+    election = parser.add_mutually_exclusive_group()
+    election.add_argument(
         "--standalone",
         action="store_true",
-        help="no peering: for local runs with a single operator",
+        help="no leader election: this operator works at once (the default without "
+        "--peering); run one only",
     )
-    parser.add_argument(
+    election.add_argument(
         "--peering",
         default=None,
-        help="peering object name (replicas: one active, the others standby)",
+        metavar="NAME",
+        help="elect a leader on the Lease NAME in the pod's namespace (POD_NAMESPACE): "
+        "replicas given the same NAME stand by while one works",
     )
     parser.add_argument(
         "--liveness", default=None, help="serve health probes, e.g. http://0.0.0.0:8080/healthz"
@@ -72,6 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         help="text or json lines (default: $ASYNCTASK_LOG_FORMAT, else text)",
     )
     args = parser.parse_args(argv)
+    if args.peering is not None and not LEASE_NAME.fullmatch(args.peering):
+        parser.error(f"--peering {args.peering!r}: not a Kubernetes object name ({LEASE_RULE})")
     configure_logging(args.log_format, args.verbose)
 
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
@@ -81,9 +94,10 @@ def main(argv: list[str] | None = None) -> int:
     tune_gc()
     asyncio.run(
         kopf.operator(
-            memo=OperatorMemo(namespaces=list(args.namespace)),
-            standalone=args.standalone,
-            peering_name=args.peering,
+            memo=OperatorMemo(namespaces=list(args.namespace), peering=args.peering),
+            # kopf's peering would pause only kopf's own watches, never the operator's
+            # work: the Lease (leadership.py) elects the replica that works instead.
+            standalone=True,
             # kopf watches nothing (the operator watches its namespaces itself): no
             # namespace of kopf's own, so it needs no right to list namespaces.
             clusterwide=True,

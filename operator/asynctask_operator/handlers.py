@@ -4,6 +4,11 @@ kopf runs the process (start-up, clean-up, probes); it handles no resource. Asyn
 watched by the operator itself (:mod:`task_watch`): no finalizer, no annotation, no write
 of kopf's own, which keeps a task within its budget of three status writes. Idempotence
 comes from the status itself: an object without ``status.phase`` has not been queued yet.
+
+With ``--peering NAME`` the whole operator waits for leadership of the Lease NAME
+(:mod:`leadership`): the startup handler builds it but starts it, its watch included, only
+once elected. A standby therefore watches nothing and holds nothing; once elected, its
+first list of the tasks brings it what the previous leader left.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from typing import Any
 
 import kopf
 
-from asynctask_operator import kopf_settings
+from asynctask_operator import kopf_settings, leadership
 from asynctask_operator.app import Operator, OperatorMemo
 from asynctask_operator.settings import Config
 
@@ -20,16 +25,44 @@ from asynctask_operator.settings import Config
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
     kopf_settings.configure(settings)
-    memo.operator = Operator(Config(), memo.namespaces)
-    memo.operator.start()
+    config = Config()
+    operator = memo.operator = Operator(config, memo.namespaces)
+    if memo.peering is None:
+        operator.start()
+        return
+    lock = leadership.LeaseLock(
+        leadership.lease_namespace(), memo.peering, timeout=config.lease.renew_deadline_seconds / 2
+    )
+    elector = leadership.Elector(lock, config.lease, leadership.identity())
+    memo.campaign = leadership.Campaign(elector, operator.start)
+    memo.campaign.start()
 
 
 @kopf.on.cleanup()
 async def cleanup(memo: OperatorMemo, **_: Any) -> None:
-    if memo.operator is not None:
+    """Stop; a leader keeps renewing its Lease until the operator has stopped, then
+    releases it, so that a standby starts neither too early nor a lease duration late."""
+    if memo.campaign is not None:
+        await memo.campaign.stand_down()
+    if memo.operator is not None and memo.operator.started:
         await memo.operator.stop()
+    if memo.campaign is not None:
+        await memo.campaign.resign()
 
 
 @kopf.on.probe(id="broker")
 def broker_connected(memo: OperatorMemo, **_: Any) -> bool:
+    """Connected to RabbitMQ. A standby, which connects to nothing by design, says True:
+    it is healthy, and what reads this probe (readiness checks, people) takes False for a
+    lost connection."""
+    if memo.campaign is not None and not memo.campaign.leading:
+        return True
     return memo.running().broker_connected()
+
+
+@kopf.on.probe(id="leader")
+def leader(memo: OperatorMemo, **_: Any) -> str:
+    """``leading`` or ``standby`` with ``--peering``; ``standalone`` without."""
+    if memo.campaign is None:
+        return "standalone"
+    return "leading" if memo.campaign.leading else "standby"

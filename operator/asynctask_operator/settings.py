@@ -11,7 +11,7 @@ import ipaddress
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
@@ -24,6 +24,7 @@ __all__ = [
     "BrokerConfig",
     "Config",
     "KubeConfig",
+    "LeaseConfig",
     "LifecycleConfig",
     "MetricsConfig",
     "ScalingConfig",
@@ -59,6 +60,48 @@ class KubeConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
     api_workers: int = Field(16, ge=1, le=64, description="Threads for Kubernetes API calls.")
+
+
+class LeaseConfig(BaseSettings):
+    """Leader election on a Lease (leadership.py), with ``--peering NAME``: client-go's
+    defaults, which kube-controller-manager uses too."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV + "LEASE_", extra="ignore")
+
+    duration_seconds: int = Field(
+        15,
+        ge=2,
+        le=3600,
+        description="How long a standby waits, after the leader's last renewal it saw, "
+        "before it takes the Lease (a crashed leader's tasks wait this long).",
+    )
+    renew_interval_seconds: float = Field(
+        5.0, gt=0, description="How often the leader renews its Lease."
+    )
+    renew_deadline_seconds: float = Field(
+        10.0,
+        gt=0,
+        description="A leader that could not renew for this long stops (and restarts), "
+        "before a standby may take the Lease.",
+    )
+    retry_period_seconds: float = Field(
+        2.0,
+        gt=0,
+        description="How often a standby tries to take the Lease, and a leader whose "
+        "renewal failed tries again.",
+    )
+
+    @model_validator(mode="after")
+    def _ordered(self) -> LeaseConfig:
+        """A leader must give up before a standby may take over, and retry in between."""
+        if not (
+            self.retry_period_seconds < self.renew_deadline_seconds < self.duration_seconds
+        ) or not (self.renew_interval_seconds < self.renew_deadline_seconds):
+            raise ValueError(
+                "lease timings must satisfy retry_period_seconds < renew_deadline_seconds "
+                "< duration_seconds, and renew_interval_seconds < renew_deadline_seconds"
+            )
+        return self
 
 
 class LifecycleConfig(BaseSettings):
@@ -223,6 +266,7 @@ class Config(BaseModel):
 
     broker: BrokerConfig = Field(default_factory=BrokerConfig)
     kube: KubeConfig = Field(default_factory=KubeConfig)
+    lease: LeaseConfig = Field(default_factory=LeaseConfig)
     lifecycle: LifecycleConfig = Field(default_factory=LifecycleConfig)
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)

@@ -99,8 +99,11 @@ def test_operator_deployment(scenario: tuple[Path, list[dict[str, Any]]]) -> Non
     assert container["command"] == ["asynctask-operator"]
     args = container["args"]
     assert "--liveness=http://0.0.0.0:8080/healthz" in args
-    peering = values.get("operator", {}).get("peering", {}).get("enabled", False)
-    assert ("--standalone" in args) is not peering
+    peering = values.get("operator", {}).get("peering", {})
+    assert ("--standalone" in args) is not peering.get("enabled", False)
+    assert [a for a in args if a.startswith("--peering")] == (
+        [f"--peering={peering.get('name', 'asynctask')}"] if peering.get("enabled") else []
+    )
     assert spec["replicas"] == (values.get("operator", {}).get("replicas", 1))
     namespaces = values.get("operator", {}).get("watchNamespaces", [])
     assert [a for a in args if a.startswith("--namespace=")] == [
@@ -112,6 +115,9 @@ def test_operator_deployment(scenario: tuple[Path, list[dict[str, Any]]]) -> Non
     env = env_of(container)
     assert env["ASYNCTASK_AMQP_URL"] == {"secretKeyRef": {"name": "asynctask-amqp", "key": "url"}}
     assert env["ASYNCTASK_MANAGEMENT_URL"]["secretKeyRef"]["optional"] is True
+    # The leader election's candidate (POD_NAME) and the Lease's namespace (POD_NAMESPACE).
+    assert env["POD_NAME"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    assert env["POD_NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
 
 
 def test_the_broker_url_is_never_in_clear_text(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
@@ -326,12 +332,55 @@ def test_cluster_autoscaler_scope_and_peering() -> None:
     assert rules_of(objects, "ClusterRole", f"{op}-autoscaler") == AUTOSCALER_RULES
     assert f"{op}-autoscaler" in by_kind(objects, "ClusterRoleBinding")
     assert f"{op}-secrets" not in by_kind(objects, "Role")
-    peered = render("-f", str(CHART / "ci" / "metrics-values.yaml"))
-    assert {
-        "apiGroups": ["kopf.dev"],
-        "resources": ["clusterkopfpeerings"],
-        "verbs": ["get", "list", "watch", "patch"],
-    } in rules_of(peered, "ClusterRole", f"{op}-kopf")
+    assert f"{op}-leader" not in by_kind(objects, "Role")  # no peering, no Lease rights
+    assert_lease_rbac(render("-f", str(CHART / "ci" / "metrics-values.yaml")))
+
+
+LEASE_RULES = [
+    {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "update"],
+    }
+]
+
+
+def assert_lease_rbac(objects: list[dict[str, Any]]) -> None:
+    """Peering: a Role on Leases in the release's namespace, bound to the operator alone;
+    nothing of kopf's peering (its KopfPeering CRDs are not used)."""
+    op = f"{RELEASE}-asynctask-operator"
+    role = by_kind(objects, "Role")[f"{op}-leader"]
+    assert role["metadata"]["namespace"] == NAMESPACE
+    assert role["rules"] == LEASE_RULES
+    bindings = [
+        b for b in objects if b["kind"] == "RoleBinding" and b["metadata"]["name"] == f"{op}-leader"
+    ]
+    assert [(b["metadata"]["namespace"], b["roleRef"], b["subjects"]) for b in bindings] == [
+        (
+            NAMESPACE,
+            {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": f"{op}-leader"},
+            [{"kind": "ServiceAccount", "name": op, "namespace": NAMESPACE}],
+        )
+    ]
+    rbac = [o for o in objects if o["kind"] in ("Role", "ClusterRole")]
+    granted = [res for o in rbac for r in o["rules"] for res in r["resources"]]
+    assert granted.count("leases") == 1
+    assert "kopf.dev" not in yaml.safe_dump_all(rbac) and "peering" not in str(granted)
+
+
+def test_namespaced_peering_keeps_the_lease_in_the_release_namespace() -> None:
+    objects = render(
+        "-f",
+        str(CHART / "ci" / "namespaced-values.yaml"),
+        "--set",
+        "operator.peering.enabled=true",
+        "--set",
+        "operator.replicas=2",
+    )
+    assert_lease_rbac(objects)
+    op = f"{RELEASE}-asynctask-operator"
+    (container,) = by_kind(objects, "Deployment")[op]["spec"]["template"]["spec"]["containers"]
+    assert "--peering=asynctask" in container["args"] and "--standalone" not in container["args"]
 
 
 def test_metrics_service_and_service_monitor() -> None:

@@ -60,3 +60,46 @@ def test_without_namespaces_the_operator_is_cluster_wide(monkeypatch: pytest.Mon
 def test_a_memo_without_an_operator_says_so() -> None:
     with pytest.raises(RuntimeError, match="has not started"):
         OperatorMemo().running()
+
+
+def test_kopf_always_runs_standalone_and_peering_names_the_lease(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """kopf's peering pauses only kopf's watches: the operator's Lease elects instead."""
+    seen: dict[str, Any] = {}
+
+    async def operator(**kwargs: Any) -> None:
+        seen.update(kwargs)
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    for argv, lease in (
+        (["--peering", "shard-a"], "shard-a"),
+        (["--standalone"], None),
+        ([], None),
+    ):
+        seen.clear()
+        assert cli.main(argv) == 0
+        assert seen["standalone"] is True and "peering_name" not in seen
+        assert seen["memo"].peering == lease
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--peering", "Shard_A"], "not a Kubernetes object name"),
+        (["--peering", "a", "--standalone"], "not allowed with argument"),
+    ],
+)
+def test_a_bad_peering_is_refused_before_anything_runs(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    argv: list[str],
+    message: str,
+) -> None:
+    async def operator(**kwargs: Any) -> None:
+        raise AssertionError("kopf must not run")
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(argv)
+    assert exit_.value.code == 2 and message in capsys.readouterr().err

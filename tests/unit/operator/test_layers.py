@@ -23,6 +23,7 @@ IO_MODULES = (
     "inbox",
     "kube",
     "kube_events",
+    "leadership",
     "scaling",
     "timers",
     "tracking",
@@ -45,6 +46,7 @@ def loaded_after(module: str) -> set[str]:
     [
         "asynctask_operator.status",
         "asynctask_operator.deadlines",
+        "asynctask_operator.election",
         "asynctask_operator.spec",
         "asynctask_operator.resource",
     ],

@@ -16,6 +16,10 @@ VARIABLES = {
     "ASYNCTASK_HEARTBEAT_SECONDS",
     "ASYNCTASK_RECONNECT_MAX_DELAY_SECONDS",
     "ASYNCTASK_API_WORKERS",
+    "ASYNCTASK_LEASE_DURATION_SECONDS",
+    "ASYNCTASK_LEASE_RENEW_INTERVAL_SECONDS",
+    "ASYNCTASK_LEASE_RENEW_DEADLINE_SECONDS",
+    "ASYNCTASK_LEASE_RETRY_PERIOD_SECONDS",
     "ASYNCTASK_PROGRESS_PATCH_INTERVAL_SECONDS",
     "ASYNCTASK_EVENTS",
     "ASYNCTASK_MAX_REQUEST_BYTES",
@@ -74,6 +78,36 @@ def test_each_variable_lands_in_its_group(monkeypatch: pytest.MonkeyPatch) -> No
 def test_a_bad_value_is_refused_with_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ASYNCTASK_WEBHOOK_CONCURRENCY", "0")
     with pytest.raises(ValidationError, match="concurrency"):
+        Config()
+
+
+def test_the_lease_timings_are_client_gos_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    lease = Config().lease
+    assert (
+        lease.duration_seconds,
+        lease.renew_interval_seconds,
+        lease.renew_deadline_seconds,
+        lease.retry_period_seconds,
+    ) == (15, 5.0, 10.0, 2.0)
+    monkeypatch.setenv("ASYNCTASK_LEASE_DURATION_SECONDS", "30")
+    monkeypatch.setenv("ASYNCTASK_LEASE_RENEW_DEADLINE_SECONDS", "20")
+    assert (Config().lease.duration_seconds, Config().lease.renew_deadline_seconds) == (30, 20)
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("ASYNCTASK_LEASE_RENEW_DEADLINE_SECONDS", "15"),  # not before the term ends
+        ("ASYNCTASK_LEASE_RENEW_INTERVAL_SECONDS", "10"),  # no retry before the deadline
+        ("ASYNCTASK_LEASE_RETRY_PERIOD_SECONDS", "12"),
+        ("ASYNCTASK_LEASE_DURATION_SECONDS", "1"),
+    ],
+)
+def test_lease_timings_that_would_let_two_lead_are_refused(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError, match="duration_seconds"):
         Config()
 
 
