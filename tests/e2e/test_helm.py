@@ -459,9 +459,6 @@ OPERATOR_MAY = {
     ("watch", "deployments.apps", ""),
     ("get", "deployments.apps/scale", ""),
     ("patch", "deployments.apps/scale", ""),
-    ("list", "customresourcedefinitions.apiextensions.k8s.io", "*"),
-    ("watch", "customresourcedefinitions.apiextensions.k8s.io", "*"),
-    ("list", "namespaces", "*"),
     ("get", f"secrets/{SIGNING_SECRET}", ""),
 }
 # What it grants its gateway (same namespaces): review callers, and do to tasks what an

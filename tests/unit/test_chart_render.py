@@ -92,7 +92,7 @@ def test_operator_deployment(scenario: tuple[Path, list[dict[str, Any]]]) -> Non
     values = values_of(path)
     operator = by_kind(objects, "Deployment")[f"{RELEASE}-asynctask-operator"]
     spec = operator["spec"]
-    assert spec["strategy"] == {"type": "Recreate"}  # kopf: never two operators at once
+    assert spec["strategy"] == {"type": "Recreate"}  # never two operators at once
     pod = spec["template"]["spec"]
     assert pod["serviceAccountName"] == f"{RELEASE}-asynctask-operator"
     (container,) = pod["containers"]
@@ -250,13 +250,6 @@ OPERATOR_TASK_RULES = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
-KOPF_RULES = [
-    {
-        "apiGroups": ["apiextensions.k8s.io"],
-        "resources": ["customresourcedefinitions"],
-        "verbs": ["list", "watch"],
-    }
-]
 AUTOSCALER_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
     {
@@ -271,11 +264,12 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
     objects = render()
     op = f"{RELEASE}-asynctask-operator"
     assert rules_of(objects, "ClusterRole", op) == OPERATOR_TASK_RULES
-    assert rules_of(objects, "ClusterRole", f"{op}-kopf") == KOPF_RULES
     assert rules_of(objects, "Role", f"{op}-autoscaler") == AUTOSCALER_RULES
-    assert set(by_kind(objects, "ClusterRole")) == {op, f"{op}-kopf"}
+    # kopf watches nothing (the operator lists and watches AsyncTasks itself): no rights on
+    # CustomResourceDefinitions or Namespaces.
+    assert set(by_kind(objects, "ClusterRole")) == {op}
     assert set(by_kind(objects, "Role")) == {f"{op}-autoscaler"}
-    assert set(by_kind(objects, "ClusterRoleBinding")) == {op, f"{op}-kopf"}
+    assert set(by_kind(objects, "ClusterRoleBinding")) == {op}
     assert set(by_kind(objects, "RoleBinding")) == {f"{op}-autoscaler"}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in by_kind(objects, kind).values():
@@ -290,18 +284,14 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
 def test_namespaced_rbac_binds_task_rights_per_namespace() -> None:
     objects = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
     op = f"{RELEASE}-asynctask-operator"
-    assert set(by_kind(objects, "ClusterRoleBinding")) == {f"{op}-kopf"}
+    assert set(by_kind(objects, "ClusterRoleBinding")) == set()  # nothing cluster-wide
     bindings = [b for b in objects if b["kind"] == "RoleBinding" and b["metadata"]["name"] == op]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     assert all(
         b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": op}
         for b in bindings
     )
-    # kopf watches Namespaces when it is given --namespace flags.
-    assert rules_of(objects, "ClusterRole", f"{op}-kopf") == [
-        *KOPF_RULES,
-        {"apiGroups": [""], "resources": ["namespaces"], "verbs": ["list", "watch"]},
-    ]
+    assert set(by_kind(objects, "ClusterRole")) == {op}  # bound in those namespaces only
     # Secrets (webhook signing keys live beside the tasks): get, by name, through the same
     # ClusterRole, so only in the namespaces bound above; no Role of its own.
     assert {
