@@ -243,6 +243,10 @@ async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
         finally:
             rabbitmq.start_node()
         await asyncio.wait_for(publish, 60)  # confirmed after the reconnect
+        # A publisher's connection may confirm it before the consuming one is back (each
+        # retries on its own, and one attempt may meet the node still recovering its
+        # queues): the consumer must come back too, and say so once.
+        assert await asyncio.to_thread(broker.connected.wait, 30)
     finally:
         broker.stop()
         broker.join(10)
