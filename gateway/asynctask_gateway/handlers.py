@@ -46,7 +46,11 @@ BATCH_CONCURRENCY = 16
 async def read_json(request: web.Request, limit: int) -> Any:
     if request.content_length is not None and request.content_length > limit:
         raise Problem(413, "RequestEntityTooLarge", f"the body is larger than {limit} bytes")
-    raw = await request.content.read(limit + 1)
+    # read(n) returns what has arrived, up to n bytes, not n bytes: a body that comes in
+    # several pieces is read until its end (or one byte past the limit).
+    raw = bytearray()
+    while len(raw) <= limit and (piece := await request.content.read(limit + 1 - len(raw))):
+        raw += piece
     if len(raw) > limit:
         raise Problem(413, "RequestEntityTooLarge", f"the body is larger than {limit} bytes")
     try:
