@@ -76,7 +76,6 @@ class TaskCache:
         self._namespaces: dict[str, dict[str, Entry]] = {}
         self._signals: dict[Key, asyncio.Event] = {}
         self._synced: set[str | None] = set()
-        self._listing: dict[str | None, set[Key]] = {}  # keys seen by a list under way
         #: Called with (key, old entry, new entry) on every change (None: absent), e.g. by
         #: the namespace feed (feed.py); they must not block.
         self.listeners: list[Listener] = []
@@ -162,25 +161,21 @@ class TaskCache:
             on_restart=lambda reason: self.metrics.watch_restarts.labels(reason=reason).inc(),
         ).run()
 
-    def relisting(self, scope: str | None) -> None:
-        self._listing[scope] = set()
-
     def event(self, kind: Kind, obj: dict[str, Any]) -> None:
         entry = project(obj)
         if kind == "DELETED":
             self._drop(entry.key)
             return
-        if kind == "LISTED":
-            seen = self._listing.get(entry.key[0], self._listing.get(None))
-            if seen is not None:
-                seen.add(entry.key)
         if self._entries.get(entry.key) != entry:
             self._store(entry)
 
-    def listed(self, scope: str | None) -> None:
+    def listed(self, scope: str | None, uids: set[str]) -> None:
         """A full list replaced what the cache held for the scope."""
-        seen = self._listing.pop(scope, set())
-        stale = [k for k in self._entries if (scope is None or k[0] == scope) and k not in seen]
+        stale = [
+            key
+            for key, entry in self._entries.items()
+            if (scope is None or key[0] == scope) and entry.view.uid not in uids
+        ]
         for key in stale:
             self._drop(key)
         self._synced.add(scope)

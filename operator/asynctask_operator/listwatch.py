@@ -35,14 +35,12 @@ Scope = str | None  # a namespace, or None for all namespaces
 
 
 class WatchSink(Protocol):
-    def relisting(self, scope: Scope) -> None:
-        """A full list of ``scope`` begins: every object in it follows as LISTED."""
-
     def event(self, kind: Kind, obj: dict[str, Any]) -> None:
         """An object as listed, added, modified or deleted."""
 
-    def listed(self, scope: Scope) -> None:
-        """The list of ``scope`` is complete: an object not in it is gone."""
+    def listed(self, scope: Scope, uids: set[str]) -> None:
+        """The list of ``scope`` is complete, and these are the uids it had: an object of
+        the scope not among them is gone."""
 
 
 class ListWatch:
@@ -96,21 +94,19 @@ class ListWatch:
 
     async def _relist(self, scope: Scope) -> str:
         """A full list of the scope, in pages; returns its resourceVersion."""
-        self.sink.relisting(scope)
         params: dict[str, str] = {"limit": str(PAGE)}
-        count = 0
+        uids: set[str] = set()
         while True:
             page = await self.api.request("GET", self.path(scope), params=params, seconds=120)
-            items: list[dict[str, Any]] = page.get("items") or []
-            count += len(items)
-            for obj in items:
+            for obj in page.get("items") or []:
+                uids.add(str((obj.get("metadata") or {}).get("uid") or ""))
                 self.sink.event("LISTED", obj)
             meta = page.get("metadata") or {}
             if not meta.get("continue"):
                 break
             params["continue"] = str(meta["continue"])
-        self.sink.listed(scope)
-        log.info("listed %d objects in %s", count, _name(scope))
+        self.sink.listed(scope, uids)
+        log.info("listed %d objects in %s", len(uids), _name(scope))
         return str(meta.get("resourceVersion") or "")
 
     async def _watch(self, scope: Scope, version: str) -> str:

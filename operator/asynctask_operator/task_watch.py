@@ -70,7 +70,6 @@ class TaskWatch:
         self._lanes: Lanes[Event] = Lanes(
             self._handle_latest, on_failure="its next event or the next start handles it again"
         )
-        self._listing: dict[Scope, set[str]] = {}
         self.listwatch = ListWatch(api, tasks_path, watched, self, watch_timeout=watch_timeout)
 
     async def run(self) -> None:
@@ -85,22 +84,14 @@ class TaskWatch:
 
     # the sink --------------------------------------------------------------------------
 
-    def relisting(self, scope: Scope) -> None:
-        self._listing[scope] = set()
-
     def event(self, kind: Kind, obj: dict[str, Any]) -> None:
         meta = obj.get("metadata") or {}
         namespace, uid = str(meta.get("namespace") or ""), str(meta.get("uid") or "")
         if not uid or not self._serves(namespace):
             return
-        if kind == "LISTED":
-            seen = self._listing.get(namespace, self._listing.get(None))
-            if seen is not None:
-                seen.add(uid)
         self._lanes.submit(uid, (kind, obj))
 
-    def listed(self, scope: Scope) -> None:
-        seen = self._listing.pop(scope, set())
+    def listed(self, scope: Scope, seen: set[str]) -> None:
         for uid, namespace, name in list(self._known()):
             in_scope = (scope is None or namespace == scope) and self._serves(namespace)
             if in_scope and uid not in seen:

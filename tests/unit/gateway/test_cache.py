@@ -17,7 +17,7 @@ from asynctask_gateway.metrics import Metrics
 
 def task(name: str, rv: str, phase: str | None = None) -> dict[str, Any]:
     return {
-        "metadata": {"name": name, "namespace": "ns", "resourceVersion": rv},
+        "metadata": {"name": name, "namespace": "ns", "uid": f"uid-{name}", "resourceVersion": rv},
         "spec": {"queue": "q"},
         "status": {"phase": phase} if phase else {},
     }

@@ -51,16 +51,13 @@ class Scripted(ApiClient):
 
 class Sink:
     def __init__(self) -> None:
-        self.log: list[tuple[str, Any]] = []
-
-    def relisting(self, scope: Scope) -> None:
-        self.log.append(("relisting", scope))
+        self.log: list[tuple[Any, ...]] = []
 
     def event(self, kind: Kind, obj: dict[str, Any]) -> None:
         self.log.append((kind, obj["metadata"]["uid"]))
 
-    def listed(self, scope: Scope) -> None:
-        self.log.append(("listed", scope))
+    def listed(self, scope: Scope, uids: set[str]) -> None:
+        self.log.append(("listed", scope, sorted(uids)))
 
 
 _yield = asyncio.sleep  # before a test replaces it
@@ -96,10 +93,9 @@ async def test_pages_then_a_watch_from_the_lists_version_resumed_after_it_ends()
     assert all(p["limit"] == str(listwatch.PAGE) for p in api.lists)
     assert [p.get("continue") for p in api.lists] == [None, "c1"]
     assert sink.log == [
-        ("relisting", None),
         ("LISTED", "a"),
         ("LISTED", "b"),
-        ("listed", None),
+        ("listed", None, ["a", "b"]),
         ("ADDED", "c"),
         ("DELETED", "a"),
     ]
@@ -115,10 +111,8 @@ async def test_410_gone_lists_again(monkeypatch: pytest.MonkeyPatch) -> None:
     await run_until(lw, lambda: len(api.lists) == 2 and len(api.watched_from) == 2)
     assert restarts == ["gone"]
     assert [entry for entry in sink.log if entry[0] != "LISTED"] == [
-        ("relisting", "ns"),
-        ("listed", "ns"),
-        ("relisting", "ns"),
-        ("listed", "ns"),
+        ("listed", "ns", ["a"]),
+        ("listed", "ns", ["a"]),
     ]
 
 

@@ -102,9 +102,8 @@ async def test_a_task_missing_from_a_new_list_was_deleted_while_unwatched() -> N
     recorder = Recorder()
     known = [("1", "team-a", "t-1"), ("2", "team-a", "t-2"), ("3", "team-b", "t-3")]
     tw = watch(recorder, ["team-a", "team-b"], known)
-    tw.relisting("team-a")
     tw.event("LISTED", obj("1", "team-a"))
-    tw.listed("team-a")  # "2" is gone; "3" is in another scope, listed apart
+    tw.listed("team-a", {"1"})  # "2" is gone; "3" is in another scope, listed apart
     await tw.join()
     assert recorder.handled == [("LISTED", "1", None), ("DELETED", "2", None)]
 
@@ -113,9 +112,8 @@ async def test_a_cluster_wide_list_keeps_what_it_lists_in_every_namespace() -> N
     recorder = Recorder()
     known = [("1", "t-1", "a"), ("2", "t-2", "b"), ("3", "other", "c")]
     tw = watch(recorder, ["t-*"], known)
-    tw.relisting(None)
     tw.event("LISTED", obj("1", "t-1"))
     tw.event("LISTED", obj("2", "t-2"))
-    tw.listed(None)  # "3" is not the operator's to judge
+    tw.listed(None, {"1", "2"})  # "3" is not the operator's to judge
     await tw.join()
     assert [kind for kind, *_ in recorder.handled] == ["LISTED", "LISTED"]
