@@ -55,8 +55,9 @@ def main(argv: list[str] | None = None) -> int:
         "-n",
         action="append",
         default=[],
-        help="watch this namespace (repeatable; a glob such as 'team-*' watches all "
-        "namespaces and keeps the matching ones); default: all namespaces",
+        help="watch this namespace (repeatable; a pattern such as 'team-*' or "
+        "'*,!kube-*' watches all namespaces and keeps the matching ones); default: all "
+        "namespaces",
     )
     election = parser.add_mutually_exclusive_group()
     election.add_argument(

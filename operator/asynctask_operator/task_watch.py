@@ -21,13 +21,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from fnmatch import fnmatchcase
 from typing import Any
 
 from asynctask_operator.apiclient import ApiClient
 from asynctask_operator.lanes import Lanes
 from asynctask_operator.listwatch import Kind, ListWatch, Scope
 from asynctask_operator.resource import tasks_path
+from asynctask_operator.scaling_policy import in_scope
 
 log = logging.getLogger("asynctask.operator")
 
@@ -40,15 +40,16 @@ Known = Callable[[], Iterable[tuple[str, str, str]]]
 def scopes(namespaces: Sequence[str]) -> tuple[list[Scope], Callable[[str], bool]]:
     """What to watch for ``--namespace`` values, and which namespaces are served.
 
-    Names are watched one by one (a Role in each is enough). No names, or any glob pattern
-    (``t-*``, matched like a shell's), watches all namespaces and keeps the matching ones:
-    that needs the right to list and watch AsyncTasks cluster-wide.
+    Names are watched one by one (a Role in each is enough). No names, or any pattern
+    (kopf's, as the autoscaler reads them too: globs such as ``t-*``, comma-separated,
+    ``!glob`` excluding; :func:`scaling_policy.in_scope`), watches all namespaces and keeps
+    the matching ones: that needs the right to list and watch AsyncTasks cluster-wide.
     """
     if not namespaces:
         return [None], lambda namespace: True
-    if any(c in pattern for pattern in namespaces for c in "*?["):
+    if any(c in pattern for pattern in namespaces for c in "*?[,!"):
         patterns = tuple(namespaces)
-        return [None], lambda namespace: any(fnmatchcase(namespace, p) for p in patterns)
+        return [None], lambda namespace: in_scope(namespace, patterns)
     return [*sorted(set(namespaces))], lambda namespace: True
 
 

@@ -48,6 +48,11 @@ def test_names_are_watched_one_by_one_and_globs_cluster_wide() -> None:
     watched, serves = scopes(["t-*", "prod"])
     assert watched == [None]
     assert serves("t-1") and serves("prod") and not serves("production") and not serves("x-t-1")
+    # kopf's patterns, as the autoscaler reads them: comma-separated, "!" excludes
+    watched, serves = scopes(["t-*,!t-skip"])
+    assert watched == [None] and serves("t-1") and not serves("t-skip") and not serves("prod")
+    watched, serves = scopes(["!kube-*"])
+    assert watched == [None] and serves("team-a") and not serves("kube-system")
 
 
 async def test_namespaces_not_served_are_ignored() -> None:
