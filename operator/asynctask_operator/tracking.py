@@ -72,15 +72,15 @@ class Tracker:
         self._submissions: asyncio.Queue[str] = asyncio.Queue()
         self._deferred: set[str] = set()  # uids waiting in _submissions
 
-    # watch events (from kopf) ----------------------------------------------------------
+    # watch events (task_watch) ---------------------------------------------------------
 
     async def observe(self, body: dict[str, Any], *, defer: bool = False) -> None:
         """An object as the watch saw it: queue it if new, act on spec.cancel, set deadlines.
 
         With ``defer`` (the watch's way), a new task is handed to :meth:`submitting` rather
         than submitted before this returns: a storm of new objects then waits as uids in
-        one queue, not as kopf workers each holding its whole object (kopf keeps a worker
-        per object until its handler returns)."""
+        one queue, not as the watch's per-object lanes each holding its whole object until
+        this returns."""
         task = self.table.remember(body)
         async with task.lock:
             phase = st.phase_of(task.status)
