@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
+from asynctask_operator.status import parse_time, precise_time
+
 
 class Verdict(StrEnum):
     CREATE = "create"  # no Lease yet: create it, holding it
@@ -34,9 +36,8 @@ class Verdict(StrEnum):
     WAIT = "wait"  # another identity holds it and its renewal is recent
 
 
-def microtime(when: dt.datetime) -> str:
-    """A Kubernetes MicroTime: RFC 3339 in UTC, with microseconds and ``Z``."""
-    return when.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+#: A Kubernetes MicroTime is the status's precise time: RFC 3339 in UTC, microseconds, ``Z``.
+microtime = precise_time
 
 
 def parse_microtime(value: Any) -> dt.datetime | None:
@@ -45,10 +46,9 @@ def parse_microtime(value: Any) -> dt.datetime | None:
     if not isinstance(value, str) or not value:
         return None
     try:
-        parsed = dt.datetime.fromisoformat(value)
+        return parse_time(value)
     except ValueError:
         return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=dt.UTC)
 
 
 @dataclass(frozen=True)
