@@ -29,7 +29,7 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from asynctask_worker import _amqp, topology
+from asynctask_worker import amqp, topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
 
 log = logging.getLogger("asynctask.operator.publishers")
@@ -58,8 +58,8 @@ class Publishers:
         self._on_retry = on_retry  # a publish cut short by a lost connection, done again
         self._threads = [
             Publisher(
-                _amqp.Link(
-                    _amqp.parameters(amqp_url, heartbeat=heartbeat),
+                amqp.Link(
+                    amqp.parameters(amqp_url, heartbeat=heartbeat),
                     name=f"operator publisher {i + 1}",
                     log=log,
                 ),
@@ -135,7 +135,7 @@ class Publisher(threading.Thread):
 
     def __init__(
         self,
-        link: _amqp.Link,
+        link: amqp.Link,
         work: queue.Queue[_Publish],
         stopping: threading.Event,
         reconnect_max_delay: float,
@@ -150,7 +150,7 @@ class Publisher(threading.Thread):
 
     def run(self) -> None:
         try:
-            _amqp.run_connected(
+            amqp.run_connected(
                 self._link,
                 self._serve,
                 max_delay=self._max_delay,

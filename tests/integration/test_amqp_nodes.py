@@ -8,7 +8,7 @@ import urllib.parse
 
 import pytest
 
-from asynctask_worker import _amqp
+from asynctask_worker import amqp
 from testbed import RabbitMQ
 from testbed._proc import free_port
 
@@ -20,15 +20,15 @@ def test_a_link_skips_a_dead_node_and_reconnects_to_a_live_one(
 ) -> None:
     caplog.set_level(logging.INFO)
     dead = urllib.parse.urlsplit(url)._replace(netloc=f"guest:guest@127.0.0.1:{free_port()}")
-    nodes = _amqp.parameters(f"{dead.geturl()},{url}", attempts=1)
-    link = _amqp.Link(nodes, name="test link", log=logging.getLogger("test"))
+    nodes = amqp.parameters(f"{dead.geturl()},{url}", attempts=1)
+    link = amqp.Link(nodes, name="test link", log=logging.getLogger("test"))
     try:
         link.open()  # the first node refuses: the second one takes the connection
         assert link.node is nodes[1] and link.epoch == 1
         vhost = urllib.parse.unquote(urllib.parse.urlsplit(url).path[1:])
         rabbitmq.close_connections(vhost)
         connection = link.open()
-        with pytest.raises(_amqp.BROKER_ERRORS) as lost:
+        with pytest.raises(amqp.BROKER_ERRORS) as lost:
             connection.process_data_events(time_limit=5)
         link.lost(lost.value)
         link.open()
@@ -37,7 +37,7 @@ def test_a_link_skips_a_dead_node_and_reconnects_to_a_live_one(
     finally:
         link.close()
     said = [r.getMessage() for r in caplog.records if r.name == "test"]
-    live = _amqp.node_name(nodes[1])
+    live = amqp.node_name(nodes[1])
     assert any(
         "lost RabbitMQ" in m and m.endswith(f"at {live}; reconnecting with backoff") for m in said
     ), said

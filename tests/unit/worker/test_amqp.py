@@ -7,7 +7,7 @@ import logging
 import pika.exceptions
 import pytest
 
-from asynctask_worker._amqp import Backoff, Link, describe, node_name, parameters, split_urls
+from asynctask_worker.amqp import Backoff, Link, describe, node_name, parameters, split_urls
 
 
 def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> None:

@@ -17,7 +17,7 @@ from typing import Any
 
 import pika
 
-from asynctask_worker import _amqp, topology
+from asynctask_worker import amqp, topology
 from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
 
 log = logging.getLogger("asynctask.worker.publishing")
@@ -50,8 +50,8 @@ class StatusPublisher(threading.Thread):
         reconnect_max_delay: float = 30.0,
     ) -> None:
         super().__init__(name="asynctask-status-publisher", daemon=True)
-        self._link = _amqp.Link(
-            _amqp.parameters(amqp_url, heartbeat=heartbeat),
+        self._link = amqp.Link(
+            amqp.parameters(amqp_url, heartbeat=heartbeat),
             name=f"status publisher {worker_id}",
             log=log,
         )
@@ -91,7 +91,7 @@ class StatusPublisher(threading.Thread):
 
     def run(self) -> None:
         try:
-            _amqp.run_connected(
+            amqp.run_connected(
                 self._link,
                 self._serve,
                 max_delay=self._max_delay,
@@ -143,7 +143,7 @@ class StatusPublisher(threading.Thread):
             stream.done = True
         try:
             self._publish(stream, msg)
-        except _amqp.BROKER_ERRORS:
+        except amqp.BROKER_ERRORS:
             self._inbox.put(item)  # retried after the reconnect
             raise
         except Exception as exc:  # not the broker's fault: retrying would not help
@@ -164,7 +164,7 @@ class StatusPublisher(threading.Thread):
             stream.last_progress_at = now
             try:
                 self._publish(stream, msg)
-            except _amqp.BROKER_ERRORS:
+            except amqp.BROKER_ERRORS:
                 if stream.pending is None and not stream.done:
                     stream.pending = msg  # sent after the reconnect
                 raise

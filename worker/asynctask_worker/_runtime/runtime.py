@@ -42,7 +42,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_worker import _amqp, topology
+from asynctask_worker import amqp, topology
 from asynctask_worker._runtime import processes
 from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.publishing import StatusPublisher
@@ -55,7 +55,7 @@ from asynctask_worker.settings import WorkerSettings
 log = logging.getLogger("asynctask.worker")
 
 _PUMP_SECONDS = 0.1
-_BROKER_ERRORS = _amqp.BROKER_ERRORS
+_BROKER_ERRORS = amqp.BROKER_ERRORS
 
 
 class _AmqpDelivery:
@@ -123,8 +123,8 @@ class Worker:
             worker_id=settings.worker_id,
             history_seconds=settings.control_history_seconds,
         )
-        self._link = _amqp.Link(
-            _amqp.parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds),
+        self._link = amqp.Link(
+            amqp.parameters(settings.amqp_url, heartbeat=settings.heartbeat_seconds),
             name=f"worker {settings.worker_id}",
             log=log,
         )
@@ -186,7 +186,7 @@ class Worker:
         self._publisher.start()
         self.dispatcher.start()
         try:
-            _amqp.run_connected(
+            amqp.run_connected(
                 self._link,
                 self._serve,
                 max_delay=settings.reconnect_max_delay_seconds,

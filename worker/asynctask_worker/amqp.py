@@ -11,9 +11,8 @@ that they reconnect alike and report an outage alike:
 
 pika itself logs every failed attempt at ERROR, with a traceback; those loggers are
 quietened (:func:`quiet_pika`), because the outage is reported here, once, by the code
-that knows what the connection was for. Private to the project: the operator uses it
-too, which is why it lives in the SDK (the operator already depends on the SDK for the
-wire contract).
+that knows what the connection was for. Public, because the operator uses it too: it
+lives in the SDK, which the operator already depends on for the wire contract.
 """
 
 from __future__ import annotations
