@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import logging
 import signal
 import sys
@@ -14,30 +13,19 @@ from aiohttp import web
 from asynctask_gateway.app import make_app, make_gateway
 from asynctask_gateway.kube import Kube
 from asynctask_gateway.settings import GatewaySettings
+from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
 
 log = logging.getLogger("asynctask_gateway")
 
 
-class JsonFormatter(logging.Formatter):
-    def format(self, record: logging.LogRecord) -> str:
-        doc = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        if record.exc_info:
-            doc["exception"] = self.formatException(record.exc_info)
-        return json.dumps(doc)
+def formatter(log_format: str) -> logging.Formatter:
+    """The gateway's JSON lines, or text."""
+    return JsonFormatter() if log_format == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 def setup_logging(settings: GatewaySettings) -> None:
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        JsonFormatter()
-        if settings.log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
-    )
+    handler.setFormatter(formatter(settings.log_format))
     logging.basicConfig(level=settings.log_level.upper(), handlers=[handler], force=True)
     logging.getLogger("aiohttp.access").setLevel(logging.WARNING)
 

@@ -7,39 +7,34 @@ record's ``exception`` field instead of spilling into lines of its own.
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import Any
 
+from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
+
 LOG_FORMATS = ("text", "json")
-TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message and, if any, the exception.
-    kopf's per-object records carry the object's reference (``k8s_ref``); it is kept."""
+def kopf_object(record: logging.LogRecord) -> dict[str, Any]:
+    """kopf's per-object records carry the object's reference (``k8s_ref``): its namespace
+    and name go in the ``object`` field."""
+    ref = getattr(record, "k8s_ref", None)
+    if not isinstance(ref, dict):
+        return {}
+    return {"object": {k: ref[k] for k in ("namespace", "name") if k in ref}}
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-        }
-        ref = getattr(record, "k8s_ref", None)
-        if isinstance(ref, dict):
-            entry["object"] = {k: ref[k] for k in ("namespace", "name") if k in ref}
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+
+def formatter(fmt: str) -> logging.Formatter:
+    """The operator's JSON lines (with the kopf object), or text."""
+    return JsonFormatter(kopf_object) if fmt == "json" else logging.Formatter(TEXT_FORMAT)
 
 
 def configure_logging(fmt: str, verbose: bool) -> None:
     if fmt not in LOG_FORMATS:
         raise ValueError(f"log format {fmt!r}: expected one of {', '.join(LOG_FORMATS)}")
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(formatter(fmt))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO, handlers=[handler], force=True
     )

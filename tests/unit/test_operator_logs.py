@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from asynctask_operator.logs import JsonFormatter, configure_logging
+from asynctask_operator.logs import configure_logging, formatter
 
 
 def _record(exc: bool = False) -> logging.LogRecord:
@@ -27,7 +27,7 @@ def _record(exc: bool = False) -> logging.LogRecord:
 
 
 def test_one_json_object_per_record_with_the_object_and_exception() -> None:
-    line = JsonFormatter().format(_record(exc=True))
+    line = formatter("json").format(_record(exc=True))
     assert "\n" not in line
     entry = json.loads(line)
     assert entry["message"] == "failed x" and entry["level"] == "ERROR"

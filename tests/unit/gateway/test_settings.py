@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from asynctask_gateway.cli import JsonFormatter
+from asynctask_gateway.cli import formatter
 from asynctask_gateway.settings import MAX_WAIT_SECONDS, GatewaySettings
 
 
@@ -42,7 +42,7 @@ def test_json_logs_are_one_object_per_line() -> None:
     record = logging.LogRecord(
         "asynctask_gateway", logging.INFO, __file__, 1, "serving on %s", ("x",), None
     )
-    doc = json.loads(JsonFormatter().format(record))
+    doc = json.loads(formatter("json").format(record))
     assert doc["message"] == "serving on x" and doc["level"] == "INFO"
 
 

@@ -7,12 +7,12 @@ carry them as ``extra``. Either way they show up as fields in JSON and as a suff
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 from typing import IO, Any
 
 from asynctask_worker.context import LOG_FIELDS, current_task
+from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
 
 
 class TaskFieldsFilter(logging.Filter):
@@ -26,28 +26,20 @@ class TaskFieldsFilter(logging.Filter):
         return True
 
 
-class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, task ids, exception."""
+def thread_field(record: logging.LogRecord) -> dict[str, Any]:
+    return {"thread": record.threadName}
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry: dict[str, Any] = {
-            "time": self.formatTime(record),
-            "level": record.levelname,
-            "logger": record.name,
-            "message": record.getMessage(),
-            "thread": record.threadName,
-        }
-        entry.update({k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)})
-        if record.exc_info:
-            entry["exception"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+
+def task_fields(record: logging.LogRecord) -> dict[str, Any]:
+    """The task's ids, where the record has them (from ``extra`` or :class:`TaskFieldsFilter`)."""
+    return {k: getattr(record, k) for k in LOG_FIELDS if hasattr(record, k)}
 
 
 class TextFormatter(logging.Formatter):
     """``time LEVEL logger: message [task=ns/name uid=... attempt=N]``."""
 
     def __init__(self) -> None:
-        super().__init__("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        super().__init__(TEXT_FORMAT)
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
@@ -64,7 +56,9 @@ class TextFormatter(logging.Formatter):
 
 def make_handler(fmt: str = "text", stream: IO[str] | None = None) -> logging.Handler:
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
+    handler.setFormatter(
+        JsonFormatter(thread_field, task_fields) if fmt == "json" else TextFormatter()
+    )
     handler.addFilter(TaskFieldsFilter())
     return handler
 
