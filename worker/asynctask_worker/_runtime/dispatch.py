@@ -11,8 +11,8 @@ deadlines every ``tick``: one scheduler for every task's time limit and grace pe
 no timer per task. Outcomes arrive from the execution threads; a delivery is acked from
 the sink's confirm callback.
 
-The life of an attempt (a *job*), guarded by the dispatcher's lock so that exactly one
-ending wins:
+The life of an attempt (a *job*), guarded by the lock of the dispatcher's
+:class:`~asynctask_worker._runtime.ledger.Ledger` so that exactly one ending wins:
 
 * ``RUNNING → FINISHING → DONE``: an outcome (the handler's, or a hard stop's) is sent as
   the terminal status; once the broker confirmed it, the delivery is acked;
@@ -29,25 +29,15 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections import deque
 from concurrent.futures import Future
 
 from asynctask_worker._runtime import outcome
 from asynctask_worker._runtime.execution import Execution, ThreadExecution
-from asynctask_worker._runtime.jobs import (
-    Delivery,
-    Job,
-    JobKey,
-    Pool,
-    State,
-    StatusSink,
-    Verdict,
-    job_key,
-    overdue,
-)
+from asynctask_worker._runtime.jobs import Delivery, Job, Pool, State, StatusSink
+from asynctask_worker._runtime.ledger import Ledger
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker._runtime.processes import ProcessExecution
-from asynctask_worker._runtime.revocation import BoundedMap, Revocation, RevokedSet, revocation_of
+from asynctask_worker._runtime.revocation import RevokedSet, revocation_of
 from asynctask_worker._runtime.settling import EarlySettler
 from asynctask_worker.app import App
 from asynctask_worker.context import (
@@ -93,15 +83,9 @@ class Dispatcher:
         self._log_format = log_format
         self._log_level = log_level
         self._tick = tick
-        self._pending: deque[Delivery] = deque()
-        self._running: dict[JobKey, Job] = {}
-        #: Attempts whose terminal status the broker confirmed: a redelivery is acked.
-        self._done: BoundedMap[JobKey, bool] = BoundedMap(done_capacity)
-        self._early = EarlySettler(sink, self.metrics, self._done)
+        self._ledger = Ledger(self.revoked, concurrency=concurrency, done_capacity=done_capacity)
+        self._early = EarlySettler(sink, self.metrics, self._ledger.done)
         self._abandoned: list[Execution] = []
-        self._intake = True
-        self._stopped = False
-        self._cond = threading.Condition()
         self._thread = threading.Thread(
             target=self._supervise, daemon=True, name="asynctask-supervisor"
         )
@@ -112,9 +96,7 @@ class Dispatcher:
         self._thread.start()
 
     def stop(self) -> None:
-        with self._cond:
-            self._stopped = True
-            self._cond.notify_all()
+        self._ledger.stop()
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(5)
 
@@ -122,30 +104,14 @@ class Dispatcher:
 
     def submit(self, delivery: Delivery) -> None:
         """A task message arrived: run it (when a slot is free), or settle it at once."""
-        with self._cond:
-            if not self._intake:
-                verdict, revocation = Verdict.REQUEUE, None
-            else:
-                verdict, revocation = self._triage(delivery)
-            if verdict is Verdict.NEW:
-                self._pending.append(delivery)
-                self._cond.notify_all()
+        verdict, revocation = self._ledger.admit(delivery)
         self._early.settle(delivery, verdict, revocation)
 
     def control(self, msg: ControlMessage) -> bool:
         """A cancellation or time-out: remember it; stop the task if it is here."""
         rev = revocation_of(msg)
-        uid = msg.task.uid
-        self.revoked.put(uid, rev)
-        with self._cond:
-            jobs = [
-                j
-                for j in self._running.values()
-                if j.message.task.uid == uid and j.state is State.RUNNING
-            ]
-            queued = [d for d in self._pending if d.message.task.uid == uid]
-            for d in queued:
-                self._pending.remove(d)
+        self.revoked.put(msg.task.uid, rev)
+        jobs, queued = self._ledger.revoke(msg.task.uid)
         for job in jobs:
             self._stop(job, rev.reason, rev.detail)
         for d in queued:
@@ -154,28 +120,18 @@ class Dispatcher:
 
     def forget_pending(self) -> int:
         """The connection is gone: deliveries not started yet will be redelivered."""
-        with self._cond:
-            n = len(self._pending)
-            self._pending.clear()
-        return n
+        return self._ledger.forget_pending()
 
     def close_intake(self) -> int:
         """Shutdown, step 1: start nothing new; requeue what has not started."""
-        with self._cond:
-            self._intake = False
-            queued = list(self._pending)
-            self._pending.clear()
+        queued = self._ledger.close_intake()
         for d in queued:
             d.requeue()
         return len(queued)
 
     def release_running(self) -> int:
         """Shutdown, step 2 (after the grace period): requeue what still runs, report nothing."""
-        with self._cond:
-            jobs = [j for j in self._running.values() if j.state is State.RUNNING]
-            for job in jobs:
-                job.state = State.RELEASED
-                del self._running[job.key]
+        jobs = self._ledger.release_running()
         for job in jobs:
             job.ctx._cancel(WORKER_SHUTDOWN)
             self.metrics.in_flight.labels(job.message.queue).dec()
@@ -195,79 +151,33 @@ class Dispatcher:
     @property
     def active(self) -> int:
         """Attempts running or reporting their outcome."""
-        with self._cond:
-            return len(self._running)
+        return self._ledger.count()
 
     @property
     def finishing(self) -> int:
-        with self._cond:
-            return sum(1 for j in self._running.values() if j.state is State.FINISHING)
+        return self._ledger.count(State.FINISHING)
 
     @property
     def pending(self) -> int:
-        with self._cond:
-            return len(self._pending)
+        return self._ledger.waiting()
 
     # the supervisor thread ----------------------------------------------------------------
 
     def _supervise(self) -> None:
-        while True:
-            with self._cond:
-                if self._stopped:
-                    return
-                self._cond.wait(self._tick)
-                if self._stopped:
-                    return
-                starts, early = self._take_startable()
-                soft, hard = overdue(self._running.values(), time.monotonic())
-            for delivery, verdict, revocation in early:
+        while (todo := self._ledger.next_round(self._tick, self._new_job)) is not None:
+            for delivery, verdict, revocation in todo.early:
                 self._early.settle(delivery, verdict, revocation)
-            for job in starts:
+            for job in todo.starts:
                 self._start(job)
-            for job in soft:
+            for job in todo.soft:
                 self._stop(
                     job,
                     TIMED_OUT,
                     f"it ran longer than its limit of {job.message.timeout_seconds}s",
                 )
-            for job in hard:
+            for job in todo.hard:
                 self._hard_stop(job)
             self._count_abandoned()
-
-    # triage: the one decision on what a delivery needs ------------------------------------
-
-    def _triage(self, d: Delivery) -> tuple[Verdict, Revocation | None]:
-        """What to do with a delivery (lock held); adopts a redelivery of a running job.
-
-        Made on arrival and again when a slot frees up: the task may have ended or been
-        revoked while its delivery waited.
-        """
-        key = job_key(d.message)
-        if key in self._done:
-            return Verdict.DUPLICATE, None
-        if (job := self._running.get(key)) is not None:
-            job.delivery = d  # redelivered (reconnect) while running here: adopt it
-            return Verdict.ADOPTED, None
-        if (revocation := self.revoked.get(d.message.task.uid)) is not None:
-            return Verdict.REVOKED, revocation
-        return Verdict.NEW, None
-
-    def _take_startable(
-        self,
-    ) -> tuple[list[Job], list[tuple[Delivery, Verdict, Revocation | None]]]:
-        """Jobs to start in the free slots, and the waiting deliveries settled meanwhile."""
-        starts: list[Job] = []
-        early: list[tuple[Delivery, Verdict, Revocation | None]] = []
-        while self._intake and self._pending and len(self._running) < self.concurrency:
-            d = self._pending.popleft()
-            verdict, revocation = self._triage(d)
-            if verdict is Verdict.NEW:
-                job = self._new_job(d)
-                self._running[job.key] = job
-                starts.append(job)
-            else:
-                early.append((d, verdict, revocation))
-        return starts, early
 
     def _new_job(self, d: Delivery) -> Job:
         # The time limit is set when the handler starts (:meth:`_handler_started`), not
@@ -329,21 +239,16 @@ class Dispatcher:
         first line runs a moment after this call (another thread may hold the GIL in
         between, a child process reports over a pipe), and a limit must never be early."""
         timeout = job.message.timeout_seconds
-        with self._cond:
-            if job.state is not State.RUNNING:
-                return  # already over (stopped hard before its process got going)
-            job.soft_deadline = (
-                time.monotonic() + timeout + START_MARGIN_SECONDS if timeout else None
-            )
+        if not self._ledger.arm_time_limit(
+            job, timeout + START_MARGIN_SECONDS if timeout else None
+        ):
+            return  # already over (stopped hard before its process got going)
         self.sink.send(job.message.task, job.ctx.attempt, Phase.PROCESSING, message="Processing")
 
     def _stop(self, job: Job, reason: str, detail: str) -> None:
         """Soft stop: set ``ctx.cancelled`` and start the grace period."""
-        with self._cond:
-            if job.state is not State.RUNNING:
-                return
-            if job.hard_deadline is None:
-                job.hard_deadline = time.monotonic() + self.cancel_grace
+        if not self._ledger.arm_grace(job, self.cancel_grace):
+            return
         if job.ctx._cancel(reason, detail):
             log.info(
                 "task %s/%s: %s; the handler has %.1fs to stop",
@@ -370,7 +275,7 @@ class Dispatcher:
                 extra=ctx.log_fields,
             )
         elif execution is not None:
-            with self._cond:
+            with self._ledger.cond:
                 self._abandoned.append(execution)
             log.warning(
                 "task %s/%s: the handler did not stop within %.1fs: reported %s; its "
@@ -384,7 +289,7 @@ class Dispatcher:
             )
 
     def _count_abandoned(self) -> None:
-        with self._cond:
+        with self._ledger.cond:
             self._abandoned = [e for e in self._abandoned if e.alive()]
             n = len(self._abandoned)
         self.metrics.abandoned.set(n)
@@ -393,10 +298,8 @@ class Dispatcher:
 
     def _finish(self, job: Job, result: Outcome) -> bool:
         """Report the terminal status of a running job; False if it already ended."""
-        with self._cond:
-            if job.state is not State.RUNNING:
-                return False
-            job.state = State.FINISHING
+        if not self._ledger.finishing(job):
+            return False
         ctx, msg = job.ctx, job.message
         reason = ctx.cancel_reason
         if reason in (CANCELLED, TIMED_OUT):
@@ -427,14 +330,7 @@ class Dispatcher:
 
     def _settled(self, job: Job, future: Future[None]) -> None:
         error = future.exception()
-        with self._cond:
-            delivery = job.delivery
-            job.state = State.DONE
-            if self._running.get(job.key) is job:
-                del self._running[job.key]
-            if error is None:
-                self._done.put(job.key, True)
-            self._cond.notify_all()
+        delivery = self._ledger.settled(job, confirmed=error is None)
         if error is None:
             delivery.ack()
         else:

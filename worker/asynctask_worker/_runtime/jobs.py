@@ -51,7 +51,7 @@ class State(enum.Enum):
 
 
 class Verdict(enum.Enum):
-    """What a delivery needs, decided by :meth:`Dispatcher._triage`."""
+    """What a delivery needs, decided by :meth:`.ledger.Ledger.triage`."""
 
     NEW = "new"  # run it (when a slot is free)
     DUPLICATE = "duplicate"  # it already finished here: ack it

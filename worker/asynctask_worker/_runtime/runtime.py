@@ -46,9 +46,10 @@ from asynctask_worker import amqp, topology
 from asynctask_worker._runtime import processes
 from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.publishing import StatusPublisher
+from asynctask_worker._runtime.refusals import Refusals
 from asynctask_worker._runtime.revocation import ControlLog, RevokedSet
 from asynctask_worker.app import App
-from asynctask_worker.messages import MalformedMessage, TaskMessage, decode
+from asynctask_worker.messages import TaskMessage
 from asynctask_worker.metrics import MetricsServer, WorkerMetrics
 from asynctask_worker.settings import WorkerSettings
 
@@ -131,7 +132,7 @@ class Worker:
         self._tasks_channel: BlockingChannel | None = None
         self._consumer_tags: list[str] = []
         self._consumer_queues: dict[str, str] = {}
-        self._refusals: BlockingChannel | None = None  # confirmed dead-letter publishes
+        self._refusals = Refusals(app, self.metrics, worker_id=settings.worker_id)
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._metrics_server: MetricsServer | None = None
@@ -266,7 +267,8 @@ class Worker:
         self.metrics.ready.set(int(ready))
 
     def _close(self) -> None:
-        self._tasks_channel = self._refusals = None
+        self._tasks_channel = None
+        self._refusals.forget()
         self._link.close()
 
     def _settle(self, epoch: int, tag: int, *, ack: bool) -> None:
@@ -292,69 +294,17 @@ class Worker:
     def _on_task(
         self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
     ) -> None:
-        try:
-            msg = decode(TaskMessage, body)
-        except MalformedMessage as exc:
-            self._refuse(ch, method, props, body, exc.reason, str(exc))
-            return
-        if msg.queue not in self.app.tasks:
-            self._refuse(
-                ch,
-                method,
-                props,
-                body,
-                "NoHandler",
-                f"no handler for queue {msg.queue!r} in this worker (it has "
-                f"{', '.join(self.app.queues)})",
-            )
-            return
+        queue = self._consumer_queues.get(method.consumer_tag or "", method.routing_key or "")
+        assert self._connection is not None
+        msg = self._refusals.accept(self._connection, ch, method, props, body, queue=queue)
+        if msg is None:
+            return  # dead-lettered, saying why
         # Each redelivery (a worker died holding the message) is a new attempt.
         count = (props.headers or {}).get("x-delivery-count")
         attempt = msg.attempt + (count if isinstance(count, int) and count > 0 else 0)
         self.dispatcher.submit(
             _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt)
         )
-
-    def _refuse(
-        self,
-        ch: BlockingChannel,
-        method: Basic.Deliver,
-        props: BasicProperties,
-        body: bytes,
-        reason: str,
-        detail: str,
-    ) -> None:
-        """Dead-letter a task message this worker cannot run, saying why in its headers
-        (the operator ends the task in Error with it). Published with confirms, then acked:
-        if the connection fails in between, the message comes back and is refused again."""
-        queue = self._consumer_queues.get(method.consumer_tag or "", method.routing_key or "")
-        log.warning(
-            "dead-lettering task message %s from %s: %s (%s)",
-            props.message_id,
-            queue,
-            reason,
-            detail[:300],
-        )
-        self.metrics.dead_lettered.labels(reason).inc()
-        conn = self._connection
-        assert conn is not None
-        if self._refusals is None or not self._refusals.is_open:
-            self._refusals = conn.channel()
-            self._refusals.confirm_delivery()
-        topology.dead_letter(
-            self._refusals,
-            queue=queue,
-            body=body,
-            properties=props,
-            headers=topology.dead_letter_headers(
-                props.headers,
-                queue=queue,
-                reason=reason,
-                detail=detail,
-                by=f"worker {self.settings.worker_id}",
-            ),
-        )
-        ch.basic_ack(method.delivery_tag)
 
     # shutdown -----------------------------------------------------------------------------
 

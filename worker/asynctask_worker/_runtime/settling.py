@@ -1,7 +1,8 @@
 """Settling a delivery that needs no handler: a duplicate, an adoption, a revoked task.
 
-The dispatcher decides (:meth:`Dispatcher._triage`); this carries the verdict out, outside
-its lock: acks, requeues, and for a task revoked before it started, its terminal status.
+The dispatcher's ledger decides (:meth:`~asynctask_worker._runtime.ledger.Ledger.triage`);
+this carries the verdict out, outside its lock: acks, requeues, and for a task revoked
+before it started, its terminal status.
 """
 
 from __future__ import annotations
