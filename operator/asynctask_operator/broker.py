@@ -24,7 +24,8 @@ from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
 from asynctask_operator.publishers import Publishers
-from asynctask_worker import amqp, topology
+from asynctask_worker import amqp as _amqp
+from asynctask_worker import topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage
 
 log = logging.getLogger("asynctask.operator.broker")
@@ -72,8 +73,8 @@ class Broker(threading.Thread):
         on_retry: Callable[[], object] = lambda: None,
     ) -> None:
         super().__init__(name="asynctask-broker", daemon=True)
-        self._link = amqp.Link(
-            amqp.parameters(amqp_url, heartbeat=heartbeat), name="operator broker", log=log
+        self._link = _amqp.Link(
+            _amqp.parameters(amqp_url, heartbeat=heartbeat), name="operator broker", log=log
         )
         self._prefetch = prefetch
         self._max_delay = reconnect_max_delay
@@ -137,7 +138,7 @@ class Broker(threading.Thread):
 
     def run(self) -> None:
         try:
-            amqp.run_connected(
+            _amqp.run_connected(
                 self._link,
                 self._serve,
                 max_delay=self._max_delay,

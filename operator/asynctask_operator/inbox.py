@@ -28,7 +28,8 @@ from asynctask_operator.ports import EventSink, TaskBroker
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.tracking import stop_work
 from asynctask_operator.writer import StatusWriter
-from asynctask_worker import amqp, topology
+from asynctask_worker import amqp as _amqp
+from asynctask_worker import topology
 from asynctask_worker.messages import (
     MalformedMessage,
     Phase,
@@ -135,7 +136,7 @@ class StatusInbox:
         applied are then stale), so running it again is safe. An outage is told once, with
         its cause, and its end once, with how long it lasted.
         """
-        backoff = amqp.Backoff(
+        backoff = _amqp.Backoff(
             self.api_retry_max_seconds, first=min(0.5, self.api_retry_max_seconds)
         )
         while True:
@@ -149,7 +150,7 @@ class StatusInbox:
                     log.warning(
                         "cannot write status: the Kubernetes API is unavailable "
                         "(%s); status messages wait, unacked, and are retried",
-                        amqp.describe(exc),
+                        _amqp.describe(exc),
                     )
                 await asyncio.sleep(backoff.next())
                 continue

@@ -29,7 +29,8 @@ import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
-from asynctask_worker import amqp, topology
+from asynctask_worker import amqp as _amqp
+from asynctask_worker import topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
 
 log = logging.getLogger("asynctask.operator.publishers")
@@ -58,8 +59,8 @@ class Publishers:
         self._on_retry = on_retry  # a publish cut short by a lost connection, done again
         self._threads = [
             Publisher(
-                amqp.Link(
-                    amqp.parameters(amqp_url, heartbeat=heartbeat),
+                _amqp.Link(
+                    _amqp.parameters(amqp_url, heartbeat=heartbeat),
                     name=f"operator publisher {i + 1}",
                     log=log,
                 ),
@@ -135,7 +136,7 @@ class Publisher(threading.Thread):
 
     def __init__(
         self,
-        link: amqp.Link,
+        link: _amqp.Link,
         work: queue.Queue[_Publish],
         stopping: threading.Event,
         reconnect_max_delay: float,
@@ -150,7 +151,7 @@ class Publisher(threading.Thread):
 
     def run(self) -> None:
         try:
-            amqp.run_connected(
+            _amqp.run_connected(
                 self._link,
                 self._serve,
                 max_delay=self._max_delay,

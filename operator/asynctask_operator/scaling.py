@@ -33,7 +33,8 @@ from asynctask_operator.scaling_policy import (
     parse_policy,
 )
 from asynctask_operator.settings import ScalingConfig
-from asynctask_worker import amqp, topology
+from asynctask_worker import amqp as _amqp
+from asynctask_worker import topology
 
 log = logging.getLogger("asynctask.operator.scaling")
 
@@ -98,8 +99,8 @@ class DepthReader:
 
     def __init__(self, config: DepthSource, problems: Problems) -> None:
         # Problems reports an outage here (once), so the link's own outage log is not used.
-        self._link = amqp.Link(
-            amqp.parameters(config.amqp_url, attempts=1, timeout=5), name="autoscaler", log=log
+        self._link = _amqp.Link(
+            _amqp.parameters(config.amqp_url, attempts=1, timeout=5), name="autoscaler", log=log
         )
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="asynctask-scaling")
         self._channel: Any = None
@@ -131,7 +132,7 @@ class DepthReader:
                 counts.update((queue, self._declare(queue)) for queue in queues)
                 self.problems.clear("amqp", "reading queue depths over AMQP again")
                 return counts
-            except amqp.BROKER_ERRORS as exc:
+            except _amqp.BROKER_ERRORS as exc:
                 self._close()
                 error = _error(exc)
         self.problems.report("amqp", f"cannot read queue depths over AMQP ({error})")
