@@ -35,7 +35,7 @@ _ENV = "ASYNCTASK_"
 
 
 class BrokerConfig(BaseSettings):
-    """RabbitMQ: the operator's connection (broker.py) and the depth reader's (scaling.py)."""
+    """RabbitMQ: the operator's connection (broker/) and the depth reader's (scaling/)."""
 
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 

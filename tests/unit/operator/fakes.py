@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctask_operator.broker import Delivery
 from asynctask_operator.kube import Gone, Rejected
+from asynctask_operator.ports import Delivery
 from asynctask_worker.messages import ControlMessage, TaskMessage
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.cloudevents import build_event, encode_event, event_id
+from asynctask_operator.webhooks.cloudevents import build_event, encode_event, event_id
 from asynctask_worker.messages import Phase, TaskRef
 
 REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.ssrf import (
+from asynctask_operator.webhooks.ssrf import (
     PinnedResolver,
     ResolutionFailed,
     Target,

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.webhook_retry import Failure, backoff_delay, next_try
-from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
+from asynctask_operator.webhooks import WebhookDispatcher
+from asynctask_operator.webhooks.retry import Failure, backoff_delay, next_try
 from asynctask_worker.messages import TaskRef
 from tests.unit.operator.fakes import resolver
 
