@@ -20,20 +20,20 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from asynctask_operator.apiclient import ApiClient
-from asynctask_operator.broker import Broker, Delivery
+from asynctask_operator.broker import Broker
 from asynctask_operator.inbox import StatusInbox
 from asynctask_operator.kube import Kube
 from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.ports import OperatorApi, TaskBroker
+from asynctask_operator.observers import WebhookOutcome
+from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import Config
-from asynctask_operator.ssrf import Resolve, system_resolve
 from asynctask_operator.task_watch import TaskWatch
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
 from asynctask_operator.tracking import SUBMITTERS, Tracker
-from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
+from asynctask_operator.webhooks import Resolve, WebhookDispatcher, system_resolve
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer

@@ -19,14 +19,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from asynctask_operator import status as st
-from asynctask_operator.broker import Delivery
 from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
 from asynctask_operator.kube import unavailable
 from asynctask_operator.lanes import Lanes
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.ports import EventSink, TaskBroker
+from asynctask_operator.ports import Delivery, EventSink, TaskBroker, stop_work
 from asynctask_operator.tasks import TaskState, TaskTable
-from asynctask_operator.tracking import stop_work
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker import amqp as _amqp
 from asynctask_worker import topology

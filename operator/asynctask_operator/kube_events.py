@@ -6,7 +6,7 @@ wrong or is done to a task: Failed, Error, TimedOut, Cancelled, a retry, a dead-
 message. ``all`` adds one Event per phase change (Pending, Processing, Succeeded: +3
 writes a task); ``none`` records nothing. Recording never blocks status writes.
 
-(Kubernetes Events only: the CloudEvents of webhooks are in :mod:`cloudevents`.)
+(Kubernetes Events only: the CloudEvents of webhooks are in :mod:`webhooks.cloudevents`.)
 """
 
 from __future__ import annotations

@@ -2,15 +2,47 @@
 
 :class:`kube.Kube` and :class:`broker.Broker` implement them; unit tests give fakes that
 record the calls (as sample-controller's fake clientsets do), so the task logic is tested
-without a cluster or a broker.
+without a cluster or a broker. The words the two sides share live here too (a
+:class:`Delivery`, :func:`stop_work`), so that the task logic imports no adapter.
 """
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
 
-from asynctask_operator.broker import Delivery
+from asynctask_worker import topology
 from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
+
+#: What a control message asks of the workers running a task.
+StopAction = Literal["cancel", "timeout"]
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A status message handed to the event loop; ack or reject it through the broker."""
+
+    tag: int
+    body: bytes
+    message_id: str | None
+    connection_epoch: int  # which connection it came on: acks for older ones are moot
+    queue: str = topology.STATUS_QUEUE
+    headers: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dead_letter_reason(self) -> str:
+        """Why it was dead-lettered: the refusing consumer's reason (``NotJson``, ``TooDeep``,
+        ``NoHandler``…, see :mod:`asynctask_worker.topology`) or RabbitMQ's
+        (``delivery_limit``, ``rejected``, ``expired``)."""
+        reason: Any = self.headers.get(topology.DEAD_REASON_HEADER)
+        if not reason:
+            deaths = self.headers.get("x-death")
+            first = deaths[0] if isinstance(deaths, list) and deaths else {}
+            first = first if isinstance(first, dict) else {}
+            reason = first.get("reason") or self.headers.get("x-first-death-reason")
+        if isinstance(reason, bytes):
+            reason = reason.decode(errors="replace")
+        return str(reason or "unknown")
 
 
 class TaskApi(Protocol):
@@ -55,3 +87,8 @@ class EventSink(Protocol):
     """Kubernetes Events of what happens to a task (:class:`kube_events.EventRecorder`)."""
 
     def record(self, ref: TaskRef, reason: str, message: str) -> None: ...
+
+
+async def stop_work(broker: TaskBroker, ref: TaskRef, action: StopAction, reason: str) -> None:
+    """Tell every worker (and any that starts later) to stop or skip this task."""
+    await broker.publish_control(ControlMessage(action=action, task=ref, reason=reason))

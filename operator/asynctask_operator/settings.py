@@ -35,7 +35,7 @@ _ENV = "ASYNCTASK_"
 
 
 class BrokerConfig(BaseSettings):
-    """RabbitMQ: the operator's connection (broker.py) and the depth reader's (scaling.py)."""
+    """RabbitMQ: the operator's connection (broker/) and the depth reader's (scaling/)."""
 
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
@@ -50,7 +50,7 @@ class BrokerConfig(BaseSettings):
         ge=1,
         le=32,
         description="Connections that publish task and control messages, each with one "
-        "publisher confirm awaited at a time (publishers.py).",
+        "publisher confirm awaited at a time (broker/publishers.py).",
     )
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
@@ -159,7 +159,7 @@ class MetricsConfig(BaseSettings):
 
 
 class ScalingConfig(BaseSettings):
-    """Autoscaling of worker Deployments on queue depth (scaling.py, docs/autoscaling.md)."""
+    """Autoscaling of worker Deployments on queue depth (scaling/, docs/autoscaling.md)."""
 
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 

@@ -27,7 +27,7 @@ from asynctask_operator.apiclient import ApiClient
 from asynctask_operator.lanes import Lanes
 from asynctask_operator.listwatch import Kind, ListWatch, Scope
 from asynctask_operator.resource import tasks_path
-from asynctask_operator.scaling_policy import in_scope
+from asynctask_operator.scaling import in_scope
 
 log = logging.getLogger("asynctask.operator")
 
@@ -42,7 +42,7 @@ def scopes(namespaces: Sequence[str]) -> tuple[list[Scope], Callable[[str], bool
 
     Names are watched one by one (a Role in each is enough). No names, or any pattern
     (kopf's, as the autoscaler reads them too: globs such as ``t-*``, comma-separated,
-    ``!glob`` excluding; :func:`scaling_policy.in_scope`), watches all namespaces and keeps
+    ``!glob`` excluding; :func:`scaling.policy.in_scope`), watches all namespaces and keeps
     the matching ones: that needs the right to list and watch AsyncTasks cluster-wide.
     """
     if not namespaces:

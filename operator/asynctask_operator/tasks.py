@@ -19,10 +19,10 @@ from typing import Any
 
 from asynctask_operator import status as st
 from asynctask_operator.kube import Gone
+from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.ports import TaskApi
 from asynctask_operator.sharing import Shared, pack_request
 from asynctask_operator.spec import AsyncTaskSpec
-from asynctask_operator.webhooks import WebhookOutcome
 from asynctask_worker.messages import StatusMessage, TaskRef
 
 

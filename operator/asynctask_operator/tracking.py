@@ -12,23 +12,22 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any, Literal
+from typing import Any
 
 from asynctask_operator import status as st
 from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.kube import Gone
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.ports import TaskApi, TaskBroker
+from asynctask_operator.observers import WebhookOutcome
+from asynctask_operator.ports import TaskApi, TaskBroker, stop_work
 from asynctask_operator.settings import LifecycleConfig
 from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.timers import Deadlines
-from asynctask_operator.webhooks import WebhookOutcome
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import (
     MAX_REQUEST_DEPTH,
-    ControlMessage,
     Phase,
     TaskMessage,
     TaskRef,
@@ -40,14 +39,6 @@ log = logging.getLogger("asynctask.operator")
 
 #: How many deferred submissions run at once (each a publish and a status write).
 SUBMITTERS = 32
-
-#: What a control message asks of the workers running a task.
-StopAction = Literal["cancel", "timeout"]
-
-
-async def stop_work(broker: TaskBroker, ref: TaskRef, action: StopAction, reason: str) -> None:
-    """Tell every worker (and any that starts later) to stop or skip this task."""
-    await broker.publish_control(ControlMessage(action=action, task=ref, reason=reason))
 
 
 class Tracker:

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
+from asynctask_operator.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from testbed import ControlPlane
 from tests.e2e.conftest import Process
 from tests.e2e.tasks import create, status, wait_for, wait_phase

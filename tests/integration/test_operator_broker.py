@@ -13,7 +13,8 @@ from contextlib import closing
 import pika
 import pytest
 
-from asynctask_operator.broker import Broker, Delivery
+from asynctask_operator.broker import Broker
+from asynctask_operator.ports import Delivery
 from asynctask_worker import topology
 from asynctask_worker.messages import (
     ControlMessage,

@@ -12,10 +12,11 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.settings import WebhookConfig
-from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
+from asynctask_operator.webhooks import WebhookDispatcher
+from asynctask_operator.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from asynctask_worker.messages import TaskRef
 from tests.webhook_hits import Hit
 

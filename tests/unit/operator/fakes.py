@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctask_operator.broker import Delivery
 from asynctask_operator.kube import Gone, Rejected
-from asynctask_worker.messages import ControlMessage, TaskMessage
+from asynctask_operator.ports import Delivery
+from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
+
+#: A task, and the status of one of its attempts, as the webhook tests send them.
+REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
+
+
+def status(phase: str, **extra: Any) -> dict[str, Any]:
+    return {
+        "phase": phase,
+        "attempts": 1,
+        "progress": 0,
+        "message": "m",
+        "lastUpdateTime": "2030-01-02T03:04:05Z",
+        **extra,
+    }
 
 
 def resolver(table: dict[str, list[str]], calls: list[str] | None = None) -> Any:

@@ -10,8 +10,8 @@ from datetime import UTC, datetime
 import pytest
 from kubernetes.client.exceptions import ApiException
 
-from asynctask_operator.broker import Delivery
 from asynctask_operator.kube import unavailable
+from asynctask_operator.ports import Delivery
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from tests.unit.operator.test_tracking import NS, Harness
 

@@ -11,10 +11,10 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.broker import Delivery
 from asynctask_operator.deadlines import Kind
 from asynctask_operator.inbox import lane_key
 from asynctask_operator.lanes import Lanes
+from asynctask_operator.ports import Delivery
 from asynctask_worker import topology
 from asynctask_worker.messages import ErrorInfo, Phase, StatusMessage, TaskRef, encode
 from tests.unit.operator.test_tracking import NS, Harness, until

@@ -16,10 +16,9 @@ from typing import Any
 import pytest
 
 from asynctask_operator.app import TaskLogic
-from asynctask_operator.broker import Delivery
 from asynctask_operator.deadlines import Kind
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.ports import OperatorApi, TaskBroker
+from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
 from asynctask_operator.settings import Config, LifecycleConfig
 from asynctask_worker import topology
 from asynctask_worker.messages import (

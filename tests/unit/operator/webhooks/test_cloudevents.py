@@ -3,26 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
 
 import pytest
 
-from asynctask_operator.cloudevents import build_event, encode_event, event_id
-from asynctask_worker.messages import Phase, TaskRef
-
-REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
-
-
-def status(phase: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "attempts": 1,
-        "progress": 0,
-        "message": "m",
-        "lastUpdateTime": "2030-01-02T03:04:05Z",
-        **extra,
-    }
-
+from asynctask_operator.webhooks.cloudevents import build_event, encode_event, event_id
+from asynctask_worker.messages import Phase
+from tests.unit.operator.fakes import REF, status
 
 # the event ---------------------------------------------------------------------------
 

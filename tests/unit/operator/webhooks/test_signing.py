@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from asynctask_operator.signing import (
+from asynctask_operator.webhooks.signing import (
     SIGNATURE_HEADER,
     TIMESTAMP_HEADER,
     sign,

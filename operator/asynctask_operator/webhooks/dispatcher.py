@@ -6,8 +6,8 @@ bounded pool of asyncio workers delivers events (aiohttp), one at a time per tas
 order, with a time limit on every attempt and exponential backoff with jitter, until one
 succeeds or the event is given up. Phase events are all delivered; progress events (opt-in)
 are lossy: a newer event of the task replaces one that waits. Each attempt is
-:mod:`webhook_sender`'s (signed, target checked and pinned); when to retry is
-:mod:`webhook_retry`'s. Each event's :class:`WebhookOutcome` goes to ``on_outcome(ref, outcome)``,
+:mod:`sender`'s (signed, target checked and pinned); when to retry is
+:mod:`retry`'s. Each event's :class:`WebhookOutcome` goes to ``on_outcome(ref, outcome)``,
 given at construction, for the operator to merge into ``status.webhook``: this module never
 writes to the API itself.
 """
@@ -22,35 +22,24 @@ from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, NotRequired, TypedDict
+from typing import Any
 
-from asynctask_operator.cloudevents import PROGRESS_TYPE, encode_event, event_for
 from asynctask_operator.limits import MESSAGE_CHARS
-from asynctask_operator.observers import Written
-from asynctask_operator.secret_cache import SecretLoader
+from asynctask_operator.observers import WebhookOutcome, Written
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.ssrf import (
+from asynctask_operator.status import parse_phase, rfc3339
+from asynctask_operator.webhooks.cloudevents import PROGRESS_TYPE, encode_event, event_for
+from asynctask_operator.webhooks.retry import next_try
+from asynctask_operator.webhooks.secret_cache import SecretLoader
+from asynctask_operator.webhooks.sender import WebhookSender
+from asynctask_operator.webhooks.ssrf import (
     Resolve,
     system_resolve,
 )
-from asynctask_operator.status import parse_phase, rfc3339
-from asynctask_operator.webhook_retry import next_try
-from asynctask_operator.webhook_sender import WebhookSender
 from asynctask_worker.messages import Phase, TaskRef
 
 log = logging.getLogger("asynctask.operator.webhooks")
-
-
-class WebhookOutcome(TypedDict):
-    """What ``status.webhook`` should say after an event was delivered or given up."""
-
-    delivered: bool  # this event (lastEventId) reached the receiver
-    attempts: int  # attempts made for this event
-    lastAttemptTime: str
-    lastEventId: str
-    lastDeliveredPhase: NotRequired[str]  # the phase of the latest event delivered
-    lastError: NotRequired[str]  # why this event was not delivered
 
 
 OutcomeCallback = Callable[[TaskRef, WebhookOutcome], None]

@@ -1,6 +1,6 @@
 """One delivery attempt of a webhook event: sign it, check and pin the target, POST it.
 
-Whatever goes wrong becomes a :class:`webhook_retry.Failure` that says whether a retry can
+Whatever goes wrong becomes a :class:`retry.Failure` that says whether a retry can
 help: a refused target or a 4xx cannot, a time-out or a refused connection can.
 """
 
@@ -11,12 +11,13 @@ import time
 
 import aiohttp
 
-from asynctask_operator import signing
-from asynctask_operator.cloudevents import CONTENT_TYPE
-from asynctask_operator.secret_cache import SecretCache, SecretLoader
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.ssrf import (
+from asynctask_operator.webhooks import signing
+from asynctask_operator.webhooks.cloudevents import CONTENT_TYPE
+from asynctask_operator.webhooks.retry import Failure
+from asynctask_operator.webhooks.secret_cache import SecretCache, SecretLoader
+from asynctask_operator.webhooks.ssrf import (
     ResolutionFailed,
     Resolve,
     TargetPolicy,
@@ -25,7 +26,6 @@ from asynctask_operator.ssrf import (
     post,
     system_resolve,
 )
-from asynctask_operator.webhook_retry import Failure
 from asynctask_worker.messages import TaskRef
 
 USER_AGENT = "asynctask-operator"

@@ -10,25 +10,13 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.settings import WebhookConfig
 from asynctask_operator.spec import WebhookSpec
-from asynctask_operator.webhook_retry import Failure, backoff_delay, next_try
-from asynctask_operator.webhooks import WebhookDispatcher, WebhookOutcome
+from asynctask_operator.webhooks import WebhookDispatcher
+from asynctask_operator.webhooks.retry import Failure, backoff_delay, next_try
 from asynctask_worker.messages import TaskRef
-from tests.unit.operator.fakes import resolver
-
-REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
-
-
-def status(phase: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "attempts": 1,
-        "progress": 0,
-        "message": "m",
-        "lastUpdateTime": "2030-01-02T03:04:05Z",
-        **extra,
-    }
+from tests.unit.operator.fakes import REF, resolver, status
 
 
 def test_allow_lists_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

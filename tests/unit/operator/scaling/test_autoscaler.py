@@ -12,7 +12,7 @@ import pytest
 from aiohttp import web
 
 from asynctask_operator.kube import Deployment
-from asynctask_operator.scaling import (
+from asynctask_operator.scaling.autoscaler import (
     Autoscaler,
     Depth,
     DepthReader,
@@ -20,7 +20,7 @@ from asynctask_operator.scaling import (
     Problems,
     merge,
 )
-from asynctask_operator.scaling_policy import (
+from asynctask_operator.scaling.policy import (
     BadAnnotations,
     Policy,
     Stabiliser,

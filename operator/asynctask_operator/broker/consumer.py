@@ -15,47 +15,19 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
 
 import pika
 import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_operator.publishers import Publishers
+from asynctask_operator.broker.publishers import Publishers
+from asynctask_operator.ports import Delivery
 from asynctask_worker import amqp as _amqp
 from asynctask_worker import topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage
 
 log = logging.getLogger("asynctask.operator.broker")
-
-
-@dataclass(frozen=True)
-class Delivery:
-    """A status message handed to the event loop; ack or reject it through the broker."""
-
-    tag: int
-    body: bytes
-    message_id: str | None
-    connection_epoch: int  # which connection it came on: acks for older ones are moot
-    queue: str = topology.STATUS_QUEUE
-    headers: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dead_letter_reason(self) -> str:
-        """Why it was dead-lettered: the refusing consumer's reason (``NotJson``, ``TooDeep``,
-        ``NoHandler``…, see :mod:`asynctask_worker.topology`) or RabbitMQ's
-        (``delivery_limit``, ``rejected``, ``expired``)."""
-        reason: Any = self.headers.get(topology.DEAD_REASON_HEADER)
-        if not reason:
-            deaths = self.headers.get("x-death")
-            first = deaths[0] if isinstance(deaths, list) and deaths else {}
-            first = first if isinstance(first, dict) else {}
-            reason = first.get("reason") or self.headers.get("x-first-death-reason")
-        if isinstance(reason, bytes):
-            reason = reason.decode(errors="replace")
-        return str(reason or "unknown")
 
 
 _Command = Callable[[], None]

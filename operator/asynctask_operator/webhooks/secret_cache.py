@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 
 from asynctask_operator.limits import SECRET_CACHE_ENTRIES
 from asynctask_operator.spec import SecretKeyRef
-from asynctask_operator.ssrf import WebhookError
+from asynctask_operator.webhooks.ssrf import WebhookError
 
 #: ``(namespace, name, key) -> bytes``: the raw value of one key of a Secret.
 SecretLoader = Callable[[str, str, str], Awaitable[bytes]]

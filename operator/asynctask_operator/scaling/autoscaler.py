@@ -2,7 +2,7 @@
 
 One asyncio task lists the Deployments labelled ``asynctask.dev/autoscale: "true"`` and, every
 interval, gives each ``ceil(depth / target)`` replicas clamped to [min, max]: up at once, down
-only to the highest count wanted over the scale-down window (:mod:`scaling_policy`).
+only to the highest count wanted over the scale-down window (:mod:`policy`).
 Depth = ready (passive ``queue.declare``: exact, immediate) + unacked (management API: lags
 up to 5 s), or ready only.
 """
@@ -25,7 +25,7 @@ import pika.exceptions
 import yarl
 
 from asynctask_operator.kube import API_ERRORS, Deployment
-from asynctask_operator.scaling_policy import (
+from asynctask_operator.scaling.policy import (
     BadAnnotations,
     Policy,
     Stabiliser,

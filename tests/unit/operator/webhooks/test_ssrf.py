@@ -5,11 +5,10 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from typing import Any
 
 import pytest
 
-from asynctask_operator.ssrf import (
+from asynctask_operator.webhooks.ssrf import (
     PinnedResolver,
     ResolutionFailed,
     Target,
@@ -20,22 +19,7 @@ from asynctask_operator.ssrf import (
     resolve_target,
     retry_after_seconds,
 )
-from asynctask_worker.messages import TaskRef
 from tests.unit.operator.fakes import resolver
-
-REF = TaskRef(uid="0f0e-uid", namespace="team-a", name="resize-1")
-
-
-def status(phase: str, **extra: Any) -> dict[str, Any]:
-    return {
-        "phase": phase,
-        "attempts": 1,
-        "progress": 0,
-        "message": "m",
-        "lastUpdateTime": "2030-01-02T03:04:05Z",
-        **extra,
-    }
-
 
 # target safety -----------------------------------------------------------------------
 
