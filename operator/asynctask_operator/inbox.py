@@ -26,8 +26,8 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import Delivery, EventSink, TaskBroker, stop_work
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.writer import StatusWriter
-from asynctask_worker import amqp as _amqp
 from asynctask_worker import topology
+from asynctask_worker.backoff import Backoff, describe
 from asynctask_worker.messages import (
     MalformedMessage,
     Phase,
@@ -134,9 +134,7 @@ class StatusInbox:
         applied are then stale), so running it again is safe. An outage is told once, with
         its cause, and its end once, with how long it lasted.
         """
-        backoff = _amqp.Backoff(
-            self.api_retry_max_seconds, first=min(0.5, self.api_retry_max_seconds)
-        )
+        backoff = Backoff(self.api_retry_max_seconds, first=min(0.5, self.api_retry_max_seconds))
         while True:
             try:
                 await work()
@@ -148,7 +146,7 @@ class StatusInbox:
                     log.warning(
                         "cannot write status: the Kubernetes API is unavailable "
                         "(%s); status messages wait, unacked, and are retried",
-                        _amqp.describe(exc),
+                        describe(exc),
                     )
                 await asyncio.sleep(backoff.next())
                 continue

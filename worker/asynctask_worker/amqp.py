@@ -25,6 +25,8 @@ from collections.abc import Callable, Sequence
 import pika
 import pika.exceptions
 
+from asynctask_worker.backoff import Backoff, describe
+
 #: What a lost or refused connection raises: pika's errors and the socket's.
 BROKER_ERRORS: tuple[type[BaseException], ...] = (pika.exceptions.AMQPError, OSError)
 
@@ -82,33 +84,6 @@ def parameters(
 def node_name(params: pika.ConnectionParameters) -> str:
     """``host:port`` of a node, for logs (never the credentials)."""
     return f"{params.host}:{params.port}"
-
-
-def describe(exc: BaseException) -> str:
-    """A cause worth logging: pika raises several errors whose ``str()`` is empty."""
-    text = str(exc).strip()
-    if not text or text in ("()", "''"):
-        # e.g. AMQPConnectionError wraps the connector's error (whose str() is empty too)
-        inner = [repr(a) if isinstance(a, BaseException) else str(a) for a in exc.args]
-        text = ", ".join(i for i in inner if i.strip()) or "no detail given"
-    return f"{type(exc).__name__}: {text}"
-
-
-class Backoff:
-    """Delays between reconnection attempts: doubling from ``first`` up to ``maximum``."""
-
-    def __init__(self, maximum: float, first: float = 0.5) -> None:
-        self.first = first
-        self.maximum = maximum
-        self._delay = first
-
-    def next(self) -> float:
-        delay = self._delay
-        self._delay = min(delay * 2, self.maximum)
-        return delay
-
-    def reset(self) -> None:
-        self._delay = self.first
 
 
 class Link:

@@ -7,7 +7,8 @@ import logging
 import pika.exceptions
 import pytest
 
-from asynctask_worker.amqp import Backoff, Link, describe, node_name, parameters, split_urls
+from asynctask_worker.amqp import Link, node_name, parameters, split_urls
+from asynctask_worker.backoff import Backoff, describe
 
 
 def test_backoff_doubles_up_to_the_maximum_and_starts_over_after_a_reset() -> None:
