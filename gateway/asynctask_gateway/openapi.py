@@ -277,7 +277,7 @@ def _public_paths() -> dict[str, Any]:
         "/ui/": _public(
             "dashboard",
             "The web dashboard's page (static; no token, no data).",
-            {"200": {"description": "index.html", "content": {"text/html": {"schema": {}}}}},
+            {"200": {"description": "index.html", "content": {"text/html": {}}}},
         ),
         "/ui/{file}": {
             "get": {

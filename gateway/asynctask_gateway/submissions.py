@@ -38,10 +38,8 @@ class GatewayWebhook(WebhookSpec):
 
 
 class TaskRequest(AsyncTaskSpec):
-    """One task to submit: the spec's fields, plus the object's name and labels.
-
-    Validated strictly (:meth:`parse`), as JSON Schema reads the document: a number is not
-    a string, ``true`` is not ``1``, and an integer may be written ``10.0``."""
+    """One task to submit: the spec's fields, plus the object's name and labels. Types are
+    JSON Schema's: a number is not a string, true is not 1, and an integer may be 10.0."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
@@ -59,7 +57,8 @@ class TaskRequest(AsyncTaskSpec):
 
     @classmethod
     def parse(cls, raw: Any) -> TaskRequest:
-        """The body of a POST, validated strictly (integral numbers taken as integers)."""
+        """The body of a POST, validated strictly as the document's JSON Schema reads it
+        (integral numbers taken as integers)."""
         if isinstance(raw, dict):
             raw = {k: _integral(v) if k in INTEGERS else v for k, v in raw.items()}
         return cls.model_validate(raw, strict=True)
