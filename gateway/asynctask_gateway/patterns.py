@@ -1,9 +1,9 @@
 """The regular expressions that decide what the gateway accepts, each written once: the
 validators match with them and the OpenAPI document publishes them as ``pattern`` (pure).
 
-They keep to the syntax Python's ``re`` and ECMA-262 read alike (no look-arounds, ASCII
-classes spelled out), except ``\\s`` in the label selector, which is Python's white space, as
-the selector's parser has always read it.
+They keep to the syntax Python's ``re``, ECMA-262 and Rust's regex (which Schemathesis
+validates with) read alike: no look-arounds, no ``\\s`` or ``\\d`` (each reads them
+differently), classes spelled out in ASCII.
 """
 
 from __future__ import annotations
@@ -40,25 +40,27 @@ IDEMPOTENCY_KEY = r'^("[ -~]{1,255}"|"|"[ -~]{0,253}[!#-~]|[!#-~]([ -~]{0,253}[!
 CONTINUE = r"^([A-Za-z0-9_-]{4})*([A-Za-z0-9_-]{2,3})?$"
 
 #: Kubernetes' label selector syntax (``a=b``, ``a==b``, ``a!=b``, ``a``, ``!a``,
-#: ``a in (x,y)``, ``a notin (x,y)``; a comma is "and"; empty terms are ignored).
-SELECTOR_KEY = r"[^\s!=(),]+"
-SELECTOR_VALUE = r"[^\s!=(),]*"
-SELECTOR_SET = rf"^\s*(!?)({SELECTOR_KEY})\s+(in|notin)\s+\(([^()]*)\)\s*$"
-SELECTOR_EQ = rf"^\s*({SELECTOR_KEY})\s*(==|=|!=)\s*({SELECTOR_VALUE})\s*$"
-SELECTOR_EXISTS = rf"^\s*(!?)({SELECTOR_KEY})\s*$"
+#: ``a in (x,y)``, ``a notin (x,y)``; a comma is "and"; empty terms are ignored). White
+#: space is ASCII's, spelled out: ``\s`` means other characters in Python, ECMA-262 and Rust.
+WS = r"[ \t\n\r\f\v]"
+SELECTOR_KEY = r"[^ \t\n\r\f\v!=(),]+"
+SELECTOR_VALUE = r"[^ \t\n\r\f\v!=(),]*"
+SELECTOR_SET = rf"^{WS}*(!?)({SELECTOR_KEY}){WS}+(in|notin){WS}+\(([^()]*)\){WS}*$"
+SELECTOR_EQ = rf"^{WS}*({SELECTOR_KEY}){WS}*(==|=|!=){WS}*({SELECTOR_VALUE}){WS}*$"
+SELECTOR_EXISTS = rf"^{WS}*(!?)({SELECTOR_KEY}){WS}*$"
 _TERM = (
-    rf"\s*{SELECTOR_KEY}\s+(in|notin)\s+\([^()]*\)\s*"
-    rf"|\s*{SELECTOR_KEY}\s*(==|=|!=)\s*{SELECTOR_VALUE}\s*"
-    rf"|\s*!?{SELECTOR_KEY}\s*"
-    r"|\s*"
+    rf"{WS}*{SELECTOR_KEY}{WS}+(in|notin){WS}+\([^()]*\){WS}*"
+    rf"|{WS}*{SELECTOR_KEY}{WS}*(==|=|!=){WS}*{SELECTOR_VALUE}{WS}*"
+    rf"|{WS}*!?{SELECTOR_KEY}{WS}*"
+    rf"|{WS}*"
 )
 LABEL_SELECTOR = rf"^({_TERM})(,({_TERM}))*$"
 
 #: A webhook URL the gateway accepts: http(s), a host name or IPv4 address, an optional
-#: port (0 to 65535), then a path or query without white space or fragment. A subset of
-#: the CRD's pattern that Python's URL parser also reads without error.
+#: port (0 to 65535), then a path or query of visible ASCII characters without a fragment.
+#: A subset of the CRD's pattern that Python's URL parser also reads without error.
 PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
-WEBHOOK_URL = rf"^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{PORT})?([/?][^\s#]*)?$"
+WEBHOOK_URL = rf'^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{PORT})?([/?][!"$-~]*)?$'
 
 
 def matches(pattern: str, text: str) -> bool:

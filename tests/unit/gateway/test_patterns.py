@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import jsonschema_rs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -143,3 +144,38 @@ def test_integers_are_json_schema_integers(body: dict[str, object], taken: int |
 def test_what_the_document_refuses_the_gateway_refuses(body: dict[str, object]) -> None:
     with pytest.raises(ValidationError):
         TaskRequest.parse(body)
+
+
+ALL_PATTERNS = [
+    getattr(patterns, name)
+    for name in (
+        "NAMESPACE_PATTERN",
+        "NAME_PATTERN",
+        "LABEL_KEY",
+        "LABEL_VALUE",
+        "DURATION",
+        "IDEMPOTENCY_KEY",
+        "CONTINUE",
+        "LABEL_SELECTOR",
+        "WEBHOOK_URL",
+    )
+]
+#: Characters the regex engines disagree about (white space above all), and plain ones.
+TRICKY = st.text(
+    alphabet=st.sampled_from('a-z0.:/=!,() \t\n\r\x0b\x0c\x1c\x1d\x85\xa0\u2028\ufeff"#~'),
+    max_size=30,
+)
+
+
+@pytest.mark.parametrize("pattern", ALL_PATTERNS)
+def test_the_engine_schemathesis_validates_with_reads_each_pattern_as_python_does(
+    pattern: str,
+) -> None:
+    validator = jsonschema_rs.validator_for({"type": "string", "pattern": pattern})
+
+    @CHECK
+    @given(st.one_of(TRICKY, st.from_regex(pattern, fullmatch=True)))
+    def check(text: str) -> None:
+        assert validator.is_valid(text) == patterns.matches(pattern, text), repr(text)
+
+    check()
