@@ -91,6 +91,10 @@ def schemathesis(
             "har",
             "--report-har-path",
             str(har),
+            # The HAR keeps the Authorization header as sent (a token of this test's own
+            # throwaway cluster), so the run can tell its token from the ones it made up.
+            "--output-sanitize",
+            "false",
         ],
         capture_output=True,
         text=True,
@@ -127,9 +131,11 @@ def test_a_namespace_the_token_may_not_use_answers_only_403(
             continue
         headers = {h["name"].lower(): h["value"] for h in request["headers"]}
         status = entry["response"]["status"]
-        if headers.get("authorization") != token:
+        if status == 405:  # an undocumented method: refused before anything else
+            continue
+        if headers.get("authorization") != token:  # none, or one Schemathesis made up
             assert status == 401, (request["method"], request["url"], status)
-        elif status != 405:  # an undocumented method: refused before anything else
+        else:
             seen += 1
             assert status == 403, (request["method"], request["url"], status)
             assert own_gateway.other in request["url"]
