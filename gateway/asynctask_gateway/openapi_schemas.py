@@ -138,7 +138,6 @@ def _event(names: list[str], data: dict[str, Any], with_id: bool) -> dict[str, A
                 "contentSchema": data,
             },
             "id": {"type": "string", "description": "The task's resourceVersion."},
-            "retry": {"type": "integer", "const": 3000},
         },
     }
     return event
