@@ -48,7 +48,9 @@ class TaskRequest(AsyncTaskSpec):
     ] = None
     labels: dict[
         Annotated[str, Field(max_length=patterns.MAX_LABEL_KEY, pattern=patterns.LABEL_KEY)],
-        Annotated[str, Field(max_length=63, pattern=patterns.LABEL_VALUE)],
+        # The value's pattern is the apiserver's to enforce (its refusal, a 422 naming
+        # metadata.labels, passes through verbatim); the document states it.
+        Annotated[str, Field(max_length=63, json_schema_extra={"pattern": patterns.LABEL_VALUE})],
     ] = Field(default_factory=dict)
     cancel: Literal[False] = Field(
         False, description="Cannot be set on submission: POST .../cancel later."
