@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from asynctask_gateway import handlers, streams, ui, watching
+from asynctask_gateway import handlers, patterns, streams, ui, watching
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
@@ -43,8 +43,9 @@ HANDLERS: dict[str, Handler] = {
 
 
 async def _authorize(request: web.Request, gw: Gateway, route_name: str) -> None:
-    """Who calls (TokenReview), whether they may (SubjectAccessReview per verb), and
-    whether this gateway serves the namespace; the answer is the request's :class:`Call`."""
+    """Who calls (TokenReview), whether they may (SubjectAccessReview per verb), whether
+    this gateway serves the namespace, and whether the task's name can be an object's name
+    (400 before the apiserver is asked); the answer is the request's :class:`Call`."""
     route = BY_NAME[route_name]
     user = await gw.auth.authenticate(request.headers.get("Authorization"))
     namespace = request.match_info["namespace"]
@@ -54,7 +55,13 @@ async def _authorize(request: web.Request, gw: Gateway, route_name: str) -> None
         raise Problem(
             404, "NamespaceNotServed", f'this gateway does not serve the namespace "{namespace}"'
         )
+    if "name" in request.match_info and not valid_name(name):
+        raise Problem(400, "InvalidName", f"{name!r} is not a task's name (a DNS-1123 subdomain)")
     request[CALL] = Call(user, namespace, name)
+
+
+def valid_name(name: str) -> bool:
+    return len(name) <= patterns.MAX_NAME and patterns.matches(patterns.NAME_PATTERN, name)
 
 
 @web.middleware

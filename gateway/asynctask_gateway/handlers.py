@@ -63,7 +63,7 @@ def validate(gw: Gateway, raw: Any) -> TaskRequest:
     if not isinstance(raw, dict):
         raise Problem(422, "Invalid", "the task must be a JSON object")
     try:
-        req = TaskRequest.model_validate(raw)
+        req = TaskRequest.parse(raw)
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
     size = len(json.dumps(req.request))

@@ -14,15 +14,16 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from asynctask_gateway import patterns
 from asynctask_gateway.cache import Entry
 from asynctask_worker.messages import Phase
 
 DEFAULT_LIMIT = 100
 MAX_LIMIT = 500
 Requirement = Callable[[Mapping[str, str]], bool]
-_SET = re.compile(r"^\s*(!?)([^\s!=(),]+)\s+(in|notin)\s+\(([^()]*)\)\s*$")
-_EQ = re.compile(r"^\s*([^\s!=(),]+)\s*(==|=|!=)\s*([^\s!=(),]*)\s*$")
-_EXISTS = re.compile(r"^\s*(!?)([^\s!=(),]+)\s*$")
+_SET = re.compile(patterns.SELECTOR_SET)
+_EQ = re.compile(patterns.SELECTOR_EQ)
+_EXISTS = re.compile(patterns.SELECTOR_EXISTS)
 
 
 def _split_terms(selector: str) -> list[str]:
@@ -71,11 +72,27 @@ def encode_continue(name: str) -> str:
 
 
 def decode_continue(token: str) -> str:
+    """The name a page ends at. Any unpadded base64url (``patterns.CONTINUE``) is a token:
+    its bytes are read as Latin-1, so a token a client made up lists after that string."""
+    if not patterns.matches(patterns.CONTINUE, token):
+        raise ValueError("invalid continue token")
     try:
         padded = token + "=" * (-len(token) % 4)
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
-    except (binascii.Error, UnicodeDecodeError, ValueError) as exc:
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode("latin-1")
+    except (binascii.Error, ValueError) as exc:
         raise ValueError("invalid continue token") from exc
+
+
+def parse_limit(text: str | None) -> int:
+    """``limit``: absent, the default; else a decimal integer from 1 to ``MAX_LIMIT``."""
+    if text is None:
+        return DEFAULT_LIMIT
+    if not (text.isascii() and text.isdigit()):
+        raise ValueError("limit must be an integer")
+    limit = int(text)
+    if not 1 <= limit <= MAX_LIMIT:
+        raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
+    return limit
 
 
 @dataclass(frozen=True)
@@ -90,21 +107,15 @@ class Query:
     def parse(cls, params: Mapping[str, str]) -> Query:
         """The query of ``?queue=&phase=&labelSelector=&limit=&continue=`` (ValueError
         names the parameter that is wrong)."""
-        phase = params.get("phase") or None
+        phase = params.get("phase")
         if phase is not None and phase not in {p.value for p in Phase}:
             raise ValueError(f"phase must be one of {', '.join(p.value for p in Phase)}")
-        try:
-            limit = int(params.get("limit") or DEFAULT_LIMIT)
-        except ValueError as exc:
-            raise ValueError("limit must be an integer") from exc
-        if not 1 <= limit <= MAX_LIMIT:
-            raise ValueError(f"limit must be between 1 and {MAX_LIMIT}")
         selector = params.get("labelSelector") or ""
         return cls(
             queue=params.get("queue") or None,
             phase=Phase(phase) if phase else None,
             selector=parse_selector(selector) if selector.strip() else None,
-            limit=limit,
+            limit=parse_limit(params.get("limit")),
             after=decode_continue(params["continue"]) if params.get("continue") else "",
         )
 

@@ -1,6 +1,7 @@
-"""The OpenAPI 3.1 document of the gateway, built from the route table and the models (so it
-cannot drift from them); ``python -m asynctask_gateway.openapi`` prints it, and the checked-in
-docs/openapi.json is that output (a unit test compares them)."""
+"""The OpenAPI 3.1 document of the gateway, built from the route table, the models and the
+patterns the validators use (so it cannot drift from them); ``python -m
+asynctask_gateway.openapi`` prints it, and the checked-in docs/openapi.json is that output (a
+unit test compares them; tests/e2e/test_openapi_conformance.py runs Schemathesis with it)."""
 
 from __future__ import annotations
 
@@ -9,187 +10,297 @@ from typing import Any
 
 from pydantic.json_schema import models_json_schema
 
-from asynctask_gateway.routes import API_ROUTES, PUBLIC_PATHS, UI_PATHS, Route
-from asynctask_gateway.submissions import MAX_BATCH, TaskRequest
+from asynctask_gateway import openapi_schemas as parts
+from asynctask_gateway import patterns
+from asynctask_gateway.listing import DEFAULT_LIMIT, MAX_LIMIT
+from asynctask_gateway.openapi_schemas import PHASES, ref
+from asynctask_gateway.routes import API_ROUTES, Route
+from asynctask_gateway.settings import MAX_WAIT_SECONDS
+from asynctask_gateway.submissions import TaskRequest
+from asynctask_gateway.ui import CONTENT_TYPES, FILES
 from asynctask_worker.views import TaskView
 
-REF = "#/components/schemas/{model}"
-PROBLEM = {
-    "type": "object",
-    "description": "RFC 9457 problem details.",
-    "properties": {
-        "type": {"type": "string"},
-        "title": {"type": "string"},
-        "status": {"type": "integer"},
-        "detail": {"type": "string"},
-        "instance": {"type": "string"},
-        "reason": {"type": "string"},
-        "causes": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "field": {"type": "string"},
-                    "reason": {"type": "string"},
-                    "message": {"type": "string"},
-                },
-            },
-        },
-    },
-    "required": ["type", "title", "status", "detail"],
+#: What every API route may answer besides its own codes (Route.answers).
+COMMON = (401, 403, 404, 429, 502, 503)
+#: The problem types (``reason``) behind each status, and when.
+PROBLEMS = {
+    400: "BadRequest (a body that is not JSON, a query parameter or header that does not "
+    "match its schema), InvalidName (the path's task name is not a DNS-1123 subdomain), "
+    "or the apiserver's own 400",
+    401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
+    403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
+    404: "NotFound (no such task), NamespaceNotServed (the namespace is not one this "
+    "gateway serves)",
+    409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has ended)",
+    410: "the apiserver's Gone",
+    413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON)",
+    422: "Invalid (a field does not fit: causes name it; also the apiserver's refusals), "
+    "IdempotencyKeyReused (the key created a task with another body)",
+    429: "TooManyRequests: the caller's open streams or waits (Retry-After), or the "
+    "apiserver's throttling",
+    502: "GatewayForbidden (the gateway's own ServiceAccount was refused), or another "
+    "unexpected answer of the apiserver (its reason)",
+    503: "AuthorizationUnavailable: the SubjectAccessReview could not be made",
 }
-TASK_LIST = {
-    "type": "object",
-    "properties": {
-        "items": {"type": "array", "items": {"$ref": REF.format(model="TaskView")}},
-        "continue": {
-            "type": ["string", "null"],
-            "description": "Pass as ?continue= for the next page; null on the last.",
-        },
-    },
+SUCCESS = {
+    200: "OK",
+    202: "Accepted: the task is created (or cancelled); the view",
+    204: "No Content",
+    304: "Not Modified: If-None-Match names the current resourceVersion",
 }
-BATCH = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["tasks"],
-    "properties": {
-        "tasks": {
-            "type": "array",
-            "minItems": 1,
-            "maxItems": MAX_BATCH,
-            "items": {"$ref": REF.format(model="TaskRequest")},
-        }
-    },
-}
-TASK_DETAIL = {
-    "type": "object",
-    "description": "A task page's record.",
-    "properties": {
-        "task": {"$ref": REF.format(model="TaskView")},
-        "spec": {"type": "object", "description": "The spec as written, with the request."},
-        "status": {
-            "type": "object",
-            "description": "conditions, webhook, lastError, "
-            "nextAttemptTime, worker, queuedTime, observedGeneration (when set).",
-        },
-        "labels": {"type": "object", "additionalProperties": {"type": "string"}},
-        "annotations": {"type": "object", "additionalProperties": {"type": "string"}},
-    },
-}
-BATCH_ANSWER = {
-    "type": "object",
-    "properties": {
-        "items": {
-            "type": "array",
-            "items": {
-                "type": "object",
-                "properties": {
-                    "status": {"type": "integer"},
-                    "location": {"type": "string"},
-                    "task": {"$ref": REF.format(model="TaskView")},
-                    "problem": {"$ref": REF.format(model="Problem")},
-                },
-            },
-        }
-    },
+STREAMS = {"streamTask": "TaskEvent", "watchTasks": "NamespaceEvent"}
+BODIES = {"listTasks": "TaskList", "createTasks": "BatchAnswer", "getTaskDetail": "TaskDetail"}
+#: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
+#: stateful tests follow them).
+NEXT = {
+    "createTask": ("getTask", "waitTask", "cancelTask", "deleteTask", "getTaskDetail"),
+    "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask"),
+    "cancelTask": ("getTask", "deleteTask"),
 }
 
 
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(TaskView, "serialization"), (TaskRequest, "validation")], by_alias=True, ref_template=REF
+        [(TaskView, "serialization"), (TaskRequest, "validation")],
+        by_alias=True,
+        ref_template=parts.REF,
     )
     schemas: dict[str, Any] = dict(top.get("$defs", {}))
     schemas.update(
-        Problem=PROBLEM,
-        TaskList=TASK_LIST,
-        Batch=BATCH,
-        BatchAnswer=BATCH_ANSWER,
-        TaskDetail=TASK_DETAIL,
+        Problem=parts.PROBLEM,
+        TaskList=parts.TASK_LIST,
+        Batch=parts.BATCH,
+        BatchAnswer=parts.BATCH_ANSWER,
+        BatchItemCreated=parts.BATCH_ITEM_CREATED,
+        BatchItemRefused=parts.BATCH_ITEM_REFUSED,
+        TaskDetail=parts.TASK_DETAIL,
+        TaskEvent=parts.TASK_EVENT,
+        NamespaceEvent=parts.NAMESPACE_EVENT,
+        Counts=parts.COUNTS,
     )
     return schemas
 
 
+def _string(pattern: str, max_length: int | None = None, **more: Any) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "string", "pattern": pattern, **more}
+    if max_length is not None:
+        schema["maxLength"] = max_length
+    return schema
+
+
+QUERY: dict[str, dict[str, Any]] = {
+    "queue": {"schema": {"type": "string"}, "description": "Only tasks of this queue."},
+    "phase": {"schema": {"enum": PHASES}, "description": "Only tasks in this phase."},
+    "labelSelector": {
+        "schema": _string(patterns.LABEL_SELECTOR),
+        "description": "Kubernetes' label selector (a=b, a!=b, a, !a, a in (x,y), "
+        "a notin (x,y); comma: and).",
+    },
+    "limit": {
+        "schema": {
+            "type": "integer",
+            "minimum": 1,
+            "maximum": MAX_LIMIT,
+            "default": DEFAULT_LIMIT,
+        },
+        "description": "Tasks per page.",
+    },
+    "continue": {
+        "schema": _string(patterns.CONTINUE),
+        "description": "The previous page's `continue`: the page after it.",
+    },
+    "timeout": {
+        "schema": _string(patterns.DURATION),
+        "description": "30s, 1.5s, 500ms, 1m or seconds; default 30s, at most "
+        f"{MAX_WAIT_SECONDS:g}s (longer is shortened).",
+    },
+}
+HEADERS: dict[str, dict[str, Any]] = {
+    "Prefer": {
+        "schema": {"type": "string"},
+        "description": "RFC 7240; `wait=N` waits up to N seconds (at most "
+        f"{MAX_WAIT_SECONDS:g}) for the task to end, then answers 200 with the final "
+        "view; other preferences are ignored.",
+    },
+    "Idempotency-Key": {
+        "schema": _string(patterns.IDEMPOTENCY_KEY, 257),
+        "description": "1 to 255 printable ASCII characters, bare or as a structured-field "
+        'string ("..."): a retry with the same key and body answers the task the first '
+        "call created; the same key with another body is 422 IdempotencyKeyReused.",
+    },
+    "If-None-Match": {"schema": {"type": "string"}, "description": "ETags (304 on a match)."},
+    "Last-Event-ID": {
+        "schema": {"type": "string"},
+        "description": "The last resourceVersion seen: resumes without repeating it.",
+    },
+}
+ROUTE_QUERIES = {
+    "listTasks": ("queue", "phase", "labelSelector", "limit", "continue"),
+    "waitTask": ("timeout",),
+    "watchTasks": ("queue", "labelSelector"),
+}
+ROUTE_HEADERS = {
+    "createTask": ("Prefer", "Idempotency-Key"),
+    "getTask": ("If-None-Match",),
+    "streamTask": ("Last-Event-ID",),
+}
+PATH_PARAMS = {
+    "namespace": _string(patterns.NAMESPACE_PATTERN, patterns.MAX_NAMESPACE),
+    "name": _string(patterns.NAME_PATTERN, patterns.MAX_NAME),
+}
+
+
 def _parameters(route: Route) -> list[dict[str, Any]]:
-    names = [p.strip("{}") for p in route.path.split("/") if p.startswith("{")]
-    params: list[dict[str, Any]] = [
-        {"name": n.split("}")[0], "in": "path", "required": True, "schema": {"type": "string"}}
-        for n in names
-    ]
-    queries = {
-        "listTasks": ["queue", "phase", "labelSelector", "limit", "continue"],
-        "waitTask": ["timeout"],
-        "watchTasks": ["queue", "labelSelector"],
-    }.get(route.name, [])
-    params += [{"name": q, "in": "query", "schema": {"type": "string"}} for q in queries]
-    headers = {
-        "createTask": ["Prefer", "Idempotency-Key"],
-        "getTask": ["If-None-Match"],
-        "streamTask": ["Last-Event-ID"],
-    }.get(route.name, [])
-    params += [{"name": h, "in": "header", "schema": {"type": "string"}} for h in headers]
+    names = [part.strip("{}").split("}")[0] for part in route.path.split("/") if "{" in part]
+    params = [{"name": n, "in": "path", "required": True, "schema": PATH_PARAMS[n]} for n in names]
+    params += [{"name": q, "in": "query", **QUERY[q]} for q in ROUTE_QUERIES.get(route.name, ())]
+    params += [{"name": h, "in": "header", **HEADERS[h]} for h in ROUTE_HEADERS.get(route.name, ())]
     return params
 
 
-def _content(route: Route, code: int) -> dict[str, Any]:
-    if code in (204, 304):
-        return {}
+def _header(description: str, required: bool = False, **schema: Any) -> dict[str, Any]:
+    return {
+        "description": description,
+        "required": required,
+        "schema": {"type": "string", **schema},
+    }
+
+
+def _view_headers(route: Route) -> dict[str, Any]:
+    headers = {
+        "ETag": _header("The resourceVersion, quoted.", True),
+        "Retry-After": _header("Seconds before polling again (while not done).", False),
+    }
+    if route.name == "createTask":
+        headers["Location"] = _header("The task's URL path.", True)
+        headers["Preference-Applied"] = _header("wait=N, when Prefer: wait was applied.")
+    return headers
+
+
+def _answer(route: Route, code: int) -> dict[str, Any]:
     if code >= 400:
-        return {"application/problem+json": {"schema": {"$ref": REF.format(model="Problem")}}}
-    if route.name in ("streamTask", "watchTasks"):
-        return {"text/event-stream": {"schema": {"type": "string"}}}
-    model = {
-        "listTasks": "TaskList",
-        "createTasks": "BatchAnswer",
-        "getTaskDetail": "TaskDetail",
-    }.get(route.name, "TaskView")
-    return {"application/json": {"schema": {"$ref": REF.format(model=model)}}}
+        answer: dict[str, Any] = {
+            "description": PROBLEMS[code],
+            "content": {"application/problem+json": {"schema": ref("Problem")}},
+        }
+        if code == 401:
+            answer["headers"] = {"WWW-Authenticate": _header('Bearer realm="asynctask"', True)}
+        if code == 429:
+            answer["headers"] = {"Retry-After": _header("Seconds to wait.")}
+        return answer
+    answer = {"description": SUCCESS[code]}
+    if code == 304:
+        answer["headers"] = {"ETag": _header("The resourceVersion, quoted.", True)}
+    if code in (204, 304):
+        return answer
+    if route.name in STREAMS:
+        schema = ref(STREAMS[route.name])
+        answer["content"] = {"text/event-stream": {"schema": schema}}
+        return answer
+    answer["content"] = {"application/json": {"schema": ref(BODIES.get(route.name, "TaskView"))}}
+    if route.name not in BODIES:
+        answer["headers"] = _view_headers(route)
+    if route.name in NEXT:
+        answer["links"] = {
+            target: {
+                "operationId": target,
+                "parameters": {
+                    "namespace": "$response.body#/namespace",
+                    "name": "$response.body#/name",
+                },
+            }
+            for target in NEXT[route.name]
+        }
+    return answer
 
 
 def _operation(route: Route) -> dict[str, Any]:
-    responses: dict[str, Any] = {}
-    for code in (*route.answers, 401, 403):
-        answer: dict[str, Any] = {"description": f"{code}"}
-        if content := _content(route, code):
-            answer["content"] = content
-        responses[str(code)] = answer
+    codes = sorted({*route.answers, *COMMON})
     op: dict[str, Any] = {
         "operationId": route.name,
         "summary": route.summary,
         "parameters": _parameters(route),
-        "responses": responses,
+        "responses": {str(code): _answer(route, code) for code in codes},
         "x-kubernetes-verbs": list(route.verbs),
     }
     if route.body != "none":
         model = "TaskRequest" if route.body == "task" else "Batch"
         op["requestBody"] = {
             "required": True,
-            "content": {"application/json": {"schema": {"$ref": REF.format(model=model)}}},
+            "content": {"application/json": {"schema": ref(model)}},
         }
     return op
+
+
+def _public(operation_id: str, summary: str, answers: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "get": {
+            "operationId": operation_id,
+            "summary": summary,
+            "security": [],
+            "responses": answers,
+        }
+    }
+
+
+def _text(description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"text/plain": {"schema": {"type": "string"}}}}
+
+
+def _public_paths() -> dict[str, Any]:
+    not_found = {
+        "description": "NotFound: no such file in the dashboard",
+        "content": {"application/problem+json": {"schema": ref("Problem")}},
+    }
+    files = {
+        ctype.split(";")[0]: {"schema": {"type": "string"}} for ctype in CONTENT_TYPES.values()
+    }
+    ui_file = {"description": "The file", "content": files}
+    return {
+        "/healthz": _public("healthz", "The process is up.", {"200": _text("ok")}),
+        "/readyz": _public(
+            "readyz",
+            "The watch cache has synced.",
+            {"200": _text("ok"), "503": _text("the watch cache has not synced yet")},
+        ),
+        "/metrics": _public("metrics", "Prometheus metrics.", {"200": _text("exposition")}),
+        "/openapi.json": _public(
+            "openapi_json",
+            "This document.",
+            {"200": {"description": "OK", "content": {"application/json": {"schema": {}}}}},
+        ),
+        "/ui": _public(
+            "dashboardRedirect",
+            "The web dashboard: redirects to /ui/.",
+            {"301": {"description": "To /ui/", "headers": {"Location": _header("/ui/", True)}}},
+        ),
+        "/ui/": _public(
+            "dashboard",
+            "The web dashboard's page (static; no token, no data).",
+            {"200": {"description": "index.html", "content": {"text/html": {}}}},
+        ),
+        "/ui/{file}": {
+            "get": {
+                **_public("dashboardFile", "A static file of the dashboard.", {})["get"],
+                "parameters": [
+                    {
+                        "name": "file",
+                        "in": "path",
+                        "required": True,
+                        "schema": {"type": "string", "enum": sorted(FILES)},
+                    }
+                ],
+                "responses": {"200": ui_file, "404": not_found},
+            }
+        },
+    }
 
 
 def build_document() -> dict[str, Any]:
     paths: dict[str, dict[str, Any]] = {}
     for route in API_ROUTES:
         paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
-    for path in PUBLIC_PATHS:
-        paths[path] = {
-            "get": {
-                "operationId": path.strip("/").replace(".", "_"),
-                "security": [],
-                "responses": {"200": {"description": "200"}},
-            }
-        }
-    for path, operation_id in UI_PATHS.items():
-        paths[path] = {
-            "get": {
-                "operationId": operation_id,
-                "summary": "The web dashboard (static files; no token, no data).",
-                "security": [],
-                "responses": {"200": {"description": "200"}, "301": {"description": "301"}},
-            }
-        }
+    paths.update(_public_paths())
     return {
         "openapi": "3.1.0",
         "info": {
@@ -197,7 +308,8 @@ def build_document() -> dict[str, Any]:
             "version": "v1",
             "description": "Submit, poll, long-poll, stream and cancel AsyncTasks. "
             "Authenticate with a Kubernetes bearer token; each call is "
-            "authorized by a SubjectAccessReview on asynctasks.",
+            "authorized by a SubjectAccessReview on asynctasks (before anything about the "
+            "namespace or the task is looked at). Errors are RFC 9457 problems.",
         },
         "security": [{"bearer": []}],
         "paths": paths,

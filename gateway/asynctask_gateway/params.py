@@ -4,24 +4,26 @@ from __future__ import annotations
 
 import re
 
+from asynctask_gateway import patterns
 from asynctask_gateway.settings import MAX_WAIT_SECONDS
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m)?\s*$")
+_DURATION = re.compile(patterns.DURATION)
 _WAIT = re.compile(r"^\s*wait\s*=\s*\"?(\d+)\"?\s*$", re.IGNORECASE)
 
 
 def parse_duration(text: str) -> float:
     """``30s``, ``1.5s``, ``500ms``, ``1m`` or plain seconds (``30``)."""
-    match = _DURATION.match(text)
+    match = _DURATION.fullmatch(text)
     if not match:
         raise ValueError(f"timeout must be a duration like 30s, 500ms or 1m, not {text!r}")
-    value, unit = float(match.group(1)), match.group(2) or "s"
+    value, unit = float(match.group(1)), match.group(3) or "s"
     return value / 1000 if unit == "ms" else value * 60 if unit == "m" else value
 
 
 def wait_timeout(text: str | None, default: float) -> float:
-    """The long-poll's timeout: the query's (or the default), capped below proxy limits."""
-    seconds = default if not text else parse_duration(text)
+    """The long-poll's timeout: the query's (or the default, when absent), capped below
+    proxy limits."""
+    seconds = default if text is None else parse_duration(text)
     return min(seconds, MAX_WAIT_SECONDS)
 
 

@@ -19,6 +19,8 @@ class Route:
     verbs: tuple[str, ...]  # SubjectAccessReview verbs on asynctasks, all required
     summary: str
     body: Body = "none"
+    #: What the route itself answers; every API route may also answer 401, 403, 404
+    #: (a namespace not served), 429, 502 and 503 (openapi.COMMON).
     answers: tuple[int, ...] = (200,)
 
 
@@ -31,16 +33,17 @@ API_ROUTES: tuple[Route, ...] = (
         "Submit a task: 202 with Location and the task view (200 with the final view if "
         "it ends within `Prefer: wait=N`).",
         "task",
-        (200, 202, 400, 409, 413, 422),
+        (200, 202, 400, 404, 409, 413, 422),
     ),
     Route(
         "POST",
         TASKS + ":batch",
         "createTasks",
         ("create",),
-        "Submit up to 500 tasks; one answer per item, in order.",
+        "Submit up to 500 tasks; one answer per item, in order (each item succeeds or "
+        "fails on its own: see BatchAnswer).",
         "batch",
-        (200, 400, 413),
+        (200, 400, 404, 413),
     ),
     Route(
         "GET",
@@ -48,7 +51,7 @@ API_ROUTES: tuple[Route, ...] = (
         "listTasks",
         ("list",),
         "Tasks of the namespace (from the cache), filtered and paginated.",
-        answers=(200, 400),
+        answers=(200, 400, 404),
     ),
     Route(
         "GET",
@@ -56,7 +59,7 @@ API_ROUTES: tuple[Route, ...] = (
         "getTask",
         ("get",),
         "One task's view; ETag is its resourceVersion (If-None-Match: 304).",
-        answers=(200, 304, 404),
+        answers=(200, 304, 400, 404),
     ),
     Route(
         "DELETE",
@@ -64,7 +67,7 @@ API_ROUTES: tuple[Route, ...] = (
         "deleteTask",
         ("delete",),
         "Delete the task and its record.",
-        answers=(204, 404),
+        answers=(204, 400, 404),
     ),
     Route(
         "GET",
@@ -82,7 +85,7 @@ API_ROUTES: tuple[Route, ...] = (
         ("get", "watch"),
         "Server-sent events: one per change (event: the phase, or progress), until the "
         "terminal one; Last-Event-ID resumes; 204 once the task has ended and been seen.",
-        answers=(200, 204, 404, 429),
+        answers=(200, 204, 400, 404, 429),
     ),
     Route(
         "POST",
@@ -90,7 +93,7 @@ API_ROUTES: tuple[Route, ...] = (
         "cancelTask",
         ("patch",),
         "Cancel the task (sets spec.cancel) and keep its record.",
-        answers=(202, 404, 409),
+        answers=(202, 400, 404, 409),
     ),
     Route(
         "GET",
@@ -100,7 +103,7 @@ API_ROUTES: tuple[Route, ...] = (
         "Server-sent events of the namespace (the dashboard's live list): `counts` per "
         "queue and phase, then `task` (a view) or `deleted` for each change, filtered by "
         "queue and labelSelector; never ends by itself.",
-        answers=(200, 400, 429),
+        answers=(200, 400, 404, 429),
     ),
     Route(
         "GET",
@@ -109,7 +112,7 @@ API_ROUTES: tuple[Route, ...] = (
         ("get",),
         "The whole record for a task page: the view, spec (with the request), status "
         "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
-        answers=(200, 404),
+        answers=(200, 400, 404),
     ),
 )
 

@@ -10,37 +10,66 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import ConfigDict, Field, model_validator
 
+from asynctask_gateway import patterns
 from asynctask_gateway.kube import GROUP, KIND, VERSION
-from asynctask_operator.spec import AsyncTaskSpec
+from asynctask_operator.spec import AsyncTaskSpec, WebhookSpec
 
 CREATED_BY = f"{GROUP}/created-by"
 REQUEST_HASH = f"{GROUP}/request-hash"
 IDEMPOTENCY_KEY = f"{GROUP}/idempotency-key"
 GENERATE_NAME = "task-"
 MAX_BATCH = 500
-NAME_PATTERN = r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$"
-LABEL_KEY = r"^([a-z0-9]([-a-z0-9.]*[a-z0-9])?/)?[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$"
+#: The spec's integer fields (by their JSON names): JSON Schema counts 10.0 as the integer 10.
+INTEGERS = frozenset(
+    field.alias or name
+    for name, field in AsyncTaskSpec.model_fields.items()
+    if field.annotation in (int, int | None)
+)
+
+
+class GatewayWebhook(WebhookSpec):
+    """``spec.webhook`` as the gateway takes it: a URL its pattern describes exactly."""
+
+    url: Annotated[str, Field(min_length=1, max_length=2048, pattern=patterns.WEBHOOK_URL)]
 
 
 class TaskRequest(AsyncTaskSpec):
-    """One task to submit: the spec's fields, plus the object's name and labels."""
+    """One task to submit: the spec's fields, plus the object's name and labels. Types are
+    JSON Schema's: a number is not a string, true is not 1, and an integer may be 10.0."""
 
     model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
 
-    name: Annotated[str | None, Field(min_length=1, max_length=253, pattern=NAME_PATTERN)] = None
+    name: Annotated[
+        str | None, Field(min_length=1, max_length=patterns.MAX_NAME, pattern=patterns.NAME_PATTERN)
+    ] = None
     labels: dict[
-        Annotated[str, Field(max_length=317, pattern=LABEL_KEY)],
-        Annotated[str, Field(max_length=63)],
+        Annotated[str, Field(max_length=patterns.MAX_LABEL_KEY, pattern=patterns.LABEL_KEY)],
+        # The value's pattern is the apiserver's to enforce (its refusal, a 422 naming
+        # metadata.labels, passes through verbatim); the document states it.
+        Annotated[str, Field(max_length=63, json_schema_extra={"pattern": patterns.LABEL_VALUE})],
     ] = Field(default_factory=dict)
+    cancel: Literal[False] = Field(
+        False, description="Cannot be set on submission: POST .../cancel later."
+    )
+    webhook: GatewayWebhook | None = None
+
+    @classmethod
+    def parse(cls, raw: Any) -> TaskRequest:
+        """The body of a POST, validated strictly as the document's JSON Schema reads it
+        (integral numbers taken as integers)."""
+        if isinstance(raw, dict):
+            raw = {k: _integral(v) if k in INTEGERS else v for k, v in raw.items()}
+        return cls.model_validate(raw, strict=True)
 
     @model_validator(mode="after")
-    def _not_cancelled(self) -> TaskRequest:
-        if self.cancel:
-            raise ValueError("cancel cannot be set on submission (POST .../cancel later)")
+    def _label_prefix(self) -> TaskRequest:
+        for key in self.labels:
+            if len(key.rpartition("/")[0]) > patterns.MAX_NAME:
+                raise ValueError(f"the prefix of the label key {key!r} is over 253 characters")
         return self
 
     def spec(self) -> dict[str, Any]:
@@ -49,6 +78,12 @@ class TaskRequest(AsyncTaskSpec):
             mode="json", by_alias=True, exclude_unset=True, exclude={"name", "labels", "cancel"}
         )
         return {k: v for k, v in spec.items() if v is not None}
+
+
+def _integral(value: Any) -> Any:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
 
 
 def request_hash(body: Any) -> str:
@@ -69,12 +104,10 @@ def parse_idempotency_key(header: str | None) -> str | None:
     bare token, 1-255 printable ASCII characters; ``None`` when absent."""
     if header is None:
         return None
-    key = header.strip()
-    if len(key) >= 2 and key[0] == key[-1] == '"':
-        key = key[1:-1]
-    if not 1 <= len(key) <= 255 or not key.isascii() or not key.isprintable():
+    value = header.strip()
+    if not patterns.matches(patterns.IDEMPOTENCY_KEY, value):
         raise ValueError("Idempotency-Key must be 1 to 255 printable ASCII characters")
-    return key
+    return value[1:-1] if len(value) >= 2 and value[0] == value[-1] == '"' else value
 
 
 def manifest(

@@ -1,0 +1,53 @@
+"""e2e fixtures of the OpenAPI tests: a gateway of their own, as the chart runs it (its
+ServiceAccount token and RBAC, the chart's limits), serving two fresh namespaces outside the
+shared operator's ``t-*``: Schemathesis creates hundreds of tasks with made-up queues, which no
+other test should list and no operator should queue. A ``writer`` has every verb in the first
+namespace and none in the second. Test modules load them with
+``pytest_plugins = ["tests.e2e.openapi_fixtures"]``.
+"""
+
+from __future__ import annotations
+
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from testbed import ControlPlane, RabbitMQ
+from testbed._proc import free_port
+from tests.e2e.chart import gateway_container, gateway_rbac
+from tests.e2e.conftest import running, system_env
+from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_ready, grant
+
+
+@pytest.fixture(scope="module")
+def own_gateway(
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Gateway]:
+    suffix = uuid.uuid4().hex[:6]
+    home, served, other = f"oa-{suffix}", f"oa-{suffix}-a", f"oa-{suffix}-b"
+    for ns in (home, served, other):
+        control_plane.kubectl("create", "namespace", ns)
+    folder = tmp_path_factory.mktemp("openapi-gateway")
+    with gateway_rbac(control_plane, home, served=[served, other]) as identity:
+        tokens = {"writer": grant(control_plane, served, "writer", CALLER_VERBS["writer"])}
+        container = gateway_container(control_plane, home, served=[served, other])
+        port = free_port()
+        env = system_env(control_plane, rabbitmq)
+        env.update({e["name"]: e["value"] for e in container["env"]})
+        env.update(
+            KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
+            ASYNCTASK_GATEWAY_PORT=str(port),
+            ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+        )
+        with running(
+            "gateway-openapi",
+            [sys.executable, "-m", "asynctask_gateway"],
+            env,
+            folder,
+            ready=gateway_ready(port),
+        ) as proc:
+            yield Gateway(proc, port, served, other, identity, tokens)
+    for ns in (home, served, other):
+        control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
