@@ -28,7 +28,7 @@ COPY client/ client/
 # The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
 # The image runs the operator too: the wheel with its `operator` extra (kopf, kubernetes).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/asynctask/bin/pip install "$(ls /wheels/asynctask-*.whl)[operator]" \
+ && /opt/asynctask/bin/pip install "$(ls /wheels/asynctask_k8s-*.whl)[operator]" \
  && /opt/asynctask/bin/pip uninstall -y pip setuptools wheel \
  && /opt/asynctask/bin/python -m compileall -q /opt/asynctask/lib
 

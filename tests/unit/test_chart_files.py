@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from asynctask_worker._version import __version__
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "asynctask"
 CRDS = REPO / "deploy" / "crds"
@@ -25,12 +27,18 @@ def test_chart_crds_are_byte_identical_to_deploy_crds() -> None:
         )
 
 
-def test_chart_versions() -> None:
+def test_chart_versions_are_the_projects_one_version() -> None:
+    """The chart carries the version of asynctask_worker/_version.py, which pyproject reads:
+    change one without the other and this fails."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "asynctask"
-    assert chart["appVersion"] == project["version"], "the image tag defaults to appVersion"
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    source = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert source == "asynctask_worker._version.__version__"
+    assert chart["version"] == __version__, "Chart.yaml's version is not the project's"
+    assert chart["appVersion"] == __version__, "the image tag defaults to appVersion"
     assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
 
 

@@ -104,7 +104,7 @@ def test_final_stage_has_no_build_tools() -> None:
 def test_the_image_installs_the_wheel_with_the_operator_extra() -> None:
     """The base distribution is the worker SDK alone; the image also runs the operator."""
     text = re.sub(r"\s+", " ", DOCKERFILE.read_text())
-    assert '/opt/asynctask/bin/pip install "$(ls /wheels/asynctask-*.whl)[operator]"' in text
+    assert '/opt/asynctask/bin/pip install "$(ls /wheels/asynctask_k8s-*.whl)[operator]"' in text
 
 
 def test_both_entrypoints_are_declared() -> None:
@@ -171,7 +171,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (built,) = out.glob("asynctask-*.whl")
+    (built,) = out.glob("asynctask_k8s-*.whl")
     return built
 
 

@@ -17,6 +17,7 @@ Run it with ``asynctask-worker mymodule:app``; test it without RabbitMQ with
 """
 
 from asynctask_worker._runtime.runtime import Worker
+from asynctask_worker._version import __version__
 from asynctask_worker.app import App, TaskDefinition, TaskFailed
 from asynctask_worker.context import TaskCancelled, TaskContext
 from asynctask_worker.messages import Phase
@@ -33,4 +34,5 @@ __all__ = [
     "Worker",
     "WorkerMetrics",
     "WorkerSettings",
+    "__version__",
 ]
