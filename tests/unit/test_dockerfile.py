@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from asynctask_worker import __version__
+from testbed import images
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -244,3 +247,17 @@ def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"usage: {command}"), proc.stdout
         assert all(w in proc.stdout for w in words), proc.stdout
+
+
+def test_the_release_labels_come_from_the_build_arguments() -> None:
+    """The final stage labels the image with VERSION, REVISION and SOURCE, the arguments
+    the test bed's build (and so make dist) fills, VERSION with the project's one version."""
+    final = stages()[-1]
+    args = {arg.partition("=")[0] for op, arg in final.instructions if op == "ARG"}
+    labels = " ".join(arg for op, arg in final.instructions if op == "LABEL")
+    for label, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{label}="${{{arg}}}"' in labels, labels
+        assert arg in args, f"ARG {arg} must be declared in the final stage"
+    built = images.build_args([DOCKERFILE])
+    assert set(built) == {"VERSION", "REVISION", "SOURCE"}
+    assert built["VERSION"] == images.project_version() == __version__
