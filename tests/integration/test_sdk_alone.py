@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from asynctask_worker import __version__
 from tests.unit.test_dockerfile import build_context
 
 pytestmark = pytest.mark.integration
@@ -120,6 +121,14 @@ def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
         cwd=tmp_path,
     )
     assert where.stdout.startswith(str(sdk_venv)), where.stdout  # the wheel's, not this tree's
+
+
+def test_every_command_prints_the_version_without_its_extra(sdk_venv: Path, tmp_path: Path) -> None:
+    """``--version`` needs nothing but the SDK: it answers before the check for the extra."""
+    for command in ("asynctask", "asynctask-operator", "asynctask-gateway", "asynctask-worker"):
+        proc = run(sdk_venv, command, "--version", cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert proc.stdout == f"{command} {__version__}\n", proc.stdout
 
 
 def test_the_operator_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import yaml
 
 from asynctask_worker._version import __version__
+from tests.incluster.install_lines import install_lines, install_version
 
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "asynctask"
@@ -129,3 +130,11 @@ def test_ci_values_files_are_valid_yaml_maps() -> None:
     for path in files:
         data = yaml.safe_load(path.read_text())
         assert data is None or isinstance(data, dict), path.name
+
+
+def test_the_readme_installs_this_version_from_the_packaged_files() -> None:
+    """The README's install lines (which tests/incluster runs) name this release's files."""
+    lines = install_lines()
+    assert install_version(lines) == __version__, "README: VERSION= is not the project's"
+    assert "ctr -n k8s.io images import asynctask-image-$VERSION.oci.tar" in lines
+    assert "helm install asynctask asynctask-$VERSION.tgz" in lines
