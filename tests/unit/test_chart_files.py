@@ -136,5 +136,6 @@ def test_the_readme_installs_this_version_from_the_packaged_files() -> None:
     """The README's install lines (which tests/incluster runs) name this release's files."""
     lines = install_lines()
     assert install_version(lines) == __version__, "README: VERSION= is not the project's"
-    assert "ctr -n k8s.io images import asynctask-image-$VERSION.oci.tar" in lines
+    ctr = "ctr -n k8s.io images import --base-name localhost/asynctask"
+    assert f"{ctr} asynctask-image-$VERSION.oci.tar" in lines
     assert "helm install asynctask asynctask-$VERSION.tgz" in lines
