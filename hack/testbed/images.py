@@ -310,22 +310,25 @@ def _build_project(out: Path, oci: Path, tag: str, base: Image, args: dict[str, 
             what="buildah push to a docker-archive",
         )
         partial.rename(out)
-        # The release's archive: OCI layout, named <repository>:<version> (its ref.name).
-        release = f"{PROJECT_REPOSITORY}:{args['VERSION']}"
-        _buildah(storage, "tag", tag, release, what="buildah tag")
-        partial = oci.with_name(oci.name + ".partial")
-        partial.unlink(missing_ok=True)
-        _buildah(
-            storage,
-            "push",
-            "--quiet",
-            release,
-            f"oci-archive:{partial}:{release}",
-            what="buildah push to an oci-archive",
-        )
-        partial.rename(oci)
+        _push_release(storage, tag, f"{PROJECT_REPOSITORY}:{args['VERSION']}", oci)
         # vfs storage keeps full copies of every layer; nothing of it is needed any more.
         shutil.rmtree(storage, ignore_errors=True)
+
+
+def _push_release(storage: Path, tag: str, release: str, oci: Path) -> None:
+    """The release's archive: OCI layout, the image named ``release`` (its ref.name)."""
+    _buildah(storage, "tag", tag, release, what="buildah tag")
+    partial = oci.with_name(oci.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _buildah(
+        storage,
+        "push",
+        "--quiet",
+        release,
+        f"oci-archive:{partial}:{release}",
+        what="buildah push to an oci-archive",
+    )
+    partial.rename(oci)
 
 
 def build_all() -> list[Image]:
