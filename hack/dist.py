@@ -27,6 +27,14 @@ from testbed import images
 
 REPO = Path(__file__).resolve().parents[1]
 CHART = REPO / "deploy" / "helm" / "asynctask"
+#: What a run writes into its folder (and removes from it first).
+ARTIFACTS = [
+    "asynctask_k8s-*.whl",
+    "asynctask_k8s-*.tar.gz",
+    "asynctask-*.tgz",
+    "asynctask-image-*.oci.tar",
+    "SHA256SUMS",
+]
 
 
 def say(text: str) -> None:
@@ -125,8 +133,10 @@ def size(path: Path) -> str:
 
 
 def build(out: Path, steps: list[Callable[[Path], Path | list[Path]]]) -> list[Path]:
-    shutil.rmtree(out, ignore_errors=True)
-    out.mkdir(parents=True)
+    out.mkdir(parents=True, exist_ok=True)
+    for old in ARTIFACTS:  # the previous run's files only: nothing else in ``out`` is touched
+        for f in out.glob(old):
+            f.unlink()
     files: list[Path] = []
     for step in steps:
         made = step(out)
