@@ -3,8 +3,12 @@
 # asynctask-gateway, from the one wheel that pyproject.toml builds. Worker pools with handlers
 # of their own build FROM this image and add their code (see docs/deploying.md).
 #
-#   docker build -t asynctask:0.1.0 .
-#   docker run --rm asynctask:0.1.0 asynctask-worker --help
+#   docker build -t asynctask:0.1.0 --build-arg VERSION=0.1.0 \
+#     --build-arg REVISION="$(git rev-parse HEAD)" --build-arg SOURCE=<repository URL> .
+#   docker run --rm asynctask:0.1.0 asynctask-worker --version
+#
+# `make dist` builds it (with buildah, hack/testbed/images.py) into an OCI archive, with
+# VERSION from asynctask_worker/_version.py and REVISION the last commit of the image's inputs.
 #
 # Stage 1 builds the wheel and installs it with its dependencies into a virtualenv;
 # stage 2 is the slim runtime: that virtualenv, the example handlers, a non-root user, and
@@ -28,12 +32,20 @@ COPY client/ client/
 # The same command the tests use to check the wheel (tests/unit/test_dockerfile.py).
 # The image runs the operator too: the wheel with its `operator` extra (kopf, kubernetes).
 RUN pip wheel --no-deps --wheel-dir /wheels . \
- && /opt/asynctask/bin/pip install "$(ls /wheels/asynctask-*.whl)[operator]" \
+ && /opt/asynctask/bin/pip install "$(ls /wheels/asynctask_k8s-*.whl)[operator]" \
  && /opt/asynctask/bin/pip uninstall -y pip setuptools wheel \
  && /opt/asynctask/bin/python -m compileall -q /opt/asynctask/lib
 
 FROM ${BASE_IMAGE} AS runtime
+# The OCI labels of a release: its version (asynctask_worker/_version.py), the commit and the
+# repository it was built from.
+ARG VERSION=unknown
+ARG REVISION=unknown
+ARG SOURCE=""
 LABEL org.opencontainers.image.title="asynctask" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.source="${SOURCE}" \
       org.opencontainers.image.description="AsyncTask operator, worker and HTTP gateway (asynctask-operator, asynctask-worker, asynctask-gateway)" \
       org.opencontainers.image.licenses="Apache-2.0"
 RUN groupadd --system --gid 10001 asynctask \

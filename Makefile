@@ -6,7 +6,9 @@
 #   make unit   the unit tests only, about 20 s; ARGS go to pytest
 #   make lint   ruff, mypy --strict and the import contracts (lint-imports)
 #   make fmt    ruff format (FILES=... for some files only)
-.PHONY: dev test unit deps lint fmt kind-e2e
+# and the release:
+#   make dist   wheel, sdist, chart and image archive, checked, with SHA256SUMS, into dist/
+.PHONY: dev test unit deps lint fmt kind-e2e dist
 
 dev:  ## ARGS=--once stops after the example task
 	bash hack/dev.sh $(ARGS)
@@ -28,3 +30,6 @@ fmt:
 
 kind-e2e:  ## needs Docker: the e2e suite against a kind cluster; ARGS go to pytest
 	bash hack/kind-e2e.sh $(ARGS)
+
+dist:  ## the release's artifacts into dist/ (docs/releasing.md); ARGS go to hack/dist.py
+	PYTHONPATH=hack .venv/bin/python hack/dist.py $(ARGS)

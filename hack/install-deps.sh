@@ -42,6 +42,9 @@ want=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
   say "installing Python dependencies into .venv (pip)"
   .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+  # The distribution was called asynctask before 0.1.0 (a name the package index gives to
+  # another project): an editable install under that name would shadow the new one's.
+  .venv/bin/pip uninstall -q -y asynctask 2>/dev/null || true
   # The SDK alone is the base distribution; the operator and the gateway are extras.
   .venv/bin/pip install -q --disable-pip-version-check -e '.[operator,gateway,dev]'
   echo "$want" > "$stamp"

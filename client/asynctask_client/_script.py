@@ -1,30 +1,20 @@
-"""The ``asynctask`` and ``kubectl-asynctask`` commands: a clear message when the client's
-extra is missing (the base distribution is the worker SDK; httpx and PyYAML come with
-``asynctask[client]``). Only the standard library is imported before the check."""
+"""The ``asynctask`` and ``kubectl-asynctask`` commands: ``--version``, and a clear message
+when the client's extra (httpx, PyYAML) is missing, before anything of it is imported
+(:mod:`asynctask_worker._entrypoint`)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from asynctask_worker._entrypoint import run_command
 
-#: What ``asynctask[client]`` adds, as import names.
+#: What the ``client`` extra adds, as import names.
 CLIENT_MODULES = ("httpx", "yaml")
 
 
-def missing_modules() -> list[str]:
-    return [m for m in CLIENT_MODULES if importlib.util.find_spec(m) is None]
+def _run(argv: list[str] | None) -> int:
+    from asynctask_client.cli import main  # after the check
+
+    return main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    missing = missing_modules()
-    if missing:
-        print(
-            f"asynctask needs {', '.join(missing)}, which this installation lacks: the "
-            "client's dependencies come with the extra `asynctask[client]` "
-            "(pip install 'asynctask[client]').",
-            file=sys.stderr,
-        )
-        return 2
-    from asynctask_client.cli import main as run  # after the check
-
-    return run(argv)
+    return run_command("asynctask", "client", CLIENT_MODULES, _run, argv)

@@ -26,6 +26,7 @@ from asynctask_client.errors import (
     WaitTimeout,
 )
 from asynctask_client.live import follow
+from asynctask_worker._entrypoint import version_line
 
 EPILOG = """exit codes:
   0 Succeeded (or done)   10 Failed   11 Error   12 Cancelled   13 TimedOut
@@ -72,6 +73,7 @@ def parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Submit, follow and inspect AsyncTasks (also run as kubectl asynctask).",
     )
+    top.add_argument("--version", action="version", version=version_line("asynctask"))
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(name: str, text: str) -> argparse.ArgumentParser:

@@ -13,6 +13,7 @@ from aiohttp import web
 from asynctask_gateway.app import make_app, make_gateway
 from asynctask_gateway.kube import Kube
 from asynctask_gateway.settings import GatewaySettings
+from asynctask_worker._entrypoint import version_line
 from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
 
 log = logging.getLogger("asynctask_gateway")
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
         prog="asynctask-gateway",
         description="HTTP gateway for AsyncTasks; configured by ASYNCTASK_GATEWAY_* variables.",
     )
+    parser.add_argument("--version", action="version", version=version_line("asynctask-gateway"))
     parser.add_argument("--port", type=int, help="overrides ASYNCTASK_GATEWAY_PORT")
     args = parser.parse_args(argv)
     settings = GatewaySettings()

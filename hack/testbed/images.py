@@ -5,7 +5,9 @@
   stands in for the public ``python:3.11-slim`` image the Dockerfile names by default.
 * ``project``: the project's image, built **from the project's Dockerfile** by Debian's
   ``buildah`` (chroot isolation, vfs storage) with ``--build-arg BASE_IMAGE=<base>``, so the
-  file users build is the file tested.
+  file users build is the file tested. The build also fills the Dockerfile's VERSION,
+  REVISION and SOURCE arguments (the OCI labels), and writes the same image a second time
+  as an OCI archive tagged with the release version: what ``make dist`` ships.
 
 Each is a docker-archive tarball in the cache (``~/.cache/asynctask/images``), named by a
 hash of its inputs: a warm run reuses it, a changed input makes a new one. ``import_all``
@@ -19,6 +21,7 @@ from __future__ import annotations
 import fcntl
 import hashlib
 import os
+import re
 import shutil
 import subprocess
 import tempfile
@@ -59,6 +62,7 @@ MMDEBSTRAP_OPTIONS = [
     '--customize-hook=rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*',
 ]
 PROJECT_REPOSITORY = "localhost/asynctask"
+VERSION_FILE = REPO / "worker" / "asynctask_worker" / "_version.py"
 HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"  # Debian's system trust store
 
 
@@ -68,6 +72,8 @@ class Image:
 
     archive: Path
     tag: str
+    #: The same image as an OCI archive tagged ``<repository>:<version>`` (the project's only).
+    oci: Path | None = None
 
 
 def cache_dir() -> Path:
@@ -209,19 +215,58 @@ def _buildah(storage: Path, *args: str, what: str, cwd: Path | None = None) -> s
     )
 
 
+def project_version() -> str:
+    """The one version (asynctask_worker/_version.py), read without importing the SDK."""
+    found = re.search(r'^__version__ = "([^"]+)"$', VERSION_FILE.read_text(), re.MULTILINE)
+    if found is None:
+        raise RuntimeError(f"no __version__ in {VERSION_FILE.relative_to(REPO)}")
+    return found.group(1)
+
+
+def _git(*args: str) -> str:
+    proc = subprocess.run(
+        ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
+    )
+    return proc.stdout.strip() if proc.returncode == 0 else ""
+
+
+def source_revision(paths: Iterable[Path]) -> str:
+    """The last commit that changed ``paths`` (``-dirty`` when they differ from it), or
+    ``unknown`` outside a git checkout: the image's revision label. A commit that leaves the
+    image's inputs alone keeps the cached image."""
+    names = [str(p.relative_to(REPO)) for p in paths]
+    commit = _git("log", "-1", "--format=%H", "--", *names)
+    if not commit:
+        return "unknown"
+    return commit + ("-dirty" if _git("status", "--porcelain", "--", *names) else "")
+
+
+def build_args(inputs: Iterable[Path]) -> dict[str, str]:
+    """The Dockerfile's label arguments: the version, the revision, the source repository
+    (git's ``origin``, if any)."""
+    return {
+        "VERSION": project_version(),
+        "REVISION": source_revision(inputs),
+        "SOURCE": _git("remote", "get-url", "origin"),
+    }
+
+
 def project_image(base: Image) -> Image:
     """The project's image from its Dockerfile, FROM the local base image."""
     sources = [REPO / s for s in dockerfile_sources(DOCKERFILE.read_text())]
-    key = hash_inputs([DOCKERFILE, REPO / ".dockerignore", *sources], [base.tag])
+    inputs = [DOCKERFILE, REPO / ".dockerignore", *sources]
+    args = build_args(inputs)
+    key = hash_inputs(inputs, [base.tag, *(f"{k}={v}" for k, v in sorted(args.items()))])
     tag = f"{PROJECT_REPOSITORY}:{key}"
     out = cache_dir() / f"project-{key}.tar"
-    with _building(out) as needed:
+    oci = cache_dir() / f"project-{key}.oci.tar"
+    with _building(oci) as needed:
         if needed:
-            _build_project(out, tag, base)
-    return Image(out, tag)
+            _build_project(out, oci, tag, base, args)
+    return Image(out, tag, oci)
 
 
-def _build_project(out: Path, tag: str, base: Image) -> None:
+def _build_project(out: Path, oci: Path, tag: str, base: Image, args: dict[str, str]) -> None:
     log("images", f"building the project image from the Dockerfile (buildah, base {base.tag})")
     with tempfile.TemporaryDirectory(prefix="asynctask-buildah-") as tmp:
         storage = Path(tmp)
@@ -245,6 +290,7 @@ def _build_project(out: Path, tag: str, base: Image) -> None:
             f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
             "--build-arg",
             f"BASE_IMAGE={base.tag}",
+            *(f"--build-arg={name}={value}" for name, value in args.items()),
             "-t",
             tag,
             "-f",
@@ -264,8 +310,25 @@ def _build_project(out: Path, tag: str, base: Image) -> None:
             what="buildah push to a docker-archive",
         )
         partial.rename(out)
+        _push_release(storage, tag, f"{PROJECT_REPOSITORY}:{args['VERSION']}", oci)
         # vfs storage keeps full copies of every layer; nothing of it is needed any more.
         shutil.rmtree(storage, ignore_errors=True)
+
+
+def _push_release(storage: Path, tag: str, release: str, oci: Path) -> None:
+    """The release's archive: OCI layout, the image named ``release`` (its ref.name)."""
+    _buildah(storage, "tag", tag, release, what="buildah tag")
+    partial = oci.with_name(oci.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _buildah(
+        storage,
+        "push",
+        "--quiet",
+        release,
+        f"oci-archive:{partial}:{release}",
+        what="buildah push to an oci-archive",
+    )
+    partial.rename(oci)
 
 
 def build_all() -> list[Image]:

@@ -1,34 +1,20 @@
-"""The ``asynctask-operator`` command: a clear message when the operator's extra is missing.
-
-The base distribution ``asynctask`` is the worker SDK; the operator's dependencies (kopf,
-the Kubernetes client, aiohttp) come with ``asynctask[operator]``. Without them the command
-would die on an ImportError deep inside :mod:`asynctask_operator.cli`; it says what to
-install instead. Only the standard library is imported before the check.
-"""
+"""The ``asynctask-operator`` command: ``--version``, and a clear message when the operator's
+extra (kopf, the Kubernetes client, aiohttp) is missing, before anything of it is imported
+(:mod:`asynctask_worker._entrypoint`)."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from asynctask_worker._entrypoint import run_command
 
-#: What ``asynctask[operator]`` adds, as import names.
+#: What the ``operator`` extra adds, as import names.
 OPERATOR_MODULES = ("kopf", "kubernetes", "aiohttp")
 
 
-def missing_modules() -> list[str]:
-    return [m for m in OPERATOR_MODULES if importlib.util.find_spec(m) is None]
+def _run(argv: list[str] | None) -> int:
+    from asynctask_operator.cli import main  # after the check
+
+    return main(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
-    missing = missing_modules()
-    if missing:
-        print(
-            f"asynctask-operator needs {', '.join(missing)}, which this installation lacks: "
-            "the operator's dependencies come with the extra `asynctask[operator]` "
-            "(pip install 'asynctask[operator]').",
-            file=sys.stderr,
-        )
-        return 2
-    from asynctask_operator.cli import main as run  # after the check
-
-    return run(argv)
+    return run_command("asynctask-operator", "operator", OPERATOR_MODULES, _run, argv)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import logging
 import os
 import re
 import sys
@@ -12,6 +13,8 @@ import sys
 import kopf
 
 from asynctask_operator.logs import LOG_FORMATS, configure_logging
+from asynctask_worker._entrypoint import version_line
+from asynctask_worker._version import __version__
 
 #: The apiserver accepts JSON nested up to 10,000 levels (Kubernetes' JSON decoder and Go's
 #: both stop there); Python's json stops at the interpreter's recursion limit (1,000). A
@@ -44,11 +47,12 @@ def tune_gc() -> None:
     gc.set_threshold(GC_YOUNG_THRESHOLD, middle, old)
 
 
-def main(argv: list[str] | None = None) -> int:
+def parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="asynctask-operator",
         description="Run the AsyncTask operator. Settings come from ASYNCTASK_* variables.",
     )
+    parser.add_argument("--version", action="version", version=version_line(parser.prog))
     scope = parser.add_mutually_exclusive_group()
     scope.add_argument(
         "--namespace",
@@ -83,10 +87,16 @@ def main(argv: list[str] | None = None) -> int:
         default=os.environ.get("ASYNCTASK_LOG_FORMAT", "text"),
         help="text or json lines (default: $ASYNCTASK_LOG_FORMAT, else text)",
     )
-    args = parser.parse_args(argv)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    options = parser()
+    args = options.parse_args(argv)
     if args.peering is not None and not LEASE_NAME.fullmatch(args.peering):
-        parser.error(f"--peering {args.peering!r}: not a Kubernetes object name ({LEASE_RULE})")
+        options.error(f"--peering {args.peering!r}: not a Kubernetes object name ({LEASE_RULE})")
     configure_logging(args.log_format, args.verbose)
+    logging.getLogger("asynctask.operator").info("asynctask-operator %s starting", __version__)
 
     sys.setrecursionlimit(max(sys.getrecursionlimit(), RECURSION_LIMIT))
     from asynctask_operator import handlers  # noqa: F401 - registers the handlers

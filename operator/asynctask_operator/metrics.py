@@ -17,6 +17,7 @@ Exposed series:
   worker's (``NotJson``, ``TooDeep``, ``NoHandler``...; ``other`` for unknown ones);
 * ``asynctask_operator_webhook_deliveries_total{outcome}``: webhook events ``delivered`` or
   ``failed`` (given up);
+* ``asynctask_build_info{version}``: 1, labelled with the operator's version;
 * ``asynctask_operator_tasks_tracked``, ``asynctask_operator_deadlines_pending``: what the
   operator holds in memory (tasks, and deadlines in its one scheduler).
 """
@@ -26,10 +27,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 
 from asynctask_operator.observers import Written
 from asynctask_operator.status import parse_phase, seconds_between
+from asynctask_worker._version import __version__
 from asynctask_worker.metrics import MetricsServer
 
 DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 4 * 3600, 24 * 3600)
@@ -38,6 +40,13 @@ DURATION_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, 
 class OperatorMetrics:
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = r = registry or CollectorRegistry()
+        self.build = Info("asynctask_build", "The running operator's version.", registry=r)
+        self.build.info({"version": __version__})
+        self._task_series(r)
+        self._operator_series(r)
+
+    def _task_series(self, r: CollectorRegistry) -> None:
+        """What became of tasks: published, phases, timings."""
         self.published = Counter(
             "asynctask_operator_tasks_published",
             "Task messages handed to RabbitMQ (attempts).",
@@ -70,6 +79,9 @@ class OperatorMetrics:
             buckets=DURATION_BUCKETS,
             registry=r,
         )
+
+    def _operator_series(self, r: CollectorRegistry) -> None:
+        """The operator's own work: writes, messages, webhooks, what it holds."""
         self.writes = Counter(
             "asynctask_operator_status_writes",
             "Status writes (PATCH of the status subresource) by result.",

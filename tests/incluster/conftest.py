@@ -1,9 +1,12 @@
 """The in-cluster fixtures: the whole system installed by ``helm install`` onto a real node.
 
 The test bed's node (``testbed.node``: containerd, the kubelet, kube-proxy, kube-scheduler)
-joins a control plane of its own; the project's image is built from the Dockerfile and
-imported into containerd. The chart then runs the operator and the example worker pool as
-pods in a namespace that enforces the ``restricted`` Pod Security Standard.
+joins a control plane of its own. ``make dist`` (``hack/dist.py``) builds the release's files
+into a temporary folder, and the README's "Install on your cluster" lines run there as
+written (``install_lines.py``): they import the image from its OCI archive into the node's
+containerd and ``helm install`` the packaged chart. The chart then runs the operator and the
+example worker pool as pods in a namespace that enforces the ``restricted`` Pod Security
+Standard; a ``helm upgrade`` from the same package sets the tests' values.
 
 RabbitMQ stays a process on this machine (``testbed.RabbitMQ``, listening on the node's
 IP) that pods reach through a Service with manual Endpoints, rather than an image built
@@ -13,7 +16,7 @@ other e2e tests do. The test bed runs no cluster DNS, so the chart's AMQP Secret
 Service by its ClusterIP; kube-proxy routes it like any Service.
 
 The same tests run on a kind cluster (``make kind-e2e``): with ``ASYNCTASK_INCLUSTER_KUBECONFIG``
-set, nothing is started here; the chart is installed into that cluster with
+set, nothing is started here; the packaged chart is installed into that cluster with
 ``ASYNCTASK_INCLUSTER_IMAGE`` (already loaded into its nodes) and the broker URLs as pods there
 see them (``ASYNCTASK_INCLUSTER_AMQP_URL``, ``ASYNCTASK_INCLUSTER_MANAGEMENT_URL``), and the audit
 log for the write budget is ``ASYNCTASK_E2E_AUDIT_LOG``. One list of tests, two clusters.
@@ -35,12 +38,15 @@ import pytest
 
 from testbed import RabbitMQ
 from testbed.controlplane import ControlPlane, build_binaries
-from testbed.node import cluster
+from testbed.images import PROJECT_REPOSITORY, project_version
+from testbed.node import Node, cluster
 from testbed.nodeconfig import NODE_IP
+from tests.incluster.install_lines import install_lines
 
 REPO = Path(__file__).resolve().parents[2]
-CHART = REPO / "deploy" / "helm" / "asynctask"
 NAMESPACE = "asynctask-system"
+#: Where the host's RabbitMQ is a Service (the README's lines create NAMESPACE themselves).
+BROKER_NAMESPACE = "asynctask-broker"
 VHOST = "incluster"
 RELEASE = "asynctask"
 POOL_DEPLOYMENT = "asynctask-worker-example"
@@ -62,12 +68,32 @@ def helm_binary() -> Path:
     return Path(proc.stdout.strip().splitlines()[-1]) / "helm"
 
 
+def dist(out: Path, *, image: bool) -> Path:
+    """``make dist`` into ``out``; returns the packaged chart."""
+    proc = subprocess.run(
+        [str(REPO / ".venv" / "bin" / "python"), str(REPO / "hack" / "dist.py"), "--out", str(out)]
+        + ([] if image else ["--no-image"]),
+        env={**os.environ, "PYTHONPATH": str(REPO / "hack")},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=1800,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    print(proc.stdout)  # what it built, with the sizes
+    return out / f"asynctask-{project_version()}.tgz"
+
+
 @dataclass
 class InCluster:
-    """The installed system: its cluster and the image its pods run."""
+    """The installed system: its cluster, the image its pods run, the chart package."""
 
     cp: ControlPlane
     image: str
+    chart: Path
+
+    def helm(self, *args: str, timeout: float = 400) -> str:
+        return helm(self.cp, *args, timeout=timeout)
 
     def kubectl(
         self, *args: str, check: bool = True, input: str | None = None, timeout: float = 60
@@ -128,7 +154,7 @@ def _broker_service(rmq: RabbitMQ) -> str:
                 {
                     "apiVersion": "v1",
                     "kind": "Service",
-                    "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
+                    "metadata": {"name": "rabbitmq", "namespace": BROKER_NAMESPACE},
                     "spec": {
                         "ports": [
                             {"name": "amqp", "port": 5672, "targetPort": rmq.port},
@@ -143,7 +169,7 @@ def _broker_service(rmq: RabbitMQ) -> str:
                 {
                     "apiVersion": "v1",
                     "kind": "Endpoints",
-                    "metadata": {"name": "rabbitmq", "namespace": NAMESPACE},
+                    "metadata": {"name": "rabbitmq", "namespace": BROKER_NAMESPACE},
                     "subsets": [
                         {
                             "addresses": [{"ip": NODE_IP}],
@@ -205,15 +231,31 @@ def _namespace(cp: ControlPlane) -> None:
 
 def _local_broker(cp: ControlPlane, rmq: RabbitMQ) -> tuple[str, str]:
     """The host's RabbitMQ as a Service; its URLs as pods see them."""
+    cp.kubectl("create", "namespace", BROKER_NAMESPACE)
     cp.kubectl("apply", "-f", "-", input=_broker_service(rmq))
     broker = cp.kubectl(
-        "-n", NAMESPACE, "get", "service", "rabbitmq", "-o", "jsonpath={.spec.clusterIP}"
+        "-n", BROKER_NAMESPACE, "get", "service", "rabbitmq", "-o", "jsonpath={.spec.clusterIP}"
     ).stdout.strip()
     rmq.add_vhost(VHOST)
     return (f"amqp://guest:guest@{broker}:5672/{VHOST}", f"http://guest:guest@{broker}:15672")
 
 
-def _install(cp: ControlPlane, urls: tuple[str, str], image: str, workdir: Path) -> None:
+def helm(cp: ControlPlane, *args: str, timeout: float = 400) -> str:
+    proc = subprocess.run(
+        [str(helm_binary()), *args],
+        env=cp.env(),
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=timeout,
+    )
+    if proc.returncode != 0:
+        pods = cp.kubectl("-n", NAMESPACE, "get", "pods,events", check=False).stdout
+        raise RuntimeError(f"helm {args[0]} failed:\n{proc.stdout}\n{proc.stderr}\n{pods}")
+    return proc.stdout
+
+
+def _secret(cp: ControlPlane, urls: tuple[str, str]) -> None:
     cp.kubectl(
         "-n",
         NAMESPACE,
@@ -224,31 +266,47 @@ def _install(cp: ControlPlane, urls: tuple[str, str], image: str, workdir: Path)
         f"--from-literal=url={urls[0]}",
         f"--from-literal=management-url={urls[1]}",
     )
+
+
+def _helm_values(
+    cp: ControlPlane, verb: str, chart: Path, image: str, workdir: Path, *extra: str
+) -> None:
+    """``helm install`` or ``upgrade`` of the packaged chart with the tests' values."""
     values = workdir / "values.json"  # JSON is YAML: tags stay strings
     values.write_text(json.dumps(chart_values(image)))
+    helm(cp, verb, RELEASE, str(chart), "--namespace", NAMESPACE, "-f", str(values), *extra)
+
+
+def _readme_install(cp: ControlPlane, node: Node, urls: tuple[str, str], files: Path) -> None:
+    """The README's install lines, run as written where make dist put its files; then the
+    management URL the autoscaler reads, which the README leaves out."""
+    env = {
+        **cp.env(),
+        "AMQP_URL": urls[0],
+        "CONTAINERD_ADDRESS": str(node.paths.containerd_socket),
+    }
+    env["PATH"] = f"{helm_binary().parent}{os.pathsep}{env['PATH']}"
     proc = subprocess.run(
-        [
-            str(helm_binary()),
-            "install",
-            RELEASE,
-            str(CHART),
-            "--namespace",
-            NAMESPACE,
-            "-f",
-            str(values),
-            "--wait",
-            "--timeout",
-            "5m",
-        ],
-        env=cp.env(),
+        ["bash", "-euo", "pipefail", "-c", install_lines()],
+        cwd=files,
+        env=env,
         capture_output=True,
         text=True,
         check=False,
-        timeout=400,
+        timeout=900,
     )
     if proc.returncode != 0:
         pods = cp.kubectl("-n", NAMESPACE, "get", "pods,events", check=False).stdout
-        raise RuntimeError(f"helm install failed:\n{proc.stdout}\n{proc.stderr}\n{pods}")
+        raise RuntimeError(f"README's install lines failed:\n{proc.stdout}\n{proc.stderr}\n{pods}")
+    cp.kubectl(
+        "-n",
+        NAMESPACE,
+        "patch",
+        "secret",
+        "asynctask-amqp",
+        "-p",
+        json.dumps({"stringData": {"management-url": urls[1]}}),
+    )
 
 
 @contextlib.contextmanager
@@ -260,18 +318,18 @@ def _existing_cluster(workdir: Path) -> Iterator[InCluster]:
         audit_log=Path(audit) if audit else Path(),
     )
     image = os.environ["ASYNCTASK_INCLUSTER_IMAGE"]
+    chart = dist(workdir / "dist", image=False)  # kind loads the image itself
     _namespace(cp)
     try:
-        _install(
+        _secret(
             cp,
             (
                 os.environ["ASYNCTASK_INCLUSTER_AMQP_URL"],
                 os.environ["ASYNCTASK_INCLUSTER_MANAGEMENT_URL"],
             ),
-            image,
-            workdir,
         )
-        yield InCluster(cp, image)
+        _helm_values(cp, "install", chart, image, workdir, "--wait", "--timeout", "5m")
+        yield InCluster(cp, image, chart)
     finally:
         subprocess.run(
             [str(helm_binary()), "uninstall", RELEASE, "--namespace", NAMESPACE, "--wait"],
@@ -284,11 +342,14 @@ def _existing_cluster(workdir: Path) -> Iterator[InCluster]:
 
 @contextlib.contextmanager
 def _local_cluster(workdir: Path) -> Iterator[InCluster]:
+    files = workdir / "dist"
+    chart = dist(files, image=True)
     with cluster() as (cp, node), RabbitMQ(management=True, address=NODE_IP) as rmq:
-        _namespace(cp)
-        image = node.images[-1].tag
-        _install(cp, _local_broker(cp, rmq), image, workdir)
-        yield InCluster(cp, image)
+        urls = _local_broker(cp, rmq)
+        _readme_install(cp, node, urls, files)
+        image = f"{PROJECT_REPOSITORY}:{project_version()}"  # from the OCI archive
+        _helm_values(cp, "upgrade", chart, image, workdir, "--wait", "--timeout", "5m")
+        yield InCluster(cp, image, chart)
 
 
 @pytest.fixture(scope="session")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from asynctask_worker import __version__
 from tests.unit.test_dockerfile import build_context
 
 pytestmark = pytest.mark.integration
@@ -60,7 +61,7 @@ def sdk_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert built.returncode == 0, built.stdout[-3000:] + built.stderr[-3000:]
-    (wheel,) = wheels.glob("asynctask-*.whl")
+    (wheel,) = wheels.glob("asynctask_k8s-*.whl")
     return wheel
 
 
@@ -106,7 +107,7 @@ def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
 ) -> None:
     installed = run(sdk_venv, "pip", "list", "--format=freeze", cwd=tmp_path)
     names = {line.split("==")[0].lower().replace("_", "-") for line in installed.stdout.split()}
-    assert SDK_DEPENDENCIES | {"asynctask"} <= names, names
+    assert SDK_DEPENDENCIES | {"asynctask-k8s"} <= names, names
     assert not names & OPERATOR_ONLY, names & OPERATOR_ONLY
     (tmp_path / "app.py").write_text(APP)
     proc = run(sdk_venv, "python", "app.py", cwd=tmp_path)
@@ -122,31 +123,39 @@ def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
     assert where.stdout.startswith(str(sdk_venv)), where.stdout  # the wheel's, not this tree's
 
 
+def test_every_command_prints_the_version_without_its_extra(sdk_venv: Path, tmp_path: Path) -> None:
+    """``--version`` needs nothing but the SDK: it answers before the check for the extra."""
+    for command in ("asynctask", "asynctask-operator", "asynctask-gateway", "asynctask-worker"):
+        proc = run(sdk_venv, command, "--version", cwd=tmp_path)
+        assert proc.returncode == 0, (command, proc.stderr)
+        assert proc.stdout == f"{command} {__version__}\n", proc.stdout
+
+
 def test_the_operator_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:
     proc = run(sdk_venv, "asynctask-operator", "--help", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "asynctask[operator]" in proc.stderr, proc.stderr
+    assert "asynctask-k8s[operator]" in proc.stderr, proc.stderr
     assert "kopf" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_the_gateway_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:
     proc = run(sdk_venv, "asynctask-gateway", "--help", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "asynctask[gateway]" in proc.stderr, proc.stderr
+    assert "asynctask-k8s[gateway]" in proc.stderr, proc.stderr
     assert "aiohttp" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_the_client_command_names_the_extra_it_needs(sdk_venv: Path, tmp_path: Path) -> None:
     proc = run(sdk_venv, "asynctask", "--help", cwd=tmp_path)
     assert proc.returncode == 2, proc.stdout + proc.stderr
-    assert "asynctask[client]" in proc.stderr, proc.stderr
+    assert "asynctask-k8s[client]" in proc.stderr, proc.stderr
     assert "httpx" in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_the_client_extra_brings_neither_kopf_nor_kubernetes(
     sdk_venv: Path, sdk_wheel: Path, tmp_path: Path
 ) -> None:
-    """``asynctask[client]``: httpx and PyYAML on top of the SDK, and the CLI runs (last in
+    """``asynctask-k8s[client]``: httpx and PyYAML on top of the SDK, and the CLI runs (last in
     this module: it adds to the SDK's virtualenv)."""
     added = run(
         sdk_venv,

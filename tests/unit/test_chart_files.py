@@ -10,6 +10,9 @@ from typing import Any
 
 import yaml
 
+from asynctask_worker._version import __version__
+from tests.incluster.install_lines import install_lines, install_version
+
 REPO = Path(__file__).resolve().parents[2]
 CHART = REPO / "deploy" / "helm" / "asynctask"
 CRDS = REPO / "deploy" / "crds"
@@ -25,12 +28,18 @@ def test_chart_crds_are_byte_identical_to_deploy_crds() -> None:
         )
 
 
-def test_chart_versions() -> None:
+def test_chart_versions_are_the_projects_one_version() -> None:
+    """The chart carries the version of asynctask_worker/_version.py, which pyproject reads:
+    change one without the other and this fails."""
     chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
-    project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
     assert chart["apiVersion"] == "v2"
     assert chart["name"] == "asynctask"
-    assert chart["appVersion"] == project["version"], "the image tag defaults to appVersion"
+    assert "version" in project["project"]["dynamic"] and "version" not in project["project"]
+    source = project["tool"]["setuptools"]["dynamic"]["version"]["attr"]
+    assert source == "asynctask_worker._version.__version__"
+    assert chart["version"] == __version__, "Chart.yaml's version is not the project's"
+    assert chart["appVersion"] == __version__, "the image tag defaults to appVersion"
     assert re.fullmatch(r"\d+\.\d+\.\d+", chart["version"])
 
 
@@ -121,3 +130,12 @@ def test_ci_values_files_are_valid_yaml_maps() -> None:
     for path in files:
         data = yaml.safe_load(path.read_text())
         assert data is None or isinstance(data, dict), path.name
+
+
+def test_the_readme_installs_this_version_from_the_packaged_files() -> None:
+    """The README's install lines (which tests/incluster runs) name this release's files."""
+    lines = install_lines()
+    assert install_version(lines) == __version__, "README: VERSION= is not the project's"
+    ctr = "ctr -n k8s.io images import --base-name localhost/asynctask"
+    assert f"{ctr} asynctask-image-$VERSION.oci.tar" in lines
+    assert "helm install asynctask asynctask-$VERSION.tgz" in lines

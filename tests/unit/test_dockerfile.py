@@ -21,6 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from asynctask_worker import __version__
+from testbed import images
+
 REPO = Path(__file__).resolve().parents[2]
 DOCKERFILE = REPO / "Dockerfile"
 DOCKERIGNORE = REPO / ".dockerignore"
@@ -104,7 +107,7 @@ def test_final_stage_has_no_build_tools() -> None:
 def test_the_image_installs_the_wheel_with_the_operator_extra() -> None:
     """The base distribution is the worker SDK alone; the image also runs the operator."""
     text = re.sub(r"\s+", " ", DOCKERFILE.read_text())
-    assert '/opt/asynctask/bin/pip install "$(ls /wheels/asynctask-*.whl)[operator]"' in text
+    assert '/opt/asynctask/bin/pip install "$(ls /wheels/asynctask_k8s-*.whl)[operator]"' in text
 
 
 def test_both_entrypoints_are_declared() -> None:
@@ -171,7 +174,7 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    (built,) = out.glob("asynctask-*.whl")
+    (built,) = out.glob("asynctask_k8s-*.whl")
     return built
 
 
@@ -244,3 +247,17 @@ def test_entrypoints_run_from_the_installed_wheel(wheel: Path, tmp_path: Path) -
         assert proc.returncode == 0, proc.stderr
         assert proc.stdout.startswith(f"usage: {command}"), proc.stdout
         assert all(w in proc.stdout for w in words), proc.stdout
+
+
+def test_the_release_labels_come_from_the_build_arguments() -> None:
+    """The final stage labels the image with VERSION, REVISION and SOURCE, the arguments
+    the test bed's build (and so make dist) fills, VERSION with the project's one version."""
+    final = stages()[-1]
+    args = {arg.partition("=")[0] for op, arg in final.instructions if op == "ARG"}
+    labels = " ".join(arg for op, arg in final.instructions if op == "LABEL")
+    for label, arg in (("version", "VERSION"), ("revision", "REVISION"), ("source", "SOURCE")):
+        assert f'org.opencontainers.image.{label}="${{{arg}}}"' in labels, labels
+        assert arg in args, f"ARG {arg} must be declared in the final stage"
+    built = images.build_args([DOCKERFILE])
+    assert set(built) == {"VERSION", "REVISION", "SOURCE"}
+    assert built["VERSION"] == images.project_version() == __version__

@@ -21,6 +21,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from asynctask_worker._version import __version__
+
 if TYPE_CHECKING:
     from asynctask_worker._runtime.runtime import Worker
     from asynctask_worker.app import App, TaskDefinition, TaskFailed
@@ -66,4 +68,5 @@ __all__ = [
     "Worker",
     "WorkerMetrics",
     "WorkerSettings",
+    "__version__",
 ]

@@ -8,6 +8,7 @@ import os
 import sys
 from typing import Any
 
+from asynctask_worker._entrypoint import version_line
 from asynctask_worker._runtime.logs import configure_logging
 from asynctask_worker._runtime.runtime import Worker
 from asynctask_worker.app import App
@@ -34,6 +35,7 @@ def _parser() -> argparse.ArgumentParser:
         description="Run AsyncTask handlers. Settings come from ASYNCTASK_WORKER_* variables; "
         "flags override them. SIGTERM stops gracefully; a second one at once.",
     )
+    parser.add_argument("--version", action="version", version=version_line("asynctask-worker"))
     parser.add_argument("app", help="the App to serve, as module:attribute (e.g. myapp.tasks:app)")
     parser.add_argument("--amqp-url", help="RabbitMQ URL (ASYNCTASK_WORKER_AMQP_URL)")
     parser.add_argument("--queues", help="comma-separated queues to serve (default: all)")

@@ -11,6 +11,7 @@ import pytest
 
 from asynctask_operator import cli
 from asynctask_operator.app import OperatorMemo
+from asynctask_worker import __version__
 
 
 @pytest.fixture(autouse=True)
@@ -103,3 +104,23 @@ def test_a_bad_peering_is_refused_before_anything_runs(
     with pytest.raises(SystemExit) as exit_:
         cli.main(argv)
     assert exit_.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_the_operator_logs_its_version_at_start(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def operator(**kwargs: Any) -> None:
+        pass
+
+    monkeypatch.setattr(kopf, "operator", operator)
+    monkeypatch.setattr(cli, "configure_logging", lambda *args: None)
+    with caplog.at_level("INFO", logger="asynctask.operator"):
+        assert cli.main(["--standalone"]) == 0
+    assert f"asynctask-operator {__version__} starting" in caplog.messages
+
+
+def test_version_is_printed_without_starting_anything(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as stopped:
+        cli.main(["--version"])
+    assert stopped.value.code == 0
+    assert capsys.readouterr().out == f"asynctask-operator {__version__}\n"

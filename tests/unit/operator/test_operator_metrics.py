@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from asynctask_operator.metrics import OperatorMetrics
+from asynctask_worker import __version__
 
 
 def test_phase_changes_are_counted_once_with_their_durations() -> None:
@@ -36,3 +37,9 @@ def test_sizes_are_read_when_scraped() -> None:
     tasks["a"] = 1
     assert m.value("asynctask_operator_tasks_tracked") == 1
     assert m.value("asynctask_operator_deadlines_pending") == 7
+
+
+def test_the_build_info_carries_the_one_version() -> None:
+    metrics = OperatorMetrics()
+    assert metrics.value("asynctask_build_info", version=__version__) == 1.0
+    assert metrics.value("asynctask_build_info", version="0.0.0") == 0.0
