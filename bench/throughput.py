@@ -436,8 +436,8 @@ def main() -> int:
     parser.add_argument(
         "--celery",
         action="store_true",
-        help="burst: then the same burst through Celery on the same RabbitMQ (needs "
-        "asynctask[bench])",
+        help="burst: then the same burst through Celery on the same RabbitMQ (from an "
+        "environment of its own, .venv-celery, made on first use)",
     )
     parser.add_argument(
         "--prefill",
