@@ -24,7 +24,9 @@ import aiohttp
 import pika.exceptions
 import yarl
 
-from asynctask_operator.kube import API_ERRORS, Deployment
+from asynctask_operator.apiserver.apiclient import ApiError
+from asynctask_operator.apiserver.kube import Deployment
+from asynctask_operator.errors import Unavailable
 from asynctask_operator.scaling_policy import (
     BadAnnotations,
     Policy,
@@ -42,7 +44,8 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class DeploymentApi(Protocol):
-    """The Deployment calls of :class:`kube.Kube` (both raise one of ``API_ERRORS``)."""
+    """The Deployment calls of :class:`apiserver.kube.Kube` (both raise
+    :class:`errors.Unavailable` or :class:`apiserver.apiclient.ApiError`)."""
 
     async def list_deployments(
         self, namespaces: Sequence[str | None], label_selector: str
@@ -264,7 +267,7 @@ class Autoscaler:
         )
         try:
             found = await self.api.list_deployments(namespaces, f"{LABEL}=true")
-        except API_ERRORS as exc:
+        except (Unavailable, ApiError) as exc:
             self.problems.report(
                 "list",
                 f"cannot list worker Deployments ({_error(exc)}); "
@@ -374,7 +377,7 @@ class Autoscaler:
     async def scale(self, key: str, scaled: ScaledDeployment, replicas: int) -> bool:
         try:
             await self.api.scale_deployment(scaled.namespace, scaled.name, replicas)
-        except API_ERRORS as exc:
+        except (Unavailable, ApiError) as exc:
             if getattr(exc, "status", None) == 404:
                 log.info("%s is gone; no longer autoscaling it", key)
                 self.deployments.pop(key, None)

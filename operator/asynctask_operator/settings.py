@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
+from asynctask_operator.apiserver.resource import GROUP, KIND, PLURAL, VERSION
 
 __all__ = [
     "GROUP",

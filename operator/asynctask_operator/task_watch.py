@@ -23,10 +23,10 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from asynctask_operator.apiclient import ApiClient
+from asynctask_operator.apiserver.apiclient import ApiClient
+from asynctask_operator.apiserver.listwatch import Kind, ListWatch, Scope
+from asynctask_operator.apiserver.resource import tasks_path
 from asynctask_operator.lanes import Lanes
-from asynctask_operator.listwatch import Kind, ListWatch, Scope
-from asynctask_operator.resource import tasks_path
 from asynctask_operator.scaling_policy import in_scope
 
 log = logging.getLogger("asynctask.operator")

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from asynctask_operator.election import (
+from asynctask_operator.leader.election import (
     LeaseRecord,
     Observation,
     Verdict,

@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from kubernetes import client as k8s_client
 
-from asynctask_operator import listwatch
-from asynctask_operator.apiclient import ApiClient, ApiError
-from asynctask_operator.listwatch import Kind, ListWatch, Scope
+from asynctask_operator.apiserver import listwatch
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.listwatch import Kind, ListWatch, Scope
 
 
 def item(uid: str, version: str) -> dict[str, Any]:

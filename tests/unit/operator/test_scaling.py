@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from asynctask_operator.kube import Deployment
+from asynctask_operator.apiserver.kube import Deployment
 from asynctask_operator.scaling import (
     Autoscaler,
     Depth,

@@ -20,7 +20,7 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from asynctask_operator.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
 
 log = logging.getLogger("asynctask.listwatch")
 
