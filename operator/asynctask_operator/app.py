@@ -135,6 +135,7 @@ class Operator:
             namespaces,
             self.task_event,
             known=lambda: ((t.uid, t.namespace, t.name) for t in table),
+            outage=self.outage,
         )
         self.scaler = (
             Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)

@@ -6,7 +6,7 @@ of kopf's own, which keeps a task within its budget of three status writes. Idem
 comes from the status itself: an object without ``status.phase`` has not been queued yet.
 
 With ``--peering NAME`` the whole operator waits for leadership of the Lease NAME
-(:mod:`leadership`): the startup handler builds it but starts it, its watch included, only
+(:mod:`leader.leadership`): the startup handler builds it but starts it, its watch included, only
 once elected. A standby therefore watches nothing and holds nothing; once elected, its
 first list of the tasks brings it what the previous leader left.
 """

@@ -5,7 +5,8 @@ a call waits and is made again, unchanged, after a pause that doubles up to
 ``retry_max_seconds``; its caller sees it succeed (or fail for another reason) once the
 apiserver answers. Status writes (their status messages stay unacked meanwhile), progress
 flushes, Events, deletes and reads of a task go this way (:class:`PatientApi`); the
-leader's Lease keeps its own deadline but tells its outages here too.
+leader's Lease keeps its own deadline, and the watch its own backoff, but both tell their
+outages here too.
 
 An outage is told once for the whole process: one WARNING with its cause when it starts,
 one INFO with how long it lasted when the apiserver answers again; no ERROR and no
@@ -49,7 +50,8 @@ class Outage:
         if self._since is None:
             self._since = time.monotonic()
             log.warning(
-                "the Kubernetes API is unavailable (%s); its writes wait and are retried",
+                "the Kubernetes API is unavailable (%s); writes wait and are retried, "
+                "watches resume",
                 exc,
             )
 

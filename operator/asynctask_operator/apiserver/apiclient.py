@@ -16,7 +16,7 @@ import asyncio
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Self
 
 import aiohttp
@@ -83,7 +83,7 @@ def unavailable(exc: BaseException) -> Unavailable | None:
     unchanged: no answer came, or the apiserver answered 429 or 5xx; else None."""
     if isinstance(exc, ApiError):
         if exc.status == 429 or exc.status >= 500:
-            return Unavailable(str(exc))
+            return Unavailable(str(exc).rstrip(": "))
         return None
     if isinstance(exc, CONNECTION_ERRORS):
         return Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "))
@@ -185,9 +185,14 @@ class ApiClient:
             raise outage from exc
 
     async def watch(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        read_timeout: float,
+        on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The events of one watch request, as the apiserver sends them (one JSON per line)."""
+        """The events of one watch request, as the apiserver sends them (one JSON per line);
+        ``on_open`` is called once the apiserver accepted the request."""
         query = dict(params, watch="1")
         async with self._session("watches").get(
             self.host + path,
@@ -197,6 +202,7 @@ class ApiClient:
         ) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, await _json_or_empty(resp))
+            on_open()
             # Lines can be far longer than aiohttp's readline limit (a task's result is up
             # to a few hundred KiB), so chunks are split here.
             buffer = b""

@@ -1,7 +1,7 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease: one operator replica works, the
 others stand by (``--peering NAME`` names the Lease).
 
-The rules are client-go's (see :mod:`election`, which decides); this module reads and
+The rules are client-go's (see :mod:`leader.election`, which decides); this module reads and
 writes the Lease and keeps the time. A standby tries to take the Lease every
 ``retry_period_seconds``; the leader renews it every ``renew_interval_seconds``, and one
 that could not renew for ``renew_deadline_seconds`` (or finds another holder) stops the

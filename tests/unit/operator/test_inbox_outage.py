@@ -23,7 +23,7 @@ from tests.unit.operator.test_tracking import NS, Harness, until
 
 OUTAGE_WARNING = (
     "the Kubernetes API is unavailable (ClientConnectorError: Cannot connect to host "
-    "apiserver:443); its writes wait and are retried"
+    "apiserver:443); writes wait and are retried, watches resume"
 )
 
 
