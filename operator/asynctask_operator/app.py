@@ -138,7 +138,7 @@ class Operator:
             outage=self.outage,
         )
         self.scaler = (
-            Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
+            Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces, self.outage)
             if config.scaling.autoscaling_enabled
             else None
         )

@@ -27,6 +27,7 @@ import yarl
 from asynctask_operator.apiserver.apiclient import ApiError
 from asynctask_operator.apiserver.kube import Deployment
 from asynctask_operator.errors import Unavailable
+from asynctask_operator.outage import Outage
 from asynctask_operator.scaling_policy import (
     BadAnnotations,
     Policy,
@@ -210,9 +211,11 @@ class Autoscaler:
         amqp_url: str,
         api: DeploymentApi,
         namespaces: Sequence[str] = (),
+        outage: Outage | None = None,
     ) -> None:
         self.config = config
         self.api = api
+        self.outage = Outage() if outage is None else outage  # told once, as every call's
         self.namespaces = list(namespaces)  # kopf's patterns; none: cluster-wide
         self.deployments: dict[str, ScaledDeployment] = {}  # by namespace/name
         self.problems = Problems()
@@ -267,13 +270,17 @@ class Autoscaler:
         )
         try:
             found = await self.api.list_deployments(namespaces, f"{LABEL}=true")
-        except (Unavailable, ApiError) as exc:
+        except Unavailable as exc:
+            self.outage.failed(exc)
+            return None
+        except ApiError as exc:
             self.problems.report(
                 "list",
                 f"cannot list worker Deployments ({_error(exc)}); "
                 "keeping the Deployments found before",
             )
             return None
+        self.outage.answered()
         self.problems.clear("list", "listing worker Deployments again")
         return found
 
@@ -377,7 +384,10 @@ class Autoscaler:
     async def scale(self, key: str, scaled: ScaledDeployment, replicas: int) -> bool:
         try:
             await self.api.scale_deployment(scaled.namespace, scaled.name, replicas)
-        except (Unavailable, ApiError) as exc:
+        except Unavailable as exc:
+            self.outage.failed(exc)
+            return False
+        except ApiError as exc:
             if getattr(exc, "status", None) == 404:
                 log.info("%s is gone; no longer autoscaling it", key)
                 self.deployments.pop(key, None)

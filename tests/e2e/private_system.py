@@ -38,8 +38,20 @@ def fuzz_url(rabbitmq: RabbitMQ) -> Iterator[str]:
 
 
 @pytest.fixture
+def worker_queues() -> str:
+    """The queues the private worker serves (of tests/e2e/lifecycle_app.py); a test module
+    overrides this fixture to serve others."""
+    return QUEUE
+
+
+@pytest.fixture
 def system(
-    control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str, tmp_path: Path
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    fuzz_url: str,
+    worker_queues: str,
+    tmp_path: Path,
 ) -> Iterator[tuple[Process, Process]]:
     env = dict(
         system_env(control_plane, rabbitmq),
@@ -73,7 +85,7 @@ def system(
                 "asynctask_worker",
                 "tests.e2e.lifecycle_app:app",
                 "--queues",
-                QUEUE,
+                worker_queues,
                 "--concurrency",
                 "4",
                 "--metrics-port",
