@@ -38,21 +38,17 @@ def fuzz_url(rabbitmq: RabbitMQ) -> Iterator[str]:
 
 
 @pytest.fixture
-def worker_queues() -> str:
-    """The queues the private worker serves (of tests/e2e/lifecycle_app.py); a test module
-    overrides this fixture to serve others."""
-    return QUEUE
-
-
-@pytest.fixture
 def system(
     control_plane: ControlPlane,
     rabbitmq: RabbitMQ,
     fuzz_ns: str,
     fuzz_url: str,
-    worker_queues: str,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Process, Process]]:
+    """The private operator and worker; the worker serves the test module's
+    ``WORKER_QUEUES`` (of tests/e2e/lifecycle_app.py), else :data:`QUEUE`."""
+    worker_queues = str(getattr(request.module, "WORKER_QUEUES", QUEUE))
     env = dict(
         system_env(control_plane, rabbitmq),
         ASYNCTASK_AMQP_URL=fuzz_url,

@@ -19,16 +19,12 @@ pytestmark = pytest.mark.e2e
 
 __all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
 
+WORKER_QUEUES = "ticking"  # what the private worker serves
 TASKS = 4  # the private worker runs 4 at once
 OUTAGE_SECONDS = 8
 RUN_SECONDS = 25  # each task reports progress every 0.3 s for this long: across the outage
 UNAVAILABLE = re.compile(r" WARNING .*?: the Kubernetes API is unavailable \((.+)\); writes wait")
 BACK = re.compile(r" INFO .*?: the Kubernetes API answers again after ([\d.]+)s")
-
-
-@pytest.fixture
-def worker_queues() -> str:
-    return "ticking"
 
 
 def test_an_apiserver_outage_is_one_warning_and_one_info_and_no_error(
