@@ -3,7 +3,7 @@
 Every read of the API (GET, list, wait, events, the namespace stream) is served from here,
 never from a watch or a GET per client (but a task page's ``/detail``, which needs the
 request the cache drops). The list+watch loop is the operator's
-(:mod:`asynctask_operator.listwatch`): the watch resumes from the last resourceVersion it
+(:mod:`asynctask_operator.apiserver.listwatch`): the watch resumes from the last resourceVersion it
 saw (bookmarks keep that fresh on quiet namespaces), and lists again when the apiserver
 answers 410 Gone.
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from asynctask_gateway.kube import Kube, tasks_path
 from asynctask_gateway.metrics import Metrics
-from asynctask_operator.listwatch import Kind, ListWatch
+from asynctask_operator.apiserver.listwatch import Kind, ListWatch
 from asynctask_worker.views import TaskView, task_view
 
 log = logging.getLogger(__name__)
@@ -149,7 +149,7 @@ class TaskCache:
             signal.set()
         self.metrics.cache_tasks.set(len(self._entries))
 
-    # --- list+watch (asynctask_operator.listwatch calls these) ---------------------------
+    # --- list+watch (asynctask_operator.apiserver.listwatch calls these) ---------------
     async def run(self) -> None:
         """Watch every scope until cancelled."""
         await ListWatch(

@@ -1,16 +1,17 @@
-"""The gateway's apiserver client: the operator's async client (:mod:`asynctask_operator.apiclient`)
-under the gateway's name, and the coordinates of the one resource it serves."""
+"""The gateway's apiserver client: the operator's async client
+(:mod:`asynctask_operator.apiserver.apiclient`) under the gateway's name, and the coordinates
+of the one resource it serves."""
 
 from __future__ import annotations
 
-from asynctask_operator.apiclient import (
+from asynctask_operator.apiserver.apiclient import (
     ApiClient,
     ApiError,
     authorization,
     load_configuration,
     ssl_context,
 )
-from asynctask_operator.resource import API, GROUP, KIND, PLURAL, VERSION, tasks_path
+from asynctask_operator.apiserver.resource import API, GROUP, KIND, PLURAL, VERSION, tasks_path
 
 __all__ = [
     "API",
@@ -28,6 +29,7 @@ __all__ = [
 
 
 class Kube(ApiClient):
-    """One connection pool to the apiserver for the whole gateway process."""
+    """The gateway process's one apiserver client (its calls and its watches each have
+    their own connections)."""
 
     user_agent = "asynctask-gateway"

@@ -19,13 +19,14 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from asynctask_operator.apiclient import ApiClient
+from asynctask_operator.apiserver.apiclient import ApiClient, load_configuration
+from asynctask_operator.apiserver.kube import Kube
 from asynctask_operator.broker import Broker
 from asynctask_operator.inbox import StatusInbox
-from asynctask_operator.kube import Kube
 from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
+from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.settings import Config
@@ -39,7 +40,7 @@ from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer
 
 if TYPE_CHECKING:
-    from asynctask_operator.leadership import Campaign
+    from asynctask_operator.leader.leadership import Campaign
 
 log = logging.getLogger("asynctask.operator")
 
@@ -56,6 +57,7 @@ class TaskLogic:
     tracker: Tracker
     inbox: StatusInbox
     outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
+    outage: Outage
 
     @classmethod
     def wire(
@@ -66,8 +68,13 @@ class TaskLogic:
         metrics: OperatorMetrics,
         *,
         resolve: Resolve = system_resolve,
+        outage: Outage | None = None,
     ) -> TaskLogic:
+        """Wire the logic on ``api``, whose calls then wait out an apiserver outage (told by
+        ``outage``, the process's one if given)."""
         lifecycle = config.lifecycle
+        outage = Outage() if outage is None else outage
+        api = PatientApi(api, outage)
         outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
         events = EventRecorder(api, lifecycle.events)
         webhooks = WebhookDispatcher(
@@ -97,14 +104,18 @@ class TaskLogic:
             fold_window_seconds=lifecycle.fold_window_seconds,
         )
         metrics.watch_sizes(lambda: len(table), lambda: len(timers))
-        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes)
+        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage)
 
 
 class Operator:
     def __init__(self, config: Config, namespaces: Sequence[str] = ()) -> None:
         """Build every part (no connection is made and no task started yet)."""
         self.config = config
-        self.kube = Kube(config.kube.api_workers)
+        # The process's one apiserver client (the Lease's too: see handlers), its
+        # configuration loaded once; calls have their own connections, apart from watches.
+        self.client = OperatorApiClient(load_configuration(), connections=config.kube.api_workers)
+        self.kube = Kube(self.client)
+        self.outage = Outage()
         broker = config.broker
         self.metrics = OperatorMetrics()
         self.broker = Broker(
@@ -115,17 +126,19 @@ class Operator:
             reconnect_max_delay=broker.reconnect_max_delay_seconds,
             on_retry=self.metrics.publish_retries.inc,
         )
-        self.logic = TaskLogic.wire(config, self.kube, self.broker, self.metrics)
-        self.api = OperatorApiClient.from_environment()
+        self.logic = TaskLogic.wire(
+            config, self.kube, self.broker, self.metrics, outage=self.outage
+        )
         table = self.logic.table
         self.watch = TaskWatch(
-            self.api,
+            self.client,
             namespaces,
             self.task_event,
             known=lambda: ((t.uid, t.namespace, t.name) for t in table),
+            outage=self.outage,
         )
         self.scaler = (
-            Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces)
+            Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces, self.outage)
             if config.scaling.autoscaling_enabled
             else None
         )
@@ -164,11 +177,13 @@ class Operator:
         for loop in self._loops:
             loop.cancel()
         self.watch.stop()
-        await self.api.close()
         await self.logic.webhooks.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
-        self.kube.close()
+
+    async def close(self) -> None:
+        """Close the apiserver client: after :meth:`stop`, and after the Lease is released."""
+        await self.client.close()
 
     # what the watch hands on -----------------------------------------------------------
 

@@ -6,7 +6,7 @@ of kopf's own, which keeps a task within its budget of three status writes. Idem
 comes from the status itself: an object without ``status.phase`` has not been queued yet.
 
 With ``--peering NAME`` the whole operator waits for leadership of the Lease NAME
-(:mod:`leadership`): the startup handler builds it but starts it, its watch included, only
+(:mod:`leader.leadership`): the startup handler builds it but starts it, its watch included, only
 once elected. A standby therefore watches nothing and holds nothing; once elected, its
 first list of the tasks brings it what the previous leader left.
 """
@@ -17,8 +17,9 @@ from typing import Any
 
 import kopf
 
-from asynctask_operator import kopf_settings, leadership
+from asynctask_operator import kopf_settings
 from asynctask_operator.app import Operator, OperatorMemo
+from asynctask_operator.leader import leadership
 from asynctask_operator.settings import Config
 
 
@@ -31,9 +32,12 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any)
         operator.start()
         return
     lock = leadership.LeaseLock(
-        leadership.lease_namespace(), memo.peering, timeout=config.lease.renew_deadline_seconds / 2
+        operator.client,
+        leadership.lease_namespace(),
+        memo.peering,
+        timeout=config.lease.renew_deadline_seconds / 2,
     )
-    elector = leadership.Elector(lock, config.lease, leadership.identity())
+    elector = leadership.Elector(lock, config.lease, leadership.identity(), operator.outage)
     memo.campaign = leadership.Campaign(elector, operator.start)
     memo.campaign.start()
 
@@ -41,13 +45,16 @@ async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any)
 @kopf.on.cleanup()
 async def cleanup(memo: OperatorMemo, **_: Any) -> None:
     """Stop; a leader keeps renewing its Lease until the operator has stopped, then
-    releases it, so that a standby starts neither too early nor a lease duration late."""
+    releases it, so that a standby starts neither too early nor a lease duration late. The
+    apiserver client, the Lease's too, is closed last."""
     if memo.campaign is not None:
         await memo.campaign.stand_down()
     if memo.operator is not None and memo.operator.started:
         await memo.operator.stop()
     if memo.campaign is not None:
         await memo.campaign.resign()
+    if memo.operator is not None:
+        await memo.operator.close()
 
 
 @kopf.on.probe(id="broker")

@@ -5,29 +5,27 @@ is at-least-once and messages come late, twice or out of order, so :mod:`status`
 what each one means and duplicates are harmless. Dead-lettered task messages
 (``asynctask.dead-tasks``) end their task in Error. A message is acked only once what it
 caused is written, so a failed write means a redelivery, never a lost update; while the
-apiserver is unavailable, a message waits (unacked) and its write is tried again.
+apiserver is unavailable, a message waits (unacked) while its write is tried again (the
+API the inbox is given waits out an outage: :class:`outage.PatientApi`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable
 from datetime import UTC, datetime
 from typing import Any
 
 from asynctask_operator import status as st
 from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
-from asynctask_operator.kube import unavailable
 from asynctask_operator.lanes import Lanes
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import Delivery, EventSink, TaskBroker, stop_work
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker import topology
-from asynctask_worker.backoff import Backoff, describe
 from asynctask_worker.messages import (
     MalformedMessage,
     Phase,
@@ -61,9 +59,6 @@ class StatusInbox:
         self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
         self.fold_window_seconds = fold_window_seconds
         self.lanes: Lanes[Delivery] = Lanes(self._handle, linger=self.linger)
-        #: Longest wait between two tries of a status write while the API is unavailable.
-        self.api_retry_max_seconds = 5.0
-        self._api_down_since: float | None = None
 
     async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
         """Hand the broker's deliveries to their task's lane, in order, until cancelled.
@@ -108,9 +103,7 @@ class StatusInbox:
                 await self._guarded(self.ingest_many(run), run)
                 run = []
                 if delivery is not None:
-                    await self._guarded(
-                        self._retrying(functools.partial(self.dead_letter, delivery)), [delivery]
-                    )
+                    await self._guarded(self.dead_letter(delivery), [delivery])
             else:
                 run.append(delivery)
 
@@ -123,41 +116,6 @@ class StatusInbox:
                 "failed to process message(s) %s; unacked ones will be redelivered",
                 ", ".join(str(d.message_id) for d in deliveries),
             )
-
-    async def _retrying(self, work: Callable[[], Awaitable[None]]) -> None:
-        """Run ``work``; while the apiserver is unavailable, wait and run it again.
-
-        Its messages stay unacked meanwhile (nothing else would bring them back before the
-        broker connection drops: an unacked message is not redelivered on its own), and
-        the deliveries behind them in the same lane wait too, in order. ``work`` acks only
-        after its writes, and a write it already made is not made again (the messages it
-        applied are then stale), so running it again is safe. An outage is told once, with
-        its cause, and its end once, with how long it lasted.
-        """
-        backoff = Backoff(self.api_retry_max_seconds, first=min(0.5, self.api_retry_max_seconds))
-        while True:
-            try:
-                await work()
-            except Exception as exc:
-                if not unavailable(exc):
-                    raise
-                if self._api_down_since is None:
-                    self._api_down_since = time.monotonic()
-                    log.warning(
-                        "cannot write status: the Kubernetes API is unavailable "
-                        "(%s); status messages wait, unacked, and are retried",
-                        describe(exc),
-                    )
-                await asyncio.sleep(backoff.next())
-                continue
-            if self._api_down_since is not None:
-                log.info(
-                    "the Kubernetes API answers again after %.1fs; writing the "
-                    "status messages that waited",
-                    time.monotonic() - self._api_down_since,
-                )
-                self._api_down_since = None
-            return
 
     async def ingest(self, delivery: Delivery) -> None:
         await self.ingest_many([delivery])
@@ -184,7 +142,7 @@ class StatusInbox:
             else:
                 runs.append((msg.task, [(delivery, msg)]))
         for ref, run in runs:
-            await self._retrying(functools.partial(self._ingest_run, ref, run))
+            await self._ingest_run(ref, run)
 
     async def _ingest_run(self, ref: TaskRef, run: list[tuple[Delivery, StatusMessage]]) -> None:
         task = await self.table.lookup(ref)

@@ -16,11 +16,11 @@ import socket
 from datetime import UTC, datetime
 from typing import Any, Literal
 
+from asynctask_operator.apiserver.resource import GROUP, KIND, VERSION
 from asynctask_operator.background import Background
 from asynctask_operator.limits import MESSAGE_CHARS
 from asynctask_operator.observers import Written
 from asynctask_operator.ports import EventApi
-from asynctask_operator.resource import GROUP, KIND, VERSION
 from asynctask_operator.status import phase_of, rfc3339
 from asynctask_worker.messages import Phase, TaskRef
 

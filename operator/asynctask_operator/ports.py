@@ -1,8 +1,8 @@
 """The operator's edges as protocols: what the task logic needs of Kubernetes and RabbitMQ.
 
-:class:`kube.Kube` and :class:`broker.Broker` implement them; unit tests give fakes that
-record the calls (as sample-controller's fake clientsets do), so the task logic is tested
-without a cluster or a broker. The words the two sides share live here too (a
+:class:`apiserver.kube.Kube` and :class:`broker.Broker` implement them; unit tests give
+fakes that record the calls (as sample-controller's fake clientsets do), so the task logic is
+tested without a cluster or a broker. The words the two sides share live here too (a
 :class:`Delivery`, :func:`stop_work`), so that the task logic imports no adapter.
 """
 

@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from asynctask_operator.resource import GROUP, KIND, PLURAL, VERSION
+from asynctask_operator.apiserver.resource import GROUP, KIND, PLURAL, VERSION
 
 __all__ = [
     "GROUP",
@@ -59,11 +59,16 @@ class BrokerConfig(BaseSettings):
 class KubeConfig(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=_ENV, extra="ignore")
 
-    api_workers: int = Field(16, ge=1, le=64, description="Threads for Kubernetes API calls.")
+    api_workers: int = Field(
+        16,
+        ge=1,
+        le=64,
+        description="Connections for Kubernetes API calls (at once; the watches have their own).",
+    )
 
 
 class LeaseConfig(BaseSettings):
-    """Leader election on a Lease (leadership.py), with ``--peering NAME``: client-go's
+    """Leader election on a Lease (leader/leadership.py), with ``--peering NAME``: client-go's
     defaults, which kube-controller-manager uses too."""
 
     model_config = SettingsConfigDict(env_prefix=_ENV + "LEASE_", extra="ignore")

@@ -1,6 +1,6 @@
 """The operator's watch of AsyncTasks: which namespaces, and each object's events in order.
 
-The operator lists and watches AsyncTasks itself (:mod:`listwatch`) instead of through
+The operator lists and watches AsyncTasks itself (:mod:`apiserver.listwatch`) instead of through
 kopf's ``@kopf.on.event``. kopf's per-event machinery (a worker per object, cause
 detection, handler state, keyword arguments, a logger per object) was 43% of the
 operator's CPU while it listed 30k tasks at start-up, and the watch was the operator's
@@ -23,11 +23,11 @@ import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
 
-from asynctask_operator.apiclient import ApiClient
+from asynctask_operator.apiserver.apiclient import ApiClient
+from asynctask_operator.apiserver.listwatch import Kind, ListWatch, OutageReport, Scope
+from asynctask_operator.apiserver.resource import tasks_path
 from asynctask_operator.lanes import Lanes
-from asynctask_operator.listwatch import Kind, ListWatch, Scope
-from asynctask_operator.resource import tasks_path
-from asynctask_operator.scaling import in_scope
+from asynctask_operator.scaling.policy import in_scope
 
 log = logging.getLogger("asynctask.operator")
 
@@ -64,6 +64,7 @@ class TaskWatch:
         known: Known,
         *,
         watch_timeout: int = 300,
+        outage: OutageReport | None = None,
     ) -> None:
         self._handle = handle
         self._known = known
@@ -71,7 +72,9 @@ class TaskWatch:
         self._lanes: Lanes[Event] = Lanes(
             self._handle_latest, on_failure="its next event or the next start handles it again"
         )
-        self.listwatch = ListWatch(api, tasks_path, watched, self, watch_timeout=watch_timeout)
+        self.listwatch = ListWatch(
+            api, tasks_path, watched, self, watch_timeout=watch_timeout, outage=outage
+        )
 
     async def run(self) -> None:
         await self.listwatch.run()

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from asynctask_operator import status as st
-from asynctask_operator.kube import Gone
+from asynctask_operator.errors import Gone
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.ports import TaskApi
 from asynctask_operator.sharing import Shared, pack_request

@@ -17,7 +17,7 @@ from typing import Any
 from asynctask_operator import status as st
 from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
-from asynctask_operator.kube import Gone
+from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.ports import TaskApi, TaskBroker, stop_work

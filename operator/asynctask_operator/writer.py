@@ -17,7 +17,7 @@ from typing import Any
 
 from asynctask_operator import status as st
 from asynctask_operator.background import Background
-from asynctask_operator.kube import Gone, Rejected
+from asynctask_operator.errors import Gone, Rejected
 from asynctask_operator.limits import REJECTION_CHARS
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import StatusObserver, Written

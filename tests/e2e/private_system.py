@@ -39,8 +39,16 @@ def fuzz_url(rabbitmq: RabbitMQ) -> Iterator[str]:
 
 @pytest.fixture
 def system(
-    control_plane: ControlPlane, rabbitmq: RabbitMQ, fuzz_ns: str, fuzz_url: str, tmp_path: Path
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    fuzz_url: str,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> Iterator[tuple[Process, Process]]:
+    """The private operator and worker; the worker serves the test module's
+    ``WORKER_QUEUES`` (of tests/e2e/lifecycle_app.py), else :data:`QUEUE`."""
+    worker_queues = str(getattr(request.module, "WORKER_QUEUES", QUEUE))
     env = dict(
         system_env(control_plane, rabbitmq),
         ASYNCTASK_AMQP_URL=fuzz_url,
@@ -73,7 +81,7 @@ def system(
                 "asynctask_worker",
                 "tests.e2e.lifecycle_app:app",
                 "--queues",
-                QUEUE,
+                worker_queues,
                 "--concurrency",
                 "4",
                 "--metrics-port",

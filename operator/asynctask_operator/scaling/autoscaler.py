@@ -24,7 +24,10 @@ import aiohttp
 import pika.exceptions
 import yarl
 
-from asynctask_operator.kube import API_ERRORS, Deployment
+from asynctask_operator.apiserver.apiclient import ApiError
+from asynctask_operator.apiserver.kube import Deployment
+from asynctask_operator.errors import Unavailable
+from asynctask_operator.outage import Outage
 from asynctask_operator.scaling.policy import (
     BadAnnotations,
     Policy,
@@ -43,7 +46,8 @@ _NAMESPACE = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?")
 
 
 class DeploymentApi(Protocol):
-    """The Deployment calls of :class:`kube.Kube` (both raise one of ``API_ERRORS``)."""
+    """The Deployment calls of :class:`apiserver.kube.Kube` (both raise
+    :class:`errors.Unavailable` or :class:`apiserver.apiclient.ApiError`)."""
 
     async def list_deployments(
         self, namespaces: Sequence[str | None], label_selector: str
@@ -208,9 +212,11 @@ class Autoscaler:
         amqp_url: str,
         api: DeploymentApi,
         namespaces: Sequence[str] = (),
+        outage: Outage | None = None,
     ) -> None:
         self.config = config
         self.api = api
+        self.outage = Outage() if outage is None else outage  # told once, as every call's
         self.namespaces = list(namespaces)  # kopf's patterns; none: cluster-wide
         self.deployments: dict[str, ScaledDeployment] = {}  # by namespace/name
         self.problems = Problems()
@@ -265,13 +271,17 @@ class Autoscaler:
         )
         try:
             found = await self.api.list_deployments(namespaces, f"{LABEL}=true")
-        except API_ERRORS as exc:
+        except Unavailable as exc:
+            self.outage.failed(exc)
+            return None
+        except ApiError as exc:
             self.problems.report(
                 "list",
                 f"cannot list worker Deployments ({_error(exc)}); "
                 "keeping the Deployments found before",
             )
             return None
+        self.outage.answered()
         self.problems.clear("list", "listing worker Deployments again")
         return found
 
@@ -375,7 +385,10 @@ class Autoscaler:
     async def scale(self, key: str, scaled: ScaledDeployment, replicas: int) -> bool:
         try:
             await self.api.scale_deployment(scaled.namespace, scaled.name, replicas)
-        except API_ERRORS as exc:
+        except Unavailable as exc:
+            self.outage.failed(exc)
+            return False
+        except ApiError as exc:
             if getattr(exc, "status", None) == 404:
                 log.info("%s is gone; no longer autoscaling it", key)
                 self.deployments.pop(key, None)

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from asynctask_operator.resource import GROUP, PLURAL, VERSION
+from asynctask_operator.apiserver.resource import GROUP, PLURAL, VERSION
 from asynctask_operator.status import phase_of, rfc3339
 from asynctask_worker.messages import Phase, TaskRef
 

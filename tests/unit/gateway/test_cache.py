@@ -5,7 +5,7 @@ resume from the last resourceVersion, relist on 410 Gone, bookmarks, wake-ups.""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, cast
 
 import pytest
@@ -39,10 +39,15 @@ class ScriptedApiserver:
         return {"items": items, "metadata": {"resourceVersion": f"list{self.list_calls}"}}
 
     async def watch(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        read_timeout: float,
+        on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
         self.watch_versions.append(params["resourceVersion"])
         assert params["allowWatchBookmarks"] == "true"
+        on_open()
         script = self.watches.pop(0) if self.watches else []
         for event in script:
             yield event

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctask_operator.kube import Gone, Rejected
+from asynctask_operator.errors import Gone, Rejected, Unavailable
 from asynctask_operator.ports import Delivery
 from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
 
@@ -67,7 +67,7 @@ class FakeApi:
         self.journal.append(f"write {name} {status.get('phase')}")
         if self.unavailable_next:
             self.unavailable_next -= 1
-            raise ConnectionRefusedError(111, "Connection refused")
+            raise Unavailable("ClientConnectorError: Cannot connect to host apiserver:443")
         body = self.objects.get((namespace, name))
         if body is None or body["metadata"]["uid"] != uid:
             raise Gone(f"{namespace}/{name}")

@@ -1,4 +1,4 @@
-"""The Lease rules (election.py): who may take, renew or must wait, and what is written."""
+"""The Lease rules (leader/election.py): who may take, renew or must wait, and what is written."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from asynctask_operator.election import (
+from asynctask_operator.leader.election import (
     LeaseRecord,
     Observation,
     Verdict,

@@ -1,25 +1,36 @@
 """While the apiserver is away, a status message waits (unacked) and its write is tried
-again; what is not an outage is not retried."""
+again, and so does a progress flush: one WARNING when the outage starts, one INFO
+when it ends, no ERROR. What is not an outage is not retried: the adapter tells which
+failures are (:func:`apiserver.apiclient.unavailable`)."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
+import aiohttp
 import pytest
-from kubernetes.client.exceptions import ApiException
+from kubernetes import client as k8s_client
 
-from asynctask_operator.kube import unavailable
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError, unavailable
+from asynctask_operator.apiserver.kube import Kube
+from asynctask_operator.errors import Unavailable
 from asynctask_operator.ports import Delivery
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
-from tests.unit.operator.test_tracking import NS, Harness
+from tests.unit.operator.test_tracking import NS, Harness, until
+
+OUTAGE_WARNING = (
+    "the Kubernetes API is unavailable (ClientConnectorError: Cannot connect to host "
+    "apiserver:443); writes wait and are retried, watches resume"
+)
 
 
 @pytest.fixture
 async def harness() -> AsyncIterator[Harness]:
     h = Harness()
-    h.inbox.api_retry_max_seconds = 0.01
+    h.logic.outage.retry_max_seconds = 0.01
     yield h
     await h.logic.webhooks.close()
 
@@ -35,6 +46,16 @@ def delivery(phase: Phase, seq: int) -> Delivery:
     return Delivery(seq + 1, encode(msg), f"m-{seq}", 0)
 
 
+def told(caplog: pytest.LogCaptureFixture) -> tuple[list[str], list[str], list[str]]:
+    """What the operator said: its WARNINGs, the ends of outages, and anything worse."""
+    said = [(r.levelno, r.getMessage(), r.exc_info) for r in caplog.records]
+    return (
+        [m for lvl, m, _ in said if lvl == logging.WARNING],
+        [m for lvl, m, _ in said if lvl == logging.INFO and "answers again after" in m],
+        [m for lvl, m, exc in said if lvl > logging.WARNING or exc],
+    )
+
+
 async def test_a_status_write_waits_for_the_apiserver_and_is_acked_once_written(
     harness: Harness, caplog: pytest.LogCaptureFixture
 ) -> None:
@@ -47,19 +68,71 @@ async def test_a_status_write_waits_for_the_apiserver_and_is_acked_once_written(
     assert harness.phases() == ["Pending", "Processing"]
     assert harness.broker.acked == [processing] and harness.broker.refused == []
     # The outage is told once, its end once; the next message needs no retry.
-    said = [(r.levelno, r.getMessage()) for r in caplog.records]
-    assert [m for lvl, m in said if lvl == logging.WARNING] == [
-        "cannot write status: the Kubernetes API is unavailable (ConnectionRefusedError: "
-        "[Errno 111] Connection refused); status messages wait, unacked, and are retried"
-    ]
-    assert len([m for _, m in said if "answers again after" in m]) == 1
+    warnings, ends, worse = told(caplog)
+    assert warnings == [OUTAGE_WARNING] and len(ends) == 1 and worse == []
     await harness.inbox.handle(delivery(Phase.SUCCEEDED, 1))
     assert harness.phases() == ["Pending", "Processing", "Succeeded"]
 
 
+async def test_a_progress_flush_waits_out_an_outage_without_an_error(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO, logger="asynctask.operator")
+    h = Harness(progress_interval=0.1, events="all")
+    h.logic.outage.retry_max_seconds = 0.01
+    try:
+        await h.tracker.observe(h.create())
+        await h.send(Phase.PROCESSING, seq=0)
+        await h.send(Phase.PROCESSING, seq=1, progress=40)  # held back, then flushed
+        h.api.unavailable_next = 4  # the flush meets the outage
+        await until(lambda: len(h.api.writes) == 3)
+        assert h.api.writes[-1]["progress"] == 40
+        assert h.journal.count("write t1 Processing") == 1 + 5  # 4 refused, then written
+        await h.settle()
+        assert [e["reason"] for e in h.api.events] == ["Pending", "Processing"]
+    finally:
+        await h.logic.webhooks.close()
+    warnings, ends, worse = told(caplog)
+    assert warnings == [OUTAGE_WARNING] and len(ends) == 1 and worse == []
+
+
+async def test_an_outage_is_told_once_however_many_calls_wait(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="asynctask.operator")
+    outage = harness.logic.outage
+    refusals = {"left": 6}
+
+    async def call() -> str:
+        if refusals["left"]:
+            refusals["left"] -= 1
+            raise Unavailable("503 ServiceUnavailable: etcd is not ready")
+        return "written"
+
+    results = await asyncio.gather(*(outage.wait_out(call) for _ in range(3)))
+    assert results == ["written"] * 3 and not outage.ongoing
+    warnings, ends, worse = told(caplog)
+    assert len(warnings) == 1 and "etcd is not ready" in warnings[0]
+    assert len(ends) == 1 and worse == []
+
+
 def test_only_an_unreachable_or_overloaded_apiserver_counts_as_unavailable() -> None:
     assert unavailable(ConnectionRefusedError(111, "refused"))
-    assert unavailable(ApiException(status=503)) and unavailable(ApiException(status=429))
-    assert unavailable(ApiException(status=0))  # no answer at all
-    assert not unavailable(ApiException(status=403))  # RBAC: waiting will not help
-    assert not unavailable(ApiException(status=409)) and not unavailable(ValueError("bug"))
+    assert unavailable(aiohttp.ServerDisconnectedError())
+    assert unavailable(TimeoutError())  # no answer in time
+    assert unavailable(ApiError(503, {})) and unavailable(ApiError(429, {}))
+    assert unavailable(ApiError(500, {"reason": "InternalError"}))
+    assert unavailable(ApiError(403, {})) is None  # RBAC: waiting will not help
+    assert unavailable(ApiError(409, {})) is None and unavailable(ApiError(422, {})) is None
+    assert unavailable(ValueError("bug")) is None
+    said = unavailable(ApiError(503, {"reason": "ServiceUnavailable", "message": "not now"}))
+    assert str(said) == "503 ServiceUnavailable: not now"
+
+
+async def test_the_adapter_raises_unavailable_when_nothing_answers() -> None:
+    client = ApiClient(k8s_client.Configuration(host="http://127.0.0.1:9"))
+    try:
+        with pytest.raises(Unavailable, match="ClientConnectorError"):
+            await Kube(client).replace_status(NS, "t1", "uid-t1", {"phase": "Pending"})
+    finally:
+        await client.close()

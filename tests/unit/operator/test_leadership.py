@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator import leadership
-from asynctask_operator.election import LeaseRecord
-from asynctask_operator.leadership import Conflict, Elector, LeaseLock
+from asynctask_operator.errors import Unavailable
+from asynctask_operator.leader import leadership
+from asynctask_operator.leader.election import LeaseRecord
+from asynctask_operator.leader.leadership import Conflict, Elector, LeaseLock
 from asynctask_operator.settings import LeaseConfig
 
 FAST = LeaseConfig(
@@ -36,7 +37,7 @@ class MemoryLease(LeaseLock):
 
     def _check(self) -> None:
         if self.failing:
-            raise OSError("apiserver unreachable")
+            raise Unavailable("ClientConnectorError: apiserver unreachable")
 
     async def read(self) -> dict[str, Any] | None:
         self._check()

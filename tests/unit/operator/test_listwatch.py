@@ -7,15 +7,16 @@ real apiserver in every e2e test (the operator's and the gateway's watch).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s_client
 
-from asynctask_operator import listwatch
-from asynctask_operator.apiclient import ApiClient, ApiError
-from asynctask_operator.listwatch import Kind, ListWatch, Scope
+from asynctask_operator.apiserver import listwatch
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.listwatch import Kind, ListWatch, Scope
+from asynctask_operator.errors import Unavailable
 
 
 def item(uid: str, version: str) -> dict[str, Any]:
@@ -38,12 +39,20 @@ class Scripted(ApiClient):
         return self.pages[(len(self.lists) - 1) % len(self.pages)]
 
     async def watch(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        read_timeout: float,
+        on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
         self.watched_from.append(params["resourceVersion"])
         if not self.watches:
+            on_open()
             await asyncio.Event().wait()  # a quiet watch, until cancelled
-        for event in self.watches.pop(0):
+        script = self.watches.pop(0)
+        if not (script and isinstance(script[0], Exception)):
+            on_open()  # the request was accepted
+        for event in script:
             if isinstance(event, Exception):
                 raise event
             yield event
@@ -142,3 +151,42 @@ async def test_a_failure_is_retried_after_a_pause_from_where_it_was(
     assert api.watched_from == ["9"] * 7 and len(api.lists) == 1  # never listed again
     assert restarts == ["error"] * 6
     assert pauses == [1.0, 2.0, 4.0, 8.0, 16.0, listwatch.MAX_BACKOFF_SECONDS]
+
+
+class Report:
+    """An :class:`listwatch.OutageReport` that records what it is told."""
+
+    def __init__(self) -> None:
+        self.told: list[str] = []
+
+    def failed(self, exc: Unavailable) -> None:
+        self.told.append(f"failed {exc}")
+
+    def answered(self) -> None:
+        self.told.append("answered")
+
+
+async def test_an_outage_is_told_to_the_report_and_what_is_not_one_is_logged(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    async def sleep(seconds: float) -> None:
+        await _yield(0)
+
+    monkeypatch.setattr(asyncio, "sleep", sleep)
+    pages = [{"items": [], "metadata": {"resourceVersion": "9"}}]
+    watches: list[list[Any]] = [
+        [ConnectionRefusedError(111, "Connection refused")],
+        [ApiError(503, {"reason": "ServiceUnavailable"})],
+        [ApiError(403, {"reason": "Forbidden"})],
+    ]
+    report, api = Report(), Scripted(pages, watches)
+    lw = ListWatch(api, lambda s: "/x", [None], Sink(), outage=report)
+    await run_until(lw, lambda: len(api.watched_from) == 4)
+    assert report.told == [
+        "answered",  # the list
+        "failed ConnectionRefusedError: [Errno 111] Connection refused",
+        "failed 503 ServiceUnavailable",
+        "answered",  # the fourth watch, accepted
+    ]
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "403 Forbidden" in warnings[0]  # not an outage: logged

@@ -11,8 +11,8 @@ from typing import Any
 
 from kubernetes import client as k8s_client
 
-from asynctask_operator.apiclient import ApiClient
-from asynctask_operator.listwatch import Kind
+from asynctask_operator.apiserver.apiclient import ApiClient
+from asynctask_operator.apiserver.listwatch import Kind
 from asynctask_operator.task_watch import TaskWatch, scopes
 
 

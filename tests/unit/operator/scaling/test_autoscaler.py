@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from asynctask_operator.kube import Deployment
+from asynctask_operator.apiserver.kube import Deployment
+from asynctask_operator.errors import Unavailable
 from asynctask_operator.scaling.autoscaler import (
     Autoscaler,
     Depth,
@@ -216,11 +217,14 @@ class FakeDeploymentApi:
         self.listing: list[Deployment] = []
         self.listed: list[tuple[list[str | None], str]] = []
         self.scaled: list[tuple[str, int]] = []
+        self.unavailable = False
 
     async def list_deployments(
         self, namespaces: Sequence[str | None], label_selector: str
     ) -> list[Deployment]:
         self.listed.append((list(namespaces), label_selector))
+        if self.unavailable:
+            raise Unavailable("503 ServiceUnavailable")
         return list(self.listing)
 
     async def scale_deployment(self, namespace: str, name: str, replicas: int) -> None:
@@ -444,3 +448,21 @@ async def test_management_reader_failure_is_reported_and_unacked_unknown(
     finally:
         await reader.close()
         await runner.cleanup()
+
+
+async def test_an_apiserver_outage_is_told_as_every_calls_not_as_a_scaling_problem(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    scaler = FakeScaler(settings())
+    scaler.fake_api.unavailable = True
+    assert await scaler.list_deployments() is None and await scaler.list_deployments() is None
+    assert scaler.outage.ongoing and not scaler.problems.current
+    scaler.fake_api.unavailable = False
+    assert await scaler.list_deployments() == [] and not scaler.outage.ongoing
+    said = [(r.levelname, r.name, r.getMessage()) for r in caplog.records]
+    assert [(level, name) for level, name, _ in said] == [
+        ("WARNING", "asynctask.operator"),  # the one outage WARNING, with its cause
+        ("INFO", "asynctask.operator"),  # and its end
+    ]
+    assert "503 ServiceUnavailable" in said[0][2]

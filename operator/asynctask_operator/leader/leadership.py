@@ -1,7 +1,7 @@
 """Leader election on a ``coordination.k8s.io/v1`` Lease: one operator replica works, the
 others stand by (``--peering NAME`` names the Lease).
 
-The rules are client-go's (see :mod:`election`, which decides); this module reads and
+The rules are client-go's (see :mod:`leader.election`, which decides); this module reads and
 writes the Lease and keeps the time. A standby tries to take the Lease every
 ``retry_period_seconds``; the leader renews it every ``renew_interval_seconds``, and one
 that could not renew for ``renew_deadline_seconds`` (or finds another holder) stops the
@@ -9,15 +9,17 @@ process with SIGTERM: kopf then runs the cleanup and the pod restarts cleanly, a
 rather than run on with two leaders. A graceful stop releases the Lease, so that a standby
 takes over at its next try instead of after a whole lease duration.
 
-It has a Kubernetes client of its own (not :class:`kube.Kube`'s): the Lease is read before
-the operator starts, renewed while it stops, and released after its client is closed.
+It shares the process's one apiserver client (:class:`apiserver.apiclient.ApiClient`),
+which the operator closes only after the Lease is released: the Lease is read before the
+operator starts, renewed while it stops, and released once it has stopped. An apiserver
+outage is told as every write tells it (:class:`outage.Outage`: once when it starts, once
+when it ends); a leader still gives up at its renew deadline.
 """
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import json
 import logging
 import os
 import random
@@ -28,10 +30,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client, config
-from kubernetes.client.exceptions import ApiException
-
-from asynctask_operator.election import (
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
+from asynctask_operator.errors import Unavailable
+from asynctask_operator.leader.election import (
     LeaseRecord,
     Observation,
     Verdict,
@@ -39,11 +40,13 @@ from asynctask_operator.election import (
     released,
     verdict,
 )
-from asynctask_operator.kube import API_ERRORS
+from asynctask_operator.outage import Outage
 from asynctask_operator.settings import LeaseConfig
 
 log = logging.getLogger("asynctask.operator.leadership")
 
+#: The Leases' API.
+LEASES = "/apis/coordination.k8s.io/v1"
 SERVICE_ACCOUNT_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
 
@@ -70,31 +73,24 @@ class Conflict(Exception):
 class LeaseLock:
     """The three calls on one Lease: read, create, replace (with the version read)."""
 
-    def __init__(self, namespace: str, name: str, timeout: float) -> None:
-        try:
-            config.load_incluster_config()  # type: ignore[no-untyped-call]
-        except config.ConfigException:
-            config.load_kube_config()  # type: ignore[no-untyped-call]
+    def __init__(self, client: ApiClient, namespace: str, name: str, timeout: float) -> None:
         self.namespace, self.name = namespace, name
-        self._api = client.CoordinationV1Api(client.ApiClient())
+        self._client = client
         self._timeout = timeout
+        self._path = f"{LEASES}/namespaces/{namespace}/leases"
 
-    async def _call(self, fn: Any, *args: Any) -> dict[str, Any]:
+    async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         try:
-            resp = await asyncio.to_thread(
-                fn, *args, _preload_content=False, _request_timeout=self._timeout
-            )
-        except ApiException as exc:
+            return await self._client.call(method, path, body=body, seconds=self._timeout)
+        except ApiError as exc:
             if exc.status == 409:
-                raise Conflict(str(exc.reason)) from exc
+                raise Conflict(exc.reason or exc.message) from exc
             raise
-        obj: dict[str, Any] = json.loads(resp.data)
-        return obj
 
     async def read(self) -> dict[str, Any] | None:
         try:
-            return await self._call(self._api.read_namespaced_lease, self.name, self.namespace)
-        except ApiException as exc:
+            return await self._call("GET", f"{self._path}/{self.name}")
+        except ApiError as exc:
             if exc.status == 404:
                 return None
             raise
@@ -106,21 +102,37 @@ class LeaseLock:
             "metadata": {"name": self.name, "namespace": self.namespace},
             "spec": spec,
         }
-        await self._call(self._api.create_namespaced_lease, self.namespace, body)
+        await self._call("POST", self._path, body)
 
     async def replace(self, read: dict[str, Any], spec: dict[str, Any]) -> None:
         """Replace the Lease as read (its resourceVersion included): a 409 if it changed."""
-        await self._call(
-            self._api.replace_namespaced_lease, self.name, self.namespace, {**read, "spec": spec}
-        )
+        await self._call("PUT", f"{self._path}/{self.name}", {**read, "spec": spec})
 
 
 class Elector:
     """Acquires, renews and releases the Lease for :attr:`me`."""
 
-    def __init__(self, lock: LeaseLock, settings: LeaseConfig, me: str) -> None:
+    def __init__(
+        self, lock: LeaseLock, settings: LeaseConfig, me: str, outage: Outage | None = None
+    ) -> None:
         self.lock, self.settings, self.me = lock, settings, me
+        self.outage = Outage() if outage is None else outage
         self._observation = Observation()
+
+    async def _try(self, *, leading: bool, failing: str) -> tuple[bool, str] | None:
+        """:meth:`_attempt`, or None if it failed: an outage is told by :attr:`outage`,
+        another error logged as ``failing``."""
+        try:
+            result = await self._attempt(leading=leading)
+        except Unavailable as exc:
+            self.outage.failed(exc)
+            return None
+        except ApiError as exc:
+            self.outage.answered()
+            log.warning("%s: %s", failing, exc)
+            return None
+        self.outage.answered()
+        return result
 
     async def _attempt(self, *, leading: bool) -> tuple[bool, str]:
         """One read (and write, if allowed): whether ``me`` holds the Lease now, and its
@@ -151,11 +163,8 @@ class Elector:
         """Return once ``me`` holds the Lease; say once per holder who leads meanwhile."""
         announced = ""
         while True:
-            try:
-                held, holder = await self._attempt(leading=False)
-            except API_ERRORS as exc:
-                log.warning("cannot read or take the Lease: %s", exc)
-                held, holder = False, ""
+            tried = await self._try(leading=False, failing="cannot read or take the Lease")
+            held, holder = (False, "") if tried is None else tried
             if held:
                 return
             if holder and holder != announced:
@@ -170,11 +179,8 @@ class Elector:
         while True:
             await asyncio.sleep(self.settings.renew_interval_seconds)
             while True:
-                try:
-                    held, holder = await self._attempt(leading=True)
-                except API_ERRORS as exc:
-                    log.warning("cannot renew the Lease: %s", exc)
-                    held, holder = False, self.me
+                tried = await self._try(leading=True, failing="cannot renew the Lease")
+                held, holder = (False, self.me) if tried is None else tried
                 if held:
                     renewed = loop.time()
                     break
@@ -194,7 +200,7 @@ class Elector:
                 return
             await self.lock.replace(obj, released(record, dt.datetime.now(dt.UTC)))
             log.info("released the Lease %s/%s", self.lock.namespace, self.lock.name)
-        except (Conflict, *API_ERRORS) as exc:
+        except (Conflict, Unavailable, ApiError) as exc:
             log.warning("cannot release the Lease (it expires on its own): %s", exc)
 
 

@@ -5,7 +5,9 @@ of them) is listed in pages, then watched from the list's resourceVersion. A wat
 ends (the apiserver closes it after ``timeoutSeconds``) or breaks resumes from the last
 resourceVersion seen (bookmarks keep that fresh on quiet scopes); one that is too old for
 the apiserver (410 Gone) lists again. Other failures (an outage, 5xx, 429) retry with a
-backoff that doubles up to :data:`MAX_BACKOFF_SECONDS`.
+backoff that doubles up to :data:`MAX_BACKOFF_SECONDS`. Each failure is logged, unless an
+:class:`OutageReport` is given: an outage is then told to it (the operator tells an outage
+once for all its calls), and what answers again too.
 
 The loop only reads. What to do with the objects is the :class:`WatchSink`'s business: its
 callbacks are plain functions, called in the order the apiserver sent the objects, and
@@ -20,7 +22,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any, Literal, Protocol
 
-from asynctask_operator.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.apiclient import ApiClient, ApiError, unavailable
+from asynctask_operator.errors import Unavailable
 
 log = logging.getLogger("asynctask.listwatch")
 
@@ -43,6 +46,14 @@ class WatchSink(Protocol):
         the scope not among them is gone."""
 
 
+class OutageReport(Protocol):
+    """Where an apiserver outage is told (:class:`asynctask_operator.outage.Outage`)."""
+
+    def failed(self, exc: Unavailable) -> None: ...
+
+    def answered(self) -> None: ...
+
+
 class ListWatch:
     def __init__(
         self,
@@ -53,6 +64,7 @@ class ListWatch:
         *,
         watch_timeout: int = 300,
         on_restart: Callable[[str], None] = lambda reason: None,
+        outage: OutageReport | None = None,
     ) -> None:
         self.api = api
         self.path = path
@@ -60,6 +72,7 @@ class ListWatch:
         self.sink = sink
         self.watch_timeout = watch_timeout
         self.on_restart = on_restart  # "gone" (relist) or "error" (retry), e.g. a metric
+        self.outage = outage
 
     async def run(self) -> None:
         """Keep every scope in view until cancelled."""
@@ -87,7 +100,11 @@ class ListWatch:
                 backoff = await self._pause(scope, exc, backoff)
 
     async def _pause(self, scope: Scope, exc: Exception, backoff: float) -> float:
-        log.warning("watch of %s failed (%r): again in %.0fs", _name(scope), exc, backoff)
+        down = unavailable(exc) if self.outage is not None else None
+        if self.outage is not None and down is not None:
+            self.outage.failed(down)
+        else:
+            log.warning("watch of %s failed (%r): again in %.0fs", _name(scope), exc, backoff)
         self.on_restart("error")
         await asyncio.sleep(backoff)
         return min(backoff * 2, MAX_BACKOFF_SECONDS)
@@ -98,6 +115,7 @@ class ListWatch:
         uids: set[str] = set()
         while True:
             page = await self.api.request("GET", self.path(scope), params=params, seconds=120)
+            self._answered()
             for obj in page.get("items") or []:
                 uids.add(str((obj.get("metadata") or {}).get("uid") or ""))
                 self.sink.event("LISTED", obj)
@@ -117,7 +135,7 @@ class ListWatch:
             "timeoutSeconds": str(self.watch_timeout),
         }
         async for event in self.api.watch(
-            self.path(scope), params, read_timeout=self.watch_timeout + 30
+            self.path(scope), params, read_timeout=self.watch_timeout + 30, on_open=self._answered
         ):
             kind, obj = event.get("type"), event.get("object") or {}
             if kind == "ERROR":
@@ -126,6 +144,10 @@ class ListWatch:
             if kind in ("ADDED", "MODIFIED", "DELETED"):
                 self.sink.event(kind, obj)
         return version
+
+    def _answered(self) -> None:
+        if self.outage is not None:
+            self.outage.answered()
 
 
 def _name(scope: Scope) -> str:

@@ -1,7 +1,8 @@
 """A small async Kubernetes client: aiohttp against the apiserver, JSON dicts in and out.
 
-The operator lists and watches AsyncTasks with it, and the gateway makes all its calls with
-it. Why not kubernetes_asyncio: both need a handful of calls on raw JSON. A generated client
+The operator makes every apiserver call with it (one client a process: the watch, status
+writes, deletes, Secrets, Events, Deployments, the Lease), and so does the gateway. Why not
+kubernetes_asyncio: both need a handful of calls on raw JSON. A generated client
 would turn each object into model instances only for the caller to read them back as
 dicts, costing memory and CPU on every watch event; and aiohttp is already installed (kopf
 needs it). Configuration (kubeconfig with certificates, tokens or exec plugins; the
@@ -11,15 +12,21 @@ in-cluster ServiceAccount with its rotating projected token) is loaded by the
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import ssl
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, Self
 
 import aiohttp
 from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
+
+from asynctask_operator.errors import Unavailable
+
+#: What a call raises when no answer came (refused, reset, timed out, TLS failed).
+CONNECTION_ERRORS = (aiohttp.ClientError, OSError, asyncio.TimeoutError)
 
 
 class ApiError(Exception):
@@ -71,18 +78,34 @@ def ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext:
     return ctx
 
 
+def unavailable(exc: BaseException) -> Unavailable | None:
+    """``exc`` as :class:`errors.Unavailable` if the same call is worth making again later,
+    unchanged: no answer came, or the apiserver answered 429 or 5xx; else None."""
+    if isinstance(exc, ApiError):
+        if exc.status == 429 or exc.status >= 500:
+            return Unavailable(str(exc).rstrip(": "))
+        return None
+    if isinstance(exc, CONNECTION_ERRORS):
+        return Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "))
+    return None
+
+
 class ApiClient:
-    """One connection pool to the apiserver for the whole process."""
+    """The connections of one process to the apiserver, in two pools of their own: calls
+    (``connections`` at most, opened once and kept) and watches (``watches`` at most, each
+    held for minutes), so that a call never waits behind the long-lived watches."""
 
     #: Sent as the User-Agent: what the apiserver's audit log names the caller.
     user_agent = "asynctask"
 
-    def __init__(self, cfg: k8s_client.Configuration, pool_size: int = 64) -> None:
+    def __init__(
+        self, cfg: k8s_client.Configuration, connections: int = 64, watches: int = 64
+    ) -> None:
         self.cfg = cfg
         self.host = str(cfg.host).rstrip("/")
         self._ssl = ssl_context(cfg) if self.host.startswith("https") else None
-        self._pool_size = pool_size
-        self._session: aiohttp.ClientSession | None = None
+        self._limits = {"calls": connections, "watches": watches}
+        self._sessions: dict[str, aiohttp.ClientSession] = {}
 
     @classmethod
     def from_environment(cls) -> Self:
@@ -97,16 +120,17 @@ class ApiClient:
             headers["Content-Type"] = content_type
         return headers
 
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            connector = aiohttp.TCPConnector(ssl=self._ssl or False, limit=self._pool_size)
-            self._session = aiohttp.ClientSession(connector=connector)
-        return self._session
+    def _session(self, pool: str) -> aiohttp.ClientSession:
+        session = self._sessions.get(pool)
+        if session is None:
+            connector = aiohttp.TCPConnector(ssl=self._ssl or False, limit=self._limits[pool])
+            session = self._sessions[pool] = aiohttp.ClientSession(connector=connector)
+        return session
 
     async def close(self) -> None:
-        if self._session is not None:
-            await self._session.close()
+        sessions, self._sessions = list(self._sessions.values()), {}
+        for session in sessions:
+            await session.close()
 
     async def request(
         self,
@@ -118,9 +142,10 @@ class ApiClient:
         content_type: str = "application/json",
         seconds: float = 30,
     ) -> dict[str, Any]:
-        """One call; raises :class:`ApiError` on a non-2xx answer."""
+        """One call; raises :class:`ApiError` on a non-2xx answer, and what aiohttp raises
+        (:data:`CONNECTION_ERRORS`) when none came."""
         data = None if body is None else json.dumps(body).encode()
-        async with self.session.request(
+        async with self._session("calls").request(
             method,
             self.host + path,
             data=data,
@@ -137,12 +162,39 @@ class ApiClient:
                 raise ApiError(resp.status, answer if isinstance(answer, dict) else {})
             return answer if isinstance(answer, dict) else {}
 
+    async def call(
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        params: Mapping[str, str] | None = None,
+        content_type: str = "application/json",
+        seconds: float = 30,
+    ) -> dict[str, Any]:
+        """:meth:`request`, with an outage raised as :class:`errors.Unavailable` (see
+        :func:`unavailable`); other answers raise :class:`ApiError`."""
+        try:
+            return await self.request(
+                method, path, body=body, params=params, content_type=content_type, seconds=seconds
+            )
+        except (ApiError, *CONNECTION_ERRORS) as exc:
+            outage = unavailable(exc)
+            if outage is None:
+                raise
+            raise outage from exc
+
     async def watch(
-        self, path: str, params: Mapping[str, str], read_timeout: float
+        self,
+        path: str,
+        params: Mapping[str, str],
+        read_timeout: float,
+        on_open: Callable[[], None] = lambda: None,
     ) -> AsyncIterator[dict[str, Any]]:
-        """The events of one watch request, as the apiserver sends them (one JSON per line)."""
+        """The events of one watch request, as the apiserver sends them (one JSON per line);
+        ``on_open`` is called once the apiserver accepted the request."""
         query = dict(params, watch="1")
-        async with self.session.get(
+        async with self._session("watches").get(
             self.host + path,
             params=query,
             headers=self._headers(),
@@ -150,6 +202,7 @@ class ApiClient:
         ) as resp:
             if resp.status >= 300:
                 raise ApiError(resp.status, await _json_or_empty(resp))
+            on_open()
             # Lines can be far longer than aiohttp's readline limit (a task's result is up
             # to a few hundred KiB), so chunks are split here.
             buffer = b""

@@ -14,7 +14,7 @@ use), so a Lease behaves as operators of Kubernetes expect:
 * ``leaseTransitions`` counts the changes of holder: it is incremented by whoever takes
   the Lease from another identity (or from none, after a release).
 
-:mod:`leadership` reads and writes the Lease and keeps the time; this module only decides
+:mod:`leader.leadership` reads and writes the Lease and keeps the time; this module only decides
 and builds the spec to write.
 """
 
