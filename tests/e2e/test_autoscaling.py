@@ -17,10 +17,9 @@ from typing import Any
 import pytest
 from kubernetes import client, config
 
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
 from tests.e2e.conftest import Process, system_env, worker_ready
-from tests.e2e.tasks import wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -106,7 +105,7 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     burst = [task(namespace, f"burst-{i}", queue) for i in range(BURST)]
     started = time.monotonic()
     control_plane.kubectl("create", "-f", "-", input="\n".join(json.dumps(t) for t in burst))
-    wait_for("the Deployment to scale up", lambda: replicas() == MAX, timeout=15, interval=0.05)
+    wait_until("the Deployment to scale up", lambda: replicas() == MAX, timeout=15, interval=0.05)
     reaction = time.monotonic() - started
     print(f"\nscale-up reaction from the burst (kubectl create included): {reaction:.2f}s")
     assert reaction <= 5.0
@@ -119,7 +118,7 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
         sets = apps.list_namespaced_replica_set(namespace, label_selector=f"app={name}").items
         return any(rs.spec.replicas == MAX for rs in sets)
 
-    wait_for("a ReplicaSet with the new replica count", replica_set_scaled, timeout=30)
+    wait_until("a ReplicaSet with the new replica count", replica_set_scaled, timeout=30)
     time.sleep(2)
     assert replicas() == MAX  # the depth is still there: no scale-down, no flapping
 
@@ -156,7 +155,7 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
         )
         # The operator sees the depth fall (its management figures lag a few seconds) and
         # holds: it wants fewer replicas but keeps them until the window has passed.
-        wait_for(
+        wait_until(
             "the operator to hold",
             lambda: any(
                 f"{key}: depth " in ln and "holding until the scale-down window" in ln
@@ -166,7 +165,7 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
             interval=0.1,
         )
         assert replicas() == MAX, "scaled down at once: no stabilisation window"
-        took = wait_for(
+        took = wait_until(
             "the Deployment to scale back to 0", lambda: replicas() == 0, timeout=40, interval=0.1
         )
     finally:

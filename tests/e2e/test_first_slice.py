@@ -8,9 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ControlPlane
+from testbed import ControlPlane, wait_until
 from tests.e2e.conftest import Process
-from tests.e2e.tasks import wait_for
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -73,7 +72,7 @@ def test_watch_shows_pending_processing_succeeded(
         )
     try:
         # The watch runs (the apiserver accepted it) before the object exists.
-        wait_for(
+        wait_until(
             "the watch to start",
             lambda: any(
                 "watch=true" in line and "200 OK" in line
@@ -90,7 +89,7 @@ def test_watch_shows_pending_processing_succeeded(
             "asynctask/hello",
             "--timeout=60s",
         )
-        wait_for(
+        wait_until(
             "the last row to reach the watch",
             lambda: any(
                 line.split()[:3] == ["hello", "hello", "Succeeded"]

@@ -21,13 +21,13 @@ import pika
 import pytest
 
 from asynctask_worker import topology
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, wait_until
 from tests.e2e.conftest import Process
 from tests.e2e.fuzz_messages import Fuzzed, generate
 from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
 
 __all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
-from tests.e2e.tasks import create, status, wait_for
+from tests.e2e.tasks import create, status
 
 pytestmark = pytest.mark.e2e
 
@@ -92,7 +92,7 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
     # ends that task in Error saying why, although neither could read the body.
     parked = create(control_plane, fuzz_ns, "parked", queue="nobody-serves-this")
     ref = parked["metadata"]
-    wait_for(
+    wait_until(
         "parked to be Pending",
         lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Pending",
         30,
@@ -125,13 +125,13 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
         publish_all(fuzz_url, bad[start : start + chunk])
     creator.join()
 
-    wait_for(
+    wait_until(
         "every good task to succeed",
         lambda: all(status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names),
         120,
         interval=1,
     )
-    ended = wait_for(
+    ended = wait_until(
         "parked to end",
         lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Error",
         60,
@@ -149,7 +149,7 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
         letters.extend(drain(fuzz_url, topology.DEAD_LETTER_QUEUE))
         return len(letters) >= len(bad)
 
-    wait_for("every bad message in the dead-letter queue", all_dead_lettered, 120, interval=1)
+    wait_until("every bad message in the dead-letter queue", all_dead_lettered, 120, interval=1)
     # Each bad message exactly once, with the reason its consumer gave, and by whom.
     reasons = {key(q, m.body): m.reason for q, m in bad}
     found: collections.Counter[tuple[str, str]] = collections.Counter()

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import ControlPlane, RabbitMQ, probes
+from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
 from tests.conftest import EXISTING_CLUSTER
 from tests.e2e.chart import (
@@ -42,7 +42,7 @@ from tests.e2e.chart import (
     token_kubeconfig,
 )
 from tests.e2e.conftest import Process, operator_ready, worker_ready
-from tests.e2e.tasks import create, wait_for, wait_phase
+from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -318,7 +318,7 @@ def test_install_creates_pods_that_pass_restricted(
         return counts
 
     # kube-controller-manager creates each ReplicaSet's Pods; admission lets them in.
-    wait_for(
+    wait_until(
         "the chart's Pods",
         lambda: all(pods_by_owner().get(n, 0) >= r for n, r in wanted.items()),
         timeout=60,
@@ -369,7 +369,7 @@ def test_gateway_service_and_budget_select_the_gateway_pods(
         return {p["metadata"]["name"] for p in items}
 
     owned = {"app.kubernetes.io/instance": release.name, "app.kubernetes.io/component": "gateway"}
-    wait_for("the gateway's two Pods", lambda: len(pods(owned)) == 2, timeout=60)
+    wait_until("the gateway's two Pods", lambda: len(pods(owned)) == 2, timeout=60)
     mine = pods(owned)
     assert all(name.startswith(f"{gateway}-") for name in mine), mine
     service = json.loads(cp.kubectl("get", "service", gateway, "-n", ns, "-o", "json").stdout)
@@ -383,7 +383,7 @@ def test_gateway_service_and_budget_select_the_gateway_pods(
         status: dict[str, Any] = json.loads(out.stdout).get("status", {})
         return status
 
-    wait_for(
+    wait_until(
         "the disruption controller to count the gateway Pods",
         lambda: budget().get("expectedPods") == 2,
         timeout=60,
@@ -648,8 +648,8 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
         def replicas() -> int:
             return int(deployments(cp, ns)[release.pool]["spec"]["replicas"])
 
-        wait_for("the operator to scale the pool to 3", lambda: replicas() == 3, timeout=30)
-        wait_for(
+        wait_until("the operator to scale the pool to 3", lambda: replicas() == 3, timeout=30)
+        wait_until(
             "kube-controller-manager to follow",
             lambda: any(
                 rs["spec"]["replicas"] == 3 and rs["status"].get("replicas") == 3
@@ -703,7 +703,7 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
             out = cp.kubectl("get", "asynctask", "short-lived", "-n", ns, check=False)
             return out.returncode != 0 and "NotFound" in out.stderr
 
-        wait_for("ttlSecondsAfterFinished to delete short-lived", gone, timeout=60)
+        wait_until("ttlSecondsAfterFinished to delete short-lived", gone, timeout=60)
 
         events = json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
         on_tasks = [

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from testbed import ControlPlane
+from testbed import ControlPlane, wait_until
 from tests.e2e.conftest import Process
-from tests.e2e.tasks import create, status, wait_for, wait_phase
+from tests.e2e.tasks import create, status, wait_phase
 from tests.webhook_hits import Hit
 
 pytestmark = pytest.mark.e2e
@@ -103,7 +103,7 @@ def test_each_phase_change_is_posted_signed_and_recorded(
     )
     uid = task["metadata"]["uid"]
     wait_phase(control_plane, namespace, "notified", "Succeeded")
-    wait_for("the Succeeded event", lambda: len(receiver.events()) >= 3, 30)
+    wait_until("the Succeeded event", lambda: len(receiver.events()) >= 3, 30)
     events = receiver.events()
     assert [e["type"] for e in events] == [
         "dev.asynctask.task.pending",
@@ -131,7 +131,7 @@ def test_each_phase_change_is_posted_signed_and_recorded(
             b"another key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
         )
     # The outcome of the last event is written to the status once it is settled.
-    wait_for(
+    wait_until(
         "status.webhook",
         lambda: (
             (status(control_plane, namespace, "notified").get("webhook") or {}).get(
@@ -174,7 +174,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     )
     uid = task["metadata"]["uid"]
     wait_phase(control_plane, namespace, "retried", "Succeeded")
-    wait_for(
+    wait_until(
         "every event delivered",
         lambda: (
             receiver.events()[-1:] != []
@@ -195,7 +195,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     print(f"\nwebhook retries after {first:.2f}s and {second:.2f}s")
     assert first >= 0.45 and second >= 0.9, (first, second)
     assert SIGNATURE_HEADER not in receiver.hits[0].headers  # no secretRef: unsigned
-    wait_for(
+    wait_until(
         "status.webhook",
         lambda: (
             (status(control_plane, namespace, "retried").get("webhook") or {}).get("delivered")
@@ -218,7 +218,7 @@ def test_unsafe_targets_are_refused_and_the_task_goes_on(
         webhook={"url": "http://169.254.169.254/latest/meta-data/"},
     )
     wait_phase(control_plane, namespace, "metadata", "Succeeded")
-    wait_for(
+    wait_until(
         "the refusal in status.webhook",
         lambda: (
             (status(control_plane, namespace, "metadata").get("webhook") or {})
