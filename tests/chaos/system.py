@@ -24,7 +24,7 @@ from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ, RabbitMQCluster, probes
 from testbed._proc import free_port, wait_until
 from tests.chaos.history import PhaseWatch, Summary, summary
-from tests.e2e.conftest import Process, operator_ready, worker_ready
+from tests.e2e.system import Process, operator_ready, worker_ready
 
 QUEUE = "chaos"
 TASK_QUEUE = topology.task_queue_name(QUEUE)

@@ -19,7 +19,7 @@ from kubernetes import client, config
 
 from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, system_env, worker_ready
+from tests.e2e.system import Process, system_env, worker_ready
 
 pytestmark = pytest.mark.e2e
 

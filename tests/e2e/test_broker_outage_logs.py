@@ -11,8 +11,8 @@ from collections.abc import Callable
 import pytest
 
 from testbed import ControlPlane, RabbitMQ, wait_until
-from tests.e2e.conftest import Process
 from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
+from tests.e2e.system import Process
 from tests.e2e.tasks import create, status
 
 pytestmark = pytest.mark.e2e

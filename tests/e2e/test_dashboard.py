@@ -24,8 +24,8 @@ from selenium.webdriver.common.keys import Keys
 
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.browser import chromium, one, resource_origins, severe_logs, shot, until
-from tests.e2e.conftest import Process
 from tests.e2e.gateway_client import StreamRefused, gateway_app_worker
+from tests.e2e.system import Process
 
 if TYPE_CHECKING:
     from selenium import webdriver

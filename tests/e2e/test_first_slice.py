@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from testbed import ControlPlane, wait_until
-from tests.e2e.conftest import Process
+from tests.e2e.system import Process
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"

@@ -22,9 +22,9 @@ import pytest
 
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ, wait_until
-from tests.e2e.conftest import Process
 from tests.e2e.fuzz_messages import Fuzzed, generate
 from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
+from tests.e2e.system import Process
 
 __all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
 from tests.e2e.tasks import create, status

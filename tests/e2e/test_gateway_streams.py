@@ -15,8 +15,8 @@ from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
 from testbed import ControlPlane, RabbitMQ, wait_until
-from tests.e2e.conftest import Process
 from tests.e2e.gateway_client import StreamRefused, gateway_app_worker, sse_path
+from tests.e2e.system import Process
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Event, Gateway

@@ -18,7 +18,7 @@ import pytest
 from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
 from tests import gitops
-from tests.e2e.conftest import operator_ready, running, system_env
+from tests.e2e.system import operator_ready, running, system_env
 from tests.e2e.tasks import create, get, patch_spec, wait_phase
 
 pytestmark = pytest.mark.e2e

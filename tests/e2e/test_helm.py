@@ -41,7 +41,7 @@ from tests.e2e.chart import (
     template,
     token_kubeconfig,
 )
-from tests.e2e.conftest import Process, operator_ready, worker_ready
+from tests.e2e.system import Process, operator_ready, worker_ready
 from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e

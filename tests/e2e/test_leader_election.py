@@ -22,7 +22,7 @@ import pytest
 
 from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, operator_ready, system_env
+from tests.e2e.system import Process, operator_ready, system_env
 from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e

@@ -18,7 +18,7 @@ from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
 from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, system_env, worker_ready
+from tests.e2e.system import Process, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,
@@ -295,7 +295,7 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     """Each worker that takes the message dies (os._exit); the broker redelivers it to the
     next one, until the quorum queue's delivery limit dead-letters it: the task ends in
     Error and says why. Nothing retries it (a poison message would only kill again)."""
-    from tests.e2e.conftest import system_env
+    from tests.e2e.system import system_env
 
     create(control_plane, namespace, "poison", queue="poison", request={}, retries=3)
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(tmp_path))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from testbed import ControlPlane, wait_until
-from tests.e2e.conftest import Process
+from tests.e2e.system import Process
 from tests.e2e.tasks import create, sample, scrape, wait_phase
 
 pytestmark = pytest.mark.e2e

@@ -15,7 +15,7 @@ import pytest
 
 from asynctask_operator.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
 from testbed import ControlPlane, wait_until
-from tests.e2e.conftest import Process
+from tests.e2e.system import Process
 from tests.e2e.tasks import create, status, wait_phase
 from tests.webhook_hits import Hit
 

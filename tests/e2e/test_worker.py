@@ -22,7 +22,7 @@ import yaml
 from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, running, system_env, worker_ready
+from tests.e2e.system import Process, running, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.chart import (
+from tests.unit.chart.chart import (
     ADMISSION,
     AUTOSCALE_ANNOTATIONS,
     CHART,

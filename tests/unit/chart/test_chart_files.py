@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "deploy" / "helm" / "asynctask"
 CRDS = REPO / "deploy" / "crds"
 
