@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -85,6 +85,25 @@ def signing_secret(cp: ControlPlane, ns: str) -> dict[str, str]:
     return {"name": "hooks", "key": "key"}
 
 
+def check_signed_hits(receiver: Receiver) -> None:
+    """Every request the receiver got: to /hook, a CloudEvent, signed with KEY (and not
+    with another key)."""
+    for hit in receiver.hits:
+        assert hit.path == "/hook"
+        assert hit.headers["Content-Type"].startswith("application/cloudevents+json")
+        assert verify_signature(
+            KEY, hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+        assert not verify_signature(
+            b"another key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+
+
+def webhook_delivered(cp: ControlPlane, ns: str, name: str, phase: str) -> Callable[[], bool]:
+    """Whether the task's status.webhook says the event of ``phase`` was delivered."""
+    return lambda: (status(cp, ns, name).get("webhook") or {}).get("lastDeliveredPhase") == phase
+
+
 def test_each_phase_change_is_posted_signed_and_recorded(
     control_plane: ControlPlane,
     namespace: str,
@@ -121,24 +140,11 @@ def test_each_phase_change_is_posted_signed_and_recorded(
         f"/apis/asynctask.dev/v1alpha1/namespaces/{namespace}/asynctasks/notified"
     )
     assert final["data"]["result"] == {"greeting": "Hello, world!", "steps": 1}
-    for hit in receiver.hits:
-        assert hit.path == "/hook"
-        assert hit.headers["Content-Type"].startswith("application/cloudevents+json")
-        assert verify_signature(
-            KEY, hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
-        )
-        assert not verify_signature(
-            b"another key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
-        )
+    check_signed_hits(receiver)
     # The outcome of the last event is written to the status once it is settled.
     wait_until(
         "status.webhook",
-        lambda: (
-            (status(control_plane, namespace, "notified").get("webhook") or {}).get(
-                "lastDeliveredPhase"
-            )
-            == "Succeeded"
-        ),
+        webhook_delivered(control_plane, namespace, "notified", "Succeeded"),
         15,
     )
     hook = status(control_plane, namespace, "notified")["webhook"]
