@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -42,6 +43,8 @@ from testbed.rabbitmq import RabbitMQ
 
 TERMINAL = {"Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
 HZ = os.sysconf("SC_CLK_TCK")
+#: A started process of the stack: its name, the process and its log.
+Proc = tuple[str, subprocess.Popen[bytes], Path]
 
 
 def pct(values: list[float], q: float) -> float:
@@ -214,54 +217,32 @@ async def fanout(client: Client, gateway_pid: int, tasks: int, per_task: int) ->
     )
 
 
-def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> None:
-    print(f"\n0. cache memory: {count} tasks in a namespace no operator serves", flush=True)
+def cache_tasks_list(start: int, stop: int) -> dict[str, Any]:
+    """A List of the tasks ``c-<start>`` to ``c-<stop - 1>`` in "bench-cache"."""
+    items = [
+        {
+            "apiVersion": "asynctask.dev/v1alpha1",
+            "kind": "AsyncTask",
+            "metadata": {
+                "name": f"c-{i:06d}",
+                "namespace": "bench-cache",
+                "labels": {"app": "bench", "batch": str(start)},
+            },
+            "spec": {
+                "queue": "bench-cache",
+                "timeoutSeconds": 600,
+                "request": {"url": f"s3://bucket/images/{i:06d}.png", "sizes": [64, 128, 256]},
+            },
+        }
+        for i in range(start, stop)
+    ]
+    return {"apiVersion": "v1", "kind": "List", "items": items}
 
-    def cached() -> float:
-        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
-            text = resp.read().decode()
-        line = next(x for x in text.splitlines() if x.startswith("asynctask_gateway_cache_tasks "))
-        return float(line.split()[1])
 
-    before_tasks, before = cached(), rss_mib(gateway_pid)
-    for start in range(0, count, 1000):
-        items = [
-            {
-                "apiVersion": "asynctask.dev/v1alpha1",
-                "kind": "AsyncTask",
-                "metadata": {
-                    "name": f"c-{i:06d}",
-                    "namespace": "bench-cache",
-                    "labels": {"app": "bench", "batch": str(start)},
-                },
-                "spec": {
-                    "queue": "bench-cache",
-                    "timeoutSeconds": 600,
-                    "request": {"url": f"s3://bucket/images/{i:06d}.png", "sizes": [64, 128, 256]},
-                },
-            }
-            for i in range(start, min(start + 1000, count))
-        ]
-        cp.kubectl(
-            "create",
-            "-f",
-            "-",
-            "-o",
-            "name",
-            input=json.dumps({"apiVersion": "v1", "kind": "List", "items": items}),
-            timeout=300,
-        )
-        print(f"  created {min(start + 1000, count)}/{count}", flush=True)
-    wait_until("the cache to hold every task", lambda: cached() >= before_tasks + count, 120)
-    after = rss_mib(gateway_pid)
-    print(
-        f"  gateway RSS {before:.1f} -> {after:.1f} MiB: "
-        f"{(after - before) * 10_000 / count:.1f} MiB per 10k tasks "
-        f"({(after - before) * 1024 * 1024 / count:.0f} B a task)",
-        flush=True,
-    )
-    # The same projection built here, measured exactly (RSS also counts the allocator's
-    # slack and the decoding buffers of the list and watch).
+def projection_size(cp: ControlPlane) -> None:
+    """The cache's projection of the tasks in "bench-cache", built here and measured
+    exactly (RSS also counts the allocator's slack and the decoding buffers of the list and
+    watch)."""
     items = json.loads(
         cp.kubectl("get", "asynctasks", "-n", "bench-cache", "-o", "json", timeout=300).stdout
     )["items"]
@@ -276,6 +257,31 @@ def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> N
         f"(an object is {whole:.0f} B as JSON without managedFields)",
         flush=True,
     )
+
+
+def cache_memory(cp: ControlPlane, base: str, gateway_pid: int, count: int) -> None:
+    print(f"\n0. cache memory: {count} tasks in a namespace no operator serves", flush=True)
+
+    def cached() -> float:
+        with urllib.request.urlopen(f"{base}/metrics", timeout=10) as resp:
+            text = resp.read().decode()
+        line = next(x for x in text.splitlines() if x.startswith("asynctask_gateway_cache_tasks "))
+        return float(line.split()[1])
+
+    before_tasks, before = cached(), rss_mib(gateway_pid)
+    for start in range(0, count, 1000):
+        batch = cache_tasks_list(start, min(start + 1000, count))
+        cp.kubectl("create", "-f", "-", "-o", "name", input=json.dumps(batch), timeout=300)
+        print(f"  created {min(start + 1000, count)}/{count}", flush=True)
+    wait_until("the cache to hold every task", lambda: cached() >= before_tasks + count, 120)
+    after = rss_mib(gateway_pid)
+    print(
+        f"  gateway RSS {before:.1f} -> {after:.1f} MiB: "
+        f"{(after - before) * 10_000 / count:.1f} MiB per 10k tasks "
+        f"({(after - before) * 1024 * 1024 / count:.0f} B a task)",
+        flush=True,
+    )
+    projection_size(cp)
 
 
 def logged(log: Path, needle: str) -> Callable[[], bool]:
@@ -327,6 +333,36 @@ async def run(args: argparse.Namespace, cp: ControlPlane, base: str, pid: int) -
         await kube.close()
 
 
+def start_stack(logs: Path, env: dict[str, str], port: int) -> list[Proc]:
+    """The operator (serving "bench"), an example worker and the gateway (serving "bench"
+    and "bench-cache" on ``port``, with no per-user stream or wait limit that matters)."""
+    python = sys.executable
+    gateway_env = dict(
+        env,
+        ASYNCTASK_GATEWAY_PORT=str(port),
+        ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+        ASYNCTASK_GATEWAY_NAMESPACES="bench,bench-cache",
+        ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="100000",
+        ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="100000",
+    )
+    commands = {
+        "operator": (
+            [python, "-m", "asynctask_operator", "--standalone", "--namespace", "bench"],
+            env,
+        ),
+        "worker": (
+            [python, "-m", "asynctask_worker", "example_tasks:app", "--concurrency", "8"],
+            env,
+        ),
+        "gateway": ([python, "-m", "asynctask_gateway"], gateway_env),
+    }
+    procs: list[Proc] = []
+    for name, (args, proc_env) in commands.items():
+        logfile = logs / f"{name}.log"
+        procs.append((name, spawn(args, logfile, proc_env), logfile))
+    return procs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=200)
@@ -348,57 +384,9 @@ def main() -> int:
         assert cp.workdir is not None
         logs, port = cp.workdir, free_port()
         base = f"http://127.0.0.1:{port}"
-        procs = [
-            (
-                "operator",
-                spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "asynctask_operator",
-                        "--standalone",
-                        "--namespace",
-                        "bench",
-                    ],
-                    logs / "operator.log",
-                    env,
-                ),
-                logs / "operator.log",
-            ),
-            (
-                "worker",
-                spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "asynctask_worker",
-                        "example_tasks:app",
-                        "--concurrency",
-                        "8",
-                    ],
-                    logs / "worker.log",
-                    env,
-                ),
-                logs / "worker.log",
-            ),
-            (
-                "gateway",
-                spawn(
-                    [sys.executable, "-m", "asynctask_gateway"],
-                    logs / "gateway.log",
-                    dict(
-                        env,
-                        ASYNCTASK_GATEWAY_PORT=str(port),
-                        ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-                        ASYNCTASK_GATEWAY_NAMESPACES="bench,bench-cache",
-                        ASYNCTASK_GATEWAY_MAX_STREAMS_PER_USER="100000",
-                        ASYNCTASK_GATEWAY_MAX_WAITS_PER_USER="100000",
-                    ),
-                ),
-                logs / "gateway.log",
-            ),
-        ]
+        procs: list[Proc] = []
         try:
+            procs = start_stack(logs, env, port)
             for name, needle in (
                 ("operator", "connected to RabbitMQ"),
                 ("worker", "serving"),

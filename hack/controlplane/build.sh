@@ -7,8 +7,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log_prefix=controlplane
-source "$here/../lib/cache.sh"
-key=$(cache_key "$here/go.mod" "$here/go.sum" "$here/build.sh" <(go env GOVERSION GOOS GOARCH))
+source "$here/../lib/gobuild.sh"
+key=$(gobuild_key "$here/go.mod" "$here/go.sum" "$here/build.sh")
 k8s_version=$(awk '$1=="k8s.io/kubernetes" {print $2; exit}' "$here/go.mod")
 etcd_version=$(awk '$1=="go.etcd.io/etcd/server/v3" {print $2; exit}' "$here/go.mod")
 out="$cache_root/controlplane/$k8s_version-etcd$etcd_version-$key"
@@ -20,23 +20,9 @@ reuse_or_lock "$out" "$out/bin"
 mkdir -p "$out/bin"
 cd "$here"
 log "building kubernetes $k8s_version and etcd $etcd_version with $(go env GOVERSION) (first run only; ~10-20 min on 2 cores)"
-download_modules
-total=$(GOFLAGS=-mod=readonly go list -deps "${pkgs[@]}" | wc -l)
-log "step 2/2: compiling $total packages: etcd, kube-apiserver, kube-controller-manager, kubectl"
-# Release builds stamp their version; without it /version says v0.0.0 and tools that
-# check the server version (helm's kubeVersion, kubectl's skew warning) are misled.
-minor=$(echo "$k8s_version" | cut -d. -f2)
-version_ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  version_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  version_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
-# One `go build` for all four: shared packages are compiled once, and the progress count
-# is cumulative.
 staging="$out/staging"
-rm -rf "$staging"; mkdir -p "$staging"
-CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags="-s -w $version_ldflags" \
-    -o "$staging/" "${pkgs[@]}" 2>&1 | compile_progress "$total"
+build_kubernetes "$k8s_version" "$staging" "etcd, kube-apiserver, kube-controller-manager, kubectl" \
+    "${pkgs[@]}"
 # Binaries are named after their import paths; etcd's is go.etcd.io/etcd/server/v3.
 for i in "${!bins[@]}"; do
   built="$staging/$(basename "${pkgs[$i]}")"

@@ -2,7 +2,8 @@
 # Builds gitops-health (main.go here: kstatus from sigs.k8s.io/cli-utils, Argo CD's Lua in
 # github.com/yuin/gopher-lua, both pinned in go.mod) and caches it, keyed by the sources,
 # the module pins, this script and the Go toolchain, so later runs reuse it in a second.
-# Used by the GitOps health tests (tests/unit/test_chart_argocd_health.py, tests/e2e/test_gitops.py).
+# Used by the GitOps health tests (tests/unit/chart/test_chart_argocd_health.py,
+# tests/e2e/test_gitops.py).
 #
 # Prints the cache's bin directory on stdout as its last line; progress goes to stderr.
 set -euo pipefail

@@ -1,5 +1,6 @@
 # Shared by the scripts that build or fetch pinned tools into the project's cache
-# (hack/controlplane/build.sh, hack/helm/build.sh, hack/helm/crds/fetch.sh). Sourced, not run.
+# (hack/controlplane/build.sh and hack/node/build.sh through gobuild.sh, hack/helm/build.sh,
+# hack/helm/crds/fetch.sh, hack/gitops/build.sh). Sourced, not run.
 #
 # Each such script sets `log_prefix`, computes its cache folder with `cache_key`, calls
 # `reuse_or_lock` (which ends the script when a complete copy is cached), builds into the

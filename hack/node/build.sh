@@ -8,8 +8,8 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 log_prefix=node
-source "$here/../lib/cache.sh"
-key=$(cache_key "$here/go.mod" "$here/go.sum" "$here/build.sh" <(go env GOVERSION GOOS GOARCH))
+source "$here/../lib/gobuild.sh"
+key=$(gobuild_key "$here/go.mod" "$here/go.sum" "$here/build.sh")
 k8s_version=$(awk '$1=="require" && $2=="k8s.io/kubernetes" {print $3; exit} $1=="k8s.io/kubernetes" {print $2; exit}' "$here/go.mod")
 cp_version=$(awk '$1=="k8s.io/kubernetes" {print $2; exit}' "$here/../controlplane/go.mod")
 if [ "$k8s_version" != "$cp_version" ]; then
@@ -25,19 +25,8 @@ reuse_or_lock "$out" "$out/bin"
 mkdir -p "$out/bin"
 cd "$here"
 log "building kubelet, kube-scheduler, kube-proxy $k8s_version with $(go env GOVERSION) (first run only)"
-download_modules
-total=$(GOFLAGS=-mod=readonly go list -deps "${pkgs[@]}" | wc -l)
-log "step 2/2: compiling $total packages"
-minor=$(echo "$k8s_version" | cut -d. -f2)
-version_ldflags=""
-for pkg in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
-  version_ldflags+=" -X $pkg.gitVersion=$k8s_version -X $pkg.gitMajor=1 -X $pkg.gitMinor=$minor"
-  version_ldflags+=" -X $pkg.gitTreeState=clean -X $pkg.buildDate=1970-01-01T00:00:00Z"
-done
 staging="$out/staging"
-rm -rf "$staging"; mkdir -p "$staging"
-CGO_ENABLED=0 GOFLAGS=-mod=readonly go build -v -trimpath -ldflags="-s -w $version_ldflags" \
-    -o "$staging/" "${pkgs[@]}" 2>&1 | compile_progress "$total"
+build_kubernetes "$k8s_version" "$staging" "" "${pkgs[@]}"
 for b in "${bins[@]}"; do mv "$staging/$b" "$out/bin/$b"; done
 rm -rf "$staging"
 printf 'kubernetes %s\n%s\n' "$k8s_version" "$(go env GOVERSION)" > "$out/VERSIONS"

@@ -1,11 +1,14 @@
 """The project's own test bed: a real control plane and a real RabbitMQ, started locally.
 
 Used by the pytest fixtures (``tests/conftest.py``) and by the dev stack
-(``python -m testbed.devstack``).
+(``python -m testbed.devstack``). ``wait_until`` is the one wait of the launchers and the
+tests: it polls a check, fails fast when a watched process dies, and says what it waited
+for, with the last error of the check, when time runs out.
 """
 
+from testbed._proc import wait_until
 from testbed.controlplane import ControlPlane
 from testbed.rabbitmq import RabbitMQ
 from testbed.rabbitmq_cluster import RabbitMQCluster
 
-__all__ = ["ControlPlane", "RabbitMQ", "RabbitMQCluster"]
+__all__ = ["ControlPlane", "RabbitMQ", "RabbitMQCluster", "wait_until"]

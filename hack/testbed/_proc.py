@@ -95,7 +95,7 @@ def stop(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
 def wait_until(
     what: str,
     check: Callable[[], object],
-    timeout: float,
+    timeout: float = 30,
     procs: Sequence[tuple[str, subprocess.Popen[bytes], Path]] = (),
     interval: float = 0.25,
 ) -> float:

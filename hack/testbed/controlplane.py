@@ -13,17 +13,15 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import ssl
 import subprocess
-import tempfile
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed._proc import free_port, log, spawn, stop, wait_until
+from testbed.service import Service
 
 REPO = Path(__file__).resolve().parents[2]
 BUILD_SCRIPT = REPO / "hack" / "controlplane" / "build.sh"
@@ -154,7 +152,7 @@ current-context: {user}@asynctask-testbed
 
 
 @dataclass
-class ControlPlane:
+class ControlPlane(Service):
     """A running control plane. Use as a context manager, or call start()/stop()."""
 
     workdir: Path | None = None
@@ -165,78 +163,87 @@ class ControlPlane:
     audit_log: Path = field(default=Path())
     _procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
     _own_workdir: bool = False
+    workdir_prefix: ClassVar[str] = "asynctask-controlplane-"
     #: Where the apiserver listens and what it advertises (the ``kubernetes`` Service's
     #: endpoint). Loopback unless pods must reach it: the test bed's node passes its own IP.
     address: str = "127.0.0.1"
     _api_args: list[str] = field(default_factory=list)
     _admin_tls: ssl.SSLContext | None = None
 
-    def start(self) -> ControlPlane:
-        bin_dir = self.bin_dir = self.bin_dir or build_binaries()
-        if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-controlplane-"))
-            self._own_workdir = True
-        work, pki = self.workdir, self.workdir / "pki"
-        try:
-            self._start(bin_dir, work, pki)
-        except BaseException:
-            self.stop()
-            raise
-        return self
+    def _prepare(self) -> None:
+        self.bin_dir = self.bin_dir or build_binaries()
 
-    def _start(self, bin_dir: Path, work: Path, pki: Path) -> None:
+    def _start(self, work: Path) -> None:
+        pki = work / "pki"
         log("controlplane", f"generating certificates in {pki}")
         generate_pki(pki, self.address)
         etcd_port, etcd_peer, api_port = free_port(), free_port(), free_port()
-        etcd_url = self.etcd_url = f"http://127.0.0.1:{etcd_port}"
+        self.etcd_url = f"http://127.0.0.1:{etcd_port}"
         self.server = f"https://{self.address}:{api_port}"
+        self._start_etcd(work, etcd_peer)
+        self._start_first_apiserver(work, pki, api_port)
+        self._start_controller_manager(work, pki)
+        log("controlplane", f"ready: {self.server}, kubeconfig {self.kubeconfig}")
 
+    def _bin(self, name: str) -> str:
+        assert self.bin_dir is not None
+        return str(self.bin_dir / name)
+
+    def _spawn(self, name: str, args: list[str], logfile: Path) -> None:
+        self._procs.append((name, spawn(args, logfile), logfile))
+
+    def _start_etcd(self, work: Path, peer_port: int) -> None:
+        etcd_url, peer_url = self.etcd_url, f"http://127.0.0.1:{peer_port}"
         log("controlplane", f"starting etcd on {etcd_url}")
-        etcd_log = work / "etcd.log"
-        self._procs.append(
-            (
-                "etcd",
-                spawn(
-                    [
-                        str(bin_dir / "etcd"),
-                        "--name",
-                        "testbed",
-                        "--data-dir",
-                        str(work / "etcd"),
-                        "--listen-client-urls",
-                        etcd_url,
-                        "--advertise-client-urls",
-                        etcd_url,
-                        "--listen-peer-urls",
-                        f"http://127.0.0.1:{etcd_peer}",
-                        "--initial-advertise-peer-urls",
-                        f"http://127.0.0.1:{etcd_peer}",
-                        "--initial-cluster",
-                        f"testbed=http://127.0.0.1:{etcd_peer}",
-                        "--unsafe-no-fsync",
-                        "--log-level",
-                        "warn",
-                    ],
-                    etcd_log,
-                ),
-                etcd_log,
-            )
-        )
+        args = [
+            self._bin("etcd"),
+            "--name",
+            "testbed",
+            "--data-dir",
+            str(work / "etcd"),
+            "--listen-client-urls",
+            etcd_url,
+            "--advertise-client-urls",
+            etcd_url,
+            "--listen-peer-urls",
+            peer_url,
+            "--initial-advertise-peer-urls",
+            peer_url,
+            "--initial-cluster",
+            f"testbed={peer_url}",
+            "--unsafe-no-fsync",
+            "--log-level",
+            "warn",
+        ]
+        self._spawn("etcd", args, work / "etcd.log")
         wait_until("etcd health", lambda: _http_ok(f"{etcd_url}/health"), 60, self._procs)
 
+    def _start_first_apiserver(self, work: Path, pki: Path, port: int) -> None:
         (work / "audit-policy.yaml").write_text(AUDIT_POLICY)
         self.audit_log = work / "audit.log"
         log("controlplane", f"starting kube-apiserver on {self.server} (authorization: Node,RBAC)")
-        self._api_args = [
-            str(bin_dir / "kube-apiserver"),
+        self._api_args = self._apiserver_args(work, pki, port)
+        self._spawn("kube-apiserver", self._api_args, work / "kube-apiserver.log")
+        admin = kubeconfig(
+            self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key", "admin"
+        )
+        self.kubeconfig = work / "admin.kubeconfig"
+        self.kubeconfig.write_text(admin)
+        ctx = self._admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
+        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
+        self._wait_apiserver_ready()
+
+    def _apiserver_args(self, work: Path, pki: Path, port: int) -> list[str]:
+        return [
+            self._bin("kube-apiserver"),
             "--etcd-servers",
-            etcd_url,
+            self.etcd_url,
             "--bind-address",
             self.address,
             "--advertise-address",
             self.address,
             "--secure-port",
-            str(api_port),
+            str(port),
             "--tls-cert-file",
             str(pki / "apiserver.crt"),
             "--tls-private-key-file",
@@ -270,18 +277,8 @@ class ControlPlane:
             "--audit-log-maxbackup",
             "1",
         ]
-        api_log = work / "kube-apiserver.log"
-        self._procs.append(("kube-apiserver", spawn(self._api_args, api_log), api_log))
 
-        admin = kubeconfig(
-            self.server, pki / "ca.crt", pki / "admin.crt", pki / "admin.key", "admin"
-        )
-        self.kubeconfig = work / "admin.kubeconfig"
-        self.kubeconfig.write_text(admin)
-        ctx = self._admin_tls = ssl.create_default_context(cafile=str(pki / "ca.crt"))
-        ctx.load_cert_chain(str(pki / "admin.crt"), str(pki / "admin.key"))
-        self._wait_apiserver_ready()
-
+    def _start_controller_manager(self, work: Path, pki: Path) -> None:
         log("controlplane", "starting kube-controller-manager")
         kcm_config = work / "controller-manager.kubeconfig"
         kcm_config.write_text(
@@ -293,39 +290,31 @@ class ControlPlane:
                 "system:kube-controller-manager",
             )
         )
-        kcm_log = work / "kube-controller-manager.log"
-        self._procs.append(
-            (
-                "kube-controller-manager",
-                spawn(
-                    [
-                        str(bin_dir / "kube-controller-manager"),
-                        "--kubeconfig",
-                        str(kcm_config),
-                        "--authentication-kubeconfig",
-                        str(kcm_config),
-                        "--authorization-kubeconfig",
-                        str(kcm_config),
-                        "--bind-address",
-                        "127.0.0.1",
-                        "--secure-port",
-                        str(free_port()),
-                        "--service-account-private-key-file",
-                        str(pki / "sa.key"),
-                        "--root-ca-file",
-                        str(pki / "ca.crt"),
-                        "--use-service-account-credentials=true",
-                        "--leader-elect=false",
-                        "--controllers",
-                        "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
-                        "--v=1",
-                    ],
-                    kcm_log,
-                ),
-                kcm_log,
-            )
-        )
+        args = [
+            self._bin("kube-controller-manager"),
+            "--kubeconfig",
+            str(kcm_config),
+            "--authentication-kubeconfig",
+            str(kcm_config),
+            "--authorization-kubeconfig",
+            str(kcm_config),
+            "--bind-address",
+            "127.0.0.1",
+            "--secure-port",
+            str(free_port()),
+            "--service-account-private-key-file",
+            str(pki / "sa.key"),
+            "--root-ca-file",
+            str(pki / "ca.crt"),
+            "--use-service-account-credentials=true",
+            "--leader-elect=false",
+            "--controllers",
+            "*,-nodeipam,-nodelifecycle,-cloud-node-lifecycle,-service,-route",
+            "--v=1",
+        ]
+        self._spawn("kube-controller-manager", args, work / "kube-controller-manager.log")
         # The controller manager is ready when it has made the default ServiceAccount.
+        ctx = self._admin_tls
         wait_until(
             "kube-controller-manager (default ServiceAccount)",
             lambda: _http_ok(
@@ -334,7 +323,6 @@ class ControlPlane:
             120,
             self._procs,
         )
-        log("controlplane", f"ready: {self.server}, kubeconfig {self.kubeconfig}")
 
     def _wait_apiserver_ready(self) -> None:
         ctx = self._admin_tls
@@ -434,25 +422,11 @@ class ControlPlane:
     def logs(self) -> dict[str, Path]:
         return {name: logfile for name, _, logfile in self._procs}
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         for name, proc, _ in reversed(self._procs):
             log("controlplane", f"stopping {name}")
             stop(proc)
         self._procs.clear()
-        if (
-            self._own_workdir
-            and self.workdir is not None
-            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
-        ):
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> ControlPlane:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
 
 def _http_ok(url: str, ctx: ssl.SSLContext | None = None) -> bool:

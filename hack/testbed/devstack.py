@@ -19,6 +19,8 @@ import sys
 import textwrap
 import time
 import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from testbed import probes
 from testbed._proc import free_port, log, spawn, stop, wait_until
@@ -116,6 +118,169 @@ def _ready(url: str) -> bool:
         return False
 
 
+def stack_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
+    """The environment of the system's processes; what a shell needs goes to .devstack/env."""
+    env = cp.env()
+    env.update(
+        ASYNCTASK_AMQP_URL=rmq.url,
+        ASYNCTASK_WORKER_AMQP_URL=rmq.url,
+        ASYNCTASK_MANAGEMENT_URL=rmq.management_url,
+        PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]),
+    )
+    (STATE / "env").write_text(
+        f"export KUBECONFIG={cp.kubeconfig}\nexport PATH={cp.bin_dir}:$PATH\n"
+        f"export ASYNCTASK_WORKER_AMQP_URL='{rmq.url}'\n"
+    )
+    return env
+
+
+@dataclass
+class Services:
+    """The operator, the example worker and the gateway of the dev stack, with the ports
+    their readiness is read from."""
+
+    live: int = field(default_factory=free_port)
+    metrics: int = field(default_factory=free_port)
+    gateway_port: int = field(default_factory=gateway_port)
+    procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
+
+    @property
+    def gateway_url(self) -> str:
+        return f"http://127.0.0.1:{self.gateway_port}"
+
+    def start(self, env: dict[str, str]) -> None:
+        python = sys.executable
+        logs = {name: STATE / f"{name}.log" for name in ("operator", "worker", "gateway")}
+        for logfile in logs.values():
+            logfile.write_bytes(b"")  # each run's logs on their own
+        log("devstack", f"starting the operator (log: {logs['operator'].relative_to(REPO)})")
+        self._spawn(
+            "operator",
+            [
+                python,
+                "-m",
+                "asynctask_operator",
+                "--standalone",
+                "--liveness",
+                probes.liveness_url(self.live),
+            ],
+            logs["operator"],
+            env,
+        )
+        log("devstack", f"starting the example worker (log: {logs['worker'].relative_to(REPO)})")
+        self._spawn(
+            "worker",
+            [
+                python,
+                "-m",
+                "asynctask_worker",
+                "example_tasks:app",
+                "--concurrency",
+                "2",
+                "--metrics-port",
+                str(self.metrics),
+            ],
+            logs["worker"],
+            env,
+        )
+        log(
+            "devstack",
+            f"starting the HTTP gateway on {self.gateway_url} "
+            f"(log: {logs['gateway'].relative_to(REPO)})",
+        )
+        self._spawn(
+            "gateway",
+            [python, "-m", "asynctask_gateway"],
+            logs["gateway"],
+            dict(
+                env,
+                ASYNCTASK_GATEWAY_PORT=str(self.gateway_port),
+                ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+            ),
+        )
+
+    def _spawn(self, name: str, args: list[str], logfile: Path, env: dict[str, str]) -> None:
+        self.procs.append((name, spawn(args, logfile, env), logfile))
+
+    def wait_ready(self) -> None:
+        """Ready as their probe and metric say (testbed.probes), not as their logs word it."""
+        live, metrics = probes.liveness_url(self.live), probes.metrics_url(self.metrics)
+        wait_until(
+            "the operator to connect to RabbitMQ (its broker probe)",
+            lambda: probes.operator_connected(live),
+            60,
+            self.procs,
+        )
+        wait_until(
+            "the worker to consume its queues (asynctask_worker_ready)",
+            lambda: probes.worker_ready(metrics),
+            60,
+            self.procs,
+        )
+        wait_until(
+            "the gateway's cache to sync (its /readyz)",
+            lambda: _ready(f"{self.gateway_url}/readyz"),
+            60,
+            self.procs,
+        )
+        log("devstack", f"operator probes: {live}; worker metrics: {metrics}")
+
+    def alive(self) -> bool:
+        return all(proc.poll() is None for _, proc, _ in self.procs)
+
+    def stop(self) -> None:
+        for _, proc, _ in reversed(self.procs):
+            stop(proc)
+
+
+def run_example(cp: ControlPlane, env: dict[str, str]) -> str:
+    """Submit examples/hello.yaml with ``kubectl get asynctasks -w`` showing it, until it
+    completed; returns its phase and result."""
+    assert cp.bin_dir is not None
+    watch = subprocess.Popen([str(cp.bin_dir / "kubectl"), "get", "asynctasks", "-w"], env=env)
+    time.sleep(0.5)
+    print(cp.kubectl("apply", "-f", str(EXAMPLE)).stdout, end="", flush=True)
+    cp.kubectl(
+        "wait", "--for=condition=Completed", "asynctask/hello", "--timeout=120s", timeout=130
+    )
+    time.sleep(0.5)
+    watch.terminate()
+    watch.wait()
+    return cp.kubectl(
+        "get", "asynctask", "hello", "-o", "jsonpath={.status.phase} {.status.result}"
+    ).stdout
+
+
+def serve(cp: ControlPlane, env: dict[str, str], *, once: bool, started: float) -> int:
+    """Start the system's processes, run the example, then (unless ``once``) keep running
+    until Ctrl-C or until one of them exits; the exit code."""
+    services = Services()
+    try:
+        services.start(env)
+        services.wait_ready()
+        http_env = {"TOKEN": client_token(cp), "GATEWAY": services.gateway_url, "NS": "default"}
+        with (STATE / "env").open("a") as out:
+            out.writelines(f"export {k}='{v}'\n" for k, v in http_env.items())
+        log(
+            "devstack",
+            f"stack up in {time.monotonic() - started:.0f}s; submitting "
+            f"{EXAMPLE.relative_to(REPO)}",
+        )
+        result = run_example(cp, env)
+        print(f"\nhello: {result}\n", flush=True)
+        if once:
+            return 0 if result.startswith("Succeeded") and curl_works(env, http_env) else 1
+        print(running_message(http_env), flush=True)
+        while services.alive():
+            time.sleep(1)
+        log("devstack", "the operator, the worker or the gateway exited; stopping")
+        return 1
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        services.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="devstack", description=__doc__)
     parser.add_argument(
@@ -126,136 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     STATE.mkdir(exist_ok=True)
     started = time.monotonic()
     with ControlPlane() as cp, RabbitMQ(management=True) as rmq:
-        env = cp.env()
-        assert cp.bin_dir is not None
-        env.update(
-            ASYNCTASK_AMQP_URL=rmq.url,
-            ASYNCTASK_WORKER_AMQP_URL=rmq.url,
-            ASYNCTASK_MANAGEMENT_URL=rmq.management_url,
-            PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]),
-        )
-        (STATE / "env").write_text(
-            f"export KUBECONFIG={cp.kubeconfig}\nexport PATH={cp.bin_dir}:$PATH\n"
-            f"export ASYNCTASK_WORKER_AMQP_URL='{rmq.url}'\n"
-        )
+        env = stack_env(cp, rmq)
         log("devstack", "installing the AsyncTask CRD and its admission policy")
         cp.install_crd(CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
-        python = sys.executable
-        operator_log, worker_log = STATE / "operator.log", STATE / "worker.log"
-        gateway_log = STATE / "gateway.log"
-        for logfile in (operator_log, worker_log, gateway_log):
-            logfile.write_bytes(b"")  # each run's logs on their own
-        log("devstack", f"starting the operator (log: {operator_log.relative_to(REPO)})")
-        live, metrics = free_port(), free_port()
-        operator = spawn(
-            [
-                python,
-                "-m",
-                "asynctask_operator",
-                "--standalone",
-                "--liveness",
-                probes.liveness_url(live),
-            ],
-            operator_log,
-            env,
-        )
-        log("devstack", f"starting the example worker (log: {worker_log.relative_to(REPO)})")
-        worker = spawn(
-            [
-                python,
-                "-m",
-                "asynctask_worker",
-                "example_tasks:app",
-                "--concurrency",
-                "2",
-                "--metrics-port",
-                str(metrics),
-            ],
-            worker_log,
-            env,
-        )
-        port = gateway_port()
-        gateway_url = f"http://127.0.0.1:{port}"
-        log(
-            "devstack",
-            f"starting the HTTP gateway on {gateway_url} (log: {gateway_log.relative_to(REPO)})",
-        )
-        gateway = spawn(
-            [python, "-m", "asynctask_gateway"],
-            gateway_log,
-            dict(env, ASYNCTASK_GATEWAY_PORT=str(port), ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1"),
-        )
-        try:
-            procs = [
-                ("operator", operator, operator_log),
-                ("worker", worker, worker_log),
-                ("gateway", gateway, gateway_log),
-            ]
-            # Ready as their probe and metric say (testbed.probes), not as their logs word it.
-            wait_until(
-                "the operator to connect to RabbitMQ (its broker probe)",
-                lambda: probes.operator_connected(probes.liveness_url(live)),
-                60,
-                procs,
-            )
-            wait_until(
-                "the worker to consume its queues (asynctask_worker_ready)",
-                lambda: probes.worker_ready(probes.metrics_url(metrics)),
-                60,
-                procs,
-            )
-            wait_until(
-                "the gateway's cache to sync (its /readyz)",
-                lambda: _ready(f"{gateway_url}/readyz"),
-                60,
-                procs,
-            )
-            log(
-                "devstack",
-                f"operator probes: {probes.liveness_url(live)}; worker metrics: "
-                f"{probes.metrics_url(metrics)}",
-            )
-            http_env = {"TOKEN": client_token(cp), "GATEWAY": gateway_url, "NS": "default"}
-            with (STATE / "env").open("a") as out:
-                out.writelines(f"export {k}='{v}'\n" for k, v in http_env.items())
-            log(
-                "devstack",
-                f"stack up in {time.monotonic() - started:.0f}s; submitting "
-                f"{EXAMPLE.relative_to(REPO)}",
-            )
-            watch = subprocess.Popen(
-                [str(cp.bin_dir / "kubectl"), "get", "asynctasks", "-w"], env=env
-            )
-            time.sleep(0.5)
-            print(cp.kubectl("apply", "-f", str(EXAMPLE)).stdout, end="", flush=True)
-            cp.kubectl(
-                "wait",
-                "--for=condition=Completed",
-                "asynctask/hello",
-                "--timeout=120s",
-                timeout=130,
-            )
-            time.sleep(0.5)
-            watch.terminate()
-            watch.wait()
-            result = cp.kubectl(
-                "get", "asynctask", "hello", "-o", "jsonpath={.status.phase} {.status.result}"
-            ).stdout
-            print(f"\nhello: {result}\n", flush=True)
-            if args.once:
-                return 0 if result.startswith("Succeeded") and curl_works(env, http_env) else 1
-            print(running_message(http_env), flush=True)
-            while all(p.poll() is None for p in (operator, worker, gateway)):
-                time.sleep(1)
-            log("devstack", "the operator, the worker or the gateway exited; stopping")
-            return 1
-        except KeyboardInterrupt:
-            return 0
-        finally:
-            stop(gateway)
-            stop(worker)
-            stop(operator)
+        return serve(cp, env, once=args.once, started=started)
 
 
 if __name__ == "__main__":

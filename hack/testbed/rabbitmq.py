@@ -11,25 +11,23 @@ import base64
 import contextlib
 import json
 import os
-import shutil
 import signal
 import subprocess
-import tempfile
 import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed._proc import free_port, log, spawn, stop, wait_until
+from testbed.service import Service
 
 RABBITMQ_BIN = Path(os.environ.get("ASYNCTASK_RABBITMQ_BIN", "/usr/lib/rabbitmq/bin"))
 
 
 @dataclass
-class RabbitMQ:
+class RabbitMQ(Service):
     """A running private RabbitMQ node. Use as a context manager, or start()/stop()."""
 
     workdir: Path | None = None
@@ -48,6 +46,7 @@ class RabbitMQ:
     _proc: subprocess.Popen[bytes] | None = None
     _env: dict[str, str] = field(default_factory=dict)
     _own_workdir: bool = False
+    workdir_prefix: ClassVar[str] = "asynctask-rabbitmq-"
 
     @property
     def url(self) -> str:
@@ -57,21 +56,12 @@ class RabbitMQ:
     def management_url(self) -> str:
         return f"http://guest:guest@{self.address}:{self.management_port}"
 
-    def start(self) -> RabbitMQ:
+    def _prepare(self) -> None:
         if not (RABBITMQ_BIN / "rabbitmq-server").exists():
             raise RuntimeError(
                 f"rabbitmq-server not found in {RABBITMQ_BIN}: install Debian's "
                 "rabbitmq-server package (hack/install-deps.sh does)"
             )
-        if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-rabbitmq-"))
-            self._own_workdir = True
-        try:
-            self._start(self.workdir)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self, work: Path) -> None:
         self.launch(work)
@@ -273,19 +263,5 @@ class RabbitMQ:
             text = response.read()
         return json.loads(text) if text else None
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         self.stop_node()
-        if (
-            self._own_workdir
-            and self.workdir is not None
-            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
-        ):
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RabbitMQ:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

@@ -16,29 +16,28 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-import shutil
 import subprocess
-import tempfile
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import TracebackType
-from typing import Any
+from typing import Any, ClassVar
 
 from testbed._proc import free_port, log, wait_until
 from testbed.rabbitmq import RabbitMQ
+from testbed.service import Service
 
 SIZE = 3
 
 
 @dataclass
-class RabbitMQCluster:
+class RabbitMQCluster(Service):
     """A running 3-node cluster. Use as a context manager, or start()/stop()."""
 
     workdir: Path | None = None
     nodes: list[RabbitMQ] = field(default_factory=list)
     epmd_port: int = 0
     _own_workdir: bool = False
+    workdir_prefix: ClassVar[str] = "asynctask-rabbitmq-cluster-"
 
     @property
     def url(self) -> str:
@@ -52,17 +51,6 @@ class RabbitMQCluster:
     def management_url(self) -> str:
         """The first node's management API (any node answers for the whole cluster)."""
         return self.nodes[0].management_url
-
-    def start(self) -> RabbitMQCluster:
-        if self.workdir is None:
-            self.workdir = Path(tempfile.mkdtemp(prefix="asynctask-rabbitmq-cluster-"))
-            self._own_workdir = True
-        try:
-            self._start(self.workdir)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     def _start(self, work: Path) -> None:
         self.epmd_port = self.epmd_port or free_port()
@@ -152,7 +140,7 @@ class RabbitMQCluster:
             90,
         )
 
-    def stop(self) -> None:
+    def _stop(self) -> None:
         for node in reversed(self.nodes):
             with contextlib.suppress(Exception):
                 node.stop_node()
@@ -160,17 +148,3 @@ class RabbitMQCluster:
             subprocess.run(
                 ["epmd", "-port", str(self.epmd_port), "-kill"], capture_output=True, check=False
             )
-        if (
-            self._own_workdir
-            and self.workdir is not None
-            and not os.environ.get("ASYNCTASK_KEEP_TESTBED")
-        ):
-            shutil.rmtree(self.workdir, ignore_errors=True)
-
-    def __enter__(self) -> RabbitMQCluster:
-        return self.start()
-
-    def __exit__(
-        self, et: type[BaseException] | None, ev: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()

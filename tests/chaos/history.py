@@ -8,7 +8,7 @@ from a given revision on: every version of every object the apiserver ever store
 Custom resources are stored as JSON, so each version's ``status.phase`` can be read.
 
 The checks (:func:`changed_after_terminal`, :func:`summary`) are pure; the unit tests
-check them on hand-made histories (``tests/unit/test_chaos_history.py``).
+check them on hand-made histories (``tests/unit/testbed/test_chaos_history.py``).
 """
 
 from __future__ import annotations

@@ -24,7 +24,7 @@ from asynctask_worker import topology
 from testbed import ControlPlane, RabbitMQ, RabbitMQCluster, probes
 from testbed._proc import free_port, wait_until
 from tests.chaos.history import PhaseWatch, Summary, summary
-from tests.e2e.conftest import Process, operator_ready, worker_ready
+from tests.e2e.system import Process, operator_ready, worker_ready
 
 QUEUE = "chaos"
 TASK_QUEUE = topology.task_queue_name(QUEUE)
@@ -90,62 +90,20 @@ class ChaosSystem:
         self.executions_dir = workdir / "executions"
         self.executions_dir.mkdir()
         self.workdir = workdir
-        env = cp.env()
-        env.update(
+        self.env = dict(
+            cp.env(),
             ASYNCTASK_AMQP_URL=self.url,
             ASYNCTASK_WORKER_AMQP_URL=self.url,
             CHAOS_EXECUTIONS=str(self.executions_dir),
             ASYNCTASK_METRICS_PORT=str(free_port()),
             ASYNCTASK_METRICS_ADDRESS="127.0.0.1",
         )
-        self.env = env
-        live = free_port()
-        self.operator = Process(
-            "operator",
-            [
-                sys.executable,
-                "-m",
-                "asynctask_operator",
-                "--standalone",
-                "--namespace",
-                namespace,
-                "--liveness",
-                probes.liveness_url(live),
-            ],
-            env,
-            workdir,
-            operator_ready(live),
-        )
+        self.operator = self._start_operator()
         self.workers: list[Process] = []
         self.operator.wait_ready(60)
-        urls = self.url.split(",")
         self.worker_metrics: list[str] = []
         for i in range(workers):
-            port = free_port()
-            self.worker_metrics.append(probes.metrics_url(port))
-            # Each worker tries the nodes from a different one, as a load balancer in
-            # front of the cluster would spread them: a node's death cuts some of them.
-            start = i % len(urls)
-            self.workers.append(
-                Process(
-                    f"worker-{i}",
-                    [
-                        sys.executable,
-                        "-m",
-                        "asynctask_worker",
-                        "tests.chaos.chaos_app:app",
-                        "--concurrency",
-                        "1",
-                        "--queues",
-                        QUEUE,
-                        "--metrics-port",
-                        str(port),
-                    ],
-                    dict(env, ASYNCTASK_WORKER_AMQP_URL=",".join(urls[start:] + urls[:start])),
-                    workdir,
-                    worker_ready(port),
-                )
-            )
+            self.workers.append(self._start_worker(i))
         for w in self.workers:
             w.wait_ready(60)
         self.watch = PhaseWatch(cp.etcd_url, namespace).start()
@@ -154,7 +112,53 @@ class ChaosSystem:
         self._created = 0
         self._redelivered: dict[str, int] = {}
         self._retries = 0.0
-        self.operator_metrics = probes.metrics_url(int(env["ASYNCTASK_METRICS_PORT"]))
+        self.operator_metrics = probes.metrics_url(int(self.env["ASYNCTASK_METRICS_PORT"]))
+
+    def _start_operator(self) -> Process:
+        live = free_port()
+        return Process(
+            "operator",
+            [
+                sys.executable,
+                "-m",
+                "asynctask_operator",
+                "--standalone",
+                "--namespace",
+                self.namespace,
+                "--liveness",
+                probes.liveness_url(live),
+            ],
+            self.env,
+            self.workdir,
+            operator_ready(live),
+        )
+
+    def _start_worker(self, i: int) -> Process:
+        """Worker ``i``; its metrics URL is added to :attr:`worker_metrics`."""
+        port = free_port()
+        self.worker_metrics.append(probes.metrics_url(port))
+        # Each worker tries the nodes from a different one, as a load balancer in front of
+        # the cluster would spread them: a node's death cuts some of them.
+        urls = self.url.split(",")
+        start = i % len(urls)
+        return Process(
+            f"worker-{i}",
+            [
+                sys.executable,
+                "-m",
+                "asynctask_worker",
+                "tests.chaos.chaos_app:app",
+                "--concurrency",
+                "1",
+                "--queues",
+                QUEUE,
+                "--metrics-port",
+                str(port),
+            ],
+            dict(self.env, ASYNCTASK_WORKER_AMQP_URL=",".join(urls[start:] + urls[:start])),
+            self.workdir,
+            worker_ready(port),
+        )
 
     def begin(self, scenario: str) -> Figures:
         """Start counting a scenario: its tasks, executions and redeliveries only. The

@@ -15,8 +15,8 @@ from asynctask_client import Client
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.e2e.chart import token_kubeconfig
-from tests.e2e.conftest import Process, running, system_env, worker_ready
 from tests.e2e.gateway_client import Gateway
+from tests.e2e.system import Process, running, system_env, worker_ready
 
 CLIENT_QUEUES = "cl-steps,cl-refuses,cl-raises,cl-sleepy"
 

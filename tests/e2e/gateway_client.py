@@ -17,7 +17,7 @@ from typing import Any
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.e2e.chart import GatewayIdentity
-from tests.e2e.conftest import Process, running, system_env, worker_ready
+from tests.e2e.system import Process, running, system_env, worker_ready
 
 #: The rights a caller's Role grants on asynctasks, by kind of caller.
 CALLER_VERBS = {

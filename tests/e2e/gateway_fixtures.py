@@ -17,7 +17,6 @@ import pytest
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.e2e.chart import gateway_container, gateway_rbac
-from tests.e2e.conftest import Process, running, system_env
 from tests.e2e.gateway_client import (
     CALLER_VERBS,
     Gateway,
@@ -25,6 +24,7 @@ from tests.e2e.gateway_client import (
     gateway_ready,
     grant,
 )
+from tests.e2e.system import Process, running, system_env
 
 
 @pytest.fixture(scope="session")

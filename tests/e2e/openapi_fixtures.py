@@ -17,8 +17,8 @@ import pytest
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
 from tests.e2e.chart import gateway_container, gateway_rbac
-from tests.e2e.conftest import running, system_env
 from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_ready, grant
+from tests.e2e.system import running, system_env
 
 
 @pytest.fixture(scope="module")

@@ -16,7 +16,7 @@ import pytest
 
 from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, operator_ready, running, system_env, worker_ready
+from tests.e2e.system import Process, operator_ready, running, system_env, worker_ready
 
 QUEUE = "echo"
 

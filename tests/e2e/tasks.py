@@ -12,8 +12,7 @@ import pika
 from prometheus_client.parser import text_string_to_metric_families
 
 from asynctask_worker import topology
-from testbed import ControlPlane, RabbitMQ
-from testbed._proc import wait_until
+from testbed import ControlPlane, RabbitMQ, wait_until
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 #: The operator's count of worker status messages, by what became of them (``result``).
@@ -56,11 +55,6 @@ def wait_phase(
         timeout=timeout + 10,
     )
     return status(cp, ns, name)
-
-
-def wait_for(what: str, check: Any, timeout: float = 30, interval: float = 0.2) -> float:
-    """Poll ``check()`` until truthy; returns the seconds it took (testbed's one wait)."""
-    return wait_until(what, check, timeout, interval=interval)
 
 
 def patch_spec(
@@ -120,4 +114,6 @@ class Counted:
         return sample(scrape(self.env), name, **labels) - sample(self.before, name, **labels)
 
     def wait(self, n: float, name: str, timeout: float = 15, **labels: str) -> None:
-        wait_for(f"{name}{labels} to rise by {n}", lambda: self.delta(name, **labels) >= n, timeout)
+        wait_until(
+            f"{name}{labels} to rise by {n}", lambda: self.delta(name, **labels) >= n, timeout
+        )

@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from testbed import ControlPlane
-from tests.e2e.tasks import wait_for
+from testbed import ControlPlane, wait_until
 
 pytestmark = pytest.mark.e2e
 
@@ -108,7 +107,7 @@ def test_request_is_immutable(control_plane: ControlPlane, namespace: str) -> No
 
     # The policy is enforced a moment after it is created (its informer syncs): wait with
     # server-side dry runs, which go through admission and store nothing.
-    wait_for(
+    wait_until(
         "the policy to be enforced",
         lambda: patch('{"request":{"size":2}}', "--dry-run=server").returncode != 0,
         30,

@@ -10,10 +10,10 @@ import time
 
 import pytest
 
-from testbed import ControlPlane
-from tests.e2e.conftest import Process
+from testbed import ControlPlane, wait_until
 from tests.e2e.private_system import fuzz_ns, fuzz_url, system
-from tests.e2e.tasks import create, status, wait_for
+from tests.e2e.system import Process
+from tests.e2e.tasks import create, status
 
 pytestmark = pytest.mark.e2e
 
@@ -38,7 +38,7 @@ def test_an_apiserver_outage_is_one_warning_and_one_info_and_no_error(
     def phases() -> list[str]:
         return [str(status(control_plane, fuzz_ns, name).get("phase")) for name in names]
 
-    wait_for(
+    wait_until(
         "every task to report progress",
         lambda: all(status(control_plane, fuzz_ns, n).get("progress") for n in names),
         60,
@@ -49,7 +49,7 @@ def test_an_apiserver_outage_is_one_warning_and_one_info_and_no_error(
         time.sleep(OUTAGE_SECONDS)  # the outage itself: the fault, not a wait for something
     finally:
         control_plane.start_apiserver()
-    wait_for("every task to succeed", lambda: set(phases()) == {"Succeeded"}, 90)
+    wait_until("every task to succeed", lambda: set(phases()) == {"Succeeded"}, 90)
     text = own_operator.text()
     downs, backs = UNAVAILABLE.findall(text), BACK.findall(text)
     print(f"\noutage told as {downs}; back after {backs} s")

@@ -10,17 +10,16 @@ import re
 import sys
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime
 from typing import Any
 
 import pytest
 from kubernetes import client, config
 
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, system_env, worker_ready
-from tests.e2e.tasks import wait_for
+from tests.e2e.system import Process, system_env, worker_ready
 
 pytestmark = pytest.mark.e2e
 
@@ -78,35 +77,28 @@ def log_time(line: str) -> datetime:
     return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f")
 
 
-def test_burst_scales_up_then_back_to_min_after_the_window(
-    control_plane: ControlPlane,
-    rabbitmq: RabbitMQ,
-    namespace: str,
-    operator: Process,
-    apps: client.AppsV1Api,
-    tmp_path_factory: pytest.TempPathFactory,
-) -> None:
-    queue, name = f"scale-{uuid.uuid4().hex[:6]}", "scaling-workers"
-    key = f"{namespace}/{name}"
-    control_plane.kubectl(
-        "apply", "-n", namespace, "-f", "-", input=json.dumps(deployment(name, queue))
-    )
-    operator.wait_for_log(
-        f"autoscaling {key} on {queue}: 0 to {MAX} replicas, {TARGET} message(s) per replica",
-        timeout=30,
-    )
+def scale_of(apps: client.AppsV1Api, namespace: str, name: str) -> Callable[[], int]:
+    """The Deployment's replicas, as its scale subresource says, when called."""
 
     def replicas() -> int:
         spec = apps.read_namespaced_deployment_scale(name, namespace).spec
         assert spec is not None
         return int(spec.replicas or 0)
 
-    assert replicas() == 0
-    # A burst on a queue no worker serves: the depth stays up.
-    burst = [task(namespace, f"burst-{i}", queue) for i in range(BURST)]
+    return replicas
+
+
+def check_scale_up(
+    cp: ControlPlane, operator: Process, apps: client.AppsV1Api, ns: str, name: str, queue: str
+) -> None:
+    """A burst on a queue no worker serves (the depth stays up) scales the Deployment to
+    MAX within 5 s, as the operator's log says; kube-controller-manager follows with a
+    ReplicaSet; and it stays there."""
+    key, replicas = f"{ns}/{name}", scale_of(apps, ns, name)
+    burst = [task(ns, f"burst-{i}", queue) for i in range(BURST)]
     started = time.monotonic()
-    control_plane.kubectl("create", "-f", "-", input="\n".join(json.dumps(t) for t in burst))
-    wait_for("the Deployment to scale up", lambda: replicas() == MAX, timeout=15, interval=0.05)
+    cp.kubectl("create", "-f", "-", input="\n".join(json.dumps(t) for t in burst))
+    wait_until("the Deployment to scale up", lambda: replicas() == MAX, timeout=15, interval=0.05)
     reaction = time.monotonic() - started
     print(f"\nscale-up reaction from the burst (kubectl create included): {reaction:.2f}s")
     assert reaction <= 5.0
@@ -116,65 +108,40 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
 
     # kube-controller-manager follows: a ReplicaSet with that many replicas.
     def replica_set_scaled() -> bool:
-        sets = apps.list_namespaced_replica_set(namespace, label_selector=f"app={name}").items
+        sets = apps.list_namespaced_replica_set(ns, label_selector=f"app={name}").items
         return any(rs.spec.replicas == MAX for rs in sets)
 
-    wait_for("a ReplicaSet with the new replica count", replica_set_scaled, timeout=30)
+    wait_until("a ReplicaSet with the new replica count", replica_set_scaled, timeout=30)
     time.sleep(2)
     assert replicas() == MAX  # the depth is still there: no scale-down, no flapping
 
-    # A worker drains the queue; the Deployment goes back to its minimum after the window.
-    env = dict(system_env(control_plane, rabbitmq), SCALING_QUEUES=queue)
+
+def drainer_worker(
+    cp: ControlPlane, rabbitmq: RabbitMQ, queue: str, tmp_path_factory: pytest.TempPathFactory
+) -> Process:
+    """A worker of examples/scaling_tasks.py serving ``queue``, started now."""
+    env = dict(system_env(cp, rabbitmq), SCALING_QUEUES=queue)
     port = free_port()
-    drainer = Process(
+    args = ["-m", "asynctask_worker", "scaling_tasks:app", "--concurrency", str(BURST)]
+    return Process(
         "scaling-worker",
-        [
-            sys.executable,
-            "-m",
-            "asynctask_worker",
-            "scaling_tasks:app",
-            "--concurrency",
-            str(BURST),
-            "--metrics-port",
-            str(port),
-        ],
+        [sys.executable, *args, "--metrics-port", str(port)],
         env,
         tmp_path_factory.mktemp("scaling-worker"),
         worker_ready(port),
     )
-    try:
-        drainer.wait_ready()
-        control_plane.kubectl(
-            "wait",
-            "-n",
-            namespace,
-            "--for=jsonpath={.status.phase}=Succeeded",
-            "asynctasks",
-            "--all",
-            "--timeout=60s",
-            timeout=70,
-        )
-        # The operator sees the depth fall (its management figures lag a few seconds) and
-        # holds: it wants fewer replicas but keeps them until the window has passed.
-        wait_for(
-            "the operator to hold",
-            lambda: any(
-                f"{key}: depth " in ln and "holding until the scale-down window" in ln
-                for ln in operator.text().splitlines()
-            ),
-            timeout=20,
-            interval=0.1,
-        )
-        assert replicas() == MAX, "scaled down at once: no stabilisation window"
-        took = wait_for(
-            "the Deployment to scale back to 0", lambda: replicas() == 0, timeout=40, interval=0.1
-        )
-    finally:
-        drainer.stop()
-    print(
-        f"back to min-replicas {took:.2f}s after the last task succeeded "
-        f"(window {WINDOW:g}s, management statistics lag up to 5s)"
+
+
+def operator_holds(operator: Process, key: str) -> Callable[[], bool]:
+    return lambda: any(
+        f"{key}: depth " in ln and "holding until the scale-down window" in ln
+        for ln in operator.text().splitlines()
     )
+
+
+def check_held_for_the_window(operator: Process, key: str) -> None:
+    """The operator's log: the scale-down names the window, and came after a hold of at
+    least half the window."""
     log = operator.text().splitlines()
     down = next(
         i
@@ -192,5 +159,56 @@ def test_burst_scales_up_then_back_to_min_after_the_window(
     waited = (log_time(log[down]) - log_time(held[-1])).total_seconds()
     print(f"the operator held {waited:.2f}s before scaling down (window {WINDOW:g}s)")
     assert waited >= WINDOW / 2
+
+
+def test_burst_scales_up_then_back_to_min_after_the_window(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    namespace: str,
+    operator: Process,
+    apps: client.AppsV1Api,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> None:
+    queue, name = f"scale-{uuid.uuid4().hex[:6]}", "scaling-workers"
+    key = f"{namespace}/{name}"
+    control_plane.kubectl(
+        "apply", "-n", namespace, "-f", "-", input=json.dumps(deployment(name, queue))
+    )
+    operator.wait_for_log(
+        f"autoscaling {key} on {queue}: 0 to {MAX} replicas, {TARGET} message(s) per replica",
+        timeout=30,
+    )
+    replicas = scale_of(apps, namespace, name)
+    assert replicas() == 0
+    check_scale_up(control_plane, operator, apps, namespace, name, queue)
+
+    # A worker drains the queue; the Deployment goes back to its minimum after the window.
+    drainer = drainer_worker(control_plane, rabbitmq, queue, tmp_path_factory)
+    try:
+        drainer.wait_ready()
+        control_plane.kubectl(
+            "wait",
+            "-n",
+            namespace,
+            "--for=jsonpath={.status.phase}=Succeeded",
+            "asynctasks",
+            "--all",
+            "--timeout=60s",
+            timeout=70,
+        )
+        # The operator sees the depth fall (its management figures lag a few seconds) and
+        # holds: it wants fewer replicas but keeps them until the window has passed.
+        wait_until("the operator to hold", operator_holds(operator, key), timeout=20, interval=0.1)
+        assert replicas() == MAX, "scaled down at once: no stabilisation window"
+        took = wait_until(
+            "the Deployment to scale back to 0", lambda: replicas() == 0, timeout=40, interval=0.1
+        )
+    finally:
+        drainer.stop()
+    print(
+        f"back to min-replicas {took:.2f}s after the last task succeeded "
+        f"(window {WINDOW:g}s, management statistics lag up to 5s)"
+    )
+    check_held_for_the_window(operator, key)
     time.sleep(1.5)
     assert replicas() == 0  # and it stays there

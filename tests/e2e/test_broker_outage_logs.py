@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
-from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process
+from testbed import ControlPlane, RabbitMQ, wait_until
 from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
-from tests.e2e.tasks import create, status, wait_for
+from tests.e2e.system import Process
+from tests.e2e.tasks import create, status
 
 pytestmark = pytest.mark.e2e
 
@@ -48,7 +48,7 @@ def test_a_broker_restart_is_one_warning_and_one_info_per_connection(
         rabbitmq.start_node()
     for proc in (own_operator, own_worker, *shared):  # the shared ones too, for later tests
         proc.wait_ready(90)
-    wait_for(
+    wait_until(
         "the task created during the outage to succeed",
         lambda: status(control_plane, fuzz_ns, "during-outage").get("phase") == "Succeeded",
         60,

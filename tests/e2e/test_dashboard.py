@@ -24,8 +24,8 @@ from selenium.webdriver.common.keys import Keys
 
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.browser import chromium, one, resource_origins, severe_logs, shot, until
-from tests.e2e.conftest import Process
 from tests.e2e.gateway_client import StreamRefused, gateway_app_worker
+from tests.e2e.system import Process
 
 if TYPE_CHECKING:
     from selenium import webdriver
@@ -120,21 +120,9 @@ def submit_from_form(
     return name
 
 
-def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
-    control_plane: ControlPlane,
-    operator: Process,
-    gateway: Gateway,
-    steps_worker: Process,
-    browser: webdriver.Chrome,
-) -> None:
-    open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
-    live_list(browser)
-    browser.execute_script("window.notReloaded = true")
-    before = reads(gateway)
-    name = submit_from_form(
-        browser, "gw-steps", {"steps": 4, "pause": 1.5}, labels="suite=dashboard"
-    )
-    row = f'tr[data-name="{name}"]'
+def row_states_until_succeeded(browser: webdriver.Chrome, row: str) -> list[tuple[str, int]]:
+    """Watch the list's ``row`` until it turns Succeeded; the (phase, progress) states it
+    showed, in order, each once."""
     seen: list[tuple[str, int]] = []
 
     def succeeded(d: webdriver.Chrome) -> bool:
@@ -151,18 +139,12 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
 
     until(browser, "the row to turn Succeeded", succeeded, timeout=60)
     print("row states seen:", seen)
-    assert browser.execute_script("return window.notReloaded === true"), "the page reloaded"
-    assert [s for s in seen if s[0] == "Processing" and 0 < s[1] < 100], (
-        f"the bar never showed partial progress: {seen}"
-    )
-    progress = [s[1] for s in seen]
-    assert progress == sorted(progress) and seen[-1] == ("Succeeded", 100)
-    assert reads(gateway) == before, "the page polled (list or get calls while it ran)"
-    assert one(browser, f"{row} .queue").text == "gw-steps"
-    chip = one(browser, '.chips button[data-phase="Succeeded"] b')
-    assert int(chip.text) >= 1
-    shot(browser, "list")
+    return seen
 
+
+def check_succeeded_task_page(browser: webdriver.Chrome, row: str) -> None:
+    """Open the task of the list's ``row``: Succeeded, with its result, request and
+    conditions, no cancel button; screenshots wide and narrow."""
     one(browser, f"{row} a").click()
     until(
         browser,
@@ -186,6 +168,36 @@ def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
         shot(browser, "list-narrow")
     finally:
         browser.set_window_size(1280, 800)
+
+
+def test_a_task_submitted_from_the_page_advances_live_to_succeeded(
+    control_plane: ControlPlane,
+    operator: Process,
+    gateway: Gateway,
+    steps_worker: Process,
+    browser: webdriver.Chrome,
+) -> None:
+    open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
+    live_list(browser)
+    browser.execute_script("window.notReloaded = true")
+    before = reads(gateway)
+    name = submit_from_form(
+        browser, "gw-steps", {"steps": 4, "pause": 1.5}, labels="suite=dashboard"
+    )
+    row = f'tr[data-name="{name}"]'
+    seen = row_states_until_succeeded(browser, row)
+    assert browser.execute_script("return window.notReloaded === true"), "the page reloaded"
+    assert [s for s in seen if s[0] == "Processing" and 0 < s[1] < 100], (
+        f"the bar never showed partial progress: {seen}"
+    )
+    progress = [s[1] for s in seen]
+    assert progress == sorted(progress) and seen[-1] == ("Succeeded", 100)
+    assert reads(gateway) == before, "the page polled (list or get calls while it ran)"
+    assert one(browser, f"{row} .queue").text == "gw-steps"
+    chip = one(browser, '.chips button[data-phase="Succeeded"] b')
+    assert int(chip.text) >= 1
+    shot(browser, "list")
+    check_succeeded_task_page(browser, row)
     assert resource_origins(browser) == {gateway.url}, "a request left the origin"
     assert severe_logs(browser) == []
 

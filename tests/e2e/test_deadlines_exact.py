@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from asynctask_operator.status import parse_time
-from testbed import ControlPlane
-from tests.e2e.tasks import create, wait_for, wait_phase
+from testbed import ControlPlane, wait_until
+from tests.e2e.tasks import create, wait_phase
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 
@@ -24,7 +24,7 @@ def test_a_two_second_handler_runs_two_seconds_before_it_is_told_to_stop(
 ) -> None:
     create(control_plane, namespace, "two-seconds", queue="stopwatch", request={}, timeoutSeconds=2)
     st = wait_phase(control_plane, namespace, "two-seconds", "TimedOut", timeout=30)
-    wait_for(
+    wait_until(
         "the handler's record", lambda: list(markers.glob(f"{namespace}.two-seconds.ran-*")), 10
     )
     [ran] = markers.glob(f"{namespace}.two-seconds.ran-*")

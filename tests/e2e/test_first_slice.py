@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from testbed import ControlPlane
-from tests.e2e.conftest import Process
-from tests.e2e.tasks import wait_for
+from testbed import ControlPlane, wait_until
+from tests.e2e.system import Process
 
 pytestmark = pytest.mark.e2e
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -51,34 +52,39 @@ def test_example_task_succeeds(
     )
 
 
-def test_watch_shows_pending_processing_succeeded(
-    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process, tmp_path: Path
-) -> None:
-    out, requests = tmp_path / "watch.out", tmp_path / "watch.requests"
-    with out.open("w") as sink, requests.open("w") as log:  # -v=6: each request it makes
+@contextlib.contextmanager
+def verbose_watch(cp: ControlPlane, namespace: str, out: Path, requests: Path) -> Iterator[None]:
+    """A ``kubectl get asynctasks -w`` of the namespace, its rows in ``out`` and each
+    request it makes in ``requests`` (``-v=6``); ended on leaving."""
+    assert cp.bin_dir is not None
+    with out.open("w") as sink, requests.open("w") as log:
         watch = subprocess.Popen(
-            [
-                str(control_plane.bin_dir / "kubectl"),  # type: ignore[operator]
-                "get",
-                "asynctasks",
-                "-n",
-                namespace,
-                "-w",
-                "-v=6",
-            ],
-            env=control_plane.env(),
+            [str(cp.bin_dir / "kubectl"), "get", "asynctasks", "-n", namespace, "-w", "-v=6"],
+            env=cp.env(),
             stdout=sink,
             stderr=log,
             text=True,
         )
     try:
+        yield
+    finally:
+        watch.terminate()
+        watch.wait(10)
+
+
+def any_line(path: Path, matches: Callable[[str], bool]) -> Callable[[], bool]:
+    return lambda: any(matches(line) for line in path.read_text().splitlines())
+
+
+def test_watch_shows_pending_processing_succeeded(
+    control_plane: ControlPlane, namespace: str, operator: Process, worker: Process, tmp_path: Path
+) -> None:
+    out, requests = tmp_path / "watch.out", tmp_path / "watch.requests"
+    with verbose_watch(control_plane, namespace, out, requests):
         # The watch runs (the apiserver accepted it) before the object exists.
-        wait_for(
+        wait_until(
             "the watch to start",
-            lambda: any(
-                "watch=true" in line and "200 OK" in line
-                for line in requests.read_text().splitlines()
-            ),
+            any_line(requests, lambda line: "watch=true" in line and "200 OK" in line),
             30,
         )
         control_plane.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "hello.yaml"))
@@ -90,17 +96,11 @@ def test_watch_shows_pending_processing_succeeded(
             "asynctask/hello",
             "--timeout=60s",
         )
-        wait_for(
+        wait_until(
             "the last row to reach the watch",
-            lambda: any(
-                line.split()[:3] == ["hello", "hello", "Succeeded"]
-                for line in out.read_text().splitlines()
-            ),
+            any_line(out, lambda line: line.split()[:3] == ["hello", "hello", "Succeeded"]),
             15,
         )
-    finally:
-        watch.terminate()
-        watch.wait(10)
     output = out.read_text()
     rows = [line.split() for line in output.splitlines()[1:] if line.strip()]
     phases = [r[2] for r in rows if len(r) >= 5 and r[0] == "hello"]

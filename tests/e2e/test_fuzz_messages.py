@@ -21,13 +21,13 @@ import pika
 import pytest
 
 from asynctask_worker import topology
-from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process
+from testbed import ControlPlane, RabbitMQ, wait_until
 from tests.e2e.fuzz_messages import Fuzzed, generate
 from tests.e2e.private_system import QUEUE, fuzz_ns, fuzz_url, system
+from tests.e2e.system import Process
 
 __all__ = ["fuzz_ns", "fuzz_url", "system"]  # fixtures, used by name
-from tests.e2e.tasks import create, status, wait_for
+from tests.e2e.tasks import create, status
 
 pytestmark = pytest.mark.e2e
 
@@ -73,84 +73,63 @@ def key(queue: str, body: bytes) -> tuple[str, str]:
     return queue, hashlib.sha256(body).hexdigest()
 
 
-def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
-    control_plane: ControlPlane,
-    rabbitmq: RabbitMQ,
-    fuzz_ns: str,
-    fuzz_url: str,
-    system: tuple[Process, Process],
-) -> None:
-    operator, worker = system
-    rng = random.Random(SEED)
-    task_queue = topology.task_queue_name(QUEUE)
+def fuzzed_messages(rng: random.Random, ns: str, task_queue: str) -> list[tuple[str, Fuzzed]]:
+    """The bad status and task messages, with their queues, shuffled."""
     bad = [
-        (topology.STATUS_QUEUE, m) for m in generate(rng, "status", fuzz_ns, QUEUE, STATUS_MESSAGES)
-    ] + [(task_queue, m) for m in generate(rng, "task", fuzz_ns, QUEUE, TASK_MESSAGES)]
+        (topology.STATUS_QUEUE, m) for m in generate(rng, "status", ns, QUEUE, STATUS_MESSAGES)
+    ] + [(task_queue, m) for m in generate(rng, "task", ns, QUEUE, TASK_MESSAGES)]
     rng.shuffle(bad)
-    # One unreadable message names a real task (waiting on a queue nobody serves) in its
-    # headers, as the operator publishes them: the worker refuses it, and the operator
-    # ends that task in Error saying why, although neither could read the body.
-    parked = create(control_plane, fuzz_ns, "parked", queue="nobody-serves-this")
+    return bad
+
+
+def unreadable_naming(cp: ControlPlane, ns: str, name: str) -> Fuzzed:
+    """An unreadable task message that names a real task (created here, Pending on a queue
+    nobody serves) in its headers, as the operator publishes them."""
+    parked = create(cp, ns, name, queue="nobody-serves-this")
     ref = parked["metadata"]
-    wait_for(
-        "parked to be Pending",
-        lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Pending",
-        30,
-    )
-    named = Fuzzed(
+    wait_until(f"{name} to be Pending", lambda: status(cp, ns, name).get("phase") == "Pending", 30)
+    return Fuzzed(
         "names-a-real-task",
         b'{"v": 1, "kind": "task", "request": ' + b"[" * 500 + b"]" * 500 + b"}",
         "TooDeep",
         f"task:{ref['uid']}:1",
         {
             "asynctask-uid": ref["uid"],
-            "asynctask-namespace": fuzz_ns,
-            "asynctask-name": "parked",
+            "asynctask-namespace": ns,
+            "asynctask-name": name,
             "asynctask-attempt": 1,
         },
     )
-    bad.insert(len(bad) // 2, (task_queue, named))
-    # Real tasks created while the fuzz is published: their task and status messages
-    # share the queues with the bad ones.
-    names = [f"good-{i}" for i in range(GOOD_TASKS)]
+
+
+def publish_among_real_tasks(
+    cp: ControlPlane, ns: str, url: str, bad: list[tuple[str, Fuzzed]], names: list[str]
+) -> None:
+    """Publish ``bad`` in ten chunks while the tasks ``names`` are created: their task and
+    status messages share the queues with the bad ones."""
     creator = threading.Thread(
         target=lambda: [
-            create(control_plane, fuzz_ns, n, queue=QUEUE, request={"i": i})
-            for i, n in enumerate(names)
+            create(cp, ns, n, queue=QUEUE, request={"i": i}) for i, n in enumerate(names)
         ]
     )
     creator.start()
     chunk = len(bad) // 10
     for start in range(0, len(bad), chunk):
-        publish_all(fuzz_url, bad[start : start + chunk])
+        publish_all(url, bad[start : start + chunk])
     creator.join()
 
-    wait_for(
-        "every good task to succeed",
-        lambda: all(status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names),
-        120,
-        interval=1,
-    )
-    ended = wait_for(
-        "parked to end",
-        lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Error",
-        60,
-    )
-    error = status(control_plane, fuzz_ns, "parked")["error"]
-    assert error["reason"] == "MalformedTaskMessage" and "TooDeep" in error["message"]
-    print(
-        f"\na real task named by an unreadable message: Error {error['reason']} "
-        f"after {ended:.1f}s: {error['message'][:160]}"
-    )
+
+def check_dead_letters(url: str, bad: list[tuple[str, Fuzzed]]) -> None:
+    """Each bad message in the dead-letter queue exactly once, with the reason its
+    consumer gave, and by whom."""
     expected = collections.Counter(key(q, m.body) for q, m in bad)
     letters: list[tuple[Any, bytes]] = []
 
     def all_dead_lettered() -> bool:
-        letters.extend(drain(fuzz_url, topology.DEAD_LETTER_QUEUE))
+        letters.extend(drain(url, topology.DEAD_LETTER_QUEUE))
         return len(letters) >= len(bad)
 
-    wait_for("every bad message in the dead-letter queue", all_dead_lettered, 120, interval=1)
-    # Each bad message exactly once, with the reason its consumer gave, and by whom.
+    wait_until("every bad message in the dead-letter queue", all_dead_lettered, 120, interval=1)
     reasons = {key(q, m.body): m.reason for q, m in bad}
     found: collections.Counter[tuple[str, str]] = collections.Counter()
     for props, body in letters:
@@ -165,8 +144,12 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
         )
         found[k] += 1
     assert found == expected
-    # Nothing left behind: the status queue and the dead tasks (which the operator reads
-    # to end tasks) are empty once their consumers stopped (unacked would come back).
+
+
+def check_clean_stop(operator: Process, worker: Process, url: str, task_queue: str) -> None:
+    """Nothing left behind: both alive and ready, then stopped; no ERROR or traceback in
+    their logs; the status queue and the dead tasks (which the operator reads to end tasks)
+    empty once their consumers stopped (unacked would come back)."""
     assert operator.alive() and worker.alive()
     assert (
         operator.ready is not None
@@ -179,7 +162,10 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
     for proc in (operator, worker):  # refusals are WARNINGs: nothing went wrong inside
         assert "Traceback" not in proc.text() and " ERROR " not in proc.text(), proc.name
     for queue in (topology.STATUS_QUEUE, topology.DEAD_TASKS_QUEUE, task_queue):
-        assert ready_count(fuzz_url, queue) == 0, queue
+        assert ready_count(url, queue) == 0, queue
+
+
+def print_table(bad: list[tuple[str, Fuzzed]]) -> None:
     table = collections.Counter((q.split(".")[-1], m.category, m.reason) for q, m in bad)
     print(
         f"\nfuzzed {len(bad)} bad messages (seed {SEED}) among {GOOD_TASKS} real tasks, "
@@ -189,3 +175,41 @@ def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
         print(f"  {queue:7} {category:16} {reason:15} {n:4}")
     props_kinds = collections.Counter(m.props for _, m in bad)
     print(f"  properties: {json.dumps(dict(props_kinds))}")
+
+
+def test_malformed_messages_are_dead_lettered_with_why_and_real_tasks_go_on(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    fuzz_url: str,
+    system: tuple[Process, Process],
+) -> None:
+    operator, worker = system
+    task_queue = topology.task_queue_name(QUEUE)
+    bad = fuzzed_messages(random.Random(SEED), fuzz_ns, task_queue)
+    # One unreadable message names a real task in its headers: the worker refuses it, and
+    # the operator ends that task in Error saying why, although neither could read the body.
+    bad.insert(len(bad) // 2, (task_queue, unreadable_naming(control_plane, fuzz_ns, "parked")))
+    names = [f"good-{i}" for i in range(GOOD_TASKS)]
+    publish_among_real_tasks(control_plane, fuzz_ns, fuzz_url, bad, names)
+
+    wait_until(
+        "every good task to succeed",
+        lambda: all(status(control_plane, fuzz_ns, n).get("phase") == "Succeeded" for n in names),
+        120,
+        interval=1,
+    )
+    ended = wait_until(
+        "parked to end",
+        lambda: status(control_plane, fuzz_ns, "parked").get("phase") == "Error",
+        60,
+    )
+    error = status(control_plane, fuzz_ns, "parked")["error"]
+    assert error["reason"] == "MalformedTaskMessage" and "TooDeep" in error["message"]
+    print(
+        f"\na real task named by an unreadable message: Error {error['reason']} "
+        f"after {ended:.1f}s: {error['message'][:160]}"
+    )
+    check_dead_letters(fuzz_url, bad)
+    check_clean_stop(operator, worker, fuzz_url, task_queue)
+    print_table(bad)

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from testbed import ControlPlane
-from tests.e2e.conftest import Process
+from tests.e2e.system import Process
 from tests.e2e.tasks import get, wait_phase
 
 if TYPE_CHECKING:

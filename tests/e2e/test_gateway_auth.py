@@ -22,8 +22,8 @@ import pytest
 
 from testbed import ControlPlane
 from testbed._proc import free_port
-from tests.e2e.conftest import running
 from tests.e2e.gateway_client import Gateway, StreamRefused, count_tasks, gateway_ready
+from tests.e2e.system import running
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Answer

@@ -14,10 +14,9 @@ from kubernetes import client as k8s_client
 from kubernetes import config as k8s_config
 from kubernetes import watch as k8s_watch
 
-from testbed import ControlPlane, RabbitMQ
-from tests.e2e.conftest import Process
+from testbed import ControlPlane, RabbitMQ, wait_until
 from tests.e2e.gateway_client import StreamRefused, gateway_app_worker, sse_path
-from tests.e2e.tasks import wait_for
+from tests.e2e.system import Process
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Event, Gateway
@@ -141,7 +140,7 @@ def test_per_caller_limits_answer_429_with_retry_after(gateway: Gateway) -> None
     ]
     for thread in waits:
         thread.start()
-    wait_for("3 open waits", lambda: open_waits(gateway) >= 3, timeout=10)
+    wait_until("3 open waits", lambda: open_waits(gateway) >= 3, timeout=10)
     refused = gateway.call("GET", f"{path}/wait?timeout=6s")
     assert refused.status == 429 and refused.headers["retry-after"] == "5"
     assert refused.problem["reason"] == "TooManyRequests"
@@ -157,7 +156,7 @@ def test_per_caller_limits_answer_429_with_retry_after(gateway: Gateway) -> None
         stream.close()
     for thread in waits:
         thread.join(15)
-    wait_for("the waits to close", lambda: open_waits(gateway) == 0, timeout=10)
+    wait_until("the waits to close", lambda: open_waits(gateway) == 0, timeout=10)
 
 
 def test_a_quiet_stream_sends_keepalive_comments(gateway: Gateway) -> None:

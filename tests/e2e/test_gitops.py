@@ -18,7 +18,7 @@ import pytest
 from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
 from tests import gitops
-from tests.e2e.conftest import operator_ready, running, system_env
+from tests.e2e.system import operator_ready, running, system_env
 from tests.e2e.tasks import create, get, patch_spec, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -51,27 +51,11 @@ def unwatched(control_plane: ControlPlane, rabbitmq: RabbitMQ) -> Iterator[tuple
     rabbitmq.delete_vhost(ns)
 
 
-def test_before_the_operator_and_while_it_is_down(
-    control_plane: ControlPlane, rabbitmq: RabbitMQ, unwatched: tuple[str, str], tmp_path: Path
-) -> None:
-    ns, url = unwatched
-    cp = control_plane
-    env = dict(system_env(cp, rabbitmq), ASYNCTASK_AMQP_URL=url)
-    live = free_port()
-    operator = [
-        sys.executable,
-        "-m",
-        "asynctask_operator",
-        "--standalone",
-        "--namespace",
-        ns,
-        "--liveness",
-        probes.liveness_url(live),
-    ]
-
-    # Just created, no operator watching: the apiserver's status default alone.
-    create(cp, ns, "early", queue=UNSERVED)
-    obj = get(cp, ns, "early")
+def check_created_without_operator(cp: ControlPlane, ns: str, name: str) -> None:
+    """Create the task with no operator watching: the apiserver's status default alone,
+    and kubectl shows what it showed before (no phase, no progress, no condition)."""
+    create(cp, ns, name, queue=UNSERVED)
+    obj = get(cp, ns, name)
     print(f"\njust created, no operator: status={obj.get('status')} -> {shown(obj)}")
     assert shown(obj) == (
         "InProgress",
@@ -80,23 +64,42 @@ def test_before_the_operator_and_while_it_is_down(
         "Waiting for the AsyncTask operator to queue the task",
     )
     assert obj["status"] == {"observedGeneration": 0}  # no phase: never queued
-    # kubectl shows what it showed before: no phase, no progress, no condition to wait on.
-    row = cp.kubectl("get", "asynctask", "early", "-n", ns, "--no-headers").stdout.split()
-    assert row[:2] == ["early", UNSERVED] and len(row) == 3, row
+    row = cp.kubectl("get", "asynctask", name, "-n", ns, "--no-headers").stdout.split()
+    assert row[:2] == [name, UNSERVED] and len(row) == 3, row
     waited = cp.kubectl(
         "wait",
         "-n",
         ns,
         "--for=condition=Completed",
-        "asynctask/early",
+        f"asynctask/{name}",
         "--timeout=1s",
         check=False,
     )
     assert waited.returncode != 0 and "timed out" in waited.stderr
 
+
+def run_operator_until(
+    cp: ControlPlane, env: dict[str, str], logdir: Path, run: str, ns: str, task: str, phase: str
+) -> None:
+    """Run an operator (process ``run``) of the namespace ``ns`` until its task ``task`` is
+    in ``phase``, then stop it."""
+    live = free_port()
+    operator = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", ns]
+    operator += ["--liveness", probes.liveness_url(live)]
+    with running(run, operator, env, logdir, ready=operator_ready(live)):
+        wait_phase(cp, ns, task, phase)
+
+
+def test_before_the_operator_and_while_it_is_down(
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, unwatched: tuple[str, str], tmp_path: Path
+) -> None:
+    ns, url = unwatched
+    cp = control_plane
+    env = dict(system_env(cp, rabbitmq), ASYNCTASK_AMQP_URL=url)
+    check_created_without_operator(cp, ns, "early")
+
     # The operator starts and queues it: Pending.
-    with running("gitops-operator", operator, env, tmp_path, ready=operator_ready(live)):
-        wait_phase(cp, ns, "early", "Pending")
+    run_operator_until(cp, env, tmp_path, "gitops-operator", ns, "early", "Pending")
     obj = get(cp, ns, "early")
     print(f"Pending: {shown(obj)}")
     assert shown(obj)[0::2] == ("InProgress", "Progressing")
@@ -115,8 +118,7 @@ def test_before_the_operator_and_while_it_is_down(
     )
 
     # The operator is back and observes it: Cancelled, which both tools call a failure.
-    with running("gitops-operator-again", operator, env, tmp_path, ready=operator_ready(live)):
-        wait_phase(cp, ns, "early", "Cancelled")
+    run_operator_until(cp, env, tmp_path, "gitops-operator-again", ns, "early", "Cancelled")
     obj = get(cp, ns, "early")
     print(f"Cancelled while Pending: {shown(obj)}")
     assert shown(obj)[0::2] == ("Failed", "Degraded")

@@ -20,7 +20,7 @@ import os
 import subprocess
 import sys
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from testbed import ControlPlane, RabbitMQ, probes
+from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
 from tests.conftest import EXISTING_CLUSTER
 from tests.e2e.chart import (
@@ -41,8 +41,8 @@ from tests.e2e.chart import (
     template,
     token_kubeconfig,
 )
-from tests.e2e.conftest import Process, operator_ready, worker_ready
-from tests.e2e.tasks import create, wait_for, wait_phase
+from tests.e2e.system import Process, operator_ready, worker_ready
+from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -318,7 +318,7 @@ def test_install_creates_pods_that_pass_restricted(
         return counts
 
     # kube-controller-manager creates each ReplicaSet's Pods; admission lets them in.
-    wait_for(
+    wait_until(
         "the chart's Pods",
         lambda: all(pods_by_owner().get(n, 0) >= r for n, r in wanted.items()),
         timeout=60,
@@ -369,7 +369,7 @@ def test_gateway_service_and_budget_select_the_gateway_pods(
         return {p["metadata"]["name"] for p in items}
 
     owned = {"app.kubernetes.io/instance": release.name, "app.kubernetes.io/component": "gateway"}
-    wait_for("the gateway's two Pods", lambda: len(pods(owned)) == 2, timeout=60)
+    wait_until("the gateway's two Pods", lambda: len(pods(owned)) == 2, timeout=60)
     mine = pods(owned)
     assert all(name.startswith(f"{gateway}-") for name in mine), mine
     service = json.loads(cp.kubectl("get", "service", gateway, "-n", ns, "-o", "json").stdout)
@@ -383,7 +383,7 @@ def test_gateway_service_and_budget_select_the_gateway_pods(
         status: dict[str, Any] = json.loads(out.stdout).get("status", {})
         return status
 
-    wait_for(
+    wait_until(
         "the disruption controller to count the gateway Pods",
         lambda: budget().get("expectedPods") == 2,
         timeout=60,
@@ -582,22 +582,15 @@ def local_env(kubeconfig: Path, extra: dict[str, str]) -> dict[str, str]:
     return {**base, "KUBECONFIG": str(kubeconfig), **extra}
 
 
-def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
-    control_plane: ControlPlane, release: Release, tmp_path_factory: pytest.TempPathFactory
-) -> None:
-    ns, cp = release.namespace, control_plane
-    logs = tmp_path_factory.mktemp("helm-processes")
+def chart_operator(
+    cp: ControlPlane, release: Release, op_container: dict[str, Any], logs: Path
+) -> Process:
+    """The operator as the chart runs it, started here: its command line and environment
+    are the chart's, with the operator ServiceAccount's token (no admin certificate); only
+    the health endpoint moves to a free loopback port."""
+    ns = release.namespace
     config = release_kubeconfig(cp, release, release.operator_sa, logs / "operator.kubeconfig")
     assert "client-key" not in config.read_text()  # a token, no admin certificate
-    found = deployments(cp, ns)
-    (op_container,) = found[f"{release.fullname}-operator"]["spec"]["template"]["spec"][
-        "containers"
-    ]
-    (wk_container,) = found[release.pool]["spec"]["template"]["spec"]["containers"]
-    assert found[release.pool]["spec"]["replicas"] == 1
-
-    # The operator's command line and environment are the chart's; only the health
-    # endpoint moves to a free loopback port.
     assert op_container["command"] == ["asynctask-operator"]
     live = free_port()
     args = [
@@ -608,13 +601,119 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
     op_env = local_env(config, container_env(cp, release, op_container, "operator-local"))
     assert op_env["ASYNCTASK_AMQP_URL"] == release.amqp_url
     assert op_env["ASYNCTASK_EVENTS"] == "all"
-    operator = Process(
+    return Process(
         "helm-operator",
         [sys.executable, "-m", "asynctask_operator", *args],
         op_env,
         logs,
         operator_ready(live),
     )
+
+
+def chart_worker(
+    cp: ControlPlane, release: Release, wk_container: dict[str, Any], logs: Path
+) -> Process:
+    """The worker: the chart's pool command and environment (its PYTHONPATH points into
+    the image; here the examples are in the repository), with no cluster credentials."""
+    wk_env = container_env(cp, release, wk_container, "worker-local")
+    assert wk_env["ASYNCTASK_WORKER_QUEUES"] == POOL_QUEUES
+    wk_env["PYTHONPATH"] = str(REPO / "examples")
+    metrics_port = free_port()  # a free port here, for its readiness gauge
+    wk_env["ASYNCTASK_WORKER_METRICS_PORT"] = str(metrics_port)
+    assert wk_container["command"] == ["asynctask-worker"]
+    return Process(
+        "helm-worker",
+        [sys.executable, "-m", "asynctask_worker", *wk_container["args"]],
+        local_env(logs / "no-kubeconfig", wk_env),
+        logs,
+        worker_ready(metrics_port),
+    )
+
+
+def pool_replica_set_scaled(cp: ControlPlane, ns: str, replicas: int) -> Callable[[], bool]:
+    """Whether kube-controller-manager has a ReplicaSet of the pool with ``replicas``."""
+
+    def check() -> bool:
+        found = cp.kubectl(
+            "get", "replicasets", "-n", ns, "-l", "asynctask.dev/pool=example", "-o", "json"
+        )
+        return any(
+            rs["spec"]["replicas"] == replicas and rs["status"].get("replicas") == replicas
+            for rs in json.loads(found.stdout)["items"]
+        )
+
+    return check
+
+
+def check_queued_tasks_scale_the_pool(
+    cp: ControlPlane, release: Release, operator: Process
+) -> None:
+    """Three tasks, no worker yet: the operator queues them, and scales the pool to one
+    worker per queued message (scale subresource, with the token)."""
+    ns = release.namespace
+    create(
+        cp, ns, "hello", queue="hello", request={"name": "Helm", "steps": 2, "step_seconds": 0.1}
+    )
+    create(
+        cp,
+        ns,
+        "short-lived",
+        queue="hello",
+        ttlSecondsAfterFinished=1,
+        request={"steps": 1, "step_seconds": 0.1},
+    )
+    create(cp, ns, "fails", queue="always-fails", request={})
+    for name in ("hello", "short-lived", "fails"):
+        wait_phase(cp, ns, name, "Pending", timeout=30)
+    wait_until(
+        "the operator to scale the pool to 3",
+        lambda: int(deployments(cp, ns)[release.pool]["spec"]["replicas"]) == 3,
+        timeout=30,
+    )
+    wait_until("kube-controller-manager to follow", pool_replica_set_scaled(cp, ns, 3), timeout=60)
+    print_block(
+        "the operator scaled the chart's pool",
+        "\n".join(
+            ln for ln in operator.text().splitlines() if "scaling " in ln or "autoscaling " in ln
+        ),
+    )
+
+
+def check_tasks_ran(cp: ControlPlane, ns: str) -> None:
+    """hello Succeeded, fails ended in Error, short-lived was deleted after its TTL, and
+    the operator recorded Events on the tasks."""
+    st = wait_phase(cp, ns, "hello", "Succeeded", timeout=60)
+    assert st["result"] == {"greeting": "Hello, Helm!", "steps": 2}
+    st = wait_phase(cp, ns, "fails", "Error", timeout=60)
+    assert st["error"]["reason"] == "HandlerException"
+
+    def gone() -> bool:
+        out = cp.kubectl("get", "asynctask", "short-lived", "-n", ns, check=False)
+        return out.returncode != 0 and "NotFound" in out.stderr
+
+    wait_until("ttlSecondsAfterFinished to delete short-lived", gone, timeout=60)
+    events = json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
+    on_tasks = [
+        (e["involvedObject"]["name"], e["reason"])
+        for e in events["items"]
+        if e["involvedObject"]["kind"] == "AsyncTask"
+    ]
+    print_block("Events the operator recorded", "\n".join(map(str, on_tasks)))
+    assert {n for n, _ in on_tasks} >= {"hello", "fails"}, on_tasks
+
+
+def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
+    control_plane: ControlPlane, release: Release, tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    ns, cp = release.namespace, control_plane
+    logs = tmp_path_factory.mktemp("helm-processes")
+    found = deployments(cp, ns)
+    (op_container,) = found[f"{release.fullname}-operator"]["spec"]["template"]["spec"][
+        "containers"
+    ]
+    (wk_container,) = found[release.pool]["spec"]["template"]["spec"]["containers"]
+    assert found[release.pool]["spec"]["replicas"] == 1
+    operator = chart_operator(cp, release, op_container, logs)
     worker: Process | None = None
     try:
         operator.wait_ready(timeout=60)
@@ -623,97 +722,10 @@ def test_operator_with_the_chart_token_runs_tasks_and_scales_the_pool(
             "replicas, 1 message(s) per replica",
             timeout=30,
         )
-
-        # Three tasks, no worker yet: the operator queues them, and scales the pool to one
-        # worker per queued message (scale subresource, with the token).
-        create(
-            cp,
-            ns,
-            "hello",
-            queue="hello",
-            request={"name": "Helm", "steps": 2, "step_seconds": 0.1},
-        )
-        create(
-            cp,
-            ns,
-            "short-lived",
-            queue="hello",
-            ttlSecondsAfterFinished=1,
-            request={"steps": 1, "step_seconds": 0.1},
-        )
-        create(cp, ns, "fails", queue="always-fails", request={})
-        for name in ("hello", "short-lived", "fails"):
-            wait_phase(cp, ns, name, "Pending", timeout=30)
-
-        def replicas() -> int:
-            return int(deployments(cp, ns)[release.pool]["spec"]["replicas"])
-
-        wait_for("the operator to scale the pool to 3", lambda: replicas() == 3, timeout=30)
-        wait_for(
-            "kube-controller-manager to follow",
-            lambda: any(
-                rs["spec"]["replicas"] == 3 and rs["status"].get("replicas") == 3
-                for rs in json.loads(
-                    cp.kubectl(
-                        "get",
-                        "replicasets",
-                        "-n",
-                        ns,
-                        "-l",
-                        "asynctask.dev/pool=example",
-                        "-o",
-                        "json",
-                    ).stdout
-                )["items"]
-            ),
-            timeout=60,
-        )
-        print_block(
-            "the operator scaled the chart's pool",
-            "\n".join(
-                ln
-                for ln in operator.text().splitlines()
-                if "scaling " in ln or "autoscaling " in ln
-            ),
-        )
-
-        # The worker: the chart's pool command and environment (its PYTHONPATH points
-        # into the image; here the examples are in the repository).
-        wk_env = container_env(cp, release, wk_container, "worker-local")
-        assert wk_env["ASYNCTASK_WORKER_QUEUES"] == POOL_QUEUES
-        wk_env["PYTHONPATH"] = str(REPO / "examples")
-        metrics_port = free_port()  # a free port here, for its readiness gauge
-        wk_env["ASYNCTASK_WORKER_METRICS_PORT"] = str(metrics_port)
-        assert wk_container["command"] == ["asynctask-worker"]
-        worker = Process(
-            "helm-worker",
-            [sys.executable, "-m", "asynctask_worker", *wk_container["args"]],
-            local_env(logs / "no-kubeconfig", wk_env),
-            logs,
-            worker_ready(metrics_port),
-        )
+        check_queued_tasks_scale_the_pool(cp, release, operator)
+        worker = chart_worker(cp, release, wk_container, logs)
         worker.wait_ready(timeout=60)
-
-        st = wait_phase(cp, ns, "hello", "Succeeded", timeout=60)
-        assert st["result"] == {"greeting": "Hello, Helm!", "steps": 2}
-        st = wait_phase(cp, ns, "fails", "Error", timeout=60)
-        assert st["error"]["reason"] == "HandlerException"
-
-        def gone() -> bool:
-            out = cp.kubectl("get", "asynctask", "short-lived", "-n", ns, check=False)
-            return out.returncode != 0 and "NotFound" in out.stderr
-
-        wait_for("ttlSecondsAfterFinished to delete short-lived", gone, timeout=60)
-
-        events = json.loads(cp.kubectl("get", "events", "-n", ns, "-o", "json").stdout)
-        on_tasks = [
-            (e["involvedObject"]["name"], e["reason"])
-            for e in events["items"]
-            if e["involvedObject"]["kind"] == "AsyncTask"
-        ]
-        print_block("Events the operator recorded", "\n".join(map(str, on_tasks)))
-        assert {n for n, _ in on_tasks} >= {"hello", "fails"}, on_tasks
-
+        check_tasks_ran(cp, ns)
         text = operator.text()  # nothing was refused (kopf, the client and the scaler
         assert "forbidden" not in text.lower(), text[-3000:]  # all say "Forbidden")
         assert operator.alive() and worker.alive()

@@ -16,8 +16,8 @@ from typing import Any
 import pytest
 
 from asynctask_worker.messages import MAX_REQUEST_DEPTH
-from testbed import ControlPlane
-from tests.e2e.tasks import get, wait_for
+from testbed import ControlPlane, wait_until
+from tests.e2e.tasks import get
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 
@@ -52,7 +52,7 @@ def terminal(cp: ControlPlane, ns: str, name: str, timeout: float = 30) -> dict[
         final.update(json.loads(text or "{}"))
         return final.get("phase") in ("Succeeded", "Failed", "Error", "Cancelled", "TimedOut")
 
-    wait_for(f"{name} to end", done, timeout)
+    wait_until(f"{name} to end", done, timeout)
     return final
 
 

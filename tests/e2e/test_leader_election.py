@@ -20,10 +20,10 @@ from typing import Any
 
 import pytest
 
-from testbed import ControlPlane, RabbitMQ, probes
+from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, operator_ready, system_env
-from tests.e2e.tasks import create, wait_for, wait_phase
+from tests.e2e.system import Process, operator_ready, system_env
+from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -84,7 +84,7 @@ class Replicas:
 
     def wait_leader(self, *candidates: Replica) -> Replica:
         """The candidate the Lease names, once it names one of them and it says it leads."""
-        wait_for(
+        wait_until(
             "one of them holds the Lease",
             lambda: self.holder().split("_")[0] in {r.name for r in candidates},
             timeout=TAKEOVER,
@@ -96,7 +96,7 @@ class Replicas:
     def task_queued_by(self, name: str, leader: Replica, before: float) -> None:
         create(self.cp, self.namespace, name, queue="hello", request={"who": name})
         wait_phase(self.cp, self.namespace, name, "Pending")
-        wait_for(f"{leader.name} queued {name}", lambda: leader.published() == before + 1)
+        wait_until(f"{leader.name} queued {name}", lambda: leader.published() == before + 1)
 
 
 @pytest.fixture
@@ -112,7 +112,7 @@ def test_one_replica_leads_and_a_standby_takes_over(replicas: Replicas) -> None:
     leader = replicas.wait_leader(a, b)
     standby = b if leader is a else a
     standby.process.wait_for_log(f"standing by: {replicas.holder()} leads")
-    wait_for("the probes say who leads", lambda: probes.operator_role(leader.live) == "leading")
+    wait_until("the probes say who leads", lambda: probes.operator_role(leader.live) == "leading")
     assert probes.operator_role(standby.live) == "standby"
     assert replicas.lease()["leaseDurationSeconds"] == 15
 
@@ -143,5 +143,5 @@ def test_one_replica_leads_and_a_standby_takes_over(replicas: Replicas) -> None:
     third.process.wait_for_log(f"standing by: {replicas.holder()} leads")
     assert replicas.wait_leader(third) is third
     wait_phase(replicas.cp, replicas.namespace, "job-orphan", "Pending")
-    wait_for("op-c queued the orphan", lambda: third.published() == 1)
+    wait_until("op-c queued the orphan", lambda: third.published() == 1)
     replicas.task_queued_by("job-gamma", third, 1)

@@ -16,9 +16,9 @@ import pytest
 
 from asynctask_worker import topology
 from asynctask_worker.messages import Phase, StatusMessage, TaskRef, encode
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, system_env, worker_ready
+from tests.e2e.system import Process, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,
@@ -27,7 +27,6 @@ from tests.e2e.tasks import (
     patch_spec,
     ready_messages,
     status,
-    wait_for,
     wait_phase,
 )
 
@@ -85,7 +84,7 @@ def test_delete_stops_a_processing_task_without_a_finalizer(
     wait_phase(control_plane, namespace, "doomed", "Processing")
     assert not get(control_plane, namespace, "doomed")["metadata"].get("finalizers")
     control_plane.kubectl("delete", "asynctask", "doomed", "-n", namespace, "--timeout=10s")
-    took = wait_for(
+    took = wait_until(
         "the handler to see the cancellation",
         lambda: (markers / f"{namespace}.doomed.cancelled").exists(),
         20,
@@ -209,7 +208,7 @@ def test_events_record_what_went_wrong(control_plane: ControlPlane, namespace: s
         out = control_plane.kubectl("get", "events", "-n", namespace, "-o", "json").stdout
         return [e for e in json.loads(out)["items"] if e["involvedObject"]["name"] == "broken"]
 
-    wait_for("an Error event", lambda: any(e["reason"] == "Error" for e in events()), 15)
+    wait_until("an Error event", lambda: any(e["reason"] == "Error" for e in events()), 15)
     (event,) = [e for e in events() if e["reason"] == "Error"]
     assert event["type"] == "Warning"
     assert "attempt 1 fails" in event["message"]
@@ -235,7 +234,7 @@ def test_ttl_deletes_finished_tasks(control_plane: ControlPlane, namespace: str)
         )
         return result.returncode != 0 and "NotFound" in result.stderr
 
-    wait_for("the task to be deleted", gone, 30)
+    wait_until("the task to be deleted", gone, 30)
     took = time.monotonic() - finished
     print(f"\nttlSecondsAfterFinished=3: deleted {took:.2f}s after Succeeded was seen")
     assert took >= 1.5  # not at once: after the TTL (seen late by up to the write's lag)
@@ -296,7 +295,7 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     """Each worker that takes the message dies (os._exit); the broker redelivers it to the
     next one, until the quorum queue's delivery limit dead-letters it: the task ends in
     Error and says why. Nothing retries it (a poison message would only kill again)."""
-    from tests.e2e.conftest import system_env
+    from tests.e2e.system import system_env
 
     create(control_plane, namespace, "poison", queue="poison", request={}, retries=3)
     env = dict(system_env(control_plane, rabbitmq), LIFECYCLE_MARKERS=str(tmp_path))
@@ -305,7 +304,7 @@ def test_a_message_that_keeps_killing_workers_is_dead_lettered(
     for _ in range(topology.DEFAULT_DELIVERY_LIMIT + 3):
         # Either the message waits for the next worker, or it was dead-lettered and the
         # task ends in Error: a worker started before either would wait for nothing.
-        wait_for(
+        wait_until(
             "the message to be requeued or the task to end",
             lambda: (
                 ready_messages(rabbitmq, "poison") == 1
@@ -354,7 +353,7 @@ def test_work_of_a_task_deleted_while_the_operator_was_down_is_stopped(
     finally:
         operator.restart()
     operator.wait_ready()
-    took = wait_for(
+    took = wait_until(
         "the orphaned handler to be stopped",
         lambda: (markers / f"{namespace}.orphan.cancelled").exists(),
         30,
@@ -371,7 +370,7 @@ def test_a_recreated_task_never_gets_the_old_ones_status(
     new = create(control_plane, namespace, "reborn", queue="nobody-serves-this")
     assert new["metadata"]["uid"] != old["metadata"]["uid"]
     wait_phase(control_plane, namespace, "reborn", "Pending")
-    wait_for(
+    wait_until(
         "the old handler to be stopped",
         lambda: (markers / f"{namespace}.reborn.cancelled").exists(),
         20,
@@ -423,7 +422,7 @@ def test_a_handler_that_ignores_cancellation_is_stopped_hard(
         create(control_plane, namespace, "stubborn", queue="stubborn", request={"seconds": 60})
         wait_phase(control_plane, namespace, "stubborn", "Processing")
         pid_file = markers / f"{namespace}.stubborn.pid"
-        wait_for("the handler's pid", pid_file.exists, 10)
+        wait_until("the handler's pid", pid_file.exists, 10)
         pid = int(pid_file.read_text())
         asked = time.monotonic()
         patch_spec(control_plane, namespace, "stubborn", {"cancel": True})
@@ -438,7 +437,7 @@ def test_a_handler_that_ignores_cancellation_is_stopped_hard(
                 return True
             return False
 
-        wait_for("the handler's process to be killed", gone, 10)
+        wait_until("the handler's process to be killed", gone, 10)
         assert st["error"]["reason"] == "Cancelled"
         assert not (markers / f"{namespace}.stubborn.finished").exists()
         assert worker.alive()  # the worker itself goes on
@@ -475,7 +474,7 @@ def test_progress_never_goes_backwards_within_an_attempt(
         return int(status(control_plane, namespace, "steady").get("progress") or 0)
 
     send(60, 1000)
-    wait_for("progress 60", lambda: progress() == 60, 15)
+    wait_until("progress 60", lambda: progress() == 60, 15)
     counted = Counted(operator.env)
     send(30, 1001)  # lower: never shown
     send(70, 999)  # an older message arriving late: ignored
@@ -484,6 +483,6 @@ def test_progress_never_goes_backwards_within_an_attempt(
     assert progress() == 60
     assert status(control_plane, namespace, "steady")["message"] == "at 60"
     send(80, 1002)  # newer and higher: shown, so the pipe above was open
-    wait_for("progress 80", lambda: progress() == 80, 15)
+    wait_until("progress 80", lambda: progress() == 80, 15)
     patch_spec(control_plane, namespace, "steady", {"cancel": True})
     wait_phase(control_plane, namespace, "steady", "Cancelled", timeout=30)

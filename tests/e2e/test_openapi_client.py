@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from tests.e2e.conftest import Process
+from tests.e2e.system import Process
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Gateway

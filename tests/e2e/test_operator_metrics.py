@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from testbed import ControlPlane
-from tests.e2e.conftest import Process
-from tests.e2e.tasks import create, sample, scrape, wait_for, wait_phase
+from testbed import ControlPlane, wait_until
+from tests.e2e.system import Process
+from tests.e2e.tasks import create, sample, scrape, wait_phase
 
 pytestmark = pytest.mark.e2e
 
@@ -35,7 +35,7 @@ def test_metrics_count_what_the_operator_did(
             ]
         )
 
-    wait_for(
+    wait_until(
         "the writes to be counted",
         lambda: (
             status_writes() >= 4

@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 
 from asynctask_operator.webhooks.signing import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify_signature
-from testbed import ControlPlane
-from tests.e2e.conftest import Process
-from tests.e2e.tasks import create, status, wait_for, wait_phase
+from testbed import ControlPlane, wait_until
+from tests.e2e.system import Process
+from tests.e2e.tasks import create, status, wait_phase
 from tests.webhook_hits import Hit
 
 pytestmark = pytest.mark.e2e
@@ -85,6 +85,25 @@ def signing_secret(cp: ControlPlane, ns: str) -> dict[str, str]:
     return {"name": "hooks", "key": "key"}
 
 
+def check_signed_hits(receiver: Receiver) -> None:
+    """Every request the receiver got: to /hook, a CloudEvent, signed with KEY (and not
+    with another key)."""
+    for hit in receiver.hits:
+        assert hit.path == "/hook"
+        assert hit.headers["Content-Type"].startswith("application/cloudevents+json")
+        assert verify_signature(
+            KEY, hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+        assert not verify_signature(
+            b"another key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
+        )
+
+
+def webhook_delivered(cp: ControlPlane, ns: str, name: str, phase: str) -> Callable[[], bool]:
+    """Whether the task's status.webhook says the event of ``phase`` was delivered."""
+    return lambda: (status(cp, ns, name).get("webhook") or {}).get("lastDeliveredPhase") == phase
+
+
 def test_each_phase_change_is_posted_signed_and_recorded(
     control_plane: ControlPlane,
     namespace: str,
@@ -103,7 +122,7 @@ def test_each_phase_change_is_posted_signed_and_recorded(
     )
     uid = task["metadata"]["uid"]
     wait_phase(control_plane, namespace, "notified", "Succeeded")
-    wait_for("the Succeeded event", lambda: len(receiver.events()) >= 3, 30)
+    wait_until("the Succeeded event", lambda: len(receiver.events()) >= 3, 30)
     events = receiver.events()
     assert [e["type"] for e in events] == [
         "dev.asynctask.task.pending",
@@ -121,24 +140,11 @@ def test_each_phase_change_is_posted_signed_and_recorded(
         f"/apis/asynctask.dev/v1alpha1/namespaces/{namespace}/asynctasks/notified"
     )
     assert final["data"]["result"] == {"greeting": "Hello, world!", "steps": 1}
-    for hit in receiver.hits:
-        assert hit.path == "/hook"
-        assert hit.headers["Content-Type"].startswith("application/cloudevents+json")
-        assert verify_signature(
-            KEY, hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
-        )
-        assert not verify_signature(
-            b"another key", hit.headers[TIMESTAMP_HEADER], hit.body, hit.headers[SIGNATURE_HEADER]
-        )
+    check_signed_hits(receiver)
     # The outcome of the last event is written to the status once it is settled.
-    wait_for(
+    wait_until(
         "status.webhook",
-        lambda: (
-            (status(control_plane, namespace, "notified").get("webhook") or {}).get(
-                "lastDeliveredPhase"
-            )
-            == "Succeeded"
-        ),
+        webhook_delivered(control_plane, namespace, "notified", "Succeeded"),
         15,
     )
     hook = status(control_plane, namespace, "notified")["webhook"]
@@ -174,7 +180,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     )
     uid = task["metadata"]["uid"]
     wait_phase(control_plane, namespace, "retried", "Succeeded")
-    wait_for(
+    wait_until(
         "every event delivered",
         lambda: (
             receiver.events()[-1:] != []
@@ -195,7 +201,7 @@ def test_failed_deliveries_are_retried_with_backoff(
     print(f"\nwebhook retries after {first:.2f}s and {second:.2f}s")
     assert first >= 0.45 and second >= 0.9, (first, second)
     assert SIGNATURE_HEADER not in receiver.hits[0].headers  # no secretRef: unsigned
-    wait_for(
+    wait_until(
         "status.webhook",
         lambda: (
             (status(control_plane, namespace, "retried").get("webhook") or {}).get("delivered")
@@ -218,7 +224,7 @@ def test_unsafe_targets_are_refused_and_the_task_goes_on(
         webhook={"url": "http://169.254.169.254/latest/meta-data/"},
     )
     wait_phase(control_plane, namespace, "metadata", "Succeeded")
-    wait_for(
+    wait_until(
         "the refusal in status.webhook",
         lambda: (
             (status(control_plane, namespace, "metadata").get("webhook") or {})

@@ -4,6 +4,7 @@ workers of the README and of docs/writing-a-worker.md run with their documented 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -11,16 +12,17 @@ import subprocess
 import sys
 import time
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
 
 from asynctask_worker import topology
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.conftest import Process, running, system_env, worker_ready
+from tests.e2e.system import Process, running, system_env, worker_ready
 from tests.e2e.tasks import (
     STATUS_MESSAGES,
     Counted,
@@ -29,7 +31,6 @@ from tests.e2e.tasks import (
     patch_spec,
     ready_messages,
     status,
-    wait_for,
     wait_phase,
 )
 from tests.unit.worker.test_docs import GUIDE, blocks, guide_commands, readme_blocks
@@ -153,6 +154,48 @@ def queue_messages(rabbitmq: RabbitMQ, queue: str) -> int:
 # progress in kubectl get ------------------------------------------------------------------
 
 
+@contextlib.contextmanager
+def kubectl_watch(cp: ControlPlane, namespace: str, out_path: Path) -> Iterator[None]:
+    """A ``kubectl get asynctasks -w`` of the namespace running, its output in
+    ``out_path``; ended on leaving."""
+    with out_path.open("w") as out:
+        watch = subprocess.Popen(
+            [kubectl_bin(cp), "get", "asynctasks", "-n", namespace, "-w"],
+            env=cp.env(),
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
+    try:
+        yield
+    finally:
+        watch.terminate()
+        watch.wait(10)
+
+
+def watched_rows(out_path: Path, name: str) -> list[tuple[str, int]]:
+    """(PHASE, PROGRESS) of a watch's complete rows for the task ``name``, in order."""
+    return [
+        (f[2], int(f[3]))
+        for f in map(str.split, out_path.read_text().splitlines())
+        if len(f) == 5 and f[0] == name and f[3].isdigit()
+    ]
+
+
+def progress_shown(cp: ControlPlane, ns: str, name: str, percent: int) -> Callable[[], bool]:
+    """Whether ``kubectl get`` shows the task Processing at ``percent``."""
+
+    def check() -> bool:
+        c = columns(cp, ns, name)
+        return c["PHASE"] == "Processing" and c["PROGRESS"] == str(percent)
+
+    return check
+
+
+def row_watched(out_path: Path, name: str, row: tuple[str, int]) -> Callable[[], bool]:
+    return lambda: row in watched_rows(out_path, name)
+
+
 def test_progress_shows_in_kubectl_get_while_the_handler_runs(
     control_plane: ControlPlane, namespace: str, sdk_worker: Process, worker_markers: Path
 ) -> None:
@@ -160,61 +203,40 @@ def test_progress_shows_in_kubectl_get_while_the_handler_runs(
     each waits until the test saw it: in ``kubectl get`` (PHASE, PROGRESS, and MESSAGE of
     ``-o wide``) and as a row of a running ``kubectl get asynctasks -w``."""
     watch_out = worker_markers / f"{namespace}.watch"
-    with watch_out.open("w") as out:
-        watch = subprocess.Popen(
-            [kubectl_bin(control_plane), "get", "asynctasks", "-n", namespace, "-w"],
-            env=control_plane.env(),
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-
-    def watched() -> list[tuple[str, int]]:
-        """(PHASE, PROGRESS) of the watch's complete rows for the task, in order."""
-        return [
-            (f[2], int(f[3]))
-            for f in map(str.split, watch_out.read_text().splitlines())
-            if len(f) == 5 and f[0] == "steps" and f[3].isdigit()
-        ]
-
-    try:
+    with kubectl_watch(control_plane, namespace, watch_out):
         create(control_plane, namespace, "steps", queue="stepwise", request={})
         created = time.monotonic()
         seen: dict[int, float] = {}
         for percent in (10, 50, 90):
-            wait_for(
+            wait_until(
                 f"PROGRESS {percent} while Processing",
-                lambda p=percent: (
-                    (c := columns(control_plane, namespace, "steps"))["PHASE"] == "Processing"
-                    and c["PROGRESS"] == str(p)
-                ),
+                progress_shown(control_plane, namespace, "steps", percent),
                 60,
-                0.1,
+                interval=0.1,
             )
             seen[percent] = time.monotonic() - created
             assert columns(control_plane, namespace, "steps")["MESSAGE"] == f"reached {percent}%"
-            wait_for(
+            wait_until(
                 f"the watch to show {percent}",
-                lambda p=percent: ("Processing", p) in watched(),
+                row_watched(watch_out, "steps", ("Processing", percent)),
                 15,
-                0.1,
+                interval=0.1,
             )
             (worker_markers / f"{namespace}.steps.seen-{percent}").touch()  # go on
         st = wait_phase(control_plane, namespace, "steps", "Succeeded", timeout=60)
         final = columns(control_plane, namespace, "steps")
         assert (final["PHASE"], final["PROGRESS"]) == ("Succeeded", "100")
         assert st["result"] == {"reported": [10, 50, 90]}
-        wait_for("the watch to show Succeeded", lambda: ("Succeeded", 100) in watched(), 15)
-    finally:
-        watch.terminate()
-        watch.wait(10)
+        wait_until(
+            "the watch to show Succeeded", row_watched(watch_out, "steps", ("Succeeded", 100)), 15
+        )
     output = watch_out.read_text()
     print(
         f"\nPROGRESS seen by kubectl get at "
         f"{', '.join(f'{p}% {t:.1f}s' for p, t in seen.items())} after create\n{output}"
     )
     assert output.splitlines()[0].split() == ["NAME", "QUEUE", "PHASE", "PROGRESS", "AGE"]
-    rows = watched()
+    rows = watched_rows(watch_out, "steps")
     processing = [p for phase, p in rows if phase == "Processing"]
     assert [p for p in processing if 0 < p < 100] == [10, 50, 90], output
     assert processing == sorted(processing), output
@@ -222,6 +244,50 @@ def test_progress_shows_in_kubectl_get_while_the_handler_runs(
 
 
 # cancellation ---------------------------------------------------------------------------
+
+
+def cancel_while_pending(
+    cp: ControlPlane, rabbitmq: RabbitMQ, namespace: str, name: str, queue: str
+) -> tuple[dict[str, Any], str]:
+    """Create a task of ``queue`` (which nobody serves) and cancel it while its message waits
+    there; returns its Cancelled status and its resourceVersion then. On return, the
+    management API counts the message: from then on, 0 there means acked."""
+    create(cp, namespace, name, queue=queue, request={})
+    wait_phase(cp, namespace, name, "Pending")
+    assert ready_messages(rabbitmq, queue) == 1  # the task message waits in its queue
+    patch_spec(cp, namespace, name, {"cancel": True})
+    cancelled = wait_phase(cp, namespace, name, "Cancelled", timeout=30)
+    assert (cancelled["error"]["reason"], cancelled["attempts"]) == ("CancelRequested", 0)
+    version = str(get(cp, namespace, name)["metadata"]["resourceVersion"])
+    assert ready_messages(rabbitmq, queue) == 1  # still there: nobody consumed it
+    # The management API's count (ready + unacked) catches up.
+    wait_until(
+        "the management API to count the message",
+        lambda: queue_messages(rabbitmq, queue) == 1,
+        30,
+        interval=0.5,
+    )
+    return cancelled, version
+
+
+def late_worker(
+    cp: ControlPlane, rabbitmq: RabbitMQ, markers: Path, queue: str, logdir: Path
+) -> Process:
+    """A worker of tests/e2e/worker_app.py serving only ``queue``, started now."""
+    env = dict(
+        system_env(cp, rabbitmq),
+        WORKER_E2E_MARKERS=str(markers),
+        WORKER_E2E_NEVER_RUNS_QUEUE=queue,
+    )
+    port = free_port()
+    args = ["-m", "asynctask_worker", "tests.e2e.worker_app:app", "--queues", queue]
+    return Process(
+        "late-worker",
+        [sys.executable, *args, "--metrics-port", str(port)],
+        env,
+        logdir,
+        worker_ready(port),
+    )
 
 
 def test_a_task_cancelled_while_pending_never_runs(
@@ -236,52 +302,21 @@ def test_a_task_cancelled_while_pending_never_runs(
     worker that starts afterwards reads the cancellation from the control stream, acks the
     message without calling the handler, and the record stays Cancelled."""
     queue = f"never-runs-{namespace}"  # this test's own queue: nothing else serves it
-    create(control_plane, namespace, "skipped", queue=queue, request={})
-    wait_phase(control_plane, namespace, "skipped", "Pending")
-    assert ready_messages(rabbitmq, queue) == 1  # the task message waits in its queue
-    patch_spec(control_plane, namespace, "skipped", {"cancel": True})
-    cancelled = wait_phase(control_plane, namespace, "skipped", "Cancelled", timeout=30)
-    assert (cancelled["error"]["reason"], cancelled["attempts"]) == ("CancelRequested", 0)
-    version = get(control_plane, namespace, "skipped")["metadata"]["resourceVersion"]
-    assert ready_messages(rabbitmq, queue) == 1  # still there: nobody consumed it
-    # The management API's count (ready + unacked) catches up: from now on, 0 means acked.
-    wait_for(
-        "the management API to count the message",
-        lambda: queue_messages(rabbitmq, queue) == 1,
-        30,
-        0.5,
-    )
-
-    env = dict(
-        system_env(control_plane, rabbitmq),
-        WORKER_E2E_MARKERS=str(worker_markers),
-        WORKER_E2E_NEVER_RUNS_QUEUE=queue,
-    )
+    cancelled, version = cancel_while_pending(control_plane, rabbitmq, namespace, "skipped", queue)
     counted = Counted(operator.env)
-    port = free_port()
-    late = Process(
-        "late-worker",
-        [
-            sys.executable,
-            "-m",
-            "asynctask_worker",
-            "tests.e2e.worker_app:app",
-            "--queues",
-            queue,
-            "--metrics-port",
-            str(port),
-        ],
-        env,
-        tmp_path_factory.mktemp("late-worker"),
-        worker_ready(port),
+    late = late_worker(
+        control_plane, rabbitmq, worker_markers, queue, tmp_path_factory.mktemp("late-worker")
     )
     try:
         late.wait_ready()
         serving = time.monotonic()
         late.wait_for_log(SKIPPED.format(ns=namespace, name="skipped"), 30)
         skipped = time.monotonic() - serving
-        took = wait_for(
-            "the message to be acked", lambda: queue_messages(rabbitmq, queue) == 0, 30, 0.5
+        took = wait_until(
+            "the message to be acked",
+            lambda: queue_messages(rabbitmq, queue) == 0,
+            30,
+            interval=0.5,
         )
         print(
             f"\ncancelled while Pending: a worker started later skipped its message "
@@ -312,7 +347,9 @@ def test_cancel_a_running_async_handler(
 ) -> None:
     create(control_plane, namespace, "awaiting", queue="async-sleeper", request={"seconds": 120})
     wait_phase(control_plane, namespace, "awaiting", "Processing")
-    wait_for("the handler to start", (worker_markers / f"{namespace}.awaiting.started").exists, 15)
+    wait_until(
+        "the handler to start", (worker_markers / f"{namespace}.awaiting.started").exists, 15
+    )
     asked = time.monotonic()
     patch_spec(control_plane, namespace, "awaiting", {"cancel": True})
     st = wait_phase(control_plane, namespace, "awaiting", "Cancelled", timeout=30)
@@ -374,14 +411,14 @@ def test_cancel_the_running_readme_worker(
         queue="greet",
         request={"name": "Grace", "steps": 100, "step_seconds": 1},
     )
-    wait_for(
+    wait_until(
         "the first step's progress",
         lambda: (
             (c := columns(control_plane, namespace, "long"))["PHASE"] == "Processing"
             and c["PROGRESS"] not in ("", "0")
         ),
         60,
-        0.2,
+        interval=0.2,
     )
     asked = time.monotonic()
     patch_spec(control_plane, namespace, "long", {"cancel": True})

@@ -10,12 +10,12 @@ from typing import Literal
 import pytest
 
 from asynctask_worker import Phase
+from testbed import wait_until
 from tests.integration.worker_harness import (
     BrokerClient,
     markers,
     pid_alive,
     running_worker,
-    wait_for,
 )
 
 pytestmark = pytest.mark.integration
@@ -29,10 +29,10 @@ def test_a_running_handler_is_told_and_stops(
     # by itself: the sync one saw ctx.cancelled, the async one got CancelledError.
     with running_worker(url, cancel_grace_seconds=30):
         ref = broker.publish_task(queue, {"dir": str(tmp_path), "seconds": 120})
-        wait_for("the handler to start", lambda: bool(markers(tmp_path, ref, "started")))
+        wait_until("the handler to start", lambda: bool(markers(tmp_path, ref, "started")), 20)
         cancelled_at = time.monotonic()
         broker.publish_control("cancel", ref)
-        wait_for(
+        wait_until(
             "the handler to see the cancellation",
             lambda: bool(markers(tmp_path, ref, "cancel-seen")),
             timeout=20,
@@ -71,9 +71,13 @@ def test_a_task_cancelled_while_waiting_for_a_slot_never_runs(
     release = tmp_path / "release"
     with running_worker(url, concurrency=1, prefetch=2) as worker:
         blocker = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release)})
-        wait_for("the first task to start", lambda: bool(markers(tmp_path, blocker, "started")))
+        wait_until(
+            "the first task to start", lambda: bool(markers(tmp_path, blocker, "started")), 20
+        )
         waiting = broker.publish_task("it-run", {"dir": str(tmp_path)})
-        wait_for("the second task to wait for the slot", lambda: worker.dispatcher.pending == 1)
+        wait_until(
+            "the second task to wait for the slot", lambda: worker.dispatcher.pending == 1, 20
+        )
         broker.publish_control("cancel", waiting)
         end = broker.terminal(waiting)  # while the blocker holds the only slot
         assert worker.dispatcher.pending == 0
@@ -112,12 +116,12 @@ def test_process_pool_kills_a_handler_that_does_not_stop(
         ref = broker.publish_task(
             "it-run", {"dir": str(tmp_path), "seconds": 120, "cooperative": False}
         )
-        wait_for("the handler to start", lambda: bool(markers(tmp_path, ref, "started")))
+        wait_until("the handler to start", lambda: bool(markers(tmp_path, ref, "started")), 20)
         pid = int(markers(tmp_path, ref, "started")[0].read_text())
         assert pid != os.getpid() and pid_alive(pid)
         broker.publish_control(action, ref)
         end = broker.terminal(ref, timeout=20)
-        wait_for("the task's process to be gone", lambda: not pid_alive(pid), timeout=10)
+        wait_until("the task's process to be gone", lambda: not pid_alive(pid), timeout=10)
     assert end.phase is phase
     assert not markers(tmp_path, ref, "ended")  # killed: its `finally` never ran
     assert broker.ready("it-run") == 0

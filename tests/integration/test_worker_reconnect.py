@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from asynctask_worker import Phase
-from testbed import RabbitMQ
-from tests.integration.worker_harness import BrokerClient, markers, running_worker, wait_for
+from testbed import RabbitMQ, wait_until
+from tests.integration.worker_harness import BrokerClient, markers, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -26,21 +26,22 @@ def test_broker_restart_during_work(
     with running_worker(url, concurrency=2, heartbeat_seconds=5) as worker:
         a = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release_a)})
         b = broker.publish_task("it-run", {"dir": str(tmp_path), "until_file": str(release_b)})
-        wait_for("both tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
+        wait_until("both tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2, 20)
         rabbitmq.stop_node()
         try:
-            wait_for(
+            wait_until(
                 "the readiness gauge to drop",
                 lambda: worker.metrics.value("asynctask_worker_ready") == 0,
+                20,
             )
             # b ends while the broker is away: its outcome waits for the broker to return.
             release_b.touch()
-            wait_for("b to end", lambda: bool(markers(tmp_path, b, "ended")))
+            wait_until("b to end", lambda: bool(markers(tmp_path, b, "ended")), 20)
         finally:
             rabbitmq.start_node()
         # The broker redelivers a and b (unacked when it went down): a is still running
         # here and b ended here, so neither runs again; both are acked once they report.
-        wait_for(
+        wait_until(
             "the worker to reconnect",
             lambda: worker.connections >= 2 and worker.ready.is_set(),
             timeout=60,
@@ -50,7 +51,7 @@ def test_broker_restart_during_work(
         end_a, end_b = broker.terminal(a, timeout=60), broker.terminal(b, timeout=60)
         c = broker.publish_task("it-run", {"dir": str(tmp_path)})  # and new work flows
         end_c = broker.terminal(c)
-        wait_for("every delivery to be settled", lambda: worker.dispatcher.active == 0)
+        wait_until("every delivery to be settled", lambda: worker.dispatcher.active == 0, 20)
     assert [e.phase for e in (end_a, end_b, end_c)] == [Phase.SUCCEEDED] * 3
     for ref in (a, b):
         assert len(markers(tmp_path, ref, "started")) == 1  # ran once

@@ -11,7 +11,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from asynctask_worker import Phase
-from tests.integration.worker_harness import BrokerClient, running_worker, wait_for
+from testbed import wait_until
+from tests.integration.worker_harness import BrokerClient, running_worker
 
 pytestmark = pytest.mark.integration
 
@@ -71,7 +72,7 @@ def test_heartbeats_flow_while_a_handler_burns_cpu(
     with running_worker(url, heartbeat_seconds=2) as worker:
         ref = broker.publish_task("it-run", {"dir": str(tmp_path), "busy": True, "seconds": 8})
         end = broker.terminal(ref, timeout=60)
-        wait_for("the delivery to be acked", lambda: worker.dispatcher.active == 0)
+        wait_until("the delivery to be acked", lambda: worker.dispatcher.active == 0, 20)
         time.sleep(1)  # the ack goes out on the consumer's next pump
         assert end.phase is Phase.SUCCEEDED
         assert worker.connections == 1 and worker.publisher_connections == 1

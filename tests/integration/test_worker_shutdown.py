@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from asynctask_worker import Phase
-from testbed import probes
+from testbed import probes, wait_until
 from testbed._proc import free_port
 from tests.integration.worker_harness import (
     APP_SPEC,
@@ -20,7 +20,6 @@ from tests.integration.worker_harness import (
     BrokerClient,
     markers,
     running_worker,
-    wait_for,
     worker_env,
 )
 
@@ -50,7 +49,7 @@ class CliWorker:
                 stderr=subprocess.STDOUT,
             )
         # Ready as its readiness gauge says: consuming its queues.
-        wait_for(
+        wait_until(
             "the worker to serve",
             lambda: not self.alive() or probes.worker_ready(probes.metrics_url(port)),
             timeout=60,
@@ -93,7 +92,7 @@ def test_sigterm_requeues_work_still_running_after_the_grace_period(
     hold.touch()
     request = {"dir": str(tmp_path), "seconds": 0.2, "while_file": str(hold), "cooperative": False}
     refs = [broker.publish_task("it-run", request) for _ in range(3)]
-    wait_for("two tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2)
+    wait_until("two tasks to start", lambda: len(list(tmp_path.glob("*.started"))) == 2, 20)
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.text()
     assert "still running after the grace period: requeued" in worker.text()
@@ -118,7 +117,7 @@ def test_sigterm_lets_running_work_finish_within_the_grace_period(
     worker = CliWorker(url, tmp_path, "--grace-period", "60")
     cli.append(worker)
     ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 2})
-    wait_for("the task to start", lambda: bool(markers(tmp_path, ref, "started")))
+    wait_until("the task to start", lambda: bool(markers(tmp_path, ref, "started")), 20)
     worker.proc.send_signal(signal.SIGTERM)
     assert worker.wait() == 0, worker.text()
     end = broker.terminal(ref, timeout=5)  # reported before the worker exited
@@ -134,7 +133,7 @@ def test_the_task_of_a_killed_worker_is_redelivered_as_a_new_attempt(
     ref = broker.publish_task(
         "it-run", {"dir": str(tmp_path), "seconds": 0.2, "first_attempt_seconds": 120}
     )
-    wait_for("the task to start", lambda: bool(markers(tmp_path, ref, "started")))
+    wait_until("the task to start", lambda: bool(markers(tmp_path, ref, "started")), 20)
     worker.kill()  # SIGKILL: no goodbye, the delivery is simply unacked
     with running_worker(url):
         end = broker.terminal(ref)

@@ -123,14 +123,6 @@ def markers(directory: Path, ref: TaskRef, what: str) -> list[Path]:
     return sorted(directory.glob(f"{ref.uid}.*.{what}"))
 
 
-def wait_for(what: str, check: Callable[[], bool], timeout: float = 20) -> None:
-    # Imported here: this module is also the app of worker child processes, whose path has
-    # no hack/ (and which never wait).
-    from testbed._proc import wait_until
-
-    wait_until(what, check, timeout, interval=0.05)
-
-
 def pid_alive(pid: int) -> bool:
     """Whether a process runs (a zombie does not count). Linux: reads /proc."""
     try:

@@ -15,7 +15,7 @@ from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.revocation import BoundedMap
 from asynctask_worker.messages import StatusMessage, TaskMessage, TaskRef
 from asynctask_worker.testing import StubBroker
-from testbed._proc import wait_until as _one_wait
+from testbed import wait_until as _one_wait
 
 app = App("unit-dispatch")
 gate = threading.Event()

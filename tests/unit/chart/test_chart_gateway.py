@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.chart import (
+from tests.unit.chart.chart import (
     CHART,
     NAMESPACE,
     RELEASE,

@@ -17,7 +17,7 @@ import yaml
 from asynctask_worker.messages import Phase
 from tests import gitops
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHECK = REPO / "deploy" / "argocd" / "asynctask.dev" / "AsyncTask"
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
 EXPECTED = {  # phase -> Argo CD health, as docs/deploying.md states it

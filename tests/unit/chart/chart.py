@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "deploy" / "helm" / "asynctask"
 CI_VALUES = sorted((CHART / "ci").glob("*-values.yaml"))
 HELM_BUILD = REPO / "hack" / "helm" / "build.sh"

@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.chart import (
+from tests.unit.chart.chart import (
     ADMISSION,
     AUTOSCALE_ANNOTATIONS,
     CHART,
@@ -145,6 +145,66 @@ def test_workers_have_no_api_access(scenario: tuple[Path, list[dict[str, Any]]])
             assert all(s["name"] != worker_sa for s in binding["subjects"]), binding
 
 
+def check_pool_container(
+    deployment: dict[str, Any], pool: dict[str, Any], merged_defaults: dict[str, Any]
+) -> None:
+    """A pool's container: its queues, broker Secret, concurrency, grace, command, args,
+    extra environment and image, as the values say."""
+    spec = deployment["spec"]
+    (container,) = spec["template"]["spec"]["containers"]
+    env = env_of(container)
+    assert env["ASYNCTASK_WORKER_QUEUES"] == ",".join(pool["queues"])
+    assert env["ASYNCTASK_WORKER_AMQP_URL"] == {
+        "secretKeyRef": {"name": "asynctask-amqp", "key": "url"}
+    }
+    assert env["ASYNCTASK_WORKER_CONCURRENCY"] == str(
+        pool.get("concurrency", merged_defaults["concurrency"])
+    )
+    grace = pool.get("gracePeriodSeconds", merged_defaults["gracePeriodSeconds"])
+    assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == grace + 15
+    assert container["command"] == pool.get("command", ["asynctask-worker"])
+    assert container["args"] == pool.get("args", [pool.get("app")])
+    for extra in pool.get("env", []):
+        assert env[extra["name"]] == extra["value"]
+    if "image" in pool:
+        assert container["image"] == f"{pool['image']['repository']}:{pool['image']['tag']}"
+    else:
+        assert container["image"] == "asynctask:0.1.0"
+
+
+def check_builtin_autoscaling(
+    meta: dict[str, Any], pool: dict[str, Any], autoscaling: dict[str, Any]
+) -> None:
+    """An autoscaled pool of the built-in autoscaler: its label and annotations."""
+    assert meta["labels"]["asynctask.dev/autoscale"] == "true"
+    assert meta.get("annotations", {}) == {
+        "asynctask.dev/queues": ",".join(pool["queues"]),
+        "asynctask.dev/min-replicas": str(autoscaling["minReplicas"]),
+        "asynctask.dev/max-replicas": str(autoscaling["maxReplicas"]),
+        "asynctask.dev/target-messages-per-replica": str(autoscaling["targetMessagesPerReplica"]),
+    }
+
+
+def check_keda_autoscaling(
+    name: str, meta: dict[str, Any], pool: dict[str, Any], autoscaling: dict[str, Any], so: Any
+) -> None:
+    """An autoscaled pool under KEDA: no built-in label or annotation, and a ScaledObject
+    ``so`` (its spec) with a RabbitMQ trigger per queue."""
+    assert "asynctask.dev/autoscale" not in meta["labels"]
+    assert not any(a in meta.get("annotations", {}) for a in AUTOSCALE_ANNOTATIONS)
+    assert so["scaleTargetRef"] == {"apiVersion": "apps/v1", "kind": "Deployment", "name": name}
+    assert so["minReplicaCount"] == autoscaling["minReplicas"]
+    assert so["maxReplicaCount"] == autoscaling["maxReplicas"]
+    assert [t["metadata"]["queueName"] for t in so["triggers"]] == [
+        f"asynctask.tasks.{q}" for q in pool["queues"]
+    ]
+    for trigger in so["triggers"]:
+        assert trigger["type"] == "rabbitmq"
+        assert trigger["metadata"]["mode"] == "QueueLength"
+        assert trigger["metadata"]["value"] == str(autoscaling["targetMessagesPerReplica"])
+        assert trigger["authenticationRef"] == {"name": f"{RELEASE}-asynctask-rabbitmq"}
+
+
 def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any]]]) -> None:
     path, objects = scenario
     values = values_of(path)
@@ -167,64 +227,20 @@ def test_worker_pools_follow_the_values(scenario: tuple[Path, list[dict[str, Any
             **values.get("workers", {}).get("defaults", {}).get("autoscaling", {}),
             **pool.get("autoscaling", {}),
         }
-        (container,) = spec["template"]["spec"]["containers"]
-        env = env_of(container)
-        assert env["ASYNCTASK_WORKER_QUEUES"] == ",".join(pool["queues"])
-        assert env["ASYNCTASK_WORKER_AMQP_URL"] == {
-            "secretKeyRef": {"name": "asynctask-amqp", "key": "url"}
-        }
-        assert env["ASYNCTASK_WORKER_CONCURRENCY"] == str(
-            pool.get("concurrency", merged_defaults["concurrency"])
-        )
-        grace = pool.get("gracePeriodSeconds", merged_defaults["gracePeriodSeconds"])
-        assert spec["template"]["spec"]["terminationGracePeriodSeconds"] == grace + 15
-        assert container["command"] == pool.get("command", ["asynctask-worker"])
-        assert container["args"] == pool.get("args", [pool.get("app")])
-        for extra in pool.get("env", []):
-            assert env[extra["name"]] == extra["value"]
-        if "image" in pool:
-            assert container["image"] == f"{pool['image']['repository']}:{pool['image']['tag']}"
-        else:
-            assert container["image"] == "asynctask:0.1.0"
-        labels, annotations = meta["labels"], meta.get("annotations", {})
-        assert labels["asynctask.dev/pool"] == pool["name"]
+        check_pool_container(deployment, pool, merged_defaults)
+        assert meta["labels"]["asynctask.dev/pool"] == pool["name"]
         if not autoscaling["enabled"]:
             assert spec["replicas"] == pool.get("replicas", merged_defaults["replicas"])
-            assert "asynctask.dev/autoscale" not in labels
+            assert "asynctask.dev/autoscale" not in meta["labels"]
             assert name not in scaled
             continue
         # Autoscaled: the chart never sets replicas, so upgrades and syncs never reset it.
         assert "replicas" not in spec, name
         if engine == "builtin":
-            assert labels["asynctask.dev/autoscale"] == "true"
-            assert annotations == {
-                "asynctask.dev/queues": ",".join(pool["queues"]),
-                "asynctask.dev/min-replicas": str(autoscaling["minReplicas"]),
-                "asynctask.dev/max-replicas": str(autoscaling["maxReplicas"]),
-                "asynctask.dev/target-messages-per-replica": str(
-                    autoscaling["targetMessagesPerReplica"]
-                ),
-            }
+            check_builtin_autoscaling(meta, pool, autoscaling)
             assert name not in scaled
         else:
-            assert "asynctask.dev/autoscale" not in labels
-            assert not any(a in annotations for a in AUTOSCALE_ANNOTATIONS)
-            so = scaled[name]["spec"]
-            assert so["scaleTargetRef"] == {
-                "apiVersion": "apps/v1",
-                "kind": "Deployment",
-                "name": name,
-            }
-            assert so["minReplicaCount"] == autoscaling["minReplicas"]
-            assert so["maxReplicaCount"] == autoscaling["maxReplicas"]
-            assert [t["metadata"]["queueName"] for t in so["triggers"]] == [
-                f"asynctask.tasks.{q}" for q in pool["queues"]
-            ]
-            for trigger in so["triggers"]:
-                assert trigger["type"] == "rabbitmq"
-                assert trigger["metadata"]["mode"] == "QueueLength"
-                assert trigger["metadata"]["value"] == str(autoscaling["targetMessagesPerReplica"])
-                assert trigger["authenticationRef"] == {"name": f"{RELEASE}-asynctask-rabbitmq"}
+            check_keda_autoscaling(name, meta, pool, autoscaling, scaled[name]["spec"])
     if engine == "keda":
         (auth,) = by_kind(objects, "TriggerAuthentication").values()
         protocol = values["autoscaling"].get("keda", {}).get("protocol", "amqp")

@@ -13,7 +13,7 @@ import yaml
 from asynctask_worker._version import __version__
 from tests.incluster.install_lines import install_lines, install_version
 
-REPO = Path(__file__).resolve().parents[2]
+REPO = Path(__file__).resolve().parents[3]
 CHART = REPO / "deploy" / "helm" / "asynctask"
 CRDS = REPO / "deploy" / "crds"
 
