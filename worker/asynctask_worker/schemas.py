@@ -34,6 +34,8 @@ from asynctask_worker.messages import (
 DIALECT: Final = "https://json-schema.org/draft/2020-12/schema"
 #: Where the schemas are published: ``$id`` is this, the version, then the file name.
 BASE_URI: Final = "https://asynctask.dev/protocol"
+#: The schema keyword that carries the protocol version (the value of every message's ``v``).
+VERSION_KEYWORD: Final = "x-asynctask-protocol-version"
 #: Where the repository keeps them, from its root.
 DEFAULT_DIRECTORY: Final = Path("docs/protocol/schemas")
 
@@ -52,13 +54,13 @@ def schema_id(filename: str, version: int = SCHEMA_VERSION) -> str:
 
 def schema_of(filename: str) -> dict[str, Any]:
     """The JSON Schema of the message kept in ``filename``, with ``$schema``, ``$id`` and the
-    protocol version (``x-asynctask-protocol-version``, the value of the ``v`` field)."""
+    protocol version (:data:`VERSION_KEYWORD`)."""
     model = MESSAGES[filename]
     generated = model.model_json_schema(mode="validation")
     return {
         "$schema": DIALECT,
         "$id": schema_id(filename),
-        "x-asynctask-protocol-version": SCHEMA_VERSION,
+        VERSION_KEYWORD: SCHEMA_VERSION,
         **generated,
     }
 
