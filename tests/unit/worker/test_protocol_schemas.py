@@ -5,6 +5,8 @@ alike, and a field nobody knows is accepted and ignored, as docs/protocol.md say
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -59,6 +61,12 @@ def test_a_schema_file_that_drifted_from_its_model_is_reported(tmp_path: Path) -
     (tmp_path / "control-message.json").unlink()
     assert wire_schemas.stale(tmp_path) == ["status-message.json", "control-message.json"]
     assert wire_schemas.main([str(tmp_path), "--check"]) == 1
+
+
+def test_the_documented_command_checks_the_files_from_the_repository_root() -> None:
+    check = [sys.executable, "-m", "asynctask_worker.schemas", "--check"]
+    done = subprocess.run(check, cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
 
 
 @pytest.mark.parametrize("filename", sorted(wire_schemas.MESSAGES))
