@@ -206,3 +206,10 @@ def test_each_example_passes_its_schema_and_the_sdk_s_parser(filename: str, text
         **message.model_dump(mode="json"),
         **{k: v for k, v in json.loads(text).items() if k not in ("at", "published_at")},
     }
+
+
+def test_every_link_within_the_page_names_one_of_its_headings() -> None:
+    headings = re.findall(r"^#+ (.+)$", page(), re.M)
+    slugs = {re.sub(r"[^\w\- ]", "", h.lower()).replace(" ", "-") for h in headings}
+    links = set(re.findall(r"\]\(#([^)]+)\)", page()))
+    assert links and links <= slugs, links - slugs
