@@ -12,6 +12,9 @@ Three flows:
 
 Message ids are deterministic, so that a redelivered or re-published message is
 recognisably the same message (at-least-once delivery, idempotent consumers).
+
+``docs/protocol.md`` documents the contract for implementations in other languages, with
+a JSON Schema per message generated from these models (:mod:`asynctask_worker.schemas`).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-#: Bumped on incompatible changes; consumers refuse (dead-letter) other versions.
+#: Bumped on incompatible changes; consumers refuse other versions (task and status messages
+#: are dead-lettered, control messages ignored). Unknown fields are ignored, not refused.
 SCHEMA_VERSION: Final = 1
 CONTENT_TYPE = "application/json"
 
