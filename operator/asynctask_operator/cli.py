@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> int:
         kopf.operator(
             memo=OperatorMemo(namespaces=list(args.namespace), peering=args.peering),
             # kopf's peering would pause only kopf's own watches, never the operator's
-            # work: the Lease (leadership.py) elects the replica that works instead.
+            # work: the Lease (leader/leadership.py) elects the replica that works instead.
             standalone=True,
             # kopf watches nothing (the operator watches its namespaces itself): no
             # namespace of kopf's own, so it needs no right to list namespaces.

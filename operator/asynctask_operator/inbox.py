@@ -3,7 +3,7 @@
 Worker status messages (``asynctask.status``) move a task through its phases; delivery
 is at-least-once and messages come late, twice or out of order, so :mod:`status` decides
 what each one means and duplicates are harmless. Dead-lettered task messages
-(``asynctask.dead-tasks``) end their task in Error. A message is acked only once what it
+(``asynctask.dead-letter.tasks``) end their task in Error. A message is acked only once what it
 caused is written, so a failed write means a redelivery, never a lost update; while the
 apiserver is unavailable, a message waits (unacked) while its write is tried again (the
 API the inbox is given waits out an outage: :class:`outage.PatientApi`).
