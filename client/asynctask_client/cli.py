@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from asynctask_client import render
+from asynctask_client import bulk, render
 from asynctask_client.client import Client, Task
 from asynctask_client.errors import (
     ApiError,
@@ -98,10 +98,13 @@ def parser() -> argparse.ArgumentParser:
         ("get", "show a task"),
         ("describe", "a task in detail"),
         ("result", "print the result of a task that ended"),
-        ("cancel", "cancel a task (the record is kept)"),
-        ("delete", "delete a task"),
     ):
         command(name, text).add_argument("name")
+    for name, text in (
+        ("cancel", "cancel a task, or every task matching -l (the records are kept)"),
+        ("delete", "delete a task, or every task matching -l"),
+    ):
+        bulk_command(command(name, text))
     for name, text in (
         ("watch", "follow a task's progress to its end"),
         ("wait", "wait for a task to end; the exit code says how"),
@@ -116,6 +119,16 @@ def parser() -> argparse.ArgumentParser:
     )
     ls.add_argument("-l", "--selector", help="a label selector")
     return top
+
+
+def bulk_command(c: argparse.ArgumentParser) -> None:
+    """``cancel``/``delete``: one task by name, or every task a label selector matches."""
+    c.add_argument("name", nargs="?")
+    c.add_argument("-l", "--selector", help="every task these labels match (e.g. team=x)")
+    c.add_argument(
+        "--dry-run", action="store_true", help="with -l: list what would be done, do nothing"
+    )
+    c.add_argument("-y", "--yes", action="store_true", help="with -l: do not ask on a terminal")
 
 
 def connect(args: argparse.Namespace) -> Client:
@@ -245,6 +258,8 @@ def cmd_result(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
+    if one_or_many(args):
+        return bulk.run(args, client, "cancel")
     task = client.get(args.name)
     task.cancel()
     show(args, task, f"asynctask/{task.name} cancel requested")
@@ -252,9 +267,20 @@ def cmd_cancel(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_delete(args: argparse.Namespace, client: Client) -> int:
+    if one_or_many(args):
+        return bulk.run(args, client, "delete")
     client.get(args.name).delete()
     print(f'asynctask "{args.name}" deleted')
     return 0
+
+
+def one_or_many(args: argparse.Namespace) -> bool:
+    """Whether the command acts on a selector (``True``) or one name; exactly one given."""
+    if (args.name is None) == (args.selector is None):
+        raise UsageError(f"{args.command}: give a task's name or -l SELECTOR (one of them)")
+    if args.selector is None and (args.dry_run or args.yes):
+        raise UsageError("--dry-run and --yes go with -l SELECTOR")
+    return args.selector is not None
 
 
 def cmd_watch(args: argparse.Namespace, client: Client) -> int:

@@ -18,6 +18,7 @@ from asynctask_client.errors import WaitTimeout, raise_for_outcome
 from asynctask_client.gateway import GatewayTransport
 from asynctask_client.kube import KubeTransport
 from asynctask_client.transport import Details, Submission, Transport, spec_of
+from asynctask_worker.bulk import BulkAnswer, require_selector
 from asynctask_worker.views import TaskView
 
 M = TypeVar("M", bound=BaseModel)
@@ -127,6 +128,18 @@ class Client:
 
     def describe(self, name: str) -> Details:
         return self.transport.describe(name)
+
+    def cancel_many(self, label_selector: str) -> BulkAnswer:
+        """Cancel every task whose labels match ``label_selector`` (required: never every
+        task). Tasks already ended, or already asked to cancel, are counted as skipped, so
+        calling again is harmless; a task the caller may not patch is counted as failed,
+        with its reason. The answer names each matched task."""
+        return self.transport.bulk("cancel", require_selector(label_selector))
+
+    def delete_many(self, label_selector: str) -> BulkAnswer:
+        """Delete every task whose labels match ``label_selector`` (required); tasks already
+        gone are counted as skipped, refusals as failed, with their reason."""
+        return self.transport.bulk("delete", require_selector(label_selector))
 
 
 class Task:

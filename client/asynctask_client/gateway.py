@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from asynctask_client.errors import ApiError, TaskDeleted
 from asynctask_client.http import Http
 from asynctask_client.transport import Details, Submission
+from asynctask_worker.bulk import Action, BulkAnswer
 from asynctask_worker.views import TaskView
 
 #: The gateway answers a ``Prefer: wait`` or a ``/wait`` within this many seconds at most.
@@ -107,6 +108,18 @@ class GatewayTransport:
 
     def describe(self, name: str) -> Details:
         return Details(view=self.get(name))
+
+    def bulk(self, action: Action, label_selector: str) -> BulkAnswer:
+        """``POST …/tasks:cancel`` (or ``:delete``), following ``continue`` to the end."""
+        params = {"labelSelector": label_selector, "limit": str(PAGE)}
+        answer: BulkAnswer | None = None
+        while True:
+            _, body = self.http.call("POST", self._path(action=f":{action}"), params=params)
+            page = BulkAnswer.model_validate(body)
+            answer = page if answer is None else answer.then(page)
+            if not page.continue_:
+                return answer
+            params["continue"] = page.continue_
 
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:
         headers = {"Accept": "text/event-stream", "Last-Event-ID": after}

@@ -9,6 +9,7 @@ retry finds the task it created, and the same key with another request is refuse
 
 from __future__ import annotations
 
+import builtins
 import json
 import math
 import urllib.parse
@@ -27,6 +28,7 @@ from asynctask_client.transport import (
     idempotent_name,
     request_hash,
 )
+from asynctask_worker.bulk import Action, BulkAnswer, BulkItem, acted, cancel_skipped, failed, gone
 from asynctask_worker.views import TaskView, task_view
 
 KIND = "AsyncTask"
@@ -129,6 +131,45 @@ class KubeTransport:
 
     def delete(self, name: str) -> None:
         self.http.call("DELETE", self._path(name), params={"propagationPolicy": "Background"})
+
+    def bulk(self, action: Action, label_selector: str) -> BulkAnswer:
+        """Every matching task listed, then patched or deleted one by one with the caller's
+        own credentials: the apiserver authorizes each object."""
+        items = [self._act(action, obj) for obj in self._matching(label_selector)]
+        return BulkAnswer.of(action, items)
+
+    def _matching(self, label_selector: str) -> builtins.list[dict[str, Any]]:
+        params = {"limit": "500", "labelSelector": label_selector}
+        objects: builtins.list[dict[str, Any]] = []
+        while True:
+            _, answer = self.http.call("GET", self._path(), params=params)
+            objects += answer.get("items") or []
+            token = (answer.get("metadata") or {}).get("continue")
+            if not token:
+                return sorted(objects, key=lambda o: str((o.get("metadata") or {}).get("name")))
+            params["continue"] = token
+
+    def _act(self, action: Action, obj: dict[str, Any]) -> BulkItem:
+        view = task_view(obj)
+        if action == "cancel":
+            skip = cancel_skipped(view, bool((obj.get("spec") or {}).get("cancel")))
+            if skip is not None:
+                return skip
+        try:
+            if action == "cancel":
+                self.http.call(
+                    "PATCH",
+                    self._path(view.name),
+                    body={"spec": {"cancel": True}},
+                    content_type="application/merge-patch+json",
+                )
+            else:
+                self.delete(view.name)
+        except ApiError as exc:
+            return (
+                gone(view.name) if exc.status == 404 else failed(view.name, exc.reason, exc.message)
+            )
+        return acted(view.name, action)
 
     def describe(self, name: str) -> Details:
         _, obj = self.http.call("GET", self._path(name))

@@ -15,6 +15,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from asynctask_worker.bulk import Action, BulkAnswer
 from asynctask_worker.views import TaskView
 
 GROUP = "asynctask.dev"
@@ -116,6 +117,11 @@ class Transport(Protocol):
     def delete(self, name: str) -> None: ...
 
     def describe(self, name: str) -> Details: ...
+
+    def bulk(self, action: Action, label_selector: str) -> BulkAnswer:
+        """Cancel or delete every task whose labels match (all of them, page after page),
+        each with the caller's own rights; the counts, and each task by name."""
+        ...
 
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:
         """The task's states after resourceVersion ``after`` (the current one at once if it

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from asynctask_gateway import handlers, patterns, streams, ui, watching
+from asynctask_gateway import bulk, handlers, patterns, streams, ui, watching
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
@@ -39,6 +39,8 @@ HANDLERS: dict[str, Handler] = {
     "streamTask": streams.stream_task,
     "watchTasks": watching.watch_tasks,
     "getTaskDetail": watching.get_task_detail,
+    "cancelTasks": bulk.cancel_tasks,
+    "deleteTasks": bulk.delete_tasks,
 }
 
 

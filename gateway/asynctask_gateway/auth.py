@@ -147,6 +147,11 @@ class Authenticator:
                     f'{user.name} cannot {verb} {what} in the namespace "{namespace}"',
                 )
 
+    async def allowed(self, user: User, verb: str, namespace: str, name: str) -> bool:
+        """Whether ``user`` may ``verb`` the task ``name`` (a bulk action asks per object);
+        raises 503 when the review cannot be made."""
+        return await self._allowed(user, verb, namespace, name)
+
     async def _allowed(self, user: User, verb: str, namespace: str, name: str) -> bool:
         key = (user.name, user.uid, user.groups, user.extra, verb, namespace, name)
         allowed = self._decisions.get(key)

@@ -38,7 +38,7 @@ def _split_terms(selector: str) -> list[str]:
         else:
             current += char
     terms.append(current)
-    return [t for t in terms if t.strip()]
+    return terms
 
 
 def _term(text: str) -> Requirement:
@@ -63,7 +63,26 @@ def _term(text: str) -> Requirement:
 
 def parse_selector(selector: str) -> Requirement:
     """A predicate over labels; raises ValueError for a selector that does not parse."""
-    requirements = [_term(t) for t in _split_terms(selector)]
+    requirements = [_term(t) for t in _split_terms(selector) if t.strip()]
+    return lambda labels: all(r(labels) for r in requirements)
+
+
+class SelectorRequired(ValueError):
+    """A bulk action's selector selects everything (it has no term)."""
+
+
+def parse_required_selector(selector: str) -> Requirement:
+    """:func:`parse_selector` for a bulk action, which must not select everything: a
+    selector without a term (empty, or commas and white space only) is a ValueError. Only
+    ``patterns.WS`` is white space here, as in ``patterns.BULK_SELECTOR``: any other
+    character is part of a term, never dropped."""
+    terms = [t for t in _split_terms(selector) if t.strip(patterns.WS_CHARS)]
+    if not terms:
+        raise SelectorRequired(
+            "a labelSelector with at least one term is required: a bulk action never "
+            "acts on every task of a namespace"
+        )
+    requirements = [_term(t) for t in terms]
     return lambda labels: all(r(labels) for r in requirements)
 
 
@@ -115,6 +134,16 @@ class Query:
             queue=params.get("queue") or None,
             phase=Phase(phase) if phase else None,
             selector=parse_selector(selector) if selector.strip() else None,
+            limit=parse_limit(params.get("limit")),
+            after=decode_continue(params["continue"]) if params.get("continue") else "",
+        )
+
+    @classmethod
+    def parse_bulk(cls, params: Mapping[str, str]) -> Query:
+        """The query of a bulk action, ``?labelSelector=&limit=&continue=`` (the selector
+        is required: see :func:`parse_required_selector`)."""
+        return cls(
+            selector=parse_required_selector(params.get("labelSelector") or ""),
             limit=parse_limit(params.get("limit")),
             after=decode_continue(params["continue"]) if params.get("continue") else "",
         )

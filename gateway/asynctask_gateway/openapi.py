@@ -18,6 +18,7 @@ from asynctask_gateway.routes import API_ROUTES, Route
 from asynctask_gateway.settings import MAX_WAIT_SECONDS
 from asynctask_gateway.submissions import TaskRequest
 from asynctask_gateway.ui import CONTENT_TYPES, FILES
+from asynctask_worker.bulk import BulkAnswer
 from asynctask_worker.views import TaskView
 
 #: What every API route may answer besides its own codes (Route.answers).
@@ -26,7 +27,8 @@ COMMON = (401, 403, 404, 429, 502, 503)
 PROBLEMS = {
     400: "BadRequest (a body that is not JSON, a query parameter or header that does not "
     "match its schema), InvalidName (the path's task name is not a DNS-1123 subdomain), "
-    "or the apiserver's own 400",
+    "SelectorRequired (a bulk action without a labelSelector term: it would act on every "
+    "task), or the apiserver's own 400",
     401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
     403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
     404: "NotFound (no such task), NamespaceNotServed (the namespace is not one this "
@@ -49,7 +51,13 @@ SUCCESS = {
     304: "Not Modified: If-None-Match names the current resourceVersion",
 }
 STREAMS = {"streamTask": "TaskEvent", "watchTasks": "NamespaceEvent"}
-BODIES = {"listTasks": "TaskList", "createTasks": "BatchAnswer", "getTaskDetail": "TaskDetail"}
+BODIES = {
+    "listTasks": "TaskList",
+    "createTasks": "BatchAnswer",
+    "getTaskDetail": "TaskDetail",
+    "cancelTasks": "BulkAnswer",
+    "deleteTasks": "BulkAnswer",
+}
 #: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
 #: stateful tests follow them).
 NEXT = {
@@ -61,7 +69,7 @@ NEXT = {
 
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(TaskView, "serialization"), (TaskRequest, "validation")],
+        [(TaskView, "serialization"), (TaskRequest, "validation"), (BulkAnswer, "serialization")],
         by_alias=True,
         ref_template=parts.REF,
     )
@@ -138,6 +146,19 @@ ROUTE_QUERIES = {
     "listTasks": ("queue", "phase", "labelSelector", "limit", "continue"),
     "waitTask": ("timeout",),
     "watchTasks": ("queue", "labelSelector"),
+    "cancelTasks": ("labelSelector", "limit", "continue"),
+    "deleteTasks": ("labelSelector", "limit", "continue"),
+}
+#: A bulk action's labelSelector: required, with at least one term.
+BULK_SELECTOR = {
+    "required": True,
+    "schema": _string(patterns.BULK_SELECTOR),
+    "description": "The tasks to act on: Kubernetes' label selector, with at least one term "
+    "(an empty one would select every task and is refused: 400 SelectorRequired).",
+}
+ROUTE_QUERY_OVERRIDES = {
+    "cancelTasks": {"labelSelector": BULK_SELECTOR},
+    "deleteTasks": {"labelSelector": BULK_SELECTOR},
 }
 ROUTE_HEADERS = {
     "createTask": ("Prefer", "Idempotency-Key"),
@@ -153,7 +174,11 @@ PATH_PARAMS = {
 def _parameters(route: Route) -> list[dict[str, Any]]:
     names = [part.strip("{}").split("}")[0] for part in route.path.split("/") if "{" in part]
     params = [{"name": n, "in": "path", "required": True, "schema": PATH_PARAMS[n]} for n in names]
-    params += [{"name": q, "in": "query", **QUERY[q]} for q in ROUTE_QUERIES.get(route.name, ())]
+    overrides = ROUTE_QUERY_OVERRIDES.get(route.name, {})
+    params += [
+        {"name": q, "in": "query", **overrides.get(q, QUERY[q])}
+        for q in ROUTE_QUERIES.get(route.name, ())
+    ]
     params += [{"name": h, "in": "header", **HEADERS[h]} for h in ROUTE_HEADERS.get(route.name, ())]
     return params
 

@@ -48,13 +48,18 @@ SELECTOR_VALUE = r"[^ \t\n\r\f\v!=(),]*"
 SELECTOR_SET = rf"^{WS}*(!?)({SELECTOR_KEY}){WS}+(in|notin){WS}+\(([^()]*)\){WS}*$"
 SELECTOR_EQ = rf"^{WS}*({SELECTOR_KEY}){WS}*(==|=|!=){WS}*({SELECTOR_VALUE}){WS}*$"
 SELECTOR_EXISTS = rf"^{WS}*(!?)({SELECTOR_KEY}){WS}*$"
-_TERM = (
+_NONEMPTY_TERM = (
     rf"{WS}*{SELECTOR_KEY}{WS}+(in|notin){WS}+\([^()]*\){WS}*"
     rf"|{WS}*{SELECTOR_KEY}{WS}*(==|=|!=){WS}*{SELECTOR_VALUE}{WS}*"
     rf"|{WS}*!?{SELECTOR_KEY}{WS}*"
-    rf"|{WS}*"
 )
+_TERM = rf"{_NONEMPTY_TERM}|{WS}*"
 LABEL_SELECTOR = rf"^({_TERM})(,({_TERM}))*$"
+#: A selector for a bulk action: the same syntax with at least one term that is not empty
+#: (a selector of commas and white space only would select every task).
+BULK_SELECTOR = rf"^(({_TERM}),)*({_NONEMPTY_TERM})(,({_TERM}))*$"
+#: The characters of ``WS``, for ``str.strip``.
+WS_CHARS = " \t\n\r\f\v"
 
 #: A webhook URL the gateway accepts: http(s), a host name or IPv4 address, an optional
 #: port (0 to 65535), then a path or query of visible ASCII characters without a fragment.

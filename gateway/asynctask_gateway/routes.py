@@ -106,6 +106,27 @@ API_ROUTES: tuple[Route, ...] = (
         answers=(200, 400, 404, 429),
     ),
     Route(
+        "POST",
+        TASKS + ":cancel",
+        "cancelTasks",
+        ("list", "patch"),
+        "Cancel every task whose labels match labelSelector (required, never empty), at "
+        "most `limit` per call (then `continue`); each task is authorized by its name. "
+        "Counts what was cancelled, skipped (already ended or cancel already requested: a "
+        "second call skips them all) and failed, naming each task.",
+        answers=(200, 400, 404),
+    ),
+    Route(
+        "POST",
+        TASKS + ":delete",
+        "deleteTasks",
+        ("list", "delete"),
+        "Delete every task whose labels match labelSelector (required, never empty), at "
+        "most `limit` per call (then `continue`); each task is authorized by its name. "
+        "Counts what was deleted, skipped (already gone) and failed, naming each task.",
+        answers=(200, 400, 404),
+    ),
+    Route(
         "GET",
         TASK + "/detail",
         "getTaskDetail",
