@@ -3,6 +3,7 @@ skipped, a selector that selects everything refused before any call, and the CLI
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import pytest
@@ -105,3 +106,13 @@ def test_cancel_and_delete_take_a_name_or_a_selector(
 def test_the_selector_and_its_flags_parse() -> None:
     args = cli.parser().parse_args(["delete", "-l", "team=x", "--dry-run", "-y"])
     assert (args.name, args.selector, args.dry_run, args.yes) == (None, "team=x", True, True)
+
+
+@pytest.mark.parametrize(("typed", "goes_on"), [("y\n", True), ("YES\n", True), ("\n", False)])
+def test_the_confirmation_goes_on_only_on_yes(
+    typed: str, goes_on: bool, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert bulk.confirmed("delete", 3, "team=x", "ns", io.StringIO(typed)) is goes_on
+    assert (
+        'delete 3 task(s) matching "team=x" in the namespace ns? [y/N]' in capsys.readouterr().err
+    )
