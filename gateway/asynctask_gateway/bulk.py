@@ -2,12 +2,13 @@
 
 The tasks are matched in the cache, as a list is (by name, at most ``limit`` per call, the
 rest through ``continue``). Authorization is per object: the route needs ``list`` and the
-action's verb (``patch``, ``delete``) in the namespace, and then each matched task is
-reviewed by its name (a SubjectAccessReview with ``resourceAttributes.name``, cached like
-every decision), so a Role restricted by ``resourceNames``, or any authorizer that decides
-per object, is obeyed object by object: a task the caller may not change is counted as
-failed (``Forbidden``) and left alone. Then the gateway's ServiceAccount patches or deletes
-each task, as the one-task routes do.
+action's verb (``patch``, ``delete``) in the whole namespace (the middleware, as for every
+route), and then each matched task is reviewed by its name (a SubjectAccessReview with
+``resourceAttributes.name``, cached like every decision). Under RBAC the namespace-wide
+grant covers every object, so the second review agrees; an authorizer that decides per
+object is obeyed object by object: a task the caller may not change is counted as failed
+(``Forbidden``) and left alone. Then the gateway's ServiceAccount patches or deletes each
+task, as the one-task routes do.
 
 POST with an action name, not ``DELETE …/tasks`` (Kubernetes' deletecollection): the
 answer is a body of counts for both actions alike, and a collection DELETE that a tool
