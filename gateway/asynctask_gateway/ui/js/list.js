@@ -35,6 +35,7 @@ export function listPage(root, { namespace, params, notify, navigate }) {
     submitForm(namespace, queues, notify),
     countsSection(counts),
     filterForm(filter, go),
+    cancelMatching(namespace, filter.labelSelector, notify),
     h("div", { className: "table-wrap" },
       h("table", { className: "tasks" },
         h("caption", { className: "sr-only" }, "Tasks, newest first"),
@@ -214,6 +215,43 @@ function filterForm(filter, go) {
          labelSelector: data.get("labelSelector").trim() });
   });
   return form;
+}
+
+// "Cancel all matching": every task the label filter selects (POST …/tasks:cancel, page
+// after page), asked twice; the counts are the notice. Shown only with a label filter: the
+// gateway never cancels a whole namespace at once.
+function cancelMatching(namespace, selector, notify) {
+  const start = h("button", { type: "button", className: "danger", id: "cancel-matching" },
+                  "Cancel all matching…");
+  const yes = h("button", { type: "button", className: "danger", id: "cancel-matching-yes",
+                            hidden: true }, `Yes, cancel every task matching ${selector}`);
+  const no = h("button", { type: "button", hidden: true }, "No");
+  const ask = (asking) => { start.hidden = asking; yes.hidden = !asking; no.hidden = !asking; };
+  start.addEventListener("click", () => ask(true));
+  no.addEventListener("click", () => ask(false));
+  yes.addEventListener("click", async () => {
+    yes.disabled = true;
+    const total = { matched: 0, changed: 0, skipped: 0, failed: 0 };
+    try {
+      let token = "";
+      do {
+        const page = await api(tasksPath(namespace, "", ":cancel") +
+                               query({ labelSelector: selector, limit: PAGE, continue: token }),
+                               { method: "POST" });
+        for (const key of Object.keys(total)) total[key] += page[key];
+        token = page.continue || "";
+      } while (token);
+      notify({ text: `${total.matched} matched: ${total.changed} cancelled, ` +
+                     `${total.skipped} skipped (already ended or cancelling), ` +
+                     `${total.failed} failed.` });
+    } catch (error) {
+      notify(error);
+    } finally {
+      yes.disabled = false;
+      ask(false);
+    }
+  });
+  return h("div", { className: "bulk", hidden: !selector }, start, yes, no);
 }
 
 function taskRow(namespace, view) {
