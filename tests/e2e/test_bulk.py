@@ -9,8 +9,10 @@ one acted on; the tasks' queue has no worker, so they stay Pending until cancell
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,6 +24,7 @@ from tests.e2e.chart import token_kubeconfig
 from tests.e2e.system import Process
 from tests.e2e.tasks import get, wait_phase
 from tests.e2e.test_cli import cli_env
+from tests.e2e.test_cli_tty import EXITED, Terminal
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Answer, Gateway
@@ -213,3 +216,35 @@ def test_the_cli_on_the_kubernetes_api_counts_each_refused_object_and_exits_3(
     assert counts(doc) == (2, 0, 0, 2)
     assert {i["reason"] for i in doc["items"]} == {"Forbidden"}
     assert not any(cancel_requested(control_plane, ns, name) for name in names)
+
+
+def asked(term: Terminal, times: int) -> Callable[[], bool]:
+    return lambda: term.screen().count("[y/N]") == times
+
+
+def exited(term: Terminal, times: int) -> Callable[[], bool]:
+    return lambda: len(EXITED.findall(term.screen())) == times
+
+
+def test_on_a_terminal_the_cli_asks_first_and_only_yes_goes_on(
+    control_plane: ControlPlane, gateway: Gateway, writer_kubeconfig: Path
+) -> None:
+    ns, label = gateway.namespace, team()
+    names = submit(gateway, label, 2)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ASYNCTASK_", "TMUX"))}
+    env.update(cli_env(writer_kubeconfig), TERM="xterm-256color", PS1="$ ")
+    term = Terminal(env)
+    try:
+        for turn, (answer, exits) in enumerate((("n", 1), ("y", 0)), start=1):
+            term.type(f"asynctask cancel -l team={label} -n {ns}; echo EXIT=$?")
+            wait_until("the question", asked(term, turn))
+            assert f'cancel 2 task(s) matching "team={label}"' in term.screen()
+            term.type(answer)
+            wait_until("the exit", exited(term, turn))
+            assert EXITED.findall(term.screen())[-1] == f"EXIT={exits}"
+            requested = [cancel_requested(control_plane, ns, name) for name in names]
+            assert requested == [bool(exits == 0)] * 2
+        assert "2 matched: 2 cancelled, 0 skipped, 0 failed" in term.screen()
+        assert "nothing done" in term.screen()
+    finally:
+        term.close()
