@@ -49,19 +49,17 @@ def wanted(status: Mapping[str, Any], spec: AsyncTaskSpec | None) -> Wanted:
             out[Kind.TTL] = epoch(status["completionTime"]) + spec.ttl_seconds_after_finished
         return out
     if held(dict(status)):
-        # Held: queued when spec.notBefore is reached (at once if it has none any more),
-        # never earlier; the time comes from the object, so a restart sets it again.
-        return {Kind.NOT_BEFORE: spec.not_before_epoch() or 0.0}
+        # Held: queued when spec.notBefore is reached, never earlier; the time comes from
+        # the object (the spec, else the status's copy), so a restart sets it again.
+        due = spec.not_before_epoch()
+        return {Kind.NOT_BEFORE: epoch(status["scheduledTime"]) if due is None else due}
     if phase is Phase.PENDING and status.get("nextAttemptTime"):
         return {Kind.RETRY: epoch(status["nextAttemptTime"])}
     if phase is Phase.PENDING and spec.queue_timeout_seconds and status.get("queuedTime"):
-        return {
-            Kind.NOT_BEFORE: None,
-            Kind.QUEUE_TIMEOUT: epoch(status["queuedTime"]) + spec.queue_timeout_seconds,
-        }
+        return {Kind.QUEUE_TIMEOUT: epoch(status["queuedTime"]) + spec.queue_timeout_seconds}
     if phase is Phase.PROCESSING:
         out = {Kind.QUEUE_TIMEOUT: None}
         if spec.timeout_seconds and status.get("startTime"):
             out[Kind.RUN_TIMEOUT] = epoch(status["startTime"]) + spec.timeout_seconds
         return out
-    return {Kind.NOT_BEFORE: None}  # Pending, queued, no queue timeout
+    return {}

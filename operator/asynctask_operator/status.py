@@ -162,10 +162,11 @@ SCHEDULED = "Scheduled"
 def held(status: dict[str, Any]) -> bool:
     """Is the task Pending but not yet handed to the broker (held for ``spec.notBefore``)?
 
-    A held status has no ``messageId``: the first publish records one, so an operator
-    that starts again knows whether the due time was already acted on."""
+    A held status has a ``scheduledTime`` and no ``messageId``: the first publish records
+    one, so an operator that starts again knows whether the due time was acted on."""
     return (
         phase_of(status) is Phase.PENDING
+        and bool(status.get("scheduledTime"))
         and not status.get("messageId")
         and not status.get("nextAttempt")
     )
@@ -175,7 +176,8 @@ def scheduled(
     status: dict[str, Any], not_before: datetime, now: datetime, generation: int | None
 ) -> dict[str, Any]:
     """The status of a new task held until ``not_before``: Pending, reason Scheduled, not
-    queued (no ``queuedTime``, no ``messageId``). Only for a task with no phase yet."""
+    queued (no ``queuedTime``, no ``messageId``), due at ``scheduledTime``. Only for a task
+    with no phase yet."""
     if phase_of(status) is not None:
         return status
     new = dict(status)
@@ -183,6 +185,7 @@ def scheduled(
         phase=Phase.PENDING.value,
         progress=0,
         attempts=0,
+        scheduledTime=precise_time(not_before),
         message=f"scheduled for {rfc3339(not_before.astimezone(UTC))}",
     )
     return finish(new, now, generation)
