@@ -96,6 +96,7 @@ def test_a_delayed_task_is_held_then_runs_not_early_and_on_time(
     create(control_plane, namespace, "later", queue="stamp", request={}, notBefore=due)
     assert_held(control_plane, rabbitmq, namespace, "later", due)
     wide = control_plane.kubectl("get", "asynctask", "later", "-n", namespace, "-o", "wide").stdout
+    print(f"\n$ kubectl get asynctasks -o wide\n{wide}")
     assert "NOT-BEFORE" in wide and due[:19] in wide, wide
     time.sleep(max(0.0, parse_time(due).timestamp() - time.time() - 2))
     assert starts(markers, namespace, "later") == []  # 2 s before: still not run
@@ -112,6 +113,25 @@ def test_a_delayed_task_is_held_then_runs_not_early_and_on_time(
     # undelayed task (the queued write is what makes a restart safe); three if the start
     # was folded into the end.
     assert 3 <= len(writes) <= 4 and all(w["subresource"] == "status" for w in writes)
+
+
+def test_a_held_task_costs_one_status_write_more_and_its_due_time_cannot_change(
+    control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str
+) -> None:
+    due = due_in(4)
+    create(
+        control_plane, namespace, "counted", queue="sleepy", request={"seconds": 1}, notBefore=due
+    )
+    wait_phase(control_plane, namespace, "counted", "Pending")
+    moved = patch_spec(control_plane, namespace, "counted", {"notBefore": due_in(60)}, check=False)
+    assert moved.returncode != 0 and "spec.notBefore is immutable" in moved.stderr
+    wait_phase(control_plane, namespace, "counted", "Succeeded", timeout=30)
+    time.sleep(2)  # a late write would show now
+    # Besides the user's create and the test's refused patch of the spec (422).
+    writes = [w for w in operator_writes(control_plane, namespace, "counted") if w["code"] != 422]
+    print(f"\nstatus writes of a held task that ran 1 s: {len(writes)}")
+    # Pending (Scheduled), Pending (queued), Processing, Succeeded.
+    assert len(writes) == 4 and all(w["subresource"] == "status" for w in writes), writes
 
 
 def test_a_task_cancelled_or_deleted_while_held_never_runs(
