@@ -134,6 +134,25 @@ def test_a_held_task_costs_one_status_write_more_and_its_due_time_cannot_change(
     assert len(writes) == 4 and all(w["subresource"] == "status" for w in writes), writes
 
 
+def test_the_queue_timeout_counts_from_the_due_time(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    due = due_in(4)
+    create(
+        control_plane,
+        namespace,
+        "unserved",
+        queue="nobody-serves-this",
+        notBefore=due,
+        queueTimeoutSeconds=3,
+    )
+    st = wait_phase(control_plane, namespace, "unserved", "TimedOut", timeout=30)
+    assert st["error"]["reason"] == "QueueTimeout"
+    waited = (parse_time(st["completionTime"]) - parse_time(due)).total_seconds()
+    print(f"\nqueueTimeoutSeconds: 3 after a due time: TimedOut {waited:.3f}s after it")
+    assert parse_time(st["queuedTime"]) >= parse_time(due) and waited >= 3.0
+
+
 def test_a_task_cancelled_or_deleted_while_held_never_runs(
     control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, markers: Path
 ) -> None:
