@@ -93,15 +93,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument(f"--{flag}", type=int, metavar="N")
     s.add_argument("--webhook", help="a URL that receives the task's CloudEvents")
     s.add_argument("--idempotency-key", help="a retry with this key returns the same task")
-    s.add_argument(
-        "--at",
-        metavar="TIME",
-        help="queue it no earlier than TIME: RFC 3339 (2026-12-05T12:00:00Z), or a time of "
-        "day in UTC (12:00: today's if still ahead, else tomorrow's)",
-    )
-    s.add_argument(
-        "--in", dest="delay", metavar="DELAY", help="queue it after DELAY: 90s, 10m, 1h30m"
-    )
+    delay_arguments(s)
     s.add_argument("--wait", action="store_true", help="follow the task to its end")
     s.add_argument("--wait-timeout", type=float, metavar="SECONDS")
     for name, text in (
@@ -126,6 +118,19 @@ def parser() -> argparse.ArgumentParser:
     )
     ls.add_argument("-l", "--selector", help="a label selector")
     return top
+
+
+def delay_arguments(submit: argparse.ArgumentParser) -> None:
+    """``submit --at`` / ``--in``: held until then (when.py turns either into one time)."""
+    submit.add_argument(
+        "--at",
+        metavar="TIME",
+        help="queue it no earlier than TIME: RFC 3339 (2026-12-05T12:00:00Z), or a time of "
+        "day in UTC (12:00: today's if still ahead, else tomorrow's)",
+    )
+    submit.add_argument(
+        "--in", dest="delay", metavar="DELAY", help="queue it after DELAY: 90s, 10m, 1h30m"
+    )
 
 
 def connect(args: argparse.Namespace) -> Client:
