@@ -13,10 +13,11 @@ import json
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asynctask_client import bulk, render
+from asynctask_client import bulk, render, when
 from asynctask_client.client import Client, Task
 from asynctask_client.errors import (
     ApiError,
@@ -92,6 +93,7 @@ def parser() -> argparse.ArgumentParser:
         s.add_argument(f"--{flag}", type=int, metavar="N")
     s.add_argument("--webhook", help="a URL that receives the task's CloudEvents")
     s.add_argument("--idempotency-key", help="a retry with this key returns the same task")
+    delay_arguments(s)
     s.add_argument("--wait", action="store_true", help="follow the task to its end")
     s.add_argument("--wait-timeout", type=float, metavar="SECONDS")
     for name, text in (
@@ -129,6 +131,19 @@ def bulk_command(c: argparse.ArgumentParser) -> None:
         "--dry-run", action="store_true", help="with -l: list what would be done, do nothing"
     )
     c.add_argument("-y", "--yes", action="store_true", help="with -l: do not ask on a terminal")
+
+
+def delay_arguments(submit: argparse.ArgumentParser) -> None:
+    """``submit --at`` / ``--in``: held until then (when.py turns either into one time)."""
+    submit.add_argument(
+        "--at",
+        metavar="TIME",
+        help="queue it no earlier than TIME: RFC 3339 (2026-12-05T12:00:00Z), or a time of "
+        "day in UTC (12:00: today's if still ahead, else tomorrow's)",
+    )
+    submit.add_argument(
+        "--in", dest="delay", metavar="DELAY", help="queue it after DELAY: 90s, 10m, 1h30m"
+    )
 
 
 def connect(args: argparse.Namespace) -> Client:
@@ -187,6 +202,10 @@ def finish(args: argparse.Namespace, task: Task, *, live: bool, timeout: float |
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     request = read_request(args.request)
+    try:
+        due = when.due_time(args.at, args.delay, datetime.now(UTC))
+    except ValueError as exc:
+        raise UsageError(str(exc)) from exc
     task = client.submit(
         args.queue,
         request,
@@ -199,12 +218,16 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
         idempotency_key=args.idempotency_key,
         name=args.name,
         labels=labels(args.label),
+        not_before=due,
     )
+    submitted = f"asynctask/{task.name} submitted"
+    if due is not None:  # the absolute time --at or --in stands for
+        submitted += f", scheduled for {when.rfc3339(due)}"
     if args.wait:
         if not args.output:
-            print(f"asynctask/{task.name} submitted", file=sys.stderr)
+            print(submitted, file=sys.stderr)
         return finish(args, task, live=True, timeout=args.wait_timeout)
-    show(args, task, f"asynctask/{task.name} submitted")
+    show(args, task, submitted)
     return 0
 
 

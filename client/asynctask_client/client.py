@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
 from typing import Any, TypeVar, overload
 
 import httpx
@@ -18,6 +19,7 @@ from asynctask_client.errors import WaitTimeout, raise_for_outcome
 from asynctask_client.gateway import GatewayTransport
 from asynctask_client.kube import KubeTransport
 from asynctask_client.transport import Details, Submission, Transport, spec_of
+from asynctask_client.when import rfc3339
 from asynctask_worker.bulk import BulkAnswer, require_selector
 from asynctask_worker.views import TaskView
 
@@ -85,12 +87,15 @@ class Client:
         name: str | None = None,
         labels: Mapping[str, str] | None = None,
         wait: float | None = None,
+        not_before: datetime | str | None = None,
     ) -> Task:
         """Create a task for ``queue``'s workers. ``timeout``, ``queue_timeout``, ``ttl`` and
         ``retry_backoff`` are seconds (the spec's ``timeoutSeconds``...). With
         ``idempotency_key``, a retry returns the task the first call created. With
         ``wait``, the call returns once the task is done or after ``wait`` seconds,
-        whichever is first (it never raises for the task's outcome: see :meth:`Task.wait`)."""
+        whichever is first (it never raises for the task's outcome: see :meth:`Task.wait`).
+        With ``not_before`` (an aware datetime or RFC 3339 text) the task is held, Pending,
+        until then (``spec.notBefore``)."""
         spec = spec_of(
             queue,
             request,
@@ -100,6 +105,7 @@ class Client:
             retry_backoff=retry_backoff,
             ttl=ttl,
             webhook=webhook,
+            not_before=rfc3339(not_before) if isinstance(not_before, datetime) else not_before,
         )
         started = time.monotonic()
         view = self.transport.create(

@@ -52,9 +52,11 @@ def spec_of(
     retry_backoff: int | None = None,
     ttl: int | None = None,
     webhook: str | Mapping[str, Any] | None = None,
+    not_before: str | None = None,
 ) -> dict[str, Any]:
     """The AsyncTask spec for these arguments; unset ones are left to the CRD's defaults.
-    ``webhook`` is a URL or the whole ``spec.webhook`` (``{"url", "secretRef"}``)."""
+    ``webhook`` is a URL or the whole ``spec.webhook`` (``{"url", "secretRef"}``);
+    ``not_before`` an RFC 3339 time (``spec.notBefore``)."""
     spec: dict[str, Any] = {"queue": queue, "request": request}
     optional = {
         "timeoutSeconds": timeout,
@@ -62,6 +64,7 @@ def spec_of(
         "retries": retries,
         "retryBackoffSeconds": retry_backoff,
         "ttlSecondsAfterFinished": ttl,
+        "notBefore": not_before,
     }
     spec.update({k: v for k, v in optional.items() if v is not None})
     if webhook is not None:

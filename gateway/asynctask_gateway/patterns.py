@@ -27,6 +27,13 @@ MAX_LABEL_KEY = MAX_NAME + 1 + 63
 #: A label value: empty, or like a label key's name.
 LABEL_VALUE = rf"^({LABEL_NAME})?$"
 
+#: An RFC 3339 time as ``spec.notBefore`` takes it: ``2026-12-05T12:00:00Z``, fractions of a
+#: second and a numeric offset allowed (the validator then checks it is a real date).
+RFC3339_TIME = (
+    r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}"
+    r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
+)
+
 #: ``30s``, ``1.5s``, ``500ms``, ``1m`` or plain seconds; spaces and tabs around are allowed.
 DURATION = r"^[ \t]*([0-9]+(\.[0-9]+)?)[ \t]*(ms|s|m)?[ \t]*$"
 

@@ -56,6 +56,17 @@ class TaskRequest(AsyncTaskSpec):
         False, description="Cannot be set on submission: POST .../cancel later."
     )
     webhook: GatewayWebhook | None = None
+    not_before: Annotated[
+        str | None,
+        Field(
+            alias="notBefore",
+            max_length=64,
+            pattern=patterns.RFC3339_TIME,
+            description="The earliest time the task is queued (RFC 3339, e.g. "
+            "2026-12-05T12:00:00Z): until then it is Pending, held by the operator, with the "
+            "message 'scheduled for <time>'. A time in the past queues it at once.",
+        ),
+    ] = None
 
     @classmethod
     def parse(cls, raw: Any) -> TaskRequest:

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 from asynctask_operator.apiserver.apiclient import ApiClient, load_configuration
 from asynctask_operator.apiserver.kube import Kube
 from asynctask_operator.broker import Broker
+from asynctask_operator.deadlines import Kind
 from asynctask_operator.inbox import StatusInbox
 from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
@@ -103,7 +104,9 @@ class TaskLogic:
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
             fold_window_seconds=lifecycle.fold_window_seconds,
         )
-        metrics.watch_sizes(lambda: len(table), lambda: len(timers))
+        metrics.watch_sizes(
+            lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
+        )
         return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage)
 
 

@@ -1,7 +1,8 @@
 """Which deadlines a task's status calls for: pure, in the style of :mod:`status`.
 
 A deadline is a time (epoch seconds) at which the operator must look at a task again: a
-queue or run timeout, the end of a retry's backoff, a TTL after it finished. The times come
+queue or run timeout, the end of a retry's backoff, a TTL after it finished, the due time
+(``spec.notBefore``) of a task held until then. The times come
 from the status's own timestamps, so after a restart they are set again exactly as before.
 :mod:`timers` keeps them and fires them; this module only decides them.
 """
@@ -13,7 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from asynctask_operator.spec import AsyncTaskSpec
-from asynctask_operator.status import parse_time, phase_of
+from asynctask_operator.status import held, parse_time, phase_of
 from asynctask_worker.messages import Phase
 
 
@@ -23,6 +24,7 @@ class Kind(StrEnum):
     RETRY = "retry"  # backoff over: queue the next attempt
     CANCEL_CONFIRM = "cancel-confirm"  # the worker did not confirm a cancellation in time
     TTL = "ttl"  # spec.ttlSecondsAfterFinished passed: delete
+    NOT_BEFORE = "not-before"  # spec.notBefore reached: queue a task held until then
 
 
 #: What :func:`wanted` asks for: a kind set to a time, or cleared (None). A kind absent from
@@ -41,11 +43,16 @@ def wanted(status: Mapping[str, Any], spec: AsyncTaskSpec | None) -> Wanted:
         return {}
     if phase.terminal:
         out: Wanted = dict.fromkeys(
-            (Kind.QUEUE_TIMEOUT, Kind.RUN_TIMEOUT, Kind.RETRY, Kind.CANCEL_CONFIRM)
+            (Kind.QUEUE_TIMEOUT, Kind.RUN_TIMEOUT, Kind.RETRY, Kind.CANCEL_CONFIRM, Kind.NOT_BEFORE)
         )
         if spec.ttl_seconds_after_finished is not None and status.get("completionTime"):
             out[Kind.TTL] = epoch(status["completionTime"]) + spec.ttl_seconds_after_finished
         return out
+    if held(dict(status)):
+        # Held: queued when spec.notBefore is reached, never earlier; the time comes from
+        # the object (the spec, else the status's copy), so a restart sets it again.
+        due = spec.not_before_epoch()
+        return {Kind.NOT_BEFORE: epoch(status["scheduledTime"]) if due is None else due}
     if phase is Phase.PENDING and status.get("nextAttemptTime"):
         return {Kind.RETRY: epoch(status["nextAttemptTime"])}
     if phase is Phase.PENDING and spec.queue_timeout_seconds and status.get("queuedTime"):

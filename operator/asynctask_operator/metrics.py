@@ -19,7 +19,10 @@ Exposed series:
   ``failed`` (given up);
 * ``asynctask_build_info{version}``: 1, labelled with the operator's version;
 * ``asynctask_operator_tasks_tracked``, ``asynctask_operator_deadlines_pending``: what the
-  operator holds in memory (tasks, and deadlines in its one scheduler).
+  operator holds in memory (tasks, and deadlines in its one scheduler);
+* ``asynctask_operator_tasks_held``: tasks held for their ``spec.notBefore`` right now;
+  ``asynctask_operator_tasks_scheduled_total`` and ``asynctask_operator_tasks_released_total``:
+  tasks that were held when created, and held tasks queued at their due time.
 """
 
 from __future__ import annotations
@@ -116,6 +119,25 @@ class OperatorMetrics:
             "Deadlines waiting in the scheduler.",
             registry=r,
         )
+        self._delay_series(r)
+
+    def _delay_series(self, r: CollectorRegistry) -> None:
+        """Tasks held for spec.notBefore."""
+        self.held_now = Gauge(
+            "asynctask_operator_tasks_held",
+            "Tasks held until their spec.notBefore (not yet queued).",
+            registry=r,
+        )
+        self.held = Counter(
+            "asynctask_operator_tasks_scheduled",
+            "Tasks held when created, until their spec.notBefore.",
+            registry=r,
+        )
+        self.released = Counter(
+            "asynctask_operator_tasks_released",
+            "Held tasks queued when their spec.notBefore came.",
+            registry=r,
+        )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:
         return MetricsServer(self, port, address)
@@ -125,9 +147,15 @@ class OperatorMetrics:
         found = self.registry.get_sample_value(name, labels)
         return 0.0 if found is None else found
 
-    def watch_sizes(self, tracked: Callable[[], int], deadlines: Callable[[], int]) -> None:
+    def watch_sizes(
+        self,
+        tracked: Callable[[], int],
+        deadlines: Callable[[], int],
+        held: Callable[[], int] = lambda: 0,
+    ) -> None:
         self.tracked.set_function(lambda: float(tracked()))
         self.deadlines.set_function(lambda: float(deadlines()))
+        self.held_now.set_function(lambda: float(held()))
 
     def status_written(self, written: Written) -> None:
         """An observer of the status writer: one write, and the phase change if any."""

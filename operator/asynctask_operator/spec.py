@@ -12,6 +12,8 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from asynctask_operator.status import parse_time
+
 #: http(s)://authority[/path][?query]: no user info, no fragment, no white space.
 URL_PATTERN = r"^https?://[^\s/?#@]+([/?][^\s#]*)?$"
 
@@ -62,6 +64,19 @@ class AsyncTaskSpec(BaseModel):
         int | None, Field(alias="ttlSecondsAfterFinished", ge=0, le=31536000)
     ] = None
     webhook: WebhookSpec | None = None
+    #: The earliest time the task may be queued (RFC 3339); absent: at once.
+    not_before: Annotated[str | None, Field(alias="notBefore", max_length=64)] = None
+
+    @field_validator("not_before")
+    @classmethod
+    def _check_not_before(cls, value: str | None) -> str | None:
+        if value is not None:
+            parse_time(value)  # ValueError: not an RFC 3339 time
+        return value
+
+    def not_before_epoch(self) -> float | None:
+        """``notBefore`` in epoch seconds, or None when the task may be queued at once."""
+        return None if self.not_before is None else parse_time(self.not_before).timestamp()
 
     def retry_delay(self, retry: int, cap: float = 3600.0) -> float:
         """Seconds before retry number ``retry`` (1-based): exponential backoff."""

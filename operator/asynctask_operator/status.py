@@ -155,14 +155,51 @@ def apply(
     return finish(new, now, generation)
 
 
+#: The reason a task held for ``spec.notBefore`` shows (its conditions' reason).
+SCHEDULED = "Scheduled"
+
+
+def held(status: dict[str, Any]) -> bool:
+    """Is the task Pending but not yet handed to the broker (held for ``spec.notBefore``)?
+
+    A held status has a ``scheduledTime`` and no ``messageId``: the first publish records
+    one, so an operator that starts again knows whether the due time was acted on."""
+    return (
+        phase_of(status) is Phase.PENDING
+        and bool(status.get("scheduledTime"))
+        and not status.get("messageId")
+        and not status.get("nextAttempt")
+    )
+
+
+def scheduled(
+    status: dict[str, Any], not_before: datetime, now: datetime, generation: int | None
+) -> dict[str, Any]:
+    """The status of a new task held until ``not_before``: Pending, reason Scheduled, not
+    queued (no ``queuedTime``, no ``messageId``), due at ``scheduledTime``. Only for a task
+    with no phase yet."""
+    if phase_of(status) is not None:
+        return status
+    new = dict(status)
+    new.update(
+        phase=Phase.PENDING.value,
+        progress=0,
+        attempts=0,
+        scheduledTime=precise_time(not_before),
+        message=f"scheduled for {rfc3339(not_before.astimezone(UTC))}",
+    )
+    return finish(new, now, generation)
+
+
 def pending(
     status: dict[str, Any], message_id: str, now: datetime, generation: int | None
 ) -> dict[str, Any]:
-    """The status once the task was handed to the broker (never downgrades a later phase)."""
+    """The status once the task was handed to the broker (never downgrades a later phase).
+    A held task's ``queuedTime`` is its due time: ``queueTimeoutSeconds`` counts from it."""
     new = dict(status)
     new.setdefault("queuedTime", precise_time(now))
     new["messageId"] = message_id
-    if phase_of(status) is None:
+    if phase_of(status) is None or held(status):
         new.update(
             phase=Phase.PENDING.value, progress=0, attempts=0, message="Waiting for a worker"
         )
@@ -244,7 +281,7 @@ def conditions(
     status: dict[str, Any], now: datetime, generation: int | None
 ) -> list[dict[str, Any]]:
     phase = phase_of(status) or Phase.PENDING
-    reason = phase.value
+    reason = SCHEDULED if held(status) else phase.value
     message = str(status.get("message") or phase.value)[:MESSAGE_CHARS]
     wanted = {
         "Ready": phase is Phase.SUCCEEDED,

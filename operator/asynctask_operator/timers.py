@@ -55,6 +55,10 @@ class Deadlines:
         for k in [kind] if kind is not None else list(Kind):
             self._due.pop((uid, k), None)
 
+    def count(self, kind: Kind) -> int:
+        """How many deadlines of ``kind`` are set (e.g. tasks held for spec.notBefore)."""
+        return sum(1 for _, k in self._due if k is kind)
+
     def due(self, uid: str, kind: Kind) -> float | None:
         return self._due.get((uid, kind))
 

@@ -160,6 +160,22 @@ class Tracker:
                 "Pass large inputs by reference (e.g. a URL).",
             )
             return
+        due = spec.not_before_epoch()
+        if due is not None and due > time.time() and st.phase_of(task.status) is None:
+            # Held until spec.notBefore: this is the task's Pending write (reason
+            # Scheduled); the NOT_BEFORE deadline it calls for queues it when due.
+            self.metrics.held.inc()
+            await self.writer.write(
+                task,
+                st.scheduled(
+                    task.status, st.parse_time(str(spec.not_before)), utcnow(), task.generation
+                ),
+            )
+            return
+        await self._queue(task, spec)
+
+    async def _queue(self, task: TaskState, spec: AsyncTaskSpec) -> None:
+        """Publish the first attempt, then record it (Pending, Waiting for a worker)."""
         await self.publish(task, spec, attempt=1)
         task.submitted = True
         await self.writer.write(
@@ -240,6 +256,8 @@ class Tracker:
                 )
             elif kind is Kind.RETRY and phase is Phase.PENDING and task.status.get("nextAttempt"):
                 await self.publish(task, spec, int(task.status["nextAttempt"]))
+            elif kind is Kind.NOT_BEFORE and st.held(task.status) and not spec.cancel:
+                await self._release(task, spec)
             elif kind is Kind.CANCEL_CONFIRM and phase is Phase.PROCESSING:
                 await self.writer.end(
                     task,
@@ -248,6 +266,16 @@ class Tracker:
                     "cancelled; the worker did not confirm it stopped within "
                     f"{self.config.cancel_confirm_seconds:.0f}s",
                 )
+
+    async def _release(self, task: TaskState, spec: AsyncTaskSpec) -> None:
+        """A held task's due time came: queue it, never before ``spec.notBefore``."""
+        due = spec.not_before_epoch() or 0.0
+        now = time.time()
+        if now < due:  # a clock that woke early: look again at the due time
+            self.timers.set(task.uid, Kind.NOT_BEFORE, due)
+            return
+        self.metrics.released.inc()
+        await self._queue(task, spec)
 
     async def _expire(self, task: TaskState) -> None:
         try:

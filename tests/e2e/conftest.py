@@ -78,7 +78,7 @@ def markers(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("markers")
 
 
-LIFECYCLE_QUEUES = "burst,sleepy,ticking,flaky,refuses,huge-result,stopwatch,echo"
+LIFECYCLE_QUEUES = "burst,sleepy,ticking,flaky,refuses,huge-result,stopwatch,echo,stamp"
 
 
 @pytest.fixture(scope="session")

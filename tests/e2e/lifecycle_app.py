@@ -119,3 +119,14 @@ def echo(request: Any) -> dict[str, Any]:
         "sha256": hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
         "type": type(request).__name__,
     }
+
+
+@app.task("stamp")
+def stamp(request: dict[str, Any], ctx: TaskContext) -> dict[str, float]:
+    """Records when the handler started (wall clock), one line per run, so a test sees both
+    the start time and how many times the task ran."""
+    started = time.time()
+    folder = Path(os.environ["LIFECYCLE_MARKERS"])
+    with (folder / f"{ctx.namespace}.{ctx.name}.starts").open("a") as out:
+        out.write(f"{started:.6f}\n")
+    return {"started": started}

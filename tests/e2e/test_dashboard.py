@@ -351,3 +351,37 @@ def test_the_namespace_stream_sends_counts_then_each_change_and_the_deletion(
     with pytest.raises(StreamRefused) as bad:
         next(gateway.events(f"{gateway.tasks()}:watch?phase=Pending"))
     assert bad.value.status == 400
+
+
+def test_a_task_delayed_from_the_form_shows_scheduled_until_it_runs(
+    control_plane: ControlPlane,
+    operator: Process,
+    gateway: Gateway,
+    steps_worker: Process,
+    browser: webdriver.Chrome,
+) -> None:
+    open_with_token(browser, gateway, gateway.namespace, gateway.tokens["writer"])
+    live_list(browser)
+    # The browser's local time, 6 s ahead, as a datetime-local input holds it (set before
+    # submit_from_form opens the form).
+    browser.execute_script(
+        "const d = new Date(Date.now() + 6000); const p = (n) => String(n).padStart(2, '0');"
+        "document.getElementById('submit-not-before').value = `${d.getFullYear()}-"
+        "${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:"
+        "${p(d.getSeconds())}`;"
+    )
+    name = submit_from_form(browser, "gw-steps", {"steps": 1, "pause": 0})
+    row = f'tr[data-name="{name}"]'
+    until(
+        browser,
+        "the row to show the Scheduled reason",
+        lambda d: d.find_elements(By.CSS_SELECTOR, f'{row} .reason[data-reason="Scheduled"]'),
+    )
+    spec = json.loads(
+        control_plane.kubectl(
+            "get", "asynctask", name, "-n", gateway.namespace, "-o", "jsonpath={.spec}"
+        ).stdout
+    )
+    assert spec["notBefore"].endswith("Z")
+    row_states_until_succeeded(browser, row)
+    assert not browser.find_elements(By.CSS_SELECTOR, f"{row} .reason")

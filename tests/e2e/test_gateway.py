@@ -110,6 +110,7 @@ def test_submit_answers_202_then_get_polls_with_etag(
         "completionTime",
         "resourceVersion",
         "queue",
+        "notBefore",
     }
     assert view["queue"] == "gw-sleepy"
     wait_phase(control_plane, gateway.namespace, view["name"], "Succeeded")

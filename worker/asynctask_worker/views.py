@@ -52,6 +52,12 @@ class TaskView(BaseModel):
     completion_time: str | None = Field(None, alias="completionTime")
     resource_version: str = Field("", alias="resourceVersion")
     queue: str = Field("", description="spec.queue: the worker pool (task type).")
+    not_before: str | None = Field(
+        None,
+        alias="notBefore",
+        description="spec.notBefore: the earliest time the task is queued, if it was delayed "
+        "(while it waits: Pending, message 'scheduled for <time>').",
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase names, every field present)."""
@@ -90,4 +96,5 @@ def task_view(obj: Mapping[str, Any]) -> TaskView:
         completionTime=status.get("completionTime"),
         resourceVersion=str(meta.get("resourceVersion", "")),
         queue=str(spec.get("queue") or ""),
+        notBefore=spec.get("notBefore"),
     )

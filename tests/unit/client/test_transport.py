@@ -66,3 +66,8 @@ def test_sse_events_are_parsed_with_ids_names_multiline_data_and_comments_skippe
         ("7", "Processing", '{"a":\n1}'),
         (None, "deleted", "x"),
     ]
+
+
+def test_a_due_time_becomes_spec_not_before() -> None:
+    spec = spec_of("q", None, not_before="2026-12-05T12:00:00Z")
+    assert spec == {"queue": "q", "request": None, "notBefore": "2026-12-05T12:00:00Z"}

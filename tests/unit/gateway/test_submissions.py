@@ -82,3 +82,16 @@ def test_idempotency_key_header() -> None:
     for bad in ('""', "x" * 256, "caf\u00e9"):
         with pytest.raises(ValueError, match="Idempotency-Key"):
             parse_idempotency_key(bad)
+
+
+def test_not_before_passes_into_the_spec_as_given() -> None:
+    req = TaskRequest.parse({"queue": "q", "notBefore": "2030-01-01T12:00:00.25+01:00"})
+    assert req.spec() == {"queue": "q", "notBefore": "2030-01-01T12:00:00.25+01:00"}
+
+
+@pytest.mark.parametrize(
+    "value", ["2030-01-01", "2030-01-01 12:00:00Z", "2030-13-01T12:00:00Z", "noon", 1893499200]
+)
+def test_a_not_before_that_is_not_an_rfc3339_time_is_refused(value: object) -> None:
+    with pytest.raises(ValidationError, match="notBefore"):
+        TaskRequest.parse({"queue": "q", "notBefore": value})

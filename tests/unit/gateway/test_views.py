@@ -78,6 +78,7 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
         "completionTime",
         "resourceVersion",
         "queue",
+        "notBefore",
     ]
     assert wire["phase"] == "Processing" and wire["progress"] == 40 and wire["queue"] == "q"
     # A client reads it back into the same model (a Python client shares it).
@@ -88,3 +89,13 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
 
 def test_the_request_is_never_part_of_the_view() -> None:
     assert "request" not in task_view(obj(phase="Processing")).to_json()
+
+
+def test_a_delayed_task_shows_its_due_time() -> None:
+    body = obj(phase="Pending", message="scheduled for 2030-01-01T12:00:00Z")
+    body["spec"]["notBefore"] = "2030-01-01T12:00:00Z"
+    view = task_view(body)
+    assert (
+        view.not_before == "2030-01-01T12:00:00Z" and view.to_json()["notBefore"] == view.not_before
+    )
+    assert task_view(obj(phase="Pending")).not_before is None

@@ -61,6 +61,7 @@ def test_a_finished_task_clears_everything_but_its_ttl(phase: str) -> None:
         Kind.RUN_TIMEOUT: None,
         Kind.RETRY: None,
         Kind.CANCEL_CONFIRM: None,
+        Kind.NOT_BEFORE: None,
         Kind.TTL: epoch(T0) + 70,
     }
 

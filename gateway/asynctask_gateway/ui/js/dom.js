@@ -28,6 +28,19 @@ export function phaseBadge(phase) {
   return h("span", { className: `phase phase-${phase}`, "data-phase": phase }, phase);
 }
 
+// A task held for spec.notBefore: Pending, reason Scheduled, not run before that time.
+export function held(view) {
+  return view.phase === "Pending" && Boolean(view.notBefore) && view.attempts === 0 &&
+    Date.parse(view.notBefore) > Date.now();
+}
+
+// The phase, and "Scheduled" with its due time while the task is held.
+export function phaseCell(view) {
+  if (!held(view)) return [phaseBadge(view.phase)];
+  return [phaseBadge(view.phase), " ", h("span", { className: "reason", "data-reason": "Scheduled",
+    title: `held until ${when(view.notBefore)}` }, `Scheduled · ${when(view.notBefore)}`)];
+}
+
 export function progressBar(view, label) {
   const bar = h("progress", { max: 100, value: view.progress,
                               "aria-label": label || `progress of ${view.name}` });

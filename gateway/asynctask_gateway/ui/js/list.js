@@ -5,7 +5,7 @@
 // wait for its first `counts` event, list, then apply the events that arrived meanwhile.
 
 import { ApiError, api, query, readStream, tasksPath } from "./api.js";
-import { PHASES, append, h, hashFor, phaseBadge, progressBar, updateBar, when } from "./dom.js";
+import { PHASES, append, h, hashFor, phaseCell, progressBar, updateBar, when } from "./dom.js";
 import { FINAL, keepOpen } from "./live.js";
 
 const PAGE = 500;
@@ -268,7 +268,7 @@ function fillRow(row, view) {
   row.dataset.version = view.resourceVersion;
   row.dataset.phase = view.phase;
   row.querySelector(".queue").textContent = view.queue || "";
-  row.querySelector(".phase-cell").replaceChildren(phaseBadge(view.phase));
+  row.querySelector(".phase-cell").replaceChildren(...phaseCell(view));
   updateBar(row.querySelector(".bar"), view);
   row.querySelector(".message").textContent = view.error?.message || view.message || "";
   row.querySelector(".created").textContent = when(view.createdAt);
@@ -293,6 +293,8 @@ function submitForm(namespace, queues, notify) {
                     value: "{}" }),
     h("label", { htmlFor: "submit-labels" }, "Labels (optional, key=value, …)"),
     h("input", { id: "submit-labels", name: "labels", spellcheck: false }),
+    h("label", { htmlFor: "submit-not-before" }, "Not before (optional, your local time)"),
+    h("input", { id: "submit-not-before", name: "notBefore", type: "datetime-local", step: 1 }),
     h("button", { type: "submit" }, "Submit"));
   form.querySelector("#submit-queue").setAttribute("list", "queues");
   form.addEventListener("submit", async (event) => {
@@ -303,6 +305,8 @@ function submitForm(namespace, queues, notify) {
       body = { queue: data.get("queue").trim(), request: JSON.parse(data.get("request")) };
       const labels = parseLabels(data.get("labels"));
       if (Object.keys(labels).length) body.labels = labels;
+      const notBefore = data.get("notBefore");  // local time, sent as UTC (RFC 3339)
+      if (notBefore) body.notBefore = new Date(notBefore).toISOString();
     } catch (error) {
       notify(new Error(`The request is not valid: ${error.message}`));
       return;

@@ -3,7 +3,7 @@
 // own stream (GET …/events, resumed with Last-Event-ID); a Cancel button while it runs.
 
 import { api, readStream, tasksPath } from "./api.js";
-import { append, h, hashFor, json, phaseBadge, progressBar, updateBar, when } from "./dom.js";
+import { append, h, hashFor, json, phaseCell, progressBar, updateBar, when } from "./dom.js";
 import { keepOpen } from "./live.js";
 
 export function taskPage(root, { namespace, name, notify }) {
@@ -29,7 +29,7 @@ export function taskPage(root, { namespace, name, notify }) {
   function show(next) {
     view = next;
     root.dataset.phase = view.phase;
-    badge.replaceChildren(phaseBadge(view.phase));
+    badge.replaceChildren(...phaseCell(view));
     updateBar(bar, view);
     message.textContent = view.message || "";
     cancel.hidden = view.done;
@@ -125,6 +125,7 @@ function sections(record) {
     ["Retries allowed", String(spec.retries ?? 0)], ["Worker", status.worker],
     ["Timeout", spec.timeoutSeconds ? `${spec.timeoutSeconds} s` : null],
     ["Cancel requested", spec.cancel ? "yes" : "no"],
+    ["Not before", spec.notBefore ? when(spec.notBefore) : null],
   ])));
   out.push(section("Timestamps", fields([
     ["Created", when(task.createdAt)], ["Queued", when(status.queuedTime)],
