@@ -136,7 +136,10 @@ def test_printer_columns_and_short_name(control_plane: ControlPlane, namespace: 
         "ATTEMPTS",
         "WORKER",
         "MESSAGE",
+        "NOT-BEFORE",  # priority 1: -o wide only
         "AGE",
     ]
+    narrow = control_plane.kubectl("get", "atask", "-n", namespace).stdout
+    assert "NOT-BEFORE" not in narrow.split("\n")[0].split()
     explained = control_plane.kubectl("explain", "asynctask.spec.queue").stdout
     assert "The worker pool (task type) that runs this task" in explained
