@@ -24,6 +24,7 @@ from typing import Any, TypeVar
 
 from asynctask_operator.errors import Unavailable
 from asynctask_operator.ports import OperatorApi
+from asynctask_worker.backoff import Backoff
 
 log = logging.getLogger("asynctask.operator")
 
@@ -66,14 +67,15 @@ class Outage:
 
     async def wait_out(self, call: Callable[[], Awaitable[T]]) -> T:
         """``call()``, made again while it raises :class:`errors.Unavailable`."""
-        pause = min(FIRST_RETRY_SECONDS, self.retry_max_seconds)
+        backoff = Backoff(
+            self.retry_max_seconds, first=min(FIRST_RETRY_SECONDS, self.retry_max_seconds)
+        )
         while True:
             try:
                 result = await call()
             except Unavailable as exc:
                 self.failed(exc)
-                await asyncio.sleep(pause)
-                pause = min(pause * 2, self.retry_max_seconds)
+                await asyncio.sleep(backoff.next())
                 continue
             except Exception:
                 self.answered()  # an answer, if not the one wanted (e.g. Gone)
