@@ -8,15 +8,18 @@ tests get rights in the first one only, so a call on the second shows a 403.
 
 from __future__ import annotations
 
+import contextlib
 import sys
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from testbed import ControlPlane, RabbitMQ
 from testbed._proc import free_port
-from tests.e2e.chart import gateway_container, gateway_rbac
+from tests.e2e.chart import GatewayIdentity, gateway_container, gateway_rbac
 from tests.e2e.gateway_client import (
     CALLER_VERBS,
     Gateway,
@@ -25,6 +28,38 @@ from tests.e2e.gateway_client import (
     grant,
 )
 from tests.e2e.system import Process, running, system_env
+
+
+@contextlib.contextmanager
+def chart_gateway(
+    name: str,
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    container: dict[str, Any],
+    identity: GatewayIdentity,
+    folder: Path,
+    **extra_env: str,
+) -> Iterator[tuple[Process, int, dict[str, str]]]:
+    """A gateway process run as the chart's ``container`` runs it: the chart's environment,
+    the chart ServiceAccount's kubeconfig, a free port on loopback (no pod network here) and
+    ``extra_env``; yields the process, its port and its environment once it answers."""
+    port = free_port()
+    env = system_env(control_plane, rabbitmq)
+    env.update({e["name"]: e["value"] for e in container["env"]})
+    env.update(
+        KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
+        ASYNCTASK_GATEWAY_PORT=str(port),
+        ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+        **extra_env,
+    )
+    with running(
+        name,
+        [sys.executable, "-m", "asynctask_gateway"],
+        env,
+        folder,
+        ready=gateway_ready(port),
+    ) as proc:
+        yield proc, port, env
 
 
 @pytest.fixture(scope="session")
@@ -55,23 +90,16 @@ def gateway(
             values=["gateway.maxStreamsPerUser=3", "gateway.maxWaitsPerUser=3"],
         )
         assert container["command"] == ["asynctask-gateway"]
-        port = free_port()
-        env = system_env(control_plane, rabbitmq)
-        env.update({e["name"]: e["value"] for e in container["env"]})
-        env.update(
-            KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
-            ASYNCTASK_GATEWAY_PORT=str(port),
-            ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-            ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2",
-        )
-        assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == f"{served},{other}"
-        with running(
+        with chart_gateway(
             "gateway",
-            [sys.executable, "-m", "asynctask_gateway"],
-            env,
+            control_plane,
+            rabbitmq,
+            container,
+            identity,
             folder,
-            ready=gateway_ready(port),
-        ) as proc:
+            ASYNCTASK_GATEWAY_KEEPALIVE_SECONDS="2",
+        ) as (proc, port, env):
+            assert env["ASYNCTASK_GATEWAY_NAMESPACES"] == f"{served},{other}"
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)

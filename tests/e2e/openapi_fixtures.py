@@ -8,17 +8,15 @@ namespace and none in the second. Test modules load them with
 
 from __future__ import annotations
 
-import sys
 import uuid
 from collections.abc import Iterator
 
 import pytest
 
 from testbed import ControlPlane, RabbitMQ
-from testbed._proc import free_port
 from tests.e2e.chart import gateway_container, gateway_rbac
-from tests.e2e.gateway_client import CALLER_VERBS, Gateway, gateway_ready, grant
-from tests.e2e.system import running, system_env
+from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant
+from tests.e2e.gateway_fixtures import chart_gateway
 
 
 @pytest.fixture(scope="module")
@@ -33,21 +31,9 @@ def own_gateway(
     with gateway_rbac(control_plane, home, served=[served, other]) as identity:
         tokens = {"writer": grant(control_plane, served, "writer", CALLER_VERBS["writer"])}
         container = gateway_container(control_plane, home, served=[served, other])
-        port = free_port()
-        env = system_env(control_plane, rabbitmq)
-        env.update({e["name"]: e["value"] for e in container["env"]})
-        env.update(
-            KUBECONFIG=str(identity.kubeconfig(control_plane, folder / "kubeconfig")),
-            ASYNCTASK_GATEWAY_PORT=str(port),
-            ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
-        )
-        with running(
-            "gateway-openapi",
-            [sys.executable, "-m", "asynctask_gateway"],
-            env,
-            folder,
-            ready=gateway_ready(port),
-        ) as proc:
+        with chart_gateway(
+            "gateway-openapi", control_plane, rabbitmq, container, identity, folder
+        ) as (proc, port, _):
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
