@@ -240,10 +240,11 @@ def test_process_pool_reports_a_crashed_handler_as_an_error() -> None:
 
 def _gone(pid: int) -> bool:
     """The process has exited (reaped, or a zombie). It may vanish between two reads of
-    /proc, so a missing file means gone too."""
+    /proc: a missing file, or one whose process is reaped while it is read (ESRCH),
+    means gone too."""
     try:
         state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):
         return True
     return state in "ZX"
 
