@@ -93,7 +93,7 @@ def test_an_interval_schedule_creates_one_owned_task_per_slot_never_early_and_on
         namespace,
         "every2",
         intervalSeconds=2,
-        template={"metadata": {"labels": {"team": "a"}}, "spec": {"queue": "stamp"}},
+        template={"metadata": {"labels": {"team": "a"}}, "spec": {"queue": "stamp", "request": {}}},
         successfulTasksHistoryLimit=2,
     )
     wait_until("4 slots run", lambda: len(starts_of_all(cp, markers, namespace)) >= 4, 40)
@@ -123,6 +123,7 @@ def test_an_interval_schedule_creates_one_owned_task_per_slot_never_early_and_on
     assert parse_time(st["nextScheduleTime"]) > parse_time(st["lastScheduleTime"])
     assert st.get("missedCount", 0) == 0
     # history: at most 2 succeeded kept (deleted at the next run), the newest
+    print(schedule(cp, namespace, "every2")["status"])
     wait_until(
         "the history limit applied",
         lambda: sum(1 for t in tasks_of(cp, namespace, "every2")
@@ -296,7 +297,7 @@ def test_an_operator_restart_runs_no_slot_twice_and_records_the_missed_ones(
     cp = control_plane
     create_schedule(
         cp, namespace, "restart", intervalSeconds=1, successfulTasksHistoryLimit=1000,
-        template={"spec": {"queue": "stamp"}},
+        template={"spec": {"queue": "stamp", "request": {}}},
     )  # fmt: skip
     wait_until("a few runs", lambda: len(tasks_of(cp, namespace, "restart")) >= 3, 20)
     operator.restart()

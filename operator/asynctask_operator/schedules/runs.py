@@ -173,10 +173,15 @@ def task_body(schedule: Schedule, slot: datetime) -> dict[str, Any]:
 
 def beyond_history(runs: list[Run], successful: int, failed: int) -> list[Run]:
     """The finished runs past the limits (the newest kept), oldest first."""
-    done = sorted((r for r in runs if not r.active), key=lambda r: r.created, reverse=True)
+    done = sorted((r for r in runs if not r.active), key=_age, reverse=True)
     ok = [r for r in done if r.phase == "Succeeded"]
     other = [r for r in done if r.phase != "Succeeded"]
-    return sorted(ok[successful:] + other[failed:], key=lambda r: r.created)
+    return sorted(ok[successful:] + other[failed:], key=_age)
+
+
+def _age(run: Run) -> tuple[datetime, datetime, str]:
+    """Oldest first: by slot (a manual run by its creation), then creation, then name."""
+    return (run.slot or run.created, run.created, run.name)
 
 
 @dataclass
