@@ -123,7 +123,6 @@ def test_an_interval_schedule_creates_one_owned_task_per_slot_never_early_and_on
     assert parse_time(st["nextScheduleTime"]) > parse_time(st["lastScheduleTime"])
     assert st.get("missedCount", 0) == 0
     # history: at most 2 succeeded kept (deleted at the next run), the newest
-    print(schedule(cp, namespace, "every2")["status"])
     wait_until(
         "the history limit applied",
         lambda: sum(1 for t in tasks_of(cp, namespace, "every2")
@@ -167,19 +166,18 @@ def test_replace_cancels_the_active_task_and_creates_the_next(
     cp = control_plane
     create_schedule(
         cp, namespace, "replace", intervalSeconds=3, concurrencyPolicy="Replace",
-        template={"spec": {"queue": "sleepy", "request": {"seconds": 60}}},
+        failedTasksHistoryLimit=5, template={"spec": {"queue": "sleepy", "request": {"seconds": 60}}},
     )  # fmt: skip
     wait_until("two tasks", lambda: len(tasks_of(cp, namespace, "replace")) >= 2, 30)
     first = tasks_of(cp, namespace, "replace")[0]
     assert first["spec"].get("cancel") is True
     name = first["metadata"]["name"]
-    wait_until(
-        "the first task cancelled",
-        lambda: cp.kubectl(
-            "get", "asynctask", name, "-n", namespace, "-o", "jsonpath={.status.phase}"
-        ).stdout == "Cancelled",
-        30,
-    )  # fmt: skip
+
+    def phase_of_first() -> str:
+        found = [t for t in tasks_of(cp, namespace, "replace") if t["metadata"]["name"] == name]
+        return str((found[0].get("status") or {}).get("phase")) if found else "gone"
+
+    wait_until("the first task cancelled", lambda: phase_of_first() == "Cancelled", 30)
     delete_schedule(cp, namespace, "replace")
 
 
@@ -300,7 +298,10 @@ def test_an_operator_restart_runs_no_slot_twice_and_records_the_missed_ones(
         template={"spec": {"queue": "stamp", "request": {}}},
     )  # fmt: skip
     wait_until("a few runs", lambda: len(tasks_of(cp, namespace, "restart")) >= 3, 20)
+    operator.stop()  # SIGTERM; down for about 3 slots
+    time.sleep(3)
     operator.restart()
+    operator.wait_ready()
     wait_until("runs after the restart", lambda: len(tasks_of(cp, namespace, "restart")) >= 8, 60)
     patch(cp, namespace, "restart", {"suspend": True})  # a status that covers every slot
     wait_until(
@@ -315,7 +316,7 @@ def test_an_operator_restart_runs_no_slot_twice_and_records_the_missed_ones(
     gaps = sum(b - a - 1 for a, b in itertools.pairwise(slots))
     print(f"\nrestart: {len(slots)} slots run, {gaps} missed, status {st}")
     # every slot between the first and the last run either ran or is counted missed
-    assert gaps == st.get("missedCount", 0)
+    assert gaps == st.get("missedCount", 0) and gaps >= 1
     delete_schedule(cp, namespace, "restart")
 
 
