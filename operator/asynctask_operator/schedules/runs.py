@@ -94,9 +94,8 @@ class Schedule:
         latest slot acted on as the status records it (run, skipped or missed); for a
         schedule never acted on, its creation; for one edited since the last status write
         (a new timing, a resume), now: the edit takes effect at the next slot."""
-        if "observedGeneration" in self.status and self.status["observedGeneration"] != (
-            self.generation
-        ):
+        observed = int(self.status.get("observedGeneration") or 0)  # 0: never seen
+        if observed and observed != self.generation:
             return now
         times = [self.created]
         for name in ("lastScheduleTime", "lastMissedTime", "lastSkippedTime"):
@@ -232,26 +231,34 @@ def status(
     active = sorted((r for r in runs if r.active), key=lambda r: r.created)
     out["active"] = [{"name": r.name, "uid": r.uid} for r in active][:1000]
     out["activeCount"] = len(active)
-    out["conditions"] = [_ready(old, schedule.generation, ready, now)]
+    out["conditions"] = _conditions(old, schedule.generation, ready, now)
     return out
 
 
-def _ready(
+def _conditions(
     old: dict[str, Any], generation: int, ready: tuple[bool, str, str], now: datetime
-) -> dict[str, Any]:
+) -> list[dict[str, Any]]:
+    """Ready, and Stalled (True when not Ready: what kstatus reads as Failed)."""
     value, reason, message = ready
-    flag = "True" if value else "False"
-    conditions: list[dict[str, Any]] = old.get("conditions") or []
-    before = next((c for c in conditions if c.get("type") == "Ready"), {})
-    since = before.get("lastTransitionTime") if before.get("status") == flag else None
-    return {
-        "type": "Ready",
-        "status": flag,
-        "reason": reason,
-        "message": message,
-        "lastTransitionTime": since or rfc3339(now),
-        "observedGeneration": generation,
-    }
+    before: list[dict[str, Any]] = old.get("conditions") or []
+
+    def condition(kind: str, flag: str, why: str, text: str) -> dict[str, Any]:
+        was = next((c for c in before if c.get("type") == kind), {})
+        since = was.get("lastTransitionTime") if was.get("status") == flag else None
+        return {
+            "type": kind,
+            "status": flag,
+            "reason": why,
+            "message": text,
+            "lastTransitionTime": since or rfc3339(now),
+            "observedGeneration": generation,
+        }
+
+    if value:
+        stalled = condition("Stalled", "False", reason, "the schedule is served")
+    else:
+        stalled = condition("Stalled", "True", reason, message)
+    return [condition("Ready", "True" if value else "False", reason, message), stalled]
 
 
 def _time(value: object) -> datetime | None:
