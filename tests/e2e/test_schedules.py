@@ -172,7 +172,8 @@ def test_replace_cancels_the_active_task_and_creates_the_next(
     cp = control_plane
     create_schedule(
         cp, namespace, "replace", intervalSeconds=3, concurrencyPolicy="Replace",
-        failedTasksHistoryLimit=5, template={"spec": {"queue": "sleepy", "request": {"seconds": 60}}},
+        failedTasksHistoryLimit=5,
+        template={"spec": {"queue": "sleepy", "request": {"seconds": 60}}},
     )  # fmt: skip
     wait_until("two tasks", lambda: len(tasks_of(cp, namespace, "replace")) >= 2, 30)
     first = tasks_of(cp, namespace, "replace")[0]
