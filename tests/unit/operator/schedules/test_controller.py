@@ -202,3 +202,29 @@ async def test_a_bad_schedule_reads_ready_false_and_runs_nothing(
     assert [c[0] for c in api.calls] == ["status"]
     cond = api.statuses[-1]["conditions"][0]
     assert (cond["status"], cond["reason"]) == ("False", reason) and cond["message"]
+
+
+def test_a_run_records_no_event_by_default_but_misses_and_skips_do() -> None:
+    """A Created Event per run would be a write per run: only under ASYNCTASK_EVENTS=all."""
+    from asynctask_operator.kube_events import wanted
+
+    assert not wanted("failures", "Created") and wanted("all", "Created")
+    assert wanted("failures", "Missed") and wanted("failures", "Skipped")
+    assert not wanted("none", "Missed")
+
+
+async def test_an_edit_of_the_timing_counts_slots_from_the_edit_not_as_missed() -> None:
+    controller, api, _, clock = make(intervalSeconds=10)
+    await controller.fire(KEY)
+    clock.now = T0 + 95  # nine slots passed, then the interval is edited
+    obj = {
+        "metadata": {"namespace": "ns", "name": "every", "uid": "s-uid", "generation": 2,
+                     "creationTimestamp": "2026-12-05T12:00:00Z"},
+        "spec": {"intervalSeconds": 30, "template": {"spec": {"queue": "q"}}},
+    }  # fmt: skip
+    controller.schedule_seen(obj)
+    await controller.fire(KEY)
+    assert [c[0] for c in api.calls] == ["status", "status"]  # no run, nothing missed
+    assert api.statuses[-1]["missedCount"] == 0
+    assert api.statuses[-1]["nextScheduleTime"] == "2026-12-05T12:02:00Z"  # anchored: 120 s
+    assert api.statuses[-1]["observedGeneration"] == 2
