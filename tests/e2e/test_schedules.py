@@ -22,6 +22,7 @@ import pytest
 from asynctask_operator.status import parse_time
 from testbed import ControlPlane, wait_until
 from tests.e2e.system import Process
+from tests.e2e.tasks import Counted
 
 pytestmark = [pytest.mark.e2e, pytest.mark.usefixtures("operator", "lifecycle_worker")]
 #: How late a slot's task may start (the handler's clock) after the slot time.
@@ -150,8 +151,11 @@ def starts_of_all(cp: ControlPlane, markers: Path, ns: str) -> dict[str, list[fl
     }
 
 
-def test_forbid_skips_while_a_task_is_active(control_plane: ControlPlane, namespace: str) -> None:
+def test_forbid_skips_while_a_task_is_active(
+    control_plane: ControlPlane, namespace: str, operator: Process
+) -> None:
     cp = control_plane
+    counted = Counted(operator.env)
     create_schedule(
         cp, namespace, "forbid", intervalSeconds=1, concurrencyPolicy="Forbid",
         template={"spec": {"queue": "sleepy", "request": {"seconds": 30}}},
@@ -164,6 +168,10 @@ def test_forbid_skips_while_a_task_is_active(control_plane: ControlPlane, namesp
     tasks = tasks_of(cp, namespace, "forbid")
     delete_schedule(cp, namespace, "forbid")
     assert len(tasks) == 1, [t["metadata"]["name"] for t in tasks]
+    # the operator's metrics: runs by outcome, and the lag of each start
+    assert counted.delta("asynctask_operator_schedule_runs_total", outcome="skipped") >= 2
+    assert counted.delta("asynctask_operator_schedule_runs_total", outcome="started") >= 1
+    assert counted.delta("asynctask_operator_schedule_lag_seconds_count") >= 1
 
 
 def test_replace_cancels_the_active_task_and_creates_the_next(
