@@ -80,7 +80,9 @@ def pct(values: list[float], q: float) -> str:
     return f"{values[min(len(values) - 1, int(q * len(values)))] * 1000:.0f} ms"
 
 
-def audit(stack: Stack) -> dict[str, Any]:
+def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
+    """Creates and status writes of the tasks; the other writes made in [since, until]
+    (after every schedule's resume was written: those first status writes are not runs')."""
     created: dict[str, float] = {}
     writes: dict[str, list[float]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
@@ -95,6 +97,8 @@ def audit(stack: Stack) -> dict[str, Any]:
                 created[ref["name"]] = at
         elif resource == "asynctasks" and ref.get("subresource") == "status":
             writes[ref["name"]].append(at)
+        elif not since <= at <= until:
+            continue
         elif (resource, ref.get("subresource"), verb) == ("asynctaskschedules", "status", "patch"):
             other["schedule status"] += 1
         elif (resource, verb) in (("asynctasks", "delete"), ("events", "create")):
@@ -125,12 +129,14 @@ def main() -> int:
         resumed = asyncio.run(resume_all(stack, args.schedules))
         print(f"resumed {args.schedules} schedules in {time.time() - resumed:.1f}s; running "
               f"{args.seconds:.0f}s", flush=True)  # fmt: skip
+        since = time.time() + 5  # the resumes' own status writes are done by then
         time.sleep(args.seconds)
         end = time.time()
         peak = rss_bytes(op.pid, "VmHWM")
         time.sleep(args.interval + 5)  # the last runs' tasks start and end
-        found = audit(stack)
+        found = audit(stack, since, end)
     window = [(n, t) for n, t in found["created"].items() if float(n.rsplit("-", 1)[1]) <= end]
+    counted = [n for n, _ in window if float(n.rsplit("-", 1)[1]) >= since]
     lag_create, lag_start = [], []
     per_schedule: collections.Counter[str] = collections.Counter()
     for name, at in window:
@@ -151,8 +157,8 @@ def main() -> int:
           f"max {pct(lag_create, 1.0)}")  # fmt: skip
     print(f"slot → Processing: p50 {pct(lag_start, 0.5)}, p99 {pct(lag_start, 0.99)}, "
           f"max {pct(lag_start, 1.0)} ({len(lag_start)} started)")  # fmt: skip
-    print(f"writes per run besides the create: {sum(other.values()) / max(runs, 1):.2f} "
-          f"{dict(other)}")  # fmt: skip
+    print(f"writes per run besides the create: {sum(other.values()) / max(len(counted), 1):.2f} "
+          f"{dict(other)} over {len(counted)} runs")  # fmt: skip
     fewest = min((per_schedule[f"s{i:04d}"] for i in range(args.schedules)), default=0)
     print(f"fewest runs of a schedule: {fewest} (slots in the window: about {slots})")
     print(f"operator RSS per schedule: {per / 1024:.1f} KiB; peak RSS {peak / 2**20:.1f} MiB")
