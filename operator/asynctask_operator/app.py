@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from asynctask_operator.apiserver.apiclient import ApiClient, load_configuration
 from asynctask_operator.apiserver.kube import Kube
+from asynctask_operator.apiserver.schedule_calls import ScheduleCalls
 from asynctask_operator.broker import Broker
 from asynctask_operator.deadlines import Kind
 from asynctask_operator.inbox import StatusInbox
@@ -30,6 +31,8 @@ from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
 from asynctask_operator.scaling import Autoscaler
+from asynctask_operator.schedules.controller import ScheduleController
+from asynctask_operator.schedules.watch import ScheduleWatch
 from asynctask_operator.settings import Config
 from asynctask_operator.task_watch import TaskWatch
 from asynctask_operator.tasks import TaskTable
@@ -140,6 +143,13 @@ class Operator:
             known=lambda: ((t.uid, t.namespace, t.name) for t in table),
             outage=self.outage,
         )
+        # AsyncTaskSchedules: their own watch (schedules, and tasks labelled with one)
+        self.schedules = ScheduleController(
+            ScheduleCalls(self.client), self.logic.events, self.metrics
+        )
+        self.schedule_watch = ScheduleWatch(
+            self.client, namespaces, self.schedules, outage=self.outage
+        )
         self.scaler = (
             Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces, self.outage)
             if config.scaling.autoscaling_enabled
@@ -164,6 +174,8 @@ class Operator:
             asyncio.create_task(
                 logic.tracker.consume_outcomes(logic.outcomes), name="asynctask-webhook-outcomes"
             ),
+            asyncio.create_task(self.schedule_watch.run(), name="asynctask-schedule-watch"),
+            asyncio.create_task(self.schedules.run(), name="asynctask-schedules"),
             *(
                 asyncio.create_task(logic.tracker.submitting(), name=f"asynctask-submit-{i}")
                 for i in range(SUBMITTERS)
@@ -180,6 +192,7 @@ class Operator:
         for loop in self._loops:
             loop.cancel()
         self.watch.stop()
+        self.schedules.stop()
         await self.logic.webhooks.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)

@@ -19,3 +19,7 @@ class Unavailable(Exception):
     """The apiserver could not be reached, or answered "not now" (429, 5xx): the same call
     is worth making again later, unchanged (an outage, a restart, overload). Its message
     says why."""
+
+
+class AlreadyExists(Exception):
+    """A create met an object of the same name (a schedule's slot that already ran)."""

@@ -26,7 +26,11 @@ from asynctask_worker.messages import Phase, TaskRef
 
 log = logging.getLogger("asynctask.operator.events")
 EventPolicy = Literal["all", "failures", "none"]
-WARNING_REASONS = frozenset({"Failed", "Error", "TimedOut", "Retrying", "DeadLettered"})
+WARNING_REASONS = frozenset(
+    {"Failed", "Error", "TimedOut", "Retrying", "DeadLettered", "Missed", "Skipped"}
+)
+#: Reasons recorded only under ``all``: one per run of a schedule would be a write per run.
+ROUTINE = (Phase.PENDING.value, Phase.PROCESSING.value, Phase.SUCCEEDED.value, "Created")
 
 
 def wanted(policy: EventPolicy, reason: str) -> bool:
@@ -35,7 +39,7 @@ def wanted(policy: EventPolicy, reason: str) -> bool:
         return False
     if policy == "all":
         return True
-    return reason not in (Phase.PENDING.value, Phase.PROCESSING.value, Phase.SUCCEEDED.value)
+    return reason not in ROUTINE
 
 
 class EventRecorder:
@@ -60,17 +64,20 @@ class EventRecorder:
     def task_forgotten(self, uid: str) -> None:
         pass
 
-    def record(self, ref: TaskRef, reason: str, message: str) -> None:
+    def record(self, ref: TaskRef, reason: str, message: str, *, about: str = KIND) -> None:
+        """An Event about ``ref``, an AsyncTask (or ``about`` another kind of the group,
+        e.g. an AsyncTaskSchedule)."""
         if not wanted(self.policy, reason):
             return
         kind = "Warning" if reason in WARNING_REASONS else "Normal"
-        self._posts.spawn(self._post(ref, kind, reason, message), name=f"event-{reason}")
+        post = self._post(ref, kind, reason, message, about)
+        self._posts.spawn(post, name=f"event-{reason}")
 
     async def drain(self) -> None:
         """Wait until the Events recorded so far are posted (or failed)."""
         await self._posts.join()
 
-    async def _post(self, ref: TaskRef, kind: str, reason: str, message: str) -> None:
+    async def _post(self, ref: TaskRef, kind: str, reason: str, message: str, about: str) -> None:
         now = rfc3339(datetime.now(UTC))
         body: dict[str, Any] = {
             "apiVersion": "v1",
@@ -78,7 +85,7 @@ class EventRecorder:
             "metadata": {"generateName": f"{ref.name}.", "namespace": ref.namespace},
             "involvedObject": {
                 "apiVersion": f"{GROUP}/{VERSION}",
-                "kind": KIND,
+                "kind": about,
                 "name": ref.name,
                 "namespace": ref.namespace,
                 "uid": ref.uid,

@@ -22,7 +22,10 @@ Exposed series:
   operator holds in memory (tasks, and deadlines in its one scheduler);
 * ``asynctask_operator_tasks_held``: tasks held for their ``spec.notBefore`` right now;
   ``asynctask_operator_tasks_scheduled_total`` and ``asynctask_operator_tasks_released_total``:
-  tasks that were held when created, and held tasks queued at their due time.
+  tasks that were held when created, and held tasks queued at their due time;
+* ``asynctask_operator_schedule_runs_total{outcome}``: AsyncTaskSchedule slots ``started``,
+  ``skipped`` (Forbid) or ``missed``; ``asynctask_operator_schedule_lag_seconds``: slot time
+  to its task's creation; ``asynctask_operator_schedules``: schedules held in memory.
 """
 
 from __future__ import annotations
@@ -120,6 +123,28 @@ class OperatorMetrics:
             registry=r,
         )
         self._delay_series(r)
+        self._schedule_series(r)
+
+    def _schedule_series(self, r: CollectorRegistry) -> None:
+        """AsyncTaskSchedule runs: by outcome, and how late a slot's task was created."""
+        self.schedule_runs = Counter(
+            "asynctask_operator_schedule_runs",
+            "Schedule slots by outcome: started (a task created), skipped (Forbid while "
+            "one was active), missed (no operator acted in time).",
+            ["outcome"],
+            registry=r,
+        )
+        self.schedule_lag = Histogram(
+            "asynctask_operator_schedule_lag_seconds",
+            "From a slot's time to its task's creation (the create's answer).",
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60),
+            registry=r,
+        )
+        self.schedules = Gauge(
+            "asynctask_operator_schedules",
+            "AsyncTaskSchedules the operator keeps in memory.",
+            registry=r,
+        )
 
     def _delay_series(self, r: CollectorRegistry) -> None:
         """Tasks held for spec.notBefore."""

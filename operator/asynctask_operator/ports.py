@@ -69,6 +69,23 @@ class OperatorApi(TaskApi, EventApi, SecretApi, Protocol):
     """Every call the task logic makes to Kubernetes (the autoscaler's are its own)."""
 
 
+class ScheduleApi(EventApi, Protocol):
+    """What the schedule controller does to Kubernetes (:mod:`apiserver.schedule_calls`)."""
+
+    async def create_task(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """Create an AsyncTask; :class:`errors.AlreadyExists` if the name is taken."""
+
+    async def cancel_task(self, namespace: str, name: str, uid: str) -> None:
+        """Set ``spec.cancel`` on a task (still ``uid``)."""
+
+    async def delete(self, namespace: str, name: str, uid: str) -> None: ...
+
+    async def write_schedule_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> None:
+        """Replace a schedule's status, only if the object is still ``uid``."""
+
+
 class TaskBroker(Protocol):
     """Task and control messages out; status deliveries settled."""
 
@@ -86,7 +103,8 @@ class TaskBroker(Protocol):
 class EventSink(Protocol):
     """Kubernetes Events of what happens to a task (:class:`kube_events.EventRecorder`)."""
 
-    def record(self, ref: TaskRef, reason: str, message: str) -> None: ...
+    def record(self, ref: TaskRef, reason: str, message: str, *, about: str = ...) -> None:
+        """An Event about ``ref`` (an AsyncTask unless ``about`` names another kind)."""
 
 
 async def stop_work(broker: TaskBroker, ref: TaskRef, action: StopAction, reason: str) -> None:

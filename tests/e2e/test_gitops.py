@@ -7,6 +7,7 @@ docs/deploying.md has the same moments as a table; the expectations here are tha
 
 from __future__ import annotations
 
+import json
 import sys
 import uuid
 from collections.abc import Iterator
@@ -15,10 +16,10 @@ from typing import Any
 
 import pytest
 
-from testbed import ControlPlane, RabbitMQ, probes
+from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
 from tests import gitops
-from tests.e2e.system import operator_ready, running, system_env
+from tests.e2e.system import Process, operator_ready, running, system_env
 from tests.e2e.tasks import create, get, patch_spec, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -184,3 +185,50 @@ def test_each_moment_of_tasks_run_by_the_operator(
     assert k[phases.index("Succeeded")]["message"] == "Resource is Ready"
     assert a[phases.index("Processing")]["message"].startswith("Processing (")
     assert a[phases.index("Failed")]["message"].startswith("Failed (Refused): ")
+
+
+SCHEDULE_CHECK = (
+    Path(__file__).resolve().parents[2]
+    / "deploy"
+    / "argocd"
+    / "asynctask.dev"
+    / "AsyncTaskSchedule"
+    / "health.lua"
+)
+
+
+def test_schedules_as_the_tools_see_them(
+    control_plane: ControlPlane, namespace: str, operator: Process
+) -> None:
+    """AsyncTaskSchedules as the real apiserver returns them, served by the shared operator:
+    a served one is Current and Healthy, an unknown time zone Failed and Degraded."""
+    cp = control_plane
+
+    def make(name: str, **spec: Any) -> None:
+        manifest = {
+            "apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTaskSchedule",
+            "metadata": {"name": name, "namespace": namespace},
+            "spec": {**spec, "template": {"spec": {"queue": UNSERVED}}},
+        }  # fmt: skip
+        cp.kubectl("create", "-f", "-", input=json.dumps(manifest))
+
+    def read(name: str) -> dict[str, Any]:
+        out = cp.kubectl("get", "asynctaskschedule", name, "-n", namespace, "-o", "json").stdout
+        obj: dict[str, Any] = json.loads(out)
+        return obj
+
+    make("hourly", schedule="@hourly")
+    make("mars", schedule="@hourly", timeZone="Mars/Olympus_Mons")
+    wait_until(
+        "both observed",
+        lambda: all(read(n)["status"]["observedGeneration"] for n in ("hourly", "mars")),
+        30,
+    )
+    ok, bad = read("hourly"), read("mars")
+    assert [v["status"] for v in gitops.kstatus(ok, bad)] == ["Current", "Failed"]
+    argo = gitops.argocd(ok, bad, script=SCHEDULE_CHECK)
+    assert argo[0]["status"] == "Healthy" and argo[0]["message"].startswith("Next run at ")
+    assert argo[1] == {
+        "status": "Degraded",
+        "message": "InvalidTimeZone: unknown time zone 'Mars/Olympus_Mons'",
+    }

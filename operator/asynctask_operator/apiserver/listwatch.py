@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Literal, Protocol
 
 from asynctask_operator.apiserver.apiclient import ApiClient, ApiError, unavailable
@@ -65,8 +65,10 @@ class ListWatch:
         watch_timeout: int = 300,
         on_restart: Callable[[str], None] = lambda reason: None,
         outage: OutageReport | None = None,
+        selector: Mapping[str, str] | None = None,
     ) -> None:
         self.api = api
+        self.selector = dict(selector or {})  # e.g. {"labelSelector": ...}, lists and watches
         self.path = path
         self.scopes = list(scopes)
         self.sink = sink
@@ -111,7 +113,7 @@ class ListWatch:
 
     async def _relist(self, scope: Scope) -> str:
         """A full list of the scope, in pages; returns its resourceVersion."""
-        params: dict[str, str] = {"limit": str(PAGE)}
+        params: dict[str, str] = {**self.selector, "limit": str(PAGE)}
         uids: set[str] = set()
         while True:
             page = await self.api.request("GET", self.path(scope), params=params, seconds=120)
@@ -130,6 +132,7 @@ class ListWatch:
     async def _watch(self, scope: Scope, version: str) -> str:
         """One watch request; returns the resourceVersion to resume from."""
         params = {
+            **self.selector,
             "resourceVersion": version,
             "allowWatchBookmarks": "true",
             "timeoutSeconds": str(self.watch_timeout),

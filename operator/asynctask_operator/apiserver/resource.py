@@ -17,3 +17,19 @@ def tasks_path(namespace: str | None, name: str | None = None) -> str:
     """The API path of a namespace's AsyncTasks (None: all namespaces), or of one of them."""
     base = f"{API}/namespaces/{namespace}/{PLURAL}" if namespace else f"{API}/{PLURAL}"
     return f"{base}/{name}" if name else base
+
+
+API_VERSION = f"{GROUP}/{VERSION}"
+#: AsyncTaskSchedule (issue 21): tasks created on a cron schedule or an interval.
+SCHEDULE_PLURAL = "asynctaskschedules"
+SCHEDULE_KIND = "AsyncTaskSchedule"
+
+
+def schedules_path(namespace: str | None, name: str | None = None) -> str:
+    """The API path of a namespace's AsyncTaskSchedules (None: all namespaces), or of one."""
+    base = (
+        f"{API}/namespaces/{namespace}/{SCHEDULE_PLURAL}"
+        if namespace
+        else f"{API}/{SCHEDULE_PLURAL}"
+    )
+    return f"{base}/{name}" if name else base

@@ -256,11 +256,21 @@ OPERATOR_TASK_RULES = [
     {
         "apiGroups": ["asynctask.dev"],
         "resources": ["asynctasks"],
-        "verbs": ["get", "list", "watch", "delete"],
+        "verbs": ["get", "list", "watch", "delete", "create", "patch"],
     },
     {
         "apiGroups": ["asynctask.dev"],
         "resources": ["asynctasks/status"],
+        "verbs": ["get", "patch", "update"],
+    },
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asynctaskschedules"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asynctaskschedules/status"],
         "verbs": ["get", "patch", "update"],
     },
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},

@@ -1,0 +1,169 @@
+"""AsyncTaskSchedule at scale: N schedules, each every --interval seconds, on the real stack
+(control plane, RabbitMQ, the operator, one worker running no-op tasks).
+
+Reports, from the apiserver's audit log (its own clock, microseconds):
+* start lag: slot time → the task's create, and slot time → its second status write (the
+  start; for a no-op task usually folded into its end), p50 / p99 / max;
+* API writes per run besides the task's create: the schedules' status writes, the history
+  deletes and Events, over the runs;
+* starvation: the fewest runs any schedule had, against the slots in the window;
+* operator RSS per schedule: the schedules created suspended (no task yet) against the
+  operator with none.
+
+    PYTHONPATH=hack:bench .venv/bin/python bench/schedules.py \
+        --schedules 1000 --interval 10 --seconds 60
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import json
+import time
+from typing import Any
+
+from kubeapi import GROUP_VERSION, KubeApi
+from stack import REPO, Stack, _stamp, load, rss_bytes
+
+NS = "bench"
+
+
+def schedule(name: str, interval: int, suspend: bool) -> dict[str, Any]:
+    return {
+        "apiVersion": GROUP_VERSION,
+        "kind": "AsyncTaskSchedule",
+        "metadata": {"name": name, "namespace": NS},
+        "spec": {
+            "intervalSeconds": interval,
+            "suspend": suspend,
+            "successfulTasksHistoryLimit": 1,
+            "failedTasksHistoryLimit": 1,
+            "template": {"spec": {"queue": "hello", "request": {"steps": 1, "step_seconds": 0}}},
+        },
+    }
+
+
+async def create_schedules(stack: Stack, n: int, interval: int) -> None:
+    url_base = f"/apis/{GROUP_VERSION}/namespaces/{NS}/asynctaskschedules"
+    async with KubeApi(stack.cp.kubeconfig) as api:
+        limit = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with limit:
+                body = schedule(f"s{i:04d}", interval, True)
+                await api._send("POST", api.server + url_base, body)
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+
+
+async def resume_all(stack: Stack, n: int) -> float:
+    url_base = f"/apis/{GROUP_VERSION}/namespaces/{NS}/asynctaskschedules"
+    async with KubeApi(stack.cp.kubeconfig) as api:
+        limit = asyncio.Semaphore(32)
+
+        async def one(i: int) -> None:
+            async with limit:
+                await api._send(
+                    "PATCH", f"{api.server}{url_base}/s{i:04d}", {"spec": {"suspend": False}},
+                    "application/merge-patch+json",
+                )  # fmt: skip
+
+        start = time.time()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return start
+
+
+def pct(values: list[float], q: float) -> str:
+    if not values:
+        return "-"
+    return f"{values[min(len(values) - 1, int(q * len(values)))] * 1000:.0f} ms"
+
+
+def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
+    """Creates and status writes of the tasks; the other writes made in [since, until]
+    (after every schedule's resume was written: those first status writes are not runs')."""
+    created: dict[str, float] = {}
+    writes: dict[str, list[float]] = collections.defaultdict(list)
+    other: collections.Counter[str] = collections.Counter()
+    for line in stack.cp.audit_log.read_text().splitlines():
+        event = json.loads(line)
+        ref = event.get("objectRef") or {}
+        if ref.get("namespace") != NS or event.get("stage") != "ResponseComplete":
+            continue
+        at, verb, resource = _stamp(event["stageTimestamp"]), event["verb"], ref.get("resource")
+        if resource == "asynctasks" and verb == "create":
+            if event.get("responseStatus", {}).get("code") == 201:
+                created[ref["name"]] = at
+        elif resource == "asynctasks" and ref.get("subresource") == "status":
+            writes[ref["name"]].append(at)
+        elif not since <= at <= until:
+            continue
+        elif (resource, ref.get("subresource"), verb) == ("asynctaskschedules", "status", "patch"):
+            other["schedule status"] += 1
+        elif (resource, verb) in (("asynctasks", "delete"), ("events", "create")):
+            other[f"{verb} {resource}"] += 1
+    return {"created": created, "writes": writes, "other": other}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--schedules", type=int, default=1000)
+    parser.add_argument("--interval", type=int, default=10)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--concurrency", type=int, default=16, help="worker concurrency")
+    args = parser.parse_args()
+    with Stack() as stack:
+        stack.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctaskschedules.yaml")
+        op = stack.start_operator()
+        stack.start_worker(args.concurrency)
+        time.sleep(5)
+        base = rss_bytes(op.pid)
+        asyncio.run(create_schedules(stack, args.schedules, args.interval))
+        time.sleep(10)  # every schedule seen and its first status written
+        held = rss_bytes(op.pid)
+        per = (held - base) / args.schedules
+        print(f"operator RSS: {base / 2**20:.1f} MiB with none, {held / 2**20:.1f} MiB with "
+              f"{args.schedules} suspended: {per / 1024:.1f} KiB a schedule; {load()}",
+              flush=True)  # fmt: skip
+        resumed = asyncio.run(resume_all(stack, args.schedules))
+        print(f"resumed {args.schedules} schedules in {time.time() - resumed:.1f}s; running "
+              f"{args.seconds:.0f}s", flush=True)  # fmt: skip
+        since = time.time() + 5  # the resumes' own status writes are done by then
+        time.sleep(args.seconds)
+        end = time.time()
+        peak = rss_bytes(op.pid, "VmHWM")
+        time.sleep(args.interval + 5)  # the last runs' tasks start and end
+        found = audit(stack, since, end)
+    window = [(n, t) for n, t in found["created"].items() if float(n.rsplit("-", 1)[1]) <= end]
+    counted = [n for n, _ in window if float(n.rsplit("-", 1)[1]) >= since]
+    lag_create, lag_start = [], []
+    per_schedule: collections.Counter[str] = collections.Counter()
+    for name, at in window:
+        slot = float(name.rsplit("-", 1)[1])
+        per_schedule[name.rsplit("-", 1)[0]] += 1
+        lag_create.append(at - slot)
+        mine = found["writes"].get(name, [])
+        if len(mine) >= 2:
+            lag_start.append(mine[1] - slot)
+    lag_create.sort()
+    lag_start.sort()
+    runs = len(window)
+    other = found["other"]
+    slots = int(args.seconds // args.interval)
+    print(f"\n{runs} runs of {args.schedules} schedules every {args.interval}s in "
+          f"{args.seconds:.0f}s; {load()}")  # fmt: skip
+    print(f"slot → created:    p50 {pct(lag_create, 0.5)}, p99 {pct(lag_create, 0.99)}, "
+          f"max {pct(lag_create, 1.0)}")  # fmt: skip
+    print(f"slot → Processing: p50 {pct(lag_start, 0.5)}, p99 {pct(lag_start, 0.99)}, "
+          f"max {pct(lag_start, 1.0)} ({len(lag_start)} started)")  # fmt: skip
+    print(f"writes per run besides the create: {sum(other.values()) / max(len(counted), 1):.2f} "
+          f"{dict(other)} over {len(counted)} runs")  # fmt: skip
+    fewest = min((per_schedule[f"s{i:04d}"] for i in range(args.schedules)), default=0)
+    print(f"fewest runs of a schedule: {fewest} (slots in the window: about {slots})")
+    print(f"operator RSS per schedule: {per / 1024:.1f} KiB; peak RSS {peak / 2**20:.1f} MiB")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

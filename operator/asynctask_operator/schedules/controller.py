@@ -1,0 +1,344 @@
+"""The schedule controller: one timer heap of every schedule's next slot, and the runs.
+
+Fed by :mod:`schedules.watch` (the schedules, and the tasks labelled
+``asynctask.dev/schedule``), it acts only once both lists are complete, through
+``ports.ScheduleApi``. At a slot (never before: the slot is taken from the clock at firing,
+:func:`slots.catch_up`) it:
+
+1. counts the slots that fell due since the last one acted on: at most the latest runs (within
+   ``startingDeadlineSeconds``), the others are recorded as missed;
+2. applies ``suspend`` and ``concurrencyPolicy`` (Forbid skips while a task is active;
+   Replace sets ``spec.cancel`` on the active ones first);
+3. creates the task named after the slot: AlreadyExists means the slot already ran (another
+   leader, or this one before a restart), never a second run;
+4. writes the schedule's status once (last/next times, active tasks, completions seen since
+   the previous write, missed and skipped counts, Ready) and deletes the tasks beyond the
+   history limits: two writes per run besides the create (plus one per cancelled task
+   under Replace).
+
+Firing runs in tasks of their own (at most :data:`PARALLEL` at once, one at a time per
+schedule), so 1,000 schedules due in the same second do not queue behind each other's API
+calls. An apiserver that cannot be reached retries the slot after :data:`RETRY_SECONDS`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import itertools
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from asynctask_operator.apiserver.resource import SCHEDULE_KIND
+from asynctask_operator.background import Background
+from asynctask_operator.errors import AlreadyExists, Gone, Rejected, Unavailable
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.ports import EventSink, ScheduleApi
+from asynctask_operator.schedules.runs import (
+    Run,
+    Schedule,
+    Tally,
+    beyond_history,
+    status,
+    task_body,
+)
+from asynctask_operator.schedules.slots import InvalidTimetable, Timetable, catch_up, timetable
+from asynctask_operator.status import rfc3339
+from asynctask_worker.messages import TaskRef
+
+log = logging.getLogger("asynctask.operator.schedules")
+
+Key = tuple[str, str]  # (namespace, schedule name)
+PARALLEL = 32
+RETRY_SECONDS = 2.0
+READY = (True, "Scheduled", "slots are served")
+
+
+@dataclass
+class Entry:
+    schedule: Schedule
+    table: Timetable | None
+    invalid: InvalidTimetable | None
+    handled: datetime  # the latest slot acted on (or the time slots count from)
+    tally: Tally = field(default_factory=Tally)
+    dirty: bool = True  # a status write is owed (new, edited, or a bad template)
+    rejected: str = ""  # why the latest create was refused (Ready=False until one succeeds)
+
+
+class ScheduleController:
+    def __init__(
+        self,
+        api: ScheduleApi,
+        events: EventSink,
+        metrics: OperatorMetrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._api = api
+        self._events = events
+        self._metrics = metrics
+        self._clock = clock
+        self._entries: dict[Key, Entry] = {}
+        self._runs: dict[Key, dict[str, Run]] = {}
+        self._heap: list[tuple[float, int, Key]] = []
+        self._due: dict[Key, float] = {}
+        self._counter = itertools.count()
+        self._wakeup = asyncio.Event()
+        self.synced = asyncio.Event()  # set by the watch once both lists are complete
+        self._busy: set[Key] = set()
+        self._firing = Background()
+        self._slots = asyncio.Semaphore(PARALLEL)
+        metrics.schedules.set_function(lambda: float(len(self._entries)))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    # what the watch hands in -----------------------------------------------------------
+
+    def schedule_seen(self, obj: dict[str, Any]) -> None:
+        schedule = Schedule.parse(obj)
+        now = self._now()
+        entry = self._entries.get(schedule.key)
+        if entry is None or entry.schedule.uid != schedule.uid:
+            table, invalid = _table(schedule)
+            handled = schedule.resume_from(now)
+            dirty = schedule.status.get("observedGeneration") != schedule.generation
+            self._entries[schedule.key] = Entry(schedule, table, invalid, handled, dirty=dirty)
+        else:
+            if schedule.generation == entry.schedule.generation:
+                return  # a status write (ours) or metadata only
+            if schedule.spec.timing() != entry.schedule.spec.timing():
+                entry.handled = max(entry.handled, now)  # takes effect at the next slot
+            entry.table, entry.invalid = _table(schedule)
+            # the status is ours: keep the copy written last, not the watch's (maybe older)
+            entry.schedule = replace(schedule, status=entry.schedule.status)
+            entry.dirty, entry.rejected = True, ""
+        self._plan(schedule.key)
+
+    def schedule_gone(self, namespace: str, name: str) -> None:
+        self._entries.pop((namespace, name), None)
+        self._due.pop((namespace, name), None)
+
+    def run_seen(self, namespace: str, schedule: str, obj: dict[str, Any]) -> None:
+        run = Run.parse(obj)
+        self._runs.setdefault((namespace, schedule), {})[run.uid] = run
+
+    def run_gone(self, namespace: str, schedule: str, uid: str) -> None:
+        runs = self._runs.get((namespace, schedule))
+        if runs is not None:
+            runs.pop(uid, None)
+            if not runs:
+                del self._runs[(namespace, schedule)]
+
+    def known_schedules(self) -> list[Key]:
+        return list(self._entries)
+
+    def uid_of(self, namespace: str, name: str) -> str:
+        entry = self._entries.get((namespace, name))
+        return entry.schedule.uid if entry is not None else ""
+
+    def known_runs(self) -> list[tuple[str, str, str]]:
+        return [(ns, name, uid) for (ns, name), runs in self._runs.items() for uid in runs]
+
+    # the timer -------------------------------------------------------------------------
+
+    def _plan(self, key: Key) -> None:
+        entry = self._entries[key]
+        if entry.dirty:
+            self._set(key, self._clock())
+        elif entry.table is not None and not entry.schedule.spec.suspend:
+            self._set(key, entry.table.next_after(entry.handled).timestamp())
+        else:
+            self._due.pop(key, None)
+
+    def _set(self, key: Key, at: float) -> None:
+        if self._due.get(key) == at:
+            return
+        self._due[key] = at
+        item = (at, next(self._counter), key)
+        heapq.heappush(self._heap, item)
+        if self._heap[0] is item:
+            self._wakeup.set()
+        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._due):
+            self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
+            heapq.heapify(self._heap)
+
+    async def run(self) -> None:
+        """Fire each schedule's next slot when it is due, until cancelled."""
+        await self.synced.wait()
+        while True:
+            delay = self._next_delay()
+            self._wakeup.clear()
+            if delay is None or delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), delay)
+                continue
+            at, _, key = heapq.heappop(self._heap)
+            if self._due.get(key) != at:
+                continue
+            del self._due[key]
+            if key in self._busy:
+                self._set(key, self._clock() + 0.05)
+                continue
+            self._busy.add(key)
+            await self._slots.acquire()
+            self._firing.spawn(self._fire_guarded(key), name=f"schedule-{key[0]}/{key[1]}")
+
+    def _next_delay(self) -> float | None:
+        while self._heap:
+            at, _, key = self._heap[0]
+            if self._due.get(key) == at:
+                return max(0.0, at - self._clock())
+            heapq.heappop(self._heap)
+        return None
+
+    async def _fire_guarded(self, key: Key) -> None:
+        retry: float | None = None
+        try:
+            await self.fire(key)
+        except Unavailable as exc:
+            log.info("schedule %s/%s: apiserver unavailable (%s), again soon", *key, exc)
+            retry = RETRY_SECONDS
+        except Exception:
+            log.exception("schedule %s/%s failed; again in 5s", *key)
+            retry = 5.0
+        finally:
+            self._busy.discard(key)
+            self._slots.release()
+        if key in self._entries:
+            if retry is not None:
+                self._set(key, self._clock() + retry)
+            else:
+                self._plan(key)
+
+    # a slot ----------------------------------------------------------------------------
+
+    async def fire(self, key: Key) -> None:
+        """Act on what is due for one schedule (see the module's docstring)."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return
+        now = self._now()
+        schedule, table = entry.schedule, entry.table
+        if table is None or schedule.spec.suspend:
+            entry.handled = max(entry.handled, now)
+            if entry.dirty:
+                await self._write(entry, None, now)
+            return
+        runs = self._runs.get(key, {})
+        ran = frozenset(r.slot for r in runs.values() if r.slot is not None)
+        plan = catch_up(table, entry.handled, now, schedule.spec.starting_deadline_seconds, ran)
+        if plan.missed:
+            self._missed(entry, plan.missed, plan.last_missed)
+        if plan.run is not None and plan.run not in ran:
+            await self._run(entry, plan.run)
+        elif plan.run is not None:
+            entry.tally.last_schedule = plan.run  # ran before (a cut-short status write)
+        latest = table.latest_at_or_before(now)
+        if latest is not None and latest > entry.handled:
+            entry.handled = latest
+            entry.dirty = True
+        if entry.dirty:
+            await self._write(entry, plan.next, now)
+            await self._prune(entry)
+
+    async def _run(self, entry: Entry, slot: datetime) -> None:
+        schedule = entry.schedule
+        key, spec = schedule.key, schedule.spec
+        active = [r for r in self._runs.get(key, {}).values() if r.active]
+        if active and spec.concurrency_policy == "Forbid":
+            entry.tally.last_skipped, entry.tally.skipped = slot, entry.tally.skipped + 1
+            self._metrics.schedule_runs.labels("skipped").inc()
+            names = ", ".join(sorted(r.name for r in active))
+            self._event(schedule, "Skipped", f"slot {rfc3339(slot)} skipped: {names} active")
+            return
+        if active and spec.concurrency_policy == "Replace":
+            for run in active:
+                if not run.cancel:
+                    with contextlib.suppress(Gone):
+                        await self._api.cancel_task(schedule.namespace, run.name, run.uid)
+                    run.cancel = True
+        body = task_body(schedule, slot)
+        try:
+            created = await self._api.create_task(schedule.namespace, body)
+        except AlreadyExists:
+            log.info("%s/%s: the task of slot %s exists already", *key, rfc3339(slot))
+        except Rejected as exc:
+            entry.rejected = f"the task of slot {rfc3339(slot)} was refused: {exc}"
+            self._event(schedule, "Refused", entry.rejected)
+            return
+        else:
+            lag = max(0.0, self._clock() - slot.timestamp())
+            self._metrics.schedule_runs.labels("started").inc()
+            self._metrics.schedule_lag.observe(lag)
+            self.run_seen(schedule.namespace, schedule.name, created)
+            name = body["metadata"]["name"]
+            self._event(schedule, "Created", f"created {name} for slot {rfc3339(slot)}")
+        entry.rejected = ""
+        entry.tally.last_schedule = slot
+
+    def _missed(self, entry: Entry, count: int, last: datetime | None) -> None:
+        tally = entry.tally
+        tally.missed += count
+        if last is not None and (tally.last_missed is None or last > tally.last_missed):
+            tally.last_missed = last
+        self._metrics.schedule_runs.labels("missed").inc(count)
+        detail = f", the latest {rfc3339(last)}" if last is not None else ""
+        self._event(entry.schedule, "Missed", f"{count} slot(s) missed{detail}")
+        entry.dirty = True
+
+    async def _write(self, entry: Entry, next_slot: datetime | None, now: datetime) -> None:
+        schedule = entry.schedule
+        if entry.invalid is not None:
+            ready = (False, entry.invalid.reason, entry.invalid.message)
+        elif entry.rejected:
+            ready = (False, "TaskRefused", entry.rejected)
+        elif schedule.spec.suspend:
+            ready = (True, "Suspended", "suspended: no slot runs until spec.suspend is false")
+        else:
+            ready = READY
+        runs = list(self._runs.get(schedule.key, {}).values())
+        written = status(schedule, entry.tally, runs, next_slot, ready, now)
+        try:
+            await self._api.write_schedule_status(
+                schedule.namespace, schedule.name, schedule.uid, written
+            )
+        except Gone:
+            self.schedule_gone(*schedule.key)
+            return
+        entry.schedule = replace(schedule, status=written)
+        entry.tally, entry.dirty = Tally(), False
+
+    async def _prune(self, entry: Entry) -> None:
+        schedule = entry.schedule
+        spec, runs = schedule.spec, self._runs.get(schedule.key, {})
+        for run in beyond_history(
+            list(runs.values()), spec.successful_history, spec.failed_history
+        ):
+            with contextlib.suppress(Gone):
+                await self._api.delete(schedule.namespace, run.name, run.uid)
+            self.run_gone(schedule.namespace, schedule.name, run.uid)
+
+    def _event(self, schedule: Schedule, reason: str, message: str) -> None:
+        ref = TaskRef(namespace=schedule.namespace, name=schedule.name, uid=schedule.uid)
+        self._events.record(ref, reason, message, about=SCHEDULE_KIND)
+
+    def _now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def stop(self) -> None:
+        self._firing.cancel()
+
+
+def _table(schedule: Schedule) -> tuple[Timetable | None, InvalidTimetable | None]:
+    spec = schedule.spec
+    try:
+        return timetable(
+            spec.schedule, spec.interval_seconds, spec.time_zone, schedule.created
+        ), None
+    except InvalidTimetable as exc:
+        return None, exc

@@ -1,0 +1,230 @@
+"""The schedule controller against a fake ScheduleApi and a fake clock: what one slot does
+(create, AlreadyExists, Forbid, Replace, suspend, missed slots, history, bad schedules) and
+how many writes a run costs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from asynctask_operator.errors import AlreadyExists
+from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.schedules.controller import ScheduleController
+from asynctask_worker.messages import TaskRef
+
+T0 = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC).timestamp()
+KEY = ("ns", "every")
+
+
+class FakeApi:
+    def __init__(self) -> None:
+        self.tasks: dict[str, dict[str, Any]] = {}
+        self.calls: list[tuple[str, str]] = []
+        self.statuses: list[dict[str, Any]] = []
+        self.events: list[tuple[str, str]] = []
+
+    async def create_task(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        name = body["metadata"]["name"]
+        self.calls.append(("create", name))
+        if name in self.tasks:
+            raise AlreadyExists(name)
+        obj = {**body, "metadata": {**body["metadata"], "uid": f"uid-{name}",
+                                    "creationTimestamp": "2026-12-05T12:00:00Z"}}  # fmt: skip
+        self.tasks[name] = obj
+        return obj
+
+    async def cancel_task(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("cancel", name))
+
+    async def delete(self, namespace: str, name: str, uid: str) -> None:
+        self.calls.append(("delete", name))
+        self.tasks.pop(name, None)
+
+    async def write_schedule_status(
+        self, namespace: str, name: str, uid: str, status: dict[str, Any]
+    ) -> None:
+        self.calls.append(("status", name))
+        self.statuses.append(status)
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
+        pass
+
+
+class Events:
+    def __init__(self) -> None:
+        self.recorded: list[tuple[str, str]] = []
+
+    def record(self, ref: TaskRef, reason: str, message: str, *, about: str = "") -> None:
+        self.recorded.append((reason, message))
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(**spec: Any) -> tuple[ScheduleController, FakeApi, Events, Clock]:
+    api, events, clock = FakeApi(), Events(), Clock()
+    controller = ScheduleController(api, events, OperatorMetrics(), clock=clock)
+    obj = {
+        "metadata": {"namespace": "ns", "name": "every", "uid": "s-uid", "generation": 1,
+                     "creationTimestamp": "2026-12-05T12:00:00Z"},
+        "spec": {"template": {"spec": {"queue": "q", "request": {}}}, **spec},
+    }  # fmt: skip
+    controller.schedule_seen(obj)
+    return controller, api, events, clock
+
+
+def finish(controller: ScheduleController, api: FakeApi, name: str, phase: str) -> None:
+    obj = api.tasks[name]
+    controller.run_seen("ns", "every", {**obj, "status": {"phase": phase,
+                        "completionTime": "2026-12-05T12:00:30Z"}})  # fmt: skip
+
+
+async def test_a_new_schedule_writes_ready_then_each_slot_creates_its_task() -> None:
+    controller, api, _, clock = make(intervalSeconds=10)
+    await controller.fire(KEY)
+    assert api.calls == [("status", "every")]
+    assert api.statuses[-1]["conditions"][0]["status"] == "True"
+    assert api.statuses[-1]["nextScheduleTime"] == "2026-12-05T12:00:10Z"
+    clock.now = T0 + 9.9
+    api.calls.clear()
+    await controller.fire(KEY)
+    assert api.calls == []  # never early
+    clock.now = T0 + 10.01
+    await controller.fire(KEY)
+    name = f"every-{int(T0) + 10}"
+    assert api.calls == [("create", name), ("status", "every")]
+    body = api.tasks[name]
+    assert body["metadata"]["labels"] == {"asynctask.dev/schedule": "every"}
+    assert body["metadata"]["annotations"] == {
+        "asynctask.dev/scheduled-time": "2026-12-05T12:00:10Z"
+    }
+    assert body["metadata"]["ownerReferences"][0]["controller"] is True
+    st = api.statuses[-1]
+    assert st["lastScheduleTime"] == "2026-12-05T12:00:10Z" and st["activeCount"] == 1
+    assert st["active"] == [{"name": name, "uid": f"uid-{name}"}]
+
+
+async def test_a_slot_whose_task_exists_is_not_run_again() -> None:
+    controller, api, _, clock = make(intervalSeconds=10)
+    await controller.fire(KEY)
+    name = f"every-{int(T0) + 10}"
+    api.tasks[name] = {"metadata": {"name": name, "uid": "other"}}  # another leader's
+    clock.now = T0 + 10.5
+    await controller.fire(KEY)
+    assert ("create", name) in api.calls and api.statuses[-1]["lastScheduleTime"]
+
+
+async def test_forbid_skips_while_active_and_replace_cancels_first() -> None:
+    controller, api, events, clock = make(intervalSeconds=10, concurrencyPolicy="Forbid")
+    clock.now = T0 + 10.1
+    await controller.fire(KEY)
+    clock.now = T0 + 20.1
+    await controller.fire(KEY)
+    assert [c for c in api.calls if c[0] == "create"] == [("create", f"every-{int(T0) + 10}")]
+    assert api.statuses[-1]["skippedCount"] == 1
+    assert events.recorded[-1][0] == "Skipped"
+
+    controller, api, _, clock = make(intervalSeconds=10, concurrencyPolicy="Replace")
+    clock.now = T0 + 10.1
+    await controller.fire(KEY)
+    clock.now = T0 + 20.1
+    await controller.fire(KEY)
+    first, second = f"every-{int(T0) + 10}", f"every-{int(T0) + 20}"
+    assert api.calls[-3:] == [("cancel", first), ("create", second), ("status", "every")]
+
+
+async def test_after_a_gap_the_latest_slot_runs_and_the_rest_are_missed() -> None:
+    controller, api, events, clock = make(intervalSeconds=10)
+    clock.now = T0 + 95
+    await controller.fire(KEY)
+    assert [c for c in api.calls if c[0] == "create"] == [("create", f"every-{int(T0) + 90}")]
+    st = api.statuses[-1]
+    assert st["missedCount"] == 8 and st["lastMissedTime"] == "2026-12-05T12:01:20Z"
+    assert ("Missed", "8 slot(s) missed, the latest 2026-12-05T12:01:20Z") in events.recorded
+
+
+async def test_suspended_slots_pass_without_runs_or_misses() -> None:
+    controller, api, _, clock = make(intervalSeconds=10, suspend=True)
+    clock.now = T0 + 95
+    await controller.fire(KEY)
+    assert [c[0] for c in api.calls] == ["status"]
+    assert api.statuses[-1]["conditions"][0]["reason"] == "Suspended"
+    assert api.statuses[-1]["missedCount"] == 0
+
+
+async def test_finished_tasks_beyond_the_history_limits_are_deleted() -> None:
+    controller, api, _, clock = make(
+        intervalSeconds=10, successfulTasksHistoryLimit=1, failedTasksHistoryLimit=0
+    )
+    for i in (1, 2, 3):
+        clock.now = T0 + 10 * i + 0.1
+        await controller.fire(KEY)
+        finish(controller, api, f"every-{int(T0) + 10 * i}", "Succeeded" if i < 3 else "Failed")
+    # at the third slot, two succeeded: the older one goes
+    assert api.calls[-3:] == [
+        ("create", f"every-{int(T0) + 30}"),
+        ("status", "every"),
+        ("delete", f"every-{int(T0) + 10}"),
+    ]
+    clock.now = T0 + 40.1
+    api.calls.clear()
+    await controller.fire(KEY)
+    # one create, one status write, one delete: the failed one (failedTasksHistoryLimit 0)
+    assert api.calls == [
+        ("create", f"every-{int(T0) + 40}"),
+        ("status", "every"),
+        ("delete", f"every-{int(T0) + 30}"),
+    ]
+    assert set(api.tasks) == {f"every-{int(T0) + 20}", f"every-{int(T0) + 40}"}
+    assert api.statuses[-1]["lastSuccessfulTime"] == "2026-12-05T12:00:30Z"
+
+
+@pytest.mark.parametrize(
+    ("spec", "reason"),
+    [
+        ({"schedule": "0 3 * * *", "timeZone": "Mars/Olympus_Mons"}, "InvalidTimeZone"),
+        ({"schedule": "61 * * * *"}, "InvalidSchedule"),
+    ],
+)
+async def test_a_bad_schedule_reads_ready_false_and_runs_nothing(
+    spec: dict[str, Any], reason: str
+) -> None:
+    controller, api, _, clock = make(**spec)
+    clock.now = T0 + 3600 * 5
+    await controller.fire(KEY)
+    assert [c[0] for c in api.calls] == ["status"]
+    cond = api.statuses[-1]["conditions"][0]
+    assert (cond["status"], cond["reason"]) == ("False", reason) and cond["message"]
+
+
+def test_a_run_records_no_event_by_default_but_misses_and_skips_do() -> None:
+    """A Created Event per run would be a write per run: only under ASYNCTASK_EVENTS=all."""
+    from asynctask_operator.kube_events import wanted
+
+    assert not wanted("failures", "Created") and wanted("all", "Created")
+    assert wanted("failures", "Missed") and wanted("failures", "Skipped")
+    assert not wanted("none", "Missed")
+
+
+async def test_an_edit_of_the_timing_counts_slots_from_the_edit_not_as_missed() -> None:
+    controller, api, _, clock = make(intervalSeconds=10)
+    await controller.fire(KEY)
+    clock.now = T0 + 95  # nine slots passed, then the interval is edited
+    obj = {
+        "metadata": {"namespace": "ns", "name": "every", "uid": "s-uid", "generation": 2,
+                     "creationTimestamp": "2026-12-05T12:00:00Z"},
+        "spec": {"intervalSeconds": 30, "template": {"spec": {"queue": "q"}}},
+    }  # fmt: skip
+    controller.schedule_seen(obj)
+    await controller.fire(KEY)
+    assert [c[0] for c in api.calls] == ["status", "status"]  # no run, nothing missed
+    assert api.statuses[-1]["missedCount"] == 0
+    assert api.statuses[-1]["nextScheduleTime"] == "2026-12-05T12:02:00Z"  # anchored: 120 s
+    assert api.statuses[-1]["observedGeneration"] == 2
