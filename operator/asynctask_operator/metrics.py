@@ -22,7 +22,12 @@ Exposed series:
   operator holds in memory (tasks, and deadlines in its one scheduler);
 * ``asynctask_operator_tasks_held``: tasks held for their ``spec.notBefore`` right now;
   ``asynctask_operator_tasks_scheduled_total`` and ``asynctask_operator_tasks_released_total``:
-  tasks that were held when created, and held tasks queued at their due time.
+  tasks that were held when created, and held tasks queued at their due time;
+* ``asynctask_operator_queue_held{queue,reason}``: tasks an AsyncQueue holds back, by the
+  reason that holds the queue now; ``asynctask_operator_queue_in_flight{queue}``;
+* ``asynctask_operator_queue_admitted_total{queue}``: tasks an AsyncQueue admitted (at once
+  or from the held set); ``asynctask_operator_queue_decisions_total{queue,decision}``:
+  admission decisions (``admitted``: at once, ``held``, ``released``: admitted when held).
 """
 
 from __future__ import annotations
@@ -120,6 +125,34 @@ class OperatorMetrics:
             registry=r,
         )
         self._delay_series(r)
+        self._queue_series(r)
+
+    def _queue_series(self, r: CollectorRegistry) -> None:
+        """Queues under an AsyncQueue: held, in flight, admission decisions."""
+        self.queue_held = Gauge(
+            "asynctask_operator_queue_held",
+            "Tasks an AsyncQueue holds back, by the reason that holds the queue now.",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.queue_in_flight = Gauge(
+            "asynctask_operator_queue_in_flight",
+            "Tasks of a queue with an AsyncQueue published and not yet finished.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_admitted = Counter(
+            "asynctask_operator_queue_admitted",
+            "Tasks an AsyncQueue admitted (published), at once or after being held.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_decisions = Counter(
+            "asynctask_operator_queue_decisions",
+            "Admission decisions: admitted at once, held, or released from the held set.",
+            ["queue", "decision"],
+            registry=r,
+        )
 
     def _delay_series(self, r: CollectorRegistry) -> None:
         """Tasks held for spec.notBefore."""

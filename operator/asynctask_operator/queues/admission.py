@@ -45,10 +45,12 @@ class Held:
 
 
 class Admission:
-    def __init__(self, policy: QueuePolicy, now: float) -> None:
+    def __init__(self, policy: QueuePolicy, now: float, in_flight: set[str] | None = None) -> None:
+        """``in_flight``: the queue's tasks published and not finished (shared with the
+        caller, who counts them for every queue; a new set if not given)."""
         self.policy = policy
         self.bucket: TokenBucket | None = None
-        self.in_flight: set[str] = set()
+        self.in_flight: set[str] = set() if in_flight is None else in_flight
         self._entries: dict[str, Held] = {}
         self._groups: dict[Group, list[Item]] = {}
         self._waiting: dict[str, int] = {}  # namespace -> tasks held

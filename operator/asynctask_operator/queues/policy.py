@@ -73,6 +73,25 @@ class QueuePolicy(BaseModel):
         return ", ".join(parts) or "no limits"
 
 
+def explain(reason: Reason, queue: str, policy: QueuePolicy) -> str:
+    """The message of a task held for ``reason`` (``status.message``)."""
+    if reason is Reason.PAUSED:
+        return f"held: queue {queue} is paused (AsyncQueue {queue}, spec.paused)"
+    if reason is Reason.CONCURRENCY_LIMIT:
+        return (
+            f"held: queue {queue} has {policy.max_in_flight} tasks in flight, its "
+            "spec.maxInFlight; published when one finishes"
+        )
+    if reason is Reason.RATE_LIMITED:
+        rate = policy.rate_limit
+        pace = f"{rate.per_second:g}/s, burst {rate.burst}" if rate else "its rate"
+        return f"held: queue {queue} publishes at most {pace} (spec.rateLimit)"
+    return (
+        f"held: waiting for its turn on queue {queue}, behind tasks of higher priority "
+        "or of other namespaces"
+    )
+
+
 def parse(spec: Any) -> tuple[QueuePolicy, str]:
     """The policy of an AsyncQueue's spec, and '' or why it could not be read (then the
     policy is a pause if the spec asked for one, else no limit)."""

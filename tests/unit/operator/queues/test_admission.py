@@ -122,7 +122,7 @@ def drain_some(adm: Admission, count: int, now: float = 0.0) -> list[str]:
 def test_ageing_bounds_starvation_under_a_stream_of_higher_priority_tasks() -> None:
     """A priority -100 task under an endless stream of priority-100 newcomers (as many as
     are admitted) is admitted once its effective priority passes 100: after
-    (100 - -100 + 1) × agingSeconds held. (Under overload it is admitted before every
+    (100 - -100 + 1) x agingSeconds held. (Under overload it is admitted before every
     newcomer that arrives after then: it ranks as a priority-100 task arriving then.)"""
     aging = 2
     adm = Admission(policy(maxInFlight=1, priority={"agingSeconds": aging}), 0)
