@@ -30,7 +30,7 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import QueueApi, QueueDepths
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.queues.policy import Reason
-from asynctask_operator.queues.report import Depth, changed, queue_status
+from asynctask_operator.queues.report import Depth, changed, merge_patch, queue_status
 from asynctask_operator.status import rfc3339
 
 log = logging.getLogger("asynctask.operator")
@@ -162,7 +162,7 @@ class QueueWatch:
         if not changed(previous, status):
             return
         try:
-            await self.api.patch_queue_status(name, status)
+            await self.api.patch_queue_status(name, merge_patch(previous, status))
         except Gone:
             return
         self._written[name] = status

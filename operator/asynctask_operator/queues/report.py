@@ -105,3 +105,11 @@ def changed(old: dict[str, Any], new: dict[str, Any]) -> bool:
     return {k: v for k, v in old.items() if k != "lastUpdateTime"} != {
         k: v for k, v in new.items() if k != "lastUpdateTime"
     }
+
+
+def merge_patch(previous: dict[str, Any], status: dict[str, Any]) -> dict[str, Any]:
+    """``status`` as a merge patch over ``previous``: a field it no longer has (e.g.
+    ``oldestHeldTime`` once nothing is held) is removed (null)."""
+    patch: dict[str, Any] = dict.fromkeys(k for k in previous if k not in status)
+    patch.update(status)
+    return patch
