@@ -25,7 +25,7 @@ from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
 from asynctask_operator.apiserver.listwatch import Kind, ListWatch, OutageReport, Scope
 from asynctask_operator.apiserver.resource import GROUP, QUEUE_KIND, VERSION, queues_path
 from asynctask_operator.background import Background
-from asynctask_operator.errors import Gone
+from asynctask_operator.errors import Gone, Unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import QueueApi, QueueDepths
 from asynctask_operator.queues.gate import QueueGate
@@ -39,6 +39,23 @@ log = logging.getLogger("asynctask.operator")
 INTERVAL = 2.0
 #: Where Events about cluster-scoped objects go.
 EVENT_NAMESPACE = "default"
+
+
+class WarmingUp:
+    """The outage report of the AsyncQueue watch: a ``429 storage is (re)initializing`` is
+    the apiserver's watch cache of AsyncQueues warming up just after it started, not an
+    outage (the tasks' watch, warm sooner, already said it answers again): the watch
+    retries it without telling anyone. Everything else is told as usual."""
+
+    def __init__(self, outage: OutageReport) -> None:
+        self._outage = outage
+
+    def failed(self, exc: Unavailable) -> None:
+        if "initializing" not in str(exc):
+            self._outage.failed(exc)
+
+    def answered(self) -> None:
+        self._outage.answered()
 
 
 class QueueWatch:
@@ -65,7 +82,8 @@ class QueueWatch:
         self._events = Background()
         self._instance = f"{socket.gethostname()}-{os.getpid()}"
         self._client = client
-        self.listwatch = ListWatch(client, queues_path, [None], self, outage=outage)
+        quiet = None if outage is None else WarmingUp(outage)
+        self.listwatch = ListWatch(client, queues_path, [None], self, outage=quiet)
 
     async def run(self) -> None:
         await self._probe()

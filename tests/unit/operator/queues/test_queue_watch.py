@@ -75,3 +75,23 @@ async def test_a_queue_missing_from_a_new_list_or_deleted_is_dropped() -> None:
     assert gate.policy("a") is None and gate.policy("b") is not None
     qw.event("DELETED", obj("b"))
     assert gate.policy("b") is None
+
+
+def test_a_warming_watch_cache_is_not_told_as_an_outage() -> None:
+    from asynctask_operator.errors import Unavailable
+    from asynctask_operator.queue_watch import WarmingUp
+
+    told: list[str] = []
+
+    class Report:
+        def failed(self, exc: Unavailable) -> None:
+            told.append(str(exc))
+
+        def answered(self) -> None:
+            told.append("answered")
+
+    quiet = WarmingUp(Report())
+    quiet.failed(Unavailable("429 TooManyRequests: storage is (re)initializing"))
+    quiet.failed(Unavailable("ClientConnectorError: Cannot connect"))
+    quiet.answered()
+    assert told == ["ClientConnectorError: Cannot connect", "answered"]
