@@ -65,6 +65,7 @@ class Stack:
             ).rstrip(os.pathsep),
         )
         self.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctasks.yaml")
+        self.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asyncqueues.yaml")
         for namespace in NAMESPACES:
             self.cp.kubectl("create", "namespace", namespace)
         return self

@@ -30,6 +30,8 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
+from asynctask_operator.queue_watch import QueueWatch
+from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.schedules.controller import ScheduleController
 from asynctask_operator.schedules.watch import ScheduleWatch
@@ -48,6 +50,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("asynctask.operator")
 
+#: How many admitted held tasks are published at once (each a publish and a status write).
+RELEASERS = 16
+
 
 @dataclass
 class TaskLogic:
@@ -62,6 +67,7 @@ class TaskLogic:
     inbox: StatusInbox
     outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
     outage: Outage
+    gate: QueueGate
 
     @classmethod
     def wire(
@@ -73,9 +79,11 @@ class TaskLogic:
         *,
         resolve: Resolve = system_resolve,
         outage: Outage | None = None,
+        queues: bool = False,
     ) -> TaskLogic:
         """Wire the logic on ``api``, whose calls then wait out an apiserver outage (told by
-        ``outage``, the process's one if given)."""
+        ``outage``, the process's one if given). With ``queues``, the queue gate waits until
+        the AsyncQueues and the tasks were listed (the operator watches both)."""
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
         api = PatientApi(api, outage)
@@ -89,15 +97,16 @@ class TaskLogic:
         )
         table = TaskTable(api)
         timers = Deadlines()
+        gate = QueueGate(metrics, wait_for_sync=queues)
         # Observers run in this order after each write, as the inline calls they replace did.
         writer = StatusWriter(
             api,
             table,
             metrics,
-            [metrics, webhooks, events, timers],
+            [metrics, webhooks, events, timers, gate],
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
-        tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics)
+        tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics, gate)
         inbox = StatusInbox(
             table,
             writer,
@@ -110,7 +119,7 @@ class TaskLogic:
         metrics.watch_sizes(
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )
-        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage)
+        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage, gate)
 
 
 class Operator:
@@ -133,7 +142,7 @@ class Operator:
             on_retry=self.metrics.publish_retries.inc,
         )
         self.logic = TaskLogic.wire(
-            config, self.kube, self.broker, self.metrics, outage=self.outage
+            config, self.kube, self.broker, self.metrics, outage=self.outage, queues=True
         )
         table = self.logic.table
         self.watch = TaskWatch(
@@ -149,6 +158,14 @@ class Operator:
         )
         self.schedule_watch = ScheduleWatch(
             self.client, namespaces, self.schedules, outage=self.outage
+        )
+        self.queues = QueueWatch(
+            self.client,
+            self.kube,
+            self.broker,
+            self.logic.gate,
+            self.metrics,
+            outage=self.outage,
         )
         self.scaler = (
             Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces, self.outage)
@@ -180,9 +197,30 @@ class Operator:
                 asyncio.create_task(logic.tracker.submitting(), name=f"asynctask-submit-{i}")
                 for i in range(SUBMITTERS)
             ),
+            *self._queue_loops(),
         ]
         if self.scaler is not None:
             self.scaler.start()
+
+    def _queue_loops(self) -> list[asyncio.Task[None]]:
+        """AsyncQueues: their watch and status, the gate's admissions, the publishers of
+        admitted tasks, and the gate told once every task was listed and handled."""
+        logic = self.logic
+
+        async def tasks_synced() -> None:
+            await self.watch.synced.wait()
+            await self.watch.join()
+            logic.gate.synced("tasks")
+
+        return [
+            asyncio.create_task(self.queues.run(), name="asynctask-queues"),
+            asyncio.create_task(logic.gate.run(), name="asynctask-admission"),
+            asyncio.create_task(tasks_synced(), name="asynctask-queues-synced"),
+            *(
+                asyncio.create_task(logic.tracker.releasing(), name=f"asynctask-release-{i}")
+                for i in range(RELEASERS)
+            ),
+        ]
 
     async def stop(self) -> None:
         if self.scaler is not None:

@@ -26,6 +26,11 @@ Exposed series:
 * ``asynctask_operator_schedule_runs_total{outcome}``: AsyncTaskSchedule slots ``started``,
   ``skipped`` (Forbid) or ``missed``; ``asynctask_operator_schedule_lag_seconds``: slot time
   to its task's creation; ``asynctask_operator_schedules``: schedules held in memory.
+* ``asynctask_operator_queue_held{queue,reason}``: tasks an AsyncQueue holds back, by the
+  reason that holds the queue now; ``asynctask_operator_queue_in_flight{queue}``;
+* ``asynctask_operator_queue_admitted_total{queue}``: tasks an AsyncQueue admitted (at once
+  or from the held set); ``asynctask_operator_queue_decisions_total{queue,decision}``:
+  admission decisions (``admitted``: at once, ``held``, ``released``: admitted when held).
 """
 
 from __future__ import annotations
@@ -124,6 +129,7 @@ class OperatorMetrics:
         )
         self._delay_series(r)
         self._schedule_series(r)
+        self._queue_series(r)
 
     def _schedule_series(self, r: CollectorRegistry) -> None:
         """AsyncTaskSchedule runs: by outcome, and how late a slot's task was created."""
@@ -143,6 +149,33 @@ class OperatorMetrics:
         self.schedules = Gauge(
             "asynctask_operator_schedules",
             "AsyncTaskSchedules the operator keeps in memory.",
+            registry=r,
+        )
+
+    def _queue_series(self, r: CollectorRegistry) -> None:
+        """Queues under an AsyncQueue: held, in flight, admission decisions."""
+        self.queue_held = Gauge(
+            "asynctask_operator_queue_held",
+            "Tasks an AsyncQueue holds back, by the reason that holds the queue now.",
+            ["queue", "reason"],
+            registry=r,
+        )
+        self.queue_in_flight = Gauge(
+            "asynctask_operator_queue_in_flight",
+            "Tasks of a queue with an AsyncQueue published and not yet finished.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_admitted = Counter(
+            "asynctask_operator_queue_admitted",
+            "Tasks an AsyncQueue admitted (published), at once or after being held.",
+            ["queue"],
+            registry=r,
+        )
+        self.queue_decisions = Counter(
+            "asynctask_operator_queue_decisions",
+            "Admission decisions: admitted at once, held, or released from the held set.",
+            ["queue", "decision"],
             registry=r,
         )
 

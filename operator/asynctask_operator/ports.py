@@ -100,6 +100,20 @@ class TaskBroker(Protocol):
         ...
 
 
+class QueueApi(Protocol):
+    """AsyncQueues: their status, and Events about them (cluster-scoped: in ``default``)."""
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> None: ...
+
+    async def create_event(self, namespace: str, body: dict[str, Any]) -> None: ...
+
+
+class QueueDepths(Protocol):
+    """RabbitMQ's side of a task queue: (messages ready, consumers)."""
+
+    async def queue_depth(self, task_queue: str) -> tuple[int, int]: ...
+
+
 class EventSink(Protocol):
     """Kubernetes Events of what happens to a task (:class:`kube_events.EventRecorder`)."""
 

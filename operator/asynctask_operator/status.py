@@ -172,6 +172,40 @@ def held(status: dict[str, Any]) -> bool:
     )
 
 
+#: The reasons a task held by its queue's AsyncQueue shows (``status.reason``):
+#: :class:`queues.policy.Reason`'s values, repeated here so status stays free of it.
+QUEUE_REASONS = frozenset({"Paused", "ConcurrencyLimit", "RateLimited", "WaitingForTurn"})
+
+
+def held_by_queue(status: dict[str, Any]) -> bool:
+    """Is the task Pending, held back by its queue's policy, never handed to the broker?"""
+    return (
+        phase_of(status) is Phase.PENDING
+        and status.get("reason") in QUEUE_REASONS
+        and not status.get("messageId")
+        and not status.get("nextAttempt")
+    )
+
+
+def queue_held(
+    status: dict[str, Any], reason: str, message: str, now: datetime, generation: int | None
+) -> dict[str, Any]:
+    """The status of a new task its queue's policy holds back: Pending, ``reason`` one of
+    :data:`QUEUE_REASONS`, not queued (no ``queuedTime``, no ``messageId``). Written once
+    (the task's one extra write); the reason is not rewritten when it changes later."""
+    if phase_of(status) is not None:
+        return status
+    new = dict(status)
+    new.update(
+        phase=Phase.PENDING.value,
+        progress=0,
+        attempts=0,
+        reason=reason,
+        message=message[:MESSAGE_CHARS],
+    )
+    return finish(new, now, generation)
+
+
 def scheduled(
     status: dict[str, Any], not_before: datetime, now: datetime, generation: int | None
 ) -> dict[str, Any]:
@@ -199,7 +233,8 @@ def pending(
     new = dict(status)
     new.setdefault("queuedTime", precise_time(now))
     new["messageId"] = message_id
-    if phase_of(status) is None or held(status):
+    if phase_of(status) is None or held(status) or held_by_queue(status):
+        new.pop("reason", None)
         new.update(
             phase=Phase.PENDING.value, progress=0, attempts=0, message="Waiting for a worker"
         )
@@ -282,6 +317,8 @@ def conditions(
 ) -> list[dict[str, Any]]:
     phase = phase_of(status) or Phase.PENDING
     reason = SCHEDULED if held(status) else phase.value
+    if held_by_queue(status):
+        reason = str(status["reason"])
     message = str(status.get("message") or phase.value)[:MESSAGE_CHARS]
     wanted = {
         "Ready": phase is Phase.SUCCEEDED,

@@ -19,6 +19,7 @@ that the list no longer has was deleted while nobody watched: it is handled as D
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import Any
@@ -69,6 +70,9 @@ class TaskWatch:
         self._handle = handle
         self._known = known
         watched, self._serves = scopes(namespaces)
+        self._unlisted = set(watched)
+        #: Set once every scope was listed: the operator has seen every task there was.
+        self.synced = asyncio.Event()
         self._lanes: Lanes[Event] = Lanes(
             self._handle_latest, on_failure="its next event or the next start handles it again"
         )
@@ -96,6 +100,9 @@ class TaskWatch:
         self._lanes.submit(uid, (kind, obj))
 
     def listed(self, scope: Scope, seen: set[str]) -> None:
+        self._unlisted.discard(scope)
+        if not self._unlisted:
+            self.synced.set()
         for uid, namespace, name in list(self._known()):
             in_scope = (scope is None or namespace == scope) and self._serves(namespace)
             if in_scope and uid not in seen:

@@ -49,6 +49,7 @@ class TaskState:
     seqs: dict[int, int] | None = None  # attempt -> newest seq applied
     stopped: frozenset[int] = frozenset()  # attempts told to stop (duplicates)
     webhook_outcome: WebhookOutcome | None = None  # not yet in the status
+    created: str = ""  # metadata.creationTimestamp (shared): a held task's place in line
 
     @property
     def ref(self) -> TaskRef:
@@ -144,6 +145,7 @@ class TaskTable:
         elif changed:
             task.status = seen  # e.g. written by a previous operator instance
         task.generation = meta.get("generation", task.generation)
+        task.created = self.shared.text(str(meta.get("creationTimestamp") or ""))
         raw_spec = body.get("spec")
         task.spec, task.spec_error = self.shared.spec(raw_spec)
         phase = st.phase_of(task.status)

@@ -21,6 +21,7 @@ from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.ports import TaskApi, TaskBroker, stop_work
+from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.settings import LifecycleConfig
 from asynctask_operator.spec import AsyncTaskSpec
 from asynctask_operator.tasks import TaskState, TaskTable
@@ -51,8 +52,10 @@ class Tracker:
         broker: TaskBroker,
         timers: Deadlines,
         metrics: OperatorMetrics,
+        gate: QueueGate | None = None,
     ) -> None:
         self.config = config
+        self.gate = gate  # AsyncQueue admission (None: every task is published at once)
         self.table = table
         self.writer = writer
         self.api = api
@@ -74,6 +77,8 @@ class Tracker:
         this returns."""
         task = self.table.remember(body)
         async with task.lock:
+            if self.gate is not None:
+                self.gate.track(task)
             phase = st.phase_of(task.status)
             if phase is None or not phase.terminal:
                 if task.spec is not None and task.spec.cancel:
@@ -108,6 +113,33 @@ class Tracker:
                 log.exception("submitting %s/%s failed", task.namespace, task.name)
                 if not task.submitted:  # nothing published: safe to do again
                     self._retry_later(uid)
+
+    async def releasing(self) -> None:
+        """Publish the tasks the queue gate admitted from its held set (and offer again
+        those it parked at start-up), until cancelled. A task cancelled, deleted or
+        finished meanwhile gives its slot back."""
+        assert self.gate is not None
+        gate = self.gate
+        while True:
+            uid = await gate.released.get()
+            task = self.table.get(uid)
+            if task is None:
+                gate.finished(uid)
+                continue
+            try:
+                async with task.lock:
+                    phase, spec = st.phase_of(task.status), task.spec
+                    live = phase is None or phase is Phase.PENDING
+                    if not self.table.holds(task) or not live or spec is None or spec.cancel:
+                        gate.finished(uid)
+                    elif not task.submitted:
+                        await (self._submit(task) if phase is None else self._queue(task, spec))
+            except Exception:
+                log.exception("publishing admitted %s/%s failed", task.namespace, task.name)
+                if not task.submitted:
+                    asyncio.get_running_loop().call_later(
+                        self.config.submit_retry_seconds, gate.released.put_nowait, uid
+                    )
 
     def _still_new(self, task: TaskState) -> bool:
         return (
@@ -175,7 +207,19 @@ class Tracker:
         await self._queue(task, spec)
 
     async def _queue(self, task: TaskState, spec: AsyncTaskSpec) -> None:
-        """Publish the first attempt, then record it (Pending, Waiting for a worker)."""
+        """Publish the first attempt, then record it (Pending, Waiting for a worker); under
+        an AsyncQueue, only once admitted: a task held at its first offer gets one Pending
+        write with the reason (a task held for spec.notBefore has had it already)."""
+        verdict = None if self.gate is None else self.gate.offer(task, spec)
+        if verdict is not None and not verdict.admitted:
+            if verdict.write and verdict.reason is not None:
+                await self.writer.write(
+                    task,
+                    st.queue_held(
+                        task.status, verdict.reason, verdict.message, utcnow(), task.generation
+                    ),
+                )
+            return
         await self.publish(task, spec, attempt=1)
         task.submitted = True
         await self.writer.write(

@@ -232,3 +232,53 @@ def test_schedules_as_the_tools_see_them(
         "status": "Degraded",
         "message": "InvalidTimeZone: unknown time zone 'Mars/Olympus_Mons'",
     }
+QUEUE_HEALTH = (
+    Path(__file__).resolve().parents[2] / "deploy/argocd/asynctask.dev/AsyncQueue/health.lua"
+)
+
+
+@pytest.mark.usefixtures("operator")
+def test_an_asyncqueue_reads_as_current_and_healthy_then_suspended_when_paused(
+    control_plane: ControlPlane,
+) -> None:
+    """The shared operator applies an AsyncQueue's policy and says so in its status: kstatus
+    (Flux) computes Current, Argo CD Healthy; paused, Argo CD says Suspended and kstatus
+    still Current (paused is what the manifest asks for)."""
+    name = f"gitops-q-{uuid.uuid4().hex[:6]}"
+    manifest = (
+        f"apiVersion: asynctask.dev/v1alpha1\nkind: AsyncQueue\nmetadata:\n  name: {name}\n"
+        "spec:\n  maxInFlight: 3\n"
+    )
+    control_plane.kubectl("apply", "-f", "-", input=manifest)
+
+    def read() -> dict[str, Any]:
+        out = control_plane.kubectl("get", "asyncqueue", name, "-o", "json").stdout
+        obj: dict[str, Any] = json.loads(out)
+        return obj
+
+    def observed() -> bool:
+        obj = read()
+        return bool(obj["status"].get("observedGeneration") == obj["metadata"]["generation"])
+
+    try:
+        wait_until("the operator to apply the policy", observed, 30)
+        obj = read()
+        verdict = gitops.kstatus(obj)[0], gitops.argocd(obj, script=QUEUE_HEALTH)[0]
+        print(f"\napplied: {verdict}")
+        assert verdict == (
+            {"status": "Current", "message": "Resource is Ready"},
+            {"status": "Healthy", "message": "0 in flight, 0 held"},
+        )
+        control_plane.kubectl(
+            "patch", "asyncqueue", name, "--type=merge", "-p", '{"spec":{"paused":true}}'
+        )
+        wait_until("the operator to apply the pause", observed, 30)
+        obj = read()
+        verdict = gitops.kstatus(obj)[0], gitops.argocd(obj, script=QUEUE_HEALTH)[0]
+        print(f"paused: {verdict}")
+        assert verdict[0]["status"] == "Current"
+        assert verdict[1] == {"status": "Suspended", "message": "Paused: 0 in flight, 0 held"}
+        conditions = {c["type"]: c["status"] for c in obj["status"]["conditions"]}
+        assert conditions == {"Paused": "True", "Saturated": "False", "Ready": "True"}
+    finally:
+        control_plane.kubectl("delete", "asyncqueue", name, "--wait=false", check=False)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
-from asynctask_operator.apiserver.resource import tasks_path
+from asynctask_operator.apiserver.resource import queues_path, tasks_path
 from asynctask_operator.errors import Gone, Rejected
 from asynctask_operator.limits import API_ERROR_CHARS
 
@@ -96,6 +96,20 @@ class Kube:
         if data is None:
             raise KeyError(f"Secret {namespace}/{name} has no key {key!r}")
         return base64.b64decode(data)
+
+    async def patch_queue_status(self, name: str, status: dict[str, Any]) -> None:
+        """Write an AsyncQueue's status (merge patch of the status subresource)."""
+        try:
+            await self._client.call(
+                "PATCH",
+                queues_path(None, name) + "/status",
+                body={"status": status},
+                content_type="application/merge-patch+json",
+            )
+        except ApiError as exc:
+            if exc.status == 404:
+                raise Gone(name) from exc
+            raise
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._client.call("POST", f"/api/v1/namespaces/{namespace}/events", body=body)

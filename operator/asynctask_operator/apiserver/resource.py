@@ -33,3 +33,14 @@ def schedules_path(namespace: str | None, name: str | None = None) -> str:
         else f"{API}/{SCHEDULE_PLURAL}"
     )
     return f"{base}/{name}" if name else base
+
+
+QUEUE_PLURAL = "asyncqueues"
+QUEUE_KIND = "AsyncQueue"
+
+
+def queues_path(scope: str | None = None, name: str | None = None) -> str:
+    """The API path of the (cluster-scoped) AsyncQueues, or of one of them. ``scope`` is
+    ignored: it is there so that a list+watch may take this as its path."""
+    base = f"{API}/{QUEUE_PLURAL}"
+    return f"{base}/{name}" if name else base

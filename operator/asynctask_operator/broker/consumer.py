@@ -82,6 +82,10 @@ class Broker(threading.Thread):
     async def publish_control(self, msg: ControlMessage) -> None:
         await self._publishers.publish_control(msg)
 
+    async def queue_depth(self, queue: str) -> tuple[int, int]:
+        """(messages ready, consumers) of a task queue (an AsyncQueue's status)."""
+        return await self._publishers.queue_depth(queue)
+
     def ack(self, delivery: Delivery) -> None:
         self._commands.put(lambda: self._settle(delivery, ack=True))
 

@@ -94,6 +94,23 @@ class Publishers:
     async def publish_control(self, msg: ControlMessage) -> None:
         await asyncio.wrap_future(self._submit(lambda channel: _control(channel, msg)))
 
+    async def queue_depth(self, task_queue: str) -> tuple[int, int]:
+        """Messages ready in a task queue and its consumers: a declare with the queue's own
+        arguments (it creates the queue if nobody has yet) answers both, at once."""
+        found: list[tuple[int, int]] = []
+
+        def declare(channel: BlockingChannel) -> None:
+            ok = channel.queue_declare(
+                topology.task_queue_name(task_queue),
+                durable=True,
+                arguments=topology.quorum_queue_arguments(),
+            )
+            self._declared.add(task_queue)
+            found.append((int(ok.method.message_count), int(ok.method.consumer_count)))
+
+        await asyncio.wrap_future(self._submit(declare))
+        return found[0]
+
     def _declare(self, channel: BlockingChannel, task_queue: str | None = None) -> None:
         """Declare the topology (on a new connection) or a task queue, one at a time."""
         with self.declaring:

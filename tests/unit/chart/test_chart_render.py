@@ -276,6 +276,18 @@ OPERATOR_TASK_RULES = [
     {"apiGroups": [""], "resources": ["events"], "verbs": ["create", "patch"]},
     {"apiGroups": ["events.k8s.io"], "resources": ["events"], "verbs": ["create", "patch"]},
 ]
+QUEUE_RULES = [
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asyncqueues"],
+        "verbs": ["get", "list", "watch"],
+    },
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asyncqueues/status"],
+        "verbs": ["get", "patch"],
+    },
+]
 AUTOSCALER_RULES = [
     {"apiGroups": ["apps"], "resources": ["deployments"], "verbs": ["get", "list", "watch"]},
     {
@@ -291,11 +303,12 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
     op = f"{RELEASE}-asynctask-operator"
     assert rules_of(objects, "ClusterRole", op) == OPERATOR_TASK_RULES
     assert rules_of(objects, "Role", f"{op}-autoscaler") == AUTOSCALER_RULES
+    assert rules_of(objects, "ClusterRole", f"{op}-queues") == QUEUE_RULES
     # kopf watches nothing (the operator lists and watches AsyncTasks itself): no rights on
     # CustomResourceDefinitions or Namespaces.
-    assert set(by_kind(objects, "ClusterRole")) == {op}
+    assert set(by_kind(objects, "ClusterRole")) == {op, f"{op}-queues"}
     assert set(by_kind(objects, "Role")) == {f"{op}-autoscaler"}
-    assert set(by_kind(objects, "ClusterRoleBinding")) == {op}
+    assert set(by_kind(objects, "ClusterRoleBinding")) == {op, f"{op}-queues"}
     assert set(by_kind(objects, "RoleBinding")) == {f"{op}-autoscaler"}
     for kind in ("ClusterRoleBinding", "RoleBinding"):
         for binding in by_kind(objects, kind).values():
@@ -310,14 +323,16 @@ def test_default_rbac_is_exactly_least_privilege() -> None:
 def test_namespaced_rbac_binds_task_rights_per_namespace() -> None:
     objects = render("-f", str(CHART / "ci" / "namespaced-values.yaml"))
     op = f"{RELEASE}-asynctask-operator"
-    assert set(by_kind(objects, "ClusterRoleBinding")) == set()  # nothing cluster-wide
+    # Nothing cluster-wide but the AsyncQueues (cluster-scoped: read, and their status).
+    assert set(by_kind(objects, "ClusterRoleBinding")) == {f"{op}-queues"}
     bindings = [b for b in objects if b["kind"] == "RoleBinding" and b["metadata"]["name"] == op]
     assert sorted(b["metadata"]["namespace"] for b in bindings) == ["team-a", "team-b"]
     assert all(
         b["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": op}
         for b in bindings
     )
-    assert set(by_kind(objects, "ClusterRole")) == {op}  # bound in those namespaces only
+    # The task rights are bound in those namespaces only.
+    assert set(by_kind(objects, "ClusterRole")) == {op, f"{op}-queues"}
     # Secrets (webhook signing keys live beside the tasks): get, by name, through the same
     # ClusterRole, so only in the namespaces bound above; no Role of its own.
     assert {
