@@ -28,6 +28,7 @@ from testbed.controlplane import REPO, ControlPlane
 from testbed.rabbitmq import RabbitMQ
 
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
+SCHEDULE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctaskschedules.yaml"
 ADMISSION = REPO / "deploy" / "admission"
 EXAMPLE = REPO / "examples" / "hello.yaml"
 STATE = REPO / ".devstack"
@@ -292,8 +293,9 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     with ControlPlane() as cp, RabbitMQ(management=True) as rmq:
         env = stack_env(cp, rmq)
-        log("devstack", "installing the AsyncTask CRD and its admission policy")
+        log("devstack", "installing the CRDs and the admission policy")
         cp.install_crd(CRD)
+        cp.install_crd(SCHEDULE_CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
         return serve(cp, env, once=args.once, started=started)
 
