@@ -26,6 +26,7 @@ from testbed.controlplane import build_binaries
 REPO = Path(__file__).resolve().parents[1]
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
 SCHEDULE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctaskschedules.yaml"
+QUEUE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asyncqueues.yaml"
 ADMISSION = REPO / "deploy" / "admission"  # the policy that makes spec.request immutable
 EXISTING_CLUSTER = os.environ.get("ASYNCTASK_E2E_KUBECONFIG", "")
 
@@ -81,12 +82,14 @@ def control_plane() -> Iterator[ControlPlane]:
         )
         cp.install_crd(CRD, server_side=True)
         cp.install_crd(SCHEDULE_CRD, server_side=True)
+        cp.install_crd(QUEUE_CRD, server_side=True)
         cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ADMISSION))
         yield cp
         return
     with ControlPlane() as cp:
         cp.install_crd(CRD)
         cp.install_crd(SCHEDULE_CRD)
+        cp.install_crd(QUEUE_CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
         yield cp
 

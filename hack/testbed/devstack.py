@@ -29,6 +29,7 @@ from testbed.rabbitmq import RabbitMQ
 
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
 SCHEDULE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctaskschedules.yaml"
+QUEUE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asyncqueues.yaml"
 ADMISSION = REPO / "deploy" / "admission"
 EXAMPLE = REPO / "examples" / "hello.yaml"
 STATE = REPO / ".devstack"
@@ -296,6 +297,7 @@ def main(argv: list[str] | None = None) -> int:
         log("devstack", "installing the CRDs and the admission policy")
         cp.install_crd(CRD)
         cp.install_crd(SCHEDULE_CRD)
+        cp.install_crd(QUEUE_CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
         return serve(cp, env, once=args.once, started=started)
 

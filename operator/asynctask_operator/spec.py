@@ -66,6 +66,8 @@ class AsyncTaskSpec(BaseModel):
     webhook: WebhookSpec | None = None
     #: The earliest time the task may be queued (RFC 3339); absent: at once.
     not_before: Annotated[str | None, Field(alias="notBefore", max_length=64)] = None
+    #: Higher first, where the queue has an AsyncQueue (held tasks are admitted by it).
+    priority: Annotated[int, Field(ge=-100, le=100)] = 0
 
     @field_validator("not_before")
     @classmethod

@@ -137,9 +137,91 @@ def test_printer_columns_and_short_name(control_plane: ControlPlane, namespace: 
         "WORKER",
         "MESSAGE",
         "NOT-BEFORE",  # priority 1: -o wide only
+        "PRIORITY",  # priority 1: -o wide only
         "AGE",
     ]
     narrow = control_plane.kubectl("get", "atask", "-n", namespace).stdout
-    assert "NOT-BEFORE" not in narrow.split("\n")[0].split()
+    assert not {"NOT-BEFORE", "PRIORITY"} & set(narrow.split("\n")[0].split())
     explained = control_plane.kubectl("explain", "asynctask.spec.queue").stdout
     assert "The worker pool (task type) that runs this task" in explained
+
+
+QUEUE = """apiVersion: asynctask.dev/v1alpha1
+kind: AsyncQueue
+metadata:
+  name: {name}
+spec:
+{spec}
+"""
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("  maxInFlight: 0", "spec.maxInFlight in body should be greater than or equal to 1"),
+        ("  maxInFlight: -3", "spec.maxInFlight in body should be greater than or equal to 1"),
+        (
+            "  rateLimit: {perSecond: 0}",
+            "spec.rateLimit.perSecond in body should be greater than 0",
+        ),
+        (
+            "  rateLimit: {perSecond: -1}",
+            "spec.rateLimit.perSecond in body should be greater than 0",
+        ),
+        (
+            "  rateLimit: {perSecond: 5, burst: 0}",
+            "spec.rateLimit.burst in body should be greater than or equal to 1",
+        ),
+        ("  fairness: {weights: {team-a: 0}}", "should be greater than or equal to 1"),
+        ("  fairness: {weights: {Team_A: 2}}", "fairness.weights are keyed by namespace name"),
+        ("  priority: {agingSeconds: 0}", "spec.priority.agingSeconds in body should be greater"),
+    ],
+)
+def test_a_bad_queue_policy_is_refused(
+    control_plane: ControlPlane, spec: str, expected: str
+) -> None:
+    result = control_plane.kubectl(
+        "apply", "-f", "-", check=False, input=QUEUE.format(name="bad-policy", spec=spec)
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode != 0, output
+    assert 'The AsyncQueue "bad-policy" is invalid' in output
+    assert expected in output
+    assert control_plane.kubectl("get", "aqueue", "bad-policy", check=False).returncode != 0
+
+
+def test_a_task_priority_out_of_range_is_refused(
+    control_plane: ControlPlane, namespace: str
+) -> None:
+    code, output = apply(control_plane, namespace, "urgent", "  queue: q\n  priority: 101")
+    assert code != 0 and "spec.priority in body should be less than or equal to 100" in output
+    code, output = apply(control_plane, namespace, "urgent", "  queue: q\n  priority: 7")
+    assert code == 0, output
+    code, output = apply(control_plane, namespace, "urgent", "  queue: q\n  priority: 8")
+    assert code != 0 and "spec.priority is immutable" in output
+
+
+def test_queue_printer_columns(control_plane: ControlPlane) -> None:
+    spec = "  maxInFlight: 5\n  rateLimit: {perSecond: 2.5, burst: 3}"
+    control_plane.kubectl("apply", "-f", "-", input=QUEUE.format(name="columns.q", spec=spec))
+    try:
+        out = control_plane.kubectl("get", "aqueue", "columns.q", "-o", "wide").stdout
+        header, row = out.splitlines()[:2]
+        assert header.split() == [
+            "NAME",
+            "PAUSED",
+            "HELD",
+            "IN-FLIGHT",
+            "MAX-IN-FLIGHT",
+            "RATE",
+            "READY",
+            "CONSUMERS",
+            "START-RATE",
+            "OLDEST-HELD",
+            "AGE",
+        ]
+        assert row.split()[:2] == ["columns.q", "false"] and "2.5" in row.split()
+        explained = control_plane.kubectl("explain", "asyncqueue.spec.maxInFlight").stdout
+        assert "The most tasks of this queue published and not yet finished" in explained
+    finally:
+        control_plane.kubectl("delete", "aqueue", "columns.q", check=False)

@@ -58,3 +58,59 @@ def test_status_defaults_to_observed_generation_zero_and_nothing_else() -> None:
         name: prop["default"] for name, prop in status["properties"].items() if "default" in prop
     }
     assert defaults == {"observedGeneration": 0}
+
+
+QUEUE_CRD = CRD.with_name("asynctask.dev_asyncqueues.yaml")
+
+
+def load_queue() -> dict[str, Any]:
+    data: dict[str, Any] = yaml.safe_load(QUEUE_CRD.read_text())
+    return data
+
+
+def test_the_queue_crd_describes_every_field() -> None:
+    version = load_queue()["spec"]["versions"][0]
+    assert walk(version["schema"]["openAPIV3Schema"], "") == []
+
+
+def test_the_queue_crd_is_cluster_scoped_with_the_contracts_names() -> None:
+    spec = load_queue()["spec"]
+    assert spec["group"] == "asynctask.dev" and spec["scope"] == "Cluster"
+    names = spec["names"]
+    assert (names["plural"], names["singular"], names["kind"]) == (
+        "asyncqueues",
+        "asyncqueue",
+        "AsyncQueue",
+    )
+    # No category "asynctask": kubectl expands categories before resource names, so a
+    # second kind in it would make `kubectl patch asynctask NAME` refuse ("only one resource").
+    assert names["shortNames"] == ["aqueue"] and "categories" not in names
+    version = spec["versions"][0]
+    assert version["name"] == "v1alpha1" and version["subresources"] == {"status": {}}
+    columns = [(c["name"], c.get("priority", 0)) for c in version["additionalPrinterColumns"]]
+    assert columns == [
+        ("Paused", 0),
+        ("Held", 0),
+        ("In-Flight", 0),
+        ("Max-In-Flight", 0),
+        ("Rate", 0),
+        ("Ready", 0),
+        ("Consumers", 0),
+        ("Start-Rate", 0),
+        ("Oldest-Held", 1),
+        ("Age", 0),
+    ]
+
+
+def test_task_priority_is_an_integer_from_minus_100_to_100_defaulting_to_0() -> None:
+    spec = load()["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    prop = spec["properties"]["priority"]
+    assert (prop["type"], prop["minimum"], prop["maximum"], prop["default"]) == (
+        "integer",
+        -100,
+        100,
+        0,
+    )
+    assert any(
+        "spec.priority is immutable" in r["message"] for r in spec["x-kubernetes-validations"]
+    )
