@@ -66,11 +66,36 @@ class Template(BaseModel):
     spec: TemplateSpec
 
 
+#: Fields that are either absent or set: ``null`` is not "unset" here, so that "exactly one
+#: of" reads the same in the model and in the document (``required`` means present).
+NOT_NULL = ("schedule", "intervalSeconds", "timeZone")
+
+
+def _timing_schema(schema: dict[str, Any]) -> None:
+    """The document's form of :meth:`ScheduleRequest._one_timing`: a cron ``schedule``
+    (with or without ``timeZone``) or ``intervalSeconds`` (without ``timeZone``), never
+    both, never neither; and those three never ``null``."""
+    properties = schema["properties"]
+    for name in NOT_NULL:
+        choices = properties[name].pop("anyOf")
+        properties[name].update(next(c for c in choices if c.get("type") != "null"))
+        properties[name].pop("default", None)
+    schema["oneOf"] = [
+        {"required": ["schedule"], "not": {"required": ["intervalSeconds"]}},
+        {
+            "required": ["intervalSeconds"],
+            "not": {"anyOf": [{"required": ["schedule"]}, {"required": ["timeZone"]}]},
+        },
+    ]
+
+
 class ScheduleRequest(BaseModel):
     """One schedule to create: exactly one of ``schedule`` (cron) and ``intervalSeconds``;
     ``timeZone`` only with ``schedule``. Types are JSON Schema's, as a task's body."""
 
-    model_config = ConfigDict(extra="forbid", populate_by_name=True, frozen=True)
+    model_config = ConfigDict(
+        extra="forbid", populate_by_name=True, frozen=True, json_schema_extra=_timing_schema
+    )
 
     name: Annotated[
         str,
@@ -113,6 +138,9 @@ class ScheduleRequest(BaseModel):
         """The body of a POST, validated strictly as the document's JSON Schema reads it
         (integral numbers taken as integers, in the template's spec too)."""
         if isinstance(raw, dict):
+            nulls = [k for k in NOT_NULL if k in raw and raw[k] is None]
+            if nulls:  # absent or set: a null is refused as the document says
+                raw = {k: v for k, v in raw.items() if k not in nulls} | {nulls[0]: []}
             raw = {k: _integral(v) if k in SCHEDULE_INTEGERS else v for k, v in raw.items()}
             template = raw.get("template")
             if isinstance(template, dict) and isinstance(template.get("spec"), dict):

@@ -97,3 +97,16 @@ def test_a_manual_trigger_is_the_template_named_labelled_and_owned_by_the_schedu
         "controller": True,
     }
     assert task["spec"] == {"queue": "reports", "request": {"day": 1}}
+
+
+def test_each_route_names_the_resource_and_verbs_its_review_asks_for() -> None:
+    from asynctask_gateway.routes import BY_NAME
+
+    assert BY_NAME["getTask"].access() == (("asynctasks", "get", True),)
+    assert BY_NAME["listSchedules"].access() == (("asynctaskschedules", "list", False),)
+    assert BY_NAME["triggerSchedule"].access() == (
+        ("asynctaskschedules", "get", True),
+        ("asynctasks", "create", False),
+    )
+    assert BY_NAME["pauseQueue"].access() == (("asyncqueues", "patch", True),)
+    assert BY_NAME["pauseQueue"].scope == "cluster" and BY_NAME["getSchedule"].scope == "namespaced"
