@@ -45,18 +45,43 @@ TemplateSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
 )
 
 LabelKey = Annotated[str, Field(max_length=patterns.MAX_LABEL_KEY, pattern=patterns.LABEL_KEY)]
+#: A label value of the schedule itself: the apiserver checks it (its 422 passes through).
 LabelValue = Annotated[
     str, Field(max_length=63, json_schema_extra={"pattern": patterns.LABEL_VALUE})
 ]
+#: A label value of the template: nobody else checks it before a slot's task is created, so
+#: the gateway does.
+TemplateLabelValue = Annotated[str, Field(max_length=63, pattern=patterns.LABEL_VALUE)]
+
+
+def keys_by_pattern(schema: dict[str, Any], *names: str) -> None:
+    """State the key pattern as ``propertyNames`` too: ``patternProperties`` alone says
+    nothing about keys that do not match it, and the model refuses them."""
+    for name in names:
+        schema["properties"][name]["propertyNames"] = {
+            "maxLength": patterns.MAX_LABEL_KEY,
+            "pattern": patterns.LABEL_KEY,
+        }
 
 
 class TemplateMetadata(BaseModel):
     """Labels and annotations each task gets (besides the schedule's own label)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra=lambda s: keys_by_pattern(s, "labels", "annotations"),
+    )
 
-    labels: dict[LabelKey, LabelValue] = Field(default_factory=dict)
+    labels: dict[LabelKey, TemplateLabelValue] = Field(default_factory=dict)
     annotations: dict[LabelKey, str] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _key_prefix(self) -> TemplateMetadata:
+        for key in [*self.labels, *self.annotations]:
+            if len(key.rpartition("/")[0]) > patterns.MAX_NAME:
+                raise ValueError(f"the prefix of the key {key!r} is over 253 characters")
+        return self
 
 
 class Template(BaseModel):
@@ -75,6 +100,7 @@ def _timing_schema(schema: dict[str, Any]) -> None:
     """The document's form of :meth:`ScheduleRequest._one_timing`: a cron ``schedule``
     (with or without ``timeZone``) or ``intervalSeconds`` (without ``timeZone``), never
     both, never neither; and those three never ``null``."""
+    keys_by_pattern(schema, "labels")
     properties = schema["properties"]
     for name in NOT_NULL:
         choices = properties[name].pop("anyOf")
