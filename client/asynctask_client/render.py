@@ -247,6 +247,9 @@ def describe(details: Details, now: datetime | None = None) -> str:
     ]
     if details.spec is not None:
         lines.append(f"Queue:        {details.spec.get('queue', '')}")
+    lines.append(f"Priority:     {v.priority}")
+    if v.phase is Phase.PENDING and v.reason:
+        lines.append(f"Held:         {v.reason}")
     if v.result is not None:
         lines.append(f"Result:       {json.dumps(v.result, ensure_ascii=False)}")
     if v.error is not None:

@@ -102,3 +102,18 @@ def test_the_queue_table_and_details_show_counts_and_policy() -> None:
     assert row.split() == ["emails", "true", "12", "5", "0", "0", "1.5/s", "5"]
     details = render.queue_details(view)
     assert "Rate limit:     2/s burst 4" in details and "Conditions:   <none>" in details
+
+
+def test_describe_shows_the_priority_and_why_a_pending_task_is_held() -> None:
+    from asynctask_client.transport import Details
+    from asynctask_worker.views import task_view
+
+    view = task_view(
+        {
+            "metadata": {"name": "t", "namespace": "ns"},
+            "spec": {"queue": "q", "priority": 40},
+            "status": {"phase": "Pending", "reason": "RateLimited", "message": "m"},
+        }
+    )
+    text = render.describe(Details(view), NOW)
+    assert "Priority:     40" in text and "Held:         RateLimited" in text
