@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from asynctask_client import bulk, render, when
+from asynctask_client import bulk, render, resource_cli, when
 from asynctask_client.client import Client, Task
 from asynctask_client.errors import (
     ApiError,
@@ -91,6 +91,12 @@ def parser() -> argparse.ArgumentParser:
     s.add_argument("-l", "--label", action="append", default=[], help="key=value")
     for flag in ("timeout", "queue-timeout", "retries", "retry-backoff", "ttl"):
         s.add_argument(f"--{flag}", type=int, metavar="N")
+    s.add_argument(
+        "--priority",
+        type=int,
+        metavar="N",
+        help="-100..100, higher first among tasks held on a queue with an AsyncQueue",
+    )
     s.add_argument("--webhook", help="a URL that receives the task's CloudEvents")
     s.add_argument("--idempotency-key", help="a retry with this key returns the same task")
     delay_arguments(s)
@@ -120,6 +126,7 @@ def parser() -> argparse.ArgumentParser:
         "--phase", choices=[str(c) for c in render.EXIT_CODES] + ["Pending", "Processing"]
     )
     ls.add_argument("-l", "--selector", help="a label selector")
+    resource_cli.add_groups(sub, common)
     return top
 
 
@@ -219,6 +226,7 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
         name=args.name,
         labels=labels(args.label),
         not_before=due,
+        priority=args.priority,
     )
     submitted = f"asynctask/{task.name} submitted"
     if due is not None:  # the absolute time --at or --in stands for
@@ -324,6 +332,8 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Client], int]] = {
     "delete": cmd_delete,
     "watch": cmd_watch,
     "wait": cmd_wait,
+    "schedule": resource_cli.schedule,
+    "queue": resource_cli.queue,
 }
 
 
@@ -332,7 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         with connect(args) as client:
             return COMMANDS[args.command](args, client)
-    except UsageError as exc:
+    except (UsageError, resource_cli.ManifestError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return render.USAGE
     except ApiError as exc:

@@ -6,6 +6,7 @@ one to its end. The same calls work through the Kubernetes API
 from __future__ import annotations
 
 import asyncio
+import builtins
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
@@ -18,9 +19,10 @@ from asynctask_client import kubeconfig
 from asynctask_client.errors import WaitTimeout, raise_for_outcome
 from asynctask_client.gateway import GatewayTransport
 from asynctask_client.kube import KubeTransport
-from asynctask_client.transport import Details, Submission, Transport, spec_of
+from asynctask_client.transport import Details, Submission, Transport, check_schedule, spec_of
 from asynctask_client.when import rfc3339
 from asynctask_worker.bulk import BulkAnswer, require_selector
+from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
 M = TypeVar("M", bound=BaseModel)
@@ -88,6 +90,7 @@ class Client:
         labels: Mapping[str, str] | None = None,
         wait: float | None = None,
         not_before: datetime | str | None = None,
+        priority: int | None = None,
     ) -> Task:
         """Create a task for ``queue``'s workers. ``timeout``, ``queue_timeout``, ``ttl`` and
         ``retry_backoff`` are seconds (the spec's ``timeoutSeconds``...). With
@@ -95,7 +98,8 @@ class Client:
         ``wait``, the call returns once the task is done or after ``wait`` seconds,
         whichever is first (it never raises for the task's outcome: see :meth:`Task.wait`).
         With ``not_before`` (an aware datetime or RFC 3339 text) the task is held, Pending,
-        until then (``spec.notBefore``)."""
+        until then (``spec.notBefore``). ``priority`` (-100..100, higher first) orders the
+        task among those held on a queue with an AsyncQueue (``spec.priority``)."""
         spec = spec_of(
             queue,
             request,
@@ -106,6 +110,7 @@ class Client:
             ttl=ttl,
             webhook=webhook,
             not_before=rfc3339(not_before) if isinstance(not_before, datetime) else not_before,
+            priority=priority,
         )
         started = time.monotonic()
         view = self.transport.create(
@@ -146,6 +151,57 @@ class Client:
         """Delete every task whose labels match ``label_selector`` (required); tasks already
         gone are counted as skipped, refusals as failed, with their reason."""
         return self.transport.bulk("delete", require_selector(label_selector))
+
+    # --- schedules (AsyncTaskSchedule, this namespace) ------------------------------------
+
+    def list_schedules(self) -> builtins.list[ScheduleView]:
+        """The namespace's schedules, by name."""
+        return self.transport.schedules()
+
+    def get_schedule(self, name: str) -> ScheduleView:
+        return self.transport.schedule(name)
+
+    def create_schedule(self, manifest: Mapping[str, Any]) -> ScheduleView:
+        """Create an AsyncTaskSchedule from its manifest (``kind: AsyncTaskSchedule``,
+        ``metadata.name``, ``spec``: a cron ``schedule`` or ``intervalSeconds`` and the task
+        ``template``), in this client's namespace."""
+        return self.transport.create_schedule(check_schedule(manifest, self.namespace))
+
+    def delete_schedule(self, name: str) -> None:
+        """Delete the schedule; its tasks are garbage-collected with it."""
+        self.transport.delete_schedule(name)
+
+    def suspend_schedule(self, name: str) -> ScheduleView:
+        """No slot fires until :meth:`resume_schedule` (``spec.suspend: true``)."""
+        return self.transport.suspend_schedule(name, True)
+
+    def resume_schedule(self, name: str) -> ScheduleView:
+        return self.transport.suspend_schedule(name, False)
+
+    def trigger_schedule(self, name: str) -> Task:
+        """Run the schedule's template now: a task ``<schedule>-manual-...``, labelled
+        ``asynctask.dev/schedule`` and owned by the schedule."""
+        return Task(self, self.transport.trigger_schedule(name))
+
+    def schedule_tasks(self, name: str) -> builtins.list[Task]:
+        """The tasks of the schedule ``name`` (by its label), slots' and manual ones."""
+        return self.list(label_selector=f"asynctask.dev/schedule={name}")
+
+    # --- queues (AsyncQueue, cluster-wide) ------------------------------------------------
+
+    def list_queues(self) -> builtins.list[QueueView]:
+        """The cluster's queues with a policy (AsyncQueue), by name."""
+        return self.transport.queues()
+
+    def get_queue(self, name: str) -> QueueView:
+        return self.transport.queue(name)
+
+    def pause_queue(self, name: str) -> QueueView:
+        """Hold the queue's tasks (``spec.paused: true``); running ones finish."""
+        return self.transport.pause_queue(name, True)
+
+    def resume_queue(self, name: str) -> QueueView:
+        return self.transport.pause_queue(name, False)
 
 
 class Task:

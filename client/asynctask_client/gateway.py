@@ -1,4 +1,5 @@
-"""The HTTP gateway transport (``/v1/namespaces/{ns}/tasks``, docs/gateway.md).
+"""The HTTP gateway transport (``/v1/namespaces/{ns}/tasks``, ``…/schedules`` and
+``/v1/queues``, docs/gateway.md).
 
 Submit-and-wait uses ``Prefer: wait=N``, following uses the server-sent event stream
 (``/events``) resumed with ``Last-Event-ID``: a task's status is a state, so the last
@@ -7,16 +8,19 @@ resourceVersion seen is all a reconnect needs.
 
 from __future__ import annotations
 
+import builtins
 import json
 import ssl
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import Any
 
 from asynctask_client.errors import ApiError, TaskDeleted
 from asynctask_client.http import Http
-from asynctask_client.transport import Details, Submission
+from asynctask_client.transport import Details, Submission, schedule_body
 from asynctask_worker.bulk import Action, BulkAnswer
+from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
 #: The gateway answers a ``Prefer: wait`` or a ``/wait`` within this many seconds at most.
@@ -138,6 +142,45 @@ class GatewayTransport:
             if exc.status == 404:  # deleted between two connections of the stream
                 raise TaskDeleted(self.namespace, name) from exc
             raise
+
+    def _schedules(self, name: str | None = None, action: str = "") -> str:
+        base = f"/v1/namespaces/{urllib.parse.quote(self.namespace)}/schedules"
+        return base + (f"/{urllib.parse.quote(name)}" if name else "") + action
+
+    def schedules(self) -> builtins.list[ScheduleView]:
+        items = self.http.call("GET", self._schedules())[1].get("items") or []
+        return [ScheduleView.model_validate(item) for item in items]
+
+    def schedule(self, name: str) -> ScheduleView:
+        return ScheduleView.model_validate(self.http.call("GET", self._schedules(name))[1])
+
+    def create_schedule(self, manifest: dict[str, Any]) -> ScheduleView:
+        _, answer = self.http.call("POST", self._schedules(), body=schedule_body(manifest))
+        return ScheduleView.model_validate(answer)
+
+    def delete_schedule(self, name: str) -> None:
+        self.http.call("DELETE", self._schedules(name))
+
+    def suspend_schedule(self, name: str, suspend: bool) -> ScheduleView:
+        action = ":suspend" if suspend else ":resume"
+        return ScheduleView.model_validate(self.http.call("POST", self._schedules(name, action))[1])
+
+    def trigger_schedule(self, name: str) -> TaskView:
+        return TaskView.model_validate(self.http.call("POST", self._schedules(name, ":trigger"))[1])
+
+    def queues(self) -> builtins.list[QueueView]:
+        items = self.http.call("GET", "/v1/queues")[1].get("items") or []
+        return [QueueView.model_validate(item) for item in items]
+
+    def queue(self, name: str) -> QueueView:
+        return QueueView.model_validate(
+            self.http.call("GET", f"/v1/queues/{urllib.parse.quote(name)}")[1]
+        )
+
+    def pause_queue(self, name: str, paused: bool) -> QueueView:
+        action = ":pause" if paused else ":resume"
+        path = f"/v1/queues/{urllib.parse.quote(name)}{action}"
+        return QueueView.model_validate(self.http.call("POST", path)[1])
 
     def close(self) -> None:
         self.http.close()

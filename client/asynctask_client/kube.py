@@ -29,6 +29,13 @@ from asynctask_client.transport import (
     request_hash,
 )
 from asynctask_worker.bulk import Action, BulkAnswer, BulkItem, acted, cancel_skipped, failed, gone
+from asynctask_worker.resource_views import (
+    QueueView,
+    ScheduleView,
+    manual_task,
+    queue_view,
+    schedule_view,
+)
 from asynctask_worker.views import TaskView, task_view
 
 KIND = "AsyncTask"
@@ -240,6 +247,63 @@ class KubeTransport:
                 if kind in ("ADDED", "MODIFIED"):
                     yield task_view(obj)
         return False
+
+    # --- schedules and queues: the objects themselves, as kubectl reaches them -----------
+
+    def _schedules(self, name: str | None = None) -> str:
+        base = f"{API}/namespaces/{urllib.parse.quote(self.namespace)}/asynctaskschedules"
+        return f"{base}/{urllib.parse.quote(name)}" if name else base
+
+    def _queues(self, name: str | None = None) -> str:
+        return f"{API}/asyncqueues" + (f"/{urllib.parse.quote(name)}" if name else "")
+
+    def _all(self, path: str) -> builtins.list[dict[str, Any]]:
+        params = {"limit": "500"}
+        objects: builtins.list[dict[str, Any]] = []
+        while True:
+            _, answer = self.http.call("GET", path, params=params)
+            objects += answer.get("items") or []
+            token = (answer.get("metadata") or {}).get("continue")
+            if not token:
+                return sorted(objects, key=lambda o: str((o.get("metadata") or {}).get("name")))
+            params["continue"] = token
+
+    def _merge(self, path: str, spec: dict[str, Any]) -> dict[str, Any]:
+        _, obj = self.http.call(
+            "PATCH", path, body={"spec": spec}, content_type="application/merge-patch+json"
+        )
+        return obj
+
+    def schedules(self) -> builtins.list[ScheduleView]:
+        return [schedule_view(obj) for obj in self._all(self._schedules())]
+
+    def schedule(self, name: str) -> ScheduleView:
+        return schedule_view(self.http.call("GET", self._schedules(name))[1])
+
+    def create_schedule(self, manifest: dict[str, Any]) -> ScheduleView:
+        body = {**manifest, "metadata": {**manifest["metadata"], "namespace": self.namespace}}
+        return schedule_view(self.http.call("POST", self._schedules(), body=body)[1])
+
+    def delete_schedule(self, name: str) -> None:
+        self.http.call("DELETE", self._schedules(name), params={"propagationPolicy": "Background"})
+
+    def suspend_schedule(self, name: str, suspend: bool) -> ScheduleView:
+        return schedule_view(self._merge(self._schedules(name), {"suspend": suspend}))
+
+    def trigger_schedule(self, name: str) -> TaskView:
+        """The schedule read, then its manual task created, both with the caller's own
+        rights (as through the gateway: get on the schedule, create on asynctasks)."""
+        _, schedule = self.http.call("GET", self._schedules(name))
+        return task_view(self.http.call("POST", self._path(), body=manual_task(schedule))[1])
+
+    def queues(self) -> builtins.list[QueueView]:
+        return [queue_view(obj) for obj in self._all(self._queues())]
+
+    def queue(self, name: str) -> QueueView:
+        return queue_view(self.http.call("GET", self._queues(name))[1])
+
+    def pause_queue(self, name: str, paused: bool) -> QueueView:
+        return queue_view(self._merge(self._queues(name), {"paused": paused}))
 
     def close(self) -> None:
         self.http.close()

@@ -15,6 +15,7 @@ import yaml
 
 from asynctask_client.transport import Details
 from asynctask_worker.messages import Phase
+from asynctask_worker.resource_views import ConditionView, QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
 OK, UNEXPECTED, USAGE, REFUSED, UNREACHABLE, NOT_DONE = 0, 1, 2, 3, 4, 5
@@ -69,6 +70,115 @@ def table(views: Sequence[TaskView], now: datetime | None = None) -> str:
         "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "   " + row[4]
         for row in rows
     ).rstrip()
+
+
+def columns(rows: Sequence[Sequence[str]]) -> str:
+    """Rows as ``kubectl get`` prints them: each column as wide as its widest cell."""
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    return "\n".join(
+        "   ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip() for row in rows
+    )
+
+
+def timing(view: ScheduleView) -> str:
+    """A schedule's timing: its cron (with a zone other than UTC), or ``every 30s``."""
+    if view.interval_seconds is not None:
+        return f"every {view.interval_seconds}s"
+    zone = f" ({view.time_zone})" if view.time_zone and view.time_zone != "UTC" else ""
+    return f"{view.schedule or ''}{zone}"
+
+
+def _ready(condition: ConditionView | None) -> str:
+    if condition is None:
+        return "<unknown>"
+    return (
+        condition.status
+        if condition.status == "True"
+        else f"{condition.status}: {condition.reason}"
+    )
+
+
+def schedule_table(views: Sequence[ScheduleView], now: datetime | None = None) -> str:
+    """``schedule list``: NAME SCHEDULE SUSPEND ACTIVE LAST-SCHEDULE NEXT READY."""
+    rows = [("NAME", "SCHEDULE", "SUSPEND", "ACTIVE", "LAST-SCHEDULE", "NEXT", "READY")]
+    rows += [
+        (
+            v.name,
+            timing(v),
+            str(v.suspend).lower(),
+            str(len(v.active)),
+            age(v.last_schedule_time, now) if v.last_schedule_time else "<none>",
+            v.next_schedule_time or "<none>",
+            _ready(v.ready),
+        )
+        for v in views
+    ]
+    return columns(rows)
+
+
+def schedule_details(view: ScheduleView) -> str:
+    """``schedule get``: the schedule, its runs, its active tasks and Ready."""
+    ready = view.ready
+    lines = [
+        f"Name:               {view.name}",
+        f"Namespace:          {view.namespace}",
+        f"Schedule:           {timing(view)}",
+        f"Queue:              {view.queue}",
+        f"Concurrency:        {view.concurrency_policy}",
+        f"Suspend:            {str(view.suspend).lower()}",
+        f"Last schedule:      {view.last_schedule_time or '<none>'}",
+        f"Last successful:    {view.last_successful_time or '<none>'}",
+        f"Next schedule:      {view.next_schedule_time or '<none>'}",
+        "Ready:              "
+        + (f"{ready.status} {ready.reason or ''}: {ready.message or ''}" if ready else "<unknown>"),
+        "Active:             " + (", ".join(a.name for a in view.active) or "<none>"),
+        f"Tasks:              asynctask list -l asynctask.dev/schedule={view.name}",
+    ]
+    return "\n".join(lines)
+
+
+def _rate(view: QueueView) -> str:
+    if view.rate_limit is None:
+        return "<none>"
+    burst = f" burst {view.rate_limit.burst}" if view.rate_limit.burst else ""
+    return f"{view.rate_limit.per_second:g}/s{burst}"
+
+
+def queue_table(views: Sequence[QueueView]) -> str:
+    """``queue list``: NAME PAUSED HELD IN-FLIGHT READY CONSUMERS RATE MAX-IN-FLIGHT."""
+    rows = [("NAME", "PAUSED", "HELD", "IN-FLIGHT", "READY", "CONSUMERS", "RATE", "MAX-IN-FLIGHT")]
+    rows += [
+        (
+            v.name,
+            str(v.paused).lower(),
+            str(v.held),
+            str(v.in_flight),
+            str(v.ready),
+            str(v.consumers),
+            "<none>" if v.start_rate is None else f"{v.start_rate:g}/s",
+            "<none>" if v.max_in_flight is None else str(v.max_in_flight),
+        )
+        for v in views
+    ]
+    return columns(rows)
+
+
+def queue_details(view: QueueView) -> str:
+    """``queue get``: the policy, the counts and the conditions."""
+    lines = [
+        f"Name:           {view.name}",
+        f"Paused:         {str(view.paused).lower()}",
+        f"Max in flight:  {view.max_in_flight if view.max_in_flight is not None else '<none>'}",
+        f"Rate limit:     {_rate(view)}",
+        f"Held:           {view.held}",
+        f"In flight:      {view.in_flight}",
+        f"Ready:          {view.ready}",
+        f"Consumers:      {view.consumers}",
+        "Start rate:     " + ("<none>" if view.start_rate is None else f"{view.start_rate:g}/s"),
+        f"Oldest held:    {view.oldest_held_time or '<none>'}",
+    ]
+    lines += _conditions([c.model_dump() for c in view.conditions])
+    return "\n".join(lines)
 
 
 def plain_line(view: TaskView) -> str:
@@ -137,6 +247,9 @@ def describe(details: Details, now: datetime | None = None) -> str:
     ]
     if details.spec is not None:
         lines.append(f"Queue:        {details.spec.get('queue', '')}")
+    lines.append(f"Priority:     {v.priority}")
+    if v.phase is Phase.PENDING and v.reason:
+        lines.append(f"Held:         {v.reason}")
     if v.result is not None:
         lines.append(f"Result:       {json.dumps(v.result, ensure_ascii=False)}")
     if v.error is not None:

@@ -9,6 +9,7 @@ returns :class:`~asynctask_worker.views.TaskView`, the view the gateway serves a
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from asynctask_worker.bulk import Action, BulkAnswer
+from asynctask_worker.resource_views import SCHEDULE_KIND, QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
 GROUP = "asynctask.dev"
@@ -53,6 +55,7 @@ def spec_of(
     ttl: int | None = None,
     webhook: str | Mapping[str, Any] | None = None,
     not_before: str | None = None,
+    priority: int | None = None,
 ) -> dict[str, Any]:
     """The AsyncTask spec for these arguments; unset ones are left to the CRD's defaults.
     ``webhook`` is a URL or the whole ``spec.webhook`` (``{"url", "secretRef"}``);
@@ -65,6 +68,7 @@ def spec_of(
         "retryBackoffSeconds": retry_backoff,
         "ttlSecondsAfterFinished": ttl,
         "notBefore": not_before,
+        "priority": priority,
     }
     spec.update({k: v for k, v in optional.items() if v is not None})
     if webhook is not None:
@@ -84,6 +88,32 @@ def idempotent_name(namespace: str, key: str) -> str:
     itself: the same (namespace, key) always names the same task."""
     digest = hashlib.sha256("\0".join(("client", namespace, key)).encode()).digest()
     return "k-" + base64.b32encode(digest).decode().rstrip("=").lower()[:24]
+
+
+def schedule_body(manifest: Mapping[str, Any]) -> dict[str, Any]:
+    """The gateway's POST body for an AsyncTaskSchedule manifest (as ``kubectl apply``
+    reads it): the spec's fields, with the name and labels beside them. Annotations have
+    no place in it (the gateway records who created the schedule)."""
+    meta = manifest.get("metadata") or {}
+    body: dict[str, Any] = {"name": meta.get("name"), **dict(manifest.get("spec") or {})}
+    if meta.get("labels"):
+        body["labels"] = dict(meta["labels"])
+    return body
+
+
+def check_schedule(manifest: Any, namespace: str) -> dict[str, Any]:
+    """``manifest`` if it is an AsyncTaskSchedule with a name, of no other namespace than
+    the client's; ValueError says what is wrong."""
+    if not isinstance(manifest, Mapping) or manifest.get("kind") != SCHEDULE_KIND:
+        raise ValueError(f"expected a manifest of kind {SCHEDULE_KIND}")
+    meta = manifest.get("metadata") or {}
+    if not isinstance(meta, Mapping) or not meta.get("name"):
+        raise ValueError("the schedule's metadata.name is missing")
+    if meta.get("namespace") not in (None, namespace):
+        raise ValueError(
+            f"the schedule's namespace {meta['namespace']!r} is not the client's ({namespace!r})"
+        )
+    return dict(manifest)
 
 
 @dataclass(frozen=True)
@@ -130,6 +160,32 @@ class Transport(Protocol):
         """The task's states after resourceVersion ``after`` (the current one at once if it
         differs), over one connection that lasts at most about ``seconds``; raises
         :class:`~asynctask_client.TaskDeleted` when the task is deleted."""
+        ...
+
+    # Schedules (AsyncTaskSchedule, in the namespace) and queues (AsyncQueue, cluster-wide).
+
+    def schedules(self) -> builtins.list[ScheduleView]: ...
+
+    def schedule(self, name: str) -> ScheduleView: ...
+
+    def create_schedule(self, manifest: dict[str, Any]) -> ScheduleView: ...
+
+    def delete_schedule(self, name: str) -> None: ...
+
+    def suspend_schedule(self, name: str, suspend: bool) -> ScheduleView:
+        """Set ``spec.suspend`` (a merge patch)."""
+        ...
+
+    def trigger_schedule(self, name: str) -> TaskView:
+        """Create a task from the schedule's template now (``<schedule>-manual-...``)."""
+        ...
+
+    def queues(self) -> builtins.list[QueueView]: ...
+
+    def queue(self, name: str) -> QueueView: ...
+
+    def pause_queue(self, name: str, paused: bool) -> QueueView:
+        """Set ``spec.paused`` (a merge patch)."""
         ...
 
     def close(self) -> None: ...

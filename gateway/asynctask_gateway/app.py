@@ -11,23 +11,22 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from asynctask_gateway import bulk, handlers, patterns, streams, ui, watching
+from asynctask_gateway import bulk, handlers, patterns, queues, schedules, streams, ui, watching
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
 from asynctask_gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from asynctask_gateway.openapi import build_document
 from asynctask_gateway.problems import Problem, from_api_error
-from asynctask_gateway.routes import API_ROUTES, BY_NAME
+from asynctask_gateway.routes import API_ROUTES, BY_NAME, TASKS_RESOURCE, Route
 from asynctask_gateway.settings import GatewaySettings
-from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, json_response
+from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, Handler, json_response
 
 log = logging.getLogger(__name__)
-Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 HANDLERS: dict[str, Handler] = {
     "createTask": handlers.create_task,
     "createTasks": handlers.create_tasks,
@@ -41,24 +40,37 @@ HANDLERS: dict[str, Handler] = {
     "getTaskDetail": watching.get_task_detail,
     "cancelTasks": bulk.cancel_tasks,
     "deleteTasks": bulk.delete_tasks,
+    **schedules.HANDLERS,
+    **queues.HANDLERS,
 }
 
 
+def router_path(route: Route) -> str:
+    """The route's path as aiohttp matches it. A schedule's or queue's name never holds a
+    ``:`` (the actions' separator), so ``POST …/x:pause`` reaches the action and ``GET
+    …/x:pause`` is 405, not a lookup of the name ``x:pause``."""
+    if route.resource == TASKS_RESOURCE:
+        return route.path
+    return route.path.replace("{name}", "{name:[^{}/:]+}")
+
+
 async def _authorize(request: web.Request, gw: Gateway, route_name: str) -> None:
-    """Who calls (TokenReview), whether they may (SubjectAccessReview per verb), whether
-    this gateway serves the namespace, and whether the task's name can be an object's name
-    (400 before the apiserver is asked); the answer is the request's :class:`Call`."""
+    """Who calls (TokenReview), whether they may (SubjectAccessReview per resource and
+    verb), whether this gateway serves the namespace, and whether the object's name can be
+    an object's name (400 before the apiserver is asked); the answer is the request's
+    :class:`Call` (namespace "" on a cluster-scoped route)."""
     route = BY_NAME[route_name]
     user = await gw.auth.authenticate(request.headers.get("Authorization"))
-    namespace = request.match_info["namespace"]
+    namespace = request.match_info.get("namespace", "")
     name = request.match_info.get("name", "")
-    await gw.auth.authorize(user, route.verbs, namespace, name)
-    if not gw.cache.serves(namespace):
+    await gw.auth.authorize(user, route.access(), namespace, name)
+    if route.scope == "namespaced" and not gw.cache.serves(namespace):
         raise Problem(
             404, "NamespaceNotServed", f'this gateway does not serve the namespace "{namespace}"'
         )
     if "name" in request.match_info and not valid_name(name):
-        raise Problem(400, "InvalidName", f"{name!r} is not a task's name (a DNS-1123 subdomain)")
+        what = {"asynctasks": "a task's", "asyncqueues": "a queue's"}.get(route.resource, "a")
+        raise Problem(400, "InvalidName", f"{name!r} is not {what} name (a DNS-1123 subdomain)")
     request[CALL] = Call(user, namespace, name)
 
 
@@ -156,7 +168,9 @@ def make_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     app[OPENAPI] = build_document()
     for route in API_ROUTES:
-        app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
+        app.router.add_route(
+            route.method, router_path(route), HANDLERS[route.name], name=route.name
+        )
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")

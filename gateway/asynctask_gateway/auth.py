@@ -3,8 +3,9 @@
 * Who: the caller's bearer token goes to a TokenReview (with the configured audiences, so a
   token minted for the gateway can be refused by the apiserver itself). The token is never
   forwarded anywhere else, and never read from a URL.
-* May they: a SubjectAccessReview for that user on ``asynctasks`` in the namespace, for
-  each verb the call needs. The gateway then acts as its own ServiceAccount.
+* May they: a SubjectAccessReview for that user for each (resource, verb) the call needs:
+  ``asynctasks`` and ``asynctaskschedules`` in the namespace, ``asyncqueues`` cluster-wide
+  (namespace ""). The gateway then acts as its own ServiceAccount.
 
 Answers are cached for ``auth_cache_seconds`` (k8s.io/apiserver's default is 10 s for both):
 tokens by their SHA-256 (the token itself is never kept), decisions by (user, groups, verb,
@@ -22,6 +23,7 @@ from typing import Any, Generic, TypeVar
 from asynctask_gateway.kube import GROUP, PLURAL, ApiError, Kube
 from asynctask_gateway.metrics import Metrics
 from asynctask_gateway.problems import Problem
+from asynctask_gateway.routes import Access
 
 ANONYMOUS = "system:anonymous"
 T = TypeVar("T")
@@ -135,25 +137,26 @@ class Authenticator:
         )
 
     async def authorize(
-        self, user: User, verbs: Iterable[str], namespace: str, name: str = ""
+        self, user: User, access: Iterable[Access], namespace: str, name: str = ""
     ) -> None:
-        """Raise 403 unless ``user`` may do every one of ``verbs``."""
-        for verb in verbs:
-            if not await self._allowed(user, verb, namespace, name):
-                what = f"{PLURAL}.{GROUP}" + (f' "{name}"' if name else "")
-                raise Problem(
-                    403,
-                    "Forbidden",
-                    f'{user.name} cannot {verb} {what} in the namespace "{namespace}"',
-                )
+        """Raise 403 unless ``user`` may do every (resource, verb, named) of ``access``
+        (``named``: on the object ``name``); ``namespace`` "" for a cluster-scoped one."""
+        for resource, verb, named in access:
+            target = name if named else ""
+            if not await self._allowed(user, verb, namespace, target, resource):
+                what = f"{resource}.{GROUP}" + (f' "{target}"' if target else "")
+                where = f' in the namespace "{namespace}"' if namespace else " (cluster-wide)"
+                raise Problem(403, "Forbidden", f"{user.name} cannot {verb} {what}{where}")
 
     async def allowed(self, user: User, verb: str, namespace: str, name: str) -> bool:
         """Whether ``user`` may ``verb`` the task ``name`` (a bulk action asks per object);
         raises 503 when the review cannot be made."""
-        return await self._allowed(user, verb, namespace, name)
+        return await self._allowed(user, verb, namespace, name, PLURAL)
 
-    async def _allowed(self, user: User, verb: str, namespace: str, name: str) -> bool:
-        key = (user.name, user.uid, user.groups, user.extra, verb, namespace, name)
+    async def _allowed(
+        self, user: User, verb: str, namespace: str, name: str, resource: str
+    ) -> bool:
+        key = (user.name, user.uid, user.groups, user.extra, resource, verb, namespace, name)
         allowed = self._decisions.get(key)
         self.metrics.reviews.labels(kind="access", cached=str(allowed is not None).lower()).inc()
         if allowed is not None:
@@ -163,7 +166,7 @@ class Authenticator:
             "groups": list(user.groups),
             "resourceAttributes": {
                 "group": GROUP,
-                "resource": PLURAL,
+                "resource": resource,
                 "verb": verb,
                 "namespace": namespace,
                 "name": name,

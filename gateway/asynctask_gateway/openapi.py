@@ -15,10 +15,12 @@ from asynctask_gateway import patterns
 from asynctask_gateway.listing import DEFAULT_LIMIT, MAX_LIMIT
 from asynctask_gateway.openapi_schemas import PHASES, ref
 from asynctask_gateway.routes import API_ROUTES, Route
+from asynctask_gateway.schedule_requests import ScheduleRequest
 from asynctask_gateway.settings import MAX_WAIT_SECONDS
 from asynctask_gateway.submissions import TaskRequest
 from asynctask_gateway.ui import CONTENT_TYPES, FILES
 from asynctask_worker.bulk import BulkAnswer
+from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
 #: What every API route may answer besides its own codes (Route.answers).
@@ -26,13 +28,13 @@ COMMON = (401, 403, 404, 429, 502, 503)
 #: The problem types (``reason``) behind each status, and when.
 PROBLEMS = {
     400: "BadRequest (a body that is not JSON, a query parameter or header that does not "
-    "match its schema), InvalidName (the path's task name is not a DNS-1123 subdomain), "
+    "match its schema), InvalidName (the path's name is not a DNS-1123 subdomain), "
     "SelectorRequired (a bulk action without a labelSelector term: it would act on every "
     "task), or the apiserver's own 400",
     401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
     403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
-    404: "NotFound (no such task), NamespaceNotServed (the namespace is not one this "
-    "gateway serves)",
+    404: "NotFound (no such task, schedule or queue), NamespaceNotServed (the namespace is "
+    "not one this gateway serves)",
     409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has ended)",
     410: "the apiserver's Gone",
     413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON)",
@@ -46,6 +48,7 @@ PROBLEMS = {
 }
 SUCCESS = {
     200: "OK",
+    201: "Created: the schedule's view",
     202: "Accepted: the task is created (or cancelled); the view",
     204: "No Content",
     304: "Not Modified: If-None-Match names the current resourceVersion",
@@ -57,6 +60,18 @@ BODIES = {
     "getTaskDetail": "TaskDetail",
     "cancelTasks": "BulkAnswer",
     "deleteTasks": "BulkAnswer",
+    "listSchedules": "ScheduleList",
+    "listQueues": "QueueList",
+}
+#: Answers with a schedule's or a queue's view (the rest answer a task's view).
+VIEWS = {
+    "createSchedule": "ScheduleView",
+    "getSchedule": "ScheduleView",
+    "suspendSchedule": "ScheduleView",
+    "resumeSchedule": "ScheduleView",
+    "getQueue": "QueueView",
+    "pauseQueue": "QueueView",
+    "resumeQueue": "QueueView",
 }
 #: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
 #: stateful tests follow them).
@@ -64,12 +79,30 @@ NEXT = {
     "createTask": ("getTask", "waitTask", "cancelTask", "deleteTask", "getTaskDetail"),
     "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask"),
     "cancelTask": ("getTask", "deleteTask"),
+    "createSchedule": (
+        "getSchedule",
+        "suspendSchedule",
+        "resumeSchedule",
+        "triggerSchedule",
+        "deleteSchedule",
+    ),
+    "triggerSchedule": ("getTask", "cancelTask", "deleteTask"),
+    "suspendSchedule": ("resumeSchedule", "getSchedule"),
 }
+#: Where a queue's name leads (no namespace: AsyncQueue is cluster-scoped).
+QUEUE_NEXT = {"getQueue": ("pauseQueue", "resumeQueue"), "pauseQueue": ("resumeQueue",)}
 
 
 def _schemas() -> dict[str, Any]:
     _, top = models_json_schema(
-        [(TaskView, "serialization"), (TaskRequest, "validation"), (BulkAnswer, "serialization")],
+        [
+            (TaskView, "serialization"),
+            (TaskRequest, "validation"),
+            (BulkAnswer, "serialization"),
+            (ScheduleView, "serialization"),
+            (ScheduleRequest, "validation"),
+            (QueueView, "serialization"),
+        ],
         by_alias=True,
         ref_template=parts.REF,
     )
@@ -85,6 +118,8 @@ def _schemas() -> dict[str, Any]:
         TaskEvent=parts.TASK_EVENT,
         NamespaceEvent=parts.NAMESPACE_EVENT,
         Counts=parts.COUNTS,
+        ScheduleList=parts.SCHEDULE_LIST,
+        QueueList=parts.QUEUE_LIST,
     )
     return schemas
 
@@ -192,12 +227,13 @@ def _header(description: str, required: bool = False, **schema: Any) -> dict[str
 
 
 def _view_headers(route: Route) -> dict[str, Any]:
-    headers = {
-        "ETag": _header("The resourceVersion, quoted.", True),
-        "Retry-After": _header("Seconds before polling again (while not done).", False),
-    }
-    if route.name == "createTask":
+    headers = {"ETag": _header("The resourceVersion, quoted.", True)}
+    if route.name not in VIEWS:
+        headers["Retry-After"] = _header("Seconds before polling again (while not done).")
+    if route.name in ("createTask", "triggerSchedule"):
         headers["Location"] = _header("The task's URL path.", True)
+    if route.name == "createSchedule":
+        headers["Location"] = _header("The schedule's URL path.", True)
         headers["Preference-Applied"] = _header("wait=N, when Prefer: wait was applied.")
     return headers
 
@@ -222,21 +258,24 @@ def _answer(route: Route, code: int) -> dict[str, Any]:
         schema = ref(STREAMS[route.name])
         answer["content"] = {"text/event-stream": {"schema": schema}}
         return answer
-    answer["content"] = {"application/json": {"schema": ref(BODIES.get(route.name, "TaskView"))}}
+    model = BODIES.get(route.name) or VIEWS.get(route.name, "TaskView")
+    answer["content"] = {"application/json": {"schema": ref(model)}}
     if route.name not in BODIES:
         answer["headers"] = _view_headers(route)
-    if route.name in NEXT:
-        answer["links"] = {
-            target: {
-                "operationId": target,
-                "parameters": {
-                    "namespace": "$response.body#/namespace",
-                    "name": "$response.body#/name",
-                },
-            }
-            for target in NEXT[route.name]
-        }
+    answer.update(_links(route))
     return answer
+
+
+def _links(route: Route) -> dict[str, Any]:
+    """OpenAPI links from an answer to the routes its object's name leads to."""
+    if route.name in NEXT:
+        params = {"namespace": "$response.body#/namespace", "name": "$response.body#/name"}
+        targets = NEXT[route.name]
+    elif route.name in QUEUE_NEXT:
+        params, targets = {"name": "$response.body#/name"}, QUEUE_NEXT[route.name]
+    else:
+        return {}
+    return {"links": {t: {"operationId": t, "parameters": params} for t in targets}}
 
 
 def _operation(route: Route) -> dict[str, Any]:
@@ -247,9 +286,12 @@ def _operation(route: Route) -> dict[str, Any]:
         "parameters": _parameters(route),
         "responses": {str(code): _answer(route, code) for code in codes},
         "x-kubernetes-verbs": list(route.verbs),
+        "x-kubernetes-resource": route.resource,
     }
+    if route.also:
+        op["x-kubernetes-also"] = [{"resource": r, "verb": v} for r, v in route.also]
     if route.body != "none":
-        model = "TaskRequest" if route.body == "task" else "Batch"
+        model = {"task": "TaskRequest", "batch": "Batch", "schedule": "ScheduleRequest"}[route.body]
         op["requestBody"] = {
             "required": True,
             "content": {"application/json": {"schema": ref(model)}},
@@ -331,10 +373,13 @@ def build_document() -> dict[str, Any]:
         "info": {
             "title": "AsyncTask gateway",
             "version": "v1",
-            "description": "Submit, poll, long-poll, stream and cancel AsyncTasks. "
-            "Authenticate with a Kubernetes bearer token; each call is "
-            "authorized by a SubjectAccessReview on asynctasks (before anything about the "
-            "namespace or the task is looked at). Errors are RFC 9457 problems.",
+            "description": "Submit, poll, long-poll, stream and cancel AsyncTasks; create, "
+            "suspend, resume and trigger AsyncTaskSchedules; pause and resume AsyncQueues. "
+            "Authenticate with a Kubernetes bearer token; each call is authorized by a "
+            "SubjectAccessReview (before anything about the namespace or the object is "
+            "looked at) on the operation's x-kubernetes-resource for each of its "
+            "x-kubernetes-verbs, plus x-kubernetes-also: asynctasks and asynctaskschedules "
+            "in the namespace, asyncqueues cluster-wide. Errors are RFC 9457 problems.",
         },
         "security": [{"bearer": []}],
         "paths": paths,

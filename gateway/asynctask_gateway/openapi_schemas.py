@@ -57,6 +57,18 @@ TASK_LIST = {
         },
     },
 }
+SCHEDULE_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "description": "Every schedule of the namespace, by name.",
+    "properties": {"items": {"type": "array", "items": ref("ScheduleView")}},
+}
+QUEUE_LIST = {
+    "type": "object",
+    "required": ["items"],
+    "description": "Every AsyncQueue of the cluster, by name.",
+    "properties": {"items": {"type": "array", "items": ref("QueueView")}},
+}
 BATCH = {
     "type": "object",
     "additionalProperties": False,

@@ -34,6 +34,16 @@ RFC3339_TIME = (
     r"(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$"
 )
 
+#: An IANA time zone's name as a schedule's ``timeZone`` takes it (``Europe/Berlin``,
+#: ``UTC``, ``Etc/GMT+2``): whether the zone exists is the operator's to say (Ready=False).
+TIME_ZONE = r"^[A-Za-z0-9_+-]+(/[A-Za-z0-9_+-]+)*$"
+#: A schedule's cron expression: 5 fields of cron's characters, or a macro (the CRD's rule;
+#: whether the fields make sense is the operator's to say: Ready=False, InvalidSchedule).
+CRON = (
+    r"^(@(yearly|annually|monthly|weekly|daily|midnight|hourly)"
+    r"|[-0-9A-Za-z*?,/#]+( +[-0-9A-Za-z*?,/#]+){4})$"
+)
+
 #: ``30s``, ``1.5s``, ``500ms``, ``1m`` or plain seconds; spaces and tabs around are allowed.
 DURATION = r"^[ \t]*([0-9]+(\.[0-9]+)?)[ \t]*(ms|s|m)?[ \t]*$"
 

@@ -100,7 +100,7 @@ def from_api_error(exc: ApiError) -> Problem:
     return Problem(status, exc.reason or "ApiError", exc.message or str(exc), causes=causes)
 
 
-def from_validation_error(exc: ValidationError, prefix: str = "") -> Problem:
+def from_validation_error(exc: ValidationError, prefix: str = "", what: str = "task") -> Problem:
     """A body that did not fit the models: one cause per field, like the apiserver's."""
     causes = []
     for err in exc.errors(include_url=False):
@@ -111,4 +111,4 @@ def from_validation_error(exc: ValidationError, prefix: str = "") -> Problem:
         )
         causes.append({"field": field, "reason": reason, "message": err["msg"]})
     fields = ", ".join(c["field"] for c in causes) or "the body"
-    return Problem(422, "Invalid", f"the task is invalid: {fields}", causes=causes)
+    return Problem(422, "Invalid", f"the {what} is invalid: {fields}", causes=causes)

@@ -1,5 +1,8 @@
 """The API's routes in one table: the app registers them, the OpenAPI document describes
-them, and the authorization middleware reads which verbs each one needs from here."""
+them, and the authorization middleware reads from here what each one needs: which verbs on
+which resource (``asynctasks`` and ``asynctaskschedules`` in the path's namespace, the
+cluster-scoped ``asyncqueues``), and any further access (a schedule's trigger creates a
+task, so it needs ``create`` on asynctasks too)."""
 
 from __future__ import annotations
 
@@ -8,7 +11,17 @@ from typing import Literal
 
 TASKS = "/v1/namespaces/{namespace}/tasks"
 TASK = TASKS + "/{name}"
-Body = Literal["task", "batch", "none"]
+SCHEDULES = "/v1/namespaces/{namespace}/schedules"
+SCHEDULE = SCHEDULES + "/{name}"
+QUEUES = "/v1/queues"
+QUEUE = QUEUES + "/{name}"
+Body = Literal["task", "batch", "schedule", "none"]
+Scope = Literal["namespaced", "cluster"]
+#: (resource, verb, named): one SubjectAccessReview; ``named`` asks for the path's object.
+Access = tuple[str, str, bool]
+TASKS_RESOURCE = "asynctasks"
+SCHEDULES_RESOURCE = "asynctaskschedules"
+QUEUES_RESOURCE = "asyncqueues"
 
 
 @dataclass(frozen=True)
@@ -16,12 +29,24 @@ class Route:
     method: str
     path: str
     name: str  # the OpenAPI operationId and the aiohttp route name
-    verbs: tuple[str, ...]  # SubjectAccessReview verbs on asynctasks, all required
+    verbs: tuple[str, ...]  # SubjectAccessReview verbs on `resource`, all required
     summary: str
     body: Body = "none"
     #: What the route itself answers; every API route may also answer 401, 403, 404
     #: (a namespace not served), 429, 502 and 503 (openapi.COMMON).
     answers: tuple[int, ...] = (200,)
+    resource: str = TASKS_RESOURCE
+    scope: Scope = "namespaced"
+    #: More access the route needs, as (resource, verb) in the same namespace, not named
+    #: (the object does not exist yet): all required too.
+    also: tuple[tuple[str, str], ...] = ()
+
+    def access(self) -> tuple[Access, ...]:
+        """Every (resource, verb, named) the caller needs: the route's verbs on its
+        resource, for the path's object when it names one, then ``also``."""
+        named = "{name}" in self.path
+        own = tuple((self.resource, verb, named) for verb in self.verbs)
+        return own + tuple((resource, verb, False) for resource, verb in self.also)
 
 
 API_ROUTES: tuple[Route, ...] = (
@@ -134,6 +159,119 @@ API_ROUTES: tuple[Route, ...] = (
         "The whole record for a task page: the view, spec (with the request), status "
         "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
         answers=(200, 400, 404),
+    ),
+)
+
+API_ROUTES += (
+    Route(
+        "GET",
+        SCHEDULES,
+        "listSchedules",
+        ("list",),
+        "Schedules of the namespace (read from the apiserver), by name.",
+        answers=(200, 400, 404),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "POST",
+        SCHEDULES,
+        "createSchedule",
+        ("create",),
+        "Create a schedule (a cron `schedule` or `intervalSeconds`, and the task "
+        "`template`): 201 with Location and the schedule view.",
+        "schedule",
+        (201, 400, 404, 409, 413, 422),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "GET",
+        SCHEDULE,
+        "getSchedule",
+        ("get",),
+        "One schedule's view: its next and last run, active tasks, Ready condition. Its "
+        "tasks: listTasks with labelSelector=asynctask.dev/schedule=<name>.",
+        answers=(200, 400, 404),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "DELETE",
+        SCHEDULE,
+        "deleteSchedule",
+        ("delete",),
+        "Delete the schedule; its tasks are garbage-collected (ownerReferences).",
+        answers=(204, 400, 404),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "POST",
+        SCHEDULE + ":suspend",
+        "suspendSchedule",
+        ("patch",),
+        "Suspend the schedule (spec.suspend: true): no slot fires until it is resumed.",
+        answers=(200, 400, 404),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "POST",
+        SCHEDULE + ":resume",
+        "resumeSchedule",
+        ("patch",),
+        "Resume the schedule (spec.suspend: false): it fires again from the next slot.",
+        answers=(200, 400, 404),
+        resource=SCHEDULES_RESOURCE,
+    ),
+    Route(
+        "POST",
+        SCHEDULE + ":trigger",
+        "triggerSchedule",
+        ("get",),
+        "Run the schedule's template now (needs create on asynctasks too): a task named "
+        "<schedule>-manual-..., labelled with the schedule, annotated "
+        "asynctask.dev/triggered-by: manual and owned by the schedule; 202 with Location "
+        "and the task view.",
+        answers=(202, 400, 404, 422),
+        resource=SCHEDULES_RESOURCE,
+        also=((TASKS_RESOURCE, "create"),),
+    ),
+    Route(
+        "GET",
+        QUEUES,
+        "listQueues",
+        ("list",),
+        "The cluster's queues with a policy (AsyncQueue, cluster-scoped; read from the "
+        "apiserver): held, in flight, ready, consumers, start rate, paused.",
+        resource=QUEUES_RESOURCE,
+        scope="cluster",
+    ),
+    Route(
+        "GET",
+        QUEUE,
+        "getQueue",
+        ("get",),
+        "One queue's view.",
+        answers=(200, 400, 404),
+        resource=QUEUES_RESOURCE,
+        scope="cluster",
+    ),
+    Route(
+        "POST",
+        QUEUE + ":pause",
+        "pauseQueue",
+        ("patch",),
+        "Pause the queue (spec.paused: true): no task of it starts; running ones finish.",
+        answers=(200, 400, 404),
+        resource=QUEUES_RESOURCE,
+        scope="cluster",
+    ),
+    Route(
+        "POST",
+        QUEUE + ":resume",
+        "resumeQueue",
+        ("patch",),
+        "Resume the queue (spec.paused: false): its held tasks are admitted again.",
+        answers=(200, 400, 404),
+        resource=QUEUES_RESOURCE,
+        scope="cluster",
     ),
 )
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 from collections import Counter
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +21,8 @@ from asynctask_gateway.problems import Problem, from_api_error
 from asynctask_gateway.settings import GatewaySettings
 from asynctask_worker.views import TaskView
 
+#: A route's handler.
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 #: Seconds a client should wait before polling a task that is not done yet again.
 POLL_AFTER = "1"
 #: Seconds a caller over its limit of streams or waits should wait before trying again.

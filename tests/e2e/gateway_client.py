@@ -4,6 +4,7 @@ ServiceAccounts with chosen rights, and workers for the gateway tests' handlers
 
 from __future__ import annotations
 
+import contextlib
 import http.client
 import json
 import sys
@@ -19,7 +20,9 @@ from testbed._proc import free_port
 from tests.e2e.chart import GatewayIdentity
 from tests.e2e.system import Process, running, system_env, worker_ready
 
-#: The rights a caller's Role grants on asynctasks, by kind of caller.
+#: What a caller's Role grants its verbs on (the gateway's namespaced resources).
+CALLER_RESOURCES = ("asynctasks.asynctask.dev", "asynctaskschedules.asynctask.dev")
+#: The rights a caller's Role grants on asynctasks and asynctaskschedules, by kind of caller.
 CALLER_VERBS = {
     "writer": ["get", "list", "watch", "create", "patch", "delete"],
     "reader": ["get", "list", "watch"],
@@ -158,8 +161,15 @@ def _parse(resp: http.client.HTTPResponse) -> Iterator[Event]:
                 current.data = f"{current.data}\n{value}" if current.data else value
 
 
-def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
-    """A ServiceAccount in ``namespace`` with ``verbs`` on asynctasks there; its token."""
+def grant(
+    cp: ControlPlane,
+    namespace: str,
+    sa: str,
+    verbs: list[str],
+    resources: tuple[str, ...] = CALLER_RESOURCES,
+) -> str:
+    """A ServiceAccount in ``namespace`` with ``verbs`` on ``resources`` (asynctasks and
+    asynctaskschedules) there; its token."""
     cp.kubectl("create", "serviceaccount", sa, "-n", namespace)
     cp.kubectl(
         "create",
@@ -168,7 +178,7 @@ def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
         "-n",
         namespace,
         f"--verb={','.join(verbs)}",
-        "--resource=asynctasks.asynctask.dev",
+        *(f"--resource={r}" for r in resources),
     )
     cp.kubectl(
         "create",
@@ -180,6 +190,27 @@ def grant(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> str:
         f"--serviceaccount={namespace}:{sa}",
     )
     return cp.kubectl("create", "token", sa, "-n", namespace, "--duration=1h").stdout.strip()
+
+
+@contextlib.contextmanager
+def grant_queues(cp: ControlPlane, namespace: str, sa: str, verbs: list[str]) -> Iterator[None]:
+    """``verbs`` on the cluster-scoped asyncqueues for the ServiceAccount ``sa`` of
+    ``namespace`` (a ClusterRole and its binding, removed afterwards: they outlive the
+    namespace)."""
+    name = f"{namespace}-{sa}-queues"
+    cp.kubectl("create", "clusterrole", name, f"--verb={','.join(verbs)}", "--resource=asyncqueues")
+    cp.kubectl(
+        "create",
+        "clusterrolebinding",
+        name,
+        f"--clusterrole={name}",
+        f"--serviceaccount={namespace}:{sa}",
+    )
+    try:
+        yield
+    finally:
+        for kind in ("clusterrolebinding", "clusterrole"):
+            cp.kubectl("delete", kind, name, "--wait=false", check=False)
 
 
 def gateway_ready(port: int) -> Callable[[], bool]:

@@ -2,7 +2,8 @@
 ServiceAccount token and RBAC, the chart's limits), serving two fresh namespaces outside the
 shared operator's ``t-*``: Schemathesis creates hundreds of tasks with made-up queues, which no
 other test should list and no operator should queue. A ``writer`` has every verb in the first
-namespace and none in the second. Test modules load them with
+namespace and none in the second, and reads, pauses and resumes the cluster-scoped AsyncQueues
+(made-up names: 404; the list: whatever queues the cluster has). Test modules load them with
 ``pytest_plugins = ["tests.e2e.openapi_fixtures"]``.
 """
 
@@ -15,7 +16,7 @@ import pytest
 
 from testbed import ControlPlane, RabbitMQ
 from tests.e2e.chart import gateway_container, gateway_rbac
-from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant
+from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant, grant_queues
 from tests.e2e.gateway_fixtures import chart_gateway
 
 
@@ -28,7 +29,10 @@ def own_gateway(
     for ns in (home, served, other):
         control_plane.kubectl("create", "namespace", ns)
     folder = tmp_path_factory.mktemp("openapi-gateway")
-    with gateway_rbac(control_plane, home, served=[served, other]) as identity:
+    with (
+        gateway_rbac(control_plane, home, served=[served, other]) as identity,
+        grant_queues(control_plane, served, "writer", ["get", "list", "patch"]),
+    ):
         tokens = {"writer": grant(control_plane, served, "writer", CALLER_VERBS["writer"])}
         container = gateway_container(control_plane, home, served=[served, other])
         with chart_gateway(

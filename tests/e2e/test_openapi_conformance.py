@@ -11,6 +11,10 @@ and checks it against the event schema; their full behaviour is in test_gateway_
 
 A second run names a namespace the token has no rights in: every request with the token on
 a documented method must be 403, whatever the parameters and bodies.
+
+The queue routes (cluster-scoped AsyncQueues, which the token may read, pause and resume)
+are given the name of a queue of the module's own, so they answer its view rather than only
+404s for made-up names (Schemathesis warns about operations it cannot reach otherwise).
 """
 
 from __future__ import annotations
@@ -19,10 +23,14 @@ import json
 import subprocess
 import sys
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pytest
+
+from testbed import ControlPlane
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Gateway
@@ -35,7 +43,24 @@ SEED = 29
 WAIT = "100ms"
 
 
-def config(gateway: Gateway, namespace: str, max_examples: int) -> str:
+@pytest.fixture(scope="module")
+def own_queue(control_plane: ControlPlane) -> Iterator[str]:
+    """An AsyncQueue for the queue routes, with a status as the operator writes it."""
+    name = f"oa-q-{uuid.uuid4().hex[:6]}"
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncQueue"}
+    control_plane.kubectl(
+        "create", "-f", "-", input=json.dumps({**manifest, "metadata": {"name": name}})
+    )
+    status = {"held": 3, "inFlight": 1, "startRate": "0.5"}
+    control_plane.kubectl(
+        "patch", "asyncqueue", name, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": status}),
+    )  # fmt: skip
+    yield name
+    control_plane.kubectl("delete", "asyncqueue", name, "--wait=false", check=False)
+
+
+def config(gateway: Gateway, namespace: str, max_examples: int, queue: str) -> str:
     """Schemathesis' configuration (TOML): the seed, the bounds, the token, the namespace."""
     return f"""
 seed = {SEED}
@@ -55,6 +80,10 @@ bearer = "{gateway.tokens["writer"]}"
 "path.namespace" = "{namespace}"
 
 [[operations]]
+include-path-regex = "^/v1/queues/"
+parameters = {{ "path.name" = "{queue}" }}
+
+[[operations]]
 include-operation-id = "waitTask"
 parameters = {{ "query.timeout" = "{WAIT}" }}
 
@@ -67,10 +96,10 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404",
 
 
 def schemathesis(
-    gateway: Gateway, namespace: str, folder: Path, max_examples: int
+    gateway: Gateway, namespace: str, folder: Path, max_examples: int, queue: str
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     """One run of the Schemathesis CLI; its output and the HAR of every exchange."""
-    (folder / "schemathesis.toml").write_text(config(gateway, namespace, max_examples))
+    (folder / "schemathesis.toml").write_text(config(gateway, namespace, max_examples, queue))
     har = folder / "exchanges.har"
     started = time.monotonic()
     proc = subprocess.run(
@@ -108,8 +137,10 @@ def schemathesis(
     return proc, entries
 
 
-def test_schemathesis_finds_the_gateway_as_documented(own_gateway: Gateway, tmp_path: Path) -> None:
-    proc, entries = schemathesis(own_gateway, own_gateway.namespace, tmp_path, 12)
+def test_schemathesis_finds_the_gateway_as_documented(
+    own_gateway: Gateway, own_queue: str, tmp_path: Path
+) -> None:
+    proc, entries = schemathesis(own_gateway, own_gateway.namespace, tmp_path, 12, own_queue)
     assert proc.returncode == 0, "Schemathesis reported failures or errors (above)"
     assert "No issues found" in proc.stdout or "0 failures" in proc.stdout.lower()
     statuses = {e["response"]["status"] for e in entries}
@@ -119,9 +150,9 @@ def test_schemathesis_finds_the_gateway_as_documented(own_gateway: Gateway, tmp_
 
 
 def test_a_namespace_the_token_may_not_use_answers_only_403(
-    own_gateway: Gateway, tmp_path: Path
+    own_gateway: Gateway, own_queue: str, tmp_path: Path
 ) -> None:
-    proc, entries = schemathesis(own_gateway, own_gateway.other, tmp_path, 5)
+    proc, entries = schemathesis(own_gateway, own_gateway.other, tmp_path, 5, own_queue)
     assert proc.returncode == 0, "Schemathesis reported failures or errors (above)"
     token = f"Bearer {own_gateway.tokens['writer']}"
     seen = 0

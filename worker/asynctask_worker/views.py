@@ -58,6 +58,14 @@ class TaskView(BaseModel):
         description="spec.notBefore: the earliest time the task is queued, if it was delayed "
         "(while it waits: Pending, message 'scheduled for <time>').",
     )
+    priority: int = Field(
+        0, description="spec.priority: -100..100, higher first on a queue with a policy."
+    )
+    reason: str | None = Field(
+        None,
+        description="status.reason: why a Pending task is held (Scheduled, Paused, "
+        "ConcurrencyLimit, RateLimited, WaitingForTurn), if it is.",
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase names, every field present)."""
@@ -97,4 +105,13 @@ def task_view(obj: Mapping[str, Any]) -> TaskView:
         resourceVersion=str(meta.get("resourceVersion", "")),
         queue=str(spec.get("queue") or ""),
         notBefore=spec.get("notBefore"),
+        priority=_priority(spec.get("priority")),
+        reason=status.get("reason") if isinstance(status.get("reason"), str) else None,
     )
+
+
+def _priority(value: Any) -> int:
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError):
+        return 0

@@ -39,6 +39,19 @@ GATEWAY_TASK_RULES = [
         "apiGroups": ["asynctask.dev"],
         "resources": ["asynctasks"],
         "verbs": ["get", "list", "watch", "create", "patch", "delete"],
+    },
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asynctaskschedules"],
+        "verbs": ["get", "list", "create", "patch", "delete"],
+    },
+]
+#: AsyncQueues are cluster-scoped: read and pause/resume them, bound cluster-wide always.
+GATEWAY_QUEUE_RULES = [
+    {
+        "apiGroups": ["asynctask.dev"],
+        "resources": ["asyncqueues"],
+        "verbs": ["get", "list", "patch"],
     }
 ]
 
@@ -56,15 +69,21 @@ def test_gateway_rbac_is_exactly_the_contract_cluster_wide() -> None:
     objects = render(*ON)
     assert rules_of(objects, "ClusterRole", f"{gw}-review") == GATEWAY_REVIEW_RULES
     assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES
+    assert rules_of(objects, "ClusterRole", f"{gw}-queues") == GATEWAY_QUEUE_RULES
     mine = gateway_objects(objects)
     roles = {(o["kind"], o["metadata"]["name"]) for o in mine if "rules" in o}
-    assert roles == {("ClusterRole", f"{gw}-review"), ("ClusterRole", gw)}
+    assert roles == {
+        ("ClusterRole", f"{gw}-review"),
+        ("ClusterRole", gw),
+        ("ClusterRole", f"{gw}-queues"),
+    }
     bindings = {
         (o["kind"], o["metadata"]["name"], o["roleRef"]["name"]) for o in mine if "roleRef" in o
     }
     assert bindings == {
         ("ClusterRoleBinding", f"{gw}-review", f"{gw}-review"),
         ("ClusterRoleBinding", gw, gw),
+        ("ClusterRoleBinding", f"{gw}-queues", f"{gw}-queues"),
     }
     for o in mine:
         if "roleRef" in o:
@@ -83,8 +102,10 @@ def test_gateway_rbac_follows_the_operator_namespaces() -> None:
     )
     mine = gateway_objects(objects)
     assert rules_of(objects, "ClusterRole", gw) == GATEWAY_TASK_RULES  # no Secret names
+    assert rules_of(objects, "ClusterRole", f"{gw}-queues") == GATEWAY_QUEUE_RULES
     assert {o["metadata"]["name"] for o in mine if o["kind"] == "ClusterRoleBinding"} == {
-        f"{gw}-review"
+        f"{gw}-review",
+        f"{gw}-queues",  # cluster-scoped AsyncQueues: bound cluster-wide in any case
     }
     task_bindings = [o for o in mine if o["kind"] == "RoleBinding"]
     assert sorted(b["metadata"]["namespace"] for b in task_bindings) == ["team-a", "team-b"]

@@ -79,6 +79,8 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
         "resourceVersion",
         "queue",
         "notBefore",
+        "priority",
+        "reason",
     ]
     assert wire["phase"] == "Processing" and wire["progress"] == 40 and wire["queue"] == "q"
     # A client reads it back into the same model (a Python client shares it).
@@ -99,3 +101,15 @@ def test_a_delayed_task_shows_its_due_time() -> None:
         view.not_before == "2030-01-01T12:00:00Z" and view.to_json()["notBefore"] == view.not_before
     )
     assert task_view(obj(phase="Pending")).not_before is None
+
+
+def test_a_held_task_shows_its_priority_and_why_it_is_held() -> None:
+    held = {
+        "metadata": META,
+        "spec": {"queue": "q", "priority": 50},
+        "status": {"phase": "Pending", "reason": "Paused", "message": "the queue q is paused"},
+    }
+    view = task_view(held)
+    assert view.priority == 50 and view.reason == "Paused"
+    assert task_view(obj(phase="Pending")).priority == 0
+    assert task_view(obj(phase="Pending")).reason is None

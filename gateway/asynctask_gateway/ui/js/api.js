@@ -25,7 +25,7 @@ export class ApiError extends Error {
 
   get hint() {
     if (this.status === 401) return "Paste a valid token above (it is kept for this tab only).";
-    if (this.status === 403) return "This token has no access to that here; ask for a Role on asynctasks in this namespace.";
+    if (this.status === 403) return "This token has no access to that here; ask for a Role that grants it (the message names the verb and resource).";
     return "";
   }
 }

@@ -34,8 +34,14 @@ export function held(view) {
     Date.parse(view.notBefore) > Date.now();
 }
 
-// The phase, and "Scheduled" with its due time while the task is held.
+// The phase, and "Scheduled" with its due time while the task is held; a task held by its
+// queue's policy (Paused, ConcurrencyLimit, RateLimited, WaitingForTurn) shows that reason,
+// its message as the tooltip.
 export function phaseCell(view) {
+  if (view.phase === "Pending" && view.reason && view.reason !== "Scheduled") {
+    return [phaseBadge(view.phase), " ", h("span", { className: "reason",
+      "data-reason": view.reason, title: view.message || "" }, view.reason)];
+  }
   if (!held(view)) return [phaseBadge(view.phase)];
   return [phaseBadge(view.phase), " ", h("span", { className: "reason", "data-reason": "Scheduled",
     title: `held until ${when(view.notBefore)}` }, `Scheduled · ${when(view.notBefore)}`)];
@@ -66,4 +72,14 @@ export function json(value) {
 export function hashFor(namespace, name) {
   const ns = encodeURIComponent(namespace);
   return name ? `#/ns/${ns}/tasks/${encodeURIComponent(name)}` : `#/ns/${ns}`;
+}
+
+// The links between a namespace's tasks, its schedules and the cluster's queues.
+export function nav(namespace, current) {
+  const ns = encodeURIComponent(namespace);
+  const links = [["tasks", "Tasks", `#/ns/${ns}`], ["schedules", "Schedules", `#/ns/${ns}/schedules`],
+                 ["queues", "Queues", `#/ns/${ns}/queues`]];
+  return h("nav", { className: "views", "aria-label": "Views" },
+           links.map(([key, text, href]) => h("a", { href, id: `nav-${key}`,
+             "aria-current": key === current ? "page" : undefined }, text)));
 }

@@ -5,7 +5,7 @@
 // wait for its first `counts` event, list, then apply the events that arrived meanwhile.
 
 import { ApiError, api, query, readStream, tasksPath } from "./api.js";
-import { PHASES, append, h, hashFor, phaseCell, progressBar, updateBar, when } from "./dom.js";
+import { PHASES, append, h, hashFor, nav, phaseCell, progressBar, updateBar, when } from "./dom.js";
 import { FINAL, keepOpen } from "./live.js";
 
 const PAGE = 500;
@@ -31,6 +31,7 @@ export function listPage(root, { namespace, params, notify, navigate }) {
   };
 
   append(root, [
+    nav(namespace, "tasks"),
     h("div", { className: "title" }, h("h2", {}, `Tasks in ${namespace}`), status),
     submitForm(namespace, queues, notify),
     countsSection(counts),
@@ -295,6 +296,9 @@ function submitForm(namespace, queues, notify) {
     h("input", { id: "submit-labels", name: "labels", spellcheck: false }),
     h("label", { htmlFor: "submit-not-before" }, "Not before (optional, your local time)"),
     h("input", { id: "submit-not-before", name: "notBefore", type: "datetime-local", step: 1 }),
+    h("label", { htmlFor: "submit-priority" }, "Priority (optional, -100 to 100, higher first)"),
+    h("input", { id: "submit-priority", name: "priority", type: "number", min: -100, max: 100,
+                 step: 1 }),
     h("button", { type: "submit" }, "Submit"));
   form.querySelector("#submit-queue").setAttribute("list", "queues");
   form.addEventListener("submit", async (event) => {
@@ -307,6 +311,8 @@ function submitForm(namespace, queues, notify) {
       if (Object.keys(labels).length) body.labels = labels;
       const notBefore = data.get("notBefore");  // local time, sent as UTC (RFC 3339)
       if (notBefore) body.notBefore = new Date(notBefore).toISOString();
+      const priority = data.get("priority");
+      if (priority !== "") body.priority = Number(priority);
     } catch (error) {
       notify(new Error(`The request is not valid: ${error.message}`));
       return;

@@ -1,10 +1,13 @@
 // The dashboard's entry point: the token and namespace forms, messages, and a hash router
-// (#/ns/<namespace>[?filters] and #/ns/<namespace>/tasks/<name>): the hash never reaches
-// the server, and nothing secret is ever put in it.
+// (#/ns/<namespace>[?filters], #/ns/<namespace>/tasks/<name>, #/ns/<namespace>/schedules[/<name>]
+// and #/ns/<namespace>/queues): the hash never reaches the server, and nothing secret is
+// ever put in it.
 
 import { ApiError, getToken, setToken } from "./api.js";
 import { h } from "./dom.js";
 import { listPage } from "./list.js";
+import { queuesPage } from "./queues.js";
+import { schedulePage, schedulesPage } from "./schedules.js";
 import { taskPage } from "./task.js";
 
 const NS_KEY = "asynctask.namespace";
@@ -50,6 +53,8 @@ function route() {
   main.replaceChildren();
   main.removeAttribute("data-live");
   main.removeAttribute("data-phase");
+  main.removeAttribute("data-loaded");
+  main.removeAttribute("data-suspend");
   const { parts, params } = parse(location.hash);
   const namespace = parts[0] === "ns" ? parts[1] : sessionStorage.getItem(NS_KEY);
   document.getElementById("namespace").value = namespace || "";
@@ -68,6 +73,15 @@ function route() {
   if (parts[0] === "ns" && parts[2] === "tasks" && parts[3]) {
     document.title = `${parts[3]} · AsyncTask`;
     close = taskPage(main, { ...ctx, name: parts[3] });
+  } else if (parts[0] === "ns" && parts[2] === "schedules" && parts[3]) {
+    document.title = `${parts[3]} · Schedules · AsyncTask`;
+    close = schedulePage(main, { ...ctx, name: parts[3] });
+  } else if (parts[0] === "ns" && parts[2] === "schedules") {
+    document.title = `Schedules in ${namespace} · AsyncTask`;
+    close = schedulesPage(main, ctx);
+  } else if (parts[0] === "ns" && parts[2] === "queues") {
+    document.title = "Queues · AsyncTask";
+    close = queuesPage(main, ctx);
   } else {
     document.title = `Tasks in ${namespace} · AsyncTask`;
     close = listPage(main, ctx);

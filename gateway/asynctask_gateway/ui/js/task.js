@@ -121,7 +121,9 @@ function sections(record) {
                              ["Next attempt", when(status.nextAttemptTime)]])));
   }
   out.push(section("Run", fields([
-    ["Queue", spec.queue], ["Attempts", String(task.attempts)],
+    ["Queue", spec.queue], ["Priority", String(spec.priority ?? 0)],
+    ["Held because", task.phase === "Pending" && task.reason ? task.reason : null],
+    ["Attempts", String(task.attempts)],
     ["Retries allowed", String(spec.retries ?? 0)], ["Worker", status.worker],
     ["Timeout", spec.timeoutSeconds ? `${spec.timeoutSeconds} s` : null],
     ["Cancel requested", spec.cancel ? "yes" : "no"],
