@@ -57,15 +57,27 @@ class PostgresArchive:
             open=False,
             timeout=connect_timeout,
             kwargs={"connect_timeout": max(1, int(connect_timeout))},
+            check=AsyncConnectionPool.check_connection,  # a server restart breaks them all
             name="asynctask-archive",
         )
         self._partitions: set[date] = set()
+        self._migrated = False
 
-    async def open(self, *, wait: bool = True) -> None:
-        """Open the pool (``wait``: until a first connection works), then migrate."""
-        await self._pool.open(wait=wait)
-        async with self._pool.connection() as conn:
-            await migrate(conn)
+    async def open(self) -> None:
+        """Open the pool, waiting for a first connection, and migrate (tests, tools)."""
+        await self._pool.open(wait=True)
+        await self._migrate()
+
+    async def start(self) -> None:
+        """Open the pool without waiting for PostgreSQL (the operator's way): the first
+        write or maintenance that reaches it migrates."""
+        await self._pool.open(wait=False)
+
+    async def _migrate(self) -> None:
+        if not self._migrated:
+            async with self._pool.connection() as conn:
+                await migrate(conn)
+            self._migrated = True
 
     async def close(self) -> None:
         await self._pool.close()
@@ -75,6 +87,7 @@ class PostgresArchive:
         row twice (at-least-once) leaves one row, its newest state."""
         if not records:
             return
+        await self._migrate()
         days = {day_of(r.finished_at) for r in records}
         await self.ensure_partitions(days)
         try:
@@ -104,6 +117,7 @@ class PostgresArchive:
     async def maintain(self, retention_days: int, now: datetime | None = None) -> list[str]:
         """Make the coming days' partitions, and drop those past retention (0: keep all);
         the partitions dropped."""
+        await self._migrate()
         today = day_of(now or datetime.now(UTC))
         await self.ensure_partitions(set(days_ahead(today, DAYS_AHEAD)))
         if retention_days <= 0:
