@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Installs everything the dev stack and the tests need, on a fresh machine or a used one:
-#   - Debian packages: rabbitmq-server (the broker), openssl (test-bed certificates), lua5.4,
-#     tmux (the CLI's terminal tests); for the tests (not with --dev): chromium and
-#     chromium-driver, the real browser of the dashboard's test (about 130 MB to download,
-#     440 MB installed, ~25 s on a fresh machine)
+#   - Debian packages: rabbitmq-server (the broker), postgresql-15 (the history archive's
+#     server: the test bed runs private clusters of it; ~17 MB to download, about 13 s to
+#     install), openssl (test-bed certificates), lua5.4, tmux (the CLI's terminal tests);
+#     for the tests (not with --dev): chromium and chromium-driver, the real browser of the
+#     dashboard's test (about 130 MB to download, 440 MB installed, ~25 s on a fresh machine)
 #   - a Python virtualenv in .venv with the project (editable) and its dev tools
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
@@ -14,7 +15,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 say() { printf '\n==> %s\n' "$*" >&2; }
 
-packages=(rabbitmq-server openssl lua5.4 tmux)
+packages=(rabbitmq-server postgresql-15 openssl lua5.4 tmux)
 if [ "${1:-}" != "--dev" ]; then
   packages+=(chromium chromium-driver)
 fi
@@ -26,7 +27,8 @@ if [ ${#missing[@]} -gt 0 ]; then
   say "installing Debian packages: ${missing[*]}"
   sudo_=""; [ "$(id -u)" -eq 0 ] || sudo_="sudo"
   $sudo_ apt-get update -q
-  # Do not start the distribution's own RabbitMQ service: the project runs private nodes.
+  # Do not start the distribution's own RabbitMQ or PostgreSQL service: the project runs
+  # private nodes and clusters.
   DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 $sudo_ apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   say "Debian packages present: ${packages[*]}"

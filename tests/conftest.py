@@ -1,4 +1,5 @@
-"""Session fixtures that start the real services: RabbitMQ and the local control plane.
+"""Session fixtures that start the real services: RabbitMQ, the local control plane and (for
+the history archive) PostgreSQL.
 
 Nothing here skips: if a service cannot start, the tests that need it fail, loudly.
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ControlPlane, RabbitMQ
+from testbed import ControlPlane, PostgreSQL, RabbitMQ
 from testbed.controlplane import build_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -64,6 +65,21 @@ def rabbitmq() -> Iterator[RabbitMQ]:
         return
     with RabbitMQ(management=True) as node:
         yield node
+
+
+@pytest.fixture(scope="session")
+def postgres() -> Iterator[PostgreSQL]:
+    """A private PostgreSQL server for the session (the history archive's tests)."""
+    with PostgreSQL() as server:
+        yield server
+
+
+@pytest.fixture
+def database_url(postgres: PostgreSQL) -> Iterator[str]:
+    """An empty database of its own per test on the session's server, dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:8]}"
+    yield postgres.create_database(name)
+    postgres.drop_database(name)
 
 
 @pytest.fixture(scope="session")

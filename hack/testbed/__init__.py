@@ -1,4 +1,5 @@
-"""The project's own test bed: a real control plane and a real RabbitMQ, started locally.
+"""The project's own test bed: a real control plane, a real RabbitMQ and a real PostgreSQL
+(the history archive's), started locally.
 
 Used by the pytest fixtures (``tests/conftest.py``) and by the dev stack
 (``python -m testbed.devstack``). ``wait_until`` is the one wait of the launchers and the
@@ -8,7 +9,8 @@ for, with the last error of the check, when time runs out.
 
 from testbed._proc import wait_until
 from testbed.controlplane import ControlPlane
+from testbed.postgres import PostgreSQL
 from testbed.rabbitmq import RabbitMQ
 from testbed.rabbitmq_cluster import RabbitMQCluster
 
-__all__ = ["ControlPlane", "RabbitMQ", "RabbitMQCluster", "wait_until"]
+__all__ = ["ControlPlane", "PostgreSQL", "RabbitMQ", "RabbitMQCluster", "wait_until"]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 from asynctask_operator.apiserver.apiclient import ApiClient, load_configuration
 from asynctask_operator.apiserver.kube import Kube
 from asynctask_operator.apiserver.schedule_calls import ScheduleCalls
+from asynctask_operator.archiving import Archiver
 from asynctask_operator.broker import Broker
 from asynctask_operator.deadlines import Kind
 from asynctask_operator.inbox import StatusInbox
@@ -29,7 +31,7 @@ from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
-from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
+from asynctask_operator.ports import ArchiveStore, Delivery, OperatorApi, TaskBroker
 from asynctask_operator.queue_watch import QueueWatch
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.scaling import Autoscaler
@@ -46,6 +48,7 @@ from asynctask_worker.messages import TaskRef
 from asynctask_worker.metrics import MetricsServer
 
 if TYPE_CHECKING:
+    from asynctask_operator.archive.store import PostgresArchive
     from asynctask_operator.leader.leadership import Campaign
 
 log = logging.getLogger("asynctask.operator")
@@ -68,6 +71,7 @@ class TaskLogic:
     outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
     outage: Outage
     gate: QueueGate
+    archiver: Archiver | None = None
 
     @classmethod
     def wire(
@@ -80,10 +84,13 @@ class TaskLogic:
         resolve: Resolve = system_resolve,
         outage: Outage | None = None,
         queues: bool = False,
+        archive: ArchiveStore | None = None,
     ) -> TaskLogic:
         """Wire the logic on ``api``, whose calls then wait out an apiserver outage (told by
         ``outage``, the process's one if given). With ``queues``, the queue gate waits until
-        the AsyncQueues and the tasks were listed (the operator watches both)."""
+        the AsyncQueues and the tasks were listed (the operator watches both); with
+        ``archive``, an :class:`Archiver` writes terminal tasks to it and TTL deletions wait
+        for it."""
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
         api = PatientApi(api, outage)
@@ -106,7 +113,13 @@ class TaskLogic:
             [metrics, webhooks, events, timers, gate],
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
-        tracker = Tracker(lifecycle, table, writer, api, broker, timers, metrics, gate)
+        archiver = None
+        if archive is not None:
+            archiver = Archiver(config.archive, archive, api, metrics)
+            archiver.on_archived = lambda uid: timers.set(uid, Kind.TTL, time.time())
+        tracker = Tracker(
+            lifecycle, table, writer, api, broker, timers, metrics, gate, archive=archiver
+        )
         inbox = StatusInbox(
             table,
             writer,
@@ -119,7 +132,10 @@ class TaskLogic:
         metrics.watch_sizes(
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )
-        return cls(table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage, gate)
+        return cls(
+            table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage, gate,
+            archiver,
+        )
 
 
 class Operator:
@@ -141,8 +157,15 @@ class Operator:
             reconnect_max_delay=broker.reconnect_max_delay_seconds,
             on_retry=self.metrics.publish_retries.inc,
         )
+        self.archive = open_archive(config)
         self.logic = TaskLogic.wire(
-            config, self.kube, self.broker, self.metrics, outage=self.outage, queues=True
+            config,
+            self.kube,
+            self.broker,
+            self.metrics,
+            outage=self.outage,
+            queues=True,
+            archive=self.archive,
         )
         table = self.logic.table
         self.watch = TaskWatch(
@@ -199,6 +222,10 @@ class Operator:
             ),
             *self._queue_loops(),
         ]
+        if logic.archiver is not None:
+            self._loops += [
+                asyncio.create_task(self._archive(logic.archiver), name="asynctask-archive"),
+            ]
         if self.scaler is not None:
             self.scaler.start()
 
@@ -222,6 +249,13 @@ class Operator:
             ),
         ]
 
+    async def _archive(self, archiver: Archiver) -> None:
+        """Open the archive's pool (without waiting for PostgreSQL: the writes wait and
+        retry), then write batches and keep the partitions."""
+        assert self.archive is not None
+        await self.archive.start()
+        await asyncio.gather(archiver.run(), archiver.maintain())
+
     async def stop(self) -> None:
         if self.scaler is not None:
             await self.scaler.stop()
@@ -232,6 +266,8 @@ class Operator:
         self.watch.stop()
         self.schedules.stop()
         await self.logic.webhooks.close()
+        if self.archive is not None:
+            await self.archive.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
 
@@ -242,6 +278,8 @@ class Operator:
     # what the watch hands on -----------------------------------------------------------
 
     async def task_event(self, event_type: str, body: dict[str, Any]) -> None:
+        if self.logic.archiver is not None:
+            self.logic.archiver.offer(event_type, body)
         if event_type == "DELETED":
             await self.logic.tracker.deleted(body)
         else:
@@ -254,6 +292,17 @@ class Operator:
 
     def broker_connected(self) -> bool:
         return self.broker.connected.is_set()
+
+
+def open_archive(config: Config) -> PostgresArchive | None:
+    """The history archive's store when ``ASYNCTASK_ARCHIVE_URL`` is set (psycopg is
+    imported only then), else None."""
+    settings = config.archive
+    if not settings.enabled or settings.url is None:
+        return None
+    from asynctask_operator.archive.store import PostgresArchive
+
+    return PostgresArchive(settings.url, pool_size=settings.pool_size)
 
 
 class OperatorApiClient(ApiClient):

@@ -31,6 +31,13 @@ Exposed series:
 * ``asynctask_operator_queue_admitted_total{queue}``: tasks an AsyncQueue admitted (at once
   or from the held set); ``asynctask_operator_queue_decisions_total{queue,decision}``:
   admission decisions (``admitted``: at once, ``held``, ``released``: admitted when held).
+* with the history archive (docs/history.md): ``asynctask_operator_archive_rows_total``,
+  ``..._archive_batches_total``, ``..._archive_failures_total`` (batches that failed and are
+  written again), ``..._archive_lag_seconds`` (a task's finish to its row written),
+  ``..._archive_queue_depth`` (tasks waiting to be archived),
+  ``..._archive_unarchived_deletions_total`` (TTL deletions that went ahead unarchived after
+  the bounded wait), ``..._archive_lost_total`` (tasks deleted before they could be archived)
+  and ``..._archive_partitions_dropped_total`` (retention).
 """
 
 from __future__ import annotations
@@ -130,6 +137,7 @@ class OperatorMetrics:
         self._delay_series(r)
         self._schedule_series(r)
         self._queue_series(r)
+        self._archive_series(r)
 
     def _schedule_series(self, r: CollectorRegistry) -> None:
         """AsyncTaskSchedule runs: by outcome, and how late a slot's task was created."""
@@ -195,6 +203,35 @@ class OperatorMetrics:
             "asynctask_operator_tasks_released",
             "Held tasks queued when their spec.notBefore came.",
             registry=r,
+        )
+
+    def _archive_series(self, r: CollectorRegistry) -> None:
+        """The history archive (zero without one)."""
+        name = "asynctask_operator_archive_"
+        self.archive_rows = Counter(name + "rows", "Rows written to the archive.", registry=r)
+        self.archive_batches = Counter(name + "batches", "Batches written.", registry=r)
+        self.archive_failures = Counter(
+            name + "failures", "Batch writes that failed (written again).", registry=r
+        )
+        self.archive_lag = Histogram(
+            name + "lag_seconds",
+            "From a task's finish to its row written.",
+            buckets=DURATION_BUCKETS,
+            registry=r,
+        )
+        self.archive_depth = Gauge(
+            name + "queue_depth", "Tasks waiting to be archived.", registry=r
+        )
+        self.archive_unarchived_deletions = Counter(
+            name + "unarchived_deletions",
+            "TTL deletions that went ahead before the task was archived (the wait ran out).",
+            registry=r,
+        )
+        self.archive_lost = Counter(
+            name + "lost", "Tasks deleted before they could be archived.", registry=r
+        )
+        self.archive_partitions_dropped = Counter(
+            name + "partitions_dropped", "Daily partitions dropped by retention.", registry=r
         )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:

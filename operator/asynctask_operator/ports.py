@@ -8,9 +8,11 @@ tested without a cluster or a broker. The words the two sides share live here to
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
+from asynctask_operator.archive.record import ArchiveRecord
 from asynctask_worker import topology
 from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
 
@@ -112,6 +114,22 @@ class QueueDepths(Protocol):
     """RabbitMQ's side of a task queue: (messages ready, consumers)."""
 
     async def queue_depth(self, task_queue: str) -> tuple[int, int]: ...
+
+
+class ArchiveStore(Protocol):
+    """The history archive (``archive.store.PostgresArchive``): rows upserted by uid, and
+    its partitions kept (made ahead, dropped past retention)."""
+
+    async def upsert(self, records: Sequence[ArchiveRecord]) -> None: ...
+
+    async def maintain(self, retention_days: int) -> list[str]: ...
+
+
+class ArchiveGate(Protocol):
+    """Asked before a TTL deletion (``archiving.Archiver``): seconds to wait and ask again,
+    or None to delete now."""
+
+    def hold_deletion(self, uid: str) -> float | None: ...
 
 
 class EventSink(Protocol):

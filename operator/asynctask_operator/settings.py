@@ -21,6 +21,7 @@ __all__ = [
     "KIND",
     "PLURAL",
     "VERSION",
+    "ArchiveConfig",
     "BrokerConfig",
     "Config",
     "KubeConfig",
@@ -266,6 +267,45 @@ class WebhookConfig(BaseSettings):
         return [str(ipaddress.ip_network(item, strict=False)) for item in value]
 
 
+class ArchiveConfig(BaseSettings):
+    """The history archive in PostgreSQL (docs/history.md): off unless a URL is given."""
+
+    model_config = SettingsConfigDict(env_prefix=_ENV + "ARCHIVE_", extra="ignore")
+
+    url: str | None = Field(
+        None,
+        description="libpq URL of the archive's database (postgresql://user:pw@host/db?"
+        "sslmode=verify-full). Unset: no archive, everything works as without one.",
+    )
+    pool_size: int = Field(4, ge=1, le=100, description="Connections the operator may open.")
+    batch_size: int = Field(200, ge=1, le=10_000, description="Rows written per batch at most.")
+    flush_seconds: float = Field(
+        1.0, gt=0, le=60, description="A batch is written this long after its first row."
+    )
+    retention_days: int = Field(
+        30, ge=0, description="Days of history kept (whole daily partitions dropped); 0: all."
+    )
+    ttl_wait_seconds: float = Field(
+        600.0,
+        ge=0,
+        description="How long a TTL deletion waits for its task to be archived; past it the "
+        "task is deleted anyway (counted in asynctask_operator_archive_unarchived_deletions).",
+    )
+    max_pending_bytes: int = Field(
+        64 * 1024 * 1024,
+        ge=1024 * 1024,
+        description="Memory for rows waiting to be archived; beyond it tasks wait by name and "
+        "are read again from the apiserver.",
+    )
+    maintenance_interval_seconds: float = Field(
+        3600.0, ge=1, description="How often partitions are made ahead and retention applied."
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.url)
+
+
 class Config(BaseModel):
     """Every group; ``Config()`` reads them all from the environment (and validates them)."""
 
@@ -276,3 +316,4 @@ class Config(BaseModel):
     metrics: MetricsConfig = Field(default_factory=MetricsConfig)
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
+    archive: ArchiveConfig = Field(default_factory=ArchiveConfig)

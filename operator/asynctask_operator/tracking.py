@@ -20,7 +20,7 @@ from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
-from asynctask_operator.ports import TaskApi, TaskBroker, stop_work
+from asynctask_operator.ports import ArchiveGate, TaskApi, TaskBroker, stop_work
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.settings import LifecycleConfig
 from asynctask_operator.spec import AsyncTaskSpec
@@ -53,9 +53,11 @@ class Tracker:
         timers: Deadlines,
         metrics: OperatorMetrics,
         gate: QueueGate | None = None,
+        archive: ArchiveGate | None = None,
     ) -> None:
         self.config = config
         self.gate = gate  # AsyncQueue admission (None: every task is published at once)
+        self.archive = archive
         self.table = table
         self.writer = writer
         self.api = api
@@ -322,6 +324,10 @@ class Tracker:
         await self._queue(task, spec)
 
     async def _expire(self, task: TaskState) -> None:
+        wait = self.archive.hold_deletion(task.uid) if self.archive is not None else None
+        if wait is not None:  # with the history archive: wait (bounded) for the task's row
+            self.timers.set(task.uid, Kind.TTL, time.time() + wait)
+            return
         try:
             await self.api.delete(task.namespace, task.name, task.uid)
             log.info("deleted %s/%s: ttlSecondsAfterFinished passed", task.namespace, task.name)

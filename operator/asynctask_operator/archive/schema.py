@@ -1,0 +1,121 @@
+"""The archive's schema: versioned migrations and the daily partitions' names (pure).
+
+``asynctask_history`` is partitioned by range of ``finished_at``, one partition a day
+(``asynctask_history_p20261205`` holds that UTC day). Retention drops whole partitions, a
+catalog change that takes milliseconds whatever a day holds, never a table-wide ``DELETE``
+(which would bloat the table and hold locks under load). The primary key is
+``(uid, finished_at)``: a partitioned table's unique keys must include the partition key,
+and a task's finish time never changes once it is terminal, so upserts keyed by the pair
+are upserts keyed by uid.
+
+Migrations are numbered and applied in order, each once (:mod:`migrate`); a released one
+is never edited, a change is a new one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+
+TABLE = "asynctask_history"
+#: The key of the advisory lock migrations and partition changes run under.
+LOCK_KEY = 0x41_53_59_4E_43_48  # "ASYNCH"
+_PREFIX = f"{TABLE}_p"
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    sql: str
+
+
+_PAYLOADS = "".join(
+    f"    {name} jsonb,\n    {name}_text text,\n"
+    for name in ("spec", "request", "result", "error", "status", "annotations")
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    Migration(
+        1,
+        "history table, partitioned by day of finish, and its listing indexes",
+        f"""
+CREATE TABLE {TABLE} (
+    uid text NOT NULL,
+    finished_at timestamptz NOT NULL,
+    namespace text NOT NULL,
+    name text NOT NULL,
+    queue text,
+    priority integer,
+    phase text NOT NULL,
+    reason text,
+    message text,
+    creator text,
+    worker text,
+    attempts integer,
+    labels jsonb NOT NULL DEFAULT '{{}}',
+    created_at timestamptz,
+    queued_at timestamptz,
+    scheduled_at timestamptz,
+    started_at timestamptz,
+    last_update_at timestamptz,
+{_PAYLOADS}    archived_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (uid, finished_at)
+) PARTITION BY RANGE (finished_at);
+-- The listings: a namespace's history newest first (keyset on finished_at, uid), narrowed
+-- by queue and phase, by phase, by creator; one task's runs by name; labels by GIN.
+CREATE INDEX {TABLE}_ns_time ON {TABLE} (namespace, finished_at DESC, uid DESC);
+CREATE INDEX {TABLE}_ns_queue_phase_time
+    ON {TABLE} (namespace, queue, phase, finished_at DESC, uid DESC);
+CREATE INDEX {TABLE}_ns_phase_time ON {TABLE} (namespace, phase, finished_at DESC, uid DESC);
+CREATE INDEX {TABLE}_ns_creator_time
+    ON {TABLE} (namespace, creator, finished_at DESC, uid DESC);
+CREATE INDEX {TABLE}_ns_name_time ON {TABLE} (namespace, name, finished_at DESC);
+CREATE INDEX {TABLE}_labels ON {TABLE} USING gin (labels);
+""",
+    ),
+)
+
+
+def day_of(at: datetime) -> date:
+    return at.astimezone(UTC).date()
+
+
+def partition_name(day: date) -> str:
+    return f"{_PREFIX}{day:%Y%m%d}"
+
+
+def partition_day(name: str) -> date | None:
+    """The day a partition's name stands for, or None for another table."""
+    if not name.startswith(_PREFIX):
+        return None
+    try:
+        return datetime.strptime(name[len(_PREFIX) :], "%Y%m%d").date()
+    except ValueError:
+        return None
+
+
+def partition_ddl(day: date) -> str:
+    """Create the partition of one UTC day, if it is not there."""
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    return (
+        f"CREATE TABLE IF NOT EXISTS {partition_name(day)} PARTITION OF {TABLE} "
+        f"FOR VALUES FROM ('{start.isoformat()}') TO ('{end.isoformat()}')"
+    )
+
+
+def days_ahead(today: date, ahead: int) -> list[date]:
+    """Today and the ``ahead`` days after it: the partitions made before rows need them."""
+    return [today + timedelta(days=n) for n in range(ahead + 1)]
+
+
+def expired(partitions: list[str], today: date, retention_days: int) -> list[str]:
+    """The partitions wholly older than ``retention_days`` before ``today``: their day ended
+    before the retention window starts."""
+    oldest_kept = today - timedelta(days=retention_days)
+    return sorted(
+        name
+        for name in partitions
+        if (day := partition_day(name)) is not None and day < oldest_kept
+    )
