@@ -133,7 +133,16 @@ class TaskLogic:
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )
         return cls(
-            table, timers, events, webhooks, writer, tracker, inbox, outcomes, outage, gate,
+            table,
+            timers,
+            events,
+            webhooks,
+            writer,
+            tracker,
+            inbox,
+            outcomes,
+            outage,
+            gate,
             archiver,
         )
 

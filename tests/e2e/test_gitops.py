@@ -232,6 +232,8 @@ def test_schedules_as_the_tools_see_them(
         "status": "Degraded",
         "message": "InvalidTimeZone: unknown time zone 'Mars/Olympus_Mons'",
     }
+
+
 QUEUE_HEALTH = (
     Path(__file__).resolve().parents[2] / "deploy/argocd/asynctask.dev/AsyncQueue/health.lua"
 )
