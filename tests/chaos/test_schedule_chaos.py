@@ -36,9 +36,10 @@ from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
 from tests.e2e.system import Process, operator_ready, system_env
 
-pytestmark = pytest.mark.chaos
-
 SECONDS = float(os.environ.get("ASYNCTASK_SCHEDULE_CHAOS_SECONDS", "60"))
+#: The run, plus the failovers' takeovers and the settling after it (pytest-timeout's 300 s
+#: is for tests of a fixed length; this one's is set by the variable above).
+pytestmark = [pytest.mark.chaos, pytest.mark.timeout(SECONDS + 240)]
 LEASE = "asynctask-schedules"
 SCHEDULES = 20
 #: After a new leader says it leads: its two lists and its first catch-up.

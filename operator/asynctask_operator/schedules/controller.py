@@ -57,6 +57,9 @@ Key = tuple[str, str]  # (namespace, schedule name)
 PARALLEL = 32
 RETRY_SECONDS = 2.0
 READY = (True, "Scheduled", "slots are served")
+#: At most one Missed Event a schedule in this many seconds (the count is in the status):
+#: an operator that falls behind must not add a write per late slot.
+MISSED_EVENT_SECONDS = 60.0
 
 
 @dataclass
@@ -68,6 +71,7 @@ class Entry:
     tally: Tally = field(default_factory=Tally)
     dirty: bool = True  # a status write is owed (new, edited, or a bad template)
     rejected: str = ""  # why the latest create was refused (Ready=False until one succeeds)
+    missed_told: float = float("-inf")  # when the latest Missed Event was recorded
 
 
 class ScheduleController:
@@ -287,9 +291,14 @@ class ScheduleController:
         if last is not None and (tally.last_missed is None or last > tally.last_missed):
             tally.last_missed = last
         self._metrics.schedule_runs.labels("missed").inc(count)
-        detail = f", the latest {rfc3339(last)}" if last is not None else ""
-        self._event(entry.schedule, "Missed", f"{count} slot(s) missed{detail}")
         entry.dirty = True
+        if self._clock() - entry.missed_told >= MISSED_EVENT_SECONDS:
+            entry.missed_told = self._clock()
+            detail = f", the latest {rfc3339(last)}" if last is not None else ""
+            total = int(entry.schedule.status.get("missedCount") or 0) + tally.missed
+            self._event(
+                entry.schedule, "Missed", f"{count} slot(s) missed{detail} ({total} in all)"
+            )
 
     async def _write(self, entry: Entry, next_slot: datetime | None, now: datetime) -> None:
         schedule = entry.schedule

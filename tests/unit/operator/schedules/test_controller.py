@@ -147,7 +147,13 @@ async def test_after_a_gap_the_latest_slot_runs_and_the_rest_are_missed() -> Non
     assert [c for c in api.calls if c[0] == "create"] == [("create", f"every-{int(T0) + 90}")]
     st = api.statuses[-1]
     assert st["missedCount"] == 8 and st["lastMissedTime"] == "2026-12-05T12:01:20Z"
-    assert ("Missed", "8 slot(s) missed, the latest 2026-12-05T12:01:20Z") in events.recorded
+    assert ("Missed", "8 slot(s) missed, the latest 2026-12-05T12:01:20Z (8 in all)") in (
+        events.recorded
+    )
+    clock.now = T0 + 125  # two more missed within a minute: counted, no second Event
+    await controller.fire(KEY)
+    assert api.statuses[-1]["missedCount"] == 10
+    assert [r for r, _ in events.recorded].count("Missed") == 1
 
 
 async def test_suspended_slots_pass_without_runs_or_misses() -> None:
