@@ -68,6 +68,15 @@ def test_gateway_rbac_per_namespace(
             assert can_i(cp, config, verb, "asynctasks.asynctask.dev", other) == "no", verb
         assert can_i(cp, config, "list", "asynctasks.asynctask.dev", "*") == "no"
         assert can_i(cp, config, "patch", "asynctasks.asynctask.dev/status", served) == "no"
+        for verb in ("get", "list", "create", "patch", "delete"):
+            assert can_i(cp, config, verb, "asynctaskschedules.asynctask.dev", served) == "yes"
+            assert can_i(cp, config, verb, "asynctaskschedules.asynctask.dev", other) == "no"
+        assert can_i(cp, config, "watch", "asynctaskschedules.asynctask.dev", served) == "no"
+        # AsyncQueues are cluster-scoped: read, pause and resume them whatever is served.
+        for verb in ("get", "list", "patch"):
+            assert can_i(cp, config, verb, "asyncqueues.asynctask.dev", "*") == "yes", verb
+        assert can_i(cp, config, "delete", "asyncqueues.asynctask.dev", "*") == "no"
+        assert can_i(cp, config, "patch", "asyncqueues.asynctask.dev/status", "*") == "no"
         assert can_i(cp, config, "get", "secrets", served) == "no"
         assert can_i(cp, config, "create", "tokenreviews.authentication.k8s.io", "*") == "yes"
         assert (
@@ -173,6 +182,8 @@ def test_gateway_rbac_cluster_wide(
         assert kinds == [
             "ClusterRole",
             "ClusterRole",
+            "ClusterRole",  # asyncqueues, cluster-scoped
+            "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ClusterRoleBinding",
             "ServiceAccount",
