@@ -9,6 +9,7 @@ returns :class:`~asynctask_worker.views.TaskView`, the view the gateway serves a
 from __future__ import annotations
 
 import base64
+import builtins
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
@@ -124,6 +125,15 @@ class Transport(Protocol):
     def bulk(self, action: Action, label_selector: str) -> BulkAnswer:
         """Cancel or delete every task whose labels match (all of them, page after page),
         each with the caller's own rights; the counts, and each task by name."""
+        ...
+
+    def history(self, **filters: str | None) -> builtins.list[TaskView]:
+        """The namespace's archived tasks, newest first (the gateway's history archive);
+        ``filters``: queue, phase, labelSelector, creator, since, until."""
+        ...
+
+    def resubmit(self, name: str) -> TaskView:
+        """A new task from this one's spec (live, or its latest archived run)."""
         ...
 
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:

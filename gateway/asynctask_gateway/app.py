@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from asynctask_gateway import bulk, handlers, patterns, streams, ui, watching
+from asynctask_gateway import bulk, handlers, history_handlers, patterns, streams, ui, watching
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
@@ -41,6 +41,8 @@ HANDLERS: dict[str, Handler] = {
     "getTaskDetail": watching.get_task_detail,
     "cancelTasks": bulk.cancel_tasks,
     "deleteTasks": bulk.delete_tasks,
+    "listHistory": history_handlers.list_history,
+    "resubmitTask": history_handlers.resubmit_task,
 }
 
 
@@ -125,16 +127,26 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 async def _watching(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     task = asyncio.create_task(gw.cache.run(), name="watch-cache")
+    if gw.archive is not None:
+        await gw.archive.start()
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if gw.archive is not None:
+        await gw.archive.close()
     await gw.kube.close()
 
 
 def make_gateway(settings: GatewaySettings, kube: Kube) -> Gateway:
     metrics = Metrics()
+    archive = None
+    if settings.archive_url:
+        from asynctask_gateway.archive import ArchiveReader  # psycopg only when configured
+
+        archive = ArchiveReader(settings.archive_url, pool_size=settings.archive_pool_size)
     return Gateway(
+        archive=archive,
         settings=settings,
         kube=kube,
         metrics=metrics,
@@ -156,7 +168,10 @@ def make_app(gw: Gateway) -> web.Application:
     app[GATEWAY] = gw
     app[OPENAPI] = build_document()
     for route in API_ROUTES:
-        app.router.add_route(route.method, route.path, HANDLERS[route.name], name=route.name)
+        # A task's name never holds ":", so "…/tasks/x:resubmit" is only the action's path
+        # (and an OPTIONS there lists only its methods).
+        path = route.path.replace("{name}", "{name:[^{}/:]+}")
+        app.router.add_route(route.method, path, HANDLERS[route.name], name=route.name)
     app.router.add_get("/healthz", healthz, name="healthz")
     app.router.add_get("/readyz", readyz, name="readyz")
     app.router.add_get("/metrics", metrics, name="metrics")

@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from asynctask_gateway import openapi_schemas as parts
 from asynctask_gateway import patterns
+from asynctask_gateway.history import MAX_TEXT
 from asynctask_gateway.listing import DEFAULT_LIMIT, MAX_LIMIT
 from asynctask_gateway.openapi_schemas import PHASES, ref
 from asynctask_gateway.routes import API_ROUTES, Route
@@ -31,8 +32,9 @@ PROBLEMS = {
     "task), or the apiserver's own 400",
     401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
     403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
-    404: "NotFound (no such task), NamespaceNotServed (the namespace is not one this "
-    "gateway serves)",
+    404: "NotFound (no such task, live or archived), NamespaceNotServed (the namespace is "
+    "not one this gateway serves), ArchiveNotConfigured (the history routes of a gateway "
+    "without a history archive)",
     409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has ended)",
     410: "the apiserver's Gone",
     413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON)",
@@ -42,7 +44,8 @@ PROBLEMS = {
     "apiserver's throttling",
     502: "GatewayForbidden (the gateway's own ServiceAccount was refused), or another "
     "unexpected answer of the apiserver (its reason)",
-    503: "AuthorizationUnavailable: the SubjectAccessReview could not be made",
+    503: "AuthorizationUnavailable: the SubjectAccessReview could not be made; "
+    "ArchiveUnavailable: the history archive could not be read",
 }
 SUCCESS = {
     200: "OK",
@@ -57,6 +60,7 @@ BODIES = {
     "getTaskDetail": "TaskDetail",
     "cancelTasks": "BulkAnswer",
     "deleteTasks": "BulkAnswer",
+    "listHistory": "TaskList",
 }
 #: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
 #: stateful tests follow them).
@@ -117,6 +121,18 @@ QUERY: dict[str, dict[str, Any]] = {
         "schema": _string(patterns.CONTINUE),
         "description": "The previous page's `continue`: the page after it.",
     },
+    "creator": {
+        "schema": {"type": "string", "maxLength": MAX_TEXT},
+        "description": "Only tasks created by this user (the gateway's created-by).",
+    },
+    "since": {
+        "schema": _string(patterns.RFC3339_TIME),
+        "description": "Only tasks finished at or after this RFC 3339 time.",
+    },
+    "until": {
+        "schema": _string(patterns.RFC3339_TIME),
+        "description": "Only tasks finished before this RFC 3339 time (not before since).",
+    },
     "timeout": {
         "schema": _string(patterns.DURATION),
         "description": "30s, 1.5s, 500ms, 1m or seconds; default 30s, at most "
@@ -148,6 +164,16 @@ ROUTE_QUERIES = {
     "watchTasks": ("queue", "labelSelector"),
     "cancelTasks": ("labelSelector", "limit", "continue"),
     "deleteTasks": ("labelSelector", "limit", "continue"),
+    "listHistory": (
+        "queue",
+        "phase",
+        "labelSelector",
+        "creator",
+        "since",
+        "until",
+        "limit",
+        "continue",
+    ),
 }
 #: A bulk action's labelSelector: required, with at least one term.
 BULK_SELECTOR = {
@@ -196,7 +222,7 @@ def _view_headers(route: Route) -> dict[str, Any]:
         "ETag": _header("The resourceVersion, quoted.", True),
         "Retry-After": _header("Seconds before polling again (while not done).", False),
     }
-    if route.name == "createTask":
+    if route.name in ("createTask", "resubmitTask"):
         headers["Location"] = _header("The task's URL path.", True)
         headers["Preference-Applied"] = _header("wait=N, when Prefer: wait was applied.")
     return headers

@@ -58,6 +58,11 @@ class TaskView(BaseModel):
         description="spec.notBefore: the earliest time the task is queued, if it was delayed "
         "(while it waits: Pending, message 'scheduled for <time>').",
     )
+    archived: bool = Field(
+        False,
+        description="Read from the history archive: the task is no longer live (its "
+        "TTL or a user deleted it); false for a live task.",
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase names, every field present)."""
