@@ -126,6 +126,17 @@ def parser() -> argparse.ArgumentParser:
         "--phase", choices=[str(c) for c in render.EXIT_CODES] + ["Pending", "Processing"]
     )
     ls.add_argument("-l", "--selector", help="a label selector")
+    ls.add_argument(
+        "--archived",
+        action="store_true",
+        help="finished tasks from the history archive (through the gateway), newest first",
+    )
+    ls.add_argument("--creator", help="with --archived: only tasks this user created")
+    ls.add_argument("--since", help="with --archived: finished at or after (RFC 3339)")
+    ls.add_argument("--until", help="with --archived: finished before (RFC 3339)")
+    command("resubmit", "create a new task from a task's spec (live or archived)").add_argument(
+        "name"
+    )
     resource_cli.add_groups(sub, common)
     return top
 
@@ -246,13 +257,31 @@ def cmd_get(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
-    tasks = client.list(queue=args.queue, phase=args.phase, label_selector=args.selector)
+    if args.archived:
+        tasks = client.history(
+            queue=args.queue,
+            phase=args.phase,
+            label_selector=args.selector,
+            creator=args.creator,
+            since=args.since,
+            until=args.until,
+        )
+    elif args.creator or args.since or args.until:
+        raise UsageError("--creator, --since and --until filter the history: add --archived")
+    else:
+        tasks = client.list(queue=args.queue, phase=args.phase, label_selector=args.selector)
     if args.output:
         print(render.machine({"items": [t.view.to_json() for t in tasks]}, args.output))
     elif tasks:
         print(render.table([t.view for t in tasks]))
     else:
         print(f"No tasks found in {client.namespace} namespace.", file=sys.stderr)
+    return 0
+
+
+def cmd_resubmit(args: argparse.Namespace, client: Client) -> int:
+    task = client.resubmit(args.name)
+    show(args, task, f"asynctask/{task.name} created from {args.name}")
     return 0
 
 
@@ -334,6 +363,7 @@ COMMANDS: dict[str, Callable[[argparse.Namespace, Client], int]] = {
     "wait": cmd_wait,
     "schedule": resource_cli.schedule,
     "queue": resource_cli.queue,
+    "resubmit": cmd_resubmit,
 }
 
 

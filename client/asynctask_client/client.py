@@ -140,6 +140,33 @@ class Client:
     def describe(self, name: str) -> Details:
         return self.transport.describe(name)
 
+    def history(
+        self,
+        *,
+        queue: str | None = None,
+        phase: str | None = None,
+        label_selector: str | None = None,
+        creator: str | None = None,
+        since: str | None = None,
+        until: str | None = None,
+    ) -> builtins.list[Task]:
+        """Archived tasks of the namespace, newest first (through the gateway: its history
+        archive, docs/history.md); ``since``/``until``: RFC 3339 times of the finish."""
+        views = self.transport.history(
+            queue=queue,
+            phase=phase,
+            labelSelector=label_selector,
+            creator=creator,
+            since=since,
+            until=until,
+        )
+        return [Task(self, view) for view in views]
+
+    def resubmit(self, name: str) -> Task:
+        """A new task from this one's spec and labels (live, or its latest archived run),
+        labelled ``asynctask.dev/resubmitted-from`` with the original's uid."""
+        return Task(self, self.transport.resubmit(name))
+
     def cancel_many(self, label_selector: str) -> BulkAnswer:
         """Cancel every task whose labels match ``label_selector`` (required: never every
         task). Tasks already ended, or already asked to cancel, are counted as skipped, so

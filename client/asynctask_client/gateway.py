@@ -107,6 +107,21 @@ class GatewayTransport:
         _, answer = self.http.call("POST", self._path(name, "/cancel"))
         return TaskView.model_validate(answer)
 
+    def history(self, **filters: str | None) -> builtins.list[TaskView]:
+        params = {"limit": str(PAGE), **{k: v for k, v in filters.items() if v}}
+        path = f"/v1/namespaces/{urllib.parse.quote(self.namespace)}/history"
+        views: builtins.list[TaskView] = []
+        while True:
+            _, answer = self.http.call("GET", path, params=params)
+            views += [TaskView.model_validate(item) for item in answer.get("items") or []]
+            if not answer.get("continue"):
+                return views
+            params["continue"] = str(answer["continue"])
+
+    def resubmit(self, name: str) -> TaskView:
+        _, answer = self.http.call("POST", self._path(name, ":resubmit"))
+        return TaskView.model_validate(answer)
+
     def delete(self, name: str) -> None:
         self.http.call("DELETE", self._path(name))
 

@@ -42,6 +42,13 @@ KIND = "AsyncTask"
 MAX_WATCH = 300
 
 
+#: Why the history routes need the gateway: only it reads the archive (docs/history.md).
+HISTORY_THROUGH_GATEWAY = (
+    "the history archive is read through the gateway (--gateway URL or "
+    "ASYNCTASK_GATEWAY); the apiserver holds live tasks only"
+)
+
+
 class KubeTransport:
     """Calls to the apiserver with the kubeconfig's (or the pod's) identity."""
 
@@ -135,6 +142,12 @@ class KubeTransport:
             content_type="application/merge-patch+json",
         )
         return task_view(obj)
+
+    def history(self, **filters: str | None) -> builtins.list[TaskView]:
+        raise ApiError(400, "NeedsGateway", HISTORY_THROUGH_GATEWAY)
+
+    def resubmit(self, name: str) -> TaskView:
+        raise ApiError(400, "NeedsGateway", HISTORY_THROUGH_GATEWAY)
 
     def delete(self, name: str) -> None:
         self.http.call("DELETE", self._path(name), params={"propagationPolicy": "Background"})

@@ -156,6 +156,15 @@ class Transport(Protocol):
         each with the caller's own rights; the counts, and each task by name."""
         ...
 
+    def history(self, **filters: str | None) -> builtins.list[TaskView]:
+        """The namespace's archived tasks, newest first (the gateway's history archive);
+        ``filters``: queue, phase, labelSelector, creator, since, until."""
+        ...
+
+    def resubmit(self, name: str) -> TaskView:
+        """A new task from this one's spec (live, or its latest archived run)."""
+        ...
+
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:
         """The task's states after resourceVersion ``after`` (the current one at once if it
         differs), over one connection that lasts at most about ``seconds``; raises

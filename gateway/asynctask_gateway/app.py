@@ -15,7 +15,17 @@ from collections.abc import AsyncIterator
 
 from aiohttp import web
 
-from asynctask_gateway import bulk, handlers, patterns, queues, schedules, streams, ui, watching
+from asynctask_gateway import (
+    bulk,
+    handlers,
+    history_handlers,
+    patterns,
+    queues,
+    schedules,
+    streams,
+    ui,
+    watching,
+)
 from asynctask_gateway.auth import Authenticator
 from asynctask_gateway.cache import TaskCache
 from asynctask_gateway.kube import ApiError, Kube
@@ -42,6 +52,8 @@ HANDLERS: dict[str, Handler] = {
     "deleteTasks": bulk.delete_tasks,
     **schedules.HANDLERS,
     **queues.HANDLERS,
+    "listHistory": history_handlers.list_history,
+    "resubmitTask": history_handlers.resubmit_task,
 }
 
 
@@ -137,16 +149,26 @@ async def openapi(request: web.Request) -> web.StreamResponse:
 async def _watching(app: web.Application) -> AsyncIterator[None]:
     gw = app[GATEWAY]
     task = asyncio.create_task(gw.cache.run(), name="watch-cache")
+    if gw.archive is not None:
+        await gw.archive.start()
     yield
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+    if gw.archive is not None:
+        await gw.archive.close()
     await gw.kube.close()
 
 
 def make_gateway(settings: GatewaySettings, kube: Kube) -> Gateway:
     metrics = Metrics()
+    archive = None
+    if settings.archive_url:
+        from asynctask_gateway.archive import ArchiveReader  # psycopg only when configured
+
+        archive = ArchiveReader(settings.archive_url, pool_size=settings.archive_pool_size)
     return Gateway(
+        archive=archive,
         settings=settings,
         kube=kube,
         metrics=metrics,

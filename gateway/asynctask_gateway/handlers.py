@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from asynctask_gateway.history_handlers import view_or_archived
 from asynctask_gateway.kube import ApiError, tasks_path
 from asynctask_gateway.listing import Query, page
 from asynctask_gateway.params import etag_matches, prefer_wait
@@ -159,7 +160,7 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
 
 async def get_task(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
-    view = (await gw.entry(call.namespace, call.name)).view
+    view = await view_or_archived(gw, call.namespace, call.name)  # live, else archived
     if etag_matches(request.headers.get("If-None-Match"), view.resource_version):
         return web.Response(status=304, headers=view_headers(view))
     return view_response(view)

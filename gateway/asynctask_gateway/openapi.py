@@ -12,6 +12,7 @@ from pydantic.json_schema import models_json_schema
 
 from asynctask_gateway import openapi_schemas as parts
 from asynctask_gateway import patterns
+from asynctask_gateway.history import MAX_TEXT
 from asynctask_gateway.listing import DEFAULT_LIMIT, MAX_LIMIT
 from asynctask_gateway.openapi_schemas import PHASES, ref
 from asynctask_gateway.routes import API_ROUTES, Route
@@ -33,8 +34,9 @@ PROBLEMS = {
     "task), or the apiserver's own 400",
     401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
     403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
-    404: "NotFound (no such task, schedule or queue), NamespaceNotServed (the namespace is "
-    "not one this gateway serves)",
+    404: "NotFound (no such task, live or archived, schedule or queue), NamespaceNotServed "
+    "(the namespace is not one this gateway serves), ArchiveNotConfigured (the history "
+    "routes of a gateway without a history archive)",
     409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has ended)",
     410: "the apiserver's Gone",
     413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON)",
@@ -44,7 +46,8 @@ PROBLEMS = {
     "apiserver's throttling",
     502: "GatewayForbidden (the gateway's own ServiceAccount was refused), or another "
     "unexpected answer of the apiserver (its reason)",
-    503: "AuthorizationUnavailable: the SubjectAccessReview could not be made",
+    503: "AuthorizationUnavailable: the SubjectAccessReview could not be made; "
+    "ArchiveUnavailable: the history archive could not be read",
 }
 SUCCESS = {
     200: "OK",
@@ -62,6 +65,7 @@ BODIES = {
     "deleteTasks": "BulkAnswer",
     "listSchedules": "ScheduleList",
     "listQueues": "QueueList",
+    "listHistory": "TaskList",
 }
 #: Answers with a schedule's or a queue's view (the rest answer a task's view).
 VIEWS = {
@@ -152,6 +156,18 @@ QUERY: dict[str, dict[str, Any]] = {
         "schema": _string(patterns.CONTINUE),
         "description": "The previous page's `continue`: the page after it.",
     },
+    "creator": {
+        "schema": {"type": "string", "maxLength": MAX_TEXT},
+        "description": "Only tasks created by this user (the gateway's created-by).",
+    },
+    "since": {
+        "schema": _string(patterns.RFC3339_TIME),
+        "description": "Only tasks finished at or after this RFC 3339 time.",
+    },
+    "until": {
+        "schema": _string(patterns.RFC3339_TIME),
+        "description": "Only tasks finished before this RFC 3339 time (not before since).",
+    },
     "timeout": {
         "schema": _string(patterns.DURATION),
         "description": "30s, 1.5s, 500ms, 1m or seconds; default 30s, at most "
@@ -183,6 +199,16 @@ ROUTE_QUERIES = {
     "watchTasks": ("queue", "labelSelector"),
     "cancelTasks": ("labelSelector", "limit", "continue"),
     "deleteTasks": ("labelSelector", "limit", "continue"),
+    "listHistory": (
+        "queue",
+        "phase",
+        "labelSelector",
+        "creator",
+        "since",
+        "until",
+        "limit",
+        "continue",
+    ),
 }
 #: A bulk action's labelSelector: required, with at least one term.
 BULK_SELECTOR = {
@@ -230,7 +256,10 @@ def _view_headers(route: Route) -> dict[str, Any]:
     headers = {"ETag": _header("The resourceVersion, quoted.", True)}
     if route.name not in VIEWS:
         headers["Retry-After"] = _header("Seconds before polling again (while not done).")
-    if route.name in ("createTask", "triggerSchedule"):
+    if route.name in ("createTask", "resubmitTask", "triggerSchedule"):
+        headers["Location"] = _header("The task's URL path.", True)
+    if route.name in ("createTask", "resubmitTask"):
+        headers["Preference-Applied"] = _header("wait=N, when Prefer: wait was applied.")
         headers["Location"] = _header("The task's URL path.", True)
     if route.name == "createSchedule":
         headers["Location"] = _header("The schedule's URL path.", True)

@@ -160,6 +160,26 @@ API_ROUTES: tuple[Route, ...] = (
         "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
         answers=(200, 400, 404),
     ),
+    Route(
+        "GET",
+        "/v1/namespaces/{namespace}/history",
+        "listHistory",
+        ("list",),
+        "The namespace's finished tasks from the history archive (docs/history.md), newest "
+        "first, filtered by queue, phase, labelSelector, creator and a time range on the "
+        "finish time, paginated by `continue` (keyset); 404 ArchiveNotConfigured without one.",
+        answers=(200, 400, 404),
+    ),
+    Route(
+        "POST",
+        TASK + ":resubmit",
+        "resubmitTask",
+        ("get", "create"),
+        "Create a new task from this one's spec and labels (live, or else its latest "
+        "archived run), labelled asynctask.dev/resubmitted-from with the original's uid: "
+        "202 with Location and the new task's view.",
+        answers=(202, 400, 404),
+    ),
 )
 
 API_ROUTES += (

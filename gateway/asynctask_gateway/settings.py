@@ -58,6 +58,12 @@ class GatewaySettings(BaseSettings):
     watch_timeout_seconds: int = Field(
         300, ge=10, description="Server-side watch length before it is resumed."
     )
+    archive_url: str | None = Field(
+        None,
+        description="libpq URL of the history archive (docs/history.md), read-only use; "
+        "unset: no history (GET of a task that is gone is 404, the history list 404).",
+    )
+    archive_pool_size: int = Field(2, ge=1, le=50, description="Connections to the archive.")
 
     @field_validator("namespaces", "audiences", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ import json
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -20,6 +20,9 @@ from asynctask_gateway.metrics import Metrics
 from asynctask_gateway.problems import Problem, from_api_error
 from asynctask_gateway.settings import GatewaySettings
 from asynctask_worker.views import TaskView
+
+if TYPE_CHECKING:
+    from asynctask_gateway.archive import ArchiveReader
 
 #: A route's handler.
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -67,6 +70,8 @@ class Gateway:
     cache: TaskCache
     auth: Authenticator
     metrics: Metrics
+    #: The history archive, read (``ASYNCTASK_GATEWAY_ARCHIVE_URL``), or None.
+    archive: ArchiveReader | None = None
     limits: Limits = field(init=False)
     feed: NamespaceFeed = field(init=False)
 

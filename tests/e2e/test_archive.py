@@ -7,6 +7,8 @@ nothing and duplicates nothing."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
 import sys
 import time
 import uuid
@@ -19,6 +21,9 @@ import pytest
 from asynctask_operator.archive.record import decode
 from testbed import ControlPlane, PostgreSQL, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
+from tests.e2e.chart import gateway_container, gateway_rbac
+from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant
+from tests.e2e.gateway_fixtures import chart_gateway
 from tests.e2e.private_system import QUEUE
 from tests.e2e.system import Process, operator_ready, running, system_env, worker_ready
 from tests.e2e.tasks import sample, scrape
@@ -84,13 +89,49 @@ def archived_system(
         yield operator, worker
 
 
-def create_all(cp: ControlPlane, ns: str, names: list[str], **spec: Any) -> None:
+@pytest.fixture(scope="module")
+def history_gateway(
+    control_plane: ControlPlane,
+    rabbitmq: RabbitMQ,
+    fuzz_ns: str,
+    database_url: str,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[Gateway]:
+    """A gateway as the chart runs it, reading the module's archive, serving the module's
+    namespace (where the callers have rights) and another one (where they have none)."""
+    suffix = uuid.uuid4().hex[:6]
+    home, other = f"gwh-{suffix}", f"arx-{suffix}"
+    for ns in (home, other):
+        control_plane.kubectl("create", "namespace", ns)
+    folder = tmp_path_factory.mktemp("history-gateway")
+    with gateway_rbac(control_plane, home, served=[fuzz_ns, other]) as identity:
+        tokens = {
+            kind: grant(control_plane, fuzz_ns, kind, verbs) for kind, verbs in CALLER_VERBS.items()
+        }
+        container = gateway_container(control_plane, home, served=[fuzz_ns, other])
+        with chart_gateway(
+            "history-gateway",
+            control_plane,
+            rabbitmq,
+            container,
+            identity,
+            folder,
+            ASYNCTASK_GATEWAY_ARCHIVE_URL=database_url,
+        ) as (proc, port, _):
+            yield Gateway(proc, port, fuzz_ns, other, identity, tokens)
+    for ns in (home, other):
+        control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
+
+
+def create_all(
+    cp: ControlPlane, ns: str, names: list[str], labels: dict[str, str] | None = None, **spec: Any
+) -> None:
     """Create tasks in one kubectl call (a List)."""
     items = [
         {
             "apiVersion": "asynctask.dev/v1alpha1",
             "kind": "AsyncTask",
-            "metadata": {"name": name, "namespace": ns, "labels": {"burst": "yes"}},
+            "metadata": {"name": name, "namespace": ns, "labels": labels or {"burst": "yes"}},
             "spec": {"queue": QUEUE, "request": {"name": name}, **spec},
         }
         for name in names
@@ -247,3 +288,95 @@ def test_an_operator_killed_with_a_batch_unwritten_loses_and_duplicates_nothing(
     assert [r[0] for r in rows] == sorted(first + second)
     assert len({r[1] for r in rows}) == 2 * BURST  # one row per task: upserts, no duplicate
     assert {r[2] for r in rows} == {"Succeeded"}
+
+
+def cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "ASYNCTASK_GATEWAY": gw.url, "ASYNCTASK_TOKEN": gw.tokens["writer"]}
+    return subprocess.run(
+        [sys.executable, "-m", "asynctask_client", "-n", gw.namespace, *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+
+def test_the_gateway_and_cli_read_archived_tasks_list_history_and_resubmit(
+    control_plane: ControlPlane,
+    fuzz_ns: str,
+    database_url: str,
+    archived_system: tuple[Process, Process],
+    history_gateway: Gateway,
+) -> None:
+    gw = history_gateway
+    create_all(control_plane, fuzz_ns, ["h0", "h1", "h2"], {"set": "h"}, ttlSecondsAfterFinished=1)
+    wait_until(
+        "the tasks to be archived and deleted by their TTL",
+        lambda: (
+            not live_tasks(control_plane, fuzz_ns, "h")
+            and gw.call("GET", f"{gw.tasks()}/h2").status == 200
+        ),
+        60,
+    )
+    # GET of a task that is no longer live: its latest archived run, the same view.
+    got = gw.call("GET", f"{gw.tasks()}/h1", token="reader")
+    assert got.status == 200, got.body
+    view = got.json()
+    assert view["archived"] is True and view["phase"] == "Succeeded" and view["done"]
+    assert view["result"]["type"] == "dict" and view["queue"] == QUEUE
+    assert gw.call("GET", f"{gw.tasks()}/never-existed").status == 404
+    # The history: filters and keyset pages.
+    history = f"/v1/namespaces/{fuzz_ns}/history"
+    pages, params = [], "labelSelector=set%3Dh&phase=Succeeded&limit=2"
+    while True:
+        page = gw.call("GET", f"{history}?{params}")
+        assert page.status == 200, page.body
+        pages.append([(i["name"], i["completionTime"]) for i in page.json()["items"]])
+        if not page.json()["continue"]:
+            break
+        params = f"labelSelector=set%3Dh&phase=Succeeded&limit=2&continue={page.json()['continue']}"
+    assert [len(p) for p in pages] == [2, 1]
+    listed = [item for p in pages for item in p]
+    assert sorted(name for name, _ in listed) == ["h0", "h1", "h2"]
+    assert [t for _, t in listed] == sorted((t for _, t in listed), reverse=True)  # newest first
+    # Hostile queries: 400 problem details, never a slow scan.
+    for bad in ("limit=100000", "since=yesterday", "labelSelector=a%20in%20(x", "continue=AAAA"):
+        answer = gw.call("GET", f"{history}?{bad}")
+        assert answer.status == 400, (bad, answer.body)
+        assert answer.headers["content-type"].startswith("application/problem+json")
+    sql = gw.call("GET", f"{history}?queue=x%27%20OR%20%271%27%3D%271")
+    assert sql.status == 200 and sql.json()["items"] == []
+    # Another namespace's history: the same SubjectAccessReview refuses it.
+    assert gw.call("GET", f"/v1/namespaces/{gw.other}/history").status == 403
+    assert gw.call("GET", f"{gw.tasks(gw.other)}/h1").status == 403
+    # Resubmit: a new task from the archived spec, linked to the original, and it runs.
+    again = gw.call("POST", f"{gw.tasks()}/h1:resubmit")
+    assert again.status == 202, again.body
+    new = again.json()
+    assert again.headers["location"] == f"{gw.tasks()}/{new['name']}"
+    obj = json.loads(
+        control_plane.kubectl("get", "asynctask", new["name"], "-n", fuzz_ns, "-o", "json").stdout
+    )
+    assert obj["metadata"]["labels"]["asynctask.dev/resubmitted-from"] == view["uid"]
+    assert obj["spec"]["request"] == {"name": "h1"}
+    # The CLI: the archive listed with --archived, and resubmit by name.
+    out = cli(gw, "list", "--archived", "-l", "set=h", "-o", "json")
+    assert out.returncode == 0, out.stderr
+    assert {"h0", "h1", "h2"} <= {i["name"] for i in json.loads(out.stdout)["items"]}
+    made = cli(gw, "resubmit", "h0")
+    assert made.returncode == 0 and "created from h0" in made.stdout, made.stderr
+    wait_until(  # they run, end, and are archived in turn (their TTL was copied too)
+        "the resubmitted tasks to be archived",
+        lambda: (
+            {
+                r[2]
+                for r in archived(database_url, fuzz_ns, "h0-")
+                + archived(database_url, fuzz_ns, "h1-")
+            }
+            == {"Succeeded"}
+            and len(archived(database_url, fuzz_ns, "h0-") + archived(database_url, fuzz_ns, "h1-"))
+            == 2
+        ),
+        60,
+    )

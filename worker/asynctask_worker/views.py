@@ -66,6 +66,11 @@ class TaskView(BaseModel):
         description="status.reason: why a Pending task is held (Scheduled, Paused, "
         "ConcurrencyLimit, RateLimited, WaitingForTurn), if it is.",
     )
+    archived: bool = Field(
+        False,
+        description="Read from the history archive: the task is no longer live (its "
+        "TTL or a user deleted it); false for a live task.",
+    )
 
     def to_json(self) -> dict[str, Any]:
         """The wire form (camelCase names, every field present)."""

@@ -81,7 +81,9 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
         "notBefore",
         "priority",
         "reason",
+        "archived",
     ]
+    assert wire["archived"] is False  # a live task's view; the history archive's say true
     assert wire["phase"] == "Processing" and wire["progress"] == 40 and wire["queue"] == "q"
     # A client reads it back into the same model (a Python client shares it).
     assert TaskView.model_validate(wire) == task_view(

@@ -158,3 +158,52 @@ app.kubernetes.io/instance: {{ .Release.Name }}
       optional: true
       {{- end }}
 {{- end -}}
+
+{{/*
+The history archive's environment of the operator or the gateway container (.for: "operator"
+or "gateway"): its URL from the archive's Secret, the TLS mode and CA for libpq, the pool.
+*/}}
+{{- define "asynctask.archiveEnv" -}}
+{{- $a := .root.Values.archive -}}
+{{- if $a.enabled }}
+- name: {{ ternary "ASYNCTASK_ARCHIVE_URL" "ASYNCTASK_GATEWAY_ARCHIVE_URL" (eq .for "operator") }}
+  valueFrom:
+    secretKeyRef:
+      name: {{ $a.existingSecret | quote }}
+      key: {{ ternary $a.operatorUrlKey $a.gatewayUrlKey (eq .for "operator") | quote }}
+- name: PGSSLMODE
+  value: {{ $a.tls.mode | quote }}
+{{- if $a.tls.caSecret }}
+- name: PGSSLROOTCERT
+  value: /etc/asynctask/archive-ca/ca.crt
+{{- end }}
+{{- if eq .for "operator" }}
+- name: ASYNCTASK_ARCHIVE_POOL_SIZE
+  value: {{ $a.poolSize | quote }}
+- name: ASYNCTASK_ARCHIVE_RETENTION_DAYS
+  value: {{ $a.retentionDays | quote }}
+- name: ASYNCTASK_ARCHIVE_TTL_WAIT_SECONDS
+  value: {{ $a.ttlWaitSeconds | quote }}
+{{- else }}
+- name: ASYNCTASK_GATEWAY_ARCHIVE_POOL_SIZE
+  value: {{ $a.gatewayPoolSize | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
+
+{{/* The archive's CA, mounted where PGSSLROOTCERT points (volumeMounts, then volumes). */}}
+{{- define "asynctask.archiveCaMount" -}}
+{{- if and .Values.archive.enabled .Values.archive.tls.caSecret }}
+- name: archive-ca
+  mountPath: /etc/asynctask/archive-ca
+  readOnly: true
+{{- end }}
+{{- end -}}
+
+{{- define "asynctask.archiveCaVolume" -}}
+{{- if and .Values.archive.enabled .Values.archive.tls.caSecret }}
+- name: archive-ca
+  secret:
+    secretName: {{ .Values.archive.tls.caSecret | quote }}
+{{- end }}
+{{- end -}}

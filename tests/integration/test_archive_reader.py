@@ -1,0 +1,97 @@
+"""The gateway's reading of the history archive against a real PostgreSQL: filters, keyset
+pages, one namespace only, SQL-looking text harmless, rows back as the same views."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from asynctask_gateway.archive import ArchiveReader, archived_view
+from asynctask_gateway.history import HistoryQuery
+from asynctask_operator.archive.record import record_of
+from asynctask_operator.archive.store import PostgresArchive
+
+T0 = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
+
+
+def task(n: int, ns: str = "ns", **labels: str) -> dict[str, Any]:
+    return {
+        "metadata": {
+            "namespace": ns,
+            "name": f"t{n:02d}",
+            "uid": f"{ns}-u{n:02d}",
+            "labels": {"n": str(n), **labels},
+            "annotations": {"asynctask.dev/created-by": "alice" if n % 2 else "bob"},
+            "creationTimestamp": "2026-12-05T11:00:00Z",
+        },
+        "spec": {"queue": "even" if n % 2 == 0 else "odd", "request": {"n": n, "s": "\x00"}},
+        "status": {
+            "phase": "Failed" if n % 3 == 0 else "Succeeded",
+            "attempts": 1,
+            "result": {"n": n},
+            "completionTime": (T0 + timedelta(minutes=n)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        },
+    }
+
+
+async def fill(url: str) -> None:
+    archive = PostgresArchive(url)
+    await archive.open()
+    try:
+        rows = [record_of(task(n)) for n in range(30)] + [record_of(task(1, ns="other"))]
+        await archive.upsert([r for r in rows if r is not None])
+    finally:
+        await archive.close()
+
+
+async def names(reader: ArchiveReader, **params: str) -> list[str]:
+    objects, _ = await reader.page("ns", HistoryQuery.parse(params))
+    return [o["metadata"]["name"] for o in objects]
+
+
+async def test_filters_pages_and_namespaces(database_url: str) -> None:
+    await fill(database_url)
+    reader = ArchiveReader(database_url)
+    await reader.start()
+    try:
+        assert await names(reader, queue="odd", phase="Failed") == [
+            "t27",
+            "t21",
+            "t15",
+            "t09",
+            "t03",
+        ]
+        assert await names(reader, labelSelector="n in (4,7),n!=4") == ["t07"]
+        assert await names(reader, labelSelector="!n") == []
+        assert await names(reader, creator="bob", until="2026-12-05T12:05:00Z") == [
+            "t04",
+            "t02",
+            "t00",
+        ]
+        assert await names(reader, since="2026-12-05T12:28:00Z") == ["t29", "t28"]
+        # SQL-looking text is a value like any other.
+        assert await names(reader, queue="odd' OR '1'='1") == []
+        assert await names(reader, labelSelector="n=1';DROP--") == []
+        # Keyset pages: newest first, every row once, the other namespace never.
+        seen: list[str] = []
+        params: dict[str, str] = {"limit": "7"}
+        while True:
+            objects, token = await reader.page("ns", HistoryQuery.parse(params))
+            seen += [o["metadata"]["uid"] for o in objects]
+            if token is None:
+                break
+            params["continue"] = token
+        assert seen == [f"ns-u{n:02d}" for n in reversed(range(30))]
+        # The latest run by name, whole, as the view a live task has.
+        obj = await reader.latest("ns", "t03")
+        assert obj is not None
+        assert obj["spec"]["request"] == {"n": 3, "s": "\x00"}
+        view = archived_view(obj)
+        assert view.archived and view.done and view.phase.value == "Failed"
+        assert view.queue == "odd"
+        succeeded = await reader.latest("ns", "t04")
+        assert succeeded is not None and archived_view(succeeded).result == {"n": 4}
+        assert await reader.latest("ns", "nope") is None
+        assert await reader.latest("other", "t03") is None
+    finally:
+        await reader.close()
