@@ -32,7 +32,7 @@ from asynctask_gateway.kube import ApiError, Kube
 from asynctask_gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from asynctask_gateway.openapi import build_document
 from asynctask_gateway.problems import Problem, from_api_error
-from asynctask_gateway.routes import API_ROUTES, BY_NAME, TASKS_RESOURCE, Route
+from asynctask_gateway.routes import API_ROUTES, BY_NAME, Route
 from asynctask_gateway.settings import GatewaySettings
 from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, Handler, json_response
 
@@ -58,11 +58,9 @@ HANDLERS: dict[str, Handler] = {
 
 
 def router_path(route: Route) -> str:
-    """The route's path as aiohttp matches it. A schedule's or queue's name never holds a
-    ``:`` (the actions' separator), so ``POST …/x:pause`` reaches the action and ``GET
-    …/x:pause`` is 405, not a lookup of the name ``x:pause``."""
-    if route.resource == TASKS_RESOURCE:
-        return route.path
+    """The route's path as aiohttp matches it. No object's name holds a ``:`` (the actions'
+    separator), so ``POST …/x:pause`` reaches the action, ``GET …/x:pause`` is 405 (not a
+    lookup of the name ``x:pause``) and an OPTIONS on ``…/x:resubmit`` lists only POST."""
     return route.path.replace("{name}", "{name:[^{}/:]+}")
 
 
