@@ -80,7 +80,7 @@ class QueueGate:
         self._queues: dict[str, Admission] = {}  # queues with an AsyncQueue or held tasks
         self._flying: dict[str, set[str]] = {}  # every queue's tasks in flight
         self._meters: dict[str, RateMeter] = {}
-        self._parked_new: set[str] = set()
+        self._parked_new: dict[str, tuple[str, Held]] = {}
         self._parked_held: dict[str, tuple[str, Held]] = {}
         self._synced = {"queues": not wait_for_sync, "tasks": not wait_for_sync}
         self._kick = asyncio.Event()
@@ -97,11 +97,14 @@ class QueueGate:
         was = self.ready
         self._synced[part] = True
         if self.ready and not was:
-            for queue, entry in self._parked_held.values():
+            # Every parked task joins its queue's held set at once (a queue without an
+            # AsyncQueue admits them all), so the first admissions see them all; those
+            # offered while parked are offered again, for their held write if they stay.
+            for queue, entry in [*self._parked_held.values(), *self._parked_new.values()]:
                 self._admission(queue).hold(entry)
-            self._parked_held.clear()
             for uid in self._parked_new:
                 self.released.put_nowait(uid)
+            self._parked_held.clear()
             self._parked_new.clear()
             self._kick.set()
 
@@ -133,7 +136,7 @@ class QueueGate:
         """May ``task`` be published for its first attempt now? None: the queue has no
         AsyncQueue (publish as always)."""
         if not self.ready:
-            self._parked_new.add(task.uid)
+            self._parked_new[task.uid] = (spec.queue, self._entry(task, spec))
             return PARKED
         queue = spec.queue
         policy = self._policies.get(queue)
@@ -179,7 +182,7 @@ class QueueGate:
 
     def finished(self, uid: str) -> None:
         """The task ended or is gone: its slot is free, it is held no longer."""
-        self._parked_new.discard(uid)
+        self._parked_new.pop(uid, None)
         self._parked_held.pop(uid, None)
         for queue, flying in self._flying.items():
             if uid in flying:

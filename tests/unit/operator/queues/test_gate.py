@@ -188,3 +188,27 @@ async def test_before_it_has_listed_everything_the_gate_decides_nothing() -> Non
     await h.admit()
     assert h.journal[-2:] == ["publish a attempt 1", "write a Pending"]
     await h.logic.webhooks.close()
+
+
+async def test_a_task_new_during_a_restart_takes_its_place_among_the_held_ones() -> None:
+    """Offered before the gate is ready (parked), a new high-priority task joins the held
+    set with the rebuilt ones at once: the first admission after the restart is it."""
+    first = Queued()
+    first.gate.set_policy(QUEUE, {"paused": True})
+    for name in ("low1", "low2"):
+        await first.tracker.observe(first.create(name))
+    second = Queued(synced=False, api=first.api)
+    for key in list(first.api.objects):
+        await second.tracker.observe(first.api.objects[key])
+    await second.tracker.observe(second.create("urgent", priority=50))  # parked
+    assert not second.broker.tasks and len(second.api.writes) == 2  # the two held writes
+    second.gate.set_policy(QUEUE, {"maxInFlight": 1})
+    second.gate.synced("queues")
+    second.gate.synced("tasks")
+    await second.admit()
+    assert [m.task.name for m in second.broker.tasks] == ["urgent"]
+    await second.send(Phase.SUCCEEDED, "urgent")
+    await second.admit()
+    assert [m.task.name for m in second.broker.tasks] == ["urgent", "low1"]
+    for h in (first, second):
+        await h.logic.webhooks.close()
