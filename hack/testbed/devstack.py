@@ -1,5 +1,6 @@
 """The local dev stack: control plane, RabbitMQ, operator, example worker and HTTP gateway,
-all local.
+all local, with the history archive on (a private PostgreSQL, docs/history.md: its data is
+gone when the stack stops).
 
 ``python -m testbed.devstack`` starts everything, submits ``examples/hello.yaml``, shows
 ``kubectl get asynctasks -w`` until the task Succeeded, prints the README's ``curl`` line with
@@ -25,6 +26,7 @@ from pathlib import Path
 from testbed import probes
 from testbed._proc import free_port, log, spawn, stop, wait_until
 from testbed.controlplane import REPO, ControlPlane
+from testbed.postgres import PostgreSQL
 from testbed.rabbitmq import RabbitMQ
 
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
@@ -145,6 +147,9 @@ class Services:
     metrics: int = field(default_factory=free_port)
     gateway_port: int = field(default_factory=gateway_port)
     procs: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
+    #: The history archive's database: the operator writes it, the gateway reads it (the
+    #: worker never gets it).
+    archive_url: str = ""
 
     @property
     def gateway_url(self) -> str:
@@ -167,7 +172,7 @@ class Services:
                 probes.liveness_url(self.live),
             ],
             logs["operator"],
-            env,
+            dict(env, ASYNCTASK_ARCHIVE_URL=self.archive_url) if self.archive_url else env,
         )
         log("devstack", f"starting the example worker (log: {logs['worker'].relative_to(REPO)})")
         self._spawn(
@@ -198,6 +203,7 @@ class Services:
                 env,
                 ASYNCTASK_GATEWAY_PORT=str(self.gateway_port),
                 ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+                **({"ASYNCTASK_GATEWAY_ARCHIVE_URL": self.archive_url} if self.archive_url else {}),
             ),
         )
 
@@ -253,10 +259,12 @@ def run_example(cp: ControlPlane, env: dict[str, str]) -> str:
     ).stdout
 
 
-def serve(cp: ControlPlane, env: dict[str, str], *, once: bool, started: float) -> int:
+def serve(
+    cp: ControlPlane, env: dict[str, str], *, once: bool, started: float, archive_url: str = ""
+) -> int:
     """Start the system's processes, run the example, then (unless ``once``) keep running
     until Ctrl-C or until one of them exits; the exit code."""
-    services = Services()
+    services = Services(archive_url=archive_url)
     try:
         services.start(env)
         services.wait_ready()
@@ -292,14 +300,16 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     STATE.mkdir(exist_ok=True)
     started = time.monotonic()
-    with ControlPlane() as cp, RabbitMQ(management=True) as rmq:
+    with ControlPlane() as cp, RabbitMQ(management=True) as rmq, PostgreSQL() as pg:
         env = stack_env(cp, rmq)
+        archive_url = pg.create_database("asynctask")
+        log("devstack", f"the history archive: {archive_url} (asynctask list --archived)")
         log("devstack", "installing the CRDs and the admission policy")
         cp.install_crd(CRD)
         cp.install_crd(SCHEDULE_CRD)
         cp.install_crd(QUEUE_CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
-        return serve(cp, env, once=args.once, started=started)
+        return serve(cp, env, once=args.once, started=started, archive_url=archive_url)
 
 
 if __name__ == "__main__":

@@ -111,8 +111,9 @@ def test_submit_answers_202_then_get_polls_with_etag(
         "resourceVersion",
         "queue",
         "notBefore",
+        "archived",
     }
-    assert view["queue"] == "gw-sleepy"
+    assert view["queue"] == "gw-sleepy" and view["archived"] is False
     wait_phase(control_plane, gateway.namespace, view["name"], "Succeeded")
     path = answer.headers["location"]
     final = gateway.call("GET", path)
