@@ -31,6 +31,7 @@ from asynctask_operator.kube_events import EventRecorder
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
+from asynctask_operator.outcomes import WebhookOutcomes
 from asynctask_operator.ports import ArchiveStore, Delivery, OperatorApi, TaskBroker
 from asynctask_operator.queue_watch import QueueWatch
 from asynctask_operator.queues.gate import QueueGate
@@ -69,6 +70,7 @@ class TaskLogic:
     tracker: Tracker
     inbox: StatusInbox
     outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
+    webhook_outcomes: WebhookOutcomes
     outage: Outage
     gate: QueueGate
     archiver: Archiver | None = None
@@ -94,14 +96,8 @@ class TaskLogic:
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
         api = PatientApi(api, outage)
-        outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
         events = EventRecorder(api, lifecycle.events)
-        webhooks = WebhookDispatcher(
-            config.webhook,
-            load_secret=api.read_secret_key,
-            on_outcome=lambda ref, outcome: outcomes.put_nowait((ref, outcome)),
-            resolve=resolve,
-        )
+        webhooks, outcomes = _webhooks(config, api, resolve)
         table = TaskTable(api)
         timers = Deadlines()
         gate = QueueGate(metrics, wait_for_sync=queues)
@@ -113,10 +109,7 @@ class TaskLogic:
             [metrics, webhooks, events, timers, gate],
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
-        archiver = None
-        if archive is not None:
-            archiver = Archiver(config.archive, archive, api, metrics)
-            archiver.on_archived = lambda uid: timers.set(uid, Kind.TTL, time.time())
+        archiver = None if archive is None else _archiver(config, archive, api, metrics, timers)
         tracker = Tracker(
             lifecycle, table, writer, api, broker, timers, metrics, gate, archive=archiver
         )
@@ -133,18 +126,46 @@ class TaskLogic:
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )
         return cls(
-            table,
-            timers,
-            events,
-            webhooks,
-            writer,
-            tracker,
-            inbox,
-            outcomes,
-            outage,
-            gate,
-            archiver,
+            table=table,
+            timers=timers,
+            events=events,
+            webhooks=webhooks,
+            writer=writer,
+            tracker=tracker,
+            inbox=inbox,
+            outcomes=outcomes,
+            webhook_outcomes=WebhookOutcomes(table, writer, metrics),
+            outage=outage,
+            gate=gate,
+            archiver=archiver,
         )
+
+
+def _archiver(
+    config: Config,
+    archive: ArchiveStore,
+    api: PatientApi,
+    metrics: OperatorMetrics,
+    timers: Deadlines,
+) -> Archiver:
+    """The archiver of terminal tasks; a TTL deletion it held is tried again once archived."""
+    archiver = Archiver(config.archive, archive, api, metrics)
+    archiver.on_archived = lambda uid: timers.set(uid, Kind.TTL, time.time())
+    return archiver
+
+
+def _webhooks(
+    config: Config, api: PatientApi, resolve: Resolve
+) -> tuple[WebhookDispatcher, asyncio.Queue[tuple[TaskRef, WebhookOutcome]]]:
+    """The webhook dispatcher, and the queue of its outcomes (for :class:`WebhookOutcomes`)."""
+    outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]] = asyncio.Queue()
+    dispatcher = WebhookDispatcher(
+        config.webhook,
+        load_secret=api.read_secret_key,
+        on_outcome=lambda ref, outcome: outcomes.put_nowait((ref, outcome)),
+        resolve=resolve,
+    )
+    return dispatcher, outcomes
 
 
 class Operator:
@@ -221,7 +242,7 @@ class Operator:
             asyncio.create_task(self.watch.run(), name="asynctask-watch"),
             asyncio.create_task(logic.timers.run(logic.tracker.fire), name="asynctask-deadlines"),
             asyncio.create_task(
-                logic.tracker.consume_outcomes(logic.outcomes), name="asynctask-webhook-outcomes"
+                logic.webhook_outcomes.consume(logic.outcomes), name="asynctask-webhook-outcomes"
             ),
             asyncio.create_task(self.schedule_watch.run(), name="asynctask-schedule-watch"),
             asyncio.create_task(self.schedules.run(), name="asynctask-schedules"),

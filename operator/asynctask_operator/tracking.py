@@ -3,8 +3,8 @@
 :class:`Tracker` reacts to watch events (a new task is queued, ``spec.cancel`` is honoured,
 a deleted task's work is stopped; no finalizer needed), to deadlines as they fall due
 (:mod:`deadlines` decides them, :mod:`timers` fires them: queue and run timeouts, retries
-after backoff, TTLs) and to webhook outcomes. Worker status messages are the business of
-:mod:`inbox`; every status write goes through :class:`writer.StatusWriter`.
+after backoff, TTLs). Worker status messages are the business of :mod:`inbox`, webhook
+outcomes of :mod:`outcomes`; every status write goes through :class:`writer.StatusWriter`.
 """
 
 from __future__ import annotations
@@ -15,11 +15,9 @@ import time
 from typing import Any
 
 from asynctask_operator import status as st
-from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.ports import ArchiveGate, TaskApi, TaskBroker, stop_work
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.settings import LifecycleConfig
@@ -64,7 +62,6 @@ class Tracker:
         self.broker = broker
         self.timers = timers
         self.metrics = metrics
-        self._outcome_writes = Background()
         self._submissions: asyncio.Queue[str] = asyncio.Queue()
         self._deferred: set[str] = set()  # uids waiting in _submissions
 
@@ -333,44 +330,3 @@ class Tracker:
             log.info("deleted %s/%s: ttlSecondsAfterFinished passed", task.namespace, task.name)
         except Gone:
             pass
-
-    # webhook outcomes ------------------------------------------------------------------
-
-    async def consume_outcomes(
-        self, outcomes: asyncio.Queue[tuple[TaskRef, WebhookOutcome]]
-    ) -> None:
-        """Take the webhook dispatcher's outcomes, in order, until cancelled."""
-        while True:
-            ref, outcome = await outcomes.get()
-            self.webhook_outcome(ref, outcome)
-
-    def webhook_outcome(self, ref: TaskRef, outcome: WebhookOutcome) -> None:
-        """An event was delivered or given up.
-
-        The outcome rides along with the task's next status write. Once the event of a
-        terminal phase is settled there is no next write, so it gets one of its own: a task
-        with a webhook costs one status write more than one without.
-        """
-        task = self.table.get(ref.uid)
-        if task is None:
-            return
-        task.webhook_outcome = outcome
-        self.metrics.webhooks.labels("delivered" if outcome["delivered"] else "failed").inc()
-        phase = st.phase_of(task.status)
-        if (
-            phase is not None
-            and phase.terminal
-            and outcome["lastEventId"].endswith("." + phase.value.lower())
-        ):
-            self._outcome_writes.spawn(
-                self._record_outcome(task), name=f"webhook-outcome-{ref.uid}"
-            )
-
-    async def _record_outcome(self, task: TaskState) -> None:
-        async with task.lock:
-            if (
-                task.webhook_outcome is not None
-                and self.table.holds(task)
-                and task.webhook_outcome != task.status.get("webhook")
-            ):
-                await self.writer.write(task, dict(task.status))

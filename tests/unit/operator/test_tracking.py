@@ -421,7 +421,7 @@ async def test_the_ttl_deletes_a_finished_task(harness: Harness) -> None:
 
 
 async def test_a_webhook_outcome_is_recorded_with_one_extra_write(harness: Harness) -> None:
-    outcomes = asyncio.create_task(harness.tracker.consume_outcomes(harness.logic.outcomes))
+    outcomes = asyncio.create_task(harness.logic.webhook_outcomes.consume(harness.logic.outcomes))
     try:
         await harness.tracker.observe(harness.create(webhook={"url": "http://kubernetes/h"}))
         await harness.logic.webhooks.drain(5)
