@@ -80,7 +80,35 @@ def parser() -> argparse.ArgumentParser:
     def command(name: str, text: str) -> argparse.ArgumentParser:
         return sub.add_parser(name, parents=[common], help=text, description=text)
 
-    s = command("submit", "create a task")
+    submit_arguments(command("submit", "create a task"))
+    for name, text in (
+        ("get", "show a task"),
+        ("describe", "a task in detail"),
+        ("result", "print the result of a task that ended"),
+    ):
+        command(name, text).add_argument("name")
+    for name, text in (
+        ("cancel", "cancel a task, or every task matching -l (the records are kept)"),
+        ("delete", "delete a task, or every task matching -l"),
+    ):
+        bulk_command(command(name, text))
+    for name, text in (
+        ("watch", "follow a task's progress to its end"),
+        ("wait", "wait for a task to end; the exit code says how"),
+    ):
+        w = command(name, text)
+        w.add_argument("name")
+        w.add_argument("--timeout", type=float, metavar="SECONDS")
+    list_arguments(command("list", "list tasks"))
+    command("resubmit", "create a new task from a task's spec (live or archived)").add_argument(
+        "name"
+    )
+    resource_cli.add_groups(sub, common)
+    return top
+
+
+def submit_arguments(s: argparse.ArgumentParser) -> None:
+    """``submit``: the queue, the request and the task's settings."""
     s.add_argument("queue")
     s.add_argument(
         "--request",
@@ -102,25 +130,10 @@ def parser() -> argparse.ArgumentParser:
     delay_arguments(s)
     s.add_argument("--wait", action="store_true", help="follow the task to its end")
     s.add_argument("--wait-timeout", type=float, metavar="SECONDS")
-    for name, text in (
-        ("get", "show a task"),
-        ("describe", "a task in detail"),
-        ("result", "print the result of a task that ended"),
-    ):
-        command(name, text).add_argument("name")
-    for name, text in (
-        ("cancel", "cancel a task, or every task matching -l (the records are kept)"),
-        ("delete", "delete a task, or every task matching -l"),
-    ):
-        bulk_command(command(name, text))
-    for name, text in (
-        ("watch", "follow a task's progress to its end"),
-        ("wait", "wait for a task to end; the exit code says how"),
-    ):
-        w = command(name, text)
-        w.add_argument("name")
-        w.add_argument("--timeout", type=float, metavar="SECONDS")
-    ls = command("list", "list tasks")
+
+
+def list_arguments(ls: argparse.ArgumentParser) -> None:
+    """``list``: filters of the live tasks, or of the history archive (``--archived``)."""
     ls.add_argument("--queue")
     ls.add_argument(
         "--phase", choices=[str(c) for c in render.EXIT_CODES] + ["Pending", "Processing"]
@@ -134,11 +147,6 @@ def parser() -> argparse.ArgumentParser:
     ls.add_argument("--creator", help="with --archived: only tasks this user created")
     ls.add_argument("--since", help="with --archived: finished at or after (RFC 3339)")
     ls.add_argument("--until", help="with --archived: finished before (RFC 3339)")
-    command("resubmit", "create a new task from a task's spec (live or archived)").add_argument(
-        "name"
-    )
-    resource_cli.add_groups(sub, common)
-    return top
 
 
 def bulk_command(c: argparse.ArgumentParser) -> None:
