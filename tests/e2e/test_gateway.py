@@ -111,6 +111,8 @@ def test_submit_answers_202_then_get_polls_with_etag(
         "resourceVersion",
         "queue",
         "notBefore",
+        "priority",
+        "reason",
         "archived",
     }
     assert view["queue"] == "gw-sleepy" and view["archived"] is False
