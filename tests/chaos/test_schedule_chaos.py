@@ -76,7 +76,9 @@ class Cluster:
         args += ["--namespace", self.namespace, "--liveness", probes.liveness_url(live)]
         process = Process(name, args, dict(self.env, POD_NAME=name), self.logs,
                           ready=operator_ready(live))  # fmt: skip
-        self.stack.callback(process.stop)
+        # At the end a replica gets 2 s to stop, then SIGKILL: the test is over, and a
+        # graceful stop of both replicas (up to 15 s each) was most of its teardown.
+        self.stack.callback(process.stop, 2)
         return Replica(name, process)
 
     def holder(self) -> str:
