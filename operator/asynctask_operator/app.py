@@ -320,8 +320,11 @@ class Operator:
         """:meth:`start` was called (a standby's operator is built, never started)."""
         return bool(self._loops)
 
-    def broker_connected(self) -> bool:
-        return self.broker.connected.is_set()
+    async def broker_connected(self, wait: float = 0.0) -> bool:
+        """Connected to RabbitMQ, or connected within ``wait`` seconds."""
+        if self.broker.connected.is_set() or wait <= 0:
+            return self.broker.connected.is_set()
+        return await asyncio.to_thread(self.broker.connected.wait, wait)
 
 
 def open_archive(config: Config) -> PostgresArchive | None:

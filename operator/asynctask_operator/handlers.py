@@ -22,6 +22,9 @@ from asynctask_operator.app import Operator, OperatorMemo
 from asynctask_operator.leader import leadership
 from asynctask_operator.settings import Config
 
+#: How long the broker probe waits for a link still being made.
+PROBE_WAIT_SECONDS = 3.0
+
 
 @kopf.on.startup()
 async def startup(settings: kopf.OperatorSettings, memo: OperatorMemo, **_: Any) -> None:
@@ -58,13 +61,14 @@ async def cleanup(memo: OperatorMemo, **_: Any) -> None:
 
 
 @kopf.on.probe(id="broker")
-def broker_connected(memo: OperatorMemo, **_: Any) -> bool:
+async def broker_connected(memo: OperatorMemo, **_: Any) -> bool:
     """Connected to RabbitMQ. A standby, which connects to nothing by design, says True:
     it is healthy, and what reads this probe (readiness checks, people) takes False for a
-    lost connection."""
+    lost connection. kopf serves a probe's answer for up to 10 s, so an operator still
+    connecting waits a moment for the link rather than say False for the next 10 s."""
     if memo.campaign is not None and not memo.campaign.leading:
         return True
-    return memo.running().broker_connected()
+    return await memo.running().broker_connected(wait=PROBE_WAIT_SECONDS)
 
 
 @kopf.on.probe(id="leader")
