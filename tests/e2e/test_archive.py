@@ -380,3 +380,83 @@ def test_the_gateway_and_cli_read_archived_tasks_list_history_and_resubmit(
         ),
         60,
     )
+
+
+def settled(cp: ControlPlane, gw: Gateway, db: str, ns: str, prefix: str, gone: list[str]) -> bool:
+    """Every task named ``prefix...`` archived as Succeeded, those in ``gone`` deleted by
+    their TTL, and the gateway serving each of ``gone`` from the archive."""
+    rows = archived(db, ns, prefix)
+    live = live_tasks(cp, ns, prefix)
+    return (
+        len(rows) == len(gone) + 1
+        and {r[2] for r in rows} == {"Succeeded"}
+        and not set(gone) & set(live)
+        and all(gw.call("GET", f"{gw.tasks()}/{n}").status == 200 for n in gone)
+    )
+
+
+def test_a_task_is_read_by_uid_and_the_cli_reads_the_archive_and_other_namespaces_are_refused(
+    control_plane: ControlPlane,
+    fuzz_ns: str,
+    database_url: str,
+    archived_system: tuple[Process, Process],
+    history_gateway: Gateway,
+) -> None:
+    gw = history_gateway
+    create_all(control_plane, fuzz_ns, ["u0", "u1"], {"set": "u"}, ttlSecondsAfterFinished=1)
+    create_all(control_plane, fuzz_ns, ["ukeep"], {"set": "u"})  # no TTL: stays live
+    wait_until(
+        "u0 and u1 archived and deleted, ukeep archived and live",
+        lambda: settled(control_plane, gw, database_url, fuzz_ns, "u", ["u0", "u1"]),
+        60,
+    )
+    uids = {r[0]: r[1] for r in archived(database_url, fuzz_ns, "u")}
+    # By uid: the archived run (u1), and the live task (ukeep); its record with ?archived.
+    by_uid = gw.call("GET", f"{gw.tasks()}/{uids['u1']}", token="reader")
+    assert by_uid.status == 200, by_uid.body
+    assert by_uid.json()["name"] == "u1" and by_uid.json()["archived"] is True
+    live = gw.call("GET", f"{gw.tasks()}/{uids['ukeep']}").json()
+    assert live["name"] == "ukeep" and live["archived"] is False
+    record = gw.call("GET", f"{gw.tasks()}/ukeep?archived=true").json()
+    assert record["archived"] is True and record["uid"] == uids["ukeep"]
+    assert gw.call("GET", f"{gw.tasks()}/ukeep?archived=maybe").status == 400
+    detail = gw.call("GET", f"{gw.tasks()}/{uids['u0']}/detail").json()
+    assert detail["task"]["archived"] is True and detail["spec"]["request"] == {"name": "u0"}
+    # The history says which items are still live.
+    items = gw.call("GET", f"/v1/namespaces/{fuzz_ns}/history?labelSelector=set%3Du").json()
+    assert {i["name"]: i["archived"] for i in items["items"]} == {
+        "u0": True,
+        "u1": True,
+        "ukeep": False,
+    }
+    # The CLI: get and result find the archived task by name or uid; --archived reads the
+    # record of a live one.
+    got = cli(gw, "get", "u0")
+    assert got.returncode == 0 and "u0" in got.stdout and "Succeeded" in got.stdout, got.stderr
+    assert "no longer live" in got.stderr
+    result = cli(gw, "result", uids["u1"], "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["type"] == "dict"
+    record_cli = cli(gw, "get", "ukeep", "--archived", "-o", "json")
+    assert record_cli.returncode == 0, record_cli.stderr
+    assert json.loads(record_cli.stdout)["archived"] is True
+    assert cli(gw, "get", "never-existed").returncode == 3
+    # Another namespace: a token with every right there reads nothing of this one, by
+    # name, by uid, as a record, as a history or by resubmitting it; and asking its own
+    # namespace for this one's uid finds nothing (every query is bound to the namespace).
+    outsider = grant(control_plane, gw.other, "outsider", CALLER_VERBS["writer"])
+    for method, path in [
+        ("GET", f"{gw.tasks()}/u0"),
+        ("GET", f"{gw.tasks()}/{uids['u0']}"),
+        ("GET", f"{gw.tasks()}/{uids['u0']}/detail"),
+        ("GET", f"/v1/namespaces/{fuzz_ns}/history"),
+        ("POST", f"{gw.tasks()}/{uids['u0']}:resubmit"),
+    ]:
+        assert gw.call(method, path, token=outsider).status == 403, (method, path)
+    own = gw.call("GET", f"/v1/namespaces/{gw.other}/history", token=outsider)
+    assert own.status == 200 and own.json()["items"] == []
+    for method, suffix in [("GET", ""), ("GET", "/detail"), ("POST", ":resubmit")]:
+        path = f"{gw.tasks(gw.other)}/{uids['u0']}{suffix}"
+        answer = gw.call(method, path, token=outsider)
+        assert answer.status == 404, (path, answer.body)
+    control_plane.kubectl("delete", "asynctask", "ukeep", "-n", fuzz_ns, "--wait=false")

@@ -9,7 +9,8 @@ import { PHASES, append, h, nav, phaseBadge, when } from "./dom.js";
 
 const PAGE = 50;
 const TERMINAL = PHASES.filter((p) => p !== "Pending" && p !== "Processing");
-const FILTERS = ["queue", "phase", "labelSelector", "creator", "since", "until"];
+// The filters, and the page size (`limit`, 1 to 500: kept in the hash, not in the form).
+const FILTERS = ["queue", "phase", "labelSelector", "creator", "since", "until", "limit"];
 
 export function historyPath(namespace) {
   return `/v1/namespaces/${encodeURIComponent(namespace)}/history`;
@@ -32,7 +33,7 @@ export function historyPage(root, { namespace, params, notify, navigate }) {
   append(root, [
     nav(namespace, "history"),
     h("div", { className: "title" }, h("h2", {}, `History of ${namespace}`), count),
-    filterForm(filter, (next) => navigate(historyHash(namespace, next))),
+    filterForm(filter, (next) => navigate(historyHash(namespace, { ...next, limit: filter.limit }))),
     h("div", { className: "table-wrap" }, h("table", { className: "tasks history" },
       h("caption", { className: "sr-only" }, "Finished tasks, newest first"),
       h("thead", {}, h("tr", {}, ["Name", "Queue", "Phase", "Record", "Message", "Finished"]
@@ -44,7 +45,8 @@ export function historyPage(root, { namespace, params, notify, navigate }) {
   async function load(cont) {
     more.disabled = true;
     try {
-      const page = await api(historyPath(namespace) + query({ ...filter, limit: PAGE,
+      const page = await api(historyPath(namespace) + query({ ...filter,
+                                                              limit: filter.limit || PAGE,
                                                               continue: cont }),
                              { signal: abort.signal });
       if (!cont) tbody.replaceChildren();
