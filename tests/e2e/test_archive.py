@@ -17,10 +17,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from selenium.webdriver.common.by import By
 
 from asynctask_operator.archive.record import decode
 from testbed import ControlPlane, PostgreSQL, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
+from tests.e2e.browser import chromium, one, severe_logs, shot, until
 from tests.e2e.chart import gateway_container, gateway_rbac
 from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant
 from tests.e2e.gateway_fixtures import chart_gateway
@@ -460,3 +462,77 @@ def test_a_task_is_read_by_uid_and_the_cli_reads_the_archive_and_other_namespace
         answer = gw.call(method, path, token=outsider)
         assert answer.status == 404, (path, answer.body)
     control_plane.kubectl("delete", "asynctask", "ukeep", "-n", fuzz_ns, "--wait=false")
+
+
+def rows(driver: Any) -> list[tuple[str, str]]:
+    """The History view's rows: (name, live or archived)."""
+    found = driver.find_elements(By.CSS_SELECTOR, "#history-rows tr[data-name]")
+    return [(r.get_attribute("data-name"), r.get_attribute("data-record")) for r in found]
+
+
+def test_the_dashboard_pages_the_history_and_resubmits_an_archived_task(
+    control_plane: ControlPlane,
+    fuzz_ns: str,
+    database_url: str,
+    archived_system: tuple[Process, Process],
+    history_gateway: Gateway,
+    tmp_path: Any,
+) -> None:
+    gw = history_gateway
+    create_all(control_plane, fuzz_ns, ["d0", "d1", "d2"], {"set": "d"}, ttlSecondsAfterFinished=1)
+    create_all(control_plane, fuzz_ns, ["dkeep"], {"set": "d"})  # no TTL: stays live
+    wait_until(
+        "d0..d2 archived and deleted, dkeep archived and live",
+        lambda: settled(control_plane, gw, database_url, fuzz_ns, "d", ["d0", "d1", "d2"]),
+        60,
+    )
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{gw.url}/ui/")
+        driver.execute_script(
+            "sessionStorage.setItem('asynctask.token', arguments[0])", gw.tokens["writer"]
+        )
+        # Two rows a page: "More" walks the keyset pages to the end.
+        driver.get(f"{gw.url}/ui/#/ns/{fuzz_ns}/history?labelSelector=set%3Dd&limit=2")
+        until(driver, "the first page", lambda d: len(rows(d)) == 2)
+        one(driver, "#history-more").click()
+        until(driver, "the second page", lambda d: len(rows(d)) == 4)
+        assert not one(driver, "#history-more").is_displayed()
+        shown = dict(rows(driver))
+        assert shown == {"d0": "archived", "d1": "archived", "d2": "archived", "dkeep": "live"}
+        shot(driver, "history")
+        # The form's filters go to the gateway: a time range after now matches nothing.
+        since = one(driver, "#history-since")  # a datetime-local: its typing is the locale's
+        driver.execute_script("arguments[0].value = '2099-01-01T00:00:00'", since)
+        one(driver, "#history-filter").click()
+        until(driver, "no match", lambda d: "No finished task" in one(d, "#history-rows").text)
+        assert "since=2099-01-01T" in driver.current_url
+        # An archived row opens its task page by uid: marked archived, its result, and
+        # Resubmit makes a new task linked to it.
+        driver.back()
+        until(driver, "the rows again", lambda d: len(rows(d)) == 2)
+        row = driver.find_element(By.CSS_SELECTOR, "#history-rows tr[data-record='archived']")
+        name, uid = row.get_attribute("data-name"), row.get_attribute("data-uid")
+        link = row.find_element(By.TAG_NAME, "a")
+        assert link.get_attribute("href").endswith(f"/tasks/{uid}")  # that very run
+        link.click()
+        until(
+            driver,
+            "the archived task page",
+            lambda d: one(d, "#main").get_attribute("data-archived") == "true",
+        )
+        assert one(driver, "#task-archived").is_displayed() and one(driver, "h2").text == name
+        assert json.loads(one(driver, "#section-request-body pre").text) == {"name": name}
+        assert json.loads(one(driver, "#section-result-body pre").text)["type"] == "dict"
+        assert not one(driver, "#cancel").is_displayed()
+        shot(driver, "task-archived")
+        one(driver, "#resubmit").click()
+        made = until(
+            driver, "the new task's link", lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a")
+        )[0].text
+        assert made.startswith(f"{name}-"), made
+        obj = json.loads(
+            control_plane.kubectl("get", "asynctask", made, "-n", fuzz_ns, "-o", "json").stdout
+        )
+        assert obj["metadata"]["labels"]["asynctask.dev/resubmitted-from"] == uid
+        assert severe_logs(driver) == []
+    control_plane.kubectl("delete", "asynctask", "dkeep", made, "-n", fuzz_ns, "--wait=false")
