@@ -513,7 +513,7 @@ def test_the_dashboard_pages_the_history_and_resubmits_an_archived_task(
         row = driver.find_element(By.CSS_SELECTOR, "#history-rows tr[data-record='archived']")
         name, uid = row.get_attribute("data-name"), row.get_attribute("data-uid")
         link = row.find_element(By.TAG_NAME, "a")
-        assert link.get_attribute("href").endswith(f"/tasks/{uid}")  # that very run
+        assert (link.get_attribute("href") or "").endswith(f"/tasks/{uid}")  # that very run
         link.click()
         until(
             driver,
