@@ -135,7 +135,8 @@ class Dispatcher:
         for job in jobs:
             job.ctx._cancel(WORKER_SHUTDOWN)
             self.metrics.in_flight.labels(job.message.queue).dec()
-            job.delivery.requeue()
+            for delivery in job.deliveries:
+                delivery.requeue()
             killed = job.execution is not None and job.execution.kill()
             log.warning(
                 "task %s/%s: still running after the grace period: requeued%s",
@@ -330,9 +331,10 @@ class Dispatcher:
 
     def _settled(self, job: Job, future: Future[None]) -> None:
         error = future.exception()
-        delivery = self._ledger.settled(job, confirmed=error is None)
+        deliveries = self._ledger.settled(job, confirmed=error is None)
         if error is None:
-            delivery.ack()
+            for delivery in deliveries:
+                delivery.ack()
         else:
             log.error(
                 "task %s: could not report its outcome (%s): back to its queue",
@@ -340,4 +342,5 @@ class Dispatcher:
                 error,
                 extra=job.ctx.log_fields,
             )
-            delivery.requeue()
+            for delivery in deliveries:
+                delivery.requeue()
