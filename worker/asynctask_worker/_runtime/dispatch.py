@@ -192,9 +192,10 @@ class Dispatcher:
         return job
 
     def _progress(self, job: Job, percent: int, message: str | None) -> None:
-        # Not after the end: an abandoned or released handler may still report.
+        # Not after the end: an abandoned or released handler may still report. The attempt
+        # is the one that runs (its context's), not that of a redelivery it adopted.
         if job.state is State.RUNNING:
-            self.sink.progress(job.message.task, job.delivery.attempt, percent, message)
+            self.sink.progress(job.message.task, job.ctx.attempt, percent, message)
 
     def _start(self, job: Job) -> None:
         msg, ctx = job.message, job.ctx
