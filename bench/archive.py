@@ -158,7 +158,7 @@ def generate(
                 conn.execute(partition_ddl((start + timedelta(days=d)).date()))
             set_indexes_aside(conn, state(conn))
             done = int(state(conn).get("done", "0"))
-            began, first = time.monotonic(), done
+            loading, first = 0.0, done  # seconds spent loading (the lock held), rows then
             while done < rows:
                 with heavy(lock):
                     held = time.monotonic()
@@ -179,7 +179,7 @@ def generate(
                         conn.execute(archive_data.INSERT, params)
                         done += step
                         put(conn, "done", str(done))
-                        rate = (done - first) / (time.monotonic() - began)
+                        rate = (done - first) / (loading + time.monotonic() - held)
                         print(
                             f"  {done:,} rows ({rate:,.0f} rows/s; {size(conn) / 2**30:.2f} GiB; "
                             f"{load()})",
@@ -187,16 +187,22 @@ def generate(
                         )
                         if done % chunk == 0:
                             break
+                    loading += time.monotonic() - held
+                    if done >= rows:
+                        build_indexes(conn, None)  # in the same hold
             build_indexes(conn, lock)
             conn.execute(f"ANALYZE {TABLE}")
             report_size(conn)
 
 
 def build_indexes(conn: psycopg.Connection[Any], lock: str | None) -> None:
-    for key, definition in sorted(state(conn).items()):
-        if not key.startswith("index:"):
-            continue
-        with heavy(lock):
+    """Build the listing indexes set aside, all in one hold of the lock (each takes a
+    minute or two on 10M rows; waiting in line once, not six times)."""
+    todo = sorted((k, v) for k, v in state(conn).items() if k.startswith("index:"))
+    if not todo:
+        return
+    with heavy(lock):
+        for key, definition in todo:
             start = time.monotonic()
             conn.execute(definition)
             conn.execute(f"DELETE FROM {archive_data.STATE} WHERE k = %s", (key,))
