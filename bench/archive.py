@@ -140,7 +140,13 @@ def set_indexes_aside(conn: psycopg.Connection[Any], saved: dict[str, str]) -> N
 
 
 def generate(
-    workdir: Path, rows: int, chunk: int, days: int, lock: str | None, min_free: int
+    workdir: Path,
+    rows: int,
+    chunk: int,
+    days: int,
+    lock: str | None,
+    min_free: int,
+    stop_loading: bool = False,
 ) -> None:
     with server(workdir) as pg:
         url = url_of(pg)
@@ -159,7 +165,7 @@ def generate(
             set_indexes_aside(conn, state(conn))
             done = int(state(conn).get("done", "0"))
             loading, first = 0.0, done  # seconds spent loading (the lock held), rows then
-            while done < rows:
+            while done < rows and not stop_loading:
                 with heavy(lock):
                     held = time.monotonic()
                     while done < rows and time.monotonic() - held < 600:
@@ -346,7 +352,9 @@ def query(workdir: Path, samples: int, drop: bool, lock: str | None) -> None:
             saved = state(conn)
             report_size(conn)
         start, rows = datetime.fromisoformat(saved["start"]), int(saved["done"])
-        days = int(saved["days"])
+        # Rows fill the days in order: a generation stopped early (--stop-loading) fills
+        # only the first days, and the time windows are drawn from those.
+        days = max(1, int(saved["days"]) * rows // int(saved["rows"]))
         asyncio.run(measure(url, samples, start, days, rows))
         if drop:
             asyncio.run(retention(url, start, days))
@@ -361,6 +369,11 @@ def main() -> int:
     parser.add_argument("--days", type=int, default=30)
     parser.add_argument("--lock", help="a file to flock while a chunk or measurement runs")
     parser.add_argument("--min-free-gib", type=int, default=8, help="generate stops below")
+    parser.add_argument(
+        "--stop-loading",
+        action="store_true",
+        help="generate: load no more rows; build the indexes over those there",
+    )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--retention", action="store_true", help="query: then drop days")
     parser.add_argument("--tasks", type=int, default=600)
@@ -375,7 +388,15 @@ def main() -> int:
     if args.workdir is None:
         parser.error("--workdir is required for generate and query")
     if args.mode == "generate":
-        generate(args.workdir, args.rows, args.chunk, args.days, args.lock, args.min_free_gib << 30)
+        generate(
+            args.workdir,
+            args.rows,
+            args.chunk,
+            args.days,
+            args.lock,
+            args.min_free_gib << 30,
+            args.stop_loading,
+        )
     else:
         query(args.workdir, args.samples, args.retention, args.lock)
     return 0
