@@ -10,8 +10,9 @@ Modes:
   migrations, in a private server whose cluster lives in --workdir (kept: the other modes
   start it again). The listing indexes are set aside while loading and built after, each
   from its own definition (as a migration would build them on a filled table). Chunks of
-  --chunk rows; with --lock FILE each chunk (and each index build) holds that flock and
-  releases it between (a machine shared with other benchmarks). Resumes where it stopped.
+  --chunk rows; with --lock FILE each chunk (and the index builds, together) holds that flock and
+  releases it between (a machine shared with other benchmarks). Resumes where it stopped;
+  ``--stop-loading`` loads no more and builds the indexes over the rows there.
 * ``query``: the first page of filtered lists and ``GET`` by name through the gateway's
   own reader (``ArchiveReader``: its SQL, its pool, its conversion to objects), --samples
   each with random filters; p50/p99/max; EXPLAIN ANALYZE of the slowest query of each
