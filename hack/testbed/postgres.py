@@ -40,11 +40,17 @@ SETTINGS = {
 _DB_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 
 
-def server_args(bin_dir: Path, data: Path, port: int, socket_dir: Path) -> list[str]:
+def server_args(
+    bin_dir: Path,
+    data: Path,
+    port: int,
+    socket_dir: Path,
+    settings: dict[str, str] | None = None,
+) -> list[str]:
     """The ``postgres`` command line: the data folder, the port, the socket folder and
-    :data:`SETTINGS` as ``-c name=value``."""
+    :data:`SETTINGS` (``settings`` overriding or adding to them) as ``-c name=value``."""
     args = [str(bin_dir / "postgres"), "-D", str(data), "-p", str(port), "-k", str(socket_dir)]
-    for name, value in SETTINGS.items():
+    for name, value in {**SETTINGS, **(settings or {})}.items():
         args += ["-c", f"{name}={value}"]
     return args
 
@@ -70,10 +76,15 @@ def checked_name(database: str) -> str:
 
 @dataclass
 class PostgreSQL(Service):
-    """A running private PostgreSQL server. Use as a context manager, or start()/stop()."""
+    """A running private PostgreSQL server. Use as a context manager, or start()/stop().
+
+    Given a ``workdir`` that already holds a cluster (a benchmark's, kept between runs),
+    it starts that cluster rather than making a new one; ``settings`` override or add to
+    :data:`SETTINGS`."""
 
     workdir: Path | None = None
     port: int = 0
+    settings: dict[str, str] | None = None
     _proc: subprocess.Popen[bytes] | None = None
     _own_workdir: bool = False
     workdir_prefix: ClassVar[str] = "asynctask-postgres-"
@@ -105,6 +116,9 @@ class PostgreSQL(Service):
             entry = pwd.getpwnam("postgres")
             os.chown(work, entry.pw_uid, entry.pw_gid)
         self.port = self.port or free_port()
+        if (self._data / "PG_VERSION").exists():
+            self.start_server()
+            return
         initdb = [str(POSTGRES_BIN / "initdb"), "-D", str(self._data), "-A", "trust"]
         initdb += ["-U", SUPERUSER, "-E", "UTF8", "--locale=C", "--no-sync"]
         with self._logfile.open("ab") as out:
@@ -119,7 +133,7 @@ class PostgreSQL(Service):
             return
         assert self.workdir is not None
         log("postgres", f"starting a private server on 127.0.0.1:{self.port}")
-        args = server_args(POSTGRES_BIN, self._data, self.port, self.workdir)
+        args = server_args(POSTGRES_BIN, self._data, self.port, self.workdir, self.settings)
         self._proc = spawn(as_user(args, os.getuid()), self._logfile)
         wait_until(
             f"PostgreSQL on port {self.port} to accept connections",

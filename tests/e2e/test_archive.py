@@ -34,6 +34,10 @@ pytestmark = pytest.mark.e2e
 
 #: What the test's burst is: small, quick tasks (the echo handler).
 BURST = 12
+#: How long PostgreSQL stays down in the outage test. CI keeps it short (20 s: well past
+#: the burst's end and its 1 s TTL); the bench report runs it at the issue's 60 s
+#: (``ASYNCTASK_E2E_ARCHIVE_OUTAGE_SECONDS=60``, bench/README.md).
+OUTAGE_SECONDS = float(os.environ.get("ASYNCTASK_E2E_ARCHIVE_OUTAGE_SECONDS", "20"))
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +220,11 @@ def test_postgresql_down_during_a_burst_holds_ttl_until_the_archive_catches_up(
             60,
         )
         finished = time.monotonic() - stopped
-        # The TTL (1 s) has passed for every task, yet none is deleted: none is archived.
-        time.sleep(max(0.0, 20 - (time.monotonic() - stopped)))
+        # The TTL (1 s) has passed for every task, yet none is deleted while PostgreSQL is
+        # down: none is archived. Checked every few seconds until the outage ends.
+        while (left := OUTAGE_SECONDS - (time.monotonic() - stopped)) > 0:
+            assert len(live_tasks(control_plane, fuzz_ns, "b")) == BURST
+            time.sleep(min(5.0, left))
         assert len(live_tasks(control_plane, fuzz_ns, "b")) == BURST
         held = sample(scrape(operator.env), "asynctask_operator_archive_queue_depth")
         assert held == BURST

@@ -18,6 +18,17 @@ def test_server_listens_on_loopback_with_fsync_off_and_a_private_socket() -> Non
     assert settings["fsync"] == "off"
 
 
+def test_a_benchmark_s_settings_override_and_extend_the_test_bed_s() -> None:
+    args = server_args(
+        Path("/b"), Path("/w/data"), 5999, Path("/w"), {"shared_buffers": "1GB", "work_mem": "8MB"}
+    )
+    settings = dict(a.split("=", 1) for a in args[8::2])
+    assert settings["shared_buffers"] == "1GB"
+    assert settings["work_mem"] == "8MB"
+    assert settings["fsync"] == "off"
+    assert args.count("-c") == len(settings)
+
+
 def test_root_runs_the_server_as_the_postgres_user_and_others_as_themselves() -> None:
     assert as_user(["initdb", "-D", "x"], 0) == [
         "runuser",

@@ -1,0 +1,408 @@
+"""Benchmark: the history archive (issue 23). Not a test: it prints figures, with the load
+average.
+
+    PYTHONPATH=hack:bench .venv/bin/python bench/archive.py MODE [options]
+
+Modes:
+
+* ``generate``: --rows rows (1 KiB requests, a month's spread: ``archive_data.py``)
+  written by PostgreSQL itself into the archive's table, made by the operator's own
+  migrations, in a private server whose cluster lives in --workdir (kept: the other modes
+  start it again). The listing indexes are set aside while loading and built after, each
+  from its own definition (as a migration would build them on a filled table). Chunks of
+  --chunk rows; with --lock FILE each chunk (and the index builds, together) holds that flock and
+  releases it between (a machine shared with other benchmarks). Resumes where it stopped;
+  ``--stop-loading`` loads no more and builds the indexes over the rows there.
+* ``query``: the first page of filtered lists and ``GET`` by name through the gateway's
+  own reader (``ArchiveReader``: its SQL, its pool, its conversion to objects), --samples
+  each with random filters; p50/p99/max; EXPLAIN ANALYZE of the slowest query of each
+  kind; disk bytes per row; then (--retention) the time retention takes to drop the
+  oldest day, idle and with a reader listing meanwhile.
+* ``burst``: --tasks no-op tasks at once through the real stack (control plane, RabbitMQ,
+  operator, worker) with the archive off, then on (--rounds of each, alternating, each in
+  a namespace of its own, the same run): tasks/s end to end, and when the archive held
+  every row; then the rows/s the operator's writer sustains alone (``PostgresArchive.
+  upsert`` in batches of the default size).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import fcntl
+import os
+import random
+import shutil
+import statistics
+import sys
+import time
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import archive_data
+import psycopg
+from archive_burst import bursts, migrate
+from archive_data import report_size, size
+from stack import load
+
+from asynctask_gateway.archive import ArchiveReader
+from asynctask_gateway.history import HistoryQuery
+from asynctask_operator.archive.schema import TABLE, partition_day, partition_ddl
+from asynctask_operator.archive.store import PostgresArchive
+from testbed import PostgreSQL
+
+DATABASE = "archive_bench"
+#: The bench server's settings (over the test bed's): memory for a table of gigabytes on a
+#: machine with 23 GiB, still far below what a database host would give it.
+SETTINGS = {
+    "shared_buffers": "512MB",
+    "maintenance_work_mem": "512MB",
+    "work_mem": "16MB",
+    "max_wal_size": "4GB",
+    "checkpoint_timeout": "15min",
+    "effective_cache_size": "8GB",
+}
+
+
+@contextlib.contextmanager
+def heavy(lock: str | None) -> Iterator[None]:
+    """Hold ``lock`` (flock) for the block when one is given."""
+    if lock is None:
+        yield
+        return
+    with open(lock, "a") as handle:
+        waited = time.monotonic()
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        if (w := time.monotonic() - waited) > 1:
+            print(f"  (waited {w:.0f}s for the lock)", flush=True)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def server(workdir: Path) -> PostgreSQL:
+    workdir.mkdir(parents=True, exist_ok=True)
+    return PostgreSQL(workdir=workdir, settings=SETTINGS)
+
+
+def url_of(pg: PostgreSQL) -> str:
+    if not pg.psql("postgres", f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE}'"):
+        pg.create_database(DATABASE)
+    return pg.url.rsplit("/", 1)[0] + "/" + DATABASE
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+
+def spread(values: list[float]) -> str:
+    return (
+        f"p50 {pct(values, 0.5):.1f} ms, p99 {pct(values, 0.99):.1f} ms, "
+        f"max {pct(values, 1.0):.1f} ms ({len(values)} samples)"
+    )
+
+
+# generate ---------------------------------------------------------------------------------
+
+
+def state(conn: psycopg.Connection[Any]) -> dict[str, str]:
+    conn.execute(f"CREATE TABLE IF NOT EXISTS {archive_data.STATE} (k text PRIMARY KEY, v text)")
+    return dict(conn.execute(f"SELECT k, v FROM {archive_data.STATE}").fetchall())
+
+
+def put(conn: psycopg.Connection[Any], key: str, value: str) -> None:
+    conn.execute(
+        f"INSERT INTO {archive_data.STATE} VALUES (%s, %s) "
+        "ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v",
+        (key, value),
+    )
+
+
+def set_indexes_aside(conn: psycopg.Connection[Any], saved: dict[str, str]) -> None:
+    """Drop the listing indexes (kept: the primary key), their definitions saved."""
+    if any(k.startswith("index:") for k in saved):
+        return
+    rows = conn.execute(
+        "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = %s AND indexname <> %s",
+        (TABLE, f"{TABLE}_pkey"),
+    ).fetchall()
+    for name, definition in rows:
+        # pg_indexes gives "ON ONLY <table>" for a partitioned table's index: the parent's
+        # alone; built again without ONLY it is made on every partition, as the migration's.
+        definition = definition.replace(" ON ONLY ", " ON ", 1)
+        put(conn, f"index:{name}", definition)
+        conn.execute(f"DROP INDEX {name}")
+    print(f"generate: {len(rows)} listing indexes set aside while loading", flush=True)
+
+
+def generate(
+    workdir: Path,
+    rows: int,
+    chunk: int,
+    days: int,
+    lock: str | None,
+    min_free: int,
+    stop_loading: bool = False,
+) -> None:
+    with server(workdir) as pg:
+        url = url_of(pg)
+        asyncio.run(migrate(url))
+        end = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        with psycopg.connect(url, autocommit=True) as conn:
+            saved = state(conn)
+            start = datetime.fromisoformat(
+                saved.get("start") or (end - timedelta(days=days - 1)).isoformat()
+            )
+            put(conn, "start", start.isoformat())
+            put(conn, "rows", str(rows))
+            put(conn, "days", str(days))
+            for d in range(days):
+                conn.execute(partition_ddl((start + timedelta(days=d)).date()))
+            set_indexes_aside(conn, state(conn))
+            done = int(state(conn).get("done", "0"))
+            loading, first = 0.0, done  # seconds spent loading (the lock held), rows then
+            while done < rows and not stop_loading:
+                with heavy(lock):
+                    held = time.monotonic()
+                    while done < rows and time.monotonic() - held < 600:
+                        if shutil.disk_usage(workdir).free < min_free:
+                            raise SystemExit(
+                                f"generate: stopped at {done:,} rows: disk nearly full"
+                            )
+                        hi = min(rows, done + chunk)
+                        step = min(hi - done, 100_000)
+                        params = {
+                            "lo": done,
+                            "hi": done + step - 1,
+                            "rows": rows,
+                            "start": start,
+                            "span": days * 86400 - 60,
+                        }
+                        conn.execute(archive_data.INSERT, params)
+                        done += step
+                        put(conn, "done", str(done))
+                        rate = (done - first) / (loading + time.monotonic() - held)
+                        print(
+                            f"  {done:,} rows ({rate:,.0f} rows/s; {size(conn) / 2**30:.2f} GiB; "
+                            f"{load()})",
+                            flush=True,
+                        )
+                        if done % chunk == 0:
+                            break
+                    loading += time.monotonic() - held
+                    if done >= rows:
+                        build_indexes(conn, None)  # in the same hold
+            build_indexes(conn, lock)
+            conn.execute(f"ANALYZE {TABLE}")
+            report_size(conn)
+
+
+def build_indexes(conn: psycopg.Connection[Any], lock: str | None) -> None:
+    """Build the listing indexes set aside, all in one hold of the lock (each takes a
+    minute or two on 10M rows; waiting in line once, not six times)."""
+    todo = sorted((k, v) for k, v in state(conn).items() if k.startswith("index:"))
+    if not todo:
+        return
+    with heavy(lock):
+        for key, definition in todo:
+            start = time.monotonic()
+            conn.execute(definition)
+            conn.execute(f"DELETE FROM {archive_data.STATE} WHERE k = %s", (key,))
+            print(
+                f"generate: built {key[6:]} in {time.monotonic() - start:.1f}s ({load()})",
+                flush=True,
+            )
+
+
+# query ------------------------------------------------------------------------------------
+
+
+def day_window(start: datetime, days: int) -> dict[str, str]:
+    """A random 24-hour window inside the generated month (since/until)."""
+    since = start + timedelta(seconds=random.uniform(0, (days - 1) * 86400))
+    return {
+        "since": since.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "until": (since + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+
+
+def filters(kind: str, start: datetime, days: int, rows: int) -> dict[str, str]:
+    phase = random.choices(["Succeeded", "Failed", "Error"], [5, 3, 2])[0]
+    queue = f"q-{random.randrange(10)}"
+    app = f"app={'app-' + str(random.randrange(50))}"
+    if kind == "queue+phase+day":
+        return {"queue": queue, "phase": phase, **day_window(start, days)}
+    if kind == "label+day":
+        return {"labelSelector": app, **day_window(start, days)}
+    if kind == "queue+phase+label+day":
+        return {"queue": queue, "phase": phase, "labelSelector": app, **day_window(start, days)}
+    if kind == "rare label, all days":
+        return {"labelSelector": f"batch=b-{random.randrange(rows // 1000)}"}
+    raise ValueError(kind)
+
+
+KINDS = ("queue+phase+day", "label+day", "queue+phase+label+day", "rare label, all days")
+
+
+def statement(namespace: str, query: HistoryQuery) -> tuple[str, list[Any]]:
+    """The reader's list statement (``ArchiveReader.page``), for EXPLAIN."""
+    conditions = " AND ".join(["namespace = %s", *query.conditions])
+    sql = f"SELECT * FROM {TABLE} WHERE {conditions} ORDER BY finished_at DESC, uid DESC LIMIT %s"
+    return sql, [namespace, *query.params, query.limit + 1]
+
+
+async def measure(url: str, samples: int, start: datetime, days: int, rows: int) -> None:
+    reader = ArchiveReader(url, pool_size=2)
+    await reader.start()
+    try:
+        with psycopg.connect(url) as conn:
+            names = conn.execute(
+                f"SELECT namespace, name FROM {TABLE} TABLESAMPLE SYSTEM (0.1) LIMIT %s",
+                (samples,),
+            ).fetchall()
+        for kind in KINDS:
+            took: list[tuple[float, str, HistoryQuery, int]] = []
+            for _ in range(samples):
+                namespace = f"team-{random.randrange(20):02d}"
+                query = HistoryQuery.parse(filters(kind, start, days, rows))
+                t0 = time.perf_counter()
+                items, _ = await reader.page(namespace, query)
+                took.append((time.perf_counter() - t0, namespace, query, len(items)))
+            times = [t[0] for t in took]
+            mean_items = statistics.mean(t[3] for t in took)
+            print(f"list {kind}: {spread(times)}; {mean_items:.0f} items a page ({load()})")
+            _, namespace, query, _ = max(took, key=lambda t: t[0])
+            explain(url, *statement(namespace, query))
+        times = []
+        for namespace, name in names:
+            t0 = time.perf_counter()
+            found = await reader.latest(namespace, name)
+            times.append(time.perf_counter() - t0)
+            assert found is not None
+        print(f"get by name: {spread(times)} ({load()})", flush=True)
+    finally:
+        await reader.close()
+
+
+def explain(url: str, sql: str, params: list[Any]) -> None:
+    with psycopg.connect(url) as conn:
+        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).fetchall()
+    lines = [str(r[0]) for r in plan]
+    print("  the slowest one again, EXPLAIN ANALYZE:")
+    for line in lines[:14] + (["  ..."] if len(lines) > 16 else []) + lines[-2:]:
+        print("    " + line)
+
+
+def oldest_day(url: str) -> date:
+    with psycopg.connect(url) as conn:
+        names = conn.execute(
+            "SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid "
+            "WHERE i.inhparent = %s::regclass",
+            (TABLE,),
+        ).fetchall()
+    return min(d for (name,) in names if (d := partition_day(str(name))) is not None)
+
+
+async def listing(reader: ArchiveReader, stop: asyncio.Event, took: list[float]) -> None:
+    """A reader listing a namespace's queue over and over until ``stop``."""
+    while not stop.is_set():
+        t0 = time.perf_counter()
+        await reader.page("team-00", HistoryQuery.parse({"queue": "q-0"}))
+        took.append(time.perf_counter() - t0)
+
+
+async def retention(url: str, start: datetime, days: int) -> None:
+    """Drop the oldest day as the operator's maintenance does (``maintain`` with a
+    retention that expires that day alone): idle, then with a reader listing meanwhile."""
+    archive = PostgresArchive(url)
+    await archive.open()
+    reader = ArchiveReader(url, pool_size=2)
+    await reader.start()
+    today = (start + timedelta(days=days - 1)).date()
+    noon = datetime(today.year, today.month, today.day, 12, tzinfo=UTC)
+    try:
+        for busy in (False, True):
+            keep = (today - oldest_day(url)).days - 1
+            lat: list[float] = []
+            stop = asyncio.Event()
+            task = asyncio.create_task(listing(reader, stop, lat)) if busy else None
+            await asyncio.sleep(1 if busy else 0)
+            t0 = time.perf_counter()
+            dropped = await archive.maintain(keep, noon)
+            took = time.perf_counter() - t0
+            await asyncio.sleep(1 if busy else 0)
+            stop.set()
+            if task is not None:
+                await task
+            during = f"; a reader listing meanwhile: {spread(lat)}" if busy else " (idle)"
+            print(f"retention: dropped {dropped} in {took * 1000:.0f} ms{during}", flush=True)
+    finally:
+        await reader.close()
+        await archive.close()
+
+
+def query(workdir: Path, samples: int, drop: bool, lock: str | None) -> None:
+    with server(workdir) as pg, heavy(lock):
+        url = url_of(pg)
+        with psycopg.connect(url, autocommit=True) as conn:
+            saved = state(conn)
+            report_size(conn)
+        start, rows = datetime.fromisoformat(saved["start"]), int(saved["done"])
+        # Rows fill the days in order: a generation stopped early (--stop-loading) fills
+        # only the first days, and the time windows are drawn from those.
+        days = max(1, int(saved["days"]) * rows // int(saved["rows"]))
+        asyncio.run(measure(url, samples, start, days, rows))
+        if drop:
+            asyncio.run(retention(url, start, days))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("mode", choices=["generate", "query", "burst"])
+    parser.add_argument("--workdir", type=Path, help="generate, query: the cluster's folder (kept)")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--chunk", type=int, default=1_000_000, help="rows per lock hold")
+    parser.add_argument("--days", type=int, default=30)
+    parser.add_argument("--lock", help="a file to flock while a chunk or measurement runs")
+    parser.add_argument("--min-free-gib", type=int, default=8, help="generate stops below")
+    parser.add_argument(
+        "--stop-loading",
+        action="store_true",
+        help="generate: load no more rows; build the indexes over those there",
+    )
+    parser.add_argument("--samples", type=int, default=300)
+    parser.add_argument("--retention", action="store_true", help="query: then drop days")
+    parser.add_argument("--tasks", type=int, default=600)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--parallel", type=int, default=32)
+    parser.add_argument("--concurrency", type=int, default=8)
+    args = parser.parse_args()
+    if args.mode == "burst":
+        with heavy(args.lock):
+            bursts(args.tasks, args.rounds, args.parallel, args.concurrency, url_of)
+        return 0
+    if args.workdir is None:
+        parser.error("--workdir is required for generate and query")
+    if args.mode == "generate":
+        generate(
+            args.workdir,
+            args.rows,
+            args.chunk,
+            args.days,
+            args.lock,
+            args.min_free_gib << 30,
+            args.stop_loading,
+        )
+    else:
+        query(args.workdir, args.samples, args.retention, args.lock)
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("PYTHONUNBUFFERED", "1")
+    sys.exit(main())
