@@ -56,12 +56,18 @@ export class StatusStreams {
     return null;
   }
 
-  /** A phase change (Processing, or terminal: it carries the final word). */
+  /**
+   * A phase change: `Processing` (it starts the progress interval: a progress reported with
+   * it waits one interval, so the two never arrive as a pair), or terminal (it carries the
+   * final word: held progress is dropped).
+   */
   offerPhase(msg: StatusMessage): StatusMessage {
     const stream = this.stream(msg);
     if (isTerminal(msg.phase)) {
       stream.pending = null;
       stream.done = true;
+    } else if (msg.progress === null) {
+      stream.lastProgressAt = this.clock();
     }
     return msg;
   }

@@ -37,6 +37,20 @@ test("at most one progress message per interval; the latest value wins", () => {
   ); // forced (shutdown)
 });
 
+test("Processing starts the interval: a progress reported with it waits", () => {
+  const c = clock();
+  const s = new StatusStreams(500, c.now);
+  s.offerPhase(msg("Processing"));
+  assert.equal(s.offerProgress(msg("Processing", 5)), null);
+  c.advance(499);
+  assert.deepEqual(s.due(), []);
+  c.advance(1);
+  assert.deepEqual(
+    s.due().map((m) => m.progress),
+    [5],
+  );
+});
+
 test("seq counts what is sent, per attempt, from 0; a resend gets the next one", () => {
   const s = new StatusStreams(500);
   assert.equal(s.stamp(msg("Processing")).seq, 0);
