@@ -51,6 +51,7 @@ export class StatusPublisher implements StatusSink {
   private readonly stopping = new AbortController();
   private running: Promise<void> | null = null;
   private wake: (() => void) | null = null;
+  private served = false;
 
   constructor(
     private readonly options: PublisherOptions,
@@ -134,8 +135,9 @@ export class StatusPublisher implements StatusSink {
       try {
         const conn = await this.link.open();
         await this.serve(conn);
-        failures = 0;
       } catch (exc) {
+        if (this.served) failures = 0; // a new outage starts from the first delay
+        this.served = false;
         this.link.lost(exc);
       }
       this.channel = null;
@@ -167,6 +169,7 @@ export class StatusPublisher implements StatusSink {
       if (this.channel === ch) this.channel = null;
     });
     this.link.serving();
+    this.served = true;
     this.pump();
     const stopped = new Promise<void>((resolve) => {
       this.wake = resolve;

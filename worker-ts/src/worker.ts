@@ -149,8 +149,8 @@ export class Worker {
       try {
         const conn = await this.link.open();
         if (await this.serve(conn)) break;
-        failures = 0;
       } catch (exc) {
+        if (this.ready) failures = 0; // it served: a new outage starts from the first delay
         this.link.lost(exc);
       }
       this.lost();
