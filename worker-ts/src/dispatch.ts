@@ -8,7 +8,15 @@
 
 import { TaskContext } from "./context";
 import type { StopReason } from "./errors";
-import { Ledger, jobKey, type Delivery, type Job, type Revocation, type Verdict } from "./ledger";
+import {
+  Ledger,
+  deliveriesOf,
+  jobKey,
+  type Delivery,
+  type Job,
+  type Revocation,
+  type Verdict,
+} from "./ledger";
 import type { Logger } from "./logs";
 import { fromError, stopped, succeeded, type Outcome } from "./outcome";
 import type { ControlMessage, Phase, StatusFields, TaskRef } from "./protocol";
@@ -103,7 +111,7 @@ export class Dispatcher {
     for (const job of jobs) {
       this.clearTimers(job);
       job.ctx.stop("WorkerShutdown", "the worker stops");
-      job.delivery.requeue();
+      for (const d of deliveriesOf(job)) d.requeue();
       this.log.warning(
         `task ${job.ctx.namespace}/${job.ctx.name}: still running after the grace period: requeued`,
       );
@@ -159,12 +167,13 @@ export class Dispatcher {
     const job: RunningJob = {
       key: jobKey(msg),
       delivery: d,
+      superseded: [],
       state: "running",
       startedAt: performance.now(),
       timeLimit: null,
       hardStop: null,
       ctx: new TaskContext(msg.task, d.attempt, msg.queue, (percent, text) => {
-        if (job.state === "running") this.sink.progress(msg.task, d.attempt, percent, text);
+        if (job.state === "running") this.sink.progress(msg.task, job.ctx.attempt, percent, text);
       }),
     };
     return job;
@@ -255,14 +264,14 @@ export class Dispatcher {
       })
       .then(
         () => {
-          this.ledger.settled(job, true).ack();
+          for (const d of this.ledger.settled(job, true)) d.ack();
           this.pump();
         },
         (exc: unknown) => {
           this.log.error(
             `task ${ctx.uid}: could not report its outcome (${String(exc)}): back to its queue`,
           );
-          this.ledger.settled(job, false).requeue();
+          for (const d of this.ledger.settled(job, false)) d.requeue();
           this.pump();
         },
       );

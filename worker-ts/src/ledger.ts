@@ -38,7 +38,16 @@ export type Verdict =
 export interface Job {
   readonly key: string;
   delivery: Delivery;
+  /** Earlier deliveries of this attempt it adopted a newer one from: on a connection that
+   * is gone settling them does nothing; on the live one (the same message published twice)
+   * each holds a prefetch slot until it is settled with the job. */
+  superseded: Delivery[];
   state: JobState;
+}
+
+/** Every delivery a job settles when it ends: the adopted ones, then its own. */
+export function deliveriesOf(job: Job): Delivery[] {
+  return [...job.superseded, job.delivery];
 }
 
 /** One published attempt: (task uid, the task message's attempt). */
@@ -86,6 +95,8 @@ export class Ledger<J extends Job> {
     if (this.done.has(key)) return ["duplicate", null];
     const job = this.running.get(key);
     if (job !== undefined) {
+      // Redelivered (reconnect) or published again while it runs here: adopt it.
+      job.superseded.push(job.delivery);
       job.delivery = d;
       return ["adopted", null];
     }
@@ -134,12 +145,12 @@ export class Ledger<J extends Job> {
     return true;
   }
 
-  /** `→ done`: the slot is free; the delivery to ack (or requeue) now. */
-  settled(job: J, confirmed: boolean): Delivery {
+  /** `→ done`: the slot is free; the deliveries to ack (or requeue) now. */
+  settled(job: J, confirmed: boolean): Delivery[] {
     job.state = "done";
     if (this.running.get(job.key) === job) this.running.delete(job.key);
     if (confirmed) this.done.put(job.key, true);
-    return job.delivery;
+    return deliveriesOf(job);
   }
 
   /** The connection is gone: deliveries not started yet will be redelivered. */

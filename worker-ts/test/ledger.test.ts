@@ -34,7 +34,12 @@ function delivery(
   return d;
 }
 
-const make = (d: Delivery): Job => ({ key: jobKey(d.message), delivery: d, state: "running" });
+const make = (d: Delivery): Job => ({
+  key: jobKey(d.message),
+  delivery: d,
+  superseded: [],
+  state: "running",
+});
 
 test("new deliveries start within the concurrency", () => {
   const ledger = new Ledger<Job>(2);
@@ -57,7 +62,9 @@ test("a redelivery of a running attempt is adopted; of an ended one, a duplicate
   assert.equal(job.delivery, again); // the running attempt settles the new delivery
   assert.ok(ledger.finishing(job));
   assert.ok(!ledger.finishing(job)); // exactly one ending wins
-  assert.equal(ledger.settled(job, true), again);
+  const first = job.superseded[0];
+  // the adopted delivery and every earlier one (each holds a prefetch slot) are settled
+  assert.deepEqual(ledger.settled(job, true), [first, again]);
   assert.deepEqual(ledger.admit(delivery("a", 1, 2)), ["duplicate", null]);
   // a new attempt (a retry) of the same task runs
   assert.deepEqual(ledger.admit(delivery("a", 2)), ["new", null]);
