@@ -37,10 +37,9 @@ export function conformanceWorker(): Worker {
   worker.task("conformance.progress", async (req: Req, ctx: TaskContext) => {
     const steps = field<number[]>(req, "steps", []);
     const interval = field<number>(req, "intervalMs", 600);
-    for (const [i, p] of steps.entries()) {
-      if (i > 0) await ctx.sleep(interval);
-      ctx.throwIfCancelled();
+    for (const p of steps) {
       ctx.progress(p, `step ${p}`);
+      if (!(await ctx.sleep(interval))) ctx.throwIfCancelled();
     }
     return { steps: steps.length };
   });
