@@ -4,7 +4,8 @@ It writes the whole status in one conditional PATCH, coalesces progress (phase c
 written at once, progress at most once per ``progress_patch_interval_seconds`` per task),
 merges a pending webhook outcome into ``status.webhook``, and then tells its observers
 (Events, metrics, webhooks, deadlines) about the write. A task that succeeds costs three
-writes: Pending, Processing and Succeeded, plus at most one per interval of progress.
+writes: Pending, Processing and Succeeded, plus at most one per interval of progress; one
+that ends soon after its publish costs one (:meth:`StatusWriter.hold_record`).
 """
 
 from __future__ import annotations
