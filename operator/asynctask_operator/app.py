@@ -122,6 +122,7 @@ class TaskLogic:
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
             fold_window_seconds=lifecycle.fold_window_seconds,
         )
+        tracker.flush_status = inbox.flush
         metrics.watch_sizes(
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )

@@ -37,6 +37,8 @@ from asynctask_worker.messages import (
 )
 
 log = logging.getLogger("asynctask.operator")
+#: The longest a cancel waits for a task's lane to apply what it holds (see :meth:`flush`).
+FLUSH_SECONDS = 5.0
 
 
 class StatusInbox:
@@ -95,6 +97,11 @@ class StatusInbox:
             if first is not None and first.phase is Phase.PROCESSING and first.seq == 0:
                 hold = max(hold, self.fold_window_seconds)
         return max(0.0, hold)
+
+    async def flush(self, uid: str) -> None:
+        """Apply what a task's lane holds now (a status message lingering for the fold
+        window) and return once it is applied, or after :data:`FLUSH_SECONDS`."""
+        await self.lanes.flush(uid, FLUSH_SECONDS)
 
     @staticmethod
     def _status(delivery: Delivery) -> StatusMessage | None:

@@ -46,6 +46,8 @@ class Lanes(Generic[T]):
         self._queues: dict[str, deque[T]] = {}
         self._runners: set[asyncio.Task[None]] = set()
         self._arrivals: dict[str, asyncio.Event] = {}  # lanes lingering for more
+        self._runner_of: dict[str, asyncio.Task[None]] = {}
+        self._hurried: set[str] = set()  # lanes to hand over what they hold, not linger
 
     def __len__(self) -> int:
         """Lanes with work queued or under way."""
@@ -63,7 +65,20 @@ class Lanes(Generic[T]):
         self._queues[key] = deque([item])
         runner = asyncio.get_running_loop().create_task(self._run(key), name=f"lane-{key}")
         self._runners.add(runner)
+        self._runner_of[key] = runner
         runner.add_done_callback(self._runners.discard)
+
+    async def flush(self, key: str, within: float) -> None:
+        """Have lane ``key`` hand over what it holds without lingering, and wait (up to
+        ``within`` seconds) until it ran dry; nothing if it is idle."""
+        runner = self._runner_of.get(key)
+        if runner is None:
+            return
+        self._hurried.add(key)
+        arrived = self._arrivals.get(key)
+        if arrived is not None:
+            arrived.set()
+        await asyncio.wait({runner}, timeout=within)
 
     async def _run(self, key: str) -> None:
         lane = self._queues[key]
@@ -81,12 +96,14 @@ class Lanes(Generic[T]):
                     )
         finally:
             del self._queues[key]
+            self._runner_of.pop(key, None)
+            self._hurried.discard(key)
 
     async def _gather(self, key: str, lane: deque[T], batch: list[T]) -> None:
         """Wait as long as ``linger`` asks for more items of ``key`` (never past the first
         answer's time), adding those that come to ``batch``; each arrival asks again, so a
         batch that ``linger`` finds complete (e.g. a task's end came) goes at once."""
-        wait = self._linger(batch)
+        wait = 0.0 if key in self._hurried else self._linger(batch)
         if wait <= 0:
             return
         loop = asyncio.get_running_loop()
@@ -102,7 +119,7 @@ class Lanes(Generic[T]):
             more = min(len(lane), self._max_batch - len(batch))
             batch.extend(lane.popleft() for _ in range(more))
             wait = min(end - loop.time(), self._linger(batch)) if more else 0.0
-            if wait <= 0:
+            if wait <= 0 or key in self._hurried:
                 return
 
     async def join(self) -> None:

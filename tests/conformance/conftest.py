@@ -28,6 +28,7 @@ from tests.conformance.harness import (
     Broker,
     ConformanceWorker,
 )
+from tests.conftest import local_control_plane
 from tests.e2e.system import Process, operator_ready, running, system_env
 
 #: The cases of docs/protocol.md's table "What an implementation is judged on", by test.
@@ -47,6 +48,15 @@ CASES = {
 }
 
 MakeWorker = Callable[..., ConformanceWorker]
+
+
+@pytest.fixture(scope="session")
+def control_plane() -> Iterator[ControlPlane]:
+    """A control plane of the suite's own. AsyncQueues are cluster-scoped and every operator
+    reports the status of all of them, so the suite's operator on the e2e tests' control
+    plane would overwrite what their operator reports (``make test`` runs both at once)."""
+    with local_control_plane() as cp:
+        yield cp
 
 
 @pytest.fixture(scope="session")

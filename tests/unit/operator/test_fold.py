@@ -86,10 +86,31 @@ async def test_a_task_cancelled_within_the_window_is_written_once() -> None:
     h = Harness(fold=5.0)
     await h.tracker.observe(h.create())
     await h.tracker.observe(h.create(cancel=True))
-    assert h.phases() == ["Cancelled"]
+    await until(lambda: h.phases() == ["Cancelled"])  # its status lane is empty: at once
+    assert h.api.writes[0]["error"]["reason"] == "CancelRequested"
     assert h.api.writes[0]["messageId"] == "task:uid-t1:1"
     assert [c.action for c in h.broker.controls] == ["cancel"]  # it was published: stop it
     await h.logic.webhooks.close()
+
+
+async def test_a_cancel_reads_a_start_lingering_in_the_lane_before_it_decides(
+    folding: Consuming,
+) -> None:
+    """A worker started the task; its Processing waits in the status lane for the fold
+    window when the cancel comes. The cancel applies it first, so the task is not said to
+    have been cancelled before a worker started it: the worker's own Cancelled ends it."""
+    h = folding.h
+    await h.tracker.observe(h.create())
+    folding.queue.put_nowait(delivery(Phase.PROCESSING, tag=1, worker="w/1"))
+    await until(lambda: len(h.inbox.lanes) == 1)  # lingering (the window is 5 s)
+    began = time.monotonic()
+    await h.tracker.observe(h.create(cancel=True))
+    await until(lambda: h.phases() == ["Pending", "Processing"])
+    assert time.monotonic() - began < 4  # not the 5 s window: the cancel hurried it
+    assert [c.action for c in h.broker.controls] == ["cancel"]
+    await folding.deliver(delivery(Phase.CANCELLED, seq=1, tag=2, error={"reason": "Stopped"}))
+    assert h.phases() == ["Pending", "Processing", "Cancelled"]
+    assert h.api.writes[-1]["error"]["reason"] == "Stopped"
 
 
 async def test_the_queue_timeout_counts_from_the_publish_not_the_write() -> None:
