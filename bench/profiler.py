@@ -63,27 +63,48 @@ def request_lines(requests: dict[str, tuple[float, float]], tasks: int) -> str:
     return "\n".join(lines)
 
 
-def summary(path: Path, top: int = 25, prefix: str = "") -> str:
-    """The functions with the most samples in a py-spy ``raw`` file: self and inclusive
-    shares (``prefix`` keeps only frames whose file path contains it)."""
+#: Leaf frames of a thread that waits (py-spy's --nonblocking mode cannot tell idle threads
+#: apart, so their samples are dropped by the frame they wait in).
+IDLE = (
+    "Condition.wait", "PollPoller.poll", "EpollSelector.select", "_PollLikeSelector.select",
+    "Event.wait", "Queue.get", "Thread.join", "_wait_for_tstate_lock",
+)  # fmt: skip
+#: The operator's threads, by a frame only they have.
+THREADS = (
+    ("event loop", "run_forever"),
+    ("publishers (pika)", "Publisher.run"),
+    ("consumer (pika)", "Broker.run"),
+)
+
+
+def summary(path: Path, top: int = 40, prefix: str = "") -> str:
+    """The busy samples of a py-spy ``raw`` file: by thread, then the functions with the
+    most samples, inclusive (frames whose text contains ``prefix``) and self."""
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
-    total = 0
+    threads: collections.Counter[str] = collections.Counter()
+    total = busy = 0
     for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
         if not stack:
             continue
-        n = int(count)
+        n, frames = int(count), stack.split(";")
         total += n
-        frames = stack.split(";")
+        if frames[-1].startswith(tuple(f"{name} " for name in IDLE)):
+            continue
+        busy += n
         own[frames[-1]] += n
+        thread = next((t for t, mark in THREADS if any(mark in f for f in frames)), "other")
+        threads[thread] += n
         for frame in set(frames):
             if prefix in frame:
                 incl[frame] += n
-    out = [f"{total} samples; inclusive (frames containing {prefix!r}):"]
-    out += [f"  {n / total:6.1%}  {f}" for f, n in incl.most_common(top)]
+    out = [f"{total} samples, {busy} busy (not waiting); by thread:"]
+    out += [f"  {n / busy:6.1%}  {t}" for t, n in threads.most_common()]
+    out.append(f"inclusive (frames containing {prefix!r}):")
+    out += [f"  {n / busy:6.1%}  {f}" for f, n in incl.most_common(top)]
     out.append("self:")
-    out += [f"  {n / total:6.1%}  {f}" for f, n in own.most_common(top)]
+    out += [f"  {n / busy:6.1%}  {f}" for f, n in own.most_common(top)]
     return "\n".join(out)
 
 
