@@ -287,6 +287,8 @@ class Operator:
         await asyncio.gather(archiver.run(), archiver.maintain())
 
     async def stop(self) -> None:
+        if self._loops:
+            await self._write_held_records()
         if self.scaler is not None:
             await self.scaler.stop()
         if self.metrics_server is not None:
@@ -300,6 +302,20 @@ class Operator:
             await self.archive.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
+
+    async def _write_held_records(self, within: float = 10.0) -> None:
+        """A graceful stop writes the Pending of the tasks whose publish it has not yet
+        recorded (bounded): the next operator then publishes none of them again."""
+        try:
+            written = await asyncio.wait_for(self.logic.writer.record_all(), within)
+        except TimeoutError:
+            log.warning(
+                "stopping before every held Pending was written: those tasks are "
+                "published again (the same message id) when the operator starts"
+            )
+        else:
+            if written:
+                log.info("wrote the Pending of %d task(s) before stopping", written)
 
     async def close(self) -> None:
         """Close the apiserver client: after :meth:`stop`, and after the Lease is released."""

@@ -106,6 +106,12 @@ class OperatorMetrics:
             ["result"],
             registry=r,
         )
+        self.records_folded = Counter(
+            "asynctask_operator_records_folded",
+            "New tasks whose Pending write (the record of their publish) was folded into "
+            "their end: one status write instead of two (ASYNCTASK_PUBLISH_FOLD_SECONDS).",
+            registry=r,
+        )
         self.messages = Counter(
             "asynctask_operator_status_messages",
             "Worker status messages by what became of them.",

@@ -219,11 +219,28 @@ class Tracker:
                     ),
                 )
             return
+        fold = self._folds(task, spec, verdict is None)
         await self.publish(task, spec, attempt=1)
         task.submitted = True
-        await self.writer.write(
-            task,
-            st.pending(task.status, task_message_id(task.uid, 1), utcnow(), task.generation),
+        record = st.pending(task.status, task_message_id(task.uid, 1), utcnow(), task.generation)
+        if fold:
+            self.writer.hold_record(task, record, self.config.publish_fold_seconds)
+        else:
+            await self.writer.write(task, record)
+
+    def _folds(self, task: TaskState, spec: AsyncTaskSpec, ungated: bool) -> bool:
+        """May the record of this first publish wait for the task's end (one write)?
+
+        Only for a new task (no phase yet: a task held for spec.notBefore has its Pending
+        already), without a webhook (each phase is an event to its receiver) and on a queue
+        without an AsyncQueue: a gated queue counts in flight, after a restart, the tasks
+        whose publish is recorded, and a task published but not recorded would let the
+        gate admit past its cap."""
+        return (
+            self.config.publish_fold_seconds > 0
+            and ungated
+            and spec.webhook is None
+            and st.phase_of(task.status) is None
         )
 
     async def publish(self, task: TaskState, spec: AsyncTaskSpec, attempt: int) -> None:
