@@ -58,7 +58,7 @@ def request_lines(requests: dict[str, tuple[float, float]], tasks: int) -> str:
             continue
         lines.append(f"    {key:<36} {count:7.0f} ({count / tasks:5.2f}) {seconds:8.2f} s")
     for key, (count, _) in sorted(requests.items()):
-        if key.startswith("watch-events"):
+        if key.startswith("watch-events") and count >= 0.05 * tasks:  # not the resyncs
             lines.append(f"    {key:<36} {count:7.0f} ({count / tasks:5.2f})")
     return "\n".join(lines)
 
