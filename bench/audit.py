@@ -38,6 +38,8 @@ class Writes:
     def __init__(self, audit_log: Path, namespace: str) -> None:
         self.per_task: dict[str, list[str]] = {}
         self.unowned: collections.Counter[str] = collections.Counter()
+        #: The writes of tasks that were not answered 2xx (conflicts, timeouts...), by code.
+        self.failed: collections.Counter[int] = collections.Counter()
         later: list[dict[str, Any]] = []
         for event in _complete(audit_log):
             ref = event.get("objectRef") or {}
@@ -52,6 +54,9 @@ class Writes:
             owner = name if name in self.per_task else name.rsplit(".", 1)[0]
             if owner in self.per_task:
                 self.per_task[owner].append(_kind(event))
+                code = int((event.get("responseStatus") or {}).get("code") or 0)
+                if not 200 <= code < 300:
+                    self.failed[code] += 1
             else:
                 self.unowned[_kind(event)] += 1
 
@@ -85,6 +90,8 @@ class Writes:
         ]
         for pattern, k in self.patterns().most_common(4):
             out.append(f"    {k} tasks: {' + '.join(pattern) or '(none)'}")
+        if self.failed:
+            out.append(f"    of which not answered 2xx, by code: {dict(self.failed)}")
         if self.unowned:
             out.append(f"    writes no task owns: {dict(self.unowned)}")
         return out
