@@ -185,7 +185,8 @@ def _broker_service(rmq: RabbitMQ) -> str:
     )
 
 
-def chart_values(image: str) -> dict[str, Any]:
+def chart_values(image: str, *extra_pools: dict[str, Any]) -> dict[str, Any]:
+    """The tests' values; ``extra_pools`` are worker pools beside the example one."""
     repository, _, tag = image.rpartition(":")
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
@@ -212,7 +213,8 @@ def chart_values(image: str) -> dict[str, Any]:
                         "targetMessagesPerReplica": 2,
                     },
                     "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
-                }
+                },
+                *extra_pools,
             ]
         },
     }
