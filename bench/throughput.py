@@ -193,7 +193,13 @@ async def ceiling(stack: Stack, tasks: int, connections: int) -> float:
 # burst ------------------------------------------------------------------------------------
 
 
-async def burst(stack: Stack, tasks: int, parallel: int) -> float:
+async def burst(
+    stack: Stack,
+    tasks: int,
+    parallel: int,
+    namespace: str = "bench",
+    spec: dict[str, Any] = NOOP,
+) -> float:
     rec = Recorder()
     names = [f"burst-{i:06d}" for i in range(tasks)]
     print(
@@ -201,10 +207,10 @@ async def burst(stack: Stack, tasks: int, parallel: int) -> float:
         flush=True,
     )
     async with KubeApi(stack.cp.kubeconfig, parallel + 2) as api:
-        watch = asyncio.create_task(rec.follow(api, "bench"))
+        watch = asyncio.create_task(rec.follow(api, namespace))
         await asyncio.sleep(0.5)  # the watch is established
         start = time.monotonic()
-        creating = asyncio.create_task(create_all(api, "bench", names, NOOP, rec, parallel))
+        creating = asyncio.create_task(create_all(api, namespace, names, spec, rec, parallel))
         while len(rec.done) < tasks:
             await asyncio.sleep(1)
             print(
@@ -223,7 +229,7 @@ async def burst(stack: Stack, tasks: int, parallel: int) -> float:
     )
     print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
     print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
-    report_writes(stack, "bench", tasks)
+    report_writes(stack, namespace, tasks)
     return rate
 
 
