@@ -16,7 +16,8 @@ loads them into a containerd's ``k8s.io`` namespace, where the kubelet finds the
 * ``ts-worker``: the TypeScript example worker from ``worker-ts/examples/Dockerfile``, FROM a
   local Node base image (``testbed.ts_image``).
 
-``python -m testbed.images`` builds them all and prints their archives and tags.
+``python -m testbed.images`` builds the first three, ``python -m testbed.ts_image`` the last;
+they print their archives and tags.
 """
 
 from __future__ import annotations
@@ -351,11 +352,9 @@ def _push_release(storage: Path, tag: str, release: str, oci: Path) -> None:
 
 
 def build_all() -> list[Image]:
-    # Imported here: testbed.ts_image imports this module.
-    from testbed.ts_image import node_base_image, ts_worker_image
-
+    """What every node gets (the TypeScript worker's image only goes where a test needs it)."""
     base = base_image()
-    return [pause_image(), base, project_image(base), ts_worker_image(node_base_image())]
+    return [pause_image(), base, project_image(base)]
 
 
 def import_all(images: Iterable[Image], socket: Path) -> None:

@@ -91,6 +91,8 @@ class InCluster:
     cp: ControlPlane
     image: str
     chart: Path
+    #: The node's containerd (the test bed's node only), to import an image a test needs.
+    containerd: Path | None = None
 
     def helm(self, *args: str, timeout: float = 400) -> str:
         return helm(self.cp, *args, timeout=timeout)
@@ -351,7 +353,7 @@ def _local_cluster(workdir: Path) -> Iterator[InCluster]:
         _readme_install(cp, node, urls, files)
         image = f"{PROJECT_REPOSITORY}:{project_version()}"  # from the OCI archive
         _helm_values(cp, "upgrade", chart, image, workdir, "--wait", "--timeout", "5m")
-        yield InCluster(cp, image, chart)
+        yield InCluster(cp, image, chart, node.paths.containerd_socket)
 
 
 @pytest.fixture(scope="session")

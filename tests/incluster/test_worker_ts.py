@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from testbed.images import import_all
 from testbed.ts_image import node_base_image, ts_worker_image
 from tests.incluster.conftest import (
     EXISTING_CLUSTER,
@@ -34,12 +35,15 @@ TERMINAL = {"Succeeded", "Failed", "Error", "TimedOut", "Cancelled"}
 BURST = 4
 
 
-def _ts_image() -> str:
-    """The example TypeScript worker's image, already on the node (``testbed.node`` imports
-    it with the project's images); on kind, the one ``hack/kind-e2e.sh`` loaded."""
+def _ts_image(incluster: InCluster) -> str:
+    """The example TypeScript worker's image (built from its Dockerfile, cached), imported
+    into the node's containerd; on kind, the one ``hack/kind-e2e.sh`` loaded."""
     if EXISTING_CLUSTER:
         return os.environ["ASYNCTASK_INCLUSTER_TS_IMAGE"]
-    return ts_worker_image(node_base_image()).tag  # cached: hashes its inputs only
+    assert incluster.containerd is not None
+    image = ts_worker_image(node_base_image())
+    import_all([image], incluster.containerd)
+    return image.tag
 
 
 def _ts_pool(image: str) -> dict[str, Any]:
@@ -71,7 +75,7 @@ def _upgrade(incluster: InCluster, workdir: Path, values: dict[str, Any]) -> Non
 @pytest.fixture
 def ts_pool(incluster: InCluster, tmp_path: Path) -> Iterator[str]:
     """The release upgraded with the TypeScript pool; the tests' values again afterwards."""
-    _upgrade(incluster, tmp_path, chart_values(incluster.image, _ts_pool(_ts_image())))
+    _upgrade(incluster, tmp_path, chart_values(incluster.image, _ts_pool(_ts_image(incluster))))
     try:
         yield TS_DEPLOYMENT
     finally:
