@@ -113,7 +113,14 @@ async def create_all(
 # burst ------------------------------------------------------------------------------------
 
 
-async def burst(stack: Stack, tasks: int, parallel: int, profile: str) -> tuple[float, float]:
+async def burst(
+    stack: Stack,
+    tasks: int,
+    parallel: int,
+    profile: str = "",
+    namespace: str = "bench",
+    spec: dict[str, Any] = NOOP,
+) -> tuple[float, float]:
     """The burst; returns tasks/s end to end and the CPU ms a task of the whole system."""
     rec = Recorder()
     names = [f"burst-{i:06d}" for i in range(tasks)]
@@ -123,14 +130,14 @@ async def burst(stack: Stack, tasks: int, parallel: int, profile: str) -> tuple[
     )
     meter = cpu.Meter(stack.component_pids())
     async with KubeApi(stack.cp.kubeconfig, parallel + 2) as api:
-        watch = asyncio.create_task(rec.follow(api, "bench"))
+        watch = asyncio.create_task(rec.follow(api, namespace))
         await asyncio.sleep(0.5)  # the watch is established
         requests = await api.request_stats()
         spy = profiler.start(stack, profile)
         client = time.process_time()
         meter.start()
         start = time.monotonic()
-        creating = asyncio.create_task(create_all(api, "bench", names, NOOP, rec, parallel))
+        creating = asyncio.create_task(create_all(api, namespace, names, spec, rec, parallel))
         while len(rec.done) < tasks:
             await asyncio.sleep(1)
             print(
@@ -152,7 +159,7 @@ async def burst(stack: Stack, tasks: int, parallel: int, profile: str) -> tuple[
     )
     print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
     print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
-    report_writes(stack, "bench", tasks)
+    report_writes(stack, namespace, tasks)
     return rate, report_cpu(used, requests, tasks, rate, meter.wall)
 
 

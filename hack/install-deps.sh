@@ -84,3 +84,5 @@ fi
 bash hack/node/build.sh >/dev/null
 say "the test bed's images (pause, Debian base, the project's Dockerfile; cached by the hash of their inputs)"
 PYTHONPATH=hack .venv/bin/python -m testbed.images >/dev/null
+say "the TypeScript example worker's image (worker-ts/examples/Dockerfile FROM a Debian-made Node base)"
+PYTHONPATH=hack .venv/bin/python -m testbed.ts_image >/dev/null

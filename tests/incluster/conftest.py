@@ -91,6 +91,8 @@ class InCluster:
     cp: ControlPlane
     image: str
     chart: Path
+    #: The node's containerd (the test bed's node only), to import an image a test needs.
+    containerd: Path | None = None
 
     def helm(self, *args: str, timeout: float = 400) -> str:
         return helm(self.cp, *args, timeout=timeout)
@@ -185,7 +187,8 @@ def _broker_service(rmq: RabbitMQ) -> str:
     )
 
 
-def chart_values(image: str) -> dict[str, Any]:
+def chart_values(image: str, *extra_pools: dict[str, Any]) -> dict[str, Any]:
+    """The tests' values; ``extra_pools`` are worker pools beside the example one."""
     repository, _, tag = image.rpartition(":")
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
@@ -212,7 +215,8 @@ def chart_values(image: str) -> dict[str, Any]:
                         "targetMessagesPerReplica": 2,
                     },
                     "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
-                }
+                },
+                *extra_pools,
             ]
         },
     }
@@ -349,7 +353,7 @@ def _local_cluster(workdir: Path) -> Iterator[InCluster]:
         _readme_install(cp, node, urls, files)
         image = f"{PROJECT_REPOSITORY}:{project_version()}"  # from the OCI archive
         _helm_values(cp, "upgrade", chart, image, workdir, "--wait", "--timeout", "5m")
-        yield InCluster(cp, image, chart)
+        yield InCluster(cp, image, chart, node.paths.containerd_socket)
 
 
 @pytest.fixture(scope="session")
