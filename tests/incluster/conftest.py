@@ -54,6 +54,14 @@ EXISTING_CLUSTER = os.environ.get("ASYNCTASK_INCLUSTER_KUBECONFIG", "")
 #: The example pool's worker drains for this long after SIGTERM (the chart gives the pod
 #: 15 s more); short, so that the tests of a drain and of a killed worker stay short.
 WORKER_GRACE_SECONDS = 8
+#: The worker pools' autoscaling values (the Python pool, and any pool beside it that a test
+#: shows autoscaled the same way).
+POOL_AUTOSCALING = {
+    "enabled": True,
+    "minReplicas": 0,
+    "maxReplicas": 3,
+    "targetMessagesPerReplica": 2,
+}
 #: The built-in autoscaler's window before it scales an idle pool down (to zero here).
 SCALE_DOWN_WINDOW_SECONDS = 5
 
@@ -208,12 +216,7 @@ def chart_values(image: str, *extra_pools: dict[str, Any]) -> dict[str, Any]:
                     "app": "example_tasks:app",
                     "queues": ["hello", "always-fails", "business-failure"],
                     "gracePeriodSeconds": WORKER_GRACE_SECONDS,
-                    "autoscaling": {
-                        "enabled": True,
-                        "minReplicas": 0,
-                        "maxReplicas": 3,
-                        "targetMessagesPerReplica": 2,
-                    },
+                    "autoscaling": dict(POOL_AUTOSCALING),
                     "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
                 },
                 *extra_pools,

@@ -20,6 +20,7 @@ from testbed.ts_image import node_base_image, ts_worker_image
 from tests.incluster.conftest import (
     EXISTING_CLUSTER,
     NAMESPACE,
+    POOL_AUTOSCALING,
     POOL_DEPLOYMENT,
     RELEASE,
     SCALE_DOWN_WINDOW_SECONDS,
@@ -55,12 +56,7 @@ def _ts_pool(image: str) -> dict[str, Any]:
         "args": ["dist/examples/resize.js"],
         "queues": ["resize"],
         "gracePeriodSeconds": WORKER_GRACE_SECONDS,
-        "autoscaling": {
-            "enabled": True,
-            "minReplicas": 0,
-            "maxReplicas": 3,
-            "targetMessagesPerReplica": 2,
-        },
+        "autoscaling": dict(POOL_AUTOSCALING),  # the Python pool's
     }
 
 
