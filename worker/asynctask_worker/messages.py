@@ -25,6 +25,8 @@ from typing import Annotated, Any, Final, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from asynctask_worker.payloads import PayloadGrant, PayloadRef
+
 #: Bumped on incompatible changes; consumers refuse other versions (task and status messages
 #: are dead-lettered, control messages ignored). Unknown fields are ignored, not refused.
 SCHEMA_VERSION: Final = 1
@@ -86,6 +88,10 @@ class TaskMessage(_Message):
     task: TaskRef
     queue: str
     request: Any = None
+    #: The request in object storage instead of ``request`` (docs/payloads.md).
+    request_ref: PayloadRef | None = None
+    #: Presigned URLs for this attempt's stored request and result, when storage is on.
+    payload: PayloadGrant | None = None
     attempt: Annotated[int, Field(ge=1)] = 1
     timeout_seconds: Annotated[int | None, Field(ge=1)] = None
     published_at: datetime = Field(default_factory=utcnow)
@@ -120,6 +126,8 @@ class StatusMessage(_Message):
     progress: Annotated[int | None, Field(ge=0, le=100)] = None
     message: Annotated[str | None, Field(max_length=1024)] = None
     result: Any = None
+    #: A Succeeded result stored in object storage instead of ``result``.
+    result_ref: PayloadRef | None = None
     error: ErrorInfo | None = None
     worker: Annotated[str | None, Field(max_length=253)] = None
     at: datetime = Field(default_factory=utcnow)

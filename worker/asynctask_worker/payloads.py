@@ -1,0 +1,90 @@
+"""Large payloads: what the wire and the AsyncTask object carry when a request or a result
+lives in S3-compatible object storage instead of the object itself (docs/payloads.md).
+
+* :class:`PayloadRef` names one stored object: its bucket, key, size, content type and
+  sha256. It is ``spec.requestRef`` and ``status.resultRef`` of an AsyncTask, and the
+  ``request_ref`` of a task message and the ``result_ref`` of a status message. It is always
+  written with camelCase names (``contentType``), on the wire as in the object.
+* :class:`PayloadGrant` is what the operator hands a worker in a task message: presigned
+  URLs scoped to one object and one method each (GET the request, PUT the result), and the
+  size above which a result goes to storage. Workers hold no storage credentials.
+
+Keys are the operator's to give: results at ``<prefix><namespace>/<uid>/result``,
+uploaded requests at ``<prefix><namespace>/uploads/<id>`` (:func:`result_key`,
+:func:`upload_key`). The operator refuses a ``requestRef`` outside the task's namespace.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Final
+
+from pydantic import BaseModel, ConfigDict, Field
+
+#: The content type of a JSON value offloaded as a whole (a request or a result that a
+#: handler sees as a plain value, as below the threshold).
+JSON_CONTENT_TYPE: Final = "application/json"
+#: The content type of bytes with no stated type.
+BINARY_CONTENT_TYPE: Final = "application/octet-stream"
+#: The default size in bytes above which a request or result is stored, not inlined.
+DEFAULT_THRESHOLD_BYTES: Final = 64 * 1024
+#: The default key prefix of every object the project writes.
+DEFAULT_PREFIX: Final = "asynctask/"
+
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class PayloadRef(BaseModel):
+    """One stored object (``spec.requestRef``, ``status.resultRef``)."""
+
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    bucket: Annotated[str, Field(min_length=3, max_length=63)]
+    key: Annotated[str, Field(min_length=1, max_length=1024)]
+    size: Annotated[int, Field(ge=0)]
+    content_type: Annotated[str, Field(alias="contentType", min_length=1, max_length=255)] = (
+        BINARY_CONTENT_TYPE
+    )
+    sha256: Annotated[str, Field(pattern=_SHA256)]
+
+    @property
+    def is_json(self) -> bool:
+        """A JSON value as a whole: handlers and readers see the parsed value."""
+        return self.content_type.split(";")[0].strip().lower() == JSON_CONTENT_TYPE
+
+    def document(self) -> dict[str, object]:
+        """As written in the object and on the wire (camelCase)."""
+        return self.model_dump(by_alias=True, mode="json")
+
+
+class PayloadGrant(BaseModel):
+    """Presigned URLs for one task attempt (the ``payload`` of a task message)."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    #: GET of the task's ``request_ref`` object; absent when the request is inline.
+    request_url: str | None = None
+    #: PUT of the task's result object (``result_bucket``/``result_key``).
+    result_url: str | None = None
+    result_bucket: str | None = None
+    result_key: str | None = None
+    #: A result whose JSON (or bytes) is larger than this goes to ``result_url``.
+    threshold_bytes: Annotated[int, Field(ge=0)] = DEFAULT_THRESHOLD_BYTES
+    #: When the URLs stop working.
+    expires_at: datetime | None = None
+
+
+def result_key(prefix: str, namespace: str, uid: str) -> str:
+    """The one key of a task's stored result: a retry overwrites it, never adds one."""
+    return f"{prefix}{namespace}/{uid}/result"
+
+
+def upload_key(prefix: str, namespace: str, upload_id: str | None = None) -> str:
+    """A key for a request uploaded before its task exists (its uid is not known yet)."""
+    return f"{prefix}{namespace}/uploads/{upload_id or uuid.uuid4().hex}"
+
+
+def namespace_prefix(prefix: str, namespace: str) -> str:
+    """Every key of one namespace starts with this (the check on ``spec.requestRef``)."""
+    return f"{prefix}{namespace}/"
