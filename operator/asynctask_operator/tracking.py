@@ -163,9 +163,12 @@ class Tracker:
         loop.call_later(self.config.submit_retry_seconds, self._defer, uid)
 
     async def deleted(self, body: dict[str, Any]) -> None:
-        """The object is gone: stop its work if it was not finished (no finalizer needed)."""
+        """The object is gone: stop its work if it was not finished, delete its stored
+        payloads (no finalizer needed)."""
         meta = body["metadata"]
         task = self.table.get(meta["uid"])
+        known = task.spec.request_ref if task is not None and task.spec is not None else None
+        self.payloads.deleted(meta["namespace"], meta["uid"], body.get("spec"), known)
         status = task.status if task is not None else dict(body.get("status") or {})
         phase = st.phase_of(status)
         if phase is None or not phase.terminal:
