@@ -185,16 +185,29 @@ def test_a_request_whose_bytes_differ_from_its_ref_fails_before_the_handler(
     assert "never" not in seen
 
 
-def test_store_errors_and_cut_transfers_are_retried(store: Store) -> None:
+def test_store_errors_and_cut_transfers_are_retried_and_counted(store: Store) -> None:
     data = os.urandom(2 * 1024 * 1024)
     store.put(REQUEST_KEY, data, "application/octet-stream")
     store.faults.extend(
         [("status", 503, "<Error><Code>SlowDown</Code></Error>"), ("truncate", 1000), ("drop",)]
     )
-    end = run("echo", request_ref=ref_of(data, "application/octet-stream"), payload=grant(store))
+    with StubBroker(app, payload_retry_seconds=10) as broker:
+        task = broker.enqueue(
+            "echo", request_ref=ref_of(data, "application/octet-stream"), payload=grant(store)
+        )
+        end = broker.result(task, 30)
+        metrics = broker.metrics
     assert end.phase is Phase.SUCCEEDED, end.error
     assert store.requests.count(("GET", f"/bucket/{REQUEST_KEY}")) == 4  # 3 faults, 1 whole
     assert store.get(RESULT_KEY)[0] == data
+    name = "asynctask_worker_payload_retries_total"
+    assert metrics.value(name, queue="echo", direction="download") == 3
+    assert metrics.value(name, queue="echo", direction="upload") == 0
+    for direction in ("download", "upload"):
+        moved = metrics.value(
+            "asynctask_worker_payload_bytes_total", queue="echo", direction=direction
+        )
+        assert moved == len(data), direction
 
 
 def test_a_store_down_past_the_bound_ends_in_a_clear_error() -> None:
