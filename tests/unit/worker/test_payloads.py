@@ -61,6 +61,11 @@ def pipe_result(request: Any) -> Blob:
     return Blob(os.fdopen(r, "rb"), content_type="text/plain")
 
 
+@app.task("missing-file")
+def missing_file(request: Any) -> Blob:
+    return Blob("/nonexistent/result.bin")
+
+
 @app.task("never")
 def never(request: Any) -> Any:
     seen["never"] = True
@@ -224,6 +229,14 @@ def test_a_store_down_past_the_bound_ends_in_a_clear_error() -> None:
     assert end.error is not None and end.error.reason == "ResultUploadFailed"
     assert "ConnectionRefusedError" in end.error.message
     assert "ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS" in end.error.message
+
+
+def test_a_result_file_that_cannot_be_read_fails_at_once_without_a_put(store: Store) -> None:
+    end = run("missing-file", payload=grant(store, request=False))
+    assert end.phase is Phase.ERROR
+    assert end.error is not None and end.error.reason == "ResultUploadFailed"
+    assert "/nonexistent/result.bin" in end.error.message
+    assert store.requests == []
 
 
 def test_an_expired_url_is_not_retried(store: Store) -> None:

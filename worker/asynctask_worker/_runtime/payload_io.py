@@ -125,13 +125,13 @@ class Transfer:
 
         def once() -> str:
             digest, sent = hashlib.sha256(), 0
-            with _connection(url) as (conn, target), opener() as source:
+            with _connection(url) as (conn, target), _local(opener, fail) as source:
                 try:
                     conn.putrequest("PUT", target, skip_accept_encoding=True)
                     conn.putheader("Content-Length", str(size))
                     conn.putheader("Content-Type", content_type)
                     conn.endheaders()
-                    while sent < size and (chunk := source.read(min(CHUNK_BYTES, size - sent))):
+                    while sent < size and (chunk := _take(source, size - sent, fail)):
                         self._check_cancelled()
                         digest.update(chunk)
                         conn.send(chunk)
@@ -238,6 +238,27 @@ def _write(dest: BinaryIO, chunk: bytes, fail: str) -> None:
         dest.write(chunk)
     except OSError as exc:  # the local disk, not the store: retrying would not help
         raise TransferError(fail, f"could not write to local disk: {describe(exc)}") from exc
+
+
+@contextmanager
+def _local(opener: Callable[[], AbstractContextManager[BinaryIO]], fail: str) -> Iterator[BinaryIO]:
+    """The upload's source, opened; a local file that cannot be opened is no store outage."""
+    try:
+        source = opener()
+        file = source.__enter__()
+    except OSError as exc:
+        raise TransferError(fail, f"could not read the result: {describe(exc)}") from exc
+    try:
+        yield file
+    finally:
+        source.__exit__(None, None, None)
+
+
+def _take(source: BinaryIO, left: int, fail: str) -> bytes:
+    try:
+        return source.read(min(CHUNK_BYTES, left))
+    except OSError as exc:  # the local source, not the store: retrying would not help
+        raise TransferError(fail, f"could not read the result: {describe(exc)}") from exc
 
 
 def _store_error(status: int, body: str) -> str:
