@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator.deadlines import Kind
+from asynctask_operator.errors import StoreError
 from asynctask_operator.settings import PayloadConfig
 from asynctask_worker.messages import ErrorInfo, Phase
 from asynctask_worker.payloads import PayloadRef
@@ -168,9 +169,10 @@ async def test_a_grant_that_cannot_be_presigned_publishes_nothing(stored: Harnes
     store = h.logic.payloads.store
     assert isinstance(store, FakeStore)
     store.down = True
-    with pytest.raises(Exception, match="Could not connect"):
+    with pytest.raises(StoreError, match="Could not connect"):
         await h.tracker.observe(h.create())
     assert h.broker.tasks == [] and h.api.writes == []
+    assert h.metrics.value("asynctask_operator_payload_store_errors_total") == 1
 
 
 async def test_the_watchs_deletion_of_a_task_deletes_its_objects(stored: Harness) -> None:
@@ -189,3 +191,11 @@ async def test_the_watchs_deletion_of_a_task_deletes_its_objects(stored: Harness
         f"delete s3://{BUCKET}/{upload}",
         f"delete s3://{BUCKET}/asynctask/{NS}/uid-t1/result",
     ]
+
+
+async def test_a_request_and_a_request_ref_together_end_in_invalid_spec(stored: Harness) -> None:
+    h = stored
+    await h.tracker.observe(h.create(requestRef=ref(f"asynctask/{NS}/uploads/0123")))
+    [status] = h.api.writes
+    assert status["error"]["reason"] == "InvalidSpec" and "not both" in status["error"]["message"]
+    assert h.broker.tasks == []
