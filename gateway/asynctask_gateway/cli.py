@@ -12,7 +12,7 @@ from aiohttp import web
 
 from asynctask_gateway.app import make_app, make_gateway
 from asynctask_gateway.kube import Kube
-from asynctask_gateway.settings import GatewaySettings
+from asynctask_gateway.settings import GatewaySettings, S3Settings
 from asynctask_worker._entrypoint import version_line
 from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
 
@@ -32,7 +32,7 @@ def setup_logging(settings: GatewaySettings) -> None:
 
 
 async def serve(settings: GatewaySettings) -> None:
-    gw = make_gateway(settings, Kube.from_environment())
+    gw = make_gateway(settings, Kube.from_environment(), S3Settings())
     # handler_cancellation: a client that hangs up ends its wait or stream at once.
     runner = web.AppRunner(make_app(gw), handler_cancellation=True, access_log=None)
     await runner.setup()
