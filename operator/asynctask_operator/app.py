@@ -32,7 +32,14 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.outcomes import WebhookOutcomes
-from asynctask_operator.ports import ArchiveStore, Delivery, OperatorApi, TaskBroker
+from asynctask_operator.payloads.objects import PayloadObjects
+from asynctask_operator.ports import (
+    ArchiveStore,
+    Delivery,
+    OperatorApi,
+    PayloadStore,
+    TaskBroker,
+)
 from asynctask_operator.queue_watch import QueueWatch
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.scaling import Autoscaler
@@ -51,6 +58,7 @@ from asynctask_worker.metrics import MetricsServer
 if TYPE_CHECKING:
     from asynctask_operator.archive.store import PostgresArchive
     from asynctask_operator.leader.leadership import Campaign
+    from asynctask_operator.payloads.store import S3Store
 
 log = logging.getLogger("asynctask.operator")
 
@@ -73,6 +81,7 @@ class TaskLogic:
     webhook_outcomes: WebhookOutcomes
     outage: Outage
     gate: QueueGate
+    payloads: PayloadObjects
     archiver: Archiver | None = None
 
     @classmethod
@@ -87,12 +96,13 @@ class TaskLogic:
         outage: Outage | None = None,
         queues: bool = False,
         archive: ArchiveStore | None = None,
+        store: PayloadStore | None = None,
     ) -> TaskLogic:
         """Wire the logic on ``api``, whose calls then wait out an apiserver outage (told by
         ``outage``, the process's one if given). With ``queues``, the queue gate waits until
         the AsyncQueues and the tasks were listed (the operator watches both); with
         ``archive``, an :class:`Archiver` writes terminal tasks to it and TTL deletions wait
-        for it."""
+        for it; with ``store`` (and ``config.payloads`` set), large payloads are on."""
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
         api = PatientApi(api, outage)
@@ -110,8 +120,18 @@ class TaskLogic:
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
         archiver = None if archive is None else _archiver(config, archive, api, metrics, timers)
+        payloads = PayloadObjects(config.payloads, store, metrics)
         tracker = Tracker(
-            lifecycle, table, writer, api, broker, timers, metrics, gate, archive=archiver
+            lifecycle,
+            table,
+            writer,
+            api,
+            broker,
+            timers,
+            metrics,
+            gate,
+            archive=archiver,
+            payloads=payloads,
         )
         inbox = StatusInbox(
             table,
@@ -121,6 +141,7 @@ class TaskLogic:
             metrics,
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
             fold_window_seconds=lifecycle.fold_window_seconds,
+            payloads=payloads,
         )
         tracker.flush_status = inbox.flush
         metrics.watch_sizes(
@@ -138,6 +159,7 @@ class TaskLogic:
             webhook_outcomes=WebhookOutcomes(table, writer, metrics),
             outage=outage,
             gate=gate,
+            payloads=payloads,
             archiver=archiver,
         )
 
@@ -189,6 +211,7 @@ class Operator:
             on_retry=self.metrics.publish_retries.inc,
         )
         self.archive = open_archive(config)
+        self.store = open_store(config)
         self.logic = TaskLogic.wire(
             config,
             self.kube,
@@ -197,6 +220,7 @@ class Operator:
             outage=self.outage,
             queues=True,
             archive=self.archive,
+            store=self.store,
         )
         table = self.logic.table
         self.watch = TaskWatch(
@@ -353,6 +377,16 @@ def open_archive(config: Config) -> PostgresArchive | None:
     from asynctask_operator.archive.store import PostgresArchive
 
     return PostgresArchive(settings.url, pool_size=settings.pool_size)
+
+
+def open_store(config: Config) -> S3Store | None:
+    """The object store of large payloads when ``ASYNCTASK_S3_ENDPOINT`` is set (boto3 is
+    imported only then), else None."""
+    if not config.payloads.enabled:
+        return None
+    from asynctask_operator.payloads.store import S3Store
+
+    return S3Store(config.payloads)
 
 
 class OperatorApiClient(ApiClient):

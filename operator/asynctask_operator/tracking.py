@@ -20,6 +20,7 @@ from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.payloads.objects import PayloadObjects
 from asynctask_operator.ports import ArchiveGate, TaskApi, TaskBroker, stop_work
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.settings import LifecycleConfig
@@ -54,10 +55,13 @@ class Tracker:
         metrics: OperatorMetrics,
         gate: QueueGate | None = None,
         archive: ArchiveGate | None = None,
+        payloads: PayloadObjects | None = None,
     ) -> None:
         self.config = config
         self.gate = gate  # AsyncQueue admission (None: every task is published at once)
         self.archive = archive
+        # Large payloads: grants on publish, refused references (storage off: no store)
+        self.payloads = payloads or PayloadObjects.off(metrics)
         self.table = table
         self.writer = writer
         self.api = api
@@ -174,6 +178,10 @@ class Tracker:
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
             return
+        refused = self.payloads.refusal(task.namespace, spec.request_ref)
+        if refused is not None:  # never presigned: another namespace's, or storage off
+            await self.writer.end(task, Phase.ERROR, *refused)
+            return
         depth = task.request_depth
         if depth > MAX_REQUEST_DEPTH:
             # Checked first: the wire's JSON parser would fail on it.
@@ -194,7 +202,7 @@ class Tracker:
                 Phase.ERROR,
                 "RequestTooLarge",
                 f"spec.request is {size} bytes as JSON; the limit is {limit}. "
-                "Pass large inputs by reference (e.g. a URL).",
+                + self.payloads.too_large_hint(),
             )
             return
         due = spec.not_before_epoch()
@@ -257,6 +265,8 @@ class Tracker:
                 task=task.ref,
                 queue=spec.queue,
                 request=task.request_value(),
+                request_ref=spec.request_ref,
+                payload=await self.payloads.grant(task.namespace, task.uid, spec.request_ref),
                 attempt=attempt,
                 timeout_seconds=spec.timeout_seconds,
             )
