@@ -32,7 +32,9 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.outcomes import WebhookOutcomes
+from asynctask_operator.payloads.leader import PayloadWork, open_store
 from asynctask_operator.payloads.objects import PayloadObjects
+from asynctask_operator.payloads.sweep import Sweeper
 from asynctask_operator.ports import (
     ArchiveStore,
     Delivery,
@@ -46,7 +48,7 @@ from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.schedules.controller import ScheduleController
 from asynctask_operator.schedules.watch import ScheduleWatch
 from asynctask_operator.settings import Config
-from asynctask_operator.task_watch import TaskWatch
+from asynctask_operator.task_watch import TaskWatch, served
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
 from asynctask_operator.tracking import SUBMITTERS, Tracker
@@ -58,7 +60,6 @@ from asynctask_worker.metrics import MetricsServer
 if TYPE_CHECKING:
     from asynctask_operator.archive.store import PostgresArchive
     from asynctask_operator.leader.leadership import Campaign
-    from asynctask_operator.payloads.store import S3Store
 
 log = logging.getLogger("asynctask.operator")
 
@@ -120,7 +121,7 @@ class TaskLogic:
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
         archiver = None if archive is None else _archiver(config, archive, api, metrics, timers)
-        payloads = PayloadObjects(config.payloads, store, metrics)
+        payloads = PayloadObjects(config.payloads, store, metrics, keep_results=archive is not None)
         tracker = Tracker(
             lifecycle,
             table,
@@ -211,7 +212,7 @@ class Operator:
             on_retry=self.metrics.publish_retries.inc,
         )
         self.archive = open_archive(config)
-        self.store = open_store(config)
+        self.store = open_store(config.payloads)
         self.logic = TaskLogic.wire(
             config,
             self.kube,
@@ -250,6 +251,21 @@ class Operator:
             if config.scaling.autoscaling_enabled
             else None
         )
+        self.payload_work = (
+            None
+            if self.store is None
+            else PayloadWork(
+                self.logic.payloads,
+                Sweeper(
+                    config.payloads,
+                    self.store,
+                    lambda: iter(table),
+                    self.metrics,
+                    serves=served(namespaces),
+                    archive=self.archive,
+                ),
+            )
+        )
         self.metrics_server: MetricsServer | None = None
         self._loops: list[asyncio.Task[None]] = []
 
@@ -277,6 +293,8 @@ class Operator:
             ),
             *self._queue_loops(),
         ]
+        if self.payload_work is not None:
+            self._loops += self.payload_work.start(self._tasks_handled)
         if logic.archiver is not None:
             self._loops += [
                 asyncio.create_task(self._archive(logic.archiver), name="asynctask-archive"),
@@ -290,8 +308,7 @@ class Operator:
         logic = self.logic
 
         async def tasks_synced() -> None:
-            await self.watch.synced.wait()
-            await self.watch.join()
+            await self._tasks_handled()
             logic.gate.synced("tasks")
 
         return [
@@ -303,6 +320,11 @@ class Operator:
                 for i in range(RELEASERS)
             ),
         ]
+
+    async def _tasks_handled(self) -> None:
+        """Every task was listed and its events handled."""
+        await self.watch.synced.wait()
+        await self.watch.join()
 
     async def _archive(self, archiver: Archiver) -> None:
         """Open the archive's pool (without waiting for PostgreSQL: the writes wait and
@@ -377,16 +399,6 @@ def open_archive(config: Config) -> PostgresArchive | None:
     from asynctask_operator.archive.store import PostgresArchive
 
     return PostgresArchive(settings.url, pool_size=settings.pool_size)
-
-
-def open_store(config: Config) -> S3Store | None:
-    """The object store of large payloads when ``ASYNCTASK_S3_ENDPOINT`` is set (boto3 is
-    imported only then), else None."""
-    if not config.payloads.enabled:
-        return None
-    from asynctask_operator.payloads.store import S3Store
-
-    return S3Store(config.payloads)
 
 
 class OperatorApiClient(ApiClient):

@@ -125,6 +125,13 @@ class ArchiveStore(Protocol):
     async def maintain(self, retention_days: int) -> list[str]: ...
 
 
+class ArchiveIndex(Protocol):
+    """Which task uids have a row in the history archive (the sweep keeps their stored
+    results until the archive's retention drops the row)."""
+
+    async def archived_uids(self, uids: Sequence[str]) -> set[str]: ...
+
+
 class ArchiveGate(Protocol):
     """Asked before a TTL deletion (``archiving.Archiver``): seconds to wait and ask again,
     or None to delete now."""

@@ -163,9 +163,12 @@ class Tracker:
         loop.call_later(self.config.submit_retry_seconds, self._defer, uid)
 
     async def deleted(self, body: dict[str, Any]) -> None:
-        """The object is gone: stop its work if it was not finished (no finalizer needed)."""
+        """The object is gone: stop its work if it was not finished, delete its stored
+        payloads (no finalizer needed)."""
         meta = body["metadata"]
         task = self.table.get(meta["uid"])
+        known = task.spec.request_ref if task is not None and task.spec is not None else None
+        self.payloads.deleted(meta["namespace"], meta["uid"], body.get("spec"), known)
         status = task.status if task is not None else dict(body.get("status") or {})
         phase = st.phase_of(status)
         if phase is None or not phase.terminal:
@@ -177,6 +180,11 @@ class Tracker:
         spec = task.spec
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
+            return
+        if spec.request_ref is not None and (task.request is not None or task.request_depth):
+            await self.writer.end(
+                task, Phase.ERROR, "InvalidSpec", "give spec.request or spec.requestRef, not both"
+            )
             return
         refused = self.payloads.refusal(task.namespace, spec.request_ref)
         if refused is not None:  # never presigned: another namespace's, or storage off

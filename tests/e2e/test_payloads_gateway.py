@@ -101,7 +101,7 @@ def payload_system(
     live, metrics = free_port(), free_port()
     operator = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", home]
     operator += ["--liveness", probes.liveness_url(live)]
-    worker = [sys.executable, "-m", "asynctask_worker", "tests.e2e.payload_app:app"]
+    worker = [sys.executable, "-m", "asynctask_worker", "tests.e2e.payload_gateway_app:app"]
     worker += ["--queues", QUEUE, "--concurrency", "2", "--metrics-port", str(metrics)]
     worker_env = {k: v for k, v in base.items() if not k.startswith(("AWS_", "ASYNCTASK_S3_"))}
     with (

@@ -112,3 +112,30 @@ def is_upload(prefix: str, namespace: str, key: str) -> bool:
     ``requestRef`` naming another task's result leaves that result to its own task."""
     parsed = parse_key(prefix, key)
     return parsed is not None and parsed.kind == "upload" and parsed.namespace == namespace
+
+
+#: What the sweep does with one object (:func:`sweep_verdict`).
+Verdict = Literal["keep", "delete", "ask-archive"]
+
+
+def sweep_verdict(
+    owner: ObjectKey | None,
+    key: str,
+    age_seconds: float,
+    grace_seconds: float,
+    *,
+    serves: bool,
+    live_uids: frozenset[str] | set[str],
+    live_uploads: frozenset[str] | set[str],
+) -> Verdict:
+    """Whether an object under the prefix is an orphan to delete.
+
+    Kept: anything not laid out as the project lays keys out, of a namespace this operator
+    does not serve, younger than the grace, a result whose task lives, an upload a live
+    task names. A result whose task is gone may still back an archived row: with the
+    archive on, the caller asks it (``ask-archive``) before deleting."""
+    if owner is None or not serves or age_seconds < grace_seconds:
+        return "keep"
+    if owner.kind == "result":
+        return "keep" if owner.name in live_uids else "ask-archive"
+    return "keep" if key in live_uploads else "delete"

@@ -10,8 +10,12 @@ history archive keeps it): a watch event, no finalizer.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import timedelta
+from typing import Any
+
+from pydantic import ValidationError
 
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.payloads import checks
@@ -22,14 +26,27 @@ from asynctask_worker.payloads import PayloadGrant, PayloadRef, result_key
 
 log = logging.getLogger("asynctask.operator")
 
+#: How many deletions of deleted tasks' objects run at once.
+DELETERS = 4
+
 
 class PayloadObjects:
     def __init__(
-        self, config: PayloadConfig, store: PayloadStore | None, metrics: OperatorMetrics
+        self,
+        config: PayloadConfig,
+        store: PayloadStore | None,
+        metrics: OperatorMetrics,
+        *,
+        keep_results: bool = False,
     ) -> None:
+        """``keep_results``: the history archive is on, so a deleted task's stored result
+        stays for its archived row (the sweep drops it once the archive's retention has)."""
         self.config = config
         self.store = store if config.enabled else None
         self.metrics = metrics
+        self.keep_results = keep_results
+        # (namespace, uid, [(kind, key)]) of deleted tasks, for :meth:`deleting`
+        self._deletions: asyncio.Queue[tuple[str, str, list[tuple[str, str]]]] = asyncio.Queue()
 
     @classmethod
     def off(cls, metrics: OperatorMetrics) -> PayloadObjects:
@@ -93,3 +110,70 @@ class PayloadObjects:
         return msg.model_copy(
             update={"phase": Phase.ERROR, "result_ref": None, "result": None, "error": error}
         )
+
+    def deleted(self, namespace: str, uid: str, spec: Any, known: PayloadRef | None) -> None:
+        """A task is gone (a watch event): delete its objects in the background, its
+        uploaded request (``spec.requestRef`` of the deleted object, or ``known``, the one
+        the operator held) and its result key. A request naming anything but an upload of
+        its namespace (another task's result) is left to its owner; a failed delete is
+        left to the sweep."""
+        store, bucket = self.store, self.bucket
+        if store is None or bucket is None:
+            return
+        keys: list[tuple[str, str]] = []
+        ref = _request_ref(spec) or known
+        if (
+            ref is not None
+            and ref.bucket == bucket
+            and checks.is_upload(self.config.prefix, namespace, ref.key)
+        ):
+            keys.append(("request", ref.key))
+        if not self.keep_results:
+            keys.append(("result", result_key(self.config.prefix, namespace, uid)))
+        if keys:
+            self._deletions.put_nowait((namespace, uid, keys))
+
+    async def deleting(self) -> None:
+        """Delete what :meth:`deleted` queued, until cancelled (the operator runs
+        :data:`DELETERS` of these: a mass deletion waits in a queue, not in tasks)."""
+        while True:
+            namespace, uid, keys = await self._deletions.get()
+            try:
+                await self._delete(namespace, uid, keys)
+            finally:
+                self._deletions.task_done()
+
+    async def _delete(self, namespace: str, uid: str, keys: list[tuple[str, str]]) -> None:
+        store, bucket = self.store, self.bucket
+        assert store is not None and bucket is not None
+        for kind, key in keys:
+            try:
+                await store.delete(bucket, key)
+            except Exception as exc:  # noqa: BLE001 - the sweep deletes it later
+                self.metrics.payload_store_errors.inc()
+                log.warning(
+                    "task %s/%s was deleted but its %s object s3://%s/%s was not (%s); "
+                    "the sweep will delete it",
+                    namespace,
+                    uid,
+                    kind,
+                    bucket,
+                    key,
+                    exc,
+                )
+            else:
+                self.metrics.payload_deleted.labels(kind).inc()
+
+    async def drain(self) -> None:
+        """Wait until every queued deletion was tried (tests)."""
+        await self._deletions.join()
+
+
+def _request_ref(spec: Any) -> PayloadRef | None:
+    raw = spec.get("requestRef") if isinstance(spec, dict) else None
+    if raw is None:
+        return None
+    try:
+        return PayloadRef.model_validate(raw)
+    except ValidationError:
+        return None

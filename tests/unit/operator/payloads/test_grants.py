@@ -4,6 +4,7 @@ the operator wires it, against the fake API, broker and store."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -170,3 +171,29 @@ async def test_a_grant_that_cannot_be_presigned_publishes_nothing(stored: Harnes
     with pytest.raises(Exception, match="Could not connect"):
         await h.tracker.observe(h.create())
     assert h.broker.tasks == [] and h.api.writes == []
+
+
+async def test_the_watchs_deletion_of_a_task_deletes_its_objects(stored: Harness) -> None:
+    h = stored
+    upload = f"asynctask/{NS}/uploads/0123"
+    await h.tracker.observe(h.create(request=None, requestRef=ref(upload)))
+    loop = asyncio.create_task(h.logic.payloads.deleting())
+    try:
+        await h.tracker.deleted(h.api.objects.pop((NS, "t1")))
+        await h.logic.payloads.drain()
+    finally:
+        loop.cancel()
+    store = h.logic.payloads.store
+    assert isinstance(store, FakeStore)
+    assert store.journal == [
+        f"delete s3://{BUCKET}/{upload}",
+        f"delete s3://{BUCKET}/asynctask/{NS}/uid-t1/result",
+    ]
+
+
+async def test_a_request_and_a_request_ref_together_end_in_invalid_spec(stored: Harness) -> None:
+    h = stored
+    await h.tracker.observe(h.create(requestRef=ref(f"asynctask/{NS}/uploads/0123")))
+    [status] = h.api.writes
+    assert status["error"]["reason"] == "InvalidSpec" and "not both" in status["error"]["message"]
+    assert h.broker.tasks == []
