@@ -92,8 +92,16 @@ VIEWS = {
 #: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
 #: stateful tests follow them).
 NEXT = {
-    "createTask": ("getTask", "waitTask", "cancelTask", "deleteTask", "getTaskDetail"),
-    "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask"),
+    "createTask": (
+        "getTask",
+        "waitTask",
+        "cancelTask",
+        "deleteTask",
+        "getTaskDetail",
+        "getTaskResult",
+        "getTaskResultUrl",
+    ),
+    "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask", "getTaskResult"),
     "cancelTask": ("getTask", "deleteTask"),
     "createSchedule": (
         "getSchedule",
@@ -359,8 +367,9 @@ def _operation(route: Route) -> dict[str, Any]:
         op["x-kubernetes-also"] = [{"resource": r, "verb": v} for r, v in route.also]
     if route.body == "payload":
         op["requestBody"] = {
-            "required": True,
-            "description": "The bytes, with any Content-Type (kept as the ref's contentType).",
+            "required": False,
+            "description": "The bytes, with any Content-Type (kept as the ref's contentType); "
+            "none: an empty object.",
             "content": {"application/octet-stream": {"schema": {"type": "string"}}},
         }
     elif route.body != "none":
