@@ -15,12 +15,13 @@ import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
-from asynctask_client import bulk, render, resource_cli, when
+from asynctask_client import bulk, payload_cli, render, resource_cli, when
 from asynctask_client.client import Client, Task
 from asynctask_client.errors import (
     ApiError,
+    ClientError,
     ConfigError,
     ConnectionFailed,
     TaskDeleted,
@@ -40,7 +41,7 @@ class UsageError(Exception):
     """A bad argument (exit code 2)."""
 
 
-def _common(top: bool) -> argparse.ArgumentParser:
+def _common(top: bool, file_output: bool = False) -> argparse.ArgumentParser:
     """The kubectl-like options, accepted before and after the command (kubectl passes
     ``kubectl asynctask -n NS get X`` on as ``-n NS get X``); after the command they are
     only set when given, so they never undo the ones before it."""
@@ -62,7 +63,10 @@ def _common(top: bool) -> argparse.ArgumentParser:
         default=os.environ.get("ASYNCTASK_TOKEN"),
         help="the gateway's bearer token (prefer ASYNCTASK_TOKEN)",
     )
-    option("-o", "--output", choices=["json", "yaml"], help="machine output instead of text")
+    if file_output:  # result -o FILE (payload_cli)
+        option("-o", "--output", metavar="json|yaml|FILE", help="a format, or a file to write")
+    else:
+        option("-o", "--output", choices=["json", "yaml"], help="machine output instead of text")
     return common
 
 
@@ -78,15 +82,20 @@ def parser() -> argparse.ArgumentParser:
     top.add_argument("--version", action="version", version=version_line("asynctask"))
     sub = top.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    def command(name: str, text: str) -> argparse.ArgumentParser:
-        return sub.add_parser(name, parents=[common], help=text, description=text)
+    def command(
+        name: str, text: str, parent: argparse.ArgumentParser = common
+    ) -> argparse.ArgumentParser:
+        return sub.add_parser(name, parents=[parent], help=text, description=text)
 
     submit_arguments(command("submit", "create a task"))
-    for name, text in (
-        ("get", "show a task (by name, or by uid through the gateway)"),
-        ("result", "print the result of a task that ended"),
-    ):
-        read_arguments(command(name, text))
+    read_arguments(command("get", "show a task (by name, or by uid through the gateway)"))
+    read_arguments(
+        command(
+            "result",
+            "print the result of a task that ended (a stored one streamed; -o FILE: to FILE)",
+            _common(top=False, file_output=True),
+        )
+    )
     command("describe", "a task in detail").add_argument("name")
     for name, text in (
         ("cancel", "cancel a task, or every task matching -l (the records are kept)"),
@@ -116,6 +125,7 @@ def submit_arguments(s: argparse.ArgumentParser) -> None:
         default="{}",
         help="the request as JSON, or @file.json (@- reads standard input); default {}",
     )
+    payload_cli.payload_arguments(s)
     s.add_argument("--name", help="the task's name (default: generated)")
     s.add_argument("-l", "--label", action="append", default=[], help="key=value")
     for flag in ("timeout", "queue-timeout", "retries", "retry-backoff", "ttl"):
@@ -224,12 +234,30 @@ def finish(args: argparse.Namespace, task: Task, *, live: bool, timeout: float |
 
 
 def cmd_submit(args: argparse.Namespace, client: Client) -> int:
-    request = read_request(args.request)
+    spool: list[IO[bytes]] = []
     try:
+        request = payload_cli.request_of(args, read_request(args.request), spool)
         due = when.due_time(args.at, args.delay, datetime.now(UTC))
-    except ValueError as exc:
+    except (ValueError, payload_cli.RequestFileError) as exc:
         raise UsageError(str(exc)) from exc
-    task = client.submit(
+    try:
+        task = submit(args, client, request, due)
+    finally:
+        for file in spool:
+            file.close()
+    submitted = f"asynctask/{task.name} submitted"
+    if due is not None:  # the absolute time --at or --in stands for
+        submitted += f", scheduled for {when.rfc3339(due)}"
+    if args.wait:
+        if not args.output:
+            print(submitted, file=sys.stderr)
+        return finish(args, task, live=True, timeout=args.wait_timeout)
+    show(args, task, submitted)
+    return 0
+
+
+def submit(args: argparse.Namespace, client: Client, request: Any, due: datetime | None) -> Task:
+    return client.submit(
         args.queue,
         request,
         timeout=args.timeout,
@@ -243,16 +271,8 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
         labels=labels(args.label),
         not_before=due,
         priority=args.priority,
+        content_type=args.content_type,
     )
-    submitted = f"asynctask/{task.name} submitted"
-    if due is not None:  # the absolute time --at or --in stands for
-        submitted += f", scheduled for {when.rfc3339(due)}"
-    if args.wait:
-        if not args.output:
-            print(submitted, file=sys.stderr)
-        return finish(args, task, live=True, timeout=args.wait_timeout)
-    show(args, task, submitted)
-    return 0
 
 
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
@@ -369,6 +389,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except WaitTimeout as exc:
         print(f"error: {exc}", file=sys.stderr)
         return render.NOT_DONE
+    except ClientError as exc:  # a payload's checksum, payloads without the gateway
+        print(f"error: {exc}", file=sys.stderr)
+        return render.REFUSED
     except KeyboardInterrupt:
         return 130
 

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import io
+import json
 import time
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
@@ -16,12 +18,14 @@ import httpx
 from pydantic import BaseModel
 
 from asynctask_client import kubeconfig
-from asynctask_client.errors import WaitTimeout, raise_for_outcome
+from asynctask_client.errors import ClientError, WaitTimeout, raise_for_outcome
 from asynctask_client.gateway import GatewayTransport
 from asynctask_client.kube import KubeTransport
+from asynctask_client.payloads import Target, Upload, into, is_upload
 from asynctask_client.transport import Details, Submission, Transport, check_schedule, spec_of
 from asynctask_client.when import rfc3339
 from asynctask_worker.bulk import BulkAnswer, require_selector
+from asynctask_worker.payloads import BINARY_CONTENT_TYPE, PayloadRef
 from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
@@ -30,6 +34,8 @@ M = TypeVar("M", bound=BaseModel)
 CONNECTION_SECONDS = 60.0
 #: The pause before a dropped stream is opened again.
 RECONNECT_SECONDS = 0.5
+#: The largest stored result Task.result() reads into memory (Task.download() streams).
+MAX_RESULT_BYTES = 64 * 1024 * 1024
 #: Errors after which a stream is opened again (the server or a proxy dropped it).
 _DROPPED = (httpx.ReadError, httpx.RemoteProtocolError)
 
@@ -91,6 +97,7 @@ class Client:
         wait: float | None = None,
         not_before: datetime | str | None = None,
         priority: int | None = None,
+        content_type: str | None = None,
     ) -> Task:
         """Create a task for ``queue``'s workers. ``timeout``, ``queue_timeout``, ``ttl`` and
         ``retry_backoff`` are seconds (the spec's ``timeoutSeconds``...). With
@@ -99,7 +106,17 @@ class Client:
         whichever is first (it never raises for the task's outcome: see :meth:`Task.wait`).
         With ``not_before`` (an aware datetime or RFC 3339 text) the task is held, Pending,
         until then (``spec.notBefore``). ``priority`` (-100..100, higher first) orders the
-        task among those held on a queue with an AsyncQueue (``spec.priority``)."""
+        task among those held on a queue with an AsyncQueue (``spec.priority``).
+
+        A ``request`` of bytes, a :class:`~pathlib.Path` or a binary file is uploaded first
+        (streamed, through the gateway: docs/payloads.md) as ``content_type`` (default
+        ``application/octet-stream``), and the task is created with its ``requestRef``;
+        the handler gets a ``Payload``, or the parsed value for ``application/json``."""
+        ref = None
+        if is_upload(request):
+            kind = content_type or BINARY_CONTENT_TYPE
+            ref = self.transport.upload(Upload(request), kind)
+            request = None
         spec = spec_of(
             queue,
             request,
@@ -112,6 +129,9 @@ class Client:
             not_before=rfc3339(not_before) if isinstance(not_before, datetime) else not_before,
             priority=priority,
         )
+        if ref is not None:
+            del spec["request"]
+            spec["requestRef"] = ref.document()
         started = time.monotonic()
         view = self.transport.create(
             Submission(spec, name, dict(labels or {})), idempotency_key=idempotency_key, wait=wait
@@ -338,12 +358,42 @@ class Task:
             pass
         return self.result(model=model)
 
-    def result(self, *, model: type[M] | None = None) -> Any:
-        """The result of a task known to be done (no call is made); raises for an outcome
-        other than Succeeded, :class:`WaitTimeout` (after 0 s) if it is not done yet."""
+    def result(self, *, model: type[M] | None = None, max_bytes: int = MAX_RESULT_BYTES) -> Any:
+        """The result of a task known to be done; raises for an outcome other than
+        Succeeded, :class:`WaitTimeout` (after 0 s) if it is not done yet. A stored result
+        (``view.result_ref``) is fetched through the gateway and checked: parsed JSON for
+        ``application/json``, else bytes; one larger than ``max_bytes`` is refused (use
+        :meth:`download`, which streams it to a file)."""
         if not self.view.done:
             raise WaitTimeout(self.view, 0)
         raise_for_outcome(self.view)
+        value = self.view.result
+        ref = self.view.result_ref
+        if ref is not None:
+            if ref.size > max_bytes:
+                raise ClientError(
+                    f"the result is {ref.size} bytes, more than max_bytes={max_bytes}: "
+                    "stream it with Task.download(path)"
+                )
+            buffer = io.BytesIO()
+            self.client.transport.download(self.name, ref, buffer)
+            value = json.loads(buffer.getvalue()) if ref.is_json else buffer.getvalue()
         if model is not None:
-            return model.model_validate(self.view.result)
-        return self.view.result
+            return model.model_validate(value)
+        return value
+
+    def download(self, target: Target) -> PayloadRef | None:
+        """Stream the result of a task that succeeded to ``target`` (a path, or a binary
+        file open for writing), checked against its sha256 as it is written
+        (:class:`PayloadChecksumMismatch`; a path is then left untouched); a result held in
+        the task itself is written as JSON. The stored result's ref, or None."""
+        if not self.view.done:
+            raise WaitTimeout(self.view, 0)
+        raise_for_outcome(self.view)
+        ref = self.view.result_ref
+        if ref is None:
+            data = json.dumps(self.view.result, ensure_ascii=False).encode()
+            into(target, lambda file: file.write(data))
+            return None
+        into(target, lambda file: self.client.transport.download(self.name, ref, file))
+        return ref

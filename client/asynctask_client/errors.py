@@ -76,6 +76,17 @@ def _reason(status: int) -> str:
     }.get(status, "InternalError" if status >= 500 else "Error")
 
 
+class PayloadChecksumMismatch(ClientError):
+    """A stored payload's bytes are not those its ref names (size or sha256): an upload the
+    gateway stored otherwise than sent, or a download that does not match (a download to a
+    path leaves no file then)."""
+
+
+class PayloadsNeedGateway(ClientError):
+    """Large payloads (uploads, stored results) are handled by the gateway: the Kubernetes
+    API transport holds no storage credentials."""
+
+
 class TaskDeleted(ClientError):
     """The task was deleted while it was being followed."""
 

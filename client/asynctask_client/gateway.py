@@ -14,12 +14,16 @@ import ssl
 import urllib.parse
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any
+from typing import IO, Any
+
+import httpx
 
 from asynctask_client.errors import ApiError, TaskDeleted
 from asynctask_client.http import Http
+from asynctask_client.payloads import CHUNK, Checked, Upload, digest_of
 from asynctask_client.transport import Details, Submission, schedule_body
 from asynctask_worker.bulk import Action, BulkAnswer
+from asynctask_worker.payloads import PayloadRef
 from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
@@ -158,6 +162,32 @@ class GatewayTransport:
             if exc.status == 404:  # deleted between two connections of the stream
                 raise TaskDeleted(self.namespace, name) from exc
             raise
+
+    def upload(self, upload: Upload, content_type: str) -> PayloadRef:
+        """``POST …/payloads``: the bytes streamed (Content-Length given); the stored ref,
+        checked against what was sent."""
+        path = f"/v1/namespaces/{urllib.parse.quote(self.namespace)}/payloads"
+        headers = {"Content-Type": content_type, "Content-Length": str(upload.size)}
+        seconds = 60 + upload.size / (1024 * 1024)  # the store answers once all is written
+        _, answer = self.http.call(
+            "POST", path, stream=upload.chunks(), headers=headers, seconds=seconds
+        )
+        return upload.check(PayloadRef.model_validate(answer))
+
+    def download(self, name: str, ref: PayloadRef, sink: IO[bytes]) -> None:
+        """``GET …/tasks/{name}/result`` streamed into ``sink``, hashed as it is written."""
+        headers = {"Accept": f"{ref.content_type}, application/problem+json"}
+        checked = Checked(ref)
+        try:
+            with self.http.stream(
+                self._path(name, "/result"), headers=headers, read_seconds=60
+            ) as resp:
+                checked.announced = digest_of(resp.headers.get("Repr-Digest"))
+                for chunk in resp.iter_raw(CHUNK):
+                    checked.write(sink.write, chunk)
+        except (httpx.RemoteProtocolError, httpx.ReadError):
+            pass  # cut short (the gateway found the bytes wrong, or the link broke): below
+        checked.verify()
 
     def _schedules(self, name: str | None = None, action: str = "") -> str:
         base = f"/v1/namespaces/{urllib.parse.quote(self.namespace)}/schedules"

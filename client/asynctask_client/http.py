@@ -54,10 +54,12 @@ class Http:
         headers: Mapping[str, str] | None = None,
         seconds: float | None = None,
         content_type: str = "application/json",
+        stream: Iterator[bytes] | None = None,
     ) -> tuple[int, dict[str, Any]]:
-        """One call: ``(status, JSON body)``; raises on a refusal or a failed connection."""
+        """One call: ``(status, JSON body)``; raises on a refusal or a failed connection.
+        ``stream``: a raw body sent as it is read (``headers`` give its length and type)."""
         all_headers = self.headers(headers)
-        content = None
+        content: bytes | Iterator[bytes] | None = stream
         if body is not None:
             content = json.dumps(body).encode()
             all_headers["Content-Type"] = content_type

@@ -14,11 +14,12 @@ import json
 import math
 import urllib.parse
 from collections.abc import Generator, Iterator
-from typing import Any
+from typing import IO, Any
 
-from asynctask_client.errors import ApiError, TaskDeleted
+from asynctask_client.errors import ApiError, PayloadsNeedGateway, TaskDeleted
 from asynctask_client.http import Http
 from asynctask_client.kubeconfig import Connection
+from asynctask_client.payloads import Upload
 from asynctask_client.transport import (
     API,
     GROUP,
@@ -29,6 +30,7 @@ from asynctask_client.transport import (
     request_hash,
 )
 from asynctask_worker.bulk import Action, BulkAnswer, BulkItem, acted, cancel_skipped, failed, gone
+from asynctask_worker.payloads import PayloadRef
 from asynctask_worker.resource_views import (
     QueueView,
     ScheduleView,
@@ -42,6 +44,12 @@ KIND = "AsyncTask"
 MAX_WATCH = 300
 
 
+#: Why large payloads need the gateway: only it holds the object storage's credentials.
+PAYLOADS_THROUGH_GATEWAY = (
+    "large payloads (an uploaded request, a stored result) are handled by the gateway "
+    "(--gateway URL or ASYNCTASK_GATEWAY; Client(url, token=...)): the Kubernetes API "
+    "holds only their refs (spec.requestRef, status.resultRef)"
+)
 #: Why the history routes need the gateway: only it reads the archive (docs/history.md).
 HISTORY_THROUGH_GATEWAY = (
     "the history archive is read through the gateway (--gateway URL or "
@@ -319,6 +327,12 @@ class KubeTransport:
 
     def pause_queue(self, name: str, paused: bool) -> QueueView:
         return queue_view(self._merge(self._queues(name), {"paused": paused}))
+
+    def upload(self, upload: Upload, content_type: str) -> PayloadRef:
+        raise PayloadsNeedGateway(PAYLOADS_THROUGH_GATEWAY)
+
+    def download(self, name: str, ref: PayloadRef, sink: IO[bytes]) -> None:
+        raise PayloadsNeedGateway(PAYLOADS_THROUGH_GATEWAY)
 
     def close(self) -> None:
         self.http.close()

@@ -12,6 +12,7 @@ from asynctask_client import render
 from asynctask_client.client import Client, Task
 from asynctask_client.errors import ApiError
 from asynctask_client.kube import HISTORY_THROUGH_GATEWAY
+from asynctask_client.payload_cli import result_target, write_result
 
 
 def read_arguments(c: argparse.ArgumentParser) -> None:
@@ -61,11 +62,17 @@ def cmd_resubmit(args: argparse.Namespace, client: Client) -> int:
 
 
 def cmd_result(args: argparse.Namespace, client: Client) -> int:
-    view = read_task(args, client).view
+    target = result_target(args)  # -o FILE
+    task = read_task(args, client)
+    view, ref = task.view, task.view.result_ref
     if not view.done:
         print(f"the task {view.name} is still {view.phase.value}", file=sys.stderr)
     elif view.error is not None:
         print(f"{view.phase.value}: {view.error.reason}: {view.error.message}", file=sys.stderr)
+    elif target is not None or (ref is not None and not (args.output and ref.is_json)):
+        write_result(task, target)  # streamed (a stored result), checked
+    elif ref is not None:  # -o json|yaml of a stored JSON result: read and parsed
+        print(render.machine(task.result(), args.output))
     elif args.output:
         print(render.machine(view.result, args.output))
     else:

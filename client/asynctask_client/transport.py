@@ -14,9 +14,11 @@ import hashlib
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import IO, Any, Protocol
 
+from asynctask_client.payloads import Upload
 from asynctask_worker.bulk import Action, BulkAnswer
+from asynctask_worker.payloads import PayloadRef
 from asynctask_worker.resource_views import SCHEDULE_KIND, QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
@@ -166,6 +168,16 @@ class Transport(Protocol):
 
     def resubmit(self, name: str) -> TaskView:
         """A new task from this one's spec (live, or its latest archived run)."""
+        ...
+
+    def upload(self, upload: Upload, content_type: str) -> PayloadRef:
+        """Store a request's bytes (the gateway's ``POST …/payloads``): its ref, checked
+        against what was sent; the Kubernetes transport raises ``PayloadsNeedGateway``."""
+        ...
+
+    def download(self, name: str, ref: PayloadRef, sink: IO[bytes]) -> None:
+        """Stream a stored result into ``sink``, checked against ``ref``; the Kubernetes
+        transport raises ``PayloadsNeedGateway``."""
         ...
 
     def changes(self, name: str, after: str, seconds: float) -> Iterator[TaskView]:

@@ -20,6 +20,7 @@ from asynctask_gateway import (
     handlers,
     history_handlers,
     patterns,
+    payload_handlers,
     queues,
     schedules,
     streams,
@@ -33,7 +34,7 @@ from asynctask_gateway.metrics import CONTENT_TYPE_LATEST, Metrics
 from asynctask_gateway.openapi import build_document
 from asynctask_gateway.problems import Problem, from_api_error
 from asynctask_gateway.routes import API_ROUTES, BY_NAME, Route
-from asynctask_gateway.settings import GatewaySettings
+from asynctask_gateway.settings import GatewaySettings, S3Settings
 from asynctask_gateway.state import CALL, GATEWAY, Call, Gateway, Handler, json_response
 
 log = logging.getLogger(__name__)
@@ -54,6 +55,9 @@ HANDLERS: dict[str, Handler] = {
     **queues.HANDLERS,
     "listHistory": history_handlers.list_history,
     "resubmitTask": history_handlers.resubmit_task,
+    "uploadPayload": payload_handlers.upload_payload,
+    "getTaskResult": payload_handlers.get_result,
+    "getTaskResultUrl": payload_handlers.get_result_url,
 }
 
 
@@ -155,18 +159,26 @@ async def _watching(app: web.Application) -> AsyncIterator[None]:
         await task
     if gw.archive is not None:
         await gw.archive.close()
+    if gw.payloads is not None:
+        await gw.payloads.close()
     await gw.kube.close()
 
 
-def make_gateway(settings: GatewaySettings, kube: Kube) -> Gateway:
+def make_gateway(settings: GatewaySettings, kube: Kube, s3: S3Settings | None = None) -> Gateway:
     metrics = Metrics()
     archive = None
     if settings.archive_url:
         from asynctask_gateway.archive import ArchiveReader  # psycopg only when configured
 
         archive = ArchiveReader(settings.archive_url, pool_size=settings.archive_pool_size)
+    payloads = None
+    if s3 is not None and s3.enabled:
+        from asynctask_gateway.payload_store import PayloadStore  # boto3 only when configured
+
+        payloads = PayloadStore(s3)
     return Gateway(
         archive=archive,
+        payloads=payloads,
         settings=settings,
         kube=kube,
         metrics=metrics,

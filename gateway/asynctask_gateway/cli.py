@@ -12,7 +12,7 @@ from aiohttp import web
 
 from asynctask_gateway.app import make_app, make_gateway
 from asynctask_gateway.kube import Kube
-from asynctask_gateway.settings import GatewaySettings
+from asynctask_gateway.settings import GatewaySettings, S3Settings
 from asynctask_worker._entrypoint import version_line
 from asynctask_worker.logs import TEXT_FORMAT, JsonFormatter
 
@@ -32,7 +32,8 @@ def setup_logging(settings: GatewaySettings) -> None:
 
 
 async def serve(settings: GatewaySettings) -> None:
-    gw = make_gateway(settings, Kube.from_environment())
+    s3 = S3Settings()
+    gw = make_gateway(settings, Kube.from_environment(), s3)
     # handler_cancellation: a client that hangs up ends its wait or stream at once.
     runner = web.AppRunner(make_app(gw), handler_cancellation=True, access_log=None)
     await runner.setup()
@@ -45,6 +46,10 @@ async def serve(settings: GatewaySettings) -> None:
         ports[0],
         ",".join(settings.namespaces) or "all",
     )
+    if s3.enabled:
+        log.info("large payloads: bucket %s at %s", s3.bucket, s3.endpoint)
+    else:
+        log.info("large payloads: off (ASYNCTASK_S3_ENDPOINT is not set)")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

@@ -18,6 +18,7 @@ from asynctask_gateway.kube import ApiError, tasks_path
 from asynctask_gateway.listing import Query, page
 from asynctask_gateway.lookup import find_view
 from asynctask_gateway.params import etag_matches, parse_flag, prefer_wait
+from asynctask_gateway.payload_handlers import HOW_TO_ENABLE, forget_upload, offload
 from asynctask_gateway.problems import Problem, from_api_error, from_validation_error
 from asynctask_gateway.state import (
     CALL,
@@ -67,13 +68,16 @@ def validate(gw: Gateway, raw: Any) -> TaskRequest:
         req = TaskRequest.parse(raw)
     except ValidationError as exc:
         raise from_validation_error(exc) from exc
+    if gw.payloads is not None:  # a large request is offloaded (payload_handlers.offload)
+        return req
     size = len(json.dumps(req.request))
     if size > gw.settings.max_request_bytes:
         raise Problem(
             413,
             "RequestTooLarge",
             f"request is {size} bytes as JSON, more than the "
-            f"{gw.settings.max_request_bytes} allowed: pass large data by reference",
+            f"{gw.settings.max_request_bytes} allowed: pass large data by reference, or "
+            f"let it be offloaded: {HOW_TO_ENABLE}",
         )
     return req
 
@@ -84,6 +88,21 @@ async def submit(gw: Gateway, call: Call, raw: Any, key: str | None) -> tuple[Ta
     req = validate(gw, raw)
     digest = request_hash(raw)
     name = idempotent_name(call.namespace, call.user.name, key) if key else None
+    # A large request goes to the store first; it is deleted again unless a task names it.
+    stored = await offload(gw, call.namespace, req)
+    try:
+        view, created = await _create(gw, call, stored, digest, name, key)
+    except BaseException:
+        await forget_upload(gw, req, stored)
+        raise
+    if not created:
+        await forget_upload(gw, req, stored)
+    return view, created
+
+
+async def _create(
+    gw: Gateway, call: Call, req: TaskRequest, digest: str, name: str | None, key: str | None
+) -> tuple[TaskView, bool]:
     body = manifest(req, call.namespace, user=call.user.name, digest=digest, name=name, key=key)
     try:
         obj = await gw.kube.request("POST", tasks_path(call.namespace), body=body)

@@ -54,5 +54,17 @@ class Metrics:
             registry=r,
         )
 
+        self.payload_bytes = Counter(
+            "asynctask_gateway_payload_bytes",
+            "Payload bytes streamed to object storage (in) and from it to callers (out).",
+            ["direction"],
+            registry=r,
+        )
+        self.payload_mismatches = Counter(
+            "asynctask_gateway_payload_checksum_mismatches",
+            "Stored results whose bytes did not match their ref (the answer was cut off).",
+            registry=r,
+        )
+
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

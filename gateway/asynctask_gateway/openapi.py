@@ -21,6 +21,7 @@ from asynctask_gateway.settings import MAX_WAIT_SECONDS
 from asynctask_gateway.submissions import TaskRequest
 from asynctask_gateway.ui import CONTENT_TYPES, FILES
 from asynctask_worker.bulk import BulkAnswer
+from asynctask_worker.payloads import PayloadRef
 from asynctask_worker.resource_views import QueueView, ScheduleView
 from asynctask_worker.views import TaskView
 
@@ -31,15 +32,21 @@ PROBLEMS = {
     400: "BadRequest (a body that is not JSON, a query parameter or header that does not "
     "match its schema), InvalidName (the path's name is not a DNS-1123 subdomain), "
     "SelectorRequired (a bulk action without a labelSelector term: it would act on every "
-    "task), or the apiserver's own 400",
+    "task), BodyIncomplete (an upload shorter than its Content-Length), or the apiserver's "
+    "own 400",
     401: "Unauthorized: no bearer token, or one the TokenReview did not accept",
     403: "Forbidden: the SubjectAccessReview denied a verb this route needs",
     404: "NotFound (no such task, live or archived, schedule or queue), NamespaceNotServed "
     "(the namespace is not one this gateway serves), ArchiveNotConfigured (the history "
-    "routes of a gateway without a history archive)",
-    409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has ended)",
+    "routes of a gateway without a history archive), PayloadNotFound (the stored result is "
+    "gone)",
+    409: "AlreadyExists (create: the name is taken), AlreadyFinished (cancel: the task has "
+    "ended), NotFinished and NoResult (result: the task has not ended, or did not succeed), "
+    "ResultNotStored (result/url: the result is held in the task itself)",
+    411: "LengthRequired: an upload needs its Content-Length",
     410: "the apiserver's Gone",
-    413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON)",
+    413: "RequestEntityTooLarge (the body), RequestTooLarge (spec.request as JSON, without "
+    "object storage), PayloadTooLarge (an upload over ASYNCTASK_GATEWAY_MAX_UPLOAD_BYTES)",
     422: "Invalid (a field does not fit: causes name it; also the apiserver's refusals), "
     "IdempotencyKeyReused (the key created a task with another body)",
     429: "TooManyRequests: the caller's open streams or waits (Retry-After), or the "
@@ -47,7 +54,10 @@ PROBLEMS = {
     502: "GatewayForbidden (the gateway's own ServiceAccount was refused), or another "
     "unexpected answer of the apiserver (its reason)",
     503: "AuthorizationUnavailable: the SubjectAccessReview could not be made; "
-    "ArchiveUnavailable: the history archive could not be read",
+    "ArchiveUnavailable: the history archive could not be read; PayloadStoreUnavailable: "
+    "object storage could not be used (nothing was created)",
+    501: "PayloadStorageOff: this gateway has no object storage for large payloads (the "
+    "detail says how to configure it)",
 }
 SUCCESS = {
     200: "OK",
@@ -66,6 +76,8 @@ BODIES = {
     "listSchedules": "ScheduleList",
     "listQueues": "QueueList",
     "listHistory": "TaskList",
+    "uploadPayload": "PayloadRef",
+    "getTaskResultUrl": "ResultUrl",
 }
 #: Answers with a schedule's or a queue's view (the rest answer a task's view).
 VIEWS = {
@@ -80,8 +92,16 @@ VIEWS = {
 #: Where a task's URL leads from an answer that holds its view (OpenAPI links: the
 #: stateful tests follow them).
 NEXT = {
-    "createTask": ("getTask", "waitTask", "cancelTask", "deleteTask", "getTaskDetail"),
-    "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask"),
+    "createTask": (
+        "getTask",
+        "waitTask",
+        "cancelTask",
+        "deleteTask",
+        "getTaskDetail",
+        "getTaskResult",
+        "getTaskResultUrl",
+    ),
+    "getTask": ("waitTask", "cancelTask", "deleteTask", "streamTask", "getTaskResult"),
     "cancelTask": ("getTask", "deleteTask"),
     "createSchedule": (
         "getSchedule",
@@ -106,6 +126,7 @@ def _schemas() -> dict[str, Any]:
             (ScheduleView, "serialization"),
             (ScheduleRequest, "validation"),
             (QueueView, "serialization"),
+            (PayloadRef, "serialization"),
         ],
         by_alias=True,
         ref_template=parts.REF,
@@ -124,6 +145,7 @@ def _schemas() -> dict[str, Any]:
         Counts=parts.COUNTS,
         ScheduleList=parts.SCHEDULE_LIST,
         QueueList=parts.QUEUE_LIST,
+        ResultUrl=parts.RESULT_URL,
     )
     return schemas
 
@@ -287,6 +309,10 @@ def _answer(route: Route, code: int) -> dict[str, Any]:
             answer["headers"] = {"Retry-After": _header("Seconds to wait.")}
         return answer
     answer = {"description": SUCCESS[code]}
+    if route.name == "getTaskResult":
+        return _result_answer()
+    if route.name == "uploadPayload":
+        answer["description"] = "Created: the stored object's ref (requestRef of a task)"
     if code == 304:
         answer["headers"] = {"ETag": _header("The resourceVersion, quoted.", True)}
     if code in (204, 304):
@@ -301,6 +327,18 @@ def _answer(route: Route, code: int) -> dict[str, Any]:
         answer["headers"] = _view_headers(route)
     answer.update(_links(route))
     return answer
+
+
+def _result_answer() -> dict[str, Any]:
+    return {
+        "description": "The result: JSON when held in the task; else the stored bytes, "
+        "with the ref's Content-Type and Content-Length",
+        "headers": {"Repr-Digest": _header("sha-256=:<base64>: of a stored result (RFC 9530).")},
+        "content": {
+            "application/json": {"schema": {}},
+            "application/octet-stream": {"schema": {"type": "string", "format": "binary"}},
+        },
+    }
 
 
 def _links(route: Route) -> dict[str, Any]:
@@ -327,7 +365,14 @@ def _operation(route: Route) -> dict[str, Any]:
     }
     if route.also:
         op["x-kubernetes-also"] = [{"resource": r, "verb": v} for r, v in route.also]
-    if route.body != "none":
+    if route.body == "payload":
+        op["requestBody"] = {
+            "required": False,
+            "description": "The bytes, with any Content-Type (kept as the ref's contentType); "
+            "none: an empty object.",
+            "content": {"application/octet-stream": {"schema": {"type": "string"}}},
+        }
+    elif route.body != "none":
         model = {"task": "TaskRequest", "batch": "Batch", "schedule": "ScheduleRequest"}[route.body]
         op["requestBody"] = {
             "required": True,
@@ -416,7 +461,11 @@ def build_document() -> dict[str, Any]:
             "SubjectAccessReview (before anything about the namespace or the object is "
             "looked at) on the operation's x-kubernetes-resource for each of its "
             "x-kubernetes-verbs, plus x-kubernetes-also: asynctasks and asynctaskschedules "
-            "in the namespace, asyncqueues cluster-wide. Errors are RFC 9457 problems.",
+            "in the namespace, asyncqueues cluster-wide. Errors are RFC 9457 problems. "
+            "Large requests and results live in object storage when the gateway has one "
+            "(docs/payloads.md): POST …/payloads uploads, GET …/tasks/{name}/result streams "
+            "a result through the gateway (the default: the store need not be reachable by "
+            "callers), GET …/result/url hands out a short-lived presigned URL.",
         },
         "security": [{"bearer": []}],
         "paths": paths,

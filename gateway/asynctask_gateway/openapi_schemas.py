@@ -200,3 +200,14 @@ NAMESPACE_EVENT = {
         ),
     ],
 }
+
+RESULT_URL = {
+    "type": "object",
+    "description": "A presigned GET of a stored result, for callers who reach the store.",
+    "required": ["url", "expiresAt", "ref"],
+    "properties": {
+        "url": {"type": "string", "description": "GET it within expiresAt (no token)."},
+        "expiresAt": {"type": "string", "format": "date-time"},
+        "ref": ref("PayloadRef"),
+    },
+}

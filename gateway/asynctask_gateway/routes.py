@@ -15,7 +15,8 @@ SCHEDULES = "/v1/namespaces/{namespace}/schedules"
 SCHEDULE = SCHEDULES + "/{name}"
 QUEUES = "/v1/queues"
 QUEUE = QUEUES + "/{name}"
-Body = Literal["task", "batch", "schedule", "none"]
+PAYLOADS = "/v1/namespaces/{namespace}/payloads"
+Body = Literal["task", "batch", "schedule", "payload", "none"]
 Scope = Literal["namespaced", "cluster"]
 #: (resource, verb, named): one SubjectAccessReview; ``named`` asks for the path's object.
 Access = tuple[str, str, bool]
@@ -185,6 +186,42 @@ API_ROUTES: tuple[Route, ...] = (
         "original's uid: "
         "202 with Location and the new task's view.",
         answers=(202, 400, 404),
+    ),
+)
+
+API_ROUTES += (
+    Route(
+        "POST",
+        PAYLOADS,
+        "uploadPayload",
+        ("create",),
+        "Store a large request in object storage (docs/payloads.md): the raw body, any "
+        "Content-Type, Content-Length required; streamed to the store while its sha256 is "
+        "computed. 201 with the PayloadRef: create the task with it as requestRef.",
+        "payload",
+        (201, 400, 404, 411, 413, 501),
+    ),
+    Route(
+        "GET",
+        TASK + "/result",
+        "getTaskResult",
+        ("get",),
+        "The result of a task that succeeded: inline, as JSON; stored (resultRef), streamed "
+        "from object storage through the gateway with the ref's Content-Type and "
+        "Content-Length and Repr-Digest (RFC 9530), the bytes checked against its sha256 "
+        "(a mismatch cuts the answer short). Streaming is the default because the store need "
+        "not be reachable by callers.",
+        answers=(200, 400, 404, 409, 501),
+    ),
+    Route(
+        "GET",
+        TASK + "/result/url",
+        "getTaskResultUrl",
+        ("get",),
+        "A presigned URL of a stored result (300 s, the store's public endpoint), for "
+        "callers who reach the store themselves: {url, expiresAt, ref}. 409 ResultNotStored "
+        "for a result held in the task itself.",
+        answers=(200, 400, 404, 409, 501),
     ),
 )
 

@@ -25,7 +25,8 @@ PLURAL = "asynctaskschedules"
 #: metadata.name's bound: the tasks are named <schedule>-<unix seconds> (the CRD's rule).
 MAX_SCHEDULE_NAME = 52
 #: The task body's fields a template's spec leaves out.
-NOT_IN_TEMPLATE = frozenset({"name", "labels", "cancel", "not_before"})
+#: A stored request (requestRef) belongs to one task: a schedule's runs would share it.
+NOT_IN_TEMPLATE = frozenset({"name", "labels", "cancel", "not_before", "request_ref"})
 #: The schedule's own integer fields (JSON Schema counts 10.0 as the integer 10).
 SCHEDULE_INTEGERS = frozenset(
     {"intervalSeconds", "startingDeadlineSeconds", "successfulTasksHistoryLimit"}
@@ -36,7 +37,7 @@ TemplateSpec: type[BaseModel] = create_model(  # type: ignore[call-overload]
     "TemplateSpec",
     __config__=ConfigDict(extra="forbid", populate_by_name=True, frozen=True),
     __doc__="The spec of each task the schedule creates: a task's body without name, "
-    "labels, cancel and notBefore.",
+    "labels, cancel, notBefore and requestRef.",
     **{
         name: (field.annotation, field)
         for name, field in TaskRequest.model_fields.items()

@@ -23,6 +23,7 @@ from asynctask_worker.views import TaskView
 
 if TYPE_CHECKING:
     from asynctask_gateway.archive import ArchiveReader
+    from asynctask_gateway.payload_store import PayloadStore
 
 #: A route's handler.
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -72,6 +73,8 @@ class Gateway:
     metrics: Metrics
     #: The history archive, read (``ASYNCTASK_GATEWAY_ARCHIVE_URL``), or None.
     archive: ArchiveReader | None = None
+    #: Object storage of large payloads (``ASYNCTASK_S3_ENDPOINT``), or None: offload off.
+    payloads: PayloadStore | None = None
     limits: Limits = field(init=False)
     feed: NamespaceFeed = field(init=False)
 

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, model_validator
 from asynctask_gateway import patterns
 from asynctask_gateway.kube import GROUP, KIND, VERSION
 from asynctask_operator.spec import AsyncTaskSpec, WebhookSpec
+from asynctask_worker.payloads import PayloadRef
 
 CREATED_BY = f"{GROUP}/created-by"
 REQUEST_HASH = f"{GROUP}/request-hash"
@@ -68,6 +69,13 @@ class TaskRequest(AsyncTaskSpec):
         ),
     ] = None
 
+    request_ref: PayloadRef | None = Field(
+        None,
+        alias="requestRef",
+        description="The request stored in object storage (POST …/payloads answers it), "
+        "instead of request: the worker downloads it (docs/payloads.md).",
+    )
+
     @classmethod
     def parse(cls, raw: Any) -> TaskRequest:
         """The body of a POST, validated strictly as the document's JSON Schema reads it
@@ -75,6 +83,12 @@ class TaskRequest(AsyncTaskSpec):
         if isinstance(raw, dict):
             raw = {k: _integral(v) if k in INTEGERS else v for k, v in raw.items()}
         return cls.model_validate(raw, strict=True)
+
+    @model_validator(mode="after")
+    def _one_request(self) -> TaskRequest:
+        if self.request is not None and self.request_ref is not None:
+            raise ValueError("give request or requestRef, not both")
+        return self
 
     @model_validator(mode="after")
     def _label_prefix(self) -> TaskRequest:

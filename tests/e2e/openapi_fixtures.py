@@ -5,7 +5,9 @@ other test should list and no operator should queue. A ``writer`` has every verb
 namespace and none in the second, and reads, pauses and resumes the cluster-scoped AsyncQueues
 (made-up names: 404; the list: whatever queues the cluster has).
 The gateway reads a history archive of its own (an empty,
-migrated database on the test bed's PostgreSQL), so the history routes are run for real.
+migrated database on the test bed's PostgreSQL), so the history routes are run for real, and
+stores large payloads in a bucket of its own on the test bed's S3 server, so the payload
+routes are too.
 Test modules load them with
 ``pytest_plugins = ["tests.e2e.openapi_fixtures"]``.
 """
@@ -19,7 +21,7 @@ from collections.abc import Iterator
 import pytest
 
 from asynctask_operator.archive.store import PostgresArchive
-from testbed import ControlPlane, PostgreSQL, RabbitMQ
+from testbed import ControlPlane, PostgreSQL, RabbitMQ, S3Server
 from tests.e2e.chart import gateway_container, gateway_rbac
 from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant, grant_queues
 from tests.e2e.gateway_fixtures import chart_gateway
@@ -32,10 +34,18 @@ async def _migrated(url: str) -> None:
 
 
 @pytest.fixture(scope="module")
+def payload_bucket(s3: S3Server) -> str:
+    """The own gateway's bucket of large payloads."""
+    return s3.create_bucket(f"t-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="module")
 def own_gateway(
     control_plane: ControlPlane,
     rabbitmq: RabbitMQ,
     postgres: PostgreSQL,
+    s3: S3Server,
+    payload_bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Gateway]:
     suffix = uuid.uuid4().hex[:6]
@@ -60,6 +70,7 @@ def own_gateway(
             identity,
             folder,
             ASYNCTASK_GATEWAY_ARCHIVE_URL=archive_url,
+            **s3.env(payload_bucket),
         ) as (proc, port, _):
             yield Gateway(proc, port, served, other, identity, tokens)
     for ns in (home, served, other):

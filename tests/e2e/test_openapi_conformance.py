@@ -14,11 +14,14 @@ a documented method must be 403, whatever the parameters and bodies.
 
 The queue routes (cluster-scoped AsyncQueues, which the token may read, pause and resume)
 are given the name of a queue of the module's own, so they answer its view rather than only
-404s for made-up names (Schemathesis warns about operations it cannot reach otherwise).
+404s for made-up names (Schemathesis warns about operations it cannot reach otherwise); the
+result routes likewise are given a task that succeeded with a result stored in the gateway's
+bucket (the gateway stores large payloads in the test bed's S3 server).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 import sys
@@ -30,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from testbed import ControlPlane
+from testbed import ControlPlane, S3Server
 
 if TYPE_CHECKING:
     from tests.e2e.gateway_client import Gateway
@@ -60,7 +63,36 @@ def own_queue(control_plane: ControlPlane) -> Iterator[str]:
     control_plane.kubectl("delete", "asyncqueue", name, "--wait=false", check=False)
 
 
-def config(gateway: Gateway, namespace: str, max_examples: int, queue: str) -> str:
+@pytest.fixture(scope="module")
+def stored_result(
+    control_plane: ControlPlane, own_gateway: Gateway, s3: S3Server, payload_bucket: str
+) -> str:
+    """A task that succeeded with a stored result (its status written as the operator
+    writes it; no operator serves these namespaces), so the result routes answer 200."""
+    ns, name = own_gateway.namespace, f"oa-stored-{uuid.uuid4().hex[:6]}"
+    task = {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "AsyncTask",
+        "metadata": {"name": name, "namespace": ns},
+        "spec": {"queue": "oa-stored"},
+    }
+    made = control_plane.kubectl("create", "-o", "json", "-f", "-", input=json.dumps(task))
+    uid = json.loads(made.stdout)["metadata"]["uid"]
+    body, key = b"stored result bytes\n" * 100, f"asynctask/{ns}/{uid}/result"
+    s3.client().put_object(
+        Bucket=payload_bucket, Key=key, Body=body, ContentType="application/octet-stream"
+    )
+    sha256 = hashlib.sha256(body).hexdigest()
+    ref = {"bucket": payload_bucket, "key": key, "size": len(body),
+           "contentType": "application/octet-stream", "sha256": sha256}  # fmt: skip
+    control_plane.kubectl(
+        "patch", "asynctask", name, "-n", ns, "--subresource=status", "--type=merge",
+        "-p", json.dumps({"status": {"phase": "Succeeded", "resultRef": ref}}),
+    )  # fmt: skip
+    return name
+
+
+def config(gateway: Gateway, namespace: str, max_examples: int, queue: str, stored: str) -> str:
     """Schemathesis' configuration (TOML): the seed, the bounds, the token, the namespace."""
     return f"""
 seed = {SEED}
@@ -93,6 +125,21 @@ parameters = {{ "query.timeout" = "{WAIT}" }}
 include-operation-id = "createTask"
 checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409", "422"]
 
+# A task's result exists once the task has succeeded (409 NotFinished before, NoResult after
+# another end; ResultNotStored for the URL of an inline result): a state of the server that
+# no schema can express. Schemathesis' tasks never run (their queues have no worker).
+# The name given is a task that succeeded with a stored result (stored_result), so the routes
+# are reached with data too.
+[[operations]]
+include-operation-id = "getTaskResult"
+parameters = {{ "path.name" = "{stored}" }}
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409"]
+
+[[operations]]
+include-operation-id = "getTaskResultUrl"
+parameters = {{ "path.name" = "{stored}" }}
+checks.positive_data_acceptance.expected-statuses = ["2xx", "401", "403", "404", "409"]
+
 # The history list refuses (400) what no schema can say: a time that matches the RFC 3339
 # pattern but is no real date (2026-02-30), since after until, a selector of more than 20
 # terms (docs/history.md).
@@ -103,10 +150,11 @@ checks.positive_data_acceptance.expected-statuses = ["2xx", "400", "401", "403",
 
 
 def schemathesis(
-    gateway: Gateway, namespace: str, folder: Path, max_examples: int, queue: str
+    gateway: Gateway, namespace: str, folder: Path, max_examples: int, queue: str, stored: str
 ) -> tuple[subprocess.CompletedProcess[str], list[dict[str, Any]]]:
     """One run of the Schemathesis CLI; its output and the HAR of every exchange."""
-    (folder / "schemathesis.toml").write_text(config(gateway, namespace, max_examples, queue))
+    text = config(gateway, namespace, max_examples, queue, stored)
+    (folder / "schemathesis.toml").write_text(text)
     har = folder / "exchanges.har"
     started = time.monotonic()
     proc = subprocess.run(
@@ -145,9 +193,11 @@ def schemathesis(
 
 
 def test_schemathesis_finds_the_gateway_as_documented(
-    own_gateway: Gateway, own_queue: str, tmp_path: Path
+    own_gateway: Gateway, own_queue: str, stored_result: str, tmp_path: Path
 ) -> None:
-    proc, entries = schemathesis(own_gateway, own_gateway.namespace, tmp_path, 12, own_queue)
+    proc, entries = schemathesis(
+        own_gateway, own_gateway.namespace, tmp_path, 12, own_queue, stored_result
+    )
     assert proc.returncode == 0, "Schemathesis reported failures or errors (above)"
     assert "No issues found" in proc.stdout or "0 failures" in proc.stdout.lower()
     statuses = {e["response"]["status"] for e in entries}
@@ -157,9 +207,11 @@ def test_schemathesis_finds_the_gateway_as_documented(
 
 
 def test_a_namespace_the_token_may_not_use_answers_only_403(
-    own_gateway: Gateway, own_queue: str, tmp_path: Path
+    own_gateway: Gateway, own_queue: str, stored_result: str, tmp_path: Path
 ) -> None:
-    proc, entries = schemathesis(own_gateway, own_gateway.other, tmp_path, 5, own_queue)
+    proc, entries = schemathesis(
+        own_gateway, own_gateway.other, tmp_path, 5, own_queue, stored_result
+    )
     assert proc.returncode == 0, "Schemathesis reported failures or errors (above)"
     token = f"Bearer {own_gateway.tokens['writer']}"
     seen = 0

@@ -14,6 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from asynctask_worker.messages import Phase
+from asynctask_worker.payloads import PayloadRef
 
 
 class TaskError(BaseModel):
@@ -66,6 +67,18 @@ class TaskView(BaseModel):
         description="status.reason: why a Pending task is held (Scheduled, Paused, "
         "ConcurrencyLimit, RateLimited, WaitingForTurn), if it is.",
     )
+    result_ref: PayloadRef | None = Field(
+        None,
+        alias="resultRef",
+        description="status.resultRef: the result stored in object storage (Succeeded only; "
+        "result is then null): GET …/result streams it, GET …/result/url gives a short-lived "
+        "URL (docs/payloads.md).",
+    )
+    request_ref: PayloadRef | None = Field(
+        None,
+        alias="requestRef",
+        description="spec.requestRef: the request stored in object storage, if it was offloaded.",
+    )
     archived: bool = Field(
         False,
         description="Read from the history archive: the task is no longer live (its "
@@ -112,7 +125,20 @@ def task_view(obj: Mapping[str, Any]) -> TaskView:
         notBefore=spec.get("notBefore"),
         priority=_priority(spec.get("priority")),
         reason=status.get("reason") if isinstance(status.get("reason"), str) else None,
+        resultRef=_ref(status.get("resultRef")) if phase is Phase.SUCCEEDED else None,
+        requestRef=_ref(spec.get("requestRef")),
     )
+
+
+def _ref(value: Any) -> PayloadRef | None:
+    """A stored object's reference as the object holds it; None when absent or unreadable
+    (the CRD's schema checked it; a view never fails on it)."""
+    if not isinstance(value, Mapping):
+        return None
+    try:
+        return PayloadRef.model_validate(value)
+    except ValueError:
+        return None
 
 
 def _priority(value: Any) -> int:

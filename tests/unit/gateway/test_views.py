@@ -81,6 +81,8 @@ def test_the_wire_form_has_exactly_the_documented_fields() -> None:
         "notBefore",
         "priority",
         "reason",
+        "resultRef",
+        "requestRef",
         "archived",
     ]
     assert wire["archived"] is False  # a live task's view; the history archive's say true
@@ -115,3 +117,28 @@ def test_a_held_task_shows_its_priority_and_why_it_is_held() -> None:
     assert view.priority == 50 and view.reason == "Paused"
     assert task_view(obj(phase="Pending")).priority == 0
     assert task_view(obj(phase="Pending")).reason is None
+
+
+REF = {
+    "bucket": "tasks",
+    "key": "asynctask/ns/uid-1/result",
+    "size": 10_485_760,
+    "contentType": "image/png",
+    "sha256": "ab" * 32,
+}
+
+
+def test_a_stored_result_is_in_the_view_by_its_ref() -> None:
+    view = task_view(obj(phase="Succeeded", resultRef=REF))
+    assert view.result is None and view.result_ref is not None
+    assert view.result_ref.size == 10_485_760 and view.result_ref.content_type == "image/png"
+    assert view.to_json()["resultRef"] == REF
+
+
+def test_a_result_ref_counts_only_once_the_task_succeeded() -> None:
+    assert task_view(obj(phase="Processing", resultRef=REF)).result_ref is None
+
+
+def test_an_unreadable_ref_leaves_the_view_readable() -> None:
+    view = task_view(obj(phase="Succeeded", resultRef={"bucket": "x"}))
+    assert view.phase is Phase.SUCCEEDED and view.result_ref is None

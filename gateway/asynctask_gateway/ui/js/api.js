@@ -57,6 +57,15 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   return response.status === 204 ? null : response.json();
 }
 
+/** A GET's body as a Blob (a stored result, through the gateway); ApiError when refused. */
+export async function fetchBlob(path, { signal } = {}) {
+  const response = await fetch(path, { headers: headers({ Accept: "*/*" }), signal,
+                                       credentials: "omit", cache: "no-store",
+                                       referrerPolicy: "no-referrer" });
+  if (!response.ok) throw new ApiError(response.status, await problemOf(response));
+  return response.blob();
+}
+
 /** Splits a text/event-stream into events; feed it decoded text, it calls onEvent. */
 export class SseParser {
   constructor(onEvent) {

@@ -8,6 +8,7 @@
 import { api, readStream, tasksPath } from "./api.js";
 import { append, h, hashFor, json, phaseCell, progressBar, updateBar, when } from "./dom.js";
 import { keepOpen } from "./live.js";
+import { storedRequest, storedResult } from "./payload.js";
 
 const RESUBMITTED_FROM = "asynctask.dev/resubmitted-from";
 
@@ -56,7 +57,7 @@ export function taskPage(root, { namespace, name: key, notify }) {
     name = record.task.name;
     heading.textContent = name;
     document.title = `${name} · AsyncTask`;
-    details.replaceChildren(...sections(record));
+    details.replaceChildren(...sections(record, notify));
     if (!view || record.task.resourceVersion !== view.resourceVersion) show(record.task);
   }
 
@@ -136,12 +137,16 @@ function fields(pairs) {
            pairs.map(([key, value]) => [h("dt", {}, key), h("dd", {}, value ?? "—")]));
 }
 
-function sections(record) {
+function sections(record, notify) {
   const { task, spec, status, labels } = record;
   const out = [
-    section("Request", pre(spec.request ?? null, "request")),
+    section("Request", ...(spec.requestRef ? storedRequest(spec.requestRef)
+                                           : [pre(spec.request ?? null, "request")])),
   ];
-  if (task.phase === "Succeeded") out.push(section("Result", pre(task.result, "result")));
+  if (task.phase === "Succeeded") {
+    out.push(section("Result", ...(task.resultRef ? storedResult(task, task.resultRef, notify)
+                                                  : [pre(task.result, "result")])));
+  }
   if (task.error) {
     out.push(section("Error", fields([["Reason", task.error.reason], ["Message", task.error.message]]),
                      task.error.traceback ? pre(task.error.traceback, "traceback") : null));
