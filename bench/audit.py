@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import collections
 import json
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +25,15 @@ def _complete(audit_log: Path) -> list[dict[str, Any]]:
         if event.get("stage") == "ResponseComplete":
             out.append(event)
     return out
+
+
+def _held(event: dict[str, Any]) -> float:
+    """From the request's arrival to its answer, by the apiserver's clock."""
+    stamps = [event.get("requestReceivedTimestamp"), event.get("stageTimestamp")]
+    if not all(isinstance(t, str) for t in stamps):
+        return 0.0
+    start, end = (datetime.fromisoformat(str(t).replace("Z", "+00:00")) for t in stamps)
+    return (end - start).total_seconds()
 
 
 def _kind(event: dict[str, Any]) -> str:
@@ -40,6 +50,11 @@ class Writes:
         self.unowned: collections.Counter[str] = collections.Counter()
         #: The writes of tasks that were not answered 2xx (conflicts, timeouts...), by code.
         self.failed: collections.Counter[int] = collections.Counter()
+        #: The same by code and message, and how long the apiserver held each (seconds):
+        #: a 504 "context canceled" held briefly is a client that gave up, not a slow
+        #: apiserver.
+        self.failures: collections.Counter[str] = collections.Counter()
+        self.failed_held: list[float] = []
         later: list[dict[str, Any]] = []
         for event in _complete(audit_log):
             ref = event.get("objectRef") or {}
@@ -54,9 +69,12 @@ class Writes:
             owner = name if name in self.per_task else name.rsplit(".", 1)[0]
             if owner in self.per_task:
                 self.per_task[owner].append(_kind(event))
-                code = int((event.get("responseStatus") or {}).get("code") or 0)
+                answer = event.get("responseStatus") or {}
+                code = int(answer.get("code") or 0)
                 if not 200 <= code < 300:
                     self.failed[code] += 1
+                    self.failures[f"{code} {str(answer.get('message') or '')[:90]}"] += 1
+                    self.failed_held.append(_held(event))
             else:
                 self.unowned[_kind(event)] += 1
 
@@ -92,6 +110,12 @@ class Writes:
             out.append(f"    {k} tasks: {' + '.join(pattern) or '(none)'}")
         if self.failed:
             out.append(f"    of which not answered 2xx, by code: {dict(self.failed)}")
+            held = sorted(self.failed_held)
+            out.append(
+                f"    held by the apiserver: p50 {held[len(held) // 2]:.2f}s, max {held[-1]:.2f}s"
+            )
+            for text, k in self.failures.most_common(3):
+                out.append(f"      {k} x {text}")
         if self.unowned:
             out.append(f"    writes no task owns: {dict(self.unowned)}")
         return out

@@ -106,7 +106,7 @@ class TaskLogic:
         for it; with ``store`` (and ``config.payloads`` set), large payloads are on."""
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
-        api = PatientApi(api, outage)
+        api = PatientApi(api, outage, metrics.unanswered_write)
         events = EventRecorder(api, lifecycle.events)
         webhooks, outcomes = _webhooks(config, api, resolve)
         table = TaskTable(api)

@@ -19,7 +19,18 @@ class Rejected(Exception):
 class Unavailable(Exception):
     """The apiserver could not be reached, or answered "not now" (429, 5xx): the same call
     is worth making again later, unchanged (an outage, a restart, overload). Its message
-    says why."""
+    says why.
+
+    ``maybe_applied``: the request went out and no answer says it was refused (it timed
+    out, the connection was lost, or a 500/502/504 came, which may follow the write), so
+    a write may have been applied all the same; a caller that must not make a write twice
+    reads the object before it repeats one (:class:`outage.PatientApi`). False when the
+    request never reached the apiserver (cannot connect) or was turned away before it was
+    handled (429, 503)."""
+
+    def __init__(self, message: str, *, maybe_applied: bool = False) -> None:
+        super().__init__(message)
+        self.maybe_applied = maybe_applied
 
 
 class AlreadyExists(Exception):

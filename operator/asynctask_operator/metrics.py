@@ -10,6 +10,9 @@ Exposed series:
 * ``asynctask_operator_task_wait_seconds{queue}``: queued to started (time in the queue);
 * ``asynctask_operator_status_writes_total{result}``: status PATCHes (``ok``, ``gone``,
   ``rejected``): the API write budget, as the operator sees it;
+* ``asynctask_operator_status_writes_unanswered_total{found}``: status writes that went
+  out and got no answer (a timeout, a lost connection, a 504), by what a read of the task
+  then found: ``applied`` (not written again) or ``missing`` (written again);
 * ``asynctask_operator_status_messages_total{result}``: worker status messages
   (``applied``, ``coalesced``, ``ignored``, ``malformed``, ``orphaned``), and ``folded``: an
   applied message whose write was folded into the next one's (counted twice, so a sum of
@@ -112,6 +115,13 @@ class OperatorMetrics:
             "asynctask_operator_status_writes",
             "Status writes (PATCH of the status subresource) by result.",
             ["result"],
+            registry=r,
+        )
+        self.unanswered = Counter(
+            "asynctask_operator_status_writes_unanswered",
+            "Status writes that went out unanswered (a timeout, a lost connection, a 504), "
+            "by what a read of the task then found: applied (not written again) or missing.",
+            ["found"],
             registry=r,
         )
         self.records_folded = Counter(
@@ -301,6 +311,10 @@ class OperatorMetrics:
 
     def task_forgotten(self, uid: str) -> None:
         pass
+
+    def unanswered_write(self, applied: bool) -> None:
+        """A status write that went out unanswered, and what a read then found."""
+        self.unanswered.labels("applied" if applied else "missing").inc()
 
     def phase_written(self, queue: str, before: dict[str, Any], after: dict[str, Any]) -> None:
         """Count a phase change and, from the status timestamps, how long things took."""

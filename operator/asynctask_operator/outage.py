@@ -3,7 +3,8 @@
 While the apiserver cannot be reached, or answers "not now" (:class:`errors.Unavailable`),
 a call waits and is made again, unchanged, after a pause that doubles up to
 ``retry_max_seconds``; its caller sees it succeed (or fail for another reason) once the
-apiserver answers. Status writes (their status messages stay unacked meanwhile), progress
+apiserver answers. Status writes (their status messages stay unacked meanwhile; one that
+went out unanswered is repeated only if a read shows it was not applied), progress
 flushes, Events, deletes and reads of a task go this way (:class:`PatientApi`); the
 leader's Lease keeps its own deadline, and the watch its own backoff, but both tell their
 outages here too.
@@ -22,7 +23,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
-from asynctask_operator.errors import Unavailable
+from asynctask_operator.errors import Gone, Unavailable
 from asynctask_operator.ports import OperatorApi
 from asynctask_worker.backoff import Backoff
 
@@ -86,11 +87,24 @@ class Outage:
 
 class PatientApi:
     """The task logic's :class:`ports.OperatorApi`, whose calls wait out an outage; but
-    the read of a Secret, which the webhook dispatcher retries on its own terms."""
+    the read of a Secret, which the webhook dispatcher retries on its own terms.
 
-    def __init__(self, api: OperatorApi, outage: Outage) -> None:
+    A status write that got no answer but may have been applied
+    (:attr:`errors.Unavailable.maybe_applied`: a timeout, a lost connection, a 504) is
+    not simply made again: the object is read first (a GET, not a mutating call), and if
+    its status is already the one written, the write is done. Else a task could be
+    written twice for one change, over its budget of 3 mutating calls. ``unanswered`` is
+    told what each such read found (True: the write was applied)."""
+
+    def __init__(
+        self,
+        api: OperatorApi,
+        outage: Outage,
+        unanswered: Callable[[bool], None] = lambda _: None,
+    ) -> None:
         self._api = api
         self.outage = outage
+        self._unanswered = unanswered
 
     async def _waiting(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         return await self.outage.wait_out(functools.partial(fn, *args))
@@ -101,7 +115,25 @@ class PatientApi:
     async def replace_status(
         self, namespace: str, name: str, uid: str, status: dict[str, Any]
     ) -> dict[str, Any]:
-        return await self._waiting(self._api.replace_status, namespace, name, uid, status)
+        unsure = False  # a try went out unanswered: it may have been applied
+
+        async def attempt() -> dict[str, Any]:
+            nonlocal unsure
+            if unsure:
+                body = await self._api.get(namespace, name)
+                if body["metadata"].get("uid") != uid:
+                    raise Gone(f"{namespace}/{name}")
+                applied = body.get("status") == status
+                self._unanswered(applied)
+                if applied:
+                    return body
+            try:
+                return await self._api.replace_status(namespace, name, uid, status)
+            except Unavailable as exc:
+                unsure = unsure or exc.maybe_applied
+                raise
+
+        return await self.outage.wait_out(attempt)
 
     async def delete(self, namespace: str, name: str, uid: str) -> None:
         await self._waiting(self._api.delete, namespace, name, uid)

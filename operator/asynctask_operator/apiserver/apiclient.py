@@ -78,22 +78,44 @@ def ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext:
     return ctx
 
 
+#: Answers that turn a request away before it is handled: it was not applied.
+TURNED_AWAY = (429, 503)
+#: Failures before the request reached the apiserver: it was not applied.
+NOT_SENT = (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError, ConnectionRefusedError)
+
+
 def unavailable(exc: BaseException) -> Unavailable | None:
     """``exc`` as :class:`errors.Unavailable` if the same call is worth making again later,
-    unchanged: no answer came, or the apiserver answered 429 or 5xx; else None."""
+    unchanged: no answer came, or the apiserver answered 429 or 5xx; else None. It says
+    whether the request may have been applied all the same (``maybe_applied``): it went
+    out and no answer says it was turned away."""
     if isinstance(exc, ApiError):
         if exc.status == 429 or exc.status >= 500:
-            return Unavailable(str(exc).rstrip(": "))
+            maybe = exc.status not in TURNED_AWAY
+            return Unavailable(str(exc).rstrip(": "), maybe_applied=maybe)
         return None
     if isinstance(exc, CONNECTION_ERRORS):
-        return Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "))
+        maybe = not isinstance(exc, NOT_SENT)
+        return Unavailable(f"{type(exc).__name__}: {exc}".rstrip(": "), maybe_applied=maybe)
     return None
 
 
 class ApiClient:
-    """The connections of one process to the apiserver, in two pools of their own: calls
-    (``connections`` at most, opened once and kept) and watches (``watches`` at most, each
-    held for minutes), so that a call never waits behind the long-lived watches."""
+    """The connections of one process to the apiserver, in pools of their own: calls
+    (``connections`` at most, opened once and kept), watches (``watches`` at most, each
+    held for minutes), so that a call never waits behind the long-lived watches, and the
+    Lease's calls (:data:`LEASE_CONNECTIONS`), so that a leader's renewal never waits
+    behind a backlog of task writes.
+
+    A call's ``seconds`` count from when it has a connection of its pool, not while it
+    waits for one: under a backlog (thousands of status writes for 16 connections) a
+    write that waited its turn is not abandoned as it goes out, which the apiserver
+    would log as a 504 that may or may not have been applied, and made again (a task's
+    writes over its budget of 3). A caller that needs a bound on the wait as well has a
+    pool of its own."""
+
+    #: Connections of the Lease's pool: its calls are one at a time.
+    LEASE_CONNECTIONS = 2
 
     #: Sent as the User-Agent: what the apiserver's audit log names the caller.
     user_agent = "asynctask"
@@ -104,8 +126,9 @@ class ApiClient:
         self.cfg = cfg
         self.host = str(cfg.host).rstrip("/")
         self._ssl = ssl_context(cfg) if self.host.startswith("https") else None
-        self._limits = {"calls": connections, "watches": watches}
+        self._limits = {"calls": connections, "watches": watches, "lease": self.LEASE_CONNECTIONS}
         self._sessions: dict[str, aiohttp.ClientSession] = {}
+        self._slots: dict[str, asyncio.Semaphore] = {}  # a pool's free connections
 
     @classmethod
     def from_environment(cls) -> Self:
@@ -131,6 +154,12 @@ class ApiClient:
             )
         return session
 
+    def _slot(self, pool: str) -> asyncio.Semaphore:
+        slot = self._slots.get(pool)
+        if slot is None:
+            slot = self._slots[pool] = asyncio.Semaphore(self._limits[pool])
+        return slot
+
     async def close(self) -> None:
         sessions, self._sessions = list(self._sessions.values()), {}
         for session in sessions:
@@ -145,18 +174,25 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         seconds: float = 30,
+        pool: str = "calls",
     ) -> dict[str, Any]:
-        """One call; raises :class:`ApiError` on a non-2xx answer, and what aiohttp raises
-        (:data:`CONNECTION_ERRORS`) when none came."""
+        """One call on a connection of ``pool`` (``calls`` or ``lease``), which it waits
+        for first; ``seconds`` bound the call from then on. Raises :class:`ApiError` on a
+        non-2xx answer, and what aiohttp raises (:data:`CONNECTION_ERRORS`) when none
+        came."""
         data = None if body is None else json.dumps(body).encode()
-        async with self._session("calls").request(
-            method,
-            self.host + path,
-            data=data,
-            params=params,
-            headers=self._headers(content_type if data is not None else None),
-            timeout=aiohttp.ClientTimeout(total=seconds),
-        ) as resp:
+        session = self._session(pool)
+        async with (
+            self._slot(pool),
+            session.request(
+                method,
+                self.host + path,
+                data=data,
+                params=params,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=aiohttp.ClientTimeout(total=seconds),
+            ) as resp,
+        ):
             raw = await resp.read()
             try:
                 answer = json.loads(raw) if raw else {}
@@ -175,12 +211,19 @@ class ApiClient:
         params: Mapping[str, str] | None = None,
         content_type: str = "application/json",
         seconds: float = 30,
+        pool: str = "calls",
     ) -> dict[str, Any]:
         """:meth:`request`, with an outage raised as :class:`errors.Unavailable` (see
         :func:`unavailable`); other answers raise :class:`ApiError`."""
         try:
             return await self.request(
-                method, path, body=body, params=params, content_type=content_type, seconds=seconds
+                method,
+                path,
+                body=body,
+                params=params,
+                content_type=content_type,
+                seconds=seconds,
+                pool=pool,
             )
         except (ApiError, *CONNECTION_ERRORS) as exc:
             outage = unavailable(exc)

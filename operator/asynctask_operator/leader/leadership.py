@@ -81,7 +81,9 @@ class LeaseLock:
 
     async def _call(self, method: str, path: str, body: Any = None) -> dict[str, Any]:
         try:
-            return await self._client.call(method, path, body=body, seconds=self._timeout)
+            return await self._client.call(
+                method, path, body=body, seconds=self._timeout, pool="lease"
+            )
         except ApiError as exc:
             if exc.status == 409:
                 raise Conflict(exc.reason or exc.message) from exc

@@ -49,6 +49,9 @@ class FakeApi:
         self.deleted: list[str] = []
         self.reject_next: str | None = None
         self.unavailable_next = 0  # status writes to fail as if the apiserver were down
+        # Status writes that go out and get no answer (a timeout, a 504): applied all the
+        # same (the answer was lost), or not (the apiserver gave up before writing).
+        self.unanswered_next: list[bool] = []
 
     def add(self, body: dict[str, Any]) -> dict[str, Any]:
         meta = body["metadata"]
@@ -74,8 +77,12 @@ class FakeApi:
         if self.reject_next is not None:
             why, self.reject_next = self.reject_next, None
             raise Rejected(why)
-        self.writes.append(status)
-        body["status"] = status
+        lost = self.unanswered_next.pop(0) if self.unanswered_next else None
+        if lost is not False:
+            self.writes.append(status)
+            body["status"] = status
+        if lost is not None:
+            raise Unavailable("TimeoutError", maybe_applied=True)
         return body
 
     async def delete(self, namespace: str, name: str, uid: str) -> None:

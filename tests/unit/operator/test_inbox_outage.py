@@ -9,6 +9,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import aiohttp
 import pytest
@@ -116,6 +117,52 @@ async def test_an_outage_is_told_once_however_many_calls_wait(
     assert len(ends) == 1 and worse == []
 
 
+async def test_a_write_applied_but_unanswered_is_read_not_made_again(
+    harness: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write that timed out (or got a 504) may have been applied: it is read before it is
+    repeated, so a task never costs two writes for one change (the budget of 3: under a
+    backlog, writes that were applied and then timed out at the client were made again,
+    up to 5 mutating calls for a task)."""
+    caplog.set_level(logging.INFO, logger="asynctask.operator")
+    await harness.tracker.observe(harness.create())
+    harness.api.unanswered_next = [True]  # applied; the answer is lost
+    processing = delivery(Phase.PROCESSING, 0)
+    await harness.inbox.handle(processing)
+    assert harness.journal[-2:] == ["write t1 Processing", "get t1"]  # one write, one read
+    assert harness.phases() == ["Pending", "Processing"]
+    assert harness.broker.acked == [processing]
+    metrics = harness.logic.writer._metrics
+    found = "asynctask_operator_status_writes_unanswered_total"
+    assert metrics.value(found, found="applied") == 1
+    harness.api.unanswered_next = [False]  # went out, not applied (the apiserver gave up)
+    await harness.inbox.handle(delivery(Phase.SUCCEEDED, 1))
+    assert harness.journal[-3:] == ["write t1 Succeeded", "get t1", "write t1 Succeeded"]
+    assert harness.phases() == ["Pending", "Processing", "Succeeded"]
+    assert metrics.value(found, found="missing") == 1
+    warnings, ends, worse = told(caplog)
+    assert len(warnings) == 2 and len(ends) == 2 and worse == []
+
+
+async def test_a_write_unanswered_while_its_task_was_replaced_is_not_made(
+    harness: Harness,
+) -> None:
+    await harness.tracker.observe(harness.create())
+    api, write = harness.api, harness.api.replace_status
+
+    async def replaced_meanwhile(*args: Any) -> dict[str, Any]:
+        try:
+            return await write(*args)
+        finally:  # deleted, and made again under the same name, while no answer came
+            harness.body()["metadata"]["uid"] = "uid-another"
+
+    api.replace_status = replaced_meanwhile  # type: ignore[method-assign,assignment]
+    api.unanswered_next = [False]
+    await harness.inbox.handle(delivery(Phase.PROCESSING, 0))
+    assert harness.journal[-2:] == ["write t1 Processing", "get t1"]
+    assert harness.logic.table.get("uid-t1") is None  # forgotten, as a task that is gone
+
+
 def test_only_an_unreachable_or_overloaded_apiserver_counts_as_unavailable() -> None:
     assert unavailable(ConnectionRefusedError(111, "refused"))
     assert unavailable(aiohttp.ServerDisconnectedError())
@@ -127,6 +174,22 @@ def test_only_an_unreachable_or_overloaded_apiserver_counts_as_unavailable() -> 
     assert unavailable(ValueError("bug")) is None
     said = unavailable(ApiError(503, {"reason": "ServiceUnavailable", "message": "not now"}))
     assert str(said) == "503 ServiceUnavailable: not now"
+
+
+def test_a_failure_after_the_request_went_out_may_have_been_applied() -> None:
+    def maybe(exc: BaseException) -> bool:
+        said = unavailable(exc)
+        assert said is not None
+        return said.maybe_applied
+
+    assert maybe(TimeoutError())  # the client gave up waiting: the apiserver logs a 504
+    assert maybe(aiohttp.ServerDisconnectedError())
+    assert maybe(ApiError(504, {"reason": "Timeout"})) and maybe(ApiError(500, {}))
+    # Turned away before it was handled, or never sent: not applied.
+    assert not maybe(ApiError(429, {})) and not maybe(ApiError(503, {}))
+    assert not maybe(ConnectionRefusedError(111, "refused"))
+    key = aiohttp.client_reqrep.ConnectionKey("apiserver", 443, True, True, None, None, None)
+    assert not maybe(aiohttp.ClientConnectorError(key, OSError(111, "refused")))
 
 
 async def test_the_adapter_raises_unavailable_when_nothing_answers() -> None:
