@@ -15,10 +15,19 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from asynctask_gateway.history import HistoryQuery, encode_continue
+from asynctask_gateway.history import (
+    TABLE,
+    HistoryQuery,
+    encode_continue,
+    keys_statement,
+    rows_statement,
+)
 from asynctask_worker.views import TaskView, task_view
 
-TABLE = "asynctask_history"
+#: A page reads candidates' keys in rounds (more only when rows with long labels, which the
+#: keys cannot judge, fail the selector): at most this many, the later ones larger.
+MAX_ROUNDS = 6
+MAX_BATCH = 2000
 _PAYLOADS = ("spec", "request", "result", "error", "status", "annotations")
 _COLUMNS = "namespace, name, uid, labels, created_at, finished_at, " + ", ".join(
     f"{p}, {p}_text" for p in _PAYLOADS
@@ -92,21 +101,32 @@ class ArchiveReader:
     async def page(
         self, namespace: str, query: HistoryQuery
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a namespace's history, newest first, and the next page's token."""
-        conditions = ["namespace = %s", *query.conditions]
-        params: list[Any] = [namespace, *query.params]
-        if query.after is not None:
-            conditions.append("(finished_at, uid) < (%s, %s)")
-            params += list(query.after)
-        sql = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE {' AND '.join(conditions)} "
-            "ORDER BY finished_at DESC, uid DESC LIMIT %s"
-        )
+        """One page of a namespace's history, newest first, and the next page's token.
+
+        Keys first (an index-only scan that stops at the page's end), then only those rows
+        (:func:`keys_statement`, :func:`rows_statement`). If candidates whose long labels
+        the index cannot judge fail the selector, the page reads more keys, in at most
+        :data:`MAX_ROUNDS` rounds; past them it ends short, with a token to go on from the
+        last key judged (a page may hold fewer than ``limit`` items and still have more)."""
+        rows: list[tuple[Any, ...]] = []
+        after, batch = query.after, query.limit + 1
+        last: tuple[Any, ...] | None = None
         async with self._pool.connection() as conn:
             await conn.execute(b"SET LOCAL statement_timeout = 5000")
-            cur = await conn.execute(sql.encode(), [*params, query.limit + 1])
-            rows = await cur.fetchall()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        token = encode_continue(rows[-1][5], rows[-1][2]) if more and rows else None
+            for _ in range(MAX_ROUNDS):
+                sql, params = keys_statement(namespace, query, after, batch)
+                keys = await (await conn.execute(sql.encode(), params)).fetchall()
+                if keys:
+                    sql, params = rows_statement(namespace, query, keys, _COLUMNS)
+                    rows += await (await conn.execute(sql.encode(), params)).fetchall()
+                if len(rows) > query.limit or len(keys) < batch:
+                    last = None
+                    break
+                last = after = (keys[-1][0], keys[-1][1])
+                batch = min(2 * batch, MAX_BATCH)
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            token: str | None = encode_continue(rows[-1][5], rows[-1][2])
+        else:
+            token = encode_continue(last[0], last[1]) if last is not None else None
         return [as_object(r) for r in rows], token

@@ -10,6 +10,14 @@ are upserts keyed by uid.
 
 Migrations are numbered and applied in order, each once (:mod:`migrate`); a released one
 is never edited, a change is a new one.
+
+Migration 2 adds ``labels_key``: the labels again, but only when their compact JSON text is
+at most :data:`LABELS_KEY_MAX` bytes (NULL above, and on rows archived before it), and an
+index on ``(namespace, finished_at, uid)`` carrying it with queue, phase and creator. A
+label-selected page's keys come from that index alone (an index-only scan: no heap page
+read for a row the selector drops); only the page's rows are then read whole. A B-tree
+entry holds at most about 2.7 KB, hence the bound; a row whose copy is NULL is a candidate
+the row read checks against its full ``labels`` (``docs/history.md``).
 """
 
 from __future__ import annotations
@@ -21,6 +29,9 @@ TABLE = "asynctask_history"
 #: The key of the advisory lock migrations and partition changes run under.
 LOCK_KEY = 0x41_53_59_4E_43_48  # "ASYNCH"
 _PREFIX = f"{TABLE}_p"
+#: The longest labels (compact JSON text, bytes) copied into ``labels_key``: well below a
+#: B-tree entry's limit (about 2,700 bytes with the namespace, time and uid beside it).
+LABELS_KEY_MAX = 1536
 
 
 @dataclass(frozen=True)
@@ -72,6 +83,20 @@ CREATE INDEX {TABLE}_ns_creator_time
     ON {TABLE} (namespace, creator, finished_at DESC, uid DESC);
 CREATE INDEX {TABLE}_ns_name_time ON {TABLE} (namespace, name, finished_at DESC);
 CREATE INDEX {TABLE}_labels ON {TABLE} USING gin (labels);
+""",
+    ),
+    Migration(
+        2,
+        "labels_key: a bounded copy of the labels, and the keyset index carrying it",
+        # ADD COLUMN without a default is a catalog change; existing rows keep NULL (no
+        # backfill here: rewriting every row under the migration lock is not cheap), and
+        # the reader checks such rows against their full labels. The new index has the
+        # same keys as _ns_time, which it replaces.
+        f"""
+ALTER TABLE {TABLE} ADD COLUMN labels_key jsonb;
+CREATE INDEX {TABLE}_ns_time_keys ON {TABLE} (namespace, finished_at DESC, uid DESC)
+    INCLUDE (queue, phase, creator, labels_key);
+DROP INDEX {TABLE}_ns_time;
 """,
     ),
 )
