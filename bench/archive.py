@@ -49,7 +49,7 @@ from archive_data import report_size, size
 from stack import load
 
 from asynctask_gateway.archive import ArchiveReader
-from asynctask_gateway.history import HistoryQuery
+from asynctask_gateway.history import HistoryQuery, keys_statement
 from asynctask_operator.archive.schema import TABLE, partition_day, partition_ddl
 from asynctask_operator.archive.store import PostgresArchive
 from testbed import PostgreSQL
@@ -250,10 +250,9 @@ KINDS = ("queue+phase+day", "label+day", "queue+phase+label+day", "rare label, a
 
 
 def statement(namespace: str, query: HistoryQuery) -> tuple[str, list[Any]]:
-    """The reader's list statement (``ArchiveReader.page``), for EXPLAIN."""
-    conditions = " AND ".join(["namespace = %s", *query.conditions])
-    sql = f"SELECT * FROM {TABLE} WHERE {conditions} ORDER BY finished_at DESC, uid DESC LIMIT %s"
-    return sql, [namespace, *query.params, query.limit + 1]
+    """The first step of the reader's list (``ArchiveReader.page``), for EXPLAIN: the page's
+    keys (the second step reads those 101 rows by key)."""
+    return keys_statement(namespace, query, query.after, query.limit + 1)
 
 
 async def measure(url: str, samples: int, start: datetime, days: int, rows: int) -> None:
