@@ -124,6 +124,11 @@ async def test_nul_bytes_surrogates_deep_json_and_huge_labels_read_back_exactly(
     assert back["error"] == body["status"]["error"]
     assert back["annotations"]["note"] == "a\x00b"
     assert back["labels"] == labels
+    # Too long for the keyset index's bounded copy: none is kept (the reader then checks
+    # the full labels); a short one is kept whole.
+    assert record.labels_key is None
+    short = record_of(task("short"))
+    assert short is not None and short.labels_key == short.labels == '{"app":"a"}'
     # The labels are jsonb: the GIN index's containment finds the row.
     found = await rows(
         database_url,
@@ -151,6 +156,12 @@ async def test_the_listing_queries_use_the_indexes(database_url: str) -> None:
         ),
         "labels": f'SELECT uid FROM {TABLE} WHERE labels @> \'{{"app": "b"}}\'',
     }
+    # A label-selected page's keys come from the index alone (no table read).
+    keys = (
+        f"SELECT finished_at, uid FROM {TABLE} WHERE namespace = 'ns' AND (labels_key IS "
+        f'NULL OR (labels_key @> \'{{"app": "a"}}\')) ORDER BY finished_at DESC, uid DESC '
+        "LIMIT 50"
+    )
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         await conn.execute("ANALYZE " + TABLE)
         await conn.execute("SET enable_seqscan = off")  # a tiny table: ask what it could use
@@ -158,6 +169,14 @@ async def test_the_listing_queries_use_the_indexes(database_url: str) -> None:
             cur = await conn.execute(("EXPLAIN " + sql).encode())
             plan = "\n".join(str(r[0]) for r in await cur.fetchall())
             assert "Seq Scan" not in plan, f"{what}:\n{plan}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("VACUUM " + TABLE)  # the visibility map index-only scans need
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute("SET enable_bitmapscan = off")
+        plan = "\n".join(
+            str(r[0]) for r in await (await conn.execute("EXPLAIN " + keys)).fetchall()
+        )
+        assert "Index Only Scan using asynctask_history_p" in plan, plan
 
 
 async def test_retention_drops_whole_partitions_of_days_past_it(database_url: str) -> None:
