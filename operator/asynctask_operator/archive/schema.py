@@ -97,6 +97,12 @@ ALTER TABLE {TABLE} ADD COLUMN labels_key jsonb;
 CREATE INDEX {TABLE}_ns_time_keys ON {TABLE} (namespace, finished_at DESC, uid DESC)
     INCLUDE (queue, phase, creator, labels_key);
 DROP INDEX {TABLE}_ns_time;
+-- A rare label over a long range: its keys from a bitmap of the copy's GIN index, OR-ed
+-- with the (few) rows without a copy. It takes over from the GIN index on labels.
+CREATE INDEX {TABLE}_labels_key ON {TABLE} USING gin (labels_key);
+CREATE INDEX {TABLE}_ns_time_nokey ON {TABLE} (namespace, finished_at DESC, uid DESC)
+    WHERE labels_key IS NULL;
+DROP INDEX {TABLE}_labels;
 """,
     ),
 )
