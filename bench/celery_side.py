@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cpu
 from stack import Stack, load
 
 from testbed._proc import spawn, stop
@@ -32,7 +33,8 @@ def ensure_celery() -> None:
     subprocess.run([str(PYTHON), "-m", "pip", "install", "-q", "celery>=5.5,<6"], check=True)
 
 
-def burst(stack: Stack, tasks: int, concurrency: int) -> float:
+def burst(stack: Stack, tasks: int, concurrency: int) -> tuple[float, float]:
+    """Tasks/s and the CPU ms a task of Celery's worker and RabbitMQ."""
     ensure_celery()
     env = dict(stack.env, BENCH_AMQP_URL=stack.rmq.url, PYTHONPATH=str(HERE))
     log = stack.logs / "celery-worker.log"
@@ -50,18 +52,26 @@ def burst(stack: Stack, tasks: int, concurrency: int) -> float:
         f"threads ({load()})",
         flush=True,
     )
-    try:
-        client = subprocess.run(
-            [str(PYTHON), str(HERE / "celery_app.py"), "--tasks", str(tasks)],
+
+    def client(count: int) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(PYTHON), str(HERE / "celery_app.py"), "--tasks", str(count)],
             env=env,
             stdout=subprocess.PIPE,
             text=True,
             check=True,
             timeout=600,
         )
+
+    assert stack.rmq.pid is not None
+    meter = cpu.Meter({"celery worker": [worker.pid], "RabbitMQ": [stack.rmq.pid]})
+    try:
+        client(1)  # the worker is up, its start-up is not counted
+        meter.start()
+        lines = client(tasks).stdout.strip().splitlines()
+        used = meter.stop()
     finally:
         stop(worker)
-    lines = client.stdout.strip().splitlines()
     print("\n".join(lines[:-1]), flush=True)
     timing = json.loads(lines[-1])
     rate = tasks / timing["took"]
@@ -70,4 +80,6 @@ def burst(stack: Stack, tasks: int, concurrency: int) -> float:
         f"{timing['took']:.1f}s: {rate:.1f} tasks/s ({load()})",
         flush=True,
     )
-    return rate
+    print("\n".join(cpu.per_task_lines("celery", used, tasks)))
+    print("  (the client's process, with its start-up, is not counted)")
+    return rate, cpu.total_ms(used, tasks)

@@ -144,6 +144,26 @@ class KubeApi:
             except (aiohttp.ClientError, ValueError, asyncio.IncompleteReadError) as exc:
                 print(f"  (the watch of {namespace} ended: {exc!r}; listing again)", flush=True)
 
+    async def request_stats(self) -> dict[str, tuple[float, float]]:
+        """Requests served so far by ``VERB resource[/sub]``: (count, seconds spent on
+        them), from ``apiserver_request_total`` and ``apiserver_request_duration_seconds``
+        (a watch counts once, when it ends; its seconds are its lifetime), plus
+        ``watch-events resource``: the events the apiserver sent to watchers."""
+        async with self.session.get(f"{self.server}/metrics") as resp:
+            text = await resp.text()
+        stats: dict[str, list[float]] = {}
+        for line in text.splitlines():
+            if line.startswith("apiserver_request_total{"):
+                key, column = _request_key(line), 0
+            elif line.startswith("apiserver_request_duration_seconds_sum{"):
+                key, column = _request_key(line), 1
+            elif line.startswith("apiserver_watch_events_total{"):
+                key, column = "watch-events " + _label(line, "resource"), 0
+            else:
+                continue
+            stats.setdefault(key, [0.0, 0.0])[column] += float(line.rsplit(" ", 1)[1])
+        return {k: (v[0], v[1]) for k, v in stats.items()}
+
     async def request_count(self, verb: str, resource: str) -> float:
         """apiserver_request_total for ``verb`` (GET, LIST, WATCH...) on ``resource``."""
         async with self.session.get(f"{self.server}/metrics") as resp:
@@ -157,3 +177,16 @@ class KubeApi:
             ):
                 total += float(line.rsplit(" ", 1)[1])
         return total
+
+
+def _label(line: str, name: str) -> str:
+    start = line.find(f'{name}="')
+    if start < 0:
+        return ""
+    start += len(name) + 2
+    return line[start : line.index('"', start)]
+
+
+def _request_key(line: str) -> str:
+    sub = _label(line, "subresource")
+    return f"{_label(line, 'verb')} {_label(line, 'resource')}" + (f"/{sub}" if sub else "")

@@ -116,6 +116,22 @@ class Stack:
             stop(worker)
         self.workers.clear()
 
+    def control_plane_pids(self) -> dict[str, list[int]]:
+        """The apiserver's and etcd's processes (CPU accounting, ``cpu.Meter``)."""
+        pids = self.cp.pids()
+        return {name: [pids[name]] for name in ("kube-apiserver", "etcd") if name in pids}
+
+    def component_pids(self) -> dict[str, list[int]]:
+        """Every component a task's path crosses, and the controller manager (which is
+        no part of it, shown apart)."""
+        out = self.control_plane_pids()
+        out["operator"] = [self.operator.pid] if self.operator is not None else []
+        out["worker"] = [w.pid for w in self.workers]
+        out["RabbitMQ"] = [self.rmq.pid] if self.rmq.pid is not None else []
+        if "kube-controller-manager" in self.cp.pids():
+            out["kube-controller-manager"] = [self.cp.pids()["kube-controller-manager"]]
+        return out
+
     def operator_metric(self, name: str) -> float:
         """One unlabelled series of the operator's metrics (NaN if it does not answer)."""
         try:
@@ -143,17 +159,6 @@ class Stack:
                 per_task[str(w["name"])] += 1
         return collections.Counter(per_task[name] for name in creates)
 
-    def other_writes(self, namespace: str) -> collections.Counter[str]:
-        """Writes besides creates and status PATCHes (Events, deletes...)."""
-        return collections.Counter(
-            f"{w['verb']} {w['resource']}"
-            for w in self.cp.writes(namespace)
-            if not (
-                w["resource"] == "asynctasks"
-                and (w["verb"] == "create" or w["subresource"] == "status")
-            )
-        )
-
 
 def _stamp(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp()
@@ -164,7 +169,8 @@ def audit_latencies(audit_log: Path, namespace: str) -> tuple[list[float], list[
     (the audit log, microseconds), not from when a watch delivered the change: on a loaded
     machine watch delivery lags. A task's last status write is its terminal one (no
     webhook, no progress write for a no-op task); with three writes the second one is
-    Processing, with two the start was folded into the terminal write."""
+    Processing, with two the start was folded into the terminal write, with one the Pending
+    record was folded into it as well."""
     created: dict[str, float] = {}
     writes: dict[str, list[float]] = collections.defaultdict(list)
     for line in audit_log.read_text().splitlines():
@@ -183,8 +189,8 @@ def audit_latencies(audit_log: Path, namespace: str) -> tuple[list[float], list[
     started, done = [], []
     for name, at in created.items():
         mine = writes.get(name, [])
-        if len(mine) >= 2:
-            started.append(mine[1] - at)
+        if mine:  # with one write (Pending folded into the end too) it is all three
+            started.append(mine[min(1, len(mine) - 1)] - at)
             done.append(mine[-1] - at)
     return sorted(started), sorted(done)
 

@@ -7,14 +7,16 @@ Modes (each starts its own control plane, RabbitMQ, operator and worker, and pri
 it does while it runs; every figure is printed with the load average):
 
 * ``burst``: --tasks created at once; tasks/s until all Succeeded, create→Processing and
-  create→Succeeded percentiles, status writes per task (audit log). Runs ``ceiling`` in
-  the same run first (--no-ceiling to skip it) and prints the ratio; with --celery, then
-  the same burst through Celery on the same RabbitMQ, and that ratio.
-* ``ceiling``: exactly the operator's API writes for --tasks tasks (a create and three
-  status JSON patches each, as the operator sends them) from an asyncio/aiohttp client with
-  --connections requests in flight: what the apiserver takes, in task-equivalents/s.
-* ``rate``: --rate new tasks/s for --seconds; latency percentiles and the backlog (created,
-  not yet Succeeded) every 5 s.
+  create→Succeeded percentiles, the mutating calls per task (audit log: mean, min, p50,
+  max, histogram, patterns), CPU ms per task of each component (``cpu.py``) and what the
+  apiserver served (its request metrics). Then, with the operator and worker stopped, the
+  ceiling (``ceiling.py``, --no-ceiling to skip it): the apiserver alone taking the burst's
+  own measured write pattern, task for task, and the 3-write budget as a second line; the
+  ratios. With --celery, then the same burst through Celery on the same RabbitMQ, its CPU
+  per task, and the ratios. --profile FILE: py-spy the operator during the burst.
+* ``ceiling``: the apiserver alone taking --tasks x (a create and three status patches).
+* ``rate``: --rate new tasks/s for --seconds; latency percentiles, the backlog (created,
+  not yet Succeeded) every 5 s and whether it stayed flat, CPU ms per task.
 * ``scale``: --tasks Pending tasks and no worker; operator RSS and bytes per task; then an
   operator restart: time until the deadlines are rebuilt and a new task is queued, and the
   single-object GETs of AsyncTasks the restart cost (apiserver metrics).
@@ -32,12 +34,16 @@ from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import ceiling
 import celery_side
+import cpu
+import profiler
+from audit import Writes
+from ceiling import NOOP
 from kubeapi import KubeApi
 from stack import Stack, audit_latencies, load, rss_bytes
 
 TERMINAL = {"Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
-NOOP = {"queue": "hello", "request": {"steps": 1, "step_seconds": 0}}
 
 
 class Recorder:
@@ -104,107 +110,34 @@ async def create_all(
     await asyncio.gather(*(one(n) for n in names))
 
 
-# ceiling ----------------------------------------------------------------------------------
-
-
-def _statuses(queued: str) -> list[dict[str, Any]]:
-    """Three statuses shaped like the operator's (Pending, Processing, Succeeded)."""
-
-    def cond(kind: str, true: bool) -> dict[str, Any]:
-        return {
-            "type": kind,
-            "status": "True" if true else "False",
-            "reason": "Bench",
-            "message": "",
-            "lastTransitionTime": queued,
-            "observedGeneration": 1,
-        }
-
-    def status(phase: str, **more: Any) -> dict[str, Any]:
-        done = phase == "Succeeded"
-        return {
-            "phase": phase,
-            "observedGeneration": 1,
-            "queuedTime": queued,
-            "conditions": [
-                cond("Ready", done),
-                cond("Completed", done),
-                cond("Reconciling", not done),
-                cond("Stalled", False),
-            ],
-            **more,
-        }
-
-    return [
-        status("Pending", progress=0, message="queued"),
-        status("Processing", attempts=1, startTime=queued, worker="bench-1", progress=0),
-        status(
-            "Succeeded",
-            attempts=1,
-            startTime=queued,
-            completionTime=queued,
-            worker="bench-1",
-            progress=100,
-            result={"greeting": "Hello, world!"},
-        ),
-    ]
-
-
-async def ceiling(stack: Stack, tasks: int, connections: int) -> float:
-    print(
-        f"ceiling: {tasks} x (create + 3 status JSON patches), asyncio + aiohttp, "
-        f"{connections} requests in flight ({load()})",
-        flush=True,
-    )
-    statuses = _statuses(time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()))
-    done = 0
-    async with KubeApi(stack.cp.kubeconfig, connections) as api:
-        sem = asyncio.Semaphore(connections)
-
-        async def one(i: int) -> None:
-            nonlocal done
-            async with sem:
-                name = f"ceiling-{i:06d}"
-                obj = await api.create_task("ceiling", name, NOOP)
-                for status in statuses:
-                    await api.replace_status("ceiling", name, obj["metadata"]["uid"], status)
-                done += 1
-
-        async def report(start: float) -> None:
-            while True:
-                await asyncio.sleep(2)
-                print(f"  {done}/{tasks} after {time.monotonic() - start:.1f}s", flush=True)
-
-        start = time.monotonic()
-        reporter = asyncio.create_task(report(start))
-        await asyncio.gather(*(one(i) for i in range(tasks)))
-        reporter.cancel()
-        took = time.monotonic() - start
-        await api.delete_all("ceiling")  # so that the operator, started next, never sees them
-    rate = tasks / took
-    print(
-        f"ceiling: {tasks} task-equivalents in {took:.1f}s: {rate:.1f} tasks/s, "
-        f"{4 * rate:.0f} requests/s ({load()})",
-        flush=True,
-    )
-    return rate
-
-
 # burst ------------------------------------------------------------------------------------
 
 
-async def burst(stack: Stack, tasks: int, parallel: int) -> float:
+async def burst(
+    stack: Stack,
+    tasks: int,
+    parallel: int,
+    profile: str = "",
+    namespace: str = "bench",
+    spec: dict[str, Any] = NOOP,
+) -> tuple[float, float]:
+    """The burst; returns tasks/s end to end and the CPU ms a task of the whole system."""
     rec = Recorder()
     names = [f"burst-{i:06d}" for i in range(tasks)]
     print(
         f"burst: creating {tasks} no-op tasks at once ({parallel} creates in flight; {load()})",
         flush=True,
     )
+    meter = cpu.Meter(stack.component_pids())
     async with KubeApi(stack.cp.kubeconfig, parallel + 2) as api:
-        watch = asyncio.create_task(rec.follow(api, "bench"))
+        watch = asyncio.create_task(rec.follow(api, namespace))
         await asyncio.sleep(0.5)  # the watch is established
+        requests = await api.request_stats()
+        spy = profiler.start(stack, profile)
+        client = time.process_time()
+        meter.start()
         start = time.monotonic()
-        creating = asyncio.create_task(create_all(api, "bench", names, NOOP, rec, parallel))
+        creating = asyncio.create_task(create_all(api, namespace, names, spec, rec, parallel))
         while len(rec.done) < tasks:
             await asyncio.sleep(1)
             print(
@@ -213,8 +146,11 @@ async def burst(stack: Stack, tasks: int, parallel: int) -> float:
                 flush=True,
             )
         await creating
+        used = dict(meter.stop(), **{"bench client": time.process_time() - client})
+        profiler.stop(spy)
         took = max(rec.done.values()) - start
         watch.cancel()
+        requests = profiler.delta(await api.request_stats(), requests)
     rate = tasks / took
     created = max(rec.created.values()) - start
     print(
@@ -223,8 +159,34 @@ async def burst(stack: Stack, tasks: int, parallel: int) -> float:
     )
     print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
     print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
-    report_writes(stack, "bench", tasks)
-    return rate
+    report_writes(stack, namespace, tasks)
+    return rate, report_cpu(used, requests, tasks, rate, meter.wall)
+
+
+EXTRA = ("bench client", "kube-controller-manager")
+
+
+def report_cpu(
+    used: dict[str, float],
+    requests: dict[str, tuple[float, float]],
+    tasks: int,
+    rate: float,
+    wall: float,
+) -> float:
+    """CPU ms a task per component, how much of the machine the burst used, and what the
+    apiserver served meanwhile; returns the total CPU ms a task."""
+    print("\n".join(cpu.per_task_lines("burst", used, tasks, extra=EXTRA)))
+    total = cpu.total_ms(used, tasks, extra=EXTRA)
+    cores = os.cpu_count() or 1
+    bound = cores * 1000 / total
+    busy = sum(s for n, s in used.items() if n not in EXTRA) / wall / cores
+    print(
+        f"  {cores} cores give {cores * 1000} CPU ms/s: {total:.1f} ms a task bounds the "
+        f"system at {bound:.0f} tasks/s; the burst ran at {rate:.1f} = {rate / bound:.2f} of "
+        f"that (the components used {busy:.0%} of the machine over {wall:.1f}s)"
+    )
+    print(profiler.request_lines(requests, tasks))
+    return total
 
 
 def report_writes(stack: Stack, namespace: str, tasks: int) -> None:
@@ -238,9 +200,7 @@ def report_writes(stack: Stack, namespace: str, tasks: int) -> None:
         f"  status writes per task: {total / tasks:.2f} on average; distribution "
         + ", ".join(f"{n} writes: {k} tasks" for n, k in sorted(dist.items()))
     )
-    others = stack.other_writes(namespace)
-    if others:
-        print(f"  other writes: {dict(others)}")
+    print("\n".join(Writes(stack.cp.audit_log, namespace).lines()))
 
 
 # fixed rate -------------------------------------------------------------------------------
@@ -250,9 +210,12 @@ async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
     rec = Recorder()
     total = int(rate * seconds)
     print(f"rate: {rate:g} new tasks/s for {seconds:g}s ({total} tasks; {load()})", flush=True)
+    meter = cpu.Meter(stack.component_pids())
     async with KubeApi(stack.cp.kubeconfig, 64) as api:
         watch = asyncio.create_task(rec.follow(api, "bench"))
         await asyncio.sleep(0.5)
+        client = time.process_time()
+        meter.start()
         start = time.monotonic()
         pending: set[asyncio.Task[Any]] = set()
 
@@ -278,12 +241,26 @@ async def fixed_rate(stack: Stack, rate: float, seconds: float) -> None:
                 next_report += 5
         await asyncio.gather(*pending)
         await poll(lambda: len(rec.done) >= total or time.monotonic() - start > seconds + 120)
+        used = dict(meter.stop(), **{"bench client": time.process_time() - client})
         watch.cancel()
     print(f"rate: {len(rec.done)}/{total} done ({load()})")
     print(latency_line("create→Processing (seen by a watch)", rec.latencies(rec.started)))
     print(latency_line("create→Succeeded (seen by a watch)", rec.latencies(rec.done)))
-    print(f"  backlog every 5 s: {backlog}")
+    print(f"  backlog every 5 s: {backlog}; {backlog_verdict(backlog, rate)}")
     report_writes(stack, "bench", total)
+    print("\n".join(cpu.per_task_lines("rate", used, total, extra=EXTRA)))
+
+
+def backlog_verdict(backlog: list[int], rate: float) -> str:
+    """Flat when the second half's largest backlog is within a second of work of the first
+    half's (the samples are instants of a noisy queue, so one sample is no trend)."""
+    if len(backlog) < 4:
+        return "too short to tell"
+    half = len(backlog) // 2
+    first, second = max(backlog[:half]), max(backlog[half:])
+    grew = second - first
+    verdict = "flat" if grew <= rate else "GROWING"
+    return f"{verdict} (largest in the first half {first}, in the second {second})"
 
 
 # scale ------------------------------------------------------------------------------------
@@ -447,18 +424,18 @@ def main() -> int:
     )
     parser.add_argument("--rate", type=float, default=50)
     parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument(
+        "--profile", default="", help="burst: py-spy the operator into this file (raw format)"
+    )
     args = parser.parse_args()
     with Stack() as stack:
         if args.mode == "ceiling":
-            asyncio.run(ceiling(stack, args.tasks, args.connections))
+            asyncio.run(ceiling.replay(stack, [ceiling.THREE_WRITES] * args.tasks,
+                                       args.connections, "3 writes"))  # fmt: skip
             return 0
-        top = None
         if args.mode == "scale" and args.prefill:
             asyncio.run(prefilled(stack, args.tasks))
             return 0
-        if args.mode == "burst" and not args.no_ceiling:
-            # Before the operator starts, so that it neither sees nor handles these objects.
-            top = asyncio.run(ceiling(stack, args.tasks, args.connections))
         stack.start_operator()
         if args.mode == "scale":
             asyncio.run(scale(stack, args.tasks))
@@ -466,18 +443,35 @@ def main() -> int:
         for _ in range(args.workers):
             stack.start_worker(args.concurrency)
         if args.mode == "burst":
-            rate = asyncio.run(burst(stack, args.tasks, args.parallel))
-            if top is not None:
-                print(
-                    f"burst/ceiling: {rate:.1f} / {top:.1f} tasks/s = {rate / top:.0%} ({load()})"
-                )
-            if args.celery:
-                stack.stop_workers()  # Celery's worker gets the cores AsyncTask's had
-                other = celery_side.burst(stack, args.tasks, args.concurrency * args.workers)
-                print(f"asynctask/celery: {rate:.1f} / {other:.1f} tasks/s = {rate / other:.0%}")
+            run_burst(stack, args)
         else:
             asyncio.run(fixed_rate(stack, args.rate, args.seconds))
     return 0
+
+
+def run_burst(stack: Stack, args: argparse.Namespace) -> None:
+    """The burst, then (operator and worker stopped) the apiserver alone taking the
+    burst's own write pattern and the 3-write one, then Celery; the ratios."""
+    rate, total = asyncio.run(burst(stack, args.tasks, args.parallel, args.profile))
+    stack.stop_workers()  # the ceiling and Celery get the cores AsyncTask's parts had
+    stack.stop_operator()
+    if not args.no_ceiling:
+        pattern = Writes(stack.cp.audit_log, "bench").replay()
+        honest, _ = asyncio.run(ceiling.replay(stack, pattern, args.connections, "measured"))
+        three, _ = asyncio.run(
+            ceiling.replay(stack, [ceiling.THREE_WRITES] * len(pattern), args.connections,
+                           "3 writes")
+        )  # fmt: skip
+        # What a create alone costs the apiserver; the difference is the status patches'.
+        asyncio.run(ceiling.replay(stack, [()] * len(pattern), args.connections, "creates only"))
+        print(f"burst/ceiling (the burst's measured writes): {rate:.1f} / {honest:.1f} "
+              f"tasks/s = {rate / honest:.2f} ({load()})")  # fmt: skip
+        print(f"burst/ceiling (3 status writes a task, the budget): {rate:.1f} / "
+              f"{three:.1f} tasks/s = {rate / three:.2f}")  # fmt: skip
+    if args.celery:
+        other, celery_ms = celery_side.burst(stack, args.tasks, args.concurrency * args.workers)
+        print(f"asynctask/celery: {rate:.1f} / {other:.1f} tasks/s = {rate / other:.2f}; "
+              f"CPU ms a task {total:.1f} / {celery_ms:.1f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -8,6 +8,8 @@
 #   - a Python virtualenv in .venv with the project (editable) and its dev tools
 #   - the pinned control plane (etcd, kube-apiserver, kube-controller-manager, kubectl),
 #     built from Go modules and cached in ~/.cache/asynctask
+#   - for the TypeScript worker SDK's tests (not with --dev): worker-ts/node_modules, by
+#     `npm ci` from its lockfile when the lockfile changed (hack/worker-ts/install.sh)
 #   - for the chart's tests (not with --dev, which the dev stack passes): the pinned helm,
 #     and the KEDA and ServiceMonitor CRDs, from their Go modules, cached the same way
 # Each step says what it does; a step that has nothing to do says so and takes a second.
@@ -59,6 +61,8 @@ bash hack/controlplane/build.sh >/dev/null
 if [ "${1:-}" = "--dev" ]; then
   exit 0  # the dev stack needs no helm; the tests do
 fi
+say "worker-ts: npm ci when its package-lock.json changed (npm's cache in ~/.cache/asynctask)"
+bash hack/worker-ts/install.sh
 say "helm (built once from its pinned Go module, then cached)"
 bash hack/helm/build.sh >/dev/null
 say "third-party CRDs for the chart's tests (KEDA, ServiceMonitor; pinned modules, cached)"
@@ -80,3 +84,5 @@ fi
 bash hack/node/build.sh >/dev/null
 say "the test bed's images (pause, Debian base, the project's Dockerfile; cached by the hash of their inputs)"
 PYTHONPATH=hack .venv/bin/python -m testbed.images >/dev/null
+say "the TypeScript example worker's image (worker-ts/examples/Dockerfile FROM a Debian-made Node base)"
+PYTHONPATH=hack .venv/bin/python -m testbed.ts_image >/dev/null

@@ -90,6 +90,9 @@ export KUBECONFIG="$kubeconfig"
 say "building the image $IMAGE_REPOSITORY:$IMAGE_TAG (Dockerfile) and loading it into the cluster"
 docker build -t "$IMAGE_REPOSITORY:$IMAGE_TAG" .
 "$kind" load docker-image "$IMAGE_REPOSITORY:$IMAGE_TAG" --name "$CLUSTER"
+say "building the TypeScript example worker (worker-ts/examples/Dockerfile, its default base)"
+docker build -f worker-ts/examples/Dockerfile -t "$IMAGE_REPOSITORY-ts-worker:$IMAGE_TAG" worker-ts
+"$kind" load docker-image "$IMAGE_REPOSITORY-ts-worker:$IMAGE_TAG" --name "$CLUSTER"
 
 say "RabbitMQ in the cluster (hack/kind/rabbitmq.yaml)"
 "$kubectl" create namespace "$BROKER_NAMESPACE"
@@ -127,6 +130,7 @@ say "pytest tests/e2e tests/incluster against the kind cluster"
 ASYNCTASK_E2E_KUBECONFIG="$kubeconfig" \
 ASYNCTASK_INCLUSTER_KUBECONFIG="$kubeconfig" \
 ASYNCTASK_INCLUSTER_IMAGE="$IMAGE_REPOSITORY:$IMAGE_TAG" \
+ASYNCTASK_INCLUSTER_TS_IMAGE="$IMAGE_REPOSITORY-ts-worker:$IMAGE_TAG" \
 ASYNCTASK_INCLUSTER_AMQP_URL="amqp://guest:guest@$broker:5672/kind-chart" \
 ASYNCTASK_INCLUSTER_MANAGEMENT_URL="http://guest:guest@$broker:15672" \
 ASYNCTASK_E2E_AMQP_URL="amqp://guest:guest@127.0.0.1:$amqp_port/%2F" \

@@ -13,6 +13,7 @@ the tests that count API writes). Unset, the fixtures start their own services.
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import urllib.parse
 import uuid
@@ -102,6 +103,13 @@ def control_plane() -> Iterator[ControlPlane]:
         cp.kubectl("apply", "--server-side", "--force-conflicts", "-f", str(ADMISSION))
         yield cp
         return
+    with local_control_plane() as cp:
+        yield cp
+
+
+@contextlib.contextmanager
+def local_control_plane() -> Iterator[ControlPlane]:
+    """A control plane of the test bed's, with AsyncTask's CRDs and admission policy."""
     with ControlPlane() as cp:
         cp.install_crd(CRD)
         cp.install_crd(SCHEDULE_CRD)

@@ -27,6 +27,7 @@ from asynctask_client.errors import (
     WaitTimeout,
 )
 from asynctask_client.live import follow
+from asynctask_client.reading import cmd_get, cmd_resubmit, cmd_result, read_arguments, show
 from asynctask_worker._entrypoint import version_line
 
 EPILOG = """exit codes:
@@ -82,11 +83,11 @@ def parser() -> argparse.ArgumentParser:
 
     submit_arguments(command("submit", "create a task"))
     for name, text in (
-        ("get", "show a task"),
-        ("describe", "a task in detail"),
+        ("get", "show a task (by name, or by uid through the gateway)"),
         ("result", "print the result of a task that ended"),
     ):
-        command(name, text).add_argument("name")
+        read_arguments(command(name, text))
+    command("describe", "a task in detail").add_argument("name")
     for name, text in (
         ("cancel", "cancel a task, or every task matching -l (the records are kept)"),
         ("delete", "delete a task, or every task matching -l"),
@@ -203,10 +204,6 @@ def labels(pairs: list[str]) -> dict[str, str]:
     return out
 
 
-def show(args: argparse.Namespace, task: Task, text: str) -> None:
-    print(render.machine(task.view.to_json(), args.output) if args.output else text)
-
-
 def finish(args: argparse.Namespace, task: Task, *, live: bool, timeout: float | None) -> int:
     """Follow to the end (live on a terminal unless ``-o``), then the outcome."""
     if live and not args.output:
@@ -258,12 +255,6 @@ def cmd_submit(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-def cmd_get(args: argparse.Namespace, client: Client) -> int:
-    task = client.get(args.name)
-    show(args, task, render.table([task.view]))
-    return 0
-
-
 def cmd_list(args: argparse.Namespace, client: Client) -> int:
     if args.archived:
         tasks = client.history(
@@ -287,12 +278,6 @@ def cmd_list(args: argparse.Namespace, client: Client) -> int:
     return 0
 
 
-def cmd_resubmit(args: argparse.Namespace, client: Client) -> int:
-    task = client.resubmit(args.name)
-    show(args, task, f"asynctask/{task.name} created from {args.name}")
-    return 0
-
-
 def cmd_describe(args: argparse.Namespace, client: Client) -> int:
     details = client.describe(args.name)
     if args.output:
@@ -310,19 +295,6 @@ def cmd_describe(args: argparse.Namespace, client: Client) -> int:
     else:
         print(render.describe(details))
     return 0
-
-
-def cmd_result(args: argparse.Namespace, client: Client) -> int:
-    view = client.get(args.name).view
-    if not view.done:
-        print(f"the task {view.name} is still {view.phase.value}", file=sys.stderr)
-    elif view.error is not None:
-        print(f"{view.phase.value}: {view.error.reason}: {view.error.message}", file=sys.stderr)
-    elif args.output:
-        print(render.machine(view.result, args.output))
-    else:
-        print(json.dumps(view.result, ensure_ascii=False))
-    return render.exit_code(view)
 
 
 def cmd_cancel(args: argparse.Namespace, client: Client) -> int:

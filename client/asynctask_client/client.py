@@ -123,8 +123,11 @@ class Client:
                 task.view = task.latest(remaining)
         return task
 
-    def get(self, name: str) -> Task:
-        return Task(self, self.transport.get(name))
+    def get(self, name: str, *, archived: bool = False) -> Task:
+        """The task by name (through the gateway also by uid). Through the gateway, a task
+        that is no longer live is its latest archived run (``task.view.archived``);
+        ``archived=True`` reads the history archive's record only, even while it lives."""
+        return Task(self, self.transport.get(name, archived=archived))
 
     def list(
         self,

@@ -85,8 +85,9 @@ class GatewayTransport:
         )
         return TaskView.model_validate(answer)
 
-    def get(self, name: str) -> TaskView:
-        return TaskView.model_validate(self.http.call("GET", self._path(name))[1])
+    def get(self, name: str, *, archived: bool = False) -> TaskView:
+        params = {"archived": "true"} if archived else None
+        return TaskView.model_validate(self.http.call("GET", self._path(name), params=params)[1])
 
     def list(
         self, *, queue: str | None, phase: str | None, label_selector: str | None

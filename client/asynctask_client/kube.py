@@ -106,7 +106,9 @@ class KubeTransport:
             )
         return obj
 
-    def get(self, name: str) -> TaskView:
+    def get(self, name: str, *, archived: bool = False) -> TaskView:
+        if archived:
+            raise ApiError(400, "NeedsGateway", HISTORY_THROUGH_GATEWAY)
         return task_view(self.http.call("GET", self._path(name))[1])
 
     def list(

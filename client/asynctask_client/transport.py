@@ -139,7 +139,10 @@ class Transport(Protocol):
         self, submission: Submission, *, idempotency_key: str | None, wait: float | None
     ) -> TaskView: ...
 
-    def get(self, name: str) -> TaskView: ...
+    def get(self, name: str, *, archived: bool = False) -> TaskView:
+        """The task by name (or, through the gateway, by uid); live, else its latest
+        archived run; ``archived``: the history archive's record only."""
+        ...
 
     def list(
         self, *, queue: str | None, phase: str | None, label_selector: str | None

@@ -98,6 +98,15 @@ class ArchiveReader:
             row = await cur.fetchone()
         return as_object(row) if row is not None else None
 
+    async def by_uid(self, namespace: str, uid: str) -> dict[str, Any] | None:
+        """The archived run with this uid in a namespace (the primary key's first column),
+        as its object."""
+        sql = f"SELECT {_COLUMNS} FROM {TABLE} WHERE uid = %s AND namespace = %s LIMIT 1"
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(sql.encode(), (uid, namespace))
+            row = await cur.fetchone()
+        return as_object(row) if row is not None else None
+
     async def page(
         self, namespace: str, query: HistoryQuery
     ) -> tuple[list[dict[str, Any]], str | None]:

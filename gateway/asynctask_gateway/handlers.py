@@ -14,10 +14,10 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
-from asynctask_gateway.history_handlers import view_or_archived
 from asynctask_gateway.kube import ApiError, tasks_path
 from asynctask_gateway.listing import Query, page
-from asynctask_gateway.params import etag_matches, prefer_wait
+from asynctask_gateway.lookup import find_view
+from asynctask_gateway.params import etag_matches, parse_flag, prefer_wait
 from asynctask_gateway.problems import Problem, from_api_error, from_validation_error
 from asynctask_gateway.state import (
     CALL,
@@ -160,7 +160,12 @@ async def list_tasks(request: web.Request) -> web.StreamResponse:
 
 async def get_task(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
-    view = await view_or_archived(gw, call.namespace, call.name)  # live, else archived
+    try:
+        archived_only = parse_flag("archived", request.query.get("archived"))
+    except ValueError as exc:
+        raise Problem(400, "BadRequest", str(exc)) from exc
+    # By name or uid; live, else archived (lookup.py).
+    view = await find_view(gw, call.namespace, call.name, archived_only=archived_only)
     if etag_matches(request.headers.get("If-None-Match"), view.resource_version):
         return web.Response(status=304, headers=view_headers(view))
     return view_response(view)

@@ -168,6 +168,12 @@ QUERY: dict[str, dict[str, Any]] = {
         "schema": _string(patterns.RFC3339_TIME),
         "description": "Only tasks finished before this RFC 3339 time (not before since).",
     },
+    "archived": {
+        "schema": {"type": "boolean", "default": False},
+        "description": "true: the history archive's record only (the latest archived run of "
+        "that name, or the run with that uid), even while the task is live; 404 "
+        "ArchiveNotConfigured without an archive.",
+    },
     "timeout": {
         "schema": _string(patterns.DURATION),
         "description": "30s, 1.5s, 500ms, 1m or seconds; default 30s, at most "
@@ -195,6 +201,8 @@ HEADERS: dict[str, dict[str, Any]] = {
 }
 ROUTE_QUERIES = {
     "listTasks": ("queue", "phase", "labelSelector", "limit", "continue"),
+    "getTask": ("archived",),
+    "getTaskDetail": ("archived",),
     "waitTask": ("timeout",),
     "watchTasks": ("queue", "labelSelector"),
     "cancelTasks": ("labelSelector", "limit", "continue"),

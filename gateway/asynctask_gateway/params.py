@@ -51,3 +51,13 @@ def etag_matches(if_none_match: str | None, resource_version: str) -> bool:
         if tag.strip('"') == resource_version:
             return True
     return False
+
+
+def parse_flag(name: str, text: str | None) -> bool:
+    """A boolean query parameter: ``true`` or ``false`` (absent: false); anything else is
+    a ValueError that names it."""
+    if text is None or text == "false":
+        return False
+    if text == "true":
+        return True
+    raise ValueError(f"{name} must be true or false, not {text[:40]!r}")

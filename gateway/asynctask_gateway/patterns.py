@@ -84,6 +84,10 @@ WS_CHARS = " \t\n\r\f\v"
 PORT = r"([0-9]{1,4}|[1-5][0-9]{4}|6[0-4][0-9]{3}|65[0-4][0-9]{2}|655[0-2][0-9]|6553[0-5])"
 WEBHOOK_URL = rf'^https?://[A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?(:{PORT})?([/?][!"$-~]*)?$'
 
+#: A Kubernetes uid in its textual form (RFC 4122, lowercase as the apiserver writes it): a
+#: task is found by it as well as by its name (``GET …/tasks/{uid}``, docs/history.md).
+UID = r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$"
+
 
 def matches(pattern: str, text: str) -> bool:
     """Whether ``pattern`` matches the whole of ``text`` (a final newline is not ``$``)."""

@@ -16,13 +16,11 @@ queue's tasks from then on, and the answer is the queue as the patch left it.
 
 from __future__ import annotations
 
-from typing import Any
-
 from aiohttp import web
 
-from asynctask_gateway.kube import API, ApiError
-from asynctask_gateway.problems import from_api_error
-from asynctask_gateway.state import CALL, GATEWAY, Gateway, Handler, json_response
+from asynctask_gateway.kube import API
+from asynctask_gateway.resource_calls import kube_call, spec_switch
+from asynctask_gateway.state import CALL, GATEWAY, Handler, json_response
 from asynctask_worker.resource_views import QueueView, queue_view
 
 PLURAL = "asyncqueues"
@@ -40,19 +38,12 @@ def queue_response(view: QueueView) -> web.Response:
     )
 
 
-async def _call(gw: Gateway, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    try:
-        return await gw.kube.request(method, path, **kw)
-    except ApiError as exc:
-        raise from_api_error(exc) from exc
-
-
 async def list_queues(request: web.Request) -> web.StreamResponse:
     gw = request.app[GATEWAY]
     params = {"limit": str(PAGE)}
     views: list[QueueView] = []
     while True:
-        answer = await _call(gw, "GET", queues_path(), params=params)
+        answer = await kube_call(gw, "GET", queues_path(), params=params)
         views += [queue_view(obj) for obj in answer.get("items") or []]
         token = (answer.get("metadata") or {}).get("continue")
         if not token:
@@ -64,27 +55,15 @@ async def list_queues(request: web.Request) -> web.StreamResponse:
 
 async def get_queue(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
-    return queue_response(queue_view(await _call(gw, "GET", queues_path(call.name))))
+    return queue_response(queue_view(await kube_call(gw, "GET", queues_path(call.name))))
 
 
-async def _pause(request: web.Request, paused: bool) -> web.StreamResponse:
-    gw, call = request.app[GATEWAY], request[CALL]
-    obj = await _call(
-        gw,
-        "PATCH",
-        queues_path(call.name),
-        body={"spec": {"paused": paused}},
-        content_type="application/merge-patch+json",
-    )
-    return queue_response(queue_view(obj))
-
-
-async def pause_queue(request: web.Request) -> web.StreamResponse:
-    return await _pause(request, True)
-
-
-async def resume_queue(request: web.Request) -> web.StreamResponse:
-    return await _pause(request, False)
+pause_queue = spec_switch(
+    lambda call: queues_path(call.name), "paused", True, lambda o: queue_response(queue_view(o))
+)
+resume_queue = spec_switch(
+    lambda call: queues_path(call.name), "paused", False, lambda o: queue_response(queue_view(o))
+)
 
 
 HANDLERS: dict[str, Handler] = {

@@ -83,7 +83,10 @@ API_ROUTES: tuple[Route, ...] = (
         TASK,
         "getTask",
         ("get",),
-        "One task's view; ETag is its resourceVersion (If-None-Match: 304).",
+        "One task's view, by its name or its uid; ETag is its resourceVersion "
+        "(If-None-Match: 304). A task that is no longer live is read from the history "
+        "archive (docs/history.md): by name its latest run, by uid that run; `archived: "
+        "true` in the view.",
         answers=(200, 304, 400, 404),
     ),
     Route(
@@ -157,7 +160,8 @@ API_ROUTES: tuple[Route, ...] = (
         "getTaskDetail",
         ("get",),
         "The whole record for a task page: the view, spec (with the request), status "
-        "(conditions, webhook delivery, lastError) and labels; read from the apiserver.",
+        "(conditions, webhook delivery, lastError) and labels; read from the apiserver, by "
+        "name or uid, or from the history archive when the task is no longer live.",
         answers=(200, 400, 404),
     ),
     Route(
@@ -167,7 +171,8 @@ API_ROUTES: tuple[Route, ...] = (
         ("list",),
         "The namespace's finished tasks from the history archive (docs/history.md), newest "
         "first, filtered by queue, phase, labelSelector, creator and a time range on the "
-        "finish time, paginated by `continue` (keyset); 404 ArchiveNotConfigured without one.",
+        "finish time, paginated by `continue` (keyset); each item `archived: false` while "
+        "that task is still live; 404 ArchiveNotConfigured without one.",
         answers=(200, 400, 404),
     ),
     Route(
@@ -176,7 +181,8 @@ API_ROUTES: tuple[Route, ...] = (
         "resubmitTask",
         ("get", "create"),
         "Create a new task from this one's spec and labels (live, or else its latest "
-        "archived run), labelled asynctask.dev/resubmitted-from with the original's uid: "
+        "archived run; by name or uid), labelled asynctask.dev/resubmitted-from with the "
+        "original's uid: "
         "202 with Location and the new task's view.",
         answers=(202, 400, 404),
     ),

@@ -18,8 +18,9 @@ from aiohttp import web
 from pydantic import ValidationError
 
 from asynctask_gateway.handlers import read_json
-from asynctask_gateway.kube import API, ApiError, tasks_path
-from asynctask_gateway.problems import Problem, from_api_error, from_validation_error
+from asynctask_gateway.kube import API, tasks_path
+from asynctask_gateway.problems import Problem, from_validation_error
+from asynctask_gateway.resource_calls import kube_call, spec_switch
 from asynctask_gateway.schedule_requests import PLURAL, ScheduleRequest, schedule_manifest
 from asynctask_gateway.state import (
     CALL,
@@ -56,15 +57,8 @@ def schedule_response(view: ScheduleView, status: int = 200, **headers: str) -> 
     )
 
 
-async def _call(gw: Gateway, method: str, path: str, **kw: Any) -> dict[str, Any]:
-    try:
-        return await gw.kube.request(method, path, **kw)
-    except ApiError as exc:
-        raise from_api_error(exc) from exc
-
-
 async def _read(gw: Gateway, call: Call) -> dict[str, Any]:
-    return await _call(gw, "GET", schedules_path(call.namespace, call.name))
+    return await kube_call(gw, "GET", schedules_path(call.namespace, call.name))
 
 
 def validate(raw: Any) -> ScheduleRequest:
@@ -81,7 +75,7 @@ async def list_schedules(request: web.Request) -> web.StreamResponse:
     params = {"limit": str(PAGE)}
     views: list[ScheduleView] = []
     while True:
-        answer = await _call(gw, "GET", schedules_path(call.namespace), params=params)
+        answer = await kube_call(gw, "GET", schedules_path(call.namespace), params=params)
         views += [schedule_view(obj) for obj in answer.get("items") or []]
         token = (answer.get("metadata") or {}).get("continue")
         if not token:
@@ -95,7 +89,7 @@ async def create_schedule(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
     req = validate(await read_json(request, gw.settings.max_body_bytes))
     body = schedule_manifest(req, call.namespace, user=call.user.name)
-    view = schedule_view(await _call(gw, "POST", schedules_path(call.namespace), body=body))
+    view = schedule_view(await kube_call(gw, "POST", schedules_path(call.namespace), body=body))
     return schedule_response(view, 201, Location=schedule_location(view))
 
 
@@ -106,7 +100,7 @@ async def get_schedule(request: web.Request) -> web.StreamResponse:
 
 async def delete_schedule(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
-    await _call(
+    await kube_call(
         gw,
         "DELETE",
         schedules_path(call.namespace, call.name),
@@ -115,24 +109,16 @@ async def delete_schedule(request: web.Request) -> web.StreamResponse:
     return web.Response(status=204)
 
 
-async def _suspend(request: web.Request, suspend: bool) -> web.StreamResponse:
-    gw, call = request.app[GATEWAY], request[CALL]
-    obj = await _call(
-        gw,
-        "PATCH",
-        schedules_path(call.namespace, call.name),
-        body={"spec": {"suspend": suspend}},
-        content_type="application/merge-patch+json",
-    )
+def _schedule_path(call: Call) -> str:
+    return schedules_path(call.namespace, call.name)
+
+
+def _respond(obj: dict[str, Any]) -> web.StreamResponse:
     return schedule_response(schedule_view(obj))
 
 
-async def suspend_schedule(request: web.Request) -> web.StreamResponse:
-    return await _suspend(request, True)
-
-
-async def resume_schedule(request: web.Request) -> web.StreamResponse:
-    return await _suspend(request, False)
+suspend_schedule = spec_switch(_schedule_path, "suspend", True, _respond)
+resume_schedule = spec_switch(_schedule_path, "suspend", False, _respond)
 
 
 async def trigger_schedule(request: web.Request) -> web.StreamResponse:
@@ -142,7 +128,7 @@ async def trigger_schedule(request: web.Request) -> web.StreamResponse:
     gw, call = request.app[GATEWAY], request[CALL]
     schedule = await _read(gw, call)
     body = manual_task(schedule, {CREATED_BY: call.user.name})
-    obj = await _call(gw, "POST", tasks_path(call.namespace), body=body)
+    obj = await kube_call(gw, "POST", tasks_path(call.namespace), body=body)
     view = gw.cache.seed(obj).view
     return view_response(view, 202, {"Location": location(view)})
 

@@ -18,9 +18,10 @@ from typing import Any
 
 from aiohttp import web
 
-from asynctask_gateway.kube import ApiError, tasks_path
 from asynctask_gateway.listing import Query, parse_selector
-from asynctask_gateway.problems import Problem, from_api_error
+from asynctask_gateway.lookup import find_object
+from asynctask_gateway.params import parse_flag
+from asynctask_gateway.problems import Problem
 from asynctask_gateway.state import CALL, GATEWAY, json_response
 from asynctask_gateway.streams import RECONNECT_MS, SSE_HEADERS
 from asynctask_worker.views import task_view
@@ -60,13 +61,15 @@ def frame(event: str, data: Any, event_id: str | None = None) -> bytes:
     return f"{head}event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n".encode()
 
 
-def detail(obj: Mapping[str, Any]) -> dict[str, Any]:
-    """A task page's record (pure): the view, the spec as written (with the request), the
-    status fields the view leaves out, and the labels and annotations."""
+def detail(obj: Mapping[str, Any], *, archived: bool = False) -> dict[str, Any]:
+    """A task page's record (pure): the view (``archived`` when read from the history
+    archive), the spec as written (with the request), the status fields the view leaves
+    out, and the labels and annotations."""
     meta: Mapping[str, Any] = obj.get("metadata") or {}
     status: Mapping[str, Any] = obj.get("status") or {}
+    view = task_view(obj).model_copy(update={"archived": archived})
     return {
-        "task": task_view(obj).to_json(),
+        "task": view.to_json(),
         "spec": dict(obj.get("spec") or {}),
         "status": {k: status[k] for k in DETAIL_STATUS if k in status},
         "labels": dict(meta.get("labels") or {}),
@@ -106,10 +109,12 @@ async def watch_tasks(request: web.Request) -> web.StreamResponse:
 
 async def get_task_detail(request: web.Request) -> web.StreamResponse:
     """One GET to the apiserver: the cache keeps a slim projection without the request,
-    and a task page is opened by a person, not by a fleet of clients."""
+    and a task page is opened by a person, not by a fleet of clients. By name or uid, and
+    from the history archive when the task is no longer live (lookup.py)."""
     gw, call = request.app[GATEWAY], request[CALL]
     try:
-        obj = await gw.kube.request("GET", tasks_path(call.namespace, call.name))
-    except ApiError as exc:
-        raise from_api_error(exc) from exc
-    return json_response(detail(obj), headers={"Cache-Control": "no-cache"})
+        archived_only = parse_flag("archived", request.query.get("archived"))
+    except ValueError as exc:
+        raise Problem(400, "BadRequest", str(exc)) from exc
+    obj, archived = await find_object(gw, call.namespace, call.name, archived_only=archived_only)
+    return json_response(detail(obj, archived=archived), headers={"Cache-Control": "no-cache"})

@@ -422,6 +422,10 @@ class ControlPlane(Service):
     def logs(self) -> dict[str, Path]:
         return {name: logfile for name, _, logfile in self._procs}
 
+    def pids(self) -> dict[str, int]:
+        """The process id of each running component (etcd, kube-apiserver...)."""
+        return {name: proc.pid for name, proc, _ in self._procs if proc.poll() is None}
+
     def _stop(self) -> None:
         for name, proc, _ in reversed(self._procs):
             log("controlplane", f"stopping {name}")

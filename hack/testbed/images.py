@@ -13,7 +13,11 @@ Each is a docker-archive tarball in the cache (``~/.cache/asynctask/images``), n
 hash of its inputs: a warm run reuses it, a changed input makes a new one. ``import_all``
 loads them into a containerd's ``k8s.io`` namespace, where the kubelet finds them.
 
-``python -m testbed.images`` builds all three and prints their archives and tags.
+* ``ts-worker``: the TypeScript example worker from ``worker-ts/examples/Dockerfile``, FROM a
+  local Node base image (``testbed.ts_image``).
+
+``python -m testbed.images`` builds the first three, ``python -m testbed.ts_image`` the last;
+they print their archives and tags.
 """
 
 from __future__ import annotations
@@ -128,7 +132,7 @@ def _run(args: list[str], what: str, **kwargs: object) -> str:
 
 
 @contextmanager
-def _building(out: Path) -> Iterator[bool]:
+def building(out: Path) -> Iterator[bool]:
     """Hold ``out``'s build lock; yields whether it still needs building (another process
     may have built it while this one waited), so concurrent runs build an image once."""
     with (out.parent / f"{out.name}.lock").open("w") as lock:
@@ -143,7 +147,7 @@ def _go_version() -> str:
 def pause_image() -> Image:
     key = hash_inputs([PAUSE_SRC, REPO / "hack/testbed/archive.py"], [_go_version()])
     out = cache_dir() / f"pause-{key}.tar"
-    with _building(out) as needed:
+    with building(out) as needed:
         if needed:
             _build_pause(out)
     return Image(out, PAUSE_IMAGE)
@@ -171,31 +175,32 @@ def base_image() -> Image:
     )
     tag = f"localhost/asynctask/python-base:{key}"
     out = cache_dir() / f"base-{key}.tar"
-    with _building(out) as needed:
+    with building(out) as needed:
         if needed:
             _build_base(out, tag)
     return Image(out, tag)
 
 
 def _build_base(out: Path, tag: str) -> None:
+    build_debian_image(out, tag, SUITE, BASE_PACKAGES, MMDEBSTRAP_OPTIONS, ["python3"])
+
+
+def build_debian_image(
+    out: Path, tag: str, suite: str, packages: list[str], options: list[str], cmd: list[str]
+) -> None:
+    """A base image: Debian ``suite`` with ``packages``, made by mmdebstrap."""
     log(
         "images",
-        f"building the base image: Debian {SUITE} + {' '.join(BASE_PACKAGES)} "
+        f"building a base image: Debian {suite} + {' '.join(packages)} "
         "(mmdebstrap, first run only)",
     )
     with tempfile.TemporaryDirectory(prefix="asynctask-base-") as tmp:
         rootfs = Path(tmp) / "rootfs.tar"
         _run(
-            [
-                "mmdebstrap",
-                *MMDEBSTRAP_OPTIONS,
-                f"--include={','.join(BASE_PACKAGES)}",
-                SUITE,
-                str(rootfs),
-            ],
+            ["mmdebstrap", *options, f"--include={','.join(packages)}", suite, str(rootfs)],
             "mmdebstrap",
         )
-        write_docker_archive(out, tag, [rootfs], env=BASE_ENV, cmd=["python3"])
+        write_docker_archive(out, tag, [rootfs], env=BASE_ENV, cmd=cmd)
 
 
 def _buildah(storage: Path, *args: str, what: str, cwd: Path | None = None) -> str:
@@ -260,7 +265,7 @@ def project_image(base: Image) -> Image:
     tag = f"{PROJECT_REPOSITORY}:{key}"
     out = cache_dir() / f"project-{key}.tar"
     oci = cache_dir() / f"project-{key}.oci.tar"
-    with _building(oci) as needed:
+    with building(oci) as needed:
         if needed:
             _build_project(out, oci, tag, base, args)
     return Image(out, tag, oci)
@@ -270,49 +275,64 @@ def _build_project(out: Path, oci: Path, tag: str, base: Image, args: dict[str, 
     log("images", f"building the project image from the Dockerfile (buildah, base {base.tag})")
     with tempfile.TemporaryDirectory(prefix="asynctask-buildah-") as tmp:
         storage = Path(tmp)
-        _buildah(
-            storage,
-            "pull",
-            "--quiet",
-            f"docker-archive:{base.archive}",
-            what="buildah pull of the base image",
-        )
-        # The build's RUN steps see this machine's CA bundle (read-only, not in the image):
-        # pip reaches PyPI through whatever TLS-inspecting proxy the machine trusts.
-        _buildah(
-            storage,
-            "bud",
-            "--isolation",
-            "chroot",
-            "--pull-never",
-            "--layers=false",
-            "--volume",
-            f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
-            "--build-arg",
-            f"BASE_IMAGE={base.tag}",
-            *(f"--build-arg={name}={value}" for name, value in args.items()),
-            "-t",
-            tag,
-            "-f",
-            str(DOCKERFILE),
-            str(REPO),
-            what="buildah bud of the Dockerfile",
-            cwd=REPO,
-        )
-        partial = out.with_name(out.name + ".partial")
-        partial.unlink(missing_ok=True)
-        _buildah(
-            storage,
-            "push",
-            "--quiet",
-            tag,
-            f"docker-archive:{partial}:{tag}",
-            what="buildah push to a docker-archive",
-        )
-        partial.rename(out)
+        build_dockerfile(storage, out, tag, base, DOCKERFILE, REPO, args)
         _push_release(storage, tag, f"{PROJECT_REPOSITORY}:{args['VERSION']}", oci)
         # vfs storage keeps full copies of every layer; nothing of it is needed any more.
         shutil.rmtree(storage, ignore_errors=True)
+
+
+def build_dockerfile(
+    storage: Path,
+    out: Path,
+    tag: str,
+    base: Image,
+    dockerfile: Path,
+    context: Path,
+    args: dict[str, str],
+) -> None:
+    """``buildah bud`` of ``dockerfile`` FROM ``base`` (``--build-arg BASE_IMAGE``), written
+    to the docker-archive ``out`` as ``tag``; ``storage`` is buildah's (vfs) storage."""
+    _buildah(
+        storage,
+        "pull",
+        "--quiet",
+        f"docker-archive:{base.archive}",
+        what="buildah pull of the base image",
+    )
+    # The build's RUN steps see this machine's CA bundle (read-only, not in the image):
+    # pip and npm reach their registries through whatever TLS-inspecting proxy the machine
+    # trusts.
+    _buildah(
+        storage,
+        "bud",
+        "--isolation",
+        "chroot",
+        "--pull-never",
+        "--layers=false",
+        "--volume",
+        f"{HOST_CA_BUNDLE}:{HOST_CA_BUNDLE}:ro",
+        "--build-arg",
+        f"BASE_IMAGE={base.tag}",
+        *(f"--build-arg={name}={value}" for name, value in args.items()),
+        "-t",
+        tag,
+        "-f",
+        str(dockerfile),
+        str(context),
+        what=f"buildah bud of {dockerfile.relative_to(REPO)}",
+        cwd=context,
+    )
+    partial = out.with_name(out.name + ".partial")
+    partial.unlink(missing_ok=True)
+    _buildah(
+        storage,
+        "push",
+        "--quiet",
+        tag,
+        f"docker-archive:{partial}:{tag}",
+        what="buildah push to a docker-archive",
+    )
+    partial.rename(out)
 
 
 def _push_release(storage: Path, tag: str, release: str, oci: Path) -> None:
@@ -332,6 +352,7 @@ def _push_release(storage: Path, tag: str, release: str, oci: Path) -> None:
 
 
 def build_all() -> list[Image]:
+    """What every node gets (the TypeScript worker's image only goes where a test needs it)."""
     base = base_image()
     return [pause_image(), base, project_image(base)]
 

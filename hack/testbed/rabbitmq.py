@@ -53,6 +53,11 @@ class RabbitMQ(Service):
         return f"amqp://guest:guest@{self.address}:{self.port}/%2F"
 
     @property
+    def pid(self) -> int | None:
+        """The node's process (its tree holds the Erlang VM), None while stopped."""
+        return self._proc.pid if self._proc is not None and self._proc.poll() is None else None
+
+    @property
     def management_url(self) -> str:
         return f"http://guest:guest@{self.address}:{self.management_port}"
 

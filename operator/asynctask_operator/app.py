@@ -122,6 +122,7 @@ class TaskLogic:
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
             fold_window_seconds=lifecycle.fold_window_seconds,
         )
+        tracker.flush_status = inbox.flush
         metrics.watch_sizes(
             lambda: len(table), lambda: len(timers), lambda: timers.count(Kind.NOT_BEFORE)
         )
@@ -287,6 +288,8 @@ class Operator:
         await asyncio.gather(archiver.run(), archiver.maintain())
 
     async def stop(self) -> None:
+        if self._loops:
+            await self._write_held_records()
         if self.scaler is not None:
             await self.scaler.stop()
         if self.metrics_server is not None:
@@ -300,6 +303,20 @@ class Operator:
             await self.archive.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
+
+    async def _write_held_records(self, within: float = 10.0) -> None:
+        """A graceful stop writes the Pending of the tasks whose publish it has not yet
+        recorded (bounded): the next operator then publishes none of them again."""
+        try:
+            written = await asyncio.wait_for(self.logic.writer.record_all(), within)
+        except TimeoutError:
+            log.warning(
+                "stopping before every held Pending was written: those tasks are "
+                "published again (the same message id) when the operator starts"
+            )
+        else:
+            if written:
+                log.info("wrote the Pending of %d task(s) before stopping", written)
 
     async def close(self) -> None:
         """Close the apiserver client: after :meth:`stop`, and after the Lease is released."""

@@ -37,6 +37,8 @@ from asynctask_worker.messages import (
 )
 
 log = logging.getLogger("asynctask.operator")
+#: The longest a cancel waits for a task's lane to apply what it holds (see :meth:`flush`).
+FLUSH_SECONDS = 5.0
 
 
 class StatusInbox:
@@ -74,22 +76,41 @@ class StatusInbox:
             self.lanes.cancel()
 
     def linger(self, batch: list[Delivery]) -> float:
-        """How long a lane waits before handing over ``batch``: the fold window if it ends
+        """How long a lane may wait for more before handing over ``batch`` (asked again
+        whenever more comes): nothing if it ends with a terminal phase, a dead letter or an
+        unreadable message; until the end of its publish's fold window for a task whose
+        Pending is not yet written (:meth:`StatusWriter.hold_record`), so that a task
+        that ends within it is written once; the start fold window if the batch begins
         with an attempt's start (a task that runs briefly sends its end right after, and
-        both are then written as one: a write fewer), else not at all. Terminal phases,
-        progress and retries are never held."""
-        last = batch[-1]
-        if self.fold_window_seconds <= 0 or last.queue != topology.STATUS_QUEUE:
+        both are then written as one). A task with a webhook is never held."""
+        last = self._status(batch[-1])
+        if last is None or last.phase.terminal:
             return 0.0
+        task = self.table.get(last.task.uid)
+        if task is not None and task.spec is not None and task.spec.webhook is not None:
+            return 0.0  # webhooks: an event a phase
+        hold = 0.0
+        if task is not None and task.recorded is not None:
+            hold = task.record_at - time.monotonic()
+        if self.fold_window_seconds > 0:
+            first = last if len(batch) == 1 else self._status(batch[0])
+            if first is not None and first.phase is Phase.PROCESSING and first.seq == 0:
+                hold = max(hold, self.fold_window_seconds)
+        return max(0.0, hold)
+
+    async def flush(self, uid: str) -> None:
+        """Apply what a task's lane holds now (a status message lingering for the fold
+        window) and return once it is applied, or after :data:`FLUSH_SECONDS`."""
+        await self.lanes.flush(uid, FLUSH_SECONDS)
+
+    @staticmethod
+    def _status(delivery: Delivery) -> StatusMessage | None:
+        if delivery.queue != topology.STATUS_QUEUE:
+            return None
         try:
-            msg = decode(StatusMessage, last.body)
+            return decode(StatusMessage, delivery.body)
         except MalformedMessage:
-            return 0.0
-        if msg.phase is not Phase.PROCESSING or msg.seq != 0:
-            return 0.0
-        task = self.table.get(msg.task.uid)
-        webhook = task is not None and task.spec is not None and task.spec.webhook is not None
-        return 0.0 if webhook else self.fold_window_seconds  # webhooks: an event a phase
+            return None
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one delivery as its lane would (waiting out an unavailable apiserver)."""

@@ -10,7 +10,8 @@ prefetch bounds how many messages (so how many lanes) are in flight.
 A lane hands its handler every item queued so far as one batch (up to ``max_batch``), in
 order: a handler may then fold several messages of one task into one write. ``linger``
 may ask a lane to wait a moment for more before handing over a batch (see
-:meth:`inbox.StatusInbox.linger`). A lane that runs dry is dropped, so idle tasks cost
+:meth:`inbox.StatusInbox.linger`); it is asked again as more comes, so a batch it finds
+complete goes at once. A lane that runs dry is dropped, so idle tasks cost
 nothing here.
 """
 
@@ -44,6 +45,9 @@ class Lanes(Generic[T]):
         self._linger = linger
         self._queues: dict[str, deque[T]] = {}
         self._runners: set[asyncio.Task[None]] = set()
+        self._arrivals: dict[str, asyncio.Event] = {}  # lanes lingering for more
+        self._runner_of: dict[str, asyncio.Task[None]] = {}
+        self._hurried: set[str] = set()  # lanes to hand over what they hold, not linger
 
     def __len__(self) -> int:
         """Lanes with work queued or under way."""
@@ -54,22 +58,35 @@ class Lanes(Generic[T]):
         lane = self._queues.get(key)
         if lane is not None:
             lane.append(item)
+            arrived = self._arrivals.get(key)
+            if arrived is not None:
+                arrived.set()  # a lingering lane looks at what came
             return
         self._queues[key] = deque([item])
         runner = asyncio.get_running_loop().create_task(self._run(key), name=f"lane-{key}")
         self._runners.add(runner)
+        self._runner_of[key] = runner
         runner.add_done_callback(self._runners.discard)
+
+    async def flush(self, key: str, within: float) -> None:
+        """Have lane ``key`` hand over what it holds without lingering, and wait (up to
+        ``within`` seconds) until it ran dry; nothing if it is idle."""
+        runner = self._runner_of.get(key)
+        if runner is None:
+            return
+        self._hurried.add(key)
+        arrived = self._arrivals.get(key)
+        if arrived is not None:
+            arrived.set()
+        await asyncio.wait({runner}, timeout=within)
 
     async def _run(self, key: str) -> None:
         lane = self._queues[key]
         try:
             while lane:
                 batch = [lane.popleft() for _ in range(min(len(lane), self._max_batch))]
-                wait = 0.0 if lane else self._linger(batch)
-                if wait > 0:
-                    await asyncio.sleep(wait)
-                    more = min(len(lane), self._max_batch - len(batch))
-                    batch.extend(lane.popleft() for _ in range(more))
+                if not lane:
+                    await self._gather(key, lane, batch)
                 try:
                     await self._handle(key, batch)
                 except Exception:
@@ -79,6 +96,31 @@ class Lanes(Generic[T]):
                     )
         finally:
             del self._queues[key]
+            self._runner_of.pop(key, None)
+            self._hurried.discard(key)
+
+    async def _gather(self, key: str, lane: deque[T], batch: list[T]) -> None:
+        """Wait as long as ``linger`` asks for more items of ``key`` (never past the first
+        answer's time), adding those that come to ``batch``; each arrival asks again, so a
+        batch that ``linger`` finds complete (e.g. a task's end came) goes at once."""
+        wait = 0.0 if key in self._hurried else self._linger(batch)
+        if wait <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        end = loop.time() + wait
+        while len(batch) < self._max_batch:
+            arrived = self._arrivals[key] = asyncio.Event()
+            timer = loop.call_later(wait, arrived.set)
+            try:
+                await arrived.wait()
+            finally:
+                timer.cancel()
+                self._arrivals.pop(key, None)
+            more = min(len(lane), self._max_batch - len(batch))
+            batch.extend(lane.popleft() for _ in range(more))
+            wait = min(end - loop.time(), self._linger(batch)) if more else 0.0
+            if wait <= 0 or key in self._hurried:
+                return
 
     async def join(self) -> None:
         """Wait until every lane ran dry (tests, and a clean shutdown)."""

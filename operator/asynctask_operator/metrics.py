@@ -11,7 +11,9 @@ Exposed series:
 * ``asynctask_operator_status_writes_total{result}``: status PATCHes (``ok``, ``gone``,
   ``rejected``): the API write budget, as the operator sees it;
 * ``asynctask_operator_status_messages_total{result}``: worker status messages
-  (``applied``, ``coalesced``, ``ignored``, ``malformed``, ``orphaned``);
+  (``applied``, ``coalesced``, ``ignored``, ``malformed``, ``orphaned``), and ``folded``: an
+  applied message whose write was folded into the next one's (counted twice, so a sum of
+  every result leaves ``folded`` out);
 * ``asynctask_operator_dead_lettered_tasks_total{reason}``: dead-lettered task messages
   that ended a task, by reason: RabbitMQ's (``delivery_limit``...) or the refusing
   worker's (``NotJson``, ``TooDeep``, ``NoHandler``...; ``other`` for unknown ones);
@@ -104,6 +106,12 @@ class OperatorMetrics:
             "asynctask_operator_status_writes",
             "Status writes (PATCH of the status subresource) by result.",
             ["result"],
+            registry=r,
+        )
+        self.records_folded = Counter(
+            "asynctask_operator_records_folded",
+            "New tasks whose Pending write (the record of their publish) was folded into "
+            "their end: one status write instead of two (ASYNCTASK_PUBLISH_FOLD_SECONDS).",
             registry=r,
         )
         self.messages = Counter(

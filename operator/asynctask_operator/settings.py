@@ -148,6 +148,15 @@ class LifecycleConfig(BaseSettings):
         "task that finishes within it goes Pending -> Succeeded in one write (0: never "
         "wait).",
     )
+    publish_fold_seconds: float = Field(
+        1.0,
+        ge=0,
+        le=5,
+        description="How long a new task's Pending write (the record of its publish) waits "
+        "for the task's end: a task that ends within it costs one status write, its "
+        "Pending folded into the end (0: write Pending at once). An operator killed "
+        "meanwhile publishes the task again when it restarts (the same message id).",
+    )
     submit_retry_seconds: float = Field(
         5.0,
         gt=0,

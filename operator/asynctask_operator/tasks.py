@@ -50,6 +50,12 @@ class TaskState:
     stopped: frozenset[int] = frozenset()  # attempts told to stop (duplicates)
     webhook_outcome: WebhookOutcome | None = None  # not yet in the status
     created: str = ""  # metadata.creationTimestamp (shared): a held task's place in line
+    # A publish not yet recorded (see StatusWriter.hold_record): ``status`` is then the
+    # Pending that records it, kept in memory only, and ``recorded`` the status last
+    # written; the record is written by time.monotonic() ``record_at`` unless the task's
+    # end comes first and carries it (one write). None: everything in status is written.
+    recorded: dict[str, Any] | None = None
+    record_at: float = 0.0
 
     @property
     def ref(self) -> TaskRef:
@@ -144,6 +150,7 @@ class TaskTable:
             )
         elif changed:
             task.status = seen  # e.g. written by a previous operator instance
+            task.recorded = None  # what is seen is written
         task.generation = meta.get("generation", task.generation)
         task.created = self.shared.text(str(meta.get("creationTimestamp") or ""))
         raw_spec = body.get("spec")

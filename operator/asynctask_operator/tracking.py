@@ -12,9 +12,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from asynctask_operator import status as st
+from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
@@ -62,6 +64,10 @@ class Tracker:
         self.broker = broker
         self.timers = timers
         self.metrics = metrics
+        #: Applies what a task's status lane holds (``inbox.StatusInbox.flush``; set by
+        #: the composition root): a cancel reads a start waiting there before it decides.
+        self.flush_status: Callable[[str], Awaitable[None]] | None = None
+        self._cancels = Background()
         self._submissions: asyncio.Queue[str] = asyncio.Queue()
         self._deferred: set[str] = set()  # uids waiting in _submissions
 
@@ -219,11 +225,28 @@ class Tracker:
                     ),
                 )
             return
+        fold = self._folds(task, spec, verdict is None)
         await self.publish(task, spec, attempt=1)
         task.submitted = True
-        await self.writer.write(
-            task,
-            st.pending(task.status, task_message_id(task.uid, 1), utcnow(), task.generation),
+        record = st.pending(task.status, task_message_id(task.uid, 1), utcnow(), task.generation)
+        if fold:
+            self.writer.hold_record(task, record, self.config.publish_fold_seconds)
+        else:
+            await self.writer.write(task, record)
+
+    def _folds(self, task: TaskState, spec: AsyncTaskSpec, ungated: bool) -> bool:
+        """May the record of this first publish wait for the task's end (one write)?
+
+        Only for a new task (no phase yet: a task held for spec.notBefore has its Pending
+        already), without a webhook (each phase is an event to its receiver) and on a queue
+        without an AsyncQueue: a gated queue counts in flight, after a restart, the tasks
+        whose publish is recorded, and a task published but not recorded would let the
+        gate admit past its cap."""
+        return (
+            self.config.publish_fold_seconds > 0
+            and ungated
+            and spec.webhook is None
+            and st.phase_of(task.status) is None
         )
 
     async def publish(self, task: TaskState, spec: AsyncTaskSpec, attempt: int) -> None:
@@ -252,6 +275,27 @@ class Tracker:
         if not task.cancel_sent and (task.submitted or phase is not None):
             await stop_work(self.broker, task.ref, "cancel", reason)
         task.cancel_sent = True
+        held = task.recorded is not None and self.flush_status is not None
+        if held and (phase is None or phase is Phase.PENDING):
+            # Its publish's record is held (writer.hold_record), so the status lane may
+            # hold its start for the fold window: a worker may run it already. Decide
+            # once the lane's messages are applied (outside this task's lock).
+            self._cancels.spawn(self._cancel_held(task, reason, message))
+            return
+        await self._cancel_now(task, reason, message)
+
+    async def _cancel_held(self, task: TaskState, reason: str, message: str) -> None:
+        if self.flush_status is not None:
+            await self.flush_status(task.uid)
+        async with task.lock:
+            phase = st.phase_of(task.status)
+            if self.table.holds(task) and not (phase is not None and phase.terminal):
+                await self._cancel_now(task, reason, message)
+
+    async def _cancel_now(self, task: TaskState, reason: str, message: str) -> None:
+        """End a task not started as Cancelled; a started one gets its worker's word, or
+        the confirmation timer's."""
+        phase = st.phase_of(task.status)
         if phase is None or phase is Phase.PENDING:
             await self.writer.end(
                 task, Phase.CANCELLED, reason, f"{message} before a worker started it"

@@ -4,7 +4,8 @@ It writes the whole status in one conditional PATCH, coalesces progress (phase c
 written at once, progress at most once per ``progress_patch_interval_seconds`` per task),
 merges a pending webhook outcome into ``status.webhook``, and then tells its observers
 (Events, metrics, webhooks, deadlines) about the write. A task that succeeds costs three
-writes: Pending, Processing and Succeeded, plus at most one per interval of progress.
+writes: Pending, Processing and Succeeded, plus at most one per interval of progress; one
+that ends soon after its publish costs one (:meth:`StatusWriter.hold_record`).
 """
 
 from __future__ import annotations
@@ -28,6 +29,11 @@ from asynctask_worker.messages import Phase, StatusMessage, utcnow
 log = logging.getLogger("asynctask.operator")
 
 
+def _terminal(status: dict[str, Any]) -> bool:
+    phase = st.phase_of(status)
+    return phase is not None and phase.terminal
+
+
 class StatusWriter:
     def __init__(
         self,
@@ -46,10 +52,23 @@ class StatusWriter:
         self._flushes = Background()
 
     async def write(self, task: TaskState, status: dict[str, Any]) -> None:
-        """Write the whole ``status`` in one PATCH; the caller holds the task's lock."""
+        """Write the whole ``status`` in one PATCH; the caller holds the task's lock.
+
+        A task whose publish is not yet recorded (:meth:`hold_record`) has its Pending
+        written first, unless ``status`` is terminal: the end then carries the record (its
+        ``queuedTime`` and ``messageId``) in the same write."""
         if status is task.status:
             return
-        previous = task.status
+        if task.recorded is not None and not _terminal(status):
+            await self.record(task)
+        await self._put(task, status)
+
+    async def _put(
+        self, task: TaskState, status: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> None:
+        if previous is None:  # the status as last written (a held record is not)
+            previous = task.status if task.recorded is None else task.recorded
+        folded = task.recorded is not None  # a held record rides along with this write
         if task.webhook_outcome is not None and task.webhook_outcome != status.get("webhook"):
             status = {**status, "webhook": dict(task.webhook_outcome)}
         try:
@@ -65,13 +84,55 @@ class StatusWriter:
         task.status = status
         task.last_write = time.monotonic()
         task.webhook_outcome = None
+        task.recorded = None
         phase = st.phase_of(status)
         if phase is not None and phase.terminal:
             self._stop_coalescing(task)  # the terminal write has the final word
+            if folded:
+                self._metrics.records_folded.inc()
         written = Written(task.ref, task.spec, previous, status)
         for observer in self._observers:
             observer.status_written(written)
         self._table.compact(task)  # observers saw the whole status; memory keeps what is needed
+
+    # the record of a publish, held for the task's end -------------------------------------
+
+    def hold_record(self, task: TaskState, status: dict[str, Any], seconds: float) -> None:
+        """Keep ``status`` (a new task's Pending, the record that its message was
+        published) in memory for up to ``seconds`` instead of writing it now: a task that
+        ends sooner is written once, its end carrying the record. Every other write of the
+        task writes the record first (:meth:`write`), and so does a timer at the end of the
+        window, so a task that takes longer shows Pending as ever. Until then the object
+        has no phase: an operator killed meanwhile publishes the task again when it starts
+        (the same message id, so at-least-once, deduplicated where a worker can); the
+        caller holds the task's lock."""
+        task.recorded = task.status
+        task.status = status
+        task.record_at = time.monotonic() + seconds
+        asyncio.get_running_loop().call_later(seconds, self._record_due, task)
+
+    def _record_due(self, task: TaskState) -> None:
+        if task.recorded is not None and self._table.holds(task):
+            self._flushes.spawn(self._record_now(task), name=f"record-{task.uid}")
+
+    async def _record_now(self, task: TaskState) -> None:
+        async with task.lock:
+            await self.record(task)
+
+    async def record(self, task: TaskState) -> None:
+        """Write a held record now (nothing if there is none); the caller holds the lock."""
+        previous = task.recorded
+        if previous is not None and self._table.holds(task):
+            await self._put(task, task.status, previous)
+
+    async def record_all(self) -> int:
+        """Write every held record (a graceful stop: a restart then publishes nothing
+        again); how many were written."""
+        held = [task for task in self._table if task.recorded is not None]
+        for task in held:
+            async with task.lock:
+                await self.record(task)
+        return len(held)
 
     async def _write_rejection(self, task: TaskState, exc: Rejected) -> dict[str, Any]:
         """Never leave a task stuck behind a status the apiserver refuses (e.g. a field over

@@ -109,6 +109,8 @@ class ChaosSystem:
         self.watch = PhaseWatch(cp.etcd_url, namespace).start()
         self.names: list[str] = []  # the current scenario's tasks
         self.uids: set[str] = set()
+        self._uid_of: dict[str, str] = {}  # name -> uid of this scenario's tasks
+        self.killed_in_window: set[str] = set()  # at the latest operator kill
         self._created = 0
         self._redelivered: dict[str, int] = {}
         self._retries = 0.0
@@ -166,7 +168,7 @@ class ChaosSystem:
         for node in self.cluster.nodes:
             if node._proc is None:
                 self.cluster.restart(node)
-        self.names, self.uids = [], set()
+        self.names, self.uids, self._uid_of = [], set(), {}
         self._redelivered = self.redeliveries()
         self._retries = self.publish_retries()
         return Figures(scenario)
@@ -201,6 +203,7 @@ class ChaosSystem:
             at += len(out[at:]) - len(out[at:].lstrip())
         self.names += [c["metadata"]["name"] for c in created]
         self.uids |= {c["metadata"]["uid"] for c in created}
+        self._uid_of.update((c["metadata"]["name"], c["metadata"]["uid"]) for c in created)
 
     def terminal(self) -> int:
         return self.watch.terminal(self.names)
@@ -274,15 +277,49 @@ class ChaosSystem:
         """SIGKILL the operator (a crash: nothing is acked or flushed) and start it again.
 
         Returns how many tasks had no status yet: the operator publishes a task, then
-        writes Pending, so any of them may have been published by the killed operator and
-        is published again by the new one (its message then twice in the queue)."""
+        records it (Pending, or the end of a task that ended within
+        ``ASYNCTASK_PUBLISH_FOLD_SECONDS``), so any of them may have been published by the
+        killed operator and is published again by the new one (its message then twice in
+        the queue)."""
         self._retries -= self.publish_retries()  # the new operator counts from 0
         unrecorded = sum(1 for n in self.names if not any(self.watch.snapshot().get(n) or [None]))
         self.operator.proc.send_signal(signal.SIGKILL)
         self.operator.proc.wait()
+        self.killed_in_window = self.in_record_window()  # run, and dead unrecorded
         self.operator.restart()
         self.operator.wait_ready(60)
         return unrecorded
+
+    def in_record_window(self) -> set[str]:
+        """Tasks of this scenario that a handler has started but whose object shows no
+        phase yet: published, not recorded (their Pending held for their end, or not yet
+        written): a kill now is a kill in the publish→record window."""
+        started = {uid for uid, _ in self.executions() if uid in self.uids}
+        now = self.watch.snapshot()
+        unrecorded = {n for n in self.names if not any(now.get(n) or [None])}
+        return {n for n in unrecorded if self._uid_of.get(n) in started}
+
+    def wait_in_record_window(self, at_least: int) -> set[str]:
+        """Until at least ``at_least`` tasks are in the publish→record window; them."""
+        found: list[set[str]] = []
+
+        def caught() -> bool:
+            found.append(self.in_record_window())
+            return len(found[-1]) >= at_least
+
+        wait_until(
+            f"{at_least} task(s) run but not yet recorded", caught, SETTLE_SECONDS, interval=0.02
+        )
+        return found[-1]
+
+    def folded(self) -> int:
+        """Tasks of this scenario whose first phase written was their end (one write)."""
+        now = self.watch.snapshot()
+        return sum(
+            1
+            for n in self.names
+            if [p for p in now.get(n) or [] if p is not None][:1] == ["Succeeded"]
+        )
 
     def leader(self, queue: str) -> RabbitMQ:
         return self.cluster.leader(self.vhost, queue)

@@ -20,9 +20,7 @@ import json
 import os
 import random
 import signal
-import sys
 import time
-import uuid
 from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -32,9 +30,9 @@ from typing import Any
 import pytest
 
 from asynctask_operator.status import parse_time
-from testbed import ControlPlane, RabbitMQ, probes, wait_until
+from testbed import ControlPlane, RabbitMQ, wait_until
 from testbed._proc import free_port
-from tests.e2e.system import Process, operator_ready, system_env
+from tests.e2e.system import PeeredOperators, Process
 
 SECONDS = float(os.environ.get("ASYNCTASK_SCHEDULE_CHAOS_SECONDS", "60"))
 #: The run, plus the failovers' takeovers and the settling after it (pytest-timeout's 300 s
@@ -53,40 +51,18 @@ class Replica:
         self.name, self.process = name, process
 
 
-class Cluster:
+class Cluster(PeeredOperators):
     def __init__(self, cp: ControlPlane, rmq: RabbitMQ, tmp: Path, stack: ExitStack) -> None:
-        self.cp, self.stack, self.logs = cp, stack, tmp
-        self.namespace = f"sched-chaos-{uuid.uuid4().hex[:6]}"
-        cp.kubectl("create", "namespace", self.namespace)
-        stack.callback(
-            cp.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
-        )
-        self.env = dict(
-            system_env(cp, rmq),
-            ASYNCTASK_AMQP_URL=rmq.add_vhost(self.namespace),
-            ASYNCTASK_AUTOSCALING_ENABLED="false",
-            POD_NAMESPACE=self.namespace,
-        )
+        super().__init__(cp, rmq, tmp, stack, lease=LEASE, prefix="sched-chaos")
         self.replicas = [self._start(f"op-{i}") for i in range(2)]
         self.gaps: list[tuple[float, float]] = []  # (signal, new leader leads)
 
     def _start(self, name: str) -> Replica:
-        live = free_port()
-        args = [sys.executable, "-m", "asynctask_operator", "--peering", LEASE]
-        args += ["--namespace", self.namespace, "--liveness", probes.liveness_url(live)]
-        process = Process(name, args, dict(self.env, POD_NAME=name), self.logs,
-                          ready=operator_ready(live))  # fmt: skip
+        process = self.process(name, free_port())
         # At the end a replica gets 2 s to stop, then SIGKILL: the test is over, and a
         # graceful stop of both replicas (up to 15 s each) was most of its teardown.
         self.stack.callback(process.stop, 2)
         return Replica(name, process)
-
-    def holder(self) -> str:
-        out = self.cp.kubectl("get", "lease", LEASE, "-n", self.namespace, "-o", "json",
-                              check=False)  # fmt: skip
-        if out.returncode != 0:
-            return ""
-        return str(json.loads(out.stdout).get("spec", {}).get("holderIdentity") or "")
 
     def leader(self) -> Replica:
         wait_until("a leader", lambda: self.holder().split("_")[0] in {"op-0", "op-1"}, 60)

@@ -6,10 +6,14 @@ operator and the workers get against the test bed's control plane and RabbitMQ."
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
+import sys
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 from testbed import ControlPlane, RabbitMQ, probes, wait_until
 
@@ -125,3 +129,52 @@ def system_env(cp: ControlPlane, rmq: RabbitMQ) -> dict[str, str]:
         PYTHONPATH=os.pathsep.join([str(REPO / "examples"), env.get("PYTHONPATH", "")]),
     )
     return env
+
+
+class PeeredOperators:
+    """Operator replicas electing a leader with ``--peering LEASE`` in a namespace of their
+    own (with a RabbitMQ virtual host of its own), for the leader-election e2e test and the
+    schedule chaos test. Everything started is stopped by ``stack``."""
+
+    def __init__(
+        self,
+        cp: ControlPlane,
+        rmq: RabbitMQ,
+        logs: Path,
+        stack: contextlib.ExitStack,
+        *,
+        lease: str,
+        prefix: str,
+    ) -> None:
+        self.cp, self.stack, self.logs, self.lease_name = cp, stack, logs, lease
+        self.namespace = f"{prefix}-{uuid.uuid4().hex[:6]}"
+        cp.kubectl("create", "namespace", self.namespace)
+        stack.callback(
+            cp.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
+        )
+        self.env = dict(
+            system_env(cp, rmq),
+            ASYNCTASK_AMQP_URL=rmq.add_vhost(self.namespace),
+            ASYNCTASK_AUTOSCALING_ENABLED="false",
+            ASYNCTASK_METRICS_ADDRESS="127.0.0.1",
+            POD_NAMESPACE=self.namespace,
+        )
+
+    def process(self, name: str, live: int, **env: str) -> Process:
+        """Start a replica (``wait_ready`` tells when it serves)."""
+        args = [sys.executable, "-m", "asynctask_operator", "--peering", self.lease_name]
+        args += ["--namespace", self.namespace, "--liveness", probes.liveness_url(live)]
+        return Process(name, args, dict(self.env, POD_NAME=name, **env), self.logs,
+                       ready=operator_ready(live))  # fmt: skip
+
+    def lease(self) -> dict[str, Any]:
+        out = self.cp.kubectl(
+            "get", "lease", self.lease_name, "-n", self.namespace, "-o", "json", check=False
+        )
+        if out.returncode != 0:
+            return {}
+        spec: dict[str, Any] = json.loads(out.stdout).get("spec", {})
+        return spec
+
+    def holder(self) -> str:
+        return str(self.lease().get("holderIdentity") or "")

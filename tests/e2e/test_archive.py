@@ -17,10 +17,12 @@ from typing import Any
 
 import psycopg
 import pytest
+from selenium.webdriver.common.by import By
 
 from asynctask_operator.archive.record import decode
 from testbed import ControlPlane, PostgreSQL, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
+from tests.e2e.browser import chromium, one, severe_logs, shot, until
 from tests.e2e.chart import gateway_container, gateway_rbac
 from tests.e2e.gateway_client import CALLER_VERBS, Gateway, grant
 from tests.e2e.gateway_fixtures import chart_gateway
@@ -387,3 +389,157 @@ def test_the_gateway_and_cli_read_archived_tasks_list_history_and_resubmit(
         ),
         60,
     )
+
+
+def settled(cp: ControlPlane, gw: Gateway, db: str, ns: str, prefix: str, gone: list[str]) -> bool:
+    """Every task named ``prefix...`` archived as Succeeded, those in ``gone`` deleted by
+    their TTL, and the gateway serving each of ``gone`` from the archive."""
+    rows = archived(db, ns, prefix)
+    live = live_tasks(cp, ns, prefix)
+    return (
+        len(rows) == len(gone) + 1
+        and {r[2] for r in rows} == {"Succeeded"}
+        and not set(gone) & set(live)
+        and all(gw.call("GET", f"{gw.tasks()}/{n}").status == 200 for n in gone)
+    )
+
+
+def test_a_task_is_read_by_uid_and_the_cli_reads_the_archive_and_other_namespaces_are_refused(
+    control_plane: ControlPlane,
+    fuzz_ns: str,
+    database_url: str,
+    archived_system: tuple[Process, Process],
+    history_gateway: Gateway,
+) -> None:
+    gw = history_gateway
+    create_all(control_plane, fuzz_ns, ["u0", "u1"], {"set": "u"}, ttlSecondsAfterFinished=1)
+    create_all(control_plane, fuzz_ns, ["ukeep"], {"set": "u"})  # no TTL: stays live
+    wait_until(
+        "u0 and u1 archived and deleted, ukeep archived and live",
+        lambda: settled(control_plane, gw, database_url, fuzz_ns, "u", ["u0", "u1"]),
+        60,
+    )
+    uids = {r[0]: r[1] for r in archived(database_url, fuzz_ns, "u")}
+    # By uid: the archived run (u1), and the live task (ukeep); its record with ?archived.
+    by_uid = gw.call("GET", f"{gw.tasks()}/{uids['u1']}", token="reader")
+    assert by_uid.status == 200, by_uid.body
+    assert by_uid.json()["name"] == "u1" and by_uid.json()["archived"] is True
+    live = gw.call("GET", f"{gw.tasks()}/{uids['ukeep']}").json()
+    assert live["name"] == "ukeep" and live["archived"] is False
+    record = gw.call("GET", f"{gw.tasks()}/ukeep?archived=true").json()
+    assert record["archived"] is True and record["uid"] == uids["ukeep"]
+    assert gw.call("GET", f"{gw.tasks()}/ukeep?archived=maybe").status == 400
+    detail = gw.call("GET", f"{gw.tasks()}/{uids['u0']}/detail").json()
+    assert detail["task"]["archived"] is True and detail["spec"]["request"] == {"name": "u0"}
+    # The history says which items are still live.
+    items = gw.call("GET", f"/v1/namespaces/{fuzz_ns}/history?labelSelector=set%3Du").json()
+    assert {i["name"]: i["archived"] for i in items["items"]} == {
+        "u0": True,
+        "u1": True,
+        "ukeep": False,
+    }
+    # The CLI: get and result find the archived task by name or uid; --archived reads the
+    # record of a live one.
+    got = cli(gw, "get", "u0")
+    assert got.returncode == 0 and "u0" in got.stdout and "Succeeded" in got.stdout, got.stderr
+    assert "no longer live" in got.stderr
+    result = cli(gw, "result", uids["u1"], "-o", "json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["type"] == "dict"
+    record_cli = cli(gw, "get", "ukeep", "--archived", "-o", "json")
+    assert record_cli.returncode == 0, record_cli.stderr
+    assert json.loads(record_cli.stdout)["archived"] is True
+    assert cli(gw, "get", "never-existed").returncode == 3
+    # Another namespace: a token with every right there reads nothing of this one, by
+    # name, by uid, as a record, as a history or by resubmitting it; and asking its own
+    # namespace for this one's uid finds nothing (every query is bound to the namespace).
+    outsider = grant(control_plane, gw.other, "outsider", CALLER_VERBS["writer"])
+    for method, path in [
+        ("GET", f"{gw.tasks()}/u0"),
+        ("GET", f"{gw.tasks()}/{uids['u0']}"),
+        ("GET", f"{gw.tasks()}/{uids['u0']}/detail"),
+        ("GET", f"/v1/namespaces/{fuzz_ns}/history"),
+        ("POST", f"{gw.tasks()}/{uids['u0']}:resubmit"),
+    ]:
+        assert gw.call(method, path, token=outsider).status == 403, (method, path)
+    own = gw.call("GET", f"/v1/namespaces/{gw.other}/history", token=outsider)
+    assert own.status == 200 and own.json()["items"] == []
+    for method, suffix in [("GET", ""), ("GET", "/detail"), ("POST", ":resubmit")]:
+        path = f"{gw.tasks(gw.other)}/{uids['u0']}{suffix}"
+        answer = gw.call(method, path, token=outsider)
+        assert answer.status == 404, (path, answer.body)
+    control_plane.kubectl("delete", "asynctask", "ukeep", "-n", fuzz_ns, "--wait=false")
+
+
+def rows(driver: Any) -> list[tuple[str, str]]:
+    """The History view's rows: (name, live or archived)."""
+    found = driver.find_elements(By.CSS_SELECTOR, "#history-rows tr[data-name]")
+    return [(r.get_attribute("data-name"), r.get_attribute("data-record")) for r in found]
+
+
+def test_the_dashboard_pages_the_history_and_resubmits_an_archived_task(
+    control_plane: ControlPlane,
+    fuzz_ns: str,
+    database_url: str,
+    archived_system: tuple[Process, Process],
+    history_gateway: Gateway,
+    tmp_path: Any,
+) -> None:
+    gw = history_gateway
+    create_all(control_plane, fuzz_ns, ["d0", "d1", "d2"], {"set": "d"}, ttlSecondsAfterFinished=1)
+    create_all(control_plane, fuzz_ns, ["dkeep"], {"set": "d"})  # no TTL: stays live
+    wait_until(
+        "d0..d2 archived and deleted, dkeep archived and live",
+        lambda: settled(control_plane, gw, database_url, fuzz_ns, "d", ["d0", "d1", "d2"]),
+        60,
+    )
+    with chromium(tmp_path / "profile") as driver:
+        driver.get(f"{gw.url}/ui/")
+        driver.execute_script(
+            "sessionStorage.setItem('asynctask.token', arguments[0])", gw.tokens["writer"]
+        )
+        # Two rows a page: "More" walks the keyset pages to the end.
+        driver.get(f"{gw.url}/ui/#/ns/{fuzz_ns}/history?labelSelector=set%3Dd&limit=2")
+        until(driver, "the first page", lambda d: len(rows(d)) == 2)
+        one(driver, "#history-more").click()
+        until(driver, "the second page", lambda d: len(rows(d)) == 4)
+        assert not one(driver, "#history-more").is_displayed()
+        shown = dict(rows(driver))
+        assert shown == {"d0": "archived", "d1": "archived", "d2": "archived", "dkeep": "live"}
+        shot(driver, "history")
+        # The form's filters go to the gateway: a time range after now matches nothing.
+        since = one(driver, "#history-since")  # a datetime-local: its typing is the locale's
+        driver.execute_script("arguments[0].value = '2099-01-01T00:00:00'", since)
+        one(driver, "#history-filter").click()
+        until(driver, "no match", lambda d: "No finished task" in one(d, "#history-rows").text)
+        assert "since=2099-01-01T" in driver.current_url
+        # An archived row opens its task page by uid: marked archived, its result, and
+        # Resubmit makes a new task linked to it.
+        driver.back()
+        until(driver, "the rows again", lambda d: len(rows(d)) == 2)
+        row = driver.find_element(By.CSS_SELECTOR, "#history-rows tr[data-record='archived']")
+        name, uid = row.get_attribute("data-name"), row.get_attribute("data-uid")
+        link = row.find_element(By.TAG_NAME, "a")
+        assert (link.get_attribute("href") or "").endswith(f"/tasks/{uid}")  # that very run
+        link.click()
+        until(
+            driver,
+            "the archived task page",
+            lambda d: one(d, "#main").get_attribute("data-archived") == "true",
+        )
+        assert one(driver, "#task-archived").is_displayed() and one(driver, "h2").text == name
+        assert json.loads(one(driver, "#section-request-body pre").text) == {"name": name}
+        assert json.loads(one(driver, "#section-result-body pre").text)["type"] == "dict"
+        assert not one(driver, "#cancel").is_displayed()
+        shot(driver, "task-archived")
+        one(driver, "#resubmit").click()
+        made = until(
+            driver, "the new task's link", lambda d: d.find_elements(By.CSS_SELECTOR, "#notice a")
+        )[0].text
+        assert made.startswith(f"{name}-"), made
+        obj = json.loads(
+            control_plane.kubectl("get", "asynctask", made, "-n", fuzz_ns, "-o", "json").stdout
+        )
+        assert obj["metadata"]["labels"]["asynctask.dev/resubmitted-from"] == uid
+        assert severe_logs(driver) == []
+    control_plane.kubectl("delete", "asynctask", "dkeep", made, "-n", fuzz_ns, "--wait=false")

@@ -112,6 +112,7 @@ def test_usage_refusal_and_unreachable_servers_have_their_codes(env: dict[str, s
     assert bad.returncode == 2 and "--request is not JSON" in bad.stderr
     missing = run(env, "get", "no-such-task")
     assert missing.returncode == 3 and "NotFound" in missing.stderr
+    assert "history archive is read through the gateway" in missing.stderr  # where to look
     invalid = run(env, "submit", "cl-steps", "--retries", "99")
     assert invalid.returncode == 3 and "retries" in invalid.stderr
     down = run(env, "list", "--gateway", "http://127.0.0.1:9", "--token", "x")

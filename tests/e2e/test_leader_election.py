@@ -9,20 +9,16 @@ RabbitMQ virtual host; no worker runs, so a queued task stays Pending.
 
 from __future__ import annotations
 
-import json
 import signal
-import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from testbed import ControlPlane, RabbitMQ, probes, wait_until
 from testbed._proc import free_port
-from tests.e2e.system import Process, operator_ready, system_env
+from tests.e2e.system import PeeredOperators, Process
 from tests.e2e.tasks import create, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -45,42 +41,17 @@ class Replica:
         return probes.metric(self.metrics, PUBLISHED, queue="hello")
 
 
-class Replicas:
+class Replicas(PeeredOperators):
     def __init__(self, cp: ControlPlane, rmq: RabbitMQ, tmp: Path, stack: ExitStack) -> None:
-        self.cp, self.stack, self.logs = cp, stack, tmp
-        self.namespace = f"lease-{uuid.uuid4().hex[:6]}"
-        cp.kubectl("create", "namespace", self.namespace)
-        stack.callback(
-            cp.kubectl, "delete", "namespace", self.namespace, "--wait=false", check=False
-        )
-        self.env = dict(
-            system_env(cp, rmq),
-            ASYNCTASK_AMQP_URL=rmq.add_vhost(self.namespace),
-            ASYNCTASK_AUTOSCALING_ENABLED="false",
-            ASYNCTASK_METRICS_ADDRESS="127.0.0.1",
-            POD_NAMESPACE=self.namespace,
-        )
+        super().__init__(cp, rmq, tmp, stack, lease=LEASE, prefix="lease")
 
     def start(self, name: str) -> Replica:
         live, metrics = free_port(), free_port()
-        env = dict(self.env, POD_NAME=name, ASYNCTASK_METRICS_PORT=str(metrics))
-        args = [sys.executable, "-m", "asynctask_operator", "--peering", LEASE]
-        args += ["--namespace", self.namespace, "--liveness", probes.liveness_url(live)]
-        process = Process(name, args, env, self.logs, ready=operator_ready(live))
+        process = self.process(name, live, ASYNCTASK_METRICS_PORT=str(metrics))
         self.stack.callback(lambda: print(f"\n--- {name} log ---\n{process.text()[-4000:]}"))
         self.stack.callback(process.stop)
         process.wait_ready(60)
         return Replica(name, process, live, metrics)
-
-    def lease(self) -> dict[str, Any]:
-        out = self.cp.kubectl(
-            "get", "lease", LEASE, "-n", self.namespace, "-o", "json", check=False
-        )
-        spec: dict[str, Any] = json.loads(out.stdout).get("spec", {}) if out.returncode == 0 else {}
-        return spec
-
-    def holder(self) -> str:
-        return str(self.lease().get("holderIdentity") or "")
 
     def wait_leader(self, *candidates: Replica) -> Replica:
         """The candidate the Lease names, once it names one of them and it says it leads."""

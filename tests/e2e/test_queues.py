@@ -157,15 +157,18 @@ def started(spans_dir: Path, queue: str, count: int) -> bool:
 def test_the_in_flight_cap_is_never_exceeded(
     control_plane: ControlPlane, rabbitmq: RabbitMQ, namespace: str, tmp_path: Path
 ) -> None:
-    """Cap 5, 200 tasks of 50 ms on a worker that could run 10 at once: at most 5 ever
-    overlap, and 5 did (the cap, not the worker, is what bounds them)."""
+    """Cap 5, 200 tasks of 200 ms on a worker that could run 10 at once: at most 5 ever
+    overlap, and 5 did (the cap, not the worker, is what bounds them). A task lasts long
+    enough for the next publish to reach the worker while the others run, also on a loaded
+    machine (with 50 ms tasks a loaded run once saw at most 4 at once)."""
     queue = fresh_queue("cap")
     with (
         async_queue(control_plane, queue, {"maxInFlight": 5}),
         queue_worker(control_plane, rabbitmq, [queue], 10, tmp_path),
     ):
         names = [f"c-{i:03d}" for i in range(200)]
-        create_many(control_plane, namespace, [(n, {"queue": queue}) for n in names])
+        items = [(n, {"queue": queue, "request": {"seconds": 0.2}}) for n in names]
+        create_many(control_plane, namespace, items)
         wait_until(
             "all 200 ran",
             lambda: sum(1 for _, e in read_spans(tmp_path, queue).values() if e) == 200,

@@ -54,6 +54,14 @@ EXISTING_CLUSTER = os.environ.get("ASYNCTASK_INCLUSTER_KUBECONFIG", "")
 #: The example pool's worker drains for this long after SIGTERM (the chart gives the pod
 #: 15 s more); short, so that the tests of a drain and of a killed worker stay short.
 WORKER_GRACE_SECONDS = 8
+#: The worker pools' autoscaling values (the Python pool, and any pool beside it that a test
+#: shows autoscaled the same way).
+POOL_AUTOSCALING = {
+    "enabled": True,
+    "minReplicas": 0,
+    "maxReplicas": 3,
+    "targetMessagesPerReplica": 2,
+}
 #: The built-in autoscaler's window before it scales an idle pool down (to zero here).
 SCALE_DOWN_WINDOW_SECONDS = 5
 
@@ -91,6 +99,8 @@ class InCluster:
     cp: ControlPlane
     image: str
     chart: Path
+    #: The node's containerd (the test bed's node only), to import an image a test needs.
+    containerd: Path | None = None
 
     def helm(self, *args: str, timeout: float = 400) -> str:
         return helm(self.cp, *args, timeout=timeout)
@@ -185,7 +195,8 @@ def _broker_service(rmq: RabbitMQ) -> str:
     )
 
 
-def chart_values(image: str) -> dict[str, Any]:
+def chart_values(image: str, *extra_pools: dict[str, Any]) -> dict[str, Any]:
+    """The tests' values; ``extra_pools`` are worker pools beside the example one."""
     repository, _, tag = image.rpartition(":")
     return {
         "image": {"repository": repository, "tag": tag, "pullPolicy": "Never"},
@@ -205,14 +216,10 @@ def chart_values(image: str) -> dict[str, Any]:
                     "app": "example_tasks:app",
                     "queues": ["hello", "always-fails", "business-failure"],
                     "gracePeriodSeconds": WORKER_GRACE_SECONDS,
-                    "autoscaling": {
-                        "enabled": True,
-                        "minReplicas": 0,
-                        "maxReplicas": 3,
-                        "targetMessagesPerReplica": 2,
-                    },
+                    "autoscaling": dict(POOL_AUTOSCALING),
                     "env": [{"name": "PYTHONPATH", "value": "/app/examples"}],
-                }
+                },
+                *extra_pools,
             ]
         },
     }
@@ -349,7 +356,7 @@ def _local_cluster(workdir: Path) -> Iterator[InCluster]:
         _readme_install(cp, node, urls, files)
         image = f"{PROJECT_REPOSITORY}:{project_version()}"  # from the OCI archive
         _helm_values(cp, "upgrade", chart, image, workdir, "--wait", "--timeout", "5m")
-        yield InCluster(cp, image, chart)
+        yield InCluster(cp, image, chart, node.paths.containerd_socket)
 
 
 @pytest.fixture(scope="session")

@@ -124,7 +124,11 @@ class ApiClient:
         session = self._sessions.get(pool)
         if session is None:
             connector = aiohttp.TCPConnector(ssl=self._ssl or False, limit=self._limits[pool])
-            session = self._sessions[pool] = aiohttp.ClientSession(connector=connector)
+            # The apiserver sets no cookies; aiohttp's default jar filters them per request
+            # all the same (about 1% of the operator's CPU in a burst's profile).
+            session = self._sessions[pool] = aiohttp.ClientSession(
+                connector=connector, cookie_jar=aiohttp.DummyCookieJar()
+            )
         return session
 
     async def close(self) -> None:

@@ -34,6 +34,29 @@ class Deployment:
     annotations: dict[str, str]
 
 
+async def replace_status_of(
+    client: ApiClient, path: str, uid: str, status: dict[str, Any], *, what: str
+) -> dict[str, Any]:
+    """Replace the status of the object at ``path`` (a task or a schedule) in one JSON patch
+    that tests ``/metadata/uid``: :class:`errors.Gone` if the object is gone or is another
+    one under the same name, :class:`errors.Rejected` if the apiserver refuses the status.
+    ``what`` names the object in the error (``namespace/name``)."""
+    body = [
+        {"op": "test", "path": "/metadata/uid", "value": uid},
+        {"op": "add", "path": "/status", "value": status},
+    ]
+    try:
+        return await client.call(
+            "PATCH", path + "/status", body=body, content_type="application/json-patch+json"
+        )
+    except ApiError as exc:
+        if exc.status == 404 or (exc.status == 422 and "testing value" in exc.message):
+            raise Gone(what) from exc
+        if exc.status == 422:
+            raise Rejected(exc.message[:API_ERROR_CHARS]) from exc
+        raise
+
+
 class Kube:
     """The calls of ``ports.OperatorApi`` and ``scaling.DeploymentApi`` on one client."""
 
@@ -56,23 +79,9 @@ class Kube:
         A JSON patch with a ``test`` on ``/metadata/uid`` makes the write conditional: a
         task deleted and re-created under the same name is never given the old one's status.
         """
-        body = [
-            {"op": "test", "path": "/metadata/uid", "value": uid},
-            {"op": "add", "path": "/status", "value": status},
-        ]
-        try:
-            return await self._client.call(
-                "PATCH",
-                tasks_path(namespace, name) + "/status",
-                body=body,
-                content_type="application/json-patch+json",
-            )
-        except ApiError as exc:
-            if exc.status == 404 or (exc.status == 422 and "testing value" in exc.message):
-                raise Gone(f"{namespace}/{name}") from exc
-            if exc.status == 422:
-                raise Rejected(exc.message[:API_ERROR_CHARS]) from exc
-            raise
+        return await replace_status_of(
+            self._client, tasks_path(namespace, name), uid, status, what=f"{namespace}/{name}"
+        )
 
     async def delete(self, namespace: str, name: str, uid: str) -> None:
         """Delete the object if it is still ``uid`` (a precondition, not a race)."""

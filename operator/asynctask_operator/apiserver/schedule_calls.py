@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
-from asynctask_operator.apiserver.kube import Kube
+from asynctask_operator.apiserver.kube import Kube, replace_status_of
 from asynctask_operator.apiserver.resource import schedules_path, tasks_path
 from asynctask_operator.errors import AlreadyExists, Gone, Rejected
 from asynctask_operator.limits import API_ERROR_CHARS
@@ -55,23 +55,8 @@ class ScheduleCalls:
     async def write_schedule_status(
         self, namespace: str, name: str, uid: str, status: dict[str, Any]
     ) -> None:
-        body = [
-            {"op": "test", "path": "/metadata/uid", "value": uid},
-            {"op": "add", "path": "/status", "value": status},
-        ]
-        try:
-            await self._client.call(
-                "PATCH",
-                schedules_path(namespace, name) + "/status",
-                body=body,
-                content_type="application/json-patch+json",
-            )
-        except ApiError as exc:
-            if exc.status == 404 or (exc.status == 422 and "testing value" in exc.message):
-                raise Gone(f"{namespace}/{name}") from exc
-            if exc.status == 422:
-                raise Rejected(exc.message[:API_ERROR_CHARS]) from exc
-            raise
+        path = schedules_path(namespace, name)
+        await replace_status_of(self._client, path, uid, status, what=f"{namespace}/{name}")
 
     async def create_event(self, namespace: str, body: dict[str, Any]) -> None:
         await self._kube.create_event(namespace, body)

@@ -42,3 +42,28 @@ def test_a_bad_request_exits_2_before_any_connection(
     assert code == 2 and "--request is not JSON" in capsys.readouterr().err
     missing = cli.main(["get", "t", "--kubeconfig", str(tmp_path / "none")])
     assert missing == 4 and "no kubeconfig found" in capsys.readouterr().err
+
+
+def test_get_and_result_take_archived_and_describe_does_not() -> None:
+    for command in ("get", "result"):
+        args = cli.parser().parse_args([command, "t", "--archived"])
+        assert args.archived and args.name == "t"
+        assert not cli.parser().parse_args([command, "t"]).archived
+    with pytest.raises(SystemExit):
+        cli.parser().parse_args(["describe", "t", "--archived"])
+
+
+def test_archived_straight_to_the_apiserver_says_the_gateway_reads_the_history(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = tmp_path / "kubeconfig"
+    config.write_text(
+        "apiVersion: v1\nkind: Config\ncurrent-context: c\n"
+        "contexts: [{name: c, context: {cluster: k, user: u, namespace: ns}}]\n"
+        "clusters: [{name: k, cluster: {server: 'http://127.0.0.1:9'}}]\n"
+        "users: [{name: u, user: {token: t}}]\n"
+    )
+    monkeypatch.delenv("ASYNCTASK_GATEWAY", raising=False)
+    code = cli.main(["--kubeconfig", str(config), "get", "t", "--archived"])
+    assert code == 3  # refused before any connection (port 9 would be unreachable: 4)
+    assert "read through the gateway" in capsys.readouterr().err

@@ -135,3 +135,5 @@ def test_the_detail_has_the_request_and_the_status_the_view_leaves_out() -> None
     assert set(doc["status"]) == {"conditions", "webhook", "queuedTime"}
     assert doc["labels"] == {"app": "web"}
     assert doc["annotations"] == {"asynctask.dev/created-by": "ada"}
+    assert doc["task"]["archived"] is False
+    assert detail(obj, archived=True)["task"]["archived"] is True  # read from the archive

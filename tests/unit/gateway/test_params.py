@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from asynctask_gateway.params import etag_matches, parse_duration, prefer_wait, wait_timeout
+from asynctask_gateway.params import (
+    etag_matches,
+    parse_duration,
+    parse_flag,
+    prefer_wait,
+    wait_timeout,
+)
 from asynctask_gateway.settings import MAX_WAIT_SECONDS
 
 
@@ -42,3 +48,11 @@ def test_if_none_match() -> None:
     assert etag_matches("*", "42")
     assert not etag_matches('"41"', "42")
     assert not etag_matches(None, "42")
+
+
+def test_a_flag_is_true_false_or_absent_and_nothing_else() -> None:
+    assert parse_flag("archived", "true") and not parse_flag("archived", "false")
+    assert not parse_flag("archived", None)
+    for bad in ("1", "yes", "True", ""):
+        with pytest.raises(ValueError, match="archived must be true or false"):
+            parse_flag("archived", bad)

@@ -36,7 +36,11 @@ NS = "team-a"
 
 
 class Harness:
-    def __init__(self, progress_interval: float = 60.0, events: str = "failures") -> None:
+    def __init__(
+        self, progress_interval: float = 60.0, events: str = "failures", fold: float = 0.0
+    ) -> None:
+        """``fold``: ASYNCTASK_PUBLISH_FOLD_SECONDS (0 here: each write made at once, as
+        most tests count them; test_fold.py holds the publish's record)."""
         self.journal: list[str] = []
         self.api = FakeApi(self.journal)
         self.broker = FakeBroker(self.journal)
@@ -44,7 +48,11 @@ class Harness:
         broker: TaskBroker = self.broker
         config = Config(
             lifecycle=LifecycleConfig.model_validate(
-                {"progress_patch_interval_seconds": progress_interval, "events": events}
+                {
+                    "progress_patch_interval_seconds": progress_interval,
+                    "events": events,
+                    "publish_fold_seconds": fold,
+                }
             )
         )
         self.metrics = OperatorMetrics()

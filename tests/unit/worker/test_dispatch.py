@@ -34,6 +34,8 @@ def count(request: dict[str, Any], ctx: TaskContext) -> str:
         most_at_once = max(most_at_once, running_now)
     try:
         gate.wait(request.get("wait", 0))
+        if "progress" in request:
+            ctx.progress(request["progress"])
         return ctx.uid
     finally:
         with _lock:
@@ -143,9 +145,48 @@ def test_a_redelivery_while_running_is_adopted_by_the_running_attempt(
     dispatcher.submit(redelivered)
     gate.set()
     wait_until(lambda: redelivered.settled == ["ack"])
-    assert lost.settled == [] and runs == ["b"]
+    # The lost delivery is settled too: the runtime drops a settle on a connection that is
+    # gone (and on the live one, below, it must be acked).
+    assert lost.settled == ["ack"] and runs == ["b"]
     ((end, _),) = sink.terminal("b")
     assert end.phase is Phase.SUCCEEDED and end.attempt == 1
+
+
+def test_progress_after_an_adoption_keeps_the_running_attempt(
+    dispatcher: Dispatcher, sink: Sink
+) -> None:
+    # A redelivery after a reconnect comes with x-delivery-count, so its attempt is one
+    # higher; the attempt that runs is still the first: progress of a higher attempt would
+    # make the operator record a new attempt and ignore this one's end.
+    lost = Delivery(message("g", wait=30, progress=50))
+    dispatcher.submit(lost)
+    wait_until(lambda: runs == ["g"])
+    dispatcher.submit(Delivery(lost.message, attempt=2))
+    gate.set()
+    wait_until(lambda: len(sink.terminal("g")) == 1)
+    sent = [(m.phase, m.progress, m.attempt) for m, _ in sink.sent if m.task.uid == "g"]
+    assert sent == [
+        (Phase.PROCESSING, None, 1),
+        (Phase.PROCESSING, 50, 1),
+        (Phase.SUCCEEDED, 100, 1),
+    ], sent
+
+
+def test_a_duplicate_published_while_running_is_adopted_and_acked_with_it(
+    dispatcher: Dispatcher, sink: Sink
+) -> None:
+    # The operator published the same task message twice (a crash between publishing and
+    # recording it), and both reached this worker on one connection: each delivery holds a
+    # prefetch slot until acked, so the running attempt acks both when it ends.
+    first = Delivery(message("f", wait=30))
+    dispatcher.submit(first)
+    wait_until(lambda: runs == ["f"])
+    duplicate = Delivery(first.message)
+    dispatcher.submit(duplicate)
+    assert first.settled == duplicate.settled == []
+    gate.set()
+    wait_until(lambda: first.settled == duplicate.settled == ["ack"])
+    assert runs == ["f"] and len(sink.terminal("f")) == 1
 
 
 def test_a_new_published_attempt_of_the_same_task_does_run(dispatcher: Dispatcher) -> None:

@@ -135,7 +135,8 @@ class Dispatcher:
         for job in jobs:
             job.ctx._cancel(WORKER_SHUTDOWN)
             self.metrics.in_flight.labels(job.message.queue).dec()
-            job.delivery.requeue()
+            for delivery in job.deliveries:
+                delivery.requeue()
             killed = job.execution is not None and job.execution.kill()
             log.warning(
                 "task %s/%s: still running after the grace period: requeued%s",
@@ -191,9 +192,10 @@ class Dispatcher:
         return job
 
     def _progress(self, job: Job, percent: int, message: str | None) -> None:
-        # Not after the end: an abandoned or released handler may still report.
+        # Not after the end: an abandoned or released handler may still report. The attempt
+        # is the one that runs (its context's), not that of a redelivery it adopted.
         if job.state is State.RUNNING:
-            self.sink.progress(job.message.task, job.delivery.attempt, percent, message)
+            self.sink.progress(job.message.task, job.ctx.attempt, percent, message)
 
     def _start(self, job: Job) -> None:
         msg, ctx = job.message, job.ctx
@@ -330,9 +332,10 @@ class Dispatcher:
 
     def _settled(self, job: Job, future: Future[None]) -> None:
         error = future.exception()
-        delivery = self._ledger.settled(job, confirmed=error is None)
+        deliveries = self._ledger.settled(job, confirmed=error is None)
         if error is None:
-            delivery.ack()
+            for delivery in deliveries:
+                delivery.ack()
         else:
             log.error(
                 "task %s: could not report its outcome (%s): back to its queue",
@@ -340,4 +343,5 @@ class Dispatcher:
                 error,
                 extra=job.ctx.log_fields,
             )
-            delivery.requeue()
+            for delivery in deliveries:
+                delivery.requeue()

@@ -69,6 +69,15 @@ class Job:
     hard_deadline: float | None = None
     state: State = State.RUNNING
     execution: Execution | None = None
+    #: Earlier deliveries of this attempt it adopted a newer one from. On a connection that
+    #: is gone, settling them does nothing; on the live one (the same message published
+    #: twice) each still holds a prefetch slot until it is settled with the job.
+    superseded: list[Delivery] = field(default_factory=list)
+
+    @property
+    def deliveries(self) -> list[Delivery]:
+        """Every delivery this job settles when it ends: the adopted ones, then its own."""
+        return [*self.superseded, self.delivery]
 
     @property
     def message(self) -> TaskMessage:

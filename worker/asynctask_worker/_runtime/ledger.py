@@ -70,7 +70,9 @@ class Ledger:
         if key in self.done:
             return Verdict.DUPLICATE, None
         if (job := self.running.get(key)) is not None:
-            job.delivery = d  # redelivered (reconnect) while running here: adopt it
+            # Redelivered (reconnect) or published again while it runs here: adopt it.
+            job.superseded.append(job.delivery)
+            job.delivery = d
             return Verdict.ADOPTED, None
         if (revocation := self.revoked.get(d.message.task.uid)) is not None:
             return Verdict.REVOKED, revocation
@@ -151,17 +153,17 @@ class Ledger:
             job.state = State.FINISHING
             return True
 
-    def settled(self, job: Job, confirmed: bool) -> Delivery:
-        """``→ DONE``: its slot is free; the delivery to ack (or requeue) now."""
+    def settled(self, job: Job, confirmed: bool) -> list[Delivery]:
+        """``→ DONE``: its slot is free; the deliveries to ack (or requeue) now."""
         with self.cond:
-            delivery = job.delivery
+            deliveries = job.deliveries
             job.state = State.DONE
             if self.running.get(job.key) is job:
                 del self.running[job.key]
             if confirmed:
                 self.done.put(job.key, True)
             self.cond.notify_all()
-        return delivery
+        return deliveries
 
     # shutdown and reconnects --------------------------------------------------------------
 

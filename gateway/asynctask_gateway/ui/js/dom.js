@@ -74,10 +74,11 @@ export function hashFor(namespace, name) {
   return name ? `#/ns/${ns}/tasks/${encodeURIComponent(name)}` : `#/ns/${ns}`;
 }
 
-// The links between a namespace's tasks, its schedules and the cluster's queues.
+// The links between a namespace's tasks, its history, its schedules and the cluster's queues.
 export function nav(namespace, current) {
   const ns = encodeURIComponent(namespace);
-  const links = [["tasks", "Tasks", `#/ns/${ns}`], ["schedules", "Schedules", `#/ns/${ns}/schedules`],
+  const links = [["tasks", "Tasks", `#/ns/${ns}`], ["history", "History", `#/ns/${ns}/history`],
+                 ["schedules", "Schedules", `#/ns/${ns}/schedules`],
                  ["queues", "Queues", `#/ns/${ns}/queues`]];
   return h("nav", { className: "views", "aria-label": "Views" },
            links.map(([key, text, href]) => h("a", { href, id: `nav-${key}`,

@@ -1,10 +1,12 @@
 // The dashboard's entry point: the token and namespace forms, messages, and a hash router
-// (#/ns/<namespace>[?filters], #/ns/<namespace>/tasks/<name>, #/ns/<namespace>/schedules[/<name>]
-// and #/ns/<namespace>/queues): the hash never reaches the server, and nothing secret is
+// (#/ns/<namespace>[?filters], #/ns/<namespace>/tasks/<name or uid>,
+// #/ns/<namespace>/history[?filters], #/ns/<namespace>/schedules[/<name>] and
+// #/ns/<namespace>/queues): the hash never reaches the server, and nothing secret is
 // ever put in it.
 
 import { ApiError, getToken, setToken } from "./api.js";
 import { h } from "./dom.js";
+import { historyPage } from "./history.js";
 import { listPage } from "./list.js";
 import { queuesPage } from "./queues.js";
 import { schedulePage, schedulesPage } from "./schedules.js";
@@ -79,6 +81,9 @@ function route() {
   } else if (parts[0] === "ns" && parts[2] === "schedules") {
     document.title = `Schedules in ${namespace} · AsyncTask`;
     close = schedulesPage(main, ctx);
+  } else if (parts[0] === "ns" && parts[2] === "history") {
+    document.title = `History of ${namespace} · AsyncTask`;
+    close = historyPage(main, ctx);
   } else if (parts[0] === "ns" && parts[2] === "queues") {
     document.title = "Queues · AsyncTask";
     close = queuesPage(main, ctx);

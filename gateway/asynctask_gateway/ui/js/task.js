@@ -1,27 +1,40 @@
 // One task's page: its record (GET …/detail: request, result, error and traceback, attempts,
 // timestamps, conditions, webhook delivery) and its live phase and progress from the task's
 // own stream (GET …/events, resumed with Last-Event-ID); a Cancel button while it runs.
+// The path names the task by name or uid; a task that is no longer live comes from the
+// history archive (marked archived, no stream). A finished task has a Resubmit button
+// (POST …/tasks/{name or uid}:resubmit: a new task from its spec).
 
 import { api, readStream, tasksPath } from "./api.js";
 import { append, h, hashFor, json, phaseCell, progressBar, updateBar, when } from "./dom.js";
 import { keepOpen } from "./live.js";
 
-export function taskPage(root, { namespace, name, notify }) {
+const RESUBMITTED_FROM = "asynctask.dev/resubmitted-from";
+
+export function taskPage(root, { namespace, name: key, notify }) {
   const abort = new AbortController();
   const badge = h("span", { id: "task-phase" });
-  const bar = progressBar({ name, progress: 0 }, `progress of ${name}`);
+  const archivedFlag = h("span", { id: "task-archived", className: "flag archived", hidden: true,
+                                   title: "no longer live: read from the history archive" },
+                         "archived");
+  const heading = h("h2", {}, key);
+  const bar = progressBar({ name: key, progress: 0 }, `progress of ${key}`);
   const message = h("p", { id: "task-message", className: "message" });
   const cancel = h("button", { type: "button", id: "cancel", className: "danger", hidden: true,
                                onclick: () => cancelTask() }, "Cancel task");
+  const resubmit = h("button", { type: "button", id: "resubmit", hidden: true,
+                                 onclick: () => resubmitTask() }, "Resubmit");
   const details = h("div", { id: "task-detail", className: "sections" });
   const status = h("span", { id: "live-state", className: "muted", "aria-live": "polite" });
   let view = null;
   let lastEventId = null;
+  let name = key;  // the task's name once read (the path may hold its uid)
 
   append(root, [
-    h("p", { className: "crumbs" }, h("a", { href: hashFor(namespace) }, `← Tasks in ${namespace}`)),
-    h("div", { className: "title" }, h("h2", {}, name), badge, status),
-    h("div", { className: "task-head" }, bar, cancel),
+    h("p", { className: "crumbs" }, h("a", { href: hashFor(namespace) }, `← Tasks in ${namespace}`),
+      " · ", h("a", { href: `#/ns/${encodeURIComponent(namespace)}/history` }, "History")),
+    h("div", { className: "title" }, heading, badge, archivedFlag, status),
+    h("div", { className: "task-head" }, bar, cancel, resubmit),
     message,
     details,
   ]);
@@ -33,12 +46,30 @@ export function taskPage(root, { namespace, name, notify }) {
     updateBar(bar, view);
     message.textContent = view.message || "";
     cancel.hidden = view.done;
+    resubmit.hidden = !view.done;
+    archivedFlag.hidden = !view.archived;
+    root.dataset.archived = String(Boolean(view.archived));
   }
 
   async function refresh() {
-    const record = await api(tasksPath(namespace, name, "/detail"), { signal: abort.signal });
+    const record = await api(tasksPath(namespace, key, "/detail"), { signal: abort.signal });
+    name = record.task.name;
+    heading.textContent = name;
+    document.title = `${name} · AsyncTask`;
     details.replaceChildren(...sections(record));
     if (!view || record.task.resourceVersion !== view.resourceVersion) show(record.task);
+  }
+
+  async function resubmitTask() {
+    resubmit.disabled = true;
+    try {
+      const made = await api(tasksPath(namespace, key, ":resubmit"), { method: "POST" });
+      notify({ text: `Resubmitted ${name} as `, link: [made.name, hashFor(namespace, made.name)] });
+    } catch (error) {
+      notify(error);
+    } finally {
+      resubmit.disabled = false;
+    }
   }
 
   async function cancelTask() {
@@ -79,7 +110,7 @@ export function taskPage(root, { namespace, name, notify }) {
   }
 
   refresh()
-    .then(() => keepOpen(connect, {
+    .then(() => view.archived ? "archived" : keepOpen(connect, {
       signal: abort.signal,
       onState: (state) => (state === "reconnecting" ? (status.textContent = "reconnecting…")
                                                     : notify(state)),
@@ -136,7 +167,10 @@ function sections(record) {
   out.push(section("Conditions", conditionsTable(status.conditions || [])));
   out.push(section("Webhook delivery", webhook(spec.webhook, status.webhook)));
   if (Object.keys(labels).length) {
-    out.push(section("Labels", fields(Object.entries(labels))));
+    // A resubmitted task's original, by its uid: its page (live or archived).
+    const link = ([label, value]) => [label, label === RESUBMITTED_FROM && value
+      ? h("a", { href: hashFor(task.namespace, value), id: "resubmitted-from" }, value) : value];
+    out.push(section("Labels", fields(Object.entries(labels).map(link))));
   }
   return out;
 }

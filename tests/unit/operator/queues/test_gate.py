@@ -16,7 +16,7 @@ import pytest
 from asynctask_operator.app import TaskLogic
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import OperatorApi, TaskBroker
-from asynctask_operator.settings import Config
+from asynctask_operator.settings import Config, LifecycleConfig
 from asynctask_worker.messages import Phase
 from tests.unit.operator.fakes import FakeApi, FakeBroker
 from tests.unit.operator.test_tracking import Harness, until
@@ -35,7 +35,9 @@ class Queued(Harness):
         fake_api: OperatorApi = self.api
         fake_broker: TaskBroker = self.broker
         self.metrics = OperatorMetrics()
-        self.logic = TaskLogic.wire(Config(), fake_api, fake_broker, self.metrics, queues=True)
+        # The publish's record written at once, as the queues here count writes.
+        config = Config(lifecycle=LifecycleConfig(publish_fold_seconds=0))
+        self.logic = TaskLogic.wire(config, fake_api, fake_broker, self.metrics, queues=True)
         self.tracker = self.logic.tracker
         self.inbox = self.logic.inbox
         self.gate = self.logic.gate

@@ -1,0 +1,73 @@
+import assert from "node:assert/strict";
+import { test } from "node:test";
+
+import { statusMessage, type Phase } from "../src/protocol";
+import { StatusStreams } from "../src/streams";
+
+const ref = { uid: "u1", namespace: "ns", name: "t" };
+const msg = (phase: Phase, progress: number | null = null, attempt = 1) =>
+  statusMessage(ref, attempt, phase, "w", { progress });
+
+function clock(): { now: () => number; advance: (ms: number) => void } {
+  let t = 1000;
+  return { now: () => t, advance: (ms) => (t += ms) };
+}
+
+test("at most one progress message per interval; the latest value wins", () => {
+  const c = clock();
+  const s = new StatusStreams(500, c.now);
+  assert.equal(s.offerProgress(msg("Processing", 10))?.progress, 10); // the first goes at once
+  assert.equal(s.offerProgress(msg("Processing", 20)), null);
+  assert.equal(s.offerProgress(msg("Processing", 30)), null);
+  assert.equal(s.nextDueInMs(), 500);
+  c.advance(200);
+  assert.deepEqual(s.due(), []);
+  assert.equal(s.nextDueInMs(), 300);
+  c.advance(300);
+  assert.deepEqual(
+    s.due().map((m) => m.progress),
+    [30],
+  );
+  assert.equal(s.nextDueInMs(), null);
+  c.advance(100);
+  assert.equal(s.offerProgress(msg("Processing", 40)), null); // 100 ms after the last one
+  assert.deepEqual(
+    s.due(true).map((m) => m.progress),
+    [40],
+  ); // forced (shutdown)
+});
+
+test("Processing starts the interval: a progress reported with it waits", () => {
+  const c = clock();
+  const s = new StatusStreams(500, c.now);
+  s.offerPhase(msg("Processing"));
+  assert.equal(s.offerProgress(msg("Processing", 5)), null);
+  c.advance(499);
+  assert.deepEqual(s.due(), []);
+  c.advance(1);
+  assert.deepEqual(
+    s.due().map((m) => m.progress),
+    [5],
+  );
+});
+
+test("seq counts what is sent, per attempt, from 0; a resend gets the next one", () => {
+  const s = new StatusStreams(500);
+  assert.equal(s.stamp(msg("Processing")).seq, 0);
+  assert.equal(s.stamp(msg("Processing", 50)).seq, 1);
+  assert.equal(s.stamp(msg("Processing", 50)).seq, 2);
+  assert.equal(s.stamp(msg("Processing", null, 2)).seq, 0); // another attempt
+});
+
+test("no progress after the terminal status; the held one is dropped", () => {
+  const c = clock();
+  const s = new StatusStreams(500, c.now);
+  s.offerProgress(msg("Processing", 10));
+  s.offerProgress(msg("Processing", 60));
+  s.offerPhase(msg("Succeeded", 100));
+  c.advance(1000);
+  assert.deepEqual(s.due(), []);
+  assert.equal(s.offerProgress(msg("Processing", 70)), null);
+  s.finished(msg("Succeeded"));
+  assert.equal(s.size, 0);
+});
