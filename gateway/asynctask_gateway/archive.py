@@ -22,6 +22,16 @@ from asynctask_gateway.history import (
     keys_statement,
     rows_statement,
 )
+from asynctask_gateway.history_plan import (
+    BITMAP_DONE,
+    BITMAP_ONLY,
+    WALK_ENTRIES,
+    Key,
+    judge,
+    rest_bounds,
+    rest_statement,
+    walk_statement,
+)
 from asynctask_worker.views import TaskView, task_view
 
 #: A page reads candidates' keys in rounds (more only when rows with long labels, which the
@@ -69,7 +79,8 @@ def archived_view(obj: dict[str, Any]) -> TaskView:
 
 
 class ArchiveReader:
-    def __init__(self, url: str, *, pool_size: int = 2) -> None:
+    def __init__(self, url: str, *, pool_size: int = 2, walk_entries: int = WALK_ENTRIES) -> None:
+        self._walk = walk_entries  # history_plan.WALK_ENTRIES (smaller in tests)
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -112,19 +123,18 @@ class ArchiveReader:
     ) -> tuple[list[dict[str, Any]], str | None]:
         """One page of a namespace's history, newest first, and the next page's token.
 
-        Keys first (an index-only scan that stops at the page's end), then only those rows
-        (:func:`keys_statement`, :func:`rows_statement`). If candidates whose long labels
-        the index cannot judge fail the selector, the page reads more keys, in at most
-        :data:`MAX_ROUNDS` rounds; past them it ends short, with a token to go on from the
-        last key judged (a page may hold fewer than ``limit`` items and still have more)."""
+        Keys first (:meth:`_keys`), then only those rows (:func:`rows_statement`). If
+        candidates whose long labels the index cannot judge fail the selector, the page
+        reads more keys, in at most :data:`MAX_ROUNDS` rounds; past them it ends short,
+        with a token to go on from the last key judged (a page may hold fewer than
+        ``limit`` items and still have more)."""
         rows: list[tuple[Any, ...]] = []
         after, batch = query.after, query.limit + 1
         last: tuple[Any, ...] | None = None
         async with self._pool.connection() as conn:
             await conn.execute(b"SET LOCAL statement_timeout = 5000")
             for _ in range(MAX_ROUNDS):
-                sql, params = keys_statement(namespace, query, after, batch)
-                keys = await (await conn.execute(sql.encode(), params)).fetchall()
+                keys = await self._keys(conn, namespace, query, after, batch)
                 if keys:
                     sql, params = rows_statement(namespace, query, keys, _COLUMNS)
                     rows += await (await conn.execute(sql.encode(), params)).fetchall()
@@ -139,3 +149,36 @@ class ArchiveReader:
         else:
             token = encode_continue(last[0], last[1]) if last is not None else None
         return [as_object(r) for r in rows], token
+
+    async def _keys(
+        self,
+        conn: AsyncConnection[Any],
+        namespace: str,
+        query: HistoryQuery,
+        after: Key | None,
+        batch: int,
+    ) -> list[Key]:
+        """Up to ``batch`` keys of candidate rows after ``after``, newest first; fewer only
+        when the range holds no more. Without an indexed label term, one ordered walk of
+        the keyset index (:func:`keys_statement`); with one, a bounded walk, then the rest
+        by the GIN bitmap if the walk found the selector rare (:mod:`history_plan`)."""
+        if not query.label_indexed:
+            sql, params = keys_statement(namespace, query, after, batch)
+            rows = await (await conn.execute(sql.encode(), params)).fetchall()
+            return [(r[0], r[1]) for r in rows]
+        sql, params = walk_statement(namespace, query, after, batch, self._walk)
+        walked = judge(await (await conn.execute(sql.encode(), params)).fetchall(), batch)
+        keys, before = walked.keys, walked.edge
+        if before is None:
+            return keys
+        await conn.execute(BITMAP_ONLY)
+        for oldest in rest_bounds(walked, batch - len(keys), query.since):
+            sql, params = rest_statement(namespace, query, before, oldest, batch - len(keys))
+            keys += [
+                (r[0], r[1]) for r in await (await conn.execute(sql.encode(), params)).fetchall()
+            ]
+            if len(keys) >= batch or oldest is None:
+                break
+            before = (oldest, "")  # older than the window: (t, uid) < (oldest, "")
+        await conn.execute(BITMAP_DONE)
+        return keys

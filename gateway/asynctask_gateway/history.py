@@ -122,6 +122,14 @@ class HistoryQuery:
     labels: list[str] = field(default_factory=list)
     labels_key: list[str] = field(default_factory=list)
     label_params: list[Any] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def label_indexed(self) -> bool:
+        """The selector has a term the GIN index on ``labels_key`` answers (``k=v``, ``k``):
+        a bitmap of its matches is a plan (:mod:`history_plan`)."""
+        return any(c.startswith(("labels_key @>", "labels_key ?")) for c in self.labels_key)
 
     @classmethod
     def parse(cls, params: Any) -> HistoryQuery:
@@ -163,6 +171,8 @@ class HistoryQuery:
             labels,
             labels_key,
             label_values,
+            start,
+            end,
         )
 
 

@@ -149,7 +149,11 @@ async def walk(reader: ArchiveReader, params: dict[str, str]) -> tuple[list[str]
 async def test_selectors_match_the_same_rows_with_labels_over_the_bound(database_url: str) -> None:
     await fill_long(database_url)
     reader = ArchiveReader(database_url)
+    # Walks of 3 entries: every selector with a positive term goes on by the bitmap plan
+    # (history_plan), its windows and the rest of the range, on the same rows.
+    bitmap = ArchiveReader(database_url, walk_entries=3)
     await reader.start()
+    await bitmap.start()
     try:
         selectors = [
             "",
@@ -178,6 +182,8 @@ async def test_selectors_match_the_same_rows_with_labels_over_the_bound(database
                 for limit in ("1", "7", "500"):
                     seen, _ = await walk(reader, {**params, "limit": limit})
                     assert seen == expected, (params, limit)
+                seen, _ = await walk(bitmap, {**params, "limit": "7"})
+                assert seen == expected, (params, "bitmap")
         # app=x with pages of one: the 140 newest rows are long-labelled candidates the
         # index cannot judge and the selector drops; the reader reads more keys in rounds,
         # and past them ends a page short with a token, never skipping a row.
@@ -189,3 +195,4 @@ async def test_selectors_match_the_same_rows_with_labels_over_the_bound(database
         assert short >= 1
     finally:
         await reader.close()
+        await bitmap.close()

@@ -1,0 +1,118 @@
+"""The plan of a label-selected page's keys (pure): a bounded walk, then a bitmap of the
+rest sized by what the walk saw."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from asynctask_gateway.history import HistoryQuery
+from asynctask_gateway.history_plan import (
+    WALK_ENTRIES,
+    Walked,
+    judge,
+    rest_bounds,
+    rest_statement,
+    rest_window,
+    walk_statement,
+)
+
+T = datetime(2026, 12, 5, 12, tzinfo=UTC)
+SELECTED = {
+    "queue": "q",
+    "phase": "Failed",
+    "since": "2026-12-01T00:00:00Z",
+    "until": "2026-12-05T00:00:00Z",
+    "labelSelector": "team=a,tier!=db",
+}
+
+
+@pytest.mark.parametrize(
+    ("selector", "indexed"),
+    [
+        ("team=a", True),
+        ("team==a", True),
+        ("team", True),
+        ("tier!=db,team", True),
+        ("tier!=db", False),
+        ("!team", False),
+        ("team in (a,b)", False),
+        ("team notin (a)", False),
+        ("", False),
+    ],
+)
+def test_only_a_positive_term_has_a_bitmap_plan(selector: str, indexed: bool) -> None:
+    assert HistoryQuery.parse({"labelSelector": selector}).label_indexed is indexed
+
+
+def test_the_walk_is_bounded_and_reads_only_the_keyset_index() -> None:
+    query = HistoryQuery.parse(SELECTED)
+    after = (T, "u9")
+    sql, params = walk_statement("ns", query, after, 101, entries=500)
+    assert sql.count("%s") == len(params)
+    # The inner scan: the namespace's range after the key, newest first, at most 500.
+    inner = re.search(r"FROM asynctask_history WHERE (.*?) ORDER BY", sql)
+    assert inner is not None
+    assert inner.group(1) == (
+        "namespace = %s AND finished_at >= %s AND finished_at < %s "
+        "AND (finished_at, uid) < (%s, %s)"
+    )
+    assert "SELECT finished_at, uid, queue, phase, creator, labels_key FROM" in sql
+    assert not re.search(r"\blabels\b", sql)
+    assert "(labels_key IS NULL OR (" in sql  # a row without the copy is a candidate
+    assert params[0] == 500 and params[-3:] == [500, 500, 101]
+    assert params[1 : 1 + len(query.params) + len(query.label_params)] == [
+        *query.params,
+        *query.label_params,
+    ]
+    assert ["ns", query.since, query.until, *after] == params[-8:-3]
+    assert walk_statement("ns", query, None, 11)[1][0] == WALK_ENTRIES
+
+
+def keys(*minutes: int) -> list[tuple[datetime, str]]:
+    return [(T - timedelta(minutes=m), f"u{m}") for m in minutes]
+
+
+def test_a_walk_that_fills_the_page_or_ends_the_range_is_the_answer() -> None:
+    full = [(*k, True, False) for k in keys(1, 2, 3)] + [(*keys(9)[0], False, True)]
+    assert judge(full, 3) == Walked(keys(1, 2, 3), None)
+    done = [(*k, True, False) for k in keys(1, 2)]
+    assert judge(done, 3) == Walked(keys(1, 2), None)
+    # Stopped at its bound short of a page: the edge is where the bitmap goes on.
+    short = [(*k, True, False) for k in keys(1, 2)] + [(*keys(9)[0], False, True)]
+    assert judge(short, 3) == Walked(keys(1, 2), keys(9)[0])
+    edge_matches = [(*k, True, False) for k in keys(1)] + [(*keys(9)[0], True, True)]
+    assert judge(edge_matches, 3) == Walked(keys(1, 9), keys(9)[0])
+
+
+def test_the_bitmap_window_comes_from_the_walks_frequency() -> None:
+    # 4 matches from minute 1 to the edge at minute 21: one per 5 minutes; 10 more needed
+    # take 50 minutes, twice that is the window.
+    walked = Walked(keys(1, 6, 11, 16), keys(21)[0])
+    assert rest_window(walked, 10) == timedelta(minutes=100)
+    edge = keys(21)[0][0]
+    assert rest_bounds(walked, 10, None) == [edge - timedelta(minutes=100), None]
+    # A window reaching past `since` is the rest of the range.
+    assert rest_bounds(walked, 10, edge - timedelta(minutes=30)) == [None]
+    # No match in the walk: rarer than one in WALK_ENTRIES, the whole rest at once.
+    assert rest_window(Walked([], keys(21)[0]), 10) is None
+    assert rest_bounds(Walked([], keys(21)[0]), 10, None) == [None]
+
+
+def test_the_rest_statement_is_bounded_by_the_edge_and_the_window() -> None:
+    query = HistoryQuery.parse(SELECTED)
+    before, oldest = keys(21)[0], T - timedelta(hours=3)
+    sql, params = rest_statement("ns", query, before, oldest, 40)
+    assert sql.count("%s") == len(params)
+    assert sql.startswith(
+        "SELECT finished_at, uid FROM asynctask_history WHERE namespace = %s "
+        "AND (finished_at, uid) < (%s, %s) AND finished_at >= %s AND "
+    )
+    assert sql.endswith("ORDER BY finished_at DESC, uid DESC LIMIT %s")
+    assert params == ["ns", *before, oldest, *query.params, *query.label_params, 40]
+    # Without a window: down to the range's start (`since`, among the query's conditions).
+    sql, params = rest_statement("ns", query, before, None, 40)
+    assert sql.count("%s") == len(params)
+    assert params == ["ns", *before, *query.params, *query.label_params, 40]
