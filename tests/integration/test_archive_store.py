@@ -5,6 +5,7 @@ listings use, and retention by whole partitions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from asynctask_operator.archive.migrate import LEDGER, migrate
+from asynctask_operator.archive.migrate import LEDGER, backfill, migrate
 from asynctask_operator.archive.record import decode, record_of
-from asynctask_operator.archive.schema import MIGRATIONS, TABLE, partition_name
-from asynctask_operator.archive.store import PostgresArchive
+from asynctask_operator.archive.schema import (
+    MIGRATIONS,
+    TABLE,
+    day_of,
+    partition_ddl,
+    partition_name,
+)
+from asynctask_operator.archive.store import UPSERT, PostgresArchive
 
 pytestmark = pytest.mark.asyncio
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -69,6 +76,34 @@ async def test_replicas_starting_together_apply_each_migration_once(database_url
     results = await asyncio.gather(*(one() for _ in range(4)))
     assert sorted(results) == [[], [], [], [m.version for m in MIGRATIONS]]
     assert await rows(database_url, f"SELECT count(*) FROM {LEDGER}") == [(len(MIGRATIONS),)]
+
+
+async def test_rows_archived_before_labels_key_are_backfilled_in_batches(
+    database_url: str,
+) -> None:
+    """Rows written before the copy existed (NULL ``labels_key``, as migration 2 left
+    them): migration 3 copies short labels, one page range at a time, and leaves long ones
+    NULL (the reader checks those on their full labels)."""
+    long = {f"k{i:02d}.example.com/label": "v" * 63 for i in range(30)}
+    bodies = [task(f"u{n:03d}", metadata={"labels": {"app": f"a{n % 3}"}}) for n in range(200)]
+    bodies += [task("long", metadata={"labels": long})]
+    records = [dataclasses.replace(r, labels_key=None) for b in bodies if (r := record_of(b))]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        assert await migrate(conn, MIGRATIONS[:2]) == [1, 2]
+        await conn.execute(partition_ddl(day_of(NOW)).encode())
+        async with conn.cursor() as cur:
+            await cur.executemany(UPSERT, [r.row() for r in records])
+        pages = await (
+            await conn.execute(b"SELECT pg_relation_size(%s) / 8192", (partition_name(NOW.date()),))
+        ).fetchone()
+        assert pages is not None and pages[0] > 3  # several batches of one page below
+        # Half the work, as a run stopped halfway would have left it: then the migration.
+        assert await backfill(conn, MIGRATIONS[2].backfill, step=1) == 200
+        await conn.execute(f"UPDATE {TABLE} SET labels_key = NULL WHERE uid < 'u100'".encode())
+        assert await migrate(conn) == [3]
+    got = dict(await rows(database_url, f"SELECT uid, labels_key FROM {TABLE}"))
+    assert len(got) == 201 and got.pop("long") is None
+    assert got == {f"u{n:03d}": {"app": f"a{n % 3}"} for n in range(200)}
 
 
 async def test_rows_are_upserted_by_uid_and_read_back_whole(database_url: str) -> None:

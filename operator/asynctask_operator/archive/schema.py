@@ -17,7 +17,9 @@ index on ``(namespace, finished_at, uid)`` carrying it with queue, phase and cre
 label-selected page's keys come from that index alone (an index-only scan: no heap page
 read for a row the selector drops); only the page's rows are then read whole. A B-tree
 entry holds at most about 2.7 KB, hence the bound; a row whose copy is NULL is a candidate
-the row read checks against its full ``labels`` (``docs/history.md``).
+the row read checks against its full ``labels`` (``docs/history.md``). Migration 3
+backfills the copy on the rows archived before, in batches of table pages
+(:func:`block_ranges`).
 """
 
 from __future__ import annotations
@@ -34,11 +36,22 @@ _PREFIX = f"{TABLE}_p"
 LABELS_KEY_MAX = 1536
 
 
+#: Table pages (8 KiB) per backfill batch: about 16,000 rows of 2 KB, one transaction each.
+BACKFILL_PAGES = 4096
+
+
 @dataclass(frozen=True)
 class Migration:
+    """``sql`` runs in one transaction with the ledger's record. With a ``backfill`` (an
+    UPDATE of ``{partition}`` for the block range ``%s::tid`` to ``%s::tid``), the
+    backfill then runs on every partition in batches of :data:`BACKFILL_PAGES` pages, each
+    its own transaction, and the record comes last: a migration stopped halfway runs again
+    whole, so its ``sql`` and backfill must be idempotent."""
+
     version: int
     name: str
     sql: str
+    backfill: str = ""
 
 
 _PAYLOADS = "".join(
@@ -105,7 +118,25 @@ CREATE INDEX {TABLE}_ns_time_nokey ON {TABLE} (namespace, finished_at DESC, uid 
 DROP INDEX {TABLE}_labels;
 """,
     ),
+    Migration(
+        3,
+        "labels_key backfilled on the rows archived before migration 2, in batches",
+        "",
+        # The bound on jsonb's text form (", " and ": " between items: a few bytes longer
+        # than the operator's compact JSON, so a row at the edge may keep NULL: still
+        # correct, a NULL copy makes a row a candidate the rows step checks on its labels).
+        # Rows already with a copy are skipped, so a run stopped halfway goes on cheaply.
+        "UPDATE {partition} SET labels_key = labels "
+        "WHERE ctid >= %s::tid AND ctid < %s::tid AND labels_key IS NULL "
+        f"AND octet_length(labels::text) <= {LABELS_KEY_MAX}",
+    ),
 )
+
+
+def block_ranges(pages: int, step: int = BACKFILL_PAGES) -> list[tuple[str, str]]:
+    """A table of ``pages`` pages as ``ctid`` ranges ``[from, to)`` of ``step`` pages (a
+    TID range scan each: the batch reads its own pages only)."""
+    return [(f"({lo},0)", f"({min(lo + step, pages)},0)") for lo in range(0, pages, step)]
 
 
 def day_of(at: datetime) -> date:
