@@ -27,7 +27,8 @@ from asynctask_gateway.history_plan import (
     BITMAP_ONLY,
     WALK_ENTRIES,
     Key,
-    judge,
+    Walked,
+    edge_statement,
     rest_bounds,
     rest_statement,
     walk_statement,
@@ -76,6 +77,11 @@ def as_object(row: tuple[Any, ...]) -> dict[str, Any]:
 
 def archived_view(obj: dict[str, Any]) -> TaskView:
     return task_view(obj).model_copy(update={"archived": True})
+
+
+async def _fetch(conn: AsyncConnection[Any], sql: str, params: list[Any]) -> list[Key]:
+    """The keys ``(finished_at, uid)`` a keys statement gives."""
+    return [(r[0], r[1]) for r in await (await conn.execute(sql.encode(), params)).fetchall()]
 
 
 class ArchiveReader:
@@ -163,20 +169,20 @@ class ArchiveReader:
         the keyset index (:func:`keys_statement`); with one, a bounded walk, then the rest
         by the GIN bitmap if the walk found the selector rare (:mod:`history_plan`)."""
         if not query.label_indexed:
-            sql, params = keys_statement(namespace, query, after, batch)
-            rows = await (await conn.execute(sql.encode(), params)).fetchall()
-            return [(r[0], r[1]) for r in rows]
-        sql, params = walk_statement(namespace, query, after, batch, self._walk)
-        walked = judge(await (await conn.execute(sql.encode(), params)).fetchall(), batch)
-        keys, before = walked.keys, walked.edge
-        if before is None:
+            return await _fetch(conn, *keys_statement(namespace, query, after, batch))
+        keys = await _fetch(conn, *walk_statement(namespace, query, after, batch, self._walk))
+        if len(keys) >= batch:
             return keys
+        sql, params = edge_statement(namespace, query, after, self._walk)
+        edge = await (await conn.execute(sql.encode(), params)).fetchone()
+        if edge is None:
+            return keys  # the walk reached the range's end
+        walked = Walked(list(keys), (edge[0], edge[1]))
+        before = walked.edge
         await conn.execute(BITMAP_ONLY)
         for oldest in rest_bounds(walked, batch - len(keys), query.since):
             sql, params = rest_statement(namespace, query, before, oldest, batch - len(keys))
-            keys += [
-                (r[0], r[1]) for r in await (await conn.execute(sql.encode(), params)).fetchall()
-            ]
+            keys += await _fetch(conn, sql, params)
             if len(keys) >= batch or oldest is None:
                 break
             before = (oldest, "")  # older than the window: (t, uid) < (oldest, "")

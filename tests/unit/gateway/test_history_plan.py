@@ -12,7 +12,7 @@ from asynctask_gateway.history import HistoryQuery
 from asynctask_gateway.history_plan import (
     WALK_ENTRIES,
     Walked,
-    judge,
+    edge_statement,
     rest_bounds,
     rest_statement,
     rest_window,
@@ -47,44 +47,50 @@ def test_only_a_positive_term_has_a_bitmap_plan(selector: str, indexed: bool) ->
     assert HistoryQuery.parse({"labelSelector": selector}).label_indexed is indexed
 
 
+INNER = (
+    "FROM asynctask_history WHERE namespace = %s AND finished_at >= %s AND finished_at < %s "
+    "AND (finished_at, uid) < (%s, %s) ORDER BY finished_at DESC, uid DESC"
+)
+
+
 def test_the_walk_is_bounded_and_reads_only_the_keyset_index() -> None:
     query = HistoryQuery.parse(SELECTED)
     after = (T, "u9")
     sql, params = walk_statement("ns", query, after, 101, entries=500)
     assert sql.count("%s") == len(params)
-    # The inner scan: the namespace's range after the key, newest first, at most 500.
-    inner = re.search(r"FROM asynctask_history WHERE (.*?) ORDER BY", sql)
-    assert inner is not None
-    assert inner.group(1) == (
-        "namespace = %s AND finished_at >= %s AND finished_at < %s "
-        "AND (finished_at, uid) < (%s, %s)"
+    # The inner scan: the namespace's range after the key, newest first, at most 500
+    # entries; the page's conditions judged on them, at most 101 kept.
+    assert sql.startswith(
+        "SELECT finished_at, uid FROM (SELECT finished_at, uid, queue, phase, creator, "
+        f"labels_key {INNER} LIMIT %s) AS walk WHERE "
     )
-    assert "SELECT finished_at, uid, queue, phase, creator, labels_key FROM" in sql
+    assert sql.endswith("LIMIT %s")
     assert not re.search(r"\blabels\b", sql)
     assert "(labels_key IS NULL OR (" in sql  # a row without the copy is a candidate
-    assert params[0] == 500 and params[-3:] == [500, 500, 101]
-    assert params[1 : 1 + len(query.params) + len(query.label_params)] == [
+    assert params == [
+        "ns",
+        query.since,
+        query.until,
+        *after,
+        500,
         *query.params,
         *query.label_params,
+        101,
     ]
-    assert ["ns", query.since, query.until, *after] == params[-8:-3]
-    assert walk_statement("ns", query, None, 11)[1][0] == WALK_ENTRIES
+    assert walk_statement("ns", query, None, 11)[1][3] == WALK_ENTRIES
+
+
+def test_a_short_walks_edge_is_its_last_entry() -> None:
+    query = HistoryQuery.parse(SELECTED)
+    sql, params = edge_statement("ns", query, (T, "u9"), entries=500)
+    assert sql == f"SELECT finished_at, uid {INNER} LIMIT 1 OFFSET %s"
+    assert params == ["ns", query.since, query.until, T, "u9", 499]
+    sql, params = edge_statement("ns", HistoryQuery.parse({"labelSelector": "a=b"}), None)
+    assert params == ["ns", WALK_ENTRIES - 1] and "<" not in sql
 
 
 def keys(*minutes: int) -> list[tuple[datetime, str]]:
     return [(T - timedelta(minutes=m), f"u{m}") for m in minutes]
-
-
-def test_a_walk_that_fills_the_page_or_ends_the_range_is_the_answer() -> None:
-    full = [(*k, True, False) for k in keys(1, 2, 3)] + [(*keys(9)[0], False, True)]
-    assert judge(full, 3) == Walked(keys(1, 2, 3), None)
-    done = [(*k, True, False) for k in keys(1, 2)]
-    assert judge(done, 3) == Walked(keys(1, 2), None)
-    # Stopped at its bound short of a page: the edge is where the bitmap goes on.
-    short = [(*k, True, False) for k in keys(1, 2)] + [(*keys(9)[0], False, True)]
-    assert judge(short, 3) == Walked(keys(1, 2), keys(9)[0])
-    edge_matches = [(*k, True, False) for k in keys(1)] + [(*keys(9)[0], True, True)]
-    assert judge(edge_matches, 3) == Walked(keys(1, 9), keys(9)[0])
 
 
 def test_the_bitmap_window_comes_from_the_walks_frequency() -> None:
@@ -98,6 +104,7 @@ def test_the_bitmap_window_comes_from_the_walks_frequency() -> None:
     assert rest_bounds(walked, 10, edge - timedelta(minutes=30)) == [None]
     # No match in the walk: rarer than one in WALK_ENTRIES, the whole rest at once.
     assert rest_window(Walked([], keys(21)[0]), 10) is None
+    assert rest_window(Walked(keys(21), keys(21)[0]), 10) is None  # no span to measure
     assert rest_bounds(Walked([], keys(21)[0]), 10, None) == [None]
 
 
