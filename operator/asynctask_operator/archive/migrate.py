@@ -88,9 +88,17 @@ async def backfill(conn: AsyncConnection[Any], statement: str, step: int | None 
     )
     updated = 0
     for name, pages in await cur.fetchall():
-        sql = statement.format(partition=name).encode()
-        ranges = block_ranges(int(pages)) if step is None else block_ranges(int(pages), step)
-        for lo, hi in ranges:
-            async with conn.transaction():
-                updated += max(0, (await conn.execute(sql, (lo, hi))).rowcount)
+        updated += await backfill_partition(conn, statement, str(name), int(pages), step)
+    return updated
+
+
+async def backfill_partition(
+    conn: AsyncConnection[Any], statement: str, name: str, pages: int, step: int | None = None
+) -> int:
+    """One partition's backfill (:func:`backfill`), its first ``pages`` pages."""
+    sql = statement.format(partition=name).encode()
+    updated = 0
+    for lo, hi in block_ranges(pages) if step is None else block_ranges(pages, step):
+        async with conn.transaction():
+            updated += max(0, (await conn.execute(sql, (lo, hi))).rowcount)
     return updated
