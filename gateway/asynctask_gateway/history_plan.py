@@ -45,6 +45,8 @@ WALK_ENTRIES = 10_000
 #: page (a margin for a frequency that varies along the range).
 WINDOW_MARGIN = 2.0
 _ORDER = "ORDER BY finished_at DESC, uid DESC"
+#: A window at least this long is the whole rest (and no date arithmetic past year 1).
+_LONGEST = timedelta(days=3650)
 #: Around :func:`rest_statement`: the bitmap, not an ordered walk of an index (which the
 #: planner prefers under a LIMIT, not knowing how rare the label is); back on after.
 BITMAP_ONLY = (
@@ -133,7 +135,8 @@ def rest_window(walked: Walked, needed: int) -> timedelta | None:
     span = walked.keys[0][0] - walked.edge[0]
     if span <= timedelta(0):
         return None
-    return span * (WINDOW_MARGIN * needed / len(walked.keys))
+    window = span * (WINDOW_MARGIN * needed / len(walked.keys))
+    return window if window < _LONGEST else None
 
 
 def rest_bounds(walked: Walked, needed: int, since: datetime | None) -> list[datetime | None]:

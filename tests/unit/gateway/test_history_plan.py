@@ -105,6 +105,9 @@ def test_the_bitmap_window_comes_from_the_walks_frequency() -> None:
     # No match in the walk: rarer than one in WALK_ENTRIES, the whole rest at once.
     assert rest_window(Walked([], keys(21)[0]), 10) is None
     assert rest_window(Walked(keys(21), keys(21)[0]), 10) is None  # no span to measure
+    # One match in a year's walk: a window of millennia is the whole rest.
+    year = Walked(keys(1), (T - timedelta(days=365), "u"))
+    assert rest_window(year, 2000) is None and rest_bounds(year, 2000, None) == [None]
     assert rest_bounds(Walked([], keys(21)[0]), 10, None) == [None]
 
 
