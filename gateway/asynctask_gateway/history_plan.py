@@ -22,8 +22,13 @@ rare there (under one row in a hundred), and the rest of the range is read by th
 (:func:`rest_statement`, with index scans switched off around it, in the transaction
 only: :data:`BITMAP_ONLY`), newest first, over a window sized from the frequency the walk
 saw (:func:`rest_window`): about twice what should complete the page, so a selector that
-is merely uncommon does not read a month of matches; if the window falls short, the rest
-of the range follows in one more statement.
+is merely uncommon does not read a month of matches; if the window falls short, windows
+twice as long as all before follow (:func:`rest_bounds`).
+
+A limit: the GIN index holds labels, not namespaces, so a bitmap reads a label's matches
+in every namespace of the window's days (the partial index keeps rows without a copy
+apart). A label common elsewhere but rare in the namespace asked costs its matches
+elsewhere; the windows bound how many days that is.
 
 Selectors without a positive term (``k!=v``, ``!k``, ``k in (…)`` only) have no bitmap
 plan: they walk the whole range, as before.
@@ -45,6 +50,8 @@ WALK_ENTRIES = 10_000
 #: page (a margin for a frequency that varies along the range).
 WINDOW_MARGIN = 2.0
 _ORDER = "ORDER BY finished_at DESC, uid DESC"
+#: At most this many bitmap statements after a walk (the last one: the rest of the range).
+WINDOWS = 6
 #: A window at least this long is the whole rest (and no date arithmetic past year 1).
 _LONGEST = timedelta(days=3650)
 #: Around :func:`rest_statement`: the bitmap, not an ordered walk of an index (which the
@@ -140,16 +147,23 @@ def rest_window(walked: Walked, needed: int) -> timedelta | None:
 
 
 def rest_bounds(walked: Walked, needed: int, since: datetime | None) -> list[datetime | None]:
-    """The oldest finish time of each bitmap statement after a walk stopped at its edge:
-    the window (:func:`rest_window`), then the rest of the range (None: down to ``since``
-    or the namespace's first row), each run only if the page is still short."""
+    """The oldest finish time of each bitmap statement after a walk stopped at its edge,
+    each run only while the page is still short: the window (:func:`rest_window`), then
+    windows twice as long as all before them (so a frequency that drops along the range
+    costs a few more statements, never one read of every match of a month), at most
+    :data:`WINDOWS`; the last is None (down to ``since`` or the namespace's first row)."""
     window = rest_window(walked, needed)
     if window is None:
         return [None]
-    oldest = walked.edge[0] - window
-    if since is not None and oldest <= since:
-        return [None]
-    return [oldest, None]
+    bounds: list[datetime | None] = []
+    reach = window
+    while len(bounds) < WINDOWS - 1 and reach < _LONGEST:
+        oldest = walked.edge[0] - reach
+        if since is not None and oldest <= since:
+            break
+        bounds.append(oldest)
+        reach = reach * 2 + window
+    return [*bounds, None]
 
 
 def rest_statement(

@@ -11,6 +11,7 @@ import pytest
 from asynctask_gateway.history import HistoryQuery
 from asynctask_gateway.history_plan import (
     WALK_ENTRIES,
+    WINDOWS,
     Walked,
     edge_statement,
     rest_bounds,
@@ -99,9 +100,17 @@ def test_the_bitmap_window_comes_from_the_walks_frequency() -> None:
     walked = Walked(keys(1, 6, 11, 16), keys(21)[0])
     assert rest_window(walked, 10) == timedelta(minutes=100)
     edge = keys(21)[0][0]
-    assert rest_bounds(walked, 10, None) == [edge - timedelta(minutes=100), None]
+    # Then windows twice as long as all before (100, 200, 400, ... minutes), at most
+    # WINDOWS statements, the last one the rest of the range.
+    reach = [100, 300, 700, 1500, 3100]
+    assert len(reach) == WINDOWS - 1
+    assert rest_bounds(walked, 10, None) == [edge - timedelta(minutes=m) for m in reach] + [None]
     # A window reaching past `since` is the rest of the range.
     assert rest_bounds(walked, 10, edge - timedelta(minutes=30)) == [None]
+    since = edge - timedelta(minutes=500)
+    assert rest_bounds(walked, 10, since) == [edge - timedelta(minutes=m) for m in reach[:2]] + [
+        None
+    ]
     # No match in the walk: rarer than one in WALK_ENTRIES, the whole rest at once.
     assert rest_window(Walked([], keys(21)[0]), 10) is None
     assert rest_window(Walked(keys(21), keys(21)[0]), 10) is None  # no span to measure
