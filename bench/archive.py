@@ -249,7 +249,7 @@ def day_window(start: datetime, days: int) -> dict[str, str]:
     }
 
 
-def filters(kind: str, start: datetime, days: int, rows: int) -> dict[str, str]:
+def filters(kind: str, start: datetime, days: int, batches: range) -> dict[str, str]:
     phase = random.choices(["Succeeded", "Failed", "Error"], [5, 3, 2])[0]
     queue = f"q-{random.randrange(10)}"
     app = f"app={'app-' + str(random.randrange(50))}"
@@ -260,7 +260,7 @@ def filters(kind: str, start: datetime, days: int, rows: int) -> dict[str, str]:
     if kind == "queue+phase+label+day":
         return {"queue": queue, "phase": phase, "labelSelector": app, **day_window(start, days)}
     if kind == "rare label, all days":
-        return {"labelSelector": f"batch=b-{random.randrange(rows // 1000)}"}
+        return {"labelSelector": f"batch=b-{random.choice(batches)}"}
     if kind == "label, all days":
         return {"labelSelector": app}
     raise ValueError(kind)
@@ -308,7 +308,7 @@ def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
             before = (oldest, "")
 
 
-async def measure(url: str, samples: int, start: datetime, days: int, rows: int) -> None:
+async def measure(url: str, samples: int, start: datetime, days: int, batches: range) -> None:
     reader = ArchiveReader(url, pool_size=2)
     await reader.start()
     try:
@@ -321,7 +321,7 @@ async def measure(url: str, samples: int, start: datetime, days: int, rows: int)
             took: list[tuple[float, str, HistoryQuery, int]] = []
             for _ in range(samples):
                 namespace = f"team-{random.randrange(20):02d}"
-                query = HistoryQuery.parse(filters(kind, start, days, rows))
+                query = HistoryQuery.parse(filters(kind, start, days, batches))
                 t0 = time.perf_counter()
                 items, _ = await reader.page(namespace, query)
                 took.append((time.perf_counter() - t0, namespace, query, len(items)))
@@ -431,7 +431,15 @@ def query(workdir: Path, samples: int, drop: bool, lock: str | None, fill: bool)
         # Rows fill the days in order: a generation stopped early (--stop-loading) fills
         # only the first days, and the time windows are drawn from those.
         days = max(1, int(saved["days"]) * rows // int(saved["rows"]))
-        asyncio.run(measure(url, samples, start, days, rows))
+        # Days a retention run dropped (--retention) are drawn from no more: the windows
+        # and the rare labels (a batch is 1,000 rows in order) start at the oldest day kept.
+        gone = max(0, (oldest_day(url) - start.date()).days)
+        start, days = start + timedelta(days=gone), days - gone
+        per_day = int(saved["rows"]) // int(saved["days"])
+        batches = range(gone * per_day // 1000 + 1, rows // 1000)
+        if gone:
+            print(f"query: the {gone} oldest days were dropped; {days} days left", flush=True)
+        asyncio.run(measure(url, samples, start, days, batches))
         if drop:
             asyncio.run(retention(url, start, days))
         if fill:
