@@ -43,8 +43,8 @@ from typing import Any
 from asynctask_gateway.history import TABLE, HistoryQuery
 
 #: The entries a walk passes before the rest goes to the bitmap plan (an index-only scan:
-#: 8-27 ms measured on the loaded bench machine); a selector that fills a page of 100 within it matches
-#: at least one row in a hundred.
+#: 8-27 ms measured on the loaded bench machine); a selector that fills a page of 100
+#: within it matches at least one row in a hundred.
 WALK_ENTRIES = 10_000
 #: The bitmap window is this many times the span the walk's frequency says completes the
 #: page (a margin for a frequency that varies along the range).
