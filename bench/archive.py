@@ -16,8 +16,9 @@ Modes:
 * ``query``: the first page of filtered lists and ``GET`` by name through the gateway's
   own reader (``ArchiveReader``: its SQL, its pool, its conversion to objects), --samples
   each with random filters; p50/p99/max; EXPLAIN ANALYZE of the slowest query of each
-  kind; disk bytes per row; then (--retention) the time retention takes to drop the
-  oldest day, idle and with a reader listing meanwhile.
+  kind (each statement of the plan the reader chose); disk bytes per row; then
+  (--retention) the time retention takes to drop the oldest day, idle and with a reader
+  listing meanwhile; then (--backfill) migration 3's backfill of the oldest day, timed.
 * ``burst``: --tasks no-op tasks at once through the real stack (control plane, RabbitMQ,
   operator, worker) with the archive off, then on (--rounds of each, alternating, each in
   a namespace of its own, the same run): tasks/s end to end, and when the archive held
@@ -49,8 +50,23 @@ from archive_data import report_size, size
 from stack import load
 
 from asynctask_gateway.archive import ArchiveReader
-from asynctask_gateway.history import HistoryQuery
-from asynctask_operator.archive.schema import TABLE, partition_day, partition_ddl
+from asynctask_gateway.history import HistoryQuery, keys_statement
+from asynctask_gateway.history_plan import (
+    BITMAP_ONLY,
+    Walked,
+    edge_statement,
+    rest_bounds,
+    rest_statement,
+    walk_statement,
+)
+from asynctask_operator.archive.migrate import backfill_partition
+from asynctask_operator.archive.schema import (
+    MIGRATIONS,
+    TABLE,
+    partition_day,
+    partition_ddl,
+    partition_name,
+)
 from asynctask_operator.archive.store import PostgresArchive
 from testbed import PostgreSQL
 
@@ -198,7 +214,9 @@ def generate(
                     if done >= rows:
                         build_indexes(conn, None)  # in the same hold
             build_indexes(conn, lock)
-            conn.execute(f"ANALYZE {TABLE}")
+            # What autovacuum does to an insert-only table: statistics, and the visibility map
+            # that lets index-only scans (the listing's keys) skip the table.
+            conn.execute(f"VACUUM (ANALYZE) {TABLE}")
             report_size(conn)
 
 
@@ -231,7 +249,7 @@ def day_window(start: datetime, days: int) -> dict[str, str]:
     }
 
 
-def filters(kind: str, start: datetime, days: int, rows: int) -> dict[str, str]:
+def filters(kind: str, start: datetime, days: int, batches: range) -> dict[str, str]:
     phase = random.choices(["Succeeded", "Failed", "Error"], [5, 3, 2])[0]
     queue = f"q-{random.randrange(10)}"
     app = f"app={'app-' + str(random.randrange(50))}"
@@ -242,21 +260,55 @@ def filters(kind: str, start: datetime, days: int, rows: int) -> dict[str, str]:
     if kind == "queue+phase+label+day":
         return {"queue": queue, "phase": phase, "labelSelector": app, **day_window(start, days)}
     if kind == "rare label, all days":
-        return {"labelSelector": f"batch=b-{random.randrange(rows // 1000)}"}
+        return {"labelSelector": f"batch=b-{random.choice(batches)}"}
+    if kind == "label, all days":
+        return {"labelSelector": app}
     raise ValueError(kind)
 
 
-KINDS = ("queue+phase+day", "label+day", "queue+phase+label+day", "rare label, all days")
+KINDS = (
+    "queue+phase+day",
+    "label+day",
+    "queue+phase+label+day",
+    "rare label, all days",
+    "label, all days",
+)
 
 
-def statement(namespace: str, query: HistoryQuery) -> tuple[str, list[Any]]:
-    """The reader's list statement (``ArchiveReader.page``), for EXPLAIN."""
-    conditions = " AND ".join(["namespace = %s", *query.conditions])
-    sql = f"SELECT * FROM {TABLE} WHERE {conditions} ORDER BY finished_at DESC, uid DESC LIMIT %s"
-    return sql, [namespace, *query.params, query.limit + 1]
+def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
+    """EXPLAIN ANALYZE of each statement the reader's keys step runs for a first page
+    (``ArchiveReader._keys``, its plan followed here step by step); the rows step then
+    reads those 101 rows by key."""
+    batch = query.limit + 1
+    with psycopg.connect(url) as conn:
+        if not query.label_indexed:
+            explain(conn, "keys", *keys_statement(namespace, query, query.after, batch))
+            return
+        sql, params = walk_statement(namespace, query, query.after, batch)
+        explain(conn, "the walk", sql, params)
+        keys = [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+        if len(keys) >= batch:
+            return
+        sql, params = edge_statement(namespace, query, query.after)
+        explain(conn, "the walk's edge", sql, params)
+        edge = conn.execute(sql, params).fetchone()
+        if edge is None:
+            return
+        walked = Walked(list(keys), (edge[0], edge[1]))
+        before = walked.edge
+        conn.execute(BITMAP_ONLY)
+        print(f"  the walk found {len(keys)} keys in its bound; the rest by the bitmap:")
+        for oldest in rest_bounds(walked, batch - len(keys), query.since):
+            sql, params = rest_statement(namespace, query, before, oldest, batch - len(keys))
+            window = "the rest" if oldest is None else f"back to {oldest:%Y-%m-%d %H:%M:%S}"
+            explain(conn, f"the bitmap, {window}", sql, params)
+            keys += [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
+            if len(keys) >= batch or oldest is None:
+                break
+            before = (oldest, "")
 
 
-async def measure(url: str, samples: int, start: datetime, days: int, rows: int) -> None:
+async def measure(url: str, samples: int, start: datetime, days: int, batches: range) -> None:
     reader = ArchiveReader(url, pool_size=2)
     await reader.start()
     try:
@@ -269,7 +321,7 @@ async def measure(url: str, samples: int, start: datetime, days: int, rows: int)
             took: list[tuple[float, str, HistoryQuery, int]] = []
             for _ in range(samples):
                 namespace = f"team-{random.randrange(20):02d}"
-                query = HistoryQuery.parse(filters(kind, start, days, rows))
+                query = HistoryQuery.parse(filters(kind, start, days, batches))
                 t0 = time.perf_counter()
                 items, _ = await reader.page(namespace, query)
                 took.append((time.perf_counter() - t0, namespace, query, len(items)))
@@ -277,7 +329,8 @@ async def measure(url: str, samples: int, start: datetime, days: int, rows: int)
             mean_items = statistics.mean(t[3] for t in took)
             print(f"list {kind}: {spread(times)}; {mean_items:.0f} items a page ({load()})")
             _, namespace, query, _ = max(took, key=lambda t: t[0])
-            explain(url, *statement(namespace, query))
+            print("  the slowest one again, EXPLAIN ANALYZE:")
+            explain_keys(url, namespace, query)
         times = []
         for namespace, name in names:
             t0 = time.perf_counter()
@@ -289,11 +342,10 @@ async def measure(url: str, samples: int, start: datetime, days: int, rows: int)
         await reader.close()
 
 
-def explain(url: str, sql: str, params: list[Any]) -> None:
-    with psycopg.connect(url) as conn:
-        plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).fetchall()
+def explain(conn: psycopg.Connection[Any], step: str, sql: str, params: list[Any]) -> None:
+    plan = conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params).fetchall()
     lines = [str(r[0]) for r in plan]
-    print("  the slowest one again, EXPLAIN ANALYZE:")
+    print(f"  {step}:")
     for line in lines[:14] + (["  ..."] if len(lines) > 16 else []) + lines[-2:]:
         print("    " + line)
 
@@ -346,7 +398,30 @@ async def retention(url: str, start: datetime, days: int) -> None:
         await archive.close()
 
 
-def query(workdir: Path, samples: int, drop: bool, lock: str | None) -> None:
+async def backfill_rate(url: str) -> None:
+    """Migration 3's backfill of one day, timed: the oldest partition's copies set to NULL
+    (as rows archived before migration 2 have them), vacuumed, then backfilled as the
+    migration does (batches of pages, one transaction each)."""
+    name = partition_name(oldest_day(url))
+    (step,) = [m for m in MIGRATIONS if m.backfill]
+    async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
+        await conn.execute(f"UPDATE {name} SET labels_key = NULL".encode())
+        await conn.execute(f"VACUUM {name}".encode())
+        row = await (
+            await conn.execute("SELECT count(*), pg_relation_size(%s) / 8192 FROM " + name, (name,))
+        ).fetchone()
+        assert row is not None
+        t0 = time.perf_counter()
+        updated = await backfill_partition(conn, step.backfill, name, int(row[1]))
+        took = time.perf_counter() - t0
+    print(
+        f"backfill: {updated:,} of {int(row[0]):,} rows of {name} in {took:.1f} s "
+        f"({updated / took:,.0f} rows/s; {int(row[1]):,} pages) ({load()})",
+        flush=True,
+    )
+
+
+def query(workdir: Path, samples: int, drop: bool, lock: str | None, fill: bool) -> None:
     with server(workdir) as pg, heavy(lock):
         url = url_of(pg)
         with psycopg.connect(url, autocommit=True) as conn:
@@ -356,9 +431,19 @@ def query(workdir: Path, samples: int, drop: bool, lock: str | None) -> None:
         # Rows fill the days in order: a generation stopped early (--stop-loading) fills
         # only the first days, and the time windows are drawn from those.
         days = max(1, int(saved["days"]) * rows // int(saved["rows"]))
-        asyncio.run(measure(url, samples, start, days, rows))
+        # Days a retention run dropped (--retention) are drawn from no more: the windows
+        # and the rare labels (a batch is 1,000 rows in order) start at the oldest day kept.
+        gone = max(0, (oldest_day(url) - start.date()).days)
+        start, days = start + timedelta(days=gone), days - gone
+        per_day = int(saved["rows"]) // int(saved["days"])
+        batches = range(gone * per_day // 1000 + 1, rows // 1000)
+        if gone:
+            print(f"query: the {gone} oldest days were dropped; {days} days left", flush=True)
+        asyncio.run(measure(url, samples, start, days, batches))
         if drop:
             asyncio.run(retention(url, start, days))
+        if fill:
+            asyncio.run(backfill_rate(url))
 
 
 def main() -> int:
@@ -377,6 +462,9 @@ def main() -> int:
     )
     parser.add_argument("--samples", type=int, default=300)
     parser.add_argument("--retention", action="store_true", help="query: then drop days")
+    parser.add_argument(
+        "--backfill", action="store_true", help="query: then time migration 3 on the oldest day"
+    )
     parser.add_argument("--tasks", type=int, default=600)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--parallel", type=int, default=32)
@@ -399,7 +487,7 @@ def main() -> int:
             args.stop_loading,
         )
     else:
-        query(args.workdir, args.samples, args.retention, args.lock)
+        query(args.workdir, args.samples, args.retention, args.lock, args.backfill)
     return 0
 
 

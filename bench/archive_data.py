@@ -40,13 +40,17 @@ WITH pool AS MATERIALIZED (
 )
 INSERT INTO asynctask_history (
     uid, finished_at, namespace, name, queue, priority, phase, reason, message, creator,
-    worker, attempts, labels, created_at, queued_at, scheduled_at, started_at,
+    worker, attempts, labels, labels_key, created_at, queued_at, scheduled_at, started_at,
     last_update_at, spec, request, result, error, status, annotations, archived_at)
 SELECT
     md5('uid' || i)::uuid::text, fin, ns, 'task-' || j, q, prio, ph,
     CASE WHEN ph = 'Succeeded' THEN NULL ELSE ph || 'Reason' END,
     CASE WHEN ph = 'Succeeded' THEN NULL ELSE 'the task ended ' || lower(ph) END,
     creator, 'worker-' || (i %% 16), CASE WHEN i %% 20 = 0 THEN 2 ELSE 1 END,
+    jsonb_build_object('app', 'app-' || floor(50 * power(r2, 2))::int,
+                       'env', (ARRAY['prod', 'staging', 'dev'])[1 + (i %% 3)],
+                       'batch', 'b-' || (i / 1000)),
+    -- labels_key: the same (all under the bound, as the operator writes it)
     jsonb_build_object('app', 'app-' || floor(50 * power(r2, 2))::int,
                        'env', (ARRAY['prod', 'staging', 'dev'])[1 + (i %% 3)],
                        'batch', 'b-' || (i / 1000)),

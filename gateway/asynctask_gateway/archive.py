@@ -15,10 +15,30 @@ from typing import Any
 from psycopg import AsyncConnection
 from psycopg_pool import AsyncConnectionPool
 
-from asynctask_gateway.history import HistoryQuery, encode_continue
+from asynctask_gateway.history import (
+    TABLE,
+    HistoryQuery,
+    encode_continue,
+    keys_statement,
+    rows_statement,
+)
+from asynctask_gateway.history_plan import (
+    BITMAP_DONE,
+    BITMAP_ONLY,
+    WALK_ENTRIES,
+    Key,
+    Walked,
+    edge_statement,
+    rest_bounds,
+    rest_statement,
+    walk_statement,
+)
 from asynctask_worker.views import TaskView, task_view
 
-TABLE = "asynctask_history"
+#: A page reads candidates' keys in rounds (more only when rows with long labels, which the
+#: keys cannot judge, fail the selector): at most this many, the later ones larger.
+MAX_ROUNDS = 6
+MAX_BATCH = 2000
 _PAYLOADS = ("spec", "request", "result", "error", "status", "annotations")
 _COLUMNS = "namespace, name, uid, labels, created_at, finished_at, " + ", ".join(
     f"{p}, {p}_text" for p in _PAYLOADS
@@ -59,8 +79,14 @@ def archived_view(obj: dict[str, Any]) -> TaskView:
     return task_view(obj).model_copy(update={"archived": True})
 
 
+async def _fetch(conn: AsyncConnection[Any], sql: str, params: list[Any]) -> list[Key]:
+    """The keys ``(finished_at, uid)`` a keys statement gives."""
+    return [(r[0], r[1]) for r in await (await conn.execute(sql.encode(), params)).fetchall()]
+
+
 class ArchiveReader:
-    def __init__(self, url: str, *, pool_size: int = 2) -> None:
+    def __init__(self, url: str, *, pool_size: int = 2, walk_entries: int = WALK_ENTRIES) -> None:
+        self._walk = walk_entries  # history_plan.WALK_ENTRIES (smaller in tests)
         self._pool: AsyncConnectionPool[AsyncConnection[Any]] = AsyncConnectionPool(
             url,
             min_size=1,
@@ -101,21 +127,66 @@ class ArchiveReader:
     async def page(
         self, namespace: str, query: HistoryQuery
     ) -> tuple[list[dict[str, Any]], str | None]:
-        """One page of a namespace's history, newest first, and the next page's token."""
-        conditions = ["namespace = %s", *query.conditions]
-        params: list[Any] = [namespace, *query.params]
-        if query.after is not None:
-            conditions.append("(finished_at, uid) < (%s, %s)")
-            params += list(query.after)
-        sql = (
-            f"SELECT {_COLUMNS} FROM {TABLE} WHERE {' AND '.join(conditions)} "
-            "ORDER BY finished_at DESC, uid DESC LIMIT %s"
-        )
+        """One page of a namespace's history, newest first, and the next page's token.
+
+        Keys first (:meth:`_keys`), then only those rows (:func:`rows_statement`). If
+        candidates whose long labels the index cannot judge fail the selector, the page
+        reads more keys, in at most :data:`MAX_ROUNDS` rounds; past them it ends short,
+        with a token to go on from the last key judged (a page may hold fewer than
+        ``limit`` items and still have more)."""
+        rows: list[tuple[Any, ...]] = []
+        after, batch = query.after, query.limit + 1
+        last: tuple[Any, ...] | None = None
         async with self._pool.connection() as conn:
-            await conn.execute(b"SET LOCAL statement_timeout = 5000")
-            cur = await conn.execute(sql.encode(), [*params, query.limit + 1])
-            rows = await cur.fetchall()
-        more = len(rows) > query.limit
-        rows = rows[: query.limit]
-        token = encode_continue(rows[-1][5], rows[-1][2]) if more and rows else None
+            # A page's statements are short: JIT compiling (which PostgreSQL starts for a
+            # costly plan, such as a bitmap over many partitions) costs more than it saves.
+            await conn.execute(b"SET LOCAL statement_timeout = 5000; SET LOCAL jit = off")
+            for _ in range(MAX_ROUNDS):
+                keys = await self._keys(conn, namespace, query, after, batch)
+                if keys:
+                    sql, params = rows_statement(namespace, query, keys, _COLUMNS)
+                    rows += await (await conn.execute(sql.encode(), params)).fetchall()
+                if len(rows) > query.limit or len(keys) < batch:
+                    last = None
+                    break
+                last = after = (keys[-1][0], keys[-1][1])
+                batch = min(2 * batch, MAX_BATCH)
+        if len(rows) > query.limit:
+            rows = rows[: query.limit]
+            token: str | None = encode_continue(rows[-1][5], rows[-1][2])
+        else:
+            token = encode_continue(last[0], last[1]) if last is not None else None
         return [as_object(r) for r in rows], token
+
+    async def _keys(
+        self,
+        conn: AsyncConnection[Any],
+        namespace: str,
+        query: HistoryQuery,
+        after: Key | None,
+        batch: int,
+    ) -> list[Key]:
+        """Up to ``batch`` keys of candidate rows after ``after``, newest first; fewer only
+        when the range holds no more. Without an indexed label term, one ordered walk of
+        the keyset index (:func:`keys_statement`); with one, a bounded walk, then the rest
+        by the GIN bitmap if the walk found the selector rare (:mod:`history_plan`)."""
+        if not query.label_indexed:
+            return await _fetch(conn, *keys_statement(namespace, query, after, batch))
+        keys = await _fetch(conn, *walk_statement(namespace, query, after, batch, self._walk))
+        if len(keys) >= batch:
+            return keys
+        sql, params = edge_statement(namespace, query, after, self._walk)
+        edge = await (await conn.execute(sql.encode(), params)).fetchone()
+        if edge is None:
+            return keys  # the walk reached the range's end
+        walked = Walked(list(keys), (edge[0], edge[1]))
+        before = walked.edge
+        await conn.execute(BITMAP_ONLY)
+        for oldest in rest_bounds(walked, batch - len(keys), query.since):
+            sql, params = rest_statement(namespace, query, before, oldest, batch - len(keys))
+            keys += await _fetch(conn, sql, params)
+            if len(keys) >= batch or oldest is None:
+                break
+            before = (oldest, "")  # older than the window: (t, uid) < (oldest, "")
+        await conn.execute(BITMAP_DONE)
+        return keys

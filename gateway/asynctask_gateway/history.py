@@ -6,6 +6,13 @@ Filters: ``queue``, ``phase``, ``labelSelector`` (Kubernetes' syntax, as the liv
 ``continue``: an opaque token holding the last row's ``(finished_at, uid)``, so pages are a
 keyset walk down the index, newest first, however deep they go (no OFFSET). Anything that
 does not parse is a ValueError, which the handler answers with 400.
+
+A page is read in two steps (:func:`keys_statement`, then :func:`rows_statement`): the keys
+of the rows that may match, from the index carrying ``labels_key`` (a bounded copy of the
+labels, NULL when they are long or the row predates it) without reading the table, then
+those rows whole, checked against every condition on their full ``labels``. A row whose
+copy is NULL is only a candidate; the second step decides, so a selector matches exactly
+the rows it would match on ``labels`` alone.
 """
 
 from __future__ import annotations
@@ -29,6 +36,8 @@ _EXISTS = re.compile(patterns.SELECTOR_EXISTS)
 MAX_TERMS = 20
 #: The longest filter value taken (queue, creator, a label value).
 MAX_TEXT = 512
+TABLE = "asynctask_history"
+_ORDER = "ORDER BY finished_at DESC, uid DESC"
 
 
 def parse_time(name: str, text: str) -> datetime:
@@ -48,8 +57,11 @@ def _text(name: str, text: str | None) -> str | None:
     return text
 
 
-def selector_sql(selector: str) -> tuple[list[str], list[Any]]:
-    """SQL conditions on ``labels`` (jsonb) for a label selector, and their parameters."""
+def selector_sql(selector: str, column: str = "labels") -> tuple[list[str], list[Any]]:
+    """SQL conditions on ``column`` (jsonb: ``labels`` or ``labels_key``) for a label
+    selector, and their parameters."""
+    if column not in ("labels", "labels_key"):
+        raise ValueError(f"not a labels column: {column!r}")
     terms = [t for t in _split_terms(selector) if t.strip(patterns.WS_CHARS)]
     if len(terms) > MAX_TERMS:
         raise ValueError(f"labelSelector has more than {MAX_TERMS} terms")
@@ -61,17 +73,17 @@ def selector_sql(selector: str) -> tuple[list[str], list[Any]]:
             allowed = sorted({v.strip() for v in values.split(",") if v.strip()})
             if negated or len(allowed) > MAX_TERMS:
                 raise ValueError(f"invalid label selector term {term!r}")
-            inside = "coalesce(labels ->> %s = ANY(%s), false)"
+            inside = f"coalesce({column} ->> %s = ANY(%s), false)"
             conditions.append(inside if op == "in" else f"NOT {inside}")
             params += [key, allowed]
         elif match := _EQ.match(term):
             key, op, value = match.groups()
-            contains = "labels @> %s::jsonb"
+            contains = f"{column} @> %s::jsonb"
             conditions.append(f"NOT {contains}" if op == "!=" else contains)
             params.append(json.dumps({key: value}))
         elif match := _EXISTS.match(term):
             negated, key = match.groups()
-            conditions.append("NOT labels ? %s" if negated else "labels ? %s")
+            conditions.append(f"NOT {column} ? %s" if negated else f"{column} ? %s")
             params.append(key)
         else:
             raise ValueError(f"invalid label selector term {term!r}")
@@ -100,12 +112,24 @@ def decode_continue(token: str) -> tuple[datetime, str]:
 @dataclass(frozen=True)
 class HistoryQuery:
     """Conditions (SQL with ``%s`` placeholders) and their parameters, the page size and
-    where the page starts."""
+    where the page starts; the label selector's conditions apart, on ``labels`` and on
+    ``labels_key`` (the same parameters)."""
 
     conditions: list[str] = field(default_factory=list)
     params: list[Any] = field(default_factory=list)
     limit: int = 100
     after: tuple[datetime, str] | None = None
+    labels: list[str] = field(default_factory=list)
+    labels_key: list[str] = field(default_factory=list)
+    label_params: list[Any] = field(default_factory=list)
+    since: datetime | None = None
+    until: datetime | None = None
+
+    @property
+    def label_indexed(self) -> bool:
+        """The selector has a term the GIN index on ``labels_key`` answers (``k=v``, ``k``):
+        a bitmap of its matches is a plan (:mod:`history_plan`)."""
+        return any(c.startswith(("labels_key @>", "labels_key ?")) for c in self.labels_key)
 
     @classmethod
     def parse(cls, params: Any) -> HistoryQuery:
@@ -136,11 +160,56 @@ class HistoryQuery:
         selector = params.get("labelSelector") or ""
         if len(selector) > 4096:
             raise ValueError("labelSelector is too long")
-        more, more_values = selector_sql(selector)
+        labels, label_values = selector_sql(selector)
+        labels_key, _ = selector_sql(selector, "labels_key")
         token = params.get("continue")
         return cls(
-            conditions + more,
-            values + more_values,
+            conditions,
+            values,
             parse_limit(params.get("limit")),
             decode_continue(token) if token else None,
+            labels,
+            labels_key,
+            label_values,
+            start,
+            end,
         )
+
+
+def keys_statement(
+    namespace: str, query: HistoryQuery, after: tuple[datetime, str] | None, limit: int
+) -> tuple[str, list[Any]]:
+    """The first step of a page: the keys ``(finished_at, uid)`` of at most ``limit`` rows
+    after ``after`` that may match, newest first, from columns the keyset index holds. A
+    row whose ``labels_key`` is NULL is a candidate for :func:`rows_statement` to decide."""
+    conditions = ["namespace = %s", *query.conditions]
+    params: list[Any] = [namespace, *query.params]
+    if after is not None:
+        conditions.append("(finished_at, uid) < (%s, %s)")
+        params += list(after)
+    if query.labels_key:
+        conditions.append(f"(labels_key IS NULL OR ({' AND '.join(query.labels_key)}))")
+        params += query.label_params
+    sql = f"SELECT finished_at, uid FROM {TABLE} WHERE {' AND '.join(conditions)} {_ORDER} LIMIT %s"
+    return sql, [*params, limit]
+
+
+def rows_statement(
+    namespace: str, query: HistoryQuery, keys: list[tuple[datetime, str]], columns: str
+) -> tuple[str, list[Any]]:
+    """The second step: the rows of these keys (non-empty) that match every condition,
+    the selector's on the full ``labels``, newest first. The keys' time span bounds the
+    partitions searched."""
+    times = [at for at, _ in keys]
+    conditions = [
+        "namespace = %s",
+        "finished_at >= %s",
+        "finished_at <= %s",
+        "(finished_at, uid) IN (SELECT * FROM unnest(%s::timestamptz[], %s::text[]))",
+        *query.conditions,
+        *query.labels,
+    ]
+    params = [namespace, min(times), max(times), times, [uid for _, uid in keys]]
+    params += [*query.params, *query.label_params]
+    sql = f"SELECT {columns} FROM {TABLE} WHERE {' AND '.join(conditions)} {_ORDER}"
+    return sql, params

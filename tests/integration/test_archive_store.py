@@ -5,6 +5,7 @@ listings use, and retention by whole partitions."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -12,10 +13,16 @@ from typing import Any
 import psycopg
 import pytest
 
-from asynctask_operator.archive.migrate import LEDGER, migrate
+from asynctask_operator.archive.migrate import LEDGER, backfill, migrate
 from asynctask_operator.archive.record import decode, record_of
-from asynctask_operator.archive.schema import MIGRATIONS, TABLE, partition_name
-from asynctask_operator.archive.store import PostgresArchive
+from asynctask_operator.archive.schema import (
+    MIGRATIONS,
+    TABLE,
+    day_of,
+    partition_ddl,
+    partition_name,
+)
+from asynctask_operator.archive.store import UPSERT, PostgresArchive
 
 pytestmark = pytest.mark.asyncio
 NOW = datetime(2026, 12, 5, 12, 0, tzinfo=UTC)
@@ -71,6 +78,34 @@ async def test_replicas_starting_together_apply_each_migration_once(database_url
     assert await rows(database_url, f"SELECT count(*) FROM {LEDGER}") == [(len(MIGRATIONS),)]
 
 
+async def test_rows_archived_before_labels_key_are_backfilled_in_batches(
+    database_url: str,
+) -> None:
+    """Rows written before the copy existed (NULL ``labels_key``, as migration 2 left
+    them): migration 3 copies short labels, one page range at a time, and leaves long ones
+    NULL (the reader checks those on their full labels)."""
+    long = {f"k{i:02d}.example.com/label": "v" * 63 for i in range(30)}
+    bodies = [task(f"u{n:03d}", metadata={"labels": {"app": f"a{n % 3}"}}) for n in range(200)]
+    bodies += [task("long", metadata={"labels": long})]
+    records = [dataclasses.replace(r, labels_key=None) for b in bodies if (r := record_of(b))]
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        assert await migrate(conn, MIGRATIONS[:2]) == [1, 2]
+        await conn.execute(partition_ddl(day_of(NOW)).encode())
+        async with conn.cursor() as cur:
+            await cur.executemany(UPSERT, [r.row() for r in records])
+        pages = await (
+            await conn.execute(b"SELECT pg_relation_size(%s) / 8192", (partition_name(NOW.date()),))
+        ).fetchone()
+        assert pages is not None and pages[0] > 3  # several batches of one page below
+        # Half the work, as a run stopped halfway would have left it: then the migration.
+        assert await backfill(conn, MIGRATIONS[2].backfill, step=1) == 200
+        await conn.execute(f"UPDATE {TABLE} SET labels_key = NULL WHERE uid < 'u100'".encode())
+        assert await migrate(conn) == [3]
+    got = dict(await rows(database_url, f"SELECT uid, labels_key FROM {TABLE}"))
+    assert len(got) == 201 and got.pop("long") is None
+    assert got == {f"u{n:03d}": {"app": f"a{n % 3}"} for n in range(200)}
+
+
 async def test_rows_are_upserted_by_uid_and_read_back_whole(database_url: str) -> None:
     archive = PostgresArchive(database_url, pool_size=2)
     await archive.open()
@@ -124,7 +159,12 @@ async def test_nul_bytes_surrogates_deep_json_and_huge_labels_read_back_exactly(
     assert back["error"] == body["status"]["error"]
     assert back["annotations"]["note"] == "a\x00b"
     assert back["labels"] == labels
-    # The labels are jsonb: the GIN index's containment finds the row.
+    # Too long for the keyset index's bounded copy: none is kept (the reader then checks
+    # the full labels); a short one is kept whole.
+    assert record.labels_key is None
+    short = record_of(task("short"))
+    assert short is not None and short.labels_key == short.labels == '{"app":"a"}'
+    # The labels are jsonb: containment finds the row.
     found = await rows(
         database_url,
         f"SELECT uid FROM {TABLE} WHERE labels @> %s::jsonb",
@@ -149,8 +189,17 @@ async def test_the_listing_queries_use_the_indexes(database_url: str) -> None:
             f"SELECT uid FROM {TABLE} WHERE namespace = 'ns' AND queue = 'q' AND "
             f"phase = 'Failed' ORDER BY finished_at DESC, uid DESC LIMIT 50"
         ),
-        "labels": f'SELECT uid FROM {TABLE} WHERE labels @> \'{{"app": "b"}}\'',
+        "labels": (
+            f"SELECT uid FROM {TABLE} WHERE namespace = 'ns' AND (labels_key IS NULL OR "
+            f'labels_key @> \'{{"app": "b"}}\')'
+        ),
     }
+    # A label-selected page's keys come from the index alone (no table read).
+    keys = (
+        f"SELECT finished_at, uid FROM {TABLE} WHERE namespace = 'ns' AND (labels_key IS "
+        f'NULL OR (labels_key @> \'{{"app": "a"}}\')) ORDER BY finished_at DESC, uid DESC '
+        "LIMIT 50"
+    )
     async with await psycopg.AsyncConnection.connect(database_url) as conn:
         await conn.execute("ANALYZE " + TABLE)
         await conn.execute("SET enable_seqscan = off")  # a tiny table: ask what it could use
@@ -158,6 +207,14 @@ async def test_the_listing_queries_use_the_indexes(database_url: str) -> None:
             cur = await conn.execute(("EXPLAIN " + sql).encode())
             plan = "\n".join(str(r[0]) for r in await cur.fetchall())
             assert "Seq Scan" not in plan, f"{what}:\n{plan}"
+    async with await psycopg.AsyncConnection.connect(database_url, autocommit=True) as conn:
+        await conn.execute("VACUUM " + TABLE)  # the visibility map index-only scans need
+        await conn.execute("SET enable_seqscan = off")
+        await conn.execute("SET enable_bitmapscan = off")
+        plan = "\n".join(
+            str(r[0]) for r in await (await conn.execute("EXPLAIN " + keys)).fetchall()
+        )
+        assert "Index Only Scan using asynctask_history_p" in plan, plan
 
 
 async def test_retention_drops_whole_partitions_of_days_past_it(database_url: str) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
+from asynctask_operator.archive.schema import LABELS_KEY_MAX
 from asynctask_operator.status import parse_phase, parse_time
 
 #: The annotation the gateway records the creating user in.
@@ -82,6 +83,7 @@ class ArchiveRecord:
     worker: str | None
     attempts: int | None
     labels: str  # jsonb (label keys and values are plain text by Kubernetes' validation)
+    labels_key: str | None  # jsonb: the same labels if short (schema.LABELS_KEY_MAX), else None
     created_at: datetime | None
     queued_at: datetime | None
     scheduled_at: datetime | None
@@ -105,6 +107,12 @@ class ArchiveRecord:
 
 
 COLUMNS = tuple(f.name for f in fields(ArchiveRecord))
+
+
+def labels_key(labels: str) -> str | None:
+    """The labels' copy for the keyset index: the same JSON when its UTF-8 text is at most
+    :data:`LABELS_KEY_MAX` bytes, else None (the reader then checks the full labels)."""
+    return labels if len(labels.encode()) <= LABELS_KEY_MAX else None
 
 
 def terminal(body: dict[str, Any]) -> bool:
@@ -161,6 +169,7 @@ def record_of(body: dict[str, Any]) -> ArchiveRecord | None:
         "status": encode(status),
         "annotations": encode(annotations or None),
     }
+    labels = json.dumps(meta.get("labels") or {}, separators=(",", ":"))
     return ArchiveRecord(
         uid=uid,
         finished_at=at,
@@ -174,7 +183,8 @@ def record_of(body: dict[str, Any]) -> ArchiveRecord | None:
         creator=_str(annotations.get(CREATED_BY)),
         worker=_str(status.get("worker")),
         attempts=_int(status.get("attempts")),
-        labels=json.dumps(meta.get("labels") or {}, separators=(",", ":")),
+        labels=labels,
+        labels_key=labels_key(labels),
         created_at=_time(meta.get("creationTimestamp")),
         queued_at=_time(status.get("queuedTime")),
         scheduled_at=_time(status.get("scheduledTime")),

@@ -10,6 +10,16 @@ are upserts keyed by uid.
 
 Migrations are numbered and applied in order, each once (:mod:`migrate`); a released one
 is never edited, a change is a new one.
+
+Migration 2 adds ``labels_key``: the labels again, but only when their compact JSON text is
+at most :data:`LABELS_KEY_MAX` bytes (NULL above, and on rows archived before it), and an
+index on ``(namespace, finished_at, uid)`` carrying it with queue, phase and creator. A
+label-selected page's keys come from that index alone (an index-only scan: no heap page
+read for a row the selector drops); only the page's rows are then read whole. A B-tree
+entry holds at most about 2.7 KB, hence the bound; a row whose copy is NULL is a candidate
+the row read checks against its full ``labels`` (``docs/history.md``). Migration 3
+backfills the copy on the rows archived before, in batches of table pages
+(:func:`block_ranges`).
 """
 
 from __future__ import annotations
@@ -21,13 +31,27 @@ TABLE = "asynctask_history"
 #: The key of the advisory lock migrations and partition changes run under.
 LOCK_KEY = 0x41_53_59_4E_43_48  # "ASYNCH"
 _PREFIX = f"{TABLE}_p"
+#: The longest labels (compact JSON text, bytes) copied into ``labels_key``: well below a
+#: B-tree entry's limit (about 2,700 bytes with the namespace, time and uid beside it).
+LABELS_KEY_MAX = 1536
+
+
+#: Table pages (8 KiB) per backfill batch: about 16,000 rows of 2 KB, one transaction each.
+BACKFILL_PAGES = 4096
 
 
 @dataclass(frozen=True)
 class Migration:
+    """``sql`` runs in one transaction with the ledger's record. With a ``backfill`` (an
+    UPDATE of ``{partition}`` for the block range ``%s::tid`` to ``%s::tid``), the
+    backfill then runs on every partition in batches of :data:`BACKFILL_PAGES` pages, each
+    its own transaction, and the record comes last: a migration stopped halfway runs again
+    whole, so its ``sql`` and backfill must be idempotent."""
+
     version: int
     name: str
     sql: str
+    backfill: str = ""
 
 
 _PAYLOADS = "".join(
@@ -74,7 +98,45 @@ CREATE INDEX {TABLE}_ns_name_time ON {TABLE} (namespace, name, finished_at DESC)
 CREATE INDEX {TABLE}_labels ON {TABLE} USING gin (labels);
 """,
     ),
+    Migration(
+        2,
+        "labels_key: a bounded copy of the labels, and the keyset index carrying it",
+        # ADD COLUMN without a default is a catalog change; existing rows keep NULL (no
+        # backfill here: rewriting every row under the migration lock is not cheap), and
+        # the reader checks such rows against their full labels. The new index has the
+        # same keys as _ns_time, which it replaces.
+        f"""
+ALTER TABLE {TABLE} ADD COLUMN labels_key jsonb;
+CREATE INDEX {TABLE}_ns_time_keys ON {TABLE} (namespace, finished_at DESC, uid DESC)
+    INCLUDE (queue, phase, creator, labels_key);
+DROP INDEX {TABLE}_ns_time;
+-- A rare label over a long range: its keys from a bitmap of the copy's GIN index, OR-ed
+-- with the (few) rows without a copy. It takes over from the GIN index on labels.
+CREATE INDEX {TABLE}_labels_key ON {TABLE} USING gin (labels_key);
+CREATE INDEX {TABLE}_ns_time_nokey ON {TABLE} (namespace, finished_at DESC, uid DESC)
+    WHERE labels_key IS NULL;
+DROP INDEX {TABLE}_labels;
+""",
+    ),
+    Migration(
+        3,
+        "labels_key backfilled on the rows archived before migration 2, in batches",
+        "",
+        # The bound on jsonb's text form (", " and ": " between items: a few bytes longer
+        # than the operator's compact JSON, so a row at the edge may keep NULL: still
+        # correct, a NULL copy makes a row a candidate the rows step checks on its labels).
+        # Rows already with a copy are skipped, so a run stopped halfway goes on cheaply.
+        "UPDATE {partition} SET labels_key = labels "
+        "WHERE ctid >= %s::tid AND ctid < %s::tid AND labels_key IS NULL "
+        f"AND octet_length(labels::text) <= {LABELS_KEY_MAX}",
+    ),
 )
+
+
+def block_ranges(pages: int, step: int = BACKFILL_PAGES) -> list[tuple[str, str]]:
+    """A table of ``pages`` pages as ``ctid`` ranges ``[from, to)`` of ``step`` pages (a
+    TID range scan each: the batch reads its own pages only)."""
+    return [(f"({lo},0)", f"({min(lo + step, pages)},0)") for lo in range(0, pages, step)]
 
 
 def day_of(at: datetime) -> date:

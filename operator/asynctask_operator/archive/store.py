@@ -35,7 +35,7 @@ from asynctask_operator.archive.schema import (
 
 log = logging.getLogger("asynctask.operator")
 
-_JSONB = {"labels", *PAYLOADS}
+_JSONB = {"labels", "labels_key", *PAYLOADS}
 _VALUES = ", ".join(f"%({c})s::jsonb" if c in _JSONB else f"%({c})s" for c in COLUMNS)
 _UPDATES = ", ".join(f"{c} = EXCLUDED.{c}" for c in COLUMNS if c not in ("uid", "finished_at"))
 UPSERT = (

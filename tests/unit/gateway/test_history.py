@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import UTC, datetime
 
 import pytest
@@ -11,6 +12,8 @@ from asynctask_gateway.history import (
     HistoryQuery,
     decode_continue,
     encode_continue,
+    keys_statement,
+    rows_statement,
     selector_sql,
 )
 
@@ -27,12 +30,15 @@ def test_filters_become_conditions_with_every_value_a_parameter() -> None:
             "limit": "50",
         }
     )
-    sql = " AND ".join(query.conditions)
+    sql = " AND ".join(query.conditions + query.labels + query.labels_key)
     assert "DROP" not in sql and "alice" not in sql and "team" not in sql  # all bound
-    assert sql.count("%s") == len(query.params)
+    assert " AND ".join(query.conditions).count("%s") == len(query.params)
+    assert " AND ".join(query.labels).count("%s") == len(query.label_params)
+    assert " AND ".join(query.labels_key).count("%s") == len(query.label_params)
     assert query.params[0] == "q'; DROP TABLE asynctask_history; --"
     assert datetime(2026, 12, 4, 22, 0, tzinfo=UTC) in query.params
-    assert json.dumps({"team": "a"}) in query.params and ["prod", "stage"] in query.params
+    assert json.dumps({"team": "a"}) in query.label_params
+    assert ["prod", "stage"] in query.label_params
     assert query.limit == 50 and query.after is None
 
 
@@ -80,3 +86,60 @@ def test_label_selector_terms_follow_kubernetes_meaning() -> None:
     ]
     assert params == ['{"a": "b"}', "c", ["x"], "d"]
     assert selector_sql("") == ([], [])
+
+
+SELECTED = {
+    "queue": "q",
+    "phase": "Failed",
+    "creator": "alice",
+    "since": "2026-12-01T00:00:00Z",
+    "labelSelector": "team=a,tier!=db,env in (prod,stage),!legacy,app",
+}
+
+
+def test_the_keys_step_reads_only_what_the_keyset_index_holds() -> None:
+    after = (datetime(2026, 12, 4, tzinfo=UTC), "u9")
+    query = HistoryQuery.parse(SELECTED)
+    sql, params = keys_statement("ns", query, after, 101)
+    assert sql.startswith("SELECT finished_at, uid FROM asynctask_history WHERE namespace = %s")
+    # Only the index's columns: never the full labels (an index-only scan).
+    words = set(re.findall(r"[a-z_]+", sql.replace("%s", "")))
+    columns = words - {"asynctask_history", "coalesce", "any", "false", "jsonb"}
+    index = {"namespace", "finished_at", "uid", "queue", "phase", "creator", "labels_key"}
+    assert columns <= index and "labels_key" in columns, columns
+    assert not re.search(r"\blabels\b", sql)
+    # A row without the bounded copy is a candidate, whatever the selector says.
+    assert "(labels_key IS NULL OR (" in sql
+    assert sql.endswith("ORDER BY finished_at DESC, uid DESC LIMIT %s")
+    assert sql.count("%s") == len(params)
+    assert params == ["ns", *query.params, *after, *query.label_params, 101]
+
+
+def test_the_keys_step_without_a_selector_or_a_start() -> None:
+    sql, params = keys_statement("ns", HistoryQuery.parse({}), None, 11)
+    assert "labels_key" not in sql and "<" not in sql
+    assert params == ["ns", 11]
+
+
+def test_the_rows_step_checks_every_condition_on_the_full_labels() -> None:
+    query = HistoryQuery.parse(SELECTED)
+    t1, t2 = datetime(2026, 12, 3, tzinfo=UTC), datetime(2026, 12, 4, tzinfo=UTC)
+    sql, params = rows_statement("ns", query, [(t2, "b"), (t1, "a")], "uid, labels")
+    assert sql.startswith("SELECT uid, labels FROM asynctask_history WHERE namespace = %s")
+    assert "labels_key" not in sql
+    for condition in [*query.conditions, *query.labels]:
+        assert condition in sql
+    assert sql.count("%s") == len(params)
+    # The keys' span bounds the partitions; the keys themselves as two arrays.
+    assert params[:5] == ["ns", t1, t2, [t2, t1], ["b", "a"]]
+    assert params[5:] == [*query.params, *query.label_params]
+    assert sql.endswith("ORDER BY finished_at DESC, uid DESC")
+
+
+def test_the_selector_is_the_same_on_either_labels_column() -> None:
+    on_labels, params = selector_sql("a!=b, c notin (x), !d, e in (y)")
+    on_key, key_params = selector_sql("a!=b, c notin (x), !d, e in (y)", "labels_key")
+    assert key_params == params
+    assert on_key == [c.replace("labels", "labels_key") for c in on_labels]
+    with pytest.raises(ValueError, match="not a labels column"):
+        selector_sql("a", "labels; DROP TABLE x")

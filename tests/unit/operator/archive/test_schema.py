@@ -5,7 +5,9 @@ from __future__ import annotations
 from datetime import UTC, date, datetime
 
 from asynctask_operator.archive.schema import (
+    LABELS_KEY_MAX,
     MIGRATIONS,
+    block_ranges,
     day_of,
     days_ahead,
     expired,
@@ -54,3 +56,19 @@ def test_retention_drops_only_days_wholly_before_its_window() -> None:
 
 def test_migrations_are_numbered_from_one_without_gaps() -> None:
     assert [m.version for m in MIGRATIONS] == list(range(1, len(MIGRATIONS) + 1))
+
+
+def test_a_backfill_covers_every_page_once_in_batches() -> None:
+    assert block_ranges(0) == []
+    assert block_ranges(5, 2) == [("(0,0)", "(2,0)"), ("(2,0)", "(4,0)"), ("(4,0)", "(5,0)")]
+    assert block_ranges(4, 2) == [("(0,0)", "(2,0)"), ("(2,0)", "(4,0)")]
+    assert len(block_ranges(10_000)) == 3  # 4,096 pages a batch
+
+
+def test_the_labels_key_backfill_is_batched_bounded_and_skips_rows_done() -> None:
+    (backfill,) = [m for m in MIGRATIONS if m.backfill]
+    assert backfill.sql == ""  # nothing that could not run twice
+    sql = backfill.backfill.format(partition="asynctask_history_p20261205")
+    assert sql.startswith("UPDATE asynctask_history_p20261205 SET labels_key = labels WHERE")
+    assert "ctid >= %s::tid AND ctid < %s::tid" in sql and sql.count("%s") == 2
+    assert "labels_key IS NULL" in sql and f"<= {LABELS_KEY_MAX}" in sql
