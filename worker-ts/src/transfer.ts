@@ -1,0 +1,159 @@
+/**
+ * Moving a task's stored payloads over HTTP with the operator's presigned URLs (fetch,
+ * streaming both ways): no storage library, no credentials.
+ *
+ * A download streams into a file while its sha256 is computed; an upload is one PUT with a
+ * `Content-Length`, its sha256 computed while it streams. An unreachable store, a 5xx (or
+ * 408/429) answer or a connection cut mid-transfer is retried from the start with backoff
+ * for up to `retryMs`, then the task ends `Error` with the cause; a 403 means the URL expired
+ * (`PayloadUrlExpired`); any other answer ends it at once.
+ */
+
+import { createHash, type Hash } from "node:crypto";
+import { createWriteStream } from "node:fs";
+import { Readable, Transform, type TransformCallback } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
+
+import { sleep } from "./link";
+import { PayloadError, retryDelayMs, verdictOf, type PayloadReason } from "./payloads";
+import type { UploadBody } from "./stored";
+
+export interface TransferOptions {
+  /** How long an unreachable store or a 5xx is retried (ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS). */
+  readonly retryMs: number;
+  /** The task's signal: a cancel stops the transfer. */
+  readonly signal: AbortSignal;
+}
+
+/** The bytes that went through: how many, and their sha256 (lowercase hex). */
+export interface Transferred {
+  readonly size: number;
+  readonly sha256: string;
+}
+
+/** A failure worth another try (the store unreachable, 5xx, a cut connection). */
+class Transient extends Error {}
+
+/** Counts and hashes the bytes passing through. */
+class Digest extends Transform {
+  private readonly hash: Hash = createHash("sha256");
+  size = 0;
+
+  override _transform(chunk: Buffer, _enc: BufferEncoding, done: TransformCallback): void {
+    this.hash.update(chunk);
+    this.size += chunk.length;
+    done(null, chunk);
+  }
+
+  hex(): string {
+    return this.hash.digest("hex");
+  }
+}
+
+function cause(exc: unknown): string {
+  if (!(exc instanceof Error)) return String(exc);
+  const inner = exc.cause;
+  const detail =
+    inner instanceof Error
+      ? ((inner as NodeJS.ErrnoException).code ?? inner.message)
+      : typeof inner === "string"
+        ? inner
+        : "";
+  return detail ? `${exc.message} (${detail})` : exc.message;
+}
+
+async function answerText(res: Response): Promise<string> {
+  try {
+    return (await res.text()).replace(/\s+/g, " ").slice(0, 300);
+  } catch {
+    return "";
+  }
+}
+
+/** Judge an answer: return if 2xx, else throw what it means. */
+async function check(res: Response, what: string, failReason: PayloadReason): Promise<void> {
+  const verdict = verdictOf(res.status);
+  if (verdict === "ok") return;
+  const text = `${what}: the store answered ${res.status} ${res.statusText} ${await answerText(res)}`;
+  if (verdict === "retry") throw new Transient(text.trim());
+  if (verdict === "expired") {
+    throw new PayloadError("PayloadUrlExpired", `${text.trim()}: the presigned URL expired`);
+  }
+  throw new PayloadError(failReason, text.trim());
+}
+
+async function withRetry<T>(
+  what: string,
+  failReason: PayloadReason,
+  options: TransferOptions,
+  once: () => Promise<T>,
+): Promise<T> {
+  const started = performance.now();
+  for (let n = 0; ; n++) {
+    try {
+      return await once();
+    } catch (exc) {
+      if (options.signal.aborted) throw options.signal.reason ?? exc;
+      if (exc instanceof PayloadError) throw exc;
+      const elapsed = performance.now() - started;
+      const delay = retryDelayMs(n);
+      if (elapsed + delay > options.retryMs) {
+        const bound = (options.retryMs / 1000).toFixed(0);
+        throw new PayloadError(
+          failReason,
+          `${what} failed after ${n + 1} tries in ${(elapsed / 1000).toFixed(1)}s ` +
+            `(ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS=${bound}): ${cause(exc)}`,
+        );
+      }
+      await sleep(delay, options.signal);
+    }
+  }
+}
+
+/** GET `url` into the file `path` (overwritten at each try); its size and sha256. */
+export function download(
+  url: string,
+  path: string,
+  options: TransferOptions,
+): Promise<Transferred> {
+  const what = "the request's download";
+  return withRetry(what, "RequestDownloadFailed", options, async () => {
+    const res = await fetch(url, { signal: options.signal });
+    await check(res, what, "RequestDownloadFailed");
+    if (res.body === null) throw new Transient(`${what}: the store's answer has no body`);
+    const digest = new Digest();
+    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+    await pipeline(body, digest, createWriteStream(path), { signal: options.signal });
+    return { size: digest.size, sha256: digest.hex() };
+  });
+}
+
+/** PUT `body` to `url`, streaming with its `Content-Length`; its size and sha256. */
+export function upload(
+  url: string,
+  body: UploadBody,
+  options: TransferOptions,
+): Promise<Transferred> {
+  const what = "the result's upload";
+  return withRetry(what, "ResultUploadFailed", options, async () => {
+    const digest = new Digest();
+    const stream = body.open().pipe(digest);
+    const res = await fetch(url, {
+      method: "PUT",
+      body: Readable.toWeb(stream),
+      duplex: "half",
+      headers: { "content-length": String(body.size), "content-type": body.contentType },
+      signal: options.signal,
+    });
+    await check(res, what, "ResultUploadFailed");
+    await res.body?.cancel();
+    if (digest.size !== body.size) {
+      throw new PayloadError(
+        "ResultUploadFailed",
+        `${what}: ${digest.size} bytes were sent of ${body.size} (the file changed while it was sent)`,
+      );
+    }
+    return { size: digest.size, sha256: digest.hex() };
+  });
+}
