@@ -138,7 +138,10 @@ export function upload(
   const what = "the result's upload";
   return withRetry(what, "ResultUploadFailed", options, async () => {
     const digest = new Digest();
-    const stream = body.open().pipe(digest);
+    const source = body.open();
+    source.on("error", (exc: Error) => digest.destroy(exc));
+    digest.on("close", () => source.destroy());
+    const stream = source.pipe(digest);
     const res = await fetch(url, {
       method: "PUT",
       body: Readable.toWeb(stream),
