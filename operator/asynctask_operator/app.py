@@ -32,14 +32,23 @@ from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import WebhookOutcome
 from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.outcomes import WebhookOutcomes
-from asynctask_operator.ports import ArchiveStore, Delivery, OperatorApi, TaskBroker
+from asynctask_operator.payloads.leader import PayloadWork, open_store
+from asynctask_operator.payloads.objects import PayloadObjects
+from asynctask_operator.payloads.sweep import Sweeper
+from asynctask_operator.ports import (
+    ArchiveStore,
+    Delivery,
+    OperatorApi,
+    PayloadStore,
+    TaskBroker,
+)
 from asynctask_operator.queue_watch import QueueWatch
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.schedules.controller import ScheduleController
 from asynctask_operator.schedules.watch import ScheduleWatch
 from asynctask_operator.settings import Config
-from asynctask_operator.task_watch import TaskWatch
+from asynctask_operator.task_watch import TaskWatch, served
 from asynctask_operator.tasks import TaskTable
 from asynctask_operator.timers import Deadlines
 from asynctask_operator.tracking import SUBMITTERS, Tracker
@@ -73,6 +82,7 @@ class TaskLogic:
     webhook_outcomes: WebhookOutcomes
     outage: Outage
     gate: QueueGate
+    payloads: PayloadObjects
     archiver: Archiver | None = None
 
     @classmethod
@@ -87,12 +97,13 @@ class TaskLogic:
         outage: Outage | None = None,
         queues: bool = False,
         archive: ArchiveStore | None = None,
+        store: PayloadStore | None = None,
     ) -> TaskLogic:
         """Wire the logic on ``api``, whose calls then wait out an apiserver outage (told by
         ``outage``, the process's one if given). With ``queues``, the queue gate waits until
         the AsyncQueues and the tasks were listed (the operator watches both); with
         ``archive``, an :class:`Archiver` writes terminal tasks to it and TTL deletions wait
-        for it."""
+        for it; with ``store`` (and ``config.payloads`` set), large payloads are on."""
         lifecycle = config.lifecycle
         outage = Outage() if outage is None else outage
         api = PatientApi(api, outage)
@@ -110,8 +121,18 @@ class TaskLogic:
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
         )
         archiver = None if archive is None else _archiver(config, archive, api, metrics, timers)
+        payloads = PayloadObjects(config.payloads, store, metrics, keep_results=archive is not None)
         tracker = Tracker(
-            lifecycle, table, writer, api, broker, timers, metrics, gate, archive=archiver
+            lifecycle,
+            table,
+            writer,
+            api,
+            broker,
+            timers,
+            metrics,
+            gate,
+            archive=archiver,
+            payloads=payloads,
         )
         inbox = StatusInbox(
             table,
@@ -121,6 +142,7 @@ class TaskLogic:
             metrics,
             retry_backoff_cap_seconds=lifecycle.retry_backoff_cap_seconds,
             fold_window_seconds=lifecycle.fold_window_seconds,
+            payloads=payloads,
         )
         tracker.flush_status = inbox.flush
         metrics.watch_sizes(
@@ -138,6 +160,7 @@ class TaskLogic:
             webhook_outcomes=WebhookOutcomes(table, writer, metrics),
             outage=outage,
             gate=gate,
+            payloads=payloads,
             archiver=archiver,
         )
 
@@ -189,6 +212,7 @@ class Operator:
             on_retry=self.metrics.publish_retries.inc,
         )
         self.archive = open_archive(config)
+        self.store = open_store(config.payloads)
         self.logic = TaskLogic.wire(
             config,
             self.kube,
@@ -197,6 +221,7 @@ class Operator:
             outage=self.outage,
             queues=True,
             archive=self.archive,
+            store=self.store,
         )
         table = self.logic.table
         self.watch = TaskWatch(
@@ -226,6 +251,21 @@ class Operator:
             if config.scaling.autoscaling_enabled
             else None
         )
+        self.payload_work = (
+            None
+            if self.store is None
+            else PayloadWork(
+                self.logic.payloads,
+                Sweeper(
+                    config.payloads,
+                    self.store,
+                    lambda: iter(table),
+                    self.metrics,
+                    serves=served(namespaces),
+                    archive=self.archive,
+                ),
+            )
+        )
         self.metrics_server: MetricsServer | None = None
         self._loops: list[asyncio.Task[None]] = []
 
@@ -253,6 +293,8 @@ class Operator:
             ),
             *self._queue_loops(),
         ]
+        if self.payload_work is not None:
+            self._loops += self.payload_work.start(self._tasks_handled)
         if logic.archiver is not None:
             self._loops += [
                 asyncio.create_task(self._archive(logic.archiver), name="asynctask-archive"),
@@ -266,8 +308,7 @@ class Operator:
         logic = self.logic
 
         async def tasks_synced() -> None:
-            await self.watch.synced.wait()
-            await self.watch.join()
+            await self._tasks_handled()
             logic.gate.synced("tasks")
 
         return [
@@ -279,6 +320,11 @@ class Operator:
                 for i in range(RELEASERS)
             ),
         ]
+
+    async def _tasks_handled(self) -> None:
+        """Every task was listed and its events handled."""
+        await self.watch.synced.wait()
+        await self.watch.join()
 
     async def _archive(self, archiver: Archiver) -> None:
         """Open the archive's pool (without waiting for PostgreSQL: the writes wait and

@@ -22,6 +22,7 @@ from asynctask_operator import status as st
 from asynctask_operator.dead_letters import dead_letter_error, metric_label, wanted_task
 from asynctask_operator.lanes import Lanes
 from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.payloads.objects import PayloadObjects
 from asynctask_operator.ports import Delivery, EventSink, TaskBroker, stop_work
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_operator.writer import StatusWriter
@@ -52,6 +53,7 @@ class StatusInbox:
         *,
         retry_backoff_cap_seconds: float,
         fold_window_seconds: float = 0.0,
+        payloads: PayloadObjects | None = None,
     ) -> None:
         self.table = table
         self.writer = writer
@@ -60,6 +62,7 @@ class StatusInbox:
         self.metrics = metrics
         self.retry_backoff_cap_seconds = retry_backoff_cap_seconds
         self.fold_window_seconds = fold_window_seconds
+        self.payloads = payloads or PayloadObjects.off(metrics)
         self.lanes: Lanes[Delivery] = Lanes(self._handle, linger=self.linger)
 
     async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
@@ -187,6 +190,7 @@ class StatusInbox:
         staged: dict[str, Any] | None = None
         fold = task.spec is None or task.spec.webhook is None  # webhooks: an event a phase
         for msg in msgs:
+            msg = self.payloads.judge(task.namespace, task.uid, msg)  # a result_ref refused
             current = task.status if staged is None else staged
             change = st.classify(current, msg, task.last_seq(msg.attempt))
             if change is st.Change.IGNORE:

@@ -40,6 +40,12 @@ Exposed series:
   ``..._archive_unarchived_deletions_total`` (TTL deletions that went ahead unarchived after
   the bounded wait), ``..._archive_lost_total`` (tasks deleted before they could be archived)
   and ``..._archive_partitions_dropped_total`` (retention).
+* with large payloads (docs/payloads.md): ``asynctask_operator_payload_grants_total``
+  (publishes that carried presigned URLs), ``..._payload_refused_total{reason}``
+  (``RequestRefRefused``, ``PayloadStorageOff``, ``ResultRefRefused``),
+  ``..._payload_objects_deleted_total{kind}`` (``request``, ``result``: with their deleted
+  task), ``..._payload_sweep_deletions_total{kind}`` (orphans the sweep removed) and
+  ``..._payload_store_errors_total`` (calls the store failed).
 """
 
 from __future__ import annotations
@@ -146,6 +152,7 @@ class OperatorMetrics:
         self._schedule_series(r)
         self._queue_series(r)
         self._archive_series(r)
+        self._payload_series(r)
 
     def _schedule_series(self, r: CollectorRegistry) -> None:
         """AsyncTaskSchedule runs: by outcome, and how late a slot's task was created."""
@@ -240,6 +247,31 @@ class OperatorMetrics:
         )
         self.archive_partitions_dropped = Counter(
             name + "partitions_dropped", "Daily partitions dropped by retention.", registry=r
+        )
+
+    def _payload_series(self, r: CollectorRegistry) -> None:
+        """Large payloads in object storage (zero without it)."""
+        name = "asynctask_operator_payload_"
+        self.payload_grants = Counter(
+            name + "grants", "Task messages published with presigned URLs.", registry=r
+        )
+        self.payload_refused = Counter(
+            name + "refused", "Payload references refused, by reason.", ["reason"], registry=r
+        )
+        self.payload_deleted = Counter(
+            name + "objects_deleted",
+            "Objects deleted with their task, by kind (request, result).",
+            ["kind"],
+            registry=r,
+        )
+        self.payload_swept = Counter(
+            name + "sweep_deletions",
+            "Orphaned objects the sweep deleted, by kind (request, result).",
+            ["kind"],
+            registry=r,
+        )
+        self.payload_store_errors = Counter(
+            name + "store_errors", "Calls to the object store that failed.", registry=r
         )
 
     def serve(self, port: int, address: str = "0.0.0.0") -> MetricsServer:

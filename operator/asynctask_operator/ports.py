@@ -125,11 +125,45 @@ class ArchiveStore(Protocol):
     async def maintain(self, retention_days: int) -> list[str]: ...
 
 
+class ArchiveIndex(Protocol):
+    """Which task uids have a row in the history archive (the sweep keeps their stored
+    results until the archive's retention drops the row)."""
+
+    async def archived_uids(self, uids: Sequence[str]) -> set[str]: ...
+
+
 class ArchiveGate(Protocol):
     """Asked before a TTL deletion (``archiving.Archiver``): seconds to wait and ask again,
     or None to delete now."""
 
     def hold_deletion(self, uid: str) -> float | None: ...
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    """One object as a bucket listing shows it."""
+
+    key: str
+    size: int
+    modified: float  # epoch seconds
+
+
+class PayloadStore(Protocol):
+    """Object storage of large payloads (``payloads.store.S3Store``): presigned URLs for
+    the workers, and the few calls of the operator's own (delete, list). The bytes never
+    pass through it."""
+
+    async def presign(self, method: Literal["GET", "PUT"], bucket: str, key: str) -> str:
+        """A URL that lets its holder ``method`` one object, for the configured lifetime."""
+
+    async def delete(self, bucket: str, key: str) -> None:
+        """Delete one object (no error if it is absent)."""
+
+    async def list_page(
+        self, bucket: str, prefix: str, after: str | None
+    ) -> tuple[list[StoredObject], bool]:
+        """Objects under ``prefix`` after the key ``after`` in key order, and whether more
+        follow (a page of up to 1000)."""
 
 
 class EventSink(Protocol):

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from asynctask_operator.apiserver.resource import GROUP, KIND, PLURAL, VERSION
+from asynctask_operator.payloads.settings import PayloadConfig
 
 __all__ = [
     "GROUP",
@@ -28,6 +29,7 @@ __all__ = [
     "LeaseConfig",
     "LifecycleConfig",
     "MetricsConfig",
+    "PayloadConfig",
     "ScalingConfig",
     "WebhookConfig",
 ]
@@ -326,3 +328,4 @@ class Config(BaseModel):
     scaling: ScalingConfig = Field(default_factory=ScalingConfig)
     webhook: WebhookConfig = Field(default_factory=WebhookConfig)
     archive: ArchiveConfig = Field(default_factory=ArchiveConfig)
+    payloads: PayloadConfig = Field(default_factory=PayloadConfig)

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from asynctask_operator.status import parse_time
+from asynctask_worker.payloads import PayloadRef
 
 #: http(s)://authority[/path][?query]: no user info, no fragment, no white space.
 URL_PATTERN = r"^https?://[^\s/?#@]+([/?][^\s#]*)?$"
@@ -53,6 +54,8 @@ class AsyncTaskSpec(BaseModel):
         str, Field(min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
     ]
     request: Any = None
+    #: The request in object storage instead of ``request`` (the CRD refuses both).
+    request_ref: PayloadRef | None = Field(None, alias="requestRef")
     timeout_seconds: Annotated[int | None, Field(alias="timeoutSeconds", ge=1, le=604800)] = None
     queue_timeout_seconds: Annotated[
         int | None, Field(alias="queueTimeoutSeconds", ge=1, le=604800)

@@ -146,7 +146,12 @@ def apply(
     new["phase"] = msg.phase.value
     if msg.phase.terminal:
         new["completionTime"] = precise_time(msg.at)
-        if msg.phase is Phase.SUCCEEDED:
+        if msg.phase is Phase.SUCCEEDED and msg.result_ref is not None:
+            new["resultRef"] = msg.result_ref.document()  # stored: no inline result
+            new.pop("result", None)
+            new["progress"] = 100
+            new.pop("error", None)
+        elif msg.phase is Phase.SUCCEEDED:
             new["result"] = msg.result
             new["progress"] = 100
             new.pop("error", None)

@@ -54,6 +54,16 @@ def scopes(namespaces: Sequence[str]) -> tuple[list[Scope], Callable[[str], bool
     return [*sorted(set(namespaces))], lambda namespace: True
 
 
+def served(namespaces: Sequence[str]) -> Callable[[str], bool]:
+    """Exactly the namespaces this operator serves (names, patterns, or all of them): what
+    it may clean up in storage shared with operators of other namespaces."""
+    _, serves = scopes(namespaces)
+    if namespaces and not any(c in pattern for pattern in namespaces for c in "*?[,!"):
+        names = frozenset(namespaces)
+        return names.__contains__
+    return serves
+
+
 class TaskWatch:
     """A :class:`listwatch.WatchSink` handing AsyncTask events to ``handle``."""
 

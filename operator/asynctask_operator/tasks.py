@@ -84,8 +84,9 @@ class TaskState:
 
 
 #: What a finished task's status keeps in memory of its result and error: nothing of the
-#: result (up to 64 KiB; the object has it), the error's reason and message (no traceback).
-_DROPPED = ("result",)
+#: result (up to 64 KiB; the object has it) nor of its stored result's reference (its key
+#: follows from the uid), the error's reason and message (no traceback).
+_DROPPED = ("result", "resultRef")
 
 
 def compact(task: TaskState, shared: Shared) -> None:

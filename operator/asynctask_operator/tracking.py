@@ -20,6 +20,7 @@ from asynctask_operator.background import Background
 from asynctask_operator.deadlines import Kind, wanted
 from asynctask_operator.errors import Gone
 from asynctask_operator.metrics import OperatorMetrics
+from asynctask_operator.payloads.objects import PayloadObjects
 from asynctask_operator.ports import ArchiveGate, TaskApi, TaskBroker, stop_work
 from asynctask_operator.queues.gate import QueueGate
 from asynctask_operator.settings import LifecycleConfig
@@ -54,10 +55,13 @@ class Tracker:
         metrics: OperatorMetrics,
         gate: QueueGate | None = None,
         archive: ArchiveGate | None = None,
+        payloads: PayloadObjects | None = None,
     ) -> None:
         self.config = config
         self.gate = gate  # AsyncQueue admission (None: every task is published at once)
         self.archive = archive
+        # Large payloads: grants on publish, refused references (storage off: no store)
+        self.payloads = payloads or PayloadObjects.off(metrics)
         self.table = table
         self.writer = writer
         self.api = api
@@ -159,9 +163,12 @@ class Tracker:
         loop.call_later(self.config.submit_retry_seconds, self._defer, uid)
 
     async def deleted(self, body: dict[str, Any]) -> None:
-        """The object is gone: stop its work if it was not finished (no finalizer needed)."""
+        """The object is gone: stop its work if it was not finished, delete its stored
+        payloads (no finalizer needed)."""
         meta = body["metadata"]
         task = self.table.get(meta["uid"])
+        known = task.spec.request_ref if task is not None and task.spec is not None else None
+        self.payloads.deleted(meta["namespace"], meta["uid"], body.get("spec"), known)
         status = task.status if task is not None else dict(body.get("status") or {})
         phase = st.phase_of(status)
         if phase is None or not phase.terminal:
@@ -173,6 +180,10 @@ class Tracker:
         spec = task.spec
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
+            return
+        refused = self.payloads.refusal(task.namespace, spec.request_ref)
+        if refused is not None:  # never presigned: another namespace's, or storage off
+            await self.writer.end(task, Phase.ERROR, *refused)
             return
         depth = task.request_depth
         if depth > MAX_REQUEST_DEPTH:
@@ -194,7 +205,7 @@ class Tracker:
                 Phase.ERROR,
                 "RequestTooLarge",
                 f"spec.request is {size} bytes as JSON; the limit is {limit}. "
-                "Pass large inputs by reference (e.g. a URL).",
+                + self.payloads.too_large_hint(),
             )
             return
         due = spec.not_before_epoch()
@@ -257,6 +268,8 @@ class Tracker:
                 task=task.ref,
                 queue=spec.queue,
                 request=task.request_value(),
+                request_ref=spec.request_ref,
+                payload=await self.payloads.grant(task.namespace, task.uid, spec.request_ref),
                 attempt=attempt,
                 timeout_seconds=spec.timeout_seconds,
             )

@@ -182,3 +182,15 @@ async def test_retention_drops_whole_partitions_of_days_past_it(database_url: st
         ]
     finally:
         await archive.close()
+
+
+async def test_archived_uids_says_which_uids_have_a_row(database_url: str) -> None:
+    archive = PostgresArchive(database_url)
+    await archive.open()
+    try:
+        records = [record_of(task("u1")), record_of(task("u2", finished=NOW - timedelta(days=1)))]
+        await archive.upsert([r for r in records if r is not None])
+        assert await archive.archived_uids(["u1", "u2", "u3"]) == {"u1", "u2"}
+        assert await archive.archived_uids([]) == set()
+    finally:
+        await archive.close()

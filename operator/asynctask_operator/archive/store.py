@@ -103,6 +103,17 @@ class PostgresArchive:
         async with self._pool.connection() as conn, conn.transaction(), conn.cursor() as cur:
             await cur.executemany(UPSERT, [r.row() for r in records])
 
+    async def archived_uids(self, uids: Sequence[str]) -> set[str]:
+        """Which of these uids have a row (``ports.ArchiveIndex``: the payload sweep)."""
+        if not uids:
+            return set()
+        await self._migrate()
+        async with self._pool.connection() as conn:
+            cur = await conn.execute(
+                f"SELECT DISTINCT uid FROM {TABLE} WHERE uid = ANY(%s)", (list(uids),)
+            )
+            return {str(row[0]) for row in await cur.fetchall()}
+
     async def ensure_partitions(self, days: set[date]) -> None:
         """Create the partitions of these days that this process has not seen yet."""
         missing = sorted(days - self._partitions)

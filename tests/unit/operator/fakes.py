@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynctask_operator.errors import Gone, Rejected, Unavailable
-from asynctask_operator.ports import Delivery
+from asynctask_operator.ports import Delivery, StoredObject
 from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
 
 #: A task, and the status of one of its attempts, as the webhook tests send them.
@@ -115,3 +115,43 @@ class FakeBroker:
 
     def refuse(self, delivery: Delivery, reason: str, detail: str) -> None:
         self.refused.append((delivery, reason, detail))
+
+
+class FakeStore:
+    """Object storage (``ports.PayloadStore``) in memory: presigned URLs are fake strings
+    naming what they open; objects are (key -> (size, modified)) per bucket."""
+
+    def __init__(self, journal: list[str] | None = None) -> None:
+        self.journal = journal if journal is not None else []
+        self.objects: dict[tuple[str, str], tuple[int, float]] = {}
+        self.presigned: list[str] = []
+        self.down = False
+
+    def put(self, bucket: str, key: str, size: int = 1, modified: float = 0.0) -> None:
+        self.objects[(bucket, key)] = (size, modified)
+
+    def _check(self) -> None:
+        if self.down:
+            from asynctask_operator.payloads.store import PayloadStoreError
+
+            raise PayloadStoreError("Could not connect to the endpoint URL")
+
+    async def presign(self, method: str, bucket: str, key: str) -> str:
+        self._check()
+        url = f"https://store.test/{bucket}/{key}?method={method}&n={len(self.presigned)}"
+        self.presigned.append(url)
+        return url
+
+    async def delete(self, bucket: str, key: str) -> None:
+        self._check()
+        self.journal.append(f"delete s3://{bucket}/{key}")
+        self.objects.pop((bucket, key), None)
+
+    async def list_page(
+        self, bucket: str, prefix: str, after: str | None
+    ) -> tuple[list[StoredObject], bool]:
+        self._check()
+        keys = sorted(k for b, k in self.objects if b == bucket and k.startswith(prefix))
+        keys = [k for k in keys if after is None or k > after]
+        page = [StoredObject(k, *self.objects[(bucket, k)]) for k in keys[:2]]
+        return page, len(keys) > 2  # pages of two: the paging is exercised

@@ -18,8 +18,8 @@ import pytest
 from asynctask_operator.app import TaskLogic
 from asynctask_operator.deadlines import Kind
 from asynctask_operator.metrics import OperatorMetrics
-from asynctask_operator.ports import Delivery, OperatorApi, TaskBroker
-from asynctask_operator.settings import Config, LifecycleConfig
+from asynctask_operator.ports import Delivery, OperatorApi, PayloadStore, TaskBroker
+from asynctask_operator.settings import Config, LifecycleConfig, PayloadConfig
 from asynctask_worker import topology
 from asynctask_worker.messages import (
     MAX_REQUEST_DEPTH,
@@ -37,10 +37,17 @@ NS = "team-a"
 
 class Harness:
     def __init__(
-        self, progress_interval: float = 60.0, events: str = "failures", fold: float = 0.0
+        self,
+        progress_interval: float = 60.0,
+        events: str = "failures",
+        fold: float = 0.0,
+        *,
+        payloads: PayloadConfig | None = None,
+        store: PayloadStore | None = None,
     ) -> None:
         """``fold``: ASYNCTASK_PUBLISH_FOLD_SECONDS (0 here: each write made at once, as
-        most tests count them; test_fold.py holds the publish's record)."""
+        most tests count them; test_fold.py holds the publish's record); ``payloads`` and
+        ``store``: large payloads on (tests/unit/operator/payloads/)."""
         self.journal: list[str] = []
         self.api = FakeApi(self.journal)
         self.broker = FakeBroker(self.journal)
@@ -53,10 +60,11 @@ class Harness:
                     "events": events,
                     "publish_fold_seconds": fold,
                 }
-            )
+            ),
+            payloads=payloads or PayloadConfig.model_construct(),
         )
         self.metrics = OperatorMetrics()
-        self.logic = TaskLogic.wire(config, api, broker, self.metrics)
+        self.logic = TaskLogic.wire(config, api, broker, self.metrics, store=store)
         self.tracker = self.logic.tracker
         self.inbox = self.logic.inbox
 

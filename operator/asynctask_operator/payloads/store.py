@@ -1,0 +1,88 @@
+"""The boto3 adapter of :class:`asynctask_operator.ports.PayloadStore` (imported only when
+``ASYNCTASK_S3_ENDPOINT`` is set).
+
+Why boto3: it is the reference S3 client, its presigner (SigV4) and its default
+credential chain (environment, shared files, IRSA and instance roles) are what AWS S3
+expects, and every S3-compatible server targets it; the operator makes few calls, so a
+blocking client run in a thread (:func:`asyncio.to_thread`) costs nothing that matters.
+Presigning is local (no request), but resolving credentials may not be, so it runs in a
+thread too. Errors of the store come out as :class:`PayloadStoreError`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Literal
+
+import boto3
+from botocore.config import Config as BotoConfig
+from botocore.exceptions import BotoCoreError, ClientError
+
+from asynctask_operator.payloads.settings import PayloadConfig
+from asynctask_operator.ports import StoredObject
+
+_OPERATIONS = {"GET": "get_object", "PUT": "put_object"}
+
+
+class PayloadStoreError(Exception):
+    """The store refused a call or could not be reached."""
+
+
+class S3Store:
+    def __init__(self, config: PayloadConfig) -> None:
+        self.config = config
+        self._client: Any = boto3.session.Session().client(
+            "s3",
+            endpoint_url=config.endpoint,
+            region_name=config.region,
+            config=BotoConfig(
+                signature_version="s3v4",
+                s3={"addressing_style": "path" if config.path_style else "auto"},
+                retries={"max_attempts": 3, "mode": "standard"},
+                connect_timeout=5,
+                read_timeout=30,
+            ),
+        )
+
+    async def presign(self, method: Literal["GET", "PUT"], bucket: str, key: str) -> str:
+        return await asyncio.to_thread(self._presign, method, bucket, key)
+
+    def _presign(self, method: Literal["GET", "PUT"], bucket: str, key: str) -> str:
+        try:
+            url: str = self._client.generate_presigned_url(
+                _OPERATIONS[method],
+                Params={"Bucket": bucket, "Key": key},
+                ExpiresIn=self.config.url_seconds,
+                HttpMethod=method,
+            )
+        except (BotoCoreError, ClientError) as exc:
+            raise PayloadStoreError(f"presigning {method} s3://{bucket}/{key}: {exc}") from exc
+        return url
+
+    async def delete(self, bucket: str, key: str) -> None:
+        await asyncio.to_thread(self._call, "delete_object", Bucket=bucket, Key=key)
+
+    async def list_page(
+        self, bucket: str, prefix: str, after: str | None
+    ) -> tuple[list[StoredObject], bool]:
+        args: dict[str, Any] = {"Bucket": bucket, "Prefix": prefix, "MaxKeys": 1000}
+        if after:
+            args["StartAfter"] = after
+        page = await asyncio.to_thread(self._call, "list_objects_v2", **args)
+        objects = [
+            StoredObject(
+                key=str(item["Key"]),
+                size=int(item.get("Size") or 0),
+                modified=item["LastModified"].timestamp(),
+            )
+            for item in page.get("Contents") or []
+        ]
+        return objects, bool(page.get("IsTruncated"))
+
+    def _call(self, operation: str, **args: Any) -> Any:
+        try:
+            return getattr(self._client, operation)(**args)
+        except (BotoCoreError, ClientError) as exc:
+            raise PayloadStoreError(
+                f"{operation} {args.get('Key') or args.get('Prefix')}: {exc}"
+            ) from exc
