@@ -26,6 +26,7 @@ from asynctask_worker._version import __version__
 if TYPE_CHECKING:
     from asynctask_worker._runtime.runtime import Worker
     from asynctask_worker.app import App, TaskDefinition, TaskFailed
+    from asynctask_worker.blobs import Blob, Payload
     from asynctask_worker.context import TaskCancelled, TaskContext
     from asynctask_worker.messages import Phase
     from asynctask_worker.metrics import WorkerMetrics
@@ -36,6 +37,8 @@ if TYPE_CHECKING:
 #: pika: the client and the gateway import those.
 _EXPORTS = {
     "App": "asynctask_worker.app",
+    "Blob": "asynctask_worker.blobs",
+    "Payload": "asynctask_worker.blobs",
     "Phase": "asynctask_worker.messages",
     "TaskCancelled": "asynctask_worker.context",
     "TaskContext": "asynctask_worker.context",
@@ -60,6 +63,8 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "App",
+    "Blob",
+    "Payload",
     "Phase",
     "TaskCancelled",
     "TaskContext",

@@ -38,7 +38,11 @@ _SHA256 = r"^[0-9a-f]{64}$"
 class PayloadRef(BaseModel):
     """One stored object (``spec.requestRef``, ``status.resultRef``)."""
 
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # serialize_by_alias: camelCase in every dump, the wire's too (``encode`` of a message
+    # that holds a ref), as the JSON Schemas say; ``populate_by_name`` reads either.
+    model_config = ConfigDict(
+        frozen=True, populate_by_name=True, serialize_by_alias=True, extra="ignore"
+    )
 
     bucket: Annotated[str, Field(min_length=3, max_length=63)]
     key: Annotated[str, Field(min_length=1, max_length=1024)]

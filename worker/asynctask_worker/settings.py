@@ -72,6 +72,13 @@ class WorkerSettings(BaseSettings):
     revoked_capacity: int = Field(
         100_000, ge=100, description="How many revoked task ids a worker remembers."
     )
+    payload_retry_seconds: float = Field(
+        60.0,
+        gt=0,
+        description="How long a transfer of a stored request or result is tried again "
+        "while the object store is unreachable or failing (5xx), before the task ends "
+        "in Error (RequestDownloadFailed, ResultUploadFailed).",
+    )
     worker_id: str = Field(default_factory=_default_worker_id)
     log_format: Literal["text", "json"] = "text"
     log_level: str = "INFO"

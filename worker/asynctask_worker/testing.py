@@ -49,6 +49,7 @@ from asynctask_worker.messages import (
     encode,
 )
 from asynctask_worker.metrics import WorkerMetrics
+from asynctask_worker.payloads import PayloadGrant, PayloadRef
 
 __all__ = ["StubBroker", "TaskResult", "run_task"]
 
@@ -67,6 +68,8 @@ class TaskResult:
     message: str | None
     progress: list[Progress]
     statuses: list[StatusMessage]
+    #: A result stored in object storage (then ``result`` is None).
+    result_ref: PayloadRef | None = None
 
     @property
     def ran(self) -> bool:
@@ -144,6 +147,7 @@ class StubBroker:
         concurrency: int = 1,
         pool: Pool = "thread",
         cancel_grace_seconds: float = 1.0,
+        payload_retry_seconds: float = 60.0,
     ) -> None:
         self.app = app
         self.metrics = WorkerMetrics()
@@ -156,6 +160,7 @@ class StubBroker:
             cancel_grace_seconds=cancel_grace_seconds,
             metrics=self.metrics,
             tick=0.02,
+            payload_retry_seconds=payload_retry_seconds,
         )
         self._lock = threading.Lock()
         self._tasks: list[TaskRef] = []
@@ -174,8 +179,13 @@ class StubBroker:
         namespace: str = "default",
         timeout_seconds: int | None = None,
         attempt: int = 1,
+        request_ref: PayloadRef | None = None,
+        payload: PayloadGrant | None = None,
     ) -> TaskRef:
-        """Publish a task as the operator would; returns its reference."""
+        """Publish a task as the operator would; returns its reference.
+
+        ``request_ref`` and ``payload`` are a stored request and the grant of presigned
+        URLs the operator adds when object storage is configured (docs/payloads.md)."""
         self.app.definition(queue)
         ref = task or TaskRef(
             uid=str(uuid.uuid4()),
@@ -183,7 +193,13 @@ class StubBroker:
             name=name or f"{queue}-{len(self._tasks) + 1}",
         )
         msg = TaskMessage(
-            task=ref, queue=queue, request=request, attempt=attempt, timeout_seconds=timeout_seconds
+            task=ref,
+            queue=queue,
+            request=request,
+            request_ref=request_ref,
+            payload=payload,
+            attempt=attempt,
+            timeout_seconds=timeout_seconds,
         )
         msg = decode(TaskMessage, encode(msg))  # what a worker receives: JSON
         with self._lock:
@@ -211,6 +227,7 @@ class StubBroker:
             phase=end.phase,
             attempt=end.attempt,
             result=end.result,
+            result_ref=end.result_ref,
             error=end.error,
             message=end.message,
             progress=self.progress(task),

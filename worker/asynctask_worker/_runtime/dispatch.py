@@ -31,7 +31,7 @@ import threading
 import time
 from concurrent.futures import Future
 
-from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime import offload, outcome
 from asynctask_worker._runtime.execution import Execution, ThreadExecution
 from asynctask_worker._runtime.jobs import Delivery, Job, Pool, State, StatusSink
 from asynctask_worker._runtime.ledger import Ledger
@@ -72,6 +72,7 @@ class Dispatcher:
         log_level: str = "INFO",
         done_capacity: int = 10_000,
         tick: float = 0.1,
+        payload_retry_seconds: float = 60.0,
     ) -> None:
         self.app = app
         self.sink = sink
@@ -83,6 +84,7 @@ class Dispatcher:
         self._log_format = log_format
         self._log_level = log_level
         self._tick = tick
+        self._payload_retry = payload_retry_seconds
         self._ledger = Ledger(self.revoked, concurrency=concurrency, done_capacity=done_capacity)
         self._early = EarlySettler(sink, self.metrics, self._ledger.done)
         self._abandoned: list[Execution] = []
@@ -208,6 +210,7 @@ class Dispatcher:
         )
         self.metrics.task_started(msg.queue)
         definition = self.app.definition(msg.queue)
+        plan = offload.plan_of(msg, self._payload_retry)
 
         def on_outcome(result: Outcome) -> None:
             self._finish(job, result)
@@ -225,9 +228,10 @@ class Dispatcher:
                 on_started,
                 log_format=self._log_format,
                 log_level=self._log_level,
+                plan=plan,
             )
         else:
-            execution = ThreadExecution(definition, msg.request, ctx, on_outcome, on_started)
+            execution = ThreadExecution(definition, msg.request, ctx, on_outcome, on_started, plan)
         job.execution = execution
         try:
             execution.start()
@@ -323,6 +327,7 @@ class Dispatcher:
             ctx.attempt,
             result.phase,
             result=result.result,
+            result_ref=result.result_ref,
             error=result.error,
             message=result.message,
             progress=100 if result.phase is Phase.SUCCEEDED else None,

@@ -20,10 +20,12 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from asynctask_worker._runtime import outcome
+from asynctask_worker._runtime import offload, outcome
+from asynctask_worker._runtime.offload import PayloadPlan, RequestNotJson, Workspace
 from asynctask_worker._runtime.outcome import Outcome
+from asynctask_worker._runtime.payload_io import TransferError
 from asynctask_worker.app import TaskDefinition
-from asynctask_worker.context import TaskContext, current_task
+from asynctask_worker.context import TaskCancelled, TaskContext, current_task
 
 OutcomeCallback = Callable[[Outcome], None]
 
@@ -33,17 +35,25 @@ def run_handler(
     raw_request: Any,
     ctx: TaskContext,
     on_started: Callable[[], None] = lambda: None,
+    plan: PayloadPlan | None = None,
 ) -> Outcome:
-    """Validate the request, call the handler, classify the result. Never raises.
+    """Fetch a stored request, validate it, call the handler, store and classify the result.
+    Never raises.
 
-    ``on_started`` is called right before the handler: its time limit counts from there."""
+    ``on_started`` is called right before the handler (before the download of a stored
+    request, which is the attempt's work too): its time limit counts from there."""
     token = current_task.set(ctx)
+    work = Workspace(plan.workdir if plan is not None else None)
     try:
+        if plan is not None and plan.request_ref is not None:
+            on_started()
+            raw_request = offload.fetch_request(plan, ctx, work)
         try:
             request = definition.parse_request(raw_request)
         except ValidationError as exc:
             return outcome.invalid_request(exc)
-        on_started()
+        if plan is None or plan.request_ref is None:
+            on_started()
         try:
             value = definition.call(request, ctx)
         except BaseException as exc:  # noqa: BLE001 - every failure becomes a status
@@ -51,8 +61,17 @@ def run_handler(
         if ctx.cancelled:
             # Asked to stop: what the handler returned afterwards does not count.
             return outcome.stopped(ctx.cancel_reason, ctx.cancel_detail)
-        return outcome.succeeded(value)
+        return offload.store_result(value, plan, ctx, work)
+    except TransferError as exc:
+        return outcome.transfer_failed(exc.reason, exc.message)
+    except RequestNotJson as exc:
+        return outcome.invalid_request(exc)
+    except TaskCancelled as exc:  # cancelled while moving bytes
+        return outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
+    except Exception as exc:  # noqa: BLE001 - e.g. a result file that vanished: a status
+        return outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
     finally:
+        work.close()
         current_task.reset(token)
 
 
@@ -78,8 +97,10 @@ class ThreadExecution:
         ctx: TaskContext,
         on_outcome: OutcomeCallback,
         on_started: Callable[[], None] = lambda: None,
+        plan: PayloadPlan | None = None,
     ) -> None:
         self._definition = definition
+        self._plan = plan
         self._request = raw_request
         self._ctx = ctx
         self._on_outcome = on_outcome
@@ -102,4 +123,6 @@ class ThreadExecution:
         return self._thread.is_alive()
 
     def _run(self) -> None:
-        self._on_outcome(run_handler(self._definition, self._request, self._ctx, self._on_started))
+        self._on_outcome(
+            run_handler(self._definition, self._request, self._ctx, self._on_started, self._plan)
+        )

@@ -14,12 +14,18 @@ from pydantic_core import to_jsonable_python
 from asynctask_worker.app import TaskFailed
 from asynctask_worker.context import CANCELLED, TIMED_OUT, TaskCancelled
 from asynctask_worker.messages import MAX_REQUEST_DEPTH, ErrorInfo, Phase, json_depth
+from asynctask_worker.payloads import PayloadRef
 
 #: The largest result (as JSON) a worker reports; larger ones end the task in Error.
 MAX_RESULT_BYTES = 64 * 1024
 TRACEBACK_CHARS = 4000
 _MESSAGE_CHARS = 1024
 _ERROR_CHARS = 4096
+#: How to lift the limit, in every error that a configured object storage would avoid.
+ENABLE_STORAGE = (
+    "Large and binary results go to S3-compatible object storage once the operator has it "
+    "configured (ASYNCTASK_S3_ENDPOINT and ASYNCTASK_S3_BUCKET; docs/payloads.md)"
+)
 
 
 @dataclass(frozen=True)
@@ -30,9 +36,12 @@ class Outcome:
     result: Any = None
     error: ErrorInfo | None = None
     message: str | None = None
+    #: A Succeeded result stored in object storage (then ``result`` is None).
+    result_ref: PayloadRef | None = None
 
 
-def succeeded(value: Any) -> Outcome:
+def encode_json(value: Any) -> tuple[Any, bytes] | Outcome:
+    """A handler's value as JSON (the value and its compact bytes), or the Error it is."""
     try:
         result = to_jsonable_python(value)
         depth = json_depth(result)
@@ -48,7 +57,7 @@ def succeeded(value: Any) -> Outcome:
                 ),
                 message="ResultTooDeep",
             )
-        size = len(json.dumps(result, separators=(",", ":")))
+        data = json.dumps(result, separators=(",", ":")).encode()
     except (TypeError, ValueError, RecursionError) as exc:
         too_deep = isinstance(exc, RecursionError) or "depth exceeded" in str(exc)
         reason = "ResultTooDeep" if too_deep else "ResultNotSerializable"
@@ -60,17 +69,63 @@ def succeeded(value: Any) -> Outcome:
             ),
             message=reason,
         )
-    if size > MAX_RESULT_BYTES:
-        return Outcome(
-            Phase.ERROR,
-            error=ErrorInfo(
-                reason="ResultTooLarge",
-                message=f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}. "
-                "Store large results elsewhere and return a reference.",
-            ),
-            message="ResultTooLarge",
-        )
+    return result, data
+
+
+def succeeded(value: Any) -> Outcome:
+    """A result reported inline (no object storage): JSON within :data:`MAX_RESULT_BYTES`."""
+    encoded = encode_json(value)
+    if isinstance(encoded, Outcome):
+        return encoded
+    result, data = encoded
+    if len(data) > MAX_RESULT_BYTES:
+        return too_large(len(data))
+    return inline(result)
+
+
+def inline(result: Any) -> Outcome:
+    """Succeeded, the result in the status message."""
     return Outcome(Phase.SUCCEEDED, result=result, message="Succeeded")
+
+
+def stored(ref: PayloadRef) -> Outcome:
+    """Succeeded, the result in object storage (``result_ref``; no ``result``)."""
+    return Outcome(Phase.SUCCEEDED, result_ref=ref, message="Succeeded")
+
+
+def too_large(size: int) -> Outcome:
+    """A result too large to report, and no object storage to put it in."""
+    return Outcome(
+        Phase.ERROR,
+        error=ErrorInfo(
+            reason="ResultTooLarge",
+            message=f"the result is {size} bytes as JSON; the limit is {MAX_RESULT_BYTES}. "
+            f"{ENABLE_STORAGE}, or store it elsewhere and return a reference.",
+        ),
+        message="ResultTooLarge",
+    )
+
+
+def storage_off(what: str) -> Outcome:
+    """Binary data returned, but the task came with no place to store it."""
+    return Outcome(
+        Phase.ERROR,
+        error=ErrorInfo(
+            reason="PayloadStorageOff",
+            message=f"the handler returned {what}, which only object storage can hold, and "
+            f"this task came without a storage grant. {ENABLE_STORAGE}.",
+        ),
+        message="PayloadStorageOff",
+    )
+
+
+def transfer_failed(reason: str, text: str) -> Outcome:
+    """A stored request or result that could not be moved (or did not check out)."""
+    return Outcome(
+        Phase.ERROR,
+        error=ErrorInfo(reason=reason[:128], message=text[:_ERROR_CHARS]),
+        message=text[:_MESSAGE_CHARS],
+    )
 
 
 def from_exception(exc: BaseException, *, cancel_reason: str = "") -> Outcome:
@@ -98,7 +153,7 @@ def from_exception(exc: BaseException, *, cancel_reason: str = "") -> Outcome:
     )
 
 
-def invalid_request(exc: ValidationError) -> Outcome:
+def invalid_request(exc: ValidationError | ValueError) -> Outcome:
     """The request does not fit the handler's request type: retrying will not help."""
     text = f"the request is not valid: {exc}"
     return Outcome(

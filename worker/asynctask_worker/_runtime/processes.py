@@ -25,10 +25,13 @@ in ``Error``.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
+import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -38,6 +41,7 @@ from typing import Any
 from asynctask_worker._runtime import outcome
 from asynctask_worker._runtime.execution import OutcomeCallback, run_handler
 from asynctask_worker._runtime.logs import configure_logging
+from asynctask_worker._runtime.offload import PayloadPlan
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker.app import Handler, TaskDefinition, define
 from asynctask_worker.context import TaskContext
@@ -73,6 +77,7 @@ class ChildTask:
     request: Any
     log_format: str
     log_level: str
+    plan: PayloadPlan | None = None
 
 
 class ProcessExecution:
@@ -88,7 +93,12 @@ class ProcessExecution:
         *,
         log_format: str = "text",
         log_level: str = "INFO",
+        plan: PayloadPlan | None = None,
     ) -> None:
+        # The parent makes and removes the attempt's folder: a killed child cannot.
+        self._workdir = tempfile.mkdtemp(prefix="asynctask-payload-") if plan else None
+        if plan is not None:
+            plan = dataclasses.replace(plan, workdir=self._workdir)
         self._spec = ChildTask(
             definition.queue,
             definition.func,
@@ -97,6 +107,7 @@ class ProcessExecution:
             raw_request,
             log_format,
             log_level,
+            plan,
         )
         self._ctx = ctx
         self._on_outcome = on_outcome
@@ -174,6 +185,8 @@ class ProcessExecution:
         self._proc.join(5)
         for conn in (self._to_child, self._from_child):
             conn.close()
+        if self._workdir is not None:
+            shutil.rmtree(self._workdir, ignore_errors=True)
         if result is None:
             if self._killed.is_set():
                 return  # a hard stop: the dispatcher already reported this attempt
@@ -212,7 +225,7 @@ def child_main(spec: ChildTask, inbox: Connection, outbox: Connection) -> None:
 
     threading.Thread(target=listen, daemon=True, name="asynctask-child-listener").start()
     result = run_handler(
-        define(spec.queue, spec.func), spec.request, ctx, lambda: send(("started",))
+        define(spec.queue, spec.func), spec.request, ctx, lambda: send(("started",)), spec.plan
     )
     send(("outcome", result))
     outbox.close()

@@ -118,6 +118,7 @@ class Worker:
             metrics=self.metrics,
             log_format=settings.log_format,
             log_level=settings.log_level,
+            payload_retry_seconds=settings.payload_retry_seconds,
         )
         self._control = ControlLog(
             self.dispatcher.control,
