@@ -201,7 +201,11 @@ export class Dispatcher {
     void this.sink
       .send(msg.task, ctx.attempt, "Processing", { message: "Processing" })
       .catch(() => undefined); // the terminal status says the rest
-    const payloads = new TaskPayloads(msg, { retryMs: this.payloadRetryMs, signal: ctx.signal });
+    const payloads = new TaskPayloads(msg, {
+      retryMs: this.payloadRetryMs,
+      signal: ctx.signal,
+      expiresAt: msg.payload?.expires_at ?? null,
+    });
     const run = async (): Promise<Outcome> => {
       if (handler === undefined) throw new Error(`no handler for queue ${msg.queue}`);
       try {

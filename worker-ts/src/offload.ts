@@ -9,6 +9,7 @@ import { mkdtemp, readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 
+import { TaskFailed } from "./errors";
 import { MAX_RESULT_BYTES, inlineResult, jsonView, storedResult, type Outcome } from "./outcome";
 import {
   ENABLE_OFFLOAD,
@@ -17,6 +18,7 @@ import {
   isJsonType,
   jsonResultPlan,
   resultRefOf,
+  resultTarget,
   type PayloadGrant,
 } from "./payloads";
 import type { TaskMessage } from "./protocol";
@@ -64,10 +66,11 @@ export class TaskPayloads {
     try {
       return JSON.parse(text) as unknown;
     } catch (exc) {
+      // As an inline request that does not fit the handler: Failed, retrying will not help.
       const why = exc instanceof Error ? exc.message : String(exc);
-      throw new PayloadError(
-        "RequestNotJson",
-        `the stored request is of type ${ref.contentType} but not JSON: ${why}`,
+      throw new TaskFailed(
+        "InvalidRequest",
+        `the request is not valid: the stored request ${ref.key} is ${ref.contentType} but not JSON: ${why}`,
       );
     }
   }
@@ -94,16 +97,16 @@ export class TaskPayloads {
     body: UploadBody,
     what: string,
   ): Promise<Outcome> {
-    const url = grant?.result_url ?? null;
-    if (grant === null || url === null) {
+    const target = resultTarget(grant);
+    if (target === null || target.result_url === null) {
       throw new PayloadError(
         "PayloadStorageOff",
         `the handler returned ${what} (${body.size} bytes) to store, but the task message ` +
           `has no grant to store a result. ${ENABLE_OFFLOAD}`,
       );
     }
-    const sent = await upload(url, body, this.options);
-    return storedResult(resultRefOf(grant, sent.size, body.contentType, sent.sha256));
+    const sent = await upload(target.result_url, body, this.options);
+    return storedResult(resultRefOf(target, sent.size, body.contentType, sent.sha256));
   }
 
   /** Remove the attempt's temporary files (the downloaded request, a spooled result). */

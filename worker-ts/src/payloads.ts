@@ -37,7 +37,6 @@ export interface PayloadGrant {
 export type PayloadReason =
   | "RequestChecksumMismatch"
   | "RequestDownloadFailed"
-  | "RequestNotJson"
   | "ResultUploadFailed"
   | "PayloadUrlExpired"
   | "PayloadStorageOff";
@@ -125,29 +124,48 @@ export function isJsonType(contentType: string): boolean {
   return (contentType.split(";")[0] ?? "").trim().toLowerCase() === JSON_CONTENT_TYPE;
 }
 
+/** The grant, if it can store a result (its URL, bucket and key all given), else null. */
+export function resultTarget(grant: PayloadGrant | null): PayloadGrant | null {
+  if (grant === null) return null;
+  const { result_url, result_bucket, result_key } = grant;
+  return result_url && result_bucket && result_key ? grant : null;
+}
+
 /**
- * Where a JSON result of `size` characters goes: inline while it is within both the grant's
- * threshold and the inline limit, else `store` when the grant has a result URL, else `tooLarge`.
+ * Where a JSON result of `size` bytes (compact, ASCII-escaped) goes: inline while it is within
+ * both the grant's threshold and the inline limit, else `store` when the grant can store a
+ * result, else `tooLarge`.
  */
 export function jsonResultPlan(
   size: number,
   grant: PayloadGrant | null,
   inlineLimit: number,
 ): "inline" | "store" | "tooLarge" {
-  const canStore = grant?.result_url != null;
-  const threshold = canStore ? Math.min(grant.threshold_bytes, inlineLimit) : inlineLimit;
+  const target = resultTarget(grant);
+  const threshold = target === null ? inlineLimit : Math.min(target.threshold_bytes, inlineLimit);
   if (size <= threshold) return "inline";
-  return canStore ? "store" : "tooLarge";
+  return target === null ? "tooLarge" : "store";
 }
 
 /** What one HTTP answer of the store means for a transfer. */
 export type Verdict = "ok" | "retry" | "expired" | "fatal";
 
-/** 2xx ok; 403 an expired (or foreign) URL; 5xx, 408 and 429 are worth a retry; else fatal. */
-export function verdictOf(status: number): Verdict {
+/**
+ * 2xx ok; 5xx, 408 and 429 are worth a retry; a 403 whose body says so, or past the grant's
+ * `expires_at`, is an expired URL; anything else is fatal.
+ */
+export function verdictOf(
+  status: number,
+  body = "",
+  expiresAt: string | null = null,
+  now: Date = new Date(),
+): Verdict {
   if (status >= 200 && status < 300) return "ok";
-  if (status === 403) return "expired";
   if (status >= 500 || status === 408 || status === 429) return "retry";
+  if (status === 403) {
+    const past = expiresAt !== null && now.getTime() >= Date.parse(expiresAt);
+    if (past || body.toLowerCase().includes("expired")) return "expired";
+  }
   return "fatal";
 }
 
@@ -158,16 +176,12 @@ export function retryDelayMs(n: number): number {
 
 /** The reference of a task's stored result, from the grant and what was uploaded. */
 export function resultRefOf(
-  grant: PayloadGrant,
+  target: PayloadGrant,
   size: number,
   contentType: string,
   sha256: string,
 ): PayloadRef {
-  if (grant.result_bucket === null || grant.result_key === null) {
-    throw new PayloadError(
-      "ResultUploadFailed",
-      "the task message's payload grant names no result object (result_bucket, result_key)",
-    );
-  }
-  return { bucket: grant.result_bucket, key: grant.result_key, size, contentType, sha256 };
+  const bucket = target.result_bucket ?? "";
+  const key = target.result_key ?? "";
+  return { bucket, key, size, contentType, sha256 };
 }

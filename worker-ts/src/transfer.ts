@@ -5,8 +5,8 @@
  * A download streams into a file while its sha256 is computed; an upload is one PUT with a
  * `Content-Length`, its sha256 computed while it streams. An unreachable store, a 5xx (or
  * 408/429) answer or a connection cut mid-transfer is retried from the start with backoff
- * for up to `retryMs`, then the task ends `Error` with the cause; a 403 means the URL expired
- * (`PayloadUrlExpired`); any other answer ends it at once.
+ * for up to `retryMs`, then the task ends `Error` with the cause; a 403 saying so (or past the
+ * grant's expiry) is an expired URL (`PayloadUrlExpired`); any other answer ends it at once.
  */
 
 import { createHash, type Hash } from "node:crypto";
@@ -24,6 +24,8 @@ export interface TransferOptions {
   readonly retryMs: number;
   /** The task's signal: a cancel stops the transfer. */
   readonly signal: AbortSignal;
+  /** When the grant's URLs stop working (a 403 after it is an expired URL). */
+  readonly expiresAt?: string | null;
 }
 
 /** The bytes that went through: how many, and their sha256 (lowercase hex). */
@@ -72,15 +74,25 @@ async function answerText(res: Response): Promise<string> {
 }
 
 /** Judge an answer: return if 2xx, else throw what it means. */
-async function check(res: Response, what: string, failReason: PayloadReason): Promise<void> {
-  const verdict = verdictOf(res.status);
-  if (verdict === "ok") return;
-  const text = `${what}: the store answered ${res.status} ${res.statusText} ${await answerText(res)}`;
-  if (verdict === "retry") throw new Transient(text.trim());
+async function check(
+  res: Response,
+  what: string,
+  failReason: PayloadReason,
+  options: TransferOptions,
+): Promise<void> {
+  if (res.ok) return;
+  const body = await answerText(res);
+  const verdict = verdictOf(res.status, body, options.expiresAt ?? null);
+  const text = `${what}: the store answered ${res.status} ${res.statusText} ${body}`.trim();
+  if (verdict === "retry") throw new Transient(text);
   if (verdict === "expired") {
-    throw new PayloadError("PayloadUrlExpired", `${text.trim()}: the presigned URL expired`);
+    throw new PayloadError(
+      "PayloadUrlExpired",
+      `${text}: the presigned URL expired; the operator presigns new ones for each attempt ` +
+        "(ASYNCTASK_S3_URL_SECONDS sets their lifetime)",
+    );
   }
-  throw new PayloadError(failReason, text.trim());
+  throw new PayloadError(failReason, text);
 }
 
 async function withRetry<T>(
@@ -120,7 +132,7 @@ export function download(
   const what = "the request's download";
   return withRetry(what, "RequestDownloadFailed", options, async () => {
     const res = await fetch(url, { signal: options.signal });
-    await check(res, what, "RequestDownloadFailed");
+    await check(res, what, "RequestDownloadFailed", options);
     if (res.body === null) throw new Transient(`${what}: the store's answer has no body`);
     const digest = new Digest();
     const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
@@ -149,7 +161,7 @@ export function upload(
       headers: { "content-length": String(body.size), "content-type": body.contentType },
       signal: options.signal,
     });
-    await check(res, what, "ResultUploadFailed");
+    await check(res, what, "ResultUploadFailed", options);
     await res.body?.cancel();
     if (digest.size !== body.size) {
       throw new PayloadError(

@@ -9,7 +9,7 @@ import { join } from "node:path";
 import { Readable } from "node:stream";
 import { after, before, test } from "node:test";
 
-import { TaskStopped } from "../src/errors";
+import { TaskFailed, TaskStopped } from "../src/errors";
 import { TaskPayloads } from "../src/offload";
 import { fromError } from "../src/outcome";
 import {
@@ -190,16 +190,16 @@ test("the pure decisions: where a JSON result goes, what an answer means, the ba
   assert.equal(jsonResultPlan(70_000, grant({ result_url: null }), 65536), "tooLarge");
   assert.equal(jsonResultPlan(70_000, null, 65536), "tooLarge");
   assert.equal(jsonResultPlan(65536, null, 65536), "inline");
-  assert.deepEqual([200, 204, 403, 500, 503, 429, 404, 400].map(verdictOf), [
-    "ok",
-    "ok",
-    "expired",
-    "retry",
-    "retry",
-    "retry",
-    "fatal",
-    "fatal",
-  ]);
+  assert.deepEqual(
+    [200, 204, 500, 503, 429, 408, 404, 400, 403].map((n) => verdictOf(n)),
+    ["ok", "ok", "retry", "retry", "retry", "retry", "fatal", "fatal", "fatal"],
+  );
+  // a 403 is an expired URL when the store says so, or once the grant's expiry passed
+  assert.equal(verdictOf(403, "<Code>AccessDenied</Code>Request has expired"), "expired");
+  const now = new Date("2026-12-05T12:00:00Z");
+  assert.equal(verdictOf(403, "AccessDenied", "2026-12-05T11:59:59Z", now), "expired");
+  assert.equal(verdictOf(403, "AccessDenied", "2026-12-05T12:00:01Z", now), "fatal");
+  assert.equal(jsonResultPlan(70_000, grant({ result_key: null }), 65536), "tooLarge");
   assert.deepEqual([0, 1, 2, 3, 4, 30].map(retryDelayMs), [500, 1000, 2000, 4000, 5000, 5000]);
   const out = fromError(new PayloadError("ResultUploadFailed", "the store is down"));
   assert.equal(out.phase, "Error");
@@ -233,7 +233,7 @@ test("a JSON request arrives parsed; an inline one unchanged", async () => {
   assert.deepEqual(await payloads(message(null, null, { a: 1 })).request(), { a: 1 });
 });
 
-test("a wrong sha256 is RequestChecksumMismatch; a 403 PayloadUrlExpired; a 404 fails at once", async () => {
+test("a wrong sha256 is RequestChecksumMismatch; an expired URL PayloadUrlExpired; a 404 and bad JSON fail at once", async () => {
   const bytes = Buffer.from("some bytes");
   objects.set("/req", bytes);
   const wrong = ref(bytes, "text/plain", { sha256: sha(Buffer.from("other")) });
@@ -250,6 +250,12 @@ test("a wrong sha256 is RequestChecksumMismatch; a 403 PayloadUrlExpired; a 404 
   assert.match(
     await reasonOf(payloads(message(ref(bytes, "text/plain"), gone)).request()),
     /^RequestDownloadFailed: .*404/,
+  );
+  const notJson = Buffer.from("{not json");
+  objects.set("/req", notJson);
+  await assert.rejects(
+    payloads(message(ref(notJson, "application/json"), grant())).request(),
+    (e: unknown) => e instanceof TaskFailed && e.reason === "InvalidRequest",
   );
   const none = grant({ request_url: null });
   assert.match(
