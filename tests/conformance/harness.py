@@ -35,6 +35,8 @@ SHARED_QUEUES = (
     "conformance.sleep",
     "conformance.stubborn",
     "conformance.big",
+    "conformance.digest",
+    "conformance.blob",
 )
 
 
@@ -211,6 +213,11 @@ class ConformanceWorker:
     def stop(self) -> None:
         self.process.stop()
         print(f"\n--- {self.process.name} log (tail) ---\n{self.process.text()[-3000:]}")
+
+
+def pattern(size: int) -> bytes:
+    """What ``conformance.blob`` returns for ``{"bytes": size}``: byte ``i`` is ``i % 251``."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
 def marks(path: Path) -> list[tuple[str, int]]:
