@@ -181,6 +181,11 @@ class Tracker:
         if spec is None:
             await self.writer.end(task, Phase.ERROR, "InvalidSpec", task.spec_error)
             return
+        if spec.request_ref is not None and (task.request is not None or task.request_depth):
+            await self.writer.end(
+                task, Phase.ERROR, "InvalidSpec", "give spec.request or spec.requestRef, not both"
+            )
+            return
         refused = self.payloads.refusal(task.namespace, spec.request_ref)
         if refused is not None:  # never presigned: another namespace's, or storage off
             await self.writer.end(task, Phase.ERROR, *refused)

@@ -70,17 +70,20 @@ class Sweeper:
         """One pass over the prefix, page by page; how many objects it deleted."""
         after: str | None = None
         deleted = 0
+        live: tuple[set[str], set[str]] | None = None
         while True:
             page, more = await self.store.list_page(self.bucket, self.config.prefix, after)
-            deleted += await self._sweep_page(page, time.time() if now is None else now)
+            # What lives is read once, after the first page was listed: objects written
+            # after that are younger than the grace (the sweep takes far less than it).
+            live = live or self._live()
+            deleted += await self._sweep_page(page, time.time() if now is None else now, *live)
             if not more or not page:
                 return deleted
             after = page[-1].key
 
-    async def _sweep_page(self, page: list[StoredObject], now: float) -> int:
-        # What lives is read after the page was listed: a task created before the listing
-        # keeps its objects (those newer than that are younger than the grace anyway).
-        live_uids, live_uploads = self._live()
+    async def _sweep_page(
+        self, page: list[StoredObject], now: float, live_uids: set[str], live_uploads: set[str]
+    ) -> int:
         doomed: list[tuple[str, str]] = []  # (key, kind)
         results: dict[str, str] = {}  # uid -> key, for the archive's word
         for obj in page:

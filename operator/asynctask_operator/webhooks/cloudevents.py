@@ -77,6 +77,7 @@ def build_event(
             "progress": progress,
             "message": message,
             "result": status.get("result"),
+            "resultRef": status.get("resultRef"),  # a result in object storage
             "error": status.get("error"),
             "lastError": status.get("lastError"),
             "nextAttemptTime": status.get("nextAttemptTime"),

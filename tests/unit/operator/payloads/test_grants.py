@@ -189,3 +189,11 @@ async def test_the_watchs_deletion_of_a_task_deletes_its_objects(stored: Harness
         f"delete s3://{BUCKET}/{upload}",
         f"delete s3://{BUCKET}/asynctask/{NS}/uid-t1/result",
     ]
+
+
+async def test_a_request_and_a_request_ref_together_end_in_invalid_spec(stored: Harness) -> None:
+    h = stored
+    await h.tracker.observe(h.create(requestRef=ref(f"asynctask/{NS}/uploads/0123")))
+    [status] = h.api.writes
+    assert status["error"]["reason"] == "InvalidSpec" and "not both" in status["error"]["message"]
+    assert h.broker.tasks == []

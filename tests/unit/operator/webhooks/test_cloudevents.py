@@ -33,6 +33,7 @@ def test_event_is_a_structured_cloudevent_with_the_task_in_data() -> None:
         "progress": 100,
         "message": "done",
         "result": {"url": "s3://x"},
+        "resultRef": None,
         "error": None,
         "lastError": None,
         "nextAttemptTime": None,
