@@ -40,6 +40,11 @@ SHARED_QUEUES = (
 )
 
 
+#: How long a conformance worker retries a transfer while the store is down (the stored
+#: payloads case waits it out once).
+PAYLOAD_RETRY_SECONDS = 4
+
+
 def command(sdk: str) -> list[str]:
     """How the suite starts the conformance worker of ``sdk`` (from the repository's root)."""
     if sdk == "python":
@@ -172,6 +177,7 @@ class ConformanceWorker:
             ASYNCTASK_WORKER_CONCURRENCY=str(concurrency),
             ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS=str(cancel_grace),
             ASYNCTASK_WORKER_GRACE_PERIOD_SECONDS=str(grace_period),
+            ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS=str(PAYLOAD_RETRY_SECONDS),
         )
         self.wait_gone()  # a worker of these queues before this one has let go of them
         self.process = Process(f"{sdk}-worker", command(sdk), env, logdir, self.serving)

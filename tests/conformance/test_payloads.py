@@ -1,7 +1,8 @@
 """The conformance case "stored payloads" (docs/conformance.md, docs/payloads.md): with object
 storage on in the suite's operator, a worker of either SDK fetches a stored request through
-its grant (binary as a file, JSON parsed), checks its sha256, and stores bytes, a streamed
-result and JSON over the threshold by the grant's PUT URL, reported as ``status.resultRef``.
+its grant (binary as a file, JSON parsed), checks its sha256, and stores a streamed result
+and JSON over the threshold by the grant's PUT URL, reported as ``status.resultRef``; with
+the store down, it retries for its bound, then ends the task ``Error``, ``ResultUploadFailed``.
 
 Judged by the AsyncTask status and the bucket's objects, read with boto3 as any reader would.
 """
@@ -18,7 +19,7 @@ import pytest
 from asynctask_worker.payloads import DEFAULT_PREFIX, PayloadRef, result_key, upload_key
 from testbed import ControlPlane
 from testbed.s3 import S3Server
-from tests.conformance.harness import Broker, ConformanceWorker, pattern
+from tests.conformance.harness import PAYLOAD_RETRY_SECONDS, Broker, ConformanceWorker, pattern
 from tests.e2e.tasks import create, get, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -109,3 +110,21 @@ def test_stored_payloads(
     assert json.loads(data) == {"data": "x" * 70_000}, ref
     for queue in ("conformance.digest", "conformance.echo", "conformance.blob"):
         assert broker.ready(queue) == 0, queue
+
+    # The store down when the result is ready: retried for the worker's bound, then a clear
+    # Error (the bound is ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS, 4 s here).
+    s3.stop_server()
+    try:
+        create(
+            control_plane,
+            cf_ns,
+            "outage",
+            queue="conformance.blob",
+            request={"bytes": 1024},
+            retries=0,
+        )
+        st = wait_phase(control_plane, cf_ns, "outage", "Error", timeout=60 + PAYLOAD_RETRY_SECONDS)
+    finally:
+        s3.start_server()
+    assert st["error"]["reason"] == "ResultUploadFailed", st["error"]
+    assert st["attempts"] == 1 and "resultRef" not in st, st
