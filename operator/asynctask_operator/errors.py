@@ -1,7 +1,8 @@
-"""What an apiserver call can end in, in the task logic's words.
+"""What an apiserver (or object store) call can end in, in the task logic's words.
 
-The adapters (:mod:`apiserver.kube`, :mod:`leader.leadership`) raise these; the task logic
-and the unit tests' fakes know only them, never the HTTP client's exceptions.
+The adapters (:mod:`apiserver.kube`, :mod:`leader.leadership`, :mod:`payloads.store`) raise
+these; the task logic and the unit tests' fakes know only them, never the HTTP client's
+exceptions.
 """
 
 from __future__ import annotations
@@ -23,3 +24,8 @@ class Unavailable(Exception):
 
 class AlreadyExists(Exception):
     """A create met an object of the same name (a schedule's slot that already ran)."""
+
+
+class StoreError(Exception):
+    """The object store of large payloads refused a call or could not be reached (or the
+    operator has no credentials for it). Its message says why."""

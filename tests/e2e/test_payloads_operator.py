@@ -1,8 +1,10 @@
 """Large payloads, the operator's side, end to end: a private operator with object storage
-on (the test bed's S3 server, a bucket of this module's own) in a namespace of its own, on
-the real control plane and RabbitMQ. Deleting a task deletes its objects; a requestRef
-into another namespace is refused and its object left alone; the sweep removes orphans
-past the grace and keeps what is still owned."""
+on (the test bed's S3 server, a bucket of this module's own) and a worker without any
+storage settings or credentials (it has only the presigned URLs of its task messages), in
+a namespace of their own, on the real control plane and RabbitMQ. Deleting a task deletes
+its objects; a requestRef into another namespace is refused and its object left alone; the
+sweep removes orphans past the grace and keeps what is still owned; the operator's memory
+does not move while a 1 GiB result is stored (the bytes never pass through it)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -18,7 +21,7 @@ import pytest
 from asynctask_worker.payloads import result_key, upload_key
 from testbed import ControlPlane, RabbitMQ, S3Server, probes, wait_until
 from testbed._proc import free_port
-from tests.e2e.system import Process, operator_ready, running, system_env
+from tests.e2e.system import Process, operator_ready, running, system_env, worker_ready
 from tests.e2e.tasks import Counted, create, wait_phase
 
 pytestmark = pytest.mark.e2e
@@ -30,6 +33,11 @@ IDLE = "idle"
 #: it work, yet longer than the gap between a test's upload and its task's creation.
 GRACE_SECONDS = 8
 DELETED = "asynctask_operator_payload_objects_deleted_total"
+MIB = 1024 * 1024
+#: What the operator's peak RSS may grow by while a 1 GiB result is stored: the bytes
+#: passing through it would be 1024 MiB; this is room for ordinary work (status writes,
+#: the watch, allocator noise).
+RSS_GROWTH_LIMIT = 32 * MIB
 
 
 @dataclass
@@ -76,13 +84,21 @@ def stored(
         ASYNCTASK_S3_GRACE_SECONDS=str(GRACE_SECONDS),
         **s3.env(bucket),
     )
-    live = free_port()
+    # the worker: no ASYNCTASK_S3_* and no AWS_* variables at all
+    worker_env = {k: v for k, v in env.items() if not k.startswith(("ASYNCTASK_S3_", "AWS_"))}
+    worker_env["ASYNCTASK_WORKER_AMQP_URL"] = url
+    live, metrics = free_port(), free_port()
     args = [sys.executable, "-m", "asynctask_operator", "--standalone", "--namespace", ns]
     args += ["--liveness", probes.liveness_url(live)]
+    worker = [sys.executable, "-m", "asynctask_worker", "tests.e2e.payload_operator_app:app"]
+    worker += ["--queues", "generate", "--metrics-port", str(metrics)]
     try:
-        with running(
-            "payloads-operator", args, env, tmp_path, ready=operator_ready(live)
-        ) as operator:
+        with (
+            running(
+                "payloads-operator", args, env, tmp_path, ready=operator_ready(live)
+            ) as operator,
+            running("payloads-worker", worker, worker_env, tmp_path, ready=worker_ready(metrics)),
+        ):
             yield Stored(operator, ns, bucket, s3, s3.client())
     finally:
         control_plane.kubectl("delete", "namespace", ns, "--wait=false")
@@ -138,3 +154,36 @@ def test_the_sweep_removes_orphans_past_the_grace_and_keeps_what_is_owned(
     assert counted.delta("asynctask_operator_payload_sweep_deletions_total", kind="request") == 1
     assert counted.delta("asynctask_operator_payload_sweep_deletions_total", kind="result") == 1
     control_plane.kubectl("delete", "asynctask", "live", "-n", ns)
+
+
+def vm_kib(pid: int, field: str) -> int:
+    """A ``/proc/<pid>/status`` figure (VmRSS, VmHWM), in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no {field} for process {pid}")
+
+
+def test_the_operators_memory_does_not_move_while_a_1_gib_result_is_stored(
+    control_plane: ControlPlane, stored: Stored
+) -> None:
+    ns = stored.ns
+    # warm up: the first grant and status write of a stored result load what they need
+    create(control_plane, ns, "warm", queue="generate", request={"size": MIB})
+    assert wait_phase(control_plane, ns, "warm", "Succeeded", timeout=60)["resultRef"]
+    pid = stored.operator.proc.pid
+    Path(f"/proc/{pid}/clear_refs").write_text("5")  # VmHWM := VmRSS from here on
+    before = vm_kib(pid, "VmRSS")
+    size = 1024 * MIB
+    task = create(control_plane, ns, "big", queue="generate", request={"size": size})
+    key = result_key(PREFIX, ns, task["metadata"]["uid"])
+    try:
+        done = wait_phase(control_plane, ns, "big", "Succeeded", timeout=240)
+        growth = (vm_kib(pid, "VmHWM") - before) * 1024
+        print(f"\noperator RSS {before / 1024:.1f} MiB before, peak growth {growth / MIB:.1f} MiB")
+        assert done["resultRef"]["key"] == key and done["resultRef"]["size"] == size
+        assert (stored.s3.data_dir / stored.bucket / key).stat().st_size == size
+        assert growth < RSS_GROWTH_LIMIT
+    finally:  # the 1 GiB object goes with its task, at once (no sweep to wait for)
+        control_plane.kubectl("delete", "asynctask", "big", "warm", "-n", ns)
+    wait_until("the 1 GiB result to be deleted with its task", lambda: not stored.exists(key), 60)

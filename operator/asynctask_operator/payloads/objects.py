@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from asynctask_operator.errors import StoreError
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.payloads import checks
 from asynctask_operator.payloads.settings import PayloadConfig
@@ -83,10 +84,15 @@ class PayloadObjects:
         if store is None or bucket is None:
             return None
         key = result_key(self.config.prefix, namespace, uid)
-        request_url = None if ref is None else await store.presign("GET", ref.bucket, ref.key)
+        try:
+            request_url = None if ref is None else await store.presign("GET", ref.bucket, ref.key)
+            result_url = await store.presign("PUT", bucket, key)
+        except StoreError:
+            self.metrics.payload_store_errors.inc()
+            raise  # the publish is tried again (submitters, timers)
         grant = PayloadGrant(
             request_url=request_url,
-            result_url=await store.presign("PUT", bucket, key),
+            result_url=result_url,
             result_bucket=bucket,
             result_key=key,
             threshold_bytes=self.config.threshold_bytes,

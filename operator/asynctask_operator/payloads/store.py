@@ -6,7 +6,7 @@ credential chain (environment, shared files, IRSA and instance roles) are what A
 expects, and every S3-compatible server targets it; the operator makes few calls, so a
 blocking client run in a thread (:func:`asyncio.to_thread`) costs nothing that matters.
 Presigning is local (no request), but resolving credentials may not be, so it runs in a
-thread too. Errors of the store come out as :class:`PayloadStoreError`.
+thread too. Errors of the store come out as :class:`errors.StoreError`.
 """
 
 from __future__ import annotations
@@ -18,14 +18,11 @@ import boto3
 from botocore.config import Config as BotoConfig
 from botocore.exceptions import BotoCoreError, ClientError
 
+from asynctask_operator.errors import StoreError
 from asynctask_operator.payloads.settings import PayloadConfig
 from asynctask_operator.ports import StoredObject
 
 _OPERATIONS = {"GET": "get_object", "PUT": "put_object"}
-
-
-class PayloadStoreError(Exception):
-    """The store refused a call or could not be reached."""
 
 
 class S3Store:
@@ -56,7 +53,7 @@ class S3Store:
                 HttpMethod=method,
             )
         except (BotoCoreError, ClientError) as exc:
-            raise PayloadStoreError(f"presigning {method} s3://{bucket}/{key}: {exc}") from exc
+            raise StoreError(f"presigning {method} s3://{bucket}/{key}: {exc}") from exc
         return url
 
     async def delete(self, bucket: str, key: str) -> None:
@@ -83,6 +80,4 @@ class S3Store:
         try:
             return getattr(self._client, operation)(**args)
         except (BotoCoreError, ClientError) as exc:
-            raise PayloadStoreError(
-                f"{operation} {args.get('Key') or args.get('Prefix')}: {exc}"
-            ) from exc
+            raise StoreError(f"{operation} {args.get('Key') or args.get('Prefix')}: {exc}") from exc

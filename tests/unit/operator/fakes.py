@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctask_operator.errors import Gone, Rejected, Unavailable
+from asynctask_operator.errors import Gone, Rejected, StoreError, Unavailable
 from asynctask_operator.ports import Delivery, StoredObject
 from asynctask_worker.messages import ControlMessage, TaskMessage, TaskRef
 
@@ -132,9 +132,7 @@ class FakeStore:
 
     def _check(self) -> None:
         if self.down:
-            from asynctask_operator.payloads.store import PayloadStoreError
-
-            raise PayloadStoreError("Could not connect to the endpoint URL")
+            raise StoreError("Could not connect to the endpoint URL")
 
     async def presign(self, method: str, bucket: str, key: str) -> str:
         self._check()

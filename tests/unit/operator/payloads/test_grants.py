@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator.deadlines import Kind
+from asynctask_operator.errors import StoreError
 from asynctask_operator.settings import PayloadConfig
 from asynctask_worker.messages import ErrorInfo, Phase
 from asynctask_worker.payloads import PayloadRef
@@ -168,9 +169,10 @@ async def test_a_grant_that_cannot_be_presigned_publishes_nothing(stored: Harnes
     store = h.logic.payloads.store
     assert isinstance(store, FakeStore)
     store.down = True
-    with pytest.raises(Exception, match="Could not connect"):
+    with pytest.raises(StoreError, match="Could not connect"):
         await h.tracker.observe(h.create())
     assert h.broker.tasks == [] and h.api.writes == []
+    assert h.metrics.value("asynctask_operator_payload_store_errors_total") == 1
 
 
 async def test_the_watchs_deletion_of_a_task_deletes_its_objects(stored: Harness) -> None:
