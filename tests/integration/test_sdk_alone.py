@@ -26,7 +26,9 @@ SDK_DEPENDENCIES = {"pika", "pydantic", "pydantic-settings", "prometheus-client"
 OPERATOR_ONLY = {"kopf", "kubernetes", "aiohttp"}
 
 APP = textwrap.dedent("""
-    from asynctask_worker import App, Phase, TaskContext
+    import io
+
+    from asynctask_worker import App, Blob, Phase, TaskContext
     from asynctask_worker.testing import run_task
 
     app = App()
@@ -39,10 +41,18 @@ APP = textwrap.dedent("""
     result = run_task(app, "double", {"n": 21})
     assert result.phase is Phase.SUCCEEDED, result
     print("result", result.result)
-    try:
-        import kopf  # noqa: F401
-    except ModuleNotFoundError as exc:
-        print("no kopf:", exc.name)
+
+    @app.task("blob")
+    def blob(request: dict) -> Blob:
+        return Blob(io.BytesIO(b"bytes"), content_type="text/plain")
+
+    # large payloads need no storage client in the SDK: without a grant, a clear Error
+    print("blob:", run_task(app, "blob", {}).error.reason)
+    for module in ("kopf", "boto3"):
+        try:
+            __import__(module)
+        except ModuleNotFoundError as exc:
+            print("no module:", exc.name)
 """)
 
 
@@ -112,7 +122,12 @@ def test_the_sdk_alone_runs_a_worker_app_without_the_operators_dependencies(
     (tmp_path / "app.py").write_text(APP)
     proc = run(sdk_venv, "python", "app.py", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == ["result {'n': 42}", "no kopf: kopf"], proc.stdout
+    assert proc.stdout.splitlines() == [
+        "result {'n': 42}",
+        "blob: PayloadStorageOff",
+        "no module: kopf",
+        "no module: boto3",
+    ], proc.stdout
     where = run(
         sdk_venv,
         "python",

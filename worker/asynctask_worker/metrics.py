@@ -11,6 +11,10 @@ collide). Exposed series:
 * ``asynctask_worker_tasks_in_flight{queue}``: handlers running now;
 * ``asynctask_worker_abandoned_threads``: thread-mode handlers that ignored a hard stop
   and still run in the background;
+* ``asynctask_worker_payload_bytes_total{queue,direction}``: bytes of stored requests
+  downloaded and results uploaded (``direction``: ``download``, ``upload``);
+* ``asynctask_worker_payload_retries_total{queue,direction}``: transfers tried again after
+  the object store failed (unreachable, 5xx);
 * ``asynctask_worker_broker_connections_total``: connections made (reconnects show here);
 * ``asynctask_worker_ready``: 1 while the worker consumes its task queues, 0 while it
   connects, catches up with the control stream or reconnects (a readiness signal).
@@ -68,6 +72,18 @@ class WorkerMetrics:
             ["reason"],
             registry=r,
         )
+        self.payload_bytes = Counter(
+            "asynctask_worker_payload_bytes",
+            "Bytes moved to and from object storage (stored requests and results).",
+            ["queue", "direction"],
+            registry=r,
+        )
+        self.payload_retries = Counter(
+            "asynctask_worker_payload_retries",
+            "Transfers to or from object storage tried again after the store failed.",
+            ["queue", "direction"],
+            registry=r,
+        )
         self.connections = Counter(
             "asynctask_worker_broker_connections",
             "Connections made to RabbitMQ by the consumer.",
@@ -87,6 +103,16 @@ class WorkerMetrics:
         self.in_flight.labels(queue).dec()
         self.finished.labels(queue, phase.value).inc()
         self.duration.labels(queue, phase.value).observe(seconds)
+
+    def payloads_moved(
+        self, queue: str, downloaded: int, uploaded: int, download_retries: int, upload_retries: int
+    ) -> None:
+        for direction, moved, retries in (
+            ("download", downloaded, download_retries),
+            ("upload", uploaded, upload_retries),
+        ):
+            self.payload_bytes.labels(queue, direction).inc(moved)
+            self.payload_retries.labels(queue, direction).inc(retries)
 
     def task_revoked(self, queue: str, phase: Phase) -> None:
         self.revoked.labels(queue).inc()

@@ -212,6 +212,8 @@ def test_the_guide_lists_every_metric() -> None:
         "asynctask_worker_task_duration_seconds": metrics.duration,
         "asynctask_worker_messages_dead_lettered_total": metrics.dead_lettered,
         "asynctask_worker_tasks_in_flight": metrics.in_flight,
+        "asynctask_worker_payload_bytes_total": metrics.payload_bytes,
+        "asynctask_worker_payload_retries_total": metrics.payload_retries,
     }
     for name, labels in documented.items():
         metric = labelled.get(name)

@@ -61,6 +61,11 @@ def pipe_result(request: Any) -> Blob:
     return Blob(os.fdopen(r, "rb"), content_type="text/plain")
 
 
+@app.task("missing-file")
+def missing_file(request: Any) -> Blob:
+    return Blob("/nonexistent/result.bin")
+
+
 @app.task("never")
 def never(request: Any) -> Any:
     seen["never"] = True
@@ -185,16 +190,29 @@ def test_a_request_whose_bytes_differ_from_its_ref_fails_before_the_handler(
     assert "never" not in seen
 
 
-def test_store_errors_and_cut_transfers_are_retried(store: Store) -> None:
+def test_store_errors_and_cut_transfers_are_retried_and_counted(store: Store) -> None:
     data = os.urandom(2 * 1024 * 1024)
     store.put(REQUEST_KEY, data, "application/octet-stream")
     store.faults.extend(
         [("status", 503, "<Error><Code>SlowDown</Code></Error>"), ("truncate", 1000), ("drop",)]
     )
-    end = run("echo", request_ref=ref_of(data, "application/octet-stream"), payload=grant(store))
+    with StubBroker(app, payload_retry_seconds=10) as broker:
+        task = broker.enqueue(
+            "echo", request_ref=ref_of(data, "application/octet-stream"), payload=grant(store)
+        )
+        end = broker.result(task, 30)
+        metrics = broker.metrics
     assert end.phase is Phase.SUCCEEDED, end.error
     assert store.requests.count(("GET", f"/bucket/{REQUEST_KEY}")) == 4  # 3 faults, 1 whole
     assert store.get(RESULT_KEY)[0] == data
+    name = "asynctask_worker_payload_retries_total"
+    assert metrics.value(name, queue="echo", direction="download") == 3
+    assert metrics.value(name, queue="echo", direction="upload") == 0
+    for direction in ("download", "upload"):
+        moved = metrics.value(
+            "asynctask_worker_payload_bytes_total", queue="echo", direction=direction
+        )
+        assert moved == len(data), direction
 
 
 def test_a_store_down_past_the_bound_ends_in_a_clear_error() -> None:
@@ -211,6 +229,14 @@ def test_a_store_down_past_the_bound_ends_in_a_clear_error() -> None:
     assert end.error is not None and end.error.reason == "ResultUploadFailed"
     assert "ConnectionRefusedError" in end.error.message
     assert "ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS" in end.error.message
+
+
+def test_a_result_file_that_cannot_be_read_fails_at_once_without_a_put(store: Store) -> None:
+    end = run("missing-file", payload=grant(store, request=False))
+    assert end.phase is Phase.ERROR
+    assert end.error is not None and end.error.reason == "ResultUploadFailed"
+    assert "/nonexistent/result.bin" in end.error.message
+    assert store.requests == []
 
 
 def test_an_expired_url_is_not_retried(store: Store) -> None:

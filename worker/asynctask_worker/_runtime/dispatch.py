@@ -312,6 +312,11 @@ class Dispatcher:
             result = outcome.stopped(reason, ctx.cancel_detail)  # the stop wins
         seconds = time.monotonic() - job.started
         self.metrics.task_finished(msg.queue, result.phase, seconds)
+        if result.moved is not None:
+            m = result.moved
+            self.metrics.payloads_moved(
+                msg.queue, m.downloaded, m.uploaded, m.download_retries, m.upload_retries
+            )
         log.info(
             "task %s/%s attempt %d: %s in %.2fs%s",
             ctx.namespace,

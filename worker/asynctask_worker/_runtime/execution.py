@@ -14,6 +14,7 @@ on in the background and whatever it returns is dropped. Process mode
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any, Protocol
@@ -45,6 +46,22 @@ def run_handler(
     token = current_task.set(ctx)
     work = Workspace(plan.workdir if plan is not None else None)
     try:
+        result = _attempt(definition, raw_request, ctx, on_started, plan, work)
+        return result if plan is None else dataclasses.replace(result, moved=work.moved)
+    finally:
+        work.close()
+        current_task.reset(token)
+
+
+def _attempt(
+    definition: TaskDefinition,
+    raw_request: Any,
+    ctx: TaskContext,
+    on_started: Callable[[], None],
+    plan: PayloadPlan | None,
+    work: Workspace,
+) -> Outcome:
+    try:
         if plan is not None and plan.request_ref is not None:
             on_started()
             raw_request = offload.fetch_request(plan, ctx, work)
@@ -70,9 +87,6 @@ def run_handler(
         return outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
     except Exception as exc:  # noqa: BLE001 - e.g. a result file that vanished: a status
         return outcome.from_exception(exc, cancel_reason=ctx.cancel_reason)
-    finally:
-        work.close()
-        current_task.reset(token)
 
 
 class Execution(Protocol):

@@ -28,7 +28,7 @@ from typing import Any, BinaryIO
 
 from asynctask_worker._runtime import outcome
 from asynctask_worker._runtime.outcome import Outcome
-from asynctask_worker._runtime.payload_io import CHUNK_BYTES, Transfer, TransferError
+from asynctask_worker._runtime.payload_io import CHUNK_BYTES, Moved, Transfer, TransferError
 from asynctask_worker.blobs import Blob, Payload
 from asynctask_worker.context import TaskContext
 from asynctask_worker.messages import TaskMessage
@@ -76,11 +76,12 @@ def plan_of(msg: TaskMessage, retry_seconds: float) -> PayloadPlan | None:
 
 
 class Workspace:
-    """A temporary folder for one attempt's files, made on first use."""
+    """One attempt's temporary folder (made on first use) and what it moved."""
 
     def __init__(self, given: str | None = None) -> None:
         self._given = Path(given) if given else None
         self._made: Path | None = None
+        self.moved = Moved()
 
     def folder(self) -> Path:
         if self._given is not None:
@@ -108,7 +109,8 @@ def fetch_request(plan: PayloadPlan, ctx: TaskContext, work: Workspace) -> Any:
             "it: is object storage configured on the operator (ASYNCTASK_S3_ENDPOINT)?",
         )
     path = work.folder() / "request"
-    transfer = Transfer(ctx, plan.retry_seconds, plan.grant.expires_at if plan.grant else None)
+    expires = plan.grant.expires_at if plan.grant else None
+    transfer = Transfer(ctx, plan.retry_seconds, expires, work.moved)
     with path.open("w+b") as file:
         size, sha256 = transfer.download(url, file, fail=DOWNLOAD_FAILED, what=f"GET {where}")
     if size != ref.size or sha256 != ref.sha256:
@@ -137,10 +139,10 @@ def store_result(
         if grant is None or plan is None:
             return outcome.storage_off(f"a {type(value).__name__}")
         with _source(value, work) as (opener, size):
-            return _put(plan, grant, ctx, opener, size, value.content_type)
+            return _put(plan, grant, ctx, work, opener, size, value.content_type)
     if isinstance(value, bytes | bytearray | memoryview) and grant is not None and plan:
         data = bytes(value)
-        return _put(plan, grant, ctx, _bytes_opener(data), len(data), BINARY_CONTENT_TYPE)
+        return _put(plan, grant, ctx, work, _bytes_opener(data), len(data), BINARY_CONTENT_TYPE)
     if plan is None or grant is None:
         return outcome.succeeded(value)
     encoded = outcome.encode_json(value)
@@ -149,20 +151,21 @@ def store_result(
     result, data = encoded
     if len(data) <= min(grant.threshold_bytes, outcome.MAX_RESULT_BYTES):
         return outcome.inline(result)
-    return _put(plan, grant, ctx, _bytes_opener(data), len(data), JSON_CONTENT_TYPE)
+    return _put(plan, grant, ctx, work, _bytes_opener(data), len(data), JSON_CONTENT_TYPE)
 
 
 def _put(
     plan: PayloadPlan,
     grant: PayloadGrant,
     ctx: TaskContext,
+    work: Workspace,
     opener: Opener,
     size: int,
     content_type: str,
 ) -> Outcome:
     assert grant.result_url and grant.result_bucket and grant.result_key
     where = f"the result object {grant.result_bucket}/{grant.result_key}"
-    transfer = Transfer(ctx, plan.retry_seconds, grant.expires_at)
+    transfer = Transfer(ctx, plan.retry_seconds, grant.expires_at, work.moved)
     sha256 = transfer.upload(
         grant.result_url, opener, size, content_type, fail=UPLOAD_FAILED, what=f"PUT {where}"
     )

@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import to_jsonable_python
 
+from asynctask_worker._runtime.payload_io import Moved
 from asynctask_worker.app import TaskFailed
 from asynctask_worker.context import CANCELLED, TIMED_OUT, TaskCancelled
 from asynctask_worker.messages import MAX_REQUEST_DEPTH, ErrorInfo, Phase, json_depth
@@ -38,6 +39,8 @@ class Outcome:
     message: str | None = None
     #: A Succeeded result stored in object storage (then ``result`` is None).
     result_ref: PayloadRef | None = None
+    #: What the attempt moved to and from object storage (when it had a grant or a ref).
+    moved: Moved | None = None
 
 
 def encode_json(value: Any) -> tuple[Any, bytes] | Outcome:

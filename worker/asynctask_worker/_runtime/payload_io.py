@@ -26,6 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
 from urllib.parse import urlsplit
@@ -55,6 +56,16 @@ class TransferError(Exception):
         self.message = message
 
 
+@dataclass
+class Moved:
+    """What one attempt moved to and from object storage (the worker's payload metrics)."""
+
+    downloaded: int = 0
+    uploaded: int = 0
+    download_retries: int = 0
+    upload_retries: int = 0
+
+
 class _Retryable(Exception):
     """A try that failed for a reason a later try may not meet (outage, 5xx, cut short)."""
 
@@ -63,11 +74,16 @@ class Transfer:
     """One task attempt's transfers: the cause names, the retry bound, the cancel flag."""
 
     def __init__(
-        self, ctx: TaskContext, retry_seconds: float, expires_at: datetime | None = None
+        self,
+        ctx: TaskContext,
+        retry_seconds: float,
+        expires_at: datetime | None = None,
+        moved: Moved | None = None,
     ) -> None:
         self.ctx = ctx
         self.retry_seconds = retry_seconds
         self.expires_at = expires_at
+        self.moved = moved if moved is not None else Moved()
 
     # the two transfers --------------------------------------------------------------------
 
@@ -91,7 +107,9 @@ class Transfer:
                     raise _Retryable(f"the store closed the body after {size} of {announced} bytes")
                 return size, digest.hexdigest()
 
-        return self._retrying(once, fail=fail, what=what)
+        size, sha256 = self._retrying(once, fail=fail, what=what, download=True)
+        self.moved.downloaded += size
+        return size, sha256
 
     def upload(
         self,
@@ -107,13 +125,13 @@ class Transfer:
 
         def once() -> str:
             digest, sent = hashlib.sha256(), 0
-            with _connection(url) as (conn, target), opener() as source:
+            with _connection(url) as (conn, target), _local(opener, fail) as source:
                 try:
                     conn.putrequest("PUT", target, skip_accept_encoding=True)
                     conn.putheader("Content-Length", str(size))
                     conn.putheader("Content-Type", content_type)
                     conn.endheaders()
-                    while sent < size and (chunk := source.read(min(CHUNK_BYTES, size - sent))):
+                    while sent < size and (chunk := _take(source, size - sent, fail)):
                         self._check_cancelled()
                         digest.update(chunk)
                         conn.send(chunk)
@@ -129,11 +147,13 @@ class Transfer:
                 self._response(conn, fail=fail, what=what).read()
             return digest.hexdigest()
 
-        return self._retrying(once, fail=fail, what=what)
+        sha256 = self._retrying(once, fail=fail, what=what, download=False)
+        self.moved.uploaded += size
+        return sha256
 
     # retries and answers ------------------------------------------------------------------
 
-    def _retrying(self, once: Callable[[], T], *, fail: str, what: str) -> T:
+    def _retrying(self, once: Callable[[], T], *, fail: str, what: str, download: bool) -> T:
         deadline = time.monotonic() + self.retry_seconds
         backoff = Backoff(MAX_DELAY_SECONDS)
         tries = 0
@@ -152,6 +172,10 @@ class Transfer:
                     f"last: {cause}",
                 )
             log.warning("%s: %s; trying again in %.1fs", what, cause, delay)
+            if download:
+                self.moved.download_retries += 1
+            else:
+                self.moved.upload_retries += 1
             if self.ctx.wait_cancelled(delay):
                 raise TaskCancelled(self.ctx.cancel_reason or CANCELLED)
 
@@ -214,6 +238,27 @@ def _write(dest: BinaryIO, chunk: bytes, fail: str) -> None:
         dest.write(chunk)
     except OSError as exc:  # the local disk, not the store: retrying would not help
         raise TransferError(fail, f"could not write to local disk: {describe(exc)}") from exc
+
+
+@contextmanager
+def _local(opener: Callable[[], AbstractContextManager[BinaryIO]], fail: str) -> Iterator[BinaryIO]:
+    """The upload's source, opened; a local file that cannot be opened is no store outage."""
+    try:
+        source = opener()
+        file = source.__enter__()
+    except OSError as exc:
+        raise TransferError(fail, f"could not read the result: {describe(exc)}") from exc
+    try:
+        yield file
+    finally:
+        source.__exit__(None, None, None)
+
+
+def _take(source: BinaryIO, left: int, fail: str) -> bytes:
+    try:
+        return source.read(min(CHUNK_BYTES, left))
+    except OSError as exc:  # the local source, not the store: retrying would not help
+        raise TransferError(fail, f"could not read the result: {describe(exc)}") from exc
 
 
 def _store_error(status: int, body: str) -> str:
