@@ -169,9 +169,9 @@ export function verdictOf(
   return "fatal";
 }
 
-/** Delay before retry `n` (0-based): 0.5 s doubling, at most 5 s. */
+/** Delay before retry `n` (0-based): 0.5 s doubling, at most 8 s (as the Python SDK). */
 export function retryDelayMs(n: number): number {
-  return Math.min(5000, 500 * 2 ** Math.min(n, 10));
+  return Math.min(8000, 500 * 2 ** Math.min(n, 10));
 }
 
 /** The reference of a task's stored result, from the grant and what was uploaded. */

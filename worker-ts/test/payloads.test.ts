@@ -200,7 +200,7 @@ test("the pure decisions: where a JSON result goes, what an answer means, the ba
   assert.equal(verdictOf(403, "AccessDenied", "2026-12-05T11:59:59Z", now), "expired");
   assert.equal(verdictOf(403, "AccessDenied", "2026-12-05T12:00:01Z", now), "fatal");
   assert.equal(jsonResultPlan(70_000, grant({ result_key: null }), 65536), "tooLarge");
-  assert.deepEqual([0, 1, 2, 3, 4, 30].map(retryDelayMs), [500, 1000, 2000, 4000, 5000, 5000]);
+  assert.deepEqual([0, 1, 2, 3, 4, 30].map(retryDelayMs), [500, 1000, 2000, 4000, 8000, 8000]);
   const out = fromError(new PayloadError("ResultUploadFailed", "the store is down"));
   assert.equal(out.phase, "Error");
   assert.equal(out.error?.reason, "ResultUploadFailed");
