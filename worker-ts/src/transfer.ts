@@ -1,6 +1,6 @@
 /**
- * Moving a task's stored payloads over HTTP with the operator's presigned URLs (fetch,
- * streaming both ways): no storage library, no credentials.
+ * Moving a task's stored payloads over HTTP with the operator's presigned URLs (a streaming
+ * `fetch` down, a streaming `http.request` up): no storage library, no credentials.
  *
  * A download streams into a file while its sha256 is computed; an upload is one PUT with a
  * `Content-Length`, its sha256 computed while it streams. An unreachable store, a 5xx (or
@@ -11,6 +11,8 @@
 
 import { createHash, type Hash } from "node:crypto";
 import { createWriteStream } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import { Readable, Transform, type TransformCallback } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
@@ -65,25 +67,28 @@ function cause(exc: unknown): string {
   return detail ? `${exc.message} (${detail})` : exc.message;
 }
 
+function oneLine(text: string): string {
+  return text.replace(/\s+/g, " ").slice(0, 300);
+}
+
 async function answerText(res: Response): Promise<string> {
   try {
-    return (await res.text()).replace(/\s+/g, " ").slice(0, 300);
+    return oneLine(await res.text());
   } catch {
     return "";
   }
 }
 
-/** Judge an answer: return if 2xx, else throw what it means. */
-async function check(
-  res: Response,
+/** Judge an answer that is not 2xx: throw what it means. */
+function judge(
+  answer: Answer,
   what: string,
   failReason: PayloadReason,
   options: TransferOptions,
-): Promise<void> {
-  if (res.ok) return;
-  const body = await answerText(res);
-  const verdict = verdictOf(res.status, body, options.expiresAt ?? null);
-  const text = `${what}: the store answered ${res.status} ${res.statusText} ${body}`.trim();
+): never {
+  const verdict = verdictOf(answer.status, answer.body, options.expiresAt ?? null);
+  const text =
+    `${what}: the store answered ${answer.status} ${answer.statusText} ${answer.body}`.trim();
   if (verdict === "retry") throw new Transient(text);
   if (verdict === "expired") {
     throw new PayloadError(
@@ -93,6 +98,63 @@ async function check(
     );
   }
   throw new PayloadError(failReason, text);
+}
+
+interface Answer {
+  readonly status: number;
+  readonly statusText: string;
+  readonly body: string;
+}
+
+/**
+ * One streaming PUT with `node:http(s)`: Node 20's `fetch` holds a streamed request body in
+ * memory as it sends it (a 1 GiB upload grew the process by 1 GiB), `http.request` with a
+ * pipeline does not. An answer that comes while the body is still being sent (an expired
+ * URL) is the answer, not the broken pipe that follows it.
+ */
+function put(
+  url: string,
+  source: Readable,
+  size: number,
+  type: string,
+  signal: AbortSignal,
+): Promise<Answer> {
+  return new Promise<Answer>((resolve, reject) => {
+    const target = new URL(url);
+    const send = { "http:": httpRequest, "https:": httpsRequest }[target.protocol];
+    if (send === undefined) {
+      reject(new PayloadError("ResultUploadFailed", `not an http(s) URL: ${target.protocol}`));
+      return;
+    }
+    let failed: Error | null = null;
+    let answered = false;
+    const headers = { "content-length": String(size), "content-type": type };
+    const req = send(target, { method: "PUT", headers, signal }, (res) => {
+      answered = true;
+      let body = "";
+      res.setEncoding("utf-8");
+      res.on("data", (text: string) => {
+        if (body.length < 8192) body += text;
+      });
+      res.on("error", reject);
+      res.on("end", () => {
+        resolve({
+          status: res.statusCode ?? 0,
+          statusText: res.statusMessage ?? "",
+          body: oneLine(body),
+        });
+      });
+    });
+    req.on("error", (exc) => {
+      failed ??= exc;
+    });
+    req.on("close", () => {
+      if (!answered) reject(failed ?? new Error("the connection closed without an answer"));
+    });
+    pipeline(source, req).catch((exc: unknown) => {
+      failed ??= exc instanceof Error ? exc : new Error(String(exc));
+    });
+  });
 }
 
 async function withRetry<T>(
@@ -132,7 +194,14 @@ export function download(
   const what = "the request's download";
   return withRetry(what, "RequestDownloadFailed", options, async () => {
     const res = await fetch(url, { signal: options.signal });
-    await check(res, what, "RequestDownloadFailed", options);
+    if (!res.ok) {
+      const answer = {
+        status: res.status,
+        statusText: res.statusText,
+        body: await answerText(res),
+      };
+      judge(answer, what, "RequestDownloadFailed", options);
+    }
     if (res.body === null) throw new Transient(`${what}: the store's answer has no body`);
     const digest = new Digest();
     const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
@@ -153,16 +222,8 @@ export function upload(
     const source = body.open();
     source.on("error", (exc: Error) => digest.destroy(exc));
     digest.on("close", () => source.destroy());
-    const stream = source.pipe(digest);
-    const res = await fetch(url, {
-      method: "PUT",
-      body: Readable.toWeb(stream),
-      duplex: "half",
-      headers: { "content-length": String(body.size), "content-type": body.contentType },
-      signal: options.signal,
-    });
-    await check(res, what, "ResultUploadFailed", options);
-    await res.body?.cancel();
+    const answer = await put(url, source.pipe(digest), body.size, body.contentType, options.signal);
+    if (verdictOf(answer.status) !== "ok") judge(answer, what, "ResultUploadFailed", options);
     if (digest.size !== body.size) {
       throw new PayloadError(
         "ResultUploadFailed",

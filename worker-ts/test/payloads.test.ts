@@ -48,6 +48,12 @@ let base = "";
 
 function handle(req: IncomingMessage, res: ServerResponse): void {
   const path = req.url ?? "/";
+  if (path === "/early") {
+    // answers before it read the body, and closes: as a store refusing an expired URL
+    res.writeHead(403, { connection: "close" }).end("<Error>Request has expired</Error>");
+    req.socket.destroySoon();
+    return;
+  }
   const chunks: Buffer[] = [];
   req.on("data", (c: Buffer) => chunks.push(c));
   req.on("end", () => {
@@ -374,6 +380,12 @@ test("an unreachable store: the upload is retried, then ResultUploadFailed with 
   failures.set("/res", [502]);
   const ok = await payloads(message(null, grant())).result(Buffer.from("after a 502"));
   assert.equal(ok.resultRef?.sha256, sha(Buffer.from("after a 502")));
+});
+
+test("a 403 answered before the store read the body is PayloadUrlExpired", async () => {
+  const p = payloads(message(null, grant({ result_url: `${base}/early` })), 1200);
+  const failed = await reasonOf(p.result(Buffer.alloc(16 * 1024 * 1024, 1)));
+  assert.match(failed, /^PayloadUrlExpired: .*403/);
 });
 
 test("a cancel stops a transfer waiting for its retry", async () => {
