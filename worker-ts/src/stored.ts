@@ -11,7 +11,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import type { ReadableStream as WebReadableStream } from "node:stream/web";
 
-import { BINARY_CONTENT_TYPE } from "./payloads";
+import { BINARY_CONTENT_TYPE, PayloadError } from "./payloads";
 
 /** A stored request, downloaded to a local file and checked against its sha256. */
 export class Payload {
@@ -96,7 +96,14 @@ function toReadable(source: Exclude<StoredSource, string | Uint8Array | Payload>
  */
 export async function uploadBody(result: StoredResult, spoolDir: string): Promise<UploadBody> {
   const { source, contentType } = result;
-  if (typeof source === "string") return fromFile(source, (await stat(source)).size, contentType);
+  if (typeof source === "string") {
+    try {
+      return fromFile(source, (await stat(source)).size, contentType);
+    } catch (exc) {
+      const why = exc instanceof Error ? exc.message : String(exc);
+      throw new PayloadError("ResultUploadFailed", `the result file ${source}: ${why}`);
+    }
+  }
   if (source instanceof Payload) return fromFile(source.path, source.size, contentType);
   if (source instanceof Uint8Array) return fromBytes(source, contentType);
   const path = join(spoolDir, "result");

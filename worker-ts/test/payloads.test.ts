@@ -324,6 +324,8 @@ test("bytes, a StoredResult of a stream or a file, and a Payload are stored by o
     assert.deepEqual(put.body, expected);
     assert.deepEqual([put.length, put.chunked, put.type], [String(expected.length), false, type]);
   }
+  const missing = new StoredResult(join(dir, "absent.bin"));
+  assert.match(await reasonOf(p.result(missing)), /^ResultUploadFailed: the result file .*absent/);
   await p.dispose();
   assert.ok(existsSync(file)); // the handler's own file is left alone
   await rm(dir, { recursive: true });
