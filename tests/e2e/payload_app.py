@@ -63,7 +63,7 @@ def held(request: dict[str, int], ctx: TaskContext) -> bytes:
 
 class _Generated(io.RawIOBase):
     """``size`` deterministic bytes, seekable; on the first attempt it marks when half is
-    read, then reads slowly, so that the test can kill the worker mid-upload."""
+    read, then holds still, so that the test kills the worker mid-upload."""
 
     def __init__(self, size: int, half: Path | None) -> None:
         self.size, self.pos, self.half = size, 0, half
@@ -87,7 +87,9 @@ class _Generated(io.RawIOBase):
         self.pos += n
         if self.half is not None and self.pos >= self.size // 2:
             self.half.touch()
-            time.sleep(0.5)  # slow from here on: the kill lands while this PUT is open
+            # Hold the PUT open half sent: the test kills the worker meanwhile (bounded, so
+            # a test that fails first leaves no thread behind for long).
+            time.sleep(120)
         return n
 
 
@@ -103,6 +105,7 @@ def generated_block(offset: int, n: int) -> bytes:
 
 @app.task("generated")
 def generated(request: dict[str, int], ctx: TaskContext) -> Blob:
-    """A generated result of ``size`` bytes; slow on attempt 1 (the kill test)."""
+    """A generated result of ``size`` bytes; held half uploaded on attempt 1 (the kill
+    test)."""
     half = marker(ctx, "half") if ctx.attempt == 1 else None
     return Blob(io.BufferedReader(_Generated(request["size"], half)), "application/x-gen")
