@@ -20,6 +20,7 @@ import pytest
 
 from testbed import ControlPlane, RabbitMQ, probes
 from testbed._proc import free_port
+from testbed.s3 import S3Server
 from tests.conformance.harness import (
     MARK,
     SDKS,
@@ -45,6 +46,7 @@ CASES = {
     "test_broker_restart": "broker restart",
     "test_result_size": "result size",
     "test_malformed_messages": "malformed messages",
+    "test_stored_payloads": "stored payloads",
 }
 
 MakeWorker = Callable[..., ConformanceWorker]
@@ -72,13 +74,24 @@ def broker(conformance_rabbitmq: RabbitMQ) -> Broker:
 
 
 @pytest.fixture(scope="session")
+def conformance_bucket(s3: S3Server) -> str:
+    """The bucket of the suite's operator (large payloads on: docs/payloads.md)."""
+    return s3.create_bucket(f"cf-{uuid.uuid4().hex[:8]}")
+
+
+@pytest.fixture(scope="session")
 def conformance_operator(
     control_plane: ControlPlane,
     conformance_rabbitmq: RabbitMQ,
+    s3: S3Server,
+    conformance_bucket: str,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Process]:
+    """The suite's operator, with object storage configured: every task message carries a
+    grant (workers get no storage settings; they need none)."""
     env = dict(
         system_env(control_plane, conformance_rabbitmq),
+        **s3.env(conformance_bucket),
         ASYNCTASK_METRICS_PORT=str(free_port()),
         ASYNCTASK_METRICS_ADDRESS="127.0.0.1",
     )

@@ -35,7 +35,14 @@ SHARED_QUEUES = (
     "conformance.sleep",
     "conformance.stubborn",
     "conformance.big",
+    "conformance.digest",
+    "conformance.blob",
 )
+
+
+#: How long a conformance worker retries a transfer while the store is down (the stored
+#: payloads case waits it out once).
+PAYLOAD_RETRY_SECONDS = 4
 
 
 def command(sdk: str) -> list[str]:
@@ -170,6 +177,7 @@ class ConformanceWorker:
             ASYNCTASK_WORKER_CONCURRENCY=str(concurrency),
             ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS=str(cancel_grace),
             ASYNCTASK_WORKER_GRACE_PERIOD_SECONDS=str(grace_period),
+            ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS=str(PAYLOAD_RETRY_SECONDS),
         )
         self.wait_gone()  # a worker of these queues before this one has let go of them
         self.process = Process(f"{sdk}-worker", command(sdk), env, logdir, self.serving)
@@ -211,6 +219,11 @@ class ConformanceWorker:
     def stop(self) -> None:
         self.process.stop()
         print(f"\n--- {self.process.name} log (tail) ---\n{self.process.text()[-3000:]}")
+
+
+def pattern(size: int) -> bytes:
+    """What ``conformance.blob`` returns for ``{"bytes": size}``: byte ``i`` is ``i % 251``."""
+    return (bytes(range(251)) * (size // 251 + 1))[:size]
 
 
 def marks(path: Path) -> list[tuple[str, int]]:

@@ -10,12 +10,14 @@ task's ``spec.queue``).
 
 from __future__ import annotations
 
+import hashlib
+import io
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
-from asynctask_worker import App, TaskContext, TaskFailed
+from asynctask_worker import App, Blob, Payload, TaskContext, TaskFailed
 from asynctask_worker.cli import main
 
 app = App("conformance")
@@ -79,6 +81,44 @@ def mark(request: dict[str, Any], ctx: TaskContext) -> dict[str, bool]:
         out.write(f"{ctx.uid} {ctx.attempt}\n")
     _pause(ctx, float(request.get("seconds", 0)))
     return {"marked": True}
+
+
+#: ``conformance.blob``'s data: byte ``i`` is ``i % 251``. A block of whole periods, so that
+#: every block starts where the pattern does.
+_BLOCK = bytes(range(251)) * 4096
+
+
+class PatternReader(io.RawIOBase):
+    """``size`` bytes of the deterministic pattern, made as they are read (never whole)."""
+
+    def __init__(self, size: int) -> None:
+        self.size, self.pos = size, 0
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        start = self.pos % len(_BLOCK)
+        n = min(len(view), self.size - self.pos, len(_BLOCK) - start)
+        view[:n] = _BLOCK[start : start + n]
+        self.pos += n
+        return n
+
+
+@app.task("conformance.digest")
+def digest(request: Payload) -> dict[str, Any]:
+    sha, size = hashlib.sha256(), 0
+    with request.open() as src:
+        while chunk := src.read(1 << 20):
+            sha.update(chunk)
+            size += len(chunk)
+    return {"sha256": sha.hexdigest(), "size": size}
+
+
+@app.task("conformance.blob")
+def blob(request: dict[str, Any]) -> Blob:
+    return Blob(io.BufferedReader(PatternReader(int(request["bytes"]))))
 
 
 if __name__ == "__main__":

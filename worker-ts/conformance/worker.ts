@@ -6,9 +6,11 @@
  *   npm run build && node dist/conformance/worker.js
  */
 
+import { createHash } from "node:crypto";
 import { appendFileSync } from "node:fs";
+import { Readable } from "node:stream";
 
-import { TaskFailed, Worker, type TaskContext } from "../src";
+import { Payload, StoredResult, TaskFailed, Worker, type TaskContext } from "../src";
 
 type Req = Record<string, unknown> | null;
 
@@ -20,6 +22,30 @@ function field<T>(req: Req, key: string, fallback: T): T {
 /** A timer that ignores the AbortSignal: a handler that does not stop when told. */
 function stubbornWait(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `conformance.blob`'s data: byte `i` is `i % 251`, made block by block, never whole. */
+function* pattern(size: number): Generator<Buffer> {
+  const block = Buffer.alloc(251 * 4096);
+  for (let i = 0; i < block.length; i++) block[i] = i % 251;
+  for (let left = size; left > 0; left -= block.length) {
+    yield block.subarray(0, Math.min(left, block.length));
+  }
+}
+
+/** The sha256 and size of a stored binary request, read as a stream. */
+async function digest(req: unknown): Promise<{ sha256: string; size: number }> {
+  if (!(req instanceof Payload)) {
+    throw new TaskFailed("InvalidRequest", "conformance.digest takes a stored binary request");
+  }
+  const sha = createHash("sha256");
+  let size = 0;
+  for await (const chunk of req.stream()) {
+    const bytes = chunk as Buffer;
+    sha.update(bytes);
+    size += bytes.length;
+  }
+  return { sha256: sha.digest("hex"), size };
 }
 
 export function conformanceWorker(): Worker {
@@ -56,6 +82,11 @@ export function conformanceWorker(): Worker {
   worker.task("conformance.big", (req: Req) => ({
     data: "x".repeat(field<number>(req, "bytes", 0)),
   }));
+  worker.task("conformance.digest", digest);
+  worker.task(
+    "conformance.blob",
+    (req: Req) => new StoredResult(Readable.from(pattern(field<number>(req, "bytes", 0)))),
+  );
   worker.task("conformance.mark", async (req: Req, ctx: TaskContext) => {
     appendFileSync(field<string>(req, "path", ""), `${ctx.uid || ctx.name} ${ctx.attempt}\n`);
     const seconds = field<number>(req, "seconds", 0);

@@ -18,13 +18,14 @@ import {
   type Verdict,
 } from "./ledger";
 import type { Logger } from "./logs";
-import { fromError, stopped, succeeded, type Outcome } from "./outcome";
+import { TaskPayloads } from "./offload";
+import { fromError, stopped, type Outcome } from "./outcome";
 import type { ControlMessage, Phase, StatusFields, TaskRef } from "./protocol";
 
 /** Added to a time limit: it must never be early. */
 export const START_MARGIN_MS = 50;
 
-/** A task handler: the task's `spec.request` in, its result out. */
+/** A task handler: the task's `spec.request` (or its stored request) in, its result out. */
 export type Handler = (request: unknown, ctx: TaskContext) => unknown;
 
 /** Where status messages go. */
@@ -46,11 +47,14 @@ export interface DispatcherOptions {
   revokedCapacity?: number;
   revokedMaxAgeMs?: number;
   doneCapacity?: number;
+  /** How long a stored payload's transfer is retried while the store is unreachable. */
+  payloadRetryMs?: number;
 }
 
 export class Dispatcher {
   private readonly ledger: Ledger<RunningJob>;
   private readonly cancelGraceMs: number;
+  private readonly payloadRetryMs: number;
   /** Handlers stopped hard that have not returned yet. */
   abandoned = 0;
 
@@ -62,6 +66,7 @@ export class Dispatcher {
   ) {
     this.ledger = new Ledger(options.concurrency, options);
     this.cancelGraceMs = options.cancelGraceMs;
+    this.payloadRetryMs = options.payloadRetryMs ?? 60_000;
   }
 
   get active(): number {
@@ -196,13 +201,23 @@ export class Dispatcher {
     void this.sink
       .send(msg.task, ctx.attempt, "Processing", { message: "Processing" })
       .catch(() => undefined); // the terminal status says the rest
-    const run = async (): Promise<unknown> => {
+    const payloads = new TaskPayloads(msg, {
+      retryMs: this.payloadRetryMs,
+      signal: ctx.signal,
+      expiresAt: msg.payload?.expires_at ?? null,
+    });
+    const run = async (): Promise<Outcome> => {
       if (handler === undefined) throw new Error(`no handler for queue ${msg.queue}`);
-      return await handler(msg.request, ctx);
+      try {
+        const request = await payloads.request();
+        return await payloads.result(await handler(request, ctx));
+      } finally {
+        await payloads.dispose();
+      }
     };
     run().then(
-      (value) => {
-        this.finish(job, succeeded(value));
+      (outcome) => {
+        this.finish(job, outcome);
       },
       (exc: unknown) => {
         this.finish(job, fromError(exc, ctx.cancelReason));
@@ -258,6 +273,7 @@ export class Dispatcher {
     this.sink
       .send(ctx.task, ctx.attempt, result.phase, {
         result: result.result,
+        result_ref: result.resultRef ?? null,
         error: result.error,
         message: result.message,
         progress: result.phase === "Succeeded" ? 100 : null,

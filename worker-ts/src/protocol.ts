@@ -5,6 +5,8 @@
  * Pure: no I/O. The Python models in `asynctask_worker/messages.py` are the reference.
  */
 
+import { readGrant, readRef, type PayloadGrant, type PayloadRef } from "./payloads";
+
 export const SCHEMA_VERSION = 1;
 export const CONTENT_TYPE = "application/json";
 /** How deep a request or result may nest (a scalar is 0, `{"a": 1}` is 1). */
@@ -38,6 +40,10 @@ export interface TaskMessage {
   readonly task: TaskRef;
   readonly queue: string;
   readonly request: unknown;
+  /** The request in object storage instead of `request` (docs/payloads.md). */
+  readonly request_ref: PayloadRef | null;
+  /** Presigned URLs for this attempt's stored request and result, when storage is on. */
+  readonly payload: PayloadGrant | null;
   readonly attempt: number;
   readonly timeout_seconds: number | null;
   readonly published_at: string;
@@ -60,6 +66,8 @@ export interface StatusMessage {
   readonly progress: number | null;
   readonly message: string | null;
   readonly result: unknown;
+  /** A Succeeded result stored in object storage instead of `result`. */
+  readonly result_ref: PayloadRef | null;
   readonly error: ErrorInfo | null;
   readonly worker: string | null;
   readonly at: string;
@@ -230,6 +238,7 @@ export function decodeTask(body: Buffer | Uint8Array): TaskMessage {
   const obj = parseBody(body, model);
   checkVersionAndKind(obj, model, "task");
   const task = checkTaskRef(model, obj.task);
+  const fail = (field: string, why: string): Error => invalid(model, field, why);
   if (typeof obj.queue !== "string") throw invalid(model, "queue", "a string is required");
   const attempt = "attempt" in obj ? checkInt(model, "attempt", obj.attempt, 1) : 1;
   const timeout =
@@ -250,6 +259,8 @@ export function decodeTask(body: Buffer | Uint8Array): TaskMessage {
     task,
     queue: obj.queue,
     request: obj.request ?? null,
+    request_ref: readRef(obj.request_ref, "request_ref", fail),
+    payload: readGrant(obj.payload, fail),
     attempt,
     timeout_seconds: timeout,
     published_at: publishedAt,
@@ -274,6 +285,7 @@ export interface StatusFields {
   readonly progress?: number | null;
   readonly message?: string | null;
   readonly result?: unknown;
+  readonly result_ref?: PayloadRef | null;
   readonly error?: ErrorInfo | null;
 }
 
@@ -297,6 +309,7 @@ export function statusMessage(
     progress: fields.progress ?? null,
     message: fields.message == null ? null : fields.message.slice(0, MAX_MESSAGE_CHARS),
     result: fields.result ?? null,
+    result_ref: fields.result_ref ?? null,
     error:
       error === null
         ? null

@@ -29,6 +29,9 @@ export interface WorkerSettings {
   controlSyncTimeoutSeconds: number;
   /** How many revoked task uids a worker remembers. */
   revokedCapacity: number;
+  /** How long a stored payload's download or upload is retried while the store is
+   * unreachable or answers 5xx, before the task ends in Error. */
+  payloadRetrySeconds: number;
   workerId: string;
   logFormat: "text" | "json";
   logLevel: string;
@@ -134,6 +137,13 @@ export function settingsFromEnv(env: Env = process.env): WorkerSettings {
       (n) => n >= 100,
       "an integer of at least 100",
       true,
+    ),
+    payloadRetrySeconds: num(
+      env,
+      "PAYLOAD_RETRY_SECONDS",
+      60,
+      (n) => n >= 0,
+      "seconds, at least 0",
     ),
     workerId: str("WORKER_ID", defaultWorkerId()),
     logFormat,

@@ -43,7 +43,11 @@ export interface WorkerOptions extends Partial<WorkerSettings> {
   logger?: Logger;
 }
 
-/** A handler: the task's `spec.request` in, its result (any JSON value) out. */
+/**
+ * A handler: the task's `spec.request` in (a stored JSON request parsed, any other stored
+ * request as a `Payload`), its result out: any JSON value, or bytes, a `StoredResult` or a
+ * `Payload` to store in object storage.
+ */
 export type TaskHandler<Req = unknown, Res = unknown> = (
   request: Req,
   ctx: TaskContext,
@@ -89,6 +93,7 @@ export class Worker {
       cancelGraceMs: s.cancelGraceSeconds * 1000,
       revokedCapacity: s.revokedCapacity,
       revokedMaxAgeMs: s.controlHistorySeconds * 1000,
+      payloadRetryMs: s.payloadRetrySeconds * 1000,
     });
     this.control = new ControlLog(
       (msg) => {

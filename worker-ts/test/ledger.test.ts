@@ -15,6 +15,8 @@ function delivery(
     task: { uid, namespace: "ns", name: uid },
     queue: "q",
     request: null,
+    request_ref: null,
+    payload: null,
     attempt,
     timeout_seconds: null,
     published_at: "2026-12-05T10:00:00Z",

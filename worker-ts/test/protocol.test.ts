@@ -133,6 +133,7 @@ test("a status message has the reference's fields in order, strings cut to the l
     "progress",
     "message",
     "result",
+    "result_ref",
     "error",
     "worker",
     "at",
