@@ -270,6 +270,10 @@ def test_without_storage_a_blob_or_a_large_result_says_how_to_enable_it() -> Non
     assert blob.error.reason == "PayloadStorageOff"
     assert "ASYNCTASK_S3_ENDPOINT" in blob.error.message
 
+    raw = run("raw")
+    assert raw.phase is Phase.ERROR and raw.error is not None
+    assert raw.error.reason == "PayloadStorageOff", "bytes are never turned into text"
+
     big = run("big-json", request={"n": 70_000})
     assert big.phase is Phase.ERROR and big.error is not None
     assert big.error.reason == "ResultTooLarge"

@@ -140,7 +140,9 @@ def store_result(
             return outcome.storage_off(f"a {type(value).__name__}")
         with _source(value, work) as (opener, size):
             return _put(plan, grant, ctx, work, opener, size, value.content_type)
-    if isinstance(value, bytes | bytearray | memoryview) and grant is not None and plan:
+    if isinstance(value, bytes | bytearray | memoryview):
+        if grant is None or plan is None:
+            return outcome.storage_off("bytes")
         data = bytes(value)
         return _put(plan, grant, ctx, work, _bytes_opener(data), len(data), BINARY_CONTENT_TYPE)
     if plan is None or grant is None:
