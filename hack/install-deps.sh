@@ -58,6 +58,8 @@ fi
 
 say "control plane binaries (built once from pinned Go modules, then cached)"
 bash hack/controlplane/build.sh >/dev/null
+say "the S3-compatible server for large payloads (versitygw; pinned Go module, cached)"
+bash hack/s3/build.sh >/dev/null
 if [ "${1:-}" = "--dev" ]; then
   exit 0  # the dev stack needs no helm; the tests do
 fi

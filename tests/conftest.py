@@ -22,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed import ControlPlane, PostgreSQL, RabbitMQ
+from testbed import ControlPlane, PostgreSQL, RabbitMQ, S3Server
 from testbed.controlplane import build_binaries
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,6 +72,14 @@ def rabbitmq() -> Iterator[RabbitMQ]:
 def postgres() -> Iterator[PostgreSQL]:
     """A private PostgreSQL server for the session (the history archive's tests)."""
     with PostgreSQL() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def s3() -> Iterator[S3Server]:
+    """A private S3-compatible server for the session (large payloads' tests); each test
+    module makes a bucket of its own (``s3.create_bucket``)."""
+    with S3Server() as server:
         yield server
 
 

@@ -62,14 +62,15 @@ def test_every_field_has_a_description() -> None:
 def test_the_template_spec_is_the_task_spec_without_cancel_not_before_and_immutability() -> None:
     """The template's spec is the AsyncTask spec's schema, field for field: change one
     without the other and this fails. Left out: cancel and notBefore (a schedule's task is
-    neither), the immutability rules (transition rules: a template may be edited) and the
+    neither), requestRef (a stored request belongs to one task, and goes with it: a
+    schedule's runs would share it), the immutability rules (transition rules: a template may be edited) and the
     description."""
     task = copy.deepcopy(schema(TASK_CRD)["properties"]["spec"])
     template = copy.deepcopy(
         schema(SCHEDULE_CRD)["properties"]["spec"]["properties"]["template"]["properties"]["spec"]
     )
     task.pop("x-kubernetes-validations")
-    for dropped in ("cancel", "notBefore"):
+    for dropped in ("cancel", "notBefore", "requestRef"):
         task["properties"].pop(dropped)
     task.pop("description")
     template.pop("description")
