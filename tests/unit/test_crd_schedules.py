@@ -63,8 +63,8 @@ def test_the_template_spec_is_the_task_spec_without_cancel_not_before_and_immuta
     """The template's spec is the AsyncTask spec's schema, field for field: change one
     without the other and this fails. Left out: cancel and notBefore (a schedule's task is
     neither), requestRef (a stored request belongs to one task, and goes with it: a
-    schedule's runs would share it), the immutability rules (transition rules: a template may be edited) and the
-    description."""
+    schedule's runs would share it), the immutability rules (transition rules: a template
+    may be edited) and the description."""
     task = copy.deepcopy(schema(TASK_CRD)["properties"]["spec"])
     template = copy.deepcopy(
         schema(SCHEDULE_CRD)["properties"]["spec"]["properties"]["template"]["properties"]["spec"]
