@@ -1,11 +1,12 @@
 """The local dev stack: control plane, RabbitMQ, operator, example worker and HTTP gateway,
-all local, with the history archive on (a private PostgreSQL, docs/history.md: its data is
-gone when the stack stops).
+all local, with the history archive on (a private PostgreSQL, docs/history.md) and large
+payloads on (a private S3 server, docs/payloads.md): their data is gone when the stack stops.
 
 ``python -m testbed.devstack`` starts everything, submits ``examples/hello.yaml``, shows
-``kubectl get asynctasks -w`` until the task Succeeded, prints the README's ``curl`` line with
-a token for the gateway, then keeps running until Ctrl-C (``--once``: stop right after the
-example task finished and the README's ``curl`` submitted one through the gateway).
+``kubectl get asynctasks -w`` until the task Succeeded, then ``examples/report.yaml``, whose
+large result is stored in the bucket, prints the README's ``curl`` line with a token for the
+gateway, then keeps running until Ctrl-C (``--once``: stop right after the example tasks
+finished and the README's ``curl`` submitted one through the gateway).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from testbed import probes
+from testbed import devstore, probes
 from testbed._proc import free_port, log, spawn, stop, wait_until
 from testbed.controlplane import REPO, ControlPlane
 from testbed.postgres import PostgreSQL
 from testbed.rabbitmq import RabbitMQ
+from testbed.s3 import S3Server
 
 CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctasks.yaml"
 SCHEDULE_CRD = REPO / "deploy" / "crds" / "asynctask.dev_asynctaskschedules.yaml"
@@ -105,9 +107,12 @@ def running_message(http_env: dict[str, str]) -> str:
         f"  source {(STATE / 'env').relative_to(REPO)}\n"
         f"  kubectl apply -f examples/failing.yaml\n"
         f"  kubectl get asynctasks -w\n"
+        f"  kubectl get asynctask report -o jsonpath='{{.status.resultRef}}'\n"
         f"The HTTP API (docs/gateway.md), with a token for {CLIENT_SA}:\n"
         f"  export {exports}\n"
         f"{textwrap.indent(readme_curl(), '  ')}\n"
+        f"The report's stored result, streamed through the gateway (docs/payloads.md):\n"
+        f'  asynctask --gateway "$GATEWAY" --token "$TOKEN" -n "$NS" result report -o report.json\n'
         f"The dashboard: open {http_env['GATEWAY']}/ui/#/ns/{http_env['NS']} and paste the\n"
         f"  TOKEN above into its token field (kept in that tab only, never in a URL).\n"
         f"Press Ctrl-C to stop everything."
@@ -150,6 +155,9 @@ class Services:
     #: The history archive's database: the operator writes it, the gateway reads it (the
     #: worker never gets it).
     archive_url: str = ""
+    #: The object store's settings and keys: the operator's and the gateway's only (the
+    #: worker gets presigned URLs in its task messages).
+    store_env: dict[str, str] = field(default_factory=dict)
 
     @property
     def gateway_url(self) -> str:
@@ -172,7 +180,11 @@ class Services:
                 probes.liveness_url(self.live),
             ],
             logs["operator"],
-            dict(env, ASYNCTASK_ARCHIVE_URL=self.archive_url) if self.archive_url else env,
+            {
+                **env,
+                **self.store_env,
+                **({"ASYNCTASK_ARCHIVE_URL": self.archive_url} if self.archive_url else {}),
+            },
         )
         log("devstack", f"starting the example worker (log: {logs['worker'].relative_to(REPO)})")
         self._spawn(
@@ -203,6 +215,7 @@ class Services:
                 env,
                 ASYNCTASK_GATEWAY_PORT=str(self.gateway_port),
                 ASYNCTASK_GATEWAY_ADDRESS="127.0.0.1",
+                **self.store_env,
                 **({"ASYNCTASK_GATEWAY_ARCHIVE_URL": self.archive_url} if self.archive_url else {}),
             ),
         )
@@ -260,11 +273,19 @@ def run_example(cp: ControlPlane, env: dict[str, str]) -> str:
 
 
 def serve(
-    cp: ControlPlane, env: dict[str, str], *, once: bool, started: float, archive_url: str = ""
+    cp: ControlPlane,
+    env: dict[str, str],
+    *,
+    once: bool,
+    started: float,
+    archive_url: str = "",
+    s3: S3Server | None = None,
 ) -> int:
-    """Start the system's processes, run the example, then (unless ``once``) keep running
+    """Start the system's processes, run the examples, then (unless ``once``) keep running
     until Ctrl-C or until one of them exits; the exit code."""
-    services = Services(archive_url=archive_url)
+    services = Services(
+        archive_url=archive_url, store_env=devstore.store_env(s3) if s3 is not None else {}
+    )
     try:
         services.start(env)
         services.wait_ready()
@@ -278,8 +299,13 @@ def serve(
         )
         result = run_example(cp, env)
         print(f"\nhello: {result}\n", flush=True)
+        stored = True
+        if s3 is not None:
+            stored, line = devstore.report_line(s3, devstore.run_report(cp))
+            print(f"{line}\n", flush=True)
         if once:
-            return 0 if result.startswith("Succeeded") and curl_works(env, http_env) else 1
+            ok = result.startswith("Succeeded") and stored
+            return 0 if ok and curl_works(env, http_env) else 1
         print(running_message(http_env), flush=True)
         while services.alive():
             time.sleep(1)
@@ -300,16 +326,24 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     STATE.mkdir(exist_ok=True)
     started = time.monotonic()
-    with ControlPlane() as cp, RabbitMQ(management=True) as rmq, PostgreSQL() as pg:
+    with (
+        ControlPlane() as cp,
+        RabbitMQ(management=True) as rmq,
+        PostgreSQL() as pg,
+        S3Server() as s3,
+    ):
         env = stack_env(cp, rmq)
         archive_url = pg.create_database("asynctask")
         log("devstack", f"the history archive: {archive_url} (asynctask list --archived)")
+        log("devstack", f"large payloads: bucket {devstore.BUCKET} at {s3.endpoint}")
+        with (STATE / "env").open("a") as out:
+            out.write(devstore.shell_lines(s3))
         log("devstack", "installing the CRDs and the admission policy")
         cp.install_crd(CRD)
         cp.install_crd(SCHEDULE_CRD)
         cp.install_crd(QUEUE_CRD)
         cp.kubectl("apply", "-f", str(ADMISSION))
-        return serve(cp, env, once=args.once, started=started, archive_url=archive_url)
+        return serve(cp, env, once=args.once, started=started, archive_url=archive_url, s3=s3)
 
 
 if __name__ == "__main__":

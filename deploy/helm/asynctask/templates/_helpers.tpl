@@ -207,3 +207,55 @@ or "gateway"): its URL from the archive's Secret, the TLS mode and CA for libpq,
     secretName: {{ .Values.archive.tls.caSecret | quote }}
 {{- end }}
 {{- end -}}
+
+{{/*
+Large payloads' environment of the operator or the gateway container (.for: "operator" or
+"gateway"; docs/payloads.md): the store, the bucket and the prefix, and the credentials from
+the payloads Secret. Nothing while payloads.endpoint is empty (offload off). Workers never
+get any of it: the operator hands them presigned URLs.
+*/}}
+{{- define "asynctask.payloadsEnv" -}}
+{{- $p := .root.Values.payloads -}}
+{{- if $p.endpoint }}
+{{- if not $p.bucket }}
+{{- fail "payloads.bucket is required with payloads.endpoint (the bucket must exist; docs/payloads.md)" }}
+{{- end }}
+- name: ASYNCTASK_S3_ENDPOINT
+  value: {{ $p.endpoint | quote }}
+- name: ASYNCTASK_S3_BUCKET
+  value: {{ $p.bucket | quote }}
+- name: ASYNCTASK_S3_REGION
+  value: {{ $p.region | quote }}
+- name: ASYNCTASK_S3_PREFIX
+  value: {{ $p.prefix | quote }}
+- name: ASYNCTASK_S3_PATH_STYLE
+  value: {{ $p.pathStyle | quote }}
+- name: ASYNCTASK_S3_THRESHOLD_BYTES
+  value: {{ $p.thresholdBytes | int64 | quote }}
+{{- if eq .for "operator" }}
+- name: ASYNCTASK_S3_URL_SECONDS
+  value: {{ $p.urlSeconds | int64 | quote }}
+- name: ASYNCTASK_S3_SWEEP_SECONDS
+  value: {{ $p.sweepSeconds | int64 | quote }}
+- name: ASYNCTASK_S3_GRACE_SECONDS
+  value: {{ $p.graceSeconds | int64 | quote }}
+{{- else }}
+- name: ASYNCTASK_S3_PUBLIC_ENDPOINT
+  value: {{ $p.publicEndpoint | default $p.endpoint | quote }}
+- name: ASYNCTASK_GATEWAY_MAX_UPLOAD_BYTES
+  value: {{ $p.maxUploadBytes | int64 | quote }}
+{{- end }}
+{{- if $p.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ $p.existingSecret | quote }}
+      key: {{ $p.accessKeyIdKey | quote }}
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ $p.existingSecret | quote }}
+      key: {{ $p.secretAccessKeyKey | quote }}
+{{- end }}
+{{- end }}
+{{- end -}}
