@@ -6,7 +6,8 @@ bucket. The worker holds no storage credentials (the operator's presigned URLs o
 * 10 MiB through the CLI (``submit --request-file``, ``result -o FILE`` and to stdout), the
   task object under 4 KiB, the presigned URL route, a large JSON request offloaded by the
   gateway, and a caller from another namespace who gets neither bytes nor URL;
-* 1 GiB through the Python client (``submit(Path)``, ``Task.download``);
+* 10 MiB through the Python client (``submit(bytes)``, ``Task.result``), 1 GiB through the
+  Python client (``submit(Path)``, ``Task.download``) and through the CLI;
 * the store down at submit: a clear error, and no task;
 * the dashboard's task page: size, type, and the links.
 """
@@ -154,13 +155,15 @@ def gw(
         control_plane.kubectl("delete", "namespace", ns, "--wait=false", check=False)
 
 
-def cli(gw: Gateway, *args: str) -> subprocess.CompletedProcess[bytes]:
+def cli(
+    gw: Gateway, *args: str, seconds: float = TASK_SECONDS
+) -> subprocess.CompletedProcess[bytes]:
     env = {**os.environ, "ASYNCTASK_GATEWAY": gw.url, "ASYNCTASK_TOKEN": gw.tokens["writer"]}
     return subprocess.run(
         [sys.executable, "-m", "asynctask_client", "-n", gw.namespace, *args],
         env=env,
         capture_output=True,
-        timeout=TASK_SECONDS,
+        timeout=seconds,
         check=False,
     )
 
@@ -237,6 +240,38 @@ def test_1_gib_through_the_python_client(gw: Gateway, tmp_path: Path) -> None:
         assert file_sha256(out) == digest
         task.delete()
     out.unlink()
+
+
+def test_10_mib_through_the_python_client_as_bytes(gw: Gateway, tmp_path: Path) -> None:
+    source = tmp_path / "in.bin"
+    digest = pattern(source, 10 * MIB, seed=11)
+    with client(gw) as c:
+        task = finished(
+            c.submit(QUEUE, source.read_bytes(), content_type="application/x-pl"), TASK_SECONDS
+        )
+        assert task.view.result_ref is not None and task.view.result_ref.sha256 == digest
+        result = task.result()
+        assert isinstance(result, bytes) and hashlib.sha256(result).hexdigest() == digest
+        task.delete()
+
+
+def test_1_gib_through_the_cli(gw: Gateway, tmp_path: Path) -> None:
+    source, out = tmp_path / "big.bin", tmp_path / "big.out"
+    digest = pattern(source, 1024 * MIB, seed=1025)
+    started = time.monotonic()
+    submitted = cli(gw, "submit", QUEUE, "--request-file", str(source), "-o", "json",
+                    seconds=BIG_SECONDS)  # fmt: skip
+    assert submitted.returncode == 0, submitted.stderr
+    source.unlink()  # disk: the store, the worker and the download hold a copy each
+    name = json.loads(submitted.stdout)["name"]
+    waited = cli(gw, "wait", name, "--timeout", str(BIG_SECONDS - 10), seconds=BIG_SECONDS)
+    assert waited.returncode == 0, waited.stderr
+    fetched = cli(gw, "result", name, "-o", str(out), seconds=BIG_SECONDS)
+    assert fetched.returncode == 0, fetched.stderr
+    print(f"1 GiB request and result through the CLI: {time.monotonic() - started:.1f}s")
+    assert file_sha256(out) == digest
+    out.unlink()
+    assert cli(gw, "delete", name).returncode == 0
 
 
 def test_the_store_down_at_submit_is_a_clear_error_and_no_task(
