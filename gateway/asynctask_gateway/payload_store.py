@@ -59,8 +59,10 @@ class PayloadStore:
     """Presigned URLs, and streaming through them, for one bucket."""
 
     def __init__(self, settings: S3Settings) -> None:
+        if not settings.bucket:
+            raise ValueError("a payload store needs ASYNCTASK_S3_BUCKET")
         self.settings = settings
-        self.bucket = settings.bucket
+        self.bucket: str = settings.bucket
         self._s3 = s3_client(settings)
         public = settings.public_endpoint
         self._public = s3_client(settings, public) if public else self._s3

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from asynctask_worker.payloads import DEFAULT_PREFIX, DEFAULT_THRESHOLD_BYTES
+from asynctask_worker.payloads import ENDPOINT_PATTERN, StorageSettings
 
 #: The longest long-poll or ``Prefer: wait``: below the common 60 s idle limit of proxies
 #: and load balancers (ingress-nginx, AWS ELB), so a wait never dies in the middle.
@@ -80,36 +80,18 @@ class GatewaySettings(BaseSettings):
         return _split(value)
 
 
-class S3Settings(BaseSettings):
-    """Object storage of large payloads; unset ``endpoint``: offload off (today's limits
-    stand, and the payload routes answer 501 saying how to turn it on). Credentials are
-    boto3's default chain (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, IRSA...)."""
+class S3Settings(StorageSettings):
+    """Object storage of large payloads (the operator's names and checks); unset
+    ``endpoint``: offload off (today's limits stand, and the payload routes answer 501
+    saying how to turn it on)."""
 
-    model_config = SettingsConfigDict(env_prefix="ASYNCTASK_S3_", extra="ignore")
-
-    endpoint: str | None = Field(
-        None, description="The S3 API's URL as the gateway reaches it; unset: offload off."
-    )
-    bucket: str = Field("", description="The one bucket of every payload.")
-    region: str = "us-east-1"
-    prefix: str = Field(DEFAULT_PREFIX, description="The key prefix of every object.")
-    path_style: bool = Field(True, description="Path-style URLs (bucket in the path).")
-    threshold_bytes: int = Field(
-        DEFAULT_THRESHOLD_BYTES, ge=0, description="A larger JSON request is offloaded."
-    )
-    url_seconds: int = Field(86400, ge=1, description="Lifetime of workers' presigned URLs.")
-    public_endpoint: str | None = Field(
+    public_endpoint: Annotated[str | None, Field(pattern=ENDPOINT_PATTERN)] = Field(
         None,
         description="The endpoint in URLs handed to callers outside (GET …/result/url); "
         "default: endpoint.",
     )
 
-    @property
-    def enabled(self) -> bool:
-        return bool(self.endpoint)
-
-    @model_validator(mode="after")
-    def _bucket_with_endpoint(self) -> S3Settings:
-        if self.endpoint and not self.bucket:
-            raise ValueError("ASYNCTASK_S3_BUCKET is required with ASYNCTASK_S3_ENDPOINT")
-        return self
+    @field_validator("public_endpoint", mode="before")
+    @classmethod
+    def _empty_public_is_unset(cls, value: object) -> object:
+        return None if value == "" else value

@@ -9,6 +9,9 @@ lives in S3-compatible object storage instead of the object itself (docs/payload
   URLs scoped to one object and one method each (GET the request, PUT the result), and the
   size above which a result goes to storage. Workers hold no storage credentials.
 
+:class:`StorageSettings` is the store's configuration (``ASYNCTASK_S3_*``), shared by the
+operator and the gateway.
+
 Keys are the operator's to give: results at ``<prefix><namespace>/<uid>/result``,
 uploaded requests at ``<prefix><namespace>/uploads/<id>`` (:func:`result_key`,
 :func:`upload_key`). The operator refuses a ``requestRef`` outside the task's namespace.
@@ -20,7 +23,8 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Final
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 #: The content type of a JSON value offloaded as a whole (a request or a result that a
 #: handler sees as a plain value, as below the threshold).
@@ -32,7 +36,12 @@ DEFAULT_THRESHOLD_BYTES: Final = 64 * 1024
 #: The default key prefix of every object the project writes.
 DEFAULT_PREFIX: Final = "asynctask/"
 
+#: The longest a SigV4 presigned URL may live (7 days).
+MAX_URL_SECONDS: Final = 7 * 24 * 3600
+
 _SHA256 = r"^[0-9a-f]{64}$"
+#: An S3 endpoint: scheme and host (and port), no path.
+ENDPOINT_PATTERN: Final = r"^https?://[^\s/?#@]+/?$"
 
 
 class PayloadRef(BaseModel):
@@ -92,3 +101,67 @@ def upload_key(prefix: str, namespace: str, upload_id: str | None = None) -> str
 def namespace_prefix(prefix: str, namespace: str) -> str:
     """Every key of one namespace starts with this (the check on ``spec.requestRef``)."""
     return f"{prefix}{namespace}/"
+
+
+class StorageSettings(BaseSettings):
+    """``ASYNCTASK_S3_*``: where large requests and results are stored, as the operator and
+    the gateway read it (each extends it with its own settings; workers read none of it:
+    they get presigned URLs). Unset ``endpoint``: offload is off and today's size limits
+    stand. Credentials are not settings: boto3's default chain reads them
+    (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY`` from a Secret, or a role such as IRSA)."""
+
+    model_config = SettingsConfigDict(env_prefix="ASYNCTASK_S3_", extra="ignore")
+
+    endpoint: Annotated[str | None, Field(pattern=ENDPOINT_PATTERN)] = Field(
+        None,
+        description="The S3 endpoint URL (https://s3.eu-west-1.amazonaws.com, or a "
+        "compatible server's). Unset: large payloads are off and today's size limits stand.",
+    )
+    bucket: Annotated[str | None, Field(min_length=3, max_length=63)] = Field(
+        None, description="The bucket of every stored request and result."
+    )
+    region: str = Field("us-east-1", min_length=1, description="The bucket's region (SigV4).")
+    prefix: str = Field(
+        DEFAULT_PREFIX,
+        max_length=256,
+        description="Every key the project writes starts with this ('' or ending in '/').",
+    )
+    path_style: bool = Field(
+        True, description="Path-style addressing (endpoint/bucket/key), as most servers need."
+    )
+    threshold_bytes: int = Field(
+        DEFAULT_THRESHOLD_BYTES,
+        ge=0,
+        description="A request or result larger than this (as JSON, or any bytes) is stored.",
+    )
+    url_seconds: int = Field(
+        86400,
+        ge=60,
+        le=MAX_URL_SECONDS,
+        description="How long a worker's presigned URLs work (from the task's publish: a "
+        "task queued longer than this fails with PayloadUrlExpired).",
+    )
+
+    @field_validator("endpoint", "bucket", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @field_validator("prefix")
+    @classmethod
+    def _check_prefix(cls, value: str) -> str:
+        if value and not value.endswith("/"):
+            raise ValueError("the prefix must be empty or end with '/'")
+        if value.startswith("/"):
+            raise ValueError("the prefix must not start with '/'")
+        return value
+
+    @model_validator(mode="after")
+    def _bucket_with_endpoint(self) -> StorageSettings:
+        if self.endpoint and not self.bucket:
+            raise ValueError("ASYNCTASK_S3_ENDPOINT is set but ASYNCTASK_S3_BUCKET is not")
+        return self
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.endpoint and self.bucket)
