@@ -114,6 +114,8 @@ def test_submit_answers_202_then_get_polls_with_etag(
         "priority",
         "reason",
         "archived",
+        "requestRef",
+        "resultRef",
     }
     assert view["queue"] == "gw-sleepy" and view["archived"] is False
     wait_phase(control_plane, gateway.namespace, view["name"], "Succeeded")
