@@ -27,7 +27,9 @@ from asynctask_gateway.settings import S3Settings
 log = logging.getLogger(__name__)
 #: Bytes read from the store or the caller at a time.
 CHUNK = 1024 * 1024
-#: An answer of the store's headers within this, and each read within this.
+#: An answer of the store's headers within this, and each read within this (the streamed
+#: bytes over aiohttp; boto3's control calls take the shared bounds of
+#: :meth:`StorageSettings.client_options`).
 CONNECT_SECONDS, READ_SECONDS = 10.0, 60.0
 
 
@@ -41,17 +43,10 @@ class ObjectMissing(Exception):
 
 def s3_client(settings: S3Settings, endpoint: str | None = None) -> Any:
     """A boto3 S3 client of ``endpoint`` (default: the configured one)."""
-    style = "path" if settings.path_style else "virtual"
-    config = Config(
-        signature_version="s3v4",
-        region_name=settings.region,
-        s3={"addressing_style": style},
-        retries={"max_attempts": 2, "mode": "standard"},
-        connect_timeout=CONNECT_SECONDS,
-        read_timeout=READ_SECONDS,
-    )
     return boto3.session.Session().client(
-        "s3", endpoint_url=endpoint or settings.endpoint, config=config
+        "s3",
+        endpoint_url=endpoint or settings.endpoint,
+        config=Config(**settings.client_options()),
     )
 
 

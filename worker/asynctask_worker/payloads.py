@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Annotated, Final
+from typing import Annotated, Any, Final
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -38,6 +38,17 @@ DEFAULT_PREFIX: Final = "asynctask/"
 
 #: The longest a SigV4 presigned URL may live (7 days).
 MAX_URL_SECONDS: Final = 7 * 24 * 3600
+#: The S3 clients' bounds (:meth:`StorageSettings.client_options`). The operator's and the
+#: gateway's boto3 clients only sign and make small control calls (delete an object, list
+#: a page of 1,000 keys); the bytes move over presigned URLs. So: 3 attempts in all
+#: (botocore's "standard" mode default; the calls are idempotent, so a retry is safe. It
+#: is ``total_max_attempts``: botocore's ``max_attempts`` counts retries, so the operator's
+#: old 3 meant 4 attempts), 5 s to connect (a store that takes longer is down: the sweep or
+#: the delete should fail and move on) and 30 s per read (a list page, with room for a slow
+#: store).
+CLIENT_ATTEMPTS: Final = 3
+CLIENT_CONNECT_SECONDS: Final = 5.0
+CLIENT_READ_SECONDS: Final = 30.0
 
 _SHA256 = r"^[0-9a-f]{64}$"
 #: An S3 endpoint: scheme and host (and port), no path.
@@ -165,3 +176,18 @@ class StorageSettings(BaseSettings):
     @property
     def enabled(self) -> bool:
         return bool(self.endpoint and self.bucket)
+
+    def client_options(self) -> dict[str, Any]:
+        """The keyword arguments of botocore's ``Config`` for this store, one set for the
+        operator and the gateway (this package imports neither boto3 nor botocore): SigV4,
+        the region, ``path`` addressing if ``path_style`` else ``virtual`` (the bucket in
+        the host name, as the setting says; never botocore's guess, ``auto``), and the
+        bounds above."""
+        return {
+            "signature_version": "s3v4",
+            "region_name": self.region,
+            "s3": {"addressing_style": "path" if self.path_style else "virtual"},
+            "retries": {"total_max_attempts": CLIENT_ATTEMPTS, "mode": "standard"},
+            "connect_timeout": CLIENT_CONNECT_SECONDS,
+            "read_timeout": CLIENT_READ_SECONDS,
+        }

@@ -29,16 +29,7 @@ class S3Store:
     def __init__(self, config: PayloadConfig) -> None:
         self.config = config
         self._client: Any = boto3.session.Session().client(
-            "s3",
-            endpoint_url=config.endpoint,
-            region_name=config.region,
-            config=BotoConfig(
-                signature_version="s3v4",
-                s3={"addressing_style": "path" if config.path_style else "auto"},
-                retries={"max_attempts": 3, "mode": "standard"},
-                connect_timeout=5,
-                read_timeout=30,
-            ),
+            "s3", endpoint_url=config.endpoint, config=BotoConfig(**config.client_options())
         )
 
     async def presign(self, method: Literal["GET", "PUT"], bucket: str, key: str) -> str:

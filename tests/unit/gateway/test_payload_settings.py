@@ -7,7 +7,7 @@ import urllib.parse
 
 import pytest
 
-from asynctask_gateway.payload_store import PayloadStore
+from asynctask_gateway.payload_store import PayloadStore, s3_client
 from asynctask_gateway.settings import GatewaySettings, S3Settings
 
 NAMES = ("ENDPOINT", "BUCKET", "REGION", "PREFIX", "PATH_STYLE", "THRESHOLD_BYTES",
@@ -51,3 +51,18 @@ def test_urls_handed_to_callers_name_the_public_endpoint(monkeypatch: pytest.Mon
     assert outside.path == f"/tasks/{key}"
     query = urllib.parse.parse_qs(outside.query)
     assert query["X-Amz-Expires"] == ["300"] and "X-Amz-Signature" in query
+
+
+@pytest.mark.parametrize("path_style", ["true", "false"])
+def test_the_gateway_client_takes_the_options_the_operator_takes(
+    monkeypatch: pytest.MonkeyPatch, path_style: str
+) -> None:
+    monkeypatch.setenv("ASYNCTASK_S3_ENDPOINT", "http://store.internal:9000")
+    monkeypatch.setenv("ASYNCTASK_S3_BUCKET", "tasks")
+    monkeypatch.setenv("ASYNCTASK_S3_PATH_STYLE", path_style)
+    settings = S3Settings()
+    boto = s3_client(settings).meta.config
+    expected = settings.client_options()
+    assert boto.s3 == expected["s3"] and boto.retries == expected["retries"]
+    assert (boto.connect_timeout, boto.read_timeout) == (5.0, 30.0)
+    assert (boto.signature_version, boto.region_name) == ("s3v4", "us-east-1")
