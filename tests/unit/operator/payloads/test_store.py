@@ -1,9 +1,14 @@
-"""The operator's boto3 client takes the shared client options (no server is called: a
-client is built and a URL signed locally)."""
+"""The operator's boto3 client takes the shared client options, and presigning is a plain
+call with static credentials (no thread, no connection) but runs in a thread with
+credentials that refresh (no server is called here)."""
 
 from __future__ import annotations
 
+import asyncio
+import socket
 import urllib.parse
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -39,3 +44,45 @@ async def test_a_presigned_url_addresses_the_bucket_as_configured(
     url = urllib.parse.urlsplit(await S3Store(config).presign("GET", "tasks", "k"))
     assert (url.netloc, url.path) == (host, path)
     assert "X-Amz-Signature" in urllib.parse.parse_qs(url.query)
+
+
+def _no_thread(*_: object, **__: object) -> None:
+    raise AssertionError("a presign with static credentials went to a thread")
+
+
+def _no_connection(*_: object, **__: object) -> None:
+    raise AssertionError("a presign opened a connection")
+
+
+async def test_with_static_credentials_a_presign_is_a_plain_call_without_io(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    store = S3Store(PayloadConfig(endpoint="http://store.test:9000", bucket="tasks"))
+    assert not store.presign_may_fetch
+    monkeypatch.setattr(asyncio, "to_thread", _no_thread)
+    monkeypatch.setattr(socket.socket, "connect", _no_connection)
+    monkeypatch.setattr(socket, "getaddrinfo", _no_connection)
+    for method in ("GET", "PUT"):
+        url = await store.presign(method, "tasks", "asynctask/ns/uid/result")
+        assert "X-Amz-Signature=" in url
+
+
+async def test_with_credentials_that_refresh_a_presign_runs_in_a_thread(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Keys with an expiry are refreshable credentials, as IRSA's and a role's are: near the
+    # expiry botocore fetches inside the presign (here, from the environment again).
+    soon = datetime.now(UTC) + timedelta(minutes=5)  # inside botocore's refresh window
+    monkeypatch.setenv("AWS_CREDENTIAL_EXPIRATION", soon.isoformat())
+    store = S3Store(PayloadConfig(endpoint="http://store.test:9000", bucket="tasks"))
+    assert store.presign_may_fetch
+    threads: list[object] = []
+    real = asyncio.to_thread
+
+    async def recorded(func: Callable[..., str], /, *args: object) -> str:
+        threads.append(func)
+        return await real(func, *args)
+
+    monkeypatch.setattr(asyncio, "to_thread", recorded)
+    url = await store.presign("GET", "tasks", "k")
+    assert "X-Amz-Signature=" in url and threads == [store._presign]
