@@ -34,7 +34,6 @@ from asynctask_operator.outage import Outage, PatientApi
 from asynctask_operator.outcomes import WebhookOutcomes
 from asynctask_operator.payloads.leader import PayloadWork, open_store
 from asynctask_operator.payloads.objects import PayloadObjects
-from asynctask_operator.payloads.sweep import Sweeper
 from asynctask_operator.ports import (
     ArchiveStore,
     Delivery,
@@ -251,20 +250,12 @@ class Operator:
             if config.scaling.autoscaling_enabled
             else None
         )
-        self.payload_work = (
-            None
-            if self.store is None
-            else PayloadWork(
-                self.logic.payloads,
-                Sweeper(
-                    config.payloads,
-                    self.store,
-                    lambda: iter(table),
-                    self.metrics,
-                    serves=served(namespaces),
-                    archive=self.archive,
-                ),
-            )
+        self.payload_work = PayloadWork.compose(
+            self.logic.payloads,
+            lambda: iter(table),
+            self.metrics,
+            serves=served(namespaces),
+            archive=self.archive,
         )
         self.metrics_server: MetricsServer | None = None
         self._loops: list[asyncio.Task[None]] = []
@@ -335,7 +326,7 @@ class Operator:
 
     async def stop(self) -> None:
         if self._loops:
-            await self._write_held_records()
+            await self.logic.writer.record_all_within()
         if self.scaler is not None:
             await self.scaler.stop()
         if self.metrics_server is not None:
@@ -349,20 +340,6 @@ class Operator:
             await self.archive.close()
         self.broker.stop()
         await asyncio.to_thread(self.broker.join, 10)
-
-    async def _write_held_records(self, within: float = 10.0) -> None:
-        """A graceful stop writes the Pending of the tasks whose publish it has not yet
-        recorded (bounded): the next operator then publishes none of them again."""
-        try:
-            written = await asyncio.wait_for(self.logic.writer.record_all(), within)
-        except TimeoutError:
-            log.warning(
-                "stopping before every held Pending was written: those tasks are "
-                "published again (the same message id) when the operator starts"
-            )
-        else:
-            if written:
-                log.info("wrote the Pending of %d task(s) before stopping", written)
 
     async def close(self) -> None:
         """Close the apiserver client: after :meth:`stop`, and after the Lease is released."""

@@ -134,6 +134,20 @@ class StatusWriter:
                 await self.record(task)
         return len(held)
 
+    async def record_all_within(self, within: float = 10.0) -> None:
+        """:meth:`record_all` at a graceful stop, bounded: the Pending of the tasks whose
+        publish is not yet recorded, so the next operator publishes none of them again."""
+        try:
+            written = await asyncio.wait_for(self.record_all(), within)
+        except TimeoutError:
+            log.warning(
+                "stopping before every held Pending was written: those tasks are "
+                "published again (the same message id) when the operator starts"
+            )
+        else:
+            if written:
+                log.info("wrote the Pending of %d task(s) before stopping", written)
+
     async def _write_rejection(self, task: TaskState, exc: Rejected) -> dict[str, Any]:
         """Never leave a task stuck behind a status the apiserver refuses (e.g. a field over
         its limit): record why instead, without the offending content."""

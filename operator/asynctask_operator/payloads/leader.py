@@ -8,12 +8,14 @@ every object would look orphaned.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 
+from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.payloads.objects import DELETERS, PayloadObjects
 from asynctask_operator.payloads.settings import PayloadConfig
 from asynctask_operator.payloads.sweep import Sweeper
-from asynctask_operator.ports import PayloadStore
+from asynctask_operator.ports import ArchiveIndex, PayloadStore
+from asynctask_operator.tasks import TaskState
 
 
 def open_store(config: PayloadConfig) -> PayloadStore | None:
@@ -30,6 +32,25 @@ class PayloadWork:
     def __init__(self, payloads: PayloadObjects, sweeper: Sweeper) -> None:
         self.payloads = payloads
         self.sweeper = sweeper
+
+    @classmethod
+    def compose(
+        cls,
+        payloads: PayloadObjects,
+        tasks: Callable[[], Iterable[TaskState]],
+        metrics: OperatorMetrics,
+        *,
+        serves: Callable[[str], bool],
+        archive: ArchiveIndex | None,
+    ) -> PayloadWork | None:
+        """The work over ``payloads``' store (None when storage is off): its deleters, and a
+        sweep of the namespaces it ``serves`` that keeps the results ``archive`` indexes."""
+        if payloads.store is None:
+            return None
+        sweeper = Sweeper(
+            payloads.config, payloads.store, tasks, metrics, serves=serves, archive=archive
+        )
+        return cls(payloads, sweeper)
 
     def start(self, tasks_handled: Callable[[], Awaitable[None]]) -> list[asyncio.Task[None]]:
         """The loops, started (the caller cancels them on stop)."""
