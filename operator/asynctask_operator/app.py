@@ -333,6 +333,7 @@ class Operator:
             self.metrics_server.close()
         for loop in self._loops:
             loop.cancel()
+        await self.logic.tracker.stop()
         self.watch.stop()
         self.schedules.stop()
         await self.logic.webhooks.close()

@@ -40,3 +40,8 @@ class Background:
     def cancel(self) -> None:
         for task in self._tasks:
             task.cancel()
+
+    async def stop(self) -> None:
+        """Cancel the tasks and wait until they are done (a stop leaves none running)."""
+        self.cancel()
+        await self.join()

@@ -302,6 +302,12 @@ class Tracker:
             return
         await self._cancel_now(task, reason, message)
 
+    async def stop(self) -> None:
+        """Cancel and await the cancels still waiting for a status lane (the operator's
+        stop): none outlives the operator, and the next one, seeing ``spec.cancel`` again
+        when it lists the task, cancels it then."""
+        await self._cancels.stop()
+
     async def _cancel_held(self, task: TaskState, reason: str, message: str) -> None:
         if self.flush_status is not None:
             await self.flush_status(task.uid)

@@ -228,6 +228,33 @@ async def test_cancel_while_running_waits_for_the_worker_then_gives_up(harness: 
     assert harness.phases() == ["Pending", "Processing", "Cancelled"]
 
 
+async def test_a_cancel_waiting_for_a_status_lane_is_cancelled_and_awaited_at_stop() -> None:
+    """A cancel of a task whose publish's record is held waits for the task's status lane
+    (a worker may have started it). The operator's stop cancels that wait and awaits it:
+    nothing of it runs on, and nothing is written for it (the next operator, listing the
+    task with spec.cancel, cancels it then)."""
+    h = Harness(fold=5.0)  # the publish's record is held
+    reached, stopped = asyncio.Event(), asyncio.Event()
+
+    async def lane_never_drains(uid: str) -> None:
+        reached.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            stopped.set()
+            raise
+
+    h.tracker.flush_status = lane_never_drains
+    await h.tracker.observe(h.create())
+    await h.tracker.observe(h.create(cancel=True))
+    await asyncio.wait_for(reached.wait(), 5)  # generous: it runs at the next loop turn
+    assert not stopped.is_set()
+    await asyncio.wait_for(h.tracker.stop(), 5)  # generous: a cancel, one loop turn
+    assert stopped.is_set()
+    assert h.api.writes == []  # nothing written after the stop
+    await h.logic.webhooks.close()
+
+
 # worker messages -------------------------------------------------------------------------
 
 
