@@ -244,6 +244,7 @@ class Operator:
             self.logic.gate,
             self.metrics,
             outage=self.outage,
+            writes=config.lifecycle.queue_status,
         )
         self.scaler = (
             Autoscaler(config.scaling, broker.amqp_url, self.kube, namespaces, self.outage)

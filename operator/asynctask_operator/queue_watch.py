@@ -10,6 +10,15 @@ Every :data:`INTERVAL` seconds each AsyncQueue's status is computed (:mod:`queue
 held, in flight, ready and consumers from RabbitMQ, start rate, oldest held) and written
 only if it changed. A pause or a resume is also told as a Kubernetes Event on the queue.
 Only the leader runs this (the operator is started once elected).
+
+An AsyncQueue is cluster-scoped: one object per queue name, whichever namespaces' tasks
+use it. An operator that serves some namespaces (a shard: docs/scaling-out.md) counts only
+their tasks and reads only its own virtual host's queue, so with two shards each would
+overwrite the other's figures every 2 s and record the same Event twice. With ``writes``
+false (``ASYNCTASK_QUEUE_STATUS=false``, set on every shard but one) neither is written;
+the policies are still applied to the operator's own tasks and its metrics still set.
+Which shard writes is configuration, not guessed: one operator serving a few namespaces
+(RBAC per namespace) is the only operator, and writes as ever.
 """
 
 from __future__ import annotations
@@ -71,8 +80,10 @@ class QueueWatch:
         *,
         outage: OutageReport | None = None,
         interval: float = INTERVAL,
+        writes: bool = True,
     ) -> None:
         self.api = api
+        self.writes = writes  # the queues' status and Events
         self.depths = depths
         self.gate = gate
         self.metrics = metrics
@@ -123,7 +134,7 @@ class QueueWatch:
         self._objects[name] = (str(meta.get("uid") or ""), meta.get("generation"))
         if name not in self._written:
             self._written[name] = dict(obj.get("status") or {})
-        if before is not None and before.paused != policy.paused:
+        if self.writes and before is not None and before.paused != policy.paused:
             reason = "Paused" if policy.paused else "Resumed"
             view = self.gate.view(name)
             message = (
@@ -169,6 +180,8 @@ class QueueWatch:
         for reason in Reason:
             held = view.held if reason is (view.blocked_by or Reason.WAITING_FOR_TURN) else 0
             self.metrics.queue_held.labels(name, reason.value).set(held)
+        if not self.writes:
+            return  # a shard: the status is not its to write (the depth is only for it)
         try:
             ready, consumers = await self.depths.queue_depth(name)
             depth = Depth(ready, consumers)

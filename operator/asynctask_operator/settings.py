@@ -164,6 +164,12 @@ class LifecycleConfig(BaseSettings):
         gt=0,
         description="How soon a new task whose message could not be published is tried again.",
     )
+    queue_status: bool = Field(
+        True,
+        description="Write the AsyncQueues' status and their Paused/Resumed Events. An "
+        "AsyncQueue is cluster-scoped and a namespace shard's figures are its own: with "
+        "several shards, set false on all but one (docs/scaling-out.md).",
+    )
 
 
 class MetricsConfig(BaseSettings):

@@ -28,6 +28,7 @@ VARIABLES = {
     "ASYNCTASK_SUBMIT_RETRY_SECONDS",
     "ASYNCTASK_FOLD_WINDOW_SECONDS",
     "ASYNCTASK_PUBLISH_FOLD_SECONDS",
+    "ASYNCTASK_QUEUE_STATUS",
     "ASYNCTASK_METRICS_PORT",
     "ASYNCTASK_METRICS_ADDRESS",
     "ASYNCTASK_AUTOSCALING_ENABLED",
@@ -84,7 +85,10 @@ def test_each_variable_lands_in_its_group(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("ASYNCTASK_METRICS_PORT", "9100")
     monkeypatch.setenv("ASYNCTASK_SCALE_INTERVAL_SECONDS", "2.5")
     monkeypatch.setenv("ASYNCTASK_WEBHOOK_TIMEOUT_SECONDS", "4")
+    assert Config().lifecycle.queue_status  # the AsyncQueues' status is written by default
+    monkeypatch.setenv("ASYNCTASK_QUEUE_STATUS", "false")
     config = Config()
+    assert not config.lifecycle.queue_status
     assert config.broker.amqp_url == "amqp://u:p@mq:5672/%2F"
     assert config.kube.api_workers == 3
     assert config.lifecycle.events == "all"

@@ -34,12 +34,12 @@ def obj(name: str, generation: int = 1, **spec: Any) -> dict[str, Any]:
     }
 
 
-def watch() -> tuple[QueueWatch, QueueGate, FakeQueues]:
+def watch(*, writes: bool = True) -> tuple[QueueWatch, QueueGate, FakeQueues]:
     metrics = OperatorMetrics()
     gate = QueueGate(metrics, wait_for_sync=False)
     fake = FakeQueues()
     client = cast(ApiClient, object())  # the list+watch is not run here
-    return QueueWatch(client, fake, fake, gate, metrics), gate, fake
+    return QueueWatch(client, fake, fake, gate, metrics, writes=writes), gate, fake
 
 
 async def test_a_spec_reaches_the_gate_and_a_pause_is_an_event() -> None:
@@ -65,6 +65,21 @@ async def test_the_status_is_written_when_it_changed_only() -> None:
     qw.event("MODIFIED", obj("q", 2, maxInFlight=3))
     await qw.report("q")
     assert len(fake.patches) == 2 and fake.patches[1][1]["observedGeneration"] == 2
+
+
+async def test_a_shard_applies_the_policy_but_writes_no_status_and_no_event() -> None:
+    """ASYNCTASK_QUEUE_STATUS=false (every shard but one): an AsyncQueue is cluster-scoped,
+    one object for every shard, and a shard's figures (its namespaces' tasks, its virtual
+    host's queue) are not the queue's."""
+    qw, gate, fake = watch(writes=False)
+    qw.event("ADDED", obj("q", maxInFlight=2))
+    qw.event("MODIFIED", obj("q", 2, maxInFlight=2, paused=True))
+    assert gate.policy("q").paused  # type: ignore[union-attr]
+    await qw.report("q")
+    await qw._events.join()
+    assert fake.patches == [] and fake.events == []
+    sample = qw.metrics.registry.get_sample_value  # its own figures are still its metrics
+    assert sample("asynctask_operator_queue_in_flight", {"queue": "q"}) == 0.0
 
 
 async def test_a_queue_missing_from_a_new_list_or_deleted_is_dropped() -> None:
