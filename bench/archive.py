@@ -54,7 +54,7 @@ from asynctask_gateway.history import HistoryQuery, keys_statement
 from asynctask_gateway.history_plan import (
     BITMAP_ONLY,
     Walked,
-    edge_statement,
+    judge_walk,
     rest_bounds,
     rest_statement,
     walk_statement,
@@ -285,16 +285,11 @@ def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
             explain(conn, "keys", *keys_statement(namespace, query, query.after, batch))
             return
         sql, params = walk_statement(namespace, query, query.after, batch)
-        explain(conn, "the walk", sql, params)
-        keys = [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
-        if len(keys) >= batch:
+        explain(conn, "the walk (and its edge)", sql, params)
+        keys, edge = judge_walk(conn.execute(sql, params).fetchall())
+        if len(keys) >= batch or edge is None:
             return
-        sql, params = edge_statement(namespace, query, query.after)
-        explain(conn, "the walk's edge", sql, params)
-        edge = conn.execute(sql, params).fetchone()
-        if edge is None:
-            return
-        walked = Walked(list(keys), (edge[0], edge[1]))
+        walked = Walked(keys, edge)
         before = walked.edge
         conn.execute(BITMAP_ONLY)
         print(f"  the walk found {len(keys)} keys in its bound; the rest by the bitmap:")
