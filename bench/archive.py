@@ -303,8 +303,23 @@ def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
             before = (oldest, "")
 
 
+class TimedReader(ArchiveReader):
+    """The gateway's reader, its keys step timed apart (``keys``: seconds since the last
+    reset), so a page's time splits into its keys and the rest: the rows read by key (a
+    heap page each, cold in a table larger than the page cache) and made objects."""
+
+    keys = 0.0
+
+    async def _keys(self, *args: Any) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return await super()._keys(*args)
+        finally:
+            self.keys += time.perf_counter() - t0
+
+
 async def measure(url: str, samples: int, start: datetime, days: int, batches: range) -> None:
-    reader = ArchiveReader(url, pool_size=2)
+    reader = TimedReader(url, pool_size=2)
     await reader.start()
     try:
         with psycopg.connect(url) as conn:
@@ -314,16 +329,28 @@ async def measure(url: str, samples: int, start: datetime, days: int, batches: r
             ).fetchall()
         for kind in KINDS:
             took: list[tuple[float, str, HistoryQuery, int]] = []
+            keys: list[float] = []
             for _ in range(samples):
                 namespace = f"team-{random.randrange(20):02d}"
                 query = HistoryQuery.parse(filters(kind, start, days, batches))
+                reader.keys = 0.0
                 t0 = time.perf_counter()
                 items, _ = await reader.page(namespace, query)
                 took.append((time.perf_counter() - t0, namespace, query, len(items)))
+                keys.append(reader.keys)
             times = [t[0] for t in took]
             mean_items = statistics.mean(t[3] for t in took)
             print(f"list {kind}: {spread(times)}; {mean_items:.0f} items a page ({load()})")
-            _, namespace, query, _ = max(took, key=lambda t: t[0])
+            rest = [t - k for t, k in zip(times, keys, strict=True)]
+            print(f"  its keys step: {spread(keys)}")
+            print(f"  the rest (rows by key, objects): {spread(rest)}")
+            slowest = max(range(len(took)), key=lambda i: took[i][0])
+            _, namespace, query, _ = took[slowest]
+            print(
+                f"  the slowest page: keys {keys[slowest] * 1000:.1f} ms, "
+                f"rest {rest[slowest] * 1000:.1f} ms",
+                flush=True,
+            )
             print("  the slowest one again, EXPLAIN ANALYZE:")
             explain_keys(url, namespace, query)
         times = []
