@@ -41,7 +41,7 @@ LABELS_KEY_MAX = 1536
 #: Migration 4's warning when ``btree_gin`` cannot be created (the operator logs it; SQL
 #: text: no quote in it).
 SCOPED_INDEX_MISSING = (
-    "asynctask archive: the btree_gin extension could not be created, so the label index "
+    "the btree_gin extension could not be created, so the label index "
     "stays unscoped by namespace (a label list reads its matches in every namespace); create it "
     "as a user with CREATE on the database, then run migration 4 again (docs/history.md)"
 )
