@@ -54,7 +54,7 @@ from asynctask_gateway.history import HistoryQuery, keys_statement
 from asynctask_gateway.history_plan import (
     BITMAP_ONLY,
     Walked,
-    edge_statement,
+    judge_walk,
     rest_bounds,
     rest_statement,
     walk_statement,
@@ -77,7 +77,9 @@ SETTINGS = {
     "shared_buffers": "512MB",
     "maintenance_work_mem": "512MB",
     "work_mem": "16MB",
-    "max_wal_size": "4GB",
+    # 1 GB, not 4: 10M rows take 25 GiB of a disk that must keep 10 GB free, and the WAL
+    # of a load and its index builds stays near this (fsync off: checkpoints are cheap).
+    "max_wal_size": "1GB",
     "checkpoint_timeout": "15min",
     "effective_cache_size": "8GB",
 }
@@ -285,16 +287,11 @@ def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
             explain(conn, "keys", *keys_statement(namespace, query, query.after, batch))
             return
         sql, params = walk_statement(namespace, query, query.after, batch)
-        explain(conn, "the walk", sql, params)
-        keys = [(r[0], r[1]) for r in conn.execute(sql, params).fetchall()]
-        if len(keys) >= batch:
+        explain(conn, "the walk (and its edge)", sql, params)
+        keys, edge = judge_walk(conn.execute(sql, params).fetchall())
+        if len(keys) >= batch or edge is None:
             return
-        sql, params = edge_statement(namespace, query, query.after)
-        explain(conn, "the walk's edge", sql, params)
-        edge = conn.execute(sql, params).fetchone()
-        if edge is None:
-            return
-        walked = Walked(list(keys), (edge[0], edge[1]))
+        walked = Walked(keys, edge)
         before = walked.edge
         conn.execute(BITMAP_ONLY)
         print(f"  the walk found {len(keys)} keys in its bound; the rest by the bitmap:")
@@ -308,8 +305,23 @@ def explain_keys(url: str, namespace: str, query: HistoryQuery) -> None:
             before = (oldest, "")
 
 
+class TimedReader(ArchiveReader):
+    """The gateway's reader, its keys step timed apart (``keys``: seconds since the last
+    reset), so a page's time splits into its keys and the rest: the rows read by key (a
+    heap page each, cold in a table larger than the page cache) and made objects."""
+
+    keys = 0.0
+
+    async def _keys(self, *args: Any) -> list[Any]:
+        t0 = time.perf_counter()
+        try:
+            return await super()._keys(*args)
+        finally:
+            self.keys += time.perf_counter() - t0
+
+
 async def measure(url: str, samples: int, start: datetime, days: int, batches: range) -> None:
-    reader = ArchiveReader(url, pool_size=2)
+    reader = TimedReader(url, pool_size=2)
     await reader.start()
     try:
         with psycopg.connect(url) as conn:
@@ -319,16 +331,28 @@ async def measure(url: str, samples: int, start: datetime, days: int, batches: r
             ).fetchall()
         for kind in KINDS:
             took: list[tuple[float, str, HistoryQuery, int]] = []
+            keys: list[float] = []
             for _ in range(samples):
                 namespace = f"team-{random.randrange(20):02d}"
                 query = HistoryQuery.parse(filters(kind, start, days, batches))
+                reader.keys = 0.0
                 t0 = time.perf_counter()
                 items, _ = await reader.page(namespace, query)
                 took.append((time.perf_counter() - t0, namespace, query, len(items)))
+                keys.append(reader.keys)
             times = [t[0] for t in took]
             mean_items = statistics.mean(t[3] for t in took)
             print(f"list {kind}: {spread(times)}; {mean_items:.0f} items a page ({load()})")
-            _, namespace, query, _ = max(took, key=lambda t: t[0])
+            rest = [t - k for t, k in zip(times, keys, strict=True)]
+            print(f"  its keys step: {spread(keys)}")
+            print(f"  the rest (rows by key, objects): {spread(rest)}")
+            slowest = max(range(len(took)), key=lambda i: took[i][0])
+            _, namespace, query, _ = took[slowest]
+            print(
+                f"  the slowest page: keys {keys[slowest] * 1000:.1f} ms, "
+                f"rest {rest[slowest] * 1000:.1f} ms",
+                flush=True,
+            )
             print("  the slowest one again, EXPLAIN ANALYZE:")
             explain_keys(url, namespace, query)
         times = []

@@ -28,7 +28,7 @@ from asynctask_gateway.history_plan import (
     WALK_ENTRIES,
     Key,
     Walked,
-    edge_statement,
+    judge_walk,
     rest_bounds,
     rest_statement,
     walk_statement,
@@ -172,14 +172,11 @@ class ArchiveReader:
         by the GIN bitmap if the walk found the selector rare (:mod:`history_plan`)."""
         if not query.label_indexed:
             return await _fetch(conn, *keys_statement(namespace, query, after, batch))
-        keys = await _fetch(conn, *walk_statement(namespace, query, after, batch, self._walk))
-        if len(keys) >= batch:
-            return keys
-        sql, params = edge_statement(namespace, query, after, self._walk)
-        edge = await (await conn.execute(sql.encode(), params)).fetchone()
-        if edge is None:
-            return keys  # the walk reached the range's end
-        walked = Walked(list(keys), (edge[0], edge[1]))
+        sql, params = walk_statement(namespace, query, after, batch, self._walk)
+        keys, edge = judge_walk(await (await conn.execute(sql.encode(), params)).fetchall())
+        if len(keys) >= batch or edge is None:
+            return keys  # the page is full, or the walk reached the range's end
+        walked = Walked(keys, edge)
         before = walked.edge
         await conn.execute(BITMAP_ONLY)
         for oldest in rest_bounds(walked, batch - len(keys), query.since):

@@ -7,16 +7,18 @@ Two plans answer ``labelSelector`` (docs/history.md, "Choosing the plan"):
   stopping at the page's end. Its cost is the entries it passes, so it is fast when the
   selector matches often and slow when it matches rarely (a rare label with no time range
   passes every entry of the namespace);
-* **the bitmap**: the GIN index on ``labels_key`` (with the partial index of rows without a
-  copy) gives the matches, whose rows are then read and sorted. Its cost is the matches, so
-  it is fast for a rare label and slow for a common one over a long range.
+* **the bitmap**: the GIN index on ``(namespace, queue, phase, labels_key)`` (with the
+  partial index of rows without a copy) gives the matches, whose rows are then read and
+  sorted. Its cost is the matches, so it is fast for a rare label and slow for a common
+  one over a long range.
 
 PostgreSQL cannot tell them apart: its statistics describe whole label sets (the column's
 common values and histogram), not one key among several, and under a ``LIMIT`` it walks
 (measured: 138 ms for a rare label over 3 days, where the bitmap took 2 ms). The reader therefore
 walks first, for at most :data:`WALK_ENTRIES` entries (:func:`walk_statement`), which
 measures the selector's frequency as a side effect. A walk that fills the page, or
-reaches the range's end (:func:`edge_statement` says which), is the answer. One that stops
+reaches the range's end, is the answer (the walk's statement also gives its last entry,
+its edge, when it gets there: :func:`judge_walk`). One that stops
 at its bound found fewer than a page in :data:`WALK_ENTRIES` entries, so the selector is
 rare there (under one row in a hundred), and the rest of the range is read by the bitmap
 (:func:`rest_statement`, with index scans switched off around it, in the transaction
@@ -25,10 +27,12 @@ saw (:func:`rest_window`): about twice what should complete the page, so a selec
 is merely uncommon does not read a month of matches; if the window falls short, windows
 twice as long as all before follow (:func:`rest_bounds`).
 
-A limit: the GIN index holds labels, not namespaces, so a bitmap reads a label's matches
-in every namespace of the window's days (the partial index keeps rows without a copy
-apart). A label common elsewhere but rare in the namespace asked costs its matches
-elsewhere; the windows bound how many days that is.
+The GIN index (migration 4) holds the namespace, queue and phase beside the labels
+(``btree_gin``): :func:`rest_statement` puts those terms in the same statement as the
+label's, so the planner ANDs them inside the index and a bitmap reads the namespace's
+matches only. Where the extension could not be created, the index holds labels alone and
+the same statement reads a label's matches in every namespace of the window's days (the
+windows bound how many days that is).
 
 Selectors without a positive term (``k!=v``, ``!k``, ``k in (…)`` only) have no bitmap
 plan: they walk the whole range, as before.
@@ -100,27 +104,29 @@ def walk_statement(
     limit: int,
     entries: int = WALK_ENTRIES,
 ) -> tuple[str, list[Any]]:
-    """The walk: the keys ``(finished_at, uid)`` of up to ``limit`` matching rows among
-    the next ``entries`` entries of the namespace's range, newest first, from the keyset
-    index alone. Fewer than ``limit``: see :func:`edge_statement`."""
+    """The walk, one pass over the keyset index alone: among the next ``entries`` entries
+    of the namespace's range after ``after`` (newest first), the matching rows' keys, at
+    most ``limit`` rows in all, the last of those entries among them when the walk gets
+    there (its edge: where the range goes on). Rows ``(finished_at, uid, hit, edge)``:
+    :func:`judge_walk` reads them."""
     walk, walk_params = _walk_range(namespace, query, after)
     match, match_params = _match(query)
     sql = (
-        "SELECT finished_at, uid FROM ("
+        "SELECT finished_at, uid, hit, n = %s AS edge FROM ("
+        f"SELECT finished_at, uid, ({match}) AS hit, row_number() OVER () AS n FROM ("
         f"SELECT finished_at, uid, queue, phase, creator, labels_key {walk} LIMIT %s"
-        f") AS walk WHERE {match} LIMIT %s"
+        ") AS walk) AS judged WHERE hit OR n = %s LIMIT %s"
     )
-    return sql, [*walk_params, entries, *match_params, limit]
+    return sql, [entries, *match_params, *walk_params, entries, entries, limit]
 
 
-def edge_statement(
-    namespace: str, query: HistoryQuery, after: Key | None, entries: int = WALK_ENTRIES
-) -> tuple[str, list[Any]]:
-    """After a walk that found less than a page: its last entry, where the range goes on
-    (no row: the walk reached the range's end, and the page is done). The same entries
-    again without judging them (about 3 ms for 10,000), paid only by a short walk."""
-    walk, params = _walk_range(namespace, query, after)
-    return f"SELECT finished_at, uid {walk} LIMIT 1 OFFSET %s", [*params, entries - 1]
+def judge_walk(rows: list[tuple[Any, ...]]) -> tuple[list[Key], Key | None]:
+    """A walk's rows (:func:`walk_statement`): the matching keys, newest first, and its
+    edge when it stopped at its bound (None: it filled the page first, or the range ended
+    before the bound, and either way the keys are the answer)."""
+    keys = [(r[0], r[1]) for r in rows if r[2]]
+    edges = [(r[0], r[1]) for r in rows if r[3]]
+    return keys, edges[0] if edges else None
 
 
 @dataclass(frozen=True)

@@ -100,7 +100,7 @@ async def test_rows_archived_before_labels_key_are_backfilled_in_batches(
         # Half the work, as a run stopped halfway would have left it: then the migration.
         assert await backfill(conn, MIGRATIONS[2].backfill, step=1) == 200
         await conn.execute(f"UPDATE {TABLE} SET labels_key = NULL WHERE uid < 'u100'".encode())
-        assert await migrate(conn) == [3]
+        assert await migrate(conn) == [3, 4]
     got = dict(await rows(database_url, f"SELECT uid, labels_key FROM {TABLE}"))
     assert len(got) == 201 and got.pop("long") is None
     assert got == {f"u{n:03d}": {"app": f"a{n % 3}"} for n in range(200)}

@@ -20,6 +20,7 @@ import logging
 from typing import Any
 
 from psycopg import AsyncConnection
+from psycopg.errors import Diagnostic
 
 from asynctask_operator.archive.schema import (
     LOCK_KEY,
@@ -40,6 +41,8 @@ async def migrate(
     """Apply the migrations ``conn``'s database lacks, in order; the versions applied."""
     await conn.set_autocommit(True)
     await conn.execute("SELECT pg_advisory_lock(%s)", (LOCK_KEY,))
+    # A migration's WARNING (migration 4 when btree_gin cannot be created) in the log.
+    conn.add_notice_handler(_log_warning)
     try:
         await conn.execute(
             f"CREATE TABLE IF NOT EXISTS {LEDGER} (version integer PRIMARY KEY, "
@@ -66,6 +69,12 @@ async def migrate(
         return applied
     finally:
         await conn.execute("SELECT pg_advisory_unlock(%s)", (LOCK_KEY,))
+        conn.remove_notice_handler(_log_warning)
+
+
+def _log_warning(diag: Diagnostic) -> None:
+    if diag.severity_nonlocalized == "WARNING":
+        log.warning("archive: %s", diag.message_primary)
 
 
 async def _record(conn: AsyncConnection[Any], migration: Migration) -> None:

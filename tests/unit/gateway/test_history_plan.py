@@ -13,7 +13,7 @@ from asynctask_gateway.history_plan import (
     WALK_ENTRIES,
     WINDOWS,
     Walked,
-    edge_statement,
+    judge_walk,
     rest_bounds,
     rest_statement,
     rest_window,
@@ -60,34 +60,46 @@ def test_the_walk_is_bounded_and_reads_only_the_keyset_index() -> None:
     sql, params = walk_statement("ns", query, after, 101, entries=500)
     assert sql.count("%s") == len(params)
     # The inner scan: the namespace's range after the key, newest first, at most 500
-    # entries; the page's conditions judged on them, at most 101 kept.
+    # entries, numbered in that order; the page's conditions judged on them; the matches
+    # kept, and the 500th entry (the edge) whether it matches or not, at most 101 rows.
     assert sql.startswith(
-        "SELECT finished_at, uid FROM (SELECT finished_at, uid, queue, phase, creator, "
-        f"labels_key {INNER} LIMIT %s) AS walk WHERE "
+        "SELECT finished_at, uid, hit, n = %s AS edge FROM (SELECT finished_at, uid, ("
     )
+    assert (
+        "row_number() OVER () AS n FROM (SELECT finished_at, uid, queue, phase, creator, "
+        f"labels_key {INNER} LIMIT %s) AS walk) AS judged WHERE hit OR n = %s LIMIT %s"
+    ) in sql
     assert sql.endswith("LIMIT %s")
     assert not re.search(r"\blabels\b", sql)
     assert "(labels_key IS NULL OR (" in sql  # a row without the copy is a candidate
     assert params == [
+        500,
+        *query.params,
+        *query.label_params,
         "ns",
         query.since,
         query.until,
         *after,
         500,
-        *query.params,
-        *query.label_params,
+        500,
         101,
     ]
-    assert walk_statement("ns", query, None, 11)[1][3] == WALK_ENTRIES
+    assert walk_statement("ns", query, None, 11)[1][-3] == WALK_ENTRIES
 
 
-def test_a_short_walks_edge_is_its_last_entry() -> None:
-    query = HistoryQuery.parse(SELECTED)
-    sql, params = edge_statement("ns", query, (T, "u9"), entries=500)
-    assert sql == f"SELECT finished_at, uid {INNER} LIMIT 1 OFFSET %s"
-    assert params == ["ns", query.since, query.until, T, "u9", 499]
-    sql, params = edge_statement("ns", HistoryQuery.parse({"labelSelector": "a=b"}), None)
-    assert params == ["ns", WALK_ENTRIES - 1] and "<" not in sql
+def test_a_walks_rows_give_its_keys_and_its_edge() -> None:
+    a, b, c = (T - timedelta(minutes=m) for m in (1, 2, 3))
+    # Matches only: the page is full or the range ended; no edge.
+    assert judge_walk([(a, "a", True, False), (b, "b", True, False)]) == (
+        [(a, "a"), (b, "b")],
+        None,
+    )
+    # The walk's last entry, not a match: the edge alone.
+    assert judge_walk([(a, "a", True, False), (c, "c", None, True)]) == ([(a, "a")], (c, "c"))
+    assert judge_walk([(c, "c", False, True)]) == ([], (c, "c"))
+    # The last entry a match too: a key and the edge.
+    assert judge_walk([(c, "c", True, True)]) == ([(c, "c")], (c, "c"))
+    assert judge_walk([]) == ([], None)
 
 
 def keys(*minutes: int) -> list[tuple[datetime, str]]:
