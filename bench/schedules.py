@@ -3,7 +3,9 @@
 
 Reports, from the apiserver's audit log (its own clock, microseconds):
 * start lag: slot time → the task's create, and slot time → its second status write (the
-  start; for a no-op task usually folded into its end), p50 / p99 / max;
+  start; for a no-op task usually folded into its end), p50 / p99 / max; the create's lag
+  split at ``requestReceivedTimestamp``: the way to the apiserver (the operator's timer,
+  event loop and connection pool) and the apiserver's serving of it;
 * API writes per run besides the task's create: the schedules' status writes, the history
   deletes and Events, over the runs;
 * starvation: the fewest runs any schedule had, against the slots in the window;
@@ -115,6 +117,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
     """Creates and status writes of the tasks; the other writes made in [since, until]
     (after every schedule's resume was written: those first status writes are not runs')."""
     created: dict[str, float] = {}
+    received: dict[str, float] = {}  # when the apiserver received the create
     writes: dict[str, list[float]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
     for line in stack.cp.audit_log.read_text().splitlines():
@@ -126,6 +129,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
         if resource == "asynctasks" and verb == "create":
             if event.get("responseStatus", {}).get("code") == 201:
                 created[ref["name"]] = at
+                received[ref["name"]] = _stamp(event["requestReceivedTimestamp"])
         elif resource == "asynctasks" and ref.get("subresource") == "status":
             writes[ref["name"]].append(at)
         elif not since <= at <= until:
@@ -134,7 +138,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
             other["schedule status"] += 1
         elif (resource, verb) in (("asynctasks", "delete"), ("events", "create")):
             other[f"{verb} {resource}"] += 1
-    return {"created": created, "writes": writes, "other": other}
+    return {"created": created, "received": received, "writes": writes, "other": other}
 
 
 def main() -> int:
@@ -173,16 +177,20 @@ def main() -> int:
         found = audit(stack, since, end)
     window = [(n, t) for n, t in found["created"].items() if float(n.rsplit("-", 1)[1]) <= end]
     counted = [n for n, _ in window if float(n.rsplit("-", 1)[1]) >= since]
-    lag_create, lag_start = [], []
+    lag_create, lag_start, lag_received, serve = [], [], [], []
     per_schedule: collections.Counter[str] = collections.Counter()
     for name, at in window:
         slot = float(name.rsplit("-", 1)[1])
         per_schedule[name.rsplit("-", 1)[0]] += 1
         lag_create.append(at - slot)
+        lag_received.append(found["received"][name] - slot)
+        serve.append(at - found["received"][name])
         mine = found["writes"].get(name, [])
         if len(mine) >= 2:
             lag_start.append(mine[1] - slot)
     lag_create.sort()
+    lag_received.sort()
+    serve.sort()
     lag_start.sort()
     runs = len(window)
     other = found["other"]
@@ -192,6 +200,9 @@ def main() -> int:
           f"in {args.seconds:.0f}s; {load()}")  # fmt: skip
     print(f"slot → created:    p50 {pct(lag_create, 0.5)}, p99 {pct(lag_create, 0.99)}, "
           f"max {pct(lag_create, 1.0)}")  # fmt: skip
+    print(f"  of which slot → the create received: p50 {pct(lag_received, 0.5)}, "
+          f"p99 {pct(lag_received, 0.99)}; the apiserver serving it: p50 {pct(serve, 0.5)}, "
+          f"p99 {pct(serve, 0.99)}, max {pct(serve, 1.0)}")  # fmt: skip
     print(f"slot → Processing: p50 {pct(lag_start, 0.5)}, p99 {pct(lag_start, 0.99)}, "
           f"max {pct(lag_start, 1.0)} ({len(lag_start)} started)")  # fmt: skip
     print(f"writes per run besides the create: {sum(other.values()) / max(len(counted), 1):.2f} "
