@@ -240,7 +240,7 @@ async def test_an_edit_of_the_timing_counts_slots_from_the_edit_not_as_missed() 
 
 async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -> None:
     """40 schedules due at once while status writes do not return: every slot's task is
-    created all the same. Before, a fire held its place (one of PARALLEL, 32) through its
+    created all the same. Before, a fire held its place (one of PARALLEL, then 32) through its
     status write and history delete, so the creates of a second's due slots queued behind
     the first ones' bookkeeping (slot → created lag p99 4.5 s with 200 schedules every
     10 s, bench/README.md)."""
