@@ -121,8 +121,8 @@ class ApiClient:
     #: the same second, their creates in the calls' 16 connections with the tasks' status
     #: writes and the schedules' bookkeeping: each create waited 0.5 s p50 for a connection
     #: while the apiserver served it in 49 ms. With 16 of their own, slot → created p99 was
-    #: 1.3 s (200 creates of 60-80 ms, 16 at a time); with 32, 0.6 s (bench/README.md,
-    #: round 6).
+    #: 1.3 s (200 creates of 60-80 ms, 16 at a time); with 32, 0.6 and 1.1 s in two runs
+    #: (bench/README.md, round 6).
     SCHEDULE_CONNECTIONS = 32
 
     #: Sent as the User-Agent: what the apiserver's audit log names the caller.
