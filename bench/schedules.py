@@ -3,12 +3,21 @@
 
 Reports, from the apiserver's audit log (its own clock, microseconds):
 * start lag: slot time → the task's create, and slot time → its second status write (the
-  start; for a no-op task usually folded into its end), p50 / p99 / max;
+  start; for a no-op task usually folded into its end), p50 / p99 / max; the create's lag
+  split at ``requestReceivedTimestamp``: the way to the apiserver (the operator's timer,
+  event loop and connection pool) and the apiserver's serving of it;
 * API writes per run besides the task's create: the schedules' status writes, the history
   deletes and Events, over the runs;
 * starvation: the fewest runs any schedule had, against the slots in the window;
 * operator RSS per schedule: the schedules created suspended (no task yet) against the
-  operator with none.
+  operator with none;
+* the operator's own ``schedule_lag`` histogram (its clock, slot → create answered).
+
+An interval schedule's slots count from its creation time (1 s resolution), so schedules
+created in the same second are all due in the same second (the default, the worst case).
+``--spread`` creates them evenly over one interval instead, as schedules created at
+different times are (a second line, never instead of the bunched one). ``--profile FILE``
+records the operator with py-spy over the measured window (``profiler.py``).
 
     PYTHONPATH=hack:bench .venv/bin/python bench/schedules.py \
         --schedules 1000 --interval 10 --seconds 60
@@ -23,6 +32,7 @@ import json
 import time
 from typing import Any
 
+import profiler
 from kubeapi import GROUP_VERSION, KubeApi
 from stack import REPO, Stack, _stamp, load, rss_bytes
 
@@ -44,17 +54,40 @@ def schedule(name: str, interval: int, suspend: bool) -> dict[str, Any]:
     }
 
 
-async def create_schedules(stack: Stack, n: int, interval: int) -> None:
+async def create_schedules(stack: Stack, n: int, interval: int, spread: bool) -> None:
+    """All at once, or (``spread``) the i-th at i/n of an interval after the first."""
     url_base = f"/apis/{GROUP_VERSION}/namespaces/{NS}/asynctaskschedules"
     async with KubeApi(stack.cp.kubeconfig) as api:
         limit = asyncio.Semaphore(32)
+        start = time.monotonic()
 
         async def one(i: int) -> None:
+            if spread:
+                await asyncio.sleep(max(0.0, start + i * interval / n - time.monotonic()))
             async with limit:
                 body = schedule(f"s{i:04d}", interval, True)
                 await api._send("POST", api.server + url_base, body)
 
         await asyncio.gather(*(one(i) for i in range(n)))
+
+
+def lag_histogram(stack: Stack) -> str:
+    """The operator's ``schedule_lag`` histogram: slot → its create answered, by its clock."""
+    import urllib.request
+
+    url = f"http://127.0.0.1:{stack.metrics_port}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    name = "asynctask_operator_schedule_lag_seconds_bucket"
+    buckets = [
+        (line.split('le="')[1].split('"')[0], float(line.split()[-1]))
+        for line in text.splitlines()
+        if line.startswith(name)
+    ]
+    total = buckets[-1][1] if buckets else 0.0
+    return ", ".join(f"≤{le} s: {n / total:.1%}" for le, n in buckets[:-1] if total) + (
+        f" (of {total:.0f}, since the start)"
+    )
 
 
 async def resume_all(stack: Stack, n: int) -> float:
@@ -84,6 +117,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
     """Creates and status writes of the tasks; the other writes made in [since, until]
     (after every schedule's resume was written: those first status writes are not runs')."""
     created: dict[str, float] = {}
+    received: dict[str, float] = {}  # when the apiserver received the create
     writes: dict[str, list[float]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
     for line in stack.cp.audit_log.read_text().splitlines():
@@ -95,6 +129,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
         if resource == "asynctasks" and verb == "create":
             if event.get("responseStatus", {}).get("code") == 201:
                 created[ref["name"]] = at
+                received[ref["name"]] = _stamp(event["requestReceivedTimestamp"])
         elif resource == "asynctasks" and ref.get("subresource") == "status":
             writes[ref["name"]].append(at)
         elif not since <= at <= until:
@@ -103,7 +138,7 @@ def audit(stack: Stack, since: float, until: float) -> dict[str, Any]:
             other["schedule status"] += 1
         elif (resource, verb) in (("asynctasks", "delete"), ("events", "create")):
             other[f"{verb} {resource}"] += 1
-    return {"created": created, "writes": writes, "other": other}
+    return {"created": created, "received": received, "writes": writes, "other": other}
 
 
 def main() -> int:
@@ -112,6 +147,8 @@ def main() -> int:
     parser.add_argument("--interval", type=int, default=10)
     parser.add_argument("--seconds", type=float, default=60)
     parser.add_argument("--concurrency", type=int, default=16, help="worker concurrency")
+    parser.add_argument("--spread", action="store_true", help="anchors over one interval")
+    parser.add_argument("--profile", default="", help="py-spy raw output of the operator")
     args = parser.parse_args()
     with Stack() as stack:
         stack.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctaskschedules.yaml")
@@ -119,7 +156,7 @@ def main() -> int:
         stack.start_worker(args.concurrency)
         time.sleep(5)
         base = rss_bytes(op.pid)
-        asyncio.run(create_schedules(stack, args.schedules, args.interval))
+        asyncio.run(create_schedules(stack, args.schedules, args.interval, args.spread))
         time.sleep(10)  # every schedule seen and its first status written
         held = rss_bytes(op.pid)
         per = (held - base) / args.schedules
@@ -130,37 +167,49 @@ def main() -> int:
         print(f"resumed {args.schedules} schedules in {time.time() - resumed:.1f}s; running "
               f"{args.seconds:.0f}s", flush=True)  # fmt: skip
         since = time.time() + 5  # the resumes' own status writes are done by then
+        spy = profiler.start(stack, args.profile)
         time.sleep(args.seconds)
         end = time.time()
+        profiler.stop(spy)
         peak = rss_bytes(op.pid, "VmHWM")
         time.sleep(args.interval + 5)  # the last runs' tasks start and end
+        histogram = lag_histogram(stack)
         found = audit(stack, since, end)
     window = [(n, t) for n, t in found["created"].items() if float(n.rsplit("-", 1)[1]) <= end]
     counted = [n for n, _ in window if float(n.rsplit("-", 1)[1]) >= since]
-    lag_create, lag_start = [], []
+    lag_create, lag_start, lag_received, serve = [], [], [], []
     per_schedule: collections.Counter[str] = collections.Counter()
     for name, at in window:
         slot = float(name.rsplit("-", 1)[1])
         per_schedule[name.rsplit("-", 1)[0]] += 1
         lag_create.append(at - slot)
+        lag_received.append(found["received"][name] - slot)
+        serve.append(at - found["received"][name])
         mine = found["writes"].get(name, [])
         if len(mine) >= 2:
             lag_start.append(mine[1] - slot)
     lag_create.sort()
+    lag_received.sort()
+    serve.sort()
     lag_start.sort()
     runs = len(window)
     other = found["other"]
     slots = int(args.seconds // args.interval)
-    print(f"\n{runs} runs of {args.schedules} schedules every {args.interval}s in "
-          f"{args.seconds:.0f}s; {load()}")  # fmt: skip
+    anchors = "spread over the interval" if args.spread else "created in the same second"
+    print(f"\n{runs} runs of {args.schedules} schedules every {args.interval}s ({anchors}) "
+          f"in {args.seconds:.0f}s; {load()}")  # fmt: skip
     print(f"slot → created:    p50 {pct(lag_create, 0.5)}, p99 {pct(lag_create, 0.99)}, "
           f"max {pct(lag_create, 1.0)}")  # fmt: skip
+    print(f"  of which slot → the create received: p50 {pct(lag_received, 0.5)}, "
+          f"p99 {pct(lag_received, 0.99)}; the apiserver serving it: p50 {pct(serve, 0.5)}, "
+          f"p99 {pct(serve, 0.99)}, max {pct(serve, 1.0)}")  # fmt: skip
     print(f"slot → Processing: p50 {pct(lag_start, 0.5)}, p99 {pct(lag_start, 0.99)}, "
           f"max {pct(lag_start, 1.0)} ({len(lag_start)} started)")  # fmt: skip
     print(f"writes per run besides the create: {sum(other.values()) / max(len(counted), 1):.2f} "
           f"{dict(other)} over {len(counted)} runs")  # fmt: skip
     fewest = min((per_schedule[f"s{i:04d}"] for i in range(args.schedules)), default=0)
     print(f"fewest runs of a schedule: {fewest} (slots in the window: about {slots})")
+    print(f"operator's schedule_lag (its clock, slot → create answered): {histogram}")
     print(f"operator RSS per schedule: {per / 1024:.1f} KiB; peak RSS {peak / 2**20:.1f} MiB")
     return 0
 

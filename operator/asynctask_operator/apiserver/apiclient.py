@@ -105,7 +105,8 @@ class ApiClient:
     (``connections`` at most, opened once and kept), watches (``watches`` at most, each
     held for minutes), so that a call never waits behind the long-lived watches, and the
     Lease's calls (:data:`LEASE_CONNECTIONS`), so that a leader's renewal never waits
-    behind a backlog of task writes.
+    behind a backlog of task writes, and the schedules' creates
+    (:data:`SCHEDULE_CONNECTIONS`), so that a slot's task is not created late behind them.
 
     A call's ``seconds`` count from when it has a connection of its pool, not while it
     waits for one: under a backlog (thousands of status writes for 16 connections) a
@@ -116,6 +117,13 @@ class ApiClient:
 
     #: Connections of the Lease's pool: its calls are one at a time.
     LEASE_CONNECTIONS = 2
+    #: Connections of the schedules' creates (``pool="schedules"``). 200 schedules due in
+    #: the same second, their creates in the calls' 16 connections with the tasks' status
+    #: writes and the schedules' bookkeeping: each create waited 0.5 s p50 for a connection
+    #: while the apiserver served it in 49 ms. With 16 of their own, slot → created p99 was
+    #: 1.3 s (200 creates of 60-80 ms, 16 at a time); with 32, 0.6 and 1.1 s in two runs
+    #: (bench/README.md, round 6).
+    SCHEDULE_CONNECTIONS = 32
 
     #: Sent as the User-Agent: what the apiserver's audit log names the caller.
     user_agent = "asynctask"
@@ -126,7 +134,12 @@ class ApiClient:
         self.cfg = cfg
         self.host = str(cfg.host).rstrip("/")
         self._ssl = ssl_context(cfg) if self.host.startswith("https") else None
-        self._limits = {"calls": connections, "watches": watches, "lease": self.LEASE_CONNECTIONS}
+        self._limits = {
+            "calls": connections,
+            "watches": watches,
+            "lease": self.LEASE_CONNECTIONS,
+            "schedules": self.SCHEDULE_CONNECTIONS,
+        }
         self._sessions: dict[str, aiohttp.ClientSession] = {}
         self._slots: dict[str, asyncio.Semaphore] = {}  # a pool's free connections
 
@@ -176,10 +189,10 @@ class ApiClient:
         seconds: float = 30,
         pool: str = "calls",
     ) -> dict[str, Any]:
-        """One call on a connection of ``pool`` (``calls`` or ``lease``), which it waits
-        for first; ``seconds`` bound the call from then on. Raises :class:`ApiError` on a
-        non-2xx answer, and what aiohttp raises (:data:`CONNECTION_ERRORS`) when none
-        came."""
+        """One call on a connection of ``pool`` (``calls``, ``lease``, ``schedules``),
+        which it waits for first; ``seconds`` bound the call from then on. Raises
+        :class:`ApiError` on a non-2xx answer, and what aiohttp raises
+        (:data:`CONNECTION_ERRORS`) when none came."""
         data = None if body is None else json.dumps(body).encode()
         session = self._session(pool)
         async with (

@@ -2,8 +2,10 @@
 
 A slot's task is created by name, so a second create of the same slot (a restart, a new
 leader) is answered 409 AlreadyExists: told as :class:`errors.AlreadyExists`, the proof that
-the slot already ran. A schedule's status is replaced in one JSON patch that tests the uid
-(the schedule deleted and created again under its name never gets the old one's status).
+the slot already ran. The creates have connections of their own (``pool="schedules"``):
+a slot's task is not created late behind the tasks' status writes. A schedule's status is
+replaced in one JSON patch that tests the uid (the schedule deleted and created again under
+its name never gets the old one's status).
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ class ScheduleCalls:
 
     async def create_task(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         try:
-            return await self._client.call("POST", tasks_path(namespace), body=body)
+            return await self._client.call(
+                "POST", tasks_path(namespace), body=body, pool="schedules"
+            )
         except ApiError as exc:
             if exc.status == 409:
                 raise AlreadyExists(str(body["metadata"].get("name"))) from exc

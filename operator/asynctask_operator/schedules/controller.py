@@ -16,9 +16,13 @@ Fed by :mod:`schedules.watch` (the schedules, and the tasks labelled
    history limits: two writes per run besides the create (plus one per cancelled task
    under Replace).
 
-Firing runs in tasks of their own (at most :data:`PARALLEL` at once, one at a time per
-schedule), so 1,000 schedules due in the same second do not queue behind each other's API
-calls. An apiserver that cannot be reached retries the slot after :data:`RETRY_SECONDS`.
+Firing runs in tasks of their own (one at a time per schedule), so 1,000 schedules due in
+the same second do not queue behind each other's API calls: at most :data:`PARALLEL` create
+their slot's task at once, and a fire gives its place up once its task is created; the
+status writes and history deletes that follow (step 4) wait for one of :data:`BOOKKEEPING`
+places of their own. So the creates of a second's many due slots never queue behind the
+bookkeeping of the first ones (the lag a slot's task is created with). An apiserver that
+cannot be reached retries the slot after :data:`RETRY_SECONDS`.
 """
 
 from __future__ import annotations
@@ -54,7 +58,12 @@ from asynctask_worker.messages import TaskRef
 log = logging.getLogger("asynctask.operator.schedules")
 
 Key = tuple[str, str]  # (namespace, schedule name)
-PARALLEL = 32
+#: Fires creating their slot's task at once: twice the creates' connections
+#: (``ApiClient.SCHEDULE_CONNECTIONS``), so that one is ready as soon as one is free.
+PARALLEL = 64
+#: Status writes and history deletes of fired schedules at once (the creates have priority:
+#: a schedule's next slot waits for its bookkeeping, so this must keep up with the fires).
+BOOKKEEPING = 8
 RETRY_SECONDS = 2.0
 READY = (True, "Scheduled", "slots are served")
 #: At most one Missed Event a schedule in this many seconds (the count is in the status):
@@ -96,6 +105,7 @@ class ScheduleController:
         self._busy: set[Key] = set()
         self._firing = Background()
         self._slots = asyncio.Semaphore(PARALLEL)
+        self._books = asyncio.Semaphore(BOOKKEEPING)
         metrics.schedules.set_function(lambda: float(len(self._entries)))
 
     def __len__(self) -> int:
@@ -202,8 +212,16 @@ class ScheduleController:
 
     async def _fire_guarded(self, key: Key) -> None:
         retry: float | None = None
+        creating = True
+
+        def created() -> None:  # the slot's task is created: give the place up
+            nonlocal creating
+            if creating:
+                creating = False
+                self._slots.release()
+
         try:
-            await self.fire(key)
+            await self.fire(key, created)
         except Unavailable as exc:
             log.info("schedule %s/%s: apiserver unavailable (%s), again soon", *key, exc)
             retry = RETRY_SECONDS
@@ -212,7 +230,7 @@ class ScheduleController:
             retry = 5.0
         finally:
             self._busy.discard(key)
-            self._slots.release()
+            created()
         if key in self._entries:
             if retry is not None:
                 self._set(key, self._clock() + retry)
@@ -221,17 +239,21 @@ class ScheduleController:
 
     # a slot ----------------------------------------------------------------------------
 
-    async def fire(self, key: Key) -> None:
-        """Act on what is due for one schedule (see the module's docstring)."""
+    async def fire(self, key: Key, created: Callable[[], None] = lambda: None) -> None:
+        """Act on what is due for one schedule (see the module's docstring); ``created``
+        is called once the slot's task is created (or none is due), before the
+        bookkeeping."""
         entry = self._entries.get(key)
         if entry is None:
             return
         now = self._now()
         schedule, table = entry.schedule, entry.table
         if table is None or schedule.spec.suspend:
+            created()
             entry.handled = max(entry.handled, now)
             if entry.dirty:
-                await self._write(entry, None, now)
+                async with self._books:
+                    await self._write(entry, None, now)
             return
         runs = self._runs.get(key, {})
         ran = frozenset(r.slot for r in runs.values() if r.slot is not None)
@@ -242,13 +264,15 @@ class ScheduleController:
             await self._run(entry, plan.run)
         elif plan.run is not None:
             entry.tally.last_schedule = plan.run  # ran before (a cut-short status write)
+        created()
         latest = table.latest_at_or_before(now)
         if latest is not None and latest > entry.handled:
             entry.handled = latest
             entry.dirty = True
         if entry.dirty:
-            await self._write(entry, plan.next, now)
-            await self._prune(entry)
+            async with self._books:
+                await self._write(entry, plan.next, now)
+                await self._prune(entry)
 
     async def _run(self, entry: Entry, slot: datetime) -> None:
         schedule = entry.schedule

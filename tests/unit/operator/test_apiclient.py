@@ -1,7 +1,7 @@
 """The operator's apiserver client, against a local HTTP server: it keeps no cookies (the
 apiserver sets none; a cookie jar only cost CPU on every call), a call's time bound counts
 from when it has a connection (not while it waits its turn for one), and the Lease's calls
-never wait behind other calls."""
+and the schedules' creates never wait behind other calls."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ from aiohttp import web
 from kubernetes import client as k8s_client
 
 from asynctask_operator.apiserver.apiclient import ApiClient
+from asynctask_operator.apiserver.resource import tasks_path
+from asynctask_operator.apiserver.schedule_calls import ScheduleCalls
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -105,6 +107,32 @@ async def test_the_lease_has_connections_of_its_own(
         await asyncio.sleep(0.1)  # the calls' one connection is taken, two calls wait
         lease = await asyncio.wait_for(api.call("GET", "/lease", pool="lease"), 10)
         assert lease == {"path": "/lease"} and not busy.done()
+        release.set()
+        assert len(await busy) == 3
+    finally:
+        release.set()
+        await api.close()
+
+
+async def test_a_schedules_create_has_connections_of_its_own(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """A slot's task is created while the calls' pool is full of task writes (before, the
+    creates of 200 due schedules waited 0.5 s p50 for one of its 16 connections)."""
+    release = asyncio.Event()
+
+    async def handler(request: web.Request) -> web.Response:
+        if request.path == "/busy":
+            await release.wait()
+        return web.json_response({"path": request.path, "method": request.method}, status=201)
+
+    api = ApiClient(k8s_client.Configuration(host=await serve(handler)), connections=1)
+    try:
+        busy = asyncio.gather(*(api.call("GET", "/busy") for _ in range(3)))
+        await asyncio.sleep(0.1)  # the calls' one connection is taken, two calls wait
+        body = {"metadata": {"name": "every-1796500000"}}
+        created = await asyncio.wait_for(ScheduleCalls(api).create_task("ns", body), 10)
+        assert created == {"path": tasks_path("ns"), "method": "POST"} and not busy.done()
         release.set()
         assert len(await busy) == 3
     finally:

@@ -4,6 +4,7 @@ how many writes a run costs."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,7 @@ from asynctask_operator.errors import AlreadyExists
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.schedules.controller import ScheduleController
 from asynctask_worker.messages import TaskRef
+from tests.unit.operator.test_tracking import until
 
 T0 = datetime(2026, 12, 5, 12, 0, 0, tzinfo=UTC).timestamp()
 KEY = ("ns", "every")
@@ -234,3 +236,39 @@ async def test_an_edit_of_the_timing_counts_slots_from_the_edit_not_as_missed() 
     assert api.statuses[-1]["missedCount"] == 0
     assert api.statuses[-1]["nextScheduleTime"] == "2026-12-05T12:02:00Z"  # anchored: 120 s
     assert api.statuses[-1]["observedGeneration"] == 2
+
+
+async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -> None:
+    """40 schedules due at once while status writes do not return: every slot's task is
+    created all the same. Before, a fire held its place (one of PARALLEL, then 32) through its
+    status write and history delete, so the creates of a second's due slots queued behind
+    the first ones' bookkeeping (slot → created lag p99 4.5 s with 200 schedules every
+    10 s, bench/README.md)."""
+    api, clock = FakeApi(), Clock()
+    controller = ScheduleController(api, Events(), OperatorMetrics(), clock=clock)
+    release = asyncio.Event()
+    write = api.write_schedule_status
+
+    async def stuck(namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
+        await release.wait()
+        await write(namespace, name, uid, status)
+
+    api.write_schedule_status = stuck  # type: ignore[method-assign]
+    for i in range(40):
+        controller.schedule_seen({
+            "metadata": {"namespace": "ns", "name": f"s{i}", "uid": f"u{i}", "generation": 1,
+                         "creationTimestamp": "2026-12-05T12:00:00Z"},
+            "spec": {"template": {"spec": {"queue": "q"}}, "intervalSeconds": 10},
+        })  # fmt: skip
+    clock.now = T0 + 10.5  # every schedule's first slot is due
+    controller.synced.set()
+    running = asyncio.create_task(controller.run())
+    try:
+        await until(lambda: sum(1 for c in api.calls if c[0] == "create") == 40, within=10)
+        assert not api.statuses  # no status write returned meanwhile
+        release.set()
+        await until(lambda: len(api.statuses) == 40, within=10)
+    finally:
+        release.set()
+        running.cancel()
+        controller.stop()
