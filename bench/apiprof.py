@@ -46,14 +46,9 @@ CRD = REPO / "deploy/crds/asynctask.dev_asynctasks.yaml"
 KINDS = ("create", "json", "merge", "json-nocel", "json-small", "json-atomic")
 
 
-async def merge_status(api: KubeApi, namespace: str, name: str, status: dict[str, Any]) -> None:
-    url = f"{api._tasks_url(namespace, name, 'status')}"
-    await api._send("PATCH", url, {"status": status}, "application/merge-patch+json")
-
-
 def writer(kind: str) -> Callable[[KubeApi, str, str, str, dict[str, Any]], Awaitable[Any]]:
     if kind == "merge":
-        return lambda api, ns, name, uid, status: merge_status(api, ns, name, status)
+        return lambda api, ns, name, uid, status: api.merge_status(ns, name, status)
     if kind == "json-small":
 
         async def small(api: KubeApi, ns: str, name: str, uid: str, status: dict[str, Any]) -> Any:
@@ -90,7 +85,7 @@ async def run(
         await asyncio.gather(*(one(i) for i in range(tasks)))
         took = time.monotonic() - start
         used = meter.stop()
-        sample = await api._send("GET", api._tasks_url(namespace, "t-000000"))
+        sample = await api.get_task(namespace, "t-000000")
         await api.delete_all(namespace)
     ms = sum(used.values()) * 1000 / tasks
     print(
