@@ -14,7 +14,10 @@ Kinds (each in a namespace of its own, --tasks objects, --writes status writes e
 * ``json-small``: the JSON patch with a status of phase and observedGeneration only (what
   the object's size costs);
 * ``json-atomic``: the JSON patch with ``status`` marked ``x-kubernetes-map-type: atomic`` in
-  the CRD (managedFields then own ``f:status`` whole, not every field under it).
+  the CRD (managedFields then own ``f:status`` whole, not every field under it; the CRD
+  has it since round 6, so with it ``json`` is the same);
+* ``json-perfield``: the JSON patch with that mark removed (the CRD before round 6:
+  managedFields list every field under ``status``).
 
     PYTHONPATH=hack:bench .venv/bin/python bench/apiprof.py --tasks 500 --profile json
 """
@@ -43,7 +46,7 @@ from stack import load
 from testbed.controlplane import PROFILING_ENV, REPO, ControlPlane
 
 CRD = REPO / "deploy/crds/asynctask.dev_asynctasks.yaml"
-KINDS = ("create", "json", "merge", "json-nocel", "json-small", "json-atomic")
+KINDS = ("create", "json", "merge", "json-nocel", "json-small", "json-atomic", "json-perfield")
 
 
 def writer(kind: str) -> Callable[[KubeApi, str, str, str, dict[str, Any]], Awaitable[Any]]:
@@ -101,8 +104,9 @@ async def run(
 
 def crd_variant(manifest: Path, kind: str) -> Path | None:
     """The CRD a kind runs with, if not the given one: ``json-nocel`` without any
-    ``x-kubernetes-validations``; ``json-atomic`` with ``status`` atomic."""
-    if kind not in ("json-nocel", "json-atomic"):
+    ``x-kubernetes-validations``; ``json-atomic`` with ``status`` atomic, ``json-perfield``
+    without that."""
+    if kind not in ("json-nocel", "json-atomic", "json-perfield"):
         return None
     crd = yaml.safe_load(manifest.read_text())
 
@@ -115,11 +119,12 @@ def crd_variant(manifest: Path, kind: str) -> Path | None:
 
     if kind == "json-nocel":
         crd = strip(crd)
-    else:
-        for version in crd["spec"]["versions"]:
-            version["schema"]["openAPIV3Schema"]["properties"]["status"][
-                "x-kubernetes-map-type"
-            ] = "atomic"
+    for version in crd["spec"]["versions"]:
+        status = version["schema"]["openAPIV3Schema"]["properties"]["status"]
+        if kind == "json-atomic":
+            status["x-kubernetes-map-type"] = "atomic"
+        elif kind == "json-perfield":
+            status.pop("x-kubernetes-map-type", None)
     out = Path(tempfile.mkdtemp(prefix="apiprof-")) / f"crd-{kind}.json"
     out.write_text(json.dumps(crd))
     return out
