@@ -30,7 +30,6 @@ import json
 import os
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -102,7 +101,7 @@ async def run(
     return ms
 
 
-def crd_variant(manifest: Path, kind: str) -> Path | None:
+def crd_variant(manifest: Path, kind: str, folder: Path) -> Path | None:
     """The CRD a kind runs with, if not the given one: ``json-nocel`` without any
     ``x-kubernetes-validations``; ``json-atomic`` with ``status`` atomic, ``json-perfield``
     without that."""
@@ -125,7 +124,7 @@ def crd_variant(manifest: Path, kind: str) -> Path | None:
             status["x-kubernetes-map-type"] = "atomic"
         elif kind == "json-perfield":
             status.pop("x-kubernetes-map-type", None)
-    out = Path(tempfile.mkdtemp(prefix="apiprof-")) / f"crd-{kind}.json"
+    out = folder / f"crd-{kind}.json"
     out.write_text(json.dumps(crd))
     return out
 
@@ -166,7 +165,7 @@ def main() -> int:
     parser.add_argument("--profile", default="", help="kinds to profile, a,b")
     parser.add_argument("--profile-seconds", type=int, default=15)
     parser.add_argument("--rounds", type=int, default=1, help="the kinds again, in order")
-    parser.add_argument("--out", type=Path, default=Path("apiprof-out"))
+    parser.add_argument("--out", type=Path, default=Path("apiprof-out"), help="profiles, CRDs")
     parser.add_argument("--crd", type=Path, default=CRD)
     args = parser.parse_args()
     if args.profile:
@@ -177,7 +176,7 @@ def main() -> int:
         results: dict[str, list[float]] = {}
         for round_ in range(args.rounds):
             for kind in args.kinds.split(","):
-                variant = crd_variant(args.crd, kind)
+                variant = crd_variant(args.crd, kind, args.out)
                 if variant is not None:
                     cp.install_crd(variant)
                 thread = None
