@@ -99,6 +99,20 @@ class KubeApi:
             "application/json-patch+json",
         )
 
+    async def merge_status(
+        self, namespace: str, name: str, status: dict[str, Any]
+    ) -> dict[str, Any]:
+        """The same status as a merge patch (``apiprof.py`` compares the two)."""
+        return await self._send(
+            "PATCH",
+            self._tasks_url(namespace, name, "status"),
+            {"status": status},
+            "application/merge-patch+json",
+        )
+
+    async def get_task(self, namespace: str, name: str) -> dict[str, Any]:
+        return await self._send("GET", self._tasks_url(namespace, name))
+
     async def count_phases(self, namespace: str) -> dict[str, int]:
         """Tasks by phase (one LIST; "" for no phase yet)."""
         body = await self._send("GET", self._tasks_url(namespace))

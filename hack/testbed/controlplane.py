@@ -39,6 +39,16 @@ rules:
 """
 
 
+#: Opt-in for benchmarks only: serve ``/debug/pprof`` (the admin may read it). Off by
+#: default: the test bed runs as a production apiserver is configured.
+PROFILING_ENV = "ASYNCTASK_TESTBED_APISERVER_PROFILING"
+
+
+def profiling_enabled() -> bool:
+    """Whether the apiserver serves ``/debug/pprof`` (the variable set to ``1``)."""
+    return os.environ.get(PROFILING_ENV, "") == "1"
+
+
 def build_binaries() -> Path:
     """Build (or reuse from cache) the pinned binaries; returns their directory."""
     proc = subprocess.run(
@@ -266,7 +276,7 @@ class ControlPlane(Service):
             "--kubelet-preferred-address-types",
             "InternalIP,Hostname",
             "--enable-priority-and-fairness=true",
-            "--profiling=false",
+            f"--profiling={str(profiling_enabled()).lower()}",
             "--v=1",
             "--audit-policy-file",
             str(work / "audit-policy.yaml"),
@@ -418,6 +428,15 @@ class ControlPlane(Service):
                 }
             )
         return out
+
+    def cpu_profile(self, seconds: int) -> bytes:
+        """The apiserver's CPU profile over the next ``seconds`` (pprof's protobuf, gzip),
+        read with the admin's credentials; needs :data:`PROFILING_ENV` set at start."""
+        if not profiling_enabled():
+            raise RuntimeError(f"start the control plane with {PROFILING_ENV}=1 to profile it")
+        url = f"{self.server}/debug/pprof/profile?seconds={seconds}"
+        with urllib.request.urlopen(url, timeout=seconds + 60, context=self._admin_tls) as resp:
+            return bytes(resp.read())
 
     def logs(self) -> dict[str, Path]:
         return {name: logfile for name, _, logfile in self._procs}
