@@ -43,6 +43,7 @@ from asynctask_operator.ports import (
 )
 from asynctask_operator.queue_watch import QueueWatch
 from asynctask_operator.queues.gate import QueueGate
+from asynctask_operator.record_hold import RecordHold
 from asynctask_operator.scaling import Autoscaler
 from asynctask_operator.schedules.controller import ScheduleController
 from asynctask_operator.schedules.watch import ScheduleWatch
@@ -118,6 +119,7 @@ class TaskLogic:
             metrics,
             [metrics, webhooks, events, timers, gate],
             progress_interval_seconds=lifecycle.progress_patch_interval_seconds,
+            hold=RecordHold(lifecycle.publish_fold_seconds, lifecycle.publish_fold_max_seconds),
         )
         archiver = None if archive is None else _archiver(config, archive, api, metrics, timers)
         payloads = PayloadObjects(config.payloads, store, metrics, keep_results=archive is not None)

@@ -159,6 +159,17 @@ class LifecycleConfig(BaseSettings):
         "Pending folded into the end (0: write Pending at once). An operator killed "
         "meanwhile publishes the task again when it restarts (the same message id).",
     )
+    publish_fold_max_seconds: float = Field(
+        10.0,
+        ge=0,
+        le=60,
+        description="How long a new task's Pending write may wait for the task's end when "
+        "the apiserver is busy (status writes waiting for it when the publish fold "
+        "window ends): the wait is extended a window at a time up to this long after the "
+        "publish, so that a burst's tasks, ending seconds after their publish, are "
+        "written once. At most publish_fold_seconds (e.g. 0): never extended. It bounds "
+        "how many tasks a killed operator publishes again when it restarts.",
+    )
     submit_retry_seconds: float = Field(
         5.0,
         gt=0,

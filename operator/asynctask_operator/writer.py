@@ -23,10 +23,14 @@ from asynctask_operator.limits import REJECTION_CHARS
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.observers import StatusObserver, Written
 from asynctask_operator.ports import TaskApi
+from asynctask_operator.record_hold import RecordHold
 from asynctask_operator.tasks import TaskState, TaskTable
 from asynctask_worker.messages import Phase, StatusMessage, utcnow
 
 log = logging.getLogger("asynctask.operator")
+
+#: Held records written at once at a graceful stop (the API client has 64 connections).
+RECORDERS = 32
 
 
 def _terminal(status: dict[str, Any]) -> bool:
@@ -43,8 +47,11 @@ class StatusWriter:
         observers: Sequence[StatusObserver],
         *,
         progress_interval_seconds: float,
+        hold: RecordHold | None = None,
     ) -> None:
         self._api = api
+        self._hold = hold  # how long a held record may wait under load (None: its window)
+        self._in_flight = 0  # status writes sent or waiting for a connection
         self._table = table
         self._metrics = metrics
         self._observers = list(observers)
@@ -71,6 +78,7 @@ class StatusWriter:
         folded = task.recorded is not None  # a held record rides along with this write
         if task.webhook_outcome is not None and task.webhook_outcome != status.get("webhook"):
             status = {**status, "webhook": dict(task.webhook_outcome)}
+        self._in_flight += 1
         try:
             await self._api.replace_status(task.namespace, task.name, task.uid, status)
         except Gone:
@@ -81,6 +89,8 @@ class StatusWriter:
         except Rejected as exc:
             self._metrics.writes.labels("rejected").inc()
             status = await self._write_rejection(task, exc)
+        finally:
+            self._in_flight -= 1
         task.status = status
         task.last_write = time.monotonic()
         task.webhook_outcome = None
@@ -102,17 +112,27 @@ class StatusWriter:
         published) in memory for up to ``seconds`` instead of writing it now: a task that
         ends sooner is written once, its end carrying the record. Every other write of the
         task writes the record first (:meth:`write`), and so does a timer at the end of the
-        window, so a task that takes longer shows Pending as ever. Until then the object
+        window, so a task that takes longer shows Pending as ever; when the window ends
+        while the writer is busy, the record waits longer (:mod:`record_hold`, up to
+        ``publish_fold_max_seconds`` after the publish). Until then the object
         has no phase: an operator killed meanwhile publishes the task again when it starts
         (the same message id, so at-least-once, deduplicated where a worker can); the
         caller holds the task's lock."""
         task.recorded = task.status
         task.status = status
-        task.record_at = time.monotonic() + seconds
-        asyncio.get_running_loop().call_later(seconds, self._record_due, task)
+        now = time.monotonic()
+        task.record_at = now + seconds
+        asyncio.get_running_loop().call_later(seconds, self._record_due, task, now)
 
-    def _record_due(self, task: TaskState) -> None:
-        if task.recorded is not None and self._table.holds(task):
+    def _record_due(self, task: TaskState, since: float) -> None:
+        if task.recorded is None or not self._table.holds(task):
+            return
+        now = time.monotonic()
+        more = 0.0 if self._hold is None else self._hold.extension(now - since, self._in_flight)
+        if more > 0:  # the apiserver is busy: the task's end may yet carry the record
+            task.record_at = now + more
+            asyncio.get_running_loop().call_later(more, self._record_due, task, since)
+        else:
             self._flushes.spawn(self._record_now(task), name=f"record-{task.uid}")
 
     async def _record_now(self, task: TaskState) -> None:
@@ -129,9 +149,14 @@ class StatusWriter:
         """Write every held record (a graceful stop: a restart then publishes nothing
         again); how many were written."""
         held = [task for task in self._table if task.recorded is not None]
-        for task in held:
-            async with task.lock:
+        slots = asyncio.Semaphore(RECORDERS)
+
+        async def record(task: TaskState) -> None:
+            async with slots, task.lock:
                 await self.record(task)
+
+        # several at once: under load up to publish_fold_max_seconds of publishes are held
+        await asyncio.gather(*(record(task) for task in held))
         return len(held)
 
     async def record_all_within(self, within: float = 10.0) -> None:

@@ -28,6 +28,7 @@ VARIABLES = {
     "ASYNCTASK_SUBMIT_RETRY_SECONDS",
     "ASYNCTASK_FOLD_WINDOW_SECONDS",
     "ASYNCTASK_PUBLISH_FOLD_SECONDS",
+    "ASYNCTASK_PUBLISH_FOLD_MAX_SECONDS",
     "ASYNCTASK_QUEUE_STATUS",
     "ASYNCTASK_METRICS_PORT",
     "ASYNCTASK_METRICS_ADDRESS",
@@ -140,3 +141,15 @@ def test_the_resource_constants_are_still_importable_from_settings() -> None:
         "asynctasks",
         "AsyncTask",
     )
+
+
+def test_the_publish_fold_extends_to_ten_seconds_at_most_a_minute(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert Config().lifecycle.publish_fold_max_seconds == 10.0
+    monkeypatch.setenv("ASYNCTASK_PUBLISH_FOLD_MAX_SECONDS", "0")  # never extended
+    assert Config().lifecycle.publish_fold_max_seconds == 0.0
+    for bad in ("-1", "61", "soon"):
+        monkeypatch.setenv("ASYNCTASK_PUBLISH_FOLD_MAX_SECONDS", bad)
+        with pytest.raises(ValidationError, match="publish_fold_max_seconds"):
+            Config()

@@ -42,11 +42,13 @@ class Harness:
         events: str = "failures",
         fold: float = 0.0,
         *,
+        fold_max: float = 10.0,
         payloads: PayloadConfig | None = None,
         store: PayloadStore | None = None,
     ) -> None:
         """``fold``: ASYNCTASK_PUBLISH_FOLD_SECONDS (0 here: each write made at once, as
-        most tests count them; test_fold.py holds the publish's record); ``payloads`` and
+        most tests count them; test_fold.py holds the publish's record), ``fold_max`` its
+        longest extension under load (test_record_hold.py); ``payloads`` and
         ``store``: large payloads on (tests/unit/operator/payloads/)."""
         self.journal: list[str] = []
         self.api = FakeApi(self.journal)
@@ -59,6 +61,7 @@ class Harness:
                     "progress_patch_interval_seconds": progress_interval,
                     "events": events,
                     "publish_fold_seconds": fold,
+                    "publish_fold_max_seconds": fold_max,
                 }
             ),
             payloads=payloads or PayloadConfig.model_construct(),
