@@ -53,11 +53,14 @@ class Busy:
         self.h = Harness(fold=fold, fold_max=fold_max)
         self._open = asyncio.Event()
         self._stalls: list[asyncio.Task[None]] = []
+        self.stalled = 0  # writes waiting for their answer now
         write = self.h.api.replace_status
 
         async def stalled(ns: str, name: str, uid: str, status: dict[str, Any]) -> dict[str, Any]:
             if name.startswith("busy-"):
+                self.stalled += 1
                 await self._open.wait()
+                self.stalled -= 1
             return await write(ns, name, uid, status)
 
         self.h.api.replace_status = stalled  # type: ignore[method-assign, assignment]
@@ -142,3 +145,18 @@ async def test_a_graceful_stop_writes_records_held_under_load(busy: Busy) -> Non
     await asyncio.sleep(0.3)
     assert await h.logic.writer.record_all() == 1
     assert busy.t1_phases() == ["Pending"]
+
+
+async def test_a_graceful_stop_writes_the_held_records_side_by_side() -> None:
+    """Under load up to publish_fold_max_seconds of publishes are held: a stop writes them
+    several at a time, not one after the other's answer."""
+    b = Busy(fold=5.0, fold_max=5.0)
+    h = b.h
+    for i in range(3):
+        await h.tracker.observe(h.create(f"busy-{i}"))  # held: their writes will stall
+    stopping = asyncio.create_task(h.logic.writer.record_all())
+    await until(lambda: b.stalled == 3)  # all three sent before any answer came
+    await b.release()
+    assert await stopping == 3
+    assert h.phases() == ["Pending"] * 3
+    await h.logic.webhooks.close()
