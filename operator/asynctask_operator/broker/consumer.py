@@ -87,7 +87,8 @@ class Broker(threading.Thread):
         self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[Delivery]
     ) -> None:
         """Hand every status delivery to ``inbox`` on ``loop``; then start the thread."""
-        self._on_delivery = lambda batch: loop.call_soon_threadsafe(_put_all, inbox, batch)
+        handoff = self._publishers.handoff(loop)
+        self._on_delivery = lambda batch: handoff.call(lambda: _put_all(inbox, batch))
         self._publishers.start()
         self.start()
 
