@@ -191,10 +191,18 @@ class Broker(threading.Thread):
             return
         acks = self._book.plan(self._to_ack)
         self._to_ack = []
+        frames = [(tag, False) for tag in acks.singles]
         if acks.up_to is not None:
-            self._consume.basic_ack(acks.up_to, multiple=True)
-        for tag in acks.singles:
-            self._consume.basic_ack(tag)
+            frames.append((acks.up_to, True))
+        if not frames:
+            return  # none of them open any more (an old channel's, or acked already)
+        # BlockingChannel.basic_ack writes its frame to the socket at once (a send, and a
+        # turn of pika's poller, each); the channel underneath only queues it. All but the
+        # last are queued there, and the last one's basic_ack sends them together.
+        *queued, (last, multiple) = frames
+        for tag, many in queued:
+            self._consume._impl.basic_ack(delivery_tag=tag, multiple=many)
+        self._consume.basic_ack(last, multiple=multiple)
 
     def _deliver(
         self, ch: BlockingChannel, method: Basic.Deliver, props: BasicProperties, body: bytes
