@@ -64,6 +64,9 @@ class StatusInbox:
         self.fold_window_seconds = fold_window_seconds
         self.payloads = payloads or PayloadObjects.off(metrics)
         self.lanes: Lanes[Delivery] = Lanes(self._handle, linger=self.linger)
+        # Status messages :meth:`linger` read, kept for :meth:`ingest_many` (each would
+        # else be parsed and validated two or three times), by (connection, tag).
+        self._read: dict[tuple[int, int], tuple[Delivery, StatusMessage | MalformedMessage]] = {}
 
     async def consume(self, inbox: asyncio.Queue[Delivery]) -> None:
         """Hand the broker's deliveries to their task's lane, in order, until cancelled.
@@ -106,14 +109,14 @@ class StatusInbox:
         window) and return once it is applied, or after :data:`FLUSH_SECONDS`."""
         await self.lanes.flush(uid, FLUSH_SECONDS)
 
-    @staticmethod
-    def _status(delivery: Delivery) -> StatusMessage | None:
+    def _status(self, delivery: Delivery) -> StatusMessage | None:
         if delivery.queue != topology.STATUS_QUEUE:
             return None
-        try:
-            return decode(StatusMessage, delivery.body)
-        except MalformedMessage:
-            return None
+        key = (delivery.connection_epoch, delivery.tag)
+        read = self._read.get(key)
+        if read is None or read[0] is not delivery:
+            read = self._read[key] = (delivery, _decode(delivery))
+        return read[1] if isinstance(read[1], StatusMessage) else None
 
     async def handle(self, delivery: Delivery) -> None:
         """Handle one delivery as its lane would (waiting out an unavailable apiserver)."""
@@ -149,9 +152,10 @@ class StatusInbox:
         then acked (after the write: a failed write means a redelivery)."""
         runs: list[tuple[TaskRef, list[tuple[Delivery, StatusMessage]]]] = []
         for delivery in deliveries:
-            try:
-                msg = decode(StatusMessage, delivery.body)
-            except MalformedMessage as exc:
+            read = self._read.pop((delivery.connection_epoch, delivery.tag), None)
+            msg_or_error = read[1] if read and read[0] is delivery else _decode(delivery)
+            if isinstance(msg_or_error, MalformedMessage):
+                exc = msg_or_error
                 log.warning(
                     "dead-lettering status message %s: %s (%s)",
                     delivery.message_id,
@@ -161,6 +165,7 @@ class StatusInbox:
                 self.metrics.messages.labels("malformed").inc()
                 self.broker.refuse(delivery, exc.reason, str(exc))
                 continue
+            msg = msg_or_error
             if runs and runs[-1][0].uid == msg.task.uid:
                 runs[-1][1].append((delivery, msg))
             else:
@@ -293,6 +298,13 @@ class StatusInbox:
         if isinstance(ref, TaskRef):
             return await self.table.lookup(ref)
         return self.table.get(ref) if ref else None
+
+
+def _decode(delivery: Delivery) -> StatusMessage | MalformedMessage:
+    try:
+        return decode(StatusMessage, delivery.body)
+    except MalformedMessage as exc:
+        return exc
 
 
 def lane_key(delivery: Delivery) -> str:

@@ -262,3 +262,35 @@ async def test_a_broker_restart_is_told_once_and_a_publish_waits_for_it(
     ]
     assert loud == []
     print(f"\noutage told as: {warnings[0]!r}, then {back[0]!r}")
+
+
+async def test_acks_of_a_turn_go_together_and_spare_what_is_still_handled(
+    url: str, channel: pika.adapters.blocking_connection.BlockingChannel
+) -> None:
+    """Acks asked for together are sent as one ``multiple`` ack where they make a run from
+    the oldest open delivery: one still being handled, or one rejected, is never swept up.
+    Here every delivery but one is acked (out of order) and one is rejected: once the
+    operator's connection closes, exactly the unacked one is back in the queue."""
+    inbox: asyncio.Queue[Delivery] = asyncio.Queue()
+    broker = Broker(url)
+    broker.start_consuming(asyncio.get_running_loop(), inbox)
+    msgs = [StatusMessage(task=ref(), phase=Phase.PROCESSING, progress=i) for i in range(20)]
+    try:
+        for msg in msgs:
+            props = pika.BasicProperties(message_id=msg.message_id)
+            channel.basic_publish("", topology.STATUS_QUEUE, encode(msg), props)
+        got = [await asyncio.wait_for(inbox.get(), 20) for _ in msgs]
+        assert [decode(StatusMessage, d.body) for d in got] == msgs
+        for delivery in reversed(got[:5] + got[7:]):
+            broker.ack(delivery)
+        broker.reject(got[6])  # dead-lettered by RabbitMQ, not acked
+        # got[5] is still "being handled"
+    finally:
+        broker.stop()
+        broker.join(10)
+    left = channel.queue_declare(topology.STATUS_QUEUE, passive=True).method.message_count
+    assert left == 1
+    _, body = get(channel, topology.STATUS_QUEUE)
+    assert decode(StatusMessage, body) == msgs[5]
+    _, body = get(channel, topology.DEAD_LETTER_QUEUE)
+    assert decode(StatusMessage, body) == msgs[6]

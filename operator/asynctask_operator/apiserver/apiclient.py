@@ -78,6 +78,11 @@ def ssl_context(cfg: k8s_client.Configuration) -> ssl.SSLContext:
     return ctx
 
 
+#: The Accept of a call whose caller needs only the object's metadata back (e.g. a status
+#: write): the apiserver then encodes neither spec nor status into the answer, and the
+#: caller neither decrypts nor parses them (see :func:`kube.replace_status_of`).
+METADATA_ONLY = "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
+
 #: Answers that turn a request away before it is handled: it was not applied.
 TURNED_AWAY = (429, 503)
 #: Failures before the request reached the apiserver: it was not applied.
@@ -147,8 +152,10 @@ class ApiClient:
     def from_environment(cls) -> Self:
         return cls(load_configuration())
 
-    def _headers(self, content_type: str | None = None) -> dict[str, str]:
-        headers = {"Accept": "application/json", "User-Agent": self.user_agent}
+    def _headers(
+        self, content_type: str | None = None, accept: str = "application/json"
+    ) -> dict[str, str]:
+        headers = {"Accept": accept, "User-Agent": self.user_agent}
         token = self.cfg.get_api_key_with_prefix("BearerToken")
         if token:
             headers["Authorization"] = authorization(token)
@@ -188,9 +195,11 @@ class ApiClient:
         content_type: str = "application/json",
         seconds: float = 30,
         pool: str = "calls",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """One call on a connection of ``pool`` (``calls``, ``lease``, ``schedules``),
-        which it waits for first; ``seconds`` bound the call from then on. Raises
+        which it waits for first; ``seconds`` bound the call from then on; ``accept``: the
+        answer's media type (:data:`METADATA_ONLY`: the object's metadata only). Raises
         :class:`ApiError` on a non-2xx answer, and what aiohttp raises
         (:data:`CONNECTION_ERRORS`) when none came."""
         data = None if body is None else json.dumps(body).encode()
@@ -202,7 +211,7 @@ class ApiClient:
                 self.host + path,
                 data=data,
                 params=params,
-                headers=self._headers(content_type if data is not None else None),
+                headers=self._headers(content_type if data is not None else None, accept),
                 timeout=aiohttp.ClientTimeout(total=seconds),
             ) as resp,
         ):
@@ -225,6 +234,7 @@ class ApiClient:
         content_type: str = "application/json",
         seconds: float = 30,
         pool: str = "calls",
+        accept: str = "application/json",
     ) -> dict[str, Any]:
         """:meth:`request`, with an outage raised as :class:`errors.Unavailable` (see
         :func:`unavailable`); other answers raise :class:`ApiError`."""
@@ -237,6 +247,7 @@ class ApiClient:
                 content_type=content_type,
                 seconds=seconds,
                 pool=pool,
+                accept=accept,
             )
         except (ApiError, *CONNECTION_ERRORS) as exc:
             outage = unavailable(exc)

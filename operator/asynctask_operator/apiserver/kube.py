@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.apiclient import METADATA_ONLY, ApiClient, ApiError
 from asynctask_operator.apiserver.resource import queues_path, tasks_path
 from asynctask_operator.errors import Gone, Rejected
 from asynctask_operator.limits import API_ERROR_CHARS
@@ -40,14 +40,21 @@ async def replace_status_of(
     """Replace the status of the object at ``path`` (a task or a schedule) in one JSON patch
     that tests ``/metadata/uid``: :class:`errors.Gone` if the object is gone or is another
     one under the same name, :class:`errors.Rejected` if the apiserver refuses the status.
-    ``what`` names the object in the error (``namespace/name``)."""
+    ``what`` names the object in the error (``namespace/name``). Returns the object's
+    metadata only (a ``PartialObjectMetadata``): nobody reads the rest of the answer, and
+    the whole object (its status with the result, its spec with the request) would cost the
+    apiserver its encoding and this process its decryption and parsing, on every write."""
     body = [
         {"op": "test", "path": "/metadata/uid", "value": uid},
         {"op": "add", "path": "/status", "value": status},
     ]
     try:
         return await client.call(
-            "PATCH", path + "/status", body=body, content_type="application/json-patch+json"
+            "PATCH",
+            path + "/status",
+            body=body,
+            content_type="application/json-patch+json",
+            accept=METADATA_ONLY,
         )
     except ApiError as exc:
         if exc.status == 404 or (exc.status == 422 and "testing value" in exc.message):

@@ -12,7 +12,8 @@ import pytest
 from aiohttp import web
 from kubernetes import client as k8s_client
 
-from asynctask_operator.apiserver.apiclient import ApiClient
+from asynctask_operator.apiserver.apiclient import METADATA_ONLY, ApiClient
+from asynctask_operator.apiserver.kube import Kube
 from asynctask_operator.apiserver.resource import tasks_path
 from asynctask_operator.apiserver.schedule_calls import ScheduleCalls
 
@@ -138,3 +139,27 @@ async def test_a_schedules_create_has_connections_of_its_own(
     finally:
         release.set()
         await api.close()
+
+
+async def test_a_status_write_asks_for_the_objects_metadata_only(
+    serve: Callable[[Handler], Awaitable[str]],
+) -> None:
+    """Nobody reads the answer of a status write but its errors: the apiserver is asked
+    for the metadata alone, not the whole object (spec, status, result) encoded, sent,
+    decrypted and parsed on every write. Other calls still get whole objects."""
+    seen: list[tuple[str, str]] = []
+
+    async def handler(request: web.Request) -> web.Response:
+        seen.append((request.method, request.headers["Accept"]))
+        return web.json_response({"kind": "PartialObjectMetadata", "metadata": {"name": "t"}})
+
+    api = ApiClient(k8s_client.Configuration(host=await serve(handler)))
+    try:
+        kube = Kube(api)
+        answer = await kube.replace_status("ns", "t", "uid-1", {"phase": "Pending"})
+        assert answer["metadata"] == {"name": "t"}
+        await kube.get("ns", "t")
+    finally:
+        await api.close()
+    assert seen == [("PATCH", METADATA_ONLY), ("GET", "application/json")]
+    assert METADATA_ONLY == "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
