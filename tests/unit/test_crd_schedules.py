@@ -97,12 +97,3 @@ def test_the_cron_rule_takes_five_fields_or_a_macro() -> None:
         assert pattern.fullmatch(good), good
     for bad in ("* * * *", "* * * * * *", "@reboot", "@every 5s", "", "* * * * * ;"):
         assert not pattern.fullmatch(bad), bad
-
-
-def test_status_is_owned_whole() -> None:
-    """The schedule controller replaces the status whole (one JSON patch of ``/status`` a
-    run), so the apiserver tracks its ownership whole, as the task CRD's: an atomic map,
-    whose managedFields entry is ``f:status`` alone (``bench/apiprof.py`` kinds
-    ``schedule-perfield`` and ``schedule-atomic``: a status write about a third cheaper)."""
-    status = schema(SCHEDULE_CRD)["properties"]["status"]
-    assert status["x-kubernetes-map-type"] == "atomic"
