@@ -338,7 +338,7 @@ class Operator:
             loop.cancel()
         await self.logic.tracker.stop()
         self.watch.stop()
-        self.schedules.stop()
+        await self.schedules.stop()
         await self.logic.webhooks.close()
         if self.archive is not None:
             await self.archive.close()

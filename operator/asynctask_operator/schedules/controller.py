@@ -251,9 +251,7 @@ class ScheduleController:
         if table is None or schedule.spec.suspend:
             created()
             entry.handled = max(entry.handled, now)
-            if entry.dirty:
-                async with self._books:
-                    await self._write(entry, None, now)
+            await self._bookkeeping(entry, None, now, prune=False)
             return
         runs = self._runs.get(key, {})
         ran = frozenset(r.slot for r in runs.values() if r.slot is not None)
@@ -269,9 +267,18 @@ class ScheduleController:
         if latest is not None and latest > entry.handled:
             entry.handled = latest
             entry.dirty = True
-        if entry.dirty:
-            async with self._books:
-                await self._write(entry, plan.next, now)
+        await self._bookkeeping(entry, plan.next, now, prune=True)
+
+    async def _bookkeeping(
+        self, entry: Entry, next_slot: datetime | None, now: datetime, *, prune: bool
+    ) -> None:
+        """The status write a fire owes (if any) and, after a run, the history deletes: in
+        one of :data:`BOOKKEEPING` places (the creates of other fires go first)."""
+        if not entry.dirty:
+            return
+        async with self._books:
+            await self._write(entry, next_slot, now)
+            if prune:
                 await self._prune(entry)
 
     async def _run(self, entry: Entry, slot: datetime) -> None:
@@ -363,8 +370,11 @@ class ScheduleController:
     def _now(self) -> datetime:
         return datetime.fromtimestamp(self._clock(), UTC)
 
-    def stop(self) -> None:
-        self._firing.cancel()
+    async def stop(self) -> None:
+        """Cancel the fires under way and wait until they are done: none outlives the
+        operator's stop (a fire cut short is retried by the next leader: its task's name
+        makes a second create AlreadyExists)."""
+        await self._firing.stop()
 
 
 def _table(schedule: Schedule) -> tuple[Timetable | None, InvalidTimetable | None]:

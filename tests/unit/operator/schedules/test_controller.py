@@ -271,4 +271,32 @@ async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -
     finally:
         release.set()
         running.cancel()
-        controller.stop()
+        await controller.stop()
+
+
+async def test_stop_waits_until_the_fires_under_way_are_done() -> None:
+    """A fire waiting on the apiserver when the operator stops is cancelled and awaited: once
+    ``stop`` returns, no fire of this controller runs on (before, ``stop`` only requested
+    the cancel, and the fire went on after the operator's stop, against a closed client)."""
+    controller, api, _, clock = make(intervalSeconds=10)
+    await controller.fire(KEY)  # the first status write (Ready)
+    entered, ended = asyncio.Event(), asyncio.Event()
+
+    async def hanging(namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        entered.set()
+        try:
+            await asyncio.Event().wait()  # an apiserver that does not answer
+        finally:
+            ended.set()
+        raise AssertionError("never answered")
+
+    api.create_task = hanging  # type: ignore[method-assign]
+    clock.now = T0 + 10.5
+    controller.synced.set()
+    running = asyncio.create_task(controller.run())
+    try:
+        await asyncio.wait_for(entered.wait(), 10)
+    finally:
+        running.cancel()
+    await controller.stop()
+    assert ended.is_set(), "stop returned while a fire was still running"
