@@ -135,7 +135,7 @@ def apply(
         for key in ("nextAttempt", "nextAttemptTime"):
             new.pop(key, None)
         new["attempts"] = msg.attempt
-        new["startTime"] = precise_time(msg.at)
+        new["startTime"] = precise_time(msg.start_time)
         new["progress"] = 0
     if msg.worker:
         new["worker"] = msg.worker
@@ -280,8 +280,12 @@ def retrying(
     generation: int | None,
 ) -> dict[str, Any]:
     """Attempt ``msg.attempt`` ended in Error and a retry is left: back to Pending until
-    ``retry_at``; the error is kept as ``lastError``. Not a terminal phase."""
+    ``retry_at``; the error is kept as ``lastError``. Not a terminal phase. An attempt
+    whose start was never reported (it ended within the worker's start window) gets its
+    ``startTime`` here."""
     new = dict(status)
+    if msg.attempt > int(status.get("attempts") or 0):
+        new["startTime"] = precise_time(msg.start_time)
     new.update(
         phase=Phase.PENDING.value,
         attempts=max(msg.attempt, int(status.get("attempts") or 0)),

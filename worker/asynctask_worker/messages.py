@@ -131,6 +131,15 @@ class StatusMessage(_Message):
     error: ErrorInfo | None = None
     worker: Annotated[str | None, Field(max_length=253)] = None
     at: datetime = Field(default_factory=utcnow)
+    #: When the attempt's handler started, on a terminal message of an attempt whose
+    #: ``Processing`` was never sent (it ended within the worker's start window): the
+    #: operator records it as ``status.startTime``, as it would the ``Processing``'s ``at``.
+    started_at: datetime | None = None
+
+    @property
+    def start_time(self) -> datetime:
+        """When this message says its attempt started (if it is the attempt's first)."""
+        return self.started_at or self.at
 
     @property
     def message_id(self) -> str:
