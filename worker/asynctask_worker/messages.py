@@ -32,6 +32,12 @@ from asynctask_worker.payloads import PayloadGrant, PayloadRef
 SCHEMA_VERSION: Final = 1
 CONTENT_TYPE = "application/json"
 
+#: The longest a worker may hold an attempt's ``Processing`` after its handler started
+#: (its start window, ``ASYNCTASK_WORKER_START_REPORT_SECONDS``): an attempt that ends
+#: within it sends only its end, with ``started_at``. The operator waits longer than this
+#: for a worker's word before it records a published task cancelled before it started.
+MAX_START_REPORT_SECONDS: Final = 0.5
+
 
 class Phase(enum.StrEnum):
     """The life of a task. The last five are terminal: once written they never change.

@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final, Generic, TypeVar
 
-#: The longest start window a worker may use: the operator's wait before it records a
-#: cancellation "before a worker started it" (``CANCEL_START_WAIT_SECONDS``) is above it.
-MAX_START_REPORT_SECONDS: Final = 0.5
+from asynctask_worker.messages import MAX_START_REPORT_SECONDS
+
+__all__ = ["DEFAULT_START_REPORT_SECONDS", "MAX_START_REPORT_SECONDS", "StartReports"]
 
 #: The default window: most short tasks end within it; a longer one is seen as Processing
 #: 50 ms late.
