@@ -126,6 +126,22 @@ def classify(status: dict[str, Any], msg: StatusMessage, last_seq: int | None = 
     return Change.PROGRESS
 
 
+def implied_start(msg: StatusMessage) -> StatusMessage | None:
+    """The ``Processing`` a worker withheld (its start window, docs/protocol.md) from an
+    end that carries ``started_at``, as the worker would have sent it; None otherwise."""
+    if msg.started_at is None:
+        return None
+    return StatusMessage(
+        task=msg.task,
+        attempt=msg.attempt,
+        seq=msg.seq,
+        phase=Phase.PROCESSING,
+        message="Processing",
+        worker=msg.worker,
+        at=msg.started_at,
+    )
+
+
 def apply(
     status: dict[str, Any], msg: StatusMessage, now: datetime, generation: int | None
 ) -> dict[str, Any]:

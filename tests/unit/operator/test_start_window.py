@@ -93,3 +93,16 @@ async def test_a_cancel_of_a_task_never_published_ends_it_at_once(harness: Harne
     assert h.phases() == ["Pending"] and h.broker.tasks == []
     await h.tracker.observe(h.create(notBefore="2099-01-01T00:00:00Z", cancel=True))
     await until(lambda: h.phases() == ["Pending", "Cancelled"], within=5)
+
+
+async def test_a_task_with_a_webhook_still_gets_its_processing_event(harness: Harness) -> None:
+    """Webhooks get an event a phase: the start a worker withheld is written before the end
+    (and its event sent), as the Processing it stands for would have been."""
+    h = harness
+    await h.tracker.observe(h.create(webhook={"url": "http://kubernetes/h"}))
+    began = datetime.now(UTC) - timedelta(seconds=0.03)
+    await h.send(Phase.SUCCEEDED, result={"r": 1}, started_at=began, worker="w/1")
+    assert h.phases() == ["Pending", "Processing", "Succeeded"]
+    start, end = h.api.writes[1], h.api.writes[2]
+    assert st.parse_time(start["startTime"]) == began and start["worker"] == "w/1"
+    assert end["startTime"] == start["startTime"] and end["attempts"] == 1
