@@ -102,12 +102,15 @@ def test_metrics_endpoint_counts_tasks_by_outcome(
     assert samples[("asynctask_worker_tasks_in_flight", (q,))] == 0
 
 
+@pytest.mark.parametrize("steps", [0, 1], ids=["no-progress", "a-progress-report"])
 def test_a_task_that_ends_within_the_start_window_sends_only_its_end_with_its_start_time(
-    url: str, broker: BrokerClient, tmp_path: Path
+    url: str, broker: BrokerClient, tmp_path: Path, steps: int
 ) -> None:
-    # The longest window (0.5 s), so that a loaded machine cannot stretch a no-op past it.
+    # The longest window (0.5 s), so that a loaded machine cannot stretch a short task past
+    # it (one progress report is followed by 0.05 s of sleep: the progress is held with the
+    # start, and dropped with it when the end comes first).
     with running_worker(url, start_report_seconds=0.5):
-        ref = broker.publish_task("it-run", {"dir": str(tmp_path)})
+        ref = broker.publish_task("it-run", {"dir": str(tmp_path), "steps": steps})
         end = broker.terminal(ref)
     assert broker.statuses(ref) == [end] and end.seq == 0  # no Processing: one message
     assert end.phase is Phase.SUCCEEDED

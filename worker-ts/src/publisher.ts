@@ -96,8 +96,6 @@ export class StatusPublisher implements StatusSink {
       progress: percent,
       message,
     });
-    const start = this.streams.takeStart(msg); // a progress report implies the start
-    if (start !== null) void this.enqueue(start).catch(() => undefined);
     const now = this.streams.offerProgress(msg);
     if (now !== null) void this.enqueue(now).catch(() => undefined);
     this.scheduleFlush();

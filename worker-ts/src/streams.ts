@@ -8,7 +8,8 @@
  * An attempt's `Processing` is held for the start window (`ASYNCTASK_WORKER_START_REPORT_SECONDS`,
  * as the Python worker's `_runtime/starts.py`): an attempt that ends within it sends only its
  * end, which carries the start's time as `started_at`; one still running when the window
- * ends is reported then, with its real start time as `at`; a progress report sends it first.
+ * ends is reported then, with its real start time as `at`; progress reported within the
+ * window is held too, and goes after the start (or not at all if the attempt ends first).
  */
 
 import type { Clock } from "./bounded";
@@ -62,6 +63,10 @@ export class StatusStreams {
   offerProgress(msg: StatusMessage): StatusMessage | null {
     const stream = this.stream(msg);
     if (stream.done) return null;
+    if (stream.start !== null) {
+      stream.pending = msg; // after the held start, when its window ends
+      return null;
+    }
     const now = this.clock();
     if (stream.lastProgressAt === null || now - stream.lastProgressAt >= this.intervalMs) {
       stream.pending = null;
@@ -83,15 +88,6 @@ export class StatusStreams {
     stream.start = msg;
     stream.startDue = this.clock() + this.startWindowMs;
     return true;
-  }
-
-  /** The attempt's held start, no longer held: a progress report sends it first. */
-  takeStart(msg: StatusMessage): StatusMessage | null {
-    const stream = this.streams.get(keyOf(msg));
-    if (stream === undefined || stream.start === null) return null;
-    const start = stream.start;
-    stream.start = null;
-    return this.offerPhase(start);
   }
 
   /**
@@ -155,6 +151,7 @@ export class StatusStreams {
       if (stream.start !== null) {
         const wait = Math.max(0, stream.startDue - now);
         best = best === null ? wait : Math.min(best, wait);
+        continue; // its progress waits for it
       }
       if (stream.pending === null) continue;
       const wait = Math.max(0, (stream.lastProgressAt ?? now) + this.intervalMs - now);

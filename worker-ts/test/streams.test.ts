@@ -99,15 +99,27 @@ test("a start still held when its window ends is sent then, with its own time", 
   assert.equal(s.offerPhase(msg("Succeeded", 100)).started_at, undefined);
 });
 
-test("a progress report sends the held start first", () => {
+test("progress within the window is held with the start: after it, or never", () => {
   const c = clock();
   const s = new StatusStreams(500, c.now, 50);
   const start = msg("Processing");
   s.holdStart(start);
-  assert.deepEqual(s.takeStart(msg("Processing", 10)), start);
-  assert.equal(s.takeStart(msg("Processing", 20)), null); // taken once
-  c.advance(100);
-  assert.deepEqual(s.due(), []); // not again at the window's end
+  assert.equal(s.offerProgress(msg("Processing", 10)), null); // not before the start
+  assert.equal(s.nextDueInMs(), 50);
+  c.advance(50);
+  assert.deepEqual(s.due(), [start]); // the start first; the progress an interval later
+  c.advance(500);
+  assert.deepEqual(
+    s.due().map((m) => m.progress),
+    [10],
+  );
+  const ended = new StatusStreams(500, c.now, 50);
+  const second = msg("Processing", null, 2);
+  ended.holdStart(second);
+  ended.offerProgress(msg("Processing", 10, 2));
+  assert.equal(ended.offerPhase(msg("Succeeded", 100, 2)).started_at, second.at);
+  c.advance(1000);
+  assert.deepEqual(ended.due(), []); // neither the start nor the progress
 });
 
 test("a window of 0 holds no start; a forced flush sends a held one", () => {

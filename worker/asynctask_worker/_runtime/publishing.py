@@ -3,8 +3,8 @@
 Handler threads never touch pika. They hand messages to this thread and, for phase
 changes, wait for the broker's confirm before the task's delivery is acked. Progress is
 throttled here: at most one progress message per task per interval, the latest value wins.
-An attempt's ``Processing`` is held for the start window (:mod:`.starts`): an attempt that
-ends within it sends only its end, which carries the start's time.
+An attempt's ``Processing`` is held for the start window (:mod:`.starts`), and any progress
+with it: an attempt that ends within it sends only its end, which carries the start's time.
 """
 
 from __future__ import annotations
@@ -138,15 +138,13 @@ class StatusPublisher(threading.Thread):
         key = (msg.task.uid, msg.attempt)
         stream = self._streams.setdefault(key, _Stream())
         if msg.phase is Phase.PROCESSING and msg.progress is not None:
-            # A progress tick: coalesce, keep the newest; the held start goes out first.
+            # A progress tick: coalesce, keep the newest (held with a held start: both go
+            # when its window ends, the start first, or neither if the attempt ends first).
             if stream.done:
                 item.future.set_result(None)
                 return
-            start = self._starts.take(key)
             stream.pending = msg
             item.future.set_result(None)
-            if start is not None:
-                self._send(stream, key, start)
             return
         if msg.phase is Phase.PROCESSING and not stream.done and self._starts.hold(key, item):
             return  # sent when its window ends, unless the attempt ends first
@@ -178,10 +176,12 @@ class StatusPublisher(threading.Thread):
         for key, start in self._starts.due(force):
             self._send(self._streams.setdefault(key, _Stream()), key, start)
         now = time.monotonic()
-        for stream in list(self._streams.values()):
+        for key, stream in list(self._streams.items()):
             msg = stream.pending
             if msg is None or (not force and now - stream.last_progress_at < self._interval):
                 continue
+            if key in self._starts:
+                continue  # its start is held: it goes after the start, or not at all
             stream.pending = None
             stream.last_progress_at = now
             try:

@@ -10,8 +10,9 @@ nothing for them. The status publisher therefore holds an attempt's ``Processing
   message carries its time as ``started_at`` (so ``status.startTime`` stays right);
 * it is still running when the window ends: the ``Processing`` goes out then, with its
   ``at`` the handler's start (so ``spec.timeoutSeconds`` counts from the real start);
-* it reports progress first: the ``Processing`` goes out at once, before the progress
-  (a progress message implies the attempt started).
+* it reports progress within the window: the progress is held too, and goes out after the
+  ``Processing`` when the window ends (a progress message implies the attempt started), or
+  not at all if the attempt ends first (its end carries the final word, as ever).
 
 A window of 0 sends every ``Processing`` at once, as before. The window is bounded
 (:data:`MAX_START_REPORT_SECONDS`): the operator waits that long, plus a margin, for a
@@ -63,8 +64,8 @@ class StartReports(Generic[K, T]):
         return True
 
     def take(self, key: K) -> T | None:
-        """The attempt's held start, no longer held: for its end (which then carries the
-        start's time instead) or for a progress report (which sends it first)."""
+        """The attempt's held start, no longer held: for its end, which then carries the
+        start's time instead."""
         held = self._held.pop(key, None)
         return None if held is None else held.start
 
@@ -87,6 +88,9 @@ class StartReports(Generic[K, T]):
             return None
         first = next(iter(self._held.values()))  # held in order, one window for all
         return max(0.0, first.due - self._clock())
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._held
 
     def __len__(self) -> int:
         return len(self._held)
