@@ -146,6 +146,22 @@ class Stack:
                 return float(line.split()[1])
         return float("nan")
 
+    def operator_metric_sum(self, name: str, leave_out: str = "") -> float:
+        """A labelled series of the operator's metrics summed over its labels, leaving out
+        the lines that contain ``leave_out`` (NaN if it does not answer)."""
+        try:
+            with urllib.request.urlopen(
+                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
+            ) as resp:
+                text = resp.read().decode()
+        except OSError:
+            return float("nan")
+        return sum(
+            float(line.split()[-1])
+            for line in text.splitlines()
+            if line.startswith(name + "{") and not (leave_out and leave_out in line)
+        )
+
     def status_writes(self, namespace: str) -> collections.Counter[int]:
         """How many tasks got 1, 2, 3... status writes (the apiserver's audit log)."""
         per_task: collections.Counter[str] = collections.Counter()

@@ -201,6 +201,15 @@ def report_writes(stack: Stack, namespace: str, tasks: int) -> None:
         + ", ".join(f"{n} writes: {k} tasks" for n, k in sorted(dist.items()))
     )
     print("\n".join(Writes(stack.cp.audit_log, namespace).lines()))
+    # What the operator took off the status queue ("folded" counts writes saved, of
+    # messages counted "applied"); each task is one task message besides.
+    received = stack.operator_metric_sum(
+        "asynctask_operator_status_messages_total", 'result="folded"'
+    )
+    print(
+        f"  status messages per task (the operator's count): {received / tasks:.2f}, "
+        f"so {1 + received / tasks:.2f} messages a task with its task message"
+    )
 
 
 # fixed rate -------------------------------------------------------------------------------

@@ -207,6 +207,11 @@ class StatusInbox:
                 self.metrics.messages.labels("coalesced").inc()
                 continue
             self.metrics.messages.labels("applied").inc()
+            start = None if fold else st.implied_start(msg)
+            if start is not None and msg.attempt > int(current.get("attempts") or 0):
+                # webhooks: an event a phase, the worker's withheld Processing included
+                await self.writer.write(task, st.apply(current, start, utcnow(), task.generation))
+                current = task.status
             if self._retries(task, msg):
                 if staged is not None:
                     await self.writer.write(task, staged)

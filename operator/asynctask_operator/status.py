@@ -126,6 +126,22 @@ def classify(status: dict[str, Any], msg: StatusMessage, last_seq: int | None = 
     return Change.PROGRESS
 
 
+def implied_start(msg: StatusMessage) -> StatusMessage | None:
+    """The ``Processing`` a worker withheld (its start window, docs/protocol.md) from an
+    end that carries ``started_at``, as the worker would have sent it; None otherwise."""
+    if msg.started_at is None:
+        return None
+    return StatusMessage(
+        task=msg.task,
+        attempt=msg.attempt,
+        seq=msg.seq,
+        phase=Phase.PROCESSING,
+        message="Processing",
+        worker=msg.worker,
+        at=msg.started_at,
+    )
+
+
 def apply(
     status: dict[str, Any], msg: StatusMessage, now: datetime, generation: int | None
 ) -> dict[str, Any]:
@@ -135,7 +151,7 @@ def apply(
         for key in ("nextAttempt", "nextAttemptTime"):
             new.pop(key, None)
         new["attempts"] = msg.attempt
-        new["startTime"] = precise_time(msg.at)
+        new["startTime"] = precise_time(msg.start_time)
         new["progress"] = 0
     if msg.worker:
         new["worker"] = msg.worker
@@ -280,8 +296,12 @@ def retrying(
     generation: int | None,
 ) -> dict[str, Any]:
     """Attempt ``msg.attempt`` ended in Error and a retry is left: back to Pending until
-    ``retry_at``; the error is kept as ``lastError``. Not a terminal phase."""
+    ``retry_at``; the error is kept as ``lastError``. Not a terminal phase. An attempt
+    whose start was never reported (it ended within the worker's start window) gets its
+    ``startTime`` here."""
     new = dict(status)
+    if msg.attempt > int(status.get("attempts") or 0):
+        new["startTime"] = precise_time(msg.start_time)
     new.update(
         phase=Phase.PENDING.value,
         attempts=max(msg.attempt, int(status.get("attempts") or 0)),

@@ -30,6 +30,7 @@ from asynctask_operator.timers import Deadlines
 from asynctask_operator.writer import StatusWriter
 from asynctask_worker.messages import (
     MAX_REQUEST_DEPTH,
+    MAX_START_REPORT_SECONDS,
     Phase,
     TaskMessage,
     TaskRef,
@@ -41,6 +42,12 @@ log = logging.getLogger("asynctask.operator")
 
 #: How many deferred submissions run at once (each a publish and a status write).
 SUBMITTERS = 32
+
+#: How long a cancel of a published task that shows no start waits for a worker's word
+#: before it records the task cancelled before a worker started it: a worker may hold an
+#: attempt's start report for up to MAX_START_REPORT_SECONDS (docs/protocol.md), and the
+#: report then takes a moment to come. The cancel itself goes to the workers at once.
+CANCEL_START_WAIT_SECONDS = MAX_START_REPORT_SECONDS + 0.5
 
 
 class Tracker:
@@ -71,6 +78,7 @@ class Tracker:
         #: Applies what a task's status lane holds (``inbox.StatusInbox.flush``; set by
         #: the composition root): a cancel reads a start waiting there before it decides.
         self.flush_status: Callable[[str], Awaitable[None]] | None = None
+        self.cancel_start_wait = CANCEL_START_WAIT_SECONDS
         self._cancels = Background()
         self._submissions: asyncio.Queue[str] = asyncio.Queue()
         self._deferred: set[str] = set()  # uids waiting in _submissions
@@ -293,13 +301,15 @@ class Tracker:
         if not task.cancel_sent and (task.submitted or phase is not None):
             await stop_work(self.broker, task.ref, "cancel", reason)
         task.cancel_sent = True
-        held = task.recorded is not None and self.flush_status is not None
-        if held and (phase is None or phase is Phase.PENDING):
-            # Its publish's record is held (writer.hold_record), so the status lane may
-            # hold its start for the fold window: a worker may run it already. Decide
-            # once the lane's messages are applied (outside this task's lock).
-            self._cancels.spawn(self._cancel_held(task, reason, message))
-            return
+        if self.flush_status is not None and (phase is None or phase is Phase.PENDING):
+            published = task.submitted or bool(task.status.get("messageId"))
+            if published or task.recorded is not None:
+                # A worker may run it already: its start may wait in the status lane (the
+                # fold window), or at the worker (its start window). Decide once that
+                # would have come and the lane's messages are applied (outside the lock).
+                wait = self.cancel_start_wait if published else 0.0
+                self._cancels.spawn(self._cancel_held(task, reason, message, wait))
+                return
         await self._cancel_now(task, reason, message)
 
     async def stop(self) -> None:
@@ -308,7 +318,11 @@ class Tracker:
         when it lists the task, cancels it then."""
         await self._cancels.stop()
 
-    async def _cancel_held(self, task: TaskState, reason: str, message: str) -> None:
+    async def _cancel_held(
+        self, task: TaskState, reason: str, message: str, wait: float = 0.0
+    ) -> None:
+        if wait > 0:
+            await asyncio.sleep(wait)
         if self.flush_status is not None:
             await self.flush_status(task.uid)
         async with task.lock:

@@ -35,6 +35,7 @@ from tests.e2e.system import Process, operator_ready, running, system_env
 #: The cases of docs/protocol.md's table "What an implementation is judged on", by test.
 CASES = {
     "test_success": "success",
+    "test_a_short_task_sends_only_its_end": "start window",
     "test_business_failure_vs_crash": "business failure vs crash",
     "test_progress": "progress",
     "test_cooperative_cancel": "cooperative cancel",

@@ -18,7 +18,7 @@ from typing import Any
 import pika
 
 from asynctask_worker import topology
-from asynctask_worker.messages import TaskMessage, TaskRef, encode
+from asynctask_worker.messages import MAX_START_REPORT_SECONDS, TaskMessage, TaskRef, encode
 from testbed import RabbitMQ, wait_until
 from tests.e2e.system import REPO, Process
 
@@ -152,6 +152,10 @@ def task_headers(ref: TaskRef, attempt: int) -> dict[str, Any]:
     }
 
 
+#: The conformance workers' start window: the longest a worker may use.
+START_REPORT_SECONDS = MAX_START_REPORT_SECONDS
+
+
 class ConformanceWorker:
     """One conformance worker process of an SDK, serving ``queues`` of the suite's broker.
 
@@ -178,6 +182,9 @@ class ConformanceWorker:
             ASYNCTASK_WORKER_CANCEL_GRACE_SECONDS=str(cancel_grace),
             ASYNCTASK_WORKER_GRACE_PERIOD_SECONDS=str(grace_period),
             ASYNCTASK_WORKER_PAYLOAD_RETRY_SECONDS=str(PAYLOAD_RETRY_SECONDS),
+            # The longest start window (docs/protocol.md): every case runs with starts held,
+            # and a loaded machine cannot stretch a short task past it.
+            ASYNCTASK_WORKER_START_REPORT_SECONDS=str(START_REPORT_SECONDS),
         )
         self.wait_gone()  # a worker of these queues before this one has let go of them
         self.process = Process(f"{sdk}-worker", command(sdk), env, logdir, self.serving)

@@ -15,7 +15,12 @@ import pytest
 from asynctask_worker import topology
 from asynctask_worker.messages import TaskMessage, TaskRef, encode
 from testbed import ControlPlane, wait_until
-from tests.conformance.harness import Broker, ConformanceWorker, task_headers
+from tests.conformance.harness import (
+    START_REPORT_SECONDS,
+    Broker,
+    ConformanceWorker,
+    task_headers,
+)
 from tests.e2e.system import Process
 from tests.e2e.tasks import STATUS_MESSAGES, create, patch_spec, scrape, status, wait_phase
 
@@ -102,6 +107,23 @@ def test_success(
     assert (st["result"], st["progress"], st["attempts"]) == (request, 100, 1)
     assert st.get("worker") and seconds(st, "startTime", "completionTime") >= 0
     wait_until("the delivery acked", lambda: broker.held("conformance.echo") == 0, 30)
+
+
+def test_a_short_task_sends_only_its_end(
+    control_plane: ControlPlane,
+    cf_ns: str,
+    worker: ConformanceWorker,
+    conformance_operator: Process,
+) -> None:
+    """Within its start window (docs/protocol.md), an attempt's Processing is withheld: a
+    task that ends within it costs one status message, and still shows when it started."""
+    before = status_messages(conformance_operator)
+    create(control_plane, cf_ns, "short", queue="conformance.echo", request={"n": 1})
+    st = wait_phase(control_plane, cf_ns, "short", "Succeeded", timeout=60)
+    assert st["attempts"] == 1 and seconds(st, "startTime", "completionTime") >= 0
+    assert seconds(st, "startTime", "completionTime") < START_REPORT_SECONDS
+    wait_until("its end counted", lambda: status_messages(conformance_operator) > before)
+    assert status_messages(conformance_operator) - before == 1  # no Processing
 
 
 def test_business_failure_vs_crash(

@@ -55,7 +55,10 @@ def test_metrics_count_what_the_operator_did(
     )
     assert delta("asynctask_operator_task_run_seconds_count", queue="hello", phase="Succeeded") == 1
     assert delta("asynctask_operator_task_wait_seconds_count", queue="hello") == 1
-    assert delta("asynctask_operator_status_messages_total", result="applied") >= 4
+    # counted: its Processing (it runs 0.4 s, past the worker's start window) and its end;
+    # broken: its Error, alone when it ended within the start window (with started_at), or
+    # after its Processing. Progress in between may be coalesced rather than applied.
+    assert delta("asynctask_operator_status_messages_total", result="applied") >= 3
     # A task whose Pending was folded into its end made one write; the others three.
     folded = delta("asynctask_operator_records_folded_total")
     print(f"\nstatus writes: {status_writes()} for 2 tasks, {folded:.0f} folded into the end")

@@ -100,3 +100,43 @@ def test_metrics_endpoint_counts_tasks_by_outcome(
         samples[("asynctask_worker_task_duration_seconds_count", (("outcome", "Failed"), q))] == 1
     )
     assert samples[("asynctask_worker_tasks_in_flight", (q,))] == 0
+
+
+@pytest.mark.parametrize("steps", [0, 1], ids=["no-progress", "a-progress-report"])
+def test_a_task_that_ends_within_the_start_window_sends_only_its_end_with_its_start_time(
+    url: str, broker: BrokerClient, tmp_path: Path, steps: int
+) -> None:
+    # The longest window (0.5 s), so that a loaded machine cannot stretch a short task past
+    # it (one progress report is followed by 0.05 s of sleep: the progress is held with the
+    # start, and dropped with it when the end comes first).
+    with running_worker(url, start_report_seconds=0.5):
+        ref = broker.publish_task("it-run", {"dir": str(tmp_path), "steps": steps})
+        end = broker.terminal(ref)
+    assert broker.statuses(ref) == [end] and end.seq == 0  # no Processing: one message
+    assert end.phase is Phase.SUCCEEDED
+    assert end.started_at is not None and end.started_at <= end.at
+
+
+def test_a_task_still_running_when_its_window_ends_is_reported_with_its_real_start(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
+    with running_worker(url, start_report_seconds=0.5):
+        ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 1.5})
+        start = broker.wait_status(ref, lambda s: s.phase is Phase.PROCESSING, "Processing")
+        started = (tmp_path / f"{ref.uid}.1.started").stat().st_mtime
+        end = broker.terminal(ref)
+    assert broker.statuses(ref) == [start, end] and (start.seq, end.seq) == (0, 1)
+    # Sent 0.5 s after the handler began, it carries the handler's start, not the send's
+    # time: stamped before the handler wrote its first file.
+    assert start.at.timestamp() <= started
+    assert end.started_at is None  # its start was reported
+
+
+def test_a_window_of_zero_reports_every_start_at_once(
+    url: str, broker: BrokerClient, tmp_path: Path
+) -> None:
+    with running_worker(url, start_report_seconds=0):
+        ref = broker.publish_task("it-run", {"dir": str(tmp_path)})
+        end = broker.terminal(ref)
+    assert [s.phase for s in broker.statuses(ref)] == [Phase.PROCESSING, Phase.SUCCEEDED]
+    assert end.started_at is None

@@ -71,6 +71,12 @@ export interface StatusMessage {
   readonly error: ErrorInfo | null;
   readonly worker: string | null;
   readonly at: string;
+  /**
+   * When the attempt's handler started, on a terminal message of an attempt whose
+   * `Processing` was never sent (it ended within the start window): the operator records it
+   * as `status.startTime`. Absent otherwise.
+   */
+  readonly started_at?: string;
 }
 
 /** Operator → every worker: stop a task if you run it. */

@@ -36,6 +36,8 @@ export interface PublisherOptions {
   amqpUrl: string;
   workerId: string;
   progressIntervalMs: number;
+  /** How long an attempt's `Processing` is held (0: sent at once). */
+  startReportMs?: number;
   heartbeatSeconds: number;
   reconnectMaxDelayMs: number;
 }
@@ -48,6 +50,7 @@ export class StatusPublisher implements StatusSink {
   private order = 0;
   private inFlight = 0;
   private flushTimer: NodeJS.Timeout | null = null;
+  private flushAt = 0;
   private readonly stopping = new AbortController();
   private running: Promise<void> | null = null;
   private wake: (() => void) | null = null;
@@ -63,7 +66,11 @@ export class StatusPublisher implements StatusSink {
       options.heartbeatSeconds,
       log,
     );
-    this.streams = new StatusStreams(options.progressIntervalMs);
+    this.streams = new StatusStreams(
+      options.progressIntervalMs,
+      undefined,
+      options.startReportMs ?? 0,
+    );
   }
 
   get connections(): number {
@@ -76,10 +83,12 @@ export class StatusPublisher implements StatusSink {
   }
 
   send(task: TaskRef, attempt: number, phase: Phase, fields: StatusFields = {}): Promise<void> {
-    const msg = this.streams.offerPhase(
-      statusMessage(task, attempt, phase, this.options.workerId, fields),
-    );
-    return this.enqueue(msg);
+    const made = statusMessage(task, attempt, phase, this.options.workerId, fields);
+    if (phase === "Processing" && made.progress === null && this.streams.holdStart(made)) {
+      this.scheduleFlush(); // sent when its window ends, unless the attempt ends first
+      return Promise.resolve();
+    }
+    return this.enqueue(this.streams.offerPhase(made));
   }
 
   progress(task: TaskRef, attempt: number, percent: number, message: string | null): void {
@@ -119,9 +128,14 @@ export class StatusPublisher implements StatusSink {
   }
 
   private scheduleFlush(): void {
-    if (this.flushTimer !== null) return;
     const wait = this.streams.nextDueInMs();
     if (wait === null) return;
+    const at = performance.now() + wait;
+    if (this.flushTimer !== null) {
+      if (this.flushAt <= at) return; // a start's window may end before a progress is due
+      clearTimeout(this.flushTimer);
+    }
+    this.flushAt = at;
     this.flushTimer = setTimeout(() => {
       this.flushTimer = null;
       for (const msg of this.streams.due()) void this.enqueue(msg).catch(() => undefined);

@@ -21,6 +21,11 @@ export interface WorkerSettings {
   cancelGraceSeconds: number;
   /** At most one progress message per task per interval (at least 0.05). */
   progressIntervalSeconds: number;
+  /**
+   * How long an attempt's `Processing` is held (0–0.5): a task that ends within it sends only
+   * its end message (with `started_at`); 0 reports every start at once.
+   */
+  startReportSeconds: number;
   heartbeatSeconds: number;
   reconnectMaxDelaySeconds: number;
   /** How far back a starting worker reads cancellations. */
@@ -100,6 +105,13 @@ export function settingsFromEnv(env: Env = process.env): WorkerSettings {
       0.5,
       (n) => n >= 0.05,
       "seconds, at least 0.05",
+    ),
+    startReportSeconds: num(
+      env,
+      "START_REPORT_SECONDS",
+      0.05,
+      (n) => n >= 0 && n <= 0.5,
+      "seconds, from 0 to 0.5",
     ),
     heartbeatSeconds: num(
       env,

@@ -4,6 +4,12 @@
  * At most one progress message per attempt per interval, the latest value winning; none
  * after the attempt's terminal status; `seq` counts the messages actually sent, from 0, so a
  * message resent after a reconnect gets the next number (and so a new message id).
+ *
+ * An attempt's `Processing` is held for the start window (`ASYNCTASK_WORKER_START_REPORT_SECONDS`,
+ * as the Python worker's `_runtime/starts.py`): an attempt that ends within it sends only its
+ * end, which carries the start's time as `started_at`; one still running when the window
+ * ends is reported then, with its real start time as `at`; progress reported within the
+ * window is held too, and goes after the start (or not at all if the attempt ends first).
  */
 
 import type { Clock } from "./bounded";
@@ -15,6 +21,9 @@ interface Stream {
   pending: StatusMessage | null;
   lastProgressAt: number | null;
   done: boolean;
+  /** The `Processing` held for the start window, and when the window ends. */
+  start: StatusMessage | null;
+  startDue: number;
 }
 
 function keyOf(msg: StatusMessage): string {
@@ -27,13 +36,21 @@ export class StatusStreams {
   constructor(
     readonly intervalMs: number,
     private readonly clock: Clock = monotonicMs,
+    readonly startWindowMs = 0,
   ) {}
 
   private stream(msg: StatusMessage): Stream {
     const key = keyOf(msg);
     let stream = this.streams.get(key);
     if (stream === undefined) {
-      stream = { seq: 0, pending: null, lastProgressAt: null, done: false };
+      stream = {
+        seq: 0,
+        pending: null,
+        lastProgressAt: null,
+        done: false,
+        start: null,
+        startDue: 0,
+      };
       this.streams.set(key, stream);
     }
     return stream;
@@ -46,6 +63,10 @@ export class StatusStreams {
   offerProgress(msg: StatusMessage): StatusMessage | null {
     const stream = this.stream(msg);
     if (stream.done) return null;
+    if (stream.start !== null) {
+      stream.pending = msg; // after the held start, when its window ends
+      return null;
+    }
     const now = this.clock();
     if (stream.lastProgressAt === null || now - stream.lastProgressAt >= this.intervalMs) {
       stream.pending = null;
@@ -57,25 +78,54 @@ export class StatusStreams {
   }
 
   /**
+   * An attempt's start (`Processing`, no progress): true if it is held for the start window
+   * (send nothing now), false if it is to be sent at once (no window, or already over).
+   */
+  holdStart(msg: StatusMessage): boolean {
+    if (this.startWindowMs <= 0) return false;
+    const stream = this.stream(msg);
+    if (stream.done) return false;
+    stream.start = msg;
+    stream.startDue = this.clock() + this.startWindowMs;
+    return true;
+  }
+
+  /**
    * A phase change: `Processing` (it starts the progress interval: a progress reported with
    * it waits one interval, so the two never arrive as a pair), or terminal (it carries the
-   * final word: held progress is dropped).
+   * final word: held progress is dropped; a start still held is dropped too, and its time
+   * rides along as `started_at`).
    */
   offerPhase(msg: StatusMessage): StatusMessage {
     const stream = this.stream(msg);
     if (isTerminal(msg.phase)) {
       stream.pending = null;
       stream.done = true;
+      if (stream.start !== null) {
+        const startedAt = stream.start.at;
+        stream.start = null;
+        return { ...msg, started_at: startedAt };
+      }
     } else if (msg.progress === null) {
       stream.lastProgressAt = this.clock();
     }
     return msg;
   }
 
-  /** The held progress messages whose interval has passed (all of them if `force`). */
+  /**
+   * The held starts whose window has passed, then the held progress messages whose interval
+   * has passed (all of them if `force`).
+   */
   due(force = false): StatusMessage[] {
     const now = this.clock();
     const out: StatusMessage[] = [];
+    for (const stream of this.streams.values()) {
+      const start = stream.start;
+      if (start !== null && (force || stream.startDue <= now)) {
+        stream.start = null;
+        out.push(this.offerPhase(start));
+      }
+    }
     for (const stream of this.streams.values()) {
       const msg = stream.pending;
       if (msg === null) continue;
@@ -98,6 +148,11 @@ export class StatusStreams {
     const now = this.clock();
     let best: number | null = null;
     for (const stream of this.streams.values()) {
+      if (stream.start !== null) {
+        const wait = Math.max(0, stream.startDue - now);
+        best = best === null ? wait : Math.min(best, wait);
+        continue; // its progress waits for it
+      }
       if (stream.pending === null) continue;
       const wait = Math.max(0, (stream.lastProgressAt ?? now) + this.intervalMs - now);
       best = best === null ? wait : Math.min(best, wait);

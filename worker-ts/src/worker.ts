@@ -83,6 +83,7 @@ export class Worker {
         amqpUrl: s.amqpUrl,
         workerId: s.workerId,
         progressIntervalMs: s.progressIntervalSeconds * 1000,
+        startReportMs: s.startReportSeconds * 1000,
         heartbeatSeconds: s.heartbeatSeconds,
         reconnectMaxDelayMs: s.reconnectMaxDelaySeconds * 1000,
       },

@@ -13,6 +13,7 @@ test("the Python worker's variables and defaults", () => {
   assert.equal(s.cancelGraceSeconds, 10);
   assert.equal(s.gracePeriodSeconds, 30);
   assert.equal(s.progressIntervalSeconds, 0.5);
+  assert.equal(s.startReportSeconds, 0.05);
   assert.equal(s.heartbeatSeconds, 30);
   const t = settingsFromEnv({
     ASYNCTASK_WORKER_AMQP_URL: "amqp://a:5672/%2F,amqp://b:5672/%2F",
@@ -37,6 +38,14 @@ test("bad values are refused with the variable's name", () => {
     SettingsError,
   );
   assert.throws(() => settingsFromEnv({ ASYNCTASK_WORKER_LOG_FORMAT: "xml" }), SettingsError);
+  assert.throws(
+    () => settingsFromEnv({ ASYNCTASK_WORKER_START_REPORT_SECONDS: "0.6" }),
+    /START_REPORT_SECONDS/,
+  );
+  assert.equal(
+    settingsFromEnv({ ASYNCTASK_WORKER_START_REPORT_SECONDS: "0" }).startReportSeconds,
+    0,
+  );
 });
 
 test("topology: names, quorum arguments, dead-letter headers", () => {

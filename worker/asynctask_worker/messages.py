@@ -32,6 +32,12 @@ from asynctask_worker.payloads import PayloadGrant, PayloadRef
 SCHEMA_VERSION: Final = 1
 CONTENT_TYPE = "application/json"
 
+#: The longest a worker may hold an attempt's ``Processing`` after its handler started
+#: (its start window, ``ASYNCTASK_WORKER_START_REPORT_SECONDS``): an attempt that ends
+#: within it sends only its end, with ``started_at``. The operator waits longer than this
+#: for a worker's word before it records a published task cancelled before it started.
+MAX_START_REPORT_SECONDS: Final = 0.5
+
 
 class Phase(enum.StrEnum):
     """The life of a task. The last five are terminal: once written they never change.
@@ -131,6 +137,15 @@ class StatusMessage(_Message):
     error: ErrorInfo | None = None
     worker: Annotated[str | None, Field(max_length=253)] = None
     at: datetime = Field(default_factory=utcnow)
+    #: When the attempt's handler started, on a terminal message of an attempt whose
+    #: ``Processing`` was never sent (it ended within the worker's start window): the
+    #: operator records it as ``status.startTime``, as it would the ``Processing``'s ``at``.
+    started_at: datetime | None = None
+
+    @property
+    def start_time(self) -> datetime:
+        """When this message says its attempt started (if it is the attempt's first)."""
+        return self.started_at or self.at
 
     @property
     def message_id(self) -> str:

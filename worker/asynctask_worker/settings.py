@@ -55,6 +55,15 @@ class WorkerSettings(BaseSettings):
     progress_interval_seconds: float = Field(
         0.5, ge=0.05, description="At most one progress message per task per interval."
     )
+    start_report_seconds: float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description="How long an attempt's Processing report is held: a task that ends "
+        "within it sends only its end message (which carries the start time), one message "
+        "fewer; a longer one is reported Processing when it ends (with its real start "
+        "time), or at its first progress report. 0 reports every start at once.",
+    )
     heartbeat_seconds: int = Field(30, ge=0, description="AMQP heartbeat.")
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)
     control_history_seconds: float = Field(

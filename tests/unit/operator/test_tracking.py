@@ -206,9 +206,11 @@ async def test_cancel_before_publishing_sends_nothing_and_ends_cancelled(harness
 
 
 async def test_cancel_while_queued_tells_workers_and_ends_cancelled(harness: Harness) -> None:
+    harness.tracker.cancel_start_wait = 0.1  # a worker's start report: none comes
     await harness.tracker.observe(harness.create())
     harness.body()["spec"]["cancel"] = True
     await harness.tracker.observe(harness.body())
+    await until(lambda: "write t1 Cancelled" in harness.journal)
     await harness.settle()
     assert harness.journal[2:] == [
         "control cancel t1 CancelRequested",

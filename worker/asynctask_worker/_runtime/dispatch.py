@@ -240,10 +240,12 @@ class Dispatcher:
             self._finish(job, outcome.from_exception(exc))
 
     def _handler_started(self, job: Job) -> None:
-        """The handler begins now (its thread or child process runs): report Processing and
-        count the time limit from here, plus :data:`START_MARGIN_SECONDS`: the handler's
-        first line runs a moment after this call (another thread may hold the GIL in
-        between, a child process reports over a pipe), and a limit must never be early."""
+        """The handler begins now (its thread or child process runs): report Processing (the
+        sink may hold it for its start window, :mod:`.starts`: this message's ``at`` is the
+        start either way) and count the time limit from here, plus
+        :data:`START_MARGIN_SECONDS`: the handler's first line runs a moment after this call
+        (another thread may hold the GIL in between, a child process reports over a pipe),
+        and a limit must never be early."""
         timeout = job.message.timeout_seconds
         if not self._ledger.arm_time_limit(
             job, timeout + START_MARGIN_SECONDS if timeout else None

@@ -3,6 +3,8 @@
 Handler threads never touch pika. They hand messages to this thread and, for phase
 changes, wait for the broker's confirm before the task's delivery is acked. Progress is
 throttled here: at most one progress message per task per interval, the latest value wins.
+An attempt's ``Processing`` is held for the start window (:mod:`.starts`), and any progress
+with it: an attempt that ends within it sends only its end, which carries the start's time.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from typing import Any
 import pika
 
 from asynctask_worker import amqp, topology
+from asynctask_worker._runtime.starts import DEFAULT_START_REPORT_SECONDS, StartReports
 from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
 
 log = logging.getLogger("asynctask.worker.publishing")
@@ -48,6 +51,7 @@ class StatusPublisher(threading.Thread):
         progress_interval: float = 0.5,
         heartbeat: int = 30,
         reconnect_max_delay: float = 30.0,
+        start_report_seconds: float = DEFAULT_START_REPORT_SECONDS,
     ) -> None:
         super().__init__(name="asynctask-status-publisher", daemon=True)
         self._link = amqp.Link(
@@ -60,6 +64,7 @@ class StatusPublisher(threading.Thread):
         self._max_delay = reconnect_max_delay
         self._inbox: queue.Queue[_Item | None] = queue.Queue()
         self._streams: dict[tuple[str, int], _Stream] = {}
+        self._starts: StartReports[tuple[str, int], _Item] = StartReports(start_report_seconds)
         self._stopping = threading.Event()
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
 
@@ -114,8 +119,10 @@ class StatusPublisher(threading.Thread):
             topology.declare_status_queue(self._channel)
         self._link.serving()
         while True:
+            wait = min(self._interval, 0.2)
+            start_due = self._starts.next_due_in()
             try:
-                item = self._inbox.get(timeout=min(self._interval, 0.2))
+                item = self._inbox.get(timeout=wait if start_due is None else min(wait, start_due))
             except queue.Empty:
                 item = None
             if item is None and self._stopping.is_set() and self._inbox.empty():
@@ -131,16 +138,27 @@ class StatusPublisher(threading.Thread):
         key = (msg.task.uid, msg.attempt)
         stream = self._streams.setdefault(key, _Stream())
         if msg.phase is Phase.PROCESSING and msg.progress is not None:
-            # A progress tick: coalesce, keep the newest.
+            # A progress tick: coalesce, keep the newest (held with a held start: both go
+            # when its window ends, the start first, or neither if the attempt ends first).
             if stream.done:
                 item.future.set_result(None)
                 return
             stream.pending = msg
             item.future.set_result(None)
             return
+        if msg.phase is Phase.PROCESSING and not stream.done and self._starts.hold(key, item):
+            return  # sent when its window ends, unless the attempt ends first
         if msg.phase.terminal:
             stream.pending = None  # the terminal message carries the final word
             stream.done = True
+            start = self._starts.take(key)
+            if start is not None:  # ended within the start window: one message, not two
+                start.future.set_result(None)
+                item.message = msg = msg.model_copy(update={"started_at": start.message.at})
+        self._send(stream, key, item)
+
+    def _send(self, stream: _Stream, key: tuple[str, int], item: _Item) -> None:
+        msg = item.message
         try:
             self._publish(stream, msg)
         except amqp.BROKER_ERRORS:
@@ -155,11 +173,15 @@ class StatusPublisher(threading.Thread):
             del self._streams[key]
 
     def _flush_due(self, force: bool = False) -> None:
+        for key, start in self._starts.due(force):
+            self._send(self._streams.setdefault(key, _Stream()), key, start)
         now = time.monotonic()
-        for stream in list(self._streams.values()):
+        for key, stream in list(self._streams.items()):
             msg = stream.pending
             if msg is None or (not force and now - stream.last_progress_at < self._interval):
                 continue
+            if key in self._starts:
+                continue  # its start is held: it goes after the start, or not at all
             stream.pending = None
             stream.last_progress_at = now
             try:

@@ -107,6 +107,7 @@ class Worker:
             progress_interval=settings.progress_interval_seconds,
             heartbeat=settings.heartbeat_seconds,
             reconnect_max_delay=settings.reconnect_max_delay_seconds,
+            start_report_seconds=settings.start_report_seconds,
         )
         self.dispatcher = Dispatcher(
             app,
