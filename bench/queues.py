@@ -26,7 +26,6 @@ import json
 import os
 import statistics
 import time
-import urllib.request
 from datetime import UTC, datetime
 
 from kubeapi import KubeApi
@@ -127,12 +126,8 @@ def bursts(stack: Stack, tasks: int, rounds: int, parallel: int) -> None:
 
 
 def queue_held(stack: Stack) -> float:
-    try:
-        with urllib.request.urlopen(
-            f"http://127.0.0.1:{stack.metrics_port}/metrics", timeout=5
-        ) as resp:
-            text = resp.read().decode()
-    except OSError:
+    text = stack.metrics_text()
+    if text is None:
         return float("nan")
     prefix = f'asynctask_operator_queue_held{{queue="{HELD_QUEUE}",reason="Paused"}} '
     for line in text.splitlines():

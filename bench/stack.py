@@ -132,14 +132,21 @@ class Stack:
             out["kube-controller-manager"] = [self.cp.pids()["kube-controller-manager"]]
         return out
 
-    def operator_metric(self, name: str) -> float:
-        """One unlabelled series of the operator's metrics (NaN if it does not answer)."""
+    def metrics_text(self) -> str | None:
+        """The operator's metrics page (None if it does not answer)."""
         try:
             with urllib.request.urlopen(
                 f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
             ) as resp:
-                text = resp.read().decode()
+                text: str = resp.read().decode()
         except OSError:
+            return None
+        return text
+
+    def operator_metric(self, name: str) -> float:
+        """One unlabelled series of the operator's metrics (NaN if it does not answer)."""
+        text = self.metrics_text()
+        if text is None:
             return float("nan")
         for line in text.splitlines():
             if line.startswith(name + " "):
@@ -149,12 +156,8 @@ class Stack:
     def operator_metric_sum(self, name: str, leave_out: str = "") -> float:
         """A labelled series of the operator's metrics summed over its labels, leaving out
         the lines that contain ``leave_out`` (NaN if it does not answer)."""
-        try:
-            with urllib.request.urlopen(
-                f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5
-            ) as resp:
-                text = resp.read().decode()
-        except OSError:
+        text = self.metrics_text()
+        if text is None:
             return float("nan")
         return sum(
             float(line.split()[-1])
