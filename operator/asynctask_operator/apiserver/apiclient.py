@@ -127,8 +127,11 @@ class ApiClient:
     #: writes and the schedules' bookkeeping: each create waited 0.5 s p50 for a connection
     #: while the apiserver served it in 49 ms. With 16 of their own, slot → created p99 was
     #: 1.3 s (200 creates of 60-80 ms, 16 at a time); with 32, 0.6 and 1.1 s in two runs
-    #: (bench/README.md, round 6).
-    SCHEDULE_CONNECTIONS = 32
+    #: (bench/README.md, round 6). 1,000 schedules every 10 s (100 creates a second, each
+    #: ≈ 0.3-0.5 s as the operator waits for it on a busy machine) were bound by 32: slot →
+    #: created p50 5.2 s, a third of the slots missed; with 96, p50 0.19 s and every slot
+    #: run (round 8).
+    SCHEDULE_CONNECTIONS = 96
 
     #: Sent as the User-Agent: what the apiserver's audit log names the caller.
     user_agent = "asynctask"

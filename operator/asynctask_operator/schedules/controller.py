@@ -60,7 +60,7 @@ log = logging.getLogger("asynctask.operator.schedules")
 Key = tuple[str, str]  # (namespace, schedule name)
 #: Fires creating their slot's task at once: twice the creates' connections
 #: (``ApiClient.SCHEDULE_CONNECTIONS``), so that one is ready as soon as one is free.
-PARALLEL = 64
+PARALLEL = 192
 #: Status writes and history deletes of fired schedules at once (the creates have priority:
 #: a schedule's next slot waits for its bookkeeping, so this must keep up with the fires).
 BOOKKEEPING = 8
