@@ -130,6 +130,13 @@ class OperatorMetrics:
             "their end: one status write instead of two (ASYNCTASK_PUBLISH_FOLD_SECONDS).",
             registry=r,
         )
+        self.records_extended = Counter(
+            "asynctask_operator_records_held_longer",
+            "New tasks whose Pending write was held past its first window because the "
+            "status writer was busy (ASYNCTASK_PUBLISH_FOLD_MAX_SECONDS): until it is "
+            "written, kubectl shows such a task without a phase.",
+            registry=r,
+        )
         self.messages = Counter(
             "asynctask_operator_status_messages",
             "Worker status messages by what became of them.",

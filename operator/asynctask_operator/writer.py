@@ -124,14 +124,16 @@ class StatusWriter:
         task.record_at = now + seconds
         asyncio.get_running_loop().call_later(seconds, self._record_due, task, now)
 
-    def _record_due(self, task: TaskState, since: float) -> None:
+    def _record_due(self, task: TaskState, since: float, extended: bool = False) -> None:
         if task.recorded is None or not self._table.holds(task):
             return
         now = time.monotonic()
         more = 0.0 if self._hold is None else self._hold.extension(now - since, self._in_flight)
         if more > 0:  # the apiserver is busy: the task's end may yet carry the record
+            if not extended:
+                self._metrics.records_extended.inc()
             task.record_at = now + more
-            asyncio.get_running_loop().call_later(more, self._record_due, task, since)
+            asyncio.get_running_loop().call_later(more, self._record_due, task, since, True)
         else:
             self._flushes.spawn(self._record_now(task), name=f"record-{task.uid}")
 

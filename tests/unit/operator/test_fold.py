@@ -67,6 +67,7 @@ async def test_a_task_still_waiting_at_the_windows_end_is_written_pending() -> N
     await h.send(Phase.SUCCEEDED, seq=1)
     assert h.phases() == ["Pending", "Processing", "Succeeded"]
     assert h.metrics.value(FOLDED) == 0
+    assert h.metrics.value("asynctask_operator_records_held_longer_total") == 0  # idle
     await h.logic.webhooks.close()
 
 

@@ -18,6 +18,7 @@ from tests.unit.operator.test_tracking import Harness, until
 # the decision -----------------------------------------------------------------------------
 
 HOLD = RecordHold(window=1.0, cap=10.0)
+EXTENDED = "asynctask_operator_records_held_longer_total"
 
 
 def test_an_idle_writer_writes_the_record_at_the_windows_end() -> None:
@@ -97,6 +98,8 @@ async def test_a_busy_writer_keeps_the_record_for_the_tasks_end(busy: Busy) -> N
     assert task is not None
     await until(lambda: task.record_at - published > 0.3)  # extended past its 0.2 s window
     assert task.recorded is not None and h.api.writes == []  # nothing written meanwhile
+    await until(lambda: task.record_at - published > 0.5)  # and once more
+    assert h.metrics.value(EXTENDED) == 1  # a task, however many more windows
     # a start coming now lingers in its lane until then (inbox.linger), not 50 ms
     assert h.inbox.linger([delivery(Phase.PROCESSING)]) > 0.1
 
@@ -124,6 +127,7 @@ async def test_the_record_is_written_once_the_writer_is_idle_again(busy: Busy) -
     await busy.release()
     await until(lambda: busy.t1_phases() == ["Pending"])  # at the next window's end
     assert busy.t1_phases() == ["Pending"]
+    assert h.metrics.value(EXTENDED) == 1
 
 
 async def test_a_record_is_written_at_its_cap_however_busy_the_writer() -> None:
