@@ -128,7 +128,7 @@ def immutability() -> tuple[str, list[tuple[str, str]]]:
 def test_the_spec_is_immutable_but_cancel_which_cannot_be_undone() -> None:
     """One rule for the spec's immutability (the apiserver evaluates a CRD's rules on every
     write, status writes included, and each field a rule reads costs a lookup in the spec's
-    schema: bench/README.md, round 9). Each field keeps its own check and its own message,
+    schema: hack/controlplane/celcost). Each field keeps its own check and its own message,
     as when each had a rule: the message lists those of the fields that changed, joined by
     "; " (the CEL ``join`` is refused here: its estimated cost is over the budget). Every
     field is covered but ``request`` (free-form: the admission policy compares it) and
