@@ -14,6 +14,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 from stack import Stack
@@ -36,6 +37,31 @@ def stop(spy: subprocess.Popen[bytes] | None) -> None:
         return
     spy.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
     spy.wait(30)
+
+
+def start_apiserver(stack: Stack, path: str, seconds: int) -> threading.Thread | None:
+    """The apiserver's CPU profile over the next ``seconds`` into ``path`` (a thread; the
+    control plane was started with its profiler on, ``testbed.controlplane.PROFILING_ENV``)."""
+    if not path:
+        return None
+
+    def take() -> None:
+        Path(path).write_bytes(stack.cp.cpu_profile(seconds))
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    return thread
+
+
+def stop_apiserver(thread: threading.Thread | None, path: str, lines: int = 40) -> None:
+    """Wait for the apiserver's profile, then print its top frames, flat and cumulative."""
+    if thread is None:
+        return
+    thread.join()
+    args = ["go", "tool", "pprof", "-top", f"-nodecount={lines}"]
+    for extra, title in (([], "flat"), (["-cum"], "cumulative")):
+        out = subprocess.run([*args, *extra, path], capture_output=True, text=True, check=False)
+        print(f"  apiserver CPU profile ({title}), {path}:\n{out.stdout}{out.stderr}")
 
 
 def delta(

@@ -43,6 +43,8 @@ from ceiling import NOOP
 from kubeapi import KubeApi
 from stack import Stack, audit_latencies, load, rss_bytes
 
+from testbed.controlplane import PROFILING_ENV
+
 TERMINAL = {"Succeeded", "Failed", "Error", "Cancelled", "TimedOut"}
 
 
@@ -120,6 +122,7 @@ async def burst(
     profile: str = "",
     namespace: str = "bench",
     spec: dict[str, Any] = NOOP,
+    apiprof: tuple[str, int] = ("", 0),
 ) -> tuple[float, float]:
     """The burst; returns tasks/s end to end and the CPU ms a task of the whole system."""
     rec = Recorder()
@@ -134,6 +137,7 @@ async def burst(
         await asyncio.sleep(0.5)  # the watch is established
         requests = await api.request_stats()
         spy = profiler.start(stack, profile)
+        goprof = profiler.start_apiserver(stack, *apiprof)
         client = time.process_time()
         meter.start()
         start = time.monotonic()
@@ -148,6 +152,7 @@ async def burst(
         await creating
         used = dict(meter.stop(), **{"bench client": time.process_time() - client})
         profiler.stop(spy)
+        profiler.stop_apiserver(goprof, apiprof[0])
         took = max(rec.done.values()) - start
         watch.cancel()
         requests = profiler.delta(await api.request_stats(), requests)
@@ -436,7 +441,16 @@ def main() -> int:
     parser.add_argument(
         "--profile", default="", help="burst: py-spy the operator into this file (raw format)"
     )
+    parser.add_argument(
+        "--apiprof",
+        default="",
+        help="burst: the apiserver's Go CPU profile (pprof) over the burst's first "
+        "--apiprof-seconds into this file, with its top frames printed",
+    )
+    parser.add_argument("--apiprof-seconds", type=int, default=8)
     args = parser.parse_args()
+    if args.apiprof:
+        os.environ[PROFILING_ENV] = "1"  # before the control plane starts
     with Stack() as stack:
         if args.mode == "ceiling":
             asyncio.run(ceiling.replay(stack, [ceiling.THREE_WRITES] * args.tasks,
@@ -461,7 +475,10 @@ def main() -> int:
 def run_burst(stack: Stack, args: argparse.Namespace) -> None:
     """The burst, then (operator and worker stopped) the apiserver alone taking the
     burst's own write pattern and the 3-write one, then Celery; the ratios."""
-    rate, total = asyncio.run(burst(stack, args.tasks, args.parallel, args.profile))
+    rate, total = asyncio.run(
+        burst(stack, args.tasks, args.parallel, args.profile,
+              apiprof=(args.apiprof, args.apiprof_seconds))
+    )  # fmt: skip
     stack.stop_workers()  # the ceiling and Celery get the cores AsyncTask's parts had
     stack.stop_operator()
     if not args.no_ceiling:

@@ -250,6 +250,15 @@ def test_spec_is_immutable_except_cancel(control_plane: ControlPlane, namespace:
         result = patch_spec(control_plane, namespace, "fixed", {field: value}, check=False)
         assert result.returncode != 0
         assert message in result.stderr
+    # One rule checks every field (deploy/crds: one evaluation a status write): a change of
+    # two fields is refused naming both, in the words of each.
+    both = {"retries": 5, "timeoutSeconds": 9}
+    result = patch_spec(control_plane, namespace, "fixed", both, check=False)
+    assert result.returncode != 0
+    assert (
+        "spec.timeoutSeconds is immutable once the task is created; "
+        "spec.retries is immutable once the task is created"
+    ) in result.stderr, result.stderr
     patch_spec(control_plane, namespace, "fixed", {"cancel": True})
     wait_phase(control_plane, namespace, "fixed", "Cancelled")
 

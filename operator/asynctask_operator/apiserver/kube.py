@@ -24,6 +24,10 @@ from asynctask_operator.limits import API_ERROR_CHARS
 APPS = "/apis/apps/v1"
 
 
+#: A status write's path below the object's (see :func:`replace_status_of`).
+STATUS_WRITE = "/status?fieldValidation=Ignore"
+
+
 @dataclass(frozen=True)
 class Deployment:
     """A worker Deployment as the autoscaler needs it."""
@@ -43,7 +47,12 @@ async def replace_status_of(
     ``what`` names the object in the error (``namespace/name``). Returns the object's
     metadata only (a ``PartialObjectMetadata``): nobody reads the rest of the answer, and
     the whole object (its status with the result, its spec with the request) would cost the
-    apiserver its encoding and this process its decryption and parsing, on every write."""
+    apiserver its encoding and this process its decryption and parsing, on every write.
+
+    ``fieldValidation=Ignore``: the apiserver does not look for unknown or duplicate fields
+    (by default it does, to warn: it decodes the patch twice and the patched object
+    strictly, on every write). The operator writes the fields of the CRD's schema from a
+    dict, and nobody reads the warnings; an unknown field is pruned either way."""
     body = [
         {"op": "test", "path": "/metadata/uid", "value": uid},
         {"op": "add", "path": "/status", "value": status},
@@ -51,7 +60,7 @@ async def replace_status_of(
     try:
         return await client.call(
             "PATCH",
-            path + "/status",
+            path + STATUS_WRITE,
             body=body,
             content_type="application/json-patch+json",
             accept=METADATA_ONLY,

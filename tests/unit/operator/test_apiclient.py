@@ -146,11 +146,14 @@ async def test_a_status_write_asks_for_the_objects_metadata_only(
 ) -> None:
     """Nobody reads the answer of a status write but its errors: the apiserver is asked
     for the metadata alone, not the whole object (spec, status, result) encoded, sent,
-    decrypted and parsed on every write. Other calls still get whole objects."""
+    decrypted and parsed on every write. Other calls still get whole objects. Nor does it
+    look for unknown fields to warn about (``fieldValidation=Ignore``)."""
     seen: list[tuple[str, str]] = []
+    queries: list[dict[str, str]] = []
 
     async def handler(request: web.Request) -> web.Response:
         seen.append((request.method, request.headers["Accept"]))
+        queries.append(dict(request.query))
         return web.json_response({"kind": "PartialObjectMetadata", "metadata": {"name": "t"}})
 
     api = ApiClient(k8s_client.Configuration(host=await serve(handler)))
@@ -162,4 +165,5 @@ async def test_a_status_write_asks_for_the_objects_metadata_only(
     finally:
         await api.close()
     assert seen == [("PATCH", METADATA_ONLY), ("GET", "application/json")]
+    assert queries == [{"fieldValidation": "Ignore"}, {}]
     assert METADATA_ONLY == "application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1"
