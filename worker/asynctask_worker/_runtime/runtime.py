@@ -4,15 +4,16 @@ Threads, as pika requires (one connection per thread):
 
 * the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
   connection. It follows the control stream (:mod:`asynctask_worker._runtime.revocation`),
-  receives task messages and is the only thread that acks; other threads ask it to with
-  ``add_callback_threadsafe``. It pumps the connection every 0.1 s whatever the handlers
+  receives task messages and is the only thread that acks; other threads ask it to, and
+  it carries out the asks of a turn together, after one wake-up (:mod:`.acks`). It pumps the connection every 0.1 s whatever the handlers
   do, so heartbeats flow even during long CPU-bound handlers;
 * the **publisher** thread (:class:`StatusPublisher`) owns another connection and sends
-  status messages with publisher confirms;
-* the **supervisor** thread (:class:`Dispatcher`) starts attempts within the concurrency
-  limit and enforces time limits and grace periods;
-* one thread per running handler (thread pool mode), or one child process plus a thread
-  minding its pipe (process pool mode).
+  status messages with publisher confirms, several in flight at once;
+* the **supervisor** thread (:class:`Dispatcher`) enforces time limits and grace periods
+  and starts attempts within the concurrency limit (in thread pool mode the thread that
+  brings a delivery or frees a slot starts them; the supervisor's tick is the fallback);
+* one thread per running handler, reused from one attempt to the next (thread pool mode),
+  or one child process plus a thread minding its pipe (process pool mode).
 
 A delivery is acked only after its terminal status was confirmed by the broker, so a
 worker that dies mid-task leaves the message to be redelivered: a new attempt
