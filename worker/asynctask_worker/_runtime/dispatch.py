@@ -9,8 +9,9 @@ Threads: any thread may call :meth:`submit`, :meth:`control` and the shutdown me
 One *supervisor* thread per dispatcher enforces deadlines every ``tick``: one scheduler
 for every task's time limit and grace period, no timer per task. It starts attempts when
 a slot is free in process mode; in thread mode the thread that brings a delivery or frees
-a slot starts them at once (no wake-up per task), and the tick is only the fallback. Outcomes arrive from the execution threads; a delivery is acked from
-the sink's confirm callback.
+a slot starts them at once (no wake-up per task), and the tick is only the fallback.
+Outcomes arrive from the execution threads; a delivery is acked from the sink's confirm
+callback.
 
 The life of an attempt (a *job*), guarded by the lock of the dispatcher's
 :class:`~asynctask_worker._runtime.ledger.Ledger` so that exactly one ending wins:

@@ -5,8 +5,9 @@ Threads, as pika requires (one connection per thread):
 * the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
   connection. It follows the control stream (:mod:`asynctask_worker._runtime.revocation`),
   receives task messages and is the only thread that acks; other threads ask it to, and
-  it carries out the asks of a turn together, after one wake-up (:mod:`.acks`). It pumps the connection every 0.1 s whatever the handlers
-  do, so heartbeats flow even during long CPU-bound handlers;
+  it carries out the asks of a turn together, after one wake-up (:mod:`.acks`). It pumps
+  the connection every 0.1 s whatever the handlers do, so heartbeats flow even during
+  long CPU-bound handlers;
 * the **publisher** thread (:class:`StatusPublisher`) owns another connection and sends
   status messages with publisher confirms, several in flight at once;
 * the **supervisor** thread (:class:`Dispatcher`) enforces time limits and grace periods
