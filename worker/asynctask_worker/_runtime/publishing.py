@@ -107,6 +107,9 @@ class StatusPublisher(threading.Thread):
         self._refused: list[_Sent] = []  # nacked or returned: the channel is reset
         self._returned: set[str] = set()  # message ids the broker returned (unroutable)
         self._order = itertools.count()
+        #: The channel failed during this turn: the rest of the turn's messages are queued
+        #: for the next channel (in order), then the error is raised.
+        self._broken: BaseException | None = None
 
     @property
     def connections(self) -> int:
@@ -164,6 +167,7 @@ class StatusPublisher(threading.Thread):
     def _lost(self) -> None:
         """The channel is gone: what it left unconfirmed is sent again on the next one."""
         self._channel = None
+        self._broken = None
         again = [*self._refused, *self._in_flight.reset(), *self._resend]
         self._refused.clear()
         self._returned.clear()
@@ -203,6 +207,9 @@ class StatusPublisher(threading.Thread):
                 self._handle(item)
             stopping = self._stopping.is_set()
             self._flush_due(force=stopping)
+            if self._broken is not None:
+                broken, self._broken = self._broken, None
+                raise broken
             if self._refused:
                 raise pika.exceptions.AMQPChannelError(
                     f"the broker refused {len(self._refused)} status message(s): sent again"
@@ -256,11 +263,13 @@ class StatusPublisher(threading.Thread):
             return
         stream.seq += 1
         sent = _Sent(next(self._order), key, msg, body, item, stream.done and item is not None)
-        try:
-            self._publish(sent)
-        except amqp.BROKER_ERRORS:
-            self._resend.append(sent)  # sent again after the reconnect
-            raise
+        if self._broken is None:
+            try:
+                self._publish(sent)
+                return
+            except amqp.BROKER_ERRORS as exc:
+                self._broken = exc  # raised once the turn's messages are all in order
+        self._resend.append(sent)  # sent after the reconnect
 
     def _flush_due(self, force: bool = False) -> None:
         for key, start in self._starts.due(force):
