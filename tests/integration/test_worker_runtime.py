@@ -123,11 +123,11 @@ def test_a_task_still_running_when_its_window_ends_is_reported_with_its_real_sta
     with running_worker(url, start_report_seconds=0.5):
         ref = broker.publish_task("it-run", {"dir": str(tmp_path), "seconds": 1.5})
         start = broker.wait_status(ref, lambda s: s.phase is Phase.PROCESSING, "Processing")
-        started = (tmp_path / f"{ref.uid}.1.started").stat().st_mtime
+        started = float((tmp_path / f"{ref.uid}.1.began-at").read_text())
         end = broker.terminal(ref)
     assert broker.statuses(ref) == [start, end] and (start.seq, end.seq) == (0, 1)
     # Sent 0.5 s after the handler began, it carries the handler's start, not the send's
-    # time: stamped before the handler wrote its first file.
+    # time: stamped before the handler's first line.
     assert start.at.timestamp() <= started
     assert end.started_at is None  # its start was reported
 

@@ -71,6 +71,9 @@ def _burn(seconds: float) -> None:
 
 @app.task("it-run")
 def run(step: Step, ctx: TaskContext) -> dict[str, Any]:
+    # When the handler began, to the microsecond (a file's mtime comes from the kernel's
+    # coarse clock: it may lag the real time by a tick).
+    _mark(step, ctx, "began-at", repr(time.time()))
     _mark(step, ctx, "started")
     try:
         if step.barrier:

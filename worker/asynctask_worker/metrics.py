@@ -94,15 +94,39 @@ class WorkerMetrics:
             "1 while consuming task queues; 0 while connecting or reconnecting.",
             registry=r,
         )
+        self._queue_series: dict[str, tuple[Any, Any]] = {}
+        self._outcome_series: dict[tuple[str, Phase], tuple[Any, Any]] = {}
 
     def task_started(self, queue: str) -> None:
-        self.started.labels(queue).inc()
-        self.in_flight.labels(queue).inc()
+        started, in_flight = self._of_queue(queue)
+        started.inc()
+        in_flight.inc()
 
     def task_finished(self, queue: str, phase: Phase, seconds: float) -> None:
-        self.in_flight.labels(queue).dec()
-        self.finished.labels(queue, phase.value).inc()
-        self.duration.labels(queue, phase.value).observe(seconds)
+        self._of_queue(queue)[1].dec()
+        finished, duration = self._of_outcome(queue, phase)
+        finished.inc()
+        duration.observe(seconds)
+
+    # A task's series, looked up once (``labels()`` builds and locks on every call).
+
+    def _of_queue(self, queue: str) -> tuple[Any, Any]:
+        series = self._queue_series.get(queue)
+        if series is None:
+            series = self._queue_series[queue] = (
+                self.started.labels(queue),
+                self.in_flight.labels(queue),
+            )
+        return series
+
+    def _of_outcome(self, queue: str, phase: Phase) -> tuple[Any, Any]:
+        series = self._outcome_series.get((queue, phase))
+        if series is None:
+            series = self._outcome_series[(queue, phase)] = (
+                self.finished.labels(queue, phase.value),
+                self.duration.labels(queue, phase.value),
+            )
+        return series
 
     def payloads_moved(
         self, queue: str, downloaded: int, uploaded: int, download_retries: int, upload_retries: int

@@ -6,10 +6,12 @@ go; the future resolves when the broker confirmed one). The in-memory
 :class:`~asynctask_worker.testing.StubBroker` drives the very same dispatcher.
 
 Threads: any thread may call :meth:`submit`, :meth:`control` and the shutdown methods.
-One *supervisor* thread per dispatcher starts attempts when a slot is free and enforces
-deadlines every ``tick``: one scheduler for every task's time limit and grace period,
-no timer per task. Outcomes arrive from the execution threads; a delivery is acked from
-the sink's confirm callback.
+One *supervisor* thread per dispatcher enforces deadlines every ``tick``: one scheduler
+for every task's time limit and grace period, no timer per task. It starts attempts when
+a slot is free in process mode; in thread mode the thread that brings a delivery or frees
+a slot starts them at once (no wake-up per task), and the tick is only the fallback.
+Outcomes arrive from the execution threads; a delivery is acked from the sink's confirm
+callback.
 
 The life of an attempt (a *job*), guarded by the lock of the dispatcher's
 :class:`~asynctask_worker._runtime.ledger.Ledger` so that exactly one ending wins:
@@ -33,7 +35,7 @@ from concurrent.futures import Future
 
 from asynctask_worker._runtime import offload, outcome
 from asynctask_worker._runtime.execution import Execution, ThreadExecution
-from asynctask_worker._runtime.jobs import Delivery, Job, Pool, State, StatusSink
+from asynctask_worker._runtime.jobs import Delivery, Job, Pool, State, StatusSink, Verdict
 from asynctask_worker._runtime.ledger import Ledger
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker._runtime.processes import ProcessExecution
@@ -85,7 +87,12 @@ class Dispatcher:
         self._log_level = log_level
         self._tick = tick
         self._payload_retry = payload_retry_seconds
-        self._ledger = Ledger(self.revoked, concurrency=concurrency, done_capacity=done_capacity)
+        self._ledger = Ledger(
+            self.revoked,
+            concurrency=concurrency,
+            done_capacity=done_capacity,
+            wake_for_starts=pool != "thread",  # thread mode starts jobs itself: _start_now
+        )
         self._early = EarlySettler(sink, self.metrics, self._ledger.done)
         self._abandoned: list[Execution] = []
         self._thread = threading.Thread(
@@ -108,6 +115,20 @@ class Dispatcher:
         """A task message arrived: run it (when a slot is free), or settle it at once."""
         verdict, revocation = self._ledger.admit(delivery)
         self._early.settle(delivery, verdict, revocation)
+        if verdict is Verdict.NEW:
+            self._start_now()
+
+    def _start_now(self) -> None:
+        """Thread mode: start what the free slots take on the calling thread, rather than
+        waking the supervisor for it (a thread's wake-up per task). Process mode leaves it
+        to the supervisor: starting a child process takes long."""
+        if self.pool != "thread":
+            return
+        starts, early = self._ledger.take_startable(self._new_job)
+        for delivery, verdict, revocation in early:
+            self._early.settle(delivery, verdict, revocation)
+        for job in starts:
+            self._start(job)
 
     def control(self, msg: ControlMessage) -> bool:
         """A cancellation or time-out: remember it; stop the task if it is here."""
@@ -357,3 +378,4 @@ class Dispatcher:
             )
             for delivery in deliveries:
                 delivery.requeue()
+        self._start_now()  # its slot is free

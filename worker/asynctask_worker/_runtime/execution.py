@@ -5,23 +5,23 @@ child process in process mode): it validates the request, calls the handler and 
 what happened into an :class:`~asynctask_worker._runtime.outcome.Outcome`.
 
 An *execution* runs one attempt and hands its outcome to a callback. Thread mode runs the
-handler in a daemon thread of this process. A thread cannot be killed: when a handler
-ignores its cancellation past the grace period, :meth:`ThreadExecution.kill` returns
-False, the dispatcher reports the outcome anyway and the thread is *abandoned*: it runs
-on in the background and whatever it returns is dropped. Process mode
-(:mod:`asynctask_worker._runtime.processes`) can kill.
+handler on a daemon thread of this process (reused: :mod:`.handler_threads`). A thread
+cannot be killed: when a handler ignores its cancellation past the grace period,
+:meth:`ThreadExecution.kill` returns False, the dispatcher reports the outcome anyway and
+the thread is *abandoned*: it runs on in the background and whatever it returns is
+dropped. Process mode (:mod:`asynctask_worker._runtime.processes`) can kill.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import threading
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from pydantic import ValidationError
 
 from asynctask_worker._runtime import offload, outcome
+from asynctask_worker._runtime.handler_threads import HandlerThreads
 from asynctask_worker._runtime.offload import PayloadPlan, RequestNotJson, Workspace
 from asynctask_worker._runtime.outcome import Outcome
 from asynctask_worker._runtime.payload_io import TransferError
@@ -102,7 +102,8 @@ class Execution(Protocol):
 
 
 class ThreadExecution:
-    """Thread mode: the handler runs in a daemon thread of the worker process."""
+    """Thread mode: the handler runs on a thread of the worker process (one of
+    :class:`~asynctask_worker._runtime.handler_threads.HandlerThreads`, reused)."""
 
     def __init__(
         self,
@@ -112,6 +113,7 @@ class ThreadExecution:
         on_outcome: OutcomeCallback,
         on_started: Callable[[], None] = lambda: None,
         plan: PayloadPlan | None = None,
+        threads: HandlerThreads | None = None,
     ) -> None:
         self._definition = definition
         self._plan = plan
@@ -119,24 +121,34 @@ class ThreadExecution:
         self._ctx = ctx
         self._on_outcome = on_outcome
         self._on_started = on_started
-        # Daemon: a thread abandoned after its grace period must not keep the process alive
-        # at exit (a ThreadPoolExecutor's threads would: they are joined at exit).
-        self._thread = threading.Thread(
-            target=self._run,
-            daemon=True,
-            name=f"asynctask-task-{ctx.namespace}/{ctx.name}#{ctx.attempt}",
-        )
+        self._threads = threads or _THREADS
+        self._running = False
 
     def start(self) -> None:
-        self._thread.start()
+        self._running = True
+        ctx = self._ctx
+        try:
+            self._threads.run(f"asynctask-task-{ctx.namespace}/{ctx.name}#{ctx.attempt}", self._run)
+        except BaseException:
+            self._running = False
+            raise
 
     def kill(self) -> bool:
         return False  # threads cannot be killed: the dispatcher abandons this one
 
     def alive(self) -> bool:
-        return self._thread.is_alive()
+        return self._running
 
     def _run(self) -> None:
-        self._on_outcome(
-            run_handler(self._definition, self._request, self._ctx, self._on_started, self._plan)
-        )
+        try:
+            self._on_outcome(
+                run_handler(
+                    self._definition, self._request, self._ctx, self._on_started, self._plan
+                )
+            )
+        finally:
+            self._running = False
+
+
+#: The handler threads of the process's thread-mode executions.
+_THREADS = HandlerThreads()

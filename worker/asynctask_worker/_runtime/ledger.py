@@ -36,8 +36,19 @@ class Round(NamedTuple):
 class Ledger:
     """A dispatcher's deliveries and jobs, under one lock (:attr:`cond`)."""
 
-    def __init__(self, revoked: RevokedSet, *, concurrency: int, done_capacity: int) -> None:
+    def __init__(
+        self,
+        revoked: RevokedSet,
+        *,
+        concurrency: int,
+        done_capacity: int,
+        wake_for_starts: bool = True,
+    ) -> None:
         self.revoked = revoked
+        #: Wake the supervisor when a delivery arrives or a slot frees up. Off where the
+        #: caller starts jobs itself (:meth:`take_startable`); the supervisor's tick is
+        #: then only the fallback.
+        self.wake_for_starts = wake_for_starts
         self.concurrency = concurrency
         self.cond = threading.Condition()
         self.pending: deque[Delivery] = deque()
@@ -57,7 +68,8 @@ class Ledger:
             verdict, revocation = self.triage(d)
             if verdict is Verdict.NEW:
                 self.pending.append(d)
-                self.cond.notify_all()
+                if self.wake_for_starts:
+                    self.cond.notify_all()
             return verdict, revocation
 
     def triage(self, d: Delivery) -> tuple[Verdict, Revocation | None]:
@@ -105,6 +117,11 @@ class Ledger:
             starts, early = self._take_startable(new_job)
             soft, hard = overdue(self.running.values(), time.monotonic())
         return Round(starts, early, soft, hard)
+
+    def take_startable(self, new_job: Callable[[Delivery], Job]) -> tuple[list[Job], list[Early]]:
+        """Jobs to start in the free slots now (without waiting for the supervisor's turn)."""
+        with self.cond:
+            return self._take_startable(new_job)
 
     def _take_startable(self, new_job: Callable[[Delivery], Job]) -> tuple[list[Job], list[Early]]:
         """Jobs to start in the free slots, and the waiting deliveries settled meanwhile."""
@@ -162,7 +179,8 @@ class Ledger:
                 del self.running[job.key]
             if confirmed:
                 self.done.put(job.key, True)
-            self.cond.notify_all()
+            if self.wake_for_starts:
+                self.cond.notify_all()
         return deliveries
 
     # shutdown and reconnects --------------------------------------------------------------

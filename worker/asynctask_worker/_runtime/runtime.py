@@ -4,15 +4,17 @@ Threads, as pika requires (one connection per thread):
 
 * the **consumer** thread (``Worker.run``, the main thread under the CLI) owns one
   connection. It follows the control stream (:mod:`asynctask_worker._runtime.revocation`),
-  receives task messages and is the only thread that acks; other threads ask it to with
-  ``add_callback_threadsafe``. It pumps the connection every 0.1 s whatever the handlers
-  do, so heartbeats flow even during long CPU-bound handlers;
+  receives task messages and is the only thread that acks; other threads ask it to, and
+  it carries out the asks of a turn together, after one wake-up (:mod:`.acks`). It pumps
+  the connection every 0.1 s whatever the handlers do, so heartbeats flow even during
+  long CPU-bound handlers;
 * the **publisher** thread (:class:`StatusPublisher`) owns another connection and sends
-  status messages with publisher confirms;
-* the **supervisor** thread (:class:`Dispatcher`) starts attempts within the concurrency
-  limit and enforces time limits and grace periods;
-* one thread per running handler (thread pool mode), or one child process plus a thread
-  minding its pipe (process pool mode).
+  status messages with publisher confirms, several in flight at once;
+* the **supervisor** thread (:class:`Dispatcher`) enforces time limits and grace periods
+  and starts attempts within the concurrency limit (in thread pool mode the thread that
+  brings a delivery or frees a slot starts them; the supervisor's tick is the fallback);
+* one thread per running handler, reused from one attempt to the next (thread pool mode),
+  or one child process plus a thread minding its pipe (process pool mode).
 
 A delivery is acked only after its terminal status was confirmed by the broker, so a
 worker that dies mid-task leaves the message to be redelivered: a new attempt
@@ -44,6 +46,7 @@ from pika.spec import Basic, BasicProperties
 
 from asynctask_worker import amqp, topology
 from asynctask_worker._runtime import processes
+from asynctask_worker._runtime.acks import AckBook
 from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.publishing import StatusPublisher
 from asynctask_worker._runtime.refusals import Refusals
@@ -135,6 +138,11 @@ class Worker:
         self._consumer_tags: list[str] = []
         self._consumer_queues: dict[str, str] = {}
         self._refusals = Refusals(app, self.metrics, worker_id=settings.worker_id)
+        #: Acks and requeues asked for by other threads, carried out in one turn.
+        self._settle_lock = threading.Lock()
+        self._settles: list[tuple[int, int, bool]] = []
+        self._settle_asked = False
+        self._acks = AckBook()  # the task channel's deliveries not settled yet
         self._stopping = threading.Event()
         self._hurry = threading.Event()
         self._metrics_server: MetricsServer | None = None
@@ -228,6 +236,10 @@ class Worker:
         if not self._control.synced:
             self._control.sync_timed_out()
         ch = self._tasks_channel = conn.channel()
+        self._acks.reset()
+        with self._settle_lock:
+            self._settles.clear()
+            self._settle_asked = False
         ch.basic_qos(prefetch_count=settings.effective_prefetch)
         self._consumer_queues = {
             ch.basic_consume(topology.task_queue_name(q), self._on_task): topology.task_queue_name(
@@ -274,22 +286,35 @@ class Worker:
         self._link.close()
 
     def _settle(self, epoch: int, tag: int, *, ack: bool) -> None:
-        """Ack or requeue a delivery, from any thread, on the consumer thread."""
+        """Ack or requeue a delivery, from any thread, on the consumer thread: asks are
+        collected and carried out together in its next turn (:mod:`.acks`)."""
         conn = self._connection
         if conn is None or epoch != self._link.epoch:
             return  # that connection is gone: the broker redelivers the message
+        with self._settle_lock:
+            self._settles.append((epoch, tag, ack))
+            wake, self._settle_asked = not self._settle_asked, True
+        if wake:
+            with contextlib.suppress(*_BROKER_ERRORS):
+                conn.add_callback_threadsafe(self._settle_turn)
 
-        def settle() -> None:
-            ch = self._tasks_channel
-            if epoch != self._link.epoch or ch is None or not ch.is_open:
-                return
-            if ack:
-                ch.basic_ack(tag)
-            else:
-                ch.basic_nack(tag, requeue=True)
-
-        with contextlib.suppress(*_BROKER_ERRORS):
-            conn.add_callback_threadsafe(settle)
+    def _settle_turn(self) -> None:
+        """The acks and requeues asked for since the last turn (consumer thread)."""
+        with self._settle_lock:
+            asked, self._settles = self._settles, []
+            self._settle_asked = False
+        ch = self._tasks_channel
+        epoch = self._link.epoch
+        if ch is None or not ch.is_open:
+            return
+        acks = self._acks.plan(tag for e, tag, ack in asked if ack and e == epoch)
+        if acks.up_to is not None:
+            ch._impl.basic_ack(delivery_tag=acks.up_to, multiple=True)
+        for tag in acks.singles:
+            ch._impl.basic_ack(delivery_tag=tag)
+        for e, tag, ack in asked:
+            if not ack and e == epoch and self._acks.settled(tag):
+                ch._impl.basic_nack(delivery_tag=tag, requeue=True)
 
     # consumer callbacks -------------------------------------------------------------------
 
@@ -304,6 +329,7 @@ class Worker:
         # Each redelivery (a worker died holding the message) is a new attempt.
         count = (props.headers or {}).get("x-delivery-count")
         attempt = msg.attempt + (count if isinstance(count, int) and count > 0 else 0)
+        self._acks.delivered(method.delivery_tag)
         self.dispatcher.submit(
             _AmqpDelivery(self, self._link.epoch, method.delivery_tag, msg, attempt)
         )
