@@ -114,6 +114,14 @@ class ScheduleController:
     # what the watch hands in -----------------------------------------------------------
 
     def schedule_seen(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        known = self._entries.get((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        if (
+            known is not None
+            and known.schedule.uid == str(meta.get("uid") or "")
+            and known.schedule.generation == int(meta.get("generation") or 0)
+        ):
+            return  # a status write (ours) or metadata only: not parsed (one a run)
         schedule = Schedule.parse(obj)
         now = self._now()
         entry = self._entries.get(schedule.key)
@@ -123,8 +131,6 @@ class ScheduleController:
             dirty = schedule.status.get("observedGeneration") != schedule.generation
             self._entries[schedule.key] = Entry(schedule, table, invalid, handled, dirty=dirty)
         else:
-            if schedule.generation == entry.schedule.generation:
-                return  # a status write (ours) or metadata only
             if schedule.spec.timing() != entry.schedule.spec.timing():
                 entry.handled = max(entry.handled, now)  # takes effect at the next slot
             entry.table, entry.invalid = _table(schedule)
