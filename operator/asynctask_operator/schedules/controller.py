@@ -33,8 +33,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -47,6 +45,7 @@ from asynctask_operator.background import Background
 from asynctask_operator.errors import AlreadyExists, Gone, Rejected, Unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, ScheduleApi
+from asynctask_operator.schedules.due import DueTimes
 from asynctask_operator.schedules.runs import (
     Run,
     Schedule,
@@ -103,9 +102,7 @@ class ScheduleController:
         self._clock = clock
         self._entries: dict[Key, Entry] = {}
         self._runs: dict[Key, dict[str, Run]] = {}
-        self._heap: list[tuple[float, int, Key]] = []
-        self._due: dict[Key, float] = {}
-        self._counter = itertools.count()
+        self._due: DueTimes[Key] = DueTimes()
         self._wakeup = asyncio.Event()
         self.synced = asyncio.Event()  # set by the watch once both lists are complete
         self._busy: set[Key] = set()  # a fire under way
@@ -148,7 +145,7 @@ class ScheduleController:
 
     def schedule_gone(self, namespace: str, name: str) -> None:
         self._entries.pop((namespace, name), None)
-        self._due.pop((namespace, name), None)
+        self._due.discard((namespace, name))
 
     def run_seen(self, namespace: str, schedule: str, obj: dict[str, Any]) -> None:
         run = Run.parse(obj)
@@ -180,19 +177,11 @@ class ScheduleController:
         elif entry.table is not None and not entry.schedule.spec.suspend:
             self._set(key, entry.table.next_after(entry.handled).timestamp())
         else:
-            self._due.pop(key, None)
+            self._due.discard(key)
 
     def _set(self, key: Key, at: float) -> None:
-        if self._due.get(key) == at:
-            return
-        self._due[key] = at
-        item = (at, next(self._counter), key)
-        heapq.heappush(self._heap, item)
-        if self._heap[0] is item:
+        if self._due.set(key, at):
             self._wakeup.set()
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._due):
-            self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
-            heapq.heapify(self._heap)
 
     async def run(self) -> None:
         """Fire each schedule's next slot when it is due, until cancelled."""
@@ -204,10 +193,9 @@ class ScheduleController:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), delay)
                 continue
-            at, _, key = heapq.heappop(self._heap)
-            if self._due.get(key) != at:
+            key = self._due.pop(self._clock())
+            if key is None:
                 continue
-            del self._due[key]
             if key in self._busy:
                 self._set(key, self._clock() + 0.05)
                 continue
@@ -216,12 +204,8 @@ class ScheduleController:
             self._firing.spawn(self._fire_guarded(key), name=f"schedule-{key[0]}/{key[1]}")
 
     def _next_delay(self) -> float | None:
-        while self._heap:
-            at, _, key = self._heap[0]
-            if self._due.get(key) == at:
-                return max(0.0, at - self._clock())
-            heapq.heappop(self._heap)
-        return None
+        at = self._due.earliest()
+        return None if at is None else max(0.0, at - self._clock())
 
     async def _fire_guarded(self, key: Key) -> None:
         retry: float | None = None
@@ -273,8 +257,10 @@ class ScheduleController:
             retry = 5.0
         finally:
             self._booking.discard(key)
-        at = self._clock() + (retry or 0.0)
-        if retry is not None and key in self._entries and self._due.get(key, at) >= at:
+        if retry is None or key not in self._entries:
+            return
+        at, due = self._clock() + retry, self._due.get(key)
+        if due is None or due > at:
             self._set(key, at)  # a fire that finds no slot due writes it
 
     # a slot ----------------------------------------------------------------------------
