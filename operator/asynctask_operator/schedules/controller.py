@@ -172,7 +172,7 @@ class ScheduleController:
 
     def _plan(self, key: Key) -> None:
         entry = self._entries[key]
-        if entry.dirty:
+        if entry.dirty and key not in self._booking:  # a status write owed, none under way
             self._set(key, self._clock())
         elif entry.table is not None and not entry.schedule.spec.suspend:
             self._set(key, entry.table.next_after(entry.handled).timestamp())

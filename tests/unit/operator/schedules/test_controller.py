@@ -317,11 +317,17 @@ async def test_a_slot_fires_while_its_previous_status_write_waits_one_write_cove
         await write(namespace, name, uid, status)
 
     api.write_schedule_status = stuck  # type: ignore[method-assign]
+    places = controller._books = asyncio.Semaphore(0)  # the bookkeeping's places all taken
     clock.now = T0 + 10.5
     controller.synced.set()
     running = asyncio.create_task(controller.run())
     try:
         await until(lambda: ("create", "every-1796472010") in api.calls, within=10)
+        await asyncio.sleep(0.2)
+        # a status write owed and waiting for a place: the next slot is due next, not
+        # fires again and again meanwhile (each one "owing" the write already owed)
+        assert controller._due.get(KEY) == T0 + 20
+        places.release()
         finish(controller, api, "every-1796472010", "Succeeded")
         clock.now = T0 + 20.5
         controller._wakeup.set()  # the fake clock moved: the timer looks again
