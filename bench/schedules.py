@@ -9,6 +9,8 @@ Reports, from the apiserver's audit log (its own clock, microseconds):
 * API writes per run besides the task's create: the schedules' status writes, the history
   deletes and Events, over the runs;
 * starvation: the fewest runs any schedule had, against the slots in the window;
+* a timeline (``--timeline``): per 5 s of slots, the runs and their lag (slot → create
+  received, p50 / p99 / max), to tell a tail spread over the run from one made of bursts;
 * operator RSS per schedule: the schedules created suspended (no task yet) against the
   operator with none;
 * the operator's own ``schedule_lag`` histogram (its clock, slot → create answered).
@@ -149,6 +151,7 @@ def main() -> int:
     parser.add_argument("--concurrency", type=int, default=16, help="worker concurrency")
     parser.add_argument("--spread", action="store_true", help="anchors over one interval")
     parser.add_argument("--profile", default="", help="py-spy raw output of the operator")
+    parser.add_argument("--timeline", action="store_true", help="the lag per 5 s of slots")
     args = parser.parse_args()
     with Stack() as stack:
         stack.cp.install_crd(REPO / "deploy/crds/asynctask.dev_asynctaskschedules.yaml")
@@ -211,7 +214,23 @@ def main() -> int:
     print(f"fewest runs of a schedule: {fewest} (slots in the window: about {slots})")
     print(f"operator's schedule_lag (its clock, slot → create answered): {histogram}")
     print(f"operator RSS per schedule: {per / 1024:.1f} KiB; peak RSS {peak / 2**20:.1f} MiB")
+    if args.timeline:
+        print(timeline(window, found["received"], since))
     return 0
+
+
+def timeline(window: list[tuple[str, float]], received: dict[str, float], since: float) -> str:
+    """Per 5 s of slot times (from ``since``): the runs, slot → the create received."""
+    buckets: dict[int, list[float]] = collections.defaultdict(list)
+    for name, _ in window:
+        slot = float(name.rsplit("-", 1)[1])
+        buckets[int((slot - since) // 5) * 5].append(received[name] - slot)
+    lines = ["timeline (slot time from the window's start: runs; slot → create received)"]
+    for start in sorted(buckets):
+        lags = sorted(buckets[start])
+        lines.append(f"  {start:+4d} s: {len(lags):4d} runs; p50 {pct(lags, 0.5)}, "
+                     f"p99 {pct(lags, 0.99)}, max {pct(lags, 1.0)}")  # fmt: skip
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":

@@ -75,7 +75,8 @@ class ScheduleApi(EventApi, Protocol):
     """What the schedule controller does to Kubernetes (:mod:`apiserver.schedule_calls`)."""
 
     async def create_task(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
-        """Create an AsyncTask; :class:`errors.AlreadyExists` if the name is taken."""
+        """Create an AsyncTask and return it (its metadata at least);
+        :class:`errors.AlreadyExists` if the name is taken."""
 
     async def cancel_task(self, namespace: str, name: str, uid: str) -> None:
         """Set ``spec.cancel`` on a task (still ``uid``)."""

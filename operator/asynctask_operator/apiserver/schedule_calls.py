@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from asynctask_operator.apiserver.apiclient import ApiClient, ApiError
+from asynctask_operator.apiserver.apiclient import METADATA_ONLY, ApiClient, ApiError
 from asynctask_operator.apiserver.kube import Kube, replace_status_of
 from asynctask_operator.apiserver.resource import schedules_path, tasks_path
 from asynctask_operator.errors import AlreadyExists, Gone, Rejected
@@ -25,9 +25,11 @@ class ScheduleCalls:
         self._kube = Kube(client)
 
     async def create_task(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        """The created task's metadata (its spec is the body's, its status empty): the
+        apiserver encodes, and the operator parses, no more than the controller reads."""
         try:
             return await self._client.call(
-                "POST", tasks_path(namespace), body=body, pool="schedules"
+                "POST", tasks_path(namespace), body=body, pool="schedules", accept=METADATA_ONLY
             )
         except ApiError as exc:
             if exc.status == 409:

@@ -13,24 +13,26 @@ Fed by :mod:`schedules.watch` (the schedules, and the tasks labelled
    leader, or this one before a restart), never a second run;
 4. writes the schedule's status once (last/next times, active tasks, completions seen since
    the previous write, missed and skipped counts, Ready) and deletes the tasks beyond the
-   history limits: two writes per run besides the create (plus one per cancelled task
-   under Replace).
+   history limits: at most two writes per run besides the create (plus one per cancelled
+   task under Replace).
 
 Firing runs in tasks of their own (one at a time per schedule), so 1,000 schedules due in
 the same second do not queue behind each other's API calls: at most :data:`PARALLEL` create
 their slot's task at once, and a fire gives its place up once its task is created; the
-status writes and history deletes that follow (step 4) wait for one of :data:`BOOKKEEPING`
-places of their own. So the creates of a second's many due slots never queue behind the
-bookkeeping of the first ones (the lag a slot's task is created with). An apiserver that
-cannot be reached retries the slot after :data:`RETRY_SECONDS`.
+status writes and history deletes that follow (step 4) run apart from the fire, in one of
+:data:`BOOKKEEPING` places of their own. So the creates of a second's many due slots never
+queue behind the bookkeeping of the first ones, and a schedule's next slot never waits for
+its previous run's bookkeeping: a schedule has at most one bookkeeping under way or
+waiting, which writes the state as of its turn (under a backlog, one write covers the runs
+fired meanwhile), and deletes a slot's task only once a written status records the slot
+(an operator that takes over never reads it as missed). An apiserver that cannot be
+reached retries the slot (or the status write) after :data:`RETRY_SECONDS`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import heapq
-import itertools
 import logging
 import time
 from collections.abc import Callable
@@ -43,11 +45,13 @@ from asynctask_operator.background import Background
 from asynctask_operator.errors import AlreadyExists, Gone, Rejected, Unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.ports import EventSink, ScheduleApi
+from asynctask_operator.schedules.due import DueTimes
 from asynctask_operator.schedules.runs import (
     Run,
     Schedule,
     Tally,
     beyond_history,
+    last_recorded,
     status,
     task_body,
 )
@@ -81,6 +85,7 @@ class Entry:
     dirty: bool = True  # a status write is owed (new, edited, or a bad template)
     rejected: str = ""  # why the latest create was refused (Ready=False until one succeeds)
     missed_told: float = float("-inf")  # when the latest Missed Event was recorded
+    prune: bool = False  # history deletes are owed (after a run)
 
 
 class ScheduleController:
@@ -97,12 +102,11 @@ class ScheduleController:
         self._clock = clock
         self._entries: dict[Key, Entry] = {}
         self._runs: dict[Key, dict[str, Run]] = {}
-        self._heap: list[tuple[float, int, Key]] = []
-        self._due: dict[Key, float] = {}
-        self._counter = itertools.count()
+        self._due: DueTimes[Key] = DueTimes()
         self._wakeup = asyncio.Event()
         self.synced = asyncio.Event()  # set by the watch once both lists are complete
-        self._busy: set[Key] = set()
+        self._busy: set[Key] = set()  # a fire under way
+        self._booking: set[Key] = set()  # a bookkeeping under way or waiting for a place
         self._firing = Background()
         self._slots = asyncio.Semaphore(PARALLEL)
         self._books = asyncio.Semaphore(BOOKKEEPING)
@@ -114,6 +118,14 @@ class ScheduleController:
     # what the watch hands in -----------------------------------------------------------
 
     def schedule_seen(self, obj: dict[str, Any]) -> None:
+        meta = obj.get("metadata") or {}
+        known = self._entries.get((str(meta.get("namespace") or ""), str(meta.get("name") or "")))
+        if (
+            known is not None
+            and known.schedule.uid == str(meta.get("uid") or "")
+            and known.schedule.generation == int(meta.get("generation") or 0)
+        ):
+            return  # a status write (ours) or metadata only: not parsed (one a run)
         schedule = Schedule.parse(obj)
         now = self._now()
         entry = self._entries.get(schedule.key)
@@ -123,8 +135,6 @@ class ScheduleController:
             dirty = schedule.status.get("observedGeneration") != schedule.generation
             self._entries[schedule.key] = Entry(schedule, table, invalid, handled, dirty=dirty)
         else:
-            if schedule.generation == entry.schedule.generation:
-                return  # a status write (ours) or metadata only
             if schedule.spec.timing() != entry.schedule.spec.timing():
                 entry.handled = max(entry.handled, now)  # takes effect at the next slot
             entry.table, entry.invalid = _table(schedule)
@@ -135,7 +145,7 @@ class ScheduleController:
 
     def schedule_gone(self, namespace: str, name: str) -> None:
         self._entries.pop((namespace, name), None)
-        self._due.pop((namespace, name), None)
+        self._due.discard((namespace, name))
 
     def run_seen(self, namespace: str, schedule: str, obj: dict[str, Any]) -> None:
         run = Run.parse(obj)
@@ -162,24 +172,16 @@ class ScheduleController:
 
     def _plan(self, key: Key) -> None:
         entry = self._entries[key]
-        if entry.dirty:
+        if entry.dirty and key not in self._booking:  # a status write owed, none under way
             self._set(key, self._clock())
         elif entry.table is not None and not entry.schedule.spec.suspend:
             self._set(key, entry.table.next_after(entry.handled).timestamp())
         else:
-            self._due.pop(key, None)
+            self._due.discard(key)
 
     def _set(self, key: Key, at: float) -> None:
-        if self._due.get(key) == at:
-            return
-        self._due[key] = at
-        item = (at, next(self._counter), key)
-        heapq.heappush(self._heap, item)
-        if self._heap[0] is item:
+        if self._due.set(key, at):
             self._wakeup.set()
-        if len(self._heap) > 64 and len(self._heap) > 4 * len(self._due):
-            self._heap = [e for e in self._heap if self._due.get(e[2]) == e[0]]
-            heapq.heapify(self._heap)
 
     async def run(self) -> None:
         """Fire each schedule's next slot when it is due, until cancelled."""
@@ -191,10 +193,9 @@ class ScheduleController:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), delay)
                 continue
-            at, _, key = heapq.heappop(self._heap)
-            if self._due.get(key) != at:
+            key = self._due.pop(self._clock())
+            if key is None:
                 continue
-            del self._due[key]
             if key in self._busy:
                 self._set(key, self._clock() + 0.05)
                 continue
@@ -203,12 +204,8 @@ class ScheduleController:
             self._firing.spawn(self._fire_guarded(key), name=f"schedule-{key[0]}/{key[1]}")
 
     def _next_delay(self) -> float | None:
-        while self._heap:
-            at, _, key = self._heap[0]
-            if self._due.get(key) == at:
-                return max(0.0, at - self._clock())
-            heapq.heappop(self._heap)
-        return None
+        at = self._due.earliest()
+        return None if at is None else max(0.0, at - self._clock())
 
     async def _fire_guarded(self, key: Key) -> None:
         retry: float | None = None
@@ -221,7 +218,7 @@ class ScheduleController:
                 self._slots.release()
 
         try:
-            await self.fire(key, created)
+            await self._act(key, created)
         except Unavailable as exc:
             log.info("schedule %s/%s: apiserver unavailable (%s), again soon", *key, exc)
             retry = RETRY_SECONDS
@@ -235,14 +232,50 @@ class ScheduleController:
             if retry is not None:
                 self._set(key, self._clock() + retry)
             else:
+                self._owe(key)
                 self._plan(key)
+
+    def _owe(self, key: Key) -> None:
+        """Start the schedule's bookkeeping unless one is under way or waiting (it writes
+        the latest state when its turn comes: one write for the runs fired meanwhile)."""
+        entry = self._entries.get(key)
+        if entry is None or not entry.dirty or key in self._booking:
+            return
+        self._booking.add(key)
+        self._firing.spawn(self._book_guarded(key), name=f"schedule-status-{key[0]}/{key[1]}")
+
+    async def _book_guarded(self, key: Key) -> None:
+        retry: float | None = None
+        try:
+            async with self._books:
+                await self._book(key)
+        except Unavailable as exc:
+            log.info("schedule %s/%s: status unwritten (%s), again soon", *key, exc)
+            retry = RETRY_SECONDS
+        except Exception:
+            log.exception("schedule %s/%s: status unwritten; again in 5s", *key)
+            retry = 5.0
+        finally:
+            self._booking.discard(key)
+        if retry is None or key not in self._entries:
+            return
+        at, due = self._clock() + retry, self._due.get(key)
+        if due is None or due > at:
+            self._set(key, at)  # a fire that finds no slot due writes it
 
     # a slot ----------------------------------------------------------------------------
 
     async def fire(self, key: Key, created: Callable[[], None] = lambda: None) -> None:
-        """Act on what is due for one schedule (see the module's docstring); ``created``
-        is called once the slot's task is created (or none is due), before the
-        bookkeeping."""
+        """Act on what is due for one schedule (see the module's docstring) and do the
+        bookkeeping it owes; ``created`` is called once the slot's task is created (or
+        none is due), before the bookkeeping."""
+        await self._act(key, created)
+        async with self._books:
+            await self._book(key)
+
+    async def _act(self, key: Key, created: Callable[[], None]) -> None:
+        """A fire's steps 1-3: what is due, created; the entry then owes its bookkeeping
+        (``dirty``, and ``prune`` after a run)."""
         entry = self._entries.get(key)
         if entry is None:
             return
@@ -251,7 +284,6 @@ class ScheduleController:
         if table is None or schedule.spec.suspend:
             created()
             entry.handled = max(entry.handled, now)
-            await self._bookkeeping(entry, None, now, prune=False)
             return
         runs = self._runs.get(key, {})
         ran = frozenset(r.slot for r in runs.values() if r.slot is not None)
@@ -267,19 +299,23 @@ class ScheduleController:
         if latest is not None and latest > entry.handled:
             entry.handled = latest
             entry.dirty = True
-        await self._bookkeeping(entry, plan.next, now, prune=True)
+        entry.prune = entry.prune or entry.dirty
 
-    async def _bookkeeping(
-        self, entry: Entry, next_slot: datetime | None, now: datetime, *, prune: bool
-    ) -> None:
-        """The status write a fire owes (if any) and, after a run, the history deletes: in
-        one of :data:`BOOKKEEPING` places (the creates of other fires go first)."""
-        if not entry.dirty:
-            return
-        async with self._books:
-            await self._write(entry, next_slot, now)
-            if prune:
-                await self._prune(entry)
+    async def _book(self, key: Key) -> None:
+        """The status write a schedule owes (if any) and, after a run, the history
+        deletes (in one of :data:`BOOKKEEPING` places, which the caller holds: the creates
+        of other fires go first), again while a fire or an edit meanwhile owes more."""
+        entry = self._entries.get(key)
+        while entry is not None and entry.dirty:
+            prune, entry.prune = entry.prune, False  # the runs this write records
+            try:
+                await self._write(entry)
+                if prune and self._entries.get(key) is entry:
+                    await self._prune(entry)
+            except BaseException:
+                entry.prune = entry.prune or prune
+                raise
+            entry = self._entries.get(key)
 
     async def _run(self, entry: Entry, slot: datetime) -> None:
         schedule = entry.schedule
@@ -331,8 +367,13 @@ class ScheduleController:
                 entry.schedule, "Missed", f"{count} slot(s) missed{detail} ({total} in all)"
             )
 
-    async def _write(self, entry: Entry, next_slot: datetime | None, now: datetime) -> None:
-        schedule = entry.schedule
+    async def _write(self, entry: Entry) -> None:
+        """The schedule's status as of now (the tally gathered so far, the next slot not
+        acted on); a fire or an edit while it is written owes another."""
+        schedule, table, now = entry.schedule, entry.table, self._now()
+        next_slot = None
+        if table is not None and not schedule.spec.suspend:
+            next_slot = table.next_after(entry.handled)
         if entry.invalid is not None:
             ready = (False, entry.invalid.reason, entry.invalid.message)
         elif entry.rejected:
@@ -342,22 +383,28 @@ class ScheduleController:
         else:
             ready = READY
         runs = list(self._runs.get(schedule.key, {}).values())
-        written = status(schedule, entry.tally, runs, next_slot, ready, now)
+        tally, entry.tally, entry.dirty = entry.tally, Tally(), False
+        written = status(schedule, tally, runs, next_slot, ready, now)
         try:
             await self._api.write_schedule_status(
                 schedule.namespace, schedule.name, schedule.uid, written
             )
         except Gone:
-            self.schedule_gone(*schedule.key)
+            if self._entries.get(schedule.key) is entry:
+                self.schedule_gone(*schedule.key)
             return
-        entry.schedule = replace(schedule, status=written)
-        entry.tally, entry.dirty = Tally(), False
+        except BaseException:
+            entry.tally, entry.dirty = tally.merged(entry.tally), True
+            raise
+        # the spec as the watch saw it last (an edit meanwhile), the status as written
+        entry.schedule = replace(entry.schedule, status=written)
 
     async def _prune(self, entry: Entry) -> None:
         schedule = entry.schedule
         spec, runs = schedule.spec, self._runs.get(schedule.key, {})
+        recorded = last_recorded(schedule.status)
         for run in beyond_history(
-            list(runs.values()), spec.successful_history, spec.failed_history
+            list(runs.values()), spec.successful_history, spec.failed_history, recorded
         ):
             with contextlib.suppress(Gone):
                 await self._api.delete(schedule.namespace, run.name, run.uid)

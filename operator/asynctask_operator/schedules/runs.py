@@ -12,7 +12,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -170,12 +170,24 @@ def task_body(schedule: Schedule, slot: datetime) -> dict[str, Any]:
     }
 
 
-def beyond_history(runs: list[Run], successful: int, failed: int) -> list[Run]:
-    """The finished runs past the limits (the newest kept), oldest first."""
+def beyond_history(
+    runs: list[Run], successful: int, failed: int, recorded: datetime | None
+) -> list[Run]:
+    """The finished runs past the limits (the newest kept), oldest first; of the slots'
+    runs only those the written status records (a slot at or before its
+    ``lastScheduleTime``, ``recorded``): a slot's task is never deleted before the status
+    says the slot ran, so an operator that takes over never reads the slot as missed."""
     done = sorted((r for r in runs if not r.active), key=_age, reverse=True)
     ok = [r for r in done if r.phase == "Succeeded"]
     other = [r for r in done if r.phase != "Succeeded"]
-    return sorted(ok[successful:] + other[failed:], key=_age)
+    past = ok[successful:] + other[failed:]
+    kept = [r for r in past if r.slot is None or (recorded is not None and r.slot <= recorded)]
+    return sorted(kept, key=_age)
+
+
+def last_recorded(status: dict[str, Any]) -> datetime | None:
+    """The latest slot a written status records as run (``lastScheduleTime``)."""
+    return _time(status.get("lastScheduleTime"))
 
 
 def _age(run: Run) -> tuple[datetime, datetime, str]:
@@ -193,7 +205,21 @@ class Tally:
     missed: int = 0
     last_skipped: datetime | None = None
     skipped: int = 0
-    extra: dict[str, Any] = field(default_factory=dict)
+
+    def merged(self, newer: Tally) -> Tally:
+        """This tally and a newer one in one (a status write that failed gives its tally
+        back to the one gathered meanwhile)."""
+        return Tally(
+            last_schedule=_latest(self.last_schedule, newer.last_schedule),
+            last_missed=_latest(self.last_missed, newer.last_missed),
+            missed=self.missed + newer.missed,
+            last_skipped=_latest(self.last_skipped, newer.last_skipped),
+            skipped=self.skipped + newer.skipped,
+        )
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return max((t for t in (a, b) if t is not None), default=None)
 
 
 def status(

@@ -10,9 +10,10 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.errors import AlreadyExists
+from asynctask_operator.errors import AlreadyExists, Unavailable
 from asynctask_operator.metrics import OperatorMetrics
 from asynctask_operator.schedules.controller import ScheduleController
+from asynctask_operator.schedules.runs import Run, Tally, beyond_history
 from asynctask_worker.messages import TaskRef
 from tests.unit.operator.test_tracking import until
 
@@ -300,3 +301,98 @@ async def test_stop_waits_until_the_fires_under_way_are_done() -> None:
         running.cancel()
     await controller.stop()
     assert ended.is_set(), "stop returned while a fire was still running"
+
+
+async def test_a_slot_fires_while_its_previous_status_write_waits_one_write_covers_both() -> None:
+    """A schedule's next slot does not wait for the status write of its previous run (before,
+    a fire held its schedule through its bookkeeping, so a backlog of status writes delayed
+    the next slot's create); the write under way is followed by one that records the newer
+    run, and the history delete comes after the status that records its slot."""
+    controller, api, _, clock = make(intervalSeconds=10, successfulTasksHistoryLimit=0)
+    release = asyncio.Event()
+    write = api.write_schedule_status
+
+    async def stuck(namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
+        await release.wait()
+        await write(namespace, name, uid, status)
+
+    api.write_schedule_status = stuck  # type: ignore[method-assign]
+    places = controller._books = asyncio.Semaphore(0)  # the bookkeeping's places all taken
+    clock.now = T0 + 10.5
+    controller.synced.set()
+    running = asyncio.create_task(controller.run())
+    try:
+        await until(lambda: ("create", "every-1796472010") in api.calls, within=10)
+        await asyncio.sleep(0.2)
+        # a status write owed and waiting for a place: the next slot is due next, not
+        # fires again and again meanwhile (each one "owing" the write already owed)
+        assert controller._due.get(KEY) == T0 + 20
+        places.release()
+        finish(controller, api, "every-1796472010", "Succeeded")
+        clock.now = T0 + 20.5
+        controller._wakeup.set()  # the fake clock moved: the timer looks again
+        await until(lambda: ("create", "every-1796472020") in api.calls, within=10)
+        assert not api.statuses  # the first status write has not returned
+        finish(controller, api, "every-1796472020", "Succeeded")
+        release.set()
+        await until(lambda: len(api.statuses) == 2, within=10)
+        await until(lambda: ("delete", "every-1796472020") in api.calls, within=10)
+    finally:
+        release.set()
+        running.cancel()
+        await controller.stop()
+    assert [s.get("lastScheduleTime") for s in api.statuses] == [
+        "2026-12-05T12:00:10Z",
+        "2026-12-05T12:00:20Z",
+    ]
+    assert [c for c in api.calls if c[0] != "create"] == [
+        ("status", "every"),  # slot 1 recorded: its task may go (limit 0)...
+        ("delete", "every-1796472010"),  # ...but not slot 2's, which it does not record
+        ("status", "every"),
+        ("delete", "every-1796472020"),
+    ]
+
+
+async def test_a_status_write_that_fails_keeps_its_tally_for_the_next() -> None:
+    controller, api, _, clock = make(intervalSeconds=10)
+    write = api.write_schedule_status
+    failures = [Unavailable("apiserver restarting")]
+
+    async def flaky(namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
+        if failures:
+            raise failures.pop()
+        await write(namespace, name, uid, status)
+
+    api.write_schedule_status = flaky  # type: ignore[method-assign]
+    clock.now = T0 + 10.5
+    with pytest.raises(Unavailable):
+        await controller.fire(KEY)
+    clock.now = T0 + 12.0
+    await controller.fire(KEY)  # no slot due: the status owed is written
+    assert [c[0] for c in api.calls] == ["create", "status"]
+    assert api.statuses[-1]["lastScheduleTime"] == "2026-12-05T12:00:10Z"
+    assert api.statuses[-1]["nextScheduleTime"] == "2026-12-05T12:00:20Z"
+
+
+def test_history_deletes_only_the_runs_whose_slot_the_status_records() -> None:
+    def run(second: int | None, phase: str = "Succeeded") -> Run:
+        slot = None if second is None else datetime(2026, 12, 5, 12, 0, second, tzinfo=UTC)
+        created = datetime(2026, 12, 5, 12, 0, second or 30, tzinfo=UTC)
+        return Run(f"r{second}", f"u{second}", slot, created, phase, created)
+
+    runs = [run(10), run(20), run(None), run(40, "Processing")]
+    recorded = datetime(2026, 12, 5, 12, 0, 10, tzinfo=UTC)
+    assert [r.name for r in beyond_history(runs, 0, 0, recorded)] == ["r10", "rNone"]
+    assert [r.name for r in beyond_history(runs, 0, 0, None)] == ["rNone"]
+    later = datetime(2026, 12, 5, 12, 0, 20, tzinfo=UTC)
+    assert [r.name for r in beyond_history(runs, 0, 0, later)] == ["r10", "r20", "rNone"]
+    assert [r.name for r in beyond_history(runs, 1, 0, later)] == ["r10", "r20"]
+
+
+def test_tallies_merge_counts_and_keep_the_latest_times() -> None:
+    early = datetime(2026, 12, 5, 12, 0, 10, tzinfo=UTC)
+    late = datetime(2026, 12, 5, 12, 0, 20, tzinfo=UTC)
+    merged = Tally(last_schedule=late, missed=2, skipped=1).merged(
+        Tally(last_schedule=early, last_missed=early, missed=1)
+    )
+    assert merged == Tally(late, early, 3, None, 1)
