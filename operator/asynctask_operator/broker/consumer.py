@@ -6,7 +6,7 @@ This thread owns the consuming connection: it consumes the status and dead-lette
 and performs the acks (and dead-letterings) the event loop asks for. It works in turns: the
 deliveries one turn of pika's I/O brought are handed to the event loop at once (one wake-up
 of the loop, not one a delivery), and the acks asked for meanwhile go out together, a run
-of them as one ``multiple`` ack (:mod:`broker.acks`). Task and control messages go out
+of them as one ``multiple`` ack (:mod:`asynctask_worker.acks`). Task and control messages go out
 through :mod:`publishers`, with publisher confirms, several at a time (the asyncio side
 awaits a future).
 """
@@ -24,11 +24,11 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.spec import Basic, BasicProperties
 
-from asynctask_operator.broker.acks import AckBook
 from asynctask_operator.broker.publishers import Publishers
 from asynctask_operator.ports import Delivery
 from asynctask_worker import amqp as _amqp
 from asynctask_worker import topology
+from asynctask_worker.acks import AckBook
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage
 
 log = logging.getLogger("asynctask.operator.broker")

@@ -1,9 +1,10 @@
-"""The worker's consumer thread's acks of a turn: a run from the oldest open delivery as one
-``multiple`` ack, never sweeping up a delivery still handled or rejected."""
+"""A consuming thread's acks of a turn (the worker's and the operator's): a run from the
+oldest open delivery as one ``multiple`` ack, never sweeping up a delivery still handled or
+rejected."""
 
 from __future__ import annotations
 
-from asynctask_worker._runtime.acks import AckBook, Acks
+from asynctask_worker.acks import AckBook, Acks
 
 
 def book(*tags: int) -> AckBook:

@@ -46,11 +46,11 @@ from pika.spec import Basic, BasicProperties
 
 from asynctask_worker import amqp, topology
 from asynctask_worker._runtime import processes
-from asynctask_worker._runtime.acks import AckBook
 from asynctask_worker._runtime.dispatch import Dispatcher
 from asynctask_worker._runtime.publishing import StatusPublisher
 from asynctask_worker._runtime.refusals import Refusals
 from asynctask_worker._runtime.revocation import ControlLog, RevokedSet
+from asynctask_worker.acks import AckBook
 from asynctask_worker.app import App
 from asynctask_worker.messages import TaskMessage
 from asynctask_worker.metrics import MetricsServer, WorkerMetrics

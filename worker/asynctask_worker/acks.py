@@ -1,13 +1,14 @@
-"""Which acks the consuming thread sends for what the event loop settled in one turn.
+"""Which acks a consuming thread sends for the deliveries settled since its last turn.
 
-Each ack used to be a frame and a socket write of its own (in a burst's profile the
-consuming thread's acks were 5% of the operator's samples). The thread now collects a
-turn's acks and sends, for the run of them that begins at the oldest delivery still
-open, one ``basic.ack`` with ``multiple`` set (it settles every delivery of the channel
-up to its tag), and single acks for the others. ``multiple`` may only cover deliveries
-that were meant to be acked: a delivery still being handled, or one rejected (dead-
-lettered), must not be swept up, so the book keeps the channel's open deliveries in
-order and a run stops at the first one not acked in this turn.
+Each ack used to be a wake-up of the thread that owns the connection and a frame of its
+own. The acks are now collected and sent in one turn of that thread: for the run of acks
+that begins at the oldest delivery still open, one ``basic.ack`` with ``multiple`` set (it
+settles every delivery of the channel up to its tag), and single acks for the others.
+``multiple`` may only cover deliveries that were meant to be acked: a delivery still being
+handled, requeued or refused (dead-lettered) must not be swept up, so the book keeps the
+channel's open deliveries in order and a run stops at the first one not acked in this turn.
+The worker's consumer thread and the operator's consuming thread share this book (pure: no
+pika).
 
 Delivery tags grow with each delivery on a channel; a new connection (a new channel)
 starts the book afresh (:meth:`AckBook.reset`).
