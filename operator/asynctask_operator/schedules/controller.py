@@ -35,7 +35,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
@@ -208,7 +208,6 @@ class ScheduleController:
         return None if at is None else max(0.0, at - self._clock())
 
     async def _fire_guarded(self, key: Key) -> None:
-        retry: float | None = None
         creating = True
 
         def created() -> None:  # the slot's task is created: give the place up
@@ -218,13 +217,7 @@ class ScheduleController:
                 self._slots.release()
 
         try:
-            await self._act(key, created)
-        except Unavailable as exc:
-            log.info("schedule %s/%s: apiserver unavailable (%s), again soon", *key, exc)
-            retry = RETRY_SECONDS
-        except Exception:
-            log.exception("schedule %s/%s failed; again in 5s", *key)
-            retry = 5.0
+            retry = await _attempt(key, self._act(key, created), "not acted on")
         finally:
             self._busy.discard(key)
             created()
@@ -245,16 +238,8 @@ class ScheduleController:
         self._firing.spawn(self._book_guarded(key), name=f"schedule-status-{key[0]}/{key[1]}")
 
     async def _book_guarded(self, key: Key) -> None:
-        retry: float | None = None
         try:
-            async with self._books:
-                await self._book(key)
-        except Unavailable as exc:
-            log.info("schedule %s/%s: status unwritten (%s), again soon", *key, exc)
-            retry = RETRY_SECONDS
-        except Exception:
-            log.exception("schedule %s/%s: status unwritten; again in 5s", *key)
-            retry = 5.0
+            retry = await _attempt(key, self._booked(key), "status unwritten")
         finally:
             self._booking.discard(key)
         if retry is None or key not in self._entries:
@@ -262,6 +247,10 @@ class ScheduleController:
         at, due = self._clock() + retry, self._due.get(key)
         if due is None or due > at:
             self._set(key, at)  # a fire that finds no slot due writes it
+
+    async def _booked(self, key: Key) -> None:
+        async with self._books:
+            await self._book(key)
 
     # a slot ----------------------------------------------------------------------------
 
@@ -432,3 +421,17 @@ def _table(schedule: Schedule) -> tuple[Timetable | None, InvalidTimetable | Non
         ), None
     except InvalidTimetable as exc:
         return None, exc
+
+
+async def _attempt(key: Key, work: Awaitable[None], what: str) -> float | None:
+    """Await ``work`` for the schedule ``key``: None once done, else the seconds until it
+    is tried again (soon after the apiserver was unreachable, 5 s after anything else)."""
+    try:
+        await work
+    except Unavailable as exc:
+        log.info("schedule %s/%s: %s, the apiserver unavailable (%s); again soon", *key, what, exc)
+        return RETRY_SECONDS
+    except Exception:
+        log.exception("schedule %s/%s: %s; again in 5s", *key, what)
+        return 5.0
+    return None

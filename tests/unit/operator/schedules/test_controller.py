@@ -239,14 +239,8 @@ async def test_an_edit_of_the_timing_counts_slots_from_the_edit_not_as_missed() 
     assert api.statuses[-1]["observedGeneration"] == 2
 
 
-async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -> None:
-    """40 schedules due at once while status writes do not return: every slot's task is
-    created all the same. Before, a fire held its place (one of PARALLEL, then 32) through its
-    status write and history delete, so the creates of a second's due slots queued behind
-    the first ones' bookkeeping (slot → created lag p99 4.5 s with 200 schedules every
-    10 s, bench/README.md)."""
-    api, clock = FakeApi(), Clock()
-    controller = ScheduleController(api, Events(), OperatorMetrics(), clock=clock)
+def stall_status_writes(api: FakeApi) -> asyncio.Event:
+    """The schedules' status writes wait (sent, no answer) until the event returned is set."""
     release = asyncio.Event()
     write = api.write_schedule_status
 
@@ -255,6 +249,18 @@ async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -
         await write(namespace, name, uid, status)
 
     api.write_schedule_status = stuck  # type: ignore[method-assign]
+    return release
+
+
+async def test_the_creates_of_many_due_slots_do_not_wait_for_the_bookkeeping() -> None:
+    """40 schedules due at once while status writes do not return: every slot's task is
+    created all the same. Before, a fire held its place (one of PARALLEL, then 32) through its
+    status write and history delete, so the creates of a second's due slots queued behind
+    the first ones' bookkeeping (slot → created lag p99 4.5 s with 200 schedules every
+    10 s, bench/README.md)."""
+    api, clock = FakeApi(), Clock()
+    controller = ScheduleController(api, Events(), OperatorMetrics(), clock=clock)
+    release = stall_status_writes(api)
     for i in range(40):
         controller.schedule_seen({
             "metadata": {"namespace": "ns", "name": f"s{i}", "uid": f"u{i}", "generation": 1,
@@ -309,14 +315,7 @@ async def test_a_slot_fires_while_its_previous_status_write_waits_one_write_cove
     the next slot's create); the write under way is followed by one that records the newer
     run, and the history delete comes after the status that records its slot."""
     controller, api, _, clock = make(intervalSeconds=10, successfulTasksHistoryLimit=0)
-    release = asyncio.Event()
-    write = api.write_schedule_status
-
-    async def stuck(namespace: str, name: str, uid: str, status: dict[str, Any]) -> None:
-        await release.wait()
-        await write(namespace, name, uid, status)
-
-    api.write_schedule_status = stuck  # type: ignore[method-assign]
+    release = stall_status_writes(api)
     places = controller._books = asyncio.Semaphore(0)  # the bookkeeping's places all taken
     clock.now = T0 + 10.5
     controller.synced.set()
