@@ -233,6 +233,8 @@ class Publishers:
                 self._ready.remove(thread)
             if self._waking is thread:
                 self._waking = None
+        if self._stopping.is_set():
+            return  # the process is going: its publishes are done again on restart
         self.requeue(unanswered)
         if self.pending:
             self.wake()
