@@ -52,8 +52,8 @@ class BrokerConfig(BaseSettings):
         4,
         ge=1,
         le=32,
-        description="Connections that publish task and control messages, each with one "
-        "publisher confirm awaited at a time (broker/publishers.py).",
+        description="Connections that publish task and control messages, each with up to "
+        "256 publishes awaiting their confirm (broker/publishers.py).",
     )
     heartbeat_seconds: int = Field(30, ge=0)
     reconnect_max_delay_seconds: float = Field(30.0, gt=0)

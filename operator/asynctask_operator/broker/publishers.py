@@ -1,11 +1,16 @@
-"""Publishing with confirms, several at a time: a small pool of publisher connections.
+"""Publishing with confirms, many in flight: a small pool of publisher connections.
 
 A confirm from a quorum queue comes once the message is in a majority's log (written to
-disk): a few milliseconds. One blocking confirm channel publishes one message at a time, so
-it capped how many tasks a second the operator could queue (about 130 here, below what the
-apiserver takes), and a burst of new tasks waited in line for it. Each :class:`Publisher`
-thread owns one connection and one confirm channel and takes the next publish from a queue
-shared by the pool: up to ``size`` confirms are awaited at once.
+disk): a few milliseconds. Each :class:`~broker.publisher.Publisher` thread owns one
+connection and one channel in confirm mode and keeps up to ``window`` publishes in flight
+on it: it takes what the pool's queue holds, sends it all (pika writes the frames
+together), and settles each publish's future from RabbitMQ's answers
+(:mod:`broker.confirms`: one ``basic.ack`` with ``multiple`` may settle many; a
+``basic.nack``, or a ``basic.return`` of an unroutable task message, fails its future).
+A publish queued while every thread sleeps wakes one; publishes queued before it looks,
+or while a thread is busy, ride along (one wake-up for many). A lost connection queues its
+unanswered publishes again, first in line, for the next connection of the pool
+(at-least-once: a message may then reach its queue twice).
 
 Declarations are made one at a time in the whole process (:attr:`Publishers.declaring`):
 RabbitMQ may close a channel that declares a new quorum queue while another channel
@@ -20,8 +25,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import queue
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future
 from typing import TypeVar
@@ -31,6 +36,7 @@ import pika.exceptions
 from pika.adapters.blocking_connection import BlockingChannel
 
 from asynctask_operator.broker.handoff import Handoff
+from asynctask_operator.broker.publisher import WINDOW, Job, Publisher
 from asynctask_worker import amqp as _amqp
 from asynctask_worker import topology
 from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage, encode
@@ -38,17 +44,6 @@ from asynctask_worker.messages import CONTENT_TYPE, ControlMessage, TaskMessage,
 log = logging.getLogger("asynctask.operator.publishers")
 
 T = TypeVar("T")
-
-#: A publish, run on a publisher thread with its channel.
-_Publish = Callable[[BlockingChannel], None]
-#: How long an idle publisher waits for work before it lets pika read (heartbeats: the
-#: operator asks for one every 30 s by default). Each idle wake-up costs CPU: at 0.05 s the
-#: pool's four threads woke 80 times a second. :meth:`Publishers.stop` wakes them at once.
-IDLE_SECONDS = 1.0
-
-
-def _wake(channel: BlockingChannel) -> None:
-    """Queued by :meth:`Publishers.stop`: nothing to publish, the thread looks up."""
 
 
 class Publishers:
@@ -62,49 +57,56 @@ class Publishers:
         heartbeat: int,
         reconnect_max_delay: float,
         on_retry: Callable[[], object],
+        window: int = WINDOW,
     ) -> None:
-        self._queue: queue.Queue[_Publish] = queue.Queue()
+        self.pending: deque[Job] = deque()  # appended by the loop, taken by the threads
+        self._lock = threading.Lock()  # guards the two below
+        self._ready: list[Publisher] = []  # threads serving on an open connection
+        self._waking: Publisher | None = None  # will look soon: later jobs ride along
+        self._turn = 0
         self._stopping = threading.Event()
         #: Held while declaring anything, by every connection of the operator.
         self.declaring = threading.Lock()
         self._declared: set[str] = set()  # task queues declared (again after a reconnect)
         self._handoff: Handoff | None = None  # confirms reach the event loop through it
         self._on_retry = on_retry  # a publish cut short by a lost connection, done again
-        self._threads = [
+        self.threads = [
             Publisher(
                 _amqp.Link(
                     _amqp.parameters(amqp_url, heartbeat=heartbeat),
                     name=f"operator publisher {i + 1}",
                     log=log,
                 ),
-                self._queue,
+                self,
                 self._stopping,
                 reconnect_max_delay,
-                self._declare,
+                window,
             )
             for i in range(size)
         ]
 
     def start(self) -> None:
-        for thread in self._threads:
+        for thread in self.threads:
             thread.start()
 
     def stop(self) -> None:
         self._stopping.set()
-        for _ in self._threads:
-            self._queue.put(_wake)
+        with self._lock:
+            ready = list(self._ready)
+        for thread in ready:
+            thread.wake()
 
     def join(self, timeout: float) -> None:
-        for thread in self._threads:
+        for thread in self.threads:
             thread.join(timeout)
 
     async def publish_task(self, msg: TaskMessage) -> None:
         def publish(channel: BlockingChannel) -> None:
             if msg.queue not in self._declared:
-                self._declare(channel, msg.queue)
+                self.declare(channel, msg.queue)
             _task(channel, msg)
 
-        await self._settled(self._submit(publish))
+        await self._settled(self._submit(publish, message_id=msg.message_id, queue=msg.queue))
 
     async def publish_control(self, msg: ControlMessage) -> None:
         await self._settled(self._submit(lambda channel: _control(channel, msg)))
@@ -123,7 +125,7 @@ class Publishers:
             self._declared.add(task_queue)
             found.append((int(ok.method.message_count), int(ok.method.consumer_count)))
 
-        await self._settled(self._submit(declare))
+        await self._settled(self._submit(declare, confirmed=False))
         return found[0]
 
     def handoff(self, loop: asyncio.AbstractEventLoop) -> Handoff:
@@ -138,7 +140,7 @@ class Publishers:
         threads reach the loop together (:class:`handoff.Handoff`), not one wake-up each."""
         return await self.handoff(asyncio.get_running_loop()).result(fut)
 
-    def _declare(self, channel: BlockingChannel, task_queue: str | None = None) -> None:
+    def declare(self, channel: BlockingChannel, task_queue: str | None = None) -> None:
         """Declare the topology (on a new connection) or a task queue, one at a time."""
         with self.declaring:
             if task_queue is None:
@@ -148,79 +150,83 @@ class Publishers:
                 topology.declare_task_queue(channel, task_queue)
                 self._declared.add(task_queue)
 
-    def _submit(self, publish: _Publish) -> Future[None]:
-        """Queue ``publish`` for the next free publisher; the future settles with its
-        confirm. Cut short by a lost connection, it is queued again and done on the next
-        one: the message may then reach its queue twice (at-least-once)."""
+    def undeclared(self, task_queue: str | None) -> None:
+        """A message to ``task_queue`` came back: the queue was deleted meanwhile."""
+        self._declared.discard(task_queue or "")
+
+    def _submit(
+        self,
+        run: Callable[[BlockingChannel], None],
+        *,
+        confirmed: bool = True,
+        message_id: str | None = None,
+        queue: str | None = None,
+    ) -> Future[None]:
+        """Queue ``run`` for the pool; the future settles with its confirm (or when a
+        blocking call returns). Cut short by a lost connection, it is queued again and
+        done on the next one: the message may then reach its queue twice."""
         fut: Future[None] = Future()
-
-        def run(channel: BlockingChannel) -> None:
-            if not fut.running() and not fut.set_running_or_notify_cancel():
-                return
-            try:
-                publish(channel)
-            except pika.exceptions.AMQPConnectionError:
-                self._on_retry()
-                self._queue.put(run)
-                raise
-            except pika.exceptions.AMQPChannelError as exc:
-                fut.set_exception(exc)
-                raise  # the channel may be closed: start over on a new connection
-            except BaseException as exc:  # noqa: BLE001 - handed to the awaiting side
-                fut.set_exception(exc)
-            else:
-                fut.set_result(None)
-
-        self._queue.put(run)
+        self.pending.append(Job(fut, run, confirmed, message_id, queue))
+        self.wake()
         return fut
 
+    # the threads' side ------------------------------------------------------------------
 
-class Publisher(threading.Thread):
-    """One connection and confirm channel, publishing what the pool's queue holds."""
+    def wake(self) -> None:
+        """Wake a serving thread to look at the queue, unless one is woken already (or
+        none serves: a thread looks at the queue as soon as it is connected)."""
+        with self._lock:
+            if self._waking is not None or not self._ready:
+                return
+            target = self._ready[self._turn % len(self._ready)]
+            self._turn += 1
+            self._waking = target
+        if not target.wake():  # its connection is closing: it wakes another as it leaves
+            with self._lock:
+                if self._waking is target:
+                    self._waking = None
 
-    def __init__(
-        self,
-        link: _amqp.Link,
-        work: queue.Queue[_Publish],
-        stopping: threading.Event,
-        reconnect_max_delay: float,
-        declare: Callable[[BlockingChannel], None],
-    ) -> None:
-        super().__init__(name=link.name.replace(" ", "-"), daemon=True)
-        self._link = link
-        self._work = work
-        self._stopping = stopping
-        self._max_delay = reconnect_max_delay
-        self._declare = declare
+    def looked(self, thread: Publisher) -> None:
+        """``thread`` looks at the queue now: a job queued from now on wakes a thread."""
+        if self._waking is thread:
+            with self._lock:
+                if self._waking is thread:
+                    self._waking = None
 
-    def run(self) -> None:
-        try:
-            _amqp.run_connected(
-                self._link,
-                self._serve,
-                max_delay=self._max_delay,
-                keep_going=lambda: not self._stopping.is_set(),
-                wait=self._stopping.wait,
-            )
-        finally:
-            self._link.close()
+    def lingers(self, thread: Publisher) -> bool:
+        """``thread`` will look again within :data:`LINGER_SECONDS`: jobs queued until
+        then need no wake-up (False: another thread is woken already)."""
+        with self._lock:
+            if self._waking is None:
+                self._waking = thread
+            return self._waking is thread
 
-    def _serve(self, connection: pika.BlockingConnection) -> None:
-        channel = connection.channel()
-        channel.confirm_delivery()
-        self._declare(channel)  # a publish never waits for another connection's declarations
-        self._link.serving()
-        while not self._stopping.is_set():
-            try:
-                run = self._work.get(timeout=IDLE_SECONDS)
-            except queue.Empty:
-                connection.process_data_events(time_limit=0)  # heartbeats
-                continue
-            run(channel)  # raises when the connection or channel failed
+    def joined(self, thread: Publisher) -> None:
+        with self._lock:
+            self._ready.append(thread)
+
+    def left(self, thread: Publisher, unanswered: list[Job]) -> None:
+        """``thread``'s connection is gone: its unanswered publishes go to another one."""
+        with self._lock:
+            if thread in self._ready:
+                self._ready.remove(thread)
+            if self._waking is thread:
+                self._waking = None
+        if self._stopping.is_set():
+            return  # the process is going: its publishes are done again on restart
+        self.requeue(unanswered)
+        if self.pending:
+            self.wake()
+
+    def requeue(self, jobs: list[Job]) -> None:
+        """Publishes cut short by a lost connection: first in line again."""
+        for _ in jobs:
+            self._on_retry()
+        self.pending.extendleft(reversed(jobs))
 
 
 def _task(channel: BlockingChannel, msg: TaskMessage) -> None:
-    channel.basic_publish(
+    channel._impl.basic_publish(
         exchange="",
         routing_key=topology.task_queue_name(msg.queue),
         body=encode(msg),
@@ -242,7 +248,7 @@ def _task(channel: BlockingChannel, msg: TaskMessage) -> None:
 
 
 def _control(channel: BlockingChannel, msg: ControlMessage) -> None:
-    channel.basic_publish(
+    channel._impl.basic_publish(
         exchange=topology.CONTROL_EXCHANGE,
         routing_key="",
         body=encode(msg),
