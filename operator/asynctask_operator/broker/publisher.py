@@ -1,6 +1,6 @@
 """One publisher thread of the pool (:mod:`broker.publishers`): a connection and a confirm
 channel with up to ``window`` publishes in flight, settled from RabbitMQ's answers
-(:mod:`broker.confirms`).
+(:mod:`asynctask_worker.confirms`).
 
 It sleeps in pika's I/O loop. A publish queued while it sleeps wakes it (pika's
 ``add_callback_threadsafe``); one queued while it is busy (publishes in flight, or just
@@ -26,8 +26,8 @@ import pika.frame
 import pika.spec
 from pika.adapters.blocking_connection import BlockingChannel, ReturnedMessage
 
-from asynctask_operator.broker.confirms import ConfirmBook
 from asynctask_worker import amqp as _amqp
+from asynctask_worker.confirms import ConfirmBook
 
 if TYPE_CHECKING:
     from asynctask_operator.broker.publishers import Publishers

@@ -5,7 +5,7 @@ disk): a few milliseconds. Each :class:`~broker.publisher.Publisher` thread owns
 connection and one channel in confirm mode and keeps up to ``window`` publishes in flight
 on it: it takes what the pool's queue holds, sends it all (pika writes the frames
 together), and settles each publish's future from RabbitMQ's answers
-(:mod:`broker.confirms`: one ``basic.ack`` with ``multiple`` may settle many; a
+(:mod:`asynctask_worker.confirms`: one ``basic.ack`` with ``multiple`` may settle many; a
 ``basic.nack``, or a ``basic.return`` of an unroutable task message, fails its future).
 A publish queued while every thread sleeps wakes one; publishes queued before it looks,
 or while a thread is busy, ride along (one wake-up for many). A lost connection queues its

@@ -101,7 +101,7 @@ def test_an_attempt_is_one_sequence_whatever_the_start_window(window: float) -> 
     pub.send(task, 1, Phase.PROCESSING, message="Processing")
     pub.send(task, 1, Phase.SUCCEEDED)
     turn(pub)
-    sent = [s.message for s in pub._in_flight.reset()]  # in order of publishing
+    sent = [s.message for s in pub._in_flight.drain()]  # in order of publishing
     # Within the window the start is folded into the end (one message, seq 0, started_at).
     assert [(m.phase, m.seq) for m in sent] == (
         [(Phase.SUCCEEDED, 0)] if window else [(Phase.PROCESSING, 0), (Phase.SUCCEEDED, 1)]

@@ -8,7 +8,7 @@ with it: an attempt that ends within it sends only its end, which carries the st
 
 Publishes are pipelined: the thread sends whatever it was handed since its last turn
 without waiting for the broker, and settles them from the broker's confirms as they
-arrive (one ``basic.ack`` with ``multiple`` may confirm many: :mod:`.confirms`). It
+arrive (one ``basic.ack`` with ``multiple`` may confirm many: :mod:`asynctask_worker.confirms`). It
 sleeps in the connection's I/O loop, so confirms are handled the moment they arrive;
 a sender wakes it only when it sleeps (one wake-up for a turn's messages, not one each).
 A message keeps its sequence number once sent: if the connection is lost, or the broker
@@ -34,8 +34,8 @@ import pika.exceptions
 from pika.spec import Basic, BasicProperties
 
 from asynctask_worker import amqp, topology
-from asynctask_worker._runtime.confirms import InFlight
 from asynctask_worker._runtime.starts import DEFAULT_START_REPORT_SECONDS, StartReports
+from asynctask_worker.confirms import ConfirmBook
 from asynctask_worker.messages import CONTENT_TYPE, Phase, StatusMessage, TaskRef, encode
 
 log = logging.getLogger("asynctask.worker.publishing")
@@ -102,7 +102,7 @@ class StatusPublisher(threading.Thread):
         self._starts: StartReports[Key, _Item] = StartReports(start_report_seconds)
         self._stopping = threading.Event()
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
-        self._in_flight: InFlight[_Sent] = InFlight()
+        self._in_flight: ConfirmBook[_Sent] = ConfirmBook()
         self._resend: deque[_Sent] = deque()  # not confirmed on a lost channel, oldest first
         self._refused: list[_Sent] = []  # nacked or returned: the channel is reset
         self._returned: set[str] = set()  # message ids the broker returned (unroutable)
@@ -168,7 +168,7 @@ class StatusPublisher(threading.Thread):
         """The channel is gone: what it left unconfirmed is sent again on the next one."""
         self._channel = None
         self._broken = None
-        again = [*self._refused, *self._in_flight.reset(), *self._resend]
+        again = [*self._refused, *self._in_flight.drain(), *self._resend]
         self._refused.clear()
         self._returned.clear()
         self._resend = deque(sorted(again, key=lambda sent: sent.order))
@@ -303,13 +303,13 @@ class StatusPublisher(threading.Thread):
             ),
             mandatory=True,
         )
-        self._in_flight.published(sent)
+        self._in_flight.sent(sent)
 
     # the broker's answers (in the I/O loop, on this thread) ---------------------------
 
     def _on_confirm(self, frame: Any) -> None:
         method = frame.method
-        settled = self._in_flight.settle(method.delivery_tag, bool(method.multiple))
+        settled = self._in_flight.settle(method.delivery_tag, multiple=bool(method.multiple))
         if isinstance(method, Basic.Nack):
             log.warning("the broker refused %d status message(s): sent again", len(settled))
             self._refused.extend(settled)

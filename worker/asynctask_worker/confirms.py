@@ -1,4 +1,5 @@
-"""Which publishes a confirm from RabbitMQ settles, on a channel with several in flight.
+"""Which publishes a confirm from RabbitMQ settles, on a channel with several in flight
+(pure: no pika, no threads).
 
 A channel in confirm mode numbers its publishes 1, 2, 3, ... (the delivery tag) and the
 broker answers each with a ``basic.ack`` (the message is safe: in a quorum queue's log on a
@@ -9,6 +10,7 @@ of order, so a single answer may settle a publish in the middle.
 
 A lost connection (a new channel numbers from 1 again) leaves the open publishes
 unanswered: :meth:`ConfirmBook.drain` hands them back, to be sent again (at-least-once).
+The worker's status publisher and the operator's publishers share this book.
 """
 
 from __future__ import annotations
