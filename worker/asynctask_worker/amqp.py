@@ -200,6 +200,22 @@ class Link:
                 conn.close()
 
 
+def _nothing() -> None:
+    """Queued by :func:`wake`: the I/O loop returns, and its thread looks at its work."""
+
+
+def wake(connection: pika.BlockingConnection | None) -> bool:
+    """Make the thread serving ``connection`` leave its I/O loop (from any thread): True
+    if the wake-up was queued, False with no connection or a broken one."""
+    if connection is None:
+        return False
+    try:
+        connection.add_callback_threadsafe(_nothing)
+    except BROKER_ERRORS:
+        return False
+    return True
+
+
 def run_connected(
     link: Link,
     session: Callable[[pika.BlockingConnection], None],

@@ -57,10 +57,6 @@ class Job:
     queue: str | None = None  # its task queue: declared again once a message is returned
 
 
-def _nothing() -> None:
-    """Queued on a publisher's connection to wake it: it looks at the queue."""
-
-
 class Publisher(threading.Thread):
     """One connection and confirm channel, publishing what the pool's queue holds."""
 
@@ -98,14 +94,7 @@ class Publisher(threading.Thread):
 
     def wake(self) -> bool:
         """Make the thread look at the queue (from any thread); False if it cannot be."""
-        connection = self._connection
-        if connection is None:
-            return False
-        try:
-            connection.add_callback_threadsafe(_nothing)
-        except _amqp.BROKER_ERRORS:
-            return False
-        return True
+        return _amqp.wake(self._connection)
 
     def _serve(self, connection: pika.BlockingConnection) -> None:
         channel = connection.channel()
@@ -188,7 +177,7 @@ class Publisher(threading.Thread):
                 job.fut.set_result(None)
         if self._full and self._connection is not None:
             self._full = False
-            self._connection.call_later(0, _nothing)  # ends the I/O turn: room to send more
+            self._connection.call_later(0, lambda: None)  # ends the I/O turn: room to send more
 
     def _on_return(
         self,

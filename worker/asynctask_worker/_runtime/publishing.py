@@ -19,7 +19,6 @@ already has by ``seq``). Within an attempt, messages go out in ``seq`` order.
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 import logging
 import threading
@@ -69,10 +68,6 @@ class _Sent:
     body: bytes
     item: _Item | None  # None for progress: nobody waits for its confirm
     last: bool  # the attempt's terminal message: its stream ends when it is confirmed
-
-
-def _nothing() -> None:
-    """A wake-up call: the thread's I/O loop returns to take what was handed to it."""
 
 
 class StatusPublisher(threading.Thread):
@@ -140,10 +135,7 @@ class StatusPublisher(threading.Thread):
         self._wake()
 
     def _wake(self) -> None:
-        connection = self._link.connection
-        if connection is not None:
-            with contextlib.suppress(*amqp.BROKER_ERRORS):
-                connection.add_callback_threadsafe(_nothing)
+        amqp.wake(self._link.connection)
 
     # the publisher thread -------------------------------------------------------------
 
